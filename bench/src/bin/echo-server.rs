@@ -1,0 +1,93 @@
+//! An echo server for `shared/idl/echo.proto`, on rillrpc or on tonic, for benchmarks and
+//! for reproducing a benchmark cell by hand.
+//!
+//!     echo-server --impl rill|tonic [--port 50051] [--host 127.0.0.1] [--max-streams N]
+//!
+//! Prints `listening on <addr>` once it accepts connections.
+
+use std::io::Write;
+use std::sync::Arc;
+
+fn main() {
+    let mut imp = "rill".to_string();
+    let mut host = "127.0.0.1".to_string();
+    let mut port = 50051u16;
+    let mut max_streams = 100_000u32;
+    let mut threads = 0usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
+        match a.as_str() {
+            "--impl" => imp = val(),
+            "--host" => host = val(),
+            "--port" => port = val().parse().unwrap_or_else(|_| usage("bad --port")),
+            "--max-streams" => {
+                max_streams = val().parse().unwrap_or_else(|_| usage("bad --max-streams"))
+            }
+            "--threads" => threads = val().parse().unwrap_or_else(|_| usage("bad --threads")),
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        rt.worker_threads(threads);
+    }
+    let rt = rt.enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        let addr = format!("{host}:{port}");
+        match imp.as_str() {
+            "rill" => {
+                let opts = rillrpc::ServerOptions {
+                    max_concurrent_streams: max_streams,
+                    ..Default::default()
+                };
+                let server = Arc::new(
+                    rill_testkit::rill_echo::builder(opts)
+                        .bind(&addr)
+                        .unwrap_or_else(|e| fail(&e.to_string())),
+                );
+                announce(server.local_addr());
+                rill_testkit::rill_echo::serve(server).await;
+            }
+            "tonic" => {
+                let listener = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .unwrap_or_else(|e| fail(&e.to_string()));
+                announce(listener.local_addr().unwrap());
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                tonic::transport::Server::builder()
+                    .max_concurrent_streams(max_streams)
+                    .tcp_nodelay(true)
+                    .add_service(rill_testkit::TestServiceServer::new(
+                        rill_testkit::TonicEcho,
+                    ))
+                    .serve_with_incoming(incoming)
+                    .await
+                    .unwrap_or_else(|e| fail(&e.to_string()));
+            }
+            other => usage(&format!("--impl must be rill or tonic, not {other}")),
+        }
+    });
+}
+
+fn announce(addr: std::net::SocketAddr) {
+    println!("listening on {addr}");
+    let _ = std::io::stdout().flush();
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("echo-server: {msg}");
+    std::process::exit(1)
+}
+
+fn usage(msg: &str) -> ! {
+    if !msg.is_empty() {
+        eprintln!("echo-server: {msg}");
+    }
+    eprintln!("usage: echo-server --impl rill|tonic [--port N] [--host H] [--max-streams N] [--threads N]");
+    std::process::exit(2)
+}

@@ -1,0 +1,637 @@
+//! The client side of one RPC: `send`, `recv`, `close_send`, `finish`, `cancel`, and the task
+//! that writes it to the HTTP/2 stream.
+
+use bytes::Bytes;
+use h2::client::ResponseFuture;
+use h2::{RecvStream, SendStream};
+use http::{HeaderMap, HeaderValue, Request};
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::channel::ChannelInner;
+use crate::codec::{self, Encoding};
+use crate::inbound::Inbound;
+use crate::metadata::{decode_bin, Metadata};
+use crate::outbound::{End, Outbound, Terminate, TrySendError};
+use crate::status::{percent_decode, Code, Status};
+use crate::timeout;
+
+/// How much a call may queue for sending before `send` waits.
+pub(crate) const SEND_QUEUE_BYTES: usize = 256 * 1024;
+
+/// The shape of a call: how many messages each side sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Shape {
+    Unary = 0,
+    ClientStreaming = 1,
+    ServerStreaming = 2,
+    Bidi = 3,
+}
+
+impl Shape {
+    /// True when the client sends exactly one message.
+    pub fn single_request(self) -> bool {
+        matches!(self, Shape::Unary | Shape::ServerStreaming)
+    }
+
+    /// True when the server sends exactly one message.
+    pub fn single_response(self) -> bool {
+        matches!(self, Shape::Unary | Shape::ClientStreaming)
+    }
+}
+
+/// Per-call options.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    /// Sent as `grpc-timeout`; both sides end the call as DEADLINE_EXCEEDED when it passes.
+    pub timeout: Option<Duration>,
+    pub metadata: Metadata,
+    /// Compress every request message with this encoding (gzip).
+    pub compression: Option<Encoding>,
+    /// Largest response message accepted (default 4 MiB).
+    pub max_recv_message_size: Option<usize>,
+    /// Largest request message sent (default unlimited).
+    pub max_send_message_size: Option<usize>,
+    /// `proto`, `thrift`, `json`, ...: the content type becomes `application/grpc+<subtype>`.
+    pub content_subtype: Option<String>,
+    /// Wait for the channel to connect instead of failing fast with UNAVAILABLE.
+    pub wait_for_ready: bool,
+}
+
+impl CallOptions {
+    pub fn new() -> CallOptions {
+        CallOptions::default()
+    }
+
+    pub fn timeout(mut self, t: Duration) -> CallOptions {
+        self.timeout = Some(t);
+        self
+    }
+
+    pub fn metadata(mut self, md: Metadata) -> CallOptions {
+        self.metadata = md;
+        self
+    }
+
+    pub fn compression(mut self, enc: Encoding) -> CallOptions {
+        self.compression = Some(enc);
+        self
+    }
+
+    pub fn max_recv_message_size(mut self, n: usize) -> CallOptions {
+        self.max_recv_message_size = Some(n);
+        self
+    }
+
+    pub fn max_send_message_size(mut self, n: usize) -> CallOptions {
+        self.max_send_message_size = Some(n);
+        self
+    }
+
+    pub fn content_subtype(mut self, s: impl Into<String>) -> CallOptions {
+        self.content_subtype = Some(s.into());
+        self
+    }
+
+    pub fn wait_for_ready(mut self, yes: bool) -> CallOptions {
+        self.wait_for_ready = yes;
+        self
+    }
+}
+
+enum RecvState {
+    /// The request is not on the wire yet (connecting); the pump hands over the response.
+    Opening(oneshot::Receiver<Result<ResponseFuture, Status>>),
+    Headers(ResponseFuture),
+    Body(Inbound),
+    Done,
+}
+
+/// One client call. Dropping it before it finished cancels it.
+pub struct Call {
+    out: Arc<Outbound>,
+    state: RecvState,
+    headers: Option<Metadata>,
+    status: Option<Status>,
+    max_recv: usize,
+    max_send: usize,
+}
+
+impl Call {
+    pub(crate) fn start(
+        chan: &Arc<ChannelInner>,
+        method: &str,
+        opts: CallOptions,
+    ) -> Result<Call, Status> {
+        if !method.starts_with('/') || method.len() < 2 {
+            return Err(Status::new(
+                Code::InvalidArgument,
+                format!("method path must look like /package.Service/Method, got {method:?}"),
+            ));
+        }
+        let deadline = opts.timeout.map(|t| Instant::now() + t);
+        let uri = format!("{}://{}{}", chan.scheme(), chan.authority(), method);
+        let mut req = Request::post(uri).body(()).map_err(|e| {
+            Status::new(
+                Code::InvalidArgument,
+                format!("invalid method path {method:?}: {e}"),
+            )
+        })?;
+        let h = req.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            content_type(opts.content_subtype.as_deref())
+                .map_err(|_| Status::new(Code::InvalidArgument, "invalid content subtype"))?,
+        );
+        h.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        h.insert(http::header::USER_AGENT, chan.user_agent().clone());
+        if let Some(t) = opts.timeout {
+            h.insert(
+                "grpc-timeout",
+                HeaderValue::from_str(&timeout::encode(t)).expect("ascii"),
+            );
+        }
+        let compress = opts.compression.unwrap_or(Encoding::Identity);
+        if compress != Encoding::Identity {
+            h.insert("grpc-encoding", HeaderValue::from_static(compress.name()));
+        }
+        h.insert(
+            "grpc-accept-encoding",
+            HeaderValue::from_static(codec::ACCEPT_ENCODING),
+        );
+        opts.metadata.write_to(h);
+
+        let out = Arc::new(Outbound::new(SEND_QUEUE_BYTES, compress));
+        let (tx, rx) = oneshot::channel();
+        let pump = Pump {
+            chan: chan.clone(),
+            out: out.clone(),
+            deadline,
+            wait_for_ready: opts.wait_for_ready,
+        };
+        chan.runtime().spawn(pump.run(req, tx));
+        Ok(Call {
+            out,
+            state: RecvState::Opening(rx),
+            headers: None,
+            status: None,
+            max_recv: opts
+                .max_recv_message_size
+                .unwrap_or(codec::DEFAULT_MAX_RECV_MESSAGE),
+            max_send: opts.max_send_message_size.unwrap_or(usize::MAX),
+        })
+    }
+
+    /// Queues one message, waiting only while the send queue is full (flow control).
+    pub async fn send(&self, msg: Bytes) -> Result<(), Status> {
+        self.check_send(&msg)?;
+        self.out.send(msg, None).await
+    }
+
+    /// Queues one message if there is room now.
+    pub fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {
+        if let Err(s) = self.check_send(&msg) {
+            return Err(TrySendError::Closed(s));
+        }
+        self.out.try_send(msg)
+    }
+
+    /// Ready when `try_send` may succeed.
+    pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.out.poll_ready(cx)
+    }
+
+    fn check_send(&self, msg: &Bytes) -> Result<(), Status> {
+        if msg.len() > self.max_send {
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "trying to send message larger than max ({} vs. {})",
+                    msg.len(),
+                    self.max_send
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The client has nothing more to send (half-close). Idempotent.
+    pub fn close_send(&self) {
+        self.out.close(End::CloseSend);
+    }
+
+    /// Aborts the call: RST_STREAM(CANCEL) goes to the server, which sees CANCELLED, and
+    /// this call's outcome becomes CANCELLED.
+    pub fn cancel(&mut self) {
+        self.out.terminate(
+            Status::cancelled("call cancelled by the client"),
+            Terminate::Reset(h2::Reason::CANCEL),
+        );
+    }
+
+    /// The next message; `Ok(None)` at the end of a successful call; `Err` with the call's
+    /// status when it failed.
+    pub async fn recv(&mut self) -> Result<Option<Bytes>, Status> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        let mut one = Vec::with_capacity(1);
+        match self.poll_recv_many(cx, &mut one, 1) {
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(one.pop())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Appends every message that is ready (up to `max`) to `out`, waiting only if none is.
+    /// Returns `Ok(n)`, the number appended: zero means the call ended successfully.
+    pub fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, Status>> {
+        let max = max.max(1);
+        if let Some(s) = self.out.local_status() {
+            self.end(Some(s));
+        }
+        loop {
+            match &mut self.state {
+                RecvState::Opening(rx) => match Pin::new(rx).poll(cx) {
+                    Poll::Ready(Ok(Ok(fut))) => self.state = RecvState::Headers(fut),
+                    Poll::Ready(Ok(Err(s))) => self.end(Some(s)),
+                    Poll::Ready(Err(_)) => self.end(Some(Status::internal(
+                        "the call's sender task ended unexpectedly",
+                    ))),
+                    Poll::Pending => return Poll::Pending,
+                },
+                RecvState::Headers(fut) => match Pin::new(fut).poll(cx) {
+                    Poll::Ready(Ok(resp)) => self.on_response(resp),
+                    Poll::Ready(Err(e)) => {
+                        let s = self
+                            .out
+                            .local_status()
+                            .unwrap_or_else(|| Status::from_h2(&e));
+                        self.end(Some(s))
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                RecvState::Body(inb) => {
+                    let start = out.len();
+                    match inb.poll_messages(cx, out, max) {
+                        Poll::Ready(Ok(false)) => return Poll::Ready(Ok(out.len() - start)),
+                        Poll::Ready(Ok(true)) => {
+                            if out.len() > start {
+                                // Hand these over; the trailers are read on the next call.
+                                return Poll::Ready(Ok(out.len() - start));
+                            }
+                            match inb.poll_trailers(cx) {
+                                Poll::Ready(Ok(Some(t))) => {
+                                    let s = status_from_trailers(&t);
+                                    self.end(Some(s));
+                                }
+                                Poll::Ready(Ok(None)) => self.end(Some(Status::internal(
+                                    "server closed the stream without sending trailers",
+                                ))),
+                                Poll::Ready(Err(s)) => {
+                                    let s = self.out.local_status().unwrap_or(s);
+                                    self.end(Some(s))
+                                }
+                                Poll::Pending => return Poll::Pending,
+                            }
+                        }
+                        Poll::Ready(Err(s)) => {
+                            let s = self.out.local_status().unwrap_or(s);
+                            self.fail_locally(s);
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                RecvState::Done => {
+                    let s = self.status.as_ref().expect("status is set when done");
+                    return Poll::Ready(if s.is_ok() { Ok(0) } else { Err(s.clone()) });
+                }
+            }
+        }
+    }
+
+    /// Waits for the response headers (or the end of the call, for a Trailers-Only
+    /// response), without consuming messages.
+    pub async fn headers(&mut self) -> Result<Metadata, Status> {
+        poll_fn(|cx| self.poll_headers(cx)).await
+    }
+
+    pub fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, Status>> {
+        loop {
+            if let Some(h) = &self.headers {
+                return Poll::Ready(Ok(h.clone()));
+            }
+            if let Some(s) = self.out.local_status() {
+                self.end(Some(s));
+            }
+            match &mut self.state {
+                RecvState::Opening(rx) => match Pin::new(rx).poll(cx) {
+                    Poll::Ready(Ok(Ok(fut))) => self.state = RecvState::Headers(fut),
+                    Poll::Ready(Ok(Err(s))) => self.end(Some(s)),
+                    Poll::Ready(Err(_)) => self.end(Some(Status::internal(
+                        "the call's sender task ended unexpectedly",
+                    ))),
+                    Poll::Pending => return Poll::Pending,
+                },
+                RecvState::Headers(fut) => match Pin::new(fut).poll(cx) {
+                    Poll::Ready(Ok(resp)) => self.on_response(resp),
+                    Poll::Ready(Err(e)) => self.end_h2(&e),
+                    Poll::Pending => return Poll::Pending,
+                },
+                RecvState::Body(_) => unreachable!("headers are set when the body starts"),
+                RecvState::Done => {
+                    return Poll::Ready(Err(self.status.clone().expect("status is set when done")));
+                }
+            }
+        }
+    }
+
+    /// The trailers, once the call has ended.
+    pub fn trailers(&self) -> Option<&Metadata> {
+        self.status.as_ref().map(|s| s.trailers())
+    }
+
+    /// The final status if the call has ended.
+    pub fn status(&self) -> Option<&Status> {
+        self.status.as_ref()
+    }
+
+    /// Half-closes, discards any unread messages and returns the call's final status.
+    pub async fn finish(&mut self) -> Status {
+        self.close_send();
+        let mut sink = Vec::new();
+        loop {
+            sink.clear();
+            match poll_fn(|cx| self.poll_recv_many(cx, &mut sink, 1024)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        self.status.clone().expect("status is set when done")
+    }
+
+    fn on_response(&mut self, resp: http::Response<RecvStream>) {
+        let (parts, body) = resp.into_parts();
+        let h = &parts.headers;
+        // Trailers-Only: the status came in the only header block.
+        if h.contains_key("grpc-status") {
+            self.headers = Some(Metadata::from_headers(h));
+            let s = status_from_trailers(h);
+            self.end(Some(s));
+            return;
+        }
+        if parts.status != http::StatusCode::OK {
+            let code = Code::from_http_status(parts.status.as_u16());
+            self.headers = Some(Metadata::from_headers(h));
+            self.fail_locally(Status::new(
+                code,
+                format!(
+                    "unexpected HTTP status code received from server: {}",
+                    parts.status
+                ),
+            ));
+            return;
+        }
+        let ct = h
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !is_grpc_content_type(ct) {
+            self.headers = Some(Metadata::from_headers(h));
+            self.fail_locally(Status::new(
+                Code::Unknown,
+                format!("unexpected content-type {ct:?} in the response"),
+            ));
+            return;
+        }
+        let enc = match h.get("grpc-encoding").map(|v| v.to_str().unwrap_or("?")) {
+            None => Encoding::Identity,
+            Some(name) => match Encoding::from_name(name) {
+                Some(e) => e,
+                None => {
+                    self.headers = Some(Metadata::from_headers(h));
+                    self.fail_locally(Status::internal(format!(
+                        "server sent messages in an unsupported grpc-encoding {name:?}"
+                    )));
+                    return;
+                }
+            },
+        };
+        self.headers = Some(Metadata::from_headers(h));
+        self.state = RecvState::Body(Inbound::new(body, self.max_recv, enc));
+    }
+
+    /// Ends the call for a reason found on this side: the stream is reset so the server
+    /// stops, and the status is this side's.
+    fn fail_locally(&mut self, s: Status) {
+        self.out
+            .terminate(s.clone(), Terminate::Reset(h2::Reason::CANCEL));
+        self.end(Some(self.out.local_status().unwrap_or(s)));
+    }
+
+    fn end_h2(&mut self, e: &h2::Error) {
+        let s = self
+            .out
+            .local_status()
+            .unwrap_or_else(|| Status::from_h2(e));
+        self.end(Some(s));
+    }
+
+    fn end(&mut self, s: Option<Status>) {
+        if self.status.is_none() {
+            self.status = s;
+        }
+        if self.headers.is_none() {
+            self.headers = Some(Metadata::new());
+        }
+        self.state = RecvState::Done;
+        self.out.mark_done();
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            self.out.terminate(
+                Status::cancelled("call dropped before it finished"),
+                Terminate::Reset(h2::Reason::CANCEL),
+            );
+        }
+        self.out.mark_done();
+    }
+}
+
+pub(crate) fn content_type(
+    subtype: Option<&str>,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    match subtype {
+        None | Some("") => Ok(HeaderValue::from_static("application/grpc")),
+        Some("proto") => Ok(HeaderValue::from_static("application/grpc+proto")),
+        Some(s) => HeaderValue::from_str(&format!("application/grpc+{s}")),
+    }
+}
+
+/// "Content-Type → "content-type" "application/grpc" [("+proto" / "+json" / {custom})]"
+pub(crate) fn is_grpc_content_type(ct: &str) -> bool {
+    let base = ct.split(';').next().unwrap_or("").trim();
+    base == "application/grpc" || base.starts_with("application/grpc+")
+}
+
+pub(crate) fn status_from_trailers(t: &HeaderMap) -> Status {
+    let code = match t.get("grpc-status") {
+        None => {
+            return Status::internal("server sent trailers without grpc-status")
+                .with_trailers(Metadata::from_headers(t))
+        }
+        Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+            Some(n) => Code::from_u32(n),
+            None => Code::Unknown,
+        },
+    };
+    let message = t
+        .get("grpc-message")
+        .map(|v| percent_decode(v.as_bytes()))
+        .unwrap_or_default();
+    let details = t
+        .get("grpc-status-details-bin")
+        .and_then(|v| decode_bin(v.as_bytes()))
+        .unwrap_or_default();
+    Status::new(code, message)
+        .with_details(details)
+        .with_trailers(Metadata::from_headers(t))
+}
+
+/// The task that owns the HTTP/2 send side of a client call: it opens the stream, writes
+/// queued messages as capacity allows, and enforces the deadline and cancellation.
+struct Pump {
+    chan: Arc<ChannelInner>,
+    out: Arc<Outbound>,
+    deadline: Option<Instant>,
+    wait_for_ready: bool,
+}
+
+impl Pump {
+    async fn run(self, req: Request<()>, tx: oneshot::Sender<Result<ResponseFuture, Status>>) {
+        let sleep = sleep_until(self.deadline);
+        tokio::pin!(sleep);
+        let opened = tokio::select! {
+            biased;
+            _ = poll_fn(|cx| self.out.poll_terminated(cx)) => Err(self.out.local_status().unwrap_or_else(|| Status::cancelled("cancelled"))),
+            _ = &mut sleep => {
+                self.out.terminate(Status::deadline_exceeded(), Terminate::Reset(h2::Reason::CANCEL));
+                Err(Status::deadline_exceeded())
+            }
+            r = self.chan.open_stream(req, self.wait_for_ready) => r,
+        };
+        let mut stream = match opened {
+            Ok((fut, stream)) => {
+                if tx.send(Ok(fut)).is_err() {
+                    return;
+                }
+                stream
+            }
+            Err(s) => {
+                self.out.fail(s.clone());
+                let _ = tx.send(Err(s));
+                return;
+            }
+        };
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = &mut sleep => {
+                    // The spec: "If the deadline expires, the client ... sends a RST_STREAM(CANCEL)"
+                    // and the call fails with DEADLINE_EXCEEDED.
+                    self.out.terminate(Status::deadline_exceeded(), Terminate::Reset(h2::Reason::CANCEL));
+                    continue;
+                }
+                r = poll_fn(|cx| stream.poll_reset(cx)) => {
+                    let s = match r {
+                        Ok(reason) => Status::new(Code::from_h2_reason(reason), format!("stream closed by the server ({reason:?}); finish() gives the call's status")),
+                        Err(e) => Status::from_h2(&e),
+                    };
+                    self.out.fail(s);
+                    return;
+                }
+                b = poll_fn(|cx| self.out.poll_take(cx)) => b,
+            };
+            let Some(batch) = step else { return };
+            if let Some(r) = batch.reset {
+                stream.send_reset(r);
+                return;
+            }
+            let write = write_chunks(&mut stream, batch.chunks);
+            let r = tokio::select! {
+                biased;
+                _ = &mut sleep => {
+                    self.out.terminate(Status::deadline_exceeded(), Terminate::Reset(h2::Reason::CANCEL));
+                    continue;
+                }
+                _ = poll_fn(|cx| self.out.poll_urgent(cx)) => continue,
+                r = write => r,
+            };
+            if let Err(s) = r {
+                self.out.fail(s);
+                return;
+            }
+            if let Some(End::CloseSend) = batch.end {
+                if let Err(e) = stream.send_data(Bytes::new(), true) {
+                    self.out.fail(Status::from_h2(&e));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Writes chunks to a stream, waiting for flow-control capacity before each: h2 buffers a
+/// chunk beyond the window, and grants capacity only while its send buffer has room, so
+/// what waits here is bounded.
+pub(crate) async fn write_chunks(
+    stream: &mut SendStream<Bytes>,
+    chunks: impl IntoIterator<Item = Bytes>,
+) -> Result<(), Status> {
+    for chunk in chunks {
+        if chunk.is_empty() {
+            continue;
+        }
+        stream.reserve_capacity(1);
+        if stream.capacity() == 0 {
+            loop {
+                match poll_fn(|cx| stream.poll_capacity(cx)).await {
+                    Some(Ok(0)) => {}
+                    Some(Ok(_)) => break,
+                    Some(Err(e)) => return Err(Status::from_h2(&e)),
+                    None => {
+                        return Err(Status::unavailable(
+                            "stream closed while waiting for flow control",
+                        ))
+                    }
+                }
+            }
+        }
+        stream
+            .send_data(chunk, false)
+            .map_err(|e| Status::from_h2(&e))?;
+    }
+    Ok(())
+}
+
+/// A sleep for an optional deadline (one that never fires when there is none).
+pub(crate) fn sleep_until(deadline: Option<Instant>) -> tokio::time::Sleep {
+    tokio::time::sleep_until(
+        deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365 * 30)),
+    )
+}

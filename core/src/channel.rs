@@ -1,0 +1,493 @@
+//! The client's connection to one server: lazy connect, reconnect with backoff, keepalive
+//! pings, and many calls multiplexed on one HTTP/2 connection.
+
+use bytes::Bytes;
+use h2::client::{ResponseFuture, SendRequest};
+use h2::SendStream;
+use http::{HeaderValue, Request};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::call::{Call, CallOptions};
+use crate::error::Error;
+use crate::runtime;
+use crate::status::{Code, Status};
+use crate::transport::{self, ClientTls};
+
+/// Channel settings.
+#[derive(Clone, Debug)]
+pub struct ChannelOptions {
+    /// How long one connection attempt (TCP, TLS and the HTTP/2 preface) may take.
+    pub connect_timeout: Duration,
+    /// Send an HTTP/2 PING after this much time; `None` disables keepalive.
+    pub keepalive_interval: Option<Duration>,
+    /// Close the connection when a PING is not answered within this time.
+    pub keepalive_timeout: Duration,
+    /// TLS settings for `https://` targets (system roots when `None`).
+    pub tls: Option<ClientTls>,
+    /// HTTP/2 flow-control windows we grant the server.
+    pub initial_stream_window: u32,
+    pub initial_connection_window: u32,
+    /// Largest header block accepted from the server.
+    pub max_header_list_size: u32,
+    /// First wait after a failed connection attempt; grows by 1.6 up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub user_agent: Option<String>,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> ChannelOptions {
+        ChannelOptions {
+            connect_timeout: Duration::from_secs(20),
+            keepalive_interval: None,
+            keepalive_timeout: Duration::from_secs(20),
+            tls: None,
+            initial_stream_window: 1 << 20,
+            initial_connection_window: 4 << 20,
+            max_header_list_size: 16 << 20,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(120),
+            user_agent: None,
+        }
+    }
+}
+
+enum ConnState {
+    Idle,
+    Connecting(watch::Receiver<()>),
+    Ready {
+        sender: SendRequest<Bytes>,
+        generation: u64,
+    },
+    /// The last attempt failed; calls fail fast (or wait, with wait_for_ready) until `until`.
+    Failed {
+        until: Instant,
+        error: Status,
+    },
+    Closed,
+}
+
+pub(crate) struct ChannelInner {
+    scheme: &'static str,
+    authority: String,
+    host: String,
+    port: u16,
+    opts: ChannelOptions,
+    tls: Option<tokio_rustls::TlsConnector>,
+    user_agent: HeaderValue,
+    runtime: Handle,
+    state: Mutex<ConnState>,
+    backoff: Mutex<Duration>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// A client channel to `http://host:port` (h2c) or `https://host:port` (TLS). Cheap to clone;
+/// clones share the connection.
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<ChannelInner>,
+}
+
+impl Channel {
+    /// A channel with default options. Nothing connects until the first call.
+    pub fn new(target: &str) -> Result<Channel, Error> {
+        Channel::with_options(target, ChannelOptions::default())
+    }
+
+    pub fn with_options(target: &str, opts: ChannelOptions) -> Result<Channel, Error> {
+        let uri: http::Uri = target
+            .parse()
+            .map_err(|e| Error::invalid(format!("invalid target {target:?}: {e}")))?;
+        let (scheme, default_port) = match uri.scheme_str() {
+            Some("http") => ("http", 80),
+            Some("https") => ("https", 443),
+            other => return Err(Error::invalid(format!(
+                "target {target:?} has scheme {other:?}; use http://host:port or https://host:port"
+            ))),
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| Error::invalid(format!("target {target:?} has no host")))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(default_port);
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_else(|| format!("{host}:{port}"));
+        let tls = if scheme == "https" {
+            let cfg = transport::client_config(&opts.tls.clone().unwrap_or_default())?;
+            Some(tokio_rustls::TlsConnector::from(cfg))
+        } else {
+            None
+        };
+        let ua = opts
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| format!("grpc-rillrpc/{}", env!("CARGO_PKG_VERSION")));
+        let user_agent = HeaderValue::from_str(&ua)
+            .map_err(|_| Error::invalid("user agent is not printable ASCII"))?;
+        let backoff = Mutex::new(opts.initial_backoff);
+        Ok(Channel {
+            inner: Arc::new(ChannelInner {
+                scheme,
+                authority,
+                host,
+                port,
+                opts,
+                tls,
+                user_agent,
+                runtime: runtime::handle(),
+                state: Mutex::new(ConnState::Idle),
+                backoff,
+                generation: std::sync::atomic::AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Starts a call. Returns at once: it never waits for the connection or for the
+    /// server's response headers (a bidi server may send those only with its first reply).
+    pub fn open(&self, method: &str, opts: CallOptions) -> Result<Call, Status> {
+        Call::start(&self.inner, method, opts)
+    }
+
+    /// Unary: one request, one response.
+    pub async fn unary(
+        &self,
+        method: &str,
+        req: Bytes,
+        opts: CallOptions,
+    ) -> Result<Bytes, Status> {
+        let mut call = self.open(method, opts)?;
+        send_now(&call, req).await?;
+        call.close_send();
+        single_response(&mut call).await
+    }
+
+    /// Client streaming: every request from `reqs`, then one response.
+    pub async fn client_streaming<I>(
+        &self,
+        method: &str,
+        reqs: I,
+        opts: CallOptions,
+    ) -> Result<Bytes, Status>
+    where
+        I: IntoIterator<Item = Bytes>,
+    {
+        let mut call = self.open(method, opts)?;
+        for m in reqs {
+            if call.send(m).await.is_err() {
+                // The server ended the call early; its status says why.
+                break;
+            }
+        }
+        call.close_send();
+        single_response(&mut call).await
+    }
+
+    /// Server streaming: one request; read the responses with `recv` on the call.
+    pub async fn server_streaming(
+        &self,
+        method: &str,
+        req: Bytes,
+        opts: CallOptions,
+    ) -> Result<Call, Status> {
+        let call = self.open(method, opts)?;
+        send_now(&call, req).await?;
+        call.close_send();
+        Ok(call)
+    }
+
+    /// Bidirectional streaming: the call itself.
+    pub fn bidi(&self, method: &str, opts: CallOptions) -> Result<Call, Status> {
+        self.open(method, opts)
+    }
+
+    /// Closes the channel: later calls fail with UNAVAILABLE; calls in flight run to their
+    /// end, and the connection closes after the last one.
+    pub fn close(&self) {
+        let mut st = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        *st = ConnState::Closed;
+    }
+
+    /// True while a connection is established.
+    pub fn is_connected(&self) -> bool {
+        matches!(
+            *self.inner.state.lock().unwrap_or_else(|p| p.into_inner()),
+            ConnState::Ready { .. }
+        )
+    }
+}
+
+async fn send_now(call: &Call, req: Bytes) -> Result<(), Status> {
+    call.send(req).await
+}
+
+async fn single_response(call: &mut Call) -> Result<Bytes, Status> {
+    let first = call.recv().await?;
+    let Some(msg) = first else {
+        return Err(Status::new(
+            Code::Internal,
+            "server ended a unary call with OK but no response message",
+        ));
+    };
+    match call.recv().await? {
+        None => Ok(msg),
+        Some(_) => {
+            call.cancel();
+            Err(Status::new(
+                Code::Internal,
+                "server sent more than one response message for a single-response call",
+            ))
+        }
+    }
+}
+
+impl ChannelInner {
+    pub(crate) fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    pub(crate) fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    pub(crate) fn user_agent(&self) -> &HeaderValue {
+        &self.user_agent
+    }
+
+    pub(crate) fn runtime(&self) -> &Handle {
+        &self.runtime
+    }
+
+    /// Opens one HTTP/2 stream for `req`, connecting first when needed. A stream refused
+    /// because the connection had just died is retried once on a new one: it never left
+    /// this process, so the retry is safe.
+    pub(crate) async fn open_stream(
+        self: &Arc<Self>,
+        req: Request<()>,
+        wait_for_ready: bool,
+    ) -> Result<(ResponseFuture, SendStream<Bytes>), Status> {
+        let mut req = Some(req);
+        for attempt in 0..2 {
+            let (sender, generation) = self.sender(wait_for_ready).await?;
+            let mut sender = match sender.ready().await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.connection_lost(generation);
+                    if attempt == 0 {
+                        continue;
+                    }
+                    return Err(Status::from_h2(&e));
+                }
+            };
+            let r = req.take().expect("request is sent once");
+            match sender.send_request(r, false) {
+                Ok(pair) => return Ok(pair),
+                Err(e) => return Err(Status::from_h2(&e)),
+            }
+        }
+        Err(Status::unavailable(
+            "connection lost while opening the stream",
+        ))
+    }
+
+    async fn sender(
+        self: &Arc<Self>,
+        wait_for_ready: bool,
+    ) -> Result<(SendRequest<Bytes>, u64), Status> {
+        enum Next {
+            Wait(watch::Receiver<()>),
+            Sleep(Instant),
+        }
+        loop {
+            let next = {
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                match &*st {
+                    ConnState::Ready { sender, generation } => {
+                        return Ok((sender.clone(), *generation))
+                    }
+                    ConnState::Closed => return Err(Status::unavailable("channel is closed")),
+                    ConnState::Connecting(rx) => Next::Wait(rx.clone()),
+                    ConnState::Failed { until, error } if Instant::now() < *until => {
+                        if !wait_for_ready {
+                            return Err(error.clone());
+                        }
+                        Next::Sleep(*until)
+                    }
+                    ConnState::Idle | ConnState::Failed { .. } => {
+                        let (tx, rx) = watch::channel(());
+                        *st = ConnState::Connecting(rx.clone());
+                        let me = self.clone();
+                        self.runtime.spawn(async move { me.connect(tx).await });
+                        Next::Wait(rx)
+                    }
+                }
+            };
+            match next {
+                // Woken when the attempt ends (its sender is dropped).
+                Next::Wait(mut rx) => {
+                    let _ = rx.changed().await;
+                }
+                Next::Sleep(until) => tokio::time::sleep_until(until).await,
+            }
+        }
+    }
+
+    async fn connect(self: Arc<Self>, done: watch::Sender<()>) {
+        let r = tokio::time::timeout(self.opts.connect_timeout, self.establish()).await;
+        let r = match r {
+            Ok(r) => r,
+            Err(_) => Err(Status::unavailable(format!(
+                "connecting to {} timed out after {:?}",
+                self.authority, self.opts.connect_timeout
+            ))),
+        };
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*st, ConnState::Closed) {
+            return;
+        }
+        match r {
+            Ok((sender, generation)) => {
+                *self.backoff.lock().unwrap_or_else(|p| p.into_inner()) = self.opts.initial_backoff;
+                *st = ConnState::Ready { sender, generation };
+            }
+            Err(error) => {
+                let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+                let wait = jitter(*b);
+                *b = (*b).mul_f64(1.6).min(self.opts.max_backoff);
+                tracing::debug!(
+                    "connect to {} failed: {error}; next attempt in {wait:?}",
+                    self.authority
+                );
+                *st = ConnState::Failed {
+                    until: Instant::now() + wait,
+                    error,
+                };
+            }
+        }
+        drop(st);
+        drop(done);
+    }
+
+    async fn establish(self: &Arc<Self>) -> Result<(SendRequest<Bytes>, u64), Status> {
+        let addr = format!("{}:{}", self.host, self.port);
+        let tcp = TcpStream::connect(&addr)
+            .await
+            .map_err(|e| Status::unavailable(format!("failed to connect to {addr}: {e}")))?;
+        transport::tune(&tcp);
+        match &self.tls {
+            None => self.handshake(tcp).await,
+            Some(connector) => {
+                let name = self
+                    .opts
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.server_name.clone())
+                    .unwrap_or_else(|| self.host.clone());
+                let name = transport::server_name(&name)
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                let tls = connector.connect(name, tcp).await.map_err(|e| {
+                    Status::unavailable(format!("TLS handshake with {addr} failed: {e}"))
+                })?;
+                if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                    return Err(Status::unavailable(format!(
+                        "{addr} did not negotiate HTTP/2 (ALPN h2) over TLS"
+                    )));
+                }
+                self.handshake(tls).await
+            }
+        }
+    }
+
+    async fn handshake<T>(self: &Arc<Self>, io: T) -> Result<(SendRequest<Bytes>, u64), Status>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, mut conn) = h2::client::Builder::new()
+            .initial_window_size(self.opts.initial_stream_window)
+            .initial_connection_window_size(self.opts.initial_connection_window)
+            .max_header_list_size(self.opts.max_header_list_size)
+            .max_frame_size(1 << 20)
+            .max_send_buffer_size(256 * 1024)
+            .enable_push(false)
+            .handshake::<T, Bytes>(io)
+            .await
+            .map_err(|e| Status::unavailable(format!("HTTP/2 handshake failed: {e}")))?;
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let keepalive = self
+            .opts
+            .keepalive_interval
+            .map(|i| (i, self.opts.keepalive_timeout, conn.ping_pong()));
+        let me = Arc::downgrade(self);
+        self.runtime.spawn(async move {
+            match keepalive {
+                Some((interval, timeout, Some(mut pp))) => loop {
+                    tokio::select! {
+                        _ = &mut conn => break,
+                        _ = tokio::time::sleep(interval) => {}
+                    }
+                    let ping = tokio::time::timeout(timeout, pp.ping(h2::Ping::opaque()));
+                    tokio::select! {
+                        _ = &mut conn => break,
+                        r = ping => match r {
+                            Ok(Ok(_)) => {}
+                            // No answer in time: the connection is dead even if TCP has not
+                            // noticed; dropping it fails its calls with UNAVAILABLE.
+                            _ => break,
+                        },
+                    }
+                },
+                _ => {
+                    let _ = conn.await;
+                }
+            }
+            if let Some(me) = me.upgrade() {
+                me.connection_lost(generation);
+            }
+        });
+        Ok((sender, generation))
+    }
+
+    /// The connection of `generation` is gone: the next call reconnects.
+    fn connection_lost(&self, generation: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let ConnState::Ready { generation: g, .. } = &*st {
+            if *g == generation {
+                *st = ConnState::Idle;
+            }
+        }
+    }
+}
+
+/// ±20% jitter, as the gRPC connection-backoff spec asks, so that clients do not reconnect
+/// in lockstep.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    let f = 0.8 + 0.4 * (nanos % 1000) as f64 / 1000.0;
+    d.mul_f64(f)
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Channel({}://{})",
+            self.inner.scheme, self.inner.authority
+        )
+    }
+}

@@ -1,0 +1,342 @@
+//! The gRPC message framing: "Length-Prefixed-Message → Compressed-Flag Message-Length
+//! Message", a 1-byte flag and a 4-byte big-endian length before every message.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use std::io::{Read, Write};
+
+use crate::status::{Code, Status};
+
+/// Bytes of the prefix before each message.
+pub const PREFIX_LEN: usize = 5;
+
+/// Received messages larger than this fail with RESOURCE_EXHAUSTED unless configured
+/// otherwise (grpc-go, grpcio and grpc-js all default to 4 MiB).
+pub const DEFAULT_MAX_RECV_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// A message compression algorithm (`grpc-encoding`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+}
+
+impl Encoding {
+    pub fn from_name(name: &str) -> Option<Encoding> {
+        match name.trim() {
+            "identity" => Some(Encoding::Identity),
+            "gzip" => Some(Encoding::Gzip),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Identity => "identity",
+            Encoding::Gzip => "gzip",
+        }
+    }
+}
+
+/// What we advertise in `grpc-accept-encoding`.
+pub(crate) const ACCEPT_ENCODING: &str = "gzip,identity";
+
+/// Frames one message into `buf`. With `compress` set to gzip the message is compressed and
+/// flagged; identity messages are never flagged.
+pub(crate) fn encode(buf: &mut BytesMut, msg: &[u8], compress: Encoding) -> Result<(), Status> {
+    match compress {
+        Encoding::Identity => {
+            buf.reserve(PREFIX_LEN + msg.len());
+            buf.put_u8(0);
+            buf.put_u32(frame_len(msg.len())?);
+            buf.extend_from_slice(msg);
+        }
+        Encoding::Gzip => {
+            let start = buf.len();
+            buf.put_u8(1);
+            buf.put_u32(0);
+            let mut w = GzEncoder::new(buf.writer(), flate2::Compression::fast());
+            w.write_all(msg)
+                .map_err(|e| Status::internal(format!("gzip: {e}")))?;
+            let w = w
+                .finish()
+                .map_err(|e| Status::internal(format!("gzip: {e}")))?;
+            let buf = w.into_inner();
+            let len = frame_len(buf.len() - start - PREFIX_LEN)?;
+            buf[start + 1..start + PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// The prefix alone, for a large message sent as its own chunk without copying it.
+pub(crate) fn prefix(len: usize) -> Result<[u8; PREFIX_LEN], Status> {
+    let l = frame_len(len)?.to_be_bytes();
+    Ok([0, l[0], l[1], l[2], l[3]])
+}
+
+fn frame_len(len: usize) -> Result<u32, Status> {
+    u32::try_from(len).map_err(|_| {
+        Status::new(
+            Code::ResourceExhausted,
+            format!("message of {len} bytes does not fit a gRPC frame"),
+        )
+    })
+}
+
+/// Splits a received byte stream into messages. Whole messages inside one received chunk
+/// are handed out as slices of it (no copy); only a message that straddles chunks is
+/// gathered into an accumulator.
+pub(crate) struct Decoder {
+    cur: Bytes,
+    acc: BytesMut,
+    /// The header of the message being gathered into `acc`: (compressed, length).
+    pending: Option<(bool, usize)>,
+    max_message: usize,
+    encoding: Encoding,
+}
+
+impl Decoder {
+    pub(crate) fn new(max_message: usize) -> Decoder {
+        Decoder {
+            cur: Bytes::new(),
+            acc: BytesMut::new(),
+            pending: None,
+            max_message,
+            encoding: Encoding::Identity,
+        }
+    }
+
+    /// The encoding the peer declared in `grpc-encoding`, used for flagged messages.
+    pub(crate) fn set_encoding(&mut self, encoding: Encoding) {
+        self.encoding = encoding;
+    }
+
+    pub(crate) fn push(&mut self, chunk: Bytes) {
+        if self.cur.is_empty() {
+            self.cur = chunk;
+        } else {
+            // Only reached when a caller pushes twice without draining; keep the order.
+            let mut joined = BytesMut::with_capacity(self.cur.len() + chunk.len());
+            joined.extend_from_slice(&self.cur);
+            joined.extend_from_slice(&chunk);
+            self.cur = joined.freeze();
+        }
+    }
+
+    /// True when bytes of an unfinished message are held: at end of stream that is a
+    /// truncated message.
+    pub(crate) fn has_partial(&self) -> bool {
+        !self.cur.is_empty() || !self.acc.is_empty() || self.pending.is_some()
+    }
+
+    /// The next whole message, if one is buffered.
+    pub(crate) fn next(&mut self) -> Result<Option<Bytes>, Status> {
+        if self.pending.is_none() && self.acc.is_empty() {
+            // Fast path: parse straight out of the current chunk.
+            if self.cur.len() < PREFIX_LEN {
+                if !self.cur.is_empty() {
+                    self.acc.extend_from_slice(&self.cur);
+                    self.cur = Bytes::new();
+                }
+                return Ok(None);
+            }
+            let (compressed, len) = self.header(&self.cur[..PREFIX_LEN])?;
+            if self.cur.len() >= PREFIX_LEN + len {
+                self.cur.advance(PREFIX_LEN);
+                let msg = self.cur.split_to(len);
+                return self.finish_message(compressed, msg).map(Some);
+            }
+            self.cur.advance(PREFIX_LEN);
+            self.pending = Some((compressed, len));
+            self.acc.reserve(len);
+        }
+        if self.pending.is_none() {
+            // The accumulator holds a partial prefix.
+            let take = (PREFIX_LEN - self.acc.len()).min(self.cur.len());
+            self.acc.extend_from_slice(&self.cur.split_to(take));
+            if self.acc.len() < PREFIX_LEN {
+                return Ok(None);
+            }
+            let (compressed, len) = self.header(&self.acc[..PREFIX_LEN])?;
+            self.acc.clear();
+            self.acc.reserve(len);
+            self.pending = Some((compressed, len));
+        }
+        let (compressed, len) = self.pending.expect("pending set above");
+        let take = (len - self.acc.len()).min(self.cur.len());
+        if self.acc.is_empty() && take == len {
+            self.pending = None;
+            let msg = self.cur.split_to(len);
+            return self.finish_message(compressed, msg).map(Some);
+        }
+        self.acc.extend_from_slice(&self.cur.split_to(take));
+        if self.acc.len() < len {
+            return Ok(None);
+        }
+        self.pending = None;
+        let msg = self.acc.split().freeze();
+        self.finish_message(compressed, msg).map(Some)
+    }
+
+    fn header(&self, p: &[u8]) -> Result<(bool, usize), Status> {
+        let compressed = match p[0] {
+            0 => false,
+            1 => true,
+            other => return Err(Status::internal(format!(
+                "malformed message: compressed-flag byte is {other}, the spec allows only 0 or 1"
+            ))),
+        };
+        let len = u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize;
+        if len > self.max_message {
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "received message larger than max ({len} vs. {})",
+                    self.max_message
+                ),
+            ));
+        }
+        Ok((compressed, len))
+    }
+
+    fn finish_message(&self, compressed: bool, msg: Bytes) -> Result<Bytes, Status> {
+        if !compressed {
+            return Ok(msg);
+        }
+        match self.encoding {
+            // The spec: "A Compressed-Flag value of 1 indicates that the binary octet sequence
+            // of Message is compressed using the mechanism declared by the Message-Encoding
+            // header. ... if Message-Encoding is not set, it is an error (INTERNAL)."
+            Encoding::Identity => Err(Status::internal(
+                "compressed flag set on a message but the peer declared no grpc-encoding",
+            )),
+            Encoding::Gzip => {
+                let mut out = Vec::with_capacity(msg.len() * 2);
+                let limit = self.max_message as u64 + 1;
+                GzDecoder::new(&msg[..])
+                    .take(limit)
+                    .read_to_end(&mut out)
+                    .map_err(|e| Status::internal(format!("gzip decompression failed: {e}")))?;
+                if out.len() > self.max_message {
+                    return Err(Status::new(
+                        Code::ResourceExhausted,
+                        format!(
+                            "received message after decompression larger than max ({})",
+                            self.max_message
+                        ),
+                    ));
+                }
+                Ok(Bytes::from(out))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(msgs: &[&[u8]]) -> Bytes {
+        let mut b = BytesMut::new();
+        for m in msgs {
+            encode(&mut b, m, Encoding::Identity).unwrap();
+        }
+        b.freeze()
+    }
+
+    #[test]
+    fn prefix_bytes_are_flag_then_big_endian_length() {
+        let b = framed(&[b"hi"]);
+        assert_eq!(&b[..], &[0x00, 0x00, 0x00, 0x00, 0x02, b'h', b'i']);
+    }
+
+    #[test]
+    fn whole_messages_in_one_chunk_are_sliced_without_copy() {
+        let chunk = framed(&[b"a", b"bc", b""]);
+        let base = chunk.as_ptr() as usize;
+        let mut d = Decoder::new(100);
+        d.push(chunk);
+        let a = d.next().unwrap().unwrap();
+        assert_eq!(&a[..], b"a");
+        assert_eq!(a.as_ptr() as usize, base + 5);
+        assert_eq!(&d.next().unwrap().unwrap()[..], b"bc");
+        assert_eq!(&d.next().unwrap().unwrap()[..], b"");
+        assert!(d.next().unwrap().is_none());
+        assert!(!d.has_partial());
+    }
+
+    #[test]
+    fn messages_split_at_every_byte_reassemble() {
+        let all = framed(&[b"hello", b"", b"world!"]);
+        for cut in 0..all.len() {
+            for cut2 in cut..all.len() {
+                let mut d = Decoder::new(100);
+                let mut got = Vec::new();
+                for part in [all.slice(..cut), all.slice(cut..cut2), all.slice(cut2..)] {
+                    d.push(part);
+                    while let Some(m) = d.next().unwrap() {
+                        got.push(m);
+                    }
+                }
+                assert_eq!(
+                    got,
+                    vec![
+                        Bytes::from_static(b"hello"),
+                        Bytes::new(),
+                        Bytes::from_static(b"world!")
+                    ],
+                    "cuts {cut} {cut2}"
+                );
+                assert!(!d.has_partial());
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_length_prefix_is_resource_exhausted() {
+        let mut d = Decoder::new(4);
+        d.push(Bytes::from_static(&[0, 0, 0, 0, 5, 1, 2, 3, 4, 5]));
+        assert_eq!(d.next().unwrap_err().code(), Code::ResourceExhausted);
+    }
+
+    #[test]
+    fn bad_flag_byte_is_internal() {
+        let mut d = Decoder::new(100);
+        d.push(Bytes::from_static(&[7, 0, 0, 0, 0]));
+        let err = d.next().unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
+        assert!(err.message().contains("compressed-flag"));
+    }
+
+    #[test]
+    fn compressed_flag_without_encoding_is_internal() {
+        let mut d = Decoder::new(100);
+        d.push(Bytes::from_static(&[1, 0, 0, 0, 1, 9]));
+        assert_eq!(d.next().unwrap_err().code(), Code::Internal);
+    }
+
+    #[test]
+    fn gzip_round_trip() {
+        let mut b = BytesMut::new();
+        let msg = vec![b'x'; 10_000];
+        encode(&mut b, &msg, Encoding::Gzip).unwrap();
+        assert_eq!(b[0], 1);
+        assert!(b.len() < 1000);
+        let mut d = Decoder::new(1 << 20);
+        d.set_encoding(Encoding::Gzip);
+        d.push(b.freeze());
+        assert_eq!(d.next().unwrap().unwrap().len(), 10_000);
+    }
+
+    #[test]
+    fn gzip_bomb_is_stopped_at_the_limit() {
+        let mut b = BytesMut::new();
+        encode(&mut b, &vec![0u8; 100_000], Encoding::Gzip).unwrap();
+        let mut d = Decoder::new(1000);
+        d.set_encoding(Encoding::Gzip);
+        d.push(b.freeze());
+        assert_eq!(d.next().unwrap_err().code(), Code::ResourceExhausted);
+    }
+}

@@ -1,0 +1,388 @@
+//! The bounded queue between a call's sender and the task (the pump) that writes to the
+//! HTTP/2 stream. Small messages are framed straight into one shared buffer, so a burst of
+//! sends becomes one DATA frame and one write; the pump is woken once per burst, not once
+//! per message.
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use crate::codec::{self, Encoding};
+use crate::status::{Code, Status};
+
+/// Messages up to this size are copied into the shared buffer; larger ones travel as
+/// their own chunk without a copy.
+const COALESCE_MAX: usize = 16 * 1024;
+
+/// How the sending side ends.
+pub(crate) enum End {
+    /// Client half-close: END_STREAM after the last message.
+    CloseSend,
+    /// Server finish: the trailers (or, when nothing was sent yet, a Trailers-Only response).
+    Trailers(HeaderMap),
+}
+
+/// Everything the pump takes in one go.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub(crate) headers: Option<HeaderMap>,
+    pub(crate) chunks: VecDeque<Bytes>,
+    pub(crate) end: Option<End>,
+    pub(crate) reset: Option<h2::Reason>,
+}
+
+pub(crate) struct Outbound {
+    state: Mutex<State>,
+    /// Set once the call has a final local outcome (cancelled, deadline, protocol error):
+    /// lets the receive path check for it without taking the lock.
+    terminated: AtomicBool,
+    limit: usize,
+}
+
+struct State {
+    headers: Option<HeaderMap>,
+    chunks: VecDeque<Bytes>,
+    tail: BytesMut,
+    queued: usize,
+    end: Option<End>,
+    end_queued: bool,
+    reset: Option<h2::Reason>,
+    /// Why sending is no longer possible; later sends fail with it.
+    closed: Option<Status>,
+    /// The outcome this side decided on its own (cancel, deadline, a protocol error).
+    local_status: Option<Status>,
+    /// The receive side has the final status; the pump may stop.
+    done: bool,
+    /// Set by `terminate` and `mark_done` until the pump takes the batch: a write in
+    /// progress stops for it.
+    urgent: bool,
+    pump: Option<Waker>,
+    sender: Option<Waker>,
+    /// A handler waiting for the call to be cancelled.
+    watcher: Option<Waker>,
+    compress: Encoding,
+}
+
+/// Why a non-waiting send did not queue.
+#[derive(Debug)]
+pub enum TrySendError {
+    /// The queue is full; the message is handed back.
+    Full(Bytes),
+    /// The call cannot send any more.
+    Closed(Status),
+}
+
+impl Outbound {
+    pub(crate) fn new(limit: usize, compress: Encoding) -> Outbound {
+        Outbound {
+            state: Mutex::new(State {
+                headers: None,
+                chunks: VecDeque::new(),
+                tail: BytesMut::new(),
+                queued: 0,
+                end: None,
+                end_queued: false,
+                reset: None,
+                closed: None,
+                local_status: None,
+                done: false,
+                urgent: false,
+                pump: None,
+                sender: None,
+                watcher: None,
+                compress,
+            }),
+            terminated: AtomicBool::new(false),
+            limit,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues one message if there is room, without waiting.
+    pub(crate) fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {
+        self.try_send_with(msg, None)
+    }
+
+    /// As `try_send`, choosing compression for this one message (`None`: the call's).
+    pub(crate) fn try_send_with(
+        &self,
+        msg: Bytes,
+        compress: Option<bool>,
+    ) -> Result<(), TrySendError> {
+        let mut st = self.lock();
+        if let Some(s) = &st.closed {
+            return Err(TrySendError::Closed(s.clone()));
+        }
+        if st.end_queued {
+            return Err(TrySendError::Closed(Status::new(
+                Code::FailedPrecondition,
+                "send after the sending side was closed",
+            )));
+        }
+        if st.queued > 0 && st.queued + msg.len() > self.limit {
+            return Err(TrySendError::Full(msg));
+        }
+        let enc = match compress {
+            Some(false) => Encoding::Identity,
+            _ => st.compress,
+        };
+        let before = st.tail.len();
+        if enc == Encoding::Identity && msg.len() > COALESCE_MAX {
+            let prefix = codec::prefix(msg.len()).map_err(TrySendError::Closed)?;
+            if !st.tail.is_empty() {
+                let t = st.tail.split().freeze();
+                st.chunks.push_back(t);
+            }
+            st.chunks.push_back(Bytes::copy_from_slice(&prefix));
+            st.queued += codec::PREFIX_LEN + msg.len();
+            st.chunks.push_back(msg);
+        } else {
+            codec::encode(&mut st.tail, &msg, enc).map_err(TrySendError::Closed)?;
+            st.queued += st.tail.len() - before;
+        }
+        let w = st.pump.take();
+        drop(st);
+        if let Some(w) = w {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Ready when a message may be queued (or sending has failed, and `try_send` will say
+    /// why).
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if st.queued < self.limit || st.closed.is_some() || st.end_queued {
+            return Poll::Ready(());
+        }
+        match &st.sender {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => st.sender = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Queues one message, waiting while the queue is full.
+    pub(crate) async fn send(&self, mut msg: Bytes, compress: Option<bool>) -> Result<(), Status> {
+        loop {
+            match self.try_send_with(msg, compress) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(s)) => return Err(s),
+                Err(TrySendError::Full(m)) => {
+                    msg = m;
+                    std::future::poll_fn(|cx| self.poll_ready(cx)).await;
+                }
+            }
+        }
+    }
+
+    /// Queues the response headers (server side), ahead of any message.
+    pub(crate) fn send_headers(&self, headers: HeaderMap) -> Result<(), Status> {
+        let mut st = self.lock();
+        if let Some(s) = &st.closed {
+            return Err(s.clone());
+        }
+        if st.headers.is_some() || st.end_queued {
+            return Err(Status::new(
+                Code::FailedPrecondition,
+                "headers were already sent",
+            ));
+        }
+        st.headers = Some(headers);
+        let w = st.pump.take();
+        drop(st);
+        if let Some(w) = w {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues the end of the sending side after every queued message. Returns false if it
+    /// was already queued.
+    pub(crate) fn close(&self, end: End) -> bool {
+        let mut st = self.lock();
+        if st.end_queued || st.closed.is_some() {
+            return false;
+        }
+        st.end_queued = true;
+        st.end = Some(end);
+        let w = st.pump.take();
+        drop(st);
+        if let Some(w) = w {
+            w.wake();
+        }
+        true
+    }
+
+    /// Ends the call here and now: queued messages are dropped, the pump resets the stream
+    /// (or, for `End::Trailers`, sends the status), and `status` becomes the call's outcome
+    /// on this side. The first outcome wins.
+    pub(crate) fn terminate(&self, status: Status, how: Terminate) -> bool {
+        let mut st = self.lock();
+        if st.local_status.is_some() || st.done {
+            return false;
+        }
+        st.local_status = Some(status.clone());
+        st.closed = Some(status);
+        st.chunks.clear();
+        st.tail.clear();
+        st.queued = 0;
+        match how {
+            Terminate::Reset(r) => st.reset = Some(r),
+            Terminate::Trailers(t) => {
+                st.end = Some(End::Trailers(t));
+                st.end_queued = true;
+            }
+        }
+        st.urgent = true;
+        self.terminated.store(true, Ordering::Release);
+        let (p, s, w) = (st.pump.take(), st.sender.take(), st.watcher.take());
+        drop(st);
+        for w in [p, s, w].into_iter().flatten() {
+            w.wake();
+        }
+        true
+    }
+
+    /// The outcome decided on this side, if any.
+    pub(crate) fn local_status(&self) -> Option<Status> {
+        if !self.terminated.load(Ordering::Acquire) {
+            return None;
+        }
+        self.lock().local_status.clone()
+    }
+
+    /// The pump can no longer send: later sends fail with `status`.
+    pub(crate) fn fail(&self, status: Status) {
+        let mut st = self.lock();
+        if st.closed.is_none() {
+            st.closed = Some(status);
+        }
+        st.chunks.clear();
+        st.tail.clear();
+        st.queued = 0;
+        let s = st.sender.take();
+        drop(st);
+        if let Some(w) = s {
+            w.wake();
+        }
+    }
+
+    /// The receive side has the final status: nothing more will be sent.
+    pub(crate) fn mark_done(&self) {
+        let mut st = self.lock();
+        st.done = true;
+        st.urgent = true;
+        if st.closed.is_none() {
+            st.closed = Some(Status::new(
+                Code::FailedPrecondition,
+                "the call has finished",
+            ));
+        }
+        let (p, s) = (st.pump.take(), st.sender.take());
+        drop(st);
+        if let Some(w) = p {
+            w.wake();
+        }
+        if let Some(w) = s {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn set_compression(&self, enc: Encoding) {
+        self.lock().compress = enc;
+    }
+
+    pub(crate) fn compression(&self) -> Encoding {
+        self.lock().compress
+    }
+
+    /// True once headers were queued (explicitly or not) or the end was queued.
+    pub(crate) fn headers_queued(&self) -> bool {
+        let st = self.lock();
+        st.headers.is_some() || st.end_queued
+    }
+
+    /// The pump's side: everything queued, or Pending until there is something (or the
+    /// call is done, which returns an empty batch).
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Batch>> {
+        let mut st = self.lock();
+        if st.reset.is_some() || st.headers.is_some() || st.queued > 0 || st.end.is_some() {
+            let mut b = Batch {
+                headers: st.headers.take(),
+                reset: st.reset.take(),
+                end: st.end.take(),
+                ..Batch::default()
+            };
+            b.chunks = std::mem::take(&mut st.chunks);
+            if !st.tail.is_empty() {
+                b.chunks.push_back(st.tail.split().freeze());
+            }
+            st.queued = 0;
+            st.urgent = false;
+            let s = st.sender.take();
+            drop(st);
+            if let Some(w) = s {
+                w.wake();
+            }
+            return Poll::Ready(Some(b));
+        }
+        if st.done {
+            return Poll::Ready(None);
+        }
+        match &st.pump {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => st.pump = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Ready when something must interrupt a write in progress: a termination or the end
+    /// of the call, arrived after the pump took its last batch.
+    pub(crate) fn poll_urgent(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if st.urgent {
+            return Poll::Ready(());
+        }
+        match &st.pump {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => st.pump = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// For a handler: ready once the call was terminated.
+    pub(crate) fn poll_watch(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if st.local_status.is_some() {
+            return Poll::Ready(());
+        }
+        st.watcher = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Ready once the call was terminated on this side (cancel, deadline, local error).
+    pub(crate) fn poll_terminated(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if st.local_status.is_some() || st.done {
+            return Poll::Ready(());
+        }
+        match &st.pump {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => st.pump = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// How `terminate` ends the stream.
+pub(crate) enum Terminate {
+    Reset(h2::Reason),
+    Trailers(HeaderMap),
+}

@@ -1,0 +1,464 @@
+//! The server: listens, speaks HTTP/2, checks each request, and hands calls out through
+//! `accept()` (a pull model: routing calls to handlers is a layer above).
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio::task::JoinSet;
+
+use crate::call::{content_type, is_grpc_content_type, Shape};
+use crate::codec::{self, Encoding};
+use crate::error::Error;
+use crate::metadata::Metadata;
+use crate::runtime;
+use crate::server_call::{trailers_for, ServerCall};
+use crate::status::{Code, Status};
+use crate::timeout;
+use crate::transport::{self, ServerTls};
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS per connection.
+    pub max_concurrent_streams: u32,
+    /// Largest request message accepted (default 4 MiB).
+    pub max_recv_message_size: usize,
+    /// Largest header block accepted.
+    pub max_header_list_size: u32,
+    pub initial_stream_window: u32,
+    pub initial_connection_window: u32,
+    pub tls: Option<ServerTls>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            max_concurrent_streams: 4096,
+            max_recv_message_size: codec::DEFAULT_MAX_RECV_MESSAGE,
+            max_header_list_size: 64 * 1024,
+            initial_stream_window: 1 << 20,
+            initial_connection_window: 4 << 20,
+            tls: None,
+        }
+    }
+}
+
+/// Builds a server: options, then the methods it serves, then `bind`.
+pub struct ServerBuilder {
+    opts: ServerOptions,
+    methods: HashMap<String, Shape>,
+}
+
+impl ServerBuilder {
+    pub fn new(opts: ServerOptions) -> ServerBuilder {
+        ServerBuilder {
+            opts,
+            methods: HashMap::new(),
+        }
+    }
+
+    /// Serves `path` (`/package.Service/Method`) with the given shape. Requests for any
+    /// other path end as UNIMPLEMENTED without reaching `accept`.
+    pub fn register(mut self, path: &str, shape: Shape) -> ServerBuilder {
+        self.methods.insert(path.to_owned(), shape);
+        self
+    }
+
+    pub fn add_method(&mut self, path: &str, shape: Shape) -> Result<(), Error> {
+        if !path.starts_with('/') || path[1..].split('/').count() != 2 {
+            return Err(Error::invalid(format!(
+                "method path must look like /package.Service/Method, got {path:?}"
+            )));
+        }
+        self.methods.insert(path.to_owned(), shape);
+        Ok(())
+    }
+
+    /// Listens on `addr` (port 0 picks a free port; `local_addr` tells which) and starts
+    /// serving on the core's runtime. Callable from any thread, inside a runtime or not.
+    pub fn bind(self, addr: &str) -> Result<Server, Error> {
+        let tls = match &self.opts.tls {
+            Some(t) => Some(tokio_rustls::TlsAcceptor::from(transport::server_config(
+                t,
+            )?)),
+            None => None,
+        };
+        let std_listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| Error::io(&format!("cannot bind {addr}"), e))?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("set_nonblocking", e))?;
+        let local_addr = std_listener
+            .local_addr()
+            .map_err(|e| Error::io("local_addr", e))?;
+        let (call_tx, call_rx) = mpsc::unbounded_channel();
+        let (shutdown_tx, shutdown_rx) = watch::channel(Phase::Serving);
+        let shared = Arc::new(Shared {
+            opts: self.opts,
+            methods: self.methods,
+            tls,
+            calls: call_tx,
+            phase: shutdown_rx,
+        });
+        let rt = runtime::handle();
+        let (done_tx, done_rx) = watch::channel(false);
+        rt.spawn(serve(shared, std_listener, done_tx));
+        Ok(Server {
+            local_addr,
+            incoming: Mutex::new(call_rx),
+            phase: shutdown_tx,
+            done: done_rx,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// GOAWAY sent; calls in flight may finish.
+    Draining,
+    /// Grace period over: connections are dropped.
+    Stopped,
+}
+
+struct Shared {
+    opts: ServerOptions,
+    methods: HashMap<String, Shape>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    calls: mpsc::UnboundedSender<ServerCall>,
+    phase: watch::Receiver<Phase>,
+}
+
+/// A running server.
+pub struct Server {
+    local_addr: SocketAddr,
+    incoming: Mutex<mpsc::UnboundedReceiver<ServerCall>>,
+    phase: watch::Sender<Phase>,
+    done: watch::Receiver<bool>,
+}
+
+impl Server {
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::new(ServerOptions::default())
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The next incoming call; `None` once the server has shut down and every accepted
+    /// call was handed out.
+    pub async fn accept(&self) -> Option<ServerCall> {
+        self.incoming.lock().await.recv().await
+    }
+
+    /// An incoming call if one is waiting: `Ok(None)` when none is, `Err` once the server
+    /// has shut down.
+    pub fn try_accept(&self) -> Result<Option<ServerCall>, Error> {
+        let Ok(mut rx) = self.incoming.try_lock() else {
+            return Ok(None);
+        };
+        match rx.try_recv() {
+            Ok(c) => Ok(Some(c)),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(Error::new(
+                crate::error::ErrorKind::Closed,
+                "server is shut down",
+            )),
+        }
+    }
+
+    /// Polls for the next incoming call (for bindings that drive their own event loop).
+    pub fn poll_accept(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ServerCall>> {
+        match self.incoming.try_lock() {
+            Ok(mut rx) => rx.poll_recv(cx),
+            Err(_) => {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        }
+    }
+
+    /// Graceful shutdown: stop accepting connections, send GOAWAY, let calls in flight
+    /// finish for up to `grace`, then cancel the rest.
+    pub async fn shutdown(&self, grace: Duration) {
+        let _ = self.phase.send(Phase::Draining);
+        let mut done = self.done.clone();
+        let finished = tokio::time::timeout(grace, done.wait_for(|d| *d))
+            .await
+            .is_ok();
+        if !finished {
+            let _ = self.phase.send(Phase::Stopped);
+            let _ = done.wait_for(|d| *d).await;
+        }
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&self) {
+        let _ = self.phase.send_if_modified(|p| {
+            if *p == Phase::Serving {
+                *p = Phase::Draining;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.phase.send(Phase::Stopped);
+    }
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    std_listener: std::net::TcpListener,
+    done: watch::Sender<bool>,
+) {
+    let listener = match TcpListener::from_std(std_listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("rillrpc server: cannot register the listener: {e}");
+            let _ = done.send(true);
+            return;
+        }
+    };
+    let mut phase = shared.phase.clone();
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, peer)) => {
+                    transport::tune(&tcp);
+                    let s = shared.clone();
+                    conns.spawn(async move {
+                        match &s.tls {
+                            None => connection(s.clone(), tcp, peer).await,
+                            Some(acceptor) => match acceptor.accept(tcp).await {
+                                Ok(tls) => connection(s.clone(), tls, peer).await,
+                                Err(e) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                            },
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = phase.changed() => {
+                if *phase.borrow() != Phase::Serving {
+                    break;
+                }
+            }
+        }
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+    let _ = done.send(true);
+}
+
+async fn connection<T>(shared: Arc<Shared>, io: T, peer: SocketAddr)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let o = &shared.opts;
+    let conn = h2::server::Builder::new()
+        .max_concurrent_streams(o.max_concurrent_streams)
+        .max_header_list_size(o.max_header_list_size)
+        .initial_window_size(o.initial_stream_window)
+        .initial_connection_window_size(o.initial_connection_window)
+        .max_frame_size(1 << 20)
+        .max_send_buffer_size(256 * 1024)
+        .handshake::<T, Bytes>(io)
+        .await;
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!("HTTP/2 handshake with {peer} failed: {e}");
+            return;
+        }
+    };
+    let mut phase = shared.phase.clone();
+    let mut draining = false;
+    if *phase.borrow() != Phase::Serving {
+        conn.graceful_shutdown();
+        draining = true;
+    }
+    loop {
+        tokio::select! {
+            r = conn.accept() => match r {
+                Some(Ok((req, respond))) => dispatch(&shared, req, respond, peer),
+                Some(Err(e)) => {
+                    tracing::debug!("connection from {peer}: {e}");
+                    if e.is_io() || e.is_go_away() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = phase.changed() => {
+                let p = *phase.borrow();
+                if p == Phase::Stopped {
+                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    // Let h2 write the GOAWAY, briefly, then drop the connection.
+                    let _ = tokio::time::timeout(Duration::from_millis(100), std::future::poll_fn(|cx| conn.poll_closed(cx))).await;
+                    break;
+                }
+                if p == Phase::Draining && !draining {
+                    conn.graceful_shutdown();
+                    draining = true;
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(
+    shared: &Shared,
+    req: Request<h2::RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    peer: SocketAddr,
+) {
+    let (parts, body) = req.into_parts();
+    if parts.method != http::Method::POST {
+        let _ = respond.send_response(plain(StatusCode::METHOD_NOT_ALLOWED), true);
+        return;
+    }
+    let ct = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !is_grpc_content_type(ct) {
+        // The spec: "If Content-Type does not begin with "application/grpc", gRPC servers
+        // SHOULD respond with HTTP status of 415 (Unsupported Media Type)."
+        let mut r = plain(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        r.headers_mut()
+            .insert("grpc-status", HeaderValue::from_static("3"));
+        let msg =
+            crate::status::percent_encode(&format!("invalid gRPC request content-type {ct:?}"));
+        if let Ok(v) = HeaderValue::from_str(&msg) {
+            r.headers_mut().insert("grpc-message", v);
+        }
+        let _ = respond.send_response(r, true);
+        return;
+    }
+    let resp_ct = HeaderValue::from_str(ct.split(';').next().unwrap_or("application/grpc").trim())
+        .unwrap_or_else(|_| content_type(None).expect("static"));
+    let path = parts.uri.path().to_owned();
+    let Some(&shape) = shared.methods.get(&path) else {
+        let msg = unknown_method_message(&path, &shared.methods);
+        trailers_only(
+            &mut respond,
+            &resp_ct,
+            Status::new(Code::Unimplemented, msg),
+            None,
+        );
+        return;
+    };
+    let encoding = match parts
+        .headers
+        .get("grpc-encoding")
+        .map(|v| v.to_str().unwrap_or("?"))
+    {
+        None => Encoding::Identity,
+        Some(name) => match Encoding::from_name(name) {
+            Some(e) => e,
+            None => {
+                let s = Status::new(
+                    Code::Unimplemented,
+                    format!("grpc-encoding {name:?} is not supported"),
+                );
+                trailers_only(&mut respond, &resp_ct, s, Some(codec::ACCEPT_ENCODING));
+                return;
+            }
+        },
+    };
+    let timeout = match parts.headers.get("grpc-timeout") {
+        None => None,
+        Some(v) => match timeout::parse(v.as_bytes()) {
+            Some(t) => Some(t),
+            None => {
+                let s = Status::internal(format!("malformed grpc-timeout {v:?}"));
+                trailers_only(&mut respond, &resp_ct, s, None);
+                return;
+            }
+        },
+    };
+    let accepts_gzip = parts
+        .headers
+        .get_all("grpc-accept-encoding")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|e| e.trim() == "gzip");
+    let call = ServerCall::new(crate::server_call::Incoming {
+        method: path,
+        shape,
+        metadata: Metadata::from_headers(&parts.headers),
+        timeout,
+        peer,
+        body,
+        respond,
+        content_type: resp_ct,
+        request_encoding: encoding,
+        accepts_gzip,
+        max_recv: shared.opts.max_recv_message_size,
+    });
+    // Refused only when the server is gone; the call then ends as it drops.
+    let _ = shared.calls.send(call);
+}
+
+fn unknown_method_message(path: &str, methods: &HashMap<String, Shape>) -> String {
+    let trimmed = path.trim_start_matches('/');
+    let Some((service, method)) = trimmed.split_once('/') else {
+        return format!("malformed method name: {path:?}");
+    };
+    let prefix = format!("/{service}/");
+    if methods.keys().any(|k| k.starts_with(&prefix)) {
+        format!("unknown method {method} for service {service}")
+    } else {
+        format!("unknown service {service}")
+    }
+}
+
+fn plain(status: StatusCode) -> Response<()> {
+    let mut r = Response::new(());
+    *r.status_mut() = status;
+    r
+}
+
+/// A response that is only a header block with the status: for calls that end before
+/// any message (the spec's "Trailers-Only").
+pub(crate) fn trailers_only(
+    respond: &mut SendResponse<Bytes>,
+    ct: &HeaderValue,
+    status: Status,
+    accept: Option<&'static str>,
+) {
+    let mut r = plain(StatusCode::OK);
+    let h: &mut HeaderMap = r.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, ct.clone());
+    if let Some(a) = accept {
+        h.insert("grpc-accept-encoding", HeaderValue::from_static(a));
+    }
+    for (k, v) in trailers_for(&status).iter() {
+        h.append(k.clone(), v.clone());
+    }
+    let _ = respond.send_response(r, true);
+}

@@ -1,0 +1,403 @@
+//! The server side of one RPC, handed out by `Server::accept`.
+
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::SendStream;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+
+use crate::call::{sleep_until, write_chunks, Shape, SEND_QUEUE_BYTES};
+use crate::codec::{self, Encoding};
+use crate::inbound::Inbound;
+use crate::metadata::Metadata;
+use crate::outbound::{End, Outbound, Terminate, TrySendError};
+use crate::runtime;
+use crate::status::{percent_encode, Code, Status};
+
+pub(crate) struct Incoming {
+    pub(crate) method: String,
+    pub(crate) shape: Shape,
+    pub(crate) metadata: Metadata,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) body: h2::RecvStream,
+    pub(crate) respond: SendResponse<Bytes>,
+    pub(crate) content_type: HeaderValue,
+    pub(crate) request_encoding: Encoding,
+    pub(crate) accepts_gzip: bool,
+    pub(crate) max_recv: usize,
+}
+
+/// One incoming call. Dropping it without `finish` ends it as UNKNOWN, so a handler that
+/// forgets never leaves the client hanging.
+pub struct ServerCall {
+    method: String,
+    shape: Shape,
+    metadata: Metadata,
+    deadline: Option<Instant>,
+    peer: SocketAddr,
+    inbound: Inbound,
+    out: Arc<Outbound>,
+    accepts_gzip: bool,
+    received: usize,
+    eof: bool,
+    finished: bool,
+}
+
+impl ServerCall {
+    pub(crate) fn new(inc: Incoming) -> ServerCall {
+        let deadline = inc.timeout.map(|t| Instant::now() + t);
+        let out = Arc::new(Outbound::new(SEND_QUEUE_BYTES, Encoding::Identity));
+        let pump = Pump {
+            out: out.clone(),
+            deadline,
+            content_type: inc.content_type,
+        };
+        runtime::handle().spawn(pump.run(inc.respond));
+        ServerCall {
+            method: inc.method,
+            shape: inc.shape,
+            metadata: inc.metadata,
+            deadline,
+            peer: inc.peer,
+            inbound: Inbound::new(inc.body, inc.max_recv, inc.request_encoding),
+            out,
+            accepts_gzip: inc.accepts_gzip,
+            received: 0,
+            eof: false,
+            finished: false,
+        }
+    }
+
+    /// The method path, `/package.Service/Method`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// The request metadata (custom headers).
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// When the client's deadline passes, if it set one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Time left before the deadline.
+    pub fn time_remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The next request message; `Ok(None)` when the client half-closed.
+    pub async fn recv(&mut self) -> Result<Option<Bytes>, Status> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        let mut one = Vec::with_capacity(1);
+        match self.poll_recv_many(cx, &mut one, 1) {
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(one.pop())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Appends every request message that is ready (up to `max`), waiting only if none is.
+    /// `Ok(0)`: the client half-closed.
+    pub fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, Status>> {
+        if let Some(s) = self.out.local_status() {
+            return Poll::Ready(Err(s));
+        }
+        if self.eof {
+            return Poll::Ready(Ok(0));
+        }
+        let start = out.len();
+        match self.inbound.poll_messages(cx, out, max.max(1)) {
+            Poll::Ready(Ok(eof)) => {
+                let n = out.len() - start;
+                self.received += n;
+                if self.shape.single_request() && self.received > 1 {
+                    out.truncate(start);
+                    let s = Status::new(
+                        Code::Internal,
+                        "client sent more than one request message for a single-request method",
+                    );
+                    return Poll::Ready(Err(self.abort_with(s)));
+                }
+                if eof && n == 0 {
+                    self.eof = true;
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(s)) => {
+                // A broken request (oversized, malformed, truncated) ends the call with
+                // its status, so the client hears why even if the handler gives up.
+                let s = if matches!(s.code(), Code::Cancelled | Code::Unavailable) {
+                    s
+                } else {
+                    self.abort_with(s)
+                };
+                Poll::Ready(Err(s))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Sends the response headers now, with `metadata`. Otherwise they go with the first
+    /// message, or with the status.
+    pub fn send_headers(&self, metadata: &Metadata) -> Result<(), Status> {
+        let mut h = HeaderMap::new();
+        metadata.write_to(&mut h);
+        self.out.send_headers(h)
+    }
+
+    /// Compresses response messages with `enc` when the client accepts it (it said so in
+    /// `grpc-accept-encoding`); returns whether it will. Call before the headers go out.
+    pub fn set_compression(&self, enc: Encoding) -> bool {
+        if enc == Encoding::Gzip && !self.accepts_gzip {
+            return false;
+        }
+        if self.out.headers_queued() {
+            return false;
+        }
+        self.out.set_compression(enc);
+        true
+    }
+
+    /// Queues one response message, waiting only while the send queue is full.
+    pub async fn send(&self, msg: Bytes) -> Result<(), Status> {
+        self.out.send(msg, None).await
+    }
+
+    /// Like `send`, choosing for this message whether to compress it (with the encoding
+    /// set by `set_compression`).
+    pub async fn send_with(&self, msg: Bytes, compress: bool) -> Result<(), Status> {
+        self.out.send(msg, Some(compress)).await
+    }
+
+    pub fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {
+        self.out.try_send(msg)
+    }
+
+    pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.out.poll_ready(cx)
+    }
+
+    /// Ends the call with `status` (its trailers go out as trailer metadata). Queued
+    /// messages are sent first. Fails if the call already ended.
+    pub fn finish(&mut self, status: Status) -> Result<(), Status> {
+        if self.finished {
+            return Err(Status::new(
+                Code::FailedPrecondition,
+                "the call was already finished",
+            ));
+        }
+        if let Some(s) = self.out.local_status() {
+            self.finished = true;
+            return Err(s);
+        }
+        self.finished = true;
+        if self.out.close(End::Trailers(trailers_for(&status))) {
+            Ok(())
+        } else {
+            Err(Status::new(
+                Code::FailedPrecondition,
+                "the call has already ended",
+            ))
+        }
+    }
+
+    /// Aborts with RST_STREAM(CANCEL): the client sees CANCELLED.
+    pub fn cancel(&mut self) {
+        self.finished = true;
+        self.out.terminate(
+            Status::cancelled("call cancelled by the server"),
+            Terminate::Reset(h2::Reason::CANCEL),
+        );
+    }
+
+    /// True once the call ended on this side: the client cancelled, the deadline passed or
+    /// the connection broke. A handler doing long work checks this.
+    pub fn is_cancelled(&self) -> bool {
+        self.out
+            .local_status()
+            .is_some_and(|s| s.code() != Code::Ok)
+    }
+
+    /// Ready when the call ended for a reason other than this handler's `finish`.
+    pub fn poll_cancelled(&self, cx: &mut Context<'_>) -> Poll<Status> {
+        match self.out.local_status() {
+            Some(s) => Poll::Ready(s),
+            None => {
+                let _ = self.out.poll_watch(cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    fn abort_with(&mut self, s: Status) -> Status {
+        self.finished = true;
+        self.out
+            .terminate(s.clone(), Terminate::Trailers(trailers_for(&s)));
+        self.out.local_status().unwrap_or(s)
+    }
+}
+
+impl Drop for ServerCall {
+    fn drop(&mut self) {
+        if !self.finished {
+            let s = Status::new(
+                Code::Unknown,
+                "the handler ended without finishing the call",
+            );
+            self.out
+                .terminate(s.clone(), Terminate::Trailers(trailers_for(&s)));
+        }
+    }
+}
+
+/// The trailer block for a status: `grpc-status`, `grpc-message` (percent-encoded),
+/// `grpc-status-details-bin`, then the status's trailer metadata.
+pub(crate) fn trailers_for(status: &Status) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(2 + status.trailers().len());
+    h.insert("grpc-status", HeaderValue::from(status.code() as u32));
+    if !status.message().is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&percent_encode(status.message())) {
+            h.insert("grpc-message", v);
+        }
+    }
+    if !status.details().is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&STANDARD_NO_PAD.encode(status.details())) {
+            h.insert("grpc-status-details-bin", v);
+        }
+    }
+    status.trailers().write_to(&mut h);
+    h
+}
+
+struct Pump {
+    out: Arc<Outbound>,
+    deadline: Option<Instant>,
+    content_type: HeaderValue,
+}
+
+impl Pump {
+    fn response(&self, extra: Option<HeaderMap>) -> Response<()> {
+        let mut r = Response::new(());
+        *r.status_mut() = StatusCode::OK;
+        let h = r.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, self.content_type.clone());
+        let enc = self.out.compression();
+        if enc != Encoding::Identity {
+            h.insert("grpc-encoding", HeaderValue::from_static(enc.name()));
+        }
+        h.insert(
+            "grpc-accept-encoding",
+            HeaderValue::from_static(codec::ACCEPT_ENCODING),
+        );
+        if let Some(extra) = extra {
+            for (k, v) in extra.iter() {
+                h.append(k.clone(), v.clone());
+            }
+        }
+        r
+    }
+
+    async fn run(self, mut respond: SendResponse<Bytes>) {
+        let sleep = sleep_until(self.deadline);
+        tokio::pin!(sleep);
+        let mut stream: Option<SendStream<Bytes>> = None;
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = &mut sleep => {
+                    // The client's deadline passed: end the call as DEADLINE_EXCEEDED, in
+                    // trailers, as grpc-go and grpcio servers do.
+                    let s = Status::deadline_exceeded();
+                    self.out.terminate(s.clone(), Terminate::Trailers(trailers_for(&s)));
+                    sleep.as_mut().reset(Instant::now() + Duration::from_secs(86400 * 365));
+                    continue;
+                }
+                r = poll_fn(|cx| match stream.as_mut() {
+                    Some(s) => s.poll_reset(cx),
+                    None => respond.poll_reset(cx),
+                }) => {
+                    let s = match r {
+                        Ok(h2::Reason::CANCEL) | Ok(h2::Reason::NO_ERROR) => Status::cancelled("the client cancelled the call"),
+                        Ok(reason) => Status::new(Code::from_h2_reason(reason), format!("stream reset by the client: {reason:?}")),
+                        Err(e) => Status::from_h2(&e),
+                    };
+                    self.out.terminate(s.clone(), Terminate::Reset(h2::Reason::NO_ERROR));
+                    self.out.fail(s);
+                    return;
+                }
+                b = poll_fn(|cx| self.out.poll_take(cx)) => b,
+            };
+            let Some(batch) = step else { return };
+            if let Some(r) = batch.reset {
+                match stream.as_mut() {
+                    Some(s) => s.send_reset(r),
+                    None => respond.send_reset(r),
+                }
+                return;
+            }
+            if stream.is_none() && (batch.headers.is_some() || !batch.chunks.is_empty()) {
+                match respond.send_response(self.response(batch.headers), false) {
+                    Ok(s) => stream = Some(s),
+                    Err(e) => {
+                        self.out.fail(Status::from_h2(&e));
+                        return;
+                    }
+                }
+            }
+            if let Some(s) = stream.as_mut() {
+                let write = write_chunks(s, batch.chunks);
+                let r = tokio::select! {
+                    biased;
+                    _ = poll_fn(|cx| self.out.poll_urgent(cx)) => continue,
+                    r = write => r,
+                };
+                if let Err(e) = r {
+                    self.out.fail(e);
+                    return;
+                }
+            }
+            if let Some(End::Trailers(t)) = batch.end {
+                match stream.as_mut() {
+                    Some(s) => {
+                        let _ = s.send_trailers(t);
+                    }
+                    None => {
+                        // Nothing was sent: one header block carries the status
+                        // (Trailers-Only).
+                        let _ = respond.send_response(self.response(Some(t)), true);
+                    }
+                }
+                self.out.mark_done();
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! gRPC status codes and the final status of a call.
+
+use bytes::Bytes;
+use std::fmt;
+
+use crate::metadata::Metadata;
+
+/// A gRPC status code. The numeric values are the ones every gRPC implementation uses and
+/// cross every language boundary unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Code {
+    Ok = 0,
+    Cancelled = 1,
+    Unknown = 2,
+    InvalidArgument = 3,
+    DeadlineExceeded = 4,
+    NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
+    ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    OutOfRange = 11,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    DataLoss = 15,
+    Unauthenticated = 16,
+}
+
+impl Code {
+    /// The code for a numeric value; values outside 0..=16 are UNKNOWN, as the spec asks of
+    /// any code a receiver does not know.
+    pub fn from_u32(v: u32) -> Code {
+        use Code::*;
+        match v {
+            0 => Ok,
+            1 => Cancelled,
+            2 => Unknown,
+            3 => InvalidArgument,
+            4 => DeadlineExceeded,
+            5 => NotFound,
+            6 => AlreadyExists,
+            7 => PermissionDenied,
+            8 => ResourceExhausted,
+            9 => FailedPrecondition,
+            10 => Aborted,
+            11 => OutOfRange,
+            12 => Unimplemented,
+            13 => Internal,
+            14 => Unavailable,
+            15 => DataLoss,
+            16 => Unauthenticated,
+            _ => Unknown,
+        }
+    }
+
+    /// The canonical upper-case name, as in `DEADLINE_EXCEEDED`.
+    pub fn name(self) -> &'static str {
+        use Code::*;
+        match self {
+            Ok => "OK",
+            Cancelled => "CANCELLED",
+            Unknown => "UNKNOWN",
+            InvalidArgument => "INVALID_ARGUMENT",
+            DeadlineExceeded => "DEADLINE_EXCEEDED",
+            NotFound => "NOT_FOUND",
+            AlreadyExists => "ALREADY_EXISTS",
+            PermissionDenied => "PERMISSION_DENIED",
+            ResourceExhausted => "RESOURCE_EXHAUSTED",
+            FailedPrecondition => "FAILED_PRECONDITION",
+            Aborted => "ABORTED",
+            OutOfRange => "OUT_OF_RANGE",
+            Unimplemented => "UNIMPLEMENTED",
+            Internal => "INTERNAL",
+            Unavailable => "UNAVAILABLE",
+            DataLoss => "DATA_LOSS",
+            Unauthenticated => "UNAUTHENTICATED",
+        }
+    }
+
+    /// The code a client derives from a non-200 HTTP status when the response carries no
+    /// `grpc-status` (the table in grpc's `http-grpc-status-mapping.md`).
+    pub fn from_http_status(status: u16) -> Code {
+        match status {
+            400 => Code::Internal,
+            401 => Code::Unauthenticated,
+            403 => Code::PermissionDenied,
+            404 => Code::Unimplemented,
+            429 | 502 | 503 | 504 => Code::Unavailable,
+            _ => Code::Unknown,
+        }
+    }
+
+    /// The code for an RST_STREAM the peer sent, per the gRPC HTTP/2 spec's error-code table.
+    pub fn from_h2_reason(reason: h2::Reason) -> Code {
+        match reason {
+            h2::Reason::CANCEL => Code::Cancelled,
+            h2::Reason::REFUSED_STREAM => Code::Unavailable,
+            h2::Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
+            h2::Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
+            _ => Code::Internal,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The outcome of a call: a code, a human-readable message, optional binary details
+/// (`grpc-status-details-bin`, usually a serialized `google.rpc.Status`) and the trailers
+/// that came with it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Status {
+    code: Code,
+    message: String,
+    details: Bytes,
+    trailers: Metadata,
+}
+
+impl Status {
+    pub fn new(code: Code, message: impl Into<String>) -> Status {
+        Status {
+            code,
+            message: message.into(),
+            details: Bytes::new(),
+            trailers: Metadata::new(),
+        }
+    }
+
+    pub fn ok() -> Status {
+        Status::new(Code::Ok, "")
+    }
+
+    pub fn with_details(mut self, details: Bytes) -> Status {
+        self.details = details;
+        self
+    }
+
+    pub fn with_trailers(mut self, trailers: Metadata) -> Status {
+        self.trailers = trailers;
+        self
+    }
+
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn details(&self) -> &Bytes {
+        &self.details
+    }
+
+    pub fn trailers(&self) -> &Metadata {
+        &self.trailers
+    }
+
+    pub fn trailers_mut(&mut self) -> &mut Metadata {
+        &mut self.trailers
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.code == Code::Ok
+    }
+
+    pub(crate) fn cancelled(message: impl Into<String>) -> Status {
+        Status::new(Code::Cancelled, message)
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Status {
+        Status::new(Code::Internal, message)
+    }
+
+    pub(crate) fn unavailable(message: impl Into<String>) -> Status {
+        Status::new(Code::Unavailable, message)
+    }
+
+    pub(crate) fn deadline_exceeded() -> Status {
+        Status::new(Code::DeadlineExceeded, "deadline exceeded")
+    }
+
+    /// The status for an h2 error on a stream: a reset from the peer keeps its mapped code,
+    /// a broken connection is UNAVAILABLE.
+    pub(crate) fn from_h2(err: &h2::Error) -> Status {
+        if let Some(reason) = err.reason() {
+            if err.is_reset() || err.is_remote() {
+                let code = Code::from_h2_reason(reason);
+                let what = if err.is_go_away() {
+                    "connection closed (GOAWAY)"
+                } else {
+                    "stream reset by peer"
+                };
+                return Status::new(code, format!("{what}: {reason:?}"));
+            }
+            if err.is_go_away() {
+                return Status::unavailable(format!("connection closed (GOAWAY {reason:?})"));
+            }
+            return Status::new(
+                Code::from_h2_reason(reason),
+                format!("stream reset: {reason:?}"),
+            );
+        }
+        if err.is_io() {
+            return Status::unavailable(format!("connection error: {err}"));
+        }
+        Status::unavailable(format!("transport error: {err}"))
+    }
+}
+
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Status");
+        d.field("code", &self.code).field("message", &self.message);
+        if !self.details.is_empty() {
+            d.field("details", &self.details);
+        }
+        if !self.trailers.is_empty() {
+            d.field("trailers", &self.trailers);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            write!(f, "{}", self.code)
+        } else {
+            write!(f, "{}: {}", self.code, self.message)
+        }
+    }
+}
+
+impl std::error::Error for Status {}
+
+/// Percent-encodes `grpc-message`. The spec: "grpc-message ... Percent-Encoded ... all
+/// characters outside the range 0x20-0x7E and the percent sign itself are encoded".
+pub(crate) fn percent_encode(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    for &b in msg.as_bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `grpc-message`. The spec asks receivers to be lenient: a `%` not followed by two
+/// hex digits is kept as it is rather than failing the call.
+pub(crate) fn percent_decode(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' && i + 2 < raw.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_round_trip_keeps_unicode_and_percent() {
+        let msg = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n 100%";
+        let enc = percent_encode(msg);
+        assert!(enc.bytes().all(|b| (0x20..=0x7e).contains(&b)));
+        assert!(enc.contains("%25"));
+        assert_eq!(percent_decode(enc.as_bytes()), msg);
+    }
+
+    #[test]
+    fn percent_decode_is_lenient() {
+        assert_eq!(percent_decode(b"50%"), "50%");
+        assert_eq!(percent_decode(b"a%zzb"), "a%zzb");
+        assert_eq!(percent_decode(b"%4"), "%4");
+        assert_eq!(percent_decode(b"%41"), "A");
+    }
+
+    #[test]
+    fn unknown_codes_become_unknown() {
+        assert_eq!(Code::from_u32(17), Code::Unknown);
+        assert_eq!(Code::from_u32(16), Code::Unauthenticated);
+        assert_eq!(Code::Unavailable as u32, 14);
+    }
+}
