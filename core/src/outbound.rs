@@ -125,7 +125,9 @@ impl Outbound {
                 "send after the sending side was closed",
             )));
         }
-        if st.queued > 0 && st.queued + msg.len() > self.limit {
+        // Room means "below the limit": one message may overshoot it. The same rule as
+        // `poll_ready`, so a sender woken as ready never finds the queue full and spins.
+        if st.queued >= self.limit {
             return Err(TrySendError::Full(msg));
         }
         let enc = match compress {
@@ -385,4 +387,66 @@ impl Outbound {
 pub(crate) enum Terminate {
     Reset(h2::Reason),
     Trailers(HeaderMap),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    /// Regression: `try_send` refused a message that `poll_ready` called room, so a sender
+    /// woken as ready spun without yielding and starved the pump on its worker.
+    #[test]
+    fn full_and_ready_agree() {
+        let out = Outbound::new(100, Encoding::Identity);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sent = 0;
+        loop {
+            let ready = out.poll_ready(&mut cx).is_ready();
+            match out.try_send(Bytes::from_static(&[7; 30])) {
+                Ok(()) => {
+                    assert!(ready, "queued a message while poll_ready said full");
+                    sent += 1;
+                }
+                Err(TrySendError::Full(_)) => {
+                    assert!(!ready, "poll_ready said ready but try_send said full");
+                    break;
+                }
+                Err(TrySendError::Closed(s)) => panic!("closed: {s}"),
+            }
+        }
+        assert_eq!(sent, 3);
+        let b = match out.poll_take(&mut cx) {
+            Poll::Ready(Some(b)) => b,
+            _ => panic!("nothing to take"),
+        };
+        // Small messages share one chunk: one DATA frame for the burst.
+        assert_eq!(b.chunks.len(), 1);
+        assert_eq!(b.chunks[0].len(), 3 * 35);
+        assert!(out.poll_ready(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn large_messages_travel_without_copy() {
+        let out = Outbound::new(1 << 20, Encoding::Identity);
+        let big = Bytes::from(vec![1u8; COALESCE_MAX + 1]);
+        let ptr = big.as_ptr();
+        out.try_send(Bytes::from_static(b"small")).unwrap();
+        out.try_send(big).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Some(b)) = out.poll_take(&mut cx) else { panic!("nothing to take") };
+        assert_eq!(b.chunks.len(), 3);
+        assert_eq!(&b.chunks[1][..], &[0, 0, 0, 0x40, 0x01]);
+        assert_eq!(b.chunks[2].as_ptr(), ptr);
+    }
+
+    #[test]
+    fn send_after_terminate_fails_with_the_status() {
+        let out = Outbound::new(100, Encoding::Identity);
+        out.terminate(Status::cancelled("gone"), Terminate::Reset(h2::Reason::CANCEL));
+        match out.try_send(Bytes::from_static(b"x")) {
+            Err(TrySendError::Closed(s)) => assert_eq!(s.code(), Code::Cancelled),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }

@@ -54,7 +54,12 @@ pub struct ServerCall {
 impl ServerCall {
     pub(crate) fn new(inc: Incoming) -> ServerCall {
         let deadline = inc.timeout.map(|t| Instant::now() + t);
-        let out = Arc::new(Outbound::new(SEND_QUEUE_BYTES, Encoding::Identity));
+        // Answer in the encoding the client used, when it accepts it, as grpc-go does.
+        let answer = match inc.request_encoding {
+            Encoding::Gzip if inc.accepts_gzip => Encoding::Gzip,
+            _ => Encoding::Identity,
+        };
+        let out = Arc::new(Outbound::new(SEND_QUEUE_BYTES, answer));
         let pump = Pump {
             out: out.clone(),
             deadline,
