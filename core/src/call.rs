@@ -555,6 +555,7 @@ impl Pump {
                     // The spec: "If the deadline expires, the client ... sends a RST_STREAM(CANCEL)"
                     // and the call fails with DEADLINE_EXCEEDED.
                     self.out.terminate(Status::deadline_exceeded(), Terminate::Reset(h2::Reason::CANCEL));
+                    disarm(sleep.as_mut());
                     continue;
                 }
                 r = poll_fn(|cx| stream.poll_reset(cx)) => {
@@ -577,6 +578,7 @@ impl Pump {
                 biased;
                 _ = &mut sleep => {
                     self.out.terminate(Status::deadline_exceeded(), Terminate::Reset(h2::Reason::CANCEL));
+                    disarm(sleep.as_mut());
                     continue;
                 }
                 _ = poll_fn(|cx| self.out.poll_urgent(cx)) => continue,
@@ -631,7 +633,15 @@ pub(crate) async fn write_chunks(
 
 /// A sleep for an optional deadline (one that never fires when there is none).
 pub(crate) fn sleep_until(deadline: Option<Instant>) -> tokio::time::Sleep {
-    tokio::time::sleep_until(
-        deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365 * 30)),
-    )
+    tokio::time::sleep_until(deadline.unwrap_or_else(far_future))
+}
+
+/// Pushes a fired deadline out of the way: a completed `Sleep` stays ready, and a select
+/// loop polling it again would spin.
+pub(crate) fn disarm(sleep: Pin<&mut tokio::time::Sleep>) {
+    sleep.reset(far_future());
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }

@@ -107,9 +107,11 @@ impl Channel {
         let (scheme, default_port) = match uri.scheme_str() {
             Some("http") => ("http", 80),
             Some("https") => ("https", 443),
-            other => return Err(Error::invalid(format!(
+            other => {
+                return Err(Error::invalid(format!(
                 "target {target:?} has scheme {other:?}; use http://host:port or https://host:port"
-            ))),
+            )))
+            }
         };
         let host = uri
             .host()

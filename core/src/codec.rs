@@ -184,9 +184,11 @@ impl Decoder {
         let compressed = match p[0] {
             0 => false,
             1 => true,
-            other => return Err(Status::internal(format!(
+            other => {
+                return Err(Status::internal(format!(
                 "malformed message: compressed-flag byte is {other}, the spec allows only 0 or 1"
-            ))),
+            )))
+            }
         };
         let len = u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize;
         if len > self.max_message {

@@ -434,7 +434,9 @@ mod tests {
         out.try_send(Bytes::from_static(b"small")).unwrap();
         out.try_send(big).unwrap();
         let mut cx = Context::from_waker(Waker::noop());
-        let Poll::Ready(Some(b)) = out.poll_take(&mut cx) else { panic!("nothing to take") };
+        let Poll::Ready(Some(b)) = out.poll_take(&mut cx) else {
+            panic!("nothing to take")
+        };
         assert_eq!(b.chunks.len(), 3);
         assert_eq!(&b.chunks[1][..], &[0, 0, 0, 0x40, 0x01]);
         assert_eq!(b.chunks[2].as_ptr(), ptr);
@@ -443,7 +445,10 @@ mod tests {
     #[test]
     fn send_after_terminate_fails_with_the_status() {
         let out = Outbound::new(100, Encoding::Identity);
-        out.terminate(Status::cancelled("gone"), Terminate::Reset(h2::Reason::CANCEL));
+        out.terminate(
+            Status::cancelled("gone"),
+            Terminate::Reset(h2::Reason::CANCEL),
+        );
         match out.try_send(Bytes::from_static(b"x")) {
             Err(TrySendError::Closed(s)) => assert_eq!(s.code(), Code::Cancelled),
             other => panic!("unexpected {other:?}"),

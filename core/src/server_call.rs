@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::call::{sleep_until, write_chunks, Shape, SEND_QUEUE_BYTES};
+use crate::call::{disarm, sleep_until, write_chunks, Shape, SEND_QUEUE_BYTES};
 use crate::codec::{self, Encoding};
 use crate::inbound::Inbound;
 use crate::metadata::Metadata;
@@ -113,6 +113,25 @@ impl ServerCall {
     /// The next request message; `Ok(None)` when the client half-closed.
     pub async fn recv(&mut self) -> Result<Option<Bytes>, Status> {
         poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The request of a single-request call (unary, server streaming): exactly one
+    /// message, then the client's half-close. Anything else ends the call as INTERNAL, as
+    /// grpc-go's servers do.
+    pub async fn recv_single(&mut self) -> Result<Bytes, Status> {
+        let Some(msg) = self.recv().await? else {
+            let s = Status::internal("client half-closed without sending the request message");
+            return Err(self.abort_with(s));
+        };
+        match self.recv().await? {
+            None => Ok(msg),
+            Some(_) => {
+                let s = Status::internal(
+                    "client sent more than one request message for a single-request method",
+                );
+                Err(self.abort_with(s))
+            }
+        }
     }
 
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
@@ -342,7 +361,7 @@ impl Pump {
                     // trailers, as grpc-go and grpcio servers do.
                     let s = Status::deadline_exceeded();
                     self.out.terminate(s.clone(), Terminate::Trailers(trailers_for(&s)));
-                    sleep.as_mut().reset(Instant::now() + Duration::from_secs(86400 * 365));
+                    disarm(sleep.as_mut());
                     continue;
                 }
                 r = poll_fn(|cx| match stream.as_mut() {

@@ -61,3 +61,31 @@ pub async fn tonic_client(
         .unwrap();
     rill_testkit::TestServiceClient::new(ch)
 }
+
+/// A tonic echo server over TLS with a fresh self-signed certificate for `localhost`;
+/// returns its address and the certificate (PEM) to trust.
+pub async fn tonic_tls_server() -> (SocketAddr, String) {
+    let cert = rill_testkit::tls::localhost();
+    let identity = tonic::transport::Identity::from_pem(&cert.cert_pem, &cert.key_pem);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .unwrap()
+            .add_service(TestServiceServer::new(TonicEcho))
+            .serve_with_incoming(incoming)
+            .await
+            .unwrap();
+    });
+    (addr, cert.cert_pem)
+}
+
+/// Framed gRPC message bytes, spelled out: flag, big-endian length, payload.
+pub fn frame(flag: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![flag];
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}

@@ -14,7 +14,10 @@ async fn long_server_stream_of_small_messages_completes() {
     let server = rill_server(ServerOptions::default());
     let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
     let n = 200_000;
-    let mut call = ch.server_streaming(ECHO_SERVER, req(b"0123456789abcdef", n), CallOptions::new()).await.unwrap();
+    let mut call = ch
+        .server_streaming(ECHO_SERVER, req(b"0123456789abcdef", n), CallOptions::new())
+        .await
+        .unwrap();
     let mut got = 0;
     let r = tokio::time::timeout(Duration::from_secs(60), async {
         while call.recv().await.unwrap().is_some() {

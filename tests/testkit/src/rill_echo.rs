@@ -75,12 +75,7 @@ async fn run(call: &mut ServerCall, md: &Metadata) -> Result<(), Status> {
     }
     match call.method() {
         PING_PONG => {
-            let req = decode(
-                &call
-                    .recv()
-                    .await?
-                    .ok_or_else(|| Status::new(Code::Internal, "no request"))?,
-            )?;
+            let req = decode(&call.recv_single().await?)?;
             if let Some(s) = requested_error(&req) {
                 return Err(s);
             }
@@ -108,12 +103,7 @@ async fn run(call: &mut ServerCall, md: &Metadata) -> Result<(), Status> {
             call.send(response(total.to_string().into_bytes())).await
         }
         ECHO_SERVER => {
-            let req = decode(
-                &call
-                    .recv()
-                    .await?
-                    .ok_or_else(|| Status::new(Code::Internal, "no request"))?,
-            )?;
+            let req = decode(&call.recv_single().await?)?;
             if let Some(s) = requested_error(&req) {
                 return Err(s);
             }

@@ -1,0 +1,400 @@
+//! Bad input from both directions, with the frame bytes spelled out: each case ends that one
+//! call with the right status and a readable message, and the connection keeps working.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http::{HeaderMap, Request, Response};
+use rill_testkit::rill_echo::PING_PONG;
+use rillrpc::{CallOptions, Channel, Code, ServerOptions};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+// ---- a raw HTTP/2 client against our server ----
+
+async fn raw_client(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sr, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sr
+}
+
+/// Sends one request with `body` and returns (HTTP status, grpc-status, grpc-message, all
+/// response headers).
+async fn raw_call(
+    sr: &mut h2::client::SendRequest<Bytes>,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Option<u32>, String, HeaderMap) {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(format!("http://localhost{PING_PONG}"));
+    let mut has_ct = false;
+    for (k, v) in headers {
+        has_ct |= *k == "content-type";
+        b = b.header(*k, *v);
+    }
+    if !has_ct {
+        b = b.header("content-type", "application/grpc");
+    }
+    let req = b.header("te", "trailers").body(()).unwrap();
+    let mut sr2 = sr.clone().ready().await.unwrap();
+    let (resp, mut send) = sr2.send_request(req, false).unwrap();
+    send.send_data(Bytes::copy_from_slice(body), true).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
+        .await
+        .expect("response in time")
+        .unwrap();
+    let (parts, mut body) = resp.into_parts();
+    let mut all = parts.headers.clone();
+    if !body.is_end_stream() {
+        while let Some(d) = body.data().await {
+            if d.is_err() {
+                break;
+            }
+        }
+        if let Ok(Some(t)) = body.trailers().await {
+            all.extend(t);
+        }
+    }
+    let code = all
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let msg = all
+        .get("grpc-message")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (parts.status.as_u16(), code, msg, all)
+}
+
+async fn good_call_works(sr: &mut h2::client::SendRequest<Bytes>) {
+    let body = frame(0, &req(b"fine", 0));
+    let (http, code, msg, _) = raw_call(sr, "POST", &[], &body).await;
+    assert_eq!((http, code), (200, Some(0)), "{msg}");
+}
+
+async fn server_case(
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Option<u32>, String, HeaderMap) {
+    let server = rill_server(ServerOptions::default());
+    let mut sr = raw_client(server.local_addr()).await;
+    let r = raw_call(&mut sr, "POST", headers, body).await;
+    good_call_works(&mut sr).await;
+    r
+}
+
+#[tokio::test]
+async fn server_bad_compressed_flag_byte() {
+    // flag 0x07, length 1, one payload byte
+    let (_, code, msg, _) = server_case(&[], &[0x07, 0x00, 0x00, 0x00, 0x01, 0x0a]).await;
+    assert_eq!(code, Some(Code::Internal as u32));
+    assert!(msg.contains("compressed-flag"), "{msg}");
+}
+
+#[tokio::test]
+async fn server_truncated_message() {
+    // says 10 bytes follow, sends 3, then END_STREAM
+    let (_, code, msg, _) =
+        server_case(&[], &[0x00, 0x00, 0x00, 0x00, 0x0a, 0x01, 0x02, 0x03]).await;
+    assert_eq!(code, Some(Code::Internal as u32));
+    assert!(msg.contains("truncated"), "{msg}");
+}
+
+#[tokio::test]
+async fn server_oversized_length_prefix() {
+    // 0x00500000 = 5 MiB > the 4 MiB default; the body never needs to arrive
+    let (_, code, msg, _) = server_case(&[], &[0x00, 0x00, 0x50, 0x00, 0x00]).await;
+    assert_eq!(code, Some(Code::ResourceExhausted as u32));
+    assert!(msg.contains("larger than max"), "{msg}");
+}
+
+#[tokio::test]
+async fn server_compressed_flag_without_encoding() {
+    let (_, code, msg, _) = server_case(&[], &[0x01, 0x00, 0x00, 0x00, 0x01, 0x00]).await;
+    assert_eq!(code, Some(Code::Internal as u32));
+    assert!(msg.contains("grpc-encoding"), "{msg}");
+}
+
+#[tokio::test]
+async fn server_unknown_encoding() {
+    let (_, code, _, all) = server_case(&[("grpc-encoding", "snappy")], &frame(0, b"")).await;
+    assert_eq!(code, Some(Code::Unimplemented as u32));
+    assert!(all
+        .get("grpc-accept-encoding")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("gzip"));
+}
+
+#[tokio::test]
+async fn server_non_grpc_content_type_is_415() {
+    let (http, _, _, _) = server_case(&[("content-type", "application/json")], b"{}").await;
+    assert_eq!(http, 415);
+}
+
+#[tokio::test]
+async fn server_get_is_405() {
+    let server = rill_server(ServerOptions::default());
+    let mut sr = raw_client(server.local_addr()).await;
+    let (http, _, _, _) = raw_call(&mut sr, "GET", &[], b"").await;
+    assert_eq!(http, 405);
+    good_call_works(&mut sr).await;
+}
+
+#[tokio::test]
+async fn server_malformed_timeout() {
+    let (_, code, _, _) = server_case(&[("grpc-timeout", "soon")], &frame(0, b"")).await;
+    assert_eq!(code, Some(Code::Internal as u32));
+}
+
+#[tokio::test]
+async fn server_second_message_on_a_unary_method() {
+    let mut body = frame(0, &req(b"a", 0));
+    body.extend(frame(0, &req(b"b", 0)));
+    let (_, code, _, _) = server_case(&[], &body).await;
+    // grpc-go answers a unary call with extra requests with INTERNAL; so do we.
+    assert_eq!(code, Some(Code::Internal as u32));
+}
+
+#[tokio::test]
+async fn server_survives_a_client_that_vanishes_mid_stream() {
+    let server = rill_server(ServerOptions::default());
+    {
+        let tcp = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        let (mut sr, conn) = h2::client::handshake(tcp).await.unwrap();
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = Request::post(format!("http://localhost{}", rill_testkit::rill_echo::ECHO))
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let (_resp, mut send) = sr.send_request(req, false).unwrap();
+        send.send_data(Bytes::from(frame(0, &req_bytes())), false)
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        conn.abort();
+    }
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    ch.unary(PING_PONG, req(b"after", 0), CallOptions::new())
+        .await
+        .unwrap();
+}
+
+fn req_bytes() -> Vec<u8> {
+    req(b"x", 0).to_vec()
+}
+
+// ---- a raw HTTP/2 server against our client ----
+
+/// Serves every request by the behaviour its path names.
+async fn raw_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut conn = h2::server::handshake(tcp).await.unwrap();
+                while let Some(Ok((req, respond))) = conn.accept().await {
+                    let path = req.uri().path().to_owned();
+                    if path == "/bad/vanish" {
+                        let mut respond = respond;
+                        let mut s = respond.send_response(grpc_response(&[]), false).unwrap();
+                        s.send_data(Bytes::from(frame(0, b"one")), false).unwrap();
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        return; // drops the connection
+                    }
+                    tokio::spawn(respond_bad(path, respond));
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn grpc_response(extra: &[(&str, &str)]) -> Response<()> {
+    let mut b = Response::builder()
+        .status(200)
+        .header("content-type", "application/grpc");
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    b.body(()).unwrap()
+}
+
+fn status_trailers(code: &str) -> HeaderMap {
+    let mut t = HeaderMap::new();
+    t.insert("grpc-status", code.parse().unwrap());
+    t
+}
+
+async fn respond_bad(path: String, mut respond: h2::server::SendResponse<Bytes>) {
+    let send = |respond: &mut h2::server::SendResponse<Bytes>,
+                extra: &[(&str, &str)],
+                data: &[u8],
+                trailers: Option<HeaderMap>| {
+        let mut s = respond.send_response(grpc_response(extra), false).unwrap();
+        s.send_data(Bytes::copy_from_slice(data), false).unwrap();
+        match trailers {
+            Some(t) => s.send_trailers(t).unwrap(),
+            None => s.send_data(Bytes::new(), true).unwrap(),
+        }
+    };
+    match path.as_str() {
+        "/bad/flag" => send(
+            &mut respond,
+            &[],
+            &[0x07, 0x00, 0x00, 0x00, 0x00],
+            Some(status_trailers("0")),
+        ),
+        "/bad/truncated" => send(
+            &mut respond,
+            &[],
+            &[0x00, 0x00, 0x00, 0x00, 0x09, 0x01, 0x02],
+            Some(status_trailers("0")),
+        ),
+        "/bad/compressed" => send(
+            &mut respond,
+            &[],
+            &[0x01, 0x00, 0x00, 0x00, 0x01, 0x00],
+            Some(status_trailers("0")),
+        ),
+        "/bad/encoding" => send(
+            &mut respond,
+            &[("grpc-encoding", "snappy")],
+            &frame(0, b""),
+            Some(status_trailers("0")),
+        ),
+        "/bad/nostatus" => send(&mut respond, &[], &frame(0, b"ok"), None),
+        "/bad/http503" => {
+            let _ = respond.send_response(Response::builder().status(503).body(()).unwrap(), true);
+        }
+        "/bad/html" => {
+            let r = Response::builder()
+                .status(200)
+                .header("content-type", "text/html")
+                .body(())
+                .unwrap();
+            let mut s = respond.send_response(r, false).unwrap();
+            s.send_data(Bytes::from_static(b"<html>"), true).unwrap();
+        }
+        "/bad/reset" => {
+            let mut s = respond.send_response(grpc_response(&[]), false).unwrap();
+            s.send_data(Bytes::from(frame(0, b"one")), false).unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            s.send_reset(h2::Reason::INTERNAL_ERROR);
+        }
+        "/bad/cancel" => {
+            let mut s = respond.send_response(grpc_response(&[]), false).unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            s.send_reset(h2::Reason::CANCEL);
+        }
+        _ => send(
+            &mut respond,
+            &[],
+            &frame(0, b"good"),
+            Some(status_trailers("0")),
+        ),
+    }
+}
+
+async fn client_case(path: &str) -> rillrpc::Status {
+    let addr = raw_server().await;
+    let ch = Channel::new(&format!("http://{addr}")).unwrap();
+    let mut call = ch.bidi(path, CallOptions::new()).unwrap();
+    call.close_send();
+    let err = loop {
+        match tokio::time::timeout(Duration::from_secs(5), call.recv())
+            .await
+            .expect("an answer in time")
+        {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("{path}: the call succeeded"),
+            Err(e) => break e,
+        }
+    };
+    // The channel still serves the next call.
+    let ok = ch
+        .unary("/good", Bytes::new(), CallOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(&ok[..], b"good");
+    err
+}
+
+#[tokio::test]
+async fn client_bad_compressed_flag_byte() {
+    let s = client_case("/bad/flag").await;
+    assert_eq!(s.code(), Code::Internal, "{s}");
+    assert!(s.message().contains("compressed-flag"));
+}
+
+#[tokio::test]
+async fn client_truncated_message() {
+    let s = client_case("/bad/truncated").await;
+    assert_eq!(s.code(), Code::Internal, "{s}");
+}
+
+#[tokio::test]
+async fn client_compressed_flag_without_encoding() {
+    let s = client_case("/bad/compressed").await;
+    assert_eq!(s.code(), Code::Internal, "{s}");
+}
+
+#[tokio::test]
+async fn client_unknown_encoding() {
+    let s = client_case("/bad/encoding").await;
+    assert_eq!(s.code(), Code::Internal, "{s}");
+    assert!(s.message().contains("snappy"));
+}
+
+#[tokio::test]
+async fn client_missing_status() {
+    let s = client_case("/bad/nostatus").await;
+    assert_eq!(s.code(), Code::Internal, "{s}");
+}
+
+#[tokio::test]
+async fn client_http_503_is_unavailable() {
+    let s = client_case("/bad/http503").await;
+    assert_eq!(s.code(), Code::Unavailable, "{s}");
+}
+
+#[tokio::test]
+async fn client_non_grpc_response_is_unknown() {
+    let s = client_case("/bad/html").await;
+    assert_eq!(s.code(), Code::Unknown, "{s}");
+}
+
+#[tokio::test]
+async fn client_reset_mid_stream() {
+    let s = client_case("/bad/reset").await;
+    assert_eq!(s.code(), Code::Internal, "{s}");
+    let s = client_case("/bad/cancel").await;
+    assert_eq!(s.code(), Code::Cancelled, "{s}");
+}
+
+#[tokio::test]
+async fn client_server_vanishes_mid_stream() {
+    let s = client_case("/bad/vanish").await;
+    assert_eq!(s.code(), Code::Unavailable, "{s}");
+}
+
+#[tokio::test]
+async fn client_invalid_method_path_is_refused_at_open() {
+    let ch = Channel::new("http://127.0.0.1:1").unwrap();
+    let err = ch
+        .open("no-slash", CallOptions::new())
+        .err()
+        .expect("refused");
+    assert_eq!(err.code(), Code::InvalidArgument);
+}

@@ -1,0 +1,179 @@
+//! The channel's connection life: lazy connect, fail-fast and wait-for-ready, reconnect
+//! after the server comes back, keepalive detecting a dead peer.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use rill_testkit::rill_echo::{self, PING_PONG};
+use rillrpc::{CallOptions, Channel, ChannelOptions, Code, ServerOptions};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn connects_lazily() {
+    let ch = Channel::new("http://127.0.0.1:1").unwrap();
+    assert!(!ch.is_connected());
+}
+
+#[tokio::test]
+async fn refused_connection_fails_fast_as_unavailable() {
+    let ch = Channel::new("http://127.0.0.1:1").unwrap();
+    let err = ch
+        .unary(PING_PONG, req(b"", 0), CallOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(err.message().contains("127.0.0.1:1"), "{err}");
+}
+
+#[tokio::test]
+async fn invalid_targets_are_refused() {
+    assert!(Channel::new("ftp://x:1").is_err());
+    assert!(Channel::new("not a uri").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_when_the_server_comes_back() {
+    // Find a free port, then serve on it only after the first call failed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let opts = ChannelOptions {
+        initial_backoff: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let ch = Channel::with_options(&format!("http://127.0.0.1:{port}"), opts).unwrap();
+    let err = ch
+        .unary(PING_PONG, req(b"", 0), CallOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+
+    let server = Arc::new(
+        rill_echo::builder(ServerOptions::default())
+            .bind(&format!("127.0.0.1:{port}"))
+            .unwrap(),
+    );
+    tokio::spawn(rill_echo::serve(server.clone()));
+    // wait_for_ready rides out the backoff instead of failing fast.
+    let r = ch
+        .unary(
+            PING_PONG,
+            req(b"back", 0),
+            CallOptions::new()
+                .wait_for_ready(true)
+                .timeout(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp_payload(&r), b"back");
+    assert!(ch.is_connected());
+
+    // The server goes away and comes back on the same port: the channel reconnects.
+    server.shutdown(Duration::from_millis(100)).await;
+    let server = Arc::new(
+        rill_echo::builder(ServerOptions::default())
+            .bind(&format!("127.0.0.1:{port}"))
+            .unwrap(),
+    );
+    tokio::spawn(rill_echo::serve(server.clone()));
+    let r = ch
+        .unary(
+            PING_PONG,
+            req(b"again", 0),
+            CallOptions::new()
+                .wait_for_ready(true)
+                .timeout(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp_payload(&r), b"again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_detects_a_peer_that_stopped_answering() {
+    // An HTTP/2 server that completes the handshake, then never reads again: PINGs go
+    // unanswered, as with a peer whose host vanished without closing TCP.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut conn = h2::server::handshake(tcp).await.unwrap();
+        // Take the first request so the call is on the wire, then stop polling.
+        let _req = conn.accept().await;
+        std::future::pending::<()>().await;
+        drop(conn);
+    });
+    let opts = ChannelOptions {
+        keepalive_interval: Some(Duration::from_millis(100)),
+        keepalive_timeout: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let ch = Channel::with_options(&format!("http://{addr}"), opts).unwrap();
+    let mut call = ch
+        .bidi("/echo.TestService/Echo", CallOptions::new())
+        .unwrap();
+    call.send(Bytes::from_static(b"x")).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), call.recv())
+        .await
+        .expect("keepalive ends the call")
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_server_limit_wait_for_a_slot() {
+    let server = rill_server(ServerOptions {
+        max_concurrent_streams: 2,
+        ..Default::default()
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let call = ch.bidi(rill_echo::ECHO, CallOptions::new()).unwrap();
+        call.send(req(b"hold", 0)).await.unwrap();
+        open.push(call);
+    }
+    for c in open.iter_mut() {
+        assert!(c.recv().await.unwrap().is_some());
+    }
+    // A third call waits for a slot; it completes once one of the first two ends.
+    let ch2 = ch.clone();
+    let third = tokio::spawn(async move {
+        ch2.unary(PING_PONG, req(b"third", 0), CallOptions::new())
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!third.is_finished());
+    let mut first = open.remove(0);
+    first.close_send();
+    assert!(first.finish().await.is_ok());
+    let r = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp_payload(&r), b"third");
+}
+
+#[tokio::test]
+async fn oversized_metadata_is_refused_by_the_server() {
+    let server = rill_server(ServerOptions {
+        max_header_list_size: 1024,
+        ..Default::default()
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let mut md = rillrpc::Metadata::new();
+    md.append_ascii("big", &"x".repeat(4000)).unwrap();
+    let err = ch
+        .unary(PING_PONG, req(b"", 0), CallOptions::new().metadata(md))
+        .await
+        .unwrap_err();
+    assert_ne!(err.code(), Code::Ok);
+    ch.unary(PING_PONG, req(b"small", 0), CallOptions::new())
+        .await
+        .unwrap();
+}
