@@ -242,23 +242,6 @@ impl Call {
     }
 
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
-        let mut one = Vec::with_capacity(1);
-        match self.poll_recv_many(cx, &mut one, 1) {
-            Poll::Ready(Ok(_)) => Poll::Ready(Ok(one.pop())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Appends every message that is ready (up to `max`) to `out`, waiting only if none is.
-    /// Returns `Ok(n)`, the number appended: zero means the call ended successfully.
-    pub fn poll_recv_many(
-        &mut self,
-        cx: &mut Context<'_>,
-        out: &mut Vec<Bytes>,
-        max: usize,
-    ) -> Poll<Result<usize, Status>> {
-        let max = max.max(1);
         if let Some(s) = self.out.local_status() {
             self.end(Some(s));
         }
@@ -274,52 +257,64 @@ impl Call {
                 },
                 RecvState::Headers(fut) => match Pin::new(fut).poll(cx) {
                     Poll::Ready(Ok(resp)) => self.on_response(resp),
-                    Poll::Ready(Err(e)) => {
-                        let s = self
-                            .out
-                            .local_status()
-                            .unwrap_or_else(|| Status::from_h2(&e));
-                        self.end(Some(s))
+                    Poll::Ready(Err(e)) => self.end_h2(&e),
+                    Poll::Pending => return Poll::Pending,
+                },
+                RecvState::Body(inb) => match inb.poll_message(cx) {
+                    Poll::Ready(Ok(Some(m))) => return Poll::Ready(Ok(Some(m))),
+                    Poll::Ready(Ok(None)) => match inb.poll_trailers(cx) {
+                        Poll::Ready(Ok(Some(t))) => self.end(Some(status_from_trailers(&t))),
+                        Poll::Ready(Ok(None)) => self.end(Some(Status::internal(
+                            "server closed the stream without sending trailers",
+                        ))),
+                        Poll::Ready(Err(s)) => {
+                            let s = self.out.local_status().unwrap_or(s);
+                            self.end(Some(s))
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    },
+                    Poll::Ready(Err(s)) => {
+                        let s = self.out.local_status().unwrap_or(s);
+                        self.fail_locally(s);
                     }
                     Poll::Pending => return Poll::Pending,
                 },
-                RecvState::Body(inb) => {
-                    let start = out.len();
-                    match inb.poll_messages(cx, out, max) {
-                        Poll::Ready(Ok(false)) => return Poll::Ready(Ok(out.len() - start)),
-                        Poll::Ready(Ok(true)) => {
-                            if out.len() > start {
-                                // Hand these over; the trailers are read on the next call.
-                                return Poll::Ready(Ok(out.len() - start));
-                            }
-                            match inb.poll_trailers(cx) {
-                                Poll::Ready(Ok(Some(t))) => {
-                                    let s = status_from_trailers(&t);
-                                    self.end(Some(s));
-                                }
-                                Poll::Ready(Ok(None)) => self.end(Some(Status::internal(
-                                    "server closed the stream without sending trailers",
-                                ))),
-                                Poll::Ready(Err(s)) => {
-                                    let s = self.out.local_status().unwrap_or(s);
-                                    self.end(Some(s))
-                                }
-                                Poll::Pending => return Poll::Pending,
-                            }
-                        }
-                        Poll::Ready(Err(s)) => {
-                            let s = self.out.local_status().unwrap_or(s);
-                            self.fail_locally(s);
-                        }
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
                 RecvState::Done => {
                     let s = self.status.as_ref().expect("status is set when done");
-                    return Poll::Ready(if s.is_ok() { Ok(0) } else { Err(s.clone()) });
+                    return Poll::Ready(if s.is_ok() { Ok(None) } else { Err(s.clone()) });
                 }
             }
         }
+    }
+
+    /// Appends every message that is ready (up to `max`) to `out`, waiting only if none is:
+    /// one wake-up hands over a batch. Returns `Ok(n)`, the number appended; zero means the
+    /// call ended successfully. An error comes after the messages that preceded it.
+    pub fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, Status>> {
+        let mut n = 0;
+        while n < max.max(1) {
+            match self.poll_recv(cx) {
+                Poll::Ready(Ok(Some(m))) => {
+                    out.push(m);
+                    n += 1;
+                }
+                Poll::Ready(Ok(None)) => return Poll::Ready(Ok(n)),
+                Poll::Ready(Err(e)) => return Poll::Ready(if n > 0 { Ok(n) } else { Err(e) }),
+                Poll::Pending => {
+                    return if n > 0 {
+                        Poll::Ready(Ok(n))
+                    } else {
+                        Poll::Pending
+                    }
+                }
+            }
+        }
+        Poll::Ready(Ok(n))
     }
 
     /// Waits for the response headers (or the end of the call, for a Trailers-Only

@@ -73,37 +73,6 @@ impl Inbound {
         }
     }
 
-    /// Like `poll_message`, but takes every message that is ready without waiting, up to
-    /// `max`: one wake-up hands over a batch.
-    pub(crate) fn poll_messages(
-        &mut self,
-        cx: &mut Context<'_>,
-        out: &mut Vec<Bytes>,
-        max: usize,
-    ) -> Poll<Result<bool, Status>> {
-        let start = out.len();
-        while out.len() - start < max {
-            match self.poll_message(cx) {
-                Poll::Ready(Ok(Some(m))) => out.push(m),
-                Poll::Ready(Ok(None)) => return Poll::Ready(Ok(true)),
-                Poll::Ready(Err(e)) => {
-                    if out.len() > start {
-                        // Hand over what arrived before the error; the error comes next time.
-                        return Poll::Ready(Ok(false));
-                    }
-                    return Poll::Ready(Err(e));
-                }
-                Poll::Pending => {
-                    if out.len() > start {
-                        return Poll::Ready(Ok(false));
-                    }
-                    return Poll::Pending;
-                }
-            }
-        }
-        Poll::Ready(Ok(false))
-    }
-
     pub(crate) fn poll_trailers(
         &mut self,
         cx: &mut Context<'_>,

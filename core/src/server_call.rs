@@ -135,45 +135,26 @@ impl ServerCall {
     }
 
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
-        let mut one = Vec::with_capacity(1);
-        match self.poll_recv_many(cx, &mut one, 1) {
-            Poll::Ready(Ok(_)) => Poll::Ready(Ok(one.pop())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Appends every request message that is ready (up to `max`), waiting only if none is.
-    /// `Ok(0)`: the client half-closed.
-    pub fn poll_recv_many(
-        &mut self,
-        cx: &mut Context<'_>,
-        out: &mut Vec<Bytes>,
-        max: usize,
-    ) -> Poll<Result<usize, Status>> {
         if let Some(s) = self.out.local_status() {
             return Poll::Ready(Err(s));
         }
         if self.eof {
-            return Poll::Ready(Ok(0));
+            return Poll::Ready(Ok(None));
         }
-        let start = out.len();
-        match self.inbound.poll_messages(cx, out, max.max(1)) {
-            Poll::Ready(Ok(eof)) => {
-                let n = out.len() - start;
-                self.received += n;
+        match self.inbound.poll_message(cx) {
+            Poll::Ready(Ok(Some(m))) => {
+                self.received += 1;
                 if self.shape.single_request() && self.received > 1 {
-                    out.truncate(start);
-                    let s = Status::new(
-                        Code::Internal,
+                    let s = Status::internal(
                         "client sent more than one request message for a single-request method",
                     );
                     return Poll::Ready(Err(self.abort_with(s)));
                 }
-                if eof && n == 0 {
-                    self.eof = true;
-                }
-                Poll::Ready(Ok(n))
+                Poll::Ready(Ok(Some(m)))
+            }
+            Poll::Ready(Ok(None)) => {
+                self.eof = true;
+                Poll::Ready(Ok(None))
             }
             Poll::Ready(Err(s)) => {
                 // A broken request (oversized, malformed, truncated) ends the call with
@@ -187,6 +168,35 @@ impl ServerCall {
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// Appends every request message that is ready (up to `max`), waiting only if none is.
+    /// `Ok(0)`: the client half-closed.
+    pub fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, Status>> {
+        let mut n = 0;
+        while n < max.max(1) {
+            match self.poll_recv(cx) {
+                Poll::Ready(Ok(Some(m))) => {
+                    out.push(m);
+                    n += 1;
+                }
+                Poll::Ready(Ok(None)) => return Poll::Ready(Ok(n)),
+                Poll::Ready(Err(e)) => return Poll::Ready(if n > 0 { Ok(n) } else { Err(e) }),
+                Poll::Pending => {
+                    return if n > 0 {
+                        Poll::Ready(Ok(n))
+                    } else {
+                        Poll::Pending
+                    }
+                }
+            }
+        }
+        Poll::Ready(Ok(n))
     }
 
     /// Sends the response headers now, with `metadata`. Otherwise they go with the first

@@ -28,3 +28,145 @@ async fn long_server_stream_of_small_messages_completes() {
     assert!(r.is_ok(), "stalled after {got} messages");
     assert_eq!(got, n);
 }
+
+/// A server whose handler does `f` with each call.
+fn server_with<F, Fut>(f: F) -> std::sync::Arc<rillrpc::Server>
+where
+    F: Fn(rillrpc::ServerCall) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let server = std::sync::Arc::new(
+        rill_testkit::rill_echo::builder(ServerOptions::default())
+            .bind("127.0.0.1:0")
+            .unwrap(),
+    );
+    let s = server.clone();
+    tokio::spawn(async move {
+        while let Some(call) = s.accept().await {
+            tokio::spawn(f(call));
+        }
+    });
+    server
+}
+
+#[tokio::test]
+async fn a_handler_that_drops_the_call_ends_it_as_unknown() {
+    let server = server_with(|call| async move { drop(call) });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let err = ch
+        .unary(
+            rill_testkit::rill_echo::PING_PONG,
+            req(b"", 0),
+            CallOptions::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), rillrpc::Code::Unknown);
+    assert!(err.message().contains("without finishing"), "{err}");
+}
+
+#[tokio::test]
+async fn server_cancel_reaches_the_client_as_cancelled() {
+    let server = server_with(|mut call| async move {
+        let _ = call.recv().await;
+        call.send(rillrpc::Bytes::from_static(b"one"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        call.cancel();
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let mut call = ch
+        .bidi(rill_testkit::rill_echo::ECHO, CallOptions::new())
+        .unwrap();
+    call.send(req(b"x", 0)).await.unwrap();
+    assert!(call.recv().await.unwrap().is_some());
+    let err = call.recv().await.unwrap_err();
+    assert_eq!(err.code(), rillrpc::Code::Cancelled, "{err}");
+}
+
+#[tokio::test]
+async fn deadline_is_seen_on_both_sides() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = server_with(move |call| {
+        let tx = tx.clone();
+        async move {
+            assert!(call.time_remaining().unwrap() <= Duration::from_millis(300));
+            let s = std::future::poll_fn(|cx| call.poll_cancelled(cx)).await;
+            let _ = tx.send(s);
+        }
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let mut call = ch
+        .bidi(
+            rill_testkit::rill_echo::ECHO,
+            CallOptions::new().timeout(Duration::from_millis(300)),
+        )
+        .unwrap();
+    let err = call.recv().await.unwrap_err();
+    assert_eq!(err.code(), rillrpc::Code::DeadlineExceeded);
+    let seen = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            seen.code(),
+            rillrpc::Code::DeadlineExceeded | rillrpc::Code::Cancelled
+        ),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn send_after_finish_is_refused() {
+    let server = rill_server(ServerOptions::default());
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let mut call = ch
+        .server_streaming(ECHO_SERVER, req(b"a", 1), CallOptions::new())
+        .await
+        .unwrap();
+    assert!(call.finish().await.is_ok());
+    assert!(call.send(req(b"late", 0)).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_bounds_the_writer() {
+    // The server streams far more than the windows and queues hold; the client reads
+    // nothing for a while. The handler must be held back by flow control: it cannot have
+    // queued everything.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = server_with(move |mut call| {
+        let tx = tx.clone();
+        async move {
+            let _ = call.recv().await;
+            let chunk = rillrpc::Bytes::from(vec![0u8; 64 * 1024]);
+            let mut sent = 0usize;
+            while sent < 256 << 20 {
+                if tokio::time::timeout(Duration::from_millis(500), call.send(chunk.clone()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                sent += chunk.len();
+            }
+            let _ = tx.send(sent);
+        }
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let call = ch
+        .server_streaming(ECHO_SERVER, req(b"", 0), CallOptions::new())
+        .await
+        .unwrap();
+    let sent = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // Windows (1 MiB stream, 4 MiB connection) + h2's send buffer + our queue: a few MiB.
+    assert!(
+        sent < 16 << 20,
+        "the writer queued {sent} bytes for a reader that reads nothing"
+    );
+    drop(call);
+}
