@@ -17,6 +17,9 @@ use crate::status::{Code, Status};
 /// their own chunk without a copy.
 const COALESCE_MAX: usize = 16 * 1024;
 
+/// The size of the buffers small messages are framed into: one DATA frame each.
+const TAIL_CHUNK: usize = 32 * 1024;
+
 /// How the sending side ends.
 pub(crate) enum End {
     /// Client half-close: END_STREAM after the last message.
@@ -134,7 +137,6 @@ impl Outbound {
             Some(false) => Encoding::Identity,
             _ => st.compress,
         };
-        let before = st.tail.len();
         if enc == Encoding::Identity && msg.len() > COALESCE_MAX {
             let prefix = codec::prefix(msg.len()).map_err(TrySendError::Closed)?;
             if !st.tail.is_empty() {
@@ -145,6 +147,18 @@ impl Outbound {
             st.queued += codec::PREFIX_LEN + msg.len();
             st.chunks.push_back(msg);
         } else {
+            let need = codec::PREFIX_LEN + msg.len();
+            if st.tail.capacity() - st.tail.len() < need {
+                // Start a fresh buffer rather than grow this one: growing copies everything
+                // queued so far, and at millions of small messages a second those copies
+                // dominated the profile.
+                if !st.tail.is_empty() {
+                    let t = st.tail.split().freeze();
+                    st.chunks.push_back(t);
+                }
+                st.tail = BytesMut::with_capacity(need.max(TAIL_CHUNK));
+            }
+            let before = st.tail.len();
             codec::encode(&mut st.tail, &msg, enc).map_err(TrySendError::Closed)?;
             st.queued += st.tail.len() - before;
         }
