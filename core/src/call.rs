@@ -129,63 +129,75 @@ impl Call {
         method: &str,
         opts: CallOptions,
     ) -> Result<Call, Status> {
-        if !method.starts_with('/') || method.len() < 2 {
-            return Err(Status::new(
-                Code::InvalidArgument,
-                format!("method path must look like /package.Service/Method, got {method:?}"),
-            ));
-        }
-        let deadline = opts.timeout.map(|t| Instant::now() + t);
-        let uri = format!("{}://{}{}", chan.scheme(), chan.authority(), method);
-        let mut req = Request::post(uri).body(()).map_err(|e| {
-            Status::new(
-                Code::InvalidArgument,
-                format!("invalid method path {method:?}: {e}"),
-            )
-        })?;
-        let h = req.headers_mut();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            content_type(opts.content_subtype.as_deref())
-                .map_err(|_| Status::new(Code::InvalidArgument, "invalid content subtype"))?,
-        );
-        h.insert(http::header::TE, HeaderValue::from_static("trailers"));
-        h.insert(http::header::USER_AGENT, chan.user_agent().clone());
-        if let Some(t) = opts.timeout {
-            h.insert(
-                "grpc-timeout",
-                HeaderValue::from_str(&timeout::encode(t)).expect("ascii"),
-            );
-        }
+        let req = request(chan, method, &opts)?;
         let compress = opts.compression.unwrap_or(Encoding::Identity);
-        if compress != Encoding::Identity {
-            h.insert("grpc-encoding", HeaderValue::from_static(compress.name()));
-        }
-        h.insert(
-            "grpc-accept-encoding",
-            HeaderValue::from_static(codec::ACCEPT_ENCODING),
-        );
-        opts.metadata.write_to(h);
-
         let out = Arc::new(Outbound::new(SEND_QUEUE_BYTES, compress));
         let (tx, rx) = oneshot::channel();
         let pump = Pump {
             chan: chan.clone(),
             out: out.clone(),
-            deadline,
+            deadline: opts.timeout.map(|t| Instant::now() + t),
             wait_for_ready: opts.wait_for_ready,
         };
         chan.runtime().spawn(pump.run(req, tx));
-        Ok(Call {
+        Ok(Call::receiving(out, RecvState::Opening(rx), &opts))
+    }
+
+    fn receiving(out: Arc<Outbound>, state: RecvState, opts: &CallOptions) -> Call {
+        Call {
             out,
-            state: RecvState::Opening(rx),
+            state,
             headers: None,
             status: None,
             max_recv: opts
                 .max_recv_message_size
                 .unwrap_or(codec::DEFAULT_MAX_RECV_MESSAGE),
             max_send: opts.max_send_message_size.unwrap_or(usize::MAX),
-        })
+        }
+    }
+
+    /// A unary call written by the calling task itself: with the whole request in hand
+    /// there is nothing to queue, so no writer task is spawned and no hand-off is needed.
+    /// Must run inside a tokio runtime (for the deadline).
+    pub(crate) async fn unary_direct(
+        chan: &Arc<ChannelInner>,
+        method: &str,
+        msg: Bytes,
+        opts: CallOptions,
+    ) -> Result<Bytes, Status> {
+        let req = request(chan, method, &opts)?;
+        let max_send = opts.max_send_message_size.unwrap_or(usize::MAX);
+        if msg.len() > max_send {
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "trying to send message larger than max ({} vs. {max_send})",
+                    msg.len()
+                ),
+            ));
+        }
+        let compress = opts.compression.unwrap_or(Encoding::Identity);
+        let mut framed = bytes::BytesMut::with_capacity(codec::PREFIX_LEN + msg.len());
+        codec::encode(&mut framed, &msg, compress)?;
+        let work = async {
+            let (resp, mut stream) = chan.open_stream(req, opts.wait_for_ready).await?;
+            stream
+                .send_data(framed.freeze(), true)
+                .map_err(|e| Status::from_h2(&e))?;
+            let out = Arc::new(Outbound::new(0, compress));
+            out.close(End::CloseSend);
+            let mut call = Call::receiving(out, RecvState::Headers(resp), &opts);
+            let r = single_response(&mut call).await;
+            // Dropping the stream handles of an unfinished call makes h2 reset it (CANCEL).
+            drop(stream);
+            r
+        };
+        match opts.timeout {
+            None => work.await,
+            Some(t) => tokio::time::timeout(t, work)
+                .await
+                .unwrap_or_else(|_| Err(Status::deadline_exceeded())),
+        }
     }
 
     /// Queues one message, waiting only while the send queue is full (flow control).
@@ -465,6 +477,66 @@ impl Drop for Call {
             );
         }
         self.out.mark_done();
+    }
+}
+
+/// The request header block of a call.
+fn request(chan: &ChannelInner, method: &str, opts: &CallOptions) -> Result<Request<()>, Status> {
+    if !method.starts_with('/') || method.len() < 2 {
+        return Err(Status::new(
+            Code::InvalidArgument,
+            format!("method path must look like /package.Service/Method, got {method:?}"),
+        ));
+    }
+    let uri = format!("{}://{}{}", chan.scheme(), chan.authority(), method);
+    let mut req = Request::post(uri).body(()).map_err(|e| {
+        Status::new(
+            Code::InvalidArgument,
+            format!("invalid method path {method:?}: {e}"),
+        )
+    })?;
+    let h = req.headers_mut();
+    let ct = content_type(opts.content_subtype.as_deref())
+        .map_err(|_| Status::new(Code::InvalidArgument, "invalid content subtype"))?;
+    h.insert(http::header::CONTENT_TYPE, ct);
+    h.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    h.insert(http::header::USER_AGENT, chan.user_agent().clone());
+    if let Some(t) = opts.timeout {
+        h.insert(
+            "grpc-timeout",
+            HeaderValue::from_str(&timeout::encode(t)).expect("ascii"),
+        );
+    }
+    let compress = opts.compression.unwrap_or(Encoding::Identity);
+    if compress != Encoding::Identity {
+        h.insert("grpc-encoding", HeaderValue::from_static(compress.name()));
+    }
+    h.insert(
+        "grpc-accept-encoding",
+        HeaderValue::from_static(codec::ACCEPT_ENCODING),
+    );
+    opts.metadata.write_to(h);
+    Ok(req)
+}
+
+/// Reads the one response of a single-response call: exactly one message, then OK.
+pub(crate) async fn single_response(call: &mut Call) -> Result<Bytes, Status> {
+    let first = call.recv().await?;
+    let Some(msg) = first else {
+        return Err(Status::new(
+            Code::Internal,
+            "server ended a unary call with OK but no response message",
+        ));
+    };
+    match call.recv().await? {
+        None => Ok(msg),
+        Some(_) => {
+            call.cancel();
+            Err(Status::new(
+                Code::Internal,
+                "server sent more than one response message for a single-response call",
+            ))
+        }
     }
 }
 

@@ -13,10 +13,10 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::call::{Call, CallOptions};
+use crate::call::{single_response, Call, CallOptions};
 use crate::error::Error;
 use crate::runtime;
-use crate::status::{Code, Status};
+use crate::status::Status;
 use crate::transport::{self, ClientTls};
 
 /// Channel settings.
@@ -168,6 +168,9 @@ impl Channel {
         req: Bytes,
         opts: CallOptions,
     ) -> Result<Bytes, Status> {
+        if Handle::try_current().is_ok() {
+            return Call::unary_direct(&self.inner, method, req, opts).await;
+        }
         let mut call = self.open(method, opts)?;
         send_now(&call, req).await?;
         call.close_send();
@@ -231,26 +234,6 @@ impl Channel {
 
 async fn send_now(call: &Call, req: Bytes) -> Result<(), Status> {
     call.send(req).await
-}
-
-async fn single_response(call: &mut Call) -> Result<Bytes, Status> {
-    let first = call.recv().await?;
-    let Some(msg) = first else {
-        return Err(Status::new(
-            Code::Internal,
-            "server ended a unary call with OK but no response message",
-        ));
-    };
-    match call.recv().await? {
-        None => Ok(msg),
-        Some(_) => {
-            call.cancel();
-            Err(Status::new(
-                Code::Internal,
-                "server sent more than one response message for a single-response call",
-            ))
-        }
-    }
 }
 
 impl ChannelInner {

@@ -156,7 +156,14 @@ impl Outbound {
                     let t = st.tail.split().freeze();
                     st.chunks.push_back(t);
                 }
-                st.tail = BytesMut::with_capacity(need.max(TAIL_CHUNK));
+                // A lone message (the queue was empty) gets a buffer of its own size, so an
+                // idle or ping-pong stream holds no 32 KiB buffer; a burst gets big ones.
+                let cap = if st.queued == 0 {
+                    need
+                } else {
+                    need.max(TAIL_CHUNK)
+                };
+                st.tail = BytesMut::with_capacity(cap);
             }
             let before = st.tail.len();
             codec::encode(&mut st.tail, &msg, enc).map_err(TrySendError::Closed)?;
@@ -338,7 +345,9 @@ impl Outbound {
             };
             b.chunks = std::mem::take(&mut st.chunks);
             if !st.tail.is_empty() {
-                b.chunks.push_back(st.tail.split().freeze());
+                // Take the whole buffer: a split would leave the spare capacity behind,
+                // keeping the allocation alive on an idle stream.
+                b.chunks.push_back(std::mem::take(&mut st.tail).freeze());
             }
             st.queued = 0;
             st.urgent = false;
@@ -434,9 +443,10 @@ mod tests {
             Poll::Ready(Some(b)) => b,
             _ => panic!("nothing to take"),
         };
-        // Small messages share one chunk: one DATA frame for the burst.
-        assert_eq!(b.chunks.len(), 1);
-        assert_eq!(b.chunks[0].len(), 3 * 35);
+        // The first message of a burst gets a buffer of its own size; the rest share one.
+        assert_eq!(b.chunks.len(), 2);
+        assert_eq!(b.chunks[0].len(), 35);
+        assert_eq!(b.chunks[1].len(), 2 * 35);
         assert!(out.poll_ready(&mut cx).is_ready());
     }
 

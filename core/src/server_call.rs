@@ -414,6 +414,10 @@ impl Pump {
                     r = write => r,
                 };
                 if let Err(e) = r {
+                    // Regression: a client cancel that arrived mid-write only failed later
+                    // sends; it must also end the call so is_cancelled/poll_cancelled see it.
+                    self.out
+                        .terminate(e.clone(), Terminate::Reset(h2::Reason::NO_ERROR));
                     self.out.fail(e);
                     return;
                 }

@@ -114,8 +114,14 @@ impl fmt::Display for Code {
 /// The outcome of a call: a code, a human-readable message, optional binary details
 /// (`grpc-status-details-bin`, usually a serialized `google.rpc.Status`) and the trailers
 /// that came with it.
+///
+/// One pointer wide: results and futures that carry a `Status` stay small, so the hot
+/// paths that return `Result<(), Status>` per message do not move a large error slot.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Status {
+pub struct Status(Box<Inner>);
+
+#[derive(Clone, PartialEq, Eq)]
+struct Inner {
     code: Code,
     message: String,
     details: Bytes,
@@ -124,12 +130,12 @@ pub struct Status {
 
 impl Status {
     pub fn new(code: Code, message: impl Into<String>) -> Status {
-        Status {
+        Status(Box::new(Inner {
             code,
             message: message.into(),
             details: Bytes::new(),
             trailers: Metadata::new(),
-        }
+        }))
     }
 
     pub fn ok() -> Status {
@@ -137,37 +143,37 @@ impl Status {
     }
 
     pub fn with_details(mut self, details: Bytes) -> Status {
-        self.details = details;
+        self.0.details = details;
         self
     }
 
     pub fn with_trailers(mut self, trailers: Metadata) -> Status {
-        self.trailers = trailers;
+        self.0.trailers = trailers;
         self
     }
 
     pub fn code(&self) -> Code {
-        self.code
+        self.0.code
     }
 
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     pub fn details(&self) -> &Bytes {
-        &self.details
+        &self.0.details
     }
 
     pub fn trailers(&self) -> &Metadata {
-        &self.trailers
+        &self.0.trailers
     }
 
     pub fn trailers_mut(&mut self) -> &mut Metadata {
-        &mut self.trailers
+        &mut self.0.trailers
     }
 
     pub fn is_ok(&self) -> bool {
-        self.code == Code::Ok
+        self.0.code == Code::Ok
     }
 
     pub(crate) fn cancelled(message: impl Into<String>) -> Status {
@@ -217,12 +223,13 @@ impl Status {
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Status");
-        d.field("code", &self.code).field("message", &self.message);
-        if !self.details.is_empty() {
-            d.field("details", &self.details);
+        d.field("code", &self.0.code)
+            .field("message", &self.0.message);
+        if !self.0.details.is_empty() {
+            d.field("details", &self.0.details);
         }
-        if !self.trailers.is_empty() {
-            d.field("trailers", &self.trailers);
+        if !self.0.trailers.is_empty() {
+            d.field("trailers", &self.0.trailers);
         }
         d.finish()
     }
@@ -230,10 +237,10 @@ impl fmt::Debug for Status {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.message.is_empty() {
-            write!(f, "{}", self.code)
+        if self.0.message.is_empty() {
+            write!(f, "{}", self.0.code)
         } else {
-            write!(f, "{}: {}", self.code, self.message)
+            write!(f, "{}: {}", self.0.code, self.0.message)
         }
     }
 }

@@ -170,3 +170,36 @@ async fn a_slow_reader_bounds_the_writer() {
     );
     drop(call);
 }
+
+/// Regression: a client cancel that arrived while the server was writing failed the
+/// handler's later sends but never reached `poll_cancelled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_cancel_mid_write_reaches_poll_cancelled() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = server_with(move |mut call| {
+        let tx = tx.clone();
+        async move {
+            let _ = call.recv().await;
+            let msg = rillrpc::Bytes::from(vec![1u8; 16]);
+            let call = std::sync::Arc::new(call);
+            let writer = call.clone();
+            tokio::spawn(async move { while writer.send(msg.clone()).await.is_ok() {} });
+            let s = std::future::poll_fn(|cx| call.poll_cancelled(cx)).await;
+            let _ = tx.send(s);
+        }
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let mut call = ch
+        .server_streaming(ECHO_SERVER, req(b"", 0), CallOptions::new())
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        call.recv().await.unwrap().unwrap();
+    }
+    call.cancel();
+    let seen = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("poll_cancelled fired")
+        .unwrap();
+    assert_eq!(seen.code(), rillrpc::Code::Cancelled, "{seen:?}");
+}
