@@ -1,0 +1,82 @@
+'use strict'
+// The Node rows of the bench, peer and ours in the same run:
+// - clients: the grpc-js client and the rillrpc Node client against the same fast echo
+//   server (`echo-server --impl tonic`);
+// - servers: the grpc-js server and the rillrpc Node server (bench/node/server.js) driven by
+//   the same fast client (`echo-client --impl rill`).
+// Prints a table with ratios.  Usage: node bench/node/bench.js [--duration S] [--size N]
+// Needs `cargo build --release -p rill-bench --bin echo-server --bin echo-client` and
+// `npm install` in bindings-node (a release addon).
+const { spawn, spawnSync } = require('node:child_process')
+const path = require('node:path')
+const fs = require('node:fs')
+
+const root = path.join(__dirname, '..', '..')
+const args = process.argv.slice(2)
+const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d }
+const duration = opt('--duration', '5')
+const warmup = opt('--warmup', '1')
+const size = opt('--size', '16')
+const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target')
+const bin = (name) => {
+  const p = path.join(targetDir, 'release', name)
+  if (!fs.existsSync(p)) throw new Error(`${p} not found: cargo build --release -p rill-bench --bin ${name}`)
+  return p
+}
+const workloads = ['server-stream', 'pingpong', 'unary']
+
+function start (cmd, argv) {
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] })
+  return new Promise((resolve, reject) => {
+    let out = ''
+    child.stdout.on('data', (d) => {
+      out += d
+      const m = /listening on (\S+)/.exec(out)
+      if (m) resolve({ child, addr: m[1] })
+    })
+    child.on('exit', (c) => reject(new Error(`${cmd} exited with ${c}`)))
+  })
+}
+
+function result (cmd, argv) {
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 120000 })
+  const line = (r.stdout || '').split('\n').find((l) => l.startsWith('RESULT'))
+  if (!line) return NaN
+  return Number(/ value=(\S+)/.exec(line)[1])
+}
+
+async function main () {
+  const rows = []
+  // Clients against tonic.
+  const tonic = await start(bin('echo-server'), ['--impl', 'tonic', '--port', '0'])
+  for (const w of workloads) {
+    const r = {}
+    for (const impl of ['grpc-js', 'rill']) {
+      r[impl] = result(process.execPath, [path.join(__dirname, 'client.js'), '--impl', impl, '--addr', tonic.addr,
+        '--workload', w, '--duration', duration, '--warmup', warmup, '--size', size])
+    }
+    rows.push({ side: 'client (vs tonic server)', workload: w, ...r })
+  }
+  tonic.child.kill()
+  // Servers driven by echo-client (rillrpc Rust client).
+  for (const w of workloads) {
+    const r = {}
+    for (const impl of ['grpc-js', 'rill']) {
+      const srv = await start(process.execPath, [path.join(__dirname, 'server.js'), '--impl', impl, '--port', '0'])
+      r[impl] = result(bin('echo-client'), ['--impl', 'rill', '--addr', srv.addr, '--workload', w,
+        '--duration-secs', duration, '--warmup-secs', warmup, '--size', size])
+      srv.child.kill()
+      await new Promise((resolve) => srv.child.once('exit', resolve))
+    }
+    rows.push({ side: 'server (driven by echo-client)', workload: w, ...r })
+  }
+  const fmt = (x) => Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a'
+  console.log(`\nNode bench: ${size} B messages, ${duration} s per cell after ${warmup} s warm-up (msg/s; ping-pong and unary are round trips/s, one call at a time)\n`)
+  console.log('| side | workload | grpc-js | rillrpc | rillrpc / grpc-js |')
+  console.log('|---|---|---:|---:|---:|')
+  for (const r of rows) {
+    console.log(`| ${r.side} | ${r.workload} | ${fmt(r['grpc-js'])} | ${fmt(r.rill)} | ${(r.rill / r['grpc-js']).toFixed(2)}x |`)
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1) })

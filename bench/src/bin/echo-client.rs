@@ -1,0 +1,636 @@
+//! An echo client for `shared/idl/echo.proto`, on rillrpc or on tonic: runs one benchmark
+//! workload against an echo server and prints one `RESULT ...` line.
+//!
+//!     echo-client --impl rill|tonic --addr 127.0.0.1:PORT --workload W
+//!                 [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]
+//!                 [--connections N] [--server-pid PID]
+//!
+//! Workloads: server-stream, client-stream, pingpong, unary (rates over `--duration-secs`
+//! after a warm-up) and idle-streams (`--streams` open bidi streams, default 10000; the
+//! resident memory they cost this process and, with `--server-pid`, the server).
+//! With `--server-pid`, rate workloads also report the server's CPU use over the window.
+//!
+//! Both implementations do the same work per message: build an `echo.Request`, encode it,
+//! decode every `echo.Response`.
+
+use prost::Message;
+use rill_bench::{cpu_secs, rss_bytes, Report, Workload};
+use rill_testkit::echo::{Request, Response};
+use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
+use rill_testkit::TestServiceClient;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Impl {
+    Rill,
+    Tonic,
+}
+
+#[derive(Clone, Debug)]
+struct Args {
+    imp: Impl,
+    addr: String,
+    workload: Workload,
+    duration: Duration,
+    warmup: Duration,
+    size: usize,
+    streams: Option<usize>,
+    connections: usize,
+    server_pid: Option<u32>,
+}
+
+fn main() {
+    let args = parse_args();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let report = rt.block_on(run(args.clone()));
+    match report {
+        Ok(r) => {
+            println!("{r}");
+            // Streams still open (a server stream the server is still filling) are torn
+            // down with the process; the server sees the connection go.
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("echo-client: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+type Res<T> = Result<T, String>;
+
+/// Counts messages across the workers of a rate workload; workers stop when `stop` is set.
+#[derive(Default)]
+struct Counter {
+    n: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Counter {
+    fn add(&self, k: u64) {
+        self.n.fetch_add(k, Ordering::Relaxed);
+    }
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+async fn run(a: Args) -> Res<Report> {
+    let mut r = Report::default();
+    r.set("workload", a.workload)
+        .set("impl", imp_name(a.imp))
+        .set("unit", a.workload.unit())
+        .set("addr", &a.addr)
+        .set("connections", a.connections);
+    if a.workload == Workload::IdleStreams {
+        let n = a.streams.unwrap_or(10_000);
+        r.set("streams", n);
+        idle_streams(&a, n, &mut r).await?;
+        return Ok(r);
+    }
+    let streams = a.streams.unwrap_or(1);
+    r.set("streams", streams).set("size", a.size);
+    let conns = Conns::connect(&a).await?;
+    let counter = Arc::new(Counter::default());
+    let mut workers = Vec::new();
+    for i in 0..streams {
+        let c = counter.clone();
+        let conn = conns.pick(i);
+        let (w, size) = (a.workload, a.size);
+        workers.push(tokio::spawn(async move { worker(conn, w, size, c).await }));
+    }
+    // A worker that fails early (server gone, protocol error) fails the run.
+    let check = |workers: &Vec<tokio::task::JoinHandle<Res<()>>>| -> Res<()> {
+        if workers.iter().all(|w| w.is_finished()) {
+            return Err("every worker ended before the measurement did".into());
+        }
+        Ok(())
+    };
+    tokio::time::sleep(a.warmup).await;
+    check(&workers)?;
+    let spid = a.server_pid;
+    let (n0, t0) = (counter.n.load(Ordering::Relaxed), Instant::now());
+    let (cpu0, scpu0) = (cpu_secs(None), spid.and_then(|p| cpu_secs(Some(p))));
+    tokio::time::sleep(a.duration).await;
+    let (n1, t1) = (counter.n.load(Ordering::Relaxed), Instant::now());
+    let (cpu1, scpu1) = (cpu_secs(None), spid.and_then(|p| cpu_secs(Some(p))));
+    check(&workers)?;
+    counter.stop.store(true, Ordering::Relaxed);
+    let secs = (t1 - t0).as_secs_f64();
+    let count = n1 - n0;
+    r.set("value", format!("{:.0}", count as f64 / secs))
+        .set("count", count)
+        .set("secs", format!("{secs:.3}"));
+    if let (Some(c0), Some(c1)) = (cpu0, cpu1) {
+        r.set("client_cpu", format!("{:.3}", (c1 - c0) / secs));
+    }
+    if let (Some(c0), Some(c1)) = (scpu0, scpu1) {
+        r.set("server_cpu", format!("{:.3}", (c1 - c0) / secs));
+    }
+    // Client streams end cleanly, and the server's byte count checks what was sent.
+    if a.workload == Workload::ClientStream {
+        for w in workers {
+            match tokio::time::timeout(Duration::from_secs(10), w).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => return Err(e),
+                Ok(Err(e)) => return Err(format!("worker panicked: {e}")),
+                Err(_) => return Err("client stream did not finish within 10 s".into()),
+            }
+        }
+    }
+    Ok(r)
+}
+
+fn imp_name(i: Impl) -> &'static str {
+    match i {
+        Impl::Rill => "rill",
+        Impl::Tonic => "tonic",
+    }
+}
+
+/// The client connections: `--connections` channels, streams spread over them.
+enum Conns {
+    Rill(Vec<rillrpc::Channel>),
+    Tonic(Vec<TestServiceClient<tonic::transport::Channel>>),
+}
+
+#[derive(Clone)]
+enum Conn {
+    Rill(rillrpc::Channel),
+    Tonic(TestServiceClient<tonic::transport::Channel>),
+}
+
+impl Conns {
+    async fn connect(a: &Args) -> Res<Conns> {
+        let uri = format!("http://{}", a.addr);
+        match a.imp {
+            Impl::Rill => {
+                let mut v = Vec::new();
+                for _ in 0..a.connections {
+                    let ch = rillrpc::Channel::new(&uri).map_err(|e| e.to_string())?;
+                    // Connect now, outside the measurement.
+                    ch.unary(
+                        PING_PONG,
+                        request(&Vec::new(), 0),
+                        rillrpc::CallOptions::new(),
+                    )
+                    .await
+                    .map_err(|e| format!("first call: {e}"))?;
+                    v.push(ch);
+                }
+                Ok(Conns::Rill(v))
+            }
+            Impl::Tonic => {
+                let mut v = Vec::new();
+                for _ in 0..a.connections {
+                    let ch = tonic::transport::Endpoint::from_shared(uri.clone())
+                        .map_err(|e| e.to_string())?
+                        .tcp_nodelay(true)
+                        .connect()
+                        .await
+                        .map_err(|e| format!("connect {uri}: {e:?}"))?;
+                    let mut c = TestServiceClient::new(ch)
+                        .max_decoding_message_size(usize::MAX)
+                        .max_encoding_message_size(usize::MAX);
+                    c.ping_pong(Request::default())
+                        .await
+                        .map_err(|e| format!("first call: {e}"))?;
+                    v.push(c);
+                }
+                Ok(Conns::Tonic(v))
+            }
+        }
+    }
+
+    fn pick(&self, i: usize) -> Conn {
+        match self {
+            Conns::Rill(v) => Conn::Rill(v[i % v.len()].clone()),
+            Conns::Tonic(v) => Conn::Tonic(v[i % v.len()].clone()),
+        }
+    }
+}
+
+/// An encoded `echo.Request`, written field by field with prost's encoders so the payload
+/// is copied once, straight into the message (as tonic copies it once into its buffer).
+// A `Vec` because that is what prost's bytes encoder takes.
+#[allow(clippy::ptr_arg)]
+fn request(payload: &Vec<u8>, count: i32) -> rillrpc::Bytes {
+    use prost::encoding::{bytes, encoded_len_varint, int32};
+    let mut buf =
+        Vec::with_capacity(2 + encoded_len_varint(payload.len() as u64) + payload.len() + 6);
+    if !payload.is_empty() {
+        bytes::encode(1, payload, &mut buf);
+    }
+    if count != 0 {
+        int32::encode(2, &count, &mut buf);
+    }
+    rillrpc::Bytes::from(buf)
+}
+
+fn decode(m: &[u8]) -> Res<Response> {
+    Response::decode(m).map_err(|e| format!("bad echo.Response: {e}"))
+}
+
+/// How often a sending loop looks at the clock or the stop flag (messages).
+const CHECK_EVERY: u64 = 256;
+
+async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()> {
+    let payload = vec![b'x'; size];
+    match (conn, w) {
+        (Conn::Rill(ch), Workload::ServerStream) => {
+            let mut call = ch
+                .server_streaming(ECHO_SERVER, request(&payload, i32::MAX), Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut batch = Vec::with_capacity(1024);
+            while !c.stopped() {
+                batch.clear();
+                let n = std::future::poll_fn(|cx| call.poll_recv_many(cx, &mut batch, 1024))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("server stream ended early".into());
+                }
+                for m in &batch {
+                    decode(m)?;
+                }
+                c.add(n as u64);
+            }
+            Ok(())
+        }
+        (Conn::Tonic(mut cl), Workload::ServerStream) => {
+            let mut s = cl
+                .echo_server(Request {
+                    payload,
+                    count: i32::MAX,
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner();
+            let mut k = 0u64;
+            while let Some(_m) = s.message().await.map_err(|e| e.to_string())? {
+                k += 1;
+                if k == CHECK_EVERY {
+                    c.add(k);
+                    k = 0;
+                    if c.stopped() {
+                        return Ok(());
+                    }
+                }
+            }
+            Err("server stream ended early".into())
+        }
+        (Conn::Rill(ch), Workload::ClientStream) => {
+            let call = ch
+                .open(ECHO_CLIENT, Default::default())
+                .map_err(|e| e.to_string())?;
+            let mut call = call;
+            let mut sent = 0u64;
+            let mut k = 0u64;
+            loop {
+                if call.send(request(&payload, 0)).await.is_err() {
+                    break;
+                }
+                sent += 1;
+                k += 1;
+                if k == CHECK_EVERY {
+                    c.add(k);
+                    k = 0;
+                    if c.stopped() {
+                        break;
+                    }
+                }
+            }
+            call.close_send();
+            let m = call
+                .recv()
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no response to the client stream")?;
+            check_total(&decode(&m)?.payload, sent, size)
+        }
+        (Conn::Tonic(mut cl), Workload::ClientStream) => {
+            let sent = Arc::new(AtomicU64::new(0));
+            let (c2, sent2) = (c.clone(), sent.clone());
+            let mut k = 0u64;
+            let reqs = futures_util::stream::poll_fn(move |_| {
+                if k == CHECK_EVERY {
+                    c2.add(k);
+                    sent2.fetch_add(k, Ordering::Relaxed);
+                    k = 0;
+                    if c2.stopped() {
+                        return std::task::Poll::Ready(None);
+                    }
+                }
+                k += 1;
+                std::task::Poll::Ready(Some(Request {
+                    payload: payload.clone(),
+                    count: 0,
+                }))
+            });
+            let resp = cl
+                .echo_client(reqs)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner();
+            check_total(&resp.payload, sent.load(Ordering::Relaxed), size)
+        }
+        (Conn::Rill(ch), Workload::PingPong) => {
+            let mut call = ch
+                .bidi(ECHO, Default::default())
+                .map_err(|e| e.to_string())?;
+            while !c.stopped() {
+                call.send(request(&payload, 0))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let m = call
+                    .recv()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("bidi stream ended early")?;
+                decode(&m)?;
+                c.add(1);
+            }
+            Ok(())
+        }
+        (Conn::Tonic(mut cl), Workload::PingPong) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(16);
+            // A server may send its headers only with the first reply: queue the first
+            // request before waiting for them.
+            let req = || Request {
+                payload: payload.clone(),
+                count: 0,
+            };
+            tx.send(req()).await.map_err(|e| e.to_string())?;
+            let mut s = cl
+                .echo(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner();
+            let mut first = true;
+            while !c.stopped() {
+                if !first {
+                    tx.send(req()).await.map_err(|e| e.to_string())?;
+                }
+                first = false;
+                s.message()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("bidi stream ended early")?;
+                c.add(1);
+            }
+            Ok(())
+        }
+        (Conn::Rill(ch), Workload::Unary) => {
+            while !c.stopped() {
+                let m = ch
+                    .unary(PING_PONG, request(&payload, 0), Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                decode(&m)?;
+                c.add(1);
+            }
+            Ok(())
+        }
+        (Conn::Tonic(mut cl), Workload::Unary) => {
+            while !c.stopped() {
+                cl.ping_pong(Request {
+                    payload: payload.clone(),
+                    count: 0,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                c.add(1);
+            }
+            Ok(())
+        }
+        (_, Workload::IdleStreams) => unreachable!("idle streams are not a rate workload"),
+    }
+}
+
+fn check_total(payload: &[u8], sent: u64, size: usize) -> Res<()> {
+    let got: u64 = std::str::from_utf8(payload)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or("client stream response is not a decimal byte count")?;
+    // The sender may have queued more than it counted when it stopped.
+    if got < sent * size as u64 {
+        return Err(format!(
+            "server counted {got} bytes, client sent at least {}",
+            sent * size as u64
+        ));
+    }
+    Ok(())
+}
+
+/// Opens `n` bidi streams, makes one round trip on each (so each is open at the server, its
+/// handler running) and measures what they cost in resident memory, then lets them go.
+async fn idle_streams(a: &Args, n: usize, r: &mut Report) -> Res<()> {
+    let conns = Conns::connect(a).await?;
+    settle().await;
+    let (client0, server0) = (
+        rss_bytes(None),
+        a.server_pid.and_then(|p| rss_bytes(Some(p))),
+    );
+    let t0 = Instant::now();
+    let ping = Request {
+        payload: b"idle".to_vec(),
+        count: 0,
+    };
+    // What keeps each stream open: the call (and, for tonic, its request sender).
+    let mut rill_calls = Vec::new();
+    let mut tonic_calls = Vec::new();
+    match &conns {
+        Conns::Rill(chs) => {
+            // Its first reply shows a stream is open; at most OPENING await one at a time.
+            let mut waiting = std::collections::VecDeque::new();
+            for i in 0..n {
+                let call = chs[i % chs.len()]
+                    .bidi(ECHO, Default::default())
+                    .map_err(|e| e.to_string())?;
+                call.send(ping.encode_to_vec().into())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                waiting.push_back(call);
+                if waiting.len() == OPENING || i + 1 == n {
+                    while let Some(mut call) = waiting.pop_front() {
+                        call.recv()
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .ok_or("idle stream ended")?;
+                        rill_calls.push(call);
+                    }
+                }
+            }
+        }
+        Conns::Tonic(cls) => {
+            // Opening waits for the response headers: OPENING opens run at once.
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..n {
+                let mut cl = cls[i % cls.len()].clone();
+                let ping = ping.clone();
+                set.spawn(async move {
+                    let (tx, rx) = tokio::sync::mpsc::channel(1);
+                    tx.send(ping).await.map_err(|e| e.to_string())?;
+                    let mut s = cl
+                        .echo(tokio_stream::wrappers::ReceiverStream::new(rx))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .into_inner();
+                    s.message()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or("idle stream ended")?;
+                    Ok::<_, String>((tx, s))
+                });
+                if set.len() == OPENING || i + 1 == n {
+                    while let Some(j) = set.join_next().await {
+                        tonic_calls.push(j.map_err(|e| e.to_string())??);
+                    }
+                }
+            }
+        }
+    }
+    let open_secs = t0.elapsed().as_secs_f64();
+    settle().await;
+    let (client1, server1) = (
+        rss_bytes(None),
+        a.server_pid.and_then(|p| rss_bytes(Some(p))),
+    );
+    let per = |b0: Option<u64>, b1: Option<u64>| -> Option<f64> {
+        Some((b1? as f64 - b0? as f64) / n as f64)
+    };
+    let client_per = per(client0, client1).ok_or("cannot read this process's memory")?;
+    r.set("open_secs", format!("{open_secs:.3}"))
+        .set("client_rss_before", client0.unwrap_or(0))
+        .set("client_rss_after", client1.unwrap_or(0))
+        .set("client_per_stream", format!("{client_per:.0}"));
+    match per(server0, server1) {
+        Some(s) => {
+            r.set("server_rss_before", server0.unwrap_or(0))
+                .set("server_rss_after", server1.unwrap_or(0))
+                .set("server_per_stream", format!("{s:.0}"))
+                .set("value", format!("{s:.0}"))
+                .set("measured", "server");
+        }
+        None => {
+            r.set("value", format!("{client_per:.0}"))
+                .set("measured", "client");
+        }
+    }
+    // Hold the streams until here.
+    drop(rill_calls);
+    drop(tonic_calls);
+    Ok(())
+}
+
+/// How many streams are opened at once. h2 (0.4.20) counts small DATA frames a server has
+/// received but its application has not read yet, and above a budget closes the connection
+/// with GOAWAY(ENHANCE_YOUR_CALM, "too_many_data_frames"): thousands of streams each opened
+/// with one small message, all at once, hit it (tonic's server does at about 2,000).
+const OPENING: usize = 100;
+
+/// Lets background tasks finish what they are doing before memory is read.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+fn parse_args() -> Args {
+    let mut imp = None;
+    let mut addr = None;
+    let mut workload = None;
+    let mut duration = 3.0f64;
+    let mut warmup = None;
+    let mut size = 16usize;
+    let mut streams = None;
+    let mut connections = 1usize;
+    let mut server_pid = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
+        match a.as_str() {
+            "--impl" => {
+                imp = Some(match val().as_str() {
+                    "rill" => Impl::Rill,
+                    "tonic" => Impl::Tonic,
+                    o => usage(&format!("--impl must be rill or tonic, not {o}")),
+                })
+            }
+            "--addr" => addr = Some(val()),
+            "--workload" => {
+                let v = val();
+                workload = Some(
+                    Workload::parse(&v).unwrap_or_else(|| usage(&format!("unknown workload {v}"))),
+                )
+            }
+            "--duration-secs" => duration = num(&val(), "--duration-secs"),
+            "--warmup-secs" => warmup = Some(num(&val(), "--warmup-secs")),
+            "--size" => size = num(&val(), "--size") as usize,
+            "--streams" => streams = Some(num(&val(), "--streams") as usize),
+            "--connections" => connections = num(&val(), "--connections") as usize,
+            "--server-pid" => server_pid = Some(num(&val(), "--server-pid") as u32),
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    if streams == Some(0) || connections == 0 {
+        usage("--streams and --connections must be at least 1");
+    }
+    let warmup = warmup.unwrap_or((duration / 5.0).min(0.5));
+    Args {
+        imp: imp.unwrap_or_else(|| usage("--impl is required")),
+        addr: addr.unwrap_or_else(|| usage("--addr is required")),
+        workload: workload.unwrap_or_else(|| usage("--workload is required")),
+        duration: Duration::from_secs_f64(duration),
+        warmup: Duration::from_secs_f64(warmup),
+        size,
+        streams,
+        connections,
+        server_pid,
+    }
+}
+
+fn num(s: &str, what: &str) -> f64 {
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => v,
+        _ => usage(&format!("{what}: not a non-negative number: {s}")),
+    }
+}
+
+fn usage(msg: &str) -> ! {
+    if !msg.is_empty() {
+        eprintln!("echo-client: {msg}");
+    }
+    eprintln!(
+        "usage: echo-client --impl rill|tonic --addr HOST:PORT --workload W\n\
+         \x20      [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]\n\
+         \x20      [--connections N] [--server-pid PID]\n\
+         workloads: server-stream client-stream pingpong unary idle-streams"
+    );
+    std::process::exit(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_encodes_as_prost_does() {
+        for (p, c) in [(vec![], 0), (b"abc".to_vec(), 0), (vec![7; 1024], i32::MAX)] {
+            let want = Request {
+                payload: p.clone(),
+                count: c,
+            }
+            .encode_to_vec();
+            assert_eq!(request(&p, c).as_ref(), &want[..]);
+        }
+    }
+}

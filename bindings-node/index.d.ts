@@ -1,0 +1,237 @@
+// TypeScript declarations for rillrpc (Node).
+/// <reference types="node" />
+import { EventEmitter } from 'node:events'
+import { Readable, Writable, Duplex } from 'node:stream'
+
+/** A metadata value: a string, or a Buffer for `-bin` keys; repeated keys give arrays. */
+export type MetadataValue = string | Buffer
+/** Metadata in: a plain object, a Map, [key, value] pairs, or a grpc-js Metadata. */
+export type MetadataInit =
+  | Record<string, MetadataValue | MetadataValue[]>
+  | Map<string, MetadataValue | MetadataValue[]>
+  | Array<[string, MetadataValue]>
+  | { getMap(): unknown; toJSON(): Record<string, MetadataValue[]> }
+/** Metadata out: one value per key, or an array when the key was repeated. */
+export type Metadata = Record<string, MetadataValue | MetadataValue[]>
+
+/** gRPC status codes. */
+export declare const status: {
+  readonly OK: 0
+  readonly CANCELLED: 1
+  readonly UNKNOWN: 2
+  readonly INVALID_ARGUMENT: 3
+  readonly DEADLINE_EXCEEDED: 4
+  readonly NOT_FOUND: 5
+  readonly ALREADY_EXISTS: 6
+  readonly PERMISSION_DENIED: 7
+  readonly RESOURCE_EXHAUSTED: 8
+  readonly FAILED_PRECONDITION: 9
+  readonly ABORTED: 10
+  readonly OUT_OF_RANGE: 11
+  readonly UNIMPLEMENTED: 12
+  readonly INTERNAL: 13
+  readonly UNAVAILABLE: 14
+  readonly DATA_LOSS: 15
+  readonly UNAUTHENTICATED: 16
+}
+
+/** Call shapes, for `Server.handle` and `Server.addMethod`. */
+export declare const SHAPE: {
+  readonly UNARY: 0
+  readonly CLIENT_STREAMING: 1
+  readonly SERVER_STREAMING: 2
+  readonly BIDI: 3
+}
+
+export interface StatusObject {
+  code: number
+  details: string
+  metadata: Metadata
+  /** `grpc-status-details-bin`, when the peer sent rich error details. */
+  statusDetails?: Buffer
+}
+
+/** A call that ended with a status other than OK. */
+export declare class RpcError extends Error {
+  constructor(code: number, details?: string, metadata?: Metadata, statusDetails?: Buffer)
+  /** The gRPC status code (0..16). */
+  code: number
+  details: string
+  /** The trailers. */
+  metadata: Metadata
+  statusDetails?: Buffer
+  readonly status: StatusObject
+}
+
+export interface Codec<Req, Res> {
+  /** Request to bytes (client) or response to bytes (server). Default: Buffers as they are. */
+  serialize?: (value: Req) => Buffer | Uint8Array
+  /** Bytes to response (client) or to request (server). Default: the Buffer. */
+  deserialize?: (bytes: Buffer) => Res
+}
+
+export interface CallOptions<Req = Buffer, Res = Buffer> extends Codec<Req, Res> {
+  metadata?: MetadataInit
+  /** Milliseconds; sent as grpc-timeout. */
+  timeout?: number
+  /** A Date or epoch milliseconds. */
+  deadline?: Date | number
+  /** Cancels the call when aborted. */
+  signal?: AbortSignal
+  compression?: 'gzip' | 'identity'
+  /** Largest response message accepted (default 4 MiB). */
+  maxReceiveMessageSize?: number
+  /** `proto`, `json`, ...: the content type becomes application/grpc+<subtype>. */
+  contentSubtype?: string
+  waitForReady?: boolean
+  /** Object-mode high water mark of the call's streams (default 16). */
+  highWaterMark?: number
+}
+
+/** What every client call has. Events: 'metadata' (headers), 'status'. */
+export interface CallBase {
+  /** The response headers. */
+  readonly headers: Promise<Metadata>
+  /** The trailers, once the call ended. */
+  readonly trailers: Promise<Metadata>
+  /** Aborts the call: the server sees CANCELLED, this call fails with CANCELLED. */
+  cancel(): void
+  /** The final status, once the call ended. */
+  getStatus(): StatusObject | null
+}
+
+export interface UnaryResponse<Res> extends Promise<Res> {
+  readonly headers: Promise<Metadata>
+  readonly trailers: Promise<Metadata>
+  cancel(): void
+  readonly call: EventEmitter & CallBase
+}
+
+/** Server streaming: a Readable (and async iterable) of responses. */
+export interface ResponseStream<Res> extends Readable, CallBase {}
+/** Client streaming: a Writable of requests; `response` settles with the reply. */
+export interface RequestStream<Req, Res> extends Writable, CallBase {
+  readonly response: Promise<Res>
+}
+/** Bidirectional streaming: write requests, read responses. */
+export interface BidiStream<Req, Res> extends Duplex, CallBase {}
+
+export interface ChannelOptions {
+  /** PEM CA certificates to trust for https:// (system roots otherwise). */
+  ca?: Buffer | string
+  /** The name checked against the server certificate. */
+  serverName?: string
+  /** Client certificate chain and key (PEM), for mutual TLS. */
+  cert?: Buffer | string
+  key?: Buffer | string
+  /** Milliseconds for one connection attempt. */
+  connectTimeout?: number
+  /** Milliseconds between HTTP/2 keepalive pings. */
+  keepalive?: number
+  userAgent?: string
+  /** Options merged into every call's. */
+  callDefaults?: CallOptions<any, any>
+}
+
+/** A client channel. Idle, it does not keep the process alive. */
+export declare class Channel {
+  /** "http://host:port", "https://host:port" or "host:port". */
+  constructor(target: string, options?: ChannelOptions)
+  unary<Req = Buffer, Res = Buffer>(method: string, request: Req, options?: CallOptions<Req, Res>): UnaryResponse<Res>
+  serverStreaming<Req = Buffer, Res = Buffer>(method: string, request: Req, options?: CallOptions<Req, Res>): ResponseStream<Res>
+  clientStreaming<Req = Buffer, Res = Buffer>(method: string, options?: CallOptions<Req, Res>): RequestStream<Req, Res>
+  bidi<Req = Buffer, Res = Buffer>(method: string, options?: CallOptions<Req, Res>): BidiStream<Req, Res>
+  /** Later calls fail with UNAVAILABLE; calls in flight finish. */
+  close(): void
+}
+
+/** One method of a service definition (@grpc/proto-loader's or grpc-js's). */
+export interface MethodDefinition {
+  path: string
+  requestStream: boolean
+  responseStream: boolean
+  requestSerialize: (value: any) => Buffer
+  requestDeserialize: (bytes: Buffer) => any
+  responseSerialize: (value: any) => Buffer
+  responseDeserialize: (bytes: Buffer) => any
+  originalName?: string
+}
+export type ServiceDefinition = Record<string, MethodDefinition>
+
+/** A client with a method per RPC: `client.EchoServer(req)`, also by original name. */
+export declare function makeClient(
+  channel: Channel | string,
+  service: ServiceDefinition,
+  defaults?: CallOptions<any, any>
+): { channel: Channel; [method: string]: any }
+
+/** What every server call has. Events: 'cancelled' (client cancel, deadline, lost connection). */
+export interface ServerCallBase {
+  readonly method: string
+  readonly shape: number
+  /** The request metadata. */
+  readonly metadata: Metadata
+  /** The client's deadline, or Infinity. */
+  readonly deadline: Date | number
+  readonly peer: string
+  /** True once the call ended other than by this handler (cancel, deadline, connection). */
+  readonly cancelled: boolean
+  sendHeaders(metadata?: MetadataInit): void
+  /** Trailers to send with the final status. */
+  setTrailers(metadata: MetadataInit): void
+  /** Ends the call now with this status. */
+  sendStatus(status: { code: number; details?: string; metadata?: MetadataInit; statusDetails?: Buffer }): void
+}
+export interface ServerUnaryCall<Req> extends EventEmitter, ServerCallBase {
+  readonly request: Req
+}
+export interface ServerReadableCall<Req> extends Readable, ServerCallBase {}
+export interface ServerWritableCall<Req, Res> extends Writable, ServerCallBase {
+  readonly request: Req
+}
+export interface ServerDuplexCall<Req, Res> extends Duplex, ServerCallBase {}
+
+export interface ServerOptions {
+  /** PEM certificate chain and key: serve TLS. */
+  cert?: Buffer | string
+  key?: Buffer | string
+  maxConcurrentStreams?: number
+  maxReceiveMessageSize?: number
+}
+
+type Reply<Res> = Res | Promise<Res>
+
+/**
+ * A gRPC server. A handler that throws (or rejects) ends its call with the error's status
+ * (an RpcError's code, else UNKNOWN); the server keeps serving.
+ */
+export declare class Server extends EventEmitter {
+  constructor(options?: ServerOptions)
+  /** handler(call) returns the response (or a Promise of it); `call.request` is the request. */
+  unary<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerUnaryCall<Req>) => Reply<Res>, codec?: Codec<Res, Req>): this
+  /** grpc-js style: handler(call, callback). */
+  unary<Req = Buffer, Res = Buffer>(
+    path: string,
+    handler: (call: ServerUnaryCall<Req>, callback: (err: Error | null, value?: Res, trailers?: MetadataInit) => void) => void,
+    codec?: Codec<Res, Req>
+  ): this
+  clientStreaming<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerReadableCall<Req>) => Reply<Res>, codec?: Codec<Res, Req>): this
+  /** The call ends with OK at `call.end()`, or when an async handler returns. */
+  serverStreaming<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerWritableCall<Req, Res>) => void | Promise<void>, codec?: Codec<Res, Req>): this
+  bidi<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerDuplexCall<Req, Res>) => void | Promise<void>, codec?: Codec<Res, Req>): this
+  handle(path: string, shape: number, handler: ((call: any) => any) | null, codec?: Codec<any, any>): this
+  /** Pull form: calls of `path` come out of `for await (const call of server)`. */
+  addMethod(path: string, shape: number, codec?: Codec<any, any>): this
+  /** Every method of a service definition, handlers from `impl` by name. */
+  addService(service: ServiceDefinition, impl?: Record<string, (...args: any[]) => any>): this
+  /** Listens on "host:port" (port 0 picks one); returns the bound port. */
+  listen(address?: string | number): number
+  /** Graceful: no new calls; calls in flight get `graceMs`, then are cancelled. */
+  shutdown(graceMs?: number): Promise<void>
+  close(): Promise<void>
+  /** Incoming calls of methods added with `addMethod` (or without a handler). */
+  [Symbol.asyncIterator](): AsyncIterator<ServerDuplexCall<Buffer, Buffer>>
+}
+
+/** The version of the rillrpc core. */
+export declare const version: string

@@ -1,0 +1,16 @@
+'use strict'
+// rillrpc for Node: gRPC over HTTP/2 on the rillrpc Rust engine.
+const { native } = require('./lib/native')
+const { status, RpcError } = require('./lib/status')
+const { Channel, makeClient } = require('./lib/client')
+const { Server, SHAPE } = require('./lib/server')
+
+module.exports = {
+  Channel,
+  Server,
+  RpcError,
+  status,
+  SHAPE,
+  makeClient,
+  version: native.version()
+}

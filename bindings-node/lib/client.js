@@ -1,0 +1,444 @@
+'use strict'
+// The client: a channel, and the four call shapes as a Promise, a Readable, a Writable
+// (plus a Promise) and a Duplex, over a native call that JS polls on its own thread.
+const { EventEmitter } = require('node:events')
+const { Readable, Writable, Duplex } = require('node:stream')
+const { native, watch, unwatch, hold, release } = require('./native')
+const { status, RpcError, toFlat, fromFlat, unframe } = require('./status')
+const { Sender } = require('./sender')
+
+/** Most messages handed over per wake-up. */
+const BATCH = 4096
+
+const identity = (x) => x
+function toBuffer (x) {
+  if (Buffer.isBuffer(x)) return x
+  if (x instanceof Uint8Array) return Buffer.from(x.buffer, x.byteOffset, x.byteLength)
+  if (typeof x === 'string') return Buffer.from(x)
+  throw new TypeError('a message must be a Buffer, a Uint8Array or a string (or pass serialize)')
+}
+
+function nativeOptions (o) {
+  let timeoutMs
+  if (o.timeout != null) timeoutMs = Number(o.timeout)
+  if (o.deadline != null) {
+    const d = o.deadline instanceof Date ? o.deadline.getTime() : Number(o.deadline)
+    if (Number.isFinite(d)) {
+      const t = Math.max(0, d - Date.now())
+      timeoutMs = timeoutMs == null ? t : Math.min(timeoutMs, t)
+    }
+  }
+  if (timeoutMs != null && !(timeoutMs >= 0)) throw new TypeError(`invalid timeout ${o.timeout}`)
+  return {
+    timeoutMs: timeoutMs == null || !Number.isFinite(timeoutMs) ? undefined : timeoutMs,
+    metadata: toFlat(o.metadata),
+    compression: o.compression,
+    maxRecvMessageSize: o.maxReceiveMessageSize,
+    contentSubtype: o.contentSubtype,
+    waitForReady: o.waitForReady
+  }
+}
+
+/**
+ * The JS side of one native call: polls it, parks until a wake-up, delivers headers and
+ * the final status to its owner (the object the user holds).
+ */
+class Link {
+  constructor (nat, owner, signal) {
+    this.nat = nat
+    this.owner = owner
+    this.slot = nat.slot()
+    this.recvWaiting = false
+    this.headersWaiting = false
+    this.sender = new Sender(nat, () => this.wake(), () => {})
+    this.headers = null
+    this.headerWaiters = null
+    this.trailerWaiters = null
+    this.status = null
+    this.done = false
+    this.signal = null
+    this.onAbort = null
+    watch(this.slot, () => this.wake())
+    hold()
+    if (signal) {
+      if (signal.aborted) {
+        queueMicrotask(() => this.cancel('the call was aborted'))
+      } else {
+        this.signal = signal
+        this.onAbort = () => this.cancel('the call was aborted')
+        signal.addEventListener('abort', this.onAbort, { once: true })
+      }
+    }
+  }
+
+  wake () {
+    if (this.done) return
+    this.sender.wake()
+    if (this.headersWaiting) this.pollHeaders()
+    if (this.recvWaiting) this.owner._pull()
+  }
+
+  /** Ready messages (raw Buffers), null when none is (a wake-up follows), false at the end. */
+  pull () {
+    if (this.done) return false
+    const b = this.nat.pollRecv(BATCH)
+    if (b === null) {
+      this.recvWaiting = true
+      return null
+    }
+    this.recvWaiting = false
+    if (this.headers === null) this.pollHeaders()
+    if (b.length === 0) {
+      this.finish()
+      return false
+    }
+    return unframe(b, [])
+  }
+
+  pollHeaders () {
+    const h = this.nat.pollHeaders()
+    if (h === null) {
+      this.headersWaiting = true
+      return
+    }
+    this.headersWaiting = false
+    this.gotHeaders(fromFlat(h))
+  }
+
+  gotHeaders (md) {
+    if (this.headers !== null) return
+    this.headers = md
+    if (this.headerWaiters) for (const r of this.headerWaiters) r(md)
+    this.headerWaiters = null
+    this.owner.emit('metadata', md)
+  }
+
+  headersPromise () {
+    if (this.headers !== null) return Promise.resolve(this.headers)
+    return new Promise((resolve) => {
+      if (this.headerWaiters === null) this.headerWaiters = []
+      this.headerWaiters.push(resolve)
+      if (!this.headersWaiting && !this.done) this.pollHeaders()
+    })
+  }
+
+  trailersPromise () {
+    if (this.status !== null) return Promise.resolve(this.status.metadata)
+    return new Promise((resolve) => {
+      if (this.trailerWaiters === null) this.trailerWaiters = []
+      this.trailerWaiters.push(resolve)
+    })
+  }
+
+  send (buf, cb) {
+    this.sender.write(buf, cb)
+  }
+
+  closeSend () {
+    this.sender.whenFlushed(() => { if (!this.done) this.nat.closeSend() })
+  }
+
+  cancel (why) {
+    if (this.done) return
+    this.nat.cancel()
+    this.finish(why)
+  }
+
+  /** The call ended: collect its status and tell the owner. */
+  finish (cancelReason) {
+    if (this.done) return
+    this.done = true
+    const s = this.nat.status() || { code: status.CANCELLED, details: cancelReason || 'call cancelled', metadata: [] }
+    if (cancelReason && s.code === status.CANCELLED) s.details = cancelReason
+    this.status = { code: s.code, details: s.details, metadata: fromFlat(s.metadata) }
+    if (s.statusDetails) this.status.statusDetails = s.statusDetails
+    unwatch(this.slot)
+    release()
+    this.nat.dispose()
+    if (this.signal) this.signal.removeEventListener('abort', this.onAbort)
+    if (this.headers === null) this.gotHeaders({})
+    if (this.trailerWaiters) for (const r of this.trailerWaiters) r(this.status.metadata)
+    this.trailerWaiters = null
+    this.sender.close()
+    this.owner.emit('status', this.status)
+    this.owner._ended(this.status)
+  }
+
+  error () {
+    const s = this.status
+    return new RpcError(s.code, s.details, s.metadata, s.statusDetails)
+  }
+}
+
+/** The members every call object has. */
+function callApi (cls) {
+  Object.defineProperties(cls.prototype, {
+    headers: { get () { return this._link.headersPromise() } },
+    trailers: { get () { return this._link.trailersPromise() } },
+    cancel: { value () { this._link.cancel('call cancelled by the client') } },
+    getStatus: { value () { return this._link.status } }
+  })
+}
+
+/** Server streaming, as a Readable of responses (also an async iterable). */
+class ResponseStream extends Readable {
+  constructor (nat, o) {
+    super({ objectMode: true, highWaterMark: o.highWaterMark || 16 })
+    this._des = o.deserialize || identity
+    this._link = new Link(nat, this, o.signal)
+  }
+
+  // Pull on a later microtask, not inside _read: pushes made outside _read go straight to
+  // 'data' listeners instead of through the Readable's buffer, much cheaper per message.
+  _read () { schedulePull(this) }
+
+  _pull () {
+    for (;;) {
+      const msgs = this._link.pull()
+      if (!msgs) return
+      if (!deliver(this, msgs)) return
+    }
+  }
+
+  _ended (s) {
+    if (s.code === status.OK) this.push(null)
+    else this.destroy(this._link.error())
+  }
+
+  _destroy (err, cb) {
+    this._link.cancel('call cancelled: the stream was destroyed')
+    cb(err)
+  }
+}
+callApi(ResponseStream)
+
+function schedulePull (stream) {
+  if (stream._pullQueued) return
+  stream._pullQueued = true
+  queueMicrotask(() => {
+    stream._pullQueued = false
+    stream._pull()
+  })
+}
+
+/** Pushes a batch; true while the stream wants more. */
+function deliver (stream, msgs) {
+  const des = stream._des
+  let more = true
+  for (let i = 0; i < msgs.length; i++) {
+    let v
+    if (des === identity) v = msgs[i]
+    else {
+      try {
+        v = des(msgs[i])
+      } catch (e) {
+        stream._link.cancel('failed to deserialize a response')
+        stream.destroy(new RpcError(status.INTERNAL, `failed to deserialize a response: ${e.message}`))
+        return false
+      }
+    }
+    more = stream.push(v)
+  }
+  return more && !stream.destroyed
+}
+
+/** Client streaming: a Writable of requests; `response` is a Promise of the reply. */
+class RequestStream extends Writable {
+  constructor (nat, o) {
+    super({ objectMode: true, highWaterMark: o.highWaterMark || 16 })
+    this._ser = o.serialize || toBuffer
+    this._des = o.deserialize || identity
+    this._reply = undefined
+    this._count = 0
+    this.response = new Promise((resolve, reject) => {
+      this._resolve = resolve
+      this._reject = reject
+    })
+    this._link = new Link(nat, this, o.signal)
+    this._pull()
+  }
+
+  _write (chunk, _enc, cb) {
+    let buf
+    try {
+      buf = this._ser(chunk)
+    } catch (e) {
+      return cb(new TypeError(`failed to serialize a request: ${e.message}`))
+    }
+    this._link.send(buf, cb)
+  }
+
+  _final (cb) {
+    this._link.closeSend()
+    cb()
+  }
+
+  _destroy (err, cb) {
+    if (err) this._link.cancel('call cancelled: the request stream failed')
+    cb(err)
+  }
+
+  _pull () {
+    for (;;) {
+      const msgs = this._link.pull()
+      if (!msgs) return
+      if (this._count === 0) this._reply = msgs[0]
+      this._count += msgs.length
+    }
+  }
+
+  _ended (s) {
+    settleSingle(this, s)
+  }
+}
+callApi(RequestStream)
+
+function settleSingle (call, s) {
+  if (s.code !== status.OK) return call._reject(call._link.error())
+  if (call._count !== 1) {
+    return call._reject(new RpcError(call._count === 0 ? status.UNIMPLEMENTED : status.INTERNAL,
+      call._count === 0 ? 'server ended the call with OK but no response message' : 'server sent more than one response message'))
+  }
+  let v
+  try {
+    v = call._des(call._reply)
+  } catch (e) {
+    return call._reject(new RpcError(status.INTERNAL, `failed to deserialize the response: ${e.message}`))
+  }
+  call._resolve(v)
+}
+
+/** Bidirectional streaming: a Duplex, requests in, responses out. */
+class BidiStream extends Duplex {
+  constructor (nat, o) {
+    super({ objectMode: true, readableHighWaterMark: o.highWaterMark || 16, writableHighWaterMark: o.highWaterMark || 16 })
+    this._ser = o.serialize || toBuffer
+    this._des = o.deserialize || identity
+    this._link = new Link(nat, this, o.signal)
+  }
+
+  // Reading every response must not destroy the call while requests may still be written
+  // (Node's default for a Duplex); `cancel()` ends it early.
+  [Symbol.asyncIterator] () { return this.iterator({ destroyOnReturn: false }) }
+  _write (chunk, enc, cb) { RequestStream.prototype._write.call(this, chunk, enc, cb) }
+  _final (cb) { RequestStream.prototype._final.call(this, cb) }
+  _read () { schedulePull(this) }
+  _pull () { ResponseStream.prototype._pull.call(this) }
+  _ended (s) { ResponseStream.prototype._ended.call(this, s) }
+  _destroy (err, cb) { ResponseStream.prototype._destroy.call(this, err, cb) }
+}
+callApi(BidiStream)
+
+/** A unary call: the Promise of the response, with headers, trailers and cancel on it. */
+class UnaryCall extends EventEmitter {
+  constructor (nat, o, resolve, reject) {
+    super()
+    this._des = o.deserialize || identity
+    this._resolve = resolve
+    this._reject = reject
+    this._reply = undefined
+    this._count = 0
+    this._link = new Link(nat, this, o.signal)
+    this._pull()
+  }
+
+  _pull () { RequestStream.prototype._pull.call(this) }
+  _ended (s) { settleSingle(this, s) }
+}
+callApi(UnaryCall)
+
+/** A client channel to one server. Idle, it does not keep the process alive. */
+class Channel {
+  /**
+   * @param target "http://host:port", "https://host:port" or "host:port" (h2c)
+   * @param opts { ca, serverName, cert, key, connectTimeout, keepalive, userAgent }
+   */
+  constructor (target, opts = {}) {
+    if (typeof target !== 'string') throw new TypeError('target must be a string like "http://127.0.0.1:50051"')
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) target = 'http://' + target
+    this._nat = new native.NativeChannel(target, {
+      caPem: opts.ca && toBuffer(opts.ca),
+      serverName: opts.serverName,
+      certPem: opts.cert && toBuffer(opts.cert),
+      keyPem: opts.key && toBuffer(opts.key),
+      connectTimeoutMs: opts.connectTimeout,
+      keepaliveMs: opts.keepalive,
+      userAgent: opts.userAgent
+    })
+    this._defaults = opts.callDefaults || {}
+  }
+
+  _open (method, o, first) {
+    return this._nat.open(method, nativeOptions(o), first, first !== undefined)
+  }
+
+  /** One request, one response: a Promise (with `headers`, `trailers`, `cancel()`). */
+  unary (method, request, opts = {}) {
+    const o = { ...this._defaults, ...opts }
+    let call
+    const p = new Promise((resolve, reject) => {
+      const buf = (o.serialize || toBuffer)(request)
+      call = new UnaryCall(this._open(method, o, buf), o, resolve, reject)
+    })
+    if (call) {
+      Object.defineProperties(p, {
+        call: { value: call },
+        headers: { get () { return call.headers } },
+        trailers: { get () { return call.trailers } },
+        cancel: { value () { call.cancel() } }
+      })
+    }
+    return p
+  }
+
+  /** One request, a Readable of responses. */
+  serverStreaming (method, request, opts = {}) {
+    const o = { ...this._defaults, ...opts }
+    const buf = (o.serialize || toBuffer)(request)
+    return new ResponseStream(this._open(method, o, buf), o)
+  }
+
+  /** A Writable of requests whose `response` is a Promise of the one reply. */
+  clientStreaming (method, opts = {}) {
+    const o = { ...this._defaults, ...opts }
+    return new RequestStream(this._open(method, o, undefined), o)
+  }
+
+  /** A Duplex: write requests, read responses. */
+  bidi (method, opts = {}) {
+    const o = { ...this._defaults, ...opts }
+    return new BidiStream(this._open(method, o, undefined), o)
+  }
+
+  /** Later calls fail with UNAVAILABLE; calls in flight finish; nothing keeps the process alive. */
+  close () {
+    this._nat.close()
+  }
+}
+
+/**
+ * A client with one method per RPC of a service definition: @grpc/proto-loader's
+ * (`packageDefinition['pkg.Service']`) or grpc-js's. Methods go by their name and by
+ * their original (lowerCamel) name: `client.EchoServer(req)`, `client.echoServer(req)`.
+ */
+function makeClient (channel, service, defaults = {}) {
+  if (typeof channel === 'string') channel = new Channel(channel)
+  const client = { channel }
+  for (const name of Object.keys(service)) {
+    const m = service[name]
+    const codec = {
+      serialize: m.requestSerialize,
+      deserialize: m.responseDeserialize
+    }
+    let fn
+    if (!m.requestStream && !m.responseStream) fn = (req, o) => channel.unary(m.path, req, { ...defaults, ...codec, ...o })
+    else if (!m.requestStream) fn = (req, o) => channel.serverStreaming(m.path, req, { ...defaults, ...codec, ...o })
+    else if (!m.responseStream) fn = (o) => channel.clientStreaming(m.path, { ...defaults, ...codec, ...o })
+    else fn = (o) => channel.bidi(m.path, { ...defaults, ...codec, ...o })
+    client[name] = fn
+    if (m.originalName && !(m.originalName in client)) client[m.originalName] = fn
+  }
+  return client
+}
+
+module.exports = { Channel, makeClient, toBuffer, identity, nativeOptions, schedulePull }

@@ -1,0 +1,309 @@
+//! The client side: a channel and its calls, as pull methods for JS.
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use rillrpc::{Call, CallOptions, Channel, ChannelOptions, ClientTls, Encoding, TrySendError};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::meta::{self, Flat, JsStatus};
+use crate::wake::{with_cx, Slot};
+
+/// Result codes of `trySend`/`pollSend`.
+pub(crate) const SENT: u32 = 0;
+pub(crate) const FULL: u32 = 1;
+pub(crate) const CLOSED: u32 = 2;
+pub(crate) const RETRY: u32 = 3;
+
+#[napi(object)]
+pub struct ChannelOpts {
+    /// PEM CA certificates to trust for `https://` (system roots otherwise).
+    pub ca_pem: Option<Buffer>,
+    pub server_name: Option<String>,
+    /// Client certificate chain and key (PEM), for mutual TLS.
+    pub cert_pem: Option<Buffer>,
+    pub key_pem: Option<Buffer>,
+    pub connect_timeout_ms: Option<f64>,
+    pub keepalive_ms: Option<f64>,
+    pub user_agent: Option<String>,
+}
+
+#[napi(object)]
+pub struct CallOpts {
+    pub timeout_ms: Option<f64>,
+    pub metadata: Option<Flat>,
+    /// "gzip" or "identity".
+    pub compression: Option<String>,
+    pub max_recv_message_size: Option<u32>,
+    pub content_subtype: Option<String>,
+    pub wait_for_ready: Option<bool>,
+}
+
+#[napi]
+pub struct NativeChannel {
+    ch: Channel,
+}
+
+#[napi]
+impl NativeChannel {
+    #[napi(constructor)]
+    pub fn new(target: String, opts: Option<ChannelOpts>) -> Result<NativeChannel> {
+        let mut co = ChannelOptions::default();
+        if let Some(o) = opts {
+            if o.ca_pem.is_some() || o.server_name.is_some() || o.cert_pem.is_some() {
+                let identity = match (o.cert_pem, o.key_pem) {
+                    (Some(c), Some(k)) => Some((c.to_vec(), k.to_vec())),
+                    (None, None) => None,
+                    _ => return Err(meta::invalid("certPem and keyPem go together")),
+                };
+                co.tls = Some(ClientTls {
+                    ca_pem: o.ca_pem.map(|b| b.to_vec()),
+                    server_name: o.server_name,
+                    identity,
+                });
+            }
+            if let Some(t) = o.connect_timeout_ms {
+                co.connect_timeout = ms(t)?;
+            }
+            if let Some(t) = o.keepalive_ms {
+                co.keepalive_interval = Some(ms(t)?);
+            }
+            co.user_agent = o.user_agent;
+        }
+        let ch = Channel::with_options(&target, co).map_err(|e| meta::invalid(&format!("{e}")))?;
+        Ok(NativeChannel { ch })
+    }
+
+    /// Opens a call; `first`, when given, is queued at once and `close_send` half-closes
+    /// after it (unary and server streaming in one crossing).
+    #[napi]
+    pub fn open(
+        &self,
+        method: String,
+        opts: Option<CallOpts>,
+        first: Option<BufferSlice>,
+        close_send: Option<bool>,
+    ) -> Result<NativeCall> {
+        let co = call_options(opts)?;
+        let call = match self.ch.open(&method, co) {
+            Ok(c) => c,
+            Err(s) => {
+                return Ok(NativeCall {
+                    call: None,
+                    failed: Some(s),
+                    slot: Slot::new(),
+                    pending: None,
+                })
+            }
+        };
+        let mut nc = NativeCall {
+            call: Some(call),
+            failed: None,
+            slot: Slot::new(),
+            pending: None,
+        };
+        if let Some(m) = first {
+            nc.try_send_bytes(Bytes::copy_from_slice(&m));
+        }
+        if close_send == Some(true) {
+            if let Some(c) = &nc.call {
+                if nc.pending.is_none() {
+                    c.close_send();
+                }
+            }
+        }
+        Ok(nc)
+    }
+
+    #[napi]
+    pub fn close(&self) {
+        self.ch.close();
+    }
+}
+
+fn ms(t: f64) -> Result<Duration> {
+    if !(t.is_finite() && t >= 0.0) {
+        return Err(meta::invalid(&format!("invalid duration {t} ms")));
+    }
+    Ok(Duration::from_secs_f64(t / 1000.0))
+}
+
+fn call_options(opts: Option<CallOpts>) -> Result<CallOptions> {
+    let mut co = CallOptions::new();
+    let Some(o) = opts else { return Ok(co) };
+    if let Some(t) = o.timeout_ms {
+        co = co.timeout(ms(t)?);
+    }
+    co = co.metadata(meta::from_js(o.metadata)?);
+    match o.compression.as_deref() {
+        None | Some("identity") => {}
+        Some("gzip") => co = co.compression(Encoding::Gzip),
+        Some(other) => return Err(meta::invalid(&format!("unknown compression {other:?}"))),
+    }
+    if let Some(n) = o.max_recv_message_size {
+        co = co.max_recv_message_size(n as usize);
+    }
+    if let Some(s) = o.content_subtype {
+        co = co.content_subtype(s);
+    }
+    if let Some(w) = o.wait_for_ready {
+        co = co.wait_for_ready(w);
+    }
+    Ok(co)
+}
+
+/// One client call.
+#[napi]
+pub struct NativeCall {
+    call: Option<Call>,
+    /// The call could not start (bad method path, ...).
+    failed: Option<rillrpc::Status>,
+    slot: Arc<Slot>,
+    /// A message refused for lack of room, sent by `pollSend` once there is.
+    pending: Option<Bytes>,
+}
+
+impl NativeCall {
+    fn try_send_bytes(&mut self, m: Bytes) -> u32 {
+        let Some(c) = &self.call else { return CLOSED };
+        match c.try_send(m) {
+            Ok(()) => SENT,
+            Err(TrySendError::Full(m)) => {
+                self.pending = Some(m);
+                self.poll_send_inner()
+            }
+            Err(TrySendError::Closed(_)) => CLOSED,
+        }
+    }
+
+    fn poll_send_inner(&mut self) -> u32 {
+        let Some(c) = &self.call else { return CLOSED };
+        let Some(m) = self.pending.take() else {
+            return SENT;
+        };
+        if with_cx(&self.slot, |cx| c.poll_send_ready(cx)).is_pending() {
+            self.pending = Some(m);
+            return FULL;
+        }
+        match c.try_send(m) {
+            Ok(()) => SENT,
+            Err(TrySendError::Full(m)) => {
+                // The core says ready while the queue is under its limit, but refuses a
+                // message that would cross it: no wake-up will come, so JS retries soon.
+                self.pending = Some(m);
+                RETRY
+            }
+            Err(TrySendError::Closed(_)) => CLOSED,
+        }
+    }
+}
+
+#[napi]
+impl NativeCall {
+    /// The id the reactor reports when this call may make progress.
+    #[napi]
+    pub fn slot(&self) -> u32 {
+        self.slot.id()
+    }
+
+    /// Every ready message (up to `max`), framed; `null` when none is ready (a wake-up will
+    /// follow); an empty Buffer when the call has ended (read `status()`).
+    #[napi]
+    pub fn poll_recv<'e>(&mut self, env: &'e Env, max: u32) -> Result<Option<BufferSlice<'e>>> {
+        let Some(c) = self.call.as_mut() else {
+            return BufferSlice::copy_from(env, []).map(Some);
+        };
+        let mut batch = Vec::new();
+        match with_cx(&self.slot, |cx| {
+            c.poll_recv_many(cx, &mut batch, max as usize)
+        }) {
+            Poll::Pending => Ok(None),
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => BufferSlice::copy_from(env, []).map(Some),
+            Poll::Ready(Ok(_)) => meta::frame(env, &batch).map(Some),
+        }
+    }
+
+    /// The response headers once they arrived (`null` until then).
+    #[napi]
+    pub fn poll_headers(&mut self) -> Option<Flat> {
+        let Some(c) = self.call.as_mut() else {
+            return Some(Vec::new());
+        };
+        match with_cx(&self.slot, |cx| c.poll_headers(cx)) {
+            Poll::Ready(Ok(md)) => Some(meta::to_js(&md)),
+            Poll::Ready(Err(_)) => Some(Vec::new()),
+            Poll::Pending => None,
+        }
+    }
+
+    /// Queues one message: 0 sent, 1 full (kept; call `pollSend` after a wake-up), 3 full
+    /// with no wake-up coming (call `pollSend` soon), 2 the call
+    /// cannot send any more (its status says why).
+    #[napi]
+    pub fn try_send(&mut self, msg: BufferSlice) -> u32 {
+        if self.pending.is_some() {
+            return FULL;
+        }
+        self.try_send_bytes(Bytes::copy_from_slice(&msg))
+    }
+
+    /// Queues messages in order while there is room: one crossing for a batch of writes.
+    /// Returns how many were queued; `trySend` the next one to learn why it stopped.
+    #[napi]
+    pub fn try_send_many(&mut self, msgs: Vec<BufferSlice>) -> u32 {
+        if self.pending.is_some() {
+            return 0;
+        }
+        let Some(c) = &self.call else { return 0 };
+        let mut n = 0;
+        for m in &msgs {
+            match c.try_send(Bytes::copy_from_slice(m)) {
+                Ok(()) => n += 1,
+                Err(_) => break,
+            }
+        }
+        n
+    }
+
+    /// Retries the kept message: 0 sent, 1 still full, 3 retry soon, 2 closed.
+    #[napi]
+    pub fn poll_send(&mut self) -> u32 {
+        self.poll_send_inner()
+    }
+
+    #[napi]
+    pub fn close_send(&self) {
+        if let Some(c) = &self.call {
+            c.close_send();
+        }
+    }
+
+    #[napi]
+    pub fn cancel(&mut self) {
+        self.pending = None;
+        if let Some(c) = self.call.as_mut() {
+            c.cancel();
+        }
+    }
+
+    /// The final status, once `pollRecv` reported the end.
+    #[napi]
+    pub fn status(&self) -> Option<JsStatus> {
+        if let Some(s) = &self.failed {
+            return Some(meta::status_to_js(s));
+        }
+        self.call
+            .as_ref()
+            .and_then(|c| c.status())
+            .map(meta::status_to_js)
+    }
+
+    /// Releases the call now rather than at garbage collection (cancels it if unfinished).
+    #[napi]
+    pub fn dispose(&mut self) {
+        self.pending = None;
+        self.call = None;
+    }
+}

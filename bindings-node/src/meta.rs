@@ -1,0 +1,105 @@
+//! Metadata and statuses as JS sees them: metadata is a flat array `[key, value, ...]`
+//! (string values, Buffers for `-bin` keys); a status is a plain object.
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use rillrpc::{Code, Metadata, MetadataValue};
+
+pub(crate) type Flat = Vec<Either<String, Buffer>>;
+
+/// Reads JS metadata; a bad key or value is a TypeError naming it.
+pub(crate) fn from_js(flat: Option<Flat>) -> Result<Metadata> {
+    let mut md = Metadata::new();
+    let Some(flat) = flat else { return Ok(md) };
+    let mut it = flat.into_iter();
+    while let Some(k) = it.next() {
+        let Either::A(key) = k else {
+            return Err(invalid("metadata keys must be strings"));
+        };
+        let Some(v) = it.next() else {
+            return Err(invalid("metadata: a key without a value"));
+        };
+        let r = match v {
+            Either::A(s) if key.to_ascii_lowercase().ends_with("-bin") => {
+                md.append_bin(&key, s.as_bytes())
+            }
+            Either::A(s) => md.append_ascii(&key, &s),
+            Either::B(b) => md.append_bin(&key, &b),
+        };
+        r.map_err(|e| invalid(&format!("invalid metadata: {e}")))?;
+    }
+    Ok(md)
+}
+
+pub(crate) fn to_js(md: &Metadata) -> Flat {
+    let mut out = Vec::with_capacity(md.len() * 2);
+    for (k, v) in md.iter() {
+        out.push(Either::A(k.to_owned()));
+        out.push(match v {
+            MetadataValue::Ascii(s) => Either::A(s),
+            MetadataValue::Binary(b) => Either::B(Buffer::from(b.to_vec())),
+        });
+    }
+    out
+}
+
+pub(crate) fn invalid(msg: &str) -> Error {
+    Error::new(napi::Status::InvalidArg, msg.to_owned())
+}
+
+/// A call's final status.
+#[napi(object)]
+pub struct JsStatus {
+    pub code: u32,
+    pub details: String,
+    /// `grpc-status-details-bin`, when the peer sent rich error details.
+    pub status_details: Option<Buffer>,
+    pub metadata: Flat,
+}
+
+pub(crate) fn status_to_js(s: &rillrpc::Status) -> JsStatus {
+    JsStatus {
+        code: s.code() as u32,
+        details: s.message().to_owned(),
+        status_details: if s.details().is_empty() {
+            None
+        } else {
+            Some(Buffer::from(s.details().to_vec()))
+        },
+        metadata: to_js(s.trailers()),
+    }
+}
+
+pub(crate) fn status_from_js(
+    code: u32,
+    message: String,
+    details: Option<Buffer>,
+    trailers: Option<Flat>,
+) -> Result<rillrpc::Status> {
+    if code > 16 {
+        return Err(invalid(&format!("status code {code} is not 0..16")));
+    }
+    let mut s =
+        rillrpc::Status::new(Code::from_u32(code), message).with_trailers(from_js(trailers)?);
+    if let Some(d) = details {
+        s = s.with_details(Bytes::copy_from_slice(&d));
+    }
+    Ok(s)
+}
+
+/// Frames a batch as `[u32 LE length][bytes]...` in one Buffer: one allocation and one
+/// crossing per batch instead of one per message.
+pub(crate) fn frame<'e>(env: &'e Env, batch: &[Bytes]) -> Result<BufferSlice<'e>> {
+    let total: usize = batch.iter().map(|m| 4 + m.len()).sum();
+    let mut v = Vec::with_capacity(total);
+    for m in batch {
+        v.extend_from_slice(&(m.len() as u32).to_le_bytes());
+        v.extend_from_slice(m);
+    }
+    if total <= 64 * 1024 {
+        BufferSlice::copy_from(env, &v)
+    } else {
+        BufferSlice::from_data(env, v)
+    }
+}

@@ -1,0 +1,400 @@
+//! The server side: a server that hands out incoming calls, and those calls, as pull
+//! methods for JS.
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use rillrpc::{Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape, TrySendError};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::call::{CLOSED, FULL, RETRY, SENT};
+use crate::meta::{self, Flat, JsStatus};
+use crate::wake::{with_cx, Slot};
+
+#[napi(object)]
+pub struct ServerOpts {
+    pub cert_pem: Option<Buffer>,
+    pub key_pem: Option<Buffer>,
+    pub max_concurrent_streams: Option<u32>,
+    pub max_recv_message_size: Option<u32>,
+}
+
+#[napi]
+pub struct NativeServer {
+    builder: Option<ServerBuilder>,
+    server: Option<Arc<Server>>,
+    slot: Arc<Slot>,
+}
+
+#[napi]
+impl NativeServer {
+    #[napi(constructor)]
+    pub fn new(opts: Option<ServerOpts>) -> Result<NativeServer> {
+        let mut so = ServerOptions::default();
+        if let Some(o) = opts {
+            match (o.cert_pem, o.key_pem) {
+                (Some(c), Some(k)) => {
+                    so.tls = Some(ServerTls {
+                        cert_pem: c.to_vec(),
+                        key_pem: k.to_vec(),
+                    })
+                }
+                (None, None) => {}
+                _ => return Err(meta::invalid("certPem and keyPem go together")),
+            }
+            if let Some(n) = o.max_concurrent_streams {
+                so.max_concurrent_streams = n;
+            }
+            if let Some(n) = o.max_recv_message_size {
+                so.max_recv_message_size = n as usize;
+            }
+        }
+        Ok(NativeServer {
+            builder: Some(ServerBuilder::new(so)),
+            server: None,
+            slot: Slot::new(),
+        })
+    }
+
+    #[napi]
+    pub fn slot(&self) -> u32 {
+        self.slot.id()
+    }
+
+    /// Serves `path` with `shape` (0 unary, 1 client streaming, 2 server streaming, 3 bidi).
+    #[napi]
+    pub fn add_method(&mut self, path: String, shape: u32) -> Result<()> {
+        let shape = shape_from(shape)?;
+        let b = self
+            .builder
+            .as_mut()
+            .ok_or_else(|| meta::invalid("methods must be added before listen"))?;
+        b.add_method(&path, shape)
+            .map_err(|e| meta::invalid(&e.to_string()))
+    }
+
+    /// Binds and starts serving; returns the bound port.
+    #[napi]
+    pub fn bind(&mut self, addr: String) -> Result<u32> {
+        let b = self
+            .builder
+            .take()
+            .ok_or_else(|| meta::invalid("the server is already listening"))?;
+        let server = b
+            .bind(&addr)
+            .map_err(|e| Error::new(napi::Status::GenericFailure, e.to_string()))?;
+        let port = server.local_addr().port() as u32;
+        self.server = Some(Arc::new(server));
+        Ok(port)
+    }
+
+    /// Every incoming call ready now; `null` when none is (a wake-up will follow); an empty
+    /// array once the server has shut down.
+    #[napi]
+    pub fn poll_accept(&self, max: u32) -> Option<Vec<NativeServerCall>> {
+        let Some(server) = &self.server else {
+            return Some(Vec::new());
+        };
+        let mut out = Vec::new();
+        loop {
+            if out.len() >= max.max(1) as usize {
+                return Some(out);
+            }
+            match with_cx(&self.slot, |cx| server.poll_accept(cx)) {
+                Poll::Ready(Some(c)) => out.push(NativeServerCall::new(c)),
+                Poll::Ready(None) => return Some(out),
+                Poll::Pending if out.is_empty() => return None,
+                Poll::Pending => return Some(out),
+            }
+        }
+    }
+
+    /// Stops accepting, lets calls in flight finish for `grace_ms`, then cancels the rest.
+    #[napi]
+    pub fn shutdown(&self, grace_ms: f64) -> AsyncTask<Shutdown> {
+        let grace = if grace_ms.is_finite() && grace_ms > 0.0 {
+            Duration::from_secs_f64(grace_ms / 1000.0)
+        } else {
+            Duration::ZERO
+        };
+        AsyncTask::new(Shutdown {
+            server: self.server.clone(),
+            grace,
+        })
+    }
+}
+
+pub struct Shutdown {
+    server: Option<Arc<Server>>,
+    grace: Duration,
+}
+
+impl Task for Shutdown {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        if let Some(s) = &self.server {
+            rillrpc::runtime::block_on(s.shutdown(self.grace));
+        }
+        Ok(())
+    }
+
+    fn resolve(&mut self, _env: Env, _out: ()) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn shape_from(n: u32) -> Result<Shape> {
+    Ok(match n {
+        0 => Shape::Unary,
+        1 => Shape::ClientStreaming,
+        2 => Shape::ServerStreaming,
+        3 => Shape::Bidi,
+        _ => return Err(meta::invalid(&format!("unknown call shape {n}"))),
+    })
+}
+
+/// One incoming call.
+#[napi]
+pub struct NativeServerCall {
+    call: Option<ServerCall>,
+    slot: Arc<Slot>,
+    pending: Option<Bytes>,
+    /// How the receiving side ended, once it did.
+    recv_end: Option<rillrpc::Status>,
+    /// Why a send was refused, once one was.
+    send_end: Option<rillrpc::Status>,
+}
+
+impl NativeServerCall {
+    fn new(c: ServerCall) -> NativeServerCall {
+        NativeServerCall {
+            call: Some(c),
+            slot: Slot::new(),
+            pending: None,
+            recv_end: None,
+            send_end: None,
+        }
+    }
+
+    fn poll_send_inner(&mut self) -> u32 {
+        let Some(c) = &self.call else { return CLOSED };
+        let Some(m) = self.pending.take() else {
+            return SENT;
+        };
+        if with_cx(&self.slot, |cx| c.poll_send_ready(cx)).is_pending() {
+            self.pending = Some(m);
+            return FULL;
+        }
+        match c.try_send(m) {
+            Ok(()) => SENT,
+            Err(TrySendError::Full(m)) => {
+                // The core says ready while the queue is under its limit, but refuses a
+                // message that would cross it: no wake-up will come, so JS retries soon.
+                self.pending = Some(m);
+                RETRY
+            }
+            Err(TrySendError::Closed(s)) => {
+                self.send_end = Some(s);
+                CLOSED
+            }
+        }
+    }
+}
+
+#[napi]
+impl NativeServerCall {
+    #[napi]
+    pub fn slot(&self) -> u32 {
+        self.slot.id()
+    }
+
+    #[napi]
+    pub fn method(&self) -> String {
+        self.call
+            .as_ref()
+            .map(|c| c.method().to_owned())
+            .unwrap_or_default()
+    }
+
+    #[napi]
+    pub fn shape(&self) -> u32 {
+        self.call.as_ref().map(|c| c.shape() as u32).unwrap_or(0)
+    }
+
+    #[napi]
+    pub fn metadata(&self) -> Flat {
+        self.call
+            .as_ref()
+            .map(|c| meta::to_js(c.metadata()))
+            .unwrap_or_default()
+    }
+
+    /// Milliseconds left before the client's deadline, if it set one.
+    #[napi]
+    pub fn time_remaining_ms(&self) -> Option<f64> {
+        self.call
+            .as_ref()
+            .and_then(|c| c.time_remaining())
+            .map(|d| d.as_secs_f64() * 1000.0)
+    }
+
+    #[napi]
+    pub fn peer(&self) -> String {
+        self.call
+            .as_ref()
+            .map(|c| c.peer_addr().to_string())
+            .unwrap_or_default()
+    }
+
+    /// As `NativeCall.pollRecv`: framed messages, `null` when none is ready, an empty Buffer
+    /// at the end of the requests (`recvError()` tells whether it was an error).
+    #[napi]
+    pub fn poll_recv<'e>(&mut self, env: &'e Env, max: u32) -> Result<Option<BufferSlice<'e>>> {
+        let Some(c) = self.call.as_mut() else {
+            return BufferSlice::copy_from(env, []).map(Some);
+        };
+        if self.recv_end.is_some() {
+            return BufferSlice::copy_from(env, []).map(Some);
+        }
+        let mut batch = Vec::new();
+        match with_cx(&self.slot, |cx| {
+            c.poll_recv_many(cx, &mut batch, max as usize)
+        }) {
+            Poll::Pending => Ok(None),
+            Poll::Ready(Ok(0)) => {
+                self.recv_end = Some(rillrpc::Status::ok());
+                BufferSlice::copy_from(env, []).map(Some)
+            }
+            Poll::Ready(Err(s)) => {
+                self.recv_end = Some(s);
+                BufferSlice::copy_from(env, []).map(Some)
+            }
+            Poll::Ready(Ok(_)) => meta::frame(env, &batch).map(Some),
+        }
+    }
+
+    /// Why the requests ended, when it was not the client's half-close.
+    #[napi]
+    pub fn recv_error(&self) -> Option<JsStatus> {
+        self.recv_end
+            .as_ref()
+            .filter(|s| !s.is_ok())
+            .map(meta::status_to_js)
+    }
+
+    #[napi]
+    pub fn try_send(&mut self, msg: BufferSlice) -> u32 {
+        if self.pending.is_some() {
+            return FULL;
+        }
+        let Some(c) = &self.call else { return CLOSED };
+        match c.try_send(Bytes::copy_from_slice(&msg)) {
+            Ok(()) => SENT,
+            Err(TrySendError::Full(m)) => {
+                self.pending = Some(m);
+                self.poll_send_inner()
+            }
+            Err(TrySendError::Closed(s)) => {
+                self.send_end = Some(s);
+                CLOSED
+            }
+        }
+    }
+
+    /// Why the last send was refused (the call ended: cancelled, broken connection, ...).
+    /// The core reports a stream reset found while writing only here, not through
+    /// `pollCancelled`.
+    #[napi]
+    pub fn send_error(&self) -> Option<JsStatus> {
+        self.send_end.as_ref().map(meta::status_to_js)
+    }
+
+    /// Queues messages in order while there is room: one crossing for a batch of writes.
+    /// Returns how many were queued; `trySend` the next one to learn why it stopped.
+    #[napi]
+    pub fn try_send_many(&mut self, msgs: Vec<BufferSlice>) -> u32 {
+        if self.pending.is_some() {
+            return 0;
+        }
+        let Some(c) = &self.call else { return 0 };
+        let mut n = 0;
+        for m in &msgs {
+            match c.try_send(Bytes::copy_from_slice(m)) {
+                Ok(()) => n += 1,
+                Err(_) => break,
+            }
+        }
+        n
+    }
+
+    #[napi]
+    pub fn poll_send(&mut self) -> u32 {
+        self.poll_send_inner()
+    }
+
+    #[napi]
+    pub fn send_headers(&self, md: Option<Flat>) -> Result<()> {
+        let md = meta::from_js(md)?;
+        if let Some(c) = &self.call {
+            // A call that already ended has no headers to send; its status says why.
+            let _ = c.send_headers(&md);
+        }
+        Ok(())
+    }
+
+    #[napi]
+    pub fn set_compression(&self, name: String) -> Result<bool> {
+        let enc = match name.as_str() {
+            "gzip" => rillrpc::Encoding::Gzip,
+            "identity" => rillrpc::Encoding::Identity,
+            _ => return Err(meta::invalid(&format!("unknown compression {name:?}"))),
+        };
+        Ok(self.call.as_ref().is_some_and(|c| c.set_compression(enc)))
+    }
+
+    /// Ends the call with a status (queued messages go first). False if it had already ended.
+    #[napi]
+    pub fn finish(
+        &mut self,
+        code: u32,
+        message: String,
+        details: Option<Buffer>,
+        trailers: Option<Flat>,
+    ) -> Result<bool> {
+        let s = meta::status_from_js(code, message, details, trailers)?;
+        let Some(c) = self.call.as_mut() else {
+            return Ok(false);
+        };
+        Ok(c.finish(s).is_ok())
+    }
+
+    #[napi]
+    pub fn cancel(&mut self) {
+        self.pending = None;
+        if let Some(c) = self.call.as_mut() {
+            c.cancel();
+        }
+    }
+
+    /// The status once the call ended other than by this side's `finish` (client cancel,
+    /// deadline, broken connection); `null` while it has not.
+    #[napi]
+    pub fn poll_cancelled(&mut self) -> Option<JsStatus> {
+        let c = self.call.as_ref()?;
+        match with_cx(&self.slot, |cx| c.poll_cancelled(cx)) {
+            Poll::Ready(s) if !s.is_ok() => Some(meta::status_to_js(&s)),
+            _ => None,
+        }
+    }
+
+    /// Releases the call (as UNKNOWN if it was not finished).
+    #[napi]
+    pub fn dispose(&mut self) {
+        self.pending = None;
+        self.call = None;
+    }
+}

@@ -1,0 +1,352 @@
+'use strict'
+// The rillrpc server against an @grpc/grpc-js client.
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const { spawn } = require('node:child_process')
+const path = require('node:path')
+const rill = require('..')
+const { grpc, M, service, grpcJsClient, encResp, decReq, encReq, decResp } = require('./peer')
+
+const seen = {}
+let server
+let port
+let client
+
+/** The echo service on rillrpc, with handlers of every shape. */
+function echoImpl () {
+  const echoMd = (md) => Object.fromEntries(Object.entries(md).filter(([k]) => k.startsWith('echo-')))
+  const failIfAsked = (req) => req.count < 0 ? new rill.RpcError(-req.count, Buffer.from(req.payload).toString(), {}) : null
+  return {
+    async PingPong (call) {
+      call.sendHeaders(echoMd(call.metadata))
+      call.setTrailers(echoMd(call.metadata))
+      seen.deadline = call.deadline
+      const sleep = Number(call.metadata['sleep-ms'] || 0)
+      if (sleep) {
+        await new Promise((resolve) => {
+          const t = setTimeout(resolve, sleep)
+          call.on('cancelled', (e) => { seen.cancelled = e; clearTimeout(t); resolve() })
+        })
+      }
+      if (call.request.payload.toString() === 'throw') throw new Error('handler blew up')
+      const f = failIfAsked(call.request)
+      if (f) { f.metadata = echoMd(call.metadata); throw f }
+      return { payload: call.request.payload }
+    },
+    EchoServer (call) {
+      call.sendHeaders(echoMd(call.metadata))
+      call.setTrailers(echoMd(call.metadata))
+      const f = failIfAsked(call.request)
+      if (f) return call.sendStatus({ code: f.code, details: f.details })
+      seen.written = 0
+      seen.blocked = false
+      seen.streamCancelled = false
+      call.on('cancelled', () => { seen.streamCancelled = true })
+      const n = call.request.count
+      const msg = { payload: call.request.payload }
+      let i = 0
+      const pump = () => {
+        while (i < n) {
+          if (call.cancelled) return
+          i++
+          seen.written = i
+          if (!call.write(msg)) {
+            seen.blocked = true
+            call.once('drain', pump)
+            return
+          }
+        }
+        call.end()
+      }
+      pump()
+    },
+    async EchoClient (call) {
+      call.sendHeaders(echoMd(call.metadata))
+      call.setTrailers(echoMd(call.metadata))
+      let total = 0
+      for await (const r of call) total += r.payload.length
+      return { payload: Buffer.from(String(total)) }
+    },
+    async Echo (call) {
+      call.sendHeaders(echoMd(call.metadata))
+      call.setTrailers(echoMd(call.metadata))
+      for await (const r of call) {
+        const f = failIfAsked(r)
+        if (f) throw f
+        if (!call.write({ payload: r.payload })) await new Promise((resolve) => call.once('drain', resolve))
+      }
+    }
+  }
+}
+
+before(() => {
+  server = new rill.Server()
+  server.addService(service, echoImpl())
+  port = server.listen('127.0.0.1:0')
+  client = grpcJsClient(port)
+})
+
+after(async () => {
+  client.close()
+  await server.shutdown(100)
+})
+
+const unary = (req, md = {}, opts = {}) => new Promise((resolve, reject) => {
+  const m = new grpc.Metadata()
+  for (const [k, v] of Object.entries(md)) m.add(k, v)
+  const call = client.PingPong(req, m, opts, (e, r) => e ? reject(e) : resolve({ r, call }))
+})
+
+test('unary, with metadata echoed in headers and trailers', async () => {
+  const m = new grpc.Metadata()
+  m.add('echo-a', 'x')
+  m.add('echo-b-bin', Buffer.from([1, 2, 3]))
+  const heads = []
+  const trails = []
+  const r = await new Promise((resolve, reject) => {
+    const call = client.PingPong({ payload: Buffer.from('hello') }, m, (e, r) => e ? reject(e) : resolve(r))
+    call.on('metadata', (md) => heads.push(md))
+    call.on('status', (s) => trails.push(s.metadata))
+  })
+  assert.equal(r.payload.toString(), 'hello')
+  assert.equal(heads[0].get('echo-a')[0], 'x')
+  assert.deepEqual(heads[0].get('echo-b-bin')[0], Buffer.from([1, 2, 3]))
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(trails[0].get('echo-a')[0], 'x')
+})
+
+test('server streaming, client streaming and bidi', async () => {
+  const got = []
+  await new Promise((resolve, reject) => {
+    const s = client.EchoServer({ payload: Buffer.from('p'), count: 10000 })
+    s.on('data', (m) => got.push(m))
+    s.on('end', resolve)
+    s.on('error', reject)
+  })
+  assert.equal(got.length, 10000)
+  const total = await new Promise((resolve, reject) => {
+    const w = client.EchoClient((e, r) => e ? reject(e) : resolve(r.payload.toString()))
+    for (let i = 0; i < 100; i++) w.write({ payload: Buffer.alloc(i) })
+    w.end()
+  })
+  assert.equal(total, String(99 * 100 / 2))
+  const back = []
+  await new Promise((resolve, reject) => {
+    const b = client.Echo()
+    b.on('data', (m) => back.push(m.payload.toString()))
+    b.on('end', resolve)
+    b.on('error', reject)
+    for (let i = 0; i < 500; i++) b.write({ payload: Buffer.from(String(i)) })
+    b.end()
+  })
+  assert.equal(back.length, 500)
+  assert.equal(back[499], '499')
+})
+
+test('status codes, details and trailers from a handler', async () => {
+  for (const code of [3, 5, 9, 14]) {
+    await assert.rejects(unary({ payload: Buffer.from(`bad ${code}`), count: -code }, { 'echo-t': 'v' }), (e) => {
+      assert.equal(e.code, code)
+      assert.equal(e.details, `bad ${code}`)
+      assert.equal(e.metadata.get('echo-t')[0], 'v')
+      return true
+    })
+  }
+  await assert.rejects(new Promise((resolve, reject) => {
+    const s = client.EchoServer({ payload: Buffer.from('no'), count: -7 })
+    s.on('data', () => {})
+    s.on('error', reject)
+    s.on('end', resolve)
+  }), (e) => e.code === 7 && e.details === 'no')
+})
+
+test('a handler that throws ends the call as UNKNOWN and the server keeps serving', async () => {
+  await assert.rejects(unary({ payload: Buffer.from('throw') }), (e) => e.code === grpc.status.UNKNOWN && /handler blew up/.test(e.details))
+  const ok = await unary({ payload: Buffer.from('still here') })
+  assert.equal(ok.r.payload.toString(), 'still here')
+  await assert.rejects(new Promise((resolve, reject) => {
+    const b = client.Echo()
+    b.on('data', () => {})
+    b.on('error', reject)
+    b.on('end', resolve)
+    b.write({ payload: Buffer.from('x'), count: -13 })
+  }), (e) => e.code === 13)
+})
+
+test('unknown method is UNIMPLEMENTED', async () => {
+  const raw = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+  await assert.rejects(new Promise((resolve, reject) => {
+    raw.makeUnaryRequest('/echo.TestService/Nope', (x) => x, (x) => x, Buffer.alloc(0), (e, r) => e ? reject(e) : resolve(r))
+  }), (e) => e.code === grpc.status.UNIMPLEMENTED)
+  raw.close()
+})
+
+test('deadline: the handler sees it, the client gets DEADLINE_EXCEEDED, the handler hears of it', async () => {
+  seen.cancelled = null
+  await assert.rejects(unary({ payload: Buffer.from('slow') }, { 'sleep-ms': '3000' }, { deadline: Date.now() + 200 }),
+    (e) => e.code === grpc.status.DEADLINE_EXCEEDED)
+  assert.ok(seen.deadline instanceof Date)
+  assert.ok(seen.deadline.getTime() - Date.now() < 1000)
+  await waitFor(() => seen.cancelled)
+  // The client's own deadline may reset the stream first: CANCELLED then.
+  assert.ok([rill.status.DEADLINE_EXCEEDED, rill.status.CANCELLED].includes(seen.cancelled.code))
+})
+
+test('client cancellation reaches the handler', async () => {
+  await new Promise((resolve) => {
+    const s = client.EchoServer({ payload: Buffer.alloc(10), count: 1e9 })
+    let n = 0
+    s.on('data', () => { if (++n === 100) s.cancel() })
+    s.on('error', (e) => { assert.equal(e.code, grpc.status.CANCELLED); resolve() })
+  })
+  await waitFor(() => seen.streamCancelled)
+})
+
+test('backpressure: a slow grpc-js reader bounds what the handler gets to write', async () => {
+  const size = 1024
+  const count = 200000
+  const rss0 = process.memoryUsage().rss
+  const s = client.EchoServer({ payload: Buffer.alloc(size), count })
+  let n = 0
+  await new Promise((resolve) => s.on('data', () => { if (++n === 1000) { s.pause(); resolve() } }))
+  await sleep(1500)
+  const written = seen.written
+  const rss1 = process.memoryUsage().rss
+  console.log(`# backpressure: handler wrote ${written} of ${count} messages while the client read ${n}; ` +
+    `in flight ${((written - n) * size / 1e6).toFixed(1)} MB; rss +${((rss1 - rss0) / 1e6).toFixed(1)} MB (both ends in this process)`)
+  assert.ok(seen.blocked, 'write() returned false')
+  assert.ok(written < count / 4, `handler wrote ${written}`)
+  assert.ok(rss1 - rss0 < 150e6)
+  await sleep(300)
+  assert.equal(seen.written, written)
+  s.on('error', () => {})
+  s.cancel()
+})
+
+test('large messages (8 MB) both ways', async () => {
+  const big = Buffer.alloc(8 << 20, 3)
+  const s = new rill.Server({ maxReceiveMessageSize: 16 << 20 })
+  s.addService(service, echoImpl())
+  const p = s.listen()
+  const c = grpcJsClient(p)
+  const r = await new Promise((resolve, reject) => c.PingPong({ payload: big }, (e, r) => e ? reject(e) : resolve(r)))
+  assert.ok(r.payload.equals(big))
+  c.close()
+  await s.shutdown(0)
+  // Over the default 4 MiB limit of the main server: RESOURCE_EXHAUSTED.
+  await assert.rejects(unary({ payload: big }), (e) => e.code === grpc.status.RESOURCE_EXHAUSTED)
+})
+
+test('100 concurrent calls', async () => {
+  const jobs = []
+  for (let i = 0; i < 100; i++) {
+    jobs.push(unary({ payload: Buffer.from(`c${i}`) }).then(({ r }) => assert.equal(r.payload.toString(), `c${i}`)))
+    jobs.push(new Promise((resolve, reject) => {
+      let n = 0
+      const s = client.EchoServer({ payload: Buffer.from('z'), count: 100 })
+      s.on('data', () => n++)
+      s.on('end', () => { assert.equal(n, 100); resolve() })
+      s.on('error', reject)
+    }))
+  }
+  await Promise.all(jobs)
+})
+
+test('a client that dies mid-stream: the handler hears it', async () => {
+  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'grpcjs-reader.js'), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  seen.streamCancelled = false
+  await new Promise((resolve) => child.stdout.once('data', resolve))
+  child.kill('SIGKILL')
+  await waitFor(() => seen.streamCancelled)
+})
+
+test('rillrpc client against the rillrpc server, typed', async () => {
+  const c = rill.makeClient(new rill.Channel(`127.0.0.1:${port}`), service)
+  assert.equal((await c.PingPong({ payload: Buffer.from('self') })).payload.toString(), 'self')
+  let n = 0
+  for await (const _ of c.EchoServer({ payload: Buffer.from('q'), count: 1000 })) n++
+  assert.equal(n, 1000)
+  c.channel.close()
+})
+
+test('pull form: the server as an async iterable of calls', async () => {
+  const s = new rill.Server()
+  s.addMethod(M.Echo, rill.SHAPE.BIDI)
+  s.addMethod(M.PingPong, rill.SHAPE.UNARY)
+  const p = s.listen()
+  const served = (async () => {
+    for await (const call of s) {
+      for await (const m of call) {
+        const req = decReq(m)
+        call.write(encResp({ payload: Buffer.concat([Buffer.from(call.method + ':'), req.payload]) }))
+      }
+      call.end()
+    }
+  })()
+  const c = new rill.Channel(`127.0.0.1:${p}`)
+  const r = await c.unary(M.PingPong, encReq({ payload: Buffer.from('a') }))
+  assert.equal(decResp(r).payload.toString(), `${M.PingPong}:a`)
+  const gc = grpcJsClient(p)
+  const out = await new Promise((resolve, reject) => {
+    const b = gc.Echo()
+    const got = []
+    b.on('data', (m) => got.push(m.payload.toString()))
+    b.on('end', () => resolve(got))
+    b.on('error', reject)
+    b.write({ payload: Buffer.from('b') })
+    b.end()
+  })
+  assert.deepEqual(out, [`${M.Echo}:b`])
+  gc.close()
+  c.close()
+  await s.shutdown(100)
+  await served
+})
+
+test('graceful shutdown lets a call in flight finish, then refuses new ones', async () => {
+  const s = new rill.Server()
+  s.addService(service, echoImpl())
+  const p = s.listen()
+  const c = grpcJsClient(p)
+  const slow = new Promise((resolve, reject) => {
+    const m = new grpc.Metadata()
+    m.add('sleep-ms', '300')
+    c.PingPong({ payload: Buffer.from('inflight') }, m, (e, r) => e ? reject(e) : resolve(r))
+  })
+  await sleep(100)
+  const t0 = Date.now()
+  await s.shutdown(5000)
+  assert.equal((await slow).payload.toString(), 'inflight')
+  assert.ok(Date.now() - t0 < 5000)
+  c.close()
+})
+
+test('a server after shutdown does not keep the process alive', async () => {
+  const code = `
+    const rill = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const s = new rill.Server()
+    s.unary('/echo.TestService/PingPong', (call) => call.request)
+    const port = s.listen()
+    const ch = new rill.Channel('127.0.0.1:' + port)
+    ch.unary('/echo.TestService/PingPong', Buffer.from('x')).then(async () => { ch.close(); await s.shutdown(0); console.log('done') })
+  `
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (d) => { out += d })
+  const exit = await Promise.race([
+    new Promise((resolve) => child.on('exit', (c) => resolve(c))),
+    sleep(10000).then(() => 'hung')
+  ])
+  if (exit === 'hung') child.kill()
+  assert.equal(exit, 0)
+  assert.equal(out.trim(), 'done')
+})
+
+function sleep (ms) { return new Promise((resolve) => setTimeout(resolve, ms)) }
+async function waitFor (f, ms = 5000) {
+  const t0 = Date.now()
+  while (!f()) {
+    if (Date.now() - t0 > ms) throw new Error('timed out waiting')
+    await sleep(10)
+  }
+}

@@ -1,0 +1,20 @@
+# The Node binding (bindings-node/): `npm install` there builds the native addon from source
+# with cargo (through @napi-rs/cli) and installs the test peers (@grpc/grpc-js,
+# @grpc/proto-loader); the suites run with `node --test`. Tests use a debug addon; the bench
+# builds a release one. CARGO_TARGET_DIR is honoured.
+
+TEST_TARGETS += test-node
+NODE_PKG := $(CURDIR)/bindings-node
+
+.PHONY: test-node bench-node
+
+test-node:
+	cd $(NODE_PKG) && RILLRPC_BUILD=debug npm install --no-audit --no-fund
+	cd $(NODE_PKG) && node --test test/client.test.js test/server.test.js test/tls.test.js
+
+# The Node rows of the bench: grpc-js and rillrpc clients against the tonic echo server,
+# grpc-js and rillrpc servers driven by echo-client.
+bench-node:
+	cargo build --release -p rill-bench --bin echo-server --bin echo-client
+	cd $(NODE_PKG) && npm install --no-audit --no-fund
+	node bench/node/bench.js
