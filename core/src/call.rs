@@ -626,11 +626,15 @@ impl Pump {
                     continue;
                 }
                 r = poll_fn(|cx| stream.poll_reset(cx)) => {
-                    let s = match r {
-                        Ok(reason) => Status::new(Code::from_h2_reason(reason), format!("stream closed by the server ({reason:?}); finish() gives the call's status")),
-                        Err(e) => Status::from_h2(&e),
-                    };
-                    self.out.fail(s);
+                    match r {
+                        // The spec (RFC 9113 §8.1): a server that has sent its complete response
+                        // "MAY request that the client abort transmission of a request without
+                        // error by sending a RST_STREAM with an error code of NO_ERROR". The call
+                        // is over, and its status is the one the response carried.
+                        Ok(h2::Reason::NO_ERROR) => self.out.peer_finished(),
+                        Ok(reason) => self.out.fail(Status::new(Code::from_h2_reason(reason), format!("stream reset by the server ({reason:?})"))),
+                        Err(e) => self.out.fail(Status::from_h2(&e)),
+                    }
                     return;
                 }
                 b = poll_fn(|cx| self.out.poll_take(cx)) => b,
@@ -652,7 +656,11 @@ impl Pump {
                 r = write => r,
             };
             if let Err(s) = r {
-                self.out.fail(s);
+                if stream_finished_by_peer(&mut stream) {
+                    self.out.peer_finished();
+                } else {
+                    self.out.fail(s);
+                }
                 return;
             }
             if let Some(End::CloseSend) = batch.end {
@@ -663,6 +671,16 @@ impl Pump {
             }
         }
     }
+}
+
+/// True when the server ended the stream with RST_STREAM(NO_ERROR) after its response.
+fn stream_finished_by_peer(stream: &mut SendStream<Bytes>) -> bool {
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    matches!(
+        stream.poll_reset(&mut cx),
+        Poll::Ready(Ok(h2::Reason::NO_ERROR))
+    )
 }
 
 /// Writes chunks to a stream, waiting for flow-control capacity before each: h2 buffers a

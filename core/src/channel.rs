@@ -17,6 +17,7 @@ use crate::call::{single_response, Call, CallOptions};
 use crate::error::Error;
 use crate::runtime;
 use crate::status::Status;
+use crate::transport::DATA_FRAME_BUDGET;
 use crate::transport::{self, ClientTls};
 
 /// Channel settings.
@@ -403,6 +404,11 @@ impl ChannelInner {
             .max_header_list_size(self.opts.max_header_list_size)
             .max_frame_size(1 << 20)
             .max_send_buffer_size(256 * 1024)
+            // Peers such as grpcio send one DATA frame per message; h2's default budget
+            // for buffered small frames (half the connection window) is spent by a few
+            // thousand of them waiting for a slow reader, and the connection is closed
+            // with ENHANCE_YOUR_CALM. Flow control already bounds the payload.
+            .data_frame_budget(DATA_FRAME_BUDGET)
             .enable_push(false)
             .handshake::<T, Bytes>(io)
             .await

@@ -66,6 +66,7 @@ struct State {
     sender: Option<Waker>,
     /// A handler waiting for the call to be cancelled.
     watcher: Option<Waker>,
+    peer_finished: bool,
     compress: Encoding,
 }
 
@@ -96,6 +97,7 @@ impl Outbound {
                 pump: None,
                 sender: None,
                 watcher: None,
+                peer_finished: false,
                 compress,
             }),
             terminated: AtomicBool::new(false),
@@ -119,6 +121,11 @@ impl Outbound {
         compress: Option<bool>,
     ) -> Result<(), TrySendError> {
         let mut st = self.lock();
+        if st.peer_finished && !st.done {
+            // The server has ended the call; like HTTP/2 itself we drop what comes after,
+            // and recv/finish report the call's status (grpc-js drops such writes too).
+            return Ok(());
+        }
         if let Some(s) = &st.closed {
             return Err(TrySendError::Closed(s.clone()));
         }
@@ -181,7 +188,7 @@ impl Outbound {
     /// why).
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut st = self.lock();
-        if st.queued < self.limit || st.closed.is_some() || st.end_queued {
+        if st.queued < self.limit || st.closed.is_some() || st.end_queued || st.peer_finished {
             return Poll::Ready(());
         }
         match &st.sender {
@@ -287,6 +294,21 @@ impl Outbound {
         if st.closed.is_none() {
             st.closed = Some(status);
         }
+        st.chunks.clear();
+        st.tail.clear();
+        st.queued = 0;
+        let s = st.sender.take();
+        drop(st);
+        if let Some(w) = s {
+            w.wake();
+        }
+    }
+
+    /// The server ended the call after its response (RST_STREAM NO_ERROR): later sends are
+    /// dropped rather than failed, so the response's status stays the call's outcome.
+    pub(crate) fn peer_finished(&self) {
+        let mut st = self.lock();
+        st.peer_finished = true;
         st.chunks.clear();
         st.tail.clear();
         st.queued = 0;

@@ -21,6 +21,7 @@ use crate::runtime;
 use crate::server_call::{trailers_for, ServerCall};
 use crate::status::{Code, Status};
 use crate::timeout;
+use crate::transport::DATA_FRAME_BUDGET;
 use crate::transport::{self, ServerTls};
 
 /// Server settings.
@@ -284,6 +285,11 @@ where
         .initial_connection_window_size(o.initial_connection_window)
         .max_frame_size(1 << 20)
         .max_send_buffer_size(256 * 1024)
+        // Peers such as grpcio send one DATA frame per message; h2's default budget
+        // for buffered small frames (half the connection window) is spent by a few
+        // thousand of them waiting for a slow reader, and the connection is closed
+        // with ENHANCE_YOUR_CALM. Flow control already bounds the payload.
+        .data_frame_budget(DATA_FRAME_BUDGET)
         .handshake::<T, Bytes>(io)
         .await;
     let mut conn = match conn {

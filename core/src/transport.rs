@@ -97,6 +97,10 @@ pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
         .map_err(|e| Error::tls(format!("invalid TLS server name {name:?}: {e}")))
 }
 
+/// The memory h2 may spend on buffered small DATA frames per connection (see its
+/// `data_frame_budget`): room for tens of thousands of one-message frames.
+pub(crate) const DATA_FRAME_BUDGET: usize = 16 << 20;
+
 pub(crate) fn tune(tcp: &TcpStream) {
     // Small messages are already coalesced by the call's queue; Nagle would only add delay.
     let _ = tcp.set_nodelay(true);

@@ -177,3 +177,50 @@ async fn oversized_metadata_is_refused_by_the_server() {
         .await
         .unwrap();
 }
+
+/// Regression: a peer that sends one DATA frame per message (as grpcio does) to a reader
+/// that is slow for a moment spent h2's default small-frame budget, and the client closed
+/// the connection with ENHANCE_YOUR_CALM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_data_frames_to_a_slow_reader() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut conn = h2::server::handshake(tcp).await.unwrap();
+        while let Some(Ok((_req, mut respond))) = conn.accept().await {
+            tokio::spawn(async move {
+                let resp = http::Response::builder()
+                    .status(200)
+                    .header("content-type", "application/grpc")
+                    .body(())
+                    .unwrap();
+                let mut s = respond.send_response(resp, false).unwrap();
+                for _ in 0..200 {
+                    s.send_data(Bytes::from(frame(0, &[7u8; 16])), false)
+                        .unwrap();
+                }
+                let mut t = http::HeaderMap::new();
+                t.insert("grpc-status", "0".parse().unwrap());
+                s.send_trailers(t).unwrap();
+            });
+        }
+    });
+    let ch = Channel::new(&format!("http://{addr}")).unwrap();
+    let mut calls = Vec::new();
+    for _ in 0..100 {
+        let c = ch
+            .bidi("/echo.TestService/Echo", CallOptions::new())
+            .unwrap();
+        c.close_send();
+        calls.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for mut c in calls {
+        let mut n = 0;
+        while c.recv().await.unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 200);
+    }
+}

@@ -203,3 +203,24 @@ async fn client_cancel_mid_write_reaches_poll_cancelled() {
         .unwrap();
     assert_eq!(seen.code(), rillrpc::Code::Cancelled, "{seen:?}");
 }
+
+/// Regression: a server that answered (Trailers-Only) and then sent RST_STREAM(NO_ERROR)
+/// while the client was still sending turned the call's UNIMPLEMENTED into INTERNAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_server_answer_keeps_its_status_while_the_client_sends() {
+    let server = rill_server(ServerOptions::default());
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    for _ in 0..50 {
+        let mut call = ch
+            .bidi("/echo.TestService/NoSuchMethod", CallOptions::new())
+            .unwrap();
+        for _ in 0..20 {
+            call.send(req(b"more", 0))
+                .await
+                .expect("sends after the server's answer are dropped, not failed");
+            tokio::task::yield_now().await;
+        }
+        let err = call.recv().await.unwrap_err();
+        assert_eq!(err.code(), rillrpc::Code::Unimplemented, "{err}");
+    }
+}
