@@ -8,7 +8,8 @@ use h2::SendStream;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -38,6 +39,10 @@ pub(crate) struct Incoming {
 /// One incoming call. Dropping it without `finish` ends it as UNKNOWN, so a handler that
 /// forgets never leaves the client hanging.
 pub struct ServerCall {
+    /// The writer not started yet (see `new`).
+    lazy: Mutex<Option<Lazy>>,
+    /// A message was queued while the writer was not started.
+    sent: AtomicBool,
     method: String,
     shape: Shape,
     metadata: Metadata,
@@ -65,8 +70,23 @@ impl ServerCall {
             deadline,
             content_type: inc.content_type,
         };
-        runtime::handle().spawn(pump.run(inc.respond));
+        // A single-response call without a deadline usually ends with one message and its
+        // status, all known when the handler finishes: then the handler's own task writes
+        // them, and no writer task is started (one task hand-off fewer per call). Anything
+        // that needs the writer later (a second message, waiting, watching for cancel)
+        // starts it then.
+        let lazy = if inc.shape.single_response() && deadline.is_none() {
+            Some(Lazy {
+                pump,
+                respond: inc.respond,
+            })
+        } else {
+            runtime::handle().spawn(pump.run(inc.respond));
+            None
+        };
         ServerCall {
+            lazy: Mutex::new(lazy),
+            sent: AtomicBool::new(false),
             method: inc.method,
             shape: inc.shape,
             metadata: inc.metadata,
@@ -202,6 +222,7 @@ impl ServerCall {
     /// Sends the response headers now, with `metadata`. Otherwise they go with the first
     /// message, or with the status.
     pub fn send_headers(&self, metadata: &Metadata) -> Result<(), Status> {
+        self.start_writer();
         let mut h = HeaderMap::new();
         metadata.write_to(&mut h);
         self.out.send_headers(h)
@@ -222,20 +243,24 @@ impl ServerCall {
 
     /// Queues one response message, waiting only while the send queue is full.
     pub async fn send(&self, msg: Bytes) -> Result<(), Status> {
+        self.before_send();
         self.out.send(msg, None).await
     }
 
     /// Like `send`, choosing for this message whether to compress it (with the encoding
     /// set by `set_compression`).
     pub async fn send_with(&self, msg: Bytes, compress: bool) -> Result<(), Status> {
+        self.before_send();
         self.out.send(msg, Some(compress)).await
     }
 
     pub fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {
+        self.before_send();
         self.out.try_send(msg)
     }
 
     pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.start_writer();
         self.out.poll_ready(cx)
     }
 
@@ -254,6 +279,7 @@ impl ServerCall {
         }
         self.finished = true;
         if self.out.close(End::Trailers(trailers_for(&status))) {
+            self.write_now();
             Ok(())
         } else {
             Err(Status::new(
@@ -270,11 +296,13 @@ impl ServerCall {
             Status::cancelled("call cancelled by the server"),
             Terminate::Reset(h2::Reason::CANCEL),
         );
+        self.write_now();
     }
 
     /// True once the call ended on this side: the client cancelled, the deadline passed or
     /// the connection broke. A handler doing long work checks this.
     pub fn is_cancelled(&self) -> bool {
+        self.start_writer();
         self.out
             .local_status()
             .is_some_and(|s| s.code() != Code::Ok)
@@ -282,6 +310,7 @@ impl ServerCall {
 
     /// Ready when the call ended for a reason other than this handler's `finish`.
     pub fn poll_cancelled(&self, cx: &mut Context<'_>) -> Poll<Status> {
+        self.start_writer();
         match self.out.local_status() {
             Some(s) => Poll::Ready(s),
             None => {
@@ -295,7 +324,33 @@ impl ServerCall {
         self.finished = true;
         self.out
             .terminate(s.clone(), Terminate::Trailers(trailers_for(&s)));
+        self.write_now();
         self.out.local_status().unwrap_or(s)
+    }
+
+    fn lazy(&self) -> std::sync::MutexGuard<'_, Option<Lazy>> {
+        self.lazy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the writer task if it was deferred.
+    fn start_writer(&self) {
+        if let Some(l) = self.lazy().take() {
+            runtime::handle().spawn(l.pump.run(l.respond));
+        }
+    }
+
+    /// A deferred writer holds one message at most before it must start.
+    fn before_send(&self) {
+        if self.sent.swap(true, Ordering::Relaxed) {
+            self.start_writer();
+        }
+    }
+
+    /// With the writer deferred, writes what is queued (the end included) from this task.
+    fn write_now(&self) {
+        if let Some(mut l) = self.lazy().take() {
+            l.pump.write_queued(&mut l.respond);
+        }
     }
 }
 
@@ -308,6 +363,7 @@ impl Drop for ServerCall {
             );
             self.out
                 .terminate(s.clone(), Terminate::Trailers(trailers_for(&s)));
+            self.write_now();
         }
     }
 }
@@ -329,6 +385,11 @@ pub(crate) fn trailers_for(status: &Status) -> HeaderMap {
     }
     status.trailers().write_to(&mut h);
     h
+}
+
+struct Lazy {
+    pump: Pump,
+    respond: SendResponse<Bytes>,
 }
 
 struct Pump {
@@ -357,6 +418,34 @@ impl Pump {
             }
         }
         r
+    }
+
+    /// Writes everything queued at once, without waiting: used for a single-response call
+    /// that ended before its writer task was needed. h2 buffers what the window does not
+    /// take yet; it is one message at most.
+    fn write_queued(&self, respond: &mut SendResponse<Bytes>) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(Some(b)) = self.out.poll_take(&mut cx) else {
+            return;
+        };
+        if let Some(r) = b.reset {
+            respond.send_reset(r);
+        } else if b.headers.is_some() || !b.chunks.is_empty() {
+            let Ok(mut s) = respond.send_response(self.response(b.headers), false) else {
+                return;
+            };
+            for c in b.chunks {
+                if s.send_data(c, false).is_err() {
+                    return;
+                }
+            }
+            if let Some(End::Trailers(t)) = b.end {
+                let _ = s.send_trailers(t);
+            }
+        } else if let Some(End::Trailers(t)) = b.end {
+            let _ = respond.send_response(self.response(Some(t)), true);
+        }
+        self.out.mark_done();
     }
 
     async fn run(self, mut respond: SendResponse<Bytes>) {
