@@ -1,0 +1,280 @@
+"""Python rows of the bench: rillrpc's Python client and server against grpcio aio's, in
+the same run, on the echo workloads.
+
+    python bench/python/bench.py [--bin-dir target/release] [--secs 3]
+
+Clients: grpcio aio and rillrpc (bytes in and out, no protobuf on either side) against
+one fast echo server (`echo-server --impl tonic`). Servers: grpcio aio and rillrpc (both
+decode requests and encode responses with echo_pb2) driven by one fast client
+(`echo-client --impl rill`). Prints a table with the ratio rillrpc / grpcio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, os.environ.get("RILL_PY_GEN", str(HERE)))
+
+import echo_pb2  # noqa: E402
+import grpc.aio  # noqa: E402
+
+import rillrpc  # noqa: E402
+
+PING = "/echo.TestService/PingPong"
+ECHO = "/echo.TestService/Echo"
+ECHO_CLIENT = "/echo.TestService/EchoClient"
+ECHO_SERVER = "/echo.TestService/EchoServer"
+FOREVER = 2**31 - 1
+
+
+def req(size: int, count: int = 0) -> bytes:
+    return echo_pb2.Request(payload=b"x" * size, count=count).SerializeToString()
+
+
+class Timer:
+    def __init__(self, secs: float) -> None:
+        self.end = time.perf_counter() + secs
+        self.start = time.perf_counter()
+
+    def over(self) -> bool:
+        return time.perf_counter() >= self.end
+
+    def rate(self, n: int) -> float:
+        return n / (time.perf_counter() - self.start)
+
+
+# ------------------------------------------------------------------ client workloads
+# Each takes (open-call functions for one implementation, seconds) and returns a rate.
+
+
+async def server_stream(c: "Client", size: int, secs: float) -> float:
+    call = c.server_streaming(req(size, FOREVER))
+    n = 0
+    t = Timer(secs)
+    async for _ in call:
+        n += 1
+        if n & 1023 == 0 and t.over():
+            break
+    r = t.rate(n)
+    call.cancel()
+    return r
+
+
+async def pingpong(c: "Client", size: int, secs: float) -> float:
+    call = c.bidi()
+    m = req(size)
+    n = 0
+    t = Timer(secs)
+    while not t.over():
+        await c.write(call, m)
+        await c.read(call)
+        n += 1
+    r = t.rate(n)
+    await c.done_writing(call)
+    return r
+
+
+async def unary(c: "Client", size: int, secs: float) -> float:
+    m = req(size)
+    n = 0
+    t = Timer(secs)
+    while not t.over():
+        await c.unary(m)
+        n += 1
+    return t.rate(n)
+
+
+async def client_stream(c: "Client", size: int, secs: float) -> float:
+    call = c.client_streaming()
+    m = req(size)
+    n = 0
+    t = Timer(secs)
+    while True:
+        await c.write(call, m)
+        n += 1
+        if n & 255 == 0 and t.over():
+            break
+    await c.done_writing(call)
+    resp = echo_pb2.Response.FromString(await call)
+    assert int(resp.payload) == n * size, (resp.payload, n * size)
+    return t.rate(n)
+
+
+class Client:
+    """The few operations the workloads need, for one implementation."""
+
+    def __init__(self, impl: str, port: int) -> None:
+        self.impl = impl
+        if impl == "grpcio":
+            self.ch: Any = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        else:
+            self.ch = rillrpc.Channel(f"http://127.0.0.1:{port}")
+
+    def server_streaming(self, m: bytes) -> Any:
+        return self.ch.unary_stream(ECHO_SERVER)(m)
+
+    def bidi(self) -> Any:
+        return self.ch.stream_stream(ECHO)()
+
+    def client_streaming(self) -> Any:
+        return self.ch.stream_unary(ECHO_CLIENT)()
+
+    async def unary(self, m: bytes) -> Any:
+        return await self.ch.unary_unary(PING)(m)
+
+    async def write(self, call: Any, m: bytes) -> None:
+        if self.impl == "grpcio":
+            await call.write(m)
+        else:
+            await call.send(m)
+
+    async def read(self, call: Any) -> Any:
+        return await (call.read() if self.impl == "grpcio" else call.recv())
+
+    async def done_writing(self, call: Any) -> None:
+        await (call.done_writing() if self.impl == "grpcio" else call.close_send())
+
+    async def close(self) -> None:
+        if self.impl == "grpcio":
+            await self.ch.close()
+        else:
+            self.ch.close()
+
+
+# (name, unit, workload, message size, echo-server --impl). Client streaming runs against
+# the rill echo server: tonic's server (h2's DATA-frame flood guard) drops the connection
+# when a client streams many small frames (see bindings-python's report).
+CLIENT_ROWS: List[Tuple[str, str, Callable[..., Any], int, str]] = [
+    ("server-stream 16 B", "msg/s", server_stream, 16, "tonic"),
+    ("server-stream 1 KiB", "msg/s", server_stream, 1024, "tonic"),
+    ("bidi ping-pong", "rt/s", pingpong, 16, "tonic"),
+    ("unary (sequential)", "calls/s", unary, 16, "tonic"),
+    ("client-stream 16 B (rill server)", "msg/s", client_stream, 16, "rill"),
+]
+
+
+async def run_client(impl: str, port: int, fn: Callable[..., Any], size: int, secs: float) -> float:
+    c = Client(impl, port)
+    try:
+        await fn(c, size, min(0.5, secs / 4))  # warm-up: connect, first allocations
+        return float(await fn(c, size, secs))
+    finally:
+        await c.close()
+
+
+def spawn(cmd: List[str], env: Optional[Dict[str, str]] = None) -> Tuple[subprocess.Popen, int]:
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    m = re.search(r"listening on \S*?(\d+)\s*$", line)
+    if not m:
+        p.kill()
+        raise SystemExit(f"{cmd[0]} did not start: {line!r}")
+    return p, int(m.group(1))
+
+
+def stop(p: subprocess.Popen) -> None:
+    p.kill()
+    p.wait()
+
+
+SERVER_ROWS = [
+    ("server-stream 16 B", "msg/s", "server-stream", 16),
+    ("server-stream 1 KiB", "msg/s", "server-stream", 1024),
+    ("bidi ping-pong", "rt/s", "pingpong", 16),
+    ("unary (sequential)", "calls/s", "unary", 16),
+    ("client-stream 16 B", "msg/s", "client-stream", 16),
+]
+
+
+def drive(client: Path, port: int, workload: str, size: int, secs: float) -> float:
+    out = subprocess.run(
+        [str(client), "--impl", "rill", "--addr", f"127.0.0.1:{port}", "--workload", workload,
+         "--size", str(size), "--duration-secs", str(secs), "--warmup-secs", "0.5",
+         "--streams", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    for line in out.stdout.splitlines():
+        m = re.search(r"\bvalue=([0-9.]+)", line)
+        if line.startswith("RESULT") and m:
+            return float(m.group(1))
+    raise RuntimeError(f"echo-client failed: {out.stdout} {out.stderr}")
+
+
+def attempt(f: Callable[[], float]) -> float:
+    """A failed cell is reported (NaN in the table) instead of ending the run."""
+    try:
+        return f()
+    except Exception as e:
+        print(f"  failed: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
+        return float("nan")
+
+
+def fmt(v: float) -> str:
+    return "failed" if v != v else f"{v:,.0f}"
+
+
+def table(title: str, rows: List[Tuple[str, str, float, float]]) -> None:
+    print(f"\n{title}")
+    print(f"| workload | unit | grpcio aio | rillrpc | ratio |")
+    print(f"|---|---|---:|---:|---:|")
+    for name, unit, g, r in rows:
+        ratio = "-" if g != g or r != r or g == 0 else f"{r / g:.1f}x"
+        print(f"| {name} | {unit} | {fmt(g)} | {fmt(r)} | {ratio} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release"))
+    ap.add_argument("--secs", type=float, default=3.0)
+    ap.add_argument("--only", choices=["client", "server"], default=None)
+    a = ap.parse_args()
+    bins = Path(a.bin_dir)
+    env = dict(os.environ)
+
+    if a.only in (None, "client"):
+        server, tport = spawn([str(bins / "echo-server"), "--impl", "tonic", "--port", "0"])
+        rserver, rport = spawn([str(bins / "echo-server"), "--impl", "rill", "--port", "0"])
+        rows = []
+        try:
+            for name, unit, fn, size, impl in CLIENT_ROWS:
+                port = tport if impl == "tonic" else rport
+                g = attempt(lambda: asyncio.run(run_client("grpcio", port, fn, size, a.secs)))
+                r = attempt(lambda: asyncio.run(run_client("rill", port, fn, size, a.secs)))
+                rows.append((name, unit, g, r))
+                print(f"  client {name}: grpcio {fmt(g)}  rillrpc {fmt(r)}", file=sys.stderr)
+        finally:
+            stop(server)
+            stop(rserver)
+        table("Python clients -> echo-server (Rust)", rows)
+
+    if a.only in (None, "server"):
+        client = bins / "echo-client"
+        if not client.exists():
+            raise SystemExit(f"{client} is missing: cargo build --release -p rill-bench --bin echo-client")
+        rows = []
+        servers = HERE / "servers.py"
+        for name, unit, workload, size in SERVER_ROWS:
+            vals = []
+            for impl in ("grpcio", "rill"):
+                p, port = spawn([sys.executable, str(servers), "--impl", impl], env)
+                try:
+                    vals.append(attempt(lambda: drive(client, port, workload, size, a.secs)))
+                finally:
+                    stop(p)
+            rows.append((name, unit, vals[0], vals[1]))
+            print(f"  server {name}: grpcio {fmt(vals[0])}  rillrpc {fmt(vals[1])}", file=sys.stderr)
+        table("Python servers <- echo-client --impl rill", rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,434 @@
+"""The client: `Channel`, the call objects of the four shapes, and multi-callables."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import (
+    Any,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Deque,
+    Generator,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+from ._loop import park, reactor
+from ._native import NativeCall, NativeChannel
+from ._status import Metadata, MetadataValue, RpcError, StatusCode
+
+Serializer = Optional[Callable[[Any], bytes]]
+Deserializer = Optional[Callable[[bytes], Any]]
+MetadataLike = Union[Mapping[str, MetadataValue], Sequence[Tuple[str, MetadataValue]], None]
+Requests = Union[AsyncIterable[Any], Iterable[Any]]
+
+
+def _md(metadata: MetadataLike) -> Optional[Sequence[Tuple[str, MetadataValue]]]:
+    if metadata is None:
+        return None
+    if isinstance(metadata, Mapping):
+        return list(metadata.items())
+    return metadata
+
+
+class Call:
+    """One RPC. Send with `await send(m)` and `await close_send()`, receive with
+    `async for m in call` or `await recv()`. Sending and receiving may run in two tasks."""
+
+    __slots__ = ("_n", "_ser", "_de", "_buf", "_sender", "__weakref__")
+
+    def __init__(self, native: NativeCall, ser: Serializer, de: Deserializer) -> None:
+        self._n = native
+        self._ser = ser
+        self._de = de
+        self._buf: Deque[bytes] = collections.deque()
+        self._sender: Optional["asyncio.Task[None]"] = None
+
+    async def send(self, message: Any) -> None:
+        """Queues one message; waits only while flow control says the server is full."""
+        data = self._ser(message) if self._ser is not None else message
+        n = self._n
+        if n.try_send(data):
+            return
+        try:
+            while not n.try_send(data):
+                e = n.send_ready()
+                if e is not None:
+                    await park(n, e)
+        except asyncio.CancelledError:
+            n.cancel()
+            raise
+
+    async def close_send(self) -> None:
+        """Nothing more to send (half-close)."""
+        self._n.close_send()
+
+    def cancel(self) -> bool:
+        """Aborts the call; the server sees CANCELLED, this side raises CANCELLED."""
+        self._n.cancel()
+        if self._sender is not None:
+            self._sender.cancel()
+        return True
+
+    async def _batch(self) -> list:
+        n = self._n
+        try:
+            while True:
+                r = n.recv_batch()
+                if isinstance(r, int):
+                    await park(n, r)
+                    continue
+                return r
+        except asyncio.CancelledError:
+            n.cancel()
+            raise
+
+    async def recv(self) -> Any:
+        """The next message, or None once the server ended the call successfully."""
+        buf = self._buf
+        if not buf:
+            buf.extend(await self._batch())
+            if not buf:
+                return None
+        m = buf.popleft()
+        return self._de(m) if self._de is not None else m
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[Any]:
+        de = self._de
+        buf = self._buf
+        while buf:
+            m = buf.popleft()
+            yield de(m) if de is not None else m
+        n = self._n
+        try:
+            while True:
+                r = n.recv_batch()
+                if isinstance(r, int):
+                    await park(n, r)
+                    continue
+                if not r:
+                    return
+                if de is None:
+                    for m in r:
+                        yield m
+                else:
+                    for m in r:
+                        yield de(m)
+        except asyncio.CancelledError:
+            n.cancel()
+            raise
+
+    async def headers(self) -> Metadata:
+        """The response headers (initial metadata), once the server sent them."""
+        n = self._n
+        while True:
+            r = n.headers()
+            if isinstance(r, int):
+                await park(n, r)
+                continue
+            return r
+
+    async def _wait_end(self) -> Tuple[int, str, bytes, Metadata]:
+        n = self._n
+        st = n.status()
+        while st is None:
+            # Reaching the status means reading what is left; keep it for recv.
+            try:
+                batch = await self._batch()
+            except RpcError:
+                break
+            if not batch:
+                break
+            self._buf.extend(batch)
+            st = n.status()
+        st = n.status()
+        assert st is not None
+        return st  # type: ignore[no-any-return]
+
+    async def trailers(self) -> Metadata:
+        """The trailing metadata, once the call ended."""
+        return (await self._wait_end())[3]
+
+    async def code(self) -> StatusCode:
+        """The final status code, once the call ended."""
+        return StatusCode((await self._wait_end())[0])
+
+    async def details(self) -> str:
+        """The final status message, once the call ended."""
+        return (await self._wait_end())[1]
+
+    def done(self) -> bool:
+        return self._n.status() is not None
+
+    def _send_all(self, requests: Requests) -> None:
+        self._sender = asyncio.get_running_loop().create_task(self._feed(requests))
+
+    async def _feed(self, requests: Requests) -> None:
+        try:
+            if hasattr(requests, "__aiter__"):
+                async for m in requests:  # type: ignore[union-attr]
+                    await self.send(m)
+            else:
+                for m in requests:  # type: ignore[union-attr]
+                    await self.send(m)
+        except RpcError:
+            return  # the call ended; receiving reports its status
+        self._n.close_send()
+
+
+class UnaryCall(Call):
+    """A call with one response: `await call` gives it (unary and client streaming)."""
+
+    __slots__ = ("_requests", "_armed")
+
+    def __init__(
+        self, native: NativeCall, ser: Serializer, de: Deserializer, requests: Optional[Requests]
+    ) -> None:
+        super().__init__(native, ser, de)
+        self._requests = requests
+        self._armed: Optional["asyncio.Future[None]"] = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._response().__await__()
+
+    async def _settled(self) -> None:
+        # While the runtime waits for the response, polling here would steal its waker.
+        armed = self._armed
+        if armed is not None and not armed.done():
+            await asyncio.shield(armed)
+
+    async def headers(self) -> Metadata:
+        await self._settled()
+        return await super().headers()
+
+    async def _wait_end(self) -> Tuple[int, str, bytes, Metadata]:
+        await self._settled()
+        return await super()._wait_end()
+
+    async def _response(self) -> Any:
+        n = self._n
+        try:
+            if self._requests is not None:
+                reqs, self._requests = self._requests, None
+                await self._feed(reqs)
+            if self._armed is None:
+                loop, r = reactor()
+                self._armed = fut = loop.create_future()
+                n.await_batch(fut, r)
+                await fut
+            else:
+                await self._settled()
+            msgs: List[bytes] = []
+            while True:
+                b = n.recv_batch()
+                if isinstance(b, int):
+                    await park(n, b)
+                    continue
+                if not b:
+                    break
+                msgs.extend(b)
+        except asyncio.CancelledError:
+            n.cancel()
+            raise
+        if len(msgs) != 1:
+            raise RpcError(
+                StatusCode.INTERNAL if msgs else StatusCode.UNIMPLEMENTED,
+                f"expected one response message, got {len(msgs)}",
+            )
+        return self._de(msgs[0]) if self._de is not None else msgs[0]
+
+
+class _Method:
+    __slots__ = ("_chan", "_path", "_ser", "_de")
+
+    def __init__(self, chan: "Channel", path: str, ser: Serializer, de: Deserializer) -> None:
+        self._chan = chan
+        self._path = path
+        self._ser = ser
+        self._de = de
+
+    def _open(
+        self,
+        timeout: Optional[float],
+        metadata: MetadataLike,
+        wait_for_ready: bool,
+        compression: Optional[str],
+        max_recv: Optional[int],
+        max_send: Optional[int],
+    ) -> NativeCall:
+        return self._chan._native.open(
+            self._path,
+            timeout=timeout,
+            metadata=_md(metadata),
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+            max_recv_message_size=max_recv,
+            max_send_message_size=max_send,
+        )
+
+    def _first(self, n: NativeCall, request: Any) -> None:
+        data = self._ser(request) if self._ser is not None else request
+        if not n.try_send(data):
+            # Only a message larger than the whole send queue gets here: send it as a
+            # stream would, from a task.
+            c = Call(n, None, None)
+            asyncio.get_running_loop().create_task(c._feed([data]))
+            return
+        n.close_send()
+
+
+class UnaryUnary(_Method):
+    __slots__ = ()
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = None,
+        wait_for_ready: bool = False,
+        compression: Optional[str] = None,
+        max_recv_message_size: Optional[int] = None,
+        max_send_message_size: Optional[int] = None,
+    ) -> UnaryCall:
+        n = self._open(
+            timeout, metadata, wait_for_ready, compression, max_recv_message_size, max_send_message_size
+        )
+        self._first(n, request)
+        return UnaryCall(n, self._ser, self._de, None)
+
+
+class UnaryStream(_Method):
+    __slots__ = ()
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = None,
+        wait_for_ready: bool = False,
+        compression: Optional[str] = None,
+        max_recv_message_size: Optional[int] = None,
+        max_send_message_size: Optional[int] = None,
+    ) -> Call:
+        n = self._open(
+            timeout, metadata, wait_for_ready, compression, max_recv_message_size, max_send_message_size
+        )
+        self._first(n, request)
+        return Call(n, self._ser, self._de)
+
+
+class StreamUnary(_Method):
+    __slots__ = ()
+
+    def __call__(
+        self,
+        requests: Optional[Requests] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = None,
+        wait_for_ready: bool = False,
+        compression: Optional[str] = None,
+        max_recv_message_size: Optional[int] = None,
+        max_send_message_size: Optional[int] = None,
+    ) -> UnaryCall:
+        n = self._open(
+            timeout, metadata, wait_for_ready, compression, max_recv_message_size, max_send_message_size
+        )
+        return UnaryCall(n, self._ser, self._de, requests)
+
+
+class StreamStream(_Method):
+    __slots__ = ()
+
+    def __call__(
+        self,
+        requests: Optional[Requests] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = None,
+        wait_for_ready: bool = False,
+        compression: Optional[str] = None,
+        max_recv_message_size: Optional[int] = None,
+        max_send_message_size: Optional[int] = None,
+    ) -> Call:
+        n = self._open(
+            timeout, metadata, wait_for_ready, compression, max_recv_message_size, max_send_message_size
+        )
+        c = Call(n, self._ser, self._de)
+        if requests is not None:
+            c._send_all(requests)
+        return c
+
+
+class Channel:
+    """A connection to one server, `http://host:port` or `https://host:port`. Connects
+    lazily; calls share one HTTP/2 connection. Usable as `async with`."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        root_certificates: Optional[bytes] = None,
+        server_name: Optional[str] = None,
+        certificate_chain: Optional[bytes] = None,
+        private_key: Optional[bytes] = None,
+    ) -> None:
+        self._native = NativeChannel(
+            target, root_certificates, server_name, certificate_chain, private_key
+        )
+        self.target = target
+
+    def unary_unary(
+        self, method: str, request_serializer: Serializer = None, response_deserializer: Deserializer = None
+    ) -> UnaryUnary:
+        return UnaryUnary(self, method, request_serializer, response_deserializer)
+
+    def unary_stream(
+        self, method: str, request_serializer: Serializer = None, response_deserializer: Deserializer = None
+    ) -> UnaryStream:
+        return UnaryStream(self, method, request_serializer, response_deserializer)
+
+    def stream_unary(
+        self, method: str, request_serializer: Serializer = None, response_deserializer: Deserializer = None
+    ) -> StreamUnary:
+        return StreamUnary(self, method, request_serializer, response_deserializer)
+
+    def stream_stream(
+        self, method: str, request_serializer: Serializer = None, response_deserializer: Deserializer = None
+    ) -> StreamStream:
+        return StreamStream(self, method, request_serializer, response_deserializer)
+
+    # Byte-level conveniences, one per shape.
+    def unary(self, method: str, request: bytes, **kw: Any) -> UnaryCall:
+        return UnaryUnary(self, method, None, None)(request, **kw)
+
+    def server_streaming(self, method: str, request: bytes, **kw: Any) -> Call:
+        return UnaryStream(self, method, None, None)(request, **kw)
+
+    def client_streaming(self, method: str, requests: Optional[Requests] = None, **kw: Any) -> UnaryCall:
+        return StreamUnary(self, method, None, None)(requests, **kw)
+
+    def bidi(self, method: str, requests: Optional[Requests] = None, **kw: Any) -> Call:
+        return StreamStream(self, method, None, None)(requests, **kw)
+
+    def close(self) -> None:
+        """Later calls fail with UNAVAILABLE; calls in flight run to their end."""
+        self._native.close()
+
+    async def __aenter__(self) -> "Channel":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()

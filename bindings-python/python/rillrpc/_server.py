@@ -1,0 +1,433 @@
+"""The server: bind, serve handlers for the four shapes, or pull calls with `async for`."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+import time
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
+
+from ._client import Deserializer, MetadataLike, Serializer, _md
+from ._loop import park, reactor
+from ._native import NativeServer, NativeServerCall
+from ._status import Metadata, MetadataValue, RpcError, StatusCode
+
+log = logging.getLogger("rillrpc")
+
+
+class Shape(enum.IntEnum):
+    """How many messages each side of a method sends."""
+
+    UNARY = 0
+    CLIENT_STREAMING = 1
+    SERVER_STREAMING = 2
+    BIDI = 3
+
+
+Handler = Callable[[Any, "ServerCall"], Any]
+
+
+class ServerCall:
+    """One incoming call, and the context handlers get: request metadata, deadline,
+    `send_headers`, trailers, `abort`; `recv`/`async for` and `send` for messages."""
+
+    __slots__ = ("_n", "_ser", "_de", "_trailers", "_code", "_message", "_buf", "__weakref__")
+
+    def __init__(self, native: NativeServerCall, ser: Serializer = None, de: Deserializer = None) -> None:
+        self._n = native
+        self._ser = ser
+        self._de = de
+        self._trailers: Optional[Sequence[Tuple[str, MetadataValue]]] = None
+        self._code = StatusCode.OK
+        self._message = ""
+        self._buf: List[bytes] = []
+
+    @property
+    def method(self) -> str:
+        """`/package.Service/Method`."""
+        return self._n.method
+
+    @property
+    def shape(self) -> Shape:
+        return Shape(self._n.shape)
+
+    @property
+    def metadata(self) -> Metadata:
+        """The request metadata: `(key, value)` pairs, bytes values for `-bin` keys."""
+        return self._n.metadata()
+
+    def invocation_metadata(self) -> Metadata:
+        return self._n.metadata()
+
+    def peer(self) -> str:
+        return self._n.peer()
+
+    def time_remaining(self) -> Optional[float]:
+        """Seconds left before the client's deadline; None when it set none."""
+        return self._n.time_remaining()
+
+    @property
+    def deadline(self) -> Optional[float]:
+        """The client's deadline as a `time.time()` value, or None."""
+        t = self._n.time_remaining()
+        return None if t is None else time.time() + t
+
+    def send_headers(self, metadata: MetadataLike) -> None:
+        """Sends the response headers now (otherwise they go with the first message)."""
+        self._n.send_headers(_md(metadata) or ())
+
+    async def send_initial_metadata(self, metadata: MetadataLike) -> None:
+        self.send_headers(metadata)
+
+    def set_trailers(self, metadata: MetadataLike) -> None:
+        """Trailing metadata sent with the final status."""
+        self._trailers = _md(metadata)
+
+    set_trailing_metadata = set_trailers
+
+    def set_code(self, code: Union[StatusCode, int]) -> None:
+        self._code = StatusCode(code)
+
+    def set_details(self, message: str) -> None:
+        self._message = message
+
+    def set_compression(self, name: str) -> bool:
+        """Compresses responses ("gzip") when the client accepts it; True if it will."""
+        return self._n.set_compression(name)
+
+    def abort(
+        self,
+        code: Union[StatusCode, int],
+        message: str = "",
+        details: bytes = b"",
+        trailers: MetadataLike = None,
+    ) -> "RpcError":
+        """Ends the call with this status: raises, so the handler stops here."""
+        t = _md(trailers)
+        if t is None and self._trailers is not None:
+            t = self._trailers
+        raise RpcError(code, message, details, tuple(t or ()))
+
+    def cancelled(self) -> bool:
+        """True once the client cancelled, the deadline passed or the connection broke."""
+        return self._n.is_cancelled()
+
+    def cancel(self) -> None:
+        self._n.cancel()
+
+    async def recv(self) -> Any:
+        """The next request message, or None once the client half-closed."""
+        buf = self._buf
+        if not buf:
+            n = self._n
+            while True:
+                r = n.recv_batch()
+                if isinstance(r, int):
+                    await park(n, r)
+                    continue
+                if not r:
+                    return None
+                r.reverse()
+                buf.extend(r)
+                break
+        m = buf.pop()
+        return self._de(m) if self._de is not None else m
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._requests()
+
+    async def _requests(self) -> AsyncIterator[Any]:
+        de = self._de
+        buf = self._buf
+        while buf:
+            m = buf.pop()
+            yield de(m) if de is not None else m
+        n = self._n
+        while True:
+            r = n.recv_batch()
+            if isinstance(r, int):
+                await park(n, r)
+                continue
+            if not r:
+                return
+            if de is None:
+                for m in r:
+                    yield m
+            else:
+                for m in r:
+                    yield de(m)
+
+    async def send(self, message: Any) -> None:
+        """Queues one response; waits only while flow control says the client is full."""
+        data = self._ser(message) if self._ser is not None else message
+        n = self._n
+        while not n.try_send(data):
+            e = n.send_ready()
+            if e is not None:
+                await park(n, e)
+
+    write = send
+    read = recv
+
+    def finish(
+        self,
+        code: Union[StatusCode, int] = StatusCode.OK,
+        message: str = "",
+        details: bytes = b"",
+        trailers: MetadataLike = None,
+    ) -> None:
+        """Ends the call with a status; queued messages go first."""
+        self._n.finish(int(code), message, details, _md(trailers))
+
+    def _finish_default(self) -> None:
+        self._n.finish(int(self._code), self._message, None, self._trailers)
+
+
+class _Method:
+    __slots__ = ("path", "shape", "handler", "ser", "de")
+
+    def __init__(self, path: str, shape: Shape, handler: Optional[Handler], ser: Serializer, de: Deserializer):
+        self.path = path
+        self.shape = shape
+        self.handler = handler
+        self.ser = ser
+        self.de = de
+
+
+class Server:
+    """A gRPC server. Add methods (with handlers, or without to pull calls via
+    `async for call in server`), `bind`, `start`, and `stop(grace)`."""
+
+    def __init__(
+        self,
+        *,
+        max_concurrent_streams: Optional[int] = None,
+        max_recv_message_size: Optional[int] = None,
+        certificate_chain: Optional[bytes] = None,
+        private_key: Optional[bytes] = None,
+    ) -> None:
+        self._opts = (max_concurrent_streams, max_recv_message_size, certificate_chain, private_key)
+        self._methods: Dict[str, _Method] = {}
+        self._n: Optional[NativeServer] = None
+        self._serving: Optional["asyncio.Task[None]"] = None
+        self._tasks: Set["asyncio.Task[None]"] = set()
+        self._stopped: Optional["asyncio.Future[None]"] = None
+
+    def add_method(
+        self,
+        path: str,
+        shape: Union[Shape, int],
+        handler: Optional[Handler] = None,
+        *,
+        request_deserializer: Deserializer = None,
+        response_serializer: Serializer = None,
+    ) -> None:
+        """Serves `path` (`/package.Service/Method`). Handlers: unary `async def h(req, ctx)
+        -> resp`; server streaming an async generator `h(req, ctx)` yielding responses;
+        client streaming `async def h(requests, ctx) -> resp`; bidi an async generator
+        `h(requests, ctx)`. Streaming handlers may also `await ctx.send(resp)`."""
+        if self._n is not None:
+            raise RuntimeError("add methods before bind()")
+        self._methods[path] = _Method(path, Shape(shape), handler, response_serializer, request_deserializer)
+
+    def add_service(self, service: Any, servicer: Any) -> None:
+        """Serves every method of a protobuf service descriptor with the servicer's
+        same-named attributes (`echo_pb2.DESCRIPTOR.services_by_name["TestService"]`)."""
+        from ._stub import message_class, method_shape
+
+        for m in service.methods:
+            h = getattr(servicer, m.name, None)
+            if h is None:
+                continue
+            self.add_method(
+                f"/{service.full_name}/{m.name}",
+                method_shape(m),
+                h,
+                request_deserializer=message_class(m.input_type).FromString,
+                response_serializer=lambda r: r.SerializeToString(),
+            )
+
+    def bind(self, address: str = "127.0.0.1:0") -> int:
+        """Listens on `host:port` (port 0 picks one); returns the port."""
+        if self._n is not None:
+            raise RuntimeError("the server is already bound")
+        mcs, mrm, cert, key = self._opts
+        methods = [(m.path, int(m.shape)) for m in self._methods.values()]
+        self._n = NativeServer(address, methods, mcs, mrm, cert, key)
+        return self._n.local_addr()[1]
+
+    add_insecure_port = bind
+
+    @property
+    def port(self) -> int:
+        return self._native().local_addr()[1]
+
+    def _native(self) -> NativeServer:
+        if self._n is None:
+            raise RuntimeError("bind() the server first")
+        return self._n
+
+    async def start(self) -> None:
+        """Starts dispatching calls to the handlers."""
+        n = self._native()
+        if self._serving is None:
+            self._serving = asyncio.get_running_loop().create_task(self._serve(n))
+
+    async def _accept(self, n: NativeServer) -> Optional[NativeServerCall]:
+        while True:
+            r = n.accept()
+            if isinstance(r, int):
+                await park(n, r)
+                continue
+            return r
+
+    def __aiter__(self) -> AsyncIterator[ServerCall]:
+        return self._pull()
+
+    async def _pull(self) -> AsyncIterator[ServerCall]:
+        n = self._native()
+        while True:
+            c = await self._accept(n)
+            if c is None:
+                return
+            m = self._methods.get(c.method)
+            if m is None:
+                yield ServerCall(c)
+            else:
+                yield ServerCall(c, m.ser, m.de)
+
+    async def _serve(self, n: NativeServer) -> None:
+        loop = asyncio.get_running_loop()
+        methods = self._methods
+        tasks = self._tasks
+        while True:
+            r = n.accept()
+            if isinstance(r, int):
+                await park(n, r)
+                continue
+            if r is None:
+                return
+            m = methods.get(r.method)
+            if m is None or m.handler is None:
+                r.finish(int(StatusCode.UNIMPLEMENTED), f"method {r.method} has no handler")
+                continue
+            t = loop.create_task(_handle(r, m))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+
+    async def stop(self, grace: Optional[float] = None) -> None:
+        """Graceful stop: no new calls; calls in flight get `grace` seconds (None: wait
+        for them), then are cancelled."""
+        n = self._native()
+        loop, r = reactor()
+        fut = loop.create_future()
+        g = 3600.0 * 24 * 365 if grace is None else float(grace)
+        n.shutdown(fut, r, g)
+        await fut
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._serving is not None:
+            await asyncio.gather(self._serving, return_exceptions=True)
+        self._serving = None
+
+    async def wait_for_termination(self) -> None:
+        if self._serving is not None:
+            await asyncio.gather(self._serving, return_exceptions=True)
+
+    async def __aenter__(self) -> "Server":
+        if self._n is None:
+            self.bind()
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop(0)
+
+
+def _on_cancel(n: NativeServerCall, task: "asyncio.Task[Any]") -> Callable[["asyncio.Future[None]"], None]:
+    def cb(_: "asyncio.Future[None]") -> None:
+        if n.is_cancelled() and not task.done():
+            task.cancel()
+
+    return cb
+
+
+async def _send_all(ctx: ServerCall, n: NativeServerCall, ser: Serializer, gen: Any) -> None:
+    try_send = n.try_send
+    async for resp in gen:
+        data = ser(resp) if ser is not None else resp
+        if not try_send(data):
+            await ctx.send(resp)
+
+
+async def _handle(n: NativeServerCall, m: _Method) -> None:
+    ctx = ServerCall(n, m.ser, m.de)
+    loop, r = reactor()
+    watch = loop.create_future()
+    task = asyncio.current_task()
+    assert task is not None
+    if n.watch_cancel(watch, r):
+        return
+    watch.add_done_callback(_on_cancel(n, task))
+    h = m.handler
+    assert h is not None
+    shape = m.shape
+    try:
+        if shape == Shape.UNARY or shape == Shape.SERVER_STREAMING:
+            req = await ctx.recv()
+            if req is None:
+                n.finish(int(StatusCode.INTERNAL), "the client sent no request message")
+                return
+            res = h(req, ctx)
+        else:
+            res = h(ctx.__aiter__(), ctx)
+        if shape == Shape.UNARY or shape == Shape.CLIENT_STREAMING:
+            resp = await res
+            if resp is None:
+                if ctx._code == StatusCode.OK:
+                    raise RpcError(StatusCode.INTERNAL, "the handler returned no response")
+            else:
+                await ctx.send(resp)
+        elif inspect.isasyncgen(res):
+            await _send_all(ctx, n, m.ser, res)
+        elif inspect.isawaitable(res):
+            out = await res
+            if out is not None and hasattr(out, "__aiter__"):
+                await _send_all(ctx, n, m.ser, out)
+        elif res is not None and hasattr(res, "__aiter__"):
+            await _send_all(ctx, n, m.ser, res)
+        ctx._finish_default()
+    except RpcError as e:
+        if not n.is_cancelled():
+            trailers = e.trailers or ctx._trailers
+            try:
+                n.finish(int(e.code), e.message, e.details, trailers)
+            except RpcError:
+                pass
+    except asyncio.CancelledError:
+        if not n.is_cancelled():
+            n.cancel()
+        return
+    except Exception as e:
+        log.exception("rillrpc: handler for %s raised", m.path)
+        try:
+            n.finish(int(StatusCode.UNKNOWN), f"Unexpected error in handler: {type(e).__name__}: {e}")
+        except RpcError:
+            pass

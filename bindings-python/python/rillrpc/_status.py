@@ -1,0 +1,60 @@
+"""gRPC status codes and the one exception every failed call raises."""
+
+from __future__ import annotations
+
+import enum
+from typing import Sequence, Tuple, Union
+
+MetadataValue = Union[str, bytes]
+Metadata = Tuple[Tuple[str, MetadataValue], ...]
+
+
+class StatusCode(enum.IntEnum):
+    """The gRPC status codes; the values are the wire values."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+class RpcError(Exception):
+    """A call ended with a non-OK status. Handlers may raise it to end their call with it."""
+
+    code: StatusCode
+    message: str
+    details: bytes
+    trailers: Metadata
+
+    def __init__(
+        self,
+        code: Union[StatusCode, int],
+        message: str = "",
+        details: bytes = b"",
+        trailers: Sequence[Tuple[str, MetadataValue]] = (),
+    ) -> None:
+        c = int(code)
+        self.code = StatusCode(c) if 0 <= c <= 16 else StatusCode.UNKNOWN
+        self.message = message
+        self.details = bytes(details)
+        self.trailers = tuple((k, v) for k, v in trailers)
+        super().__init__(self.code, message)
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}" if self.message else self.code.name
+
+    def __repr__(self) -> str:
+        return f"RpcError({self.code.name}, {self.message!r})"

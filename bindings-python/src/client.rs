@@ -1,0 +1,250 @@
+//! The client: a channel and the calls it opens. Every operation first tries to complete
+//! at once on the Python thread; when it cannot, it returns the parker's epoch and the
+//! Python layer parks a future (see `reactor`).
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use rillrpc::{
+    Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Encoding, Status, TrySendError,
+};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::convert::{
+    messages, metadata_from_py, metadata_to_py, pending, status_err, status_tuple,
+};
+use crate::reactor::{Parker, Reactor};
+
+#[pyclass(module = "rillrpc._native", frozen)]
+pub struct NativeChannel {
+    chan: Channel,
+}
+
+#[pymethods]
+impl NativeChannel {
+    #[new]
+    #[pyo3(signature = (target, ca_pem=None, server_name=None, cert_pem=None, key_pem=None))]
+    fn new(
+        target: &str,
+        ca_pem: Option<Vec<u8>>,
+        server_name: Option<String>,
+        cert_pem: Option<Vec<u8>>,
+        key_pem: Option<Vec<u8>>,
+    ) -> PyResult<NativeChannel> {
+        let identity = match (cert_pem, key_pem) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "a client identity needs both cert_pem and key_pem",
+                ))
+            }
+        };
+        let tls = if ca_pem.is_some() || server_name.is_some() || identity.is_some() {
+            Some(ClientTls {
+                ca_pem,
+                server_name,
+                identity,
+            })
+        } else {
+            None
+        };
+        let opts = ChannelOptions {
+            tls,
+            ..Default::default()
+        };
+        let chan = Channel::with_options(target, opts)
+            .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
+        Ok(NativeChannel { chan })
+    }
+
+    /// Starts a call; never waits.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (method, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None))]
+    fn open(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        timeout: Option<f64>,
+        metadata: Option<&Bound<'_, PyAny>>,
+        wait_for_ready: bool,
+        compression: Option<&str>,
+        max_recv_message_size: Option<usize>,
+        max_send_message_size: Option<usize>,
+    ) -> PyResult<NativeCall> {
+        let mut opts = CallOptions::new()
+            .metadata(metadata_from_py(metadata)?)
+            .wait_for_ready(wait_for_ready);
+        if let Some(t) = timeout {
+            if !t.is_finite() || t < 0.0 {
+                return Err(PyValueError::new_err(format!(
+                    "timeout must be a non-negative number of seconds, got {t}"
+                )));
+            }
+            opts = opts.timeout(Duration::from_secs_f64(t));
+        }
+        if let Some(c) = compression {
+            let enc = Encoding::from_name(c).ok_or_else(|| {
+                PyValueError::new_err(format!("unknown compression {c:?}: use 'gzip'"))
+            })?;
+            opts = opts.compression(enc);
+        }
+        if let Some(n) = max_recv_message_size {
+            opts = opts.max_recv_message_size(n);
+        }
+        if let Some(n) = max_send_message_size {
+            opts = opts.max_send_message_size(n);
+        }
+        let call = self
+            .chan
+            .open(method, opts)
+            .map_err(|s| status_err(py, &s))?;
+        let (parker, waker) = Parker::new();
+        Ok(NativeCall {
+            inner: Arc::new(Inner {
+                call: Mutex::new(call),
+                stash: Mutex::new(None),
+            }),
+            parker,
+            waker,
+        })
+    }
+
+    fn close(&self) {
+        self.chan.close();
+    }
+}
+
+#[pyclass(module = "rillrpc._native", frozen)]
+pub struct NativeCall {
+    inner: Arc<Inner>,
+    parker: Arc<Parker>,
+    waker: Waker,
+}
+
+struct Inner {
+    call: Mutex<Call>,
+    /// What `await_batch`'s task received, handed out by the next `recv_batch`.
+    stash: Mutex<Option<Result<Vec<Bytes>, Status>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl NativeCall {
+    fn lock(&self) -> MutexGuard<'_, Call> {
+        lock(&self.inner.call)
+    }
+}
+
+impl Drop for NativeCall {
+    fn drop(&mut self) {
+        // An `await_batch` task may still hold the call: garbage collection cancels it
+        // here instead of when that task lets go.
+        let mut c = self.lock();
+        if c.status().is_none() {
+            c.cancel();
+        }
+    }
+}
+
+#[pymethods]
+impl NativeCall {
+    /// Queues `data` if there is room: True; False when the queue is full (wait with
+    /// `send_ready`, then retry); raises `RpcError` when the call cannot send any more.
+    fn try_send(&self, py: Python<'_>, data: &[u8]) -> PyResult<bool> {
+        match self.lock().try_send(Bytes::copy_from_slice(data)) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(_)) => Ok(false),
+            Err(TrySendError::Closed(s)) => Err(status_err(py, &s)),
+        }
+    }
+
+    /// None when `try_send` may succeed; the epoch (int) when not yet.
+    fn send_ready(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let e = self.parker.epoch();
+        let mut cx = Context::from_waker(&self.waker);
+        match self.lock().poll_send_ready(&mut cx) {
+            Poll::Ready(()) => Ok(py.None()),
+            Poll::Pending => pending(py, e),
+        }
+    }
+
+    fn close_send(&self) {
+        self.lock().close_send();
+    }
+
+    fn cancel(&self) {
+        self.lock().cancel();
+    }
+
+    /// Every ready message (a list; empty = ended OK), or the epoch (int) when none is
+    /// ready yet. Raises `RpcError` when the call failed.
+    #[pyo3(signature = (max=4096))]
+    fn recv_batch(&self, py: Python<'_>, max: usize) -> PyResult<Py<PyAny>> {
+        if let Some(r) = lock(&self.inner.stash).take() {
+            return match r {
+                Ok(out) => Ok(messages(py, &out)?.into_any().unbind()),
+                Err(s) => Err(status_err(py, &s)),
+            };
+        }
+        let e = self.parker.epoch();
+        let mut cx = Context::from_waker(&self.waker);
+        let mut out = Vec::new();
+        let r = self.lock().poll_recv_many(&mut cx, &mut out, max);
+        match r {
+            Poll::Ready(Ok(_)) => Ok(messages(py, &out)?.into_any().unbind()),
+            Poll::Ready(Err(s)) => Err(status_err(py, &s)),
+            Poll::Pending => pending(py, e),
+        }
+    }
+
+    /// The response headers (pairs), or the epoch (int) while they have not come.
+    fn headers(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let e = self.parker.epoch();
+        let mut cx = Context::from_waker(&self.waker);
+        let r = self.lock().poll_headers(&mut cx);
+        match r {
+            Poll::Ready(Ok(md)) => Ok(metadata_to_py(py, &md)?.into_any().unbind()),
+            Poll::Ready(Err(s)) => Err(status_err(py, &s)),
+            Poll::Pending => pending(py, e),
+        }
+    }
+
+    /// `(code, message, details, trailers)` once the call ended, else None.
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        match self.lock().status() {
+            Some(s) => Ok(Some(status_tuple(py, s)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits on the core's runtime for the next batch (kept for `recv_batch`), then
+    /// resolves `fut`: one wake-up of the loop for a whole unary call, where polling from
+    /// the loop would wake it also when the stream opens. Do not poll the call meanwhile.
+    fn await_batch(&self, fut: Py<PyAny>, reactor: &Reactor) {
+        let inner = self.inner.clone();
+        let core = reactor.core.clone();
+        rillrpc::runtime::private_handle().spawn(async move {
+            let r = std::future::poll_fn(|cx| {
+                let mut out = Vec::new();
+                match lock(&inner.call).poll_recv_many(cx, &mut out, 4096) {
+                    Poll::Ready(Ok(_)) => Poll::Ready(Ok(out)),
+                    Poll::Ready(Err(s)) => Poll::Ready(Err(s)),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            *lock(&inner.stash) = Some(r);
+            core.push(fut);
+        });
+    }
+
+    /// Parks `fut` (resolved with None at the next wake) unless a wake came since `epoch`.
+    fn park(&self, fut: Py<PyAny>, reactor: &Reactor, epoch: u64) -> bool {
+        self.parker.park(fut, reactor, epoch)
+    }
+}

@@ -1,0 +1,269 @@
+//! The server: bound at construction, calls pulled with `accept` (polled on the Python
+//! thread like the client's operations).
+
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use rillrpc::{
+    Bytes, Encoding, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape,
+    TrySendError,
+};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::convert::{
+    messages, metadata_from_py, metadata_to_py, pending, status_err, status_from_py,
+};
+use crate::reactor::{Parker, Reactor};
+
+#[pyclass(module = "rillrpc._native", frozen)]
+pub struct NativeServer {
+    server: Arc<Server>,
+    parker: Arc<Parker>,
+    waker: Waker,
+}
+
+fn shape_from(n: u32) -> PyResult<Shape> {
+    Ok(match n {
+        0 => Shape::Unary,
+        1 => Shape::ClientStreaming,
+        2 => Shape::ServerStreaming,
+        3 => Shape::Bidi,
+        _ => return Err(PyValueError::new_err(format!("unknown call shape {n}"))),
+    })
+}
+
+#[pymethods]
+impl NativeServer {
+    /// Binds `address` and starts serving `methods` (`(path, shape)` pairs).
+    #[new]
+    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None))]
+    fn new(
+        address: &str,
+        methods: Vec<(String, u32)>,
+        max_concurrent_streams: Option<u32>,
+        max_recv_message_size: Option<usize>,
+        cert_pem: Option<Vec<u8>>,
+        key_pem: Option<Vec<u8>>,
+    ) -> PyResult<NativeServer> {
+        let mut opts = ServerOptions::default();
+        if let Some(n) = max_concurrent_streams {
+            opts.max_concurrent_streams = n;
+        }
+        if let Some(n) = max_recv_message_size {
+            opts.max_recv_message_size = n;
+        }
+        opts.tls = match (cert_pem, key_pem) {
+            (Some(cert_pem), Some(key_pem)) => Some(ServerTls { cert_pem, key_pem }),
+            (None, None) => None,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "server TLS needs both cert_pem and key_pem",
+                ))
+            }
+        };
+        let mut b = ServerBuilder::new(opts);
+        for (path, shape) in methods {
+            b.add_method(&path, shape_from(shape)?)
+                .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
+        }
+        let server = b.bind(address).map_err(|e| match e.kind() {
+            rillrpc::ErrorKind::Io => PyOSError::new_err(e.message().to_owned()),
+            _ => PyValueError::new_err(e.message().to_owned()),
+        })?;
+        let (parker, waker) = Parker::new();
+        Ok(NativeServer {
+            server: Arc::new(server),
+            parker,
+            waker,
+        })
+    }
+
+    /// `(host, port)` actually bound.
+    fn local_addr(&self) -> (String, u16) {
+        let a = self.server.local_addr();
+        (a.ip().to_string(), a.port())
+    }
+
+    /// The next call; None once the server is shut down; the epoch (int) when none waits.
+    fn accept(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let e = self.parker.epoch();
+        let mut cx = Context::from_waker(&self.waker);
+        match self.server.poll_accept(&mut cx) {
+            Poll::Ready(Some(call)) => Ok(Py::new(py, NativeServerCall::new(call))?.into_any()),
+            Poll::Ready(None) => Ok(py.None()),
+            Poll::Pending => pending(py, e),
+        }
+    }
+
+    fn park(&self, fut: Py<PyAny>, reactor: &Reactor, epoch: u64) -> bool {
+        self.parker.park(fut, reactor, epoch)
+    }
+
+    /// Graceful shutdown (GOAWAY, calls in flight get `grace` seconds); `fut` is resolved
+    /// through `reactor` once it is over.
+    fn shutdown(&self, fut: Py<PyAny>, reactor: &Reactor, grace: f64) -> PyResult<()> {
+        if !grace.is_finite() || grace < 0.0 {
+            return Err(PyValueError::new_err("grace must be a non-negative number"));
+        }
+        let server = self.server.clone();
+        let core = reactor.core.clone();
+        let grace = Duration::from_secs_f64(grace);
+        // The waker is woken so a parked `accept` sees the end.
+        let waker = self.waker.clone();
+        rillrpc::runtime::private_handle().spawn(async move {
+            server.shutdown(grace).await;
+            waker.wake();
+            core.push(fut);
+        });
+        Ok(())
+    }
+
+    fn begin_shutdown(&self) {
+        self.server.begin_shutdown();
+    }
+}
+
+#[pyclass(module = "rillrpc._native", frozen)]
+pub struct NativeServerCall {
+    call: Mutex<ServerCall>,
+    method: String,
+    shape: u32,
+    parker: Arc<Parker>,
+    waker: Waker,
+    /// A separate waker for `watch_cancel`, so data wake-ups do not look like cancels.
+    cancel_parker: Arc<Parker>,
+    cancel_waker: Waker,
+}
+
+impl NativeServerCall {
+    fn new(call: ServerCall) -> NativeServerCall {
+        let (parker, waker) = Parker::new();
+        let (cancel_parker, cancel_waker) = Parker::new();
+        NativeServerCall {
+            method: call.method().to_owned(),
+            shape: call.shape() as u32,
+            call: Mutex::new(call),
+            parker,
+            waker,
+            cancel_parker,
+            cancel_waker,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ServerCall> {
+        self.call.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[pymethods]
+impl NativeServerCall {
+    #[getter]
+    fn method(&self) -> &str {
+        &self.method
+    }
+
+    #[getter]
+    fn shape(&self) -> u32 {
+        self.shape
+    }
+
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        metadata_to_py(py, self.lock().metadata())
+    }
+
+    /// Seconds left before the client's deadline, None without one.
+    fn time_remaining(&self) -> Option<f64> {
+        self.lock().time_remaining().map(|d| d.as_secs_f64())
+    }
+
+    fn peer(&self) -> String {
+        self.lock().peer_addr().to_string()
+    }
+
+    #[pyo3(signature = (max=4096))]
+    fn recv_batch(&self, py: Python<'_>, max: usize) -> PyResult<Py<PyAny>> {
+        let e = self.parker.epoch();
+        let mut cx = Context::from_waker(&self.waker);
+        let mut out = Vec::new();
+        let r = self.lock().poll_recv_many(&mut cx, &mut out, max);
+        match r {
+            Poll::Ready(Ok(_)) => Ok(messages(py, &out)?.into_any().unbind()),
+            Poll::Ready(Err(s)) => Err(status_err(py, &s)),
+            Poll::Pending => pending(py, e),
+        }
+    }
+
+    fn try_send(&self, py: Python<'_>, data: &[u8]) -> PyResult<bool> {
+        match self.lock().try_send(Bytes::copy_from_slice(data)) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(_)) => Ok(false),
+            Err(TrySendError::Closed(s)) => Err(status_err(py, &s)),
+        }
+    }
+
+    fn send_ready(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let e = self.parker.epoch();
+        let mut cx = Context::from_waker(&self.waker);
+        match self.lock().poll_send_ready(&mut cx) {
+            Poll::Ready(()) => Ok(py.None()),
+            Poll::Pending => pending(py, e),
+        }
+    }
+
+    fn send_headers(&self, py: Python<'_>, metadata: &Bound<'_, PyAny>) -> PyResult<()> {
+        let md = metadata_from_py(Some(metadata))?;
+        self.lock()
+            .send_headers(&md)
+            .map_err(|s| status_err(py, &s))
+    }
+
+    /// Compresses responses with gzip when the client accepts it; returns whether it will.
+    fn set_compression(&self, name: &str) -> PyResult<bool> {
+        let enc = Encoding::from_name(name)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown compression {name:?}")))?;
+        Ok(self.lock().set_compression(enc))
+    }
+
+    /// Ends the call; raises `RpcError` if it had already ended.
+    #[pyo3(signature = (code, message="", details=None, trailers=None))]
+    fn finish(
+        &self,
+        py: Python<'_>,
+        code: u32,
+        message: &str,
+        details: Option<&[u8]>,
+        trailers: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let s = status_from_py(code, message, details, trailers)?;
+        self.lock().finish(s).map_err(|s| status_err(py, &s))
+    }
+
+    fn cancel(&self) {
+        self.lock().cancel();
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.lock().is_cancelled()
+    }
+
+    fn park(&self, fut: Py<PyAny>, reactor: &Reactor, epoch: u64) -> bool {
+        self.parker.park(fut, reactor, epoch)
+    }
+
+    /// Resolves `fut` when the call ends for a reason other than this side's `finish`
+    /// (client cancel, deadline, broken connection). Returns True if that already happened.
+    fn watch_cancel(&self, py: Python<'_>, fut: Py<PyAny>, reactor: &Reactor) -> bool {
+        loop {
+            let e = self.cancel_parker.epoch();
+            let mut cx = Context::from_waker(&self.cancel_waker);
+            if self.lock().poll_cancelled(&mut cx).is_ready() {
+                return true;
+            }
+            if self.cancel_parker.park(fut.clone_ref(py), reactor, e) {
+                return false;
+            }
+        }
+    }
+}

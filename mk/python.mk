@@ -1,0 +1,43 @@
+# Python binding (bindings-python/): a venv with the peers and tools from PyPI, the package
+# installed the way users install it (`pip install ./bindings-python`, a PEP 517 build with
+# maturin), then pytest against grpcio and mypy stubtest against the built module.
+
+PYTHON ?= python3
+PY_DIR := $(CURDIR)/bindings-python
+PY_VENV ?= $(PY_DIR)/.venv
+PY_BIN := $(PY_VENV)/bin
+PY_GEN := $(CARGO_TARGET_DIR)/rillrpc-python/gen
+PY_DEPS := maturin grpcio grpcio-tools protobuf pytest pytest-asyncio mypy uvloop
+# Tests use a debug build; `make bench-python` installs a release build.
+PY_PROFILE ?= dev
+
+TEST_TARGETS += test-python
+.PHONY: test-python python-venv python-install python-gen bench-python
+
+$(PY_BIN)/python:
+	$(PYTHON) -m venv $(PY_VENV) || { \
+	  (apt-get update && apt-get install -y python3-venv) && $(PYTHON) -m venv $(PY_VENV); }
+	$(PY_BIN)/pip install --quiet --upgrade pip
+
+python-venv: $(PY_BIN)/python
+	$(PY_BIN)/pip install --quiet $(PY_DEPS)
+
+python-install: python-venv
+	PATH="$(PY_BIN):$$PATH" MATURIN_PEP517_ARGS="--profile $(PY_PROFILE)" \
+	  $(PY_BIN)/pip install --quiet --no-build-isolation --force-reinstall --no-deps ./bindings-python
+
+python-gen: python-venv
+	mkdir -p $(PY_GEN)
+	$(PY_BIN)/python -m grpc_tools.protoc -I$(SHARED)/idl --python_out=$(PY_GEN) \
+	  --grpc_python_out=$(PY_GEN) $(SHARED)/idl/echo.proto
+
+test-python: python-install python-gen
+	cd $(PY_DIR) && RILL_PY_GEN=$(PY_GEN) $(PY_BIN)/python -m pytest -q -p no:cacheprovider tests
+	cd $(CARGO_TARGET_DIR)/rillrpc-python && $(PY_BIN)/python -m mypy.stubtest rillrpc
+	cd $(PY_DIR) && $(PY_BIN)/python -m mypy --cache-dir=$(CARGO_TARGET_DIR)/rillrpc-python/mypy-cache python/rillrpc
+
+bench-python:
+	$(MAKE) python-install python-gen PY_PROFILE=release
+	cargo build --release -p rill-bench --bin echo-server
+	-cargo build --release -p rill-bench --bin echo-client
+	RILL_PY_GEN=$(PY_GEN) $(PY_BIN)/python bench/python/bench.py --bin-dir $(CARGO_TARGET_DIR)/release
