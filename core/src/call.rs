@@ -206,6 +206,19 @@ impl Call {
         self.out.send(msg, None).await
     }
 
+    /// Queues a message from a borrowed slice (copied into the send buffer), waiting
+    /// while the queue is full.
+    pub async fn send_ref(&self, msg: &[u8]) -> Result<(), Status> {
+        self.check_len(msg.len())?;
+        self.out.send_ref(msg, None).await
+    }
+
+    /// `try_send` from a borrowed slice: `Ok(false)` when the queue is full.
+    pub fn try_send_ref(&self, msg: &[u8]) -> Result<bool, Status> {
+        self.check_len(msg.len())?;
+        self.out.try_send_ref(msg, None)
+    }
+
     /// Queues one message if there is room now.
     pub fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {
         if let Err(s) = self.check_send(&msg) {
@@ -220,12 +233,15 @@ impl Call {
     }
 
     fn check_send(&self, msg: &Bytes) -> Result<(), Status> {
-        if msg.len() > self.max_send {
+        self.check_len(msg.len())
+    }
+
+    fn check_len(&self, len: usize) -> Result<(), Status> {
+        if len > self.max_send {
             return Err(Status::new(
                 Code::ResourceExhausted,
                 format!(
-                    "trying to send message larger than max ({} vs. {})",
-                    msg.len(),
+                    "trying to send message larger than max ({len} vs. {})",
                     self.max_send
                 ),
             ));

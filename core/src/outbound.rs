@@ -70,6 +70,11 @@ struct State {
     compress: Encoding,
 }
 
+enum Push {
+    Full,
+    Closed(Status),
+}
+
 /// Why a non-waiting send did not queue.
 #[derive(Debug)]
 pub enum TrySendError {
@@ -120,6 +125,34 @@ impl Outbound {
         msg: Bytes,
         compress: Option<bool>,
     ) -> Result<(), TrySendError> {
+        match self.push(&msg, Some(&msg), compress) {
+            Ok(()) => Ok(()),
+            Err(Push::Full) => Err(TrySendError::Full(msg)),
+            Err(Push::Closed(s)) => Err(TrySendError::Closed(s)),
+        }
+    }
+
+    /// Queues a message from a borrowed slice (copied; no `Bytes` needed): `Ok(false)` when
+    /// the queue is full.
+    pub(crate) fn try_send_ref(&self, msg: &[u8], compress: Option<bool>) -> Result<bool, Status> {
+        match self.push(msg, None, compress) {
+            Ok(()) => Ok(true),
+            Err(Push::Full) => Ok(false),
+            Err(Push::Closed(s)) => Err(s),
+        }
+    }
+
+    /// Queues a borrowed message, waiting while the queue is full.
+    pub(crate) async fn send_ref(&self, msg: &[u8], compress: Option<bool>) -> Result<(), Status> {
+        while !self.try_send_ref(msg, compress)? {
+            std::future::poll_fn(|cx| self.poll_ready(cx)).await;
+        }
+        Ok(())
+    }
+
+    /// The one place a message enters the queue. `owned`, when given, is `msg` as `Bytes`:
+    /// a large message then travels without a copy.
+    fn push(&self, msg: &[u8], owned: Option<&Bytes>, compress: Option<bool>) -> Result<(), Push> {
         let mut st = self.lock();
         if st.peer_finished && !st.done {
             // The server has ended the call; like HTTP/2 itself we drop what comes after,
@@ -127,10 +160,10 @@ impl Outbound {
             return Ok(());
         }
         if let Some(s) = &st.closed {
-            return Err(TrySendError::Closed(s.clone()));
+            return Err(Push::Closed(s.clone()));
         }
         if st.end_queued {
-            return Err(TrySendError::Closed(Status::new(
+            return Err(Push::Closed(Status::new(
                 Code::FailedPrecondition,
                 "send after the sending side was closed",
             )));
@@ -138,21 +171,24 @@ impl Outbound {
         // Room means "below the limit": one message may overshoot it. The same rule as
         // `poll_ready`, so a sender woken as ready never finds the queue full and spins.
         if st.queued >= self.limit {
-            return Err(TrySendError::Full(msg));
+            return Err(Push::Full);
         }
         let enc = match compress {
             Some(false) => Encoding::Identity,
             _ => st.compress,
         };
         if enc == Encoding::Identity && msg.len() > COALESCE_MAX {
-            let prefix = codec::prefix(msg.len()).map_err(TrySendError::Closed)?;
+            let prefix = codec::prefix(msg.len()).map_err(Push::Closed)?;
             if !st.tail.is_empty() {
                 let t = st.tail.split().freeze();
                 st.chunks.push_back(t);
             }
             st.chunks.push_back(Bytes::copy_from_slice(&prefix));
             st.queued += codec::PREFIX_LEN + msg.len();
-            st.chunks.push_back(msg);
+            st.chunks.push_back(match owned {
+                Some(b) => b.clone(),
+                None => Bytes::copy_from_slice(msg),
+            });
         } else {
             let need = codec::PREFIX_LEN + msg.len();
             if st.tail.capacity() - st.tail.len() < need {
@@ -173,7 +209,7 @@ impl Outbound {
                 st.tail = BytesMut::with_capacity(cap);
             }
             let before = st.tail.len();
-            codec::encode(&mut st.tail, &msg, enc).map_err(TrySendError::Closed)?;
+            codec::encode(&mut st.tail, msg, enc).map_err(Push::Closed)?;
             st.queued += st.tail.len() - before;
         }
         let w = st.pump.take();
@@ -499,5 +535,26 @@ mod tests {
             Err(TrySendError::Closed(s)) => assert_eq!(s.code(), Code::Cancelled),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn borrowed_sends_obey_the_same_limit() {
+        let out = Outbound::new(100, Encoding::Identity);
+        let mut n = 0;
+        while out.try_send_ref(&[1; 30], None).unwrap() {
+            n += 1;
+        }
+        assert_eq!(n, 3);
+        let big = vec![2u8; COALESCE_MAX + 10];
+        let out = Outbound::new(1 << 20, Encoding::Identity);
+        assert!(out.try_send_ref(&big, None).unwrap());
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Some(b)) = out.poll_take(&mut cx) else {
+            panic!("nothing to take")
+        };
+        assert_eq!(
+            b.chunks.iter().map(|c| c.len()).sum::<usize>(),
+            5 + big.len()
+        );
     }
 }

@@ -254,6 +254,20 @@ impl ServerCall {
         self.out.send(msg, Some(compress)).await
     }
 
+    /// Queues a message from a borrowed slice (copied into the send buffer), waiting
+    /// while the queue is full: no `Bytes` to allocate for a message encoded into a
+    /// reused buffer.
+    pub async fn send_ref(&self, msg: &[u8]) -> Result<(), Status> {
+        self.before_send();
+        self.out.send_ref(msg, None).await
+    }
+
+    /// `try_send` from a borrowed slice: `Ok(false)` when the queue is full.
+    pub fn try_send_ref(&self, msg: &[u8]) -> Result<bool, Status> {
+        self.before_send();
+        self.out.try_send_ref(msg, None)
+    }
+
     pub fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {
         self.before_send();
         self.out.try_send(msg)

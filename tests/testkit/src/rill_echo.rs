@@ -55,6 +55,13 @@ fn requested_error(r: &Request) -> Option<Status> {
     })
 }
 
+/// Encodes a response into `buf` (reused across messages, as a real handler would).
+fn response_into(buf: &mut Vec<u8>, payload: Vec<u8>) -> &[u8] {
+    buf.clear();
+    Response { payload }.encode(buf).expect("a Vec grows");
+    buf
+}
+
 fn response(payload: Vec<u8>) -> Bytes {
     Bytes::from(Response { payload }.encode_to_vec())
 }
@@ -82,12 +89,13 @@ async fn run(call: &mut ServerCall, md: &Metadata) -> Result<(), Status> {
             call.send(response(req.payload)).await
         }
         ECHO => {
+            let mut buf = Vec::new();
             while let Some(m) = call.recv().await? {
                 let req = decode(&m)?;
                 if let Some(s) = requested_error(&req) {
                     return Err(s);
                 }
-                call.send(response(req.payload)).await?;
+                call.send_ref(response_into(&mut buf, req.payload)).await?;
             }
             Ok(())
         }
@@ -107,8 +115,10 @@ async fn run(call: &mut ServerCall, md: &Metadata) -> Result<(), Status> {
             if let Some(s) = requested_error(&req) {
                 return Err(s);
             }
+            let mut buf = Vec::with_capacity(req.payload.len() + 8);
             for _ in 0..req.count {
-                call.send(response(req.payload.clone())).await?;
+                call.send_ref(response_into(&mut buf, req.payload.clone()))
+                    .await?;
             }
             Ok(())
         }
