@@ -259,9 +259,10 @@ impl NativeCall {
         let Some(c) = &self.call else { return 0 };
         let mut n = 0;
         for m in &msgs {
-            match c.try_send(Bytes::copy_from_slice(m)) {
-                Ok(()) => n += 1,
-                Err(_) => break,
+            // Copied once, straight into the call's send buffer.
+            match c.try_send_ref(m) {
+                Ok(true) => n += 1,
+                _ => break,
             }
         }
         n

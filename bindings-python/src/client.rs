@@ -5,9 +5,7 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use rillrpc::{
-    Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Encoding, Status, TrySendError,
-};
+use rillrpc::{Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Encoding, Status};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -156,11 +154,10 @@ impl NativeCall {
     /// Queues `data` if there is room: True; False when the queue is full (wait with
     /// `send_ready`, then retry); raises `RpcError` when the call cannot send any more.
     fn try_send(&self, py: Python<'_>, data: &[u8]) -> PyResult<bool> {
-        match self.lock().try_send(Bytes::copy_from_slice(data)) {
-            Ok(()) => Ok(true),
-            Err(TrySendError::Full(_)) => Ok(false),
-            Err(TrySendError::Closed(s)) => Err(status_err(py, &s)),
-        }
+        // Copied once, straight into the call's send buffer.
+        self.lock()
+            .try_send_ref(data)
+            .map_err(|s| status_err(py, &s))
     }
 
     /// None when `try_send` may succeed; the epoch (int) when not yet.

@@ -4,10 +4,7 @@
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use rillrpc::{
-    Bytes, Encoding, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape,
-    TrySendError,
-};
+use rillrpc::{Encoding, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -196,11 +193,10 @@ impl NativeServerCall {
     }
 
     fn try_send(&self, py: Python<'_>, data: &[u8]) -> PyResult<bool> {
-        match self.lock().try_send(Bytes::copy_from_slice(data)) {
-            Ok(()) => Ok(true),
-            Err(TrySendError::Full(_)) => Ok(false),
-            Err(TrySendError::Closed(s)) => Err(status_err(py, &s)),
-        }
+        // Copied once, straight into the call's send buffer.
+        self.lock()
+            .try_send_ref(data)
+            .map_err(|s| status_err(py, &s))
     }
 
     fn send_ready(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
