@@ -324,25 +324,7 @@ impl Call {
         out: &mut Vec<Bytes>,
         max: usize,
     ) -> Poll<Result<usize, Status>> {
-        let mut n = 0;
-        while n < max.max(1) {
-            match self.poll_recv(cx) {
-                Poll::Ready(Ok(Some(m))) => {
-                    out.push(m);
-                    n += 1;
-                }
-                Poll::Ready(Ok(None)) => return Poll::Ready(Ok(n)),
-                Poll::Ready(Err(e)) => return Poll::Ready(if n > 0 { Ok(n) } else { Err(e) }),
-                Poll::Pending => {
-                    return if n > 0 {
-                        Poll::Ready(Ok(n))
-                    } else {
-                        Poll::Pending
-                    }
-                }
-            }
-        }
-        Poll::Ready(Ok(n))
+        crate::inbound::batch(cx, out, max, |cx| self.poll_recv(cx))
     }
 
     /// Waits for the response headers (or the end of the call, for a Trailers-Only

@@ -80,3 +80,33 @@ impl Inbound {
         self.body.poll_trailers(cx).map_err(|e| Status::from_h2(&e))
     }
 }
+
+/// Collects what `poll_one` has ready, up to `max` messages, waiting only if nothing is:
+/// one wake-up hands over a batch. `Ok(0)` means the end of the stream; an error comes
+/// after the messages that preceded it.
+pub(crate) fn batch(
+    cx: &mut Context<'_>,
+    out: &mut Vec<Bytes>,
+    max: usize,
+    mut poll_one: impl FnMut(&mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>>,
+) -> Poll<Result<usize, Status>> {
+    let mut n = 0;
+    while n < max.max(1) {
+        match poll_one(cx) {
+            Poll::Ready(Ok(Some(m))) => {
+                out.push(m);
+                n += 1;
+            }
+            Poll::Ready(Ok(None)) => return Poll::Ready(Ok(n)),
+            Poll::Ready(Err(e)) => return Poll::Ready(if n > 0 { Ok(n) } else { Err(e) }),
+            Poll::Pending => {
+                return if n > 0 {
+                    Poll::Ready(Ok(n))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+    Poll::Ready(Ok(n))
+}

@@ -330,14 +330,7 @@ impl Outbound {
         if st.closed.is_none() {
             st.closed = Some(status);
         }
-        st.chunks.clear();
-        st.tail.clear();
-        st.queued = 0;
-        let s = st.sender.take();
-        drop(st);
-        if let Some(w) = s {
-            w.wake();
-        }
+        discard(st);
     }
 
     /// The server ended the call after its response (RST_STREAM NO_ERROR): later sends are
@@ -345,14 +338,7 @@ impl Outbound {
     pub(crate) fn peer_finished(&self) {
         let mut st = self.lock();
         st.peer_finished = true;
-        st.chunks.clear();
-        st.tail.clear();
-        st.queued = 0;
-        let s = st.sender.take();
-        drop(st);
-        if let Some(w) = s {
-            w.wake();
-        }
+        discard(st);
     }
 
     /// The receive side has the final status: nothing more will be sent.
@@ -461,6 +447,18 @@ impl Outbound {
             _ => st.pump = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+}
+
+/// Drops what is queued (it will never be sent) and lets a waiting sender see why.
+fn discard(mut st: MutexGuard<'_, State>) {
+    st.chunks.clear();
+    st.tail.clear();
+    st.queued = 0;
+    let s = st.sender.take();
+    drop(st);
+    if let Some(w) = s {
+        w.wake();
     }
 }
 
