@@ -1,0 +1,595 @@
+//! Client calls.
+
+use bytes::Bytes;
+use rillrpc::{Call, CallOptions, Encoding, Shape, Status, TrySendError};
+use std::ffi::{c_char, CString};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::channel::CHANNELS;
+use crate::metadata::{hand_out, rill_metadata, take_in};
+use crate::notify::Notify;
+use crate::registry::{lock, Registry};
+use crate::result::*;
+use crate::{attempt, block, shape_from, Waitable};
+
+/// A client call. 0 is never a valid handle.
+pub type rill_call = u64;
+
+/// Per-call settings. Fill with `rill_call_options_init` first, then change fields.
+#[repr(C)]
+pub struct rill_call_options {
+    /// Set by `rill_call_options_init` to `sizeof(rill_call_options)`.
+    pub size: usize,
+    /// The call's deadline, ms from now (sent as grpc-timeout); 0 (default) = none.
+    /// Negative is RILL_ERR_INVALID_ARGUMENT.
+    pub timeout_ms: i64,
+    /// Request metadata (copied during `rill_call_open`; you still free it), or 0.
+    pub metadata: rill_metadata,
+    /// A `rill_compression` value for request messages.
+    pub compression: u32,
+    /// Largest response message accepted, bytes; 0 (default) = 4 MiB.
+    pub max_recv_message_size: u32,
+    /// Wait for the channel to connect instead of failing fast with UNAVAILABLE.
+    pub wait_for_ready: bool,
+}
+
+/// How many ready messages one poll of the core may take at once.
+const BATCH: usize = 64;
+
+pub(crate) struct CallObj {
+    call: Call,
+    shape: Shape,
+    notify: Arc<Notify>,
+    waker: Waker,
+    sent: u64,
+    closed_send: bool,
+    finished: bool,
+    batch: Vec<Bytes>,
+    next: usize,
+    /// The message C is reading (its pointer was handed out).
+    current: Bytes,
+    message: Option<CString>,
+}
+
+impl Waitable for CallObj {
+    fn notify(&self) -> &Arc<Notify> {
+        &self.notify
+    }
+}
+
+pub(crate) static CALLS: Registry<CallObj> = Registry::new(3, "call");
+
+fn status_fail(s: &Status) -> Fail {
+    Fail::new(
+        RILL_ERR_STATUS,
+        format!(
+            "call failed: {} {}: {}",
+            s.code() as u32,
+            s.code().name(),
+            s.message()
+        ),
+    )
+}
+
+impl CallObj {
+    fn check_open(&self, op: &str) -> R<()> {
+        if self.finished {
+            return Err(Fail::state(format!("{op} after rill_call_finish")));
+        }
+        Ok(())
+    }
+
+    fn check_send(&self) -> R<()> {
+        self.check_open("send")?;
+        if self.shape.single_request() && self.sent >= 1 {
+            return Err(Fail::state(format!(
+                "a {:?} call sends exactly one request message",
+                self.shape
+            )));
+        }
+        if self.closed_send {
+            return Err(Fail::state("send after rill_call_close_send"));
+        }
+        Ok(())
+    }
+
+    fn poll_send(&mut self, msg: &[u8]) -> Poll<R> {
+        let mut cx = Context::from_waker(&self.waker);
+        if self.call.poll_send_ready(&mut cx).is_pending() {
+            return Poll::Pending;
+        }
+        match self.call.try_send(Bytes::copy_from_slice(msg)) {
+            Ok(()) => {
+                self.sent += 1;
+                if self.shape.single_request() {
+                    // Nothing else may follow the one request message: half-close now.
+                    self.call.close_send();
+                    self.closed_send = true;
+                }
+                Poll::Ready(Ok(RILL_OK))
+            }
+            Err(TrySendError::Full(_)) => Poll::Pending,
+            Err(TrySendError::Closed(s)) => Poll::Ready(Err(Fail::new(
+                RILL_ERR_CLOSED,
+                format!(
+                    "the call cannot send any more ({}: {}); rill_call_finish gives its status",
+                    s.code().name(),
+                    s.message()
+                ),
+            ))),
+        }
+    }
+
+    /// Ready(OK) with `current` set, Ready(EOF), or the call's failure.
+    fn poll_recv(&mut self) -> Poll<R> {
+        if self.next < self.batch.len() {
+            self.current = std::mem::take(&mut self.batch[self.next]);
+            self.next += 1;
+            return Poll::Ready(Ok(RILL_OK));
+        }
+        self.batch.clear();
+        self.next = 0;
+        let mut cx = Context::from_waker(&self.waker);
+        match self.call.poll_recv_many(&mut cx, &mut self.batch, BATCH) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Ok(RILL_EOF)),
+            Poll::Ready(Ok(_)) => {
+                self.current = std::mem::take(&mut self.batch[0]);
+                self.next = 1;
+                Poll::Ready(Ok(RILL_OK))
+            }
+            Poll::Ready(Err(s)) => Poll::Ready(Err(status_fail(&s))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_headers(&mut self) -> Poll<R<rill_metadata>> {
+        let mut cx = Context::from_waker(&self.waker);
+        match self.call.poll_headers(&mut cx) {
+            Poll::Ready(Ok(md)) => Poll::Ready(Ok(hand_out(md))),
+            Poll::Ready(Err(s)) => Poll::Ready(Err(status_fail(&s))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_finish(&mut self) -> Poll<R<u32>> {
+        self.call.close_send();
+        self.closed_send = true;
+        self.batch.clear();
+        self.next = 0;
+        self.current = Bytes::new();
+        let mut cx = Context::from_waker(&self.waker);
+        loop {
+            match self.call.poll_recv_many(&mut cx, &mut self.batch, 1024) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break,
+                Poll::Ready(Ok(_)) => self.batch.clear(),
+                Poll::Pending => {
+                    self.batch.clear();
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.finished = true;
+        let code = self.call.status().map(|s| s.code() as u32).unwrap_or(2);
+        Poll::Ready(Ok(code))
+    }
+}
+
+/// Fills `opts` with the defaults (no deadline, no metadata, no compression).
+#[no_mangle]
+pub extern "C" fn rill_call_options_init(opts: *mut rill_call_options) -> rill_result {
+    guard(|| {
+        let o = out(opts, "opts")?;
+        put(
+            o,
+            rill_call_options {
+                size: std::mem::size_of::<rill_call_options>(),
+                timeout_ms: 0,
+                metadata: 0,
+                compression: 0,
+                max_recv_message_size: 0,
+                wait_for_ready: false,
+            },
+        );
+        Ok(RILL_OK)
+    })
+}
+
+fn call_options(o: &rill_call_options) -> R<CallOptions> {
+    if o.size != std::mem::size_of::<rill_call_options>() {
+        return Err(Fail::invalid(
+            "opts.size is wrong: fill the options with rill_call_options_init",
+        ));
+    }
+    let mut c = CallOptions::new().wait_for_ready(o.wait_for_ready);
+    if o.timeout_ms < 0 {
+        return Err(Fail::invalid(format!(
+            "timeout_ms must be > 0 (or 0 for no deadline), got {}",
+            o.timeout_ms
+        )));
+    }
+    if o.timeout_ms > 0 {
+        c = c.timeout(Duration::from_millis(o.timeout_ms as u64));
+    }
+    c = c.metadata(take_in(o.metadata)?);
+    match o.compression {
+        0 => {}
+        1 => c = c.compression(Encoding::Gzip),
+        v => return Err(Fail::invalid(format!("unknown compression {v}"))),
+    }
+    if o.max_recv_message_size > 0 {
+        c = c.max_recv_message_size(o.max_recv_message_size as usize);
+    }
+    Ok(c)
+}
+
+/// Starts a call of `method` ("/package.Service/Method") with the given `rill_shape`.
+/// Returns at once: it never waits for the connection or the server. `opts` may be NULL;
+/// it is only read during this call. Free the call with `rill_call_free` (after
+/// `rill_call_finish`, or to cancel it).
+///
+/// # Safety
+/// `method` is NULL or NUL-terminated; `opts` is NULL or filled by `rill_call_options_init`.
+#[no_mangle]
+pub unsafe extern "C" fn rill_call_open(
+    channel: crate::channel::rill_channel,
+    method: *const c_char,
+    shape: u32,
+    opts: *const rill_call_options,
+    call_out: *mut rill_call,
+) -> rill_result {
+    guard(|| {
+        let o = out(call_out, "call_out")?;
+        // SAFETY: the caller's contract above.
+        let method = unsafe { text(method, "method") }?;
+        let shape = shape_from(shape)?;
+        let copts = if opts.is_null() {
+            CallOptions::new()
+        } else {
+            // SAFETY: non-NULL, initialized per the contract above.
+            call_options(unsafe { &*opts })?
+        };
+        let ch = lock(&*CHANNELS.get(channel)?).clone();
+        let call = ch
+            .open(method, copts)
+            .map_err(|s| Fail::invalid(s.message().to_owned()))?;
+        let (notify, waker) = Notify::new();
+        put(
+            o,
+            CALLS.insert(CallObj {
+                call,
+                shape,
+                notify,
+                waker,
+                sent: 0,
+                closed_send: false,
+                finished: false,
+                batch: Vec::new(),
+                next: 0,
+                current: Bytes::new(),
+                message: None,
+            }),
+        );
+        Ok(RILL_OK)
+    })
+}
+
+fn get(call: rill_call) -> R<Arc<Mutex<CallObj>>> {
+    CALLS.get(call)
+}
+
+/// Sends one message (copied), waiting up to `timeout_ms` (> 0, or RILL_FOREVER) while
+/// flow control says the server is full. On a unary or server-streaming call the one
+/// message also half-closes (no close_send needed). RILL_ERR_WRONG_STATE for a second message on a
+/// unary or server-streaming call, after close_send or finish; RILL_ERR_CLOSED when the
+/// call has ended (rill_call_finish then gives the status).
+///
+/// # Safety
+/// `data` is NULL or has `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rill_call_send(
+    call: rill_call,
+    data: *const u8,
+    len: usize,
+    timeout_ms: i64,
+) -> rill_result {
+    guard(|| {
+        // SAFETY: the caller's contract above.
+        let msg = unsafe { crate::result::data(data, len, "data") }?;
+        let t = timeout(timeout_ms)?;
+        let obj = get(call)?;
+        lock(&obj).check_send()?;
+        block(&obj, t, |c| {
+            if let Err(e) = c.check_send() {
+                return Poll::Ready(Err(e));
+            }
+            c.poll_send(msg)
+        })
+    })
+}
+
+/// Like `rill_call_send` without waiting: RILL_WOULD_BLOCK when the send queue is full
+/// (nothing was sent; retry when the poller reports the call).
+///
+/// # Safety
+/// `data` is NULL or has `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rill_call_try_send(
+    call: rill_call,
+    data: *const u8,
+    len: usize,
+) -> rill_result {
+    guard(|| {
+        // SAFETY: the caller's contract above.
+        let msg = unsafe { crate::result::data(data, len, "data") }?;
+        let obj = get(call)?;
+        match attempt(&obj, |c| {
+            if let Err(e) = c.check_send() {
+                return Poll::Ready(Err(e));
+            }
+            c.poll_send(msg)
+        }) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(RILL_WOULD_BLOCK),
+        }
+    })
+}
+
+/// Half-closes: the client sends nothing more. Idempotent.
+#[no_mangle]
+pub extern "C" fn rill_call_close_send(call: rill_call) -> rill_result {
+    guard(|| {
+        let obj = get(call)?;
+        let mut c = lock(&obj);
+        c.check_open("close_send")?;
+        c.call.close_send();
+        c.closed_send = true;
+        Ok(RILL_OK)
+    })
+}
+
+fn recv_out(c: &CallObj, data_out: *mut *const u8, len_out: *mut usize, r: R) -> R {
+    if r.as_ref().is_ok_and(|c| *c == RILL_OK) {
+        put(data_out, c.current.as_ptr());
+        put(len_out, c.current.len());
+    } else {
+        put(data_out, std::ptr::null());
+        put(len_out, 0);
+    }
+    r
+}
+
+/// Receives the next response message, waiting up to `timeout_ms` (> 0, or RILL_FOREVER).
+/// RILL_OK with the message in `*data_out`/`*len_out`; RILL_EOF when the call ended OK;
+/// RILL_ERR_STATUS when it failed (read `rill_call_status`); RILL_TIMEOUT.
+///
+/// Ownership: `*data_out` is borrowed from the call, no copy: valid until the next
+/// recv/try_recv/finish/free on this call.
+#[no_mangle]
+pub extern "C" fn rill_call_recv(
+    call: rill_call,
+    data_out: *mut *const u8,
+    len_out: *mut usize,
+    timeout_ms: i64,
+) -> rill_result {
+    guard(|| {
+        let (d, l) = (out(data_out, "data_out")?, out(len_out, "len_out")?);
+        let t = timeout(timeout_ms)?;
+        let obj = get(call)?;
+        lock(&obj).check_open("recv")?;
+        let r = block(&obj, t, |c| {
+            if let Err(e) = c.check_open("recv") {
+                return Poll::Ready(Err(e));
+            }
+            c.poll_recv()
+        });
+        let g = lock(&obj);
+        recv_out(&g, d, l, r)
+    })
+}
+
+/// Like `rill_call_recv` without waiting: RILL_WOULD_BLOCK when no message is ready.
+/// Messages that arrived together are taken from the core in one batch, so a loop of
+/// try_recv calls costs no thread hop. Ownership as for `rill_call_recv`.
+#[no_mangle]
+pub extern "C" fn rill_call_try_recv(
+    call: rill_call,
+    data_out: *mut *const u8,
+    len_out: *mut usize,
+) -> rill_result {
+    guard(|| {
+        let (d, l) = (out(data_out, "data_out")?, out(len_out, "len_out")?);
+        let obj = get(call)?;
+        let mut c = lock(&obj);
+        c.notify.begin();
+        let r = match c.check_open("recv") {
+            Err(e) => Err(e),
+            Ok(()) => match c.poll_recv() {
+                Poll::Ready(r) => r,
+                Poll::Pending => Ok(RILL_WOULD_BLOCK),
+            },
+        };
+        recv_out(&c, d, l, r)
+    })
+}
+
+/// The response headers, waiting up to `timeout_ms` (> 0, or RILL_FOREVER) for them.
+/// A call that ended without headers gives an empty list. RILL_ERR_STATUS if the call
+/// failed before any headers.
+///
+/// Ownership: `*md_out` is a new list owned by you: free it with `rill_metadata_free`.
+#[no_mangle]
+pub extern "C" fn rill_call_headers(
+    call: rill_call,
+    md_out: *mut rill_metadata,
+    timeout_ms: i64,
+) -> rill_result {
+    guard(|| {
+        let o = out(md_out, "md_out")?;
+        let t = timeout(timeout_ms)?;
+        let obj = get(call)?;
+        let md = block(&obj, t, |c| c.poll_headers())?;
+        put(o, md);
+        Ok(RILL_OK)
+    })
+}
+
+/// Like `rill_call_headers` without waiting: RILL_WOULD_BLOCK when they did not come yet.
+#[no_mangle]
+pub extern "C" fn rill_call_try_headers(
+    call: rill_call,
+    md_out: *mut rill_metadata,
+) -> rill_result {
+    guard(|| {
+        let o = out(md_out, "md_out")?;
+        let obj = get(call)?;
+        match attempt(&obj, |c| c.poll_headers()) {
+            Poll::Ready(r) => {
+                put(o, r?);
+                Ok(RILL_OK)
+            }
+            Poll::Pending => Ok(RILL_WOULD_BLOCK),
+        }
+    })
+}
+
+/// Half-closes, discards unread messages and waits up to `timeout_ms` (> 0, or
+/// RILL_FOREVER) for the call's final status; its gRPC code goes to `*code_out` (may be
+/// NULL). RILL_OK means the status is known, whatever its code: read the message,
+/// details and trailers with `rill_call_status` and `rill_call_trailers`. After finish,
+/// only status, trailers, headers, cancel and free are allowed (a second finish is
+/// RILL_ERR_WRONG_STATE).
+#[no_mangle]
+pub extern "C" fn rill_call_finish(
+    call: rill_call,
+    code_out: *mut u32,
+    timeout_ms: i64,
+) -> rill_result {
+    guard(|| {
+        let t = timeout(timeout_ms)?;
+        let obj = get(call)?;
+        lock(&obj).check_open("finish")?;
+        let code = block(&obj, t, |c| {
+            if let Err(e) = c.check_open("finish") {
+                return Poll::Ready(Err(e));
+            }
+            c.poll_finish()
+        })?;
+        if !code_out.is_null() {
+            put(code_out, code);
+        }
+        Ok(RILL_OK)
+    })
+}
+
+/// Like `rill_call_finish` without waiting: RILL_WOULD_BLOCK while the call runs.
+#[no_mangle]
+pub extern "C" fn rill_call_try_finish(call: rill_call, code_out: *mut u32) -> rill_result {
+    guard(|| {
+        let obj = get(call)?;
+        let r = attempt(&obj, |c| {
+            if let Err(e) = c.check_open("finish") {
+                return Poll::Ready(Err(e));
+            }
+            c.poll_finish()
+        });
+        match r {
+            Poll::Ready(code) => {
+                let code = code?;
+                if !code_out.is_null() {
+                    put(code_out, code);
+                }
+                Ok(RILL_OK)
+            }
+            Poll::Pending => Ok(RILL_WOULD_BLOCK),
+        }
+    })
+}
+
+/// The final status of an ended call (after finish, or after recv returned RILL_EOF or
+/// RILL_ERR_STATUS). Any out-pointer may be NULL. RILL_ERR_WRONG_STATE while it runs.
+///
+/// Ownership: `*message_out` (NUL-terminated UTF-8) and `*details_out` (the
+/// grpc-status-details-bin bytes) are borrowed from the call: valid until `rill_call_free`.
+#[no_mangle]
+pub extern "C" fn rill_call_status(
+    call: rill_call,
+    code_out: *mut u32,
+    message_out: *mut *const c_char,
+    details_out: *mut *const u8,
+    details_len_out: *mut usize,
+) -> rill_result {
+    guard(|| {
+        let obj = get(call)?;
+        let mut c = lock(&obj);
+        let Some(s) = c.call.status().cloned() else {
+            return Err(Fail::state("the call has not ended yet"));
+        };
+        if c.message.is_none() {
+            c.message = Some(CString::new(s.message().replace('\0', " ")).unwrap_or_default());
+        }
+        if !code_out.is_null() {
+            put(code_out, s.code() as u32);
+        }
+        if !message_out.is_null() {
+            put(
+                message_out,
+                c.message.as_ref().map_or(c"".as_ptr(), |m| m.as_ptr()),
+            );
+        }
+        if !details_out.is_null() && !details_len_out.is_null() {
+            let d = c
+                .call
+                .status()
+                .map(|s| s.details().clone())
+                .unwrap_or_default();
+            put(details_out, d.as_ptr());
+            put(details_len_out, d.len());
+            // The status (and so the details buffer) stays in the call until it is freed.
+        }
+        Ok(RILL_OK)
+    })
+}
+
+/// The trailers of an ended call. RILL_ERR_WRONG_STATE while it runs.
+///
+/// Ownership: `*md_out` is a new list owned by you: free it with `rill_metadata_free`.
+#[no_mangle]
+pub extern "C" fn rill_call_trailers(call: rill_call, md_out: *mut rill_metadata) -> rill_result {
+    guard(|| {
+        let o = out(md_out, "md_out")?;
+        let obj = get(call)?;
+        let c = lock(&obj);
+        let Some(t) = c.call.trailers() else {
+            return Err(Fail::state("the call has not ended yet"));
+        };
+        put(o, hand_out(t.clone()));
+        Ok(RILL_OK)
+    })
+}
+
+/// Cancels the call now: the server sees CANCELLED, and so does this call's finish.
+/// Harmless on an ended call.
+#[no_mangle]
+pub extern "C" fn rill_call_cancel(call: rill_call) -> rill_result {
+    guard(|| {
+        let obj = get(call)?;
+        lock(&obj).call.cancel();
+        Ok(RILL_OK)
+    })
+}
+
+/// Frees the call (cancelling it if it has not ended). Borrowed pointers from it become
+/// invalid. A second free is RILL_ERR_STALE_HANDLE.
+#[no_mangle]
+pub extern "C" fn rill_call_free(call: rill_call) -> rill_result {
+    guard(|| {
+        let obj = CALLS.remove(call)?;
+        // Detach now so a late wake-up does not queue the freed handle's tag.
+        let n = lock(&obj).notify.clone();
+        n.attach(None);
+        drop(obj);
+        Ok(RILL_OK)
+    })
+}

@@ -1,0 +1,164 @@
+//! Channels: a client's connection to one server.
+
+use rillrpc::{Channel, ChannelOptions, ClientTls, ErrorKind};
+use std::ffi::c_char;
+use std::time::Duration;
+
+use crate::registry::Registry;
+use crate::result::{
+    guard, opt_text, out, put, rill_result, text, Fail, R, RILL_ERR_IO, RILL_ERR_TLS, RILL_OK,
+};
+
+/// A client channel. 0 is never a valid handle.
+pub type rill_channel = u64;
+
+/// Channel settings. Fill with `rill_channel_options_init` first, then change fields:
+/// `size` tells this library which version of the struct you compiled against.
+#[repr(C)]
+pub struct rill_channel_options {
+    /// Set by `rill_channel_options_init` to `sizeof(rill_channel_options)`.
+    pub size: usize,
+    /// How long one connection attempt may take, ms (> 0). Default 20000.
+    pub connect_timeout_ms: i64,
+    /// Send an HTTP/2 PING after this much idle time, ms; 0 (default) = no keepalive.
+    pub keepalive_interval_ms: i64,
+    /// Close the connection when a PING is not answered within this time, ms (> 0).
+    pub keepalive_timeout_ms: i64,
+    /// For https:// targets: PEM certificates to trust (NUL-terminated), or NULL.
+    pub tls_ca_pem: *const c_char,
+    /// For https:// targets: a PEM file of certificates to trust, or NULL. With neither
+    /// this nor `tls_ca_pem` the system roots are trusted.
+    pub tls_ca_file: *const c_char,
+    /// The name checked against the server certificate when it differs from the host, or
+    /// NULL.
+    pub tls_server_name: *const c_char,
+}
+
+pub(crate) static CHANNELS: Registry<Channel> = Registry::new(2, "channel");
+
+/// Fills `opts` with the defaults.
+#[no_mangle]
+pub extern "C" fn rill_channel_options_init(opts: *mut rill_channel_options) -> rill_result {
+    guard(|| {
+        let o = out(opts, "opts")?;
+        let d = ChannelOptions::default();
+        put(
+            o,
+            rill_channel_options {
+                size: std::mem::size_of::<rill_channel_options>(),
+                connect_timeout_ms: d.connect_timeout.as_millis() as i64,
+                keepalive_interval_ms: 0,
+                keepalive_timeout_ms: d.keepalive_timeout.as_millis() as i64,
+                tls_ca_pem: std::ptr::null(),
+                tls_ca_file: std::ptr::null(),
+                tls_server_name: std::ptr::null(),
+            },
+        );
+        Ok(RILL_OK)
+    })
+}
+
+pub(crate) fn error_code(kind: ErrorKind) -> rill_result {
+    match kind {
+        ErrorKind::Tls => RILL_ERR_TLS,
+        ErrorKind::Io => RILL_ERR_IO,
+        ErrorKind::Closed => crate::result::RILL_ERR_CLOSED,
+        _ => crate::result::RILL_ERR_INVALID_ARGUMENT,
+    }
+}
+
+/// # Safety
+/// `o` points to an initialized `rill_channel_options` whose strings are NULL or valid.
+unsafe fn options(o: &rill_channel_options) -> R<ChannelOptions> {
+    if o.size != std::mem::size_of::<rill_channel_options>() {
+        return Err(Fail::invalid(
+            "opts.size is wrong: fill the options with rill_channel_options_init",
+        ));
+    }
+    let ms = |v: i64, what: &str| -> R<Duration> {
+        if v <= 0 {
+            return Err(Fail::invalid(format!("{what} must be > 0 ms, got {v}")));
+        }
+        Ok(Duration::from_millis(v as u64))
+    };
+    let mut c = ChannelOptions {
+        connect_timeout: ms(o.connect_timeout_ms, "connect_timeout_ms")?,
+        keepalive_timeout: ms(o.keepalive_timeout_ms, "keepalive_timeout_ms")?,
+        ..Default::default()
+    };
+    if o.keepalive_interval_ms < 0 {
+        return Err(Fail::invalid(
+            "keepalive_interval_ms must be >= 0 (0 = off)",
+        ));
+    }
+    if o.keepalive_interval_ms > 0 {
+        c.keepalive_interval = Some(Duration::from_millis(o.keepalive_interval_ms as u64));
+    }
+    // SAFETY: the strings are NULL or NUL-terminated (the caller's contract).
+    let (ca_pem, ca_file, name) = unsafe {
+        (
+            opt_text(o.tls_ca_pem, "tls_ca_pem")?,
+            opt_text(o.tls_ca_file, "tls_ca_file")?,
+            opt_text(o.tls_server_name, "tls_server_name")?,
+        )
+    };
+    let ca = match (ca_pem, ca_file) {
+        (Some(_), Some(_)) => {
+            return Err(Fail::invalid("give tls_ca_pem or tls_ca_file, not both"))
+        }
+        (Some(p), None) => Some(p.as_bytes().to_vec()),
+        (None, Some(f)) => Some(
+            std::fs::read(f).map_err(|e| Fail::new(RILL_ERR_IO, format!("reading {f}: {e}")))?,
+        ),
+        (None, None) => None,
+    };
+    if ca.is_some() || name.is_some() {
+        c.tls = Some(ClientTls {
+            ca_pem: ca,
+            server_name: name.map(str::to_owned),
+            identity: None,
+        });
+    }
+    Ok(c)
+}
+
+/// Creates a channel to `target`, "http://host:port" (h2c) or "https://host:port" (TLS).
+/// `opts` may be NULL for the defaults; it is only read during this call. Nothing
+/// connects until the first call. Free the channel with `rill_channel_free`.
+///
+/// # Safety
+/// `target` is NULL or NUL-terminated; `opts` is NULL or points to options filled by
+/// `rill_channel_options_init`.
+#[no_mangle]
+pub unsafe extern "C" fn rill_channel_new(
+    target: *const c_char,
+    opts: *const rill_channel_options,
+    channel_out: *mut rill_channel,
+) -> rill_result {
+    guard(|| {
+        let o = out(channel_out, "channel_out")?;
+        // SAFETY: the caller's contract above.
+        let target = unsafe { text(target, "target") }?;
+        let copts = if opts.is_null() {
+            ChannelOptions::default()
+        } else {
+            // SAFETY: non-NULL and initialized per the contract above.
+            unsafe { options(&*opts) }?
+        };
+        let ch = Channel::with_options(target, copts)
+            .map_err(|e| Fail::new(error_code(e.kind()), e.message().to_owned()))?;
+        put(o, CHANNELS.insert(ch));
+        Ok(RILL_OK)
+    })
+}
+
+/// Closes the channel's connection and frees the handle. Calls already open on it end as
+/// UNAVAILABLE/CANCELLED; their handles must still be freed.
+#[no_mangle]
+pub extern "C" fn rill_channel_free(channel: rill_channel) -> rill_result {
+    guard(|| {
+        let ch = CHANNELS.remove(channel)?;
+        crate::registry::lock(&ch).close();
+        Ok(RILL_OK)
+    })
+}

@@ -1,0 +1,127 @@
+//! The C ABI of rillrpc. `include/rillrpc.h` is generated from this crate by cbindgen; the
+//! overview (handles, ownership, blocking and non-blocking forms, pollers) is at its top,
+//! in `cbindgen.toml`.
+
+// The names are the C names: `rill_call`, `RILL_OK`.
+#![allow(non_camel_case_types)]
+
+mod call;
+mod channel;
+mod metadata;
+mod notify;
+mod poller;
+mod registry;
+mod result;
+mod runtime;
+mod server;
+mod server_call;
+
+pub use call::*;
+pub use channel::*;
+pub use metadata::*;
+pub use poller::*;
+pub use result::{rill_last_error_message, rill_result, rill_result_name};
+pub use runtime::*;
+pub use server::*;
+pub use server_call::*;
+
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Instant;
+
+use notify::Notify;
+use registry::lock;
+use result::{Fail, R, RILL_TIMEOUT};
+
+/// Wait without limit in a blocking function (about 292 million years).
+pub const RILL_FOREVER: i64 = i64::MAX;
+
+/// The four call shapes (how many messages each side sends).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum rill_shape {
+    RILL_UNARY = 0,
+    RILL_CLIENT_STREAMING = 1,
+    RILL_SERVER_STREAMING = 2,
+    RILL_BIDI = 3,
+}
+
+/// gRPC status codes, unchanged from the gRPC spec (0..16).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum rill_status_code {
+    RILL_STATUS_OK = 0,
+    RILL_STATUS_CANCELLED = 1,
+    RILL_STATUS_UNKNOWN = 2,
+    RILL_STATUS_INVALID_ARGUMENT = 3,
+    RILL_STATUS_DEADLINE_EXCEEDED = 4,
+    RILL_STATUS_NOT_FOUND = 5,
+    RILL_STATUS_ALREADY_EXISTS = 6,
+    RILL_STATUS_PERMISSION_DENIED = 7,
+    RILL_STATUS_RESOURCE_EXHAUSTED = 8,
+    RILL_STATUS_FAILED_PRECONDITION = 9,
+    RILL_STATUS_ABORTED = 10,
+    RILL_STATUS_OUT_OF_RANGE = 11,
+    RILL_STATUS_UNIMPLEMENTED = 12,
+    RILL_STATUS_INTERNAL = 13,
+    RILL_STATUS_UNAVAILABLE = 14,
+    RILL_STATUS_DATA_LOSS = 15,
+    RILL_STATUS_UNAUTHENTICATED = 16,
+}
+
+/// Compression of sent messages.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum rill_compression {
+    RILL_COMPRESSION_NONE = 0,
+    RILL_COMPRESSION_GZIP = 1,
+}
+
+pub(crate) fn shape_from(v: u32) -> R<rillrpc::Shape> {
+    use rillrpc::Shape::*;
+    Ok(match v {
+        0 => Unary,
+        1 => ClientStreaming,
+        2 => ServerStreaming,
+        3 => Bidi,
+        _ => return Err(Fail::invalid(format!("unknown call shape {v} (0..=3)"))),
+    })
+}
+
+/// An object behind a handle that can be waited on.
+pub(crate) trait Waitable {
+    fn notify(&self) -> &Arc<Notify>;
+}
+
+/// One non-blocking attempt.
+pub(crate) fn attempt<T: Waitable, O>(
+    obj: &Arc<Mutex<T>>,
+    step: impl FnOnce(&mut T) -> Poll<R<O>>,
+) -> Poll<R<O>> {
+    let mut g = lock(obj);
+    g.notify().begin();
+    step(&mut g)
+}
+
+/// Attempts until `step` is ready or `timeout` passes, sleeping on the handle's wake-ups in
+/// between (the lock is not held while sleeping, so other threads may cancel or free).
+pub(crate) fn block<T: Waitable, O>(
+    obj: &Arc<Mutex<T>>,
+    timeout: std::time::Duration,
+    mut step: impl FnMut(&mut T) -> Poll<R<O>>,
+) -> R<O> {
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        let notify = {
+            let mut g = lock(obj);
+            g.notify().begin();
+            if let Poll::Ready(r) = step(&mut g) {
+                return r;
+            }
+            g.notify().clone()
+        };
+        if !notify.wait(deadline) {
+            return Err(Fail::new(RILL_TIMEOUT, "timed out"));
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Servers: configure, listen, start, accept, shut down.
+
+use rillrpc::{Server, ServerBuilder, ServerOptions, ServerTls, Shape};
+use std::ffi::c_char;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::channel::error_code;
+use crate::notify::Notify;
+use crate::registry::{lock, Registry};
+use crate::result::*;
+use crate::server_call::{rill_server_call, ServerCallObj, SERVER_CALLS};
+use crate::{attempt, block, shape_from, Waitable};
+
+/// A server. 0 is never a valid handle.
+pub type rill_server = u64;
+
+/// Server settings. Fill with `rill_server_options_init` first, then change fields.
+#[repr(C)]
+pub struct rill_server_options {
+    /// Set by `rill_server_options_init` to `sizeof(rill_server_options)`.
+    pub size: usize,
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (> 0). Default 4096.
+    pub max_concurrent_streams: u32,
+    /// Largest request message accepted, bytes (> 0). Default 4 MiB.
+    pub max_recv_message_size: u32,
+}
+
+pub(crate) struct ServerObj {
+    opts: ServerOptions,
+    methods: Vec<(String, Shape)>,
+    addr: Option<String>,
+    server: Option<Arc<Server>>,
+    notify: Arc<Notify>,
+    waker: Waker,
+}
+
+impl Waitable for ServerObj {
+    fn notify(&self) -> &Arc<Notify> {
+        &self.notify
+    }
+}
+
+pub(crate) static SERVERS: Registry<ServerObj> = Registry::new(4, "server");
+
+/// Fills `opts` with the defaults.
+#[no_mangle]
+pub extern "C" fn rill_server_options_init(opts: *mut rill_server_options) -> rill_result {
+    guard(|| {
+        let o = out(opts, "opts")?;
+        let d = ServerOptions::default();
+        put(
+            o,
+            rill_server_options {
+                size: std::mem::size_of::<rill_server_options>(),
+                max_concurrent_streams: d.max_concurrent_streams,
+                max_recv_message_size: d.max_recv_message_size as u32,
+            },
+        );
+        Ok(RILL_OK)
+    })
+}
+
+/// Creates a server (not listening yet): add methods and a listening address, then
+/// `rill_server_start`. `opts` may be NULL; it is only read during this call. Free the
+/// server with `rill_server_free`.
+///
+/// # Safety
+/// `opts` is NULL or filled by `rill_server_options_init`.
+#[no_mangle]
+pub unsafe extern "C" fn rill_server_new(
+    opts: *const rill_server_options,
+    server_out: *mut rill_server,
+) -> rill_result {
+    guard(|| {
+        let o = out(server_out, "server_out")?;
+        let mut so = ServerOptions::default();
+        if !opts.is_null() {
+            // SAFETY: non-NULL, initialized per the contract above.
+            let c = unsafe { &*opts };
+            if c.size != std::mem::size_of::<rill_server_options>() {
+                return Err(Fail::invalid(
+                    "opts.size is wrong: fill the options with rill_server_options_init",
+                ));
+            }
+            if c.max_concurrent_streams == 0 || c.max_recv_message_size == 0 {
+                return Err(Fail::invalid(
+                    "max_concurrent_streams and max_recv_message_size must be > 0",
+                ));
+            }
+            so.max_concurrent_streams = c.max_concurrent_streams;
+            so.max_recv_message_size = c.max_recv_message_size as usize;
+        }
+        let (notify, waker) = Notify::new();
+        put(
+            o,
+            SERVERS.insert(ServerObj {
+                opts: so,
+                methods: Vec::new(),
+                addr: None,
+                server: None,
+                notify,
+                waker,
+            }),
+        );
+        Ok(RILL_OK)
+    })
+}
+
+fn not_started(s: &ServerObj, op: &str) -> R<()> {
+    if s.server.is_some() {
+        return Err(Fail::state(format!("{op} after rill_server_start")));
+    }
+    Ok(())
+}
+
+/// Serves `method` ("/package.Service/Method") as a call of the given `rill_shape`.
+/// Calls to other methods end as UNIMPLEMENTED without reaching accept. Before start.
+///
+/// # Safety
+/// `method` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn rill_server_add_method(
+    server: rill_server,
+    method: *const c_char,
+    shape: u32,
+) -> rill_result {
+    guard(|| {
+        // SAFETY: the caller's contract above.
+        let m = unsafe { text(method, "method") }?;
+        let shape = shape_from(shape)?;
+        let mut b = ServerBuilder::new(ServerOptions::default());
+        b.add_method(m, shape)
+            .map_err(|e| Fail::invalid(e.message().to_owned()))?;
+        let obj = SERVERS.get(server)?;
+        let mut s = lock(&obj);
+        not_started(&s, "add_method")?;
+        s.methods.push((m.to_owned(), shape));
+        Ok(RILL_OK)
+    })
+}
+
+/// Sets the listening address, "host:port" (port 0 picks a free one: read it with
+/// `rill_server_port`). With `tls_cert_pem` and `tls_key_pem` (NUL-terminated PEM) it
+/// speaks TLS, with both NULL h2c. One address per server; before start.
+///
+/// # Safety
+/// The strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn rill_server_listen(
+    server: rill_server,
+    addr: *const c_char,
+    tls_cert_pem: *const c_char,
+    tls_key_pem: *const c_char,
+) -> rill_result {
+    guard(|| {
+        // SAFETY: the caller's contract above.
+        let (a, cert, key) = unsafe {
+            (
+                text(addr, "addr")?,
+                opt_text(tls_cert_pem, "tls_cert_pem")?,
+                opt_text(tls_key_pem, "tls_key_pem")?,
+            )
+        };
+        let tls = match (cert, key) {
+            (Some(c), Some(k)) => Some(ServerTls {
+                cert_pem: c.as_bytes().to_vec(),
+                key_pem: k.as_bytes().to_vec(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(Fail::invalid(
+                    "give both tls_cert_pem and tls_key_pem, or neither",
+                ))
+            }
+        };
+        let obj = SERVERS.get(server)?;
+        let mut s = lock(&obj);
+        not_started(&s, "listen")?;
+        if s.addr.is_some() {
+            return Err(Fail::state(
+                "this version serves one listening address per server",
+            ));
+        }
+        s.addr = Some(a.to_owned());
+        s.opts.tls = tls;
+        Ok(RILL_OK)
+    })
+}
+
+/// Binds the address and starts serving on the library's runtime.
+#[no_mangle]
+pub extern "C" fn rill_server_start(server: rill_server) -> rill_result {
+    guard(|| {
+        let obj = SERVERS.get(server)?;
+        let mut s = lock(&obj);
+        not_started(&s, "start")?;
+        let Some(addr) = s.addr.clone() else {
+            return Err(Fail::state(
+                "no listening address: call rill_server_listen first",
+            ));
+        };
+        if s.methods.is_empty() {
+            return Err(Fail::state(
+                "no method registered: call rill_server_add_method",
+            ));
+        }
+        let mut b = ServerBuilder::new(s.opts.clone());
+        for (m, shape) in &s.methods {
+            b = b.register(m, *shape);
+        }
+        let srv = b
+            .bind(&addr)
+            .map_err(|e| Fail::new(error_code(e.kind()), e.message().to_owned()))?;
+        s.server = Some(Arc::new(srv));
+        Ok(RILL_OK)
+    })
+}
+
+/// The port the started server listens on.
+#[no_mangle]
+pub extern "C" fn rill_server_port(server: rill_server, port_out: *mut u16) -> rill_result {
+    guard(|| {
+        let o = out(port_out, "port_out")?;
+        let obj = SERVERS.get(server)?;
+        let s = lock(&obj);
+        let Some(srv) = &s.server else {
+            return Err(Fail::state("the server is not started"));
+        };
+        put(o, srv.local_addr().port());
+        Ok(RILL_OK)
+    })
+}
+
+impl ServerObj {
+    fn poll_accept(&mut self) -> Poll<R<rill_server_call>> {
+        let Some(srv) = &self.server else {
+            return Poll::Ready(Err(Fail::state("the server is not started")));
+        };
+        let mut cx = Context::from_waker(&self.waker);
+        match srv.poll_accept(&mut cx) {
+            Poll::Ready(Some(call)) => {
+                Poll::Ready(Ok(SERVER_CALLS.insert(ServerCallObj::new(call))))
+            }
+            Poll::Ready(None) => {
+                Poll::Ready(Err(Fail::new(RILL_ERR_CLOSED, "the server has shut down")))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The next incoming call, waiting up to `timeout_ms` (> 0, or RILL_FOREVER).
+/// RILL_ERR_CLOSED once the server has shut down and every call was handed out.
+///
+/// Ownership: `*call_out` is a new server call owned by you: end it with
+/// `rill_server_call_finish` (or cancel) and free it with `rill_server_call_free`.
+#[no_mangle]
+pub extern "C" fn rill_server_accept(
+    server: rill_server,
+    call_out: *mut rill_server_call,
+    timeout_ms: i64,
+) -> rill_result {
+    guard(|| {
+        let o = out(call_out, "call_out")?;
+        let t = timeout(timeout_ms)?;
+        let obj = SERVERS.get(server)?;
+        put(o, block(&obj, t, |s| s.poll_accept())?);
+        Ok(RILL_OK)
+    })
+}
+
+/// Like `rill_server_accept` without waiting: RILL_WOULD_BLOCK when no call is waiting.
+#[no_mangle]
+pub extern "C" fn rill_server_try_accept(
+    server: rill_server,
+    call_out: *mut rill_server_call,
+) -> rill_result {
+    guard(|| {
+        let o = out(call_out, "call_out")?;
+        let obj = SERVERS.get(server)?;
+        match attempt(&obj, |s| s.poll_accept()) {
+            Poll::Ready(r) => {
+                put(o, r?);
+                Ok(RILL_OK)
+            }
+            Poll::Pending => Ok(RILL_WOULD_BLOCK),
+        }
+    })
+}
+
+/// Graceful shutdown: stops accepting connections, lets calls in flight finish for up to
+/// `grace_ms` (>= 0), then cancels the rest. Blocks until done. Do not call it from the
+/// only thread that serves the calls in flight with a long grace: they cannot finish.
+#[no_mangle]
+pub extern "C" fn rill_server_shutdown(server: rill_server, grace_ms: i64) -> rill_result {
+    guard(|| {
+        if grace_ms < 0 {
+            return Err(Fail::invalid(format!(
+                "grace_ms must be >= 0, got {grace_ms}"
+            )));
+        }
+        let obj = SERVERS.get(server)?;
+        let srv = lock(&obj).server.clone();
+        let Some(srv) = srv else {
+            return Err(Fail::state("the server is not started"));
+        };
+        rillrpc::runtime::block_on(srv.shutdown(Duration::from_millis(grace_ms as u64)));
+        Ok(RILL_OK)
+    })
+}
+
+/// Frees the server, stopping it at once if it runs (calls in flight are cancelled).
+/// Server calls already accepted stay valid handles until you free them.
+#[no_mangle]
+pub extern "C" fn rill_server_free(server: rill_server) -> rill_result {
+    guard(|| {
+        let obj = SERVERS.remove(server)?;
+        let n = lock(&obj).notify.clone();
+        n.attach(None);
+        Ok(RILL_OK)
+    })
+}

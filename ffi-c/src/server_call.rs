@@ -1,0 +1,438 @@
+//! Server calls: one accepted RPC.
+
+use bytes::Bytes;
+use rillrpc::{Code, ServerCall, Status, TrySendError};
+use std::ffi::{c_char, CString};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::metadata::{hand_out, rill_metadata, take_in};
+use crate::notify::Notify;
+use crate::registry::{lock, Registry};
+use crate::result::*;
+use crate::{attempt, block, Waitable};
+
+/// An accepted server call. 0 is never a valid handle.
+pub type rill_server_call = u64;
+
+const BATCH: usize = 64;
+
+pub(crate) struct ServerCallObj {
+    call: ServerCall,
+    method: CString,
+    notify: Arc<Notify>,
+    waker: Waker,
+    sent: u64,
+    finished: bool,
+    batch: Vec<Bytes>,
+    next: usize,
+    current: Bytes,
+    /// Why the call ended on this side, once recv saw it.
+    ended: Option<(Status, CString)>,
+}
+
+impl Waitable for ServerCallObj {
+    fn notify(&self) -> &Arc<Notify> {
+        &self.notify
+    }
+}
+
+pub(crate) static SERVER_CALLS: Registry<ServerCallObj> = Registry::new(6, "server call");
+
+impl ServerCallObj {
+    pub fn new(call: ServerCall) -> ServerCallObj {
+        let (notify, waker) = Notify::new();
+        ServerCallObj {
+            method: CString::new(call.method()).unwrap_or_default(),
+            call,
+            notify,
+            waker,
+            sent: 0,
+            finished: false,
+            batch: Vec::new(),
+            next: 0,
+            current: Bytes::new(),
+            ended: None,
+        }
+    }
+
+    fn check_open(&self, op: &str) -> R<()> {
+        if self.finished {
+            return Err(Fail::state(format!(
+                "{op} after rill_server_call_finish or cancel"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_send(&self) -> R<()> {
+        self.check_open("send")?;
+        if self.call.shape().single_response() && self.sent >= 1 {
+            return Err(Fail::state(format!(
+                "a {:?} call sends exactly one response message",
+                self.call.shape()
+            )));
+        }
+        Ok(())
+    }
+
+    fn poll_send(&mut self, msg: &[u8]) -> Poll<R> {
+        if let Err(e) = self.check_send() {
+            return Poll::Ready(Err(e));
+        }
+        let mut cx = Context::from_waker(&self.waker);
+        if self.call.poll_send_ready(&mut cx).is_pending() {
+            return Poll::Pending;
+        }
+        match self.call.try_send(Bytes::copy_from_slice(msg)) {
+            Ok(()) => {
+                self.sent += 1;
+                Poll::Ready(Ok(RILL_OK))
+            }
+            Err(TrySendError::Full(_)) => Poll::Pending,
+            Err(TrySendError::Closed(s)) => Poll::Ready(Err(Fail::new(
+                RILL_ERR_CLOSED,
+                format!("the call has ended ({}: {})", s.code().name(), s.message()),
+            ))),
+        }
+    }
+
+    fn poll_recv(&mut self) -> Poll<R> {
+        if let Err(e) = self.check_open("recv") {
+            return Poll::Ready(Err(e));
+        }
+        if self.next < self.batch.len() {
+            self.current = std::mem::take(&mut self.batch[self.next]);
+            self.next += 1;
+            return Poll::Ready(Ok(RILL_OK));
+        }
+        self.batch.clear();
+        self.next = 0;
+        let mut cx = Context::from_waker(&self.waker);
+        match self.call.poll_recv_many(&mut cx, &mut self.batch, BATCH) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Ok(RILL_EOF)),
+            Poll::Ready(Ok(_)) => {
+                self.current = std::mem::take(&mut self.batch[0]);
+                self.next = 1;
+                Poll::Ready(Ok(RILL_OK))
+            }
+            Poll::Ready(Err(s)) => {
+                let f = Fail::new(
+                    RILL_ERR_STATUS,
+                    format!(
+                        "call ended: {} {}: {}",
+                        s.code() as u32,
+                        s.code().name(),
+                        s.message()
+                    ),
+                );
+                let m = CString::new(s.message().replace('\0', " ")).unwrap_or_default();
+                self.ended = Some((s, m));
+                Poll::Ready(Err(f))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+fn get(call: rill_server_call) -> R<Arc<Mutex<ServerCallObj>>> {
+    SERVER_CALLS.get(call)
+}
+
+/// The method path ("/package.Service/Method").
+///
+/// Ownership: `*method_out` (NUL-terminated) is borrowed from the call: valid until
+/// `rill_server_call_free`.
+#[no_mangle]
+pub extern "C" fn rill_server_call_method(
+    call: rill_server_call,
+    method_out: *mut *const c_char,
+) -> rill_result {
+    guard(|| {
+        let o = out(method_out, "method_out")?;
+        put(o, lock(&*get(call)?).method.as_ptr());
+        Ok(RILL_OK)
+    })
+}
+
+/// The call's `rill_shape`, as registered for its method.
+#[no_mangle]
+pub extern "C" fn rill_server_call_shape(
+    call: rill_server_call,
+    shape_out: *mut u32,
+) -> rill_result {
+    guard(|| {
+        let o = out(shape_out, "shape_out")?;
+        put(o, lock(&*get(call)?).call.shape() as u32);
+        Ok(RILL_OK)
+    })
+}
+
+/// The request metadata.
+///
+/// Ownership: `*md_out` is a new list owned by you: free it with `rill_metadata_free`.
+#[no_mangle]
+pub extern "C" fn rill_server_call_metadata(
+    call: rill_server_call,
+    md_out: *mut rill_metadata,
+) -> rill_result {
+    guard(|| {
+        let o = out(md_out, "md_out")?;
+        let md = lock(&*get(call)?).call.metadata().clone();
+        put(o, hand_out(md));
+        Ok(RILL_OK)
+    })
+}
+
+/// Milliseconds left before the client's deadline (0 once passed), or -1 when the client
+/// set none.
+#[no_mangle]
+pub extern "C" fn rill_server_call_time_remaining(
+    call: rill_server_call,
+    ms_out: *mut i64,
+) -> rill_result {
+    guard(|| {
+        let o = out(ms_out, "ms_out")?;
+        let left = lock(&*get(call)?).call.time_remaining();
+        put(
+            o,
+            left.map_or(-1, |d| d.as_millis().min(i64::MAX as u128) as i64),
+        );
+        Ok(RILL_OK)
+    })
+}
+
+fn recv_out(c: &ServerCallObj, d: *mut *const u8, l: *mut usize, r: R) -> R {
+    if r.as_ref().is_ok_and(|c| *c == RILL_OK) {
+        put(d, c.current.as_ptr());
+        put(l, c.current.len());
+    } else {
+        put(d, std::ptr::null());
+        put(l, 0);
+    }
+    r
+}
+
+/// The next request message, waiting up to `timeout_ms` (> 0, or RILL_FOREVER). RILL_EOF
+/// when the client half-closed; RILL_ERR_STATUS when the call ended on this side
+/// (cancelled, deadline, broken request: read `rill_server_call_status`).
+///
+/// Ownership: `*data_out` is borrowed from the call, no copy: valid until the next
+/// recv/try_recv/free on this call.
+#[no_mangle]
+pub extern "C" fn rill_server_call_recv(
+    call: rill_server_call,
+    data_out: *mut *const u8,
+    len_out: *mut usize,
+    timeout_ms: i64,
+) -> rill_result {
+    guard(|| {
+        let (d, l) = (out(data_out, "data_out")?, out(len_out, "len_out")?);
+        let t = timeout(timeout_ms)?;
+        let obj = get(call)?;
+        let r = block(&obj, t, |c| c.poll_recv());
+        let g = lock(&obj);
+        recv_out(&g, d, l, r)
+    })
+}
+
+/// Like `rill_server_call_recv` without waiting: RILL_WOULD_BLOCK when no message is
+/// ready. Ownership as for `rill_server_call_recv`.
+#[no_mangle]
+pub extern "C" fn rill_server_call_try_recv(
+    call: rill_server_call,
+    data_out: *mut *const u8,
+    len_out: *mut usize,
+) -> rill_result {
+    guard(|| {
+        let (d, l) = (out(data_out, "data_out")?, out(len_out, "len_out")?);
+        let obj = get(call)?;
+        let mut c = lock(&obj);
+        c.notify.begin();
+        let r = match c.poll_recv() {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(RILL_WOULD_BLOCK),
+        };
+        recv_out(&c, d, l, r)
+    })
+}
+
+/// Sends one response message (copied), waiting up to `timeout_ms` (> 0, or RILL_FOREVER)
+/// while flow control says the client is full. RILL_ERR_WRONG_STATE for a second message
+/// on a unary or client-streaming call or after finish; RILL_ERR_CLOSED when the call
+/// ended (client cancelled, deadline passed).
+///
+/// # Safety
+/// `data` is NULL or has `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rill_server_call_send(
+    call: rill_server_call,
+    data: *const u8,
+    len: usize,
+    timeout_ms: i64,
+) -> rill_result {
+    guard(|| {
+        // SAFETY: the caller's contract above.
+        let msg = unsafe { crate::result::data(data, len, "data") }?;
+        let t = timeout(timeout_ms)?;
+        let obj = get(call)?;
+        block(&obj, t, |c| c.poll_send(msg))
+    })
+}
+
+/// Like `rill_server_call_send` without waiting: RILL_WOULD_BLOCK when the send queue is
+/// full (nothing was sent).
+///
+/// # Safety
+/// `data` is NULL or has `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rill_server_call_try_send(
+    call: rill_server_call,
+    data: *const u8,
+    len: usize,
+) -> rill_result {
+    guard(|| {
+        // SAFETY: the caller's contract above.
+        let msg = unsafe { crate::result::data(data, len, "data") }?;
+        let obj = get(call)?;
+        match attempt(&obj, |c| c.poll_send(msg)) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(RILL_WOULD_BLOCK),
+        }
+    })
+}
+
+/// Sends the response headers now with `md` (copied; 0 = none). Otherwise they go with the
+/// first message or the status.
+#[no_mangle]
+pub extern "C" fn rill_server_call_send_headers(
+    call: rill_server_call,
+    md: rill_metadata,
+) -> rill_result {
+    guard(|| {
+        let md = take_in(md)?;
+        let obj = get(call)?;
+        let c = lock(&obj);
+        c.check_open("send_headers")?;
+        c.call
+            .send_headers(&md)
+            .map_err(|s| Fail::state(format!("cannot send headers: {}", s.message())))?;
+        Ok(RILL_OK)
+    })
+}
+
+/// Ends the call with gRPC status `code` (0..16), `message` (NUL-terminated UTF-8, or
+/// NULL), optional `details` bytes (grpc-status-details-bin; NULL if `details_len` is 0)
+/// and `trailers` (copied; 0 = none). Queued messages go out first; does not wait.
+/// RILL_ERR_WRONG_STATE on a second finish; RILL_ERR_CLOSED if the call had already ended
+/// (the client cancelled or the deadline passed).
+///
+/// # Safety
+/// `message` is NULL or NUL-terminated; `details` is NULL or has `details_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rill_server_call_finish(
+    call: rill_server_call,
+    code: u32,
+    message: *const c_char,
+    details: *const u8,
+    details_len: usize,
+    trailers: rill_metadata,
+) -> rill_result {
+    guard(|| {
+        if code > 16 {
+            return Err(Fail::invalid(format!(
+                "status code must be 0..=16, got {code}"
+            )));
+        }
+        // SAFETY: the caller's contract above.
+        let msg = unsafe { opt_text(message, "message") }?.unwrap_or("");
+        // SAFETY: the caller's contract above.
+        let det = unsafe { crate::result::data(details, details_len, "details") }?;
+        let t = take_in(trailers)?;
+        let mut status = Status::new(Code::from_u32(code), msg).with_trailers(t);
+        if !det.is_empty() {
+            status = status.with_details(Bytes::copy_from_slice(det));
+        }
+        let obj = get(call)?;
+        let mut c = lock(&obj);
+        c.check_open("finish")?;
+        c.finished = true;
+        c.call.finish(status).map_err(|s| {
+            Fail::new(
+                RILL_ERR_CLOSED,
+                format!(
+                    "the call had already ended: {}: {}",
+                    s.code().name(),
+                    s.message()
+                ),
+            )
+        })?;
+        Ok(RILL_OK)
+    })
+}
+
+/// Aborts the call: the client sees CANCELLED. Later sends and finish are
+/// RILL_ERR_WRONG_STATE.
+#[no_mangle]
+pub extern "C" fn rill_server_call_cancel(call: rill_server_call) -> rill_result {
+    guard(|| {
+        let obj = get(call)?;
+        let mut c = lock(&obj);
+        c.finished = true;
+        c.call.cancel();
+        Ok(RILL_OK)
+    })
+}
+
+/// Whether the call ended on this side for another reason than this program's finish:
+/// the client cancelled, the deadline passed, the connection broke.
+#[no_mangle]
+pub extern "C" fn rill_server_call_is_cancelled(
+    call: rill_server_call,
+    cancelled_out: *mut bool,
+) -> rill_result {
+    guard(|| {
+        let o = out(cancelled_out, "cancelled_out")?;
+        put(o, lock(&*get(call)?).call.is_cancelled());
+        Ok(RILL_OK)
+    })
+}
+
+/// Why the call ended on this side, after recv returned RILL_ERR_STATUS. Any out-pointer
+/// may be NULL. RILL_ERR_WRONG_STATE if recv has not reported an end.
+///
+/// Ownership: `*message_out` is borrowed from the call: valid until
+/// `rill_server_call_free`.
+#[no_mangle]
+pub extern "C" fn rill_server_call_status(
+    call: rill_server_call,
+    code_out: *mut u32,
+    message_out: *mut *const c_char,
+) -> rill_result {
+    guard(|| {
+        let obj = get(call)?;
+        let c = lock(&obj);
+        let Some((s, m)) = &c.ended else {
+            return Err(Fail::state("recv has not reported the end of the call"));
+        };
+        if !code_out.is_null() {
+            put(code_out, s.code() as u32);
+        }
+        if !message_out.is_null() {
+            put(message_out, m.as_ptr());
+        }
+        Ok(RILL_OK)
+    })
+}
+
+/// Frees the call. One that was not finished ends as UNKNOWN for the client. A second
+/// free is RILL_ERR_STALE_HANDLE.
+#[no_mangle]
+pub extern "C" fn rill_server_call_free(call: rill_server_call) -> rill_result {
+    guard(|| {
+        let obj = SERVER_CALLS.remove(call)?;
+        let n = lock(&obj).notify.clone();
+        n.attach(None);
+        Ok(RILL_OK)
+    })
+}

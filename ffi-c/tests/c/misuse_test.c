@@ -1,0 +1,187 @@
+/* Misuse of the API: each case must return its error code, never crash. No server is
+ * needed: calls to a closed port are opened (open never waits) and fail as UNAVAILABLE. */
+#include <string.h>
+#include "check.h"
+
+#define T 5000
+
+int main(void) {
+    rill_channel ch;
+    rill_call c;
+    const uint8_t *d;
+    size_t l;
+    uint32_t code;
+    rill_metadata md_unused;
+
+    /* NULL out-pointers and NULL strings. */
+    EXPECT_RC(RILL_ERR_NULL, rill_channel_new("http://127.0.0.1:1", NULL, NULL));
+    EXPECT_RC(RILL_ERR_NULL, rill_channel_new(NULL, NULL, &ch));
+    EXPECT_RC(RILL_ERR_NULL, rill_metadata_new(NULL));
+    CHECK(strstr(rill_last_error_message(), "NULL") != NULL);
+
+    /* Handle 0. */
+    EXPECT_RC(RILL_ERR_NULL, rill_call_close_send(0));
+    EXPECT_RC(RILL_ERR_NULL, rill_channel_free(0));
+
+    /* A bad target URI. */
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("ftp://x", NULL, &ch));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("not a uri at all", NULL, &ch));
+
+    /* Options not filled by their init function. */
+    rill_channel_options co;
+    memset(&co, 0, sizeof co);
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    OK(rill_channel_options_init(&co));
+    co.connect_timeout_ms = -1;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    OK(rill_channel_options_init(&co));
+    OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
+
+    /* Invalid UTF-8 in a string argument. */
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_open(ch, "/echo.Test\xff/PingPong", RILL_UNARY, NULL, &c));
+    CHECK(strstr(rill_last_error_message(), "UTF-8") != NULL);
+    /* A method path that is no path, an unknown shape. */
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_open(ch, "PingPong", RILL_UNARY, NULL, &c));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_open(ch, "/a/b", 7, NULL, &c));
+    /* A negative call deadline. */
+    rill_call_options o;
+    OK(rill_call_options_init(&o));
+    o.timeout_ms = -5;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_open(ch, "/a/b", RILL_UNARY, &o, &c));
+
+    /* A handle of another kind. */
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_call_close_send(ch));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_call_close_send(12345));
+
+    /* wait_for_ready: the call waits for the (never coming) connection instead of failing. */
+    OK(rill_call_options_init(&o));
+    o.wait_for_ready = true;
+    OK(rill_call_open(ch, "/echo.TestService/PingPong", RILL_UNARY, &o, &c));
+    /* Zero and negative timeouts of blocking functions. */
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_recv(c, &d, &l, 0));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_recv(c, &d, &l, -1));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_send(c, (const uint8_t *)"x", 1, 0));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_finish(c, &code, -3));
+    /* NULL data with a length, NULL out-pointers. */
+    EXPECT_RC(RILL_ERR_NULL, rill_call_send(c, NULL, 3, T));
+    EXPECT_RC(RILL_ERR_NULL, rill_call_recv(c, NULL, &l, T));
+    /* A second send on a unary request. */
+    OK(rill_call_send(c, (const uint8_t *)"", 0, T));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_send(c, (const uint8_t *)"", 0, T));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_try_send(c, (const uint8_t *)"", 0));
+    /* Status before the end; a blocking op that times out. */
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_status(c, &code, NULL, NULL, NULL));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_trailers(c, &md_unused));
+    EXPECT_RC(RILL_TIMEOUT, rill_call_recv(c, &d, &l, 20));
+    EXPECT_RC(RILL_WOULD_BLOCK, rill_call_try_recv(c, &d, &l));
+    OK(rill_call_cancel(c));
+    OK(rill_call_finish(c, &code, T));
+    CHECK(code == RILL_STATUS_CANCELLED);
+    /* Use after finish. */
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_recv(c, &d, &l, T));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_try_recv(c, &d, &l));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_finish(c, &code, T));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_close_send(c));
+    OK(rill_call_status(c, &code, NULL, NULL, NULL));
+    /* Freed and double-freed handles. */
+    OK(rill_call_free(c));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_call_free(c));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_call_recv(c, &d, &l, T));
+    /* A reused slot does not revive the old handle. */
+    rill_call c2;
+    OK(rill_call_open(ch, "/echo.TestService/Echo", RILL_BIDI, NULL, &c2));
+    CHECK(c2 != c);
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_call_cancel(c));
+    /* Send after close_send on a stream. */
+    OK(rill_call_close_send(c2));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_send(c2, (const uint8_t *)"", 0, T));
+    OK(rill_call_free(c2));
+
+    /* Metadata: bad key, non-ASCII value on a text key, invalid UTF-8 key. */
+    rill_metadata md;
+    OK(rill_metadata_new(&md));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_metadata_append(md, "Bad Key", (const uint8_t *)"v", 1));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_metadata_append(md, "k", (const uint8_t *)"\x01\x02", 2));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_metadata_append(md, "k\xc3", (const uint8_t *)"v", 1));
+    OK(rill_metadata_append(md, "k-bin", (const uint8_t *)"\x01\x02", 2));
+    OK(rill_metadata_free(md));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_metadata_free(md));
+
+    /* Servers: wrong order, bad status codes, finish twice. */
+    rill_server s;
+    OK(rill_server_new(NULL, &s));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_server_start(s));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_add_method(s, "nope", RILL_UNARY));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_add_method(s, "/a.B/C", 9));
+    OK(rill_server_add_method(s, "/a.B/C", RILL_UNARY));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_listen(s, "127.0.0.1:0", "cert", NULL));
+    rill_server_call sc;
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_server_try_accept(s, &sc));
+    OK(rill_server_listen(s, "127.0.0.1:0", NULL, NULL));
+    OK(rill_server_start(s));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_server_add_method(s, "/a.B/D", RILL_UNARY));
+    EXPECT_RC(RILL_WOULD_BLOCK, rill_server_try_accept(s, &sc));
+    EXPECT_RC(RILL_TIMEOUT, rill_server_accept(s, &sc, 20));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_accept(s, &sc, 0));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_shutdown(s, -1));
+    uint16_t port;
+    OK(rill_server_port(s, &port));
+    char target[64];
+    snprintf(target, sizeof target, "http://127.0.0.1:%u", port);
+    rill_channel ch2;
+    OK(rill_channel_new(target, NULL, &ch2));
+    OK(rill_call_open(ch2, "/a.B/C", RILL_UNARY, NULL, &c));
+    OK(rill_call_send(c, (const uint8_t *)"q", 1, T));
+    OK(rill_server_accept(s, &sc, T));
+    const char *method;
+    OK(rill_server_call_method(sc, &method));
+    CHECK(strcmp(method, "/a.B/C") == 0);
+    OK(rill_server_call_recv(sc, &d, &l, T));
+    CHECK(l == 1 && d[0] == 'q');
+    OK(rill_server_call_send(sc, (const uint8_t *)"r", 1, T));
+    /* A second response on a unary call. */
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_server_call_send(sc, (const uint8_t *)"r", 1, T));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_call_finish(sc, 17, NULL, NULL, 0, 0));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_call_finish(sc, 3, "bad\xff", NULL, 0, 0));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_server_call_finish(sc, 0, NULL, NULL, 0, md));
+    OK(rill_server_call_finish(sc, 0, NULL, NULL, 0, 0));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_server_call_finish(sc, 0, NULL, NULL, 0, 0));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_server_call_send(sc, (const uint8_t *)"r", 1, T));
+    OK(rill_server_call_free(sc));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_server_call_free(sc));
+    OK(rill_call_recv(c, &d, &l, T));
+    CHECK(l == 1 && d[0] == 'r');
+    OK(rill_call_finish(c, &code, T));
+    CHECK(code == RILL_STATUS_OK);
+    OK(rill_call_free(c));
+    OK(rill_server_shutdown(s, 1000));
+    EXPECT_RC(RILL_ERR_CLOSED, rill_server_accept(s, &sc, T));
+    OK(rill_server_free(s));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_server_free(s));
+
+    /* Pollers. */
+    rill_poller p;
+    uint64_t tags[4];
+    size_t n;
+    OK(rill_poller_new(&p));
+    EXPECT_RC(RILL_WOULD_BLOCK, rill_poller_next(p, tags, 4, &n));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_poller_next(p, tags, 0, &n));
+    EXPECT_RC(RILL_ERR_NULL, rill_poller_next(p, NULL, 4, &n));
+    EXPECT_RC(RILL_TIMEOUT, rill_poller_wait(p, tags, 4, &n, 10));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_poller_wait(p, tags, 4, &n, 0));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_call_set_poller(c, p, 1));
+    OK(rill_poller_free(p));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_poller_free(p));
+
+    /* The runtime is running: too late to configure it. */
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_runtime_configure(2));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_runtime_configure(0));
+    CHECK(strcmp(rill_result_name(RILL_ERR_PANIC), "RILL_ERR_PANIC") == 0);
+    CHECK(strcmp(rill_result_name(9999), "RILL_UNKNOWN") == 0);
+
+    OK(rill_channel_free(ch2));
+    OK(rill_channel_free(ch));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_channel_free(ch));
+    printf("misuse_test: all passed\n");
+    return 0;
+}

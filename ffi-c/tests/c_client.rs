@@ -1,0 +1,60 @@
+//! C programs against a tonic echo server, and the misuse list.
+
+mod support;
+
+use support::*;
+
+#[test]
+fn c_client_against_tonic() {
+    let port = tonic_echo();
+    let prog = build("ffi-c/tests/c/client_test.c");
+    let out = run(&prog, &[&format!("http://127.0.0.1:{port}")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("client_test: all passed"));
+}
+
+#[test]
+fn c_event_loop_1000_calls() {
+    let port = tonic_echo();
+    let prog = build("ffi-c/tests/c/event_loop_test.c");
+    let out = run(&prog, &[&format!("http://127.0.0.1:{port}")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1000 calls done"));
+}
+
+#[test]
+fn c_misuse() {
+    let prog = build("ffi-c/tests/c/misuse_test.c");
+    let out = run(&prog, &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("misuse_test: all passed"));
+}
+
+#[test]
+fn c_examples() {
+    use std::io::BufRead;
+    let port = tonic_echo();
+    let client = build("examples/c/client.c");
+    let out = run(&client, &[&format!("http://127.0.0.1:{port}")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("100 concurrent calls done"));
+
+    // The example client against the example server (which serves until killed, so it runs
+    // outside valgrind).
+    let server = build("examples/c/server.c");
+    let mut child = std::process::Command::new(&server)
+        .arg("0")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let out = run(&client, &[&format!("http://{addr}")]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("reply: hello") && stdout.contains("100 concurrent calls done"));
+}
