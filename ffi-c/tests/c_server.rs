@@ -130,19 +130,28 @@ async fn c_server_driven_by_tonic() {
     assert_eq!(e.code(), Code::DeadlineExceeded);
     drop(tx);
 
-    // Cancel: the client drops a bidi call in the middle.
-    // (The first message goes before the call: tonic returns from `echo` only once the
-    // response headers came, and this server sends them with its first reply.)
-    let (tx, rx) = tokio::sync::mpsc::channel::<EchoRequest>(1);
-    tx.send(req(b"one", 0)).await.unwrap();
-    let mut s = c
-        .echo(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(s.message().await.unwrap().unwrap().payload, b"one");
-    drop(s);
-    drop(tx);
+    // Cancel: the client cancels a bidi call in the middle. Dropping tonic's halves races
+    // its END_STREAM against its RST_STREAM (the server may see a clean end first), so the
+    // cancel comes from the core's client, whose `cancel()` sends RST_STREAM(CANCEL) at once.
+    {
+        use prost::Message;
+        let rc = rillrpc::Channel::new(&format!("http://{addr}")).unwrap();
+        let mut call = rc
+            .bidi("/echo.TestService/Echo", rillrpc::CallOptions::new())
+            .unwrap();
+        call.send(req(b"one", 0).encode_to_vec().into())
+            .await
+            .unwrap();
+        let m = call.recv().await.unwrap().unwrap();
+        assert_eq!(
+            rill_testkit::echo::Response::decode(&m[..])
+                .unwrap()
+                .payload,
+            b"one"
+        );
+        call.cancel();
+        assert_eq!(call.finish().await.code(), rillrpc::Code::Cancelled);
+    }
 
     // Many calls at once, all served by the C server's one thread.
     let mut joins = Vec::new();
