@@ -671,6 +671,19 @@ impl Pump {
     }
 }
 
+/// Regression: a peer's RST_STREAM(CANCEL) that arrived while we waited for flow control
+/// surfaced as "UNAVAILABLE: stream closed"; the reset's own reason says what happened.
+fn reset_status(stream: &mut SendStream<Bytes>) -> Option<Status> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match stream.poll_reset(&mut cx) {
+        Poll::Ready(Ok(reason)) => Some(Status::new(
+            Code::from_h2_reason(reason),
+            format!("stream reset by the peer: {reason:?}"),
+        )),
+        _ => None,
+    }
+}
+
 /// True when the server ended the stream with RST_STREAM(NO_ERROR) after its response.
 fn stream_finished_by_peer(stream: &mut SendStream<Bytes>) -> bool {
     let waker = std::task::Waker::noop();
@@ -698,18 +711,20 @@ pub(crate) async fn write_chunks(
                 match poll_fn(|cx| stream.poll_capacity(cx)).await {
                     Some(Ok(0)) => {}
                     Some(Ok(_)) => break,
-                    Some(Err(e)) => return Err(Status::from_h2(&e)),
+                    Some(Err(e)) => {
+                        return Err(reset_status(stream).unwrap_or_else(|| Status::from_h2(&e)))
+                    }
                     None => {
-                        return Err(Status::unavailable(
-                            "stream closed while waiting for flow control",
-                        ))
+                        return Err(reset_status(stream).unwrap_or_else(|| {
+                            Status::unavailable("stream closed while waiting for flow control")
+                        }))
                     }
                 }
             }
         }
-        stream
-            .send_data(chunk, false)
-            .map_err(|e| Status::from_h2(&e))?;
+        if let Err(e) = stream.send_data(chunk, false) {
+            return Err(reset_status(stream).unwrap_or_else(|| Status::from_h2(&e)));
+        }
     }
     Ok(())
 }
