@@ -173,7 +173,7 @@ impl Channel {
             return Call::unary_direct(&self.inner, method, req, opts).await;
         }
         let mut call = self.open(method, opts)?;
-        send_now(&call, req).await?;
+        call.send(req).await?;
         call.close_send();
         single_response(&mut call).await
     }
@@ -207,7 +207,7 @@ impl Channel {
         opts: CallOptions,
     ) -> Result<Call, Status> {
         let call = self.open(method, opts)?;
-        send_now(&call, req).await?;
+        call.send(req).await?;
         call.close_send();
         Ok(call)
     }
@@ -231,10 +231,6 @@ impl Channel {
             ConnState::Ready { .. }
         )
     }
-}
-
-async fn send_now(call: &Call, req: Bytes) -> Result<(), Status> {
-    call.send(req).await
 }
 
 impl ChannelInner {

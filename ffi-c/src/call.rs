@@ -349,17 +349,6 @@ pub extern "C" fn rill_call_close_send(call: rill_call) -> rill_result {
     })
 }
 
-fn recv_out(c: &CallObj, data_out: *mut *const u8, len_out: *mut usize, r: R) -> R {
-    if r.as_ref().is_ok_and(|c| *c == RILL_OK) {
-        put(data_out, c.current.as_ptr());
-        put(len_out, c.current.len());
-    } else {
-        put(data_out, std::ptr::null());
-        put(len_out, 0);
-    }
-    r
-}
-
 /// Receives the next response message, waiting up to `timeout_ms` (> 0, or RILL_FOREVER).
 /// RILL_OK with the message in `*data_out`/`*len_out`; RILL_EOF when the call ended OK;
 /// RILL_ERR_STATUS when it failed (read `rill_call_status`); RILL_TIMEOUT.
@@ -385,7 +374,7 @@ pub extern "C" fn rill_call_recv(
             c.poll_recv()
         });
         let g = lock(&obj);
-        recv_out(&g, d, l, r)
+        recv_out(&g.current, d, l, r)
     })
 }
 
@@ -410,7 +399,7 @@ pub extern "C" fn rill_call_try_recv(
                 Poll::Pending => Ok(RILL_WOULD_BLOCK),
             },
         };
-        recv_out(&c, d, l, r)
+        recv_out(&c.current, d, l, r)
     })
 }
 

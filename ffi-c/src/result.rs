@@ -194,6 +194,24 @@ pub(crate) fn out<T>(p: *mut T, what: &str) -> R<*mut T> {
     }
 }
 
+/// Hands a received message to C as a borrowed pointer and length (null and 0 unless `r`
+/// is RILL_OK), passing `r` through.
+pub(crate) fn recv_out(
+    current: &bytes::Bytes,
+    data_out: *mut *const u8,
+    len_out: *mut usize,
+    r: R,
+) -> R {
+    if r.as_ref().is_ok_and(|c| *c == RILL_OK) {
+        put(data_out, current.as_ptr());
+        put(len_out, current.len());
+    } else {
+        put(data_out, std::ptr::null());
+        put(len_out, 0);
+    }
+    r
+}
+
 /// Writes through an out-pointer checked by `out`.
 pub(crate) fn put<T>(p: *mut T, v: T) {
     // SAFETY: every caller checked `p` with `out`; C promised it points to writable memory.

@@ -202,17 +202,6 @@ pub extern "C" fn rill_server_call_time_remaining(
     })
 }
 
-fn recv_out(c: &ServerCallObj, d: *mut *const u8, l: *mut usize, r: R) -> R {
-    if r.as_ref().is_ok_and(|c| *c == RILL_OK) {
-        put(d, c.current.as_ptr());
-        put(l, c.current.len());
-    } else {
-        put(d, std::ptr::null());
-        put(l, 0);
-    }
-    r
-}
-
 /// The next request message, waiting up to `timeout_ms` (> 0, or RILL_FOREVER). RILL_EOF
 /// when the client half-closed; RILL_ERR_STATUS when the call ended on this side
 /// (cancelled, deadline, broken request: read `rill_server_call_status`).
@@ -232,7 +221,7 @@ pub extern "C" fn rill_server_call_recv(
         let obj = get(call)?;
         let r = block(&obj, t, |c| c.poll_recv());
         let g = lock(&obj);
-        recv_out(&g, d, l, r)
+        recv_out(&g.current, d, l, r)
     })
 }
 
@@ -253,7 +242,7 @@ pub extern "C" fn rill_server_call_try_recv(
             Poll::Ready(r) => r,
             Poll::Pending => Ok(RILL_WOULD_BLOCK),
         };
-        recv_out(&c, d, l, r)
+        recv_out(&c.current, d, l, r)
     })
 }
 
