@@ -121,6 +121,8 @@ pub struct Call {
     status: Option<Status>,
     max_recv: usize,
     max_send: usize,
+    /// Kept from the body's decoder when the call ends.
+    last_compressed: bool,
 }
 
 impl Call {
@@ -153,6 +155,7 @@ impl Call {
                 .max_recv_message_size
                 .unwrap_or(codec::DEFAULT_MAX_RECV_MESSAGE),
             max_send: opts.max_send_message_size.unwrap_or(usize::MAX),
+            last_compressed: false,
         }
     }
 
@@ -315,6 +318,15 @@ impl Call {
         }
     }
 
+    /// Whether the most recently received response message arrived compressed (its
+    /// Compressed-Flag was 1); it reaches `recv` decompressed either way.
+    pub fn last_recv_compressed(&self) -> bool {
+        match &self.state {
+            RecvState::Body(inb) => inb.last_compressed(),
+            _ => self.last_compressed,
+        }
+    }
+
     /// Appends every message that is ready (up to `max`) to `out`, waiting only if none is:
     /// one wake-up hands over a batch. Returns `Ok(n)`, the number appended; zero means the
     /// call ended successfully. An error comes after the messages that preceded it.
@@ -460,6 +472,9 @@ impl Call {
         }
         if self.headers.is_none() {
             self.headers = Some(Metadata::new());
+        }
+        if let RecvState::Body(inb) = &self.state {
+            self.last_compressed = inb.last_compressed();
         }
         self.state = RecvState::Done;
         self.out.mark_done();

@@ -95,6 +95,8 @@ pub(crate) struct Decoder {
     pending: Option<(bool, usize)>,
     max_message: usize,
     encoding: Encoding,
+    /// Whether the last message handed out arrived with the compressed flag set.
+    last_compressed: bool,
 }
 
 impl Decoder {
@@ -105,6 +107,7 @@ impl Decoder {
             pending: None,
             max_message,
             encoding: Encoding::Identity,
+            last_compressed: false,
         }
     }
 
@@ -123,6 +126,11 @@ impl Decoder {
             joined.extend_from_slice(&chunk);
             self.cur = joined.freeze();
         }
+    }
+
+    /// Whether the last message `next` returned arrived compressed on the wire.
+    pub(crate) fn last_compressed(&self) -> bool {
+        self.last_compressed
     }
 
     /// True when bytes of an unfinished message are held: at end of stream that is a
@@ -203,7 +211,8 @@ impl Decoder {
         Ok((compressed, len))
     }
 
-    fn finish_message(&self, compressed: bool, msg: Bytes) -> Result<Bytes, Status> {
+    fn finish_message(&mut self, compressed: bool, msg: Bytes) -> Result<Bytes, Status> {
+        self.last_compressed = compressed;
         if !compressed {
             return Ok(msg);
         }

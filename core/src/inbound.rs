@@ -73,6 +73,11 @@ impl Inbound {
         }
     }
 
+    /// Whether the last message handed out arrived compressed on the wire.
+    pub(crate) fn last_compressed(&self) -> bool {
+        self.dec.last_compressed()
+    }
+
     pub(crate) fn poll_trailers(
         &mut self,
         cx: &mut Context<'_>,

@@ -190,6 +190,13 @@ impl ServerCall {
         }
     }
 
+    /// Whether the most recently received request message arrived compressed (its
+    /// Compressed-Flag was 1); it reaches `recv` decompressed either way. For servers that
+    /// must check a client's compression, as the interop suite's `expect_compressed` does.
+    pub fn last_recv_compressed(&self) -> bool {
+        self.inbound.last_compressed()
+    }
+
     /// Appends every request message that is ready (up to `max`), waiting only if none is.
     /// `Ok(0)`: the client half-closed.
     pub fn poll_recv_many(

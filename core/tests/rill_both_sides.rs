@@ -224,3 +224,45 @@ async fn early_server_answer_keeps_its_status_while_the_client_sends() {
         assert_eq!(err.code(), rillrpc::Code::Unimplemented, "{err}");
     }
 }
+
+/// Each side can tell whether the last message arrived compressed (the interop suite's
+/// `expect_compressed` and `*_compressed_*` cases check it): per message, not per call.
+#[tokio::test]
+async fn last_recv_compressed_reports_the_wire_flag_of_each_message() {
+    let server = server_with(|mut call| async move {
+        let mut seen = Vec::new();
+        while let Some(_m) = call.recv().await.unwrap() {
+            seen.push(call.last_recv_compressed());
+        }
+        assert!(call.set_compression(rillrpc::Encoding::Gzip));
+        for (i, was) in seen.iter().enumerate() {
+            let reply = if *was { "z" } else { "p" };
+            call.send_with(rillrpc::Bytes::from(reply), i % 2 == 0)
+                .await
+                .unwrap();
+        }
+        call.finish(rillrpc::Status::ok()).unwrap();
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let mut call = ch
+        .open(
+            rill_testkit::rill_echo::ECHO,
+            CallOptions::new().compression(rillrpc::Encoding::Gzip),
+        )
+        .unwrap();
+    // The client compresses every message it sends with an encoding set; an empty one
+    // too, so both requests arrive flagged.
+    call.send(rillrpc::Bytes::from_static(b"first")).await.unwrap();
+    call.send(rillrpc::Bytes::from_static(b"")).await.unwrap();
+    call.close_send();
+    let mut got = Vec::new();
+    while let Some(m) = call.recv().await.unwrap() {
+        got.push((m, call.last_recv_compressed()));
+    }
+    assert_eq!(got.len(), 2);
+    assert_eq!(&got[0].0[..], b"z");
+    assert!(got[0].1, "the server compressed message 0");
+    assert_eq!(&got[1].0[..], b"z");
+    assert!(!got[1].1, "the server sent message 1 uncompressed");
+    assert!(!call.last_recv_compressed(), "the flag of the last message outlives the call");
+}
