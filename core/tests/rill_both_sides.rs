@@ -252,7 +252,9 @@ async fn last_recv_compressed_reports_the_wire_flag_of_each_message() {
         .unwrap();
     // The client compresses every message it sends with an encoding set; an empty one
     // too, so both requests arrive flagged.
-    call.send(rillrpc::Bytes::from_static(b"first")).await.unwrap();
+    call.send(rillrpc::Bytes::from_static(b"first"))
+        .await
+        .unwrap();
     call.send(rillrpc::Bytes::from_static(b"")).await.unwrap();
     call.close_send();
     let mut got = Vec::new();
@@ -264,5 +266,8 @@ async fn last_recv_compressed_reports_the_wire_flag_of_each_message() {
     assert!(got[0].1, "the server compressed message 0");
     assert_eq!(&got[1].0[..], b"z");
     assert!(!got[1].1, "the server sent message 1 uncompressed");
-    assert!(!call.last_recv_compressed(), "the flag of the last message outlives the call");
+    assert!(
+        !call.last_recv_compressed(),
+        "the flag of the last message outlives the call"
+    );
 }
