@@ -17,7 +17,7 @@ use crate::channel::ChannelInner;
 use crate::codec::{self, Encoding};
 use crate::inbound::Inbound;
 use crate::metadata::{decode_bin, Metadata};
-use crate::outbound::{End, Outbound, Terminate, TrySendError};
+use crate::outbound::{End, Lent, Outbound, Terminate, TrySendError};
 use crate::status::{percent_decode, Code, Status};
 use crate::timeout;
 
@@ -183,7 +183,7 @@ impl Call {
         let mut framed = bytes::BytesMut::with_capacity(codec::PREFIX_LEN + msg.len());
         codec::encode(&mut framed, &msg, compress)?;
         let work = async {
-            let (resp, mut stream) = chan.open_stream(req, opts.wait_for_ready).await?;
+            let (resp, mut stream, _) = chan.open_stream(req, opts.wait_for_ready).await?;
             stream
                 .send_data(framed.freeze(), true)
                 .map_err(|e| Status::from_h2(&e))?;
@@ -292,7 +292,12 @@ impl Call {
                     Poll::Pending => return Poll::Pending,
                 },
                 RecvState::Body(inb) => match inb.poll_message(cx) {
-                    Poll::Ready(Ok(Some(m))) => return Poll::Ready(Ok(Some(m))),
+                    Poll::Ready(Ok(Some(m))) => {
+                        if inb.drained() {
+                            self.out.received();
+                        }
+                        return Poll::Ready(Ok(Some(m)));
+                    }
                     Poll::Ready(Ok(None)) => match inb.poll_trailers(cx) {
                         Poll::Ready(Ok(Some(t))) => self.end(Some(status_from_trailers(&t))),
                         Poll::Ready(Ok(None)) => self.end(Some(Status::internal(
@@ -615,12 +620,12 @@ impl Pump {
             }
             r = self.chan.open_stream(req, self.wait_for_ready) => r,
         };
-        let mut stream = match opened {
-            Ok((fut, stream)) => {
+        let (mut stream, driver) = match opened {
+            Ok((fut, stream, driver)) => {
                 if tx.send(Ok(fut)).is_err() {
                     return;
                 }
-                stream
+                (stream, driver)
             }
             Err(s) => {
                 self.out.fail(s.clone());
@@ -628,29 +633,56 @@ impl Pump {
                 return;
             }
         };
+        enum Idle {
+            Deadline,
+            Reset(Result<h2::Reason, h2::Error>),
+            Work(Option<crate::outbound::Batch>),
+        }
         loop {
-            let step = tokio::select! {
+            // While waiting, the stream is lent to the call: an answer to a received
+            // message is written by its sender directly (see `outbound`).
+            self.out.lend(Lent {
+                stream,
+                driver: Some(driver.clone()),
+            });
+            let idle = tokio::select! {
                 biased;
-                _ = &mut sleep => {
+                _ = &mut sleep => Idle::Deadline,
+                r = poll_fn(|cx| self.out.poll_lent_reset(cx)) => Idle::Reset(r),
+                b = poll_fn(|cx| self.out.poll_take(cx)) => Idle::Work(b),
+            };
+            stream = self
+                .out
+                .reclaim()
+                .expect("only the pump takes the stream")
+                .stream;
+            let step = match idle {
+                Idle::Deadline => {
                     // The spec: "If the deadline expires, the client ... sends a RST_STREAM(CANCEL)"
                     // and the call fails with DEADLINE_EXCEEDED.
-                    self.out.terminate(Status::deadline_exceeded(), Terminate::Reset(h2::Reason::CANCEL));
+                    self.out.terminate(
+                        Status::deadline_exceeded(),
+                        Terminate::Reset(h2::Reason::CANCEL),
+                    );
                     disarm(sleep.as_mut());
                     continue;
                 }
-                r = poll_fn(|cx| stream.poll_reset(cx)) => {
+                Idle::Reset(r) => {
                     match r {
                         // The spec (RFC 9113 §8.1): a server that has sent its complete response
                         // "MAY request that the client abort transmission of a request without
                         // error by sending a RST_STREAM with an error code of NO_ERROR". The call
                         // is over, and its status is the one the response carried.
                         Ok(h2::Reason::NO_ERROR) => self.out.peer_finished(),
-                        Ok(reason) => self.out.fail(Status::new(Code::from_h2_reason(reason), format!("stream reset by the server ({reason:?})"))),
+                        Ok(reason) => self.out.fail(Status::new(
+                            Code::from_h2_reason(reason),
+                            format!("stream reset by the server ({reason:?})"),
+                        )),
                         Err(e) => self.out.fail(Status::from_h2(&e)),
                     }
                     return;
                 }
-                b = poll_fn(|cx| self.out.poll_take(cx)) => b,
+                Idle::Work(b) => b,
             };
             let Some(batch) = step else { return };
             if let Some(r) = batch.reset {

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::call::{single_response, Call, CallOptions};
+use crate::driver::Driver;
 use crate::error::Error;
 use crate::runtime;
 use crate::status::Status;
@@ -65,6 +66,7 @@ enum ConnState {
     Ready {
         sender: SendRequest<Bytes>,
         generation: u64,
+        driver: Arc<Driver>,
     },
     /// The last attempt failed; calls fail fast (or wait, with wait_for_ready) until `until`.
     Failed {
@@ -257,10 +259,10 @@ impl ChannelInner {
         self: &Arc<Self>,
         req: Request<()>,
         wait_for_ready: bool,
-    ) -> Result<(ResponseFuture, SendStream<Bytes>), Status> {
+    ) -> Result<(ResponseFuture, SendStream<Bytes>, Arc<Driver>), Status> {
         let mut req = Some(req);
         for attempt in 0..2 {
-            let (sender, generation) = self.sender(wait_for_ready).await?;
+            let (sender, generation, driver) = self.sender(wait_for_ready).await?;
             let mut sender = match sender.ready().await {
                 Ok(s) => s,
                 Err(e) => {
@@ -273,7 +275,7 @@ impl ChannelInner {
             };
             let r = req.take().expect("request is sent once");
             match sender.send_request(r, false) {
-                Ok(pair) => return Ok(pair),
+                Ok((resp, stream)) => return Ok((resp, stream, driver)),
                 Err(e) => return Err(Status::from_h2(&e)),
             }
         }
@@ -285,7 +287,7 @@ impl ChannelInner {
     async fn sender(
         self: &Arc<Self>,
         wait_for_ready: bool,
-    ) -> Result<(SendRequest<Bytes>, u64), Status> {
+    ) -> Result<(SendRequest<Bytes>, u64, Arc<Driver>), Status> {
         enum Next {
             Wait(watch::Receiver<()>),
             Sleep(Instant),
@@ -294,9 +296,11 @@ impl ChannelInner {
             let next = {
                 let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 match &*st {
-                    ConnState::Ready { sender, generation } => {
-                        return Ok((sender.clone(), *generation))
-                    }
+                    ConnState::Ready {
+                        sender,
+                        generation,
+                        driver,
+                    } => return Ok((sender.clone(), *generation, driver.clone())),
                     ConnState::Closed => return Err(Status::unavailable("channel is closed")),
                     ConnState::Connecting(rx) => Next::Wait(rx.clone()),
                     ConnState::Failed { until, error } if Instant::now() < *until => {
@@ -338,9 +342,13 @@ impl ChannelInner {
             return;
         }
         match r {
-            Ok((sender, generation)) => {
+            Ok((sender, generation, driver)) => {
                 *self.backoff.lock().unwrap_or_else(|p| p.into_inner()) = self.opts.initial_backoff;
-                *st = ConnState::Ready { sender, generation };
+                *st = ConnState::Ready {
+                    sender,
+                    generation,
+                    driver,
+                };
             }
             Err(error) => {
                 let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
@@ -360,7 +368,7 @@ impl ChannelInner {
         drop(done);
     }
 
-    async fn establish(self: &Arc<Self>) -> Result<(SendRequest<Bytes>, u64), Status> {
+    async fn establish(self: &Arc<Self>) -> Result<(SendRequest<Bytes>, u64, Arc<Driver>), Status> {
         let addr = format!("{}:{}", self.host, self.port);
         let tcp = TcpStream::connect(&addr)
             .await
@@ -390,7 +398,10 @@ impl ChannelInner {
         }
     }
 
-    async fn handshake<T>(self: &Arc<Self>, io: T) -> Result<(SendRequest<Bytes>, u64), Status>
+    async fn handshake<T>(
+        self: &Arc<Self>,
+        io: T,
+    ) -> Result<(SendRequest<Bytes>, u64, Arc<Driver>), Status>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -418,7 +429,16 @@ impl ChannelInner {
             .keepalive_interval
             .map(|i| (i, self.opts.keepalive_timeout, conn.ping_pong()));
         let me = Arc::downgrade(self);
+        let driver = Driver::new(
+            async move {
+                let _ = conn.await;
+            },
+            self.runtime.clone(),
+        );
+        let d = driver.clone();
         self.runtime.spawn(async move {
+            let _closer = d.closer();
+            let mut conn = std::future::poll_fn(|cx| d.poll_task(cx));
             match keepalive {
                 Some((interval, timeout, Some(mut pp))) => loop {
                     tokio::select! {
@@ -436,15 +456,15 @@ impl ChannelInner {
                         },
                     }
                 },
-                _ => {
-                    let _ = conn.await;
-                }
+                _ => conn.await,
             }
+            // Keepalive gave up on a connection that is still open: end it now.
+            d.close();
             if let Some(me) = me.upgrade() {
                 me.connection_lost(generation);
             }
         });
-        Ok((sender, generation))
+        Ok((sender, generation, driver))
     }
 
     /// The connection of `generation` is gone: the next call reconnects.

@@ -73,6 +73,13 @@ impl Inbound {
         }
     }
 
+    /// True when no further received bytes wait in the decoder: the message just handed
+    /// out was the last one that arrived, so what the receiver sends next answers it (a
+    /// burst of messages still in the buffer is not a request-response rhythm).
+    pub(crate) fn drained(&self) -> bool {
+        !self.dec.has_partial()
+    }
+
     /// Whether the last message handed out arrived compressed on the wire.
     pub(crate) fn last_compressed(&self) -> bool {
         self.dec.last_compressed()

@@ -8,6 +8,7 @@
 mod call;
 mod channel;
 pub mod codec;
+mod driver;
 mod error;
 mod inbound;
 pub mod metadata;

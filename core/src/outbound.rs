@@ -2,15 +2,22 @@
 //! HTTP/2 stream. Small messages are framed straight into one shared buffer, so a burst of
 //! sends becomes one DATA frame and one write; the pump is woken once per burst, not once
 //! per message.
+//!
+//! A send that answers a received message on an idle stream skips the pump: while the pump
+//! waits, it lends the stream here, and such a send writes its frame into it and kicks the
+//! connection from the sender's own thread (see `driver`). Request-response rhythms
+//! (ping-pong) then cost no hand-off to a runtime thread; bursts still coalesce.
 
 use bytes::{Bytes, BytesMut};
+use h2::SendStream;
 use http::HeaderMap;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::codec::{self, Encoding};
+use crate::driver::Driver;
 use crate::status::{Code, Status};
 
 /// Messages up to this size are copied into the shared buffer; larger ones travel as
@@ -42,7 +49,16 @@ pub(crate) struct Outbound {
     /// Set once the call has a final local outcome (cancelled, deadline, protocol error):
     /// lets the receive path check for it without taking the lock.
     terminated: AtomicBool,
+    /// A message was handed to the receiver since the last direct write: the next send
+    /// is an answer, and may go out directly.
+    answer: AtomicBool,
     limit: usize,
+}
+
+/// The pump's stream, lent while the pump waits for work.
+pub(crate) struct Lent {
+    pub(crate) stream: SendStream<Bytes>,
+    pub(crate) driver: Option<Arc<Driver>>,
 }
 
 struct State {
@@ -68,6 +84,7 @@ struct State {
     watcher: Option<Waker>,
     peer_finished: bool,
     compress: Encoding,
+    lent: Option<Lent>,
 }
 
 enum Push {
@@ -104,8 +121,10 @@ impl Outbound {
                 watcher: None,
                 peer_finished: false,
                 compress,
+                lent: None,
             }),
             terminated: AtomicBool::new(false),
+            answer: AtomicBool::new(false),
             limit,
         }
     }
@@ -177,6 +196,12 @@ impl Outbound {
             Some(false) => Encoding::Identity,
             _ => st.compress,
         };
+        if st.queued == 0 && st.lent.is_some() && msg.len() <= COALESCE_MAX {
+            match self.write_direct(st, msg, enc) {
+                Ok(()) => return Ok(()),
+                Err(again) => st = again,
+            }
+        }
         if enc == Encoding::Identity && msg.len() > COALESCE_MAX {
             let prefix = codec::prefix(msg.len()).map_err(Push::Closed)?;
             if !st.tail.is_empty() {
@@ -218,6 +243,69 @@ impl Outbound {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Writes an answer straight into the lent stream and kicks the connection; hands the
+    /// lock back when the message must be queued instead (not an answer, or no window).
+    fn write_direct<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        msg: &[u8],
+        enc: Encoding,
+    ) -> Result<(), MutexGuard<'a, State>> {
+        if st.headers.is_some() || st.end.is_some() || st.reset.is_some() || st.urgent {
+            return Err(st);
+        }
+        if !self.answer.swap(false, Ordering::Relaxed) {
+            return Err(st);
+        }
+        let lent = st.lent.as_mut().expect("checked by the caller");
+        lent.stream.reserve_capacity(1);
+        if lent.stream.capacity() == 0 {
+            return Err(st);
+        }
+        let mut frame = BytesMut::with_capacity(codec::PREFIX_LEN + msg.len());
+        if codec::encode(&mut frame, msg, enc).is_err() {
+            return Err(st);
+        }
+        let driver = lent.driver.clone();
+        let kick = driver.as_deref().map(Driver::announce);
+        if lent.stream.send_data(frame.freeze(), false).is_err() {
+            // The stream is gone; the pump finds out why when it takes the stream back.
+            drop(kick);
+            return Err(st);
+        }
+        drop(st);
+        if let Some(k) = kick {
+            k.finish();
+        }
+        Ok(())
+    }
+
+    /// The receive side handed a message over: a send that follows answers it.
+    pub(crate) fn received(&self) {
+        self.answer.store(true, Ordering::Relaxed);
+    }
+
+    /// The pump's side: lends its stream while it waits for work.
+    pub(crate) fn lend(&self, lent: Lent) {
+        self.lock().lent = Some(lent);
+    }
+
+    /// The pump's side: takes its stream back.
+    pub(crate) fn reclaim(&self) -> Option<Lent> {
+        self.lock().lent.take()
+    }
+
+    /// Watches the lent stream for a reset from the peer.
+    pub(crate) fn poll_lent_reset(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<h2::Reason, h2::Error>> {
+        match self.lock().lent.as_mut() {
+            Some(l) => l.stream.poll_reset(cx),
+            None => Poll::Pending,
+        }
     }
 
     /// Ready when a message may be queued (or sending has failed, and `try_send` will say

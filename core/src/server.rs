@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::call::{content_type, is_grpc_content_type, Shape};
 use crate::codec::{self, Encoding};
+use crate::driver::Driver;
 use crate::error::Error;
 use crate::metadata::Metadata;
 use crate::runtime;
@@ -299,39 +300,51 @@ where
             return;
         }
     };
-    let mut phase = shared.phase.clone();
-    let mut draining = false;
-    if *phase.borrow() != Phase::Serving {
-        conn.graceful_shutdown();
-        draining = true;
-    }
-    loop {
-        tokio::select! {
-            r = conn.accept() => match r {
-                Some(Ok((req, respond))) => dispatch(&shared, req, respond, peer),
-                Some(Err(e)) => {
-                    tracing::debug!("connection from {peer}: {e}");
-                    if e.is_io() || e.is_go_away() {
-                        break;
+    // The connection is polled through a driver, so that a handler's thread can put its
+    // answer on the socket itself (see `driver`). Its calls hold the driver; the future
+    // holds only a weak reference, or the two would keep each other alive.
+    let rt = tokio::runtime::Handle::current();
+    let driver = Driver::new_cyclic(
+        |me| async move {
+            let mut phase = shared.phase.clone();
+            let mut draining = false;
+            if *phase.borrow() != Phase::Serving {
+                conn.graceful_shutdown();
+                draining = true;
+            }
+            loop {
+                tokio::select! {
+                    r = conn.accept() => match r {
+                        Some(Ok((req, respond))) => dispatch(&shared, req, respond, peer, me.upgrade()),
+                        Some(Err(e)) => {
+                            tracing::debug!("connection from {peer}: {e}");
+                            if e.is_io() || e.is_go_away() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    _ = phase.changed() => {
+                        let p = *phase.borrow();
+                        if p == Phase::Stopped {
+                            conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                            // Let h2 write the GOAWAY, briefly, then drop the connection.
+                            let _ = tokio::time::timeout(Duration::from_millis(100), std::future::poll_fn(|cx| conn.poll_closed(cx))).await;
+                            break;
+                        }
+                        if p == Phase::Draining && !draining {
+                            conn.graceful_shutdown();
+                            draining = true;
+                        }
                     }
                 }
-                None => break,
-            },
-            _ = phase.changed() => {
-                let p = *phase.borrow();
-                if p == Phase::Stopped {
-                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                    // Let h2 write the GOAWAY, briefly, then drop the connection.
-                    let _ = tokio::time::timeout(Duration::from_millis(100), std::future::poll_fn(|cx| conn.poll_closed(cx))).await;
-                    break;
-                }
-                if p == Phase::Draining && !draining {
-                    conn.graceful_shutdown();
-                    draining = true;
-                }
             }
-        }
-    }
+        },
+        rt,
+    );
+    // Aborted with the server, the task takes the connection down with it.
+    let _closer = driver.closer();
+    std::future::poll_fn(|cx| driver.poll_task(cx)).await;
 }
 
 fn dispatch(
@@ -339,6 +352,7 @@ fn dispatch(
     req: Request<h2::RecvStream>,
     mut respond: SendResponse<Bytes>,
     peer: SocketAddr,
+    driver: Option<Arc<Driver>>,
 ) {
     let (parts, body) = req.into_parts();
     if parts.method != http::Method::POST {
@@ -425,6 +439,7 @@ fn dispatch(
         request_encoding: encoding,
         accepts_gzip,
         max_recv: shared.opts.max_recv_message_size,
+        driver,
     });
     // Refused only when the server is gone; the call then ends as it drops.
     let _ = shared.calls.send(call);

@@ -16,9 +16,10 @@ use tokio::time::Instant;
 
 use crate::call::{disarm, sleep_until, write_chunks, Shape, SEND_QUEUE_BYTES};
 use crate::codec::{self, Encoding};
+use crate::driver::Driver;
 use crate::inbound::Inbound;
 use crate::metadata::Metadata;
-use crate::outbound::{End, Outbound, Terminate, TrySendError};
+use crate::outbound::{Batch, End, Lent, Outbound, Terminate, TrySendError};
 use crate::runtime;
 use crate::status::{percent_encode, Code, Status};
 
@@ -34,6 +35,8 @@ pub(crate) struct Incoming {
     pub(crate) request_encoding: Encoding,
     pub(crate) accepts_gzip: bool,
     pub(crate) max_recv: usize,
+    /// The connection, for kicks from the handler's thread.
+    pub(crate) driver: Option<Arc<Driver>>,
 }
 
 /// One incoming call. Dropping it without `finish` ends it as UNKNOWN, so a handler that
@@ -69,6 +72,7 @@ impl ServerCall {
             out: out.clone(),
             deadline,
             content_type: inc.content_type,
+            driver: inc.driver,
         };
         // A single-response call without a deadline usually ends with one message and its
         // status, all known when the handler finishes: then the handler's own task writes
@@ -169,6 +173,9 @@ impl ServerCall {
                         "client sent more than one request message for a single-request method",
                     );
                     return Poll::Ready(Err(self.abort_with(s)));
+                }
+                if self.inbound.drained() {
+                    self.out.received();
                 }
                 Poll::Ready(Ok(Some(m)))
             }
@@ -399,6 +406,7 @@ struct Pump {
     out: Arc<Outbound>,
     deadline: Option<Instant>,
     content_type: HeaderValue,
+    driver: Option<Arc<Driver>>,
 }
 
 impl Pump {
@@ -431,6 +439,16 @@ impl Pump {
         let Poll::Ready(Some(b)) = self.out.poll_take(&mut cx) else {
             return;
         };
+        // The handler's thread puts the response on the socket itself (see `driver`).
+        let kick = self.driver.as_deref().map(Driver::announce);
+        self.write_batch(respond, b);
+        if let Some(k) = kick {
+            k.finish();
+        }
+        self.out.mark_done();
+    }
+
+    fn write_batch(&self, respond: &mut SendResponse<Bytes>, b: Batch) {
         if let Some(r) = b.reset {
             respond.send_reset(r);
         } else if b.headers.is_some() || !b.chunks.is_empty() {
@@ -448,38 +466,75 @@ impl Pump {
         } else if let Some(End::Trailers(t)) = b.end {
             let _ = respond.send_response(self.response(Some(t)), true);
         }
-        self.out.mark_done();
     }
 
     async fn run(self, mut respond: SendResponse<Bytes>) {
         let sleep = sleep_until(self.deadline);
         tokio::pin!(sleep);
         let mut stream: Option<SendStream<Bytes>> = None;
+        enum Idle {
+            Deadline,
+            Reset(Result<h2::Reason, h2::Error>),
+            Work(Option<Batch>),
+        }
         loop {
-            let step = tokio::select! {
+            // While waiting, the stream (once the headers are out) is lent to the call: an
+            // answer to a received message is written by its sender directly.
+            let lent = match stream.take() {
+                Some(s) => {
+                    self.out.lend(Lent {
+                        stream: s,
+                        driver: self.driver.clone(),
+                    });
+                    true
+                }
+                None => false,
+            };
+            let idle = tokio::select! {
                 biased;
-                _ = &mut sleep => {
+                _ = &mut sleep => Idle::Deadline,
+                r = poll_fn(|cx| if lent {
+                    self.out.poll_lent_reset(cx)
+                } else {
+                    respond.poll_reset(cx)
+                }) => Idle::Reset(r),
+                b = poll_fn(|cx| self.out.poll_take(cx)) => Idle::Work(b),
+            };
+            if lent {
+                stream = Some(
+                    self.out
+                        .reclaim()
+                        .expect("only the pump takes the stream")
+                        .stream,
+                );
+            }
+            let step = match idle {
+                Idle::Deadline => {
                     // The client's deadline passed: end the call as DEADLINE_EXCEEDED, in
                     // trailers, as grpc-go and grpcio servers do.
                     let s = Status::deadline_exceeded();
-                    self.out.terminate(s.clone(), Terminate::Trailers(trailers_for(&s)));
+                    self.out
+                        .terminate(s.clone(), Terminate::Trailers(trailers_for(&s)));
                     disarm(sleep.as_mut());
                     continue;
                 }
-                r = poll_fn(|cx| match stream.as_mut() {
-                    Some(s) => s.poll_reset(cx),
-                    None => respond.poll_reset(cx),
-                }) => {
+                Idle::Reset(r) => {
                     let s = match r {
-                        Ok(h2::Reason::CANCEL) | Ok(h2::Reason::NO_ERROR) => Status::cancelled("the client cancelled the call"),
-                        Ok(reason) => Status::new(Code::from_h2_reason(reason), format!("stream reset by the client: {reason:?}")),
+                        Ok(h2::Reason::CANCEL) | Ok(h2::Reason::NO_ERROR) => {
+                            Status::cancelled("the client cancelled the call")
+                        }
+                        Ok(reason) => Status::new(
+                            Code::from_h2_reason(reason),
+                            format!("stream reset by the client: {reason:?}"),
+                        ),
                         Err(e) => Status::from_h2(&e),
                     };
-                    self.out.terminate(s.clone(), Terminate::Reset(h2::Reason::NO_ERROR));
+                    self.out
+                        .terminate(s.clone(), Terminate::Reset(h2::Reason::NO_ERROR));
                     self.out.fail(s);
                     return;
                 }
-                b = poll_fn(|cx| self.out.poll_take(cx)) => b,
+                Idle::Work(b) => b,
             };
             let Some(batch) = step else { return };
             if let Some(r) = batch.reset {

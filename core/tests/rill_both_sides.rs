@@ -271,3 +271,44 @@ async fn last_recv_compressed_reports_the_wire_flag_of_each_message() {
         "the flag of the last message outlives the call"
     );
 }
+
+/// Answers to received messages skip the writer task (written by the sender's thread into
+/// the lent stream, see `outbound`), while other sends queue: mixing the two must keep the
+/// order, on both sides, from a runtime thread and from a plain thread alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_answers_and_queued_sends_keep_their_order() {
+    let server = rill_server(ServerOptions::default());
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let check = |call: &mut rillrpc::Call, rounds: usize, rt: &tokio::runtime::Handle| {
+        let mut next = 0u32;
+        let mut expect = 0u32;
+        for round in 0..rounds {
+            // One answer (direct when the stream is idle), sometimes followed by more that
+            // must queue behind it.
+            let extra = round % 3;
+            for _ in 0..=extra {
+                rt.block_on(call.send(req(&next.to_be_bytes(), 0))).unwrap();
+                next += 1;
+            }
+            for _ in 0..=extra {
+                let m = rt.block_on(call.recv()).unwrap().expect("an echo");
+                assert_eq!(resp_payload(&m), expect.to_be_bytes(), "round {round}");
+                expect += 1;
+            }
+        }
+    };
+    // From a plain thread (as bindings call), blocking on each step.
+    let mut call = ch
+        .bidi(rill_testkit::rill_echo::ECHO, CallOptions::new())
+        .unwrap();
+    let rt = tokio::runtime::Handle::current();
+    let mut call = tokio::task::spawn_blocking(move || {
+        check(&mut call, 500, &rt);
+        call
+    })
+    .await
+    .unwrap();
+    call.close_send();
+    assert!(call.recv().await.unwrap().is_none());
+    assert!(call.status().unwrap().is_ok());
+}
