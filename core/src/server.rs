@@ -244,6 +244,7 @@ async fn serve(
             r = listener.accept() => match r {
                 Ok((tcp, peer)) => {
                     transport::tune(&tcp);
+                    let tcp = Drained(tcp);
                     let s = shared.clone();
                     conns.spawn(async move {
                         match &s.tls {
@@ -356,7 +357,12 @@ fn dispatch(
 ) {
     let (parts, body) = req.into_parts();
     if parts.method != http::Method::POST {
-        let _ = respond.send_response(plain(StatusCode::METHOD_NOT_ALLOWED), true);
+        refuse(
+            respond,
+            body,
+            plain(StatusCode::METHOD_NOT_ALLOWED),
+            "gRPC requests are POST\n",
+        );
         return;
     }
     let ct = parts
@@ -375,7 +381,12 @@ fn dispatch(
         if let Ok(v) = HeaderValue::from_str(&msg) {
             r.headers_mut().insert("grpc-message", v);
         }
-        let _ = respond.send_response(r, true);
+        refuse(
+            respond,
+            body,
+            r,
+            "gRPC requests have content-type application/grpc\n",
+        );
         return;
     }
     let resp_ct = HeaderValue::from_str(ct.split(';').next().unwrap_or("application/grpc").trim())
@@ -443,6 +454,101 @@ fn dispatch(
     });
     // Refused only when the server is gone; the call then ends as it drops.
     let _ = shared.calls.send(call);
+}
+
+/// A connection that, when dropped, first reads away what the peer has already sent: closing
+/// a socket with unread input makes the kernel answer with RST instead of FIN, and the peer
+/// may then lose what we wrote last. h2 drops the connection so after a bad preface, having
+/// read only the preface's 24 bytes.
+struct Drained(tokio::net::TcpStream);
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            match self.0.try_read(&mut buf) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
+}
+
+impl AsyncRead for Drained {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Drained {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// How long a refused request may take to end before it is answered anyway.
+const REFUSE_DRAIN: Duration = Duration::from_secs(5);
+
+/// Answers a request that is not gRPC (405, 415) once the request has ended, with a short
+/// text body. Answering earlier makes h2 end the stream itself (RST_STREAM NO_ERROR) and
+/// then ignore the rest of the request, protocol errors included; the body lets a plain
+/// HTTP/2 client (curl, h2spec) see why.
+fn refuse(
+    mut respond: SendResponse<Bytes>,
+    mut body: h2::RecvStream,
+    resp: Response<()>,
+    why: &'static str,
+) {
+    tokio::spawn(async move {
+        let ended = tokio::time::timeout(REFUSE_DRAIN, async {
+            while let Some(chunk) = body.data().await {
+                let Ok(chunk) = chunk else { return false };
+                let _ = body.flow_control().release_capacity(chunk.len());
+            }
+            body.trailers().await.is_ok()
+        })
+        .await;
+        if matches!(ended, Ok(false)) {
+            return; // reset by the peer or malformed: h2 has answered already
+        }
+        if let Ok(mut out) = respond.send_response(resp, false) {
+            let _ = out.send_data(Bytes::from_static(why.as_bytes()), true);
+        }
+    });
 }
 
 fn unknown_method_message(path: &str, methods: &HashMap<String, Shape>) -> String {
