@@ -1,0 +1,287 @@
+/* The C client of the matrix, on librillrpc's blocking API:
+ *   matrix-client-c --target HOST:PORT
+ * runs the six checks of interop/matrix/README.md against an echo server, prints
+ * "PASS <check>" / "FAIL <check>: <why>" lines and exits 1 if any failed. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "echo_pb.h"
+#include "rillrpc.h"
+
+#define PING_PONG "/echo.TestService/PingPong"
+#define ECHO "/echo.TestService/Echo"
+#define ECHO_CLIENT "/echo.TestService/EchoClient"
+#define ECHO_SERVER "/echo.TestService/EchoServer"
+#define WAIT_MS 20000
+
+static const uint8_t UNARY_PAYLOAD[] = "matrix\x00\xffping";
+#define UNARY_LEN (sizeof UNARY_PAYLOAD - 1)
+static const size_t STREAM_SIZES[] = {1, 10, 100, 70000};
+static const uint8_t BIN_VALUE[] = {0x00, 0xff, 0xfe, 0x80, 0x01};
+/* Percent-encoded in grpc-message on the wire: '%' and the non-ASCII bytes must survive. */
+static const char ERROR_MESSAGE[] = "matrix error: 100% ünïcødé ✓";
+
+static rill_channel chan;
+static char why[512];
+
+/* Records why a check failed; returns 1 so a check can `return fail(...)`. */
+static int fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+/* A failed library function: its result name and the library's message. */
+static int lib_fail(const char *what, rill_result r) {
+    return fail("%s: %s (%s)", what, rill_result_name(r), rill_last_error_message());
+}
+
+/* recv returned RILL_ERR_STATUS (or finish a non-OK code): the call's status. */
+static int status_fail(const char *what, rill_call call) {
+    uint32_t code = 0;
+    const char *msg = "";
+    rill_call_status(call, &code, &msg, NULL, NULL);
+    return fail("%s: status %u \"%s\"", what, code, msg);
+}
+
+static rill_result open_call(const char *method, uint32_t shape, rill_metadata md,
+                             rill_call *call) {
+    rill_call_options o;
+    rill_call_options_init(&o);
+    o.timeout_ms = WAIT_MS;
+    o.metadata = md;
+    return rill_call_open(chan, method, shape, &o, call);
+}
+
+static rill_result send_request(rill_call call, const void *payload, size_t len, int32_t count) {
+    uint8_t *buf = malloc(len + 20);
+    if (buf == NULL) return RILL_ERR_CLOSED;
+    size_t n = echo_encode(buf, payload, len, count);
+    rill_result r = rill_call_send(call, buf, n, WAIT_MS);
+    free(buf);
+    return r;
+}
+
+/* Receives one Response and checks its payload. */
+static int expect_response(rill_call call, const char *what, const void *want, size_t want_len) {
+    const uint8_t *msg, *payload;
+    size_t len, plen;
+    rill_result r = rill_call_recv(call, &msg, &len, WAIT_MS);
+    if (r == RILL_ERR_STATUS) return status_fail(what, call);
+    if (r == RILL_EOF) return fail("%s: the call ended without a response", what);
+    if (r != RILL_OK) return lib_fail(what, r);
+    if (echo_decode(msg, len, &payload, &plen, NULL) != 0)
+        return fail("%s: bad echo.Response", what);
+    if (plen != want_len || memcmp(payload, want, plen) != 0)
+        return fail("%s: payload of %zu bytes \"%.*s\", want \"%.*s\"", what, plen,
+                    (int)(plen > 64 ? 64 : plen), (const char *)payload,
+                    (int)(want_len > 64 ? 64 : want_len), (const char *)want);
+    return 0;
+}
+
+/* No more messages, then an OK status. */
+static int expect_end(rill_call call) {
+    const uint8_t *msg;
+    size_t len;
+    uint32_t code = 99;
+    rill_result r = rill_call_recv(call, &msg, &len, WAIT_MS);
+    if (r == RILL_OK) return fail("an extra message (%zu bytes)", len);
+    if (r == RILL_ERR_STATUS) return status_fail("at the end", call);
+    if (r != RILL_EOF) return lib_fail("recv at the end", r);
+    r = rill_call_finish(call, &code, WAIT_MS);
+    if (r != RILL_OK) return lib_fail("finish", r);
+    if (code != 0) return status_fail("finish", call);
+    return 0;
+}
+
+static int unary_with(const void *payload, size_t len) {
+    rill_call call;
+    rill_result r = open_call(PING_PONG, RILL_UNARY, 0, &call);
+    if (r != RILL_OK) return lib_fail("open", r);
+    int bad = (r = send_request(call, payload, len, 0)) != RILL_OK
+                  ? lib_fail("send", r)
+                  : expect_response(call, "response", payload, len) || expect_end(call);
+    rill_call_free(call);
+    return bad;
+}
+
+/* The empty request is a zero-length message, and so is its response. */
+static int unary(void) { return unary_with(UNARY_PAYLOAD, UNARY_LEN) || unary_with("", 0); }
+
+static int server_streaming(void) {
+    rill_call call;
+    rill_result r = open_call(ECHO_SERVER, RILL_SERVER_STREAMING, 0, &call);
+    if (r != RILL_OK) return lib_fail("open", r);
+    int bad = 0;
+    if ((r = send_request(call, "stream", 6, 5)) != RILL_OK) bad = lib_fail("send", r);
+    for (int i = 0; !bad && i < 5; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "response %d", i);
+        bad = expect_response(call, what, "stream", 6);
+    }
+    if (!bad) bad = expect_end(call);
+    rill_call_free(call);
+    return bad;
+}
+
+static int client_streaming(void) {
+    rill_call call;
+    rill_result r = open_call(ECHO_CLIENT, RILL_CLIENT_STREAMING, 0, &call);
+    if (r != RILL_OK) return lib_fail("open", r);
+    int bad = 0;
+    size_t total = 0;
+    for (size_t i = 0; !bad && i < sizeof STREAM_SIZES / sizeof *STREAM_SIZES; i++) {
+        char *p = malloc(STREAM_SIZES[i]);
+        memset(p, 'x', STREAM_SIZES[i]);
+        total += STREAM_SIZES[i];
+        if ((r = send_request(call, p, STREAM_SIZES[i], 0)) != RILL_OK) bad = lib_fail("send", r);
+        free(p);
+    }
+    if (!bad && (r = rill_call_close_send(call)) != RILL_OK) bad = lib_fail("close_send", r);
+    char want[32];
+    snprintf(want, sizeof want, "%zu", total);
+    if (!bad) bad = expect_response(call, "response", want, strlen(want)) || expect_end(call);
+    rill_call_free(call);
+    return bad;
+}
+
+static int bidi(void) {
+    rill_call call;
+    rill_result r = open_call(ECHO, RILL_BIDI, 0, &call);
+    if (r != RILL_OK) return lib_fail("open", r);
+    int bad = 0;
+    for (int i = 0; !bad && i < 5; i++) {
+        char p[16], what[16];
+        snprintf(p, sizeof p, "bidi-%d", i);
+        snprintf(what, sizeof what, "round %d", i);
+        if ((r = send_request(call, p, strlen(p), 0)) != RILL_OK)
+            bad = lib_fail("send", r);
+        else
+            bad = expect_response(call, what, p, strlen(p));
+    }
+    if (!bad && (r = rill_call_close_send(call)) != RILL_OK) bad = lib_fail("close_send", r);
+    if (!bad) bad = expect_end(call);
+    rill_call_free(call);
+    return bad;
+}
+
+/* Sends the request that asks for NOT_FOUND on `call`, then expects that status. */
+static int expect_error(rill_call call, const char *what) {
+    const uint8_t *msg;
+    size_t len;
+    uint32_t code = 0;
+    const char *text = "";
+    rill_result r = send_request(call, ERROR_MESSAGE, strlen(ERROR_MESSAGE), -5);
+    if (r != RILL_OK) return lib_fail(what, r);
+    if ((r = rill_call_recv(call, &msg, &len, WAIT_MS)) != RILL_ERR_STATUS)
+        return fail("%s: recv gave %s, want RILL_ERR_STATUS", what, rill_result_name(r));
+    if ((r = rill_call_status(call, &code, &text, NULL, NULL)) != RILL_OK) return lib_fail(what, r);
+    if (code != 5 || strcmp(text, ERROR_MESSAGE) != 0)
+        return fail("%s: status %u \"%s\", want 5 \"%s\"", what, code, text, ERROR_MESSAGE);
+    return 0;
+}
+
+/* The error twice: on a unary call (the status comes alone, trailers-only) and on a bidi
+ * call after one answered message (status after data). */
+static int error_status(void) {
+    rill_call call;
+    rill_result r = open_call(PING_PONG, RILL_UNARY, 0, &call);
+    if (r != RILL_OK) return lib_fail("open", r);
+    int bad = expect_error(call, "unary");
+    rill_call_free(call);
+    if (bad) return bad;
+    if ((r = open_call(ECHO, RILL_BIDI, 0, &call)) != RILL_OK) return lib_fail("open", r);
+    if ((r = send_request(call, "before", 6, 0)) != RILL_OK)
+        bad = lib_fail("bidi send", r);
+    else
+        bad = expect_response(call, "bidi first answer", "before", 6) || expect_error(call, "bidi");
+    rill_call_free(call);
+    return bad;
+}
+
+/* Appends "<where> <key> = ..." to `why` when `md` lacks an echoed entry. */
+static int check_echoed(rill_metadata md, const char *where) {
+    const uint8_t *v;
+    size_t len;
+    if (rill_metadata_get(md, "echo-key", &v, &len) != RILL_OK || len != 5 ||
+        memcmp(v, "value", 5) != 0)
+        return fail("%s: echo-key missing or wrong", where);
+    if (rill_metadata_get(md, "echo-bin-bin", &v, &len) != RILL_OK || len != sizeof BIN_VALUE ||
+        memcmp(v, BIN_VALUE, len) != 0)
+        return fail("%s: echo-bin-bin missing or wrong", where);
+    return 0;
+}
+
+static int metadata(void) {
+    rill_metadata md, headers = 0, trailers = 0;
+    rill_call call;
+    rill_result r = rill_metadata_new(&md);
+    if (r != RILL_OK) return lib_fail("metadata_new", r);
+    if ((r = rill_metadata_append(md, "echo-key", (const uint8_t *)"value", 5)) != RILL_OK ||
+        (r = rill_metadata_append(md, "echo-bin-bin", BIN_VALUE, sizeof BIN_VALUE)) != RILL_OK) {
+        rill_metadata_free(md);
+        return lib_fail("metadata_append", r);
+    }
+    r = open_call(PING_PONG, RILL_UNARY, md, &call);
+    rill_metadata_free(md);
+    if (r != RILL_OK) return lib_fail("open", r);
+    int bad = 0;
+    if ((r = send_request(call, "md", 2, 0)) != RILL_OK)
+        bad = lib_fail("send", r);
+    else if ((r = rill_call_headers(call, &headers, WAIT_MS)) != RILL_OK)
+        bad = r == RILL_ERR_STATUS ? status_fail("headers", call) : lib_fail("headers", r);
+    else if (!(bad = expect_response(call, "response", "md", 2) || expect_end(call))) {
+        if ((r = rill_call_trailers(call, &trailers)) != RILL_OK)
+            bad = lib_fail("trailers", r);
+        else
+            bad = check_echoed(headers, "headers") || check_echoed(trailers, "trailers");
+    }
+    if (headers) rill_metadata_free(headers);
+    if (trailers) rill_metadata_free(trailers);
+    rill_call_free(call);
+    return bad;
+}
+
+int main(int argc, char **argv) {
+    const char *target = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--target") == 0 && i + 1 < argc) {
+            target = argv[++i];
+        } else {
+            target = NULL;
+            break;
+        }
+    }
+    if (target == NULL) {
+        fprintf(stderr, "usage: matrix-client-c --target HOST:PORT\n");
+        return 2;
+    }
+    char uri[256];
+    snprintf(uri, sizeof uri, "http://%s", target);
+    if (rill_channel_new(uri, NULL, &chan) != RILL_OK) {
+        fprintf(stderr, "matrix-client-c: %s\n", rill_last_error_message());
+        return 2;
+    }
+    static const struct {
+        const char *name;
+        int (*run)(void);
+    } checks[] = {{"unary", unary},     {"server_streaming", server_streaming},
+                  {"client_streaming", client_streaming}, {"bidi", bidi},
+                  {"error_status", error_status},         {"metadata", metadata}};
+    int failed = 0;
+    for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
+        why[0] = 0;
+        if (checks[i].run()) {
+            failed++;
+            printf("FAIL %s: %s\n", checks[i].name, why);
+        } else {
+            printf("PASS %s\n", checks[i].name);
+        }
+        fflush(stdout);
+    }
+    rill_channel_free(chan);
+    return failed ? 1 : 0;
+}

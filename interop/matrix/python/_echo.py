@@ -1,0 +1,45 @@
+"""What the matrix's Python programs share: the generated echo_pb2 (the make fragment's
+output in $RILL_PY_GEN, or generated here from $RILL_SHARED/idl/echo.proto) and the inputs of
+the six checks, the same in every language."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+IDL = Path(os.environ.get("RILL_SHARED", HERE.parents[3] / "shared")) / "idl"
+
+
+def _gen_dir() -> Path:
+    d = os.environ.get("RILL_PY_GEN")
+    if d and (Path(d) / "echo_pb2.py").exists():
+        return Path(d)
+    out = Path(tempfile.mkdtemp(prefix="rill-matrix-pb2-"))
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", f"-I{IDL}", f"--python_out={out}",
+         f"--grpc_python_out={out}", str(IDL / "echo.proto")],
+        check=True,
+    )
+    return out
+
+
+sys.path.insert(0, str(_gen_dir()))
+
+import echo_pb2  # noqa: E402
+import echo_pb2_grpc  # noqa: E402
+
+SERVICE = echo_pb2.DESCRIPTOR.services_by_name["TestService"]
+
+UNARY_PAYLOAD = b"matrix\x00\xffping"
+STREAM_SIZES = (1, 10, 100, 70000)
+BIN_VALUE = bytes([0x00, 0xFF, 0xFE, 0x80, 0x01])
+CALL_TIMEOUT = 20.0
+# Percent-encoded in grpc-message on the wire: "%" and the non-ASCII bytes must survive.
+ERROR_MESSAGE = "matrix error: 100% ünïcødé ✓"
+
+__all__ = ["echo_pb2", "echo_pb2_grpc", "SERVICE", "UNARY_PAYLOAD", "STREAM_SIZES", "BIN_VALUE",
+           "CALL_TIMEOUT", "ERROR_MESSAGE"]

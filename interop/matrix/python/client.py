@@ -1,0 +1,210 @@
+"""The Python clients of the matrix, on rillrpc or on grpcio (grpc.aio):
+    client.py --impl rill|grpcio --target HOST:PORT
+runs the six checks of interop/matrix/README.md, prints "PASS <check>" / "FAIL <check>:
+<why>" lines and exits 1 if any failed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any, Awaitable, Callable, List, Sequence, Tuple
+
+from _echo import BIN_VALUE, CALL_TIMEOUT, ERROR_MESSAGE, SERVICE, STREAM_SIZES, UNARY_PAYLOAD, echo_pb2, echo_pb2_grpc
+
+Req = echo_pb2.Request
+SEND_MD = (("echo-key", "value"), ("echo-bin-bin", BIN_VALUE))
+
+
+class Failed(Exception):
+    pass
+
+
+def expect(cond: bool, why: str) -> None:
+    if not cond:
+        raise Failed(why)
+
+
+def echoed(where: str, md: Sequence[Tuple[str, Any]]) -> List[str]:
+    """What is wrong with the echoed entries in `md` (pairs, as both libraries give them)."""
+    got = {}
+    for k, v in md:
+        got.setdefault(k, []).append(v)
+    problems = []
+    if got.get("echo-key") != ["value"]:
+        problems.append(f"{where} echo-key = {got.get('echo-key')!r}")
+    if got.get("echo-bin-bin") != [BIN_VALUE]:
+        problems.append(f"{where} echo-bin-bin = {got.get('echo-bin-bin')!r}")
+    return problems
+
+
+def rill_checks(target: str) -> List[Tuple[str, Callable[[], Awaitable[None]]]]:
+    import rillrpc
+    from rillrpc import RpcError, StatusCode
+
+    chan = rillrpc.Channel(f"http://{target}")
+    stub: Any = rillrpc.Stub(chan, SERVICE)
+    t = CALL_TIMEOUT
+
+    async def unary() -> None:
+        # The empty request is a zero-length message, and so is its response.
+        for p in (UNARY_PAYLOAD, b""):
+            r = await stub.PingPong(Req(payload=p), timeout=t)
+            expect(r.payload == p, f"payload {r.payload!r}, want {p!r}")
+
+    async def server_streaming() -> None:
+        call = stub.EchoServer(Req(payload=b"stream", count=5), timeout=t)
+        got = [r.payload async for r in call]
+        expect(got == [b"stream"] * 5, f"responses {got!r}")
+        code = await call.code()
+        expect(code == StatusCode.OK, f"status {code.name}")
+
+    async def client_streaming() -> None:
+        r = await stub.EchoClient([Req(payload=b"x" * n) for n in STREAM_SIZES], timeout=t)
+        expect(r.payload == str(sum(STREAM_SIZES)).encode(), f"total {r.payload!r}")
+
+    async def bidi() -> None:
+        call = stub.Echo(timeout=t)
+        for i in range(5):
+            p = f"bidi-{i}".encode()
+            await call.send(Req(payload=p))
+            r = await call.recv()
+            expect(r is not None, f"round {i}: the call ended")
+            expect(r.payload == p, f"round {i}: payload {r.payload!r}")
+        await call.close_send()
+        r = await call.recv()
+        expect(r is None, f"an extra message {r!r}")
+        code = await call.code()
+        expect(code == StatusCode.OK, f"status {code.name}")
+
+    def wanted(what: str, e: RpcError) -> None:
+        expect(e.code == StatusCode.NOT_FOUND and e.message == ERROR_MESSAGE,
+               f"{what}: status {e.code.name} {e.message!r}")
+
+    async def error_status() -> None:
+        # Unary: the status comes alone (trailers-only); bidi: after an answered message.
+        try:
+            await stub.PingPong(Req(payload=ERROR_MESSAGE.encode(), count=-5), timeout=t)
+            raise Failed("unary: the call succeeded, want NOT_FOUND")
+        except RpcError as e:
+            wanted("unary", e)
+        call = stub.Echo(timeout=t)
+        await call.send(Req(payload=b"before"))
+        r = await call.recv()
+        expect(r is not None and r.payload == b"before", f"bidi: first answer {r!r}")
+        await call.send(Req(payload=ERROR_MESSAGE.encode(), count=-5))
+        try:
+            r = await call.recv()
+            raise Failed(f"bidi: {r!r}, want NOT_FOUND")
+        except RpcError as e:
+            wanted("bidi", e)
+
+    async def metadata() -> None:
+        call = stub.PingPong(Req(payload=b"md"), timeout=t, metadata=SEND_MD)
+        r = await call
+        expect(r.payload == b"md", f"payload {r.payload!r}")
+        problems = echoed("headers", await call.headers()) + echoed("trailers", await call.trailers())
+        expect(not problems, "; ".join(problems))
+
+    return [("unary", unary), ("server_streaming", server_streaming),
+            ("client_streaming", client_streaming), ("bidi", bidi),
+            ("error_status", error_status), ("metadata", metadata)]
+
+
+def grpcio_checks(target: str) -> List[Tuple[str, Callable[[], Awaitable[None]]]]:
+    import grpc
+    import grpc.aio
+
+    chan = grpc.aio.insecure_channel(target)
+    stub = echo_pb2_grpc.TestServiceStub(chan)
+    t = CALL_TIMEOUT
+
+    async def unary() -> None:
+        for p in (UNARY_PAYLOAD, b""):
+            r = await stub.PingPong(Req(payload=p), timeout=t)
+            expect(r.payload == p, f"payload {r.payload!r}, want {p!r}")
+
+    async def server_streaming() -> None:
+        call = stub.EchoServer(Req(payload=b"stream", count=5), timeout=t)
+        got = [r.payload async for r in call]
+        expect(got == [b"stream"] * 5, f"responses {got!r}")
+        code = await call.code()
+        expect(code == grpc.StatusCode.OK, f"status {code}")
+
+    async def client_streaming() -> None:
+        r = await stub.EchoClient(iter([Req(payload=b"x" * n) for n in STREAM_SIZES]), timeout=t)
+        expect(r.payload == str(sum(STREAM_SIZES)).encode(), f"total {r.payload!r}")
+
+    async def bidi() -> None:
+        call = stub.Echo(timeout=t)
+        for i in range(5):
+            p = f"bidi-{i}".encode()
+            await call.write(Req(payload=p))
+            r = await call.read()
+            expect(r is not grpc.aio.EOF, f"round {i}: the call ended")
+            expect(r.payload == p, f"round {i}: payload {r.payload!r}")
+        await call.done_writing()
+        r = await call.read()
+        expect(r is grpc.aio.EOF, f"an extra message {r!r}")
+        code = await call.code()
+        expect(code == grpc.StatusCode.OK, f"status {code}")
+
+    def wanted(what: str, e: grpc.aio.AioRpcError) -> None:
+        expect(e.code() == grpc.StatusCode.NOT_FOUND and e.details() == ERROR_MESSAGE,
+               f"{what}: status {e.code()} {e.details()!r}")
+
+    async def error_status() -> None:
+        try:
+            await stub.PingPong(Req(payload=ERROR_MESSAGE.encode(), count=-5), timeout=t)
+            raise Failed("unary: the call succeeded, want NOT_FOUND")
+        except grpc.aio.AioRpcError as e:
+            wanted("unary", e)
+        call = stub.Echo(timeout=t)
+        await call.write(Req(payload=b"before"))
+        r = await call.read()
+        expect(r is not grpc.aio.EOF and r.payload == b"before", f"bidi: first answer {r!r}")
+        await call.write(Req(payload=ERROR_MESSAGE.encode(), count=-5))
+        try:
+            r = await call.read()
+            raise Failed(f"bidi: {r!r}, want NOT_FOUND")
+        except grpc.aio.AioRpcError as e:
+            wanted("bidi", e)
+
+    async def metadata() -> None:
+        call = stub.PingPong(Req(payload=b"md"), timeout=t, metadata=SEND_MD)
+        r = await call
+        expect(r.payload == b"md", f"payload {r.payload!r}")
+        problems = (echoed("headers", list(await call.initial_metadata()))
+                    + echoed("trailers", list(await call.trailing_metadata())))
+        expect(not problems, "; ".join(problems))
+
+    return [("unary", unary), ("server_streaming", server_streaming),
+            ("client_streaming", client_streaming), ("bidi", bidi),
+            ("error_status", error_status), ("metadata", metadata)]
+
+
+async def run(impl: str, target: str) -> int:
+    checks = rill_checks(target) if impl == "rill" else grpcio_checks(target)
+    failed = 0
+    for name, check in checks:
+        try:
+            # A hung peer fails its check instead of the whole run.
+            await asyncio.wait_for(check(), CALL_TIMEOUT + 5)
+            print(f"PASS {name}", flush=True)
+        except Exception as e:  # every failure is reported as a line, whatever raised it
+            failed += 1
+            why = str(e) if isinstance(e, Failed) else f"{type(e).__name__}: {e}"
+            print(f"FAIL {name}: {why}", flush=True)
+    return 1 if failed else 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--impl", choices=("rill", "grpcio"), default="rill")
+    ap.add_argument("--target", required=True)
+    a = ap.parse_args()
+    sys.exit(asyncio.run(run(a.impl, a.target)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""The cross-language matrix: every rillrpc client (rust, c, python, node) against every
+server (the four rillrpc ones and the grpcio, grpc-js and grpc-go peers), and every peer
+client against every rillrpc server, on the six checks of README.md.
+
+    run.py --target-dir DIR --python PY [--node NODE] [--clients a,b] [--servers a,b]
+
+Builds nothing (`make matrix` does): it starts each server once, runs the clients against
+it one after the other, prints the table (rows = clients, columns = servers), then the
+output of every failing cell, kills every server it started, and exits 1 if any required
+cell failed. Python 3 standard library only."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+HERE = Path(__file__).resolve().parent
+RILL = ("rust", "c", "python", "node")
+PEERS = ("grpcio", "grpc-js", "grpc-go")
+ALL = RILL + PEERS
+CHECKS = ("unary", "server_streaming", "client_streaming", "bidi", "error_status", "metadata")
+START_TIMEOUT = 90.0  # a cold start on 2 busy cores (node loads a large addon)
+CLIENT_TIMEOUT = 180.0  # each check has its own 20 s deadline; this only catches a hang
+
+
+def commands(a: argparse.Namespace) -> Tuple[Dict[str, List[str]], Dict[str, List[str]]]:
+    """argv of each server (without --port) and of each client (without --target)."""
+    t = Path(a.target_dir)
+    b = t / "matrix-bin"
+    py, node = a.python, a.node
+    servers = {
+        "rust": [str(t / "debug" / "echo-server"), "--impl", "rill"],
+        "c": [str(b / "matrix-server-c")],
+        "python": [py, str(HERE / "python" / "server.py"), "--impl", "rill"],
+        "node": [node, str(HERE / "node" / "server.js"), "--impl", "rill"],
+        "grpcio": [py, str(HERE / "python" / "server.py"), "--impl", "grpcio"],
+        "grpc-js": [node, str(HERE / "node" / "server.js"), "--impl", "grpc-js"],
+        "grpc-go": [str(b / "grpc-go-server")],
+    }
+    clients = {
+        "rust": [str(t / "debug" / "matrix-client")],
+        "c": [str(b / "matrix-client-c")],
+        "python": [py, str(HERE / "python" / "client.py"), "--impl", "rill"],
+        "node": [node, str(HERE / "node" / "client.js"), "--impl", "rill"],
+        "grpcio": [py, str(HERE / "python" / "client.py"), "--impl", "grpcio"],
+        "grpc-js": [node, str(HERE / "node" / "client.js"), "--impl", "grpc-js"],
+        "grpc-go": [str(b / "grpc-go-client")],
+    }
+    return servers, clients
+
+
+def required(client: str, server: str) -> bool:
+    return client in RILL or server in RILL
+
+
+class Server:
+    """One server process: started in its own process group, its output collected by a
+    thread, its address taken from the `listening on HOST:PORT` line."""
+
+    def __init__(self, name: str, argv: List[str], env: Dict[str, str]) -> None:
+        self.name = name
+        self.lines: List[str] = []
+        self.addr: Optional[str] = None
+        self.error: Optional[str] = None
+        self._ready = threading.Event()
+        try:
+            self.proc: Optional[subprocess.Popen] = subprocess.Popen(
+                argv + ["--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=env, start_new_session=True, text=True,
+                errors="replace")
+        except OSError as e:
+            self.proc = None
+            self.error = f"cannot start {argv[0]}: {e}"
+            self._ready.set()
+            return
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            m = re.match(r"listening on (\S+:\d+)\s*$", line)
+            if m and self.addr is None:
+                # Connect by IPv4 loopback whatever host the server printed.
+                self.addr = "127.0.0.1:" + m.group(1).rsplit(":", 1)[1]
+                self._ready.set()
+        self._ready.set()
+
+    def wait_ready(self, deadline: float) -> bool:
+        self._ready.wait(max(0.0, deadline - time.monotonic()))
+        if self.addr is None and self.error is None:
+            code = self.proc.poll() if self.proc else None
+            self.error = (f"exited with {code} before listening" if code is not None
+                          else f"printed no `listening on` line within {START_TIMEOUT:.0f} s")
+        return self.addr is not None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(5)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    def log_tail(self, n: int = 15) -> str:
+        return "\n".join(self.lines[-n:])
+
+
+def run_client(argv: List[str], addr: str, env: Dict[str, str]) -> Tuple[bool, str]:
+    try:
+        p = subprocess.run(argv + ["--target", addr], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                           timeout=CLIENT_TIMEOUT, text=True, errors="replace")
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout if isinstance(e.stdout, str) else (e.stdout or b"").decode(errors="replace")
+        return False, out + f"\n(killed after {CLIENT_TIMEOUT:.0f} s)"
+    except OSError as e:
+        return False, f"cannot start {argv[0]}: {e}"
+    out = p.stdout
+    passed = {m.group(1) for m in re.finditer(r"^PASS (\S+)$", out, re.M)}
+    ok = p.returncode == 0 and passed >= set(CHECKS)
+    if p.returncode == 0 and not ok:
+        out += f"\n(exit 0, but no PASS line for: {', '.join(sorted(set(CHECKS) - passed))})"
+    elif p.returncode != 0:
+        out += f"\n(exit status {p.returncode})"
+    return ok, out
+
+
+def table(rows: List[str], cols: List[str], cells: Dict[Tuple[str, str], str]) -> str:
+    head = "client \\ server"
+    w0 = max(len(head), *(len(r) for r in rows))
+    ws = [max(len(c), 6) for c in cols]
+    lines = ["  ".join([head.ljust(w0)] + [c.ljust(w) for c, w in zip(cols, ws)]).rstrip()]
+    for r in rows:
+        lines.append("  ".join([r.ljust(w0)] + [cells[(r, c)].ljust(w) for c, w in zip(cols, ws)]).rstrip())
+    return "\n".join(lines)
+
+
+def names(arg: Optional[str]) -> List[str]:
+    if not arg:
+        return list(ALL)
+    out = [n.strip() for n in arg.split(",") if n.strip()]
+    bad = [n for n in out if n not in ALL]
+    if bad:
+        sys.exit(f"run.py: unknown name(s) {', '.join(bad)}; known: {', '.join(ALL)}")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--target-dir", required=True,
+                    help="CARGO_TARGET_DIR: debug/echo-server, debug/matrix-client, matrix-bin/*")
+    ap.add_argument("--python", required=True, help="the venv's python (rillrpc, grpcio installed)")
+    ap.add_argument("--node", default=shutil.which("node") or "node")
+    ap.add_argument("--clients", help="comma-separated subset of: " + ",".join(ALL))
+    ap.add_argument("--servers", help="comma-separated subset of: " + ",".join(ALL))
+    ap.add_argument("--peer-pairs", action="store_true",
+                    help="also run peer × peer cells (a check of the matrix's own peer programs; "
+                         "never required: a failure shows as `(FAIL)`)")
+    a = ap.parse_args()
+    rows, cols = names(a.clients), names(a.servers)
+    server_cmds, client_cmds = commands(a)
+    env = dict(os.environ)
+    env.setdefault("RILL_SHARED", str(HERE.parents[2] / "shared"))
+    env["PYTHONUNBUFFERED"] = "1"
+
+    started = time.monotonic()
+    servers: Dict[str, Server] = {}
+    # Whatever happens (a failure, Ctrl-C, a kill), the servers go down with the runner.
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_signal)
+    cells: Dict[Tuple[str, str], str] = {}
+    failures: List[str] = []
+    try:
+        # Only servers some required cell needs are started.
+        wanted = (lambda c, s: True) if a.peer_pairs else required
+        for s in cols:
+            if any(wanted(c, s) for c in rows):
+                servers[s] = Server(s, server_cmds[s], env)
+        deadline = time.monotonic() + START_TIMEOUT
+        for s in cols:
+            srv = servers.get(s)
+            ready = srv.wait_ready(deadline) if srv else False
+            for c in rows:
+                if not wanted(c, s):
+                    cells[(c, s)] = "—"
+                    continue
+                if not ready:
+                    cells[(c, s)] = "FAIL" if required(c, s) else "(FAIL)"
+                    failures.append(f"--- {c} client × {s} server: the server did not start: "
+                                    f"{srv.error if srv else '?'}\n{srv.log_tail() if srv else ''}")
+                    continue
+                if not srv.alive():
+                    cells[(c, s)] = "FAIL" if required(c, s) else "(FAIL)"
+                    failures.append(f"--- {c} client × {s} server: the server exited\n{srv.log_tail()}")
+                    continue
+                ok, out = run_client(client_cmds[c], srv.addr, env)
+                cells[(c, s)] = "pass" if ok else "FAIL" if required(c, s) else "(FAIL)"
+                print(f"{c:>8} -> {s:<8} {'pass' if ok else 'FAIL'}", flush=True)
+                if not ok:
+                    log = srv.log_tail()
+                    failures.append(f"--- {c} client × {s} server ({srv.addr})\n{out.rstrip()}"
+                                    + (f"\n[{s} server output]\n{log}" if log.strip() else ""))
+            if srv is not None:
+                srv.kill()
+    finally:
+        for srv in servers.values():
+            srv.kill()
+
+    print()
+    print(table(rows, cols, cells))
+    n_req = sum(1 for k in cells if required(*k))
+    n_fail = sum(1 for v in cells.values() if v == "FAIL")
+    print(f"\n{n_req - n_fail}/{n_req} required cells pass ({len(CHECKS)} checks each; "
+          f"— = peer × peer, not required); {time.monotonic() - started:.0f} s")
+    if failures:
+        print("\nFailing cells:\n")
+        print("\n\n".join(failures))
+    return 1 if n_fail else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as e:  # the servers were killed on the way out
+        print(f"run.py: interrupted ({e or 'Ctrl-C'})", file=sys.stderr)
+        sys.exit(130)

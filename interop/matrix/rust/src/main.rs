@@ -1,0 +1,259 @@
+//! The rillrpc (Rust core) client of the matrix: `matrix-client --target HOST:PORT` runs the
+//! six checks of interop/matrix/README.md against an echo server, prints `PASS <check>` /
+//! `FAIL <check>: <why>` lines and exits 1 if any failed.
+
+use prost::Message;
+use rill_testkit::echo::{Request, Response};
+use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
+use rillrpc::{Bytes, Call, CallOptions, Channel, Code, Metadata, MetadataValue};
+use std::time::Duration;
+
+const UNARY_PAYLOAD: &[u8] = b"matrix\x00\xffping";
+const STREAM_SIZES: [usize; 4] = [1, 10, 100, 70_000];
+const BIN_VALUE: &[u8] = &[0x00, 0xff, 0xfe, 0x80, 0x01];
+/// Percent-encoded in grpc-message on the wire: `%` and the non-ASCII bytes must survive.
+const ERROR_MESSAGE: &str = "matrix error: 100% ünïcødé ✓";
+
+type Check = Result<(), String>;
+type CheckFn = fn(&Channel) -> Check;
+
+fn main() {
+    let mut target = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--target" => target = args.next(),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    let target = target.unwrap_or_else(|| usage("--target is required"));
+    let chan = Channel::new(&format!("http://{target}")).unwrap_or_else(|e| {
+        eprintln!("matrix-client: {e}");
+        std::process::exit(2)
+    });
+    let checks: [(&str, CheckFn); 6] = [
+        ("unary", unary),
+        ("server_streaming", server_streaming),
+        ("client_streaming", client_streaming),
+        ("bidi", bidi),
+        ("error_status", error_status),
+        ("metadata", metadata),
+    ];
+    let mut failed = 0;
+    for (name, check) in checks {
+        match check(&chan) {
+            Ok(()) => println!("PASS {name}"),
+            Err(why) => {
+                failed += 1;
+                println!("FAIL {name}: {why}");
+            }
+        }
+    }
+    std::process::exit(if failed > 0 { 1 } else { 0 })
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("matrix-client: {msg}\nusage: matrix-client --target HOST:PORT");
+    std::process::exit(2)
+}
+
+/// A deadline on every call, so a hung peer fails the check instead of the whole run.
+fn opts() -> CallOptions {
+    CallOptions::new().timeout(Duration::from_secs(20))
+}
+
+fn request(payload: &[u8], count: i32) -> Bytes {
+    Bytes::from(
+        Request {
+            payload: payload.to_vec(),
+            count,
+        }
+        .encode_to_vec(),
+    )
+}
+
+fn response(msg: &[u8]) -> Result<Vec<u8>, String> {
+    Response::decode(msg)
+        .map(|r| r.payload)
+        .map_err(|e| format!("bad echo.Response: {e}"))
+}
+
+fn st(s: rillrpc::Status) -> String {
+    format!("status {} {:?}", s.code().name(), s.message())
+}
+
+/// Reads the end of a call that must have no more messages, and its OK status.
+async fn expect_end(call: &mut Call) -> Check {
+    match call.recv().await.map_err(st)? {
+        None => {}
+        Some(m) => return Err(format!("an extra message ({} bytes)", m.len())),
+    }
+    let s = call.finish().await;
+    if s.code() != Code::Ok {
+        return Err(st(s));
+    }
+    Ok(())
+}
+
+fn unary(chan: &Channel) -> Check {
+    rillrpc::runtime::block_on(async {
+        // The empty request is a zero-length message, and so is its response.
+        for want in [UNARY_PAYLOAD, b""] {
+            let got = chan
+                .unary(PING_PONG, request(want, 0), opts())
+                .await
+                .map_err(|s| format!("payload {want:?}: {}", st(s)))?;
+            let p = response(&got)?;
+            if p != want {
+                return Err(format!("payload {p:?}, want {want:?}"));
+            }
+        }
+        Ok(())
+    })
+}
+
+fn server_streaming(chan: &Channel) -> Check {
+    rillrpc::runtime::block_on(async {
+        let mut call = chan
+            .server_streaming(ECHO_SERVER, request(b"stream", 5), opts())
+            .await
+            .map_err(st)?;
+        let mut n = 0;
+        while let Some(m) = call
+            .recv()
+            .await
+            .map_err(|s| format!("after {n} responses: {}", st(s)))?
+        {
+            let p = response(&m)?;
+            if p != b"stream" {
+                return Err(format!("response {n}: payload {p:?}"));
+            }
+            n += 1;
+        }
+        if n != 5 {
+            return Err(format!("{n} responses, want 5"));
+        }
+        let s = call.finish().await;
+        if s.code() != Code::Ok {
+            return Err(st(s));
+        }
+        Ok(())
+    })
+}
+
+fn client_streaming(chan: &Channel) -> Check {
+    rillrpc::runtime::block_on(async {
+        let reqs: Vec<Bytes> = STREAM_SIZES
+            .iter()
+            .map(|&n| request(&vec![b'x'; n], 0))
+            .collect();
+        let got = chan
+            .client_streaming(ECHO_CLIENT, reqs, opts())
+            .await
+            .map_err(st)?;
+        let p = response(&got)?;
+        let want = STREAM_SIZES.iter().sum::<usize>().to_string();
+        if p != want.as_bytes() {
+            return Err(format!(
+                "total {:?}, want {want:?}",
+                String::from_utf8_lossy(&p)
+            ));
+        }
+        Ok(())
+    })
+}
+
+fn bidi(chan: &Channel) -> Check {
+    rillrpc::runtime::block_on(async {
+        let mut call = chan.bidi(ECHO, opts()).map_err(st)?;
+        for i in 0..5 {
+            let p = format!("bidi-{i}");
+            call.send(request(p.as_bytes(), 0)).await.map_err(st)?;
+            let m = call
+                .recv()
+                .await
+                .map_err(|s| format!("round {i}: {}", st(s)))?
+                .ok_or_else(|| format!("round {i}: the call ended"))?;
+            let got = response(&m)?;
+            if got != p.as_bytes() {
+                return Err(format!("round {i}: payload {got:?}, want {p:?}"));
+            }
+        }
+        call.close_send();
+        expect_end(&mut call).await
+    })
+}
+
+fn wanted_error(s: rillrpc::Status) -> Check {
+    if s.code() == Code::NotFound && s.message() == ERROR_MESSAGE {
+        Ok(())
+    } else {
+        Err(format!("{}, want NOT_FOUND {ERROR_MESSAGE:?}", st(s)))
+    }
+}
+
+/// The error twice: on a unary call (the status comes alone, trailers-only) and on a bidi
+/// call after one answered message (status after data).
+fn error_status(chan: &Channel) -> Check {
+    rillrpc::runtime::block_on(async {
+        match chan
+            .unary(PING_PONG, request(ERROR_MESSAGE.as_bytes(), -5), opts())
+            .await
+        {
+            Ok(_) => return Err("unary: the call succeeded, want NOT_FOUND".into()),
+            Err(s) => wanted_error(s).map_err(|e| format!("unary: {e}"))?,
+        }
+        let mut call = chan.bidi(ECHO, opts()).map_err(st)?;
+        call.send(request(b"before", 0)).await.map_err(st)?;
+        let first = call.recv().await.map_err(|s| format!("bidi: {}", st(s)))?;
+        if first.as_deref().map(response).transpose()?.as_deref() != Some(b"before".as_slice()) {
+            return Err(format!("bidi: first answer {first:?}"));
+        }
+        call.send(request(ERROR_MESSAGE.as_bytes(), -5))
+            .await
+            .map_err(|s| format!("bidi send: {}", st(s)))?;
+        match call.recv().await {
+            Ok(m) => Err(format!("bidi: {m:?}, want NOT_FOUND")),
+            Err(s) => wanted_error(s).map_err(|e| format!("bidi: {e}")),
+        }
+    })
+}
+
+fn has_echoed(what: &str, md: &Metadata, problems: &mut Vec<String>) {
+    match md.get("echo-key") {
+        Some(MetadataValue::Ascii(v)) if v == "value" => {}
+        other => problems.push(format!("{what} echo-key = {other:?}")),
+    }
+    match md.get_bin("echo-bin-bin") {
+        Some(v) if v == BIN_VALUE => {}
+        other => problems.push(format!("{what} echo-bin-bin = {other:?}")),
+    }
+}
+
+fn metadata(chan: &Channel) -> Check {
+    rillrpc::runtime::block_on(async {
+        let mut md = Metadata::new();
+        md.append_ascii("echo-key", "value").map_err(|e| e.0)?;
+        md.append_bin("echo-bin-bin", BIN_VALUE).map_err(|e| e.0)?;
+        let mut call = chan.open(PING_PONG, opts().metadata(md)).map_err(st)?;
+        call.send(request(b"md", 0)).await.map_err(st)?;
+        call.close_send();
+        let headers = call.headers().await.map_err(st)?;
+        let m = call
+            .recv()
+            .await
+            .map_err(st)?
+            .ok_or("no response message")?;
+        response(&m)?;
+        expect_end(&mut call).await?;
+        let trailers = call.trailers().cloned().unwrap_or_default();
+        let mut problems = Vec::new();
+        has_echoed("headers", &headers, &mut problems);
+        has_echoed("trailers", &trailers, &mut problems);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    })
+}

@@ -1,0 +1,40 @@
+# The cross-language matrix (interop/matrix/): every rillrpc client (rust, c, python, node)
+# against every server (those four and the grpcio, grpc-js, grpc-go peers), and every peer
+# client against every rillrpc server, six checks per cell. `make matrix` builds what it
+# needs and prints the table; `make test-matrix` is the same, failing if a cell fails.
+MATRIX_DIR := $(CURDIR)/interop/matrix
+MATRIX_BIN := $(CARGO_TARGET_DIR)/matrix-bin
+MATRIX_C_CFLAGS := -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L -pthread
+
+TEST_TARGETS += test-matrix
+.PHONY: matrix test-matrix matrix-build matrix-rust matrix-c matrix-go matrix-node-install
+
+# The Rust client, and the Rust server: rill-bench's echo-server --impl rill.
+matrix-rust:
+	cargo build -p rill-matrix --bin matrix-client
+	cargo build -p rill-bench --bin echo-server
+
+matrix-c: c-lib
+	mkdir -p $(MATRIX_BIN)
+	export PKG_CONFIG_PATH=$(C_PREFIX)/lib/pkgconfig && for p in client server; do \
+	  cc $(MATRIX_C_CFLAGS) $(MATRIX_DIR)/c/$$p.c -o $(MATRIX_BIN)/matrix-$$p-c \
+	    $$(pkg-config --cflags --libs rillrpc) -Wl,-rpath,$(C_PREFIX)/lib || exit 1; done
+
+# grpc-go pinned by interop/matrix/go/go.mod (the GRPC_GO_VERSION of mk/go.mk).
+matrix-go: go-check
+	mkdir -p $(MATRIX_BIN)
+	cd $(MATRIX_DIR)/go && for p in client server; do \
+	  GOFLAGS=-mod=mod $(GO) build -buildvcs=false -o $(MATRIX_BIN)/grpc-go-$$p ./$$p || exit 1; done
+
+# The rillrpc npm package (a debug addon) with its devDependencies @grpc/grpc-js and
+# @grpc/proto-loader, as mk/node.mk's test-node installs it.
+matrix-node-install:
+	cd $(CURDIR)/bindings-node && RILLRPC_BUILD=debug npm install --no-audit --no-fund
+
+matrix-build: matrix-rust matrix-c matrix-go matrix-node-install python-install python-gen
+
+matrix: matrix-build
+	RILL_PY_GEN=$(PY_GEN) $(PYTHON) $(MATRIX_DIR)/run.py --target-dir $(CARGO_TARGET_DIR) \
+	  --python $(PY_BIN)/python $(MATRIX_ARGS)
+
+test-matrix: matrix
