@@ -123,6 +123,8 @@ pub struct Call {
     max_send: usize,
     /// Kept from the body's decoder when the call ends.
     last_compressed: bool,
+    /// When the call's deadline passes, if it has one.
+    deadline: Option<Instant>,
 }
 
 impl Call {
@@ -156,6 +158,7 @@ impl Call {
                 .unwrap_or(codec::DEFAULT_MAX_RECV_MESSAGE),
             max_send: opts.max_send_message_size.unwrap_or(usize::MAX),
             last_compressed: false,
+            deadline: opts.timeout.map(|t| Instant::now() + t),
         }
     }
 
@@ -207,6 +210,21 @@ impl Call {
     pub async fn send(&self, msg: Bytes) -> Result<(), Status> {
         self.check_send(&msg)?;
         self.out.send(msg, None).await
+    }
+
+    /// Like `send`, choosing for this message whether to compress it (with the call's
+    /// `compression`; without one, messages go uncompressed whatever `compress` says).
+    pub async fn send_with(&self, msg: Bytes, compress: bool) -> Result<(), Status> {
+        self.check_send(&msg)?;
+        self.out.send(msg, Some(compress)).await
+    }
+
+    /// `try_send`, choosing for this message whether to compress it.
+    pub fn try_send_with(&self, msg: Bytes, compress: bool) -> Result<(), TrySendError> {
+        if let Err(s) = self.check_send(&msg) {
+            return Err(TrySendError::Closed(s));
+        }
+        self.out.try_send_with(msg, Some(compress))
     }
 
     /// Queues a message from a borrowed slice (copied into the send buffer), waiting
@@ -304,13 +322,19 @@ impl Call {
                             "server closed the stream without sending trailers",
                         ))),
                         Poll::Ready(Err(s)) => {
-                            let s = self.out.local_status().unwrap_or(s);
+                            let s = self
+                                .out
+                                .local_status()
+                                .unwrap_or_else(|| past_deadline(s, self.deadline));
                             self.end(Some(s))
                         }
                         Poll::Pending => return Poll::Pending,
                     },
                     Poll::Ready(Err(s)) => {
-                        let s = self.out.local_status().unwrap_or(s);
+                        let s = self
+                            .out
+                            .local_status()
+                            .unwrap_or_else(|| past_deadline(s, self.deadline));
                         self.fail_locally(s);
                     }
                     Poll::Pending => return Poll::Pending,
@@ -467,7 +491,7 @@ impl Call {
         let s = self
             .out
             .local_status()
-            .unwrap_or_else(|| Status::from_h2(e));
+            .unwrap_or_else(|| past_deadline(Status::from_h2(e), self.deadline));
         self.end(Some(s));
     }
 
@@ -674,9 +698,12 @@ impl Pump {
                         // error by sending a RST_STREAM with an error code of NO_ERROR". The call
                         // is over, and its status is the one the response carried.
                         Ok(h2::Reason::NO_ERROR) => self.out.peer_finished(),
-                        Ok(reason) => self.out.fail(Status::new(
-                            Code::from_h2_reason(reason),
-                            format!("stream reset by the server ({reason:?})"),
+                        Ok(reason) => self.out.fail(past_deadline(
+                            Status::new(
+                                Code::from_h2_reason(reason),
+                                format!("stream reset by the server ({reason:?})"),
+                            ),
+                            self.deadline,
                         )),
                         Err(e) => self.out.fail(Status::from_h2(&e)),
                     }
@@ -704,7 +731,7 @@ impl Pump {
                 if stream_finished_by_peer(&mut stream) {
                     self.out.peer_finished();
                 } else {
-                    self.out.fail(s);
+                    self.out.fail(past_deadline(s, self.deadline));
                 }
                 return;
             }
@@ -716,6 +743,17 @@ impl Pump {
             }
         }
     }
+}
+
+/// A server that resets with CANCEL once the deadline has passed does so because of it
+/// (grpc-go's server does, at the deadline): the call failed with DEADLINE_EXCEEDED, as
+/// grpc-go's client reports it too (http2_client.go, handleRSTStream). The reset can beat
+/// this side's own timer, which fires on the runtime's next millisecond tick.
+fn past_deadline(s: Status, deadline: Option<Instant>) -> Status {
+    if s.code() == Code::Cancelled && deadline.is_some_and(|d| Instant::now() >= d) {
+        return Status::deadline_exceeded();
+    }
+    s
 }
 
 /// Regression: a peer's RST_STREAM(CANCEL) that arrived while we waited for flow control

@@ -312,3 +312,36 @@ async fn direct_answers_and_queued_sends_keep_their_order() {
     assert!(call.recv().await.unwrap().is_none());
     assert!(call.status().unwrap().is_ok());
 }
+
+/// A client call with an encoding may still send one message uncompressed (the interop
+/// suite's client_compressed_streaming sends a compressed then an uncompressed one).
+#[tokio::test]
+async fn client_send_with_chooses_compression_per_message() {
+    let server = server_with(|mut call| async move {
+        let mut flags = String::new();
+        while call.recv().await.unwrap().is_some() {
+            flags.push(if call.last_recv_compressed() {
+                'z'
+            } else {
+                'p'
+            });
+        }
+        call.send(rillrpc::Bytes::from(flags)).await.unwrap();
+        call.finish(rillrpc::Status::ok()).unwrap();
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let mut call = ch
+        .open(
+            rill_testkit::rill_echo::ECHO,
+            CallOptions::new().compression(rillrpc::Encoding::Gzip),
+        )
+        .unwrap();
+    let m = || rillrpc::Bytes::from_static(b"payload");
+    call.send_with(m(), true).await.unwrap();
+    call.send_with(m(), false).await.unwrap();
+    call.try_send_with(m(), true).unwrap();
+    call.send(m()).await.unwrap();
+    call.close_send();
+    let got = call.recv().await.unwrap().unwrap();
+    assert_eq!(&got[..], b"zpzz");
+}
