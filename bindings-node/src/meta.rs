@@ -77,9 +77,8 @@ pub(crate) fn status_from_js(
     details: Option<Buffer>,
     trailers: Option<Flat>,
 ) -> Result<rillrpc::Status> {
-    if code > 16 {
-        return Err(invalid(&format!("status code {code} is not 0..16")));
-    }
+    // A code outside 0..=16 becomes UNKNOWN with its message kept, as grpcio, grpc-go and
+    // the other bindings do; failing the whole status over it would hide the message.
     let mut s =
         rillrpc::Status::new(Code::from_u32(code), message).with_trailers(from_js(trailers)?);
     if let Some(d) = details {

@@ -158,6 +158,13 @@ test('status codes, details and trailers from a handler', async () => {
     s.on('error', reject)
     s.on('end', resolve)
   }), (e) => e.code === 7 && e.details === 'no')
+  // Regression: a code outside 0..16 ended the call as INTERNAL "invalid trailers"; it is
+  // UNKNOWN with the handler's message, as with grpcio and grpc-go.
+  await assert.rejects(unary({ payload: Buffer.from('odd code'), count: -17 }), (e) => {
+    assert.equal(e.code, grpc.status.UNKNOWN)
+    assert.equal(e.details, 'odd code')
+    return true
+  })
 })
 
 test('a handler that throws ends the call as UNKNOWN and the server keeps serving', async () => {
