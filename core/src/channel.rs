@@ -17,6 +17,7 @@ use crate::call::{single_response, Call, CallOptions};
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::runtime;
+use crate::socket::Socket;
 use crate::status::Status;
 use crate::transport::DATA_FRAME_BUDGET;
 use crate::transport::{self, ClientTls};
@@ -373,7 +374,7 @@ impl ChannelInner {
         let tcp = TcpStream::connect(&addr)
             .await
             .map_err(|e| Status::unavailable(format!("failed to connect to {addr}: {e}")))?;
-        transport::tune(&tcp);
+        let tcp = Socket::new(tcp);
         match &self.tls {
             None => self.handshake(tcp).await,
             Some(connector) => {

@@ -16,6 +16,7 @@ mod outbound;
 pub mod runtime;
 mod server;
 mod server_call;
+mod socket;
 pub mod status;
 mod timeout;
 mod transport;

@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::metadata::Metadata;
 use crate::runtime;
 use crate::server_call::{trailers_for, ServerCall};
+use crate::socket::Socket;
 use crate::status::{Code, Status};
 use crate::timeout;
 use crate::transport::DATA_FRAME_BUDGET;
@@ -243,8 +244,7 @@ async fn serve(
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((tcp, peer)) => {
-                    transport::tune(&tcp);
-                    let tcp = Drained(tcp);
+                    let tcp = Socket::new(tcp);
                     let s = shared.clone();
                     conns.spawn(async move {
                         match &s.tls {
@@ -454,70 +454,6 @@ fn dispatch(
     });
     // Refused only when the server is gone; the call then ends as it drops.
     let _ = shared.calls.send(call);
-}
-
-/// A connection that, when dropped, first reads away what the peer has already sent: closing
-/// a socket with unread input makes the kernel answer with RST instead of FIN, and the peer
-/// may then lose what we wrote last. h2 drops the connection so after a bad preface, having
-/// read only the preface's 24 bytes.
-struct Drained(tokio::net::TcpStream);
-
-impl Drop for Drained {
-    fn drop(&mut self) {
-        let mut buf = [0u8; 4096];
-        for _ in 0..16 {
-            match self.0.try_read(&mut buf) {
-                Ok(n) if n > 0 => {}
-                _ => break,
-            }
-        }
-    }
-}
-
-impl AsyncRead for Drained {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Drained {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
 }
 
 /// How long a refused request may take to end before it is answered anyway.

@@ -1,8 +1,7 @@
-//! Sockets and TLS: TCP with Nagle off, rustls with ALPN `h2` on both sides.
+//! TLS: rustls with ALPN `h2` on both sides (the TCP socket under it: `socket`).
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::sync::Arc;
-use tokio::net::TcpStream;
 
 use crate::error::Error;
 
@@ -100,8 +99,3 @@ pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
 /// The memory h2 may spend on buffered small DATA frames per connection (see its
 /// `data_frame_budget`): room for tens of thousands of one-message frames.
 pub(crate) const DATA_FRAME_BUDGET: usize = 16 << 20;
-
-pub(crate) fn tune(tcp: &TcpStream) {
-    // Small messages are already coalesced by the call's queue; Nagle would only add delay.
-    let _ = tcp.set_nodelay(true);
-}
