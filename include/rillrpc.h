@@ -26,9 +26,15 @@
  * the tags; retry that handle's try_ operations until RILL_WOULD_BLOCK. A try_ operation
  * polls the engine directly on your thread: no thread hop for a message that is ready.
  *
+ * BATCHES. Where messages come in bulk, one call moves many: *_try_recv_batch and
+ * *_recv_batch hand out every ready message (up to max) as rill_slices, and
+ * *_try_send_batch queues as many messages as the send queue takes. One handle lookup and
+ * one lock per batch instead of per message; same results and states otherwise.
+ *
  * MEMORY. Received messages are not copied: recv hands out a pointer into the engine's
- * buffer, valid until the next recv on that handle (or its free). Messages you send are
- * copied before the function returns. Strings returned are borrowed, valid as each
+ * buffer, valid until the next recv (of any form) on that handle (or its free). Messages
+ * you send are copied (framed straight into the connection's send buffer) before the
+ * function returns. Strings returned are borrowed, valid as each
  * function says; metadata handles returned are new and yours to free.
  */
 
@@ -246,6 +252,21 @@ typedef uint64_t rill_channel;
 typedef uint64_t rill_call;
 
 /**
+ * A borrowed byte range: a message handed to the library (send batch) or out of it
+ * (recv batch; valid as the function says).
+ */
+typedef struct rill_slice {
+  /**
+   * The first byte; may be NULL when `len` is 0.
+   */
+  const uint8_t *data;
+  /**
+   * How many bytes.
+   */
+  size_t len;
+} rill_slice;
+
+/**
  * Channel settings. Fill with `rill_channel_options_init` first, then change fields:
  * `size` tells this library which version of the struct you compiled against.
  */
@@ -362,6 +383,26 @@ rill_result rill_call_send(rill_call call, const uint8_t *data, size_t len, int6
 rill_result rill_call_try_send(rill_call call, const uint8_t *data, size_t len);
 
 /**
+ * Queues the `n` messages of `msgs` in order (each copied) while the send queue has
+ * room, without waiting: one call for many messages. `*sent_out` says how many were
+ * queued: RILL_OK when all `n` were, RILL_WOULD_BLOCK when the queue filled first (retry
+ * the rest when the poller reports the call), or the error that stopped message
+ * `*sent_out` (as for `rill_call_try_send`; the ones before it were queued). Every slice
+ * is checked before anything is queued. A unary or server-streaming call takes a batch
+ * of one message only (RILL_ERR_WRONG_STATE otherwise).
+ *
+ * Ownership: the slices and their bytes are only read during this call.
+ *
+ * # Safety
+ * `msgs` is NULL (only if `n` is 0) or points to `n` slices, each NULL with `len` 0 or
+ * with `len` readable bytes.
+ */
+rill_result rill_call_try_send_batch(rill_call call,
+                                     const struct rill_slice *msgs,
+                                     size_t n,
+                                     size_t *sent_out);
+
+/**
  * Half-closes: the client sends nothing more. Idempotent.
  */
 rill_result rill_call_close_send(rill_call call);
@@ -385,6 +426,32 @@ rill_result rill_call_recv(rill_call call,
  * try_recv calls costs no thread hop. Ownership as for `rill_call_recv`.
  */
 rill_result rill_call_try_recv(rill_call call, const uint8_t **data_out, size_t *len_out);
+
+/**
+ * Takes every ready response message, up to `max` (1..=1048576), in one call, without
+ * waiting: RILL_OK with `*n_out` >= 1 slices in `msgs`; RILL_WOULD_BLOCK (`*n_out` 0)
+ * when none is ready; RILL_EOF when the call ended OK; RILL_ERR_STATUS when it failed
+ * (read `rill_call_status`). Messages that follow one another come in one batch, so a
+ * stream costs one call per batch, not per message.
+ *
+ * Ownership: the slices point into the call's buffers, no copy: valid until the next
+ * recv/try_recv/recv_batch/try_recv_batch/finish/free on this call.
+ */
+rill_result rill_call_try_recv_batch(rill_call call,
+                                     struct rill_slice *msgs,
+                                     size_t max,
+                                     size_t *n_out);
+
+/**
+ * Like `rill_call_try_recv_batch`, waiting up to `timeout_ms` (> 0, or RILL_FOREVER) for
+ * at least one message: RILL_TIMEOUT when none came. Ownership as for
+ * `rill_call_try_recv_batch`.
+ */
+rill_result rill_call_recv_batch(rill_call call,
+                                 struct rill_slice *msgs,
+                                 size_t max,
+                                 size_t *n_out,
+                                 int64_t timeout_ms);
 
 /**
  * The response headers, waiting up to `timeout_ms` (> 0, or RILL_FOREVER) for them.
@@ -552,7 +619,9 @@ rill_result rill_poller_next(rill_poller poller, uint64_t *tags, size_t max, siz
 
 /**
  * Like `rill_poller_next`, waiting up to `timeout_ms` (> 0, or RILL_FOREVER) for a tag.
- * RILL_TIMEOUT when none came.
+ * RILL_TIMEOUT when none came. For a loop with no other event source this is the cheaper
+ * way to wait: as long as `rill_poller_fd` was never called, a wake-up costs a syscall
+ * only when this thread really sleeps.
  */
 rill_result rill_poller_wait(rill_poller poller,
                              uint64_t *tags,
@@ -732,6 +801,31 @@ rill_result rill_server_call_try_recv(rill_server_call call,
                                       size_t *len_out);
 
 /**
+ * Takes every ready request message, up to `max` (1..=1048576), in one call, without
+ * waiting: RILL_OK with `*n_out` >= 1 slices in `msgs`; RILL_WOULD_BLOCK (`*n_out` 0)
+ * when none is ready; RILL_EOF when the client half-closed; RILL_ERR_STATUS when the
+ * call ended on this side (read `rill_server_call_status`).
+ *
+ * Ownership: the slices point into the call's buffers, no copy: valid until the next
+ * recv/try_recv/recv_batch/try_recv_batch/free on this call.
+ */
+rill_result rill_server_call_try_recv_batch(rill_server_call call,
+                                            struct rill_slice *msgs,
+                                            size_t max,
+                                            size_t *n_out);
+
+/**
+ * Like `rill_server_call_try_recv_batch`, waiting up to `timeout_ms` (> 0, or
+ * RILL_FOREVER) for at least one message: RILL_TIMEOUT when none came. Ownership as for
+ * `rill_server_call_try_recv_batch`.
+ */
+rill_result rill_server_call_recv_batch(rill_server_call call,
+                                        struct rill_slice *msgs,
+                                        size_t max,
+                                        size_t *n_out,
+                                        int64_t timeout_ms);
+
+/**
  * Sends one response message (copied), waiting up to `timeout_ms` (> 0, or RILL_FOREVER)
  * while flow control says the client is full. RILL_ERR_WRONG_STATE for a second message
  * on a unary or client-streaming call or after finish; RILL_ERR_CLOSED when the call
@@ -753,6 +847,26 @@ rill_result rill_server_call_send(rill_server_call call,
  * `data` is NULL or has `len` readable bytes.
  */
 rill_result rill_server_call_try_send(rill_server_call call, const uint8_t *data, size_t len);
+
+/**
+ * Queues the `n` response messages of `msgs` in order (each copied) while the send queue
+ * has room, without waiting: one call for many messages. `*sent_out` says how many were
+ * queued: RILL_OK when all `n` were, RILL_WOULD_BLOCK when the queue filled first (retry
+ * the rest when the poller reports the call), or the error that stopped message
+ * `*sent_out` (as for `rill_server_call_try_send`; the ones before it were queued). Every
+ * slice is checked before anything is queued. A unary or client-streaming call takes a
+ * batch of one message only (RILL_ERR_WRONG_STATE otherwise).
+ *
+ * Ownership: the slices and their bytes are only read during this call.
+ *
+ * # Safety
+ * `msgs` is NULL (only if `n` is 0) or points to `n` slices, each NULL with `len` 0 or
+ * with `len` readable bytes.
+ */
+rill_result rill_server_call_try_send_batch(rill_server_call call,
+                                            const struct rill_slice *msgs,
+                                            size_t n,
+                                            size_t *sent_out);
 
 /**
  * Sends the response headers now with `md` (copied; 0 = none). Otherwise they go with the

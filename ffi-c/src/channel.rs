@@ -145,6 +145,7 @@ pub unsafe extern "C" fn rill_channel_new(
             // SAFETY: non-NULL and initialized per the contract above.
             unsafe { options(&*opts) }?
         };
+        crate::runtime::start();
         let ch = Channel::with_options(target, copts)
             .map_err(|e| Fail::new(error_code(e.kind()), e.message().to_owned()))?;
         put(o, CHANNELS.insert(ch));

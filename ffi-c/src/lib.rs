@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use notify::Notify;
 use registry::lock;
-use result::{Fail, R, RILL_TIMEOUT};
+use result::{Fail, R, RILL_OK, RILL_TIMEOUT, RILL_WOULD_BLOCK};
 
 /// Wait without limit in a blocking function (about 292 million years).
 pub const RILL_FOREVER: i64 = i64::MAX;
@@ -86,6 +86,95 @@ pub(crate) fn shape_from(v: u32) -> R<rillrpc::Shape> {
         3 => Bidi,
         _ => return Err(Fail::invalid(format!("unknown call shape {v} (0..=3)"))),
     })
+}
+
+/// A borrowed byte range: a message handed to the library (send batch) or out of it
+/// (recv batch; valid as the function says).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rill_slice {
+    /// The first byte; may be NULL when `len` is 0.
+    pub data: *const u8,
+    /// How many bytes.
+    pub len: usize,
+}
+
+/// Most messages one batch function takes or hands out.
+const MAX_BATCH: usize = 1 << 20;
+
+/// The `n` slices of a send batch, every one checked before anything is sent.
+///
+/// # Safety
+/// `msgs` is NULL or points to `n` readable `rill_slice`s.
+pub(crate) unsafe fn slices_in<'a>(msgs: *const rill_slice, n: usize) -> R<&'a [rill_slice]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if msgs.is_null() {
+        return Err(Fail::null("msgs"));
+    }
+    if n > MAX_BATCH {
+        return Err(Fail::invalid(format!("n must be <= {MAX_BATCH}, got {n}")));
+    }
+    // SAFETY: non-NULL with `n` slices per the contract above.
+    let v = unsafe { std::slice::from_raw_parts(msgs, n) };
+    if let Some(i) = v.iter().position(|m| m.data.is_null() && m.len > 0) {
+        return Err(Fail::null(&format!("msgs[{i}].data")));
+    }
+    if let Some(i) = v.iter().position(|m| m.len > isize::MAX as usize) {
+        return Err(Fail::invalid(format!("msgs[{i}].len is too large")));
+    }
+    Ok(v)
+}
+
+/// The out-array of a recv batch: `max` writable slices.
+pub(crate) fn slices_out<'a>(msgs: *mut rill_slice, max: usize) -> R<&'a mut [rill_slice]> {
+    let p = result::out(msgs, "msgs")?;
+    if max == 0 || max > MAX_BATCH {
+        return Err(Fail::invalid(format!(
+            "max must be 1..={MAX_BATCH}, got {max}"
+        )));
+    }
+    // SAFETY: C promised `max` writable slices at `msgs` (non-NULL, checked above).
+    Ok(unsafe { std::slice::from_raw_parts_mut(p, max) })
+}
+
+/// Sends `msgs` one by one with `send` until one does not go: how many went, and RILL_OK
+/// (all), RILL_WOULD_BLOCK (the queue filled) or the error of the one that failed.
+pub(crate) fn send_each(msgs: &[rill_slice], mut send: impl FnMut(&[u8]) -> Poll<R>) -> (usize, R) {
+    for (i, m) in msgs.iter().enumerate() {
+        let bytes: &[u8] = if m.len == 0 {
+            &[]
+        } else {
+            // SAFETY: checked by `slices_in`: non-NULL with `len` bytes (C's contract).
+            unsafe { std::slice::from_raw_parts(m.data, m.len) }
+        };
+        match send(bytes) {
+            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Err(e)) => return (i, Err(e)),
+            Poll::Pending => return (i, Ok(RILL_WOULD_BLOCK)),
+        }
+    }
+    (msgs.len(), Ok(RILL_OK))
+}
+
+/// Points `out` at the ready messages `batch[*next..]` (they stay in `batch`, which owns
+/// them until its next refill) and advances `*next`: how many were handed out.
+pub(crate) fn hand_out_batch(
+    batch: &[bytes::Bytes],
+    next: &mut usize,
+    out: &mut [rill_slice],
+) -> usize {
+    let ready = &batch[*next..];
+    let n = ready.len().min(out.len());
+    for (o, m) in out.iter_mut().zip(&ready[..n]) {
+        *o = rill_slice {
+            data: m.as_ptr(),
+            len: m.len(),
+        };
+    }
+    *next += n;
+    n
 }
 
 /// An object behind a handle that can be waited on.

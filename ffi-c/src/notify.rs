@@ -86,9 +86,9 @@ impl Wake for Notify {
             let _g = lock(&self.m);
             self.cv.notify_all();
         }
-        let slot = lock(&self.poller);
-        if let Some((p, tag)) = &*slot {
-            if !self.queued.swap(true, SeqCst) {
+        // Once queued, later wake-ups before the next attempt have nothing to add.
+        if !self.queued.swap(true, SeqCst) {
+            if let Some((p, tag)) = &*lock(&self.poller) {
                 p.push(*tag);
             }
         }
@@ -96,10 +96,27 @@ impl Wake for Notify {
 }
 
 /// A readiness queue for event loops: an eventfd that is readable while tags are queued.
+///
+/// The eventfd is written when the queue gets its first tag and reset when a drain empties
+/// it, outside the queue's lock: a waker pushing a tag never waits for a syscall of the
+/// event loop's thread, nor the other way round. Until someone asks for the fd it is left
+/// alone: a program that waits with `wait` then pays a syscall only when it really sleeps.
 pub(crate) struct Poller {
     fd: RawFd,
-    queue: Mutex<VecDeque<u64>>,
+    queue: Mutex<Queue>,
     cv: Condvar,
+    /// The eventfd is readable. Changed only under `fd_lock`, together with the fd.
+    signalled: AtomicBool,
+    fd_lock: Mutex<()>,
+    /// The fd was handed out: it must follow the queue from now on.
+    fd_used: AtomicBool,
+}
+
+#[derive(Default)]
+struct Queue {
+    tags: VecDeque<u64>,
+    /// Threads in `wait`: only then does a push need the condvar.
+    waiters: usize,
 }
 
 impl Poller {
@@ -111,39 +128,73 @@ impl Poller {
         }
         Ok(Poller {
             fd,
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             cv: Condvar::new(),
+            signalled: AtomicBool::new(false),
+            fd_lock: Mutex::new(()),
+            fd_used: AtomicBool::new(false),
         })
     }
 
+    /// The eventfd, readable from now on while tags are queued.
     pub fn fd(&self) -> RawFd {
+        if !self.fd_used.swap(true, SeqCst) && !lock(&self.queue).tags.is_empty() {
+            // Tags queued before: a push that comes now sees `fd_used` and signals too.
+            self.signal();
+        }
         self.fd
     }
 
-    pub fn push(&self, tag: u64) {
-        let mut q = lock(&self.queue);
-        if q.is_empty() {
+    fn signal(&self) {
+        let _g = lock(&self.fd_lock);
+        if !self.signalled.load(SeqCst) {
             let one: u64 = 1;
             // SAFETY: `fd` is our eventfd, open while `self` lives; 8 bytes from a u64.
             // It can only fail when the counter would overflow, i.e. it is readable anyway.
             let _ = unsafe { libc::write(self.fd, (&one as *const u64).cast(), 8) };
+            self.signalled.store(true, SeqCst);
+        }
+    }
+
+    pub fn push(&self, tag: u64) {
+        let wake = {
+            let mut q = lock(&self.queue);
+            q.tags.push_back(tag);
+            q.waiters > 0
+        };
+        if wake {
             self.cv.notify_all();
         }
-        q.push_back(tag);
+        // Already readable: whoever resets the fd looks at the queue afterwards and sees
+        // this tag.
+        if self.fd_used.load(SeqCst) && !self.signalled.load(SeqCst) {
+            self.signal();
+        }
     }
 
     /// Moves up to `out.len()` queued tags into `out`; the fd stops being readable once
     /// the queue is empty.
     pub fn drain(&self, out: &mut [u64]) -> usize {
-        let mut q = lock(&self.queue);
-        let n = out.len().min(q.len());
-        for (slot, tag) in out.iter_mut().zip(q.drain(..n)) {
-            *slot = tag;
-        }
-        if q.is_empty() {
-            let mut v: u64 = 0;
-            // SAFETY: our nonblocking eventfd; reading resets its counter (EAGAIN if 0).
-            let _ = unsafe { libc::read(self.fd, (&mut v as *mut u64).cast(), 8) };
+        let (n, empty) = {
+            let mut q = lock(&self.queue);
+            let n = out.len().min(q.tags.len());
+            for (slot, tag) in out.iter_mut().zip(q.tags.drain(..n)) {
+                *slot = tag;
+            }
+            (n, q.tags.is_empty())
+        };
+        if empty && self.signalled.load(SeqCst) {
+            {
+                let _g = lock(&self.fd_lock);
+                let mut v: u64 = 0;
+                // SAFETY: our nonblocking eventfd; reading resets its counter (EAGAIN if 0).
+                let _ = unsafe { libc::read(self.fd, (&mut v as *mut u64).cast(), 8) };
+                self.signalled.store(false, SeqCst);
+            }
+            // A push that came meanwhile may have seen the fd still readable.
+            if !lock(&self.queue).tags.is_empty() {
+                self.signal();
+            }
         }
         n
     }
@@ -155,24 +206,26 @@ impl Poller {
             if n > 0 || out.is_empty() {
                 return n;
             }
-            let q = lock(&self.queue);
-            if !q.is_empty() {
+            let mut q = lock(&self.queue);
+            if !q.tags.is_empty() {
                 continue;
             }
-            match deadline {
-                None => drop(self.cv.wait(q).unwrap_or_else(|p| p.into_inner())),
+            q.waiters += 1;
+            let mut q = match deadline {
+                None => self.cv.wait(q).unwrap_or_else(|p| p.into_inner()),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
+                        q.waiters -= 1;
                         return 0;
                     }
-                    drop(
-                        self.cv
-                            .wait_timeout(q, d - now)
-                            .unwrap_or_else(|p| p.into_inner()),
-                    );
+                    self.cv
+                        .wait_timeout(q, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
                 }
-            }
+            };
+            q.waiters -= 1;
         }
     }
 }

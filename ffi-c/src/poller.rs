@@ -68,7 +68,9 @@ pub extern "C" fn rill_poller_next(
 }
 
 /// Like `rill_poller_next`, waiting up to `timeout_ms` (> 0, or RILL_FOREVER) for a tag.
-/// RILL_TIMEOUT when none came.
+/// RILL_TIMEOUT when none came. For a loop with no other event source this is the cheaper
+/// way to wait: as long as `rill_poller_fd` was never called, a wake-up costs a syscall
+/// only when this thread really sleeps.
 #[no_mangle]
 pub extern "C" fn rill_poller_wait(
     poller: rill_poller,

@@ -1,27 +1,46 @@
 //! Handles: C holds a u64 naming a slot of a per-kind table, never a pointer. A handle
 //! packs the kind (8 bits), the slot's generation (24 bits) and index + 1 (32 bits), so 0,
 //! a freed handle, a handle of a reused slot and a handle of another kind are all caught.
+//!
+//! Looking a handle up takes no table-wide lock: every operation on a call does one, so a
+//! global lock would serialize every C thread. Slots live in segments that never move or
+//! go away; a lookup announces itself in the slot's reader count, and `remove` waits for
+//! the readers of the slot it emptied before it lets the object go, so a lookup never
+//! touches a freed object. Only insert and remove (open, accept, free) take the table lock.
 
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::result::{Fail, R, RILL_ERR_NULL, RILL_ERR_STALE_HANDLE};
 
 const GEN_MASK: u32 = 0x00FF_FFFF;
+/// Segment k holds `FIRST << k` slots: 2^32 slots in all, with few segments.
+const FIRST: usize = 64;
+const SEGMENTS: usize = 27;
 
 pub(crate) struct Registry<T> {
     kind: u8,
     name: &'static str,
-    slots: Mutex<Slots<T>>,
+    segments: [AtomicPtr<Slot<T>>; SEGMENTS],
+    /// Insert and remove: the free list and how many slots were ever handed out.
+    table: Mutex<Table>,
+    /// The table shares `Arc<Mutex<T>>`s between threads.
+    _objects: PhantomData<Arc<Mutex<T>>>,
 }
 
-struct Slots<T> {
-    entries: Vec<Slot<T>>,
+struct Table {
     free: Vec<u32>,
+    used: u32,
 }
 
 struct Slot<T> {
-    gen: u32,
-    obj: Option<Arc<Mutex<T>>>,
+    /// The generation of the live handle of this slot (never 0 while one is live).
+    gen: AtomicU32,
+    /// Lookups in progress: `remove` waits for them before dropping the object.
+    readers: AtomicU32,
+    /// `Arc::into_raw` of the object, or null.
+    obj: AtomicPtr<Mutex<T>>,
 }
 
 /// Locks, ignoring poisoning: a panic was already turned into RILL_ERR_PANIC, and the data
@@ -30,31 +49,67 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The segment of slot `idx` and its place there.
+fn place(idx: usize) -> (usize, usize) {
+    let k = (idx / FIRST + 1).ilog2() as usize;
+    (k, idx - FIRST * ((1 << k) - 1))
+}
+
 impl<T> Registry<T> {
     pub const fn new(kind: u8, name: &'static str) -> Registry<T> {
         Registry {
             kind,
             name,
-            slots: Mutex::new(Slots {
-                entries: Vec::new(),
+            segments: [const { AtomicPtr::new(std::ptr::null_mut()) }; SEGMENTS],
+            table: Mutex::new(Table {
                 free: Vec::new(),
+                used: 0,
             }),
+            _objects: PhantomData,
         }
     }
 
+    /// The slot `idx`, if its segment exists.
+    fn slot(&self, idx: usize) -> Option<&Slot<T>> {
+        let (k, i) = place(idx);
+        let seg = self.segments.get(k)?.load(SeqCst);
+        if seg.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null segment is a leaked array of `FIRST << k` slots that is never
+        // freed or moved, and `i < FIRST << k` by `place`.
+        Some(unsafe { &*seg.add(i) })
+    }
+
     pub fn insert(&self, obj: T) -> u64 {
-        let obj = Arc::new(Mutex::new(obj));
-        let mut s = lock(&self.slots);
-        let idx = match s.free.pop() {
-            Some(i) => i,
+        let obj = Arc::into_raw(Arc::new(Mutex::new(obj))).cast_mut();
+        let mut t = lock(&self.table);
+        let idx = match t.free.pop() {
+            Some(i) => i as usize,
             None => {
-                s.entries.push(Slot { gen: 1, obj: None });
-                (s.entries.len() - 1) as u32
+                let idx = t.used as usize;
+                let (k, i) = place(idx);
+                assert!(k < SEGMENTS, "{}: too many handles", self.name);
+                if i == 0 {
+                    let seg: Box<[Slot<T>]> = (0..FIRST << k)
+                        .map(|_| Slot {
+                            gen: AtomicU32::new(1),
+                            readers: AtomicU32::new(0),
+                            obj: AtomicPtr::new(std::ptr::null_mut()),
+                        })
+                        .collect();
+                    // Leaked on purpose: lookups may hold a reference at any time.
+                    let p = Box::leak(seg).as_mut_ptr();
+                    self.segments[k].store(p, SeqCst);
+                }
+                t.used += 1;
+                idx
             }
         };
-        let slot = &mut s.entries[idx as usize];
-        slot.obj = Some(obj);
-        ((self.kind as u64) << 56) | ((slot.gen as u64) << 32) | (idx as u64 + 1)
+        let slot = self.slot(idx).expect("the segment was just made");
+        slot.obj.store(obj, SeqCst);
+        let gen = slot.gen.load(SeqCst);
+        ((self.kind as u64) << 56) | ((gen as u64) << 32) | (idx as u64 + 1)
     }
 
     fn index(&self, h: u64) -> R<(usize, u32)> {
@@ -84,36 +139,130 @@ impl<T> Registry<T> {
     /// The object behind a live handle.
     pub fn get(&self, h: u64) -> R<Arc<Mutex<T>>> {
         let (idx, gen) = self.index(h)?;
-        let s = lock(&self.slots);
-        match s.entries.get(idx) {
-            Some(Slot {
-                gen: g,
-                obj: Some(o),
-            }) if *g == gen => Ok(o.clone()),
-            _ => Err(self.stale(h, "freed or stale")),
-        }
+        let Some(slot) = self.slot(idx) else {
+            return Err(self.stale(h, "freed or stale"));
+        };
+        slot.readers.fetch_add(1, SeqCst);
+        // While we are counted, `remove` cannot finish, so the slot cannot be refilled: a
+        // matching generation means `obj` is this handle's object or already null.
+        let p = if slot.gen.load(SeqCst) == gen {
+            slot.obj.load(SeqCst)
+        } else {
+            std::ptr::null_mut()
+        };
+        let found = (!p.is_null()).then(|| {
+            // SAFETY: `p` came from `Arc::into_raw` and the slot still owns that reference
+            // (remove waits for us before dropping it), so the count is at least 1.
+            unsafe {
+                Arc::increment_strong_count(p);
+                Arc::from_raw(p)
+            }
+        });
+        slot.readers.fetch_sub(1, SeqCst);
+        found.ok_or_else(|| self.stale(h, "freed or stale"))
     }
 
     /// Frees the slot; the object goes when its last in-flight user lets go of it.
     pub fn remove(&self, h: u64) -> R<Arc<Mutex<T>>> {
         let (idx, gen) = self.index(h)?;
-        let mut s = lock(&self.slots);
-        let taken = match s.entries.get_mut(idx) {
-            Some(slot) if slot.gen == gen && slot.obj.is_some() => {
-                slot.gen = (slot.gen + 1) & GEN_MASK;
-                if slot.gen == 0 {
-                    slot.gen = 1;
-                }
-                slot.obj.take()
-            }
-            _ => None,
+        let mut t = lock(&self.table);
+        let Some(slot) = self.slot(idx) else {
+            return Err(self.stale(h, "freed or stale (double free?)"));
         };
-        match taken {
-            Some(o) => {
-                s.free.push(idx as u32);
-                Ok(o)
+        if slot.gen.load(SeqCst) != gen || slot.obj.load(SeqCst).is_null() {
+            return Err(self.stale(h, "freed or stale (double free?)"));
+        }
+        let next = match (gen + 1) & GEN_MASK {
+            0 => 1,
+            g => g,
+        };
+        slot.gen.store(next, SeqCst);
+        let p = slot.obj.swap(std::ptr::null_mut(), SeqCst);
+        // A lookup that saw the old pointer is still taking its reference: wait for it. A
+        // lookup counted after this sees the new generation or the null pointer.
+        let mut spins = 0u32;
+        while slot.readers.load(SeqCst) != 0 {
+            // A lookup is a few instructions, unless its thread was preempted inside it.
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
             }
-            None => Err(self.stale(h, "freed or stale (double free?)")),
+        }
+        t.free.push(idx as u32);
+        drop(t);
+        // SAFETY: `p` came from `Arc::into_raw` (non-null: checked under the table lock,
+        // which every remove holds) and no lookup can reach it any more.
+        Ok(unsafe { Arc::from_raw(p) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_cover_every_index_once() {
+        assert_eq!(place(0), (0, 0));
+        assert_eq!(place(63), (0, 63));
+        assert_eq!(place(64), (1, 0));
+        assert_eq!(place(191), (1, 127));
+        assert_eq!(place(192), (2, 0));
+        let last = u32::MAX as usize - 1;
+        let (k, i) = place(last);
+        assert!(k < SEGMENTS && i < FIRST << k);
+    }
+
+    #[test]
+    fn stale_and_reused_handles_are_caught() {
+        static R: Registry<u32> = Registry::new(9, "test");
+        let a = R.insert(1);
+        assert_eq!(*lock(&R.get(a).unwrap()), 1);
+        R.remove(a).unwrap();
+        assert!(R.get(a).is_err());
+        assert!(R.remove(a).is_err());
+        let b = R.insert(2);
+        assert_eq!(a & 0xFFFF_FFFF, b & 0xFFFF_FFFF, "the slot is reused");
+        assert!(R.get(a).is_err());
+        assert_eq!(*lock(&R.get(b).unwrap()), 2);
+        let many: Vec<u64> = (0..300).map(|i| R.insert(i)).collect();
+        for (i, h) in many.iter().enumerate() {
+            assert_eq!(*lock(&R.get(*h).unwrap()), i as u32);
+        }
+        for h in many {
+            R.remove(h).unwrap();
+        }
+    }
+
+    #[test]
+    fn lookups_race_frees() {
+        static R: Registry<u64> = Registry::new(10, "race");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hs: Vec<u64> = (0..8).map(|i| R.insert(i)).collect();
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (hs, stop) = (hs.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(SeqCst) {
+                        for h in &hs {
+                            let _ = R.get(*h).map(|o| *lock(&o));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..2000 {
+            let h = R.insert(7);
+            R.get(h).unwrap();
+            R.remove(h).unwrap();
+        }
+        stop.store(true, SeqCst);
+        for r in readers {
+            r.join().unwrap();
+        }
+        for h in hs {
+            R.remove(h).unwrap();
         }
     }
 }

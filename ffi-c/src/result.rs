@@ -197,14 +197,14 @@ pub(crate) fn out<T>(p: *mut T, what: &str) -> R<*mut T> {
 /// Hands a received message to C as a borrowed pointer and length (null and 0 unless `r`
 /// is RILL_OK), passing `r` through.
 pub(crate) fn recv_out(
-    current: &bytes::Bytes,
+    (data, len): (*const u8, usize),
     data_out: *mut *const u8,
     len_out: *mut usize,
     r: R,
 ) -> R {
     if r.as_ref().is_ok_and(|c| *c == RILL_OK) {
-        put(data_out, current.as_ptr());
-        put(len_out, current.len());
+        put(data_out, data);
+        put(len_out, len);
     } else {
         put(data_out, std::ptr::null());
         put(len_out, 0);

@@ -1,6 +1,8 @@
 //! The library's runtime and version.
 
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::Mutex;
 
 use crate::result::{guard, rill_result, Fail, RILL_OK};
 
@@ -26,4 +28,35 @@ pub extern "C" fn rill_runtime_configure(worker_threads: u32) -> rill_result {
 #[no_mangle]
 pub extern "C" fn rill_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Starts the core's private runtime (if it is not running in this process yet) with
+/// SIGPIPE blocked in its threads. The engine writes sockets with `writev`, which raises
+/// SIGPIPE when the peer has gone; a Rust program ignores that signal, a C program would
+/// die of it. Blocking it in the runtime's threads only (they inherit the mask of the
+/// thread that starts them) leaves the host program's own signal handling alone: the write
+/// fails with EPIPE and the call ends as UNAVAILABLE.
+pub(crate) fn start() {
+    static STARTED_IN: AtomicU32 = AtomicU32::new(0);
+    static LOCK: Mutex<()> = Mutex::new(());
+    let pid = std::process::id();
+    if STARTED_IN.load(SeqCst) == pid {
+        return;
+    }
+    let _g = crate::registry::lock(&LOCK);
+    if STARTED_IN.load(SeqCst) == pid {
+        return;
+    }
+    // SAFETY: sigset_t values are plain data initialized by sigemptyset/pthread_sigmask;
+    // pthread_sigmask changes the calling thread's mask only, and restores it below.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+        let _ = rillrpc::runtime::private_handle();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
+    STARTED_IN.store(pid, SeqCst);
 }

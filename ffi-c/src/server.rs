@@ -206,6 +206,7 @@ pub extern "C" fn rill_server_start(server: rill_server) -> rill_result {
                 "no method registered: call rill_server_add_method",
             ));
         }
+        crate::runtime::start();
         let mut b = ServerBuilder::new(s.opts.clone());
         for (m, shape) in &s.methods {
             b = b.register(m, *shape);

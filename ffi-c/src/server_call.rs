@@ -1,7 +1,7 @@
 //! Server calls: one accepted RPC.
 
 use bytes::Bytes;
-use rillrpc::{Code, ServerCall, Status, TrySendError};
+use rillrpc::{Code, ServerCall, Status};
 use std::ffi::{c_char, CString};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -10,7 +10,7 @@ use crate::metadata::{hand_out, rill_metadata, take_in};
 use crate::notify::Notify;
 use crate::registry::{lock, Registry};
 use crate::result::*;
-use crate::{attempt, block, Waitable};
+use crate::{attempt, block, rill_slice, slices_in, slices_out, Waitable};
 
 /// An accepted server call. 0 is never a valid handle.
 pub type rill_server_call = u64;
@@ -80,42 +80,94 @@ impl ServerCallObj {
         if let Err(e) = self.check_send() {
             return Poll::Ready(Err(e));
         }
-        let mut cx = Context::from_waker(&self.waker);
-        if self.call.poll_send_ready(&mut cx).is_pending() {
-            return Poll::Pending;
-        }
-        match self.call.try_send(Bytes::copy_from_slice(msg)) {
-            Ok(()) => {
-                self.sent += 1;
-                Poll::Ready(Ok(RILL_OK))
+        // The borrowed form first: framed straight into the shared send buffer, no
+        // wake-up registered unless the queue is full, and (for a single-response call)
+        // no writer task started: `finish` then writes the response inline.
+        loop {
+            match self.call.try_send_ref(msg) {
+                Ok(true) => {
+                    self.sent += 1;
+                    return Poll::Ready(Ok(RILL_OK));
+                }
+                Ok(false) => {
+                    let mut cx = Context::from_waker(&self.waker);
+                    if self.call.poll_send_ready(&mut cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // Room came back between the two looks: try again.
+                }
+                Err(s) => {
+                    return Poll::Ready(Err(Fail::new(
+                        RILL_ERR_CLOSED,
+                        format!("the call has ended ({}: {})", s.code().name(), s.message()),
+                    )))
+                }
             }
-            Err(TrySendError::Full(_)) => Poll::Pending,
-            Err(TrySendError::Closed(s)) => Poll::Ready(Err(Fail::new(
-                RILL_ERR_CLOSED,
-                format!("the call has ended ({}: {})", s.code().name(), s.message()),
-            ))),
         }
+    }
+
+    /// Queues messages in order while there is room (see `crate::send_each`).
+    fn send_batch(&mut self, msgs: &[rill_slice]) -> (usize, R) {
+        if self.call.shape().single_response() && msgs.len() > 1 {
+            let e = Fail::state(format!(
+                "a {:?} call sends exactly one response message, got a batch of {}",
+                self.call.shape(),
+                msgs.len()
+            ));
+            return (0, Err(e));
+        }
+        crate::send_each(msgs, |m| self.poll_send(m))
     }
 
     fn poll_recv(&mut self) -> Poll<R> {
         if let Err(e) = self.check_open("recv") {
             return Poll::Ready(Err(e));
         }
+        match self.fill(1) {
+            Poll::Ready(Ok(true)) => {
+                self.current = std::mem::take(&mut self.batch[self.next]);
+                self.next += 1;
+                Poll::Ready(Ok(RILL_OK))
+            }
+            Poll::Ready(Ok(false)) => Poll::Ready(Ok(RILL_EOF)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Hands out up to `out.len()` ready messages as borrowed slices (see
+    /// `crate::hand_out_batch`): Ready(OK) with how many, Ready(EOF), or the end.
+    fn poll_recv_batch(&mut self, out: &mut [rill_slice]) -> Poll<R<(rill_result, usize)>> {
+        if let Err(e) = self.check_open("recv") {
+            return Poll::Ready(Err(e));
+        }
+        self.current = Bytes::new();
+        match self.fill(out.len()) {
+            Poll::Ready(Ok(true)) => {
+                let n = crate::hand_out_batch(&self.batch, &mut self.next, out);
+                Poll::Ready(Ok((RILL_OK, n)))
+            }
+            Poll::Ready(Ok(false)) => Poll::Ready(Ok((RILL_EOF, 0))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Ready(true) when `batch[next..]` holds a message, Ready(false) once the client
+    /// half-closed. A refill drops the messages handed out before.
+    fn fill(&mut self, want: usize) -> Poll<R<bool>> {
         if self.next < self.batch.len() {
-            self.current = std::mem::take(&mut self.batch[self.next]);
-            self.next += 1;
-            return Poll::Ready(Ok(RILL_OK));
+            return Poll::Ready(Ok(true));
         }
         self.batch.clear();
         self.next = 0;
         let mut cx = Context::from_waker(&self.waker);
-        match self.call.poll_recv_many(&mut cx, &mut self.batch, BATCH) {
-            Poll::Ready(Ok(0)) => Poll::Ready(Ok(RILL_EOF)),
-            Poll::Ready(Ok(_)) => {
-                self.current = std::mem::take(&mut self.batch[0]);
-                self.next = 1;
-                Poll::Ready(Ok(RILL_OK))
-            }
+        match self
+            .call
+            .poll_recv_many(&mut cx, &mut self.batch, want.max(BATCH))
+        {
+            Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(true)),
             Poll::Ready(Err(s)) => {
                 let f = Fail::new(
                     RILL_ERR_STATUS,
@@ -218,10 +270,13 @@ pub extern "C" fn rill_server_call_recv(
     guard(|| {
         let (d, l) = (out(data_out, "data_out")?, out(len_out, "len_out")?);
         let t = timeout(timeout_ms)?;
-        let obj = get(call)?;
-        let r = block(&obj, t, |c| c.poll_recv());
-        let g = lock(&obj);
-        recv_out(&g.current, d, l, r)
+        let mut got = (std::ptr::null(), 0);
+        let r = block(&get(call)?, t, |c| {
+            let r = c.poll_recv();
+            got = (c.current.as_ptr(), c.current.len());
+            r
+        });
+        recv_out(got, d, l, r)
     })
 }
 
@@ -242,7 +297,56 @@ pub extern "C" fn rill_server_call_try_recv(
             Poll::Ready(r) => r,
             Poll::Pending => Ok(RILL_WOULD_BLOCK),
         };
-        recv_out(&c.current, d, l, r)
+        recv_out((c.current.as_ptr(), c.current.len()), d, l, r)
+    })
+}
+
+/// Takes every ready request message, up to `max` (1..=1048576), in one call, without
+/// waiting: RILL_OK with `*n_out` >= 1 slices in `msgs`; RILL_WOULD_BLOCK (`*n_out` 0)
+/// when none is ready; RILL_EOF when the client half-closed; RILL_ERR_STATUS when the
+/// call ended on this side (read `rill_server_call_status`).
+///
+/// Ownership: the slices point into the call's buffers, no copy: valid until the next
+/// recv/try_recv/recv_batch/try_recv_batch/free on this call.
+#[no_mangle]
+pub extern "C" fn rill_server_call_try_recv_batch(
+    call: rill_server_call,
+    msgs: *mut rill_slice,
+    max: usize,
+    n_out: *mut usize,
+) -> rill_result {
+    guard(|| {
+        let n_o = out(n_out, "n_out")?;
+        put(n_o, 0);
+        let buf = slices_out(msgs, max)?;
+        let (r, n) = match attempt(&get(call)?, |c| c.poll_recv_batch(buf)) {
+            Poll::Ready(r) => r?,
+            Poll::Pending => (RILL_WOULD_BLOCK, 0),
+        };
+        put(n_o, n);
+        Ok(r)
+    })
+}
+
+/// Like `rill_server_call_try_recv_batch`, waiting up to `timeout_ms` (> 0, or
+/// RILL_FOREVER) for at least one message: RILL_TIMEOUT when none came. Ownership as for
+/// `rill_server_call_try_recv_batch`.
+#[no_mangle]
+pub extern "C" fn rill_server_call_recv_batch(
+    call: rill_server_call,
+    msgs: *mut rill_slice,
+    max: usize,
+    n_out: *mut usize,
+    timeout_ms: i64,
+) -> rill_result {
+    guard(|| {
+        let n_o = out(n_out, "n_out")?;
+        put(n_o, 0);
+        let buf = slices_out(msgs, max)?;
+        let t = timeout(timeout_ms)?;
+        let (r, n) = block(&get(call)?, t, |c| c.poll_recv_batch(buf))?;
+        put(n_o, n);
+        Ok(r)
     })
 }
 
@@ -288,6 +392,40 @@ pub unsafe extern "C" fn rill_server_call_try_send(
             Poll::Ready(r) => r,
             Poll::Pending => Ok(RILL_WOULD_BLOCK),
         }
+    })
+}
+
+/// Queues the `n` response messages of `msgs` in order (each copied) while the send queue
+/// has room, without waiting: one call for many messages. `*sent_out` says how many were
+/// queued: RILL_OK when all `n` were, RILL_WOULD_BLOCK when the queue filled first (retry
+/// the rest when the poller reports the call), or the error that stopped message
+/// `*sent_out` (as for `rill_server_call_try_send`; the ones before it were queued). Every
+/// slice is checked before anything is queued. A unary or client-streaming call takes a
+/// batch of one message only (RILL_ERR_WRONG_STATE otherwise).
+///
+/// Ownership: the slices and their bytes are only read during this call.
+///
+/// # Safety
+/// `msgs` is NULL (only if `n` is 0) or points to `n` slices, each NULL with `len` 0 or
+/// with `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rill_server_call_try_send_batch(
+    call: rill_server_call,
+    msgs: *const rill_slice,
+    n: usize,
+    sent_out: *mut usize,
+) -> rill_result {
+    guard(|| {
+        let o = out(sent_out, "sent_out")?;
+        put(o, 0);
+        // SAFETY: the caller's contract above.
+        let msgs = unsafe { slices_in(msgs, n) }?;
+        let obj = get(call)?;
+        let mut c = lock(&obj);
+        c.notify.begin();
+        let (sent, r) = c.send_batch(msgs);
+        put(o, sent);
+        r
     })
 }
 

@@ -21,6 +21,14 @@ fn c_event_loop_1000_calls() {
 }
 
 #[test]
+fn c_batches() {
+    let port = tonic_echo();
+    let prog = build("ffi-c/tests/c/batch_test.c");
+    let out = run(&prog, &[&format!("http://127.0.0.1:{port}")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("batch_test: all passed"));
+}
+
+#[test]
 fn c_misuse() {
     let prog = build("ffi-c/tests/c/misuse_test.c");
     let out = run(&prog, &[]);
