@@ -87,7 +87,13 @@ impl NativeChannel {
         close_send: Option<bool>,
     ) -> Result<NativeCall> {
         let co = call_options(opts)?;
-        let call = match self.ch.open(&method, co) {
+        let whole = close_send == Some(true) && first.is_some();
+        let opened = match (&first, whole) {
+            // The whole request in hand: the core writes it with the stream's opening.
+            (Some(m), true) => self.ch.open_with_request(&method, co, m),
+            _ => self.ch.open(&method, co),
+        };
+        let call = match opened {
             Ok(c) => c,
             Err(s) => {
                 return Ok(NativeCall {
@@ -104,6 +110,9 @@ impl NativeChannel {
             slot: Slot::new(),
             pending: None,
         };
+        if whole {
+            return Ok(nc);
+        }
         if let Some(m) = first {
             nc.try_send_bytes(Bytes::copy_from_slice(&m));
         }

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::channel::ChannelInner;
 use crate::codec::{self, Encoding};
+use crate::driver::Driver;
 use crate::inbound::Inbound;
 use crate::metadata::{decode_bin, Metadata};
 use crate::outbound::{End, Lent, Outbound, Terminate, TrySendError};
@@ -128,23 +129,70 @@ pub struct Call {
 }
 
 impl Call {
+    /// Opens a call. `first`, when given, is its whole request: one message, then the
+    /// half-close.
     pub(crate) fn start(
         chan: &Arc<ChannelInner>,
         method: &str,
         opts: CallOptions,
+        first: Option<&[u8]>,
     ) -> Result<Call, Status> {
-        let req = request(chan, method, &opts)?;
         let compress = opts.compression.unwrap_or(Encoding::Identity);
         let out = Arc::new(Outbound::new(SEND_QUEUE_BYTES, compress));
-        let (tx, rx) = oneshot::channel();
         let pump = Pump {
             chan: chan.clone(),
             out: out.clone(),
             deadline: opts.timeout.map(|t| Instant::now() + t),
             wait_for_ready: opts.wait_for_ready,
         };
-        chan.runtime().spawn(pump.run(req, tx));
-        Ok(Call::receiving(out, RecvState::Opening(rx), &opts))
+        if let Some(first) = first {
+            let max = opts.max_send_message_size.unwrap_or(usize::MAX);
+            if first.len() > max {
+                return Err(too_large(first.len(), max));
+            }
+        }
+        // With a connection ready, the stream is opened from the caller's thread, and the
+        // writer task starts only when something needs it (a burst, a cancel, a deadline):
+        // a call whose request is written at once costs no hand-off to a runtime thread.
+        let mut first = first;
+        let call = match chan.try_open_now(request(chan, method, &opts)?) {
+            Some((resp, mut stream, driver)) => {
+                if let Some(msg) = first {
+                    // The whole request in one DATA frame with END_STREAM, written now.
+                    if write_whole_request(&mut stream, &driver, msg, compress)? {
+                        out.closed_directly();
+                        first = None;
+                    }
+                }
+                out.lend(Lent {
+                    stream,
+                    driver: Some(driver),
+                });
+                // The first message goes out directly, like an answer.
+                out.received();
+                let rt = chan.runtime().clone();
+                if pump.deadline.is_some() {
+                    pump.spawn_serving(&rt);
+                } else {
+                    out.defer_pump(Box::new(move || pump.spawn_serving(&rt)));
+                }
+                Call::receiving(out, RecvState::Headers(resp), &opts)
+            }
+            None => {
+                let (tx, rx) = oneshot::channel();
+                let req = request(chan, method, &opts)?;
+                chan.runtime().spawn(pump.run(req, tx));
+                Call::receiving(out, RecvState::Opening(rx), &opts)
+            }
+        };
+        if let Some(first) = first {
+            match call.out.try_send_ref(first, None) {
+                Ok(_) => {}
+                Err(s) => return Err(s),
+            }
+            call.out.close(End::CloseSend);
+        }
+        Ok(call)
     }
 
     fn receiving(out: Arc<Outbound>, state: RecvState, opts: &CallOptions) -> Call {
@@ -632,6 +680,19 @@ struct Pump {
 }
 
 impl Pump {
+    /// Starts the task for a stream already open and lent to the call.
+    fn spawn_serving(self, rt: &tokio::runtime::Handle) {
+        let Some(lent) = self.out.reclaim() else {
+            return;
+        };
+        let driver = lent.driver.expect("a call's lent stream has its driver");
+        rt.spawn(async move {
+            let sleep = sleep_until(self.deadline);
+            tokio::pin!(sleep);
+            self.serve(lent.stream, driver, sleep).await
+        });
+    }
+
     async fn run(self, req: Request<()>, tx: oneshot::Sender<Result<ResponseFuture, Status>>) {
         let sleep = sleep_until(self.deadline);
         tokio::pin!(sleep);
@@ -644,7 +705,7 @@ impl Pump {
             }
             r = self.chan.open_stream(req, self.wait_for_ready) => r,
         };
-        let (mut stream, driver) = match opened {
+        let (stream, driver) = match opened {
             Ok((fut, stream, driver)) => {
                 if tx.send(Ok(fut)).is_err() {
                     return;
@@ -657,6 +718,16 @@ impl Pump {
                 return;
             }
         };
+        self.serve(stream, driver, sleep).await
+    }
+
+    /// The pump of an open stream: writes what is queued, watches the deadline and resets.
+    async fn serve(
+        self,
+        mut stream: SendStream<Bytes>,
+        driver: Arc<Driver>,
+        mut sleep: Pin<&mut tokio::time::Sleep>,
+    ) {
         enum Idle {
             Deadline,
             Reset(Result<h2::Reason, h2::Error>),
@@ -754,6 +825,33 @@ fn past_deadline(s: Status, deadline: Option<Instant>) -> Status {
         return Status::deadline_exceeded();
     }
     s
+}
+
+/// Writes a request message with END_STREAM into a stream just opened, and kicks the
+/// connection; false when the window has no room yet (the caller queues it instead).
+fn write_whole_request(
+    stream: &mut SendStream<Bytes>,
+    driver: &Driver,
+    msg: &[u8],
+    compress: Encoding,
+) -> Result<bool, Status> {
+    stream.reserve_capacity(codec::PREFIX_LEN + msg.len());
+    if stream.capacity() == 0 {
+        return Ok(false);
+    }
+    let mut frame = bytes::BytesMut::with_capacity(codec::PREFIX_LEN + msg.len());
+    codec::encode(&mut frame, msg, compress)?;
+    let kick = driver.announce();
+    let sent = stream.send_data(frame.freeze(), true).is_ok();
+    kick.finish();
+    Ok(sent)
+}
+
+fn too_large(len: usize, max: usize) -> Status {
+    Status::new(
+        Code::ResourceExhausted,
+        format!("trying to send message larger than max ({len} vs. {max})"),
+    )
 }
 
 /// Regression: a peer's RST_STREAM(CANCEL) that arrived while we waited for flow control

@@ -6,6 +6,7 @@ use h2::client::{ResponseFuture, SendRequest};
 use h2::SendStream;
 use http::{HeaderValue, Request};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -162,7 +163,19 @@ impl Channel {
     /// Starts a call. Returns at once: it never waits for the connection or for the
     /// server's response headers (a bidi server may send those only with its first reply).
     pub fn open(&self, method: &str, opts: CallOptions) -> Result<Call, Status> {
-        Call::start(&self.inner, method, opts)
+        Call::start(&self.inner, method, opts, None)
+    }
+
+    /// Opens a call whose whole request is `request`: one message, then the half-close
+    /// (unary and server streaming). With the connection up, the request is written from
+    /// the calling thread at once.
+    pub fn open_with_request(
+        &self,
+        method: &str,
+        opts: CallOptions,
+        request: &[u8],
+    ) -> Result<Call, Status> {
+        Call::start(&self.inner, method, opts, Some(request))
     }
 
     /// Unary: one request, one response.
@@ -251,6 +264,27 @@ impl ChannelInner {
 
     pub(crate) fn runtime(&self) -> &Handle {
         &self.runtime
+    }
+
+    /// Opens a stream from the calling thread when a connection is up and has room for
+    /// one more stream now; `None` otherwise (the writer task then opens it, waiting).
+    pub(crate) fn try_open_now(
+        &self,
+        req: Request<()>,
+    ) -> Option<(ResponseFuture, SendStream<Bytes>, Arc<Driver>)> {
+        let (mut sender, driver) = {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let ConnState::Ready { sender, driver, .. } = &*st else {
+                return None;
+            };
+            (sender.clone(), driver.clone())
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if !matches!(sender.poll_ready(&mut cx), Poll::Ready(Ok(()))) {
+            return None;
+        }
+        let (resp, stream) = sender.send_request(req, false).ok()?;
+        Some((resp, stream, driver))
     }
 
     /// Opens one HTTP/2 stream for `req`, connecting first when needed. A stream refused

@@ -52,6 +52,10 @@ pub(crate) struct Outbound {
     /// A message was handed to the receiver since the last direct write: the next send
     /// is an answer, and may go out directly.
     answer: AtomicBool,
+    /// Starts the pump of a call opened from its caller's thread, the first time the call
+    /// needs it (see `Call::start`).
+    deferred: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    has_deferred: AtomicBool,
     limit: usize,
 }
 
@@ -125,12 +129,38 @@ impl Outbound {
             }),
             terminated: AtomicBool::new(false),
             answer: AtomicBool::new(false),
+            deferred: Mutex::new(None),
+            has_deferred: AtomicBool::new(false),
             limit,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Leaves the pump unstarted until something needs it.
+    pub(crate) fn defer_pump(&self, start: Box<dyn FnOnce() + Send>) {
+        *self.deferred.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);
+        self.has_deferred.store(true, Ordering::Release);
+    }
+
+    /// Wakes the pump that waits for work, or starts a deferred one. Called without the
+    /// state lock (starting takes it).
+    fn wake_pump(&self, w: Option<Waker>) {
+        if let Some(w) = w {
+            w.wake();
+        } else if self.has_deferred.load(Ordering::Acquire) {
+            let start = self
+                .deferred
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            self.has_deferred.store(false, Ordering::Release);
+            if let Some(start) = start {
+                start();
+            }
+        }
     }
 
     /// Queues one message if there is room, without waiting.
@@ -239,9 +269,7 @@ impl Outbound {
         }
         let w = st.pump.take();
         drop(st);
-        if let Some(w) = w {
-            w.wake();
-        }
+        self.wake_pump(w);
         Ok(())
     }
 
@@ -280,6 +308,11 @@ impl Outbound {
             k.finish();
         }
         Ok(())
+    }
+
+    /// The request and its half-close were written with the stream's opening.
+    pub(crate) fn closed_directly(&self) {
+        self.lock().end_queued = true;
     }
 
     /// The receive side handed a message over: a send that follows answers it.
@@ -351,9 +384,7 @@ impl Outbound {
         st.headers = Some(headers);
         let w = st.pump.take();
         drop(st);
-        if let Some(w) = w {
-            w.wake();
-        }
+        self.wake_pump(w);
         Ok(())
     }
 
@@ -365,12 +396,24 @@ impl Outbound {
             return false;
         }
         st.end_queued = true;
+        if matches!(end, End::CloseSend) && st.queued == 0 && st.headers.is_none() && !st.urgent {
+            if let Some(lent) = st.lent.as_mut() {
+                // Nothing queued ahead of it: the half-close goes out from this thread.
+                let driver = lent.driver.clone();
+                let kick = driver.as_deref().map(Driver::announce);
+                if lent.stream.send_data(Bytes::new(), true).is_ok() {
+                    drop(st);
+                    if let Some(k) = kick {
+                        k.finish();
+                    }
+                    return true;
+                }
+            }
+        }
         st.end = Some(end);
         let w = st.pump.take();
         drop(st);
-        if let Some(w) = w {
-            w.wake();
-        }
+        self.wake_pump(w);
         true
     }
 
@@ -398,7 +441,8 @@ impl Outbound {
         self.terminated.store(true, Ordering::Release);
         let (p, s, w) = (st.pump.take(), st.sender.take(), st.watcher.take());
         drop(st);
-        for w in [p, s, w].into_iter().flatten() {
+        self.wake_pump(p);
+        for w in [s, w].into_iter().flatten() {
             w.wake();
         }
         true

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use prost::Message as _;
 use rill_testkit::rill_echo::ECHO_SERVER;
 use rillrpc::{CallOptions, Channel, ServerOptions};
 use std::time::Duration;
@@ -344,4 +345,82 @@ async fn client_send_with_chooses_compression_per_message() {
     call.close_send();
     let got = call.recv().await.unwrap().unwrap();
     assert_eq!(&got[..], b"zpzz");
+}
+
+/// Calls opened while the connection is up are opened and written from the caller's thread,
+/// their writer task deferred until needed. Each way that needs it must still work: a
+/// request in one go, a cancel (the deferred writer starts to send the reset), a deadline,
+/// and a burst that outgrows the direct path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_opened_on_a_ready_connection_cover_every_path() {
+    let cancelled = std::sync::Arc::new(tokio::sync::Notify::new());
+    let seen = cancelled.clone();
+    let server = server_with(move |mut call| {
+        let seen = seen.clone();
+        async move {
+            if call.method() == rill_testkit::rill_echo::PING_PONG {
+                let m = call.recv().await.unwrap().unwrap();
+                let r = rill_testkit::echo::Request::decode(&m[..]).unwrap();
+                if r.count == 1 {
+                    // Hold the call until the client gives up on it.
+                    std::future::poll_fn(|cx| call.poll_cancelled(cx)).await;
+                    seen.notify_one();
+                    return;
+                }
+                call.send(m).await.unwrap();
+                call.finish(rillrpc::Status::ok()).unwrap();
+            } else {
+                let mut n = 0u32;
+                while call.recv().await.unwrap().is_some() {
+                    n += 1;
+                }
+                call.send(rillrpc::Bytes::from(n.to_string()))
+                    .await
+                    .unwrap();
+                call.finish(rillrpc::Status::ok()).unwrap();
+            }
+        }
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let ping = rill_testkit::rill_echo::PING_PONG;
+    // The first call connects (through the writer task); the rest find the connection up.
+    for i in 0..20u8 {
+        let mut call = ch
+            .open_with_request(ping, CallOptions::new(), &req(&[i], 0))
+            .unwrap();
+        let m = call.recv().await.unwrap().unwrap();
+        assert_eq!(m, req(&[i], 0));
+        assert!(call.recv().await.unwrap().is_none());
+    }
+    // Cancel: dropping the call starts its deferred writer, which resets the stream.
+    let mut call = ch
+        .open_with_request(ping, CallOptions::new(), &req(b"hold", 1))
+        .unwrap();
+    let pending = tokio::time::timeout(Duration::from_millis(100), call.recv()).await;
+    assert!(pending.is_err(), "the server holds the call");
+    drop(call);
+    tokio::time::timeout(Duration::from_secs(5), cancelled.notified())
+        .await
+        .expect("the server saw the cancel");
+    // Deadline.
+    let mut call = ch
+        .open_with_request(
+            ping,
+            CallOptions::new().timeout(Duration::from_millis(50)),
+            &req(b"hold", 1),
+        )
+        .unwrap();
+    let err = call.recv().await.unwrap_err();
+    assert_eq!(err.code(), rillrpc::Code::DeadlineExceeded, "{err}");
+    // A burst from a directly opened call: the first message goes direct, the rest queue.
+    let call = ch
+        .open(rill_testkit::rill_echo::ECHO_CLIENT, CallOptions::new())
+        .unwrap();
+    for _ in 0..10_000 {
+        call.send(req(b"0123456789", 0)).await.unwrap();
+    }
+    call.close_send();
+    let mut call = call;
+    let total = call.recv().await.unwrap().unwrap();
+    assert_eq!(&total[..], b"10000");
 }
