@@ -89,6 +89,10 @@ struct State {
     peer_finished: bool,
     compress: Encoding,
     lent: Option<Lent>,
+    /// The pump took a batch and has not written it yet: nothing may go out directly,
+    /// or it would overtake the batch (the pump still holds the stream's loan until its
+    /// wait ends).
+    busy: bool,
 }
 
 enum Push {
@@ -126,6 +130,7 @@ impl Outbound {
                 peer_finished: false,
                 compress,
                 lent: None,
+                busy: false,
             }),
             terminated: AtomicBool::new(false),
             answer: AtomicBool::new(false),
@@ -226,7 +231,7 @@ impl Outbound {
             Some(false) => Encoding::Identity,
             _ => st.compress,
         };
-        if st.queued == 0 && st.lent.is_some() && msg.len() <= COALESCE_MAX {
+        if st.queued == 0 && !st.busy && st.lent.is_some() && msg.len() <= COALESCE_MAX {
             match self.write_direct(st, msg, enc) {
                 Ok(()) => return Ok(()),
                 Err(again) => st = again,
@@ -267,6 +272,8 @@ impl Outbound {
             codec::encode(&mut st.tail, msg, enc).map_err(Push::Closed)?;
             st.queued += st.tail.len() - before;
         }
+        // This send, queued, was the answer: the next one is not.
+        self.answer.store(false, Ordering::Relaxed);
         let w = st.pump.take();
         drop(st);
         self.wake_pump(w);
@@ -322,7 +329,9 @@ impl Outbound {
 
     /// The pump's side: lends its stream while it waits for work.
     pub(crate) fn lend(&self, lent: Lent) {
-        self.lock().lent = Some(lent);
+        let mut st = self.lock();
+        st.lent = Some(lent);
+        st.busy = false;
     }
 
     /// The pump's side: takes its stream back.
@@ -396,7 +405,12 @@ impl Outbound {
             return false;
         }
         st.end_queued = true;
-        if matches!(end, End::CloseSend) && st.queued == 0 && st.headers.is_none() && !st.urgent {
+        if matches!(end, End::CloseSend)
+            && st.queued == 0
+            && !st.busy
+            && st.headers.is_none()
+            && !st.urgent
+        {
             if let Some(lent) = st.lent.as_mut() {
                 // Nothing queued ahead of it: the half-close goes out from this thread.
                 let driver = lent.driver.clone();
@@ -475,6 +489,16 @@ impl Outbound {
 
     /// The receive side has the final status: nothing more will be sent.
     pub(crate) fn mark_done(&self) {
+        // A writer never started is not needed any more; its closure holds this queue, so
+        // keeping it would keep both alive.
+        if self.has_deferred.swap(false, Ordering::AcqRel) {
+            let start = self
+                .deferred
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            drop(start);
+        }
         let mut st = self.lock();
         st.done = true;
         st.urgent = true;
@@ -513,6 +537,7 @@ impl Outbound {
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Batch>> {
         let mut st = self.lock();
         if st.reset.is_some() || st.headers.is_some() || st.queued > 0 || st.end.is_some() {
+            st.busy = true;
             let mut b = Batch {
                 headers: st.headers.take(),
                 reset: st.reset.take(),

@@ -424,3 +424,36 @@ async fn calls_opened_on_a_ready_connection_cover_every_path() {
     let total = call.recv().await.unwrap().unwrap();
     assert_eq!(&total[..], b"10000");
 }
+
+/// Regression: a send could go out directly while the writer task held a batch it had
+/// taken but not yet written (it still had the stream on loan), overtaking that batch: a
+/// server stream arrived out of order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_send_never_overtakes_a_taken_batch() {
+    let server = server_with(|mut call| async move {
+        let _ = call.recv().await;
+        for i in 0..1002u32 {
+            if call
+                .send(rillrpc::Bytes::from(i.to_be_bytes().to_vec()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        call.finish(rillrpc::Status::ok()).unwrap();
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    for round in 0..60 {
+        let mut call = ch
+            .server_streaming(ECHO_SERVER, req(b"", 0), CallOptions::new())
+            .await
+            .unwrap();
+        let mut next = 0u32;
+        while let Some(m) = call.recv().await.unwrap() {
+            assert_eq!(&m[..], next.to_be_bytes(), "round {round}");
+            next += 1;
+        }
+        assert_eq!(next, 1002);
+    }
+}
