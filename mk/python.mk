@@ -7,7 +7,8 @@ PY_DIR := $(CURDIR)/bindings-python
 PY_VENV ?= $(PY_DIR)/.venv
 PY_BIN := $(PY_VENV)/bin
 PY_GEN := $(CARGO_TARGET_DIR)/rillrpc-python/gen
-PY_DEPS := maturin grpcio grpcio-tools protobuf pytest pytest-asyncio mypy uvloop
+# The peer is pinned (grpcio, and grpcio-tools for protoc); the README names the version.
+PY_DEPS := maturin grpcio==1.85.1 grpcio-tools==1.85.1 protobuf pytest pytest-asyncio mypy uvloop trustme
 # Tests use a debug build; `make bench-python` installs a release build.
 PY_PROFILE ?= dev
 

@@ -1,12 +1,14 @@
 """Python rows of the bench: rillrpc's Python client and server against grpcio aio's, in
 the same run, on the echo workloads.
 
-    python bench/python/bench.py [--bin-dir target/release] [--secs 3]
+    python bench/python/bench.py [--bin-dir target/release] [--secs 3] [--rounds 3] [--rows unary]
 
 Clients: grpcio aio and rillrpc (bytes in and out, no protobuf on either side) against
 one fast echo server (`echo-server --impl tonic`). Servers: grpcio aio and rillrpc (both
 decode requests and encode responses with echo_pb2) driven by one fast client
-(`echo-client --impl rill`). Prints a table with the ratio rillrpc / grpcio.
+(`echo-client --impl rill`). Prints a table with the ratio rillrpc / grpcio. Each cell is
+the mean of `--rounds` slices, grpcio's and rillrpc's alternating, so that both see the
+same machine load.
 """
 
 from __future__ import annotations
@@ -162,13 +164,21 @@ CLIENT_ROWS: List[Tuple[str, str, Callable[..., Any], int, str]] = [
 ]
 
 
-async def run_client(impl: str, port: int, fn: Callable[..., Any], size: int, secs: float) -> float:
-    c = Client(impl, port)
+async def run_clients(port: int, fn: Callable[..., Any], size: int, secs: float, rounds: int) -> Tuple[float, float]:
+    """Both clients in one loop, measured in alternating slices: on a shared machine the
+    load drifts within seconds, and alternating gives both the same conditions."""
+    clients = [Client("grpcio", port), Client("rill", port)]
+    rates: List[List[float]] = [[], []]
     try:
-        await fn(c, size, min(0.5, secs / 4))  # warm-up: connect, first allocations
-        return float(await fn(c, size, secs))
+        for c in clients:
+            await fn(c, size, min(0.5, secs / 4))  # warm-up: connect, first allocations
+        for _ in range(rounds):
+            for i, c in enumerate(clients):
+                rates[i].append(float(await fn(c, size, secs / rounds)))
     finally:
-        await c.close()
+        for c in clients:
+            await c.close()
+    return sum(rates[0]) / rounds, sum(rates[1]) / rounds
 
 
 def spawn(cmd: List[str], env: Optional[Dict[str, str]] = None) -> Tuple[subprocess.Popen, int]:
@@ -199,7 +209,7 @@ SERVER_ROWS = [
 def drive(client: Path, port: int, workload: str, size: int, secs: float) -> float:
     out = subprocess.run(
         [str(client), "--impl", "rill", "--addr", f"127.0.0.1:{port}", "--workload", workload,
-         "--size", str(size), "--duration-secs", str(secs), "--warmup-secs", "0.5",
+         "--size", str(size), "--duration-secs", str(secs), "--warmup-secs", "0.3",
          "--streams", "1"],
         capture_output=True, text=True, timeout=120,
     )
@@ -225,8 +235,8 @@ def fmt(v: float) -> str:
 
 def table(title: str, rows: List[Tuple[str, str, float, float]]) -> None:
     print(f"\n{title}")
-    print(f"| workload | unit | grpcio aio | rillrpc | ratio |")
-    print(f"|---|---|---:|---:|---:|")
+    print("| workload | unit | grpcio aio | rillrpc | ratio |")
+    print("|---|---|---:|---:|---:|")
     for name, unit, g, r in rows:
         ratio = "-" if g != g or r != r or g == 0 else f"{r / g:.1f}x"
         print(f"| {name} | {unit} | {fmt(g)} | {fmt(r)} | {ratio} |")
@@ -235,8 +245,10 @@ def table(title: str, rows: List[Tuple[str, str, float, float]]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release"))
-    ap.add_argument("--secs", type=float, default=3.0)
+    ap.add_argument("--secs", type=float, default=3.0, help="measured seconds per cell")
+    ap.add_argument("--rounds", type=int, default=4, help="alternating slices per cell")
     ap.add_argument("--only", choices=["client", "server"], default=None)
+    ap.add_argument("--rows", default="", help="run only the workloads whose name contains this")
     a = ap.parse_args()
     bins = Path(a.bin_dir)
     env = dict(os.environ)
@@ -247,9 +259,14 @@ def main() -> None:
         rows = []
         try:
             for name, unit, fn, size, impl in CLIENT_ROWS:
+                if a.rows not in name:
+                    continue
                 port = tport if impl == "tonic" else rport
-                g = attempt(lambda: asyncio.run(run_client("grpcio", port, fn, size, a.secs)))
-                r = attempt(lambda: asyncio.run(run_client("rill", port, fn, size, a.secs)))
+                try:
+                    g, r = asyncio.run(run_clients(port, fn, size, a.secs, a.rounds))
+                except Exception as e:
+                    print(f"  failed: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
+                    g = r = float("nan")
                 rows.append((name, unit, g, r))
                 print(f"  client {name}: grpcio {fmt(g)}  rillrpc {fmt(r)}", file=sys.stderr)
         finally:
@@ -264,15 +281,21 @@ def main() -> None:
         rows = []
         servers = HERE / "servers.py"
         for name, unit, workload, size in SERVER_ROWS:
-            vals = []
-            for impl in ("grpcio", "rill"):
-                p, port = spawn([sys.executable, str(servers), "--impl", impl], env)
-                try:
-                    vals.append(attempt(lambda: drive(client, port, workload, size, a.secs)))
-                finally:
+            if a.rows not in name:
+                continue
+            # Both servers up, driven in alternating slices (see run_clients).
+            procs = [spawn([sys.executable, str(servers), "--impl", impl], env) for impl in ("grpcio", "rill")]
+            vals: List[List[float]] = [[], []]
+            try:
+                for _ in range(a.rounds):
+                    for i, (_, port) in enumerate(procs):
+                        vals[i].append(attempt(lambda: drive(client, port, workload, size, a.secs / a.rounds)))
+            finally:
+                for p, _ in procs:
                     stop(p)
-            rows.append((name, unit, vals[0], vals[1]))
-            print(f"  server {name}: grpcio {fmt(vals[0])}  rillrpc {fmt(vals[1])}", file=sys.stderr)
+            g, r = (sum(v) / len(v) for v in vals)
+            rows.append((name, unit, g, r))
+            print(f"  server {name}: grpcio {fmt(g)}  rillrpc {fmt(r)}", file=sys.stderr)
         table("Python servers <- echo-client --impl rill", rows)
 
 

@@ -4,8 +4,10 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
-use rillrpc::{Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Encoding, Status};
+use pyo3::types::{PyBytes, PyTuple};
+use rillrpc::{
+    Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding, Status,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -14,6 +16,7 @@ use crate::convert::{
     messages, metadata_from_py, metadata_to_py, pending, status_err, status_tuple,
 };
 use crate::reactor::{Parker, Reactor};
+use crate::unary::{self, NativeUnary, Unary};
 
 #[pyclass(module = "rillrpc._native", frozen)]
 pub struct NativeChannel {
@@ -72,29 +75,14 @@ impl NativeChannel {
         max_recv_message_size: Option<usize>,
         max_send_message_size: Option<usize>,
     ) -> PyResult<NativeCall> {
-        let mut opts = CallOptions::new()
-            .metadata(metadata_from_py(metadata)?)
-            .wait_for_ready(wait_for_ready);
-        if let Some(t) = timeout {
-            if !t.is_finite() || t < 0.0 {
-                return Err(PyValueError::new_err(format!(
-                    "timeout must be a non-negative number of seconds, got {t}"
-                )));
-            }
-            opts = opts.timeout(Duration::from_secs_f64(t));
-        }
-        if let Some(c) = compression {
-            let enc = Encoding::from_name(c).ok_or_else(|| {
-                PyValueError::new_err(format!("unknown compression {c:?}: use 'gzip'"))
-            })?;
-            opts = opts.compression(enc);
-        }
-        if let Some(n) = max_recv_message_size {
-            opts = opts.max_recv_message_size(n);
-        }
-        if let Some(n) = max_send_message_size {
-            opts = opts.max_send_message_size(n);
-        }
+        let opts = call_options(
+            timeout,
+            metadata,
+            wait_for_ready,
+            compression,
+            max_recv_message_size,
+            max_send_message_size,
+        )?;
         let call = self
             .chan
             .open(method, opts)
@@ -110,9 +98,93 @@ impl NativeChannel {
         })
     }
 
+    /// A unary call run wholly on the core's runtime: one task opens it, sends `request`,
+    /// reads the response and the status, then resolves `fut` through `reactor`. The
+    /// Python thread only converts the options and spawns: one hand-off each way.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (method, request, fut, reactor, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None))]
+    fn unary(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        request: &[u8],
+        fut: Py<PyAny>,
+        reactor: &Reactor,
+        timeout: Option<f64>,
+        metadata: Option<&Bound<'_, PyAny>>,
+        wait_for_ready: bool,
+        compression: Option<&str>,
+        max_recv_message_size: Option<usize>,
+        max_send_message_size: Option<usize>,
+    ) -> PyResult<NativeUnary> {
+        if !method.starts_with('/') {
+            // The core checks this too, but only once the task runs; a typo should raise
+            // here, where the call is made.
+            let s = Status::new(
+                Code::InvalidArgument,
+                format!("method path must look like /package.Service/Method, got {method:?}"),
+            );
+            return Err(status_err(py, &s));
+        }
+        let opts = call_options(
+            timeout,
+            metadata,
+            wait_for_ready,
+            compression,
+            max_recv_message_size,
+            max_send_message_size,
+        )?;
+        let unary = Arc::new(Mutex::new(Unary::default()));
+        // With the connection up, the core writes the whole request from this thread, now;
+        // the task only waits for the response.
+        let opened = self.chan.open_with_request(method, opts, request);
+        let task = unary::run(opened, unary.clone());
+        let core = reactor.core.clone();
+        reactor.core.runtime().spawn(async move {
+            task.await;
+            core.push(fut);
+        });
+        Ok(NativeUnary { unary })
+    }
+
     fn close(&self) {
         self.chan.close();
     }
+}
+
+/// `CallOptions` from the keyword arguments every call takes.
+fn call_options(
+    timeout: Option<f64>,
+    metadata: Option<&Bound<'_, PyAny>>,
+    wait_for_ready: bool,
+    compression: Option<&str>,
+    max_recv_message_size: Option<usize>,
+    max_send_message_size: Option<usize>,
+) -> PyResult<CallOptions> {
+    let mut opts = CallOptions::new()
+        .metadata(metadata_from_py(metadata)?)
+        .wait_for_ready(wait_for_ready);
+    if let Some(t) = timeout {
+        if !t.is_finite() || t < 0.0 {
+            return Err(PyValueError::new_err(format!(
+                "timeout must be a non-negative number of seconds, got {t}"
+            )));
+        }
+        opts = opts.timeout(Duration::from_secs_f64(t));
+    }
+    if let Some(c) = compression {
+        let enc = Encoding::from_name(c).ok_or_else(|| {
+            PyValueError::new_err(format!("unknown compression {c:?}: use 'gzip'"))
+        })?;
+        opts = opts.compression(enc);
+    }
+    if let Some(n) = max_recv_message_size {
+        opts = opts.max_recv_message_size(n);
+    }
+    if let Some(n) = max_send_message_size {
+        opts = opts.max_send_message_size(n);
+    }
+    Ok(opts)
 }
 
 #[pyclass(module = "rillrpc._native", frozen)]
@@ -124,8 +196,8 @@ pub struct NativeCall {
 
 struct Inner {
     call: Mutex<Call>,
-    /// What `await_batch`'s task received, handed out by the next `recv_batch`.
-    stash: Mutex<Option<Result<Vec<Bytes>, Status>>>,
+    /// The outcome of a call `drive` ran to its end.
+    stash: Mutex<Option<Result<Bytes, Status>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,9 +210,24 @@ impl NativeCall {
     }
 }
 
+/// Exactly one response message, as a unary call expects.
+pub(crate) fn single(mut msgs: Vec<Bytes>) -> Result<Bytes, Status> {
+    match msgs.len() {
+        1 => Ok(msgs.pop().expect("one message")),
+        n => Err(Status::new(
+            if n == 0 {
+                Code::Unimplemented
+            } else {
+                Code::Internal
+            },
+            format!("expected one response message, got {n}"),
+        )),
+    }
+}
+
 impl Drop for NativeCall {
     fn drop(&mut self) {
-        // An `await_batch` task may still hold the call: garbage collection cancels it
+        // A `drive` task may still hold the call: garbage collection cancels it
         // here instead of when that task lets go.
         let mut c = self.lock();
         if c.status().is_none() {
@@ -182,12 +269,6 @@ impl NativeCall {
     /// ready yet. Raises `RpcError` when the call failed.
     #[pyo3(signature = (max=4096))]
     fn recv_batch(&self, py: Python<'_>, max: usize) -> PyResult<Py<PyAny>> {
-        if let Some(r) = lock(&self.inner.stash).take() {
-            return match r {
-                Ok(out) => Ok(messages(py, &out)?.into_any().unbind()),
-                Err(s) => Err(status_err(py, &s)),
-            };
-        }
         let e = self.parker.epoch();
         let mut cx = Context::from_waker(&self.waker);
         let mut out = Vec::new();
@@ -211,6 +292,11 @@ impl NativeCall {
         }
     }
 
+    /// Whether the last response message arrived compressed on the wire.
+    fn last_recv_compressed(&self) -> bool {
+        self.lock().last_recv_compressed()
+    }
+
     /// `(code, message, details, trailers)` once the call ended, else None.
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
         match self.lock().status() {
@@ -219,25 +305,36 @@ impl NativeCall {
         }
     }
 
-    /// Waits on the core's runtime for the next batch (kept for `recv_batch`), then
-    /// resolves `fut`: one wake-up of the loop for a whole unary call, where polling from
-    /// the loop would wake it also when the stream opens. Do not poll the call meanwhile.
-    fn await_batch(&self, fut: Py<PyAny>, reactor: &Reactor) {
+    /// Runs a single-response call to its end on the core's runtime (response, headers and
+    /// status all in hand), then resolves `fut`: one wake-up of the loop per unary call.
+    /// `unary_result` then gives the response. Do not poll the call meanwhile.
+    fn drive(&self, fut: Py<PyAny>, reactor: &Reactor) {
         let inner = self.inner.clone();
         let core = reactor.core.clone();
-        rillrpc::runtime::private_handle().spawn(async move {
-            let r = std::future::poll_fn(|cx| {
-                let mut out = Vec::new();
-                match lock(&inner.call).poll_recv_many(cx, &mut out, 4096) {
-                    Poll::Ready(Ok(_)) => Poll::Ready(Ok(out)),
-                    Poll::Ready(Err(s)) => Poll::Ready(Err(s)),
-                    Poll::Pending => Poll::Pending,
+        reactor.core.runtime().spawn(async move {
+            let mut msgs = Vec::new();
+            let r = std::future::poll_fn(|cx| loop {
+                match lock(&inner.call).poll_recv_many(cx, &mut msgs, 4096) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(s)) => return Poll::Ready(Err(s)),
+                    Poll::Pending => return Poll::Pending,
                 }
             })
             .await;
-            *lock(&inner.stash) = Some(r);
+            *lock(&inner.stash) = Some(r.and_then(|()| single(msgs)));
             core.push(fut);
         });
+    }
+
+    /// The response of a call `drive` ran to its end (raises its `RpcError`); None while
+    /// it runs.
+    fn unary_result(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
+        match &*lock(&self.inner.stash) {
+            None => Ok(None),
+            Some(Ok(b)) => Ok(Some(PyBytes::new(py, b).unbind())),
+            Some(Err(s)) => Err(status_err(py, s)),
+        }
     }
 
     /// Parks `fut` (resolved with None at the next wake) unless a wake came since `epoch`.

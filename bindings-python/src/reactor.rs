@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Wake, Waker};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -20,6 +20,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 pub struct ReactorCore {
+    /// The core's runtime, looked up once per loop (at its first call, so that importing
+    /// the package starts no threads): the lookup checks the process id, a system call, to
+    /// notice a fork, and a loop does not outlive a fork.
+    runtime: OnceLock<tokio::runtime::Handle>,
     rx: UnixStream,
     tx: UnixStream,
     queue: Mutex<Queue>,
@@ -33,6 +37,10 @@ struct Queue {
 }
 
 impl ReactorCore {
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        self.runtime.get_or_init(rillrpc::runtime::private_handle)
+    }
+
     /// Queues a future to be resolved on its loop. Callable from any thread, GIL or not.
     pub fn push(&self, fut: Py<PyAny>) {
         let write = {
@@ -62,6 +70,7 @@ impl Reactor {
         tx.set_nonblocking(true)?;
         Ok(Reactor {
             core: Arc::new(ReactorCore {
+                runtime: OnceLock::new(),
                 rx,
                 tx,
                 queue: Mutex::new(Queue::default()),

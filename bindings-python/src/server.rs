@@ -3,7 +3,7 @@
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyBytes, PyList, PyTuple};
 use rillrpc::{Encoding, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -109,7 +109,7 @@ impl NativeServer {
         let grace = Duration::from_secs_f64(grace);
         // The waker is woken so a parked `accept` sees the end.
         let waker = self.waker.clone();
-        rillrpc::runtime::private_handle().spawn(async move {
+        reactor.core.runtime().spawn(async move {
             server.shutdown(grace).await;
             waker.wake();
             core.push(fut);
@@ -199,6 +199,32 @@ impl NativeServerCall {
             .map_err(|s| status_err(py, &s))
     }
 
+    /// Queues `msgs[start:]` in order while there is room (one lock, at most one wake of
+    /// the writer for the lot); returns how many were queued. Raises `RpcError` when the
+    /// call cannot send any more.
+    #[pyo3(signature = (msgs, start=0))]
+    fn try_send_many(
+        &self,
+        py: Python<'_>,
+        msgs: &Bound<'_, PyList>,
+        start: usize,
+    ) -> PyResult<usize> {
+        let call = self.lock();
+        let mut n = 0;
+        for m in msgs.iter().skip(start) {
+            let queued = match m.cast::<PyBytes>() {
+                Ok(b) => call.try_send_ref(b.as_bytes()),
+                Err(_) => call.try_send_ref(m.extract::<&[u8]>()?),
+            }
+            .map_err(|s| status_err(py, &s))?;
+            if !queued {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
     fn send_ready(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let e = self.parker.epoch();
         let mut cx = Context::from_waker(&self.waker);
@@ -234,6 +260,11 @@ impl NativeServerCall {
     ) -> PyResult<()> {
         let s = status_from_py(code, message, details, trailers)?;
         self.lock().finish(s).map_err(|s| status_err(py, &s))
+    }
+
+    /// Whether the last request message arrived compressed on the wire.
+    fn last_recv_compressed(&self) -> bool {
+        self.lock().last_recv_compressed()
     }
 
     fn cancel(&self) {

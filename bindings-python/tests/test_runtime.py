@@ -93,3 +93,14 @@ def test_sync_loop_not_blocked() -> None:
 async def _sleep(req: bytes, ctx: rillrpc.ServerCall) -> bytes:
     await asyncio.sleep(float(req))
     return req
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_import_starts_no_threads() -> None:
+    # A process that imports rillrpc and then forks (pre-fork servers, multiprocessing)
+    # must not have started the runtime's threads yet.
+    import subprocess
+
+    code = "import os, rillrpc, asyncio; print(len(os.listdir('/proc/self/task')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1", out.stdout + out.stderr

@@ -12,7 +12,6 @@ from typing import (
     Deque,
     Generator,
     Iterable,
-    List,
     Mapping,
     Optional,
     Sequence,
@@ -21,7 +20,7 @@ from typing import (
 )
 
 from ._loop import park, reactor
-from ._native import NativeCall, NativeChannel
+from ._native import NativeCall, NativeChannel, NativeUnary
 from ._status import Metadata, MetadataValue, RpcError, StatusCode
 
 Serializer = Optional[Callable[[Any], bytes]]
@@ -170,6 +169,11 @@ class Call:
     def done(self) -> bool:
         return self._n.status() is not None
 
+    def response_compressed(self) -> bool:
+        """Whether the last response message received came compressed on the wire (it is
+        handed to you decompressed either way); False before the first one."""
+        return self._n.last_recv_compressed()
+
     def _send_all(self, requests: Requests) -> None:
         self._sender = asyncio.get_running_loop().create_task(self._feed(requests))
 
@@ -221,31 +225,111 @@ class UnaryCall(Call):
             if self._requests is not None:
                 reqs, self._requests = self._requests, None
                 await self._feed(reqs)
-            if self._armed is None:
+            armed = self._armed
+            if armed is None:
+                if self._buf or n.status() is not None:
+                    return self._drained()
                 loop, r = reactor()
-                self._armed = fut = loop.create_future()
-                n.await_batch(fut, r)
-                await fut
-            else:
-                await self._settled()
-            msgs: List[bytes] = []
-            while True:
-                b = n.recv_batch()
-                if isinstance(b, int):
-                    await park(n, b)
-                    continue
-                if not b:
-                    break
-                msgs.extend(b)
+                self._armed = armed = loop.create_future()
+                n.drive(armed, r)
+                await armed
+            elif not armed.done():
+                await asyncio.shield(armed)
         except asyncio.CancelledError:
             n.cancel()
             raise
-        if len(msgs) != 1:
+        m = n.unary_result()
+        assert m is not None  # the future resolves once the result is in
+        return self._de(m) if self._de is not None else m
+
+    def _drained(self) -> Any:
+        # The call was read to its end through the streaming API (trailers() first).
+        st = self._n.status()
+        if st is not None and st[0] != 0:
+            raise RpcError(*st)
+        if len(self._buf) != 1:
             raise RpcError(
-                StatusCode.INTERNAL if msgs else StatusCode.UNIMPLEMENTED,
-                f"expected one response message, got {len(msgs)}",
+                StatusCode.INTERNAL if self._buf else StatusCode.UNIMPLEMENTED,
+                f"expected one response message, got {len(self._buf)}",
             )
-        return self._de(msgs[0]) if self._de is not None else msgs[0]
+        m = self._buf[0]
+        return self._de(m) if self._de is not None else m
+
+
+class _Unary(UnaryCall):
+    """A unary-unary call, run on the core's runtime from open to status: awaiting it is
+    one wake-up of the loop. Headers, trailers and status are there once it is over."""
+
+    __slots__ = ("_u", "_fut")
+
+    def __init__(self, native: NativeUnary, de: Deserializer, fut: "asyncio.Future[None]") -> None:
+        self._u = native
+        self._de = de
+        self._fut = fut
+        self._buf = collections.deque()
+        self._sender = None
+        self._requests = None
+        self._armed = None
+
+    async def _response(self) -> Any:
+        fut = self._fut
+        if not fut.done():
+            try:
+                await fut
+            except asyncio.CancelledError:
+                self._u.cancel()
+                raise
+        elif fut.cancelled():
+            await self._settled()
+        m = self._u.result()
+        assert m is not None  # the future resolves once the result is in
+        return self._de(m) if self._de is not None else m
+
+    async def _settled(self) -> None:
+        fut = self._fut
+        if not fut.done():
+            await asyncio.shield(fut)
+        u = self._u
+        while not u.done():  # only after an awaiting task was cancelled
+            await asyncio.sleep(0.001)
+
+    async def send(self, message: Any) -> None:
+        raise RpcError(StatusCode.FAILED_PRECONDITION, "a unary call sends its request when it is made")
+
+    async def close_send(self) -> None:
+        pass
+
+    def cancel(self) -> bool:
+        self._u.cancel()
+        return True
+
+    async def recv(self) -> Any:
+        """The response, then None."""
+        if self._armed is not None:
+            return None
+        self._armed = self._fut
+        return await self._response()
+
+    async def _messages(self) -> AsyncIterator[Any]:
+        yield await self._response()
+
+    async def headers(self) -> Metadata:
+        await self._settled()
+        h = self._u.headers()
+        assert h is not None
+        return h
+
+    async def _wait_end(self) -> Tuple[int, str, bytes, Metadata]:
+        await self._settled()
+        st = self._u.status()
+        assert st is not None
+        return st
+
+    def done(self) -> bool:
+        return self._u.done()
+
+    def response_compressed(self) -> bool:
+        return self._u.last_recv_compressed()
 
 
 class _Method:
@@ -301,11 +385,22 @@ class UnaryUnary(_Method):
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
     ) -> UnaryCall:
-        n = self._open(
-            timeout, metadata, wait_for_ready, compression, max_recv_message_size, max_send_message_size
+        data = self._ser(request) if self._ser is not None else request
+        loop, r = reactor()
+        fut = loop.create_future()
+        n = self._chan._native.unary(
+            self._path,
+            data,
+            fut,
+            r,
+            timeout,
+            _md(metadata),
+            wait_for_ready,
+            compression,
+            max_recv_message_size,
+            max_send_message_size,
         )
-        self._first(n, request)
-        return UnaryCall(n, self._ser, self._de, None)
+        return _Unary(n, self._de, fut)
 
 
 class UnaryStream(_Method):

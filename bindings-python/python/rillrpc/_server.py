@@ -10,11 +10,9 @@ import time
 from typing import (
     Any,
     AsyncIterator,
-    Awaitable,
     Callable,
     Dict,
     List,
-    Mapping,
     Optional,
     Sequence,
     Set,
@@ -24,7 +22,7 @@ from typing import (
 
 from ._client import Deserializer, MetadataLike, Serializer, _md
 from ._loop import park, reactor
-from ._native import NativeServer, NativeServerCall
+from ._native import NativeServer, NativeServerCall, Reactor
 from ._status import Metadata, MetadataValue, RpcError, StatusCode
 
 log = logging.getLogger("rillrpc")
@@ -46,7 +44,7 @@ class ServerCall:
     """One incoming call, and the context handlers get: request metadata, deadline,
     `send_headers`, trailers, `abort`; `recv`/`async for` and `send` for messages."""
 
-    __slots__ = ("_n", "_ser", "_de", "_trailers", "_code", "_message", "_buf", "__weakref__")
+    __slots__ = ("_n", "_ser", "_de", "_trailers", "_code", "_message", "_buf", "_out", "_draining", "_deferred", "__weakref__")
 
     def __init__(self, native: NativeServerCall, ser: Serializer = None, de: Deserializer = None) -> None:
         self._n = native
@@ -56,6 +54,10 @@ class ServerCall:
         self._code = StatusCode.OK
         self._message = ""
         self._buf: List[bytes] = []
+        # Responses a streaming handler yielded, not yet handed to the core (see _send_all).
+        self._out: List[bytes] = []
+        self._draining = False
+        self._deferred = False  # a finish waits for yielded responses to go first
 
     @property
     def method(self) -> str:
@@ -109,6 +111,11 @@ class ServerCall:
     def set_compression(self, name: str) -> bool:
         """Compresses responses ("gzip") when the client accepts it; True if it will."""
         return self._n.set_compression(name)
+
+    def request_compressed(self) -> bool:
+        """Whether the last request message received came compressed on the wire (it is
+        handed to you decompressed either way)."""
+        return self._n.last_recv_compressed()
 
     def abort(
         self,
@@ -176,6 +183,8 @@ class ServerCall:
         """Queues one response; waits only while flow control says the client is full."""
         data = self._ser(message) if self._ser is not None else message
         n = self._n
+        if self._out:
+            await self._flush()
         while not n.try_send(data):
             e = n.send_ready()
             if e is not None:
@@ -192,10 +201,65 @@ class ServerCall:
         trailers: MetadataLike = None,
     ) -> None:
         """Ends the call with a status; queued messages go first."""
-        self._n.finish(int(code), message, details, _md(trailers))
+        args = (int(code), message, details, _md(trailers))
+        if self._out:
+            self._flush_soon()
+            if self._out:
+                # Yielded responses wait for flow control: they still go first.
+                self._deferred = True
+                asyncio.get_running_loop().create_task(self._finish_after_flush(args))
+                return
+        self._n.finish(*args)
+
+    async def _finish_after_flush(self, args: Tuple[int, str, bytes, Any]) -> None:
+        try:
+            await self._flush()
+            self._n.finish(*args)
+        except RpcError:
+            pass  # the call ended meanwhile (cancelled): nothing to finish
 
     def _finish_default(self) -> None:
-        self._n.finish(int(self._code), self._message, None, self._trailers)
+        if not self._deferred:  # else the handler's own finish is on its way
+            self._n.finish(int(self._code), self._message, None, self._trailers)
+
+    # Yielded responses are handed to the core in batches: one native call and at most one
+    # wake of the writer per batch instead of per message. A batch goes when it is full,
+    # and, through a `call_soon` set up by its first message, as soon as the handler lets
+    # the loop run: a handler that yields and then waits is never held back.
+
+    def _flush_soon(self) -> None:
+        out = self._out
+        if not out:
+            return
+        try:
+            k = self._n.try_send_many(out)
+        except RpcError:
+            out.clear()  # the call has ended; the handler learns it at its next send
+            return
+        del out[:k]
+        if out and not self._draining:
+            # The client is not reading: finish the batch from a task, in order.
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            await self._flush()
+        except RpcError:
+            self._out.clear()
+        finally:
+            self._draining = False
+
+    async def _flush(self) -> None:
+        out = self._out
+        n = self._n
+        while out:
+            k = n.try_send_many(out)
+            del out[:k]
+            if out:
+                e = n.send_ready()
+                if e is not None:
+                    await park(n, e)
 
 
 class _Method:
@@ -259,7 +323,9 @@ class Server:
                 method_shape(m),
                 h,
                 request_deserializer=message_class(m.input_type).FromString,
-                response_serializer=lambda r: r.SerializeToString(),
+                # The unbound method, as grpcio's generated code passes it: one call less
+                # per message than a lambda.
+                response_serializer=message_class(m.output_type).SerializeToString,
             )
 
     def bind(self, address: str = "127.0.0.1:0") -> int:
@@ -312,7 +378,7 @@ class Server:
                 yield ServerCall(c, m.ser, m.de)
 
     async def _serve(self, n: NativeServer) -> None:
-        loop = asyncio.get_running_loop()
+        loop, rr = reactor()
         methods = self._methods
         tasks = self._tasks
         while True:
@@ -326,7 +392,7 @@ class Server:
             if m is None or m.handler is None:
                 r.finish(int(StatusCode.UNIMPLEMENTED), f"method {r.method} has no handler")
                 continue
-            t = loop.create_task(_handle(r, m))
+            t = loop.create_task(_handle(r, m, loop, rr))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
 
@@ -369,23 +435,60 @@ def _on_cancel(n: NativeServerCall, task: "asyncio.Task[Any]") -> Callable[["asy
     return cb
 
 
-async def _send_all(ctx: ServerCall, n: NativeServerCall, ser: Serializer, gen: Any) -> None:
-    try_send = n.try_send
-    async for resp in gen:
-        data = ser(resp) if ser is not None else resp
-        if not try_send(data):
-            await ctx.send(resp)
+async def _send_all(ctx: ServerCall, ser: Serializer, gen: Any) -> None:
+    out = ctx._out
+    append = out.append
+    call_soon = asyncio.get_running_loop().call_soon
+    flush_soon = ctx._flush_soon
+    if ser is None:
+        async for resp in gen:
+            append(resp)
+            k = len(out)
+            if k == 1:
+                call_soon(flush_soon)
+            elif k >= _BATCH:
+                await ctx._flush()
+    else:
+        async for resp in gen:
+            append(ser(resp))
+            k = len(out)
+            if k == 1:
+                call_soon(flush_soon)
+            elif k >= _BATCH:
+                await ctx._flush()
+    await ctx._flush()
 
 
-async def _handle(n: NativeServerCall, m: _Method) -> None:
-    ctx = ServerCall(n, m.ser, m.de)
-    loop, r = reactor()
+async def _flush_quietly(ctx: ServerCall) -> None:
+    try:
+        await ctx._flush()
+    except RpcError:
+        ctx._out.clear()
+
+
+# Messages per batch: enough to make the per-batch costs vanish, few enough that the
+# list stays small.
+_BATCH = 256
+
+
+def _arm_watch(n: NativeServerCall, task: "asyncio.Task[Any]", loop: asyncio.AbstractEventLoop, r: Reactor) -> None:
+    # Runs once the handler first lets the loop run. Watching for a cancel starts the
+    # core's writer task; a handler that is done by then (most unary ones) never needs it,
+    # and its response is written inline by `finish`: no task, no hand-off.
+    if task.done():
+        return
     watch = loop.create_future()
-    task = asyncio.current_task()
-    assert task is not None
     if n.watch_cancel(watch, r):
+        task.cancel()
         return
     watch.add_done_callback(_on_cancel(n, task))
+
+
+async def _handle(n: NativeServerCall, m: _Method, loop: asyncio.AbstractEventLoop, r: Reactor) -> None:
+    ctx = ServerCall(n, m.ser, m.de)
+    task = asyncio.current_task(loop)
+    assert task is not None
+    loop.call_soon(_arm_watch, n, task, loop, r)
     h = m.handler
     assert h is not None
     shape = m.shape
@@ -406,16 +509,17 @@ async def _handle(n: NativeServerCall, m: _Method) -> None:
             else:
                 await ctx.send(resp)
         elif inspect.isasyncgen(res):
-            await _send_all(ctx, n, m.ser, res)
+            await _send_all(ctx, m.ser, res)
         elif inspect.isawaitable(res):
             out = await res
             if out is not None and hasattr(out, "__aiter__"):
-                await _send_all(ctx, n, m.ser, out)
+                await _send_all(ctx, m.ser, out)
         elif res is not None and hasattr(res, "__aiter__"):
-            await _send_all(ctx, n, m.ser, res)
+            await _send_all(ctx, m.ser, res)
         ctx._finish_default()
     except RpcError as e:
         if not n.is_cancelled():
+            await _flush_quietly(ctx)  # what was yielded before the error goes first
             trailers = e.trailers or ctx._trailers
             try:
                 n.finish(int(e.code), e.message, e.details, trailers)
@@ -427,6 +531,7 @@ async def _handle(n: NativeServerCall, m: _Method) -> None:
         return
     except Exception as e:
         log.exception("rillrpc: handler for %s raised", m.path)
+        await _flush_quietly(ctx)
         try:
             n.finish(int(StatusCode.UNKNOWN), f"Unexpected error in handler: {type(e).__name__}: {e}")
         except RpcError:

@@ -31,10 +31,6 @@ def method_shape(m: Any) -> Shape:
     return Shape.UNARY
 
 
-def _serialize(m: Any) -> bytes:
-    return m.SerializeToString()  # type: ignore[no-any-return]
-
-
 class Stub:
     """One attribute per method of the service: `stub.EchoServer(req)` and so on, each a
     multi-callable of the method's shape with protobuf messages in and out."""
@@ -44,15 +40,16 @@ class Stub:
         for m in service.methods:
             path = f"/{service.full_name}/{m.name}"
             de = message_class(m.output_type).FromString
+            ser = message_class(m.input_type).SerializeToString
             shape = method_shape(m)
             if shape == Shape.UNARY:
-                mc: Any = channel.unary_unary(path, _serialize, de)
+                mc: Any = channel.unary_unary(path, ser, de)
             elif shape == Shape.SERVER_STREAMING:
-                mc = channel.unary_stream(path, _serialize, de)
+                mc = channel.unary_stream(path, ser, de)
             elif shape == Shape.CLIENT_STREAMING:
-                mc = channel.stream_unary(path, _serialize, de)
+                mc = channel.stream_unary(path, ser, de)
             else:
-                mc = channel.stream_stream(path, _serialize, de)
+                mc = channel.stream_stream(path, ser, de)
             setattr(self, m.name, mc)
 
     def __getattr__(self, name: str) -> Any:
