@@ -10,7 +10,7 @@ NODE_PKG := $(CURDIR)/bindings-node
 
 test-node:
 	cd $(NODE_PKG) && RILLRPC_BUILD=debug npm install --no-audit --no-fund
-	cd $(NODE_PKG) && node --test test/client.test.js test/server.test.js test/tls.test.js
+	cd $(NODE_PKG) && node --test --test-timeout=180000 test/client.test.js test/server.test.js test/tls.test.js
 
 # The Node rows of the bench: grpc-js and rillrpc clients against the tonic echo server,
 # grpc-js and rillrpc servers driven by echo-client.

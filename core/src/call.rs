@@ -835,6 +835,11 @@ fn write_whole_request(
     msg: &[u8],
     compress: Encoding,
 ) -> Result<bool, Status> {
+    // A large request goes through the writer task, which feeds h2 as the window opens
+    // rather than handing it the whole message to buffer.
+    if msg.len() > crate::outbound::COALESCE_MAX {
+        return Ok(false);
+    }
     stream.reserve_capacity(codec::PREFIX_LEN + msg.len());
     if stream.capacity() == 0 {
         return Ok(false);

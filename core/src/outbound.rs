@@ -22,7 +22,7 @@ use crate::status::{Code, Status};
 
 /// Messages up to this size are copied into the shared buffer; larger ones travel as
 /// their own chunk without a copy.
-const COALESCE_MAX: usize = 16 * 1024;
+pub(crate) const COALESCE_MAX: usize = 16 * 1024;
 
 /// The size of the buffers small messages are framed into: one DATA frame each.
 const TAIL_CHUNK: usize = 32 * 1024;
