@@ -4,7 +4,8 @@
 # needs and prints the table; `make test-matrix` is the same, failing if a cell fails.
 MATRIX_DIR := $(CURDIR)/interop/matrix
 MATRIX_BIN := $(CARGO_TARGET_DIR)/matrix-bin
-MATRIX_C_CFLAGS := -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L -pthread
+# The echo messages are encoded by the examples' header (examples/c/echo_pb.h).
+MATRIX_C_CFLAGS := -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L -pthread -I$(CURDIR)/examples/c
 
 TEST_TARGETS += test-matrix
 .PHONY: matrix test-matrix matrix-build matrix-rust matrix-c matrix-go matrix-node-install

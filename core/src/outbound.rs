@@ -155,17 +155,23 @@ impl Outbound {
     fn wake_pump(&self, w: Option<Waker>) {
         if let Some(w) = w {
             w.wake();
-        } else if self.has_deferred.load(Ordering::Acquire) {
-            let start = self
-                .deferred
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            self.has_deferred.store(false, Ordering::Release);
-            if let Some(start) = start {
-                start();
-            }
+        } else if let Some(start) = self.take_deferred() {
+            start();
         }
+    }
+
+    /// The deferred pump's starter, if it was not taken yet.
+    fn take_deferred(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        // A plain load first: every queued send of a busy call passes here.
+        if !self.has_deferred.load(Ordering::Acquire)
+            || !self.has_deferred.swap(false, Ordering::AcqRel)
+        {
+            return None;
+        }
+        self.deferred
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Queues one message if there is room, without waiting.
@@ -491,14 +497,7 @@ impl Outbound {
     pub(crate) fn mark_done(&self) {
         // A writer never started is not needed any more; its closure holds this queue, so
         // keeping it would keep both alive.
-        if self.has_deferred.swap(false, Ordering::AcqRel) {
-            let start = self
-                .deferred
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            drop(start);
-        }
+        drop(self.take_deferred());
         let mut st = self.lock();
         st.done = true;
         st.urgent = true;
