@@ -63,13 +63,17 @@ function grpcJsEcho (stats = {}) {
       stats.written = 0
       stats.blocked = false
       stats.cancelled = false
-      call.on('cancelled', () => { stats.cancelled = true })
+      // Per call: grpc-js emits 'cancelled' whenever the stream closes, a normal end included,
+      // so a flag shared by concurrent calls stopped a paused pump when another call ended
+      // and left its call open forever (the "100 concurrent calls" hang, ~1 run in 20).
+      let cancelled = false
+      call.on('cancelled', () => { cancelled = true; stats.cancelled = true })
       const n = call.request.count
       const msg = { payload: call.request.payload }
       let i = 0
       const pump = () => {
         while (i < n) {
-          if (stats.cancelled) return
+          if (cancelled) return
           i++
           stats.written = i
           if (!call.write(msg)) {
