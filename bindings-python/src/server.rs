@@ -209,20 +209,19 @@ impl NativeServerCall {
         msgs: &Bound<'_, PyList>,
         start: usize,
     ) -> PyResult<usize> {
-        let call = self.lock();
-        let mut n = 0;
-        for m in msgs.iter().skip(start) {
-            let queued = match m.cast::<PyBytes>() {
-                Ok(b) => call.try_send_ref(b.as_bytes()),
-                Err(_) => call.try_send_ref(m.extract::<&[u8]>()?),
-            }
-            .map_err(|s| status_err(py, &s))?;
-            if !queued {
-                break;
-            }
-            n += 1;
+        let items: Vec<Bound<'_, PyAny>> = msgs.iter().skip(start).collect();
+        let slices = items
+            .iter()
+            .map(|m| match m.cast::<PyBytes>() {
+                Ok(b) => Ok(b.as_bytes()),
+                Err(_) => m.extract::<&[u8]>().map_err(PyErr::from),
+            })
+            .collect::<PyResult<Vec<&[u8]>>>()?;
+        let (n, failed) = self.lock().try_send_refs(slices.iter().copied());
+        match failed {
+            Some(s) => Err(status_err(py, &s)),
+            None => Ok(n),
         }
-        Ok(n)
     }
 
     fn send_ready(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

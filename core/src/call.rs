@@ -288,6 +288,31 @@ impl Call {
         self.out.try_send_ref(msg, None)
     }
 
+    /// Queues borrowed messages (copied) in order while there is room, under one lock and
+    /// with at most one wake of the writer for the lot: how many were queued, and the error
+    /// that stopped the next one (`None`: all went, or the queue filled). For senders on a
+    /// thread of their own, where a wake per message would cross threads each time.
+    pub fn try_send_refs<'m, I>(&self, msgs: I) -> (usize, Option<Status>)
+    where
+        I: IntoIterator<Item = &'m [u8]>,
+    {
+        let too_big = std::cell::Cell::new(None);
+        let max = self.max_send;
+        let fit = msgs.into_iter().enumerate().map_while(|(i, m)| {
+            if m.len() > max {
+                too_big.set(Some((i, m.len())));
+                None
+            } else {
+                Some(m)
+            }
+        });
+        let (n, failed) = self.out.push_many(fit, None);
+        match (failed, too_big.get()) {
+            (None, Some((i, len))) if i == n => (n, self.check_len(len).err()),
+            (failed, _) => (n, failed),
+        }
+    }
+
     /// Queues one message if there is room now.
     pub fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {
         if let Err(s) = self.check_send(&msg) {

@@ -264,6 +264,26 @@ impl ServerCall {
         self.out.try_send_ref(msg, None)
     }
 
+    /// Queues borrowed messages (copied) in order while there is room, under one lock and
+    /// with at most one wake of the writer for the lot: how many were queued, and the error
+    /// that stopped the next one (`None`: all went, or the queue filled). For senders on a
+    /// thread of their own, where a wake per message would cross threads each time.
+    pub fn try_send_refs<'m, I>(&self, msgs: I) -> (usize, Option<Status>)
+    where
+        I: IntoIterator<Item = &'m [u8]>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let msgs = msgs.into_iter();
+        if msgs.len() > 1 {
+            // More than one response: not the inline single-response write.
+            self.sent.store(true, Ordering::Relaxed);
+            self.start_writer();
+        } else if msgs.len() == 1 {
+            self.before_send();
+        }
+        self.out.push_many(msgs, None)
+    }
+
     pub fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {
         self.before_send();
         self.out.try_send(msg)

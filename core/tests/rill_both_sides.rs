@@ -457,3 +457,63 @@ async fn a_direct_send_never_overtakes_a_taken_batch() {
         assert_eq!(next, 1002);
     }
 }
+
+/// Batched sends (`try_send_refs`) on both sides: order kept across refills of a full
+/// queue, and a message over the send limit stops the batch at its index with
+/// RESOURCE_EXHAUSTED, the ones before it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_sends_keep_order_and_stop_at_an_oversized_message() {
+    let server = server_with(|mut call| async move {
+        let mut got = Vec::new();
+        while let Some(m) = call.recv().await.unwrap() {
+            got.push(m);
+        }
+        // Echo everything back in batches of 100, waiting for room when the queue fills.
+        let all: Vec<&[u8]> = got.iter().map(|b| &b[..]).collect();
+        let mut done = 0;
+        while done < all.len() {
+            let end = (done + 100).min(all.len());
+            let (n, failed) = call.try_send_refs(all[done..end].iter().copied());
+            assert!(failed.is_none(), "{failed:?}");
+            done += n;
+            if done < end {
+                std::future::poll_fn(|cx| call.poll_send_ready(cx)).await;
+            }
+        }
+        call.finish(rillrpc::Status::ok()).unwrap();
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let mut call = ch
+        .open(
+            rill_testkit::rill_echo::ECHO,
+            CallOptions::new().max_send_message_size(1000),
+        )
+        .unwrap();
+    let msgs: Vec<Vec<u8>> = (0..20_000u32).map(|i| i.to_be_bytes().repeat(8)).collect();
+    let mut sent = 0;
+    while sent < msgs.len() {
+        let (n, failed) = call.try_send_refs(msgs[sent..].iter().map(|m| &m[..]));
+        assert!(failed.is_none(), "{failed:?}");
+        sent += n;
+        if sent < msgs.len() {
+            std::future::poll_fn(|cx| call.poll_send_ready(cx)).await;
+        }
+    }
+    let big = vec![0u8; 1001];
+    let (n, failed) = call.try_send_refs([&b"ok"[..], &big[..], b"never"]);
+    assert_eq!(n, 1);
+    assert_eq!(
+        failed.expect("over the limit").code(),
+        rillrpc::Code::ResourceExhausted
+    );
+    call.close_send();
+    let mut got = Vec::new();
+    while let Some(m) = call.recv().await.unwrap() {
+        got.push(m);
+    }
+    assert_eq!(got.len(), msgs.len() + 1);
+    for (i, m) in msgs.iter().enumerate() {
+        assert_eq!(&got[i][..], &m[..], "message {i}");
+    }
+    assert_eq!(&got[msgs.len()][..], b"ok");
+}

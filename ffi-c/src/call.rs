@@ -145,7 +145,30 @@ impl CallObj {
             ));
             return (0, Err(e));
         }
-        crate::send_each(msgs, |m| self.poll_send(m))
+        if msgs.len() <= 1 {
+            return crate::send_each(msgs, |m| self.poll_send(m));
+        }
+        if let Err(e) = self.check_send() {
+            return (0, Err(e));
+        }
+        let (call, waker) = (&self.call, &self.waker);
+        let (n, r) = crate::send_many(
+            msgs,
+            |m| call.try_send_refs(m.iter().map(crate::bytes_of)),
+            || call.poll_send_ready(&mut Context::from_waker(waker)),
+            |s| {
+                Fail::new(
+                    RILL_ERR_CLOSED,
+                    format!(
+                        "the call cannot send any more ({}: {}); rill_call_finish gives its status",
+                        s.code().name(),
+                        s.message()
+                    ),
+                )
+            },
+        );
+        self.sent += n as u64;
+        (n, r)
     }
 
     /// Ready(OK) with `current` set, Ready(EOF), or the call's failure.

@@ -116,7 +116,26 @@ impl ServerCallObj {
             ));
             return (0, Err(e));
         }
-        crate::send_each(msgs, |m| self.poll_send(m))
+        if msgs.len() <= 1 {
+            return crate::send_each(msgs, |m| self.poll_send(m));
+        }
+        if let Err(e) = self.check_send() {
+            return (0, Err(e));
+        }
+        let (call, waker) = (&self.call, &self.waker);
+        let (n, r) = crate::send_many(
+            msgs,
+            |m| call.try_send_refs(m.iter().map(crate::bytes_of)),
+            || call.poll_send_ready(&mut Context::from_waker(waker)),
+            |s| {
+                Fail::new(
+                    RILL_ERR_CLOSED,
+                    format!("the call has ended ({}: {})", s.code().name(), s.message()),
+                )
+            },
+        );
+        self.sent += n as u64;
+        (n, r)
     }
 
     fn poll_recv(&mut self) -> Poll<R> {
