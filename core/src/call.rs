@@ -296,21 +296,7 @@ impl Call {
     where
         I: IntoIterator<Item = &'m [u8]>,
     {
-        let too_big = std::cell::Cell::new(None);
-        let max = self.max_send;
-        let fit = msgs.into_iter().enumerate().map_while(|(i, m)| {
-            if m.len() > max {
-                too_big.set(Some((i, m.len())));
-                None
-            } else {
-                Some(m)
-            }
-        });
-        let (n, failed) = self.out.push_many(fit, None);
-        match (failed, too_big.get()) {
-            (None, Some((i, len))) if i == n => (n, self.check_len(len).err()),
-            (failed, _) => (n, failed),
-        }
+        self.out.push_many(msgs, None, |m| self.check_len(m.len()))
     }
 
     /// Queues one message if there is room now.

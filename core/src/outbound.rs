@@ -243,22 +243,29 @@ impl Outbound {
         &self,
         msgs: impl IntoIterator<Item = &'m [u8]>,
         compress: Option<bool>,
+        check: impl Fn(&[u8]) -> Result<(), Status>,
     ) -> (usize, Option<Status>) {
         let mut msgs = msgs.into_iter().peekable();
         let mut n = 0;
-        let mut st = self.lock();
         let mut failed = None;
+        // Taken at the first message that is queued: a lone one takes the single path.
+        let mut st = None;
         while let Some(msg) = msgs.next() {
-            if n == 0 && msgs.peek().is_none() {
+            if let Err(s) = check(msg) {
+                failed = Some(s);
+                break;
+            }
+            let burst = msgs.peek().is_some();
+            if n == 0 && !burst {
                 // A lone message may be an answer: the single path can write it directly.
-                drop(st);
                 return match self.push(msg, None, compress) {
                     Ok(()) => (1, None),
                     Err(Push::Full) => (0, None),
                     Err(Push::Closed(s)) => (0, Some(s)),
                 };
             }
-            match self.admit(&st) {
+            let st = st.get_or_insert_with(|| self.lock());
+            match self.admit(st) {
                 Ok(true) => {}
                 Ok(false) => {
                     n += 1;
@@ -270,9 +277,8 @@ impl Outbound {
                     break;
                 }
             }
-            let enc = Self::encoding(&st, compress);
-            let burst = msgs.peek().is_some();
-            if let Err(e) = Self::enqueue(&mut st, msg, None, enc, burst) {
+            let enc = Self::encoding(st, compress);
+            if let Err(e) = Self::enqueue(st, msg, None, enc, burst) {
                 if let Push::Closed(s) = e {
                     failed = Some(s);
                 }
@@ -283,7 +289,7 @@ impl Outbound {
         if n > 0 {
             self.answer.store(false, Ordering::Relaxed);
         }
-        if st.queued > 0 {
+        if let Some(mut st) = st.filter(|st| st.queued > 0) {
             let w = st.pump.take();
             drop(st);
             self.wake_pump(w);
@@ -780,7 +786,7 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         assert!(out.poll_take(&mut cx).is_pending());
         let msgs = [&b"one"[..], b"two", b"three"];
-        let (n, failed) = out.push_many(msgs.iter().copied(), None);
+        let (n, failed) = out.push_many(msgs.iter().copied(), None, |_| Ok(()));
         assert_eq!((n, failed.is_none()), (3, true));
         assert_eq!(
             *seen.1.lock().unwrap(),
@@ -806,12 +812,12 @@ mod tests {
     fn a_batch_stops_at_the_limit_and_at_a_closed_call() {
         let out = Outbound::new(100, Encoding::Identity);
         let m = [7u8; 30];
-        let (n, failed) = out.push_many(std::iter::repeat_n(&m[..], 10), None);
+        let (n, failed) = out.push_many(std::iter::repeat_n(&m[..], 10), None, |_| Ok(()));
         // The same rule as single sends: room while below the limit.
         assert_eq!((n, failed.is_none()), (3, true));
         let out = Outbound::new(100, Encoding::Identity);
         out.close(End::CloseSend);
-        let (n, failed) = out.push_many([&m[..], &m[..]], None);
+        let (n, failed) = out.push_many([&m[..], &m[..]], None, |_| Ok(()));
         assert_eq!(n, 0);
         assert_eq!(failed.expect("closed").code(), Code::FailedPrecondition);
     }

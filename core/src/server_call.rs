@@ -281,7 +281,7 @@ impl ServerCall {
         } else if msgs.len() == 1 {
             self.before_send();
         }
-        self.out.push_many(msgs, None)
+        self.out.push_many(msgs, None, |_| Ok(()))
     }
 
     pub fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {

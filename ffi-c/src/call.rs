@@ -73,6 +73,18 @@ fn status_fail(s: &Status) -> Fail {
     )
 }
 
+/// Why a send was refused: the call can send no more.
+fn cannot_send(s: &Status) -> Fail {
+    Fail::new(
+        RILL_ERR_CLOSED,
+        format!(
+            "the call cannot send any more ({}: {}); rill_call_finish gives its status",
+            s.code().name(),
+            s.message()
+        ),
+    )
+}
+
 impl CallObj {
     fn check_open(&self, op: &str) -> R<()> {
         if self.finished {
@@ -120,16 +132,7 @@ impl CallObj {
                     }
                     // Room came back between the two looks: try again.
                 }
-                Err(s) => {
-                    return Poll::Ready(Err(Fail::new(
-                        RILL_ERR_CLOSED,
-                        format!(
-                        "the call cannot send any more ({}: {}); rill_call_finish gives its status",
-                        s.code().name(),
-                        s.message()
-                    ),
-                    )))
-                }
+                Err(s) => return Poll::Ready(Err(cannot_send(&s))),
             }
         }
     }
@@ -156,16 +159,7 @@ impl CallObj {
             msgs,
             |m| call.try_send_refs(m.iter().map(crate::bytes_of)),
             || call.poll_send_ready(&mut Context::from_waker(waker)),
-            |s| {
-                Fail::new(
-                    RILL_ERR_CLOSED,
-                    format!(
-                        "the call cannot send any more ({}: {}); rill_call_finish gives its status",
-                        s.code().name(),
-                        s.message()
-                    ),
-                )
-            },
+            |s| cannot_send(&s),
         );
         self.sent += n as u64;
         (n, r)

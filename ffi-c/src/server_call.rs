@@ -39,6 +39,14 @@ impl Waitable for ServerCallObj {
 
 pub(crate) static SERVER_CALLS: Registry<ServerCallObj> = Registry::new(6, "server call");
 
+/// Why a send was refused: the call has ended.
+fn ended(s: &Status) -> Fail {
+    Fail::new(
+        RILL_ERR_CLOSED,
+        format!("the call has ended ({}: {})", s.code().name(), s.message()),
+    )
+}
+
 impl ServerCallObj {
     pub fn new(call: ServerCall) -> ServerCallObj {
         let (notify, waker) = Notify::new();
@@ -96,12 +104,7 @@ impl ServerCallObj {
                     }
                     // Room came back between the two looks: try again.
                 }
-                Err(s) => {
-                    return Poll::Ready(Err(Fail::new(
-                        RILL_ERR_CLOSED,
-                        format!("the call has ended ({}: {})", s.code().name(), s.message()),
-                    )))
-                }
+                Err(s) => return Poll::Ready(Err(ended(&s))),
             }
         }
     }
@@ -127,12 +130,7 @@ impl ServerCallObj {
             msgs,
             |m| call.try_send_refs(m.iter().map(crate::bytes_of)),
             || call.poll_send_ready(&mut Context::from_waker(waker)),
-            |s| {
-                Fail::new(
-                    RILL_ERR_CLOSED,
-                    format!("the call has ended ({}: {})", s.code().name(), s.message()),
-                )
-            },
+            |s| ended(&s),
         );
         self.sent += n as u64;
         (n, r)
