@@ -164,10 +164,7 @@ impl Call {
                         first = None;
                     }
                 }
-                out.lend(Lent {
-                    stream,
-                    driver: Some(driver),
-                });
+                out.lend(Lent::new(stream, Some(driver)));
                 // The first message goes out directly, like an answer.
                 out.received();
                 let rt = chan.runtime().clone();
@@ -747,10 +744,7 @@ impl Pump {
         loop {
             // While waiting, the stream is lent to the call: an answer to a received
             // message is written by its sender directly (see `outbound`).
-            self.out.lend(Lent {
-                stream,
-                driver: Some(driver.clone()),
-            });
+            self.out.lend(Lent::new(stream, Some(driver.clone())));
             let idle = tokio::select! {
                 biased;
                 _ = &mut sleep => Idle::Deadline,

@@ -63,6 +63,31 @@ pub(crate) struct Outbound {
 pub(crate) struct Lent {
     pub(crate) stream: SendStream<Bytes>,
     pub(crate) driver: Option<Arc<Driver>>,
+    /// The pump's waker, which h2 holds while the pump watches for a reset.
+    pub(crate) pump: Option<Waker>,
+}
+
+impl Lent {
+    pub(crate) fn new(stream: SendStream<Bytes>, driver: Option<Arc<Driver>>) -> Lent {
+        Lent {
+            stream,
+            driver,
+            pump: None,
+        }
+    }
+
+    /// Hands the reset watch back to the pump (waking it if the reset already came).
+    fn watch_reset(&mut self) {
+        if let Some(w) = &self.pump {
+            if self
+                .stream
+                .poll_reset(&mut Context::from_waker(w))
+                .is_ready()
+            {
+                w.wake_by_ref();
+            }
+        }
+    }
 }
 
 struct State {
@@ -389,8 +414,16 @@ impl Outbound {
             return Err(st);
         }
         let lent = st.lent.as_mut().expect("checked by the caller");
+        // Reserving capacity wakes the stream's send task, which is the pump watching for a
+        // reset: a thread hop per answer, for nothing. Point h2 elsewhere meanwhile.
+        let mut off = Context::from_waker(Waker::noop());
+        if lent.stream.poll_reset(&mut off).is_ready() {
+            lent.watch_reset();
+            return Err(st);
+        }
         lent.stream.reserve_capacity(1);
         if lent.stream.capacity() == 0 {
+            lent.watch_reset();
             return Err(st);
         }
         let mut frame = BytesMut::with_capacity(codec::PREFIX_LEN + msg.len());
@@ -399,7 +432,9 @@ impl Outbound {
         }
         let driver = lent.driver.clone();
         let kick = driver.as_deref().map(Driver::announce);
-        if lent.stream.send_data(frame.freeze(), false).is_err() {
+        let sent = lent.stream.send_data(frame.freeze(), false);
+        lent.watch_reset();
+        if sent.is_err() {
             // The stream is gone; the pump finds out why when it takes the stream back.
             drop(kick);
             return Err(st);
@@ -439,7 +474,13 @@ impl Outbound {
         cx: &mut Context<'_>,
     ) -> Poll<Result<h2::Reason, h2::Error>> {
         match self.lock().lent.as_mut() {
-            Some(l) => l.stream.poll_reset(cx),
+            Some(l) => {
+                match &l.pump {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => l.pump = Some(cx.waker().clone()),
+                }
+                l.stream.poll_reset(cx)
+            }
             None => Poll::Pending,
         }
     }
@@ -806,6 +847,66 @@ mod tests {
             b"\0\0\0\0\x03one\0\0\0\0\x03two\0\0\0\0\x05three"
         );
         seen.0.lock().unwrap().take();
+    }
+
+    /// Counts wakes.
+    #[derive(Default)]
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Regression: a direct answer reserved send capacity on the lent stream, and h2 wakes
+    /// the stream's send task on new capacity: the pump, watching for a reset, was woken on
+    /// a runtime thread for every ping-pong answer (a futex wake and a tokio driver wake per
+    /// message from the Node server's JS thread). The pump must sleep through answers and
+    /// still hear the reset.
+    #[tokio::test]
+    async fn a_direct_answer_does_not_wake_the_pump_but_a_reset_does() {
+        let (c, s) = tokio::io::duplex(1 << 16);
+        let srv = tokio::spawn(async move {
+            let mut conn = h2::server::handshake(s).await.unwrap();
+            let (req, mut respond) = conn.accept().await.unwrap().unwrap();
+            let stream = respond
+                .send_response(http::Response::new(()), false)
+                .unwrap();
+            tokio::spawn(async move { while conn.accept().await.is_some() {} });
+            (req, stream)
+        });
+        let (mut client, conn) = h2::client::handshake(c).await.unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::post("http://x/p").body(()).unwrap();
+        let (resp, mut req_stream) = client.send_request(req, false).unwrap();
+        let (_req, stream) = srv.await.unwrap();
+        let mut resp = resp.await.unwrap().into_body();
+
+        let out = Outbound::new(1 << 20, Encoding::Identity);
+        out.lend(Lent::new(stream, None));
+        let pump = Arc::new(Count::default());
+        let waker = Waker::from(pump.clone());
+        assert!(out
+            .poll_lent_reset(&mut Context::from_waker(&waker))
+            .is_pending());
+        for i in 0..3u8 {
+            out.received();
+            assert_eq!(out.try_send_ref(&[i; 16], None), Ok(true));
+            let got = resp.data().await.unwrap().unwrap();
+            assert_eq!(got.len(), 5 + 16, "answer {i} went out directly");
+        }
+        assert_eq!(pump.0.load(Ordering::SeqCst), 0, "the pump slept");
+
+        req_stream.send_reset(h2::Reason::CANCEL);
+        for _ in 0..500 {
+            if pump.0.load(Ordering::SeqCst) > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(pump.0.load(Ordering::SeqCst) > 0, "the reset woke the pump");
+        let r = out.poll_lent_reset(&mut Context::from_waker(&waker));
+        assert!(matches!(r, Poll::Ready(Ok(h2::Reason::CANCEL))), "{r:?}");
     }
 
     #[test]

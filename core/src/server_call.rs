@@ -332,7 +332,8 @@ impl ServerCall {
     /// True once the call ended on this side: the client cancelled, the deadline passed or
     /// the connection broke. A handler doing long work checks this.
     pub fn is_cancelled(&self) -> bool {
-        self.start_writer();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        self.watch_reset(&mut cx);
         self.out
             .local_status()
             .is_some_and(|s| s.code() != Code::Ok)
@@ -340,13 +341,29 @@ impl ServerCall {
 
     /// Ready when the call ended for a reason other than this handler's `finish`.
     pub fn poll_cancelled(&self, cx: &mut Context<'_>) -> Poll<Status> {
-        self.start_writer();
+        self.watch_reset(cx);
         match self.out.local_status() {
             Some(s) => Poll::Ready(s),
             None => {
                 let _ = self.out.poll_watch(cx);
                 Poll::Pending
             }
+        }
+    }
+
+    /// Watches for the client's reset: the writer task does once started; a deferred
+    /// writer's stream is watched here, with `cx`, so that a handler that only listens for
+    /// cancellation (as every Node call does) does not start a task per call.
+    fn watch_reset(&self, cx: &mut Context<'_>) {
+        let mut lazy = self.lazy();
+        let Some(l) = lazy.as_mut() else { return };
+        if let Poll::Ready(r) = l.respond.poll_reset(cx) {
+            let s = reset_status(r);
+            self.out
+                .terminate(s.clone(), Terminate::Reset(h2::Reason::NO_ERROR));
+            self.out.fail(s);
+            // Nothing more to write: the stream is gone.
+            *lazy = None;
         }
     }
 
@@ -415,6 +432,20 @@ pub(crate) fn trailers_for(status: &Status) -> HeaderMap {
     }
     status.trailers().write_to(&mut h);
     h
+}
+
+/// The status of a call whose stream the client reset.
+fn reset_status(r: Result<h2::Reason, h2::Error>) -> Status {
+    match r {
+        Ok(h2::Reason::CANCEL) | Ok(h2::Reason::NO_ERROR) => {
+            Status::cancelled("the client cancelled the call")
+        }
+        Ok(reason) => Status::new(
+            Code::from_h2_reason(reason),
+            format!("stream reset by the client: {reason:?}"),
+        ),
+        Err(e) => Status::from_h2(&e),
+    }
 }
 
 struct Lazy {
@@ -502,10 +533,7 @@ impl Pump {
             // answer to a received message is written by its sender directly.
             let lent = match stream.take() {
                 Some(s) => {
-                    self.out.lend(Lent {
-                        stream: s,
-                        driver: self.driver.clone(),
-                    });
+                    self.out.lend(Lent::new(s, self.driver.clone()));
                     true
                 }
                 None => false,
@@ -539,16 +567,7 @@ impl Pump {
                     continue;
                 }
                 Idle::Reset(r) => {
-                    let s = match r {
-                        Ok(h2::Reason::CANCEL) | Ok(h2::Reason::NO_ERROR) => {
-                            Status::cancelled("the client cancelled the call")
-                        }
-                        Ok(reason) => Status::new(
-                            Code::from_h2_reason(reason),
-                            format!("stream reset by the client: {reason:?}"),
-                        ),
-                        Err(e) => Status::from_h2(&e),
-                    };
+                    let s = reset_status(r);
                     self.out
                         .terminate(s.clone(), Terminate::Reset(h2::Reason::NO_ERROR));
                     self.out.fail(s);

@@ -201,6 +201,23 @@ async fn client_cancel_reaches_the_handler_as_cancelled() {
     assert_eq!(s.code(), Code::Cancelled, "{s:?}");
 }
 
+/// A unary call without a deadline defers its writer task until it is needed; watching
+/// for cancellation must not need it (Node watches every call), and must still see the
+/// client's reset.
+#[tokio::test]
+async fn client_cancel_of_a_unary_call_reaches_a_handler_that_never_answers() {
+    let (server, mut seen) = silent_server(ServerOptions::default());
+    let mut c = tonic_client(server.local_addr()).await;
+    // No grpc-timeout: the client gives up by dropping the call, which resets the stream.
+    let gave_up = tokio::time::timeout(Duration::from_millis(200), c.ping_pong(r(b"one", 0))).await;
+    assert!(gave_up.is_err());
+    let s = tokio::time::timeout(Duration::from_secs(5), seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.code(), Code::Cancelled, "{s:?}");
+}
+
 #[tokio::test]
 async fn gzip_both_ways() {
     let server = rill_server(ServerOptions::default());
