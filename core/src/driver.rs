@@ -129,6 +129,11 @@ impl Driver {
         }
     }
 
+    /// The runtime's context, for a poll from a thread outside it.
+    pub(crate) fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.rt.enter()
+    }
+
     /// Drops the connection's future now (closing its socket and failing its streams), as
     /// dropping the task that owned it did before anyone else could hold it.
     pub(crate) fn close(&self) {

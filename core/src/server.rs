@@ -17,6 +17,7 @@ use crate::call::{content_type, is_grpc_content_type, Shape};
 use crate::codec::{self, Encoding};
 use crate::driver::Driver;
 use crate::error::Error;
+use crate::hosted::HostedConnection;
 use crate::metadata::Metadata;
 use crate::runtime;
 use crate::server_call::{trailers_for, ServerCall};
@@ -57,6 +58,7 @@ impl Default for ServerOptions {
 pub struct ServerBuilder {
     opts: ServerOptions,
     methods: HashMap<String, Shape>,
+    hosted: bool,
 }
 
 impl ServerBuilder {
@@ -64,7 +66,16 @@ impl ServerBuilder {
         ServerBuilder {
             opts,
             methods: HashMap::new(),
+            hosted: false,
         }
+    }
+
+    /// Hands each accepted connection out through `Server::poll_connection` for the
+    /// caller's event loop to drive, instead of serving it on the runtime (see
+    /// `HostedConnection`). The caller must then take and drive every connection.
+    pub fn host_connections(mut self) -> ServerBuilder {
+        self.hosted = true;
+        self
     }
 
     /// Serves `path` (`/package.Service/Method`) with the given shape. Requests for any
@@ -103,11 +114,19 @@ impl ServerBuilder {
             .map_err(|e| Error::io("local_addr", e))?;
         let (call_tx, call_rx) = mpsc::unbounded_channel();
         let (shutdown_tx, shutdown_rx) = watch::channel(Phase::Serving);
+        let (hosted_tx, hosted_rx) = match self.hosted {
+            true => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some(tx), Some(Mutex::new(rx)))
+            }
+            false => (None, None),
+        };
         let shared = Arc::new(Shared {
             opts: self.opts,
             methods: self.methods,
             tls,
             calls: call_tx,
+            hosted: hosted_tx,
             phase: shutdown_rx,
         });
         let rt = runtime::handle();
@@ -116,6 +135,7 @@ impl ServerBuilder {
         Ok(Server {
             local_addr,
             incoming: Mutex::new(call_rx),
+            hosted: hosted_rx,
             phase: shutdown_tx,
             done: done_rx,
         })
@@ -136,6 +156,8 @@ struct Shared {
     methods: HashMap<String, Shape>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     calls: mpsc::UnboundedSender<ServerCall>,
+    /// Where accepted connections go when the caller hosts them.
+    hosted: Option<mpsc::UnboundedSender<HostedConnection>>,
     phase: watch::Receiver<Phase>,
 }
 
@@ -143,6 +165,7 @@ struct Shared {
 pub struct Server {
     local_addr: SocketAddr,
     incoming: Mutex<mpsc::UnboundedReceiver<ServerCall>>,
+    hosted: Option<Mutex<mpsc::UnboundedReceiver<HostedConnection>>>,
     phase: watch::Sender<Phase>,
     done: watch::Receiver<bool>,
 }
@@ -184,6 +207,24 @@ impl Server {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<ServerCall>> {
         match self.incoming.try_lock() {
+            Ok(mut rx) => rx.poll_recv(cx),
+            Err(_) => {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        }
+    }
+
+    /// The next accepted connection, for a server built with `host_connections` (always
+    /// `Ready(None)` otherwise, and once the server has stopped listening).
+    pub fn poll_connection(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<HostedConnection>> {
+        let Some(hosted) = &self.hosted else {
+            return std::task::Poll::Ready(None);
+        };
+        match hosted.try_lock() {
             Ok(mut rx) => rx.poll_recv(cx),
             Err(_) => {
                 cx.waker().wake_by_ref();
@@ -240,22 +281,36 @@ async fn serve(
     };
     let mut phase = shared.phase.clone();
     let mut conns = JoinSet::new();
+    // Hosted connections each hold a sender; `recv` ends once all of them have ended.
+    let (hosted_alive, mut hosted_done) = mpsc::channel::<()>(1);
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((tcp, peer)) => {
-                    let tcp = Socket::new(tcp);
-                    let s = shared.clone();
-                    conns.spawn(async move {
-                        match &s.tls {
-                            None => connection(s.clone(), tcp, peer).await,
-                            Some(acceptor) => match acceptor.accept(tcp).await {
-                                Ok(tls) => connection(s.clone(), tls, peer).await,
-                                Err(e) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
-                            },
-                        }
-                    });
-                }
+                Ok((tcp, peer)) => match &shared.hosted {
+                    None => {
+                        let driver = connection(shared.clone(), Socket::new(tcp), peer, None);
+                        conns.spawn(async move {
+                            // Aborted with the server, the task takes the connection down
+                            // with it.
+                            let _closer = driver.closer();
+                            std::future::poll_fn(|cx| driver.poll_task(cx)).await;
+                        });
+                    }
+                    Some(to_host) => {
+                        let tcp = match tcp.into_std() {
+                            Ok(t) => t,
+                            Err(e) => {
+                                tracing::warn!("cannot take connection from {peer} off the reactor: {e}");
+                                continue;
+                            }
+                        };
+                        let (sock, ready) = Socket::hosted(tcp);
+                        let fd = sock.fd();
+                        let driver = connection(shared.clone(), sock, peer, Some(hosted_alive.clone()));
+                        // Refused only when the server is gone; the connection then closes.
+                        let _ = to_host.send(HostedConnection::new(driver, ready, fd));
+                    }
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!("accept failed: {e}");
@@ -272,10 +327,39 @@ async fn serve(
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
+    drop(hosted_alive);
+    let _ = hosted_done.recv().await;
     let _ = done.send(true);
 }
 
-async fn connection<T>(shared: Arc<Shared>, io: T, peer: SocketAddr)
+/// The driver of one accepted connection: TLS (if configured), HTTP/2, then its calls.
+/// `alive` is held until the connection ends.
+fn connection(
+    shared: Arc<Shared>,
+    sock: Socket,
+    peer: SocketAddr,
+    alive: Option<mpsc::Sender<()>>,
+) -> Arc<Driver> {
+    let rt = tokio::runtime::Handle::current();
+    // The connection is polled through a driver, so that a handler's thread can put its
+    // answer on the socket itself (see `driver`). Its calls hold the driver; the future
+    // holds only a weak reference, or the two would keep each other alive.
+    Driver::new_cyclic(
+        |me| async move {
+            let _alive = alive;
+            match shared.tls.clone() {
+                None => serve_h2(shared, sock, peer, me).await,
+                Some(acceptor) => match acceptor.accept(sock).await {
+                    Ok(tls) => serve_h2(shared, tls, peer, me).await,
+                    Err(e) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                },
+            }
+        },
+        rt,
+    )
+}
+
+async fn serve_h2<T>(shared: Arc<Shared>, io: T, peer: SocketAddr, me: std::sync::Weak<Driver>)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -301,51 +385,39 @@ where
             return;
         }
     };
-    // The connection is polled through a driver, so that a handler's thread can put its
-    // answer on the socket itself (see `driver`). Its calls hold the driver; the future
-    // holds only a weak reference, or the two would keep each other alive.
-    let rt = tokio::runtime::Handle::current();
-    let driver = Driver::new_cyclic(
-        |me| async move {
-            let mut phase = shared.phase.clone();
-            let mut draining = false;
-            if *phase.borrow() != Phase::Serving {
-                conn.graceful_shutdown();
-                draining = true;
-            }
-            loop {
-                tokio::select! {
-                    r = conn.accept() => match r {
-                        Some(Ok((req, respond))) => dispatch(&shared, req, respond, peer, me.upgrade()),
-                        Some(Err(e)) => {
-                            tracing::debug!("connection from {peer}: {e}");
-                            if e.is_io() || e.is_go_away() {
-                                break;
-                            }
-                        }
-                        None => break,
-                    },
-                    _ = phase.changed() => {
-                        let p = *phase.borrow();
-                        if p == Phase::Stopped {
-                            conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                            // Let h2 write the GOAWAY, briefly, then drop the connection.
-                            let _ = tokio::time::timeout(Duration::from_millis(100), std::future::poll_fn(|cx| conn.poll_closed(cx))).await;
-                            break;
-                        }
-                        if p == Phase::Draining && !draining {
-                            conn.graceful_shutdown();
-                            draining = true;
-                        }
+    let mut phase = shared.phase.clone();
+    let mut draining = false;
+    if *phase.borrow() != Phase::Serving {
+        conn.graceful_shutdown();
+        draining = true;
+    }
+    loop {
+        tokio::select! {
+            r = conn.accept() => match r {
+                Some(Ok((req, respond))) => dispatch(&shared, req, respond, peer, me.upgrade()),
+                Some(Err(e)) => {
+                    tracing::debug!("connection from {peer}: {e}");
+                    if e.is_io() || e.is_go_away() {
+                        break;
                     }
                 }
+                None => break,
+            },
+            _ = phase.changed() => {
+                let p = *phase.borrow();
+                if p == Phase::Stopped {
+                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    // Let h2 write the GOAWAY, briefly, then drop the connection.
+                    let _ = tokio::time::timeout(Duration::from_millis(100), std::future::poll_fn(|cx| conn.poll_closed(cx))).await;
+                    break;
+                }
+                if p == Phase::Draining && !draining {
+                    conn.graceful_shutdown();
+                    draining = true;
+                }
             }
-        },
-        rt,
-    );
-    // Aborted with the server, the task takes the connection down with it.
-    let _closer = driver.closer();
-    std::future::poll_fn(|cx| driver.poll_task(cx)).await;
+        }
+    }
 }
 
 fn dispatch(
