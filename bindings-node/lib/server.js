@@ -343,7 +343,10 @@ class Server extends EventEmitter {
       certPem: opts.cert && toBuffer(opts.cert),
       keyPem: opts.key && toBuffer(opts.key),
       maxConcurrentStreams: opts.maxConcurrentStreams,
-      maxRecvMessageSize: opts.maxReceiveMessageSize
+      maxRecvMessageSize: opts.maxReceiveMessageSize,
+      // Connections are read on this thread (see src/hosted.rs); RILLRPC_NODE_HOSTED=0 leaves
+      // them on the core's threads.
+      hostConnections: process.env.RILLRPC_NODE_HOSTED !== '0'
     })
     this._methods = new Map()
     this._queue = []

@@ -11,6 +11,8 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod call;
+#[cfg(unix)]
+mod hosted;
 mod meta;
 mod server;
 mod wake;

@@ -19,6 +19,8 @@ pub struct ServerOpts {
     pub key_pem: Option<Buffer>,
     pub max_concurrent_streams: Option<u32>,
     pub max_recv_message_size: Option<u32>,
+    /// Reads connections on the JS thread (see `hosted`); default true.
+    pub host_connections: Option<bool>,
 }
 
 #[napi]
@@ -33,7 +35,9 @@ impl NativeServer {
     #[napi(constructor)]
     pub fn new(opts: Option<ServerOpts>) -> Result<NativeServer> {
         let mut so = ServerOptions::default();
+        let mut host = cfg!(unix);
         if let Some(o) = opts {
+            host &= o.host_connections.unwrap_or(true);
             match (o.cert_pem, o.key_pem) {
                 (Some(c), Some(k)) => {
                     so.tls = Some(ServerTls {
@@ -51,8 +55,12 @@ impl NativeServer {
                 so.max_recv_message_size = n as usize;
             }
         }
+        let mut builder = ServerBuilder::new(so);
+        if host {
+            builder = builder.host_connections();
+        }
         Ok(NativeServer {
-            builder: Some(ServerBuilder::new(so)),
+            builder: Some(builder),
             server: None,
             slot: Slot::new(),
         })
@@ -91,12 +99,22 @@ impl NativeServer {
     }
 
     /// Every incoming call ready now; `null` when none is (a wake-up will follow); an empty
-    /// array once the server has shut down.
+    /// array once the server has shut down. New connections are taken onto this thread's
+    /// loop first.
     #[napi]
-    pub fn poll_accept(&self, max: u32) -> Option<Vec<NativeServerCall>> {
+    pub fn poll_accept(&self, env: &Env, max: u32) -> Option<Vec<NativeServerCall>> {
         let Some(server) = &self.server else {
             return Some(Vec::new());
         };
+        while let Poll::Ready(Some(conn)) = with_cx(&self.slot, |cx| server.poll_connection(cx)) {
+            #[cfg(unix)]
+            if let Err(e) = crate::hosted::adopt(env, conn) {
+                // The connection is closed (the client sees it go); nobody else to tell.
+                eprintln!("{e}");
+            }
+            #[cfg(not(unix))]
+            drop((env, conn));
+        }
         let mut out = Vec::new();
         loop {
             if out.len() >= max.max(1) as usize {

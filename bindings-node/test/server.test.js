@@ -328,6 +328,50 @@ test('graceful shutdown lets a call in flight finish, then refuses new ones', as
   c.close()
 })
 
+test('ten grpc-js connections at once, each read on the JS thread, then closed', async () => {
+  const clients = Array.from({ length: 10 }, () => grpcJsClient(port))
+  await Promise.all(clients.map((c, i) => Promise.all([
+    new Promise((resolve, reject) => c.PingPong({ payload: Buffer.from(`k${i}`) }, (e, r) => e ? reject(e) : resolve(r)))
+      .then((r) => assert.equal(r.payload.toString(), `k${i}`)),
+    new Promise((resolve, reject) => {
+      const d = c.Echo()
+      const got = []
+      d.on('data', (m) => got.push(m.payload.toString()))
+      d.on('end', () => { assert.deepEqual(got, ['a', 'b', 'c']); resolve() })
+      d.on('error', reject)
+      for (const p of ['a', 'b', 'c']) d.write({ payload: Buffer.from(p) })
+      d.end()
+    })
+  ])))
+  for (const c of clients) c.close()
+  // The server keeps serving the connection it still has.
+  const { r } = await unary({ payload: Buffer.from('still') })
+  assert.equal(r.payload.toString(), 'still')
+})
+
+test('with RILLRPC_NODE_HOSTED=0 connections stay on the core\'s threads and serve the same', async () => {
+  const old = process.env.RILLRPC_NODE_HOSTED
+  process.env.RILLRPC_NODE_HOSTED = '0'
+  const s = new rill.Server({ maxReceiveMessageSize: 16 << 20 })
+  if (old === undefined) delete process.env.RILLRPC_NODE_HOSTED
+  else process.env.RILLRPC_NODE_HOSTED = old
+  s.addService(service, echoImpl())
+  const c = grpcJsClient(s.listen())
+  const big = Buffer.alloc(5 << 20, 7)
+  const r = await new Promise((resolve, reject) => c.PingPong({ payload: big }, (e, r) => e ? reject(e) : resolve(r)))
+  assert.ok(r.payload.equals(big))
+  const n = await new Promise((resolve, reject) => {
+    let n = 0
+    const st = c.EchoServer({ payload: Buffer.from('z'), count: 1000 })
+    st.on('data', () => n++)
+    st.on('end', () => resolve(n))
+    st.on('error', reject)
+  })
+  assert.equal(n, 1000)
+  c.close()
+  await s.shutdown(0)
+})
+
 test('a server after shutdown does not keep the process alive', async () => {
   const code = `
     const rill = require(${JSON.stringify(path.join(__dirname, '..'))})
