@@ -11,12 +11,13 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::call::{single_response, Call, CallOptions};
 use crate::driver::Driver;
 use crate::error::Error;
+use crate::hosted::HostedConnection;
 use crate::runtime;
 use crate::socket::Socket;
 use crate::status::Status;
@@ -43,6 +44,10 @@ pub struct ChannelOptions {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     pub user_agent: Option<String>,
+    /// Hands plain-TCP (`http://`) connections out through `Channel::poll_connection` for
+    /// the caller's event loop to drive (see `HostedConnection`); TLS connections stay on
+    /// the runtime. The caller must then take and drive every connection.
+    pub host_connections: bool,
 }
 
 impl Default for ChannelOptions {
@@ -58,6 +63,7 @@ impl Default for ChannelOptions {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(120),
             user_agent: None,
+            host_connections: false,
         }
     }
 }
@@ -90,6 +96,11 @@ pub(crate) struct ChannelInner {
     state: Mutex<ConnState>,
     backoff: Mutex<Duration>,
     generation: std::sync::atomic::AtomicU64,
+    /// Where connections go when the caller hosts them (`host_connections`).
+    hosted: Option<(
+        mpsc::UnboundedSender<HostedConnection>,
+        Mutex<mpsc::UnboundedReceiver<HostedConnection>>,
+    )>,
 }
 
 /// A client channel to `http://host:port` (h2c) or `https://host:port` (TLS). Cheap to clone;
@@ -143,6 +154,10 @@ impl Channel {
         let user_agent = HeaderValue::from_str(&ua)
             .map_err(|_| Error::invalid("user agent is not printable ASCII"))?;
         let backoff = Mutex::new(opts.initial_backoff);
+        let hosted = (opts.host_connections && tls.is_none()).then(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (tx, Mutex::new(rx))
+        });
         Ok(Channel {
             inner: Arc::new(ChannelInner {
                 scheme,
@@ -156,8 +171,24 @@ impl Channel {
                 state: Mutex::new(ConnState::Idle),
                 backoff,
                 generation: std::sync::atomic::AtomicU64::new(0),
+                hosted,
             }),
         })
+    }
+
+    /// The next connection for the caller to drive, with `host_connections` (always
+    /// `Ready(None)` otherwise, and for a TLS target).
+    pub fn poll_connection(&self, cx: &mut Context<'_>) -> Poll<Option<HostedConnection>> {
+        let Some((_, rx)) = &self.inner.hosted else {
+            return Poll::Ready(None);
+        };
+        match rx.try_lock() {
+            Ok(mut rx) => rx.poll_recv(cx),
+            Err(_) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
     }
 
     /// Starts a call. Returns at once: it never waits for the connection or for the
@@ -408,6 +439,9 @@ impl ChannelInner {
         let tcp = TcpStream::connect(&addr)
             .await
             .map_err(|e| Status::unavailable(format!("failed to connect to {addr}: {e}")))?;
+        if let Some((to_host, _)) = &self.hosted {
+            return self.hand_out(tcp, to_host).await;
+        }
         let tcp = Socket::new(tcp);
         match &self.tls {
             None => self.handshake(tcp).await,
@@ -433,15 +467,9 @@ impl ChannelInner {
         }
     }
 
-    async fn handshake<T>(
-        self: &Arc<Self>,
-        io: T,
-    ) -> Result<(SendRequest<Bytes>, u64, Arc<Driver>), Status>
-    where
-        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let (sender, mut conn) = h2::client::Builder::new()
-            .initial_window_size(self.opts.initial_stream_window)
+    fn h2_builder(&self) -> h2::client::Builder {
+        let mut b = h2::client::Builder::new();
+        b.initial_window_size(self.opts.initial_stream_window)
             .initial_connection_window_size(self.opts.initial_connection_window)
             .max_header_list_size(self.opts.max_header_list_size)
             .max_frame_size(1 << 20)
@@ -451,7 +479,83 @@ impl ChannelInner {
             // thousand of them waiting for a slow reader, and the connection is closed
             // with ENHANCE_YOUR_CALM. Flow control already bounds the payload.
             .data_frame_budget(DATA_FRAME_BUDGET)
-            .enable_push(false)
+            .enable_push(false);
+        b
+    }
+
+    /// A hosted connection: its socket leaves the reactor, and the HTTP/2 handshake, the
+    /// connection and its keepalive all run in the driver the caller's loop polls.
+    async fn hand_out(
+        self: &Arc<Self>,
+        tcp: TcpStream,
+        to_host: &mpsc::UnboundedSender<HostedConnection>,
+    ) -> Result<(SendRequest<Bytes>, u64, Arc<Driver>), Status> {
+        let tcp = tcp.into_std().map_err(|e| {
+            Status::unavailable(format!("cannot take the socket off the reactor: {e}"))
+        })?;
+        let (sock, ready) = Socket::hosted(tcp);
+        let fd = sock.fd();
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let builder = self.h2_builder();
+        let keepalive = self
+            .opts
+            .keepalive_interval
+            .map(|i| (i, self.opts.keepalive_timeout));
+        let me = Arc::downgrade(self);
+        let (tx, rx) = oneshot::channel();
+        let driver = Driver::new(
+            async move {
+                let (sender, mut conn) = match builder.handshake::<Socket, Bytes>(sock).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::unavailable(format!(
+                            "HTTP/2 handshake failed: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                let pp = conn.ping_pong();
+                if tx.send(Ok(sender)).is_err() {
+                    return; // the attempt timed out meanwhile
+                }
+                match (keepalive, pp) {
+                    (Some((interval, timeout)), Some(pp)) => {
+                        keep_alive(&mut conn, pp, interval, timeout).await
+                    }
+                    _ => {
+                        let _ = (&mut conn).await;
+                    }
+                }
+                if let Some(me) = me.upgrade() {
+                    me.connection_lost(generation);
+                }
+            },
+            self.runtime.clone(),
+        );
+        to_host
+            .send(HostedConnection::new(driver.clone(), ready, fd))
+            .map_err(|_| Status::unavailable("channel is closed"))?;
+        match rx.await {
+            Ok(Ok(sender)) => Ok((sender, generation, driver)),
+            Ok(Err(s)) => Err(s),
+            Err(_) => Err(Status::unavailable(
+                "the connection was closed before its HTTP/2 handshake",
+            )),
+        }
+    }
+
+    async fn handshake<T>(
+        self: &Arc<Self>,
+        io: T,
+    ) -> Result<(SendRequest<Bytes>, u64, Arc<Driver>), Status>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, mut conn) = self
+            .h2_builder()
             .handshake::<T, Bytes>(io)
             .await
             .map_err(|e| Status::unavailable(format!("HTTP/2 handshake failed: {e}")))?;
@@ -509,6 +613,31 @@ impl ChannelInner {
             if *g == generation {
                 *st = ConnState::Idle;
             }
+        }
+    }
+}
+
+/// Runs a hosted connection with keepalive pings: ends when the connection does, or when a
+/// ping goes unanswered for `timeout` (the connection is dead even if TCP has not noticed).
+async fn keep_alive<T>(
+    conn: &mut h2::client::Connection<T, Bytes>,
+    mut pp: h2::PingPong,
+    interval: Duration,
+    timeout: Duration,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        tokio::select! {
+            _ = &mut *conn => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let ping = tokio::time::timeout(timeout, pp.ping(h2::Ping::opaque()));
+        tokio::select! {
+            _ = &mut *conn => return,
+            r = ping => if !matches!(r, Ok(Ok(_))) {
+                return;
+            },
         }
     }
 }

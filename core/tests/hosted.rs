@@ -1,7 +1,8 @@
-//! Hosted connections (`ServerBuilder::host_connections`): a server whose connections are
-//! driven by an event loop of the caller's, here a poll(2) loop on its own thread, as the
-//! Node binding's libuv loop does. tonic's client talks to it: every shape, messages large
-//! enough to fill the socket both ways, many calls at once, TLS, graceful shutdown.
+//! Hosted connections (`ServerBuilder::host_connections`, `ChannelOptions::host_connections`):
+//! connections driven by an event loop of the caller's, here a poll(2) loop on its own
+//! thread, as the Node binding's libuv loop does. tonic's client talks to a hosted server,
+//! and a hosted channel to tonic's server: every shape, messages large enough to fill the
+//! socket both ways, many calls at once, TLS, graceful shutdown, reconnection.
 
 mod common;
 
@@ -55,6 +56,13 @@ impl Drop for Host {
 
 /// Drives `server`'s connections on a thread of its own until dropped.
 fn host(server: Arc<Server>) -> Host {
+    host_from(move |cx| server.poll_connection(cx))
+}
+
+/// Drives the connections `next` hands out on a thread of its own until dropped.
+fn host_from(
+    mut next: impl FnMut(&mut Context<'_>) -> Poll<Option<HostedConnection>> + Send + 'static,
+) -> Host {
     let stop = Arc::new(AtomicBool::new(false));
     let ended = Arc::new(AtomicUsize::new(0));
     let (s, e) = (stop.clone(), ended.clone());
@@ -71,7 +79,7 @@ fn host(server: Arc<Server>) -> Host {
         let mut conns: Vec<(HostedConnection, RawFd)> = Vec::new();
         let mut readable: Vec<RawFd> = Vec::new();
         while !s.load(Ordering::SeqCst) {
-            while let Poll::Ready(Some(c)) = server.poll_connection(&mut cx) {
+            while let Poll::Ready(Some(c)) = next(&mut cx) {
                 // SAFETY: duplicates a descriptor the connection keeps open.
                 let dup = unsafe { libc::dup(c.fd()) };
                 conns.push((c, dup));
@@ -299,4 +307,104 @@ async fn an_ordinary_server_hosts_nothing() {
     assert!(matches!(server.poll_connection(&mut cx), Poll::Ready(None)));
     let mut c = tonic_client(server.local_addr()).await;
     c.ping_pong(r(b"x", 0)).await.unwrap();
+}
+
+fn hosted_channel(addr: std::net::SocketAddr) -> (rillrpc::Channel, Host) {
+    let ch = rillrpc::Channel::with_options(
+        &format!("http://{addr}"),
+        rillrpc::ChannelOptions {
+            host_connections: true,
+            initial_backoff: Duration::from_millis(50),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let c = ch.clone();
+    let host = host_from(move |cx| c.poll_connection(cx));
+    (ch, host)
+}
+
+const PING_PONG: &str = "/echo.TestService/PingPong";
+const ECHO: &str = "/echo.TestService/Echo";
+const ECHO_SERVER: &str = "/echo.TestService/EchoServer";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hosted_channel_against_tonic() {
+    let addr = tonic_server().await;
+    let (ch, host) = hosted_channel(addr);
+    let opts = rillrpc::CallOptions::default;
+    let resp = ch.unary(PING_PONG, req(b"hi", 0), opts()).await.unwrap();
+    assert_eq!(resp_payload(&resp), b"hi");
+
+    let mut call = ch
+        .server_streaming(ECHO_SERVER, req(b"s", 3000), opts())
+        .await
+        .unwrap();
+    let mut n = 0;
+    while let Some(m) = call.recv().await.unwrap() {
+        assert_eq!(resp_payload(&m), b"s");
+        n += 1;
+    }
+    assert_eq!(n, 3000);
+
+    let mut call = ch.bidi(ECHO, opts()).unwrap();
+    for i in 0..200 {
+        let p = format!("{i}");
+        call.send(req(p.as_bytes(), 0)).await.unwrap();
+        let m = call.recv().await.unwrap().expect("an answer");
+        assert_eq!(resp_payload(&m), p.as_bytes());
+    }
+    call.close_send();
+    assert!(call.recv().await.unwrap().is_none());
+
+    // More than the socket buffers hold, both ways.
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let resp = ch.unary(PING_PONG, req(&big, 0), opts()).await.unwrap();
+    assert_eq!(resp_payload(&resp), big);
+    assert_eq!(
+        host.ended.load(Ordering::SeqCst),
+        0,
+        "one connection, still up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hosted_channel_reconnects_after_its_server_goes() {
+    let server = rill_server(ServerOptions::default());
+    let addr = server.local_addr();
+    let (ch, host) = hosted_channel(addr);
+    let opts = rillrpc::CallOptions::default;
+    ch.unary(PING_PONG, req(b"one", 0), opts()).await.unwrap();
+    server.shutdown(Duration::ZERO).await;
+    drop(server);
+    for _ in 0..500 {
+        if host.ended.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        host.ended.load(Ordering::SeqCst),
+        1,
+        "the host saw the connection end"
+    );
+    // A new server on the same port: the channel connects again, through a new hosted
+    // connection.
+    let again = Arc::new(
+        rill_testkit::rill_echo::builder(ServerOptions::default())
+            .bind(&addr.to_string())
+            .unwrap(),
+    );
+    tokio::spawn(rill_testkit::rill_echo::serve(again.clone()));
+    let mut last = None;
+    for _ in 0..100 {
+        match ch.unary(PING_PONG, req(b"two", 0), opts()).await {
+            Ok(r) => {
+                last = Some(r);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(resp_payload(&last.expect("reconnected")), b"two");
 }
