@@ -5,7 +5,7 @@ const { EventEmitter } = require('node:events')
 const { Readable, Writable, Duplex } = require('node:stream')
 const { native, watch, unwatch, hold, release } = require('./native')
 const { status, RpcError, toFlat, fromFlat, statusOfError, unframe } = require('./status')
-const { toBuffer, identity, schedulePull } = require('./client')
+const { toBuffer, identity, schedulePull, offloadIo } = require('./client')
 const { Sender } = require('./sender')
 
 const BATCH = 4096
@@ -344,9 +344,7 @@ class Server extends EventEmitter {
       keyPem: opts.key && toBuffer(opts.key),
       maxConcurrentStreams: opts.maxConcurrentStreams,
       maxRecvMessageSize: opts.maxReceiveMessageSize,
-      // Connections are read on this thread (see src/hosted.rs); RILLRPC_NODE_HOSTED=0 leaves
-      // them on the core's threads.
-      hostConnections: process.env.RILLRPC_NODE_HOSTED !== '0'
+      hostConnections: !offloadIo(opts)
     })
     this._methods = new Map()
     this._queue = []

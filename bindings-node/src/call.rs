@@ -28,6 +28,8 @@ pub struct ChannelOpts {
     pub connect_timeout_ms: Option<f64>,
     pub keepalive_ms: Option<f64>,
     pub user_agent: Option<String>,
+    /// Reads plain-TCP connections on the JS thread (see `hosted`); default true.
+    pub host_connections: Option<bool>,
 }
 
 #[napi(object)]
@@ -44,14 +46,29 @@ pub struct CallOpts {
 #[napi]
 pub struct NativeChannel {
     ch: Channel,
+    /// The id its connections are watched under (see `hosted`).
+    hosted: Option<u32>,
+}
+
+impl Drop for NativeChannel {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(id) = self.hosted {
+            crate::hosted::unwatch_channel(id);
+        }
+    }
 }
 
 #[napi]
 impl NativeChannel {
     #[napi(constructor)]
-    pub fn new(target: String, opts: Option<ChannelOpts>) -> Result<NativeChannel> {
-        let mut co = ChannelOptions::default();
+    pub fn new(env: &Env, target: String, opts: Option<ChannelOpts>) -> Result<NativeChannel> {
+        let mut co = ChannelOptions {
+            host_connections: cfg!(unix),
+            ..Default::default()
+        };
         if let Some(o) = opts {
+            co.host_connections &= o.host_connections.unwrap_or(true);
             if o.ca_pem.is_some() || o.server_name.is_some() || o.cert_pem.is_some() {
                 let identity = match (o.cert_pem, o.key_pem) {
                     (Some(c), Some(k)) => Some((c.to_vec(), k.to_vec())),
@@ -72,8 +89,19 @@ impl NativeChannel {
             }
             co.user_agent = o.user_agent;
         }
+        let host = co.host_connections;
         let ch = Channel::with_options(&target, co).map_err(|e| meta::invalid(&format!("{e}")))?;
-        Ok(NativeChannel { ch })
+        #[cfg(unix)]
+        let hosted = match host {
+            true => Some(crate::hosted::watch_channel(env, ch.clone())?),
+            false => None,
+        };
+        #[cfg(not(unix))]
+        let hosted = {
+            let _ = (env, host);
+            None
+        };
+        Ok(NativeChannel { ch, hosted })
     }
 
     /// Opens a call; `first`, when given, is queued at once and `close_send` half-closes

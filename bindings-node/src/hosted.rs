@@ -1,4 +1,5 @@
-//! Server connections read on the JS thread (see rillrpc's `HostedConnection`).
+//! Connections read on the JS thread (see rillrpc's `HostedConnection`): a server's, and
+//! a plain-TCP channel's.
 //!
 //! A libuv poll handle watches each connection's socket (a duplicate of it), and its
 //! callback polls the connection on the JS thread; a request is then read, handled and
@@ -10,7 +11,7 @@
 //! Everything here runs on the JS thread: the connections live in a thread-local table.
 
 use napi::bindgen_prelude::*;
-use rillrpc::HostedConnection;
+use rillrpc::{Channel, HostedConnection, Server};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
@@ -53,19 +54,68 @@ struct Watch {
     dup: c_int,
 }
 
+/// Where a channel's new connections come from (see `watch_channel`).
+struct Source {
+    channel: Channel,
+    slot: Arc<Slot>,
+}
+
 thread_local! {
     static HOSTED: RefCell<HashMap<u32, Rc<Hosted>>> = RefCell::new(HashMap::new());
-    static CLEANUP_HOOKED: Cell<bool> = const { Cell::new(false) };
+    static CHANNELS: RefCell<HashMap<u32, Rc<Source>>> = RefCell::new(HashMap::new());
+    /// This thread's libuv loop, once `init` ran.
+    static LOOP: Cell<*mut c_void> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Readies this thread for hosting: its loop, and the cleanup that closes the handles
+/// before the environment's loop goes (a worker thread's end).
+pub(crate) fn init(env: &Env) -> Result<()> {
+    if LOOP.with(|l| l.get().is_null()) {
+        let lp = env.get_uv_event_loop()?.cast::<c_void>();
+        env.add_env_cleanup_hook((), |_| close_all())?;
+        LOOP.with(|l| l.set(lp));
+    }
+    Ok(())
+}
+
+/// Takes the new connections of a server (call on every wake-up of its accept slot).
+pub(crate) fn adopt_from_server(env: &Env, server: &Server, slot: &Arc<Slot>) {
+    while let Poll::Ready(Some(conn)) = with_cx(slot, |cx| server.poll_connection(cx)) {
+        take(env, conn);
+    }
+}
+
+/// From now on, takes `channel`'s new connections onto this thread's loop as they come;
+/// returns the id to `unwatch_channel` with.
+pub(crate) fn watch_channel(env: &Env, channel: Channel) -> Result<u32> {
+    init(env)?;
+    let slot = Slot::new();
+    let id = slot.id();
+    CHANNELS.with(|t| t.borrow_mut().insert(id, Rc::new(Source { channel, slot })));
+    drive(id);
+    Ok(id)
+}
+
+pub(crate) fn unwatch_channel(id: u32) {
+    CHANNELS.with(|t| t.borrow_mut().remove(&id));
+}
+
+fn take(env: &Env, conn: HostedConnection) {
+    if let Err(e) = init(env).and_then(|()| adopt(conn)) {
+        // The connection is closed (its peer sees it go); nobody else to tell.
+        eprintln!("{e}");
+    }
 }
 
 /// Takes `conn` onto this thread's loop. On failure (libuv refuses the descriptor), the
-/// connection is dropped, which closes it: the client sees it go and may retry.
-pub(crate) fn adopt(env: &Env, conn: HostedConnection) -> Result<()> {
-    if !CLEANUP_HOOKED.with(|h| h.replace(true)) {
-        // Closes the handles before the environment's loop goes (a worker thread's end).
-        env.add_env_cleanup_hook((), |_| close_all())?;
+/// connection is dropped, which closes it.
+fn adopt(conn: HostedConnection) -> Result<()> {
+    let lp = LOOP.with(|l| l.get());
+    if lp.is_null() {
+        return Err(Error::from_reason(
+            "rillrpc: no event loop to host a connection",
+        ));
     }
-    let lp = env.get_uv_event_loop()?.cast::<c_void>();
     // SAFETY: dup of a descriptor the connection keeps open until it ends; the duplicate is
     // ours to close.
     let dup = unsafe { libc::dup(conn.fd()) };
@@ -113,10 +163,20 @@ pub(crate) fn adopt(env: &Env, conn: HostedConnection) -> Result<()> {
     Ok(())
 }
 
-/// Polls the hosted connection of slot `id`, if there is one; false otherwise.
+/// Polls the hosted connection of slot `id`, or takes the new connections of the channel
+/// of slot `id`; false when `id` is neither.
 pub(crate) fn drive(id: u32) -> bool {
     let Some(h) = HOSTED.with(|t| t.borrow().get(&id).cloned()) else {
-        return false;
+        let Some(src) = CHANNELS.with(|t| t.borrow().get(&id).cloned()) else {
+            return false;
+        };
+        while let Poll::Ready(Some(conn)) = with_cx(&src.slot, |cx| src.channel.poll_connection(cx))
+        {
+            if let Err(e) = adopt(conn) {
+                eprintln!("{e}");
+            }
+        }
+        return true;
     };
     // The table is not borrowed while the connection runs: polling it may wake, drop and
     // adopt other objects.
@@ -155,6 +215,7 @@ fn release(h: &Hosted) {
 }
 
 fn close_all() {
+    CHANNELS.with(|t| t.borrow_mut().clear());
     let all: Vec<Rc<Hosted>> = HOSTED.with(|t| t.borrow_mut().drain().map(|(_, h)| h).collect());
     for h in all {
         release(&h);

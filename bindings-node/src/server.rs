@@ -106,15 +106,10 @@ impl NativeServer {
         let Some(server) = &self.server else {
             return Some(Vec::new());
         };
-        while let Poll::Ready(Some(conn)) = with_cx(&self.slot, |cx| server.poll_connection(cx)) {
-            #[cfg(unix)]
-            if let Err(e) = crate::hosted::adopt(env, conn) {
-                // The connection is closed (the client sees it go); nobody else to tell.
-                eprintln!("{e}");
-            }
-            #[cfg(not(unix))]
-            drop((env, conn));
-        }
+        #[cfg(unix)]
+        crate::hosted::adopt_from_server(env, server, &self.slot);
+        #[cfg(not(unix))]
+        let _ = env;
         let mut out = Vec::new();
         loop {
             if out.len() >= max.max(1) as usize {

@@ -217,6 +217,43 @@ test('a server that dies mid-stream: the stream fails with UNAVAILABLE', async (
   c.close()
 })
 
+test('offloadIo: connections read on the core\'s threads serve every shape the same', async () => {
+  const c = new rill.Channel(`http://127.0.0.1:${peer.port}`, { offloadIo: true })
+  const r = await c.unary(M.PingPong, { payload: Buffer.from('off') }, codec)
+  assert.equal(Buffer.from(r.payload).toString(), 'off')
+  let n = 0
+  for await (const m of c.serverStreaming(M.EchoServer, { payload: Buffer.from('s'), count: 2000 }, codec)) {
+    assert.equal(Buffer.from(m.payload).toString(), 's')
+    n++
+  }
+  assert.equal(n, 2000)
+  c.close()
+})
+
+test('a channel connects again after its server restarts on the same port', async () => {
+  const start = (port) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'grpcjs-server.js'), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    return new Promise((resolve) => child.stdout.once('data', (d) => resolve({ child, port: Number(String(d).trim()) })))
+  }
+  const first = await start(0)
+  const c = new rill.Channel(`127.0.0.1:${first.port}`, { callDefaults: { waitForReady: true } })
+  const once = async (p) => Buffer.from((await c.unary(M.PingPong, { payload: Buffer.from(p) }, codec)).payload).toString()
+  assert.equal(await once('a'), 'a')
+  first.child.kill('SIGKILL')
+  await new Promise((resolve) => first.child.on('exit', resolve))
+  const second = await start(first.port)
+  try {
+    let got
+    for (let i = 0; i < 50 && got === undefined; i++) {
+      got = await once('b').catch(() => sleep(100).then(() => undefined))
+    }
+    assert.equal(got, 'b')
+  } finally {
+    c.close()
+    second.child.kill('SIGKILL')
+  }
+})
+
 test('bad input gets clear errors', async () => {
   assert.throws(() => new rill.Channel('ftp://x'), /scheme/)
   await assert.rejects(ch.unary(M.PingPong, 42), /must be a Buffer/)

@@ -104,12 +104,27 @@ function grpcJsEcho (stats = {}) {
   }
 }
 
-async function startGrpcJs (stats) {
+async function startGrpcJs (stats, port = 0) {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 })
   server.addService(service, grpcJsEcho(stats))
-  const port = await new Promise((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => e ? reject(e) : resolve(p)))
-  return { server, port }
+  return { server, port: await bindRetrying(server, port) }
+}
+
+/** Binds `port`; a port just freed by a killed process may take a moment to come back. */
+async function bindRetrying (server, port) {
+  for (let i = 0; ; i++) {
+    try {
+      return await bind(server, port)
+    } catch (e) {
+      if (port === 0 || i >= 50) throw e
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+}
+
+async function bind (server, port) {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) => e ? reject(e) : resolve(p)))
 }
 
 function grpcJsClient (port) {

@@ -349,12 +349,8 @@ test('ten grpc-js connections at once, each read on the JS thread, then closed',
   assert.equal(r.payload.toString(), 'still')
 })
 
-test('with RILLRPC_NODE_HOSTED=0 connections stay on the core\'s threads and serve the same', async () => {
-  const old = process.env.RILLRPC_NODE_HOSTED
-  process.env.RILLRPC_NODE_HOSTED = '0'
-  const s = new rill.Server({ maxReceiveMessageSize: 16 << 20 })
-  if (old === undefined) delete process.env.RILLRPC_NODE_HOSTED
-  else process.env.RILLRPC_NODE_HOSTED = old
+test('with offloadIo connections are read on the core\'s threads and serve the same', async () => {
+  const s = new rill.Server({ maxReceiveMessageSize: 16 << 20, offloadIo: true })
   s.addService(service, echoImpl())
   const c = grpcJsClient(s.listen())
   const big = Buffer.alloc(5 << 20, 7)
