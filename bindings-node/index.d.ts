@@ -132,7 +132,8 @@ export interface ChannelOptions {
   /**
    * Read and parse connections on the core's threads instead of the JS thread (default
    * false, or RILLRPC_NODE_OFFLOAD_IO=1): more streamed messages per second when the JS
-   * thread is busy, one thread hop more per request and answer. TLS is always offloaded.
+   * thread is busy, one thread hop more per request and answer. A channel's TLS
+   * connections are always offloaded.
    */
   offloadIo?: boolean
   /** Options merged into every call's. */
@@ -206,7 +207,7 @@ export interface ServerOptions {
   /**
    * Read and parse connections on the core's threads instead of the JS thread (default
    * false, or RILLRPC_NODE_OFFLOAD_IO=1): more streamed messages per second when the JS
-   * thread is busy, one thread hop more per request and answer. TLS is always offloaded.
+   * thread is busy, one thread hop more per request and answer.
    */
   offloadIo?: boolean
 }

@@ -4,7 +4,11 @@
 //   server (`echo-server --impl tonic`);
 // - servers: the grpc-js server and the rillrpc Node server (bench/node/server.js) driven by
 //   the same fast client (`echo-client --impl rill`).
-// Prints a table with ratios.  Usage: node bench/node/bench.js [--duration S] [--size N]
+// Each cell runs `--rounds` times, the two implementations taking turns, and reports the
+// median: on a shared machine, a single run of a latency-bound workload (ping-pong) swings
+// by a quarter between runs minutes apart; interleaving keeps drift from favouring either.
+// Prints a table with ratios.
+// Usage: node bench/node/bench.js [--duration S] [--rounds N] [--size N]
 // Needs `cargo build --release -p rill-bench --bin echo-server --bin echo-client` and
 // `npm install` in bindings-node (a release addon).
 const { spawn, spawnSync } = require('node:child_process')
@@ -14,7 +18,8 @@ const fs = require('node:fs')
 const root = path.join(__dirname, '..', '..')
 const args = process.argv.slice(2)
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d }
-const duration = opt('--duration', '5')
+const duration = opt('--duration', '3')
+const rounds = Number(opt('--rounds', '3'))
 const warmup = opt('--warmup', '1')
 const size = opt('--size', '16')
 const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target')
@@ -45,37 +50,53 @@ function result (cmd, argv) {
   return Number(/ value=(\S+)/.exec(line)[1])
 }
 
+function median (xs) {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b)
+  if (v.length === 0) return NaN
+  const m = v.length >> 1
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2
+}
+
+/** Runs `measure(impl)` `rounds` times per implementation, taking turns. */
+async function cell (measure) {
+  const runs = { 'grpc-js': [], rill: [] }
+  for (let i = 0; i < rounds; i++) {
+    for (const impl of ['grpc-js', 'rill']) runs[impl].push(await measure(impl))
+  }
+  return runs
+}
+
 async function main () {
   const rows = []
   // Clients against tonic.
   const tonic = await start(bin('echo-server'), ['--impl', 'tonic', '--port', '0'])
   for (const w of workloads) {
-    const r = {}
-    for (const impl of ['grpc-js', 'rill']) {
-      r[impl] = result(process.execPath, [path.join(__dirname, 'client.js'), '--impl', impl, '--addr', tonic.addr,
-        '--workload', w, '--duration', duration, '--warmup', warmup, '--size', size])
-    }
-    rows.push({ side: 'client (vs tonic server)', workload: w, ...r })
+    const runs = await cell((impl) => result(process.execPath, [path.join(__dirname, 'client.js'), '--impl', impl,
+      '--addr', tonic.addr, '--workload', w, '--duration', duration, '--warmup', warmup, '--size', size]))
+    rows.push({ side: 'client (vs tonic server)', workload: w, runs })
   }
   tonic.child.kill()
   // Servers driven by echo-client (rillrpc Rust client).
   for (const w of workloads) {
-    const r = {}
-    for (const impl of ['grpc-js', 'rill']) {
+    const runs = await cell(async (impl) => {
       const srv = await start(process.execPath, [path.join(__dirname, 'server.js'), '--impl', impl, '--port', '0'])
-      r[impl] = result(bin('echo-client'), ['--impl', 'rill', '--addr', srv.addr, '--workload', w,
+      const v = result(bin('echo-client'), ['--impl', 'rill', '--addr', srv.addr, '--workload', w,
         '--duration-secs', duration, '--warmup-secs', warmup, '--size', size])
       srv.child.kill()
       await new Promise((resolve) => srv.child.once('exit', resolve))
-    }
-    rows.push({ side: 'server (driven by echo-client)', workload: w, ...r })
+      return v
+    })
+    rows.push({ side: 'server (driven by echo-client)', workload: w, runs })
   }
   const fmt = (x) => Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a'
-  console.log(`\nNode bench: ${size} B messages, ${duration} s per cell after ${warmup} s warm-up (msg/s; ping-pong and unary are round trips/s, one call at a time)\n`)
-  console.log('| side | workload | grpc-js | rillrpc | rillrpc / grpc-js |')
-  console.log('|---|---|---:|---:|---:|')
+  const short = (xs) => xs.map((x) => Number.isFinite(x) ? (x >= 1e5 ? `${(x / 1e6).toFixed(2)}M` : `${(x / 1e3).toFixed(1)}k`) : 'n/a').join(' ')
+  console.log(`\nNode bench: ${size} B messages; median of ${rounds} rounds per cell, the implementations taking turns, ${duration} s each after ${warmup} s warm-up (msg/s; ping-pong and unary are round trips/s, one call at a time)\n`)
+  console.log('| side | workload | grpc-js | rillrpc | rillrpc / grpc-js | rounds: grpc-js; rillrpc |')
+  console.log('|---|---|---:|---:|---:|---|')
   for (const r of rows) {
-    console.log(`| ${r.side} | ${r.workload} | ${fmt(r['grpc-js'])} | ${fmt(r.rill)} | ${(r.rill / r['grpc-js']).toFixed(2)}x |`)
+    const g = median(r.runs['grpc-js'])
+    const m = median(r.runs.rill)
+    console.log(`| ${r.side} | ${r.workload} | ${fmt(g)} | ${fmt(m)} | ${(m / g).toFixed(2)}x | ${short(r.runs['grpc-js'])}; ${short(r.runs.rill)} |`)
   }
 }
 

@@ -15,8 +15,8 @@ const identity = (x) => x
  * By default a connection is read and parsed on the JS thread, as grpc-js does: a request or
  * an answer then costs no thread hop (ping-pong and unary latency). `offloadIo: true` (or
  * RILLRPC_NODE_OFFLOAD_IO=1 for the process) leaves that to the core's threads instead, which
- * streams more messages per second when the JS thread is the bottleneck. TLS connections are
- * always read on the core's threads.
+ * streams more messages per second when the JS thread is the bottleneck. A channel's TLS
+ * connections are always read on the core's threads.
  */
 function offloadIo (opts) {
   if (opts.offloadIo !== undefined) return Boolean(opts.offloadIo)
