@@ -98,31 +98,25 @@ impl Readiness {
 /// Small messages are already coalesced by the call's queue; Nagle would only add delay.
 /// And a write to a peer that has gone must fail with EPIPE, not raise SIGPIPE.
 fn prepare(fd: RawFd) {
+    set_flag(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY);
+    // Apple systems have no MSG_NOSIGNAL; the socket option does the same.
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    set_flag(fd, libc::SOL_SOCKET, libc::SO_NOSIGPIPE);
+}
+
+/// Turns an int socket option on; a failure leaves the default, which still works.
+fn set_flag(fd: RawFd, level: libc::c_int, name: libc::c_int) {
     let one: libc::c_int = 1;
     // SAFETY: a valid socket descriptor, and a pointer to an int that outlives the call,
     // with its size.
     unsafe {
         libc::setsockopt(
             fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
+            level,
+            name,
             (&one as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
-    }
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
-    {
-        // Apple systems have no MSG_NOSIGNAL; the socket option does the same.
-        // SAFETY: as above.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_NOSIGPIPE,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
     }
 }
 

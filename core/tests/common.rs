@@ -89,3 +89,40 @@ pub fn frame(flag: u8, payload: &[u8]) -> Vec<u8> {
     v.extend_from_slice(payload);
     v
 }
+
+/// tonic's client calls every shape on the echo service: a unary call, `streamed` server
+/// streaming answers, a client stream of ten, and `streamed / 25` bidi messages in order.
+pub async fn every_shape(
+    c: &mut rill_testkit::TestServiceClient<tonic::transport::Channel>,
+    streamed: i32,
+) {
+    let r = |p: &[u8], count: i32| Request {
+        payload: p.to_vec(),
+        count,
+    };
+    let resp = c.ping_pong(r(b"hi", 0)).await.unwrap();
+    assert_eq!(resp.into_inner().payload, b"hi");
+
+    let mut s = c.echo_server(r(b"s", streamed)).await.unwrap().into_inner();
+    let mut n = 0;
+    while let Some(m) = s.message().await.unwrap() {
+        assert_eq!(m.payload, b"s");
+        n += 1;
+    }
+    assert_eq!(n, streamed);
+
+    let reqs = tokio_stream::iter((0..10).map(move |_| r(b"12345", 0)));
+    assert_eq!(
+        c.echo_client(reqs).await.unwrap().into_inner().payload,
+        b"50"
+    );
+
+    let bidi = streamed / 25;
+    let reqs = tokio_stream::iter((0..bidi).map(move |i| r(format!("{i}").as_bytes(), 0)));
+    let mut s = c.echo(reqs).await.unwrap().into_inner();
+    let mut got = Vec::new();
+    while let Some(m) = s.message().await.unwrap() {
+        got.push(String::from_utf8(m.payload).unwrap());
+    }
+    assert_eq!(got, (0..bidi).map(|i| i.to_string()).collect::<Vec<_>>());
+}

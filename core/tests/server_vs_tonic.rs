@@ -22,30 +22,7 @@ fn r(payload: &[u8], count: i32) -> Request {
 async fn all_shapes() {
     let server = rill_server(ServerOptions::default());
     let mut c = tonic_client(server.local_addr()).await;
-    let resp = c.ping_pong(r(b"hi", 0)).await.unwrap();
-    assert_eq!(resp.into_inner().payload, b"hi");
-
-    let mut s = c.echo_server(r(b"s", 500)).await.unwrap().into_inner();
-    let mut n = 0;
-    while let Some(m) = s.message().await.unwrap() {
-        assert_eq!(m.payload, b"s");
-        n += 1;
-    }
-    assert_eq!(n, 500);
-
-    let reqs = tokio_stream::iter((0..10).map(|_| r(b"12345", 0)));
-    assert_eq!(
-        c.echo_client(reqs).await.unwrap().into_inner().payload,
-        b"50"
-    );
-
-    let reqs = tokio_stream::iter((0..20).map(|i| r(format!("{i}").as_bytes(), 0)));
-    let mut s = c.echo(reqs).await.unwrap().into_inner();
-    let mut got = Vec::new();
-    while let Some(m) = s.message().await.unwrap() {
-        got.push(String::from_utf8(m.payload).unwrap());
-    }
-    assert_eq!(got, (0..20).map(|i| i.to_string()).collect::<Vec<_>>());
+    every_shape(&mut c, 500).await;
 }
 
 #[tokio::test]
