@@ -139,10 +139,13 @@ impl Call {
     ) -> Result<Call, Status> {
         let compress = opts.compression.unwrap_or(Encoding::Identity);
         let out = Arc::new(Outbound::new(SEND_QUEUE_BYTES, compress));
+        // Taken before the request can leave: the server's deadline (its receipt plus
+        // grpc-timeout) must not come before ours.
+        let deadline = opts.timeout.map(|t| Instant::now() + t);
         let pump = Pump {
             chan: chan.clone(),
             out: out.clone(),
-            deadline: opts.timeout.map(|t| Instant::now() + t),
+            deadline,
             wait_for_ready: opts.wait_for_ready,
         };
         if let Some(first) = first {
@@ -173,13 +176,13 @@ impl Call {
                 } else {
                     out.defer_pump(Box::new(move || pump.spawn_serving(&rt)));
                 }
-                Call::receiving(out, RecvState::Headers(resp), &opts)
+                Call::receiving(out, RecvState::Headers(resp), &opts, deadline)
             }
             None => {
                 let (tx, rx) = oneshot::channel();
                 let req = request(chan, method, &opts)?;
                 chan.runtime().spawn(pump.run(req, tx));
-                Call::receiving(out, RecvState::Opening(rx), &opts)
+                Call::receiving(out, RecvState::Opening(rx), &opts, deadline)
             }
         };
         if let Some(first) = first {
@@ -192,7 +195,12 @@ impl Call {
         Ok(call)
     }
 
-    fn receiving(out: Arc<Outbound>, state: RecvState, opts: &CallOptions) -> Call {
+    fn receiving(
+        out: Arc<Outbound>,
+        state: RecvState,
+        opts: &CallOptions,
+        deadline: Option<Instant>,
+    ) -> Call {
         Call {
             out,
             state,
@@ -203,7 +211,7 @@ impl Call {
                 .unwrap_or(codec::DEFAULT_MAX_RECV_MESSAGE),
             max_send: opts.max_send_message_size.unwrap_or(usize::MAX),
             last_compressed: false,
-            deadline: opts.timeout.map(|t| Instant::now() + t),
+            deadline,
         }
     }
 
@@ -216,6 +224,7 @@ impl Call {
         msg: Bytes,
         opts: CallOptions,
     ) -> Result<Bytes, Status> {
+        let deadline = opts.timeout.map(|t| Instant::now() + t);
         let req = request(chan, method, &opts)?;
         let max_send = opts.max_send_message_size.unwrap_or(usize::MAX);
         if msg.len() > max_send {
@@ -237,7 +246,7 @@ impl Call {
                 .map_err(|e| Status::from_h2(&e))?;
             let out = Arc::new(Outbound::new(0, compress));
             out.close(End::CloseSend);
-            let mut call = Call::receiving(out, RecvState::Headers(resp), &opts);
+            let mut call = Call::receiving(out, RecvState::Headers(resp), &opts, deadline);
             let r = single_response(&mut call).await;
             // Dropping the stream handles of an unfinished call makes h2 reset it (CANCEL).
             drop(stream);

@@ -5,6 +5,11 @@
 //! a CANCEL reset that comes after its deadline to DEADLINE_EXCEEDED.
 //!
 //! Fixed in the core (call.rs, past_deadline); this guards it.
+//!
+//! A second cause, seen once in 100 calls under CI load: the call took its deadline after
+//! its request had left, so a server that got the request quickly reached its own deadline
+//! first, and its reset looked early. The deadline is now taken before the request is
+//! built.
 
 use rillrpc::{Bytes, CallOptions, Channel, Code, ServerBuilder, ServerOptions, Shape};
 use std::sync::Arc;
