@@ -126,3 +126,27 @@ pub async fn every_shape(
     }
     assert_eq!(got, (0..bidi).map(|i| i.to_string()).collect::<Vec<_>>());
 }
+
+/// One call through tonic's client: a unary echo of `p`, or (`streamed`) 100 server
+/// streaming answers.
+pub async fn echo_once(
+    c: &mut rill_testkit::TestServiceClient<tonic::transport::Channel>,
+    p: &str,
+    streamed: bool,
+) {
+    let r = Request {
+        payload: p.as_bytes().to_vec(),
+        count: if streamed { 100 } else { 0 },
+    };
+    if !streamed {
+        let resp = c.ping_pong(r).await.unwrap();
+        assert_eq!(resp.into_inner().payload, p.as_bytes());
+        return;
+    }
+    let mut s = c.echo_server(r).await.unwrap().into_inner();
+    let mut n = 0;
+    while s.message().await.unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 100);
+}

@@ -193,22 +193,7 @@ async fn hundred_concurrent_calls_on_several_connections() {
             // Ten connections, ten calls each.
             let mut c = tonic_client(addr).await;
             for j in 0..10 {
-                let p = format!("{i}.{j}");
-                if j % 2 == 0 {
-                    let resp = c.ping_pong(r(p.as_bytes(), 0)).await.unwrap();
-                    assert_eq!(resp.into_inner().payload, p.as_bytes());
-                } else {
-                    let mut s = c
-                        .echo_server(r(p.as_bytes(), 100))
-                        .await
-                        .unwrap()
-                        .into_inner();
-                    let mut n = 0;
-                    while s.message().await.unwrap().is_some() {
-                        n += 1;
-                    }
-                    assert_eq!(n, 100);
-                }
+                echo_once(&mut c, &format!("{i}.{j}"), j % 2 == 1).await;
             }
         }));
     }

@@ -252,22 +252,7 @@ async fn hundred_concurrent_calls() {
     for i in 0..100 {
         let mut c = c.clone();
         tasks.push(tokio::spawn(async move {
-            let p = format!("{i}");
-            if i % 2 == 0 {
-                let resp = c.ping_pong(r(p.as_bytes(), 0)).await.unwrap();
-                assert_eq!(resp.into_inner().payload, p.as_bytes());
-            } else {
-                let mut s = c
-                    .echo_server(r(p.as_bytes(), 100))
-                    .await
-                    .unwrap()
-                    .into_inner();
-                let mut n = 0;
-                while s.message().await.unwrap().is_some() {
-                    n += 1;
-                }
-                assert_eq!(n, 100);
-            }
+            echo_once(&mut c, &format!("{i}"), i % 2 == 1).await;
         }));
     }
     for t in tasks {
