@@ -19,7 +19,7 @@ const root = path.join(__dirname, '..', '..')
 const args = process.argv.slice(2)
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d }
 const duration = opt('--duration', '3')
-const rounds = Number(opt('--rounds', '3'))
+const rounds = Number(opt('--rounds', '5'))
 const warmup = opt('--warmup', '1')
 const size = opt('--size', '16')
 const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target')
