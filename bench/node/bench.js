@@ -7,7 +7,9 @@
 // Each cell runs `--rounds` times, the two implementations taking turns, and reports the
 // median: on a shared machine, a single run of a latency-bound workload (ping-pong) swings
 // by a quarter between runs minutes apart; interleaving keeps drift from favouring either.
-// Prints a table with ratios.
+// Server rows also give the server's CPU per operation (echo-client --server-pid): when the
+// driving client sets the pace (ping-pong), the rate hides what a round trip costs the
+// server. Prints a table with ratios.
 // Usage: node bench/node/bench.js [--duration S] [--rounds N] [--size N]
 // Needs `cargo build --release -p rill-bench --bin echo-server --bin echo-client` and
 // `npm install` in bindings-node (a release addon).
@@ -43,11 +45,17 @@ function start (cmd, argv) {
   })
 }
 
-function result (cmd, argv) {
+/** The RESULT line's value, and its `server_cpu` (cores) when it has one. */
+function measured (cmd, argv) {
   const r = spawnSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 120000 })
   const line = (r.stdout || '').split('\n').find((l) => l.startsWith('RESULT'))
-  if (!line) return NaN
-  return Number(/ value=(\S+)/.exec(line)[1])
+  if (!line) return { value: NaN, cpu: NaN }
+  const cpu = / server_cpu=(\S+)/.exec(line)
+  return { value: Number(/ value=(\S+)/.exec(line)[1]), cpu: cpu ? Number(cpu[1]) : NaN }
+}
+
+function result (cmd, argv) {
+  return measured(cmd, argv).value
 }
 
 function median (xs) {
@@ -60,9 +68,17 @@ function median (xs) {
 /** Runs `measure(impl)` `rounds` times per implementation, taking turns. */
 async function cell (measure) {
   const runs = { 'grpc-js': [], rill: [] }
+  const cpu = { 'grpc-js': [], rill: [] }
   for (let i = 0; i < rounds; i++) {
-    for (const impl of ['grpc-js', 'rill']) runs[impl].push(await measure(impl))
+    for (const impl of ['grpc-js', 'rill']) {
+      const m = await measure(impl)
+      runs[impl].push(typeof m === 'number' ? m : m.value)
+      // Server CPU per operation (µs): what a round trip costs the server, which the
+      // rate hides when the driving client sets the pace.
+      cpu[impl].push(typeof m === 'number' ? NaN : m.cpu / m.value * 1e6)
+    }
   }
+  runs.cpu = cpu
   return runs
 }
 
@@ -80,8 +96,8 @@ async function main () {
   for (const w of workloads) {
     const runs = await cell(async (impl) => {
       const srv = await start(process.execPath, [path.join(__dirname, 'server.js'), '--impl', impl, '--port', '0'])
-      const v = result(bin('echo-client'), ['--impl', 'rill', '--addr', srv.addr, '--workload', w,
-        '--duration-secs', duration, '--warmup-secs', warmup, '--size', size])
+      const v = measured(bin('echo-client'), ['--impl', 'rill', '--addr', srv.addr, '--workload', w,
+        '--duration-secs', duration, '--warmup-secs', warmup, '--size', size, '--server-pid', String(srv.child.pid)])
       srv.child.kill()
       await new Promise((resolve) => srv.child.once('exit', resolve))
       return v
@@ -91,12 +107,17 @@ async function main () {
   const fmt = (x) => Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a'
   const short = (xs) => xs.map((x) => Number.isFinite(x) ? (x >= 1e5 ? `${(x / 1e6).toFixed(2)}M` : `${(x / 1e3).toFixed(1)}k`) : 'n/a').join(' ')
   console.log(`\nNode bench: ${size} B messages; median of ${rounds} rounds per cell, the implementations taking turns, ${duration} s each after ${warmup} s warm-up (msg/s; ping-pong and unary are round trips/s, one call at a time)\n`)
-  console.log('| side | workload | grpc-js | rillrpc | rillrpc / grpc-js | rounds: grpc-js; rillrpc |')
-  console.log('|---|---|---:|---:|---:|---|')
+  console.log('| side | workload | grpc-js | rillrpc | rillrpc / grpc-js | server CPU µs/op: grpc-js; rillrpc | rounds: grpc-js; rillrpc |')
+  console.log('|---|---|---:|---:|---:|---|---|')
+  const us = (xs) => {
+    const m = median(xs)
+    return Number.isFinite(m) ? m.toFixed(m < 10 ? 2 : 1) : ''
+  }
   for (const r of rows) {
     const g = median(r.runs['grpc-js'])
     const m = median(r.runs.rill)
-    console.log(`| ${r.side} | ${r.workload} | ${fmt(g)} | ${fmt(m)} | ${(m / g).toFixed(2)}x | ${short(r.runs['grpc-js'])}; ${short(r.runs.rill)} |`)
+    const cpu = Number.isFinite(median(r.runs.cpu.rill)) ? `${us(r.runs.cpu['grpc-js'])}; ${us(r.runs.cpu.rill)}` : ''
+    console.log(`| ${r.side} | ${r.workload} | ${fmt(g)} | ${fmt(m)} | ${(m / g).toFixed(2)}x | ${cpu} | ${short(r.runs['grpc-js'])}; ${short(r.runs.rill)} |`)
   }
 }
 
