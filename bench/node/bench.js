@@ -54,10 +54,6 @@ function measured (cmd, argv) {
   return { value: Number(/ value=(\S+)/.exec(line)[1]), cpu: cpu ? Number(cpu[1]) : NaN }
 }
 
-function result (cmd, argv) {
-  return measured(cmd, argv).value
-}
-
 function median (xs) {
   const v = xs.filter(Number.isFinite).sort((a, b) => a - b)
   if (v.length === 0) return NaN
@@ -65,21 +61,22 @@ function median (xs) {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2
 }
 
-/** Runs `measure(impl)` `rounds` times per implementation, taking turns. */
+/**
+ * Runs `measure(impl)` `rounds` times per implementation, taking turns: the rates, and the
+ * server's CPU per operation in µs (NaN without one), which the rate hides when the
+ * driving client sets the pace.
+ */
 async function cell (measure) {
   const runs = { 'grpc-js': [], rill: [] }
   const cpu = { 'grpc-js': [], rill: [] }
   for (let i = 0; i < rounds; i++) {
     for (const impl of ['grpc-js', 'rill']) {
       const m = await measure(impl)
-      runs[impl].push(typeof m === 'number' ? m : m.value)
-      // Server CPU per operation (µs): what a round trip costs the server, which the
-      // rate hides when the driving client sets the pace.
-      cpu[impl].push(typeof m === 'number' ? NaN : m.cpu / m.value * 1e6)
+      runs[impl].push(m.value)
+      cpu[impl].push(m.cpu / m.value * 1e6)
     }
   }
-  runs.cpu = cpu
-  return runs
+  return { runs, cpu }
 }
 
 async function main () {
@@ -87,14 +84,14 @@ async function main () {
   // Clients against tonic.
   const tonic = await start(bin('echo-server'), ['--impl', 'tonic', '--port', '0'])
   for (const w of workloads) {
-    const runs = await cell((impl) => result(process.execPath, [path.join(__dirname, 'client.js'), '--impl', impl,
+    const { runs, cpu } = await cell((impl) => measured(process.execPath, [path.join(__dirname, 'client.js'), '--impl', impl,
       '--addr', tonic.addr, '--workload', w, '--duration', duration, '--warmup', warmup, '--size', size]))
-    rows.push({ side: 'client (vs tonic server)', workload: w, runs })
+    rows.push({ side: 'client (vs tonic server)', workload: w, runs, cpu })
   }
   tonic.child.kill()
   // Servers driven by echo-client (rillrpc Rust client).
   for (const w of workloads) {
-    const runs = await cell(async (impl) => {
+    const { runs, cpu } = await cell(async (impl) => {
       const srv = await start(process.execPath, [path.join(__dirname, 'server.js'), '--impl', impl, '--port', '0'])
       const v = measured(bin('echo-client'), ['--impl', 'rill', '--addr', srv.addr, '--workload', w,
         '--duration-secs', duration, '--warmup-secs', warmup, '--size', size, '--server-pid', String(srv.child.pid)])
@@ -102,7 +99,7 @@ async function main () {
       await new Promise((resolve) => srv.child.once('exit', resolve))
       return v
     })
-    rows.push({ side: 'server (driven by echo-client)', workload: w, runs })
+    rows.push({ side: 'server (driven by echo-client)', workload: w, runs, cpu })
   }
   const fmt = (x) => Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a'
   const short = (xs) => xs.map((x) => Number.isFinite(x) ? (x >= 1e5 ? `${(x / 1e6).toFixed(2)}M` : `${(x / 1e3).toFixed(1)}k`) : 'n/a').join(' ')
@@ -116,7 +113,7 @@ async function main () {
   for (const r of rows) {
     const g = median(r.runs['grpc-js'])
     const m = median(r.runs.rill)
-    const cpu = Number.isFinite(median(r.runs.cpu.rill)) ? `${us(r.runs.cpu['grpc-js'])}; ${us(r.runs.cpu.rill)}` : ''
+    const cpu = Number.isFinite(median(r.cpu.rill)) ? `${us(r.cpu['grpc-js'])}; ${us(r.cpu.rill)}` : ''
     console.log(`| ${r.side} | ${r.workload} | ${fmt(g)} | ${fmt(m)} | ${(m / g).toFixed(2)}x | ${cpu} | ${short(r.runs['grpc-js'])}; ${short(r.runs.rill)} |`)
   }
 }

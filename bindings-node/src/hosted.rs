@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use crate::wake::{with_cx, Batch, Slot};
 
@@ -80,8 +80,23 @@ pub(crate) fn init(env: &Env) -> Result<()> {
 
 /// Takes the new connections of a server (call on every wake-up of its accept slot).
 pub(crate) fn adopt_from_server(env: &Env, server: &Server, slot: &Arc<Slot>) {
-    while let Poll::Ready(Some(conn)) = with_cx(slot, |cx| server.poll_connection(cx)) {
-        take(env, conn);
+    if let Err(e) = init(env) {
+        // `adopt` then refuses each connection, which closes it.
+        eprintln!("{e}");
+    }
+    adopt_all(slot, |cx| server.poll_connection(cx));
+}
+
+/// Takes every connection `next` has ready, registering `slot` for the next one.
+fn adopt_all(
+    slot: &Arc<Slot>,
+    mut next: impl FnMut(&mut Context<'_>) -> Poll<Option<HostedConnection>>,
+) {
+    while let Poll::Ready(Some(conn)) = with_cx(slot, &mut next) {
+        if let Err(e) = adopt(conn) {
+            // The connection is closed (its peer sees it go); nobody else to tell.
+            eprintln!("{e}");
+        }
     }
 }
 
@@ -98,13 +113,6 @@ pub(crate) fn watch_channel(env: &Env, channel: Channel) -> Result<u32> {
 
 pub(crate) fn unwatch_channel(id: u32) {
     CHANNELS.with(|t| t.borrow_mut().remove(&id));
-}
-
-fn take(env: &Env, conn: HostedConnection) {
-    if let Err(e) = init(env).and_then(|()| adopt(conn)) {
-        // The connection is closed (its peer sees it go); nobody else to tell.
-        eprintln!("{e}");
-    }
 }
 
 /// Takes `conn` onto this thread's loop. On failure (libuv refuses the descriptor), the
@@ -170,12 +178,7 @@ pub(crate) fn drive(id: u32) -> bool {
         let Some(src) = CHANNELS.with(|t| t.borrow().get(&id).cloned()) else {
             return false;
         };
-        while let Poll::Ready(Some(conn)) = with_cx(&src.slot, |cx| src.channel.poll_connection(cx))
-        {
-            if let Err(e) = adopt(conn) {
-                eprintln!("{e}");
-            }
-        }
+        adopt_all(&src.slot, |cx| src.channel.poll_connection(cx));
         return true;
     };
     // The table is not borrowed while the connection runs: polling it may wake, drop and

@@ -99,11 +99,8 @@ impl Batch {
     /// Delivers what was woken meanwhile.
     pub(crate) fn finish(self) {
         let Some(d) = self.direct else { return };
-        if lock(&REACTOR.ready).is_empty() {
-            REACTOR.scheduled.store(false, Ordering::SeqCst);
-            if lock(&REACTOR.ready).is_empty() {
-                return;
-            }
+        if settle() {
+            return;
         }
         // SAFETY: on the JS thread that made `d`, from a libuv callback (no JS on the stack),
         // which is what napi_make_callback is for; every napi_value lives in the handle
@@ -148,6 +145,17 @@ unsafe fn call_direct(d: Direct) -> bool {
     called
 }
 
+/// Ends a drain of `ready`: clears `scheduled` if nothing is waiting and returns true;
+/// false when something is (the caller drains it). A wake that pushed between the check and
+/// the clear saw `scheduled` set and called nobody, hence the second look.
+fn settle() -> bool {
+    if !lock(&REACTOR.ready).is_empty() {
+        return false;
+    }
+    REACTOR.scheduled.store(false, Ordering::SeqCst);
+    lock(&REACTOR.ready).is_empty()
+}
+
 /// Asks the JS thread to drain `ready`, unless it was asked already.
 fn schedule() {
     if !REACTOR.scheduled.swap(true, Ordering::SeqCst) {
@@ -167,9 +175,7 @@ pub fn take_ready() -> Vec<u32> {
         REACTOR.scheduled.store(true, Ordering::SeqCst);
         let ids = std::mem::take(&mut *lock(&REACTOR.ready));
         if ids.is_empty() {
-            REACTOR.scheduled.store(false, Ordering::SeqCst);
-            // A wake that pushed after the take and saw `scheduled` set called nobody.
-            if lock(&REACTOR.ready).is_empty() {
+            if settle() {
                 return out;
             }
             continue;

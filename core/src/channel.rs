@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::call::{single_response, Call, CallOptions};
 use crate::driver::Driver;
 use crate::error::Error;
-use crate::hosted::HostedConnection;
+use crate::hosted::{self, Handout, HostedConnection};
 use crate::runtime;
 use crate::socket::Socket;
 use crate::status::Status;
@@ -97,10 +97,7 @@ pub(crate) struct ChannelInner {
     backoff: Mutex<Duration>,
     generation: std::sync::atomic::AtomicU64,
     /// Where connections go when the caller hosts them (`host_connections`).
-    hosted: Option<(
-        mpsc::UnboundedSender<HostedConnection>,
-        Mutex<mpsc::UnboundedReceiver<HostedConnection>>,
-    )>,
+    hosted: Option<(mpsc::UnboundedSender<HostedConnection>, Handout)>,
 }
 
 /// A client channel to `http://host:port` (h2c) or `https://host:port` (TLS). Cheap to clone;
@@ -179,16 +176,7 @@ impl Channel {
     /// The next connection for the caller to drive, with `host_connections` (always
     /// `Ready(None)` otherwise, and for a TLS target).
     pub fn poll_connection(&self, cx: &mut Context<'_>) -> Poll<Option<HostedConnection>> {
-        let Some((_, rx)) = &self.inner.hosted else {
-            return Poll::Ready(None);
-        };
-        match rx.try_lock() {
-            Ok(mut rx) => rx.poll_recv(cx),
-            Err(_) => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        }
+        hosted::poll_handout(self.inner.hosted.as_ref().map(|(_, rx)| rx), cx)
     }
 
     /// Starts a call. Returns at once: it never waits for the connection or for the
@@ -495,20 +483,13 @@ impl ChannelInner {
         })?;
         let (sock, ready) = Socket::hosted(tcp);
         let fd = sock.fd();
-        let generation = self
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
+        let generation = self.next_generation();
         let builder = self.h2_builder();
-        let keepalive = self
-            .opts
-            .keepalive_interval
-            .map(|i| (i, self.opts.keepalive_timeout));
         let me = Arc::downgrade(self);
         let (tx, rx) = oneshot::channel();
         let driver = Driver::new(
             async move {
-                let (sender, mut conn) = match builder.handshake::<Socket, Bytes>(sock).await {
+                let (sender, conn) = match builder.handshake::<Socket, Bytes>(sock).await {
                     Ok(p) => p,
                     Err(e) => {
                         let _ = tx.send(Err(Status::unavailable(format!(
@@ -517,21 +498,10 @@ impl ChannelInner {
                         return;
                     }
                 };
-                let pp = conn.ping_pong();
                 if tx.send(Ok(sender)).is_err() {
                     return; // the attempt timed out meanwhile
                 }
-                match (keepalive, pp) {
-                    (Some((interval, timeout)), Some(pp)) => {
-                        keep_alive(&mut conn, pp, interval, timeout).await
-                    }
-                    _ => {
-                        let _ = (&mut conn).await;
-                    }
-                }
-                if let Some(me) = me.upgrade() {
-                    me.connection_lost(generation);
-                }
+                run(conn, me, generation).await
             },
             self.runtime.clone(),
         );
@@ -554,56 +524,29 @@ impl ChannelInner {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (sender, mut conn) = self
+        let (sender, conn) = self
             .h2_builder()
             .handshake::<T, Bytes>(io)
             .await
             .map_err(|e| Status::unavailable(format!("HTTP/2 handshake failed: {e}")))?;
-        let generation = self
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        let keepalive = self
-            .opts
-            .keepalive_interval
-            .map(|i| (i, self.opts.keepalive_timeout, conn.ping_pong()));
-        let me = Arc::downgrade(self);
+        let generation = self.next_generation();
         let driver = Driver::new(
-            async move {
-                let _ = conn.await;
-            },
+            run(conn, Arc::downgrade(self), generation),
             self.runtime.clone(),
         );
         let d = driver.clone();
         self.runtime.spawn(async move {
+            // Aborted with the runtime, the task takes the connection down with it.
             let _closer = d.closer();
-            let mut conn = std::future::poll_fn(|cx| d.poll_task(cx));
-            match keepalive {
-                Some((interval, timeout, Some(mut pp))) => loop {
-                    tokio::select! {
-                        _ = &mut conn => break,
-                        _ = tokio::time::sleep(interval) => {}
-                    }
-                    let ping = tokio::time::timeout(timeout, pp.ping(h2::Ping::opaque()));
-                    tokio::select! {
-                        _ = &mut conn => break,
-                        r = ping => match r {
-                            Ok(Ok(_)) => {}
-                            // No answer in time: the connection is dead even if TCP has not
-                            // noticed; dropping it fails its calls with UNAVAILABLE.
-                            _ => break,
-                        },
-                    }
-                },
-                _ => conn.await,
-            }
-            // Keepalive gave up on a connection that is still open: end it now.
-            d.close();
-            if let Some(me) = me.upgrade() {
-                me.connection_lost(generation);
-            }
+            std::future::poll_fn(|cx| d.poll_task(cx)).await;
         });
         Ok((sender, generation, driver))
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
     }
 
     /// The connection of `generation` is gone: the next call reconnects.
@@ -617,8 +560,33 @@ impl ChannelInner {
     }
 }
 
-/// Runs a hosted connection with keepalive pings: ends when the connection does, or when a
-/// ping goes unanswered for `timeout` (the connection is dead even if TCP has not noticed).
+/// A connection's life inside its driver: the connection with its keepalive pings (when
+/// the channel asks for them), then the channel hears that it is gone. Ending the future
+/// drops the connection, which fails its calls with UNAVAILABLE.
+async fn run<T>(
+    mut conn: h2::client::Connection<T, Bytes>,
+    me: std::sync::Weak<ChannelInner>,
+    generation: u64,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let keepalive = me.upgrade().and_then(|c| {
+        let o = &c.opts;
+        o.keepalive_interval.map(|i| (i, o.keepalive_timeout))
+    });
+    match (keepalive, conn.ping_pong()) {
+        (Some((interval, timeout)), Some(pp)) => keep_alive(&mut conn, pp, interval, timeout).await,
+        _ => {
+            let _ = (&mut conn).await;
+        }
+    }
+    if let Some(me) = me.upgrade() {
+        me.connection_lost(generation);
+    }
+}
+
+/// Runs a connection with keepalive pings: ends when the connection does, or when a ping
+/// goes unanswered for `timeout` (the connection is dead even if TCP has not noticed).
 async fn keep_alive<T>(
     conn: &mut h2::client::Connection<T, Bytes>,
     mut pp: h2::PingPong,

@@ -17,8 +17,9 @@
 //! - stop once `poll` is ready, and drop the connection (dropping it earlier closes it).
 
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use tokio::sync::mpsc;
 
 use crate::driver::Driver;
 use crate::socket::{Readiness, READ, WRITE};
@@ -76,6 +77,28 @@ impl HostedConnection {
         Interest {
             readable: w & READ != 0,
             writable: w & WRITE != 0,
+        }
+    }
+}
+
+/// The receiving end of the connections a server or channel hands out.
+pub(crate) type Handout = Mutex<mpsc::UnboundedReceiver<HostedConnection>>;
+
+/// The next connection handed out, for `Server/Channel::poll_connection`: `Ready(None)`
+/// when the owner hosts nothing (`handout` is `None`) or hands out no more.
+pub(crate) fn poll_handout(
+    handout: Option<&Handout>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<HostedConnection>> {
+    let Some(rx) = handout else {
+        return Poll::Ready(None);
+    };
+    match rx.try_lock() {
+        Ok(mut rx) => rx.poll_recv(cx),
+        Err(_) => {
+            // Another thread is polling: look again soon rather than block.
+            cx.waker().wake_by_ref();
+            Poll::Pending
         }
     }
 }

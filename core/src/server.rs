@@ -17,7 +17,7 @@ use crate::call::{content_type, is_grpc_content_type, Shape};
 use crate::codec::{self, Encoding};
 use crate::driver::Driver;
 use crate::error::Error;
-use crate::hosted::HostedConnection;
+use crate::hosted::{self, Handout, HostedConnection};
 use crate::metadata::Metadata;
 use crate::runtime;
 use crate::server_call::{trailers_for, ServerCall};
@@ -117,7 +117,7 @@ impl ServerBuilder {
         let (hosted_tx, hosted_rx) = match self.hosted {
             true => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                (Some(tx), Some(Mutex::new(rx)))
+                (Some(tx), Some(std::sync::Mutex::new(rx)))
             }
             false => (None, None),
         };
@@ -165,7 +165,7 @@ struct Shared {
 pub struct Server {
     local_addr: SocketAddr,
     incoming: Mutex<mpsc::UnboundedReceiver<ServerCall>>,
-    hosted: Option<Mutex<mpsc::UnboundedReceiver<HostedConnection>>>,
+    hosted: Option<Handout>,
     phase: watch::Sender<Phase>,
     done: watch::Receiver<bool>,
 }
@@ -221,16 +221,7 @@ impl Server {
         &self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<HostedConnection>> {
-        let Some(hosted) = &self.hosted else {
-            return std::task::Poll::Ready(None);
-        };
-        match hosted.try_lock() {
-            Ok(mut rx) => rx.poll_recv(cx),
-            Err(_) => {
-                cx.waker().wake_by_ref();
-                std::task::Poll::Pending
-            }
-        }
+        hosted::poll_handout(self.hosted.as_ref(), cx)
     }
 
     /// Graceful shutdown: stop accepting connections, send GOAWAY, let calls in flight

@@ -150,3 +150,21 @@ pub async fn echo_once(
     }
     assert_eq!(n, 100);
 }
+
+/// tonic's client over TLS to `localhost` at `port`, trusting `ca_pem`.
+pub async fn tonic_tls_client(
+    port: u16,
+    ca_pem: &str,
+) -> rill_testkit::TestServiceClient<tonic::transport::Channel> {
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    let ch = tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    rill_testkit::TestServiceClient::new(ch)
+}

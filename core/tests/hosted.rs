@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use rill_testkit::echo::Request;
-use rill_testkit::TestServiceClient;
 use rillrpc::{HostedConnection, Server, ServerOptions, ServerTls};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -213,20 +212,7 @@ async fn tls_through_a_hosted_connection() {
         ..Default::default()
     });
     let _host = host(server.clone());
-    let tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(&cert.cert_pem))
-        .domain_name("localhost");
-    let ch = tonic::transport::Endpoint::from_shared(format!(
-        "https://127.0.0.1:{}",
-        server.local_addr().port()
-    ))
-    .unwrap()
-    .tls_config(tls)
-    .unwrap()
-    .connect()
-    .await
-    .unwrap();
-    let mut c = TestServiceClient::new(ch);
+    let mut c = tonic_tls_client(server.local_addr().port(), &cert.cert_pem).await;
     let resp = c.ping_pong(r(b"over tls", 0)).await.unwrap();
     assert_eq!(resp.into_inner().payload, b"over tls");
     let big = vec![7u8; 1 << 20];

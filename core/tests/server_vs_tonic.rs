@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use rill_testkit::echo::Request;
-use rill_testkit::TestServiceClient;
 use rillrpc::{Bytes, Code, ServerBuilder, ServerOptions, ServerTls, Shape, Status};
 use std::sync::Arc;
 use std::time::Duration;
@@ -271,20 +270,7 @@ async fn tls() {
         ..Default::default()
     };
     let server = rill_server(opts);
-    let tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(&cert.cert_pem))
-        .domain_name("localhost");
-    let ch = tonic::transport::Endpoint::from_shared(format!(
-        "https://127.0.0.1:{}",
-        server.local_addr().port()
-    ))
-    .unwrap()
-    .tls_config(tls)
-    .unwrap()
-    .connect()
-    .await
-    .unwrap();
-    let mut c = TestServiceClient::new(ch);
+    let mut c = tonic_tls_client(server.local_addr().port(), &cert.cert_pem).await;
     let resp = c.ping_pong(r(b"over tls", 0)).await.unwrap();
     assert_eq!(resp.into_inner().payload, b"over tls");
 }
