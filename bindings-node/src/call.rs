@@ -294,15 +294,10 @@ impl NativeCall {
             return 0;
         }
         let Some(c) = &self.call else { return 0 };
-        let mut n = 0;
-        for m in &msgs {
-            // Copied once, straight into the call's send buffer.
-            match c.try_send_ref(m) {
-                Ok(true) => n += 1,
-                _ => break,
-            }
-        }
-        n
+        // Copied once, straight into the call's send buffer, under one lock, with one
+        // wake of the writer for the lot.
+        let (n, _) = c.try_send_refs(msgs.iter().map(|m| &m[..]));
+        n as u32
     }
 
     /// Retries the kept message: 0 sent, 1 still full, 3 retry soon, 2 closed.

@@ -334,15 +334,10 @@ impl NativeServerCall {
             return 0;
         }
         let Some(c) = &self.call else { return 0 };
-        let mut n = 0;
-        for m in &msgs {
-            // Copied once, straight into the call's send buffer.
-            match c.try_send_ref(m) {
-                Ok(true) => n += 1,
-                _ => break,
-            }
-        }
-        n
+        // Copied once, straight into the call's send buffer, under one lock, with one
+        // wake of the writer for the lot.
+        let (n, _) = c.try_send_refs(msgs.iter().map(|m| &m[..]));
+        n as u32
     }
 
     #[napi]

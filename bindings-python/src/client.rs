@@ -6,6 +6,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use rillrpc::{
+    Batched,
     Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding, Status,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -245,6 +246,24 @@ impl NativeCall {
         self.lock()
             .try_send_ref(data)
             .map_err(|s| status_err(py, &s))
+    }
+
+    /// Queues `data` into the call's open batch, which leaves at `flush`: 1 when it opened
+    /// the batch (arrange one `flush` for the end of this turn of the loop), 2 when it
+    /// joined the open one, 0 when the queue is full; raises `RpcError` when the call
+    /// cannot send any more.
+    fn try_send_batched(&self, py: Python<'_>, data: &[u8]) -> PyResult<u8> {
+        match self.lock().try_send_batched(data) {
+            Ok(Batched::Full) => Ok(0),
+            Ok(Batched::Opened) => Ok(1),
+            Ok(Batched::Joined) => Ok(2),
+            Err(s) => Err(status_err(py, &s)),
+        }
+    }
+
+    /// Sends what the open batch holds.
+    fn flush(&self) {
+        self.lock().flush();
     }
 
     /// None when `try_send` may succeed; the epoch (int) when not yet.

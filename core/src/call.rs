@@ -16,9 +16,10 @@ use tokio::time::Instant;
 use crate::channel::ChannelInner;
 use crate::codec::{self, Encoding};
 use crate::driver::Driver;
+use crate::goaway::{explain, GoAway};
 use crate::inbound::Inbound;
 use crate::metadata::{decode_bin, Metadata};
-use crate::outbound::{End, Lent, Outbound, Terminate, TrySendError};
+use crate::outbound::{Batched, End, Lent, Linger, Outbound, Terminate, TrySendError};
 use crate::status::{percent_decode, Code, Status};
 use crate::timeout;
 
@@ -108,7 +109,7 @@ impl CallOptions {
 
 enum RecvState {
     /// The request is not on the wire yet (connecting); the pump hands over the response.
-    Opening(oneshot::Receiver<Result<ResponseFuture, Status>>),
+    Opening(oneshot::Receiver<Result<(ResponseFuture, Arc<GoAway>), Status>>),
     Headers(ResponseFuture),
     Body(Inbound),
     Done,
@@ -126,6 +127,9 @@ pub struct Call {
     last_compressed: bool,
     /// When the call's deadline passes, if it has one.
     deadline: Option<Instant>,
+    /// The GOAWAY of the call's connection, once the stream is open: it explains a
+    /// transport failure.
+    goaway: Option<Arc<GoAway>>,
 }
 
 impl Call {
@@ -159,7 +163,8 @@ impl Call {
         // a call whose request is written at once costs no hand-off to a runtime thread.
         let mut first = first;
         let call = match chan.try_open_now(request(chan, method, &opts)?) {
-            Some((resp, mut stream, driver)) => {
+            Some((resp, mut stream, conn)) => {
+                let driver = conn.driver;
                 if let Some(msg) = first {
                     // The whole request in one DATA frame with END_STREAM, written now.
                     if write_whole_request(&mut stream, &driver, msg, compress)? {
@@ -176,7 +181,9 @@ impl Call {
                 } else {
                     out.defer_pump(Box::new(move || pump.spawn_serving(&rt)));
                 }
-                Call::receiving(out, RecvState::Headers(resp), &opts, deadline)
+                let mut call = Call::receiving(out, RecvState::Headers(resp), &opts, deadline);
+                call.goaway = Some(conn.goaway);
+                call
             }
             None => {
                 let (tx, rx) = oneshot::channel();
@@ -212,6 +219,7 @@ impl Call {
             max_send: opts.max_send_message_size.unwrap_or(usize::MAX),
             last_compressed: false,
             deadline,
+            goaway: None,
         }
     }
 
@@ -305,6 +313,21 @@ impl Call {
         self.out.push_many(msgs, None, |m| self.check_len(m.len()))
     }
 
+    /// Queues a borrowed message (copied) into this call's open batch, without waking the
+    /// writer: the batch leaves when `flush` is called, when a batch's worth is queued, or
+    /// when this call waits (for room, or for a message). For a sender running in an event
+    /// loop: the sends of one turn of the loop then leave together, in shared DATA frames,
+    /// when the turn ends. `Batched::Opened` asks the caller to arrange that `flush`.
+    pub fn try_send_batched(&self, msg: &[u8]) -> Result<Batched, Status> {
+        self.check_len(msg.len())?;
+        self.out.push_batched(msg, None)
+    }
+
+    /// Ends the open batch (see `try_send_batched`): its messages leave now.
+    pub fn flush(&self) {
+        self.out.flush();
+    }
+
     /// Queues one message if there is room now.
     pub fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {
         if let Err(s) = self.check_send(&msg) {
@@ -315,7 +338,12 @@ impl Call {
 
     /// Ready when `try_send` may succeed.
     pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.out.poll_ready(cx)
+        let r = self.out.poll_ready(cx);
+        if r.is_pending() {
+            // Waiting for room: what the open batch holds must be on its way.
+            self.out.flush();
+        }
+        r
     }
 
     fn check_send(&self, msg: &Bytes) -> Result<(), Status> {
@@ -356,13 +384,25 @@ impl Call {
     }
 
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        let r = self.poll_next(cx);
+        if r.is_pending() {
+            // Waiting for the peer, who may be waiting for what this call's open batch holds.
+            self.out.flush();
+        }
+        r
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
         if let Some(s) = self.out.local_status() {
             self.end(Some(s));
         }
         loop {
             match &mut self.state {
                 RecvState::Opening(rx) => match Pin::new(rx).poll(cx) {
-                    Poll::Ready(Ok(Ok(fut))) => self.state = RecvState::Headers(fut),
+                    Poll::Ready(Ok(Ok((fut, goaway)))) => {
+                        self.goaway = Some(goaway);
+                        self.state = RecvState::Headers(fut);
+                    }
                     Poll::Ready(Ok(Err(s))) => self.end(Some(s)),
                     Poll::Ready(Err(_)) => self.end(Some(Status::internal(
                         "the call's sender task ended unexpectedly",
@@ -376,7 +416,7 @@ impl Call {
                 },
                 RecvState::Body(inb) => match inb.poll_message(cx) {
                     Poll::Ready(Ok(Some(m))) => {
-                        if inb.drained() {
+                        if inb.answerable() {
                             self.out.received();
                         }
                         return Poll::Ready(Ok(Some(m)));
@@ -449,7 +489,10 @@ impl Call {
             }
             match &mut self.state {
                 RecvState::Opening(rx) => match Pin::new(rx).poll(cx) {
-                    Poll::Ready(Ok(Ok(fut))) => self.state = RecvState::Headers(fut),
+                    Poll::Ready(Ok(Ok((fut, goaway)))) => {
+                        self.goaway = Some(goaway);
+                        self.state = RecvState::Headers(fut);
+                    }
                     Poll::Ready(Ok(Err(s))) => self.end(Some(s)),
                     Poll::Ready(Err(_)) => self.end(Some(Status::internal(
                         "the call's sender task ended unexpectedly",
@@ -541,7 +584,7 @@ impl Call {
             },
         };
         self.headers = Some(Metadata::from_headers(h));
-        self.state = RecvState::Body(Inbound::new(body, self.max_recv, enc));
+        self.state = RecvState::Body(Inbound::new(body, self.max_recv, enc, self.goaway.clone()));
     }
 
     /// Ends the call for a reason found on this side: the stream is reset so the server
@@ -553,10 +596,12 @@ impl Call {
     }
 
     fn end_h2(&mut self, e: &h2::Error) {
-        let s = self
-            .out
-            .local_status()
-            .unwrap_or_else(|| past_deadline(Status::from_h2(e), self.deadline));
+        let s = self.out.local_status().unwrap_or_else(|| {
+            past_deadline(
+                explain(self.goaway.as_deref(), Status::from_h2(e)),
+                self.deadline,
+            )
+        });
         self.end(Some(s));
     }
 
@@ -710,7 +755,11 @@ impl Pump {
         });
     }
 
-    async fn run(self, req: Request<()>, tx: oneshot::Sender<Result<ResponseFuture, Status>>) {
+    async fn run(
+        self,
+        req: Request<()>,
+        tx: oneshot::Sender<Result<(ResponseFuture, Arc<GoAway>), Status>>,
+    ) {
         let sleep = sleep_until(self.deadline);
         tokio::pin!(sleep);
         let opened = tokio::select! {
@@ -723,11 +772,11 @@ impl Pump {
             r = self.chan.open_stream(req, self.wait_for_ready) => r,
         };
         let (stream, driver) = match opened {
-            Ok((fut, stream, driver)) => {
-                if tx.send(Ok(fut)).is_err() {
+            Ok((fut, stream, conn)) => {
+                if tx.send(Ok((fut, conn.goaway))).is_err() {
                     return;
                 }
-                (stream, driver)
+                (stream, conn.driver)
             }
             Err(s) => {
                 self.out.fail(s.clone());
@@ -750,6 +799,7 @@ impl Pump {
             Reset(Result<h2::Reason, h2::Error>),
             Work(Option<crate::outbound::Batch>),
         }
+        let mut linger = Linger::default();
         loop {
             // While waiting, the stream is lent to the call: an answer to a received
             // message is written by its sender directly (see `outbound`).
@@ -758,7 +808,7 @@ impl Pump {
                 biased;
                 _ = &mut sleep => Idle::Deadline,
                 r = poll_fn(|cx| self.out.poll_lent_reset(cx)) => Idle::Reset(r),
-                b = poll_fn(|cx| self.out.poll_take(cx)) => Idle::Work(b),
+                b = poll_fn(|cx| self.out.poll_take(cx, &mut linger)) => Idle::Work(b),
             };
             stream = self
                 .out

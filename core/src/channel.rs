@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::call::{single_response, Call, CallOptions};
 use crate::driver::Driver;
 use crate::error::Error;
+use crate::goaway::{GoAway, Watched};
 use crate::hosted::{self, Handout, HostedConnection};
 use crate::runtime;
 use crate::socket::Socket;
@@ -68,14 +69,22 @@ impl Default for ChannelOptions {
     }
 }
 
+/// An established connection: where new streams are opened.
+#[derive(Clone)]
+pub(crate) struct Conn {
+    sender: SendRequest<Bytes>,
+    generation: u64,
+    pub(crate) driver: Arc<Driver>,
+    pub(crate) goaway: Arc<GoAway>,
+}
+
+/// A stream just opened: its response, its send half, and its connection.
+pub(crate) type Opened = (ResponseFuture, SendStream<Bytes>, Conn);
+
 enum ConnState {
     Idle,
     Connecting(watch::Receiver<()>),
-    Ready {
-        sender: SendRequest<Bytes>,
-        generation: u64,
-        driver: Arc<Driver>,
-    },
+    Ready(Conn),
     /// The last attempt failed; calls fail fast (or wait, with wait_for_ready) until `until`.
     Failed {
         until: Instant,
@@ -263,7 +272,7 @@ impl Channel {
     pub fn is_connected(&self) -> bool {
         matches!(
             *self.inner.state.lock().unwrap_or_else(|p| p.into_inner()),
-            ConnState::Ready { .. }
+            ConnState::Ready(_)
         )
     }
 }
@@ -287,23 +296,28 @@ impl ChannelInner {
 
     /// Opens a stream from the calling thread when a connection is up and has room for
     /// one more stream now; `None` otherwise (the writer task then opens it, waiting).
-    pub(crate) fn try_open_now(
-        &self,
-        req: Request<()>,
-    ) -> Option<(ResponseFuture, SendStream<Bytes>, Arc<Driver>)> {
-        let (mut sender, driver) = {
-            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let ConnState::Ready { sender, driver, .. } = &*st else {
-                return None;
-            };
-            (sender.clone(), driver.clone())
-        };
+    pub(crate) fn try_open_now(&self, req: Request<()>) -> Option<Opened> {
+        let mut conn = self.ready()?;
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        if !matches!(sender.poll_ready(&mut cx), Poll::Ready(Ok(()))) {
+        if !matches!(conn.sender.poll_ready(&mut cx), Poll::Ready(Ok(()))) {
             return None;
         }
-        let (resp, stream) = sender.send_request(req, false).ok()?;
-        Some((resp, stream, driver))
+        let (resp, stream) = conn.sender.send_request(req, false).ok()?;
+        Some((resp, stream, conn))
+    }
+
+    /// The established connection, unless the server has sent it GOAWAY: then the next
+    /// call connects anew, while the calls on the old connection run to their end.
+    fn ready(&self) -> Option<Conn> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ConnState::Ready(conn) = &*st else {
+            return None;
+        };
+        if conn.goaway.seen() {
+            *st = ConnState::Idle;
+            return None;
+        }
+        Some(conn.clone())
     }
 
     /// Opens one HTTP/2 stream for `req`, connecting first when needed. A stream refused
@@ -313,24 +327,24 @@ impl ChannelInner {
         self: &Arc<Self>,
         req: Request<()>,
         wait_for_ready: bool,
-    ) -> Result<(ResponseFuture, SendStream<Bytes>, Arc<Driver>), Status> {
+    ) -> Result<Opened, Status> {
         let mut req = Some(req);
         for attempt in 0..2 {
-            let (sender, generation, driver) = self.sender(wait_for_ready).await?;
-            let mut sender = match sender.ready().await {
+            let mut conn = self.sender(wait_for_ready).await?;
+            conn.sender = match conn.sender.ready().await {
                 Ok(s) => s,
                 Err(e) => {
-                    self.connection_lost(generation);
+                    self.connection_lost(conn.generation);
                     if attempt == 0 {
                         continue;
                     }
-                    return Err(Status::from_h2(&e));
+                    return Err(conn.goaway.explain(Status::from_h2(&e)));
                 }
             };
             let r = req.take().expect("request is sent once");
-            match sender.send_request(r, false) {
-                Ok((resp, stream)) => return Ok((resp, stream, driver)),
-                Err(e) => return Err(Status::from_h2(&e)),
+            match conn.sender.send_request(r, false) {
+                Ok((resp, stream)) => return Ok((resp, stream, conn)),
+                Err(e) => return Err(conn.goaway.explain(Status::from_h2(&e))),
             }
         }
         Err(Status::unavailable(
@@ -338,23 +352,20 @@ impl ChannelInner {
         ))
     }
 
-    async fn sender(
-        self: &Arc<Self>,
-        wait_for_ready: bool,
-    ) -> Result<(SendRequest<Bytes>, u64, Arc<Driver>), Status> {
+    async fn sender(self: &Arc<Self>, wait_for_ready: bool) -> Result<Conn, Status> {
         enum Next {
             Wait(watch::Receiver<()>),
             Sleep(Instant),
         }
         loop {
+            if let Some(conn) = self.ready() {
+                return Ok(conn);
+            }
             let next = {
                 let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 match &*st {
-                    ConnState::Ready {
-                        sender,
-                        generation,
-                        driver,
-                    } => return Ok((sender.clone(), *generation, driver.clone())),
+                    // Taken by another caller since `ready` looked.
+                    ConnState::Ready(conn) => return Ok(conn.clone()),
                     ConnState::Closed => return Err(Status::unavailable("channel is closed")),
                     ConnState::Connecting(rx) => Next::Wait(rx.clone()),
                     ConnState::Failed { until, error } if Instant::now() < *until => {
@@ -396,13 +407,9 @@ impl ChannelInner {
             return;
         }
         match r {
-            Ok((sender, generation, driver)) => {
+            Ok(conn) => {
                 *self.backoff.lock().unwrap_or_else(|p| p.into_inner()) = self.opts.initial_backoff;
-                *st = ConnState::Ready {
-                    sender,
-                    generation,
-                    driver,
-                };
+                *st = ConnState::Ready(conn);
             }
             Err(error) => {
                 let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
@@ -422,7 +429,7 @@ impl ChannelInner {
         drop(done);
     }
 
-    async fn establish(self: &Arc<Self>) -> Result<(SendRequest<Bytes>, u64, Arc<Driver>), Status> {
+    async fn establish(self: &Arc<Self>) -> Result<Conn, Status> {
         let addr = format!("{}:{}", self.host, self.port);
         let tcp = TcpStream::connect(&addr)
             .await
@@ -477,7 +484,7 @@ impl ChannelInner {
         self: &Arc<Self>,
         tcp: TcpStream,
         to_host: &mpsc::UnboundedSender<HostedConnection>,
-    ) -> Result<(SendRequest<Bytes>, u64, Arc<Driver>), Status> {
+    ) -> Result<Conn, Status> {
         let tcp = tcp.into_std().map_err(|e| {
             Status::unavailable(format!("cannot take the socket off the reactor: {e}"))
         })?;
@@ -487,9 +494,11 @@ impl ChannelInner {
         let builder = self.h2_builder();
         let me = Arc::downgrade(self);
         let (tx, rx) = oneshot::channel();
+        let goaway = Arc::new(GoAway::default());
+        let io = Watched::new(sock, goaway.clone());
         let driver = Driver::new(
             async move {
-                let (sender, conn) = match builder.handshake::<Socket, Bytes>(sock).await {
+                let (sender, conn) = match builder.handshake::<_, Bytes>(io).await {
                     Ok(p) => p,
                     Err(e) => {
                         let _ = tx.send(Err(Status::unavailable(format!(
@@ -509,7 +518,12 @@ impl ChannelInner {
             .send(HostedConnection::new(driver.clone(), ready, fd))
             .map_err(|_| Status::unavailable("channel is closed"))?;
         match rx.await {
-            Ok(Ok(sender)) => Ok((sender, generation, driver)),
+            Ok(Ok(sender)) => Ok(Conn {
+                sender,
+                generation,
+                driver,
+                goaway,
+            }),
             Ok(Err(s)) => Err(s),
             Err(_) => Err(Status::unavailable(
                 "the connection was closed before its HTTP/2 handshake",
@@ -517,16 +531,14 @@ impl ChannelInner {
         }
     }
 
-    async fn handshake<T>(
-        self: &Arc<Self>,
-        io: T,
-    ) -> Result<(SendRequest<Bytes>, u64, Arc<Driver>), Status>
+    async fn handshake<T>(self: &Arc<Self>, io: T) -> Result<Conn, Status>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let goaway = Arc::new(GoAway::default());
         let (sender, conn) = self
             .h2_builder()
-            .handshake::<T, Bytes>(io)
+            .handshake::<_, Bytes>(Watched::new(io, goaway.clone()))
             .await
             .map_err(|e| Status::unavailable(format!("HTTP/2 handshake failed: {e}")))?;
         let generation = self.next_generation();
@@ -540,7 +552,12 @@ impl ChannelInner {
             let _closer = d.closer();
             std::future::poll_fn(|cx| d.poll_task(cx)).await;
         });
-        Ok((sender, generation, driver))
+        Ok(Conn {
+            sender,
+            generation,
+            driver,
+            goaway,
+        })
     }
 
     fn next_generation(&self) -> u64 {
@@ -552,8 +569,8 @@ impl ChannelInner {
     /// The connection of `generation` is gone: the next call reconnects.
     fn connection_lost(&self, generation: u64) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let ConnState::Ready { generation: g, .. } = &*st {
-            if *g == generation {
+        if let ConnState::Ready(conn) = &*st {
+            if conn.generation == generation {
                 *st = ConnState::Idle;
             }
         }

@@ -97,6 +97,8 @@ pub(crate) struct Decoder {
     encoding: Encoding,
     /// Whether the last message handed out arrived with the compressed flag set.
     last_compressed: bool,
+    /// Messages completed since the last chunk was pushed.
+    chunk_messages: usize,
 }
 
 impl Decoder {
@@ -108,6 +110,7 @@ impl Decoder {
             max_message,
             encoding: Encoding::Identity,
             last_compressed: false,
+            chunk_messages: 0,
         }
     }
 
@@ -117,6 +120,7 @@ impl Decoder {
     }
 
     pub(crate) fn push(&mut self, chunk: Bytes) {
+        self.chunk_messages = 0;
         if self.cur.is_empty() {
             self.cur = chunk;
         } else {
@@ -126,6 +130,11 @@ impl Decoder {
             joined.extend_from_slice(&chunk);
             self.cur = joined.freeze();
         }
+    }
+
+    /// How many messages the last chunk pushed has completed so far.
+    pub(crate) fn chunk_messages(&self) -> usize {
+        self.chunk_messages
     }
 
     /// Whether the last message `next` returned arrived compressed on the wire.
@@ -212,6 +221,7 @@ impl Decoder {
     }
 
     fn finish_message(&mut self, compressed: bool, msg: Bytes) -> Result<Bytes, Status> {
+        self.chunk_messages += 1;
         self.last_compressed = compressed;
         if !compressed {
             return Ok(msg);

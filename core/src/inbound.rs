@@ -5,7 +5,10 @@ use bytes::Bytes;
 use h2::RecvStream;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+
 use crate::codec::{Decoder, Encoding};
+use crate::goaway::{explain, GoAway};
 use crate::status::Status;
 
 pub(crate) struct Inbound {
@@ -14,10 +17,17 @@ pub(crate) struct Inbound {
     data_done: bool,
     /// A failure is sticky: every later poll reports it again.
     failed: Option<Status>,
+    /// A client call's connection: the server's GOAWAY explains a transport failure.
+    goaway: Option<Arc<GoAway>>,
 }
 
 impl Inbound {
-    pub(crate) fn new(body: RecvStream, max_message: usize, encoding: Encoding) -> Inbound {
+    pub(crate) fn new(
+        body: RecvStream,
+        max_message: usize,
+        encoding: Encoding,
+        goaway: Option<Arc<GoAway>>,
+    ) -> Inbound {
         let mut dec = Decoder::new(max_message);
         dec.set_encoding(encoding);
         Inbound {
@@ -25,6 +35,7 @@ impl Inbound {
             dec,
             data_done: false,
             failed: None,
+            goaway,
         }
     }
 
@@ -51,33 +62,76 @@ impl Inbound {
             if self.data_done {
                 return Poll::Ready(Ok(None));
             }
-            match self.body.poll_data(cx) {
-                Poll::Ready(Some(Ok(chunk))) => {
-                    // The window is given back as soon as the bytes leave h2: what we hold
-                    // beyond it is at most one partial message, bounded by the size limit.
-                    let _ = self.body.flow_control().release_capacity(chunk.len());
-                    self.dec.push(chunk);
-                }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(Status::from_h2(&e))),
-                Poll::Ready(None) => {
-                    self.data_done = true;
-                    if self.dec.has_partial() {
-                        return Poll::Ready(Err(Status::internal(
-                            "stream ended in the middle of a message (truncated length-prefixed message)",
-                        )));
-                    }
-                    return Poll::Ready(Ok(None));
-                }
-                Poll::Pending => return Poll::Pending,
+            let polled = self.body.poll_data(cx);
+            if let Some(end) = self.take(polled) {
+                return end;
             }
         }
     }
 
-    /// True when no further received bytes wait in the decoder: the message just handed
-    /// out was the last one that arrived, so what the receiver sends next answers it (a
-    /// burst of messages still in the buffer is not a request-response rhythm).
-    pub(crate) fn drained(&self) -> bool {
-        !self.dec.has_partial()
+    /// Absorbs what h2 returned: a chunk goes into the decoder (`None`: decode on); the
+    /// end of the data or an error is what the poll returns.
+    fn take(
+        &mut self,
+        polled: Poll<Option<Result<Bytes, h2::Error>>>,
+    ) -> Option<Poll<Result<Option<Bytes>, Status>>> {
+        match polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                // The window is given back as soon as the bytes leave h2: what we hold
+                // beyond it is at most one partial message, bounded by the size limit.
+                let _ = self.body.flow_control().release_capacity(chunk.len());
+                self.dec.push(chunk);
+                None
+            }
+            Poll::Ready(Some(Err(e))) => Some(Poll::Ready(Err(explain(
+                self.goaway.as_deref(),
+                Status::from_h2(&e),
+            )))),
+            Poll::Ready(None) => {
+                self.data_done = true;
+                if self.dec.has_partial() {
+                    return Some(Poll::Ready(Err(Status::internal(
+                        "stream ended in the middle of a message (truncated length-prefixed message)",
+                    ))));
+                }
+                Some(Poll::Ready(Ok(None)))
+            }
+            Poll::Pending => Some(Poll::Pending),
+        }
+    }
+
+    /// True when the message just handed out is one a send should answer at once: the
+    /// peer sent it alone (one message in its DATA frame) and nothing more has arrived, as
+    /// in a request-response rhythm. Bytes still in the decoder, DATA that h2 already
+    /// holds, or several messages in one frame are a burst in progress: its answers are
+    /// queued and framed together rather than written one frame each.
+    pub(crate) fn answerable(&mut self) -> bool {
+        self.dec.chunk_messages() == 1 && self.drained()
+    }
+
+    fn drained(&mut self) -> bool {
+        if self.dec.has_partial() {
+            return false;
+        }
+        if self.data_done || self.failed.is_some() {
+            return true;
+        }
+        // A look without registering this task: the caller, handed a message, polls again
+        // (with its own waker) before it waits.
+        let polled = self
+            .body
+            .poll_data(&mut Context::from_waker(std::task::Waker::noop()));
+        match self.take(polled) {
+            None => false,
+            Some(Poll::Pending) => true,
+            Some(Poll::Ready(r)) => {
+                if let Err(s) = r {
+                    // Reported by the next poll, after the message in hand.
+                    self.failed = Some(s);
+                }
+                true
+            }
+        }
     }
 
     /// Whether the last message handed out arrived compressed on the wire.
@@ -89,7 +143,10 @@ impl Inbound {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<http::HeaderMap>, Status>> {
-        self.body.poll_trailers(cx).map_err(|e| Status::from_h2(&e))
+        let goaway = self.goaway.as_deref();
+        self.body
+            .poll_trailers(cx)
+            .map_err(|e| explain(goaway, Status::from_h2(&e)))
     }
 }
 
@@ -121,4 +178,66 @@ pub(crate) fn batch(
         }
     }
     Poll::Ready(Ok(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(msgs: &[&[u8]]) -> Bytes {
+        let mut b = bytes::BytesMut::new();
+        for m in msgs {
+            crate::codec::encode(&mut b, m, Encoding::Identity).unwrap();
+        }
+        b.freeze()
+    }
+
+    async fn next(inb: &mut Inbound) -> Bytes {
+        std::future::poll_fn(|cx| inb.poll_message(cx))
+            .await
+            .unwrap()
+            .expect("a message")
+    }
+
+    /// Regression (issue 17): a message was taken for an answer (written at once, a DATA
+    /// frame of its own) whenever the decoder had nothing left, though the peer's next
+    /// DATA frames already waited in h2: a burst of small frames was answered frame for
+    /// frame. Only a message its peer sent alone, with nothing behind it, is answerable.
+    #[tokio::test]
+    async fn only_a_lone_message_with_nothing_behind_it_is_answerable() {
+        let (c, s) = tokio::io::duplex(1 << 16);
+        let srv = tokio::spawn(async move {
+            let mut conn = h2::server::handshake(s).await.unwrap();
+            let (req, respond) = conn.accept().await.unwrap().unwrap();
+            tokio::spawn(async move { while conn.accept().await.is_some() {} });
+            (req, respond)
+        });
+        let (mut client, mut conn) = h2::client::handshake(c).await.unwrap();
+        let mut ping = conn.ping_pong().expect("ping_pong");
+        tokio::spawn(conn);
+        let req = http::Request::post("http://x/p").body(()).unwrap();
+        let (_resp, mut out) = client.send_request(req, false).unwrap();
+        let (req, _respond) = srv.await.unwrap();
+        let mut inb = Inbound::new(req.into_body(), 1 << 20, Encoding::Identity, None);
+
+        // Three messages in one DATA frame: a burst.
+        out.send_data(framed(&[b"a", b"b", b"c"]), false).unwrap();
+        for want in [&b"a"[..], b"b", b"c"] {
+            assert_eq!(next(&mut inb).await, want);
+            assert!(!inb.answerable(), "{want:?} came with others");
+        }
+        // One message alone, nothing behind it: its answer goes at once.
+        out.send_data(framed(&[b"d"]), false).unwrap();
+        assert_eq!(next(&mut inb).await, &b"d"[..]);
+        assert!(inb.answerable());
+        // Two lone messages in two frames, both in h2 (the PING's answer comes after the
+        // server's connection read them): the first has more behind it.
+        out.send_data(framed(&[b"e"]), false).unwrap();
+        out.send_data(framed(&[b"f"]), false).unwrap();
+        ping.ping(h2::Ping::opaque()).await.unwrap();
+        assert_eq!(next(&mut inb).await, &b"e"[..]);
+        assert!(!inb.answerable(), "f waits in h2 behind e");
+        assert_eq!(next(&mut inb).await, &b"f"[..]);
+        assert!(inb.answerable());
+    }
 }

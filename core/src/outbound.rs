@@ -12,9 +12,13 @@ use bytes::{Bytes, BytesMut};
 use h2::SendStream;
 use http::HeaderMap;
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::codec::{self, Encoding};
 use crate::driver::Driver;
@@ -26,6 +30,85 @@ pub(crate) const COALESCE_MAX: usize = 16 * 1024;
 
 /// The size of the buffers small messages are framed into: one DATA frame each.
 const TAIL_CHUNK: usize = 32 * 1024;
+
+/// An open batch wakes the writer anyway once this much is queued, so that a long turn
+/// of the sender's loop keeps the connection busy instead of filling the queue first.
+const BATCH_WAKE: usize = TAIL_CHUNK;
+
+/// A full DATA frame at the default SETTINGS_MAX_FRAME_SIZE: what a lingering pump waits
+/// to have queued.
+const FRAME: usize = 16 * 1024;
+
+/// How often a lingering pump looks whether its stream still flows (tokio's timer rounds
+/// it up to its next millisecond tick), and how long it may linger at most.
+const LINGER_TICK: Duration = Duration::from_millis(1);
+const LINGER_MAX: Duration = Duration::from_millis(5);
+/// How long after a burst a stream still counts as flowing.
+const FLOWING: Duration = Duration::from_millis(2);
+
+/// The pump's timer for holding back a small batch of a flowing stream.
+///
+/// With a sender on another thread than the pump (a binding's, or a task the runtime
+/// runs on the other core), a pump that takes whatever is queued the moment it can makes
+/// each batch the few messages queued during its last write, each its own small DATA
+/// frame. h2 (tonic's and hyper's) counts the small DATA frames it holds unread and closes
+/// the connection with GOAWAY ENHANCE_YOUR_CALM past a budget; a peer may also simply
+/// spend a wake-up per frame. So once a stream flows (messages came while the pump was
+/// writing), a batch smaller than a frame waits for a frame's worth, for as long as
+/// messages keep coming (up to `LINGER_MAX`), or for the end of the call. A stream that
+/// is not flowing — the first message after the pump went idle, every request-response
+/// rhythm — is written at once, and a lull ends the wait within a tick.
+#[derive(Default)]
+pub(crate) struct Linger {
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Since when the held batch waits, and how much was queued at the last tick.
+    since: Option<(Instant, usize)>,
+}
+
+impl Linger {
+    /// True once the held batch (`queued` bytes now) should go: the stream stopped
+    /// growing over a tick, or waited `LINGER_MAX`. Arms the timer on the first ask.
+    fn expired(&mut self, cx: &mut Context<'_>, queued: usize) -> bool {
+        let now = Instant::now();
+        let tick = now + LINGER_TICK;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(tick)));
+        match self.since {
+            None => {
+                self.since = Some((now, queued));
+                sleep.as_mut().reset(tick);
+            }
+            Some((start, last)) => {
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return false;
+                }
+                if queued <= last || now >= start + LINGER_MAX {
+                    return true;
+                }
+                self.since = Some((start, queued));
+                sleep.as_mut().reset(tick);
+            }
+        }
+        // Registers the timer's wake-up.
+        sleep.as_mut().poll(cx).is_ready()
+    }
+
+    fn reset(&mut self) {
+        self.since = None;
+    }
+}
+
+/// What became of a message sent into the call's open batch (`try_send_batched`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Batched {
+    /// The queue is full: nothing was queued. Wait for room (`poll_send_ready`).
+    Full,
+    /// Queued, and it opened a batch: arrange one `flush` for when the sender's turn ends.
+    Opened,
+    /// Queued into the batch already open (or dropped, the peer having ended the call).
+    Joined,
+}
 
 /// How the sending side ends.
 pub(crate) enum End {
@@ -56,6 +139,10 @@ pub(crate) struct Outbound {
     /// needs it (see `Call::start`).
     deferred: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     has_deferred: AtomicBool,
+    /// Messages were queued into an open batch since the last `flush`: the writer has not
+    /// been told of them. Set under the state lock; read without it by the paths that
+    /// flush before they wait.
+    batch_open: AtomicBool,
     limit: usize,
 }
 
@@ -118,6 +205,17 @@ struct State {
     /// or it would overtake the batch (the pump still holds the stream's loan until its
     /// wait ends).
     busy: bool,
+    /// How much must be queued before a send wakes the pump: one byte when it waits for
+    /// work, a frame's worth while it lingers, never while it writes.
+    want: usize,
+    /// The pump found nothing queued when it last looked.
+    fresh: bool,
+    /// Messages queued (with `queued` bytes).
+    msgs: usize,
+    /// Until when the stream counts as flowing though the pump found it empty: a batch of
+    /// several messages was taken just before (a burst arriving in pieces, such as the
+    /// answers to a peer's DATA frames of a few messages each).
+    flowing_until: Option<Instant>,
 }
 
 enum Push {
@@ -156,11 +254,16 @@ impl Outbound {
                 compress,
                 lent: None,
                 busy: false,
+                want: 1,
+                fresh: true,
+                msgs: 0,
+                flowing_until: None,
             }),
             terminated: AtomicBool::new(false),
             answer: AtomicBool::new(false),
             deferred: Mutex::new(None),
             has_deferred: AtomicBool::new(false),
+            batch_open: AtomicBool::new(false),
             limit,
         }
     }
@@ -243,19 +346,87 @@ impl Outbound {
             return Ok(());
         }
         let enc = Self::encoding(&st, compress);
-        if st.queued == 0 && !st.busy && st.lent.is_some() && msg.len() <= COALESCE_MAX {
-            match self.write_direct(st, msg, enc) {
-                Ok(()) => return Ok(()),
-                Err(again) => st = again,
-            }
+        if st.queued == 0 && msg.len() <= COALESCE_MAX && self.may_write_direct(&mut st) {
+            let mut frame = BytesMut::with_capacity(codec::PREFIX_LEN + msg.len());
+            codec::encode(&mut frame, msg, enc).map_err(Push::Closed)?;
+            self.write_direct(st, frame.freeze());
+            return Ok(());
         }
         Self::enqueue(&mut st, msg, owned, enc, false)?;
         // This send, queued, was the answer: the next one is not.
         self.answer.store(false, Ordering::Relaxed);
-        let w = st.pump.take();
-        drop(st);
-        self.wake_pump(w);
+        if st.queued >= st.want {
+            let w = st.pump.take();
+            drop(st);
+            self.wake_pump(w);
+        }
         Ok(())
+    }
+
+    /// Queues a borrowed message (copied) into the open batch without waking the pump: a
+    /// sender in an event loop frames every message of one turn into shared DATA frames,
+    /// where waking the pump per message would let it, running beside the sender on
+    /// another core, take and frame each message alone (a 23-byte DATA frame per message,
+    /// which hardened servers such as h2's answer with GOAWAY ENHANCE_YOUR_CALM). The
+    /// sender calls `flush` when its turn ends; a batch's worth wakes the pump anyway.
+    pub(crate) fn push_batched(
+        &self,
+        msg: &[u8],
+        compress: Option<bool>,
+    ) -> Result<Batched, Status> {
+        let mut st = self.lock();
+        match self.admit(&st) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Batched::Joined),
+            Err(Push::Full) => {
+                drop(st);
+                // The sender is about to wait: what it holds must be on its way.
+                self.flush();
+                return Ok(Batched::Full);
+            }
+            Err(Push::Closed(s)) => return Err(s),
+        }
+        let enc = Self::encoding(&st, compress);
+        if let Err(Push::Closed(s)) = Self::enqueue(&mut st, msg, None, enc, true) {
+            return Err(s);
+        }
+        let opened = !self.batch_open.swap(true, Ordering::AcqRel);
+        if st.queued >= st.want.max(BATCH_WAKE) {
+            let w = st.pump.take();
+            drop(st);
+            self.wake_pump(w);
+        }
+        Ok(if opened {
+            Batched::Opened
+        } else {
+            Batched::Joined
+        })
+    }
+
+    /// Ends the open batch: what it queued leaves now. A small batch that answers a
+    /// received message goes straight onto the idle stream from this thread, as a single
+    /// answer does; anything else wakes the pump once.
+    pub(crate) fn flush(&self) {
+        if !self.batch_open.load(Ordering::Acquire) {
+            return;
+        }
+        let mut st = self.lock();
+        if !self.batch_open.swap(false, Ordering::AcqRel) || st.queued == 0 {
+            return;
+        }
+        if st.queued <= COALESCE_MAX && st.chunks.is_empty() && self.may_write_direct(&mut st) {
+            let frame = std::mem::take(&mut st.tail).freeze();
+            st.queued = 0;
+            st.msgs = 0;
+            self.write_direct(st, frame);
+            return;
+        }
+        // A pump that is writing comes back for the batch; one that lingers decides.
+        if st.want != usize::MAX {
+            let w = st.pump.take();
+            drop(st);
+            self.wake_pump(w);
+        }
     }
 
     /// Queues borrowed messages in order while there is room, under one lock and with at
@@ -314,7 +485,7 @@ impl Outbound {
         if n > 0 {
             self.answer.store(false, Ordering::Relaxed);
         }
-        if let Some(mut st) = st.filter(|st| st.queued > 0) {
+        if let Some(mut st) = st.filter(|st| st.queued > 0 && st.queued >= st.want) {
             let w = st.pump.take();
             drop(st);
             self.wake_pump(w);
@@ -369,6 +540,7 @@ impl Outbound {
             }
             st.chunks.push_back(Bytes::copy_from_slice(&prefix));
             st.queued += codec::PREFIX_LEN + msg.len();
+            st.msgs += 1;
             st.chunks.push_back(match owned {
                 Some(b) => b.clone(),
                 None => Bytes::copy_from_slice(msg),
@@ -395,55 +567,52 @@ impl Outbound {
             let before = st.tail.len();
             codec::encode(&mut st.tail, msg, enc).map_err(Push::Closed)?;
             st.queued += st.tail.len() - before;
+            st.msgs += 1;
         }
         Ok(())
     }
 
-    /// Writes an answer straight into the lent stream and kicks the connection; hands the
-    /// lock back when the message must be queued instead (not an answer, or no window).
-    fn write_direct<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, State>,
-        msg: &[u8],
-        enc: Encoding,
-    ) -> Result<(), MutexGuard<'a, State>> {
-        if st.headers.is_some() || st.end.is_some() || st.reset.is_some() || st.urgent {
-            return Err(st);
+    /// Whether an answer may go straight into the lent stream now: nothing queued ahead of
+    /// it, a message was received since the last direct write, and the window has room.
+    fn may_write_direct(&self, st: &mut State) -> bool {
+        if st.headers.is_some() || st.end.is_some() || st.reset.is_some() || st.urgent || st.busy {
+            return false;
         }
+        let Some(lent) = st.lent.as_mut() else {
+            return false;
+        };
         if !self.answer.swap(false, Ordering::Relaxed) {
-            return Err(st);
+            return false;
         }
-        let lent = st.lent.as_mut().expect("checked by the caller");
         // Reserving capacity wakes the stream's send task, which is the pump watching for a
         // reset: a thread hop per answer, for nothing. Point h2 elsewhere meanwhile.
         let mut off = Context::from_waker(Waker::noop());
         if lent.stream.poll_reset(&mut off).is_ready() {
             lent.watch_reset();
-            return Err(st);
+            return false;
         }
         lent.stream.reserve_capacity(1);
         if lent.stream.capacity() == 0 {
             lent.watch_reset();
-            return Err(st);
+            return false;
         }
-        let mut frame = BytesMut::with_capacity(codec::PREFIX_LEN + msg.len());
-        if codec::encode(&mut frame, msg, enc).is_err() {
-            return Err(st);
-        }
+        true
+    }
+
+    /// Writes a framed answer into the lent stream (`may_write_direct` said yes) and kicks
+    /// the connection from this thread.
+    fn write_direct(&self, mut st: MutexGuard<'_, State>, frame: Bytes) {
+        let lent = st.lent.as_mut().expect("may_write_direct checked the loan");
         let driver = lent.driver.clone();
         let kick = driver.as_deref().map(Driver::announce);
-        let sent = lent.stream.send_data(frame.freeze(), false);
+        // A failure means the stream is gone; the pump finds out why when it takes the
+        // stream back, and what was sent here is lost with the stream.
+        let _ = lent.stream.send_data(frame, false);
         lent.watch_reset();
-        if sent.is_err() {
-            // The stream is gone; the pump finds out why when it takes the stream back.
-            drop(kick);
-            return Err(st);
-        }
         drop(st);
         if let Some(k) = kick {
             k.finish();
         }
-        Ok(())
     }
 
     /// The request and its half-close were written with the stream's opening.
@@ -579,6 +748,7 @@ impl Outbound {
         st.chunks.clear();
         st.tail.clear();
         st.queued = 0;
+        st.msgs = 0;
         match how {
             Terminate::Reset(r) => st.reset = Some(r),
             Terminate::Trailers(t) => {
@@ -661,40 +831,89 @@ impl Outbound {
     }
 
     /// The pump's side: everything queued, or Pending until there is something (or the
-    /// call is done, which returns an empty batch).
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Batch>> {
+    /// call is done, which returns an empty batch). A small batch of a flowing stream
+    /// waits with `linger`.
+    pub(crate) fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        linger: &mut Linger,
+    ) -> Poll<Option<Batch>> {
         let mut st = self.lock();
-        if st.reset.is_some() || st.headers.is_some() || st.queued > 0 || st.end.is_some() {
-            st.busy = true;
-            let mut b = Batch {
-                headers: st.headers.take(),
-                reset: st.reset.take(),
-                end: st.end.take(),
-                ..Batch::default()
-            };
-            b.chunks = std::mem::take(&mut st.chunks);
-            if !st.tail.is_empty() {
-                // Take the whole buffer: a split would leave the spare capacity behind,
-                // keeping the allocation alive on an idle stream.
-                b.chunks.push_back(std::mem::take(&mut st.tail).freeze());
-            }
-            st.queued = 0;
-            st.urgent = false;
-            let s = st.sender.take();
-            drop(st);
-            if let Some(w) = s {
-                w.wake();
-            }
-            return Poll::Ready(Some(b));
+        let must = st.reset.is_some() || st.headers.is_some() || st.end.is_some();
+        if !must
+            && st.queued > 0
+            && st.queued < FRAME
+            && Self::flowing(&st)
+            && !linger.expired(cx, st.queued)
+        {
+            st.want = FRAME;
+            Self::register_pump(&mut st, cx);
+            return Poll::Pending;
+        }
+        if must || st.queued > 0 {
+            linger.reset();
+            return Poll::Ready(Some(self.take(st)));
         }
         if st.done {
             return Poll::Ready(None);
         }
+        st.fresh = true;
+        st.want = 1;
+        Self::register_pump(&mut st, cx);
+        Poll::Pending
+    }
+
+    /// Everything queued, now (a lingering pump's rules aside): for a writer that runs
+    /// once, from the handler's own thread.
+    pub(crate) fn take_now(&self) -> Option<Batch> {
+        let st = self.lock();
+        let any = st.reset.is_some() || st.headers.is_some() || st.end.is_some() || st.queued > 0;
+        any.then(|| self.take(st))
+    }
+
+    /// Whether the stream flows: messages came while the pump wrote its last batch, or that
+    /// batch was a burst taken moments ago. The first message after a lull, and every
+    /// message of a one-at-a-time rhythm, is not.
+    fn flowing(st: &State) -> bool {
+        !st.fresh || st.flowing_until.is_some_and(|t| Instant::now() < t)
+    }
+
+    fn take(&self, mut st: MutexGuard<'_, State>) -> Batch {
+        if st.msgs > 1 || !st.fresh {
+            st.flowing_until = Some(Instant::now() + FLOWING);
+        }
+        st.busy = true;
+        st.fresh = false;
+        // Until the pump looks again, it is writing: sends need not wake it.
+        st.want = usize::MAX;
+        let mut b = Batch {
+            headers: st.headers.take(),
+            reset: st.reset.take(),
+            end: st.end.take(),
+            ..Batch::default()
+        };
+        b.chunks = std::mem::take(&mut st.chunks);
+        if !st.tail.is_empty() {
+            // Take the whole buffer: a split would leave the spare capacity behind,
+            // keeping the allocation alive on an idle stream.
+            b.chunks.push_back(std::mem::take(&mut st.tail).freeze());
+        }
+        st.queued = 0;
+        st.msgs = 0;
+        st.urgent = false;
+        let s = st.sender.take();
+        drop(st);
+        if let Some(w) = s {
+            w.wake();
+        }
+        b
+    }
+
+    fn register_pump(st: &mut State, cx: &mut Context<'_>) {
         match &st.pump {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => st.pump = Some(cx.waker().clone()),
         }
-        Poll::Pending
     }
 
     /// Ready when something must interrupt a write in progress: a termination or the end
@@ -704,10 +923,7 @@ impl Outbound {
         if st.urgent {
             return Poll::Ready(());
         }
-        match &st.pump {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.pump = Some(cx.waker().clone()),
-        }
+        Self::register_pump(&mut st, cx);
         Poll::Pending
     }
 
@@ -727,10 +943,9 @@ impl Outbound {
         if st.local_status.is_some() || st.done {
             return Poll::Ready(());
         }
-        match &st.pump {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.pump = Some(cx.waker().clone()),
-        }
+        // Opening the stream: sends have nothing to wake the pump for yet.
+        st.want = usize::MAX;
+        Self::register_pump(&mut st, cx);
         Poll::Pending
     }
 }
@@ -740,6 +955,7 @@ fn discard(mut st: MutexGuard<'_, State>) {
     st.chunks.clear();
     st.tail.clear();
     st.queued = 0;
+    st.msgs = 0;
     let s = st.sender.take();
     drop(st);
     if let Some(w) = s {
@@ -780,7 +996,7 @@ mod tests {
             }
         }
         assert_eq!(sent, 3);
-        let b = match out.poll_take(&mut cx) {
+        let b = match out.poll_take(&mut cx, &mut Linger::default()) {
             Poll::Ready(Some(b)) => b,
             _ => panic!("nothing to take"),
         };
@@ -799,7 +1015,7 @@ mod tests {
         out.try_send(Bytes::from_static(b"small")).unwrap();
         out.try_send(big).unwrap();
         let mut cx = Context::from_waker(Waker::noop());
-        let Poll::Ready(Some(b)) = out.poll_take(&mut cx) else {
+        let Poll::Ready(Some(b)) = out.poll_take(&mut cx, &mut Linger::default()) else {
             panic!("nothing to take")
         };
         assert_eq!(b.chunks.len(), 3);
@@ -825,7 +1041,7 @@ mod tests {
         let seen = Arc::new(SeeQueued(Mutex::new(Some(out.clone())), Mutex::default()));
         let waker = Waker::from(seen.clone());
         let mut cx = Context::from_waker(&waker);
-        assert!(out.poll_take(&mut cx).is_pending());
+        assert!(out.poll_take(&mut cx, &mut Linger::default()).is_pending());
         let msgs = [&b"one"[..], b"two", b"three"];
         let (n, failed) = out.push_many(msgs.iter().copied(), None, |_| Ok(()));
         assert_eq!((n, failed.is_none()), (3, true));
@@ -834,7 +1050,7 @@ mod tests {
             [8 + 8 + 10],
             "one wake, with all three queued"
         );
-        let Poll::Ready(Some(b)) = out.poll_take(&mut cx) else {
+        let Poll::Ready(Some(b)) = out.poll_take(&mut cx, &mut Linger::default()) else {
             panic!("nothing to take")
         };
         assert_eq!(
@@ -936,6 +1152,78 @@ mod tests {
         }
     }
 
+    fn taken(out: &Outbound, linger: &mut Linger) -> Option<usize> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match out.poll_take(&mut cx, linger) {
+            Poll::Ready(Some(b)) => Some(b.chunks.iter().map(|c| c.len()).sum()),
+            Poll::Ready(None) => panic!("the call ended"),
+            Poll::Pending => None,
+        }
+    }
+
+    /// Regression (issue 17): a pump that took whatever was queued the moment it could
+    /// framed a slower sender's stream one 23-byte DATA frame per message, and tonic's h2
+    /// answered with GOAWAY ENHANCE_YOUR_CALM "too_many_data_frames". Once a stream flows,
+    /// a small batch waits for a frame's worth or for a lull; the first message after an
+    /// idle spell does not wait.
+    #[tokio::test(start_paused = true)]
+    async fn a_flowing_streams_small_batch_lingers_the_first_message_does_not() {
+        let out = Outbound::new(1 << 20, Encoding::Identity);
+        let mut linger = Linger::default();
+        let msg = [7u8; 18];
+        assert_eq!(taken(&out, &mut linger), None, "nothing queued");
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(
+            taken(&out, &mut linger),
+            Some(23),
+            "the first message goes at once"
+        );
+
+        // A message queued while the pump wrote: the stream flows, the batch waits.
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(taken(&out, &mut linger), None);
+        // It waits while messages keep coming, tick after tick...
+        for _ in 0..3 {
+            tokio::time::advance(LINGER_TICK).await;
+            assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+            assert_eq!(taken(&out, &mut linger), None);
+        }
+        // ...and goes after a tick without one.
+        tokio::time::advance(LINGER_TICK).await;
+        assert_eq!(taken(&out, &mut linger), Some(4 * 23));
+
+        // A frame's worth goes at once.
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(taken(&out, &mut linger), None);
+        while out.lock().queued < FRAME {
+            assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        }
+        assert!(taken(&out, &mut linger).is_some_and(|n| n >= FRAME));
+
+        // A stream that keeps flowing waits LINGER_MAX at most.
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(taken(&out, &mut linger), None);
+        let mut waited = Duration::ZERO;
+        while taken(&out, &mut linger).is_none() {
+            tokio::time::advance(LINGER_TICK).await;
+            waited += LINGER_TICK;
+            assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+            assert!(waited <= LINGER_MAX + LINGER_TICK, "lingered {waited:?}");
+        }
+
+        // Right after a burst, a message still counts as flowing; after a lull longer
+        // than FLOWING, the next one goes at once again.
+        assert_eq!(taken(&out, &mut linger), None, "all taken");
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(taken(&out, &mut linger), None);
+        tokio::time::advance(LINGER_TICK).await;
+        assert_eq!(taken(&out, &mut linger), Some(23));
+        assert_eq!(taken(&out, &mut linger), None);
+        tokio::time::advance(FLOWING).await;
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(taken(&out, &mut linger), Some(23));
+    }
+
     #[test]
     fn borrowed_sends_obey_the_same_limit() {
         let out = Outbound::new(100, Encoding::Identity);
@@ -948,7 +1236,7 @@ mod tests {
         let out = Outbound::new(1 << 20, Encoding::Identity);
         assert!(out.try_send_ref(&big, None).unwrap());
         let mut cx = Context::from_waker(Waker::noop());
-        let Poll::Ready(Some(b)) = out.poll_take(&mut cx) else {
+        let Poll::Ready(Some(b)) = out.poll_take(&mut cx, &mut Linger::default()) else {
             panic!("nothing to take")
         };
         assert_eq!(

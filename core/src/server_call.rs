@@ -19,7 +19,7 @@ use crate::codec::{self, Encoding};
 use crate::driver::Driver;
 use crate::inbound::Inbound;
 use crate::metadata::Metadata;
-use crate::outbound::{Batch, End, Lent, Outbound, Terminate, TrySendError};
+use crate::outbound::{Batch, Batched, End, Lent, Linger, Outbound, Terminate, TrySendError};
 use crate::runtime;
 use crate::status::{percent_encode, Code, Status};
 
@@ -96,7 +96,7 @@ impl ServerCall {
             metadata: inc.metadata,
             deadline,
             peer: inc.peer,
-            inbound: Inbound::new(inc.body, inc.max_recv, inc.request_encoding),
+            inbound: Inbound::new(inc.body, inc.max_recv, inc.request_encoding, None),
             out,
             accepts_gzip: inc.accepts_gzip,
             received: 0,
@@ -159,6 +159,15 @@ impl ServerCall {
     }
 
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        let r = self.poll_next(cx);
+        if r.is_pending() {
+            // Waiting for the client, who may be waiting for what the open batch holds.
+            self.out.flush();
+        }
+        r
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
         if let Some(s) = self.out.local_status() {
             return Poll::Ready(Err(s));
         }
@@ -174,7 +183,7 @@ impl ServerCall {
                     );
                     return Poll::Ready(Err(self.abort_with(s)));
                 }
-                if self.inbound.drained() {
+                if self.inbound.answerable() {
                     self.out.received();
                 }
                 Poll::Ready(Ok(Some(m)))
@@ -289,9 +298,25 @@ impl ServerCall {
         self.out.try_send(msg)
     }
 
+    /// Queues a borrowed message (copied) into this call's open batch, without waking the
+    /// writer; `flush` sends the batch (see `Call::try_send_batched`).
+    pub fn try_send_batched(&self, msg: &[u8]) -> Result<Batched, Status> {
+        self.before_send();
+        self.out.push_batched(msg, None)
+    }
+
+    /// Ends the open batch: its messages leave now.
+    pub fn flush(&self) {
+        self.out.flush();
+    }
+
     pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.start_writer();
-        self.out.poll_ready(cx)
+        let r = self.out.poll_ready(cx);
+        if r.is_pending() {
+            self.out.flush();
+        }
+        r
     }
 
     /// Ends the call with `status` (its trailers go out as trailer metadata). Queued
@@ -486,8 +511,7 @@ impl Pump {
     /// that ended before its writer task was needed. h2 buffers what the window does not
     /// take yet; it is one message at most.
     fn write_queued(&self, respond: &mut SendResponse<Bytes>) {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let Poll::Ready(Some(b)) = self.out.poll_take(&mut cx) else {
+        let Some(b) = self.out.take_now() else {
             return;
         };
         // The handler's thread puts the response on the socket itself (see `driver`).
@@ -528,6 +552,7 @@ impl Pump {
             Reset(Result<h2::Reason, h2::Error>),
             Work(Option<Batch>),
         }
+        let mut linger = Linger::default();
         loop {
             // While waiting, the stream (once the headers are out) is lent to the call: an
             // answer to a received message is written by its sender directly.
@@ -546,7 +571,7 @@ impl Pump {
                 } else {
                     respond.poll_reset(cx)
                 }) => Idle::Reset(r),
-                b = poll_fn(|cx| self.out.poll_take(cx)) => Idle::Work(b),
+                b = poll_fn(|cx| self.out.poll_take(cx, &mut linger)) => Idle::Work(b),
             };
             if lent {
                 stream = Some(

@@ -37,6 +37,11 @@ def _md(metadata: MetadataLike) -> Optional[Sequence[Tuple[str, MetadataValue]]]
     return metadata
 
 
+# What `NativeCall.try_send_batched` says of a message it queued.
+_OPENED = 1
+_JOINED = 2
+
+
 class Call:
     """One RPC. Send with `await send(m)` and `await close_send()`, receive with
     `async for m in call` or `await recv()`. Sending and receiving may run in two tasks."""
@@ -54,13 +59,24 @@ class Call:
         """Queues one message; waits only while flow control says the server is full."""
         data = self._ser(message) if self._ser is not None else message
         n = self._n
-        if n.try_send(data):
+        # The messages sent in one turn of the loop leave together, in shared DATA frames,
+        # when the turn ends: the first of them arranges the flush.
+        r = n.try_send_batched(data)
+        if r == _JOINED:
+            return
+        if r == _OPENED:
+            asyncio.get_running_loop().call_soon(n.flush)
             return
         try:
-            while not n.try_send(data):
+            while True:
                 e = n.send_ready()
                 if e is not None:
                     await park(n, e)
+                r = n.try_send_batched(data)
+                if r == _OPENED:
+                    asyncio.get_running_loop().call_soon(n.flush)
+                if r:
+                    return
         except asyncio.CancelledError:
             n.cancel()
             raise

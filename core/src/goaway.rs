@@ -1,0 +1,334 @@
+//! Notices the server's GOAWAY on a client connection as its bytes arrive.
+//!
+//! h2 tells its user nothing of a GOAWAY until streams fail: new streams would still be
+//! opened on a connection the server is draining (and that it ignores), and a call cut by
+//! the server's close would end as "broken pipe". Watching the bytes h2 reads, the channel
+//! learns of the GOAWAY before h2 acts on it, opens later calls on a new connection, and
+//! ends the calls the GOAWAY cut with the server's reason and debug text.
+//!
+//! RFC 9113 §6.8: "GOAWAY ... Type=0x07 ... Last-Stream-ID (31), Error Code (32),
+//! Additional Debug Data (..)"; the frame header is "Length (24), Type (8), Flags (8),
+//! Reserved (1), Stream Identifier (31)".
+
+use bytes::Bytes;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::status::Status;
+
+const FRAME_HEADER: usize = 9;
+const GOAWAY: u8 = 0x7;
+/// Debug data kept of a GOAWAY: enough for any reason a server writes.
+const DEBUG_KEPT: usize = 256;
+
+/// What the server said in its GOAWAY.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Said {
+    pub(crate) last_stream_id: u32,
+    pub(crate) code: u32,
+    pub(crate) debug: Bytes,
+}
+
+/// The GOAWAY of one connection, once seen.
+#[derive(Default)]
+pub(crate) struct GoAway {
+    seen: AtomicBool,
+    said: Mutex<Option<Said>>,
+}
+
+impl GoAway {
+    /// True once the server sent GOAWAY: no new stream may start on this connection.
+    pub(crate) fn seen(&self) -> bool {
+        self.seen.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn said(&self) -> Option<Said> {
+        if !self.seen() {
+            return None;
+        }
+        self.said.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn record(&self, said: Said) {
+        let mut slot = self.said.lock().unwrap_or_else(|p| p.into_inner());
+        // A second GOAWAY narrows the first (graceful shutdown sends two); keep the last.
+        *slot = Some(said);
+        self.seen.store(true, Ordering::Release);
+    }
+
+    /// The status of a call that a transport failure ended on this connection, once the
+    /// server had sent GOAWAY: the server's reason instead of the socket's.
+    pub(crate) fn explain(&self, s: Status) -> Status {
+        explain(Some(self), s)
+    }
+}
+
+/// A transport failure's status on a connection (if known), explained by the server's
+/// GOAWAY when it sent one.
+pub(crate) fn explain(goaway: Option<&GoAway>, s: Status) -> Status {
+    match goaway.and_then(GoAway::said) {
+        Some(g) => Status::unavailable(format!(
+            "the server closed the connection (GOAWAY {}{}): {}",
+            reason_name(g.code),
+            if g.debug.is_empty() {
+                String::new()
+            } else {
+                format!(" {:?}", String::from_utf8_lossy(&g.debug))
+            },
+            s.message()
+        )),
+        None => s,
+    }
+}
+
+fn reason_name(code: u32) -> String {
+    format!("{:?}", h2::Reason::from(code))
+}
+
+/// Finds GOAWAY frames in the bytes a connection reads.
+#[derive(Default)]
+struct Scanner {
+    head: [u8; FRAME_HEADER],
+    have: usize,
+    /// Payload bytes of the current frame not seen yet.
+    left: usize,
+    /// The payload of the GOAWAY being read: what is kept of it so far.
+    goaway: Option<Vec<u8>>,
+}
+
+impl Scanner {
+    /// Feeds bytes read from the server; returns each GOAWAY completed in them.
+    fn feed(&mut self, mut buf: &[u8], found: &mut impl FnMut(Said)) {
+        while !buf.is_empty() {
+            if self.left == 0 && self.goaway.is_none() {
+                let take = (FRAME_HEADER - self.have).min(buf.len());
+                self.head[self.have..self.have + take].copy_from_slice(&buf[..take]);
+                self.have += take;
+                buf = &buf[take..];
+                if self.have < FRAME_HEADER {
+                    return;
+                }
+                self.have = 0;
+                let h = &self.head;
+                self.left = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+                if h[3] == GOAWAY {
+                    self.goaway = Some(Vec::with_capacity(self.left.min(8 + DEBUG_KEPT)));
+                }
+            }
+            let take = self.left.min(buf.len());
+            if let Some(g) = self.goaway.as_mut() {
+                let keep = (8 + DEBUG_KEPT).saturating_sub(g.len()).min(take);
+                g.extend_from_slice(&buf[..keep]);
+            }
+            self.left -= take;
+            buf = &buf[take..];
+            if self.left == 0 {
+                if let Some(g) = self.goaway.take() {
+                    // A GOAWAY shorter than 8 bytes is h2's to reject (FRAME_SIZE_ERROR).
+                    if g.len() >= 8 {
+                        found(Said {
+                            last_stream_id: u32::from_be_bytes([g[0], g[1], g[2], g[3]])
+                                & 0x7fff_ffff,
+                            code: u32::from_be_bytes([g[4], g[5], g[6], g[7]]),
+                            debug: Bytes::copy_from_slice(&g[8..]),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A client connection's IO, watched for the server's GOAWAY.
+pub(crate) struct Watched<T> {
+    io: T,
+    scanner: Scanner,
+    goaway: Arc<GoAway>,
+}
+
+impl<T> Watched<T> {
+    pub(crate) fn new(io: T, goaway: Arc<GoAway>) -> Watched<T> {
+        Watched {
+            io,
+            scanner: Scanner::default(),
+            goaway,
+        }
+    }
+
+    fn observe(&mut self, bytes: &[u8]) {
+        let goaway = &self.goaway;
+        self.scanner.feed(bytes, &mut |said| goaway.record(said));
+    }
+}
+
+impl<T: AsyncRead + Unpin> Watched<T> {
+    /// After a failed write: reads what the server sent before it closed (its GOAWAY, if
+    /// any), which h2, failing on the write, would never read.
+    fn read_last_words(&mut self) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut space = [0u8; 4096];
+        for _ in 0..16 {
+            let mut buf = ReadBuf::new(&mut space);
+            match Pin::new(&mut self.io).poll_read(&mut cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    let n = buf.filled().len();
+                    self.observe(&space[..n]);
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+fn is_closed(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut me.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            me.observe(&buf.filled()[before..]);
+        }
+        r
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        let r = Pin::new(&mut me.io).poll_write(cx, buf);
+        if let Poll::Ready(Err(e)) = &r {
+            if is_closed(e) {
+                me.read_last_words();
+            }
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        let r = Pin::new(&mut me.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Err(e)) = &r {
+            if is_closed(e) {
+                me.read_last_words();
+            }
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        let r = Pin::new(&mut me.io).poll_flush(cx);
+        if let Poll::Ready(Err(e)) = &r {
+            if is_closed(e) {
+                me.read_last_words();
+            }
+        }
+        r
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(scanner: &mut Scanner, parts: &[&[u8]]) -> Vec<Said> {
+        let mut out = Vec::new();
+        for p in parts {
+            scanner.feed(p, &mut |s| out.push(s));
+        }
+        out
+    }
+
+    /// SETTINGS (empty), a DATA frame of 3 bytes on stream 1, then GOAWAY: last stream 3,
+    /// ENHANCE_YOUR_CALM (0xb), debug "too_many_data_frames".
+    fn wire() -> Vec<u8> {
+        let mut w = vec![0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+        w.extend_from_slice(&[0, 0, 3, 0x0, 0, 0, 0, 0, 1, b'a', b'b', b'c']);
+        let debug = b"too_many_data_frames";
+        w.extend_from_slice(&[0, 0, 8 + debug.len() as u8, 0x7, 0, 0, 0, 0, 0]);
+        w.extend_from_slice(&[0, 0, 0, 3, 0, 0, 0, 0xb]);
+        w.extend_from_slice(debug);
+        w
+    }
+
+    #[test]
+    fn a_goaway_is_found_in_one_read() {
+        let said = found(&mut Scanner::default(), &[&wire()]);
+        assert_eq!(
+            said,
+            [Said {
+                last_stream_id: 3,
+                code: 0xb,
+                debug: Bytes::from_static(b"too_many_data_frames"),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_goaway_is_found_whatever_the_reads_cut() {
+        let w = wire();
+        for cut in 0..w.len() {
+            for cut2 in cut..w.len() {
+                let said = found(
+                    &mut Scanner::default(),
+                    &[&w[..cut], &w[cut..cut2], &w[cut2..]],
+                );
+                assert_eq!(said.len(), 1, "cuts {cut} {cut2}");
+                assert_eq!(said[0].debug, &b"too_many_data_frames"[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn goaway_bytes_inside_a_data_frame_are_not_a_goaway() {
+        // A DATA frame whose payload looks like a GOAWAY frame header.
+        let mut w = vec![0, 0, 17, 0x0, 0, 0, 0, 0, 1];
+        w.extend_from_slice(&[0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2]);
+        assert!(found(&mut Scanner::default(), &[&w]).is_empty());
+    }
+
+    #[test]
+    fn long_debug_data_is_cut_and_the_next_frame_still_read() {
+        let mut w = vec![0, 0x04, 0x08, 0x7, 0, 0, 0, 0, 0]; // 1032-byte GOAWAY
+        w.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        w.extend_from_slice(&[b'x'; 1024]);
+        w.extend_from_slice(&[0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2]);
+        let said = found(&mut Scanner::default(), &[&w]);
+        assert_eq!(said.len(), 2);
+        assert_eq!(said[0].debug.len(), DEBUG_KEPT);
+        assert_eq!((said[1].last_stream_id, said[1].code), (1, 2));
+    }
+}
