@@ -4,37 +4,31 @@
 //! shapes, over one call API: `open`, `send`, `recv`, `close_send`, `finish`, `cancel` on the
 //! client, a pull-model `accept` on the server. Bindings (C, Python, Node, mobile) are thin
 //! layers over these types.
+//!
+//! Inside, the layers point down only: `client` and `server` on top, the protocol-free
+//! call machinery (`call`) beneath them, how a call looks on the wire (`protocol`) beneath
+//! that, and connections and streams (`transport`) at the bottom. `status`, `metadata`,
+//! `error` and `runtime` are the vocabulary every layer shares.
 
 mod call;
-mod channel;
-pub mod codec;
-mod driver;
+mod client;
 mod error;
-mod goaway;
-mod hosted;
-mod inbound;
 pub mod metadata;
-mod outbound;
+mod protocol;
 pub mod runtime;
 mod server;
-mod server_call;
-mod socket;
 pub mod status;
-mod timeout;
 mod transport;
 
 pub use bytes::Bytes;
-pub use call::{Call, CallOptions, Shape};
-pub use channel::{Channel, ChannelOptions};
-pub use codec::Encoding;
+pub use call::{Batched, Call, CallOptions, SendHalf, ServerCall, Shape, TrySendError};
+pub use client::{Channel, ChannelOptions};
 pub use error::{Error, ErrorKind};
-pub use hosted::{HostedConnection, Interest};
 pub use metadata::{InvalidMetadata, Metadata, MetadataValue};
-pub use outbound::{Batched, TrySendError};
+pub use protocol::envelope::{Encoding, DEFAULT_MAX_RECV_MESSAGE};
 pub use server::{Server, ServerBuilder, ServerOptions};
-pub use server_call::ServerCall;
 pub use status::{Code, Status};
-pub use transport::{ClientTls, ServerTls};
+pub use transport::{ClientTls, HostedConnection, Interest, ServerTls};
 
 /// The library version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -79,30 +79,6 @@ impl Code {
             Unauthenticated => "UNAUTHENTICATED",
         }
     }
-
-    /// The code a client derives from a non-200 HTTP status when the response carries no
-    /// `grpc-status` (the table in grpc's `http-grpc-status-mapping.md`).
-    pub fn from_http_status(status: u16) -> Code {
-        match status {
-            400 => Code::Internal,
-            401 => Code::Unauthenticated,
-            403 => Code::PermissionDenied,
-            404 => Code::Unimplemented,
-            429 | 502 | 503 | 504 => Code::Unavailable,
-            _ => Code::Unknown,
-        }
-    }
-
-    /// The code for an RST_STREAM the peer sent, per the gRPC HTTP/2 spec's error-code table.
-    pub fn from_h2_reason(reason: h2::Reason) -> Code {
-        match reason {
-            h2::Reason::CANCEL => Code::Cancelled,
-            h2::Reason::REFUSED_STREAM => Code::Unavailable,
-            h2::Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
-            h2::Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
-            _ => Code::Internal,
-        }
-    }
 }
 
 impl fmt::Display for Code {
@@ -191,33 +167,6 @@ impl Status {
     pub(crate) fn deadline_exceeded() -> Status {
         Status::new(Code::DeadlineExceeded, "deadline exceeded")
     }
-
-    /// The status for an h2 error on a stream: a reset from the peer keeps its mapped code,
-    /// a broken connection is UNAVAILABLE.
-    pub(crate) fn from_h2(err: &h2::Error) -> Status {
-        if let Some(reason) = err.reason() {
-            if err.is_reset() || err.is_remote() {
-                let code = Code::from_h2_reason(reason);
-                let what = if err.is_go_away() {
-                    "connection closed (GOAWAY)"
-                } else {
-                    "stream reset by peer"
-                };
-                return Status::new(code, format!("{what}: {reason:?}"));
-            }
-            if err.is_go_away() {
-                return Status::unavailable(format!("connection closed (GOAWAY {reason:?})"));
-            }
-            return Status::new(
-                Code::from_h2_reason(reason),
-                format!("stream reset: {reason:?}"),
-            );
-        }
-        if err.is_io() {
-            return Status::unavailable(format!("connection error: {err}"));
-        }
-        Status::unavailable(format!("transport error: {err}"))
-    }
 }
 
 impl fmt::Debug for Status {
@@ -247,60 +196,9 @@ impl fmt::Display for Status {
 
 impl std::error::Error for Status {}
 
-/// Percent-encodes `grpc-message`. The spec: "grpc-message ... Percent-Encoded ... all
-/// characters outside the range 0x20-0x7E and the percent sign itself are encoded".
-pub(crate) fn percent_encode(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    for &b in msg.as_bytes() {
-        if (0x20..=0x7e).contains(&b) && b != b'%' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Decodes `grpc-message`. The spec asks receivers to be lenient: a `%` not followed by two
-/// hex digits is kept as it is rather than failing the call.
-pub(crate) fn percent_decode(raw: &[u8]) -> String {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' && i + 2 < raw.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(raw[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_round_trip_keeps_unicode_and_percent() {
-        let msg = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n 100%";
-        let enc = percent_encode(msg);
-        assert!(enc.bytes().all(|b| (0x20..=0x7e).contains(&b)));
-        assert!(enc.contains("%25"));
-        assert_eq!(percent_decode(enc.as_bytes()), msg);
-    }
-
-    #[test]
-    fn percent_decode_is_lenient() {
-        assert_eq!(percent_decode(b"50%"), "50%");
-        assert_eq!(percent_decode(b"a%zzb"), "a%zzb");
-        assert_eq!(percent_decode(b"%4"), "%4");
-        assert_eq!(percent_decode(b"%41"), "A");
-    }
 
     #[test]
     fn unknown_codes_become_unknown() {

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
-use rillrpc::{CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding, Metadata};
+use rillrpc::{CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding, Metadata, Shape};
 use std::time::{Duration, Instant};
 
 async fn channel() -> Channel {
@@ -80,7 +80,9 @@ async fn error_status_and_metadata_round_trip() {
     let mut md = Metadata::new();
     md.append_ascii("echo-a", "1").unwrap();
     md.append_bin("echo-b-bin", &[0, 255]).unwrap();
-    let mut call = ch.open(PING_PONG, CallOptions::new().metadata(md)).unwrap();
+    let mut call = ch
+        .open(PING_PONG, Shape::Unary, CallOptions::new().metadata(md))
+        .unwrap();
     call.send(req("nope ☺ 100%".as_bytes(), -5)).await.unwrap();
     call.close_send();
     let err = call.recv().await.unwrap_err();

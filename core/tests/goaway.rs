@@ -92,7 +92,9 @@ async fn a_call_cut_by_goaway_says_why_and_the_next_call_reconnects() {
 
     let ch = Channel::new(&format!("http://{addr}")).unwrap();
     let opts = || CallOptions::new().timeout(Duration::from_secs(10));
-    let mut cut = ch.open(ECHO_CLIENT, opts()).unwrap();
+    let mut cut = ch
+        .open(ECHO_CLIENT, rillrpc::Shape::ClientStreaming, opts())
+        .unwrap();
     cut.send(req(b"first", 0)).await.unwrap();
     let status = cut.finish().await;
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
@@ -157,7 +159,9 @@ async fn after_a_graceful_goaway_new_calls_go_to_a_new_connection() {
 
     let ch = Channel::new(&format!("http://{addr}")).unwrap();
     let opts = || CallOptions::new().timeout(Duration::from_secs(10));
-    let mut draining = ch.open(ECHO_CLIENT, opts()).unwrap();
+    let mut draining = ch
+        .open(ECHO_CLIENT, rillrpc::Shape::ClientStreaming, opts())
+        .unwrap();
     draining.send(req(b"first", 0)).await.unwrap();
     // The GOAWAY came before these headers.
     draining.headers().await.unwrap();

@@ -248,6 +248,7 @@ async fn last_recv_compressed_reports_the_wire_flag_of_each_message() {
     let mut call = ch
         .open(
             rill_testkit::rill_echo::ECHO,
+            rillrpc::Shape::Bidi,
             CallOptions::new().compression(rillrpc::Encoding::Gzip),
         )
         .unwrap();
@@ -334,6 +335,7 @@ async fn client_send_with_chooses_compression_per_message() {
     let mut call = ch
         .open(
             rill_testkit::rill_echo::ECHO,
+            rillrpc::Shape::Bidi,
             CallOptions::new().compression(rillrpc::Encoding::Gzip),
         )
         .unwrap();
@@ -386,7 +388,12 @@ async fn calls_opened_on_a_ready_connection_cover_every_path() {
     // The first call connects (through the writer task); the rest find the connection up.
     for i in 0..20u8 {
         let mut call = ch
-            .open_with_request(ping, CallOptions::new(), &req(&[i], 0))
+            .open_with_request(
+                ping,
+                rillrpc::Shape::Unary,
+                CallOptions::new(),
+                &req(&[i], 0),
+            )
             .unwrap();
         let m = call.recv().await.unwrap().unwrap();
         assert_eq!(m, req(&[i], 0));
@@ -394,7 +401,12 @@ async fn calls_opened_on_a_ready_connection_cover_every_path() {
     }
     // Cancel: dropping the call starts its deferred writer, which resets the stream.
     let mut call = ch
-        .open_with_request(ping, CallOptions::new(), &req(b"hold", 1))
+        .open_with_request(
+            ping,
+            rillrpc::Shape::Unary,
+            CallOptions::new(),
+            &req(b"hold", 1),
+        )
         .unwrap();
     let pending = tokio::time::timeout(Duration::from_millis(100), call.recv()).await;
     assert!(pending.is_err(), "the server holds the call");
@@ -406,6 +418,7 @@ async fn calls_opened_on_a_ready_connection_cover_every_path() {
     let mut call = ch
         .open_with_request(
             ping,
+            rillrpc::Shape::Unary,
             CallOptions::new().timeout(Duration::from_millis(50)),
             &req(b"hold", 1),
         )
@@ -414,7 +427,11 @@ async fn calls_opened_on_a_ready_connection_cover_every_path() {
     assert_eq!(err.code(), rillrpc::Code::DeadlineExceeded, "{err}");
     // A burst from a directly opened call: the first message goes direct, the rest queue.
     let call = ch
-        .open(rill_testkit::rill_echo::ECHO_CLIENT, CallOptions::new())
+        .open(
+            rill_testkit::rill_echo::ECHO_CLIENT,
+            rillrpc::Shape::ClientStreaming,
+            CallOptions::new(),
+        )
         .unwrap();
     for _ in 0..10_000 {
         call.send(req(b"0123456789", 0)).await.unwrap();
@@ -486,6 +503,7 @@ async fn batched_sends_keep_order_and_stop_at_an_oversized_message() {
     let mut call = ch
         .open(
             rill_testkit::rill_echo::ECHO,
+            rillrpc::Shape::Bidi,
             CallOptions::new().max_send_message_size(1000),
         )
         .unwrap();

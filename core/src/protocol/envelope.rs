@@ -1,5 +1,6 @@
-//! The gRPC message framing: "Length-Prefixed-Message → Compressed-Flag Message-Length
-//! Message", a 1-byte flag and a 4-byte big-endian length before every message.
+//! The length-prefixed envelope: gRPC's "Length-Prefixed-Message → Compressed-Flag
+//! Message-Length Message", a 1-byte flag and a 4-byte big-endian length before every
+//! message (gRPC-Web and Connect streaming frame their messages the same way).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use flate2::read::GzDecoder;
@@ -38,9 +39,6 @@ impl Encoding {
         }
     }
 }
-
-/// What we advertise in `grpc-accept-encoding`.
-pub(crate) const ACCEPT_ENCODING: &str = "gzip,identity";
 
 /// Frames one message into `buf`. With `compress` set to gzip the message is compressed and
 /// flagged; identity messages are never flagged.

@@ -95,7 +95,3 @@ pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
     ServerName::try_from(name.to_owned())
         .map_err(|e| Error::tls(format!("invalid TLS server name {name:?}: {e}")))
 }
-
-/// The memory h2 may spend on buffered small DATA frames per connection (see its
-/// `data_frame_budget`): room for tens of thousands of one-message frames.
-pub(crate) const DATA_FRAME_BUDGET: usize = 16 << 20;

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
-use crate::driver::Driver;
-use crate::socket::{Readiness, READ, WRITE};
+use crate::transport::driver::Driver;
+use crate::transport::socket::{Readiness, READ, WRITE};
 
 /// A server connection for a binding's event loop to drive (see the module docs and
 /// `ServerBuilder::host_connections`).

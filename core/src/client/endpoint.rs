@@ -1,10 +1,11 @@
-//! The client's connection to one server: lazy connect, reconnect with backoff, keepalive
-//! pings, and many calls multiplexed on one HTTP/2 connection.
+//! The channel's connection to one server address: lazy connect, reconnect with
+//! backoff, keepalive pings, a server's GOAWAY, and many streams multiplexed on one HTTP/2
+//! connection. Load balancing will keep several of these beneath one channel.
 
 use bytes::Bytes;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::SendStream;
-use http::{HeaderValue, Request};
+use http::Request;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,60 +15,14 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::call::{single_response, Call, CallOptions};
-use crate::driver::Driver;
-use crate::error::Error;
-use crate::goaway::{GoAway, Watched};
-use crate::hosted::{self, Handout, HostedConnection};
-use crate::runtime;
-use crate::socket::Socket;
+use super::ChannelOptions;
+use crate::protocol::grpc::status_from_h2;
 use crate::status::Status;
-use crate::transport::DATA_FRAME_BUDGET;
-use crate::transport::{self, ClientTls};
-
-/// Channel settings.
-#[derive(Clone, Debug)]
-pub struct ChannelOptions {
-    /// How long one connection attempt (TCP, TLS and the HTTP/2 preface) may take.
-    pub connect_timeout: Duration,
-    /// Send an HTTP/2 PING after this much time; `None` disables keepalive.
-    pub keepalive_interval: Option<Duration>,
-    /// Close the connection when a PING is not answered within this time.
-    pub keepalive_timeout: Duration,
-    /// TLS settings for `https://` targets (system roots when `None`).
-    pub tls: Option<ClientTls>,
-    /// HTTP/2 flow-control windows we grant the server.
-    pub initial_stream_window: u32,
-    pub initial_connection_window: u32,
-    /// Largest header block accepted from the server.
-    pub max_header_list_size: u32,
-    /// First wait after a failed connection attempt; grows by 1.6 up to `max_backoff`.
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    pub user_agent: Option<String>,
-    /// Hands plain-TCP (`http://`) connections out through `Channel::poll_connection` for
-    /// the caller's event loop to drive (see `HostedConnection`); TLS connections stay on
-    /// the runtime. The caller must then take and drive every connection.
-    pub host_connections: bool,
-}
-
-impl Default for ChannelOptions {
-    fn default() -> ChannelOptions {
-        ChannelOptions {
-            connect_timeout: Duration::from_secs(20),
-            keepalive_interval: None,
-            keepalive_timeout: Duration::from_secs(20),
-            tls: None,
-            initial_stream_window: 1 << 20,
-            initial_connection_window: 4 << 20,
-            max_header_list_size: 16 << 20,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(120),
-            user_agent: None,
-            host_connections: false,
-        }
-    }
-}
+use crate::transport::driver::Driver;
+use crate::transport::goaway::{GoAway, Watched};
+use crate::transport::hosted::{Handout, HostedConnection};
+use crate::transport::socket::Socket;
+use crate::transport::{h2_client, tls};
 
 /// An established connection: where new streams are opened.
 #[derive(Clone)]
@@ -93,207 +48,64 @@ enum ConnState {
     Closed,
 }
 
-pub(crate) struct ChannelInner {
-    scheme: &'static str,
+pub(crate) struct Endpoint {
+    /// `host:port`, for messages.
     authority: String,
     host: String,
     port: u16,
     opts: ChannelOptions,
     tls: Option<tokio_rustls::TlsConnector>,
-    user_agent: HeaderValue,
     runtime: Handle,
     state: Mutex<ConnState>,
     backoff: Mutex<Duration>,
     generation: std::sync::atomic::AtomicU64,
     /// Where connections go when the caller hosts them (`host_connections`).
-    hosted: Option<(mpsc::UnboundedSender<HostedConnection>, Handout)>,
+    pub(crate) hosted: Option<(mpsc::UnboundedSender<HostedConnection>, Handout)>,
 }
 
-/// A client channel to `http://host:port` (h2c) or `https://host:port` (TLS). Cheap to clone;
-/// clones share the connection.
-#[derive(Clone)]
-pub struct Channel {
-    inner: Arc<ChannelInner>,
-}
-
-impl Channel {
-    /// A channel with default options. Nothing connects until the first call.
-    pub fn new(target: &str) -> Result<Channel, Error> {
-        Channel::with_options(target, ChannelOptions::default())
-    }
-
-    pub fn with_options(target: &str, opts: ChannelOptions) -> Result<Channel, Error> {
-        let uri: http::Uri = target
-            .parse()
-            .map_err(|e| Error::invalid(format!("invalid target {target:?}: {e}")))?;
-        let (scheme, default_port) = match uri.scheme_str() {
-            Some("http") => ("http", 80),
-            Some("https") => ("https", 443),
-            other => {
-                return Err(Error::invalid(format!(
-                "target {target:?} has scheme {other:?}; use http://host:port or https://host:port"
-            )))
-            }
-        };
-        let host = uri
-            .host()
-            .ok_or_else(|| Error::invalid(format!("target {target:?} has no host")))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(default_port);
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_else(|| format!("{host}:{port}"));
-        let tls = if scheme == "https" {
-            let cfg = transport::client_config(&opts.tls.clone().unwrap_or_default())?;
-            Some(tokio_rustls::TlsConnector::from(cfg))
-        } else {
-            None
-        };
-        let ua = opts
-            .user_agent
-            .clone()
-            .unwrap_or_else(|| format!("grpc-rillrpc/{}", env!("CARGO_PKG_VERSION")));
-        let user_agent = HeaderValue::from_str(&ua)
-            .map_err(|_| Error::invalid("user agent is not printable ASCII"))?;
+impl Endpoint {
+    pub(crate) fn new(
+        authority: String,
+        host: String,
+        port: u16,
+        opts: ChannelOptions,
+        tls: Option<tokio_rustls::TlsConnector>,
+        runtime: Handle,
+    ) -> Endpoint {
         let backoff = Mutex::new(opts.initial_backoff);
         let hosted = (opts.host_connections && tls.is_none()).then(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             (tx, Mutex::new(rx))
         });
-        Ok(Channel {
-            inner: Arc::new(ChannelInner {
-                scheme,
-                authority,
-                host,
-                port,
-                opts,
-                tls,
-                user_agent,
-                runtime: runtime::handle(),
-                state: Mutex::new(ConnState::Idle),
-                backoff,
-                generation: std::sync::atomic::AtomicU64::new(0),
-                hosted,
-            }),
-        })
-    }
-
-    /// The next connection for the caller to drive, with `host_connections` (always
-    /// `Ready(None)` otherwise, and for a TLS target).
-    pub fn poll_connection(&self, cx: &mut Context<'_>) -> Poll<Option<HostedConnection>> {
-        hosted::poll_handout(self.inner.hosted.as_ref().map(|(_, rx)| rx), cx)
-    }
-
-    /// Starts a call. Returns at once: it never waits for the connection or for the
-    /// server's response headers (a bidi server may send those only with its first reply).
-    pub fn open(&self, method: &str, opts: CallOptions) -> Result<Call, Status> {
-        Call::start(&self.inner, method, opts, None)
-    }
-
-    /// Opens a call whose whole request is `request`: one message, then the half-close
-    /// (unary and server streaming). With the connection up, the request is written from
-    /// the calling thread at once.
-    pub fn open_with_request(
-        &self,
-        method: &str,
-        opts: CallOptions,
-        request: &[u8],
-    ) -> Result<Call, Status> {
-        Call::start(&self.inner, method, opts, Some(request))
-    }
-
-    /// Unary: one request, one response.
-    pub async fn unary(
-        &self,
-        method: &str,
-        req: Bytes,
-        opts: CallOptions,
-    ) -> Result<Bytes, Status> {
-        if Handle::try_current().is_ok() {
-            return Call::unary_direct(&self.inner, method, req, opts).await;
+        Endpoint {
+            authority,
+            host,
+            port,
+            opts,
+            tls,
+            runtime,
+            state: Mutex::new(ConnState::Idle),
+            backoff,
+            generation: std::sync::atomic::AtomicU64::new(0),
+            hosted,
         }
-        let mut call = self.open(method, opts)?;
-        call.send(req).await?;
-        call.close_send();
-        single_response(&mut call).await
     }
 
-    /// Client streaming: every request from `reqs`, then one response.
-    pub async fn client_streaming<I>(
-        &self,
-        method: &str,
-        reqs: I,
-        opts: CallOptions,
-    ) -> Result<Bytes, Status>
-    where
-        I: IntoIterator<Item = Bytes>,
-    {
-        let mut call = self.open(method, opts)?;
-        for m in reqs {
-            if call.send(m).await.is_err() {
-                // The server ended the call early; its status says why.
-                break;
-            }
-        }
-        call.close_send();
-        single_response(&mut call).await
-    }
-
-    /// Server streaming: one request; read the responses with `recv` on the call.
-    pub async fn server_streaming(
-        &self,
-        method: &str,
-        req: Bytes,
-        opts: CallOptions,
-    ) -> Result<Call, Status> {
-        let call = self.open(method, opts)?;
-        call.send(req).await?;
-        call.close_send();
-        Ok(call)
-    }
-
-    /// Bidirectional streaming: the call itself.
-    pub fn bidi(&self, method: &str, opts: CallOptions) -> Result<Call, Status> {
-        self.open(method, opts)
-    }
-
-    /// Closes the channel: later calls fail with UNAVAILABLE; calls in flight run to their
-    /// end, and the connection closes after the last one.
-    pub fn close(&self) {
-        let mut st = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
-        *st = ConnState::Closed;
+    /// Later calls fail with UNAVAILABLE; calls in flight run to their end.
+    pub(crate) fn close(&self) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = ConnState::Closed;
     }
 
     /// True while a connection is established.
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         matches!(
-            *self.inner.state.lock().unwrap_or_else(|p| p.into_inner()),
+            *self.state.lock().unwrap_or_else(|p| p.into_inner()),
             ConnState::Ready(_)
         )
     }
 }
 
-impl ChannelInner {
-    pub(crate) fn scheme(&self) -> &'static str {
-        self.scheme
-    }
-
-    pub(crate) fn authority(&self) -> &str {
-        &self.authority
-    }
-
-    pub(crate) fn user_agent(&self) -> &HeaderValue {
-        &self.user_agent
-    }
-
-    pub(crate) fn runtime(&self) -> &Handle {
-        &self.runtime
-    }
-
+impl Endpoint {
     /// Opens a stream from the calling thread when a connection is up and has room for
     /// one more stream now; `None` otherwise (the writer task then opens it, waiting).
     pub(crate) fn try_open_now(&self, req: Request<()>) -> Option<Opened> {
@@ -338,13 +150,13 @@ impl ChannelInner {
                     if attempt == 0 {
                         continue;
                     }
-                    return Err(conn.goaway.explain(Status::from_h2(&e)));
+                    return Err(conn.goaway.explain(status_from_h2(&e)));
                 }
             };
             let r = req.take().expect("request is sent once");
             match conn.sender.send_request(r, false) {
                 Ok((resp, stream)) => return Ok((resp, stream, conn)),
-                Err(e) => return Err(conn.goaway.explain(Status::from_h2(&e))),
+                Err(e) => return Err(conn.goaway.explain(status_from_h2(&e))),
             }
         }
         Err(Status::unavailable(
@@ -447,8 +259,8 @@ impl ChannelInner {
                     .as_ref()
                     .and_then(|t| t.server_name.clone())
                     .unwrap_or_else(|| self.host.clone());
-                let name = transport::server_name(&name)
-                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                let name =
+                    tls::server_name(&name).map_err(|e| Status::unavailable(e.to_string()))?;
                 let tls = connector.connect(name, tcp).await.map_err(|e| {
                     Status::unavailable(format!("TLS handshake with {addr} failed: {e}"))
                 })?;
@@ -463,19 +275,12 @@ impl ChannelInner {
     }
 
     fn h2_builder(&self) -> h2::client::Builder {
-        let mut b = h2::client::Builder::new();
-        b.initial_window_size(self.opts.initial_stream_window)
-            .initial_connection_window_size(self.opts.initial_connection_window)
-            .max_header_list_size(self.opts.max_header_list_size)
-            .max_frame_size(1 << 20)
-            .max_send_buffer_size(256 * 1024)
-            // Peers such as grpcio send one DATA frame per message; h2's default budget
-            // for buffered small frames (half the connection window) is spent by a few
-            // thousand of them waiting for a slow reader, and the connection is closed
-            // with ENHANCE_YOUR_CALM. Flow control already bounds the payload.
-            .data_frame_budget(DATA_FRAME_BUDGET)
-            .enable_push(false);
-        b
+        let o = &self.opts;
+        h2_client(
+            o.initial_stream_window,
+            o.initial_connection_window,
+            o.max_header_list_size,
+        )
     }
 
     /// A hosted connection: its socket leaves the reactor, and the HTTP/2 handshake, the
@@ -582,7 +387,7 @@ impl ChannelInner {
 /// drops the connection, which fails its calls with UNAVAILABLE.
 async fn run<T>(
     mut conn: h2::client::Connection<T, Bytes>,
-    me: std::sync::Weak<ChannelInner>,
+    me: std::sync::Weak<Endpoint>,
     generation: u64,
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -636,14 +441,4 @@ fn jitter(d: Duration) -> Duration {
         .unwrap_or(0);
     let f = 0.8 + 0.4 * (nanos % 1000) as f64 / 1000.0;
     d.mul_f64(f)
-}
-
-impl std::fmt::Debug for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Channel({}://{})",
-            self.inner.scheme, self.inner.authority
-        )
-    }
 }

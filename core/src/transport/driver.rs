@@ -69,8 +69,8 @@ impl Drop for Closer {
 }
 
 /// An announced kick: wakes from the connection are held back until `finish`.
-pub(crate) struct Kick<'a> {
-    driver: &'a Driver,
+pub(crate) struct Kick {
+    driver: Arc<Driver>,
     done: bool,
 }
 
@@ -148,7 +148,7 @@ impl Driver {
 
     /// Announces a kick: call before the write that makes the connection need a poll, so
     /// the wake that write causes does not also wake the task.
-    pub(crate) fn announce(&self) -> Kick<'_> {
+    pub(crate) fn announce(self: Arc<Self>) -> Kick {
         self.notify.kickers.fetch_add(1, Ordering::SeqCst);
         Kick {
             driver: self,
@@ -172,7 +172,7 @@ impl Driver {
     }
 }
 
-impl Kick<'_> {
+impl Kick {
     /// Polls the connection on this thread if nobody else is, then hands anything left
     /// over to the owning task.
     pub(crate) fn finish(mut self) {
@@ -184,7 +184,7 @@ impl Kick<'_> {
             return;
         }
         self.done = true;
-        let d = self.driver;
+        let d = &*self.driver;
         let mut ended = false;
         if let Ok(mut conn) = d.conn.try_lock() {
             // The connection may spawn tasks or start timers (a server dispatching a new
@@ -199,7 +199,7 @@ impl Kick<'_> {
     }
 }
 
-impl Drop for Kick<'_> {
+impl Drop for Kick {
     fn drop(&mut self) {
         // An announced kick that was not finished (an early return) must not leave wakes
         // held back.

@@ -1,0 +1,950 @@
+//! The bounded queue between a call's sender and its writer task.
+//!
+//! Small messages are framed straight into one shared buffer, so a burst of sends becomes
+//! one DATA frame and one write; the writer is woken once per burst, not once per message
+//! (see `flow` for how a flowing stream's small batches wait for more).
+//!
+//! A send that answers a received message on an idle stream skips the writer: while the
+//! writer waits, it lends its end of the stream here, and such a send writes its frame and
+//! kicks the connection from the sender's own thread (see `transport::driver`).
+//! Request-response rhythms (ping-pong) then cost no hand-off to a runtime thread; bursts
+//! still coalesce.
+
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use super::flow::{Flow, Linger, FRAME};
+use super::writer::write_inline;
+use crate::metadata::Metadata;
+use crate::protocol::envelope::{Encoding, PREFIX_LEN};
+use crate::protocol::{Abort, End, Framing, PeerEnd, Sender};
+use crate::status::{Code, Status};
+
+/// Messages up to this size are copied into the shared buffer; larger ones travel as
+/// their own chunk without a copy.
+pub(crate) const COALESCE_MAX: usize = 16 * 1024;
+
+/// The size of the buffers small messages are framed into: one DATA frame each.
+const TAIL_CHUNK: usize = 32 * 1024;
+
+/// An open batch wakes the writer anyway once this much is queued, so that a long turn
+/// of the sender's loop keeps the connection busy instead of filling the queue first.
+const BATCH_WAKE: usize = TAIL_CHUNK;
+
+/// What became of a message sent into the call's open batch (`try_send_batched`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Batched {
+    /// The queue is full: nothing was queued. Wait for room (`poll_send_ready`).
+    Full,
+    /// Queued, and it opened a batch: arrange one `flush` for when the sender's turn ends.
+    Opened,
+    /// Queued into the batch already open (or dropped, the peer having ended the call).
+    Joined,
+}
+
+/// Why a non-waiting send did not queue.
+#[derive(Debug)]
+pub enum TrySendError {
+    /// The queue is full; the message is handed back.
+    Full(Bytes),
+    /// The call cannot send any more.
+    Closed(Status),
+}
+
+/// Where the sending side of a call is in its life.
+#[derive(Clone, Debug)]
+enum Phase {
+    /// Messages may be queued.
+    Open,
+    /// The end is queued behind the messages, or was written: no more messages.
+    Closed,
+    /// The peer ended the call after its whole response: messages are dropped quietly,
+    /// and the call's outcome is what the peer answered.
+    PeerFinished,
+    /// Nothing more can be sent: sends fail with this status.
+    Failed(Status),
+    /// This side ended the call early (cancelled, past its deadline, a broken message):
+    /// queued messages were dropped, sends fail with the status, and it is the call's
+    /// outcome.
+    Aborted(Status),
+}
+
+/// Where the writer task is.
+enum Writer {
+    /// Not started: the call began on its caller's thread and nothing has needed a task
+    /// yet. `start` spawns it; with `hold`, the call's one message waits for its end, and
+    /// the end (or an abort) is written from the caller's thread with it.
+    Deferred {
+        start: Box<dyn FnOnce() + Send>,
+        hold: bool,
+    },
+    /// Waiting for work: woken once `want` bytes are queued, or anything else is due.
+    Waiting { want: usize },
+    /// Took a batch and is writing it: only an abort or the end of the call wakes it.
+    Writing,
+    /// Opening the stream, or gone: no send needs to wake it.
+    Away,
+}
+
+/// How a call is ended early (`abort`).
+pub(crate) enum Stop {
+    /// The stream is reset with this reason.
+    Reset(Abort),
+    /// The status goes out as the call's end, in place of any queued message.
+    Status,
+}
+
+/// Everything the writer takes in one go.
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// The server's response head, sent by the handler itself.
+    pub(crate) head: Option<Metadata>,
+    pub(crate) chunks: VecDeque<Bytes>,
+    pub(crate) end: Option<End>,
+    pub(crate) abort: Option<Abort>,
+}
+
+/// The writer's end of the stream, lent while the writer waits for work.
+struct Lent {
+    sender: Sender,
+    /// The writer's waker, which the stream holds while the writer watches for the peer's
+    /// end.
+    watch: Option<Waker>,
+}
+
+impl Lent {
+    /// Hands the watch back to the writer (waking it if the peer's end already came).
+    fn rewatch(&mut self) {
+        if let Some(w) = &self.watch {
+            if self
+                .sender
+                .poll_peer_end(&mut Context::from_waker(w))
+                .is_ready()
+            {
+                w.wake_by_ref();
+            }
+        }
+    }
+}
+
+struct State {
+    phase: Phase,
+    /// The receive side has the call's final status: the writer may stop.
+    done: bool,
+    head: Option<Metadata>,
+    chunks: VecDeque<Bytes>,
+    tail: BytesMut,
+    queued: usize,
+    end: Option<End>,
+    abort: Option<Abort>,
+    /// An abort or the end of the call came after the writer took its batch: the write in
+    /// progress stops for it.
+    interrupt: bool,
+    writer: Writer,
+    /// The writer task's waker, from whichever of its polls came last.
+    writer_waker: Option<Waker>,
+    lent: Option<Lent>,
+    flow: Flow,
+    /// A send waiting for room.
+    sender: Option<Waker>,
+    /// A handler waiting for the call to be aborted.
+    watcher: Option<Waker>,
+    compress: Encoding,
+    framing: Framing,
+    /// The head is decided: sent by the handler, or going out with the first message or
+    /// with the end. Compression can no longer change, nor can headers be sent.
+    head_decided: bool,
+    /// Messages accepted so far.
+    sent: usize,
+}
+
+pub(crate) struct SendQueue {
+    state: Mutex<State>,
+    /// Set once the call has a final local outcome (`Phase::Aborted`): lets the receive
+    /// path check for it without taking the lock.
+    aborted: AtomicBool,
+    /// A message was handed to the receiver since the last direct write: the next send
+    /// is an answer, and may go out directly.
+    answer: AtomicBool,
+    /// Messages were queued into an open batch since the last `flush`: the writer has not
+    /// been told of them. Set under the lock; read without it by the paths that flush
+    /// before they wait.
+    batch_open: AtomicBool,
+    limit: usize,
+    /// This side sends exactly one message (its call's shape): why a second one is refused.
+    only_one: Option<&'static str>,
+}
+
+enum Push {
+    Full,
+    Closed(Status),
+}
+
+impl SendQueue {
+    pub(crate) fn new(
+        limit: usize,
+        compress: Encoding,
+        framing: Framing,
+        only_one: Option<&'static str>,
+    ) -> SendQueue {
+        SendQueue {
+            state: Mutex::new(State {
+                phase: Phase::Open,
+                done: false,
+                head: None,
+                chunks: VecDeque::new(),
+                tail: BytesMut::new(),
+                queued: 0,
+                end: None,
+                abort: None,
+                interrupt: false,
+                writer: Writer::Away,
+                writer_waker: None,
+                lent: None,
+                flow: Flow::default(),
+                sender: None,
+                watcher: None,
+                compress,
+                framing,
+                head_decided: false,
+                sent: 0,
+            }),
+            aborted: AtomicBool::new(false),
+            answer: AtomicBool::new(false),
+            batch_open: AtomicBool::new(false),
+            limit,
+            only_one,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Leaves the writer unstarted, with its end of the stream lent here, until something
+    /// needs it: `start` spawns it (see `Writer::Deferred`).
+    pub(crate) fn defer_writer(&self, sender: Sender, start: Box<dyn FnOnce() + Send>, hold: bool) {
+        let mut st = self.lock();
+        st.lent = Some(Lent {
+            sender,
+            watch: None,
+        });
+        st.writer = Writer::Deferred { start, hold };
+    }
+
+    /// Wakes the writer for work, or starts it if it was deferred. The lock is released
+    /// before the wake.
+    fn wake_writer(&self, mut st: MutexGuard<'_, State>) {
+        let start = match std::mem::replace(&mut st.writer, Writer::Away) {
+            Writer::Deferred { start, .. } => Some(start),
+            other => {
+                st.writer = other;
+                None
+            }
+        };
+        let w = if start.is_none() {
+            st.writer_waker.take()
+        } else {
+            None
+        };
+        drop(st);
+        if let Some(start) = start {
+            start();
+        }
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Wakes the writer if a send made it worth it.
+    fn nudge(&self, st: MutexGuard<'_, State>) {
+        let due = match st.writer {
+            Writer::Deferred { hold, .. } => !hold,
+            Writer::Waiting { want } => st.queued >= want,
+            Writer::Writing | Writer::Away => false,
+        };
+        if due {
+            self.wake_writer(st);
+        }
+    }
+
+    /// Queues one message if there is room, without waiting. `compress`: whether to
+    /// compress this message (`None`: the call's choice).
+    pub(crate) fn try_send(&self, msg: Bytes, compress: Option<bool>) -> Result<(), TrySendError> {
+        match self.push(&msg, Some(&msg), compress) {
+            Ok(()) => Ok(()),
+            Err(Push::Full) => Err(TrySendError::Full(msg)),
+            Err(Push::Closed(s)) => Err(TrySendError::Closed(s)),
+        }
+    }
+
+    /// Queues a message from a borrowed slice (copied; no `Bytes` needed): `Ok(false)` when
+    /// the queue is full.
+    pub(crate) fn try_send_ref(&self, msg: &[u8], compress: Option<bool>) -> Result<bool, Status> {
+        match self.push(msg, None, compress) {
+            Ok(()) => Ok(true),
+            Err(Push::Full) => Ok(false),
+            Err(Push::Closed(s)) => Err(s),
+        }
+    }
+
+    /// The one place a single message enters the queue. `owned`, when given, is `msg` as
+    /// `Bytes`: a large message then travels without a copy.
+    fn push(&self, msg: &[u8], owned: Option<&Bytes>, compress: Option<bool>) -> Result<(), Push> {
+        let mut st = self.lock();
+        if !self.admit(&st)? {
+            return Ok(());
+        }
+        let enc = encoding(&st, compress);
+        st.sent += 1;
+        if st.queued == 0 && msg.len() <= COALESCE_MAX && self.may_write_direct(&mut st) {
+            let mut frame = BytesMut::with_capacity(PREFIX_LEN + msg.len());
+            st.framing
+                .frame(&mut frame, msg, enc)
+                .map_err(Push::Closed)?;
+            self.write_direct(st, frame.freeze(), false);
+            return Ok(());
+        }
+        enqueue(&mut st, msg, owned, enc, false)?;
+        // This send, queued, was the answer: the next one is not.
+        self.answer.store(false, Ordering::Relaxed);
+        self.nudge(st);
+        Ok(())
+    }
+
+    /// Queues borrowed messages in order while there is room, under one lock and with at
+    /// most one wake of the writer, after the last: how many were queued, and the error
+    /// that stopped the next one. A sender on a thread of its own (C, a binding's event
+    /// loop) otherwise wakes the writer at its first message, and the writer, running
+    /// beside it on another core, takes the batch a message or two at a time.
+    pub(crate) fn push_many<'m>(
+        &self,
+        msgs: impl IntoIterator<Item = &'m [u8]>,
+        compress: Option<bool>,
+        check: impl Fn(&[u8]) -> Result<(), Status>,
+    ) -> (usize, Option<Status>) {
+        let mut msgs = msgs.into_iter().peekable();
+        let mut n = 0;
+        let mut failed = None;
+        // Taken at the first message that is queued: a lone one takes the single path.
+        let mut st = None;
+        while let Some(msg) = msgs.next() {
+            if let Err(s) = check(msg) {
+                failed = Some(s);
+                break;
+            }
+            let burst = msgs.peek().is_some();
+            if n == 0 && !burst {
+                // A lone message may be an answer: the single path can write it directly.
+                return match self.push(msg, None, compress) {
+                    Ok(()) => (1, None),
+                    Err(Push::Full) => (0, None),
+                    Err(Push::Closed(s)) => (0, Some(s)),
+                };
+            }
+            let st = st.get_or_insert_with(|| self.lock());
+            match self.admit(st) {
+                Ok(true) => {}
+                Ok(false) => {
+                    n += 1;
+                    continue;
+                }
+                Err(Push::Full) => break,
+                Err(Push::Closed(s)) => {
+                    failed = Some(s);
+                    break;
+                }
+            }
+            let enc = encoding(st, compress);
+            st.sent += 1;
+            if let Err(e) = enqueue(st, msg, None, enc, burst) {
+                if let Push::Closed(s) = e {
+                    failed = Some(s);
+                }
+                break;
+            }
+            n += 1;
+        }
+        if n > 0 {
+            self.answer.store(false, Ordering::Relaxed);
+        }
+        if let Some(st) = st {
+            self.nudge(st);
+        }
+        (n, failed)
+    }
+
+    /// Queues a borrowed message (copied) into the open batch without waking the writer:
+    /// a sender in an event loop frames every message of one turn into shared DATA
+    /// frames, where waking the writer per message would let it, running beside the sender
+    /// on another core, frame each message alone (a 23-byte DATA frame per message, which
+    /// hardened servers such as h2's answer with GOAWAY ENHANCE_YOUR_CALM). The sender
+    /// calls `flush` when its turn ends; a batch's worth wakes the writer anyway.
+    pub(crate) fn push_batched(
+        &self,
+        msg: &[u8],
+        compress: Option<bool>,
+    ) -> Result<Batched, Status> {
+        let mut st = self.lock();
+        match self.admit(&st) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Batched::Joined),
+            Err(Push::Full) => {
+                drop(st);
+                // The sender is about to wait: what it holds must be on its way.
+                self.flush();
+                return Ok(Batched::Full);
+            }
+            Err(Push::Closed(s)) => return Err(s),
+        }
+        let enc = encoding(&st, compress);
+        st.sent += 1;
+        if let Err(Push::Closed(s)) = enqueue(&mut st, msg, None, enc, true) {
+            return Err(s);
+        }
+        let opened = !self.batch_open.swap(true, Ordering::AcqRel);
+        if st.queued >= BATCH_WAKE {
+            self.nudge(st);
+        }
+        Ok(if opened {
+            Batched::Opened
+        } else {
+            Batched::Joined
+        })
+    }
+
+    /// Ends the open batch: what it queued leaves now. A small batch that answers a
+    /// received message goes straight onto the idle stream from this thread, as a single
+    /// answer does; anything else wakes the writer once (which lingers, if the stream
+    /// flows).
+    pub(crate) fn flush(&self) {
+        if !self.batch_open.load(Ordering::Acquire) {
+            return;
+        }
+        let mut st = self.lock();
+        if !self.batch_open.swap(false, Ordering::AcqRel) || st.queued == 0 {
+            return;
+        }
+        if st.queued <= COALESCE_MAX && st.chunks.is_empty() && self.may_write_direct(&mut st) {
+            let frame = std::mem::take(&mut st.tail).freeze();
+            clear_messages(&mut st);
+            self.write_direct(st, frame, false);
+            return;
+        }
+        if matches!(
+            st.writer,
+            Writer::Waiting { .. } | Writer::Deferred { hold: false, .. }
+        ) {
+            self.wake_writer(st);
+        }
+    }
+
+    /// May a message be queued now? `Ok(false)`: accepted and dropped (the peer finished).
+    fn admit(&self, st: &State) -> Result<bool, Push> {
+        match &st.phase {
+            Phase::Open => {}
+            // The server has ended the call; like HTTP/2 itself we drop what comes after,
+            // and recv/finish report the call's status (grpc-js drops such writes too).
+            Phase::PeerFinished => return Ok(false),
+            Phase::Closed => {
+                return Err(Push::Closed(Status::new(
+                    Code::FailedPrecondition,
+                    "send after the sending side was closed",
+                )))
+            }
+            Phase::Failed(s) | Phase::Aborted(s) => return Err(Push::Closed(s.clone())),
+        }
+        if let (Some(why), 1..) = (self.only_one, st.sent) {
+            return Err(Push::Closed(Status::new(Code::FailedPrecondition, why)));
+        }
+        // Room means "below the limit": one message may overshoot it. The same rule as
+        // `poll_ready`, so a sender woken as ready never finds the queue full and spins.
+        if st.queued >= self.limit {
+            return Err(Push::Full);
+        }
+        Ok(true)
+    }
+
+    /// Whether an answer may go straight into the lent stream now: the writer idle with
+    /// nothing due, and a message received since the last direct write.
+    fn may_write_direct(&self, st: &mut State) -> bool {
+        writer_idle(st) && self.answer.swap(false, Ordering::Relaxed)
+    }
+
+    /// Writes framed bytes into the lent stream from this thread and kicks the connection;
+    /// queues them instead if the stream cannot take them now.
+    fn write_direct(&self, mut st: MutexGuard<'_, State>, frame: Bytes, end: bool) {
+        let lent = st.lent.as_mut().expect("may_write_direct checked the loan");
+        match lent.sender.try_send_now(frame, end) {
+            Ok(kick) => {
+                lent.rewatch();
+                drop(st);
+                if let Some(k) = kick {
+                    k.finish();
+                }
+            }
+            Err(frame) => {
+                lent.rewatch();
+                st.queued += frame.len();
+                st.chunks.push_back(frame);
+                st.flow.queued_one();
+                if end {
+                    st.end = Some(End::HalfClose);
+                }
+                self.nudge(st);
+            }
+        }
+    }
+
+    /// The request and its half-close were written with the stream's opening.
+    pub(crate) fn closed_directly(&self) {
+        self.lock().phase = Phase::Closed;
+    }
+
+    /// The receive side handed a message over: a send that follows answers it.
+    pub(crate) fn received(&self) {
+        self.answer.store(true, Ordering::Relaxed);
+    }
+
+    /// Ready when a message may be queued (or sending has failed, and `try_send` will say
+    /// why).
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if st.queued < self.limit || !matches!(st.phase, Phase::Open) {
+            return Poll::Ready(());
+        }
+        register(&mut st.sender, cx);
+        // Only a writer drains the queue.
+        if matches!(st.writer, Writer::Deferred { .. }) {
+            self.wake_writer(st);
+        }
+        Poll::Pending
+    }
+
+    /// Queues the response head (server side), ahead of any message.
+    pub(crate) fn send_head(&self, metadata: Metadata) -> Result<(), Status> {
+        let mut st = self.lock();
+        match &st.phase {
+            Phase::Failed(s) | Phase::Aborted(s) => return Err(s.clone()),
+            _ if st.head_decided || !matches!(st.phase, Phase::Open) => {
+                return Err(Status::new(
+                    Code::FailedPrecondition,
+                    "headers were already sent",
+                ))
+            }
+            _ => {}
+        }
+        st.head = Some(metadata);
+        st.head_decided = true;
+        self.wake_writer(st);
+        Ok(())
+    }
+
+    /// Queues the end of the sending side after every queued message. Returns false if
+    /// the sending side was already closed or ended.
+    pub(crate) fn close(&self, end: End) -> bool {
+        let mut st = self.lock();
+        if !matches!(st.phase, Phase::Open) {
+            return false;
+        }
+        st.phase = Phase::Closed;
+        self.batch_open.store(false, Ordering::Release);
+        st.head_decided = true;
+        if matches!(end, End::HalfClose) && st.queued == 0 && writer_idle(&st) {
+            // Nothing queued ahead of it: the half-close goes out from this thread.
+            self.write_direct(st, Bytes::new(), true);
+            return true;
+        }
+        st.end = Some(end);
+        self.settle(st);
+        true
+    }
+
+    /// Ends the call here and now: queued messages are dropped, and the writer resets the
+    /// stream (or, with `Stop::Status`, sends `status` as the call's end); `status` becomes
+    /// the call's outcome on this side. The first outcome wins: false if the call had one.
+    pub(crate) fn abort(&self, status: Status, how: Stop) -> bool {
+        let mut st = self.lock();
+        if matches!(st.phase, Phase::Aborted(_)) || st.done {
+            return false;
+        }
+        st.phase = Phase::Aborted(status.clone());
+        self.batch_open.store(false, Ordering::Release);
+        clear_messages(&mut st);
+        st.head = None;
+        match how {
+            Stop::Reset(a) => st.abort = Some(a),
+            Stop::Status => st.end = Some(End::Status(status)),
+        }
+        st.interrupt = true;
+        self.aborted.store(true, Ordering::Release);
+        let (s, w) = (st.sender.take(), st.watcher.take());
+        self.settle(st);
+        for w in [s, w].into_iter().flatten() {
+            w.wake();
+        }
+        true
+    }
+
+    /// Gets the end or abort just queued written: by the writer, woken (or started); or,
+    /// when the writer was deferred and this is an abort or the end of a held call, from
+    /// this thread, without a task.
+    fn settle(&self, mut st: MutexGuard<'_, State>) {
+        let inline = match &st.writer {
+            Writer::Deferred { hold, .. } => *hold || st.abort.is_some(),
+            _ => false,
+        };
+        if !inline {
+            return self.wake_writer(st);
+        }
+        st.writer = Writer::Away;
+        let Some(lent) = st.lent.take() else {
+            return;
+        };
+        drop(st);
+        let mut sender = lent.sender;
+        write_inline(self, &mut sender);
+    }
+
+    /// The outcome decided on this side, if any.
+    pub(crate) fn local_status(&self) -> Option<Status> {
+        if !self.aborted.load(Ordering::Acquire) {
+            return None;
+        }
+        match &self.lock().phase {
+            Phase::Aborted(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// The stream can take nothing more: later sends fail with `status`.
+    pub(crate) fn fail(&self, status: Status) {
+        let mut st = self.lock();
+        if !matches!(st.phase, Phase::Aborted(_) | Phase::Failed(_)) {
+            st.phase = Phase::Failed(status);
+        }
+        discard(st);
+    }
+
+    /// The peer ended the call after its complete response: later sends are dropped
+    /// rather than failed, so the response's status stays the call's outcome.
+    pub(crate) fn peer_finished(&self) {
+        let mut st = self.lock();
+        if matches!(st.phase, Phase::Open | Phase::Closed) {
+            st.phase = Phase::PeerFinished;
+        }
+        discard(st);
+    }
+
+    /// What the peer's end of the stream means for this side: a finished peer lets later
+    /// sends drop quietly; a failure fails them and, on a server, ends the call (the
+    /// handler sees it cancelled).
+    pub(crate) fn peer_ended(&self, end: PeerEnd, ends_call: bool) {
+        match end {
+            PeerEnd::Finished => self.peer_finished(),
+            PeerEnd::Failed(s) => {
+                if ends_call {
+                    self.abort(s.clone(), Stop::Reset(Abort::Finished));
+                }
+                self.fail(s);
+            }
+        }
+    }
+
+    /// The receive side has the final status: nothing more will be sent, and a writer
+    /// never started is dropped (its closure holds this queue: keeping it would keep both
+    /// alive).
+    pub(crate) fn mark_done(&self) {
+        let mut st = self.lock();
+        st.done = true;
+        st.interrupt = true;
+        if matches!(st.phase, Phase::Open | Phase::Closed | Phase::PeerFinished) {
+            st.phase = Phase::Failed(Status::new(
+                Code::FailedPrecondition,
+                "the call has finished",
+            ));
+        }
+        let deferred = match std::mem::replace(&mut st.writer, Writer::Away) {
+            Writer::Deferred { start, .. } => Some(start),
+            other => {
+                st.writer = other;
+                None
+            }
+        };
+        let (p, s) = (st.writer_waker.take(), st.sender.take());
+        drop(st);
+        drop(deferred);
+        for w in [p, s].into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn set_compression(&self, enc: Encoding) {
+        self.lock().compress = enc;
+    }
+
+    /// True once the head was queued (explicitly or not) or the end was queued.
+    pub(crate) fn head_decided(&self) -> bool {
+        let st = self.lock();
+        st.head_decided
+    }
+
+    /// For a handler: ready once the call was aborted.
+    pub(crate) fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if matches!(st.phase, Phase::Aborted(_)) {
+            return Poll::Ready(());
+        }
+        st.watcher = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Looks whether the peer ended the stream lent by a deferred writer (which has no
+    /// task of its own to watch it): a handler that only listens for cancellation, as
+    /// every Node call does, then starts no task per call.
+    pub(crate) fn watch_deferred(&self, cx: &mut Context<'_>, ends_call: bool) {
+        let mut st = self.lock();
+        if !matches!(st.writer, Writer::Deferred { .. }) {
+            return;
+        }
+        let Some(lent) = st.lent.as_mut() else { return };
+        if let Poll::Ready(end) = lent.sender.poll_peer_end(cx) {
+            drop(st);
+            self.peer_ended(end, ends_call);
+        }
+    }
+
+    // The writer's side.
+
+    /// Lends the writer's end of the stream while it waits for work.
+    pub(crate) fn lend(&self, sender: Sender) {
+        let mut st = self.lock();
+        st.lent = Some(Lent {
+            sender,
+            watch: None,
+        });
+        if matches!(st.writer, Writer::Writing) {
+            st.writer = Writer::Waiting { want: 1 };
+        }
+    }
+
+    /// Takes the writer's end of the stream back.
+    pub(crate) fn reclaim(&self) -> Option<Sender> {
+        self.lock().lent.take().map(|l| l.sender)
+    }
+
+    /// The writer's own start: a deferred writer now runs.
+    pub(crate) fn started(&self) {
+        let mut st = self.lock();
+        if matches!(st.writer, Writer::Deferred { .. } | Writer::Away) {
+            st.writer = Writer::Waiting { want: 1 };
+        }
+    }
+
+    /// The writer is opening the stream: sends have nothing to wake it for yet.
+    pub(crate) fn opening(&self) {
+        self.lock().writer = Writer::Away;
+    }
+
+    /// Watches the lent stream for the peer's end.
+    pub(crate) fn poll_lent_peer_end(&self, cx: &mut Context<'_>) -> Poll<PeerEnd> {
+        let mut st = self.lock();
+        let Some(l) = st.lent.as_mut() else {
+            return Poll::Pending;
+        };
+        match &l.watch {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => l.watch = Some(cx.waker().clone()),
+        }
+        l.sender.poll_peer_end(cx)
+    }
+
+    /// Everything due, or Pending until there is something (or the call is done: `None`).
+    /// A small batch of a flowing stream waits with `linger`.
+    pub(crate) fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        linger: &mut Linger,
+    ) -> Poll<Option<Batch>> {
+        let mut st = self.lock();
+        let must = st.abort.is_some() || st.head.is_some() || st.end.is_some();
+        if !must
+            && st.queued > 0
+            && st.queued < FRAME
+            && st.flow.flowing()
+            && !linger.expired(cx, st.queued)
+        {
+            st.writer = Writer::Waiting { want: FRAME };
+            register(&mut st.writer_waker, cx);
+            return Poll::Pending;
+        }
+        if must || st.queued > 0 {
+            linger.reset();
+            return Poll::Ready(Some(self.take(st)));
+        }
+        if st.done {
+            return Poll::Ready(None);
+        }
+        st.flow.idle();
+        st.writer = Writer::Waiting { want: 1 };
+        register(&mut st.writer_waker, cx);
+        Poll::Pending
+    }
+
+    /// Everything due, now: for a writer that runs once, from the handler's own thread.
+    pub(crate) fn take_now(&self) -> Option<Batch> {
+        let st = self.lock();
+        let any = st.abort.is_some() || st.head.is_some() || st.end.is_some() || st.queued > 0;
+        any.then(|| self.take(st))
+    }
+
+    fn take(&self, mut st: MutexGuard<'_, State>) -> Batch {
+        st.flow.taken();
+        st.writer = Writer::Writing;
+        let mut b = Batch {
+            head: st.head.take(),
+            abort: st.abort.take(),
+            end: st.end.take(),
+            ..Batch::default()
+        };
+        b.chunks = std::mem::take(&mut st.chunks);
+        if !st.tail.is_empty() {
+            // Take the whole buffer: a split would leave the spare capacity behind,
+            // keeping the allocation alive on an idle stream.
+            b.chunks.push_back(std::mem::take(&mut st.tail).freeze());
+        }
+        st.queued = 0;
+        st.interrupt = false;
+        let s = st.sender.take();
+        drop(st);
+        if let Some(w) = s {
+            w.wake();
+        }
+        b
+    }
+
+    /// Ready when something must interrupt a write in progress: an abort or the end of
+    /// the call, come after the writer took its last batch.
+    pub(crate) fn poll_interrupt(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if st.interrupt {
+            return Poll::Ready(());
+        }
+        register(&mut st.writer_waker, cx);
+        Poll::Pending
+    }
+
+    /// Ready once the call was aborted or is done (while the writer opens the stream).
+    pub(crate) fn poll_stopped(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if matches!(st.phase, Phase::Aborted(_)) || st.done {
+            return Poll::Ready(());
+        }
+        register(&mut st.writer_waker, cx);
+        Poll::Pending
+    }
+
+    /// The current compression and framing, for the writer.
+    pub(crate) fn encoding(&self) -> Encoding {
+        self.lock().compress
+    }
+}
+
+/// Nothing is due that a write from the sender's thread could overtake, and the writer's
+/// end of the stream is lent.
+fn writer_idle(st: &State) -> bool {
+    st.head.is_none()
+        && st.end.is_none()
+        && st.abort.is_none()
+        && !st.interrupt
+        && !matches!(st.writer, Writer::Writing)
+        && st.lent.is_some()
+}
+
+fn register(slot: &mut Option<Waker>, cx: &mut Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+fn encoding(st: &State, compress: Option<bool>) -> Encoding {
+    match compress {
+        Some(false) => Encoding::Identity,
+        _ => st.compress,
+    }
+}
+
+/// Frames `msg` onto the queue; `burst`: more messages follow at once.
+fn enqueue(
+    st: &mut State,
+    msg: &[u8],
+    owned: Option<&Bytes>,
+    enc: Encoding,
+    burst: bool,
+) -> Result<(), Push> {
+    if enc == Encoding::Identity && msg.len() > COALESCE_MAX {
+        if let Some(prefix) = st.framing.prefix(msg.len()).map_err(Push::Closed)? {
+            if !st.tail.is_empty() {
+                let t = st.tail.split().freeze();
+                st.chunks.push_back(t);
+            }
+            st.chunks.push_back(Bytes::copy_from_slice(&prefix));
+            st.queued += prefix.len() + msg.len();
+            st.chunks.push_back(match owned {
+                Some(b) => b.clone(),
+                None => Bytes::copy_from_slice(msg),
+            });
+            st.flow.queued_one();
+            st.head_decided = true;
+            return Ok(());
+        }
+    }
+    let need = PREFIX_LEN + msg.len();
+    if st.tail.capacity() - st.tail.len() < need {
+        // Start a fresh buffer rather than grow this one: growing copies everything
+        // queued so far, and at millions of small messages a second those copies
+        // dominated the profile.
+        if !st.tail.is_empty() {
+            let t = st.tail.split().freeze();
+            st.chunks.push_back(t);
+        }
+        // A lone message (the queue was empty) gets a buffer of its own size, so an
+        // idle or ping-pong stream holds no 32 KiB buffer; a burst gets big ones.
+        let cap = if st.queued == 0 && !burst {
+            need
+        } else {
+            need.max(TAIL_CHUNK)
+        };
+        st.tail = BytesMut::with_capacity(cap);
+    }
+    st.head_decided = true;
+    let before = st.tail.len();
+    let framing = st.framing;
+    framing
+        .frame(&mut st.tail, msg, enc)
+        .map_err(Push::Closed)?;
+    st.queued += st.tail.len() - before;
+    st.flow.queued_one();
+    Ok(())
+}
+
+fn clear_messages(st: &mut State) {
+    st.chunks.clear();
+    st.tail.clear();
+    st.queued = 0;
+    st.flow.cleared();
+}
+
+/// Drops what is queued (it will never be sent) and lets a waiting sender see why.
+fn discard(mut st: MutexGuard<'_, State>) {
+    clear_messages(&mut st);
+    let s = st.sender.take();
+    drop(st);
+    if let Some(w) = s {
+        w.wake();
+    }
+}

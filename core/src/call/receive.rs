@@ -1,0 +1,101 @@
+//! What the two receive sides share: the single-message rules of a call's shape, and
+//! handing every ready message over in one batch.
+
+use bytes::Bytes;
+use std::task::{Context, Poll};
+
+use crate::status::{Code, Status};
+
+/// Which side's messages are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum From {
+    /// A server counting requests.
+    Client,
+    /// A client counting responses.
+    Server,
+}
+
+/// Counts the messages a call receives against its shape: a single-message side must send
+/// exactly one. A violation is UNIMPLEMENTED on both sides, as connect-go reports it and as
+/// the Connect conformance suite expects of every implementation (it lists grpc-go's
+/// INTERNAL for these cases as a known failure).
+pub(crate) struct Expect {
+    single: bool,
+    from: From,
+    seen: usize,
+}
+
+impl Expect {
+    pub(crate) fn new(single: bool, from: From) -> Expect {
+        Expect {
+            single,
+            from,
+            seen: 0,
+        }
+    }
+
+    /// A message arrived: an error when it is one too many.
+    pub(crate) fn message(&mut self) -> Result<(), Status> {
+        self.seen += 1;
+        if self.single && self.seen > 1 {
+            return Err(Status::new(
+                Code::Unimplemented,
+                match self.from {
+                    From::Client => {
+                        "the client sent more than one request message for a single-request method"
+                    }
+                    From::Server => {
+                        "the server sent more than one response message for a single-response call"
+                    }
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// The messages ended (successfully): an error when the one expected never came.
+    pub(crate) fn end(&self) -> Result<(), Status> {
+        if self.single && self.seen == 0 {
+            return Err(Status::new(
+                Code::Unimplemented,
+                match self.from {
+                    From::Client => "the client half-closed without sending the request message",
+                    From::Server => {
+                        "the server ended a single-response call with OK but no response message"
+                    }
+                },
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Collects what `poll_one` has ready, up to `max` messages, waiting only if nothing is:
+/// one wake-up hands over a batch. `Ok(0)` means the end of the stream; an error comes
+/// after the messages that preceded it.
+pub(crate) fn batch(
+    cx: &mut Context<'_>,
+    out: &mut Vec<Bytes>,
+    max: usize,
+    mut poll_one: impl FnMut(&mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>>,
+) -> Poll<Result<usize, Status>> {
+    let mut n = 0;
+    while n < max.max(1) {
+        match poll_one(cx) {
+            Poll::Ready(Ok(Some(m))) => {
+                out.push(m);
+                n += 1;
+            }
+            Poll::Ready(Ok(None)) => return Poll::Ready(Ok(n)),
+            Poll::Ready(Err(e)) => return Poll::Ready(if n > 0 { Ok(n) } else { Err(e) }),
+            Poll::Pending => {
+                return if n > 0 {
+                    Poll::Ready(Ok(n))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+    Poll::Ready(Ok(n))
+}

@@ -1,0 +1,135 @@
+//! The sending half of a call, the same for a client's call and a server's: both deref to
+//! it, so `call.send(m)` reads alike on either side.
+
+use bytes::Bytes;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::queue::{Batched, SendQueue, TrySendError};
+use crate::status::{Code, Status};
+
+pub struct SendHalf {
+    pub(crate) queue: Arc<SendQueue>,
+    /// Largest message this side sends.
+    max_send: usize,
+}
+
+impl SendHalf {
+    pub(crate) fn new(queue: Arc<SendQueue>, max_send: Option<usize>) -> SendHalf {
+        SendHalf {
+            queue,
+            max_send: max_send.unwrap_or(usize::MAX),
+        }
+    }
+
+    fn check_len(&self, len: usize) -> Result<(), Status> {
+        if len > self.max_send {
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "trying to send message larger than max ({len} vs. {})",
+                    self.max_send
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Queues one message, waiting only while the send queue is full (flow control).
+    pub async fn send(&self, msg: Bytes) -> Result<(), Status> {
+        self.send_maybe_compressed(msg, None).await
+    }
+
+    /// Like `send`, choosing for this message whether to compress it (with the call's
+    /// compression; without one, messages go uncompressed whatever `compress` says).
+    pub async fn send_with(&self, msg: Bytes, compress: bool) -> Result<(), Status> {
+        self.send_maybe_compressed(msg, Some(compress)).await
+    }
+
+    async fn send_maybe_compressed(
+        &self,
+        mut msg: Bytes,
+        compress: Option<bool>,
+    ) -> Result<(), Status> {
+        self.check_len(msg.len())?;
+        loop {
+            match self.queue.try_send(msg, compress) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(s)) => return Err(s),
+                Err(TrySendError::Full(m)) => {
+                    msg = m;
+                    poll_fn(|cx| self.poll_send_ready(cx)).await;
+                }
+            }
+        }
+    }
+
+    /// Queues one message if there is room now.
+    pub fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {
+        if let Err(s) = self.check_len(msg.len()) {
+            return Err(TrySendError::Closed(s));
+        }
+        self.queue.try_send(msg, None)
+    }
+
+    /// `try_send`, choosing for this message whether to compress it.
+    pub fn try_send_with(&self, msg: Bytes, compress: bool) -> Result<(), TrySendError> {
+        if let Err(s) = self.check_len(msg.len()) {
+            return Err(TrySendError::Closed(s));
+        }
+        self.queue.try_send(msg, Some(compress))
+    }
+
+    /// Queues a message from a borrowed slice (copied into the send buffer), waiting while
+    /// the queue is full: no `Bytes` to allocate for a message encoded into a reused buffer.
+    pub async fn send_ref(&self, msg: &[u8]) -> Result<(), Status> {
+        while !self.try_send_ref(msg)? {
+            poll_fn(|cx| self.poll_send_ready(cx)).await;
+        }
+        Ok(())
+    }
+
+    /// `try_send` from a borrowed slice: `Ok(false)` when the queue is full.
+    pub fn try_send_ref(&self, msg: &[u8]) -> Result<bool, Status> {
+        self.check_len(msg.len())?;
+        self.queue.try_send_ref(msg, None)
+    }
+
+    /// Queues borrowed messages (copied) in order while there is room, under one lock and
+    /// with at most one wake of the writer for the lot: how many were queued, and the error
+    /// that stopped the next one (`None`: all went, or the queue filled). For senders on a
+    /// thread of their own, where a wake per message would cross threads each time.
+    pub fn try_send_refs<'m, I>(&self, msgs: I) -> (usize, Option<Status>)
+    where
+        I: IntoIterator<Item = &'m [u8]>,
+    {
+        self.queue
+            .push_many(msgs, None, |m| self.check_len(m.len()))
+    }
+
+    /// Queues a borrowed message (copied) into this call's open batch, without waking the
+    /// writer: the batch leaves when `flush` is called, when a batch's worth is queued, or
+    /// when this call waits (for room, or for a message). For a sender running in an event
+    /// loop: the sends of one turn of the loop then leave together, in shared DATA frames,
+    /// when the turn ends. `Batched::Opened` asks the caller to arrange that `flush`.
+    pub fn try_send_batched(&self, msg: &[u8]) -> Result<Batched, Status> {
+        self.check_len(msg.len())?;
+        self.queue.push_batched(msg, None)
+    }
+
+    /// Ends the open batch (see `try_send_batched`): its messages leave now.
+    pub fn flush(&self) {
+        self.queue.flush();
+    }
+
+    /// Ready when `try_send` may succeed.
+    pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let r = self.queue.poll_ready(cx);
+        if r.is_pending() {
+            // Waiting for room: what the open batch holds must be on its way.
+            self.queue.flush();
+        }
+        r
+    }
+}

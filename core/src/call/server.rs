@@ -1,0 +1,321 @@
+//! The server side of one call, handed out by `Server::accept`.
+
+use bytes::Bytes;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tokio::time::Instant;
+
+use super::queue::{SendQueue, Stop};
+use super::receive::{batch, Expect, From};
+use super::send::SendHalf;
+use super::writer::{Role, Writer};
+use super::{Shape, SEND_QUEUE_BYTES};
+use crate::metadata::Metadata;
+use crate::protocol::envelope::Encoding;
+use crate::protocol::{Abort, End, Receiver, Sender};
+use crate::runtime;
+use crate::status::{Code, Status};
+
+/// What the server hands a call when it accepts one.
+pub(crate) struct Accepted {
+    pub(crate) method: String,
+    pub(crate) shape: Shape,
+    pub(crate) metadata: Metadata,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) peer: SocketAddr,
+    /// How the client compressed its messages: the answers use the same, if it accepts it.
+    pub(crate) request_encoding: Encoding,
+    pub(crate) accepts_gzip: bool,
+    pub(crate) sender: Sender,
+    pub(crate) receiver: Receiver,
+}
+
+/// One incoming call. Dropping it without `finish` ends it as UNKNOWN, so a handler that
+/// forgets never leaves the client hanging.
+pub struct ServerCall {
+    send: SendHalf,
+    method: String,
+    shape: Shape,
+    metadata: Metadata,
+    deadline: Option<Instant>,
+    peer: SocketAddr,
+    receiver: Receiver,
+    /// The single-request rule of the call's shape.
+    expect: Expect,
+    accepts_gzip: bool,
+    eof: bool,
+    finished: bool,
+}
+
+impl Deref for ServerCall {
+    type Target = SendHalf;
+
+    fn deref(&self) -> &SendHalf {
+        &self.send
+    }
+}
+
+impl ServerCall {
+    pub(crate) fn new(a: Accepted) -> ServerCall {
+        let deadline = a.timeout.map(|t| Instant::now() + t);
+        // Answer in the encoding the client used, when it accepts it, as grpc-go does.
+        let answer = match a.request_encoding {
+            Encoding::Gzip if a.accepts_gzip => Encoding::Gzip,
+            _ => Encoding::Identity,
+        };
+        let only_one = a
+            .shape
+            .single_response()
+            .then_some("this call's shape sends exactly one response message");
+        let queue = Arc::new(SendQueue::new(
+            SEND_QUEUE_BYTES,
+            answer,
+            a.sender.framing(),
+            only_one,
+        ));
+        let writer = Writer {
+            queue: queue.clone(),
+            role: Role::Server,
+            deadline,
+        };
+        // A single-response call without a deadline ends with one message and its status,
+        // all known when the handler finishes: the handler's own thread then writes them,
+        // and no writer task is started (one task hand-off fewer per call).
+        if a.shape.single_response() && deadline.is_none() {
+            writer.defer(a.sender, runtime::handle(), true);
+        } else {
+            queue.lend(a.sender);
+            writer.spawn(&runtime::handle());
+        }
+        ServerCall {
+            send: SendHalf::new(queue, None),
+            method: a.method,
+            shape: a.shape,
+            metadata: a.metadata,
+            deadline,
+            peer: a.peer,
+            receiver: a.receiver,
+            expect: Expect::new(a.shape.single_request(), From::Client),
+            accepts_gzip: a.accepts_gzip,
+            eof: false,
+            finished: false,
+        }
+    }
+
+    /// The method path, `/package.Service/Method`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// The request metadata (custom headers).
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// When the client's deadline passes, if it set one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Time left before the deadline.
+    pub fn time_remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The next request message; `Ok(None)` when the client half-closed.
+    pub async fn recv(&mut self) -> Result<Option<Bytes>, Status> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The request of a single-request call (unary, server streaming): exactly one
+    /// message, then the client's half-close. Anything else ends the call as
+    /// UNIMPLEMENTED (see `receive::Expect`).
+    pub async fn recv_single(&mut self) -> Result<Bytes, Status> {
+        let mut one = Expect::new(true, From::Client);
+        let Some(msg) = self.recv().await? else {
+            let s = one.end().expect_err("no message came");
+            return Err(self.abort_with(s));
+        };
+        let _ = one.message();
+        match self.recv().await? {
+            None => Ok(msg),
+            Some(_) => {
+                let s = one.message().expect_err("a second message");
+                Err(self.abort_with(s))
+            }
+        }
+    }
+
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        let r = self.poll_next(cx);
+        if r.is_pending() {
+            // Waiting for the client, who may be waiting for what the open batch holds.
+            self.send.flush();
+        }
+        r
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        if let Some(s) = self.send.queue.local_status() {
+            return Poll::Ready(Err(s));
+        }
+        if self.eof {
+            return Poll::Ready(Ok(None));
+        }
+        match self.receiver.poll_message(cx) {
+            Poll::Ready(Ok(Some(m))) => {
+                if let Err(s) = self.expect.message() {
+                    return Poll::Ready(Err(self.abort_with(s)));
+                }
+                if self.receiver.answerable() {
+                    self.send.queue.received();
+                }
+                Poll::Ready(Ok(Some(m)))
+            }
+            Poll::Ready(Ok(None)) => {
+                if let Err(s) = self.expect.end() {
+                    return Poll::Ready(Err(self.abort_with(s)));
+                }
+                self.eof = true;
+                Poll::Ready(Ok(None))
+            }
+            Poll::Ready(Err(s)) => {
+                // A broken request (oversized, malformed, truncated) ends the call with
+                // its status, so the client hears why even if the handler gives up.
+                let s = if matches!(s.code(), Code::Cancelled | Code::Unavailable) {
+                    s
+                } else {
+                    self.abort_with(s)
+                };
+                Poll::Ready(Err(s))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Whether the most recently received request message arrived compressed (its
+    /// Compressed-Flag was 1); it reaches `recv` decompressed either way. For servers that
+    /// must check a client's compression, as the interop suite's `expect_compressed` does.
+    pub fn last_recv_compressed(&self) -> bool {
+        self.receiver.last_compressed()
+    }
+
+    /// Appends every request message that is ready (up to `max`), waiting only if none is.
+    /// `Ok(0)`: the client half-closed.
+    pub fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, Status>> {
+        batch(cx, out, max, |cx| self.poll_recv(cx))
+    }
+
+    /// Sends the response headers now, with `metadata`. Otherwise they go with the first
+    /// message, or with the status.
+    pub fn send_headers(&self, metadata: &Metadata) -> Result<(), Status> {
+        self.send.queue.send_head(metadata.clone())
+    }
+
+    /// Compresses response messages with `enc` when the client accepts it (it said so in
+    /// `grpc-accept-encoding`); returns whether it will. Call before the headers go out.
+    pub fn set_compression(&self, enc: Encoding) -> bool {
+        if enc == Encoding::Gzip && !self.accepts_gzip {
+            return false;
+        }
+        if self.send.queue.head_decided() {
+            return false;
+        }
+        self.send.queue.set_compression(enc);
+        true
+    }
+
+    /// Ends the call with `status` (its trailers go out as trailer metadata). Queued
+    /// messages are sent first. Fails if the call already ended.
+    pub fn finish(&mut self, status: Status) -> Result<(), Status> {
+        if self.finished {
+            return Err(Status::new(
+                Code::FailedPrecondition,
+                "the call was already finished",
+            ));
+        }
+        self.finished = true;
+        if let Some(s) = self.send.queue.local_status() {
+            return Err(s);
+        }
+        if self.send.queue.close(End::Status(status)) {
+            Ok(())
+        } else {
+            Err(Status::new(
+                Code::FailedPrecondition,
+                "the call has already ended",
+            ))
+        }
+    }
+
+    /// Aborts the call: the client sees CANCELLED (RST_STREAM(CANCEL) over HTTP/2).
+    pub fn cancel(&mut self) {
+        self.finished = true;
+        self.send.queue.abort(
+            Status::cancelled("call cancelled by the server"),
+            Stop::Reset(Abort::Cancel),
+        );
+    }
+
+    /// True once the call ended on this side: the client cancelled, the deadline passed or
+    /// the connection broke. A handler doing long work checks this.
+    pub fn is_cancelled(&self) -> bool {
+        self.send
+            .queue
+            .watch_deferred(&mut Context::from_waker(Waker::noop()), true);
+        self.send
+            .queue
+            .local_status()
+            .is_some_and(|s| s.code() != Code::Ok)
+    }
+
+    /// Ready when the call ended for a reason other than this handler's `finish`.
+    pub fn poll_cancelled(&self, cx: &mut Context<'_>) -> Poll<Status> {
+        self.send.queue.watch_deferred(cx, true);
+        match self.send.queue.local_status() {
+            Some(s) => Poll::Ready(s),
+            None => {
+                let _ = self.send.queue.poll_aborted(cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Ends the call with `s` in its trailers (in place of anything queued), and returns
+    /// the call's outcome.
+    fn abort_with(&mut self, s: Status) -> Status {
+        self.finished = true;
+        self.send.queue.abort(s.clone(), Stop::Status);
+        self.send.queue.local_status().unwrap_or(s)
+    }
+}
+
+impl Drop for ServerCall {
+    fn drop(&mut self) {
+        if !self.finished {
+            let s = Status::new(
+                Code::Unknown,
+                "the handler ended without finishing the call",
+            );
+            self.send.queue.abort(s, Stop::Status);
+        }
+    }
+}

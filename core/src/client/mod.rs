@@ -1,0 +1,300 @@
+//! The client: a channel to one server, and the calls opened on it.
+
+mod endpoint;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+
+use crate::call::{Call, CallOptions, Shape, Start};
+use crate::error::Error;
+use crate::protocol::envelope::{Encoding, DEFAULT_MAX_RECV_MESSAGE};
+use crate::protocol::{grpc, Framing, Receiver, Sender};
+use crate::runtime;
+use crate::status::Status;
+use crate::transport::hosted::{self, HostedConnection};
+use crate::transport::tls::{self, ClientTls};
+use endpoint::{Endpoint, Opened};
+
+/// Channel settings.
+#[derive(Clone, Debug)]
+pub struct ChannelOptions {
+    /// How long one connection attempt (TCP, TLS and the HTTP/2 preface) may take.
+    pub connect_timeout: Duration,
+    /// Send an HTTP/2 PING after this much time; `None` disables keepalive.
+    pub keepalive_interval: Option<Duration>,
+    /// Close the connection when a PING is not answered within this time.
+    pub keepalive_timeout: Duration,
+    /// TLS settings for `https://` targets (system roots when `None`).
+    pub tls: Option<ClientTls>,
+    /// HTTP/2 flow-control windows we grant the server.
+    pub initial_stream_window: u32,
+    pub initial_connection_window: u32,
+    /// Largest header block accepted from the server.
+    pub max_header_list_size: u32,
+    /// First wait after a failed connection attempt; grows by 1.6 up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub user_agent: Option<String>,
+    /// Hands plain-TCP (`http://`) connections out through `Channel::poll_connection` for
+    /// the caller's event loop to drive (see `HostedConnection`); TLS connections stay on
+    /// the runtime. The caller must then take and drive every connection.
+    pub host_connections: bool,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> ChannelOptions {
+        ChannelOptions {
+            connect_timeout: Duration::from_secs(20),
+            keepalive_interval: None,
+            keepalive_timeout: Duration::from_secs(20),
+            tls: None,
+            initial_stream_window: 1 << 20,
+            initial_connection_window: 4 << 20,
+            max_header_list_size: 16 << 20,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(120),
+            user_agent: None,
+            host_connections: false,
+        }
+    }
+}
+
+/// A client channel to `http://host:port` (h2c) or `https://host:port` (TLS). Cheap to clone;
+/// clones share the connection.
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    scheme: &'static str,
+    authority: String,
+    user_agent: HeaderValue,
+    endpoint: Arc<Endpoint>,
+}
+
+impl Channel {
+    /// A channel with default options. Nothing connects until the first call.
+    pub fn new(target: &str) -> Result<Channel, Error> {
+        Channel::with_options(target, ChannelOptions::default())
+    }
+
+    pub fn with_options(target: &str, opts: ChannelOptions) -> Result<Channel, Error> {
+        let uri: http::Uri = target
+            .parse()
+            .map_err(|e| Error::invalid(format!("invalid target {target:?}: {e}")))?;
+        let (scheme, default_port) = match uri.scheme_str() {
+            Some("http") => ("http", 80),
+            Some("https") => ("https", 443),
+            other => {
+                return Err(Error::invalid(format!(
+                "target {target:?} has scheme {other:?}; use http://host:port or https://host:port"
+            )))
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| Error::invalid(format!("target {target:?} has no host")))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(default_port);
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_else(|| format!("{host}:{port}"));
+        let tls = if scheme == "https" {
+            let cfg = tls::client_config(&opts.tls.clone().unwrap_or_default())?;
+            Some(tokio_rustls::TlsConnector::from(cfg))
+        } else {
+            None
+        };
+        let ua = opts
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| format!("grpc-rillrpc/{}", env!("CARGO_PKG_VERSION")));
+        let user_agent = HeaderValue::from_str(&ua)
+            .map_err(|_| Error::invalid("user agent is not printable ASCII"))?;
+        let endpoint = Endpoint::new(authority.clone(), host, port, opts, tls, runtime::handle());
+        Ok(Channel {
+            inner: Arc::new(Inner {
+                scheme,
+                authority,
+                user_agent,
+                endpoint: Arc::new(endpoint),
+            }),
+        })
+    }
+
+    /// The next connection for the caller to drive, with `host_connections` (always
+    /// `Ready(None)` otherwise, and for a TLS target).
+    pub fn poll_connection(&self, cx: &mut Context<'_>) -> Poll<Option<HostedConnection>> {
+        let handout = self.inner.endpoint.hosted.as_ref().map(|(_, rx)| rx);
+        hosted::poll_handout(handout, cx)
+    }
+
+    /// Starts a call of the given shape. Returns at once: it never waits for the
+    /// connection or for the server's response headers (a bidi server may send those only
+    /// with its first reply). The shape's single-message rules hold on both sides: a
+    /// single-request call sends one message; a single-response call fails with
+    /// UNIMPLEMENTED if the server answers with none or several.
+    pub fn open(&self, method: &str, shape: Shape, opts: CallOptions) -> Result<Call, Status> {
+        self.start(method, shape, opts, None)
+    }
+
+    /// Opens a call whose whole request is `request`: one message, then the half-close
+    /// (unary and server streaming). With the connection up, the request is written from
+    /// the calling thread at once.
+    pub fn open_with_request(
+        &self,
+        method: &str,
+        shape: Shape,
+        opts: CallOptions,
+        request: &[u8],
+    ) -> Result<Call, Status> {
+        self.start(method, shape, opts, Some(request))
+    }
+
+    fn start(
+        &self,
+        method: &str,
+        shape: Shape,
+        opts: CallOptions,
+        first: Option<&[u8]>,
+    ) -> Result<Call, Status> {
+        let compression = opts.compression.unwrap_or(Encoding::Identity);
+        let head = grpc::RequestHead {
+            scheme: self.inner.scheme,
+            authority: &self.inner.authority,
+            path: method,
+            user_agent: &self.inner.user_agent,
+            timeout: opts.timeout,
+            encoding: compression,
+            content_subtype: opts.content_subtype.as_deref(),
+            metadata: &opts.metadata,
+        };
+        let req = grpc::request(&head)?;
+        if let (Some(msg), Some(max)) = (first, opts.max_send_message_size) {
+            if msg.len() > max {
+                return Err(Status::new(
+                    crate::status::Code::ResourceExhausted,
+                    format!(
+                        "trying to send message larger than max ({} vs. {max})",
+                        msg.len()
+                    ),
+                ));
+            }
+        }
+        let start = Start {
+            shape,
+            // Taken before the request can leave: the server's deadline (its receipt plus
+            // grpc-timeout) must not come before ours.
+            deadline: opts.timeout.map(|t| Instant::now() + t),
+            compression,
+            framing: Framing::Envelope,
+            max_send: opts.max_send_message_size,
+            runtime: runtime::handle(),
+        };
+        let max_recv = opts
+            .max_recv_message_size
+            .unwrap_or(DEFAULT_MAX_RECV_MESSAGE);
+        let endpoint = &self.inner.endpoint;
+        match endpoint.try_open_now(req.clone()) {
+            Some(opened) => {
+                let (sender, receiver) = halves(opened, max_recv);
+                Call::opened(start, sender, receiver, first)
+            }
+            None => {
+                let endpoint = endpoint.clone();
+                let wait = opts.wait_for_ready;
+                let open = Box::pin(async move {
+                    let opened = endpoint.open_stream(req, wait).await?;
+                    Ok(halves(opened, max_recv))
+                });
+                Call::opening(start, open, first)
+            }
+        }
+    }
+
+    /// Unary: one request, one response.
+    pub async fn unary(
+        &self,
+        method: &str,
+        req: Bytes,
+        opts: CallOptions,
+    ) -> Result<Bytes, Status> {
+        let mut call = self.open_with_request(method, Shape::Unary, opts, &req)?;
+        call.recv_single().await
+    }
+
+    /// Client streaming: every request from `reqs`, then one response.
+    pub async fn client_streaming<I>(
+        &self,
+        method: &str,
+        reqs: I,
+        opts: CallOptions,
+    ) -> Result<Bytes, Status>
+    where
+        I: IntoIterator<Item = Bytes>,
+    {
+        let mut call = self.open(method, Shape::ClientStreaming, opts)?;
+        for m in reqs {
+            if call.send(m).await.is_err() {
+                // The server ended the call early; its status says why.
+                break;
+            }
+        }
+        call.close_send();
+        call.recv_single().await
+    }
+
+    /// Server streaming: one request; read the responses with `recv` on the call.
+    pub async fn server_streaming(
+        &self,
+        method: &str,
+        req: Bytes,
+        opts: CallOptions,
+    ) -> Result<Call, Status> {
+        self.open_with_request(method, Shape::ServerStreaming, opts, &req)
+    }
+
+    /// Bidirectional streaming: the call itself.
+    pub fn bidi(&self, method: &str, opts: CallOptions) -> Result<Call, Status> {
+        self.open(method, Shape::Bidi, opts)
+    }
+
+    /// Closes the channel: later calls fail with UNAVAILABLE; calls in flight run to their
+    /// end, and the connection closes after the last one.
+    pub fn close(&self) {
+        self.inner.endpoint.close();
+    }
+
+    /// True while a connection is established.
+    pub fn is_connected(&self) -> bool {
+        self.inner.endpoint.is_connected()
+    }
+}
+
+/// A gRPC call's two ends on a stream just opened.
+fn halves((response, stream, conn): Opened, max_recv: usize) -> (Sender, Receiver) {
+    let goaway = conn.goaway.clone();
+    (
+        Sender::Grpc(grpc::Sender::client(stream, conn.driver, goaway.clone())),
+        Receiver::Grpc(grpc::Receiver::client(response, max_recv, goaway)),
+    )
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Channel({}://{})",
+            self.inner.scheme, self.inner.authority
+        )
+    }
+}

@@ -1,0 +1,422 @@
+//! gRPC over HTTP/2: the request and response heads, the trailers that carry the status,
+//! Trailers-Only responses, and how HTTP/2 resets and HTTP statuses map to codes
+//! (gRPC's `PROTOCOL-HTTP2.md` and `http-grpc-status-mapping.md`). The rules are sans I/O;
+//! [`stream`] applies them to an h2 stream.
+
+mod stream;
+pub(crate) mod timeout;
+
+pub(crate) use stream::{Receiver, Sender};
+
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use std::time::Duration;
+
+use super::envelope::{self, Encoding};
+use super::NoHead;
+use crate::metadata::{decode_bin, Metadata};
+use crate::status::{Code, Status};
+
+/// What we advertise in `grpc-accept-encoding`.
+pub(crate) const ACCEPT_ENCODING: &str = "gzip,identity";
+
+/// "Content-Type → "content-type" "application/grpc" [("+proto" / "+json" / {custom})]"
+pub(crate) fn content_type(subtype: Option<&str>) -> Result<HeaderValue, Status> {
+    match subtype {
+        None | Some("") => Ok(HeaderValue::from_static("application/grpc")),
+        Some("proto") => Ok(HeaderValue::from_static("application/grpc+proto")),
+        Some(s) => HeaderValue::from_str(&format!("application/grpc+{s}"))
+            .map_err(|_| Status::new(Code::InvalidArgument, "invalid content subtype")),
+    }
+}
+
+pub(crate) fn is_grpc_content_type(ct: &str) -> bool {
+    let base = ct.split(';').next().unwrap_or("").trim();
+    base == "application/grpc" || base.starts_with("application/grpc+")
+}
+
+/// What a client's request head says.
+pub(crate) struct RequestHead<'a> {
+    pub(crate) scheme: &'a str,
+    pub(crate) authority: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) user_agent: &'a HeaderValue,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) encoding: Encoding,
+    pub(crate) content_subtype: Option<&'a str>,
+    pub(crate) metadata: &'a Metadata,
+}
+
+/// The request header block of a call.
+pub(crate) fn request(head: &RequestHead<'_>) -> Result<Request<()>, Status> {
+    let path = head.path;
+    if !path.starts_with('/') || path.len() < 2 {
+        return Err(Status::new(
+            Code::InvalidArgument,
+            format!("method path must look like /package.Service/Method, got {path:?}"),
+        ));
+    }
+    let uri = format!("{}://{}{}", head.scheme, head.authority, path);
+    let mut req = Request::post(uri).body(()).map_err(|e| {
+        Status::new(
+            Code::InvalidArgument,
+            format!("invalid method path {path:?}: {e}"),
+        )
+    })?;
+    let h = req.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        content_type(head.content_subtype)?,
+    );
+    h.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    h.insert(http::header::USER_AGENT, head.user_agent.clone());
+    if let Some(t) = head.timeout {
+        h.insert(
+            "grpc-timeout",
+            HeaderValue::from_str(&timeout::encode(t)).expect("ascii"),
+        );
+    }
+    if head.encoding != Encoding::Identity {
+        h.insert(
+            "grpc-encoding",
+            HeaderValue::from_static(head.encoding.name()),
+        );
+    }
+    h.insert(
+        "grpc-accept-encoding",
+        HeaderValue::from_static(ACCEPT_ENCODING),
+    );
+    head.metadata.write_to(h);
+    Ok(req)
+}
+
+/// A request the server accepts as a gRPC call.
+pub(crate) struct Incoming {
+    pub(crate) path: String,
+    pub(crate) metadata: Metadata,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) encoding: Encoding,
+    pub(crate) accepts_gzip: bool,
+    /// The response's content type: the request's, parameters dropped.
+    pub(crate) content_type: HeaderValue,
+}
+
+/// Why a request is not served as a call.
+pub(crate) enum Refusal {
+    /// Not gRPC at all: an HTTP status with a short text body (405, 415).
+    Http(StatusCode, &'static str, Option<Status>),
+    /// A gRPC request the server cannot take: a Trailers-Only response with this status.
+    Status(Status, HeaderValue, Option<&'static str>),
+}
+
+/// Checks a request head: POST, a gRPC content type, a known `grpc-encoding` and a
+/// well-formed `grpc-timeout`.
+pub(crate) fn accept(parts: &http::request::Parts) -> Result<Incoming, Refusal> {
+    if parts.method != Method::POST {
+        return Err(Refusal::Http(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "gRPC requests are POST\n",
+            None,
+        ));
+    }
+    let h = &parts.headers;
+    let ct = h
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !is_grpc_content_type(ct) {
+        // The spec: "If Content-Type does not begin with "application/grpc", gRPC servers
+        // SHOULD respond with HTTP status of 415 (Unsupported Media Type)."
+        let s = Status::new(
+            Code::InvalidArgument,
+            format!("invalid gRPC request content-type {ct:?}"),
+        );
+        return Err(Refusal::Http(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "gRPC requests have content-type application/grpc\n",
+            Some(s),
+        ));
+    }
+    let content_type =
+        HeaderValue::from_str(ct.split(';').next().unwrap_or("application/grpc").trim())
+            .unwrap_or_else(|_| HeaderValue::from_static("application/grpc"));
+    let encoding = match h.get("grpc-encoding").map(|v| v.to_str().unwrap_or("?")) {
+        None => Encoding::Identity,
+        Some(name) => match Encoding::from_name(name) {
+            Some(e) => e,
+            None => {
+                let s = Status::new(
+                    Code::Unimplemented,
+                    format!("grpc-encoding {name:?} is not supported"),
+                );
+                return Err(Refusal::Status(s, content_type, Some(ACCEPT_ENCODING)));
+            }
+        },
+    };
+    let timeout = match h.get("grpc-timeout") {
+        None => None,
+        Some(v) => match timeout::parse(v.as_bytes()) {
+            Some(t) => Some(t),
+            None => {
+                let s = Status::internal(format!("malformed grpc-timeout {v:?}"));
+                return Err(Refusal::Status(s, content_type, None));
+            }
+        },
+    };
+    let accepts_gzip = h
+        .get_all("grpc-accept-encoding")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|e| e.trim() == "gzip");
+    Ok(Incoming {
+        path: parts.uri.path().to_owned(),
+        metadata: Metadata::from_headers(h),
+        timeout,
+        encoding,
+        accepts_gzip,
+        content_type,
+    })
+}
+
+/// A response head: 200, the content type, the message encoding, and `extra` (the
+/// handler's metadata, or the status of a Trailers-Only response).
+pub(crate) fn response(ct: &HeaderValue, enc: Encoding, extra: Option<HeaderMap>) -> Response<()> {
+    let mut r = Response::new(());
+    let h = r.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, ct.clone());
+    if enc != Encoding::Identity {
+        h.insert("grpc-encoding", HeaderValue::from_static(enc.name()));
+    }
+    h.insert(
+        "grpc-accept-encoding",
+        HeaderValue::from_static(ACCEPT_ENCODING),
+    );
+    if let Some(extra) = extra {
+        for (k, v) in extra.iter() {
+            h.append(k.clone(), v.clone());
+        }
+    }
+    r
+}
+
+/// The header block of a Trailers-Only response: the status alone, for a call that ends
+/// before any message.
+pub(crate) fn trailers_only(
+    ct: &HeaderValue,
+    status: &Status,
+    accept: Option<&'static str>,
+) -> Response<()> {
+    let mut r = Response::new(());
+    let h = r.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, ct.clone());
+    if let Some(a) = accept {
+        h.insert("grpc-accept-encoding", HeaderValue::from_static(a));
+    }
+    for (k, v) in trailers(status).iter() {
+        h.append(k.clone(), v.clone());
+    }
+    r
+}
+
+/// The trailer block for a status: `grpc-status`, `grpc-message` (percent-encoded),
+/// `grpc-status-details-bin`, then the status's trailer metadata.
+pub(crate) fn trailers(status: &Status) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(2 + status.trailers().len());
+    h.insert("grpc-status", HeaderValue::from(status.code() as u32));
+    if !status.message().is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&percent_encode(status.message())) {
+            h.insert("grpc-message", v);
+        }
+    }
+    if !status.details().is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&STANDARD_NO_PAD.encode(status.details())) {
+            h.insert("grpc-status-details-bin", v);
+        }
+    }
+    status.trailers().write_to(&mut h);
+    h
+}
+
+/// The status a trailer block (or a Trailers-Only header block) carries.
+pub(crate) fn status_from_trailers(t: &HeaderMap) -> Status {
+    let code = match t.get("grpc-status") {
+        None => {
+            return Status::internal("server sent trailers without grpc-status")
+                .with_trailers(Metadata::from_headers(t))
+        }
+        Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+            Some(n) => Code::from_u32(n),
+            None => Code::Unknown,
+        },
+    };
+    let message = t
+        .get("grpc-message")
+        .map(|v| percent_decode(v.as_bytes()))
+        .unwrap_or_default();
+    let details = t
+        .get("grpc-status-details-bin")
+        .and_then(|v| decode_bin(v.as_bytes()))
+        .unwrap_or_default();
+    Status::new(code, message)
+        .with_details(details)
+        .with_trailers(Metadata::from_headers(t))
+}
+
+/// What a client makes of a response head: its metadata and message encoding, or why it
+/// has no messages to follow.
+pub(crate) fn check_response(
+    parts: &http::response::Parts,
+) -> Result<(Metadata, Encoding), NoHead> {
+    let h = &parts.headers;
+    // Trailers-Only: the status came in the only header block.
+    if h.contains_key("grpc-status") {
+        return Err(NoHead::Ended(status_from_trailers(h)));
+    }
+    let md = Metadata::from_headers(h);
+    if parts.status != StatusCode::OK {
+        let s = Status::new(
+            code_for_http(parts.status.as_u16()),
+            format!(
+                "unexpected HTTP status code received from server: {}",
+                parts.status
+            ),
+        );
+        return Err(NoHead::Refused(s, md));
+    }
+    let ct = h
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !is_grpc_content_type(ct) {
+        let s = Status::new(
+            Code::Unknown,
+            format!("unexpected content-type {ct:?} in the response"),
+        );
+        return Err(NoHead::Refused(s, md));
+    }
+    let enc = match h.get("grpc-encoding").map(|v| v.to_str().unwrap_or("?")) {
+        None => Encoding::Identity,
+        Some(name) => match Encoding::from_name(name) {
+            Some(e) => e,
+            None => {
+                let s = Status::internal(format!(
+                    "server sent messages in an unsupported grpc-encoding {name:?}"
+                ));
+                return Err(NoHead::Refused(s, md));
+            }
+        },
+    };
+    Ok((md, enc))
+}
+
+/// The code a client derives from a non-200 HTTP status when the response carries no
+/// `grpc-status` (the table in grpc's `http-grpc-status-mapping.md`).
+fn code_for_http(status: u16) -> Code {
+    match status {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
+    }
+}
+
+/// The code for an RST_STREAM the peer sent, per the gRPC HTTP/2 spec's error-code table.
+pub(crate) fn code_for_reset(reason: h2::Reason) -> Code {
+    match reason {
+        h2::Reason::CANCEL => Code::Cancelled,
+        h2::Reason::REFUSED_STREAM => Code::Unavailable,
+        h2::Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
+        h2::Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
+        _ => Code::Internal,
+    }
+}
+
+/// The status for an h2 error on a stream: a reset from the peer keeps its mapped code,
+/// a broken connection is UNAVAILABLE.
+pub(crate) fn status_from_h2(err: &h2::Error) -> Status {
+    if let Some(reason) = err.reason() {
+        if err.is_reset() || err.is_remote() {
+            let what = if err.is_go_away() {
+                "connection closed (GOAWAY)"
+            } else {
+                "stream reset by peer"
+            };
+            return Status::new(code_for_reset(reason), format!("{what}: {reason:?}"));
+        }
+        if err.is_go_away() {
+            return Status::unavailable(format!("connection closed (GOAWAY {reason:?})"));
+        }
+        return Status::new(code_for_reset(reason), format!("stream reset: {reason:?}"));
+    }
+    if err.is_io() {
+        return Status::unavailable(format!("connection error: {err}"));
+    }
+    Status::unavailable(format!("transport error: {err}"))
+}
+
+/// Percent-encodes `grpc-message`. The spec: "grpc-message ... Percent-Encoded ... all
+/// characters outside the range 0x20-0x7E and the percent sign itself are encoded".
+pub(crate) fn percent_encode(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    for &b in msg.as_bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `grpc-message`. The spec asks receivers to be lenient: a `%` not followed by two
+/// hex digits is kept as it is rather than failing the call.
+pub(crate) fn percent_decode(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' && i + 2 < raw.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the envelope decoder needs to know of a peer's messages.
+pub(crate) fn decoder(max_message: usize, encoding: Encoding) -> envelope::Decoder {
+    let mut d = envelope::Decoder::new(max_message);
+    d.set_encoding(encoding);
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_round_trip_keeps_unicode_and_percent() {
+        let msg = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n 100%";
+        let enc = percent_encode(msg);
+        assert!(enc.bytes().all(|b| (0x20..=0x7e).contains(&b)));
+        assert!(enc.contains("%25"));
+        assert_eq!(percent_decode(enc.as_bytes()), msg);
+    }
+
+    #[test]
+    fn percent_decode_is_lenient() {
+        assert_eq!(percent_decode(b"50%"), "50%");
+        assert_eq!(percent_decode(b"a%zzb"), "a%zzb");
+        assert_eq!(percent_decode(b"%4"), "%4");
+        assert_eq!(percent_decode(b"%41"), "A");
+    }
+}

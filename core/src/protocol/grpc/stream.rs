@@ -1,0 +1,464 @@
+//! A gRPC call's two ends on an h2 stream: what the call machinery sends and receives,
+//! written and read as HTTP/2 headers, DATA and trailers.
+
+use bytes::Bytes;
+use h2::client::ResponseFuture;
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use http::HeaderValue;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use super::{check_response, code_for_reset, response, status_from_h2, status_from_trailers};
+use super::{trailers, trailers_only};
+use crate::metadata::Metadata;
+use crate::protocol::envelope::{Decoder, Encoding};
+use crate::protocol::{Abort, End, NoHead, PeerEnd};
+use crate::status::{Code, Status};
+use crate::transport::driver::{Driver, Kick};
+use crate::transport::goaway::{explain, GoAway};
+
+/// The smallest window worth a DATA frame once the peer has shown it grants more: waiting
+/// for it rather than sending what trickles in avoids a stream of tiny frames (the silly
+/// window syndrome of TCP's RFC 1122 §4.2.3.4).
+const WORTHWHILE: usize = 16 * 1024;
+
+/// The send half of a call's stream.
+pub(crate) struct Sender {
+    half: Half,
+    /// The connection, for writes from outside its task (see `transport::driver`).
+    driver: Option<Arc<Driver>>,
+    /// A client connection's GOAWAY, which explains a broken stream.
+    goaway: Option<Arc<GoAway>>,
+    /// The widest window this stream has had: what the peer is willing to grant.
+    widest: usize,
+}
+
+enum Half {
+    /// A client's request stream (its head went with the stream's opening).
+    Request(SendStream<Bytes>),
+    /// A server before its response head, and the content type that head will carry.
+    Respond(SendResponse<Bytes>, HeaderValue),
+    /// A server's response stream, its head sent.
+    Response(SendStream<Bytes>),
+    /// A Trailers-Only response was sent: nothing more goes on this stream.
+    Ended,
+}
+
+impl Sender {
+    pub(crate) fn client(
+        stream: SendStream<Bytes>,
+        driver: Arc<Driver>,
+        goaway: Arc<GoAway>,
+    ) -> Sender {
+        Sender {
+            half: Half::Request(stream),
+            driver: Some(driver),
+            goaway: Some(goaway),
+            widest: 0,
+        }
+    }
+
+    pub(crate) fn server(
+        respond: SendResponse<Bytes>,
+        content_type: HeaderValue,
+        driver: Option<Arc<Driver>>,
+    ) -> Sender {
+        Sender {
+            half: Half::Respond(respond, content_type),
+            driver,
+            goaway: None,
+            widest: 0,
+        }
+    }
+
+    fn stream(&mut self) -> Option<&mut SendStream<Bytes>> {
+        match &mut self.half {
+            Half::Request(s) | Half::Response(s) => Some(s),
+            Half::Respond(..) | Half::Ended => None,
+        }
+    }
+
+    fn transport(&self, e: &h2::Error) -> Status {
+        explain(self.goaway.as_deref(), status_from_h2(e))
+    }
+
+    /// The reset that ended the stream, if one did: its reason says more than the error
+    /// of whatever operation found the stream gone.
+    fn reset_status(&mut self) -> Option<Status> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.poll_peer_end(&mut cx) {
+            Poll::Ready(PeerEnd::Failed(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn fail(&mut self, e: &h2::Error) -> Status {
+        self.reset_status().unwrap_or_else(|| self.transport(e))
+    }
+
+    pub(crate) fn poll_capacity(
+        &mut self,
+        cx: &mut Context<'_>,
+        want: usize,
+    ) -> Poll<Result<usize, Status>> {
+        let widest = self.widest;
+        let Some(s) = self.stream() else {
+            return Poll::Ready(Ok(want));
+        };
+        // Only what the window takes is handed to h2, so h2 buffers nothing beyond it: a
+        // peer that grants no window holds no more of ours than the call's queue.
+        s.reserve_capacity(want);
+        loop {
+            let cap = s.capacity();
+            let enough = want.min(WORTHWHILE).min((widest.max(cap) / 2).max(1));
+            if cap > 0 && cap >= enough {
+                self.widest = widest.max(cap);
+                return Poll::Ready(Ok(cap.min(want)));
+            }
+            match s.poll_capacity(cx) {
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(self.fail(&e))),
+                Poll::Ready(None) => {
+                    let closed =
+                        Status::unavailable("stream closed while waiting for flow control");
+                    return Poll::Ready(Err(self.reset_status().unwrap_or(closed)));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    pub(crate) fn send_head(
+        &mut self,
+        metadata: Option<Metadata>,
+        enc: Encoding,
+    ) -> Result<(), Status> {
+        let Half::Respond(..) = self.half else {
+            return Ok(());
+        };
+        let Half::Respond(mut respond, ct) = std::mem::replace(&mut self.half, Half::Ended) else {
+            unreachable!("matched above");
+        };
+        let extra = metadata.map(|md| {
+            let mut h = http::HeaderMap::new();
+            md.write_to(&mut h);
+            h
+        });
+        match respond.send_response(response(&ct, enc, extra), false) {
+            Ok(s) => {
+                self.half = Half::Response(s);
+                Ok(())
+            }
+            Err(e) => Err(status_from_h2(&e)),
+        }
+    }
+
+    pub(crate) fn send_data(&mut self, data: Bytes) -> Result<(), Status> {
+        let Some(s) = self.stream() else {
+            return Err(Status::internal("data on a stream without its head"));
+        };
+        match s.send_data(data, false) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(&e)),
+        }
+    }
+
+    pub(crate) fn send_end(&mut self, end: End, enc: Encoding) -> Result<(), Status> {
+        let half = std::mem::replace(&mut self.half, Half::Ended);
+        let r = match (half, end) {
+            (Half::Request(mut s), End::HalfClose) => {
+                let r = s.send_data(Bytes::new(), true);
+                self.half = Half::Request(s);
+                r
+            }
+            (Half::Response(mut s), End::Status(status)) => {
+                let r = s.send_trailers(trailers(&status));
+                self.half = Half::Response(s);
+                r
+            }
+            // Nothing was sent: one header block carries the status (Trailers-Only).
+            (Half::Respond(mut respond, ct), End::Status(status)) => {
+                let _ = enc;
+                respond
+                    .send_response(trailers_only(&ct, &status, None), true)
+                    .map(drop)
+            }
+            (half, _) => {
+                self.half = half;
+                return Err(Status::internal("an end this side of the call cannot send"));
+            }
+        };
+        r.map_err(|e| self.fail(&e))
+    }
+
+    pub(crate) fn abort(&mut self, why: Abort) {
+        let reason = match why {
+            Abort::Cancel => h2::Reason::CANCEL,
+            Abort::Finished => h2::Reason::NO_ERROR,
+        };
+        match &mut self.half {
+            Half::Request(s) | Half::Response(s) => s.send_reset(reason),
+            Half::Respond(r, _) => r.send_reset(reason),
+            Half::Ended => {}
+        }
+    }
+
+    pub(crate) fn poll_peer_end(&mut self, cx: &mut Context<'_>) -> Poll<PeerEnd> {
+        let client = matches!(self.half, Half::Request(_));
+        let r = match &mut self.half {
+            Half::Request(s) | Half::Response(s) => s.poll_reset(cx),
+            Half::Respond(r, _) => r.poll_reset(cx),
+            Half::Ended => return Poll::Pending,
+        };
+        let Poll::Ready(r) = r else {
+            return Poll::Pending;
+        };
+        Poll::Ready(match (client, r) {
+            // RFC 9113 §8.1: a server that has sent its complete response "MAY request that
+            // the client abort transmission of a request without error by sending a
+            // RST_STREAM with an error code of NO_ERROR".
+            (true, Ok(h2::Reason::NO_ERROR)) => PeerEnd::Finished,
+            (true, Ok(reason)) => PeerEnd::Failed(Status::new(
+                code_for_reset(reason),
+                format!("stream reset by the server ({reason:?})"),
+            )),
+            (false, Ok(h2::Reason::CANCEL | h2::Reason::NO_ERROR)) => {
+                PeerEnd::Failed(Status::cancelled("the client cancelled the call"))
+            }
+            (false, Ok(reason)) => PeerEnd::Failed(Status::new(
+                code_for_reset(reason),
+                format!("stream reset by the client: {reason:?}"),
+            )),
+            (_, Err(e)) => PeerEnd::Failed(self.transport(&e)),
+        })
+    }
+
+    /// Announces a kick of the connection (see `transport::driver`), for writes from
+    /// outside its task.
+    pub(crate) fn announce(&self) -> Option<Kick> {
+        self.driver.clone().map(Driver::announce)
+    }
+
+    pub(crate) fn try_send_now(&mut self, data: Bytes, end: bool) -> Result<Option<Kick>, Bytes> {
+        let driver = self.driver.clone();
+        let Some(s) = self.stream() else {
+            return Err(data);
+        };
+        // Reserving capacity wakes the stream's send task, which is the writer watching
+        // for a reset: a thread hop per answer, for nothing. Point h2 elsewhere meanwhile;
+        // the caller hands the watch back (`poll_peer_end` with the writer's waker).
+        let mut off = Context::from_waker(Waker::noop());
+        if s.poll_reset(&mut off).is_ready() {
+            return Err(data);
+        }
+        // An empty frame (a half-close) takes no window.
+        if !data.is_empty() {
+            s.reserve_capacity(data.len());
+            if s.capacity() < data.len() {
+                s.reserve_capacity(0);
+                return Err(data);
+            }
+        }
+        let kick = driver.map(Driver::announce);
+        // A failure means the stream is gone; the writer finds out why when it looks.
+        let _ = s.send_data(data, end);
+        Ok(kick)
+    }
+}
+
+/// The receive half of a call's stream.
+pub(crate) struct Receiver {
+    state: State,
+    dec: Decoder,
+    data_done: bool,
+    /// A failure is sticky: every later poll reports it again.
+    failed: Option<Status>,
+    goaway: Option<Arc<GoAway>>,
+}
+
+enum State {
+    /// A client waiting for the response head.
+    Head(ResponseFuture),
+    Body(RecvStream),
+    /// Ended before a body could start: the call's status.
+    Ended(Status),
+}
+
+impl Receiver {
+    pub(crate) fn client(
+        response: ResponseFuture,
+        max_message: usize,
+        goaway: Arc<GoAway>,
+    ) -> Receiver {
+        Receiver {
+            state: State::Head(response),
+            dec: Decoder::new(max_message),
+            data_done: false,
+            failed: None,
+            goaway: Some(goaway),
+        }
+    }
+
+    pub(crate) fn server(body: RecvStream, max_message: usize, encoding: Encoding) -> Receiver {
+        Receiver {
+            state: State::Body(body),
+            dec: super::decoder(max_message, encoding),
+            data_done: false,
+            failed: None,
+            goaway: None,
+        }
+    }
+
+    fn transport(&self, e: &h2::Error) -> Status {
+        explain(self.goaway.as_deref(), status_from_h2(e))
+    }
+
+    pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
+        let head = match &mut self.state {
+            State::Head(fut) => match Pin::new(fut).poll(cx) {
+                Poll::Ready(r) => r,
+                Poll::Pending => return Poll::Pending,
+            },
+            State::Body(_) => return Poll::Ready(Ok(Metadata::new())),
+            State::Ended(s) => return Poll::Ready(Err(NoHead::Ended(s.clone()))),
+        };
+        let r = match head {
+            Ok(resp) => {
+                let (parts, body) = resp.into_parts();
+                check_response(&parts).map(|(md, enc)| {
+                    self.dec.set_encoding(enc);
+                    self.state = State::Body(body);
+                    md
+                })
+            }
+            Err(e) => Err(NoHead::Broken(self.transport(&e))),
+        };
+        if let Err(NoHead::Ended(s) | NoHead::Refused(s, _) | NoHead::Broken(s)) = &r {
+            self.state = State::Ended(s.clone());
+        }
+        Poll::Ready(r)
+    }
+
+    pub(crate) fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, Status>> {
+        if let Some(s) = &self.failed {
+            return Poll::Ready(Err(s.clone()));
+        }
+        let r = self.next_message(cx);
+        if let Poll::Ready(Err(s)) = &r {
+            self.failed = Some(s.clone());
+        }
+        r
+    }
+
+    fn next_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        loop {
+            if let Some(m) = self.dec.next()? {
+                return Poll::Ready(Ok(Some(m)));
+            }
+            if self.data_done {
+                return Poll::Ready(Ok(None));
+            }
+            let State::Body(body) = &mut self.state else {
+                return Poll::Ready(Ok(None));
+            };
+            let polled = body.poll_data(cx);
+            if let Some(end) = self.take(polled) {
+                return end;
+            }
+        }
+    }
+
+    /// Absorbs what h2 returned: a chunk goes into the decoder (`None`: decode on); the
+    /// end of the data or an error is what the poll returns.
+    fn take(
+        &mut self,
+        polled: Poll<Option<Result<Bytes, h2::Error>>>,
+    ) -> Option<Poll<Result<Option<Bytes>, Status>>> {
+        match polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let State::Body(body) = &mut self.state {
+                    // The window is given back as soon as the bytes leave h2: what we hold
+                    // beyond it is at most one partial message, bounded by the size limit.
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                }
+                self.dec.push(chunk);
+                None
+            }
+            Poll::Ready(Some(Err(e))) => Some(Poll::Ready(Err(self.transport(&e)))),
+            Poll::Ready(None) => {
+                self.data_done = true;
+                if self.dec.has_partial() {
+                    return Some(Poll::Ready(Err(Status::internal(
+                        "stream ended in the middle of a message (truncated length-prefixed message)",
+                    ))));
+                }
+                Some(Poll::Ready(Ok(None)))
+            }
+            Poll::Pending => Some(Poll::Pending),
+        }
+    }
+
+    pub(crate) fn poll_status(&mut self, cx: &mut Context<'_>) -> Poll<Result<Status, Status>> {
+        let trailers = match &mut self.state {
+            State::Body(body) => match body.poll_trailers(cx) {
+                Poll::Ready(r) => r,
+                Poll::Pending => return Poll::Pending,
+            },
+            State::Ended(s) => return Poll::Ready(Ok(s.clone())),
+            State::Head(_) => return Poll::Ready(Err(Status::internal("no response head yet"))),
+        };
+        Poll::Ready(match trailers {
+            Ok(Some(t)) => Ok(status_from_trailers(&t)),
+            Ok(None) => Ok(Status::new(
+                Code::Internal,
+                "server closed the stream without sending trailers",
+            )),
+            Err(e) => Err(self.transport(&e)),
+        })
+    }
+
+    /// True when the message just handed out is one a send should answer at once: the
+    /// peer sent it alone (one message in its DATA frame) and nothing more has arrived, as
+    /// in a request-response rhythm. Bytes still in the decoder, DATA that h2 already
+    /// holds, or several messages in one frame are a burst in progress: its answers are
+    /// queued and framed together rather than written one frame each.
+    pub(crate) fn answerable(&mut self) -> bool {
+        self.dec.chunk_messages() == 1 && self.drained()
+    }
+
+    fn drained(&mut self) -> bool {
+        if self.dec.has_partial() {
+            return false;
+        }
+        if self.data_done || self.failed.is_some() {
+            return true;
+        }
+        let State::Body(body) = &mut self.state else {
+            return true;
+        };
+        // A look without registering this task: the caller, handed a message, polls again
+        // (with its own waker) before it waits.
+        let polled = body.poll_data(&mut Context::from_waker(Waker::noop()));
+        match self.take(polled) {
+            None => false,
+            Some(Poll::Pending) => true,
+            Some(Poll::Ready(r)) => {
+                if let Err(s) = r {
+                    // Reported by the next poll, after the message in hand.
+                    self.failed = Some(s);
+                }
+                true
+            }
+        }
+    }
+
+    pub(crate) fn last_compressed(&self) -> bool {
+        self.dec.last_compressed()
+    }
+}

@@ -1,0 +1,221 @@
+//! How a call looks on the wire.
+//!
+//! The call machinery (`call/`) speaks messages, metadata, a final `Status` and an
+//! [`Abort`] reason. A protocol turns those into its wire form and back: gRPC's 5-byte
+//! envelope and HTTP/2 headers and trailers today; gRPC-Web, Connect and Kitex's TTHeader
+//! next. Its codecs are sans I/O ([`envelope`], the header and status rules of [`grpc`]);
+//! its two per-call ends, [`Sender`] and [`Receiver`], apply them to one transport stream.
+//!
+//! The seam is a closed enum, not a trait object: the set of protocols is ours and fixed
+//! at compile time, every send and receive of every message passes through it (a match
+//! on a small enum costs nothing, a vtable call per message and a box per call do), and
+//! adding a protocol makes the compiler point at every place that must learn it. A
+//! protocol that is not HTTP at all (TTHeader) fits the same shape: a variant holding its
+//! own transport stream, framing messages its own way ([`Framing`]) and saying the end of
+//! a call in its own frames.
+
+pub(crate) mod envelope;
+pub(crate) mod grpc;
+
+use bytes::{Bytes, BytesMut};
+use std::task::{Context, Poll};
+
+use crate::metadata::Metadata;
+use crate::status::Status;
+use crate::transport::driver::Kick;
+use envelope::Encoding;
+
+/// How a call ends abruptly, in the call's own terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Abort {
+    /// Abandoned: cancelled by either side, or past its deadline.
+    Cancel,
+    /// Nothing more is wanted from the peer, and nothing is wrong: the peer already ended
+    /// the call, or this side has its whole answer.
+    Finished,
+}
+
+/// How the sending side ends, after its messages.
+#[derive(Clone, Debug)]
+pub(crate) enum End {
+    /// The client has sent everything (half-close).
+    HalfClose,
+    /// The server's final status, with its trailers.
+    Status(Status),
+}
+
+/// How the peer ended a stream it was sending on, as the send side learns it.
+#[derive(Clone, Debug)]
+pub(crate) enum PeerEnd {
+    /// The peer has its whole answer and needs nothing more (HTTP/2's RST_STREAM
+    /// NO_ERROR after a complete response); the call's outcome is what it answered.
+    Finished,
+    /// The peer cancelled or the stream broke: the call ends with this status.
+    Failed(Status),
+}
+
+/// Why a client's response has no head to read messages after.
+#[derive(Clone, Debug)]
+pub(crate) enum NoHead {
+    /// The server ended the call in its head (gRPC's Trailers-Only response): the status.
+    Ended(Status),
+    /// The response cannot be read as this protocol (an HTTP error, another content type,
+    /// an unknown encoding): this side ends the call with the status; the head's metadata.
+    Refused(Status, Metadata),
+    /// The stream broke first.
+    Broken(Status),
+}
+
+/// How messages are framed into the send queue's shared buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// The length-prefixed envelope of gRPC (and, later, gRPC-Web and Connect streaming).
+    Envelope,
+}
+
+impl Framing {
+    /// Appends one framed message to `buf`.
+    pub(crate) fn frame(self, buf: &mut BytesMut, msg: &[u8], enc: Encoding) -> Result<(), Status> {
+        match self {
+            Framing::Envelope => envelope::encode(buf, msg, enc),
+        }
+    }
+
+    /// The bytes framing adds before a message that travels as its own chunk (a large one,
+    /// sent without a copy); `None` when the message must be copied into the buffer.
+    pub(crate) fn prefix(self, len: usize) -> Result<Option<[u8; envelope::PREFIX_LEN]>, Status> {
+        match self {
+            Framing::Envelope => envelope::prefix(len).map(Some),
+        }
+    }
+}
+
+/// The sending end of one call on the wire.
+pub(crate) enum Sender {
+    Grpc(grpc::Sender),
+}
+
+impl Sender {
+    pub(crate) fn framing(&self) -> Framing {
+        match self {
+            Sender::Grpc(_) => Framing::Envelope,
+        }
+    }
+
+    /// Ready with the flow-control window open to this stream (at least one byte, at most
+    /// `want`), or with the status that ended it.
+    pub(crate) fn poll_capacity(
+        &mut self,
+        cx: &mut Context<'_>,
+        want: usize,
+    ) -> Poll<Result<usize, Status>> {
+        match self {
+            Sender::Grpc(s) => s.poll_capacity(cx, want),
+        }
+    }
+
+    /// The server's response head, unless it went out already (a client's head went with
+    /// the opening of the stream). `metadata` is the handler's, if it sent headers itself.
+    pub(crate) fn send_head(
+        &mut self,
+        metadata: Option<Metadata>,
+        enc: Encoding,
+    ) -> Result<(), Status> {
+        match self {
+            Sender::Grpc(s) => s.send_head(metadata, enc),
+        }
+    }
+
+    /// Framed messages; the window must have room (`poll_capacity`).
+    pub(crate) fn send_data(&mut self, data: Bytes) -> Result<(), Status> {
+        match self {
+            Sender::Grpc(s) => s.send_data(data),
+        }
+    }
+
+    pub(crate) fn send_end(&mut self, end: End, enc: Encoding) -> Result<(), Status> {
+        match self {
+            Sender::Grpc(s) => s.send_end(end, enc),
+        }
+    }
+
+    pub(crate) fn abort(&mut self, why: Abort) {
+        match self {
+            Sender::Grpc(s) => s.abort(why),
+        }
+    }
+
+    /// Ready once the peer ended the stream; `cx` is woken then (and, with h2, when the
+    /// window grows: the stream's one send task is whoever polled last).
+    pub(crate) fn poll_peer_end(&mut self, cx: &mut Context<'_>) -> Poll<PeerEnd> {
+        match self {
+            Sender::Grpc(s) => s.poll_peer_end(cx),
+        }
+    }
+
+    /// Announces a kick of the connection, for writes made outside its task: `finish` it
+    /// after them (see `transport::driver`).
+    pub(crate) fn announce(&self) -> Option<Kick> {
+        match self {
+            Sender::Grpc(s) => s.announce(),
+        }
+    }
+
+    /// Writes framed bytes (with the end of the sending side, for a client's half-close)
+    /// from the calling thread if the window has room now and the head went out already:
+    /// the returned kick then puts them on the socket, once the caller let go of its locks.
+    /// Hands the bytes back otherwise.
+    pub(crate) fn try_send_now(&mut self, data: Bytes, end: bool) -> Result<Option<Kick>, Bytes> {
+        match self {
+            Sender::Grpc(s) => s.try_send_now(data, end),
+        }
+    }
+}
+
+/// The receiving end of one call on the wire.
+pub(crate) enum Receiver {
+    Grpc(grpc::Receiver),
+}
+
+impl Receiver {
+    /// A client's response head: its metadata, or the status that ended the call before
+    /// any message (a Trailers-Only response, an HTTP error, a broken stream). Servers
+    /// have theirs from the start.
+    pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
+        match self {
+            Receiver::Grpc(r) => r.poll_head(cx),
+        }
+    }
+
+    /// The next message; `Ok(None)` once the peer's messages ended.
+    pub(crate) fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, Status>> {
+        match self {
+            Receiver::Grpc(r) => r.poll_message(cx),
+        }
+    }
+
+    /// A client's final status, after the last message: the server's, or (`Err`) the
+    /// transport failure that ended the stream first.
+    pub(crate) fn poll_status(&mut self, cx: &mut Context<'_>) -> Poll<Result<Status, Status>> {
+        match self {
+            Receiver::Grpc(r) => r.poll_status(cx),
+        }
+    }
+
+    /// Whether a send now answers the message just handed out (see `envelope::Decoder`).
+    pub(crate) fn answerable(&mut self) -> bool {
+        match self {
+            Receiver::Grpc(r) => r.answerable(),
+        }
+    }
+
+    /// Whether the last message arrived compressed on the wire.
+    pub(crate) fn last_compressed(&self) -> bool {
+        match self {
+            Receiver::Grpc(r) => r.last_compressed(),
+        }
+    }
+}

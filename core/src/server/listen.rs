@@ -1,0 +1,166 @@
+//! Listening: the accept loop, each connection's driver (TLS, then HTTP/2), and the
+//! HTTP/2 stream loop that hands each request to dispatch.
+
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::dispatch::dispatch;
+use super::{Phase, Shared};
+use crate::transport::driver::Driver;
+use crate::transport::h2_server;
+use crate::transport::hosted::HostedConnection;
+use crate::transport::socket::Socket;
+
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    std_listener: std::net::TcpListener,
+    done: watch::Sender<bool>,
+) {
+    let listener = match TcpListener::from_std(std_listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("rillrpc server: cannot register the listener: {e}");
+            let _ = done.send(true);
+            return;
+        }
+    };
+    let mut phase = shared.phase.clone();
+    let mut conns = JoinSet::new();
+    // Hosted connections each hold a sender; `recv` ends once all of them have ended.
+    let (hosted_alive, mut hosted_done) = mpsc::channel::<()>(1);
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, peer)) => match &shared.hosted {
+                    None => {
+                        let driver = connection(shared.clone(), Socket::new(tcp), peer, None);
+                        conns.spawn(async move {
+                            // Aborted with the server, the task takes the connection down
+                            // with it.
+                            let _closer = driver.closer();
+                            std::future::poll_fn(|cx| driver.poll_task(cx)).await;
+                        });
+                    }
+                    Some(to_host) => {
+                        let tcp = match tcp.into_std() {
+                            Ok(t) => t,
+                            Err(e) => {
+                                tracing::warn!("cannot take connection from {peer} off the reactor: {e}");
+                                continue;
+                            }
+                        };
+                        let (sock, ready) = Socket::hosted(tcp);
+                        let fd = sock.fd();
+                        let driver = connection(shared.clone(), sock, peer, Some(hosted_alive.clone()));
+                        // Refused only when the server is gone; the connection then closes.
+                        let _ = to_host.send(HostedConnection::new(driver, ready, fd));
+                    }
+                },
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = phase.changed() => {
+                if *phase.borrow() != Phase::Serving {
+                    break;
+                }
+            }
+        }
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+    drop(hosted_alive);
+    let _ = hosted_done.recv().await;
+    let _ = done.send(true);
+}
+
+/// The driver of one accepted connection: TLS (if configured), HTTP/2, then its calls.
+/// `alive` is held until the connection ends.
+fn connection(
+    shared: Arc<Shared>,
+    sock: Socket,
+    peer: SocketAddr,
+    alive: Option<mpsc::Sender<()>>,
+) -> Arc<Driver> {
+    let rt = tokio::runtime::Handle::current();
+    // The connection is polled through a driver, so that a handler's thread can put its
+    // answer on the socket itself (see `driver`). Its calls hold the driver; the future
+    // holds only a weak reference, or the two would keep each other alive.
+    Driver::new_cyclic(
+        |me| async move {
+            let _alive = alive;
+            match shared.tls.clone() {
+                None => serve_h2(shared, sock, peer, me).await,
+                Some(acceptor) => match acceptor.accept(sock).await {
+                    Ok(tls) => serve_h2(shared, tls, peer, me).await,
+                    Err(e) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                },
+            }
+        },
+        rt,
+    )
+}
+
+async fn serve_h2<T>(shared: Arc<Shared>, io: T, peer: SocketAddr, me: std::sync::Weak<Driver>)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let o = &shared.opts;
+    let conn = h2_server(
+        o.max_concurrent_streams,
+        o.max_header_list_size,
+        o.initial_stream_window,
+        o.initial_connection_window,
+    )
+    .handshake::<T, Bytes>(io)
+    .await;
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!("HTTP/2 handshake with {peer} failed: {e}");
+            return;
+        }
+    };
+    let mut phase = shared.phase.clone();
+    let mut draining = false;
+    if *phase.borrow() != Phase::Serving {
+        conn.graceful_shutdown();
+        draining = true;
+    }
+    loop {
+        tokio::select! {
+            r = conn.accept() => match r {
+                Some(Ok((req, respond))) => dispatch(&shared, req, respond, peer, me.upgrade()),
+                Some(Err(e)) => {
+                    tracing::debug!("connection from {peer}: {e}");
+                    if e.is_io() || e.is_go_away() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = phase.changed() => {
+                let p = *phase.borrow();
+                if p == Phase::Stopped {
+                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    // Let h2 write the GOAWAY, briefly, then drop the connection.
+                    let _ = tokio::time::timeout(Duration::from_millis(100), std::future::poll_fn(|cx| conn.poll_closed(cx))).await;
+                    break;
+                }
+                if p == Phase::Draining && !draining {
+                    conn.graceful_shutdown();
+                    draining = true;
+                }
+            }
+        }
+    }
+}

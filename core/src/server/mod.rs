@@ -1,0 +1,246 @@
+//! The server: listens, speaks HTTP/2, checks each request, and hands calls out through
+//! `accept()` (a pull model: routing calls to handlers is a layer above).
+
+mod dispatch;
+mod listen;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Mutex};
+
+use crate::call::{ServerCall, Shape};
+use crate::error::Error;
+use crate::protocol::envelope::DEFAULT_MAX_RECV_MESSAGE;
+use crate::runtime;
+use crate::transport::hosted::{self, Handout, HostedConnection};
+use crate::transport::tls::{self, ServerTls};
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS per connection.
+    pub max_concurrent_streams: u32,
+    /// Largest request message accepted (default 4 MiB).
+    pub max_recv_message_size: usize,
+    /// Largest header block accepted.
+    pub max_header_list_size: u32,
+    pub initial_stream_window: u32,
+    pub initial_connection_window: u32,
+    pub tls: Option<ServerTls>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            max_concurrent_streams: 4096,
+            max_recv_message_size: DEFAULT_MAX_RECV_MESSAGE,
+            max_header_list_size: 64 * 1024,
+            initial_stream_window: 1 << 20,
+            initial_connection_window: 4 << 20,
+            tls: None,
+        }
+    }
+}
+
+/// Builds a server: options, then the methods it serves, then `bind`.
+pub struct ServerBuilder {
+    opts: ServerOptions,
+    methods: HashMap<String, Shape>,
+    hosted: bool,
+}
+
+impl ServerBuilder {
+    pub fn new(opts: ServerOptions) -> ServerBuilder {
+        ServerBuilder {
+            opts,
+            methods: HashMap::new(),
+            hosted: false,
+        }
+    }
+
+    /// Hands each accepted connection out through `Server::poll_connection` for the
+    /// caller's event loop to drive, instead of serving it on the runtime (see
+    /// `HostedConnection`). The caller must then take and drive every connection.
+    pub fn host_connections(mut self) -> ServerBuilder {
+        self.hosted = true;
+        self
+    }
+
+    /// Serves `path` (`/package.Service/Method`) with the given shape. Requests for any
+    /// other path end as UNIMPLEMENTED without reaching `accept`.
+    pub fn register(mut self, path: &str, shape: Shape) -> ServerBuilder {
+        self.methods.insert(path.to_owned(), shape);
+        self
+    }
+
+    pub fn add_method(&mut self, path: &str, shape: Shape) -> Result<(), Error> {
+        if !path.starts_with('/') || path[1..].split('/').count() != 2 {
+            return Err(Error::invalid(format!(
+                "method path must look like /package.Service/Method, got {path:?}"
+            )));
+        }
+        self.methods.insert(path.to_owned(), shape);
+        Ok(())
+    }
+
+    /// Listens on `addr` (port 0 picks a free port; `local_addr` tells which) and starts
+    /// serving on the core's runtime. Callable from any thread, inside a runtime or not.
+    pub fn bind(self, addr: &str) -> Result<Server, Error> {
+        let tls = match &self.opts.tls {
+            Some(t) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(t)?)),
+            None => None,
+        };
+        let std_listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| Error::io(&format!("cannot bind {addr}"), e))?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("set_nonblocking", e))?;
+        let local_addr = std_listener
+            .local_addr()
+            .map_err(|e| Error::io("local_addr", e))?;
+        let (call_tx, call_rx) = mpsc::unbounded_channel();
+        let (shutdown_tx, shutdown_rx) = watch::channel(Phase::Serving);
+        let (hosted_tx, hosted_rx) = match self.hosted {
+            true => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some(tx), Some(std::sync::Mutex::new(rx)))
+            }
+            false => (None, None),
+        };
+        let shared = Arc::new(Shared {
+            opts: self.opts,
+            methods: self.methods,
+            tls,
+            calls: call_tx,
+            hosted: hosted_tx,
+            phase: shutdown_rx,
+        });
+        let rt = runtime::handle();
+        let (done_tx, done_rx) = watch::channel(false);
+        rt.spawn(listen::serve(shared, std_listener, done_tx));
+        Ok(Server {
+            local_addr,
+            incoming: Mutex::new(call_rx),
+            hosted: hosted_rx,
+            phase: shutdown_tx,
+            done: done_rx,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// GOAWAY sent; calls in flight may finish.
+    Draining,
+    /// Grace period over: connections are dropped.
+    Stopped,
+}
+
+struct Shared {
+    opts: ServerOptions,
+    methods: HashMap<String, Shape>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    calls: mpsc::UnboundedSender<ServerCall>,
+    /// Where accepted connections go when the caller hosts them.
+    hosted: Option<mpsc::UnboundedSender<HostedConnection>>,
+    phase: watch::Receiver<Phase>,
+}
+
+/// A running server.
+pub struct Server {
+    local_addr: SocketAddr,
+    incoming: Mutex<mpsc::UnboundedReceiver<ServerCall>>,
+    hosted: Option<Handout>,
+    phase: watch::Sender<Phase>,
+    done: watch::Receiver<bool>,
+}
+
+impl Server {
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::new(ServerOptions::default())
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The next incoming call; `None` once the server has shut down and every accepted
+    /// call was handed out.
+    pub async fn accept(&self) -> Option<ServerCall> {
+        self.incoming.lock().await.recv().await
+    }
+
+    /// An incoming call if one is waiting: `Ok(None)` when none is, `Err` once the server
+    /// has shut down.
+    pub fn try_accept(&self) -> Result<Option<ServerCall>, Error> {
+        let Ok(mut rx) = self.incoming.try_lock() else {
+            return Ok(None);
+        };
+        match rx.try_recv() {
+            Ok(c) => Ok(Some(c)),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(Error::new(
+                crate::error::ErrorKind::Closed,
+                "server is shut down",
+            )),
+        }
+    }
+
+    /// Polls for the next incoming call (for bindings that drive their own event loop).
+    pub fn poll_accept(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ServerCall>> {
+        match self.incoming.try_lock() {
+            Ok(mut rx) => rx.poll_recv(cx),
+            Err(_) => {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        }
+    }
+
+    /// The next accepted connection, for a server built with `host_connections` (always
+    /// `Ready(None)` otherwise, and once the server has stopped listening).
+    pub fn poll_connection(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<HostedConnection>> {
+        hosted::poll_handout(self.hosted.as_ref(), cx)
+    }
+
+    /// Graceful shutdown: stop accepting connections, send GOAWAY, let calls in flight
+    /// finish for up to `grace`, then cancel the rest.
+    pub async fn shutdown(&self, grace: Duration) {
+        let _ = self.phase.send(Phase::Draining);
+        let mut done = self.done.clone();
+        let finished = tokio::time::timeout(grace, done.wait_for(|d| *d))
+            .await
+            .is_ok();
+        if !finished {
+            let _ = self.phase.send(Phase::Stopped);
+            let _ = done.wait_for(|d| *d).await;
+        }
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&self) {
+        let _ = self.phase.send_if_modified(|p| {
+            if *p == Phase::Serving {
+                *p = Phase::Draining;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.phase.send(Phase::Stopped);
+    }
+}

@@ -1,0 +1,54 @@
+//! Connections and streams: TCP sockets (driven by tokio's reactor or by a binding's event
+//! loop), TLS, HTTP/2 (h2), and a connection's future that any thread may poll.
+
+pub(crate) mod driver;
+pub(crate) mod goaway;
+pub(crate) mod hosted;
+pub(crate) mod socket;
+pub(crate) mod tls;
+
+pub use hosted::{HostedConnection, Interest};
+pub use tls::{ClientTls, ServerTls};
+
+/// The memory h2 may spend on buffered small DATA frames per connection (see its
+/// `data_frame_budget`): room for tens of thousands of one-message frames. Peers such as
+/// grpcio send one DATA frame per message; h2's default budget for buffered small frames
+/// (half the connection window) is spent by a few thousand of them waiting for a slow
+/// reader, and the connection is closed with ENHANCE_YOUR_CALM. Flow control already
+/// bounds the payload.
+pub(crate) const DATA_FRAME_BUDGET: usize = 16 << 20;
+
+/// The HTTP/2 settings our client connections ask for.
+pub(crate) fn h2_client(
+    stream_window: u32,
+    connection_window: u32,
+    max_header_list: u32,
+) -> h2::client::Builder {
+    let mut b = h2::client::Builder::new();
+    b.initial_window_size(stream_window)
+        .initial_connection_window_size(connection_window)
+        .max_header_list_size(max_header_list)
+        .max_frame_size(1 << 20)
+        .max_send_buffer_size(256 * 1024)
+        .data_frame_budget(DATA_FRAME_BUDGET)
+        .enable_push(false);
+    b
+}
+
+/// The HTTP/2 settings our server connections ask for.
+pub(crate) fn h2_server(
+    max_streams: u32,
+    max_header_list: u32,
+    stream_window: u32,
+    connection_window: u32,
+) -> h2::server::Builder {
+    let mut b = h2::server::Builder::new();
+    b.max_concurrent_streams(max_streams)
+        .max_header_list_size(max_header_list)
+        .initial_window_size(stream_window)
+        .initial_connection_window_size(connection_window)
+        .max_frame_size(1 << 20)
+        .max_send_buffer_size(256 * 1024)
+        .data_frame_budget(DATA_FRAME_BUDGET);
+    b
+}
