@@ -4,7 +4,7 @@
 const { EventEmitter } = require('node:events')
 const { Readable, Writable, Duplex } = require('node:stream')
 const { native, watch, unwatch, hold, release } = require('./native')
-const { status, RpcError, toFlat, fromFlat, unframe } = require('./status')
+const { status, SHAPE, RpcError, toFlat, fromFlat, unframe } = require('./status')
 const { Sender } = require('./sender')
 
 /** Most messages handed over per wake-up. */
@@ -305,12 +305,10 @@ class RequestStream extends Writable {
 }
 callApi(RequestStream)
 
+// The core ends a single-response call OK only after exactly one response (UNIMPLEMENTED
+// otherwise), so an OK status comes with the reply in hand.
 function settleSingle (call, s) {
   if (s.code !== status.OK) return call._reject(call._link.error())
-  if (call._count !== 1) {
-    return call._reject(new RpcError(call._count === 0 ? status.UNIMPLEMENTED : status.INTERNAL,
-      call._count === 0 ? 'server ended the call with OK but no response message' : 'server sent more than one response message'))
-  }
   let v
   try {
     v = call._des(call._reply)
@@ -381,8 +379,8 @@ class Channel {
     this._defaults = opts.callDefaults || {}
   }
 
-  _open (method, o, first) {
-    return this._nat.open(method, nativeOptions(o), first, first !== undefined)
+  _open (method, shape, o, first) {
+    return this._nat.open(method, shape, nativeOptions(o), first, first !== undefined)
   }
 
   /** One request, one response: a Promise (with `headers`, `trailers`, `cancel()`). */
@@ -391,7 +389,7 @@ class Channel {
     let call
     const p = new Promise((resolve, reject) => {
       const buf = (o.serialize || toBuffer)(request)
-      call = new UnaryCall(this._open(method, o, buf), o, resolve, reject)
+      call = new UnaryCall(this._open(method, SHAPE.UNARY, o, buf), o, resolve, reject)
     })
     if (call) {
       Object.defineProperties(p, {
@@ -408,19 +406,19 @@ class Channel {
   serverStreaming (method, request, opts = {}) {
     const o = { ...this._defaults, ...opts }
     const buf = (o.serialize || toBuffer)(request)
-    return new ResponseStream(this._open(method, o, buf), o)
+    return new ResponseStream(this._open(method, SHAPE.SERVER_STREAMING, o, buf), o)
   }
 
   /** A Writable of requests whose `response` is a Promise of the one reply. */
   clientStreaming (method, opts = {}) {
     const o = { ...this._defaults, ...opts }
-    return new RequestStream(this._open(method, o, undefined), o)
+    return new RequestStream(this._open(method, SHAPE.CLIENT_STREAMING, o, undefined), o)
   }
 
   /** A Duplex: write requests, read responses. */
   bidi (method, opts = {}) {
     const o = { ...this._defaults, ...opts }
-    return new BidiStream(this._open(method, o, undefined), o)
+    return new BidiStream(this._open(method, SHAPE.BIDI, o, undefined), o)
   }
 
   /** Later calls fail with UNAVAILABLE; calls in flight finish; nothing keeps the process alive. */

@@ -4,12 +4,11 @@
 const { EventEmitter } = require('node:events')
 const { Readable, Writable, Duplex } = require('node:stream')
 const { native, watch, unwatch, hold, release } = require('./native')
-const { status, RpcError, toFlat, fromFlat, statusOfError, unframe } = require('./status')
+const { status, SHAPE, RpcError, toFlat, fromFlat, statusOfError, unframe } = require('./status')
 const { toBuffer, identity, schedulePull, offloadIo } = require('./client')
 const { Sender } = require('./sender')
 
 const BATCH = 4096
-const SHAPE = Object.freeze({ UNARY: 0, CLIENT_STREAMING: 1, SERVER_STREAMING: 2, BIDI: 3 })
 const noop = () => {}
 
 /** The JS side of one incoming call. */
@@ -151,23 +150,19 @@ function decodeOrFail (call, buf) {
   }
 }
 
-/** A unary or server-streaming call's single request, read before the handler runs. */
+/** A unary or server-streaming call's single request, read before the handler runs. The
+ * core fails the call (UNIMPLEMENTED) when the client sends none or several: the handler
+ * then never runs. */
 function readSingle (call, then) {
   let got
-  let count = 0
   call._pull = () => {
     for (;;) {
       const msgs = call._link.pull()
       if (msgs === null) return
       if (msgs === false) break
-      if (count === 0) got = msgs[0]
-      count += msgs.length
+      if (got === undefined) got = msgs[0]
     }
-    if (call._link.ended) return
-    if (count !== 1) {
-      call._link.finish(status.INTERNAL, count === 0 ? 'the client sent no request message' : 'the client sent more than one request message')
-      return
-    }
+    if (call._link.ended || got === undefined) return
     const d = decodeOrFail(call, got)
     if (d) {
       call.request = d.v

@@ -120,4 +120,7 @@ function unframe (buf, out) {
   return out
 }
 
-module.exports = { status, RpcError, toFlat, fromFlat, errorFromStatus, statusOfError, unframe }
+/** The call shapes, numbered as the core numbers them. */
+const SHAPE = Object.freeze({ UNARY: 0, CLIENT_STREAMING: 1, SERVER_STREAMING: 2, BIDI: 3 })
+
+module.exports = { status, SHAPE, RpcError, toFlat, fromFlat, errorFromStatus, statusOfError, unframe }

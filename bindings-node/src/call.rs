@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rillrpc::{Call, CallOptions, Channel, ChannelOptions, ClientTls, Encoding, TrySendError};
+use rillrpc::{
+    Call, CallOptions, Channel, ChannelOptions, ClientTls, Encoding, Shape, TrySendError,
+};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -104,22 +106,25 @@ impl NativeChannel {
         Ok(NativeChannel { ch, hosted })
     }
 
-    /// Opens a call; `first`, when given, is queued at once and `close_send` half-closes
-    /// after it (unary and server streaming in one crossing).
+    /// Opens a call of `shape` (0 unary, 1 client streaming, 2 server streaming, 3 bidi);
+    /// `first`, when given, is queued at once and `close_send` half-closes after it (unary
+    /// and server streaming in one crossing).
     #[napi]
     pub fn open(
         &self,
         method: String,
+        shape: u32,
         opts: Option<CallOpts>,
         first: Option<BufferSlice>,
         close_send: Option<bool>,
     ) -> Result<NativeCall> {
+        let shape = Shape::try_from(shape).map_err(|e| meta::invalid(e.message()))?;
         let co = call_options(opts)?;
         let whole = close_send == Some(true) && first.is_some();
         let opened = match (&first, whole) {
             // The whole request in hand: the core writes it with the stream's opening.
-            (Some(m), true) => self.ch.open_with_request(&method, co, m),
-            _ => self.ch.open(&method, co),
+            (Some(m), true) => self.ch.open_with_request(&method, shape, co, m),
+            _ => self.ch.open(&method, shape, co),
         };
         let call = match opened {
             Ok(c) => c,

@@ -74,7 +74,7 @@ impl NativeServer {
     /// Serves `path` with `shape` (0 unary, 1 client streaming, 2 server streaming, 3 bidi).
     #[napi]
     pub fn add_method(&mut self, path: String, shape: u32) -> Result<()> {
-        let shape = shape_from(shape)?;
+        let shape = Shape::try_from(shape).map_err(|e| meta::invalid(e.message()))?;
         let b = self
             .builder
             .as_mut()
@@ -158,16 +158,6 @@ impl Task for Shutdown {
     fn resolve(&mut self, _env: Env, _out: ()) -> Result<()> {
         Ok(())
     }
-}
-
-fn shape_from(n: u32) -> Result<Shape> {
-    Ok(match n {
-        0 => Shape::Unary,
-        1 => Shape::ClientStreaming,
-        2 => Shape::ServerStreaming,
-        3 => Shape::Bidi,
-        _ => return Err(meta::invalid(&format!("unknown call shape {n}"))),
-    })
 }
 
 /// One incoming call.

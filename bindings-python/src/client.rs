@@ -6,7 +6,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use rillrpc::{
-    Batched,
+    Batched, Shape,
     Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding, Status,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -62,13 +62,14 @@ impl NativeChannel {
         Ok(NativeChannel { chan })
     }
 
-    /// Starts a call; never waits.
+    /// Starts a call of `shape` (0..3, see `Shape`); never waits.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (method, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None))]
+    #[pyo3(signature = (method, shape, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None))]
     fn open(
         &self,
         py: Python<'_>,
         method: &str,
+        shape: u32,
         timeout: Option<f64>,
         metadata: Option<&Bound<'_, PyAny>>,
         wait_for_ready: bool,
@@ -84,9 +85,10 @@ impl NativeChannel {
             max_recv_message_size,
             max_send_message_size,
         )?;
+        let shape = Shape::try_from(shape).map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
         let call = self
             .chan
-            .open(method, opts)
+            .open(method, shape, opts)
             .map_err(|s| status_err(py, &s))?;
         let (parker, waker) = Parker::new();
         Ok(NativeCall {
@@ -138,7 +140,7 @@ impl NativeChannel {
         let unary = Arc::new(Mutex::new(Unary::default()));
         // With the connection up, the core writes the whole request from this thread, now;
         // the task only waits for the response.
-        let opened = self.chan.open_with_request(method, opts, request);
+        let opened = self.chan.open_with_request(method, Shape::Unary, opts, request);
         let task = unary::run(opened, unary.clone());
         let core = reactor.core.clone();
         reactor.core.runtime().spawn(async move {
@@ -211,19 +213,11 @@ impl NativeCall {
     }
 }
 
-/// Exactly one response message, as a unary call expects.
+/// The response of a single-response call that ended OK: the core fails such a call with
+/// UNIMPLEMENTED when the server sends none or several, so exactly one is here.
 pub(crate) fn single(mut msgs: Vec<Bytes>) -> Result<Bytes, Status> {
-    match msgs.len() {
-        1 => Ok(msgs.pop().expect("one message")),
-        n => Err(Status::new(
-            if n == 0 {
-                Code::Unimplemented
-            } else {
-                Code::Internal
-            },
-            format!("expected one response message, got {n}"),
-        )),
-    }
+    msgs.pop()
+        .ok_or_else(|| Status::new(Code::Internal, "a single-response call ended with no response"))
 }
 
 impl Drop for NativeCall {

@@ -21,15 +21,6 @@ pub struct NativeServer {
     waker: Waker,
 }
 
-fn shape_from(n: u32) -> PyResult<Shape> {
-    Ok(match n {
-        0 => Shape::Unary,
-        1 => Shape::ClientStreaming,
-        2 => Shape::ServerStreaming,
-        3 => Shape::Bidi,
-        _ => return Err(PyValueError::new_err(format!("unknown call shape {n}"))),
-    })
-}
 
 #[pymethods]
 impl NativeServer {
@@ -62,7 +53,7 @@ impl NativeServer {
         };
         let mut b = ServerBuilder::new(opts);
         for (path, shape) in methods {
-            b.add_method(&path, shape_from(shape)?)
+            b.add_method(&path, Shape::try_from(shape).map_err(|e| PyValueError::new_err(e.message().to_owned()))?)
                 .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
         }
         let server = b.bind(address).map_err(|e| match e.kind() {

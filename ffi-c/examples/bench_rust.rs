@@ -30,7 +30,11 @@ fn request(count: i32) -> Bytes {
 
 async fn unary_once(ch: &Channel, req: &Bytes) {
     let mut call = ch
-        .open("/echo.TestService/PingPong", CallOptions::new())
+        .open(
+            "/echo.TestService/PingPong",
+            rillrpc::Shape::Unary,
+            CallOptions::new(),
+        )
         .unwrap();
     call.send(req.clone()).await.unwrap();
     call.close_send();
@@ -100,7 +104,11 @@ async fn unary64_outside(ch: &Channel, secs: f64) -> f64 {
 async fn bidi(ch: &Channel, secs: f64) -> f64 {
     let req = request(0);
     let mut call = ch
-        .open("/echo.TestService/Echo", CallOptions::new())
+        .open(
+            "/echo.TestService/Echo",
+            rillrpc::Shape::Bidi,
+            CallOptions::new(),
+        )
         .unwrap();
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs_f64(secs);
@@ -147,7 +155,11 @@ async fn bidi(ch: &Channel, secs: f64) -> f64 {
 
 async fn stream(ch: &Channel, secs: f64) -> f64 {
     let mut call = ch
-        .open("/echo.TestService/EchoServer", CallOptions::new())
+        .open(
+            "/echo.TestService/EchoServer",
+            rillrpc::Shape::ServerStreaming,
+            CallOptions::new(),
+        )
         .unwrap();
     call.send(request(1 << 30)).await.unwrap();
     call.close_send();

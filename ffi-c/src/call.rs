@@ -1,7 +1,7 @@
 //! Client calls.
 
 use bytes::Bytes;
-use rillrpc::{Call, CallOptions, Encoding, Shape, Status};
+use rillrpc::{Call, CallOptions, Encoding, Status};
 use std::ffi::{c_char, CString};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -40,11 +40,8 @@ const BATCH: usize = 64;
 
 pub(crate) struct CallObj {
     call: Call,
-    shape: Shape,
     notify: Arc<Notify>,
     waker: Waker,
-    sent: u64,
-    closed_send: bool,
     finished: bool,
     batch: Vec<Bytes>,
     next: usize,
@@ -73,18 +70,6 @@ fn status_fail(s: &Status) -> Fail {
     )
 }
 
-/// Why a send was refused: the call can send no more.
-fn cannot_send(s: &Status) -> Fail {
-    Fail::new(
-        RILL_ERR_CLOSED,
-        format!(
-            "the call cannot send any more ({}: {}); rill_call_finish gives its status",
-            s.code().name(),
-            s.message()
-        ),
-    )
-}
-
 impl CallObj {
     fn check_open(&self, op: &str) -> R<()> {
         if self.finished {
@@ -93,76 +78,20 @@ impl CallObj {
         Ok(())
     }
 
-    fn check_send(&self) -> R<()> {
-        self.check_open("send")?;
-        if self.shape.single_request() && self.sent >= 1 {
-            return Err(Fail::state(format!(
-                "a {:?} call sends exactly one request message",
-                self.shape
-            )));
-        }
-        if self.closed_send {
-            return Err(Fail::state("send after rill_call_close_send"));
-        }
-        Ok(())
-    }
-
-    /// Queues `msg` if there is room. The borrowed form goes first: the core frames it
-    /// straight into its shared send buffer (no allocation per message), and no wake-up is
-    /// registered unless the queue is full.
+    /// Queues `msg` if there is room (the rules of the call's shape are the core's).
     fn poll_send(&mut self, msg: &[u8]) -> Poll<R> {
-        if let Err(e) = self.check_send() {
+        if let Err(e) = self.check_open("send") {
             return Poll::Ready(Err(e));
         }
-        loop {
-            match self.call.try_send_ref(msg) {
-                Ok(true) => {
-                    self.sent += 1;
-                    if self.shape.single_request() {
-                        // Nothing else may follow the one request message: half-close now.
-                        self.call.close_send();
-                        self.closed_send = true;
-                    }
-                    return Poll::Ready(Ok(RILL_OK));
-                }
-                Ok(false) => {
-                    let mut cx = Context::from_waker(&self.waker);
-                    if self.call.poll_send_ready(&mut cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    // Room came back between the two looks: try again.
-                }
-                Err(s) => return Poll::Ready(Err(cannot_send(&s))),
-            }
-        }
+        crate::send::poll_send(&self.call, &self.waker, msg)
     }
 
-    /// Queues messages in order while there is room: how many went, and RILL_OK (all),
-    /// RILL_WOULD_BLOCK (the queue filled) or the error that stopped the next one.
+    /// Queues messages in order while there is room (see `crate::send`).
     fn send_batch(&mut self, msgs: &[rill_slice]) -> (usize, R) {
-        if self.shape.single_request() && msgs.len() > 1 {
-            let e = Fail::state(format!(
-                "a {:?} call sends exactly one request message, got a batch of {}",
-                self.shape,
-                msgs.len()
-            ));
+        if let Err(e) = self.check_open("send") {
             return (0, Err(e));
         }
-        if msgs.len() <= 1 {
-            return crate::send_each(msgs, |m| self.poll_send(m));
-        }
-        if let Err(e) = self.check_send() {
-            return (0, Err(e));
-        }
-        let (call, waker) = (&self.call, &self.waker);
-        let (n, r) = crate::send_many(
-            msgs,
-            |m| call.try_send_refs(m.iter().map(crate::bytes_of)),
-            || call.poll_send_ready(&mut Context::from_waker(waker)),
-            |s| cannot_send(&s),
-        );
-        self.sent += n as u64;
-        (n, r)
+        crate::send::send_batch(&self.call, &self.waker, msgs)
     }
 
     /// Ready(OK) with `current` set, Ready(EOF), or the call's failure.
@@ -231,7 +160,6 @@ impl CallObj {
 
     fn poll_finish(&mut self) -> Poll<R<u32>> {
         self.call.close_send();
-        self.closed_send = true;
         self.batch.clear();
         self.next = 0;
         self.current = Bytes::new();
@@ -328,18 +256,15 @@ pub unsafe extern "C" fn rill_call_open(
         };
         let ch = lock(&*CHANNELS.get(channel)?).clone();
         let call = ch
-            .open(method, copts)
+            .open(method, shape, copts)
             .map_err(|s| Fail::invalid(s.message().to_owned()))?;
         let (notify, waker) = Notify::new();
         put(
             o,
             CALLS.insert(CallObj {
                 call,
-                shape,
                 notify,
                 waker,
-                sent: 0,
-                closed_send: false,
                 finished: false,
                 batch: Vec::new(),
                 next: 0,
@@ -438,10 +363,9 @@ pub unsafe extern "C" fn rill_call_try_send_batch(
 pub extern "C" fn rill_call_close_send(call: rill_call) -> rill_result {
     guard(|| {
         let obj = get(call)?;
-        let mut c = lock(&obj);
+        let c = lock(&obj);
         c.check_open("close_send")?;
         c.call.close_send();
-        c.closed_send = true;
         Ok(RILL_OK)
     })
 }

@@ -13,6 +13,7 @@ mod poller;
 mod registry;
 mod result;
 mod runtime;
+mod send;
 mod server;
 mod server_call;
 
@@ -31,7 +32,7 @@ use std::time::Instant;
 
 use notify::Notify;
 use registry::lock;
-use result::{Fail, R, RILL_OK, RILL_TIMEOUT, RILL_WOULD_BLOCK};
+use result::{Fail, R, RILL_TIMEOUT};
 
 /// Wait without limit in a blocking function (about 292 million years).
 pub const RILL_FOREVER: i64 = i64::MAX;
@@ -77,15 +78,9 @@ pub enum rill_compression {
     RILL_COMPRESSION_GZIP = 1,
 }
 
+/// A `rill_shape` from C, checked.
 pub(crate) fn shape_from(v: u32) -> R<rillrpc::Shape> {
-    use rillrpc::Shape::*;
-    Ok(match v {
-        0 => Unary,
-        1 => ClientStreaming,
-        2 => ServerStreaming,
-        3 => Bidi,
-        _ => return Err(Fail::invalid(format!("unknown call shape {v} (0..=3)"))),
-    })
+    rillrpc::Shape::try_from(v).map_err(|e| Fail::invalid(e.message().to_owned()))
 }
 
 /// A borrowed byte range: a message handed to the library (send batch) or out of it
@@ -137,54 +132,6 @@ pub(crate) fn slices_out<'a>(msgs: *mut rill_slice, max: usize) -> R<&'a mut [ri
     }
     // SAFETY: C promised `max` writable slices at `msgs` (non-NULL, checked above).
     Ok(unsafe { std::slice::from_raw_parts_mut(p, max) })
-}
-
-/// Sends `msgs` one by one with `send` until one does not go: how many went, and RILL_OK
-/// (all), RILL_WOULD_BLOCK (the queue filled) or the error of the one that failed.
-pub(crate) fn send_each(msgs: &[rill_slice], mut send: impl FnMut(&[u8]) -> Poll<R>) -> (usize, R) {
-    for (i, m) in msgs.iter().enumerate() {
-        match send(bytes_of(m)) {
-            Poll::Ready(Ok(_)) => {}
-            Poll::Ready(Err(e)) => return (i, Err(e)),
-            Poll::Pending => return (i, Ok(RILL_WOULD_BLOCK)),
-        }
-    }
-    (msgs.len(), Ok(RILL_OK))
-}
-
-/// The bytes of a slice that `slices_in` checked.
-pub(crate) fn bytes_of(m: &rill_slice) -> &[u8] {
-    if m.len == 0 {
-        &[]
-    } else {
-        // SAFETY: checked by `slices_in`: non-NULL with `len` bytes (C's contract), valid
-        // for the call that passed them in.
-        unsafe { std::slice::from_raw_parts(m.data, m.len) }
-    }
-}
-
-/// Queues a batch through the core's many-at-once send (one lock and at most one wake of
-/// the writer per round, where `send_each` would wake it at the first message and let it
-/// race the loop a message at a time): how many went, and RILL_OK (all), RILL_WOULD_BLOCK
-/// (the queue filled; the handle's waker is registered) or the error that stopped the next.
-pub(crate) fn send_many(
-    msgs: &[rill_slice],
-    mut queue: impl FnMut(&[rill_slice]) -> (usize, Option<rillrpc::Status>),
-    mut poll_ready: impl FnMut() -> Poll<()>,
-    closed: impl FnOnce(rillrpc::Status) -> Fail,
-) -> (usize, R) {
-    let mut done = 0;
-    while done < msgs.len() {
-        let (n, failed) = queue(&msgs[done..]);
-        done += n;
-        if let Some(s) = failed {
-            return (done, Err(closed(s)));
-        }
-        if done < msgs.len() && poll_ready().is_pending() {
-            return (done, Ok(RILL_WOULD_BLOCK));
-        }
-    }
-    (done, Ok(RILL_OK))
 }
 
 /// Points `out` at the ready messages `batch[*next..]` (they stay in `batch`, which owns

@@ -22,7 +22,6 @@ pub(crate) struct ServerCallObj {
     method: CString,
     notify: Arc<Notify>,
     waker: Waker,
-    sent: u64,
     finished: bool,
     batch: Vec<Bytes>,
     next: usize,
@@ -39,14 +38,6 @@ impl Waitable for ServerCallObj {
 
 pub(crate) static SERVER_CALLS: Registry<ServerCallObj> = Registry::new(6, "server call");
 
-/// Why a send was refused: the call has ended.
-fn ended(s: &Status) -> Fail {
-    Fail::new(
-        RILL_ERR_CLOSED,
-        format!("the call has ended ({}: {})", s.code().name(), s.message()),
-    )
-}
-
 impl ServerCallObj {
     pub fn new(call: ServerCall) -> ServerCallObj {
         let (notify, waker) = Notify::new();
@@ -55,7 +46,6 @@ impl ServerCallObj {
             call,
             notify,
             waker,
-            sent: 0,
             finished: false,
             batch: Vec::new(),
             next: 0,
@@ -73,67 +63,22 @@ impl ServerCallObj {
         Ok(())
     }
 
-    fn check_send(&self) -> R<()> {
-        self.check_open("send")?;
-        if self.call.shape().single_response() && self.sent >= 1 {
-            return Err(Fail::state(format!(
-                "a {:?} call sends exactly one response message",
-                self.call.shape()
-            )));
-        }
-        Ok(())
-    }
-
+    /// Queues `msg` if there is room (the rules of the call's shape are the core's). A
+    /// single-response call starts no writer task for its message: `finish` writes it
+    /// with the status, from this thread.
     fn poll_send(&mut self, msg: &[u8]) -> Poll<R> {
-        if let Err(e) = self.check_send() {
+        if let Err(e) = self.check_open("send") {
             return Poll::Ready(Err(e));
         }
-        // The borrowed form first: framed straight into the shared send buffer, no
-        // wake-up registered unless the queue is full, and (for a single-response call)
-        // no writer task started: `finish` then writes the response inline.
-        loop {
-            match self.call.try_send_ref(msg) {
-                Ok(true) => {
-                    self.sent += 1;
-                    return Poll::Ready(Ok(RILL_OK));
-                }
-                Ok(false) => {
-                    let mut cx = Context::from_waker(&self.waker);
-                    if self.call.poll_send_ready(&mut cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    // Room came back between the two looks: try again.
-                }
-                Err(s) => return Poll::Ready(Err(ended(&s))),
-            }
-        }
+        crate::send::poll_send(&self.call, &self.waker, msg)
     }
 
-    /// Queues messages in order while there is room (see `crate::send_each`).
+    /// Queues messages in order while there is room (see `crate::send`).
     fn send_batch(&mut self, msgs: &[rill_slice]) -> (usize, R) {
-        if self.call.shape().single_response() && msgs.len() > 1 {
-            let e = Fail::state(format!(
-                "a {:?} call sends exactly one response message, got a batch of {}",
-                self.call.shape(),
-                msgs.len()
-            ));
+        if let Err(e) = self.check_open("send") {
             return (0, Err(e));
         }
-        if msgs.len() <= 1 {
-            return crate::send_each(msgs, |m| self.poll_send(m));
-        }
-        if let Err(e) = self.check_send() {
-            return (0, Err(e));
-        }
-        let (call, waker) = (&self.call, &self.waker);
-        let (n, r) = crate::send_many(
-            msgs,
-            |m| call.try_send_refs(m.iter().map(crate::bytes_of)),
-            || call.poll_send_ready(&mut Context::from_waker(waker)),
-            |s| ended(&s),
-        );
-        self.sent += n as u64;
-        (n, r)
+        crate::send::send_batch(&self.call, &self.waker, msgs)
     }
 
     fn poll_recv(&mut self) -> Poll<R> {

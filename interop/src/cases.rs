@@ -2,7 +2,7 @@
 //! "Client" section says.
 
 use prost::Message;
-use rillrpc::{Bytes, Call, CallOptions, Channel, Code, Encoding, Metadata, Status};
+use rillrpc::{Bytes, Call, CallOptions, Channel, Code, Encoding, Metadata, Shape, Status};
 use std::time::Duration;
 
 use crate::method::*;
@@ -130,7 +130,8 @@ async fn single_response_with(
     reqs: Vec<(Bytes, bool)>,
     opts: CallOptions,
 ) -> Result<Reply, Status> {
-    let mut call = ch.open(method, opts)?;
+    // Bidi: this helper checks for the one response itself, whatever the method's shape.
+    let mut call = ch.open(method, Shape::Bidi, opts)?;
     for (r, compress) in reqs {
         if let Err(e) = call.send_with(r, compress).await {
             let s = call.finish().await;
@@ -399,7 +400,11 @@ async fn timeout_on_sleeping_server(ch: &Channel) -> Result<(), Failure> {
 
 async fn cancel_after_begin(ch: &Channel) -> Result<(), Failure> {
     let mut call = ch
-        .open(STREAMING_INPUT_CALL, CallOptions::new())
+        .open(
+            STREAMING_INPUT_CALL,
+            Shape::ClientStreaming,
+            CallOptions::new(),
+        )
         .map_err(|s| call_failed("StreamingInputCall", &s))?;
     call.cancel();
     let s = call.finish().await;

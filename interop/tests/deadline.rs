@@ -46,7 +46,7 @@ async fn a_cancel_reset_after_the_deadline_is_deadline_exceeded() {
     let mut cancelled = 0;
     for _ in 0..100 {
         let opts = CallOptions::new().timeout(Duration::from_millis(1));
-        let mut call = ch.open("/t.S/M", opts).unwrap();
+        let mut call = ch.open("/t.S/M", rillrpc::Shape::Unary, opts).unwrap();
         let _ = call.send(Bytes::from_static(b"x")).await;
         match call.recv().await {
             Err(s) if s.code() == Code::DeadlineExceeded => {}

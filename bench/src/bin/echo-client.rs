@@ -290,7 +290,11 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
         }
         (Conn::Rill(ch), Workload::ClientStream) => {
             let call = ch
-                .open(ECHO_CLIENT, Default::default())
+                .open(
+                    ECHO_CLIENT,
+                    rillrpc::Shape::ClientStreaming,
+                    Default::default(),
+                )
                 .map_err(|e| e.to_string())?;
             let mut call = call;
             let mut sent = 0u64;

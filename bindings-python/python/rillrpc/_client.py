@@ -21,7 +21,7 @@ from typing import (
 
 from ._loop import park, reactor
 from ._native import NativeCall, NativeChannel, NativeUnary
-from ._status import Metadata, MetadataValue, RpcError, StatusCode
+from ._status import Metadata, MetadataValue, RpcError, Shape, StatusCode
 
 Serializer = Optional[Callable[[Any], bytes]]
 Deserializer = Optional[Callable[[bytes], Any]]
@@ -350,6 +350,7 @@ class _Unary(UnaryCall):
 
 class _Method:
     __slots__ = ("_chan", "_path", "_ser", "_de")
+    _shape = Shape.BIDI
 
     def __init__(self, chan: "Channel", path: str, ser: Serializer, de: Deserializer) -> None:
         self._chan = chan
@@ -368,6 +369,7 @@ class _Method:
     ) -> NativeCall:
         return self._chan._native.open(
             self._path,
+            int(self._shape),
             timeout=timeout,
             metadata=_md(metadata),
             wait_for_ready=wait_for_ready,
@@ -389,6 +391,7 @@ class _Method:
 
 class UnaryUnary(_Method):
     __slots__ = ()
+    _shape = Shape.UNARY
 
     def __call__(
         self,
@@ -421,6 +424,7 @@ class UnaryUnary(_Method):
 
 class UnaryStream(_Method):
     __slots__ = ()
+    _shape = Shape.SERVER_STREAMING
 
     def __call__(
         self,
@@ -442,6 +446,7 @@ class UnaryStream(_Method):
 
 class StreamUnary(_Method):
     __slots__ = ()
+    _shape = Shape.CLIENT_STREAMING
 
     def __call__(
         self,
@@ -462,6 +467,7 @@ class StreamUnary(_Method):
 
 class StreamStream(_Method):
     __slots__ = ()
+    _shape = Shape.BIDI
 
     def __call__(
         self,

@@ -37,6 +37,7 @@ class NativeChannel:
     def open(
         self,
         method: str,
+        shape: int,
         timeout: Optional[float] = None,
         metadata: _MetadataIn = None,
         wait_for_ready: bool = False,

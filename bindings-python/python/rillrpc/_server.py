@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
 import time
@@ -23,18 +22,9 @@ from typing import (
 from ._client import Deserializer, MetadataLike, Serializer, _md
 from ._loop import park, reactor
 from ._native import NativeServer, NativeServerCall, Reactor
-from ._status import Metadata, MetadataValue, RpcError, StatusCode
+from ._status import Metadata, MetadataValue, RpcError, Shape, StatusCode
 
 log = logging.getLogger("rillrpc")
-
-
-class Shape(enum.IntEnum):
-    """How many messages each side of a method sends."""
-
-    UNARY = 0
-    CLIENT_STREAMING = 1
-    SERVER_STREAMING = 2
-    BIDI = 3
 
 
 Handler = Callable[[Any, "ServerCall"], Any]
@@ -494,10 +484,9 @@ async def _handle(n: NativeServerCall, m: _Method, loop: asyncio.AbstractEventLo
     shape = m.shape
     try:
         if shape == Shape.UNARY or shape == Shape.SERVER_STREAMING:
+            # The core fails the call (UNIMPLEMENTED) when the client sends no request, or
+            # several: recv raises then.
             req = await ctx.recv()
-            if req is None:
-                n.finish(int(StatusCode.INTERNAL), "the client sent no request message")
-                return
             res = h(req, ctx)
         else:
             res = h(ctx.__aiter__(), ctx)

@@ -58,3 +58,12 @@ class RpcError(Exception):
 
     def __repr__(self) -> str:
         return f"RpcError({self.code.name}, {self.message!r})"
+
+
+class Shape(enum.IntEnum):
+    """How many messages each side of a method sends."""
+
+    UNARY = 0
+    CLIENT_STREAMING = 1
+    SERVER_STREAMING = 2
+    BIDI = 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._client import Channel
-from ._server import Shape
+from ._status import Shape
 
 
 def message_class(descriptor: Any) -> Any:

@@ -136,7 +136,7 @@ impl Call {
         first: Option<&[u8]>,
     ) -> Result<Call, Status> {
         let call = Call {
-            send: SendHalf::new(queue, start.max_send),
+            send: SendHalf::new(queue, start.max_send, start.shape.single_request()),
             state,
             headers: None,
             status: None,

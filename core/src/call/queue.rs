@@ -337,6 +337,10 @@ impl SendQueue {
                 break;
             }
             let burst = msgs.peek().is_some();
+            if let (0, true, Some(why)) = (n, burst, self.only_one) {
+                // A batch past the shape's one message is refused whole.
+                return (0, Some(Status::new(Code::FailedPrecondition, why)));
+            }
             if n == 0 && !burst {
                 // A lone message may be an answer: the single path can write it directly.
                 return match self.push(msg, None, compress) {
@@ -946,5 +950,292 @@ fn discard(mut st: MutexGuard<'_, State>) {
     drop(st);
     if let Some(w) = s {
         w.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::flow::{FLOWING, LINGER_MAX, LINGER_TICK};
+    use crate::protocol::grpc;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn queue(limit: usize) -> SendQueue {
+        SendQueue::new(limit, Encoding::Identity, Framing::Envelope, None)
+    }
+
+    /// Regression: `try_send` refused a message that `poll_ready` called room, so a sender
+    /// woken as ready spun without yielding and starved the pump on its worker.
+    #[test]
+    fn full_and_ready_agree() {
+        let out = queue(100);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sent = 0;
+        loop {
+            let ready = out.poll_ready(&mut cx).is_ready();
+            match out.try_send(Bytes::from_static(&[7; 30]), None) {
+                Ok(()) => {
+                    assert!(ready, "queued a message while poll_ready said full");
+                    sent += 1;
+                }
+                Err(TrySendError::Full(_)) => {
+                    assert!(!ready, "poll_ready said ready but try_send said full");
+                    break;
+                }
+                Err(TrySendError::Closed(s)) => panic!("closed: {s}"),
+            }
+        }
+        assert_eq!(sent, 3);
+        let b = match out.poll_take(&mut cx, &mut Linger::default()) {
+            Poll::Ready(Some(b)) => b,
+            _ => panic!("nothing to take"),
+        };
+        // The first message of a burst gets a buffer of its own size; the rest share one.
+        assert_eq!(b.chunks.len(), 2);
+        assert_eq!(b.chunks[0].len(), 35);
+        assert_eq!(b.chunks[1].len(), 2 * 35);
+        assert!(out.poll_ready(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn large_messages_travel_without_copy() {
+        let out = queue(1 << 20);
+        let big = Bytes::from(vec![1u8; COALESCE_MAX + 1]);
+        let ptr = big.as_ptr();
+        out.try_send(Bytes::from_static(b"small"), None).unwrap();
+        out.try_send(big, None).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Some(b)) = out.poll_take(&mut cx, &mut Linger::default()) else {
+            panic!("nothing to take")
+        };
+        assert_eq!(b.chunks.len(), 3);
+        assert_eq!(&b.chunks[1][..], &[0, 0, 0, 0x40, 0x01]);
+        assert_eq!(b.chunks[2].as_ptr(), ptr);
+    }
+
+    /// Records how much was queued when the writer was woken.
+    struct SeeQueued(Mutex<Option<Arc<SendQueue>>>, Mutex<Vec<usize>>);
+    impl std::task::Wake for SeeQueued {
+        fn wake(self: Arc<Self>) {
+            let out = self.0.lock().unwrap().clone().expect("set");
+            self.1.lock().unwrap().push(out.lock().queued);
+        }
+    }
+
+    /// Regression: a C server streaming 64-message batches woke the writer at each batch's
+    /// first message; the pump, on another core, then took the batch a message or two at a
+    /// time, a cross-thread wake each (C server streaming at 0.72-0.84 of the Rust core).
+    #[test]
+    fn a_batch_wakes_the_writer_once_after_its_last_message() {
+        let out = Arc::new(queue(1 << 20));
+        let seen = Arc::new(SeeQueued(Mutex::new(Some(out.clone())), Mutex::default()));
+        let waker = Waker::from(seen.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(out.poll_take(&mut cx, &mut Linger::default()).is_pending());
+        let msgs = [&b"one"[..], b"two", b"three"];
+        let (n, failed) = out.push_many(msgs.iter().copied(), None, |_| Ok(()));
+        assert_eq!((n, failed.is_none()), (3, true));
+        assert_eq!(
+            *seen.1.lock().unwrap(),
+            [8 + 8 + 10],
+            "one wake, with all three queued"
+        );
+        let Poll::Ready(Some(b)) = out.poll_take(&mut cx, &mut Linger::default()) else {
+            panic!("nothing to take")
+        };
+        assert_eq!(
+            b.chunks.len(),
+            1,
+            "a burst shares one buffer from its first message"
+        );
+        assert_eq!(
+            &b.chunks[0][..],
+            b"\0\0\0\0\x03one\0\0\0\0\x03two\0\0\0\0\x05three"
+        );
+        seen.0.lock().unwrap().take();
+    }
+
+    /// Counts wakes.
+    #[derive(Default)]
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Regression: a direct answer reserved send capacity on the lent stream, and h2 wakes
+    /// the stream's send task on new capacity: the writer, watching for a reset, was woken
+    /// on a runtime thread for every ping-pong answer (a futex wake and a tokio driver wake
+    /// per message from the Node server's JS thread). The writer must sleep through answers
+    /// and still hear the reset.
+    #[tokio::test]
+    async fn a_direct_answer_does_not_wake_the_writer_but_a_reset_does() {
+        let (c, s) = tokio::io::duplex(1 << 16);
+        let srv = tokio::spawn(async move {
+            let mut conn = h2::server::handshake(s).await.unwrap();
+            let (req, respond) = conn.accept().await.unwrap().unwrap();
+            tokio::spawn(async move { while conn.accept().await.is_some() {} });
+            (req, respond)
+        });
+        let (mut client, conn) = h2::client::handshake(c).await.unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::post("http://x/p").body(()).unwrap();
+        let (resp, mut req_stream) = client.send_request(req, false).unwrap();
+        let (_req, respond) = srv.await.unwrap();
+        let ct = http::HeaderValue::from_static("application/grpc");
+        let mut sender = Sender::Grpc(grpc::Sender::server(respond, ct, None));
+        sender.send_head(None, Encoding::Identity).unwrap();
+        let mut resp = resp.await.unwrap().into_body();
+
+        let out = queue(1 << 20);
+        out.lend(sender);
+        let writer = Arc::new(Count::default());
+        let waker = Waker::from(writer.clone());
+        assert!(out
+            .poll_lent_peer_end(&mut Context::from_waker(&waker))
+            .is_pending());
+        for i in 0..3u8 {
+            out.received();
+            assert_eq!(out.try_send_ref(&[i; 16], None), Ok(true));
+            let got = resp.data().await.unwrap().unwrap();
+            assert_eq!(got.len(), 5 + 16, "answer {i} went out directly");
+        }
+        assert_eq!(writer.0.load(Ordering::SeqCst), 0, "the writer slept");
+
+        req_stream.send_reset(h2::Reason::CANCEL);
+        for _ in 0..500 {
+            if writer.0.load(Ordering::SeqCst) > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            writer.0.load(Ordering::SeqCst) > 0,
+            "the reset woke the writer"
+        );
+        let r = out.poll_lent_peer_end(&mut Context::from_waker(&waker));
+        assert!(
+            matches!(&r, Poll::Ready(PeerEnd::Failed(s)) if s.code() == Code::Cancelled),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_limit_and_at_a_closed_call() {
+        let out = queue(100);
+        let m = [7u8; 30];
+        let (n, failed) = out.push_many(std::iter::repeat_n(&m[..], 10), None, |_| Ok(()));
+        // The same rule as single sends: room while below the limit.
+        assert_eq!((n, failed.is_none()), (3, true));
+        let out = queue(100);
+        out.close(End::HalfClose);
+        let (n, failed) = out.push_many([&m[..], &m[..]], None, |_| Ok(()));
+        assert_eq!(n, 0);
+        assert_eq!(failed.expect("closed").code(), Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn send_after_terminate_fails_with_the_status() {
+        let out = queue(100);
+        out.abort(Status::cancelled("gone"), Stop::Reset(Abort::Cancel));
+        match out.try_send(Bytes::from_static(b"x"), None) {
+            Err(TrySendError::Closed(s)) => assert_eq!(s.code(), Code::Cancelled),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn taken(out: &SendQueue, linger: &mut Linger) -> Option<usize> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match out.poll_take(&mut cx, linger) {
+            Poll::Ready(Some(b)) => Some(b.chunks.iter().map(|c| c.len()).sum()),
+            Poll::Ready(None) => panic!("the call ended"),
+            Poll::Pending => None,
+        }
+    }
+
+    /// Regression (issue 17): a pump that took whatever was queued the moment it could
+    /// framed a slower sender's stream one 23-byte DATA frame per message, and tonic's h2
+    /// answered with GOAWAY ENHANCE_YOUR_CALM "too_many_data_frames". Once a stream flows,
+    /// a small batch waits for a frame's worth or for a lull; the first message after an
+    /// idle spell does not wait.
+    #[tokio::test(start_paused = true)]
+    async fn a_flowing_streams_small_batch_lingers_the_first_message_does_not() {
+        let out = queue(1 << 20);
+        let mut linger = Linger::default();
+        let msg = [7u8; 18];
+        assert_eq!(taken(&out, &mut linger), None, "nothing queued");
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(
+            taken(&out, &mut linger),
+            Some(23),
+            "the first message goes at once"
+        );
+
+        // A message queued while the pump wrote: the stream flows, the batch waits.
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(taken(&out, &mut linger), None);
+        // It waits while messages keep coming, tick after tick...
+        for _ in 0..3 {
+            tokio::time::advance(LINGER_TICK).await;
+            assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+            assert_eq!(taken(&out, &mut linger), None);
+        }
+        // ...and goes after a tick without one.
+        tokio::time::advance(LINGER_TICK).await;
+        assert_eq!(taken(&out, &mut linger), Some(4 * 23));
+
+        // A frame's worth goes at once.
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(taken(&out, &mut linger), None);
+        while out.lock().queued < FRAME {
+            assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        }
+        assert!(taken(&out, &mut linger).is_some_and(|n| n >= FRAME));
+
+        // A stream that keeps flowing waits LINGER_MAX at most.
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(taken(&out, &mut linger), None);
+        let mut waited = Duration::ZERO;
+        while taken(&out, &mut linger).is_none() {
+            tokio::time::advance(LINGER_TICK).await;
+            waited += LINGER_TICK;
+            assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+            assert!(waited <= LINGER_MAX + LINGER_TICK, "lingered {waited:?}");
+        }
+
+        // Right after a burst, a message still counts as flowing; after a lull longer
+        // than FLOWING, the next one goes at once again.
+        assert_eq!(taken(&out, &mut linger), None, "all taken");
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(taken(&out, &mut linger), None);
+        tokio::time::advance(LINGER_TICK).await;
+        assert_eq!(taken(&out, &mut linger), Some(23));
+        assert_eq!(taken(&out, &mut linger), None);
+        tokio::time::advance(FLOWING).await;
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(taken(&out, &mut linger), Some(23));
+    }
+
+    #[test]
+    fn borrowed_sends_obey_the_same_limit() {
+        let out = queue(100);
+        let mut n = 0;
+        while out.try_send_ref(&[1; 30], None).unwrap() {
+            n += 1;
+        }
+        assert_eq!(n, 3);
+        let big = vec![2u8; COALESCE_MAX + 10];
+        let out = queue(1 << 20);
+        assert!(out.try_send_ref(&big, None).unwrap());
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Some(b)) = out.poll_take(&mut cx, &mut Linger::default()) else {
+            panic!("nothing to take")
+        };
+        assert_eq!(
+            b.chunks.iter().map(|c| c.len()).sum::<usize>(),
+            5 + big.len()
+        );
     }
 }

@@ -7,19 +7,34 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::queue::{Batched, SendQueue, TrySendError};
+use crate::protocol::End;
 use crate::status::{Code, Status};
 
 pub struct SendHalf {
     pub(crate) queue: Arc<SendQueue>,
     /// Largest message this side sends.
     max_send: usize,
+    /// A client's one request message is all it sends: the half-close follows it.
+    close_after_one: bool,
 }
 
 impl SendHalf {
-    pub(crate) fn new(queue: Arc<SendQueue>, max_send: Option<usize>) -> SendHalf {
+    pub(crate) fn new(
+        queue: Arc<SendQueue>,
+        max_send: Option<usize>,
+        close_after_one: bool,
+    ) -> SendHalf {
         SendHalf {
             queue,
             max_send: max_send.unwrap_or(usize::MAX),
+            close_after_one,
+        }
+    }
+
+    /// A message was queued.
+    fn sent(&self) {
+        if self.close_after_one {
+            self.queue.close(End::HalfClose);
         }
     }
 
@@ -55,7 +70,10 @@ impl SendHalf {
         self.check_len(msg.len())?;
         loop {
             match self.queue.try_send(msg, compress) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.sent();
+                    return Ok(());
+                }
                 Err(TrySendError::Closed(s)) => return Err(s),
                 Err(TrySendError::Full(m)) => {
                     msg = m;
@@ -70,7 +88,9 @@ impl SendHalf {
         if let Err(s) = self.check_len(msg.len()) {
             return Err(TrySendError::Closed(s));
         }
-        self.queue.try_send(msg, None)
+        self.queue.try_send(msg, None)?;
+        self.sent();
+        Ok(())
     }
 
     /// `try_send`, choosing for this message whether to compress it.
@@ -78,7 +98,9 @@ impl SendHalf {
         if let Err(s) = self.check_len(msg.len()) {
             return Err(TrySendError::Closed(s));
         }
-        self.queue.try_send(msg, Some(compress))
+        self.queue.try_send(msg, Some(compress))?;
+        self.sent();
+        Ok(())
     }
 
     /// Queues a message from a borrowed slice (copied into the send buffer), waiting while
@@ -93,7 +115,11 @@ impl SendHalf {
     /// `try_send` from a borrowed slice: `Ok(false)` when the queue is full.
     pub fn try_send_ref(&self, msg: &[u8]) -> Result<bool, Status> {
         self.check_len(msg.len())?;
-        self.queue.try_send_ref(msg, None)
+        let queued = self.queue.try_send_ref(msg, None)?;
+        if queued {
+            self.sent();
+        }
+        Ok(queued)
     }
 
     /// Queues borrowed messages (copied) in order while there is room, under one lock and
@@ -115,7 +141,11 @@ impl SendHalf {
     /// when the turn ends. `Batched::Opened` asks the caller to arrange that `flush`.
     pub fn try_send_batched(&self, msg: &[u8]) -> Result<Batched, Status> {
         self.check_len(msg.len())?;
-        self.queue.push_batched(msg, None)
+        let r = self.queue.push_batched(msg, None)?;
+        if r != Batched::Full {
+            self.sent();
+        }
+        Ok(r)
     }
 
     /// Ends the open batch (see `try_send_batched`): its messages leave now.

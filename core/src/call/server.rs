@@ -92,7 +92,7 @@ impl ServerCall {
             writer.spawn(&runtime::handle());
         }
         ServerCall {
-            send: SendHalf::new(queue, None),
+            send: SendHalf::new(queue, None, false),
             method: a.method,
             shape: a.shape,
             metadata: a.metadata,

@@ -462,3 +462,65 @@ impl Receiver {
         self.dec.last_compressed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(msgs: &[&[u8]]) -> Bytes {
+        let mut b = bytes::BytesMut::new();
+        for m in msgs {
+            crate::protocol::envelope::encode(&mut b, m, Encoding::Identity).unwrap();
+        }
+        b.freeze()
+    }
+
+    async fn next(inb: &mut Receiver) -> Bytes {
+        std::future::poll_fn(|cx| inb.poll_message(cx))
+            .await
+            .unwrap()
+            .expect("a message")
+    }
+
+    /// Regression (issue 17): a message was taken for an answer (written at once, a DATA
+    /// frame of its own) whenever the decoder had nothing left, though the peer's next
+    /// DATA frames already waited in h2: a burst of small frames was answered frame for
+    /// frame. Only a message its peer sent alone, with nothing behind it, is answerable.
+    #[tokio::test]
+    async fn only_a_lone_message_with_nothing_behind_it_is_answerable() {
+        let (c, s) = tokio::io::duplex(1 << 16);
+        let srv = tokio::spawn(async move {
+            let mut conn = h2::server::handshake(s).await.unwrap();
+            let (req, respond) = conn.accept().await.unwrap().unwrap();
+            tokio::spawn(async move { while conn.accept().await.is_some() {} });
+            (req, respond)
+        });
+        let (mut client, mut conn) = h2::client::handshake(c).await.unwrap();
+        let mut ping = conn.ping_pong().expect("ping_pong");
+        tokio::spawn(conn);
+        let req = http::Request::post("http://x/p").body(()).unwrap();
+        let (_resp, mut out) = client.send_request(req, false).unwrap();
+        let (req, _respond) = srv.await.unwrap();
+        let mut inb = Receiver::server(req.into_body(), 1 << 20, Encoding::Identity);
+
+        // Three messages in one DATA frame: a burst.
+        out.send_data(framed(&[b"a", b"b", b"c"]), false).unwrap();
+        for want in [&b"a"[..], b"b", b"c"] {
+            assert_eq!(next(&mut inb).await, want);
+            assert!(!inb.answerable(), "{want:?} came with others");
+        }
+        // One message alone, nothing behind it: its answer goes at once.
+        out.send_data(framed(&[b"d"]), false).unwrap();
+        assert_eq!(next(&mut inb).await, &b"d"[..]);
+        assert!(inb.answerable());
+        // Two lone messages in two frames, both in h2 (the PING's answer comes after the
+        // server's connection read them): the first has more behind it.
+        out.send_data(framed(&[b"e"]), false).unwrap();
+        out.send_data(framed(&[b"f"]), false).unwrap();
+        ping.ping(h2::Ping::opaque()).await.unwrap();
+        assert_eq!(next(&mut inb).await, &b"e"[..]);
+        assert!(!inb.answerable(), "f waits in h2 behind e");
+        assert_eq!(next(&mut inb).await, &b"f"[..]);
+        assert!(inb.answerable());
+    }
+}

@@ -235,7 +235,9 @@ fn metadata(chan: &Channel) -> Check {
         let mut md = Metadata::new();
         md.append_ascii("echo-key", "value").map_err(|e| e.0)?;
         md.append_bin("echo-bin-bin", BIN_VALUE).map_err(|e| e.0)?;
-        let mut call = chan.open(PING_PONG, opts().metadata(md)).map_err(st)?;
+        let mut call = chan
+            .open(PING_PONG, rillrpc::Shape::Unary, opts().metadata(md))
+            .map_err(st)?;
         call.send(request(b"md", 0)).await.map_err(st)?;
         call.close_send();
         let headers = call.headers().await.map_err(st)?;
