@@ -1,5 +1,5 @@
 # The cross-language matrix (interop/matrix/): every rillrpc client (rust, c, python, node)
-# against every server (those four and the grpcio, grpc-js, grpc-go peers), and every peer
+# against every server (those four and the grpcio, grpc-js, grpc-go, tonic peers), and every peer
 # client against every rillrpc server, six checks per cell. `make matrix` builds what it
 # needs and prints the table; `make test-matrix` is the same, failing if a cell fails.
 MATRIX_DIR := $(CURDIR)/interop/matrix
@@ -10,9 +10,10 @@ MATRIX_C_CFLAGS := -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L -pth
 TEST_TARGETS += test-matrix
 .PHONY: matrix test-matrix matrix-build matrix-rust matrix-c matrix-go matrix-node-install
 
-# The Rust client, and the Rust server: rill-bench's echo-server --impl rill.
+# The Rust client, the Rust server (rill-bench's echo-server --impl rill) and the tonic
+# server (matrix-server-tonic).
 matrix-rust:
-	cargo build -p rill-matrix --bin matrix-client
+	cargo build -p rill-matrix --bin matrix-client --bin matrix-server-tonic
 	cargo build -p rill-bench --bin echo-server
 
 matrix-c: c-lib

@@ -32,7 +32,9 @@ python-gen: python-venv
 	$(PY_BIN)/python -m grpc_tools.protoc -I$(SHARED)/idl --python_out=$(PY_GEN) \
 	  --grpc_python_out=$(PY_GEN) $(SHARED)/idl/echo.proto
 
+# tests/test_coalesce.py runs rill-bench's echo-server and echo-client (debug) as peers.
 test-python: python-install python-gen
+	cargo build -p rill-bench --bin echo-server --bin echo-client
 	cd $(PY_DIR) && RILL_PY_GEN=$(PY_GEN) $(PY_BIN)/python -m pytest -q -p no:cacheprovider tests
 	cd $(CARGO_TARGET_DIR)/rillrpc-python && $(PY_BIN)/python -m mypy.stubtest rillrpc
 	cd $(PY_DIR) && $(PY_BIN)/python -m mypy --cache-dir=$(CARGO_TARGET_DIR)/rillrpc-python/mypy-cache python/rillrpc

@@ -43,6 +43,23 @@ pub async fn tonic_server() -> SocketAddr {
     addr
 }
 
+/// A tonic echo server on a free port whose connections count their HTTP/2 frames
+/// (`rill_testkit::frames`): what tonic reads is `inbound`.
+pub async fn counted_tonic_server() -> (SocketAddr, rill_testkit::frames::FrameLog) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = rill_testkit::frames::FrameLog::new();
+    let incoming = log.incoming(listener);
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(TestServiceServer::new(TonicEcho))
+            .serve_with_incoming(incoming)
+            .await
+            .unwrap();
+    });
+    (addr, log)
+}
+
 /// A rillrpc echo server on a free port.
 pub fn rill_server(opts: ServerOptions) -> Arc<Server> {
     let server = Arc::new(rill_echo::builder(opts).bind("127.0.0.1:0").unwrap());

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The cross-language matrix: every rillrpc client (rust, c, python, node) against every
-server (the four rillrpc ones and the grpcio, grpc-js and grpc-go peers), and every peer
-client against every rillrpc server, on the six checks of README.md.
+server (the four rillrpc ones and the grpcio, grpc-js, grpc-go and tonic peers), and every
+peer client against every rillrpc server, on the six checks of README.md. tonic is a server
+only.
 
     run.py --target-dir DIR --python PY [--node NODE] [--clients a,b] [--servers a,b]
 
@@ -28,6 +29,9 @@ HERE = Path(__file__).resolve().parent
 RILL = ("rust", "c", "python", "node")
 PEERS = ("grpcio", "grpc-js", "grpc-go")
 ALL = RILL + PEERS
+# Peers with a server and no client in the matrix.
+SERVER_ONLY = ("tonic",)
+ALL_SERVERS = ALL + SERVER_ONLY
 CHECKS = ("unary", "server_streaming", "client_streaming", "bidi", "error_status", "metadata")
 START_TIMEOUT = 90.0  # a cold start on 2 busy cores (node loads a large addon)
 CLIENT_TIMEOUT = 180.0  # each check has its own 20 s deadline; this only catches a hang
@@ -46,6 +50,7 @@ def commands(a: argparse.Namespace) -> Tuple[Dict[str, List[str]], Dict[str, Lis
         "grpcio": [py, str(HERE / "python" / "server.py"), "--impl", "grpcio"],
         "grpc-js": [node, str(HERE / "node" / "server.js"), "--impl", "grpc-js"],
         "grpc-go": [str(b / "grpc-go-server")],
+        "tonic": [str(t / "debug" / "matrix-server-tonic")],
     }
     clients = {
         "rust": [str(t / "debug" / "matrix-client")],
@@ -154,29 +159,30 @@ def table(rows: List[str], cols: List[str], cells: Dict[Tuple[str, str], str]) -
     return "\n".join(lines)
 
 
-def names(arg: Optional[str]) -> List[str]:
+def names(arg: Optional[str], known: Tuple[str, ...]) -> List[str]:
     if not arg:
-        return list(ALL)
+        return list(known)
     out = [n.strip() for n in arg.split(",") if n.strip()]
-    bad = [n for n in out if n not in ALL]
+    bad = [n for n in out if n not in known]
     if bad:
-        sys.exit(f"run.py: unknown name(s) {', '.join(bad)}; known: {', '.join(ALL)}")
+        sys.exit(f"run.py: unknown name(s) {', '.join(bad)}; known: {', '.join(known)}")
     return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target-dir", required=True,
-                    help="CARGO_TARGET_DIR: debug/echo-server, debug/matrix-client, matrix-bin/*")
+                    help="CARGO_TARGET_DIR: debug/echo-server, debug/matrix-client, "
+                         "debug/matrix-server-tonic, matrix-bin/*")
     ap.add_argument("--python", required=True, help="the venv's python (rillrpc, grpcio installed)")
     ap.add_argument("--node", default=shutil.which("node") or "node")
     ap.add_argument("--clients", help="comma-separated subset of: " + ",".join(ALL))
-    ap.add_argument("--servers", help="comma-separated subset of: " + ",".join(ALL))
+    ap.add_argument("--servers", help="comma-separated subset of: " + ",".join(ALL_SERVERS))
     ap.add_argument("--peer-pairs", action="store_true",
                     help="also run peer × peer cells (a check of the matrix's own peer programs; "
                          "never required: a failure shows as `(FAIL)`)")
     a = ap.parse_args()
-    rows, cols = names(a.clients), names(a.servers)
+    rows, cols = names(a.clients, ALL), names(a.servers, ALL_SERVERS)
     server_cmds, client_cmds = commands(a)
     env = dict(os.environ)
     env.setdefault("RILL_SHARED", str(HERE.parents[2] / "shared"))

@@ -3,12 +3,22 @@
 //!
 //!     echo-client --impl rill|tonic --addr 127.0.0.1:PORT --workload W
 //!                 [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]
-//!                 [--connections N] [--server-pid PID]
+//!                 [--connections N] [--server-pid PID] [--messages N] [--count-frames]
 //!
 //! Workloads: server-stream, client-stream, pingpong, unary (rates over `--duration-secs`
 //! after a warm-up) and idle-streams (`--streams` open bidi streams, default 10000; the
 //! resident memory they cost this process and, with `--server-pid`, the server).
 //! With `--server-pid`, rate workloads also report the server's CPU use over the window.
+//!
+//! `--messages N` makes the run one burst instead of a timed rate: each stream makes one
+//! call of N messages (server-stream: `count = N`; client-stream: N requests, then the
+//! server's byte count is checked; bidi: N requests sent while the N echoes are read),
+//! checks it ended OK and reports the rate over the burst. `bidi` is a burst workload only.
+//!
+//! `--count-frames` (tonic only) counts the HTTP/2 frames of each connection as tonic reads
+//! and writes them (`rill_testkit::frames`) and prints one line per connection after the
+//! `RESULT` line: `frames peer=ADDR in_data=N in_data_bytes=N out_data=N ...` ("in" is what
+//! this client read: the server's replies).
 //!
 //! Both implementations do the same work per message: build an `echo.Request`, encode it,
 //! decode every `echo.Response`.
@@ -28,17 +38,53 @@ enum Impl {
     Tonic,
 }
 
+/// A fixed burst of messages on one call per stream (`--messages`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Burst {
+    ServerStream,
+    ClientStream,
+    Bidi,
+}
+
+impl Burst {
+    fn parse(s: &str) -> Option<Burst> {
+        match s {
+            "server-stream" => Some(Burst::ServerStream),
+            "client-stream" => Some(Burst::ClientStream),
+            "bidi" => Some(Burst::Bidi),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Burst::ServerStream => "server-stream",
+            Burst::ClientStream => "client-stream",
+            Burst::Bidi => "bidi",
+        }
+    }
+}
+
+/// What one run does: a timed workload, or one burst of `messages` per stream.
+#[derive(Clone, Copy, Debug)]
+enum Job {
+    Rate(Workload),
+    Burst(Burst, u64),
+}
+
 #[derive(Clone, Debug)]
 struct Args {
     imp: Impl,
     addr: String,
-    workload: Workload,
+    job: Job,
     duration: Duration,
     warmup: Duration,
     size: usize,
     streams: Option<usize>,
     connections: usize,
     server_pid: Option<u32>,
+    /// Where the tonic connections' frames are counted (`--count-frames`).
+    frames: Option<rill_testkit::frames::FrameLog>,
 }
 
 fn main() {
@@ -47,10 +93,20 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let report = rt.block_on(run(args.clone()));
+    let report = rt.block_on(async {
+        match args.job {
+            Job::Rate(w) => run(args.clone(), w).await,
+            Job::Burst(b, n) => burst(&args, b, n).await,
+        }
+    });
     match report {
         Ok(r) => {
             println!("{r}");
+            if let Some(log) = &args.frames {
+                for c in log.connections() {
+                    println!("{}", c.snapshot());
+                }
+            }
             // Streams still open (a server stream the server is still filling) are torn
             // down with the process; the server sees the connection go.
             std::process::exit(0);
@@ -80,14 +136,14 @@ impl Counter {
     }
 }
 
-async fn run(a: Args) -> Res<Report> {
+async fn run(a: Args, workload: Workload) -> Res<Report> {
     let mut r = Report::default();
-    r.set("workload", a.workload)
+    r.set("workload", workload)
         .set("impl", imp_name(a.imp))
-        .set("unit", a.workload.unit())
+        .set("unit", workload.unit())
         .set("addr", &a.addr)
         .set("connections", a.connections);
-    if a.workload == Workload::IdleStreams {
+    if workload == Workload::IdleStreams {
         let n = a.streams.unwrap_or(10_000);
         r.set("streams", n);
         idle_streams(&a, n, &mut r).await?;
@@ -101,7 +157,7 @@ async fn run(a: Args) -> Res<Report> {
     for i in 0..streams {
         let c = counter.clone();
         let conn = conns.pick(i);
-        let (w, size) = (a.workload, a.size);
+        let (w, size) = (workload, a.size);
         workers.push(tokio::spawn(async move { worker(conn, w, size, c).await }));
     }
     // A worker that fails early (server gone, protocol error) fails the run.
@@ -133,7 +189,7 @@ async fn run(a: Args) -> Res<Report> {
         r.set("server_cpu", format!("{:.3}", (c1 - c0) / secs));
     }
     // Client streams end cleanly, and the server's byte count checks what was sent.
-    if a.workload == Workload::ClientStream {
+    if workload == Workload::ClientStream {
         for w in workers {
             // A slow server still has the flow-control windows' worth of small messages to
             // drain (grpcio's aio server takes over a minute), and the rate above is already
@@ -191,12 +247,15 @@ impl Conns {
             Impl::Tonic => {
                 let mut v = Vec::new();
                 for _ in 0..a.connections {
-                    let ch = tonic::transport::Endpoint::from_shared(uri.clone())
+                    let ep = tonic::transport::Endpoint::from_shared(uri.clone())
                         .map_err(|e| e.to_string())?
-                        .tcp_nodelay(true)
-                        .connect()
-                        .await
-                        .map_err(|e| format!("connect {uri}: {e:?}"))?;
+                        .tcp_nodelay(true);
+                    let ch = match &a.frames {
+                        // The counting connector sets TCP_NODELAY itself.
+                        Some(log) => ep.connect_with_connector(log.connector()).await,
+                        None => ep.connect().await,
+                    }
+                    .map_err(|e| format!("connect {uri}: {e:?}"))?;
                     let mut c = TestServiceClient::new(ch)
                         .max_decoding_message_size(usize::MAX)
                         .max_encoding_message_size(usize::MAX);
@@ -420,6 +479,191 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
     }
 }
 
+/// One burst of `n` messages per stream (`--messages`): every call must end OK with every
+/// message accounted for; reports the rate over the whole burst.
+async fn burst(a: &Args, kind: Burst, n: u64) -> Res<Report> {
+    let streams = a.streams.unwrap_or(1);
+    let mut r = Report::default();
+    r.set("workload", kind.name())
+        .set("impl", imp_name(a.imp))
+        .set("unit", "msg/s")
+        .set("addr", &a.addr)
+        .set("connections", a.connections)
+        .set("streams", streams)
+        .set("size", a.size)
+        .set("messages", n);
+    let conns = Conns::connect(a).await?;
+    let t0 = Instant::now();
+    let mut workers = Vec::new();
+    for i in 0..streams {
+        let (conn, size) = (conns.pick(i), a.size);
+        workers.push(tokio::spawn(async move {
+            burst_call(conn, kind, n, size).await
+        }));
+    }
+    for w in workers {
+        w.await.map_err(|e| format!("worker panicked: {e}"))??;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let count = n * streams as u64;
+    r.set("value", format!("{:.0}", count as f64 / secs))
+        .set("count", count)
+        .set("secs", format!("{secs:.3}"));
+    Ok(r)
+}
+
+async fn burst_call(conn: Conn, kind: Burst, n: u64, size: usize) -> Res<()> {
+    let payload = vec![b'x'; size];
+    let count = i32::try_from(n).map_err(|_| "--messages must fit an i32 for server-stream")?;
+    let want = |got: u64| -> Res<()> {
+        if got != n {
+            return Err(format!("{got} messages came back, want {n}"));
+        }
+        Ok(())
+    };
+    match (conn, kind) {
+        (Conn::Tonic(mut cl), Burst::ServerStream) => {
+            let mut s = cl
+                .echo_server(Request { payload, count })
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner();
+            let mut got = 0;
+            while s.message().await.map_err(|e| e.to_string())?.is_some() {
+                got += 1;
+            }
+            want(got)
+        }
+        (Conn::Rill(ch), Burst::ServerStream) => {
+            let mut call = ch
+                .server_streaming(ECHO_SERVER, request(&payload, count), Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut batch = Vec::with_capacity(1024);
+            let mut got = 0u64;
+            loop {
+                batch.clear();
+                let k = std::future::poll_fn(|cx| call.poll_recv_many(cx, &mut batch, 1024))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if k == 0 {
+                    break;
+                }
+                for m in &batch {
+                    decode(m)?;
+                }
+                got += k as u64;
+            }
+            want(got)
+        }
+        (Conn::Tonic(mut cl), Burst::ClientStream) => {
+            let reqs = tokio_stream::iter((0..n).map(move |_| Request {
+                payload: payload.clone(),
+                count: 0,
+            }));
+            let resp = cl
+                .echo_client(reqs)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner();
+            check_exact_total(&resp.payload, n, size)
+        }
+        (Conn::Rill(ch), Burst::ClientStream) => {
+            let mut call = ch
+                .open(ECHO_CLIENT, Default::default())
+                .map_err(|e| e.to_string())?;
+            let msg = request(&payload, 0);
+            for _ in 0..n {
+                if call.send(msg.clone()).await.is_err() {
+                    break;
+                }
+            }
+            call.close_send();
+            let m = call
+                .recv()
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no response to the client stream")?;
+            check_exact_total(&decode(&m)?.payload, n, size)
+        }
+        (Conn::Tonic(mut cl), Burst::Bidi) => {
+            let reqs = tokio_stream::iter((0..n).map(move |_| Request {
+                payload: payload.clone(),
+                count: 0,
+            }));
+            let mut s = cl.echo(reqs).await.map_err(|e| e.to_string())?.into_inner();
+            let mut got = 0;
+            while s.message().await.map_err(|e| e.to_string())?.is_some() {
+                got += 1;
+            }
+            want(got)
+        }
+        (Conn::Rill(ch), Burst::Bidi) => {
+            // Sending and reading in one task: the call is one object, so one poll does both.
+            let mut call = ch
+                .bidi(ECHO, Default::default())
+                .map_err(|e| e.to_string())?;
+            let msg = request(&payload, 0);
+            let (mut sent, mut got, mut bad) = (0u64, 0u64, None);
+            let mut batch = Vec::with_capacity(1024);
+            std::future::poll_fn(|cx| {
+                while sent < n {
+                    match call.try_send(msg.clone()) {
+                        Ok(()) => sent += 1,
+                        Err(rillrpc::TrySendError::Full(_)) => {
+                            if call.poll_send_ready(cx).is_pending() {
+                                break;
+                            }
+                        }
+                        Err(rillrpc::TrySendError::Closed(s)) => {
+                            return std::task::Poll::Ready(Err(s.to_string()))
+                        }
+                    }
+                }
+                if sent == n {
+                    call.close_send();
+                }
+                loop {
+                    batch.clear();
+                    match call.poll_recv_many(cx, &mut batch, 1024) {
+                        std::task::Poll::Ready(Ok(0)) => return std::task::Poll::Ready(Ok(())),
+                        std::task::Poll::Ready(Ok(k)) => {
+                            got += k as u64;
+                            if bad.is_none() {
+                                bad = batch.iter().find_map(|m| decode(m).err());
+                            }
+                        }
+                        std::task::Poll::Ready(Err(s)) => {
+                            return std::task::Poll::Ready(Err(s.to_string()))
+                        }
+                        std::task::Poll::Pending => return std::task::Poll::Pending,
+                    }
+                }
+            })
+            .await?;
+            if let Some(e) = bad {
+                return Err(e);
+            }
+            want(got)
+        }
+    }
+}
+
+/// A burst's client stream: the server must have counted exactly what was sent.
+fn check_exact_total(payload: &[u8], sent: u64, size: usize) -> Res<()> {
+    let got = std::str::from_utf8(payload)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or("client stream response is not a decimal byte count")?;
+    if got != sent * size as u64 {
+        return Err(format!(
+            "server counted {got} bytes, client sent {}",
+            sent * size as u64
+        ));
+    }
+    Ok(())
+}
+
 fn check_total(payload: &[u8], sent: u64, size: usize) -> Res<()> {
     let got: u64 = std::str::from_utf8(payload)
         .ok()
@@ -550,7 +794,9 @@ async fn settle() {
 fn parse_args() -> Args {
     let mut imp = None;
     let mut addr = None;
-    let mut workload = None;
+    let mut workload: Option<String> = None;
+    let mut messages = None;
+    let mut count_frames = false;
     let mut duration = 3.0f64;
     let mut warmup = None;
     let mut size = 16usize;
@@ -572,12 +818,9 @@ fn parse_args() -> Args {
                 })
             }
             "--addr" => addr = Some(val()),
-            "--workload" => {
-                let v = val();
-                workload = Some(
-                    Workload::parse(&v).unwrap_or_else(|| usage(&format!("unknown workload {v}"))),
-                )
-            }
+            "--workload" => workload = Some(val()),
+            "--messages" => messages = Some(num(&val(), "--messages") as u64),
+            "--count-frames" => count_frames = true,
             "--duration-secs" => duration = num(&val(), "--duration-secs"),
             "--warmup-secs" => warmup = Some(num(&val(), "--warmup-secs")),
             "--size" => size = num(&val(), "--size") as usize,
@@ -592,16 +835,35 @@ fn parse_args() -> Args {
         usage("--streams and --connections must be at least 1");
     }
     let warmup = warmup.unwrap_or((duration / 5.0).min(0.5));
+    let imp = imp.unwrap_or_else(|| usage("--impl is required"));
+    let w = workload.unwrap_or_else(|| usage("--workload is required"));
+    let job = match messages {
+        Some(n) => Job::Burst(
+            Burst::parse(&w).unwrap_or_else(|| {
+                usage(&format!(
+                    "--messages takes server-stream, client-stream or bidi, not {w}"
+                ))
+            }),
+            n,
+        ),
+        None => Job::Rate(
+            Workload::parse(&w).unwrap_or_else(|| usage(&format!("unknown workload {w}"))),
+        ),
+    };
+    if count_frames && imp != Impl::Tonic {
+        usage("--count-frames needs --impl tonic");
+    }
     Args {
-        imp: imp.unwrap_or_else(|| usage("--impl is required")),
+        imp,
         addr: addr.unwrap_or_else(|| usage("--addr is required")),
-        workload: workload.unwrap_or_else(|| usage("--workload is required")),
+        job,
         duration: Duration::from_secs_f64(duration),
         warmup: Duration::from_secs_f64(warmup),
         size,
         streams,
         connections,
         server_pid,
+        frames: count_frames.then(rill_testkit::frames::FrameLog::new),
     }
 }
 
@@ -619,8 +881,9 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: echo-client --impl rill|tonic --addr HOST:PORT --workload W\n\
          \x20      [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]\n\
-         \x20      [--connections N] [--server-pid PID]\n\
-         workloads: server-stream client-stream pingpong unary idle-streams"
+         \x20      [--connections N] [--server-pid PID] [--messages N] [--count-frames]\n\
+         workloads: server-stream client-stream pingpong unary idle-streams;\n\
+         with --messages N (one burst per stream): server-stream client-stream bidi"
     );
     std::process::exit(2)
 }

@@ -2,8 +2,13 @@
 //! for reproducing a benchmark cell by hand.
 //!
 //!     echo-server --impl rill|tonic [--port 50051] [--host 127.0.0.1] [--max-streams N]
+//!                 [--threads N] [--count-frames]
 //!
-//! Prints `listening on <addr>` once it accepts connections.
+//! Prints `listening on <addr>` once it accepts connections. With `--count-frames` (tonic
+//! only), each connection's HTTP/2 frames are counted as tonic reads and writes them, and
+//! when it closes one line goes to stdout, flushed (`rill_testkit::frames`):
+//! `frames peer=ADDR in_data=N in_data_bytes=N out_data=N out_data_bytes=N ... goaway_out=N`
+//! ("in" is what the server read). Tests of other languages' clients read it.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -14,6 +19,7 @@ fn main() {
     let mut port = 50051u16;
     let mut max_streams = 100_000u32;
     let mut threads = 0usize;
+    let mut count_frames = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -28,6 +34,7 @@ fn main() {
                 max_streams = val().parse().unwrap_or_else(|_| usage("bad --max-streams"))
             }
             "--threads" => threads = val().parse().unwrap_or_else(|_| usage("bad --threads")),
+            "--count-frames" => count_frames = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -35,6 +42,9 @@ fn main() {
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if threads > 0 {
         rt.worker_threads(threads);
+    }
+    if count_frames && imp != "tonic" {
+        usage("--count-frames needs --impl tonic");
     }
     let rt = rt.enable_all().build().expect("runtime");
     rt.block_on(async move {
@@ -58,16 +68,20 @@ fn main() {
                     .await
                     .unwrap_or_else(|e| fail(&e.to_string()));
                 announce(listener.local_addr().unwrap());
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                tonic::transport::Server::builder()
+                let server = tonic::transport::Server::builder()
                     .max_concurrent_streams(max_streams)
                     .tcp_nodelay(true)
                     .add_service(rill_testkit::TestServiceServer::new(
                         rill_testkit::TonicEcho,
-                    ))
-                    .serve_with_incoming(incoming)
-                    .await
-                    .unwrap_or_else(|e| fail(&e.to_string()));
+                    ));
+                let served = if count_frames {
+                    let log = rill_testkit::frames::FrameLog::printing();
+                    server.serve_with_incoming(log.incoming(listener)).await
+                } else {
+                    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                    server.serve_with_incoming(incoming).await
+                };
+                served.unwrap_or_else(|e| fail(&e.to_string()));
             }
             other => usage(&format!("--impl must be rill or tonic, not {other}")),
         }
@@ -88,6 +102,9 @@ fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("echo-server: {msg}");
     }
-    eprintln!("usage: echo-server --impl rill|tonic [--port N] [--host H] [--max-streams N] [--threads N]");
+    eprintln!(
+        "usage: echo-server --impl rill|tonic [--port N] [--host H] [--max-streams N] [--threads N]\n\
+         \x20      [--count-frames]   (tonic: a line of HTTP/2 frame counts per closed connection)"
+    );
     std::process::exit(2)
 }

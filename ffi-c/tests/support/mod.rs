@@ -137,3 +137,30 @@ pub fn tonic_echo() -> u16 {
         rx.recv().unwrap()
     })
 }
+
+/// A tonic echo server of its own (one per call) whose connections count their HTTP/2
+/// frames (`rill_testkit::frames`): what tonic reads is `inbound`.
+pub fn counted_tonic_echo() -> (u16, rill_testkit::frames::FrameLog) {
+    let log = rill_testkit::frames::FrameLog::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server_log = log.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap().port()).unwrap();
+            tonic::transport::Server::builder()
+                .add_service(rill_testkit::TestServiceServer::new(
+                    rill_testkit::TonicEcho,
+                ))
+                .serve_with_incoming(server_log.incoming(l))
+                .await
+                .unwrap();
+        });
+    });
+    (rx.recv().unwrap(), log)
+}

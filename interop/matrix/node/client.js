@@ -5,7 +5,7 @@
 // <why>" lines and exits 1 if any failed.
 const assert = require('node:assert/strict')
 const { once } = require('node:events')
-const { service, rill, grpc, UNARY_PAYLOAD, STREAM_SIZES, BIN_VALUE, CALL_TIMEOUT_MS, ERROR_MESSAGE } = require('./echo')
+const { service, rill, grpc, UNARY_PAYLOAD, STREAM_SIZES, BURST_MESSAGES, BURST_SIZE, BIN_VALUE, CALL_TIMEOUT_MS, ERROR_MESSAGE } = require('./echo')
 
 const args = process.argv.slice(2)
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d }
@@ -38,6 +38,27 @@ async function bidiError (call) {
   assert.ok(!r.done && Buffer.from(r.value.payload).toString() === 'before', 'bidi: first answer')
   call.write({ payload: Buffer.from(ERROR_MESSAGE), count: -5 })
   await assert.rejects(it.next(), wanted('bidi'))
+}
+
+/**
+ * The client_streaming burst on any Writable of echo requests: as a Node stream user writes,
+ * until write() says false, then 'drain'. `response` settles with the server's reply.
+ */
+async function burst (call, response) {
+  const m = { payload: Buffer.alloc(BURST_SIZE, 'x') }
+  let failed
+  const res = response.catch((e) => { failed = e; throw e })
+  for (let i = 0; i < BURST_MESSAGES && !failed; i++) {
+    if (!call.write(m)) await Promise.race([once(call, 'drain'), res.catch(() => {})])
+  }
+  call.end()
+  let r
+  try {
+    r = await res
+  } catch (e) {
+    throw new Error(`burst of ${BURST_MESSAGES}: code ${e.code} ${e.details || e.message}`)
+  }
+  assert.equal(Buffer.from(r.payload).toString(), String(BURST_MESSAGES * BURST_SIZE), 'burst: total')
 }
 
 /** Bidi, send one then read one, on any Duplex of echo messages. */
@@ -81,6 +102,8 @@ function rillChecks () {
       const res = await call.response
       const want = String(STREAM_SIZES.reduce((a, b) => a + b))
       assert.equal(Buffer.from(res.payload).toString(), want)
+      const b = client.EchoClient()
+      await burst(b, b.response)
     },
     async bidi () {
       const call = client.Echo()
@@ -136,6 +159,11 @@ function grpcJsChecks () {
       })
       const want = String(STREAM_SIZES.reduce((a, b) => a + b))
       assert.equal(Buffer.from(res.payload).toString(), want)
+      let call
+      const response = new Promise((resolve, reject) => {
+        call = client.EchoClient(opts(), (e, r) => e ? reject(e) : resolve(r))
+      })
+      await burst(call, response)
     },
     async bidi () {
       const call = client.Echo(opts())

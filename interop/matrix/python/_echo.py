@@ -36,10 +36,16 @@ SERVICE = echo_pb2.DESCRIPTOR.services_by_name["TestService"]
 
 UNARY_PAYLOAD = b"matrix\x00\xffping"
 STREAM_SIZES = (1, 10, 100, 70000)
+# The client_streaming burst: BURST_MESSAGES messages of BURST_SIZE bytes in one call. A sender
+# that writes each in a DATA frame of its own (23 bytes) gets the connection closed by tonic's
+# h2 server (0.4.20) when its handler falls behind: GOAWAY(ENHANCE_YOUR_CALM,
+# "too_many_data_frames"), issue 17.
+BURST_MESSAGES = 30000
+BURST_SIZE = 16
 BIN_VALUE = bytes([0x00, 0xFF, 0xFE, 0x80, 0x01])
 CALL_TIMEOUT = 20.0
 # Percent-encoded in grpc-message on the wire: "%" and the non-ASCII bytes must survive.
 ERROR_MESSAGE = "matrix error: 100% ünïcødé ✓"
 
-__all__ = ["echo_pb2", "echo_pb2_grpc", "SERVICE", "UNARY_PAYLOAD", "STREAM_SIZES", "BIN_VALUE",
-           "CALL_TIMEOUT", "ERROR_MESSAGE"]
+__all__ = ["echo_pb2", "echo_pb2_grpc", "SERVICE", "UNARY_PAYLOAD", "STREAM_SIZES", "BURST_MESSAGES",
+           "BURST_SIZE", "BIN_VALUE", "CALL_TIMEOUT", "ERROR_MESSAGE"]

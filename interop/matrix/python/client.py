@@ -10,7 +10,8 @@ import asyncio
 import sys
 from typing import Any, Awaitable, Callable, List, Sequence, Tuple
 
-from _echo import BIN_VALUE, CALL_TIMEOUT, ERROR_MESSAGE, SERVICE, STREAM_SIZES, UNARY_PAYLOAD, echo_pb2, echo_pb2_grpc
+from _echo import (BIN_VALUE, BURST_MESSAGES, BURST_SIZE, CALL_TIMEOUT, ERROR_MESSAGE, SERVICE, STREAM_SIZES,
+                   UNARY_PAYLOAD, echo_pb2, echo_pb2_grpc)
 
 Req = echo_pb2.Request
 SEND_MD = (("echo-key", "value"), ("echo-bin-bin", BIN_VALUE))
@@ -62,6 +63,18 @@ def rill_checks(target: str) -> List[Tuple[str, Callable[[], Awaitable[None]]]]:
     async def client_streaming() -> None:
         r = await stub.EchoClient([Req(payload=b"x" * n) for n in STREAM_SIZES], timeout=t)
         expect(r.payload == str(sum(STREAM_SIZES)).encode(), f"total {r.payload!r}")
+        # The burst from an async generator, as issue 17's reporter streamed.
+        m = Req(payload=b"x" * BURST_SIZE)
+
+        async def burst() -> Any:
+            for _ in range(BURST_MESSAGES):
+                yield m
+
+        try:
+            r = await stub.EchoClient(burst(), timeout=t)
+        except RpcError as e:
+            raise Failed(f"burst of {BURST_MESSAGES}: status {e.code.name} {e.message!r}") from None
+        expect(r.payload == str(BURST_MESSAGES * BURST_SIZE).encode(), f"burst: total {r.payload!r}")
 
     async def bidi() -> None:
         call = stub.Echo(timeout=t)
@@ -134,6 +147,12 @@ def grpcio_checks(target: str) -> List[Tuple[str, Callable[[], Awaitable[None]]]
     async def client_streaming() -> None:
         r = await stub.EchoClient(iter([Req(payload=b"x" * n) for n in STREAM_SIZES]), timeout=t)
         expect(r.payload == str(sum(STREAM_SIZES)).encode(), f"total {r.payload!r}")
+        m = Req(payload=b"x" * BURST_SIZE)
+        try:
+            r = await stub.EchoClient(iter([m] * BURST_MESSAGES), timeout=t)
+        except grpc.aio.AioRpcError as e:
+            raise Failed(f"burst of {BURST_MESSAGES}: status {e.code()} {e.details()!r}") from None
+        expect(r.payload == str(BURST_MESSAGES * BURST_SIZE).encode(), f"burst: total {r.payload!r}")
 
     async def bidi() -> None:
         call = stub.Echo(timeout=t)

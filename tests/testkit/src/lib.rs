@@ -1,10 +1,12 @@
 //! What tests and benches share: the real peer (tonic's generated client and server for
 //! `shared/idl/echo.proto`, with a reference echo service on tonic), the same echo service
-//! on rillrpc, and throwaway TLS certificates.
+//! on rillrpc, throwaway TLS certificates, and an HTTP/2 frame counter for tonic's
+//! connections (`frames`).
 
 pub mod echo {
     tonic::include_proto!("echo");
 }
+pub mod frames;
 pub mod rill_echo;
 pub mod tls;
 
