@@ -187,7 +187,9 @@ async fn client_streaming_rounds(sender: Sender) {
     let (ch, log) = counted_tonic(sender).await;
     for round in 0..ROUNDS {
         let before = log.connections().first().map(|c| c.snapshot());
-        let mut call = ch.open(ECHO_CLIENT, opts()).unwrap();
+        let mut call = ch
+            .open(ECHO_CLIENT, rillrpc::Shape::ClientStreaming, opts())
+            .unwrap();
         let sent = match sender {
             Sender::Task => {
                 let m = small();

@@ -570,7 +570,11 @@ async fn burst_call(conn: Conn, kind: Burst, n: u64, size: usize) -> Res<()> {
         }
         (Conn::Rill(ch), Burst::ClientStream) => {
             let mut call = ch
-                .open(ECHO_CLIENT, Default::default())
+                .open(
+                    ECHO_CLIENT,
+                    rillrpc::Shape::ClientStreaming,
+                    Default::default(),
+                )
                 .map_err(|e| e.to_string())?;
             let msg = request(&payload, 0);
             for _ in 0..n {
