@@ -93,7 +93,7 @@ class Link {
   /** Ready messages (raw Buffers), null when none is (a wake-up follows), false at the end. */
   pull () {
     if (this.done) return false
-    const b = this.nat.pollRecv(BATCH)
+    const b = this.nat.pollRecvBatch(BATCH)
     if (b === null) {
       this.recvWaiting = true
       return null

@@ -1,6 +1,6 @@
 'use strict'
 // The sending half of a call: the writes made in one JS turn reach the native call in one
-// crossing (`trySendMany`) instead of one each. A write's callback runs at once while less
+// crossing (`trySendBatch`) instead of one each. A write's callback runs at once while less
 // than LIMIT bytes wait here and the native queue has room; otherwise it waits, so a
 // Writable's write() returns false and 'drain' follows when the peer catches up.
 const SENT = 0
@@ -10,7 +10,7 @@ const LIMIT = 64 * 1024
 
 class Sender {
   /**
-   * @param nat the native call (trySend, trySendMany, pollSend)
+   * @param nat the native call (trySend, trySendBatch, pollSend)
    * @param retry re-polls the call later (the core will send no wake-up for RETRY)
    * @param onClosed the call can send no more
    */
@@ -45,7 +45,7 @@ class Sender {
 
   flush () {
     while (this.q.length && !this.full && !this.closed) {
-      const n = this.q.length > 1 ? this.nat.trySendMany(this.q) : 0
+      const n = this.q.length > 1 ? this.nat.trySendBatch(this.q) : 0
       if (n > 0) {
         this.drop(n)
         continue

@@ -41,7 +41,7 @@ class ServerLink {
   /** Request messages, null when none is ready, false at the end of the requests. */
   pull () {
     if (this.done) return false
-    const b = this.nc.pollRecv(BATCH)
+    const b = this.nc.pollRecvBatch(BATCH)
     if (b === null) {
       this.recvWaiting = true
       return null

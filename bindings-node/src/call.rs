@@ -11,7 +11,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use crate::meta::{self, Flat, JsStatus};
-use crate::wake::{with_cx, Slot};
+use crate::wake::{with_cx, Notify};
 
 /// Result codes of `trySend`/`pollSend`.
 pub(crate) const SENT: u32 = 0;
@@ -132,7 +132,7 @@ impl NativeChannel {
                 return Ok(NativeCall {
                     call: None,
                     failed: Some(s),
-                    slot: Slot::new(),
+                    slot: Notify::new(),
                     pending: None,
                 })
             }
@@ -140,7 +140,7 @@ impl NativeChannel {
         let mut nc = NativeCall {
             call: Some(call),
             failed: None,
-            slot: Slot::new(),
+            slot: Notify::new(),
             pending: None,
         };
         if whole {
@@ -202,7 +202,7 @@ pub struct NativeCall {
     call: Option<Call>,
     /// The call could not start (bad method path, ...).
     failed: Option<rillrpc::Status>,
-    slot: Arc<Slot>,
+    slot: Arc<Notify>,
     /// A message refused for lack of room, sent by `pollSend` once there is.
     pending: Option<Bytes>,
 }
@@ -253,13 +253,13 @@ impl NativeCall {
     /// Every ready message (up to `max`), framed; `null` when none is ready (a wake-up will
     /// follow); an empty Buffer when the call has ended (read `status()`).
     #[napi]
-    pub fn poll_recv<'e>(&mut self, env: &'e Env, max: u32) -> Result<Option<BufferSlice<'e>>> {
+    pub fn poll_recv_batch<'e>(&mut self, env: &'e Env, max: u32) -> Result<Option<BufferSlice<'e>>> {
         let Some(c) = self.call.as_mut() else {
             return BufferSlice::copy_from(env, []).map(Some);
         };
         let mut batch = Vec::new();
         match with_cx(&self.slot, |cx| {
-            c.poll_recv_many(cx, &mut batch, max as usize)
+            c.poll_recv_batch(cx, &mut batch, max as usize)
         }) {
             Poll::Pending => Ok(None),
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => BufferSlice::copy_from(env, []).map(Some),
@@ -294,14 +294,14 @@ impl NativeCall {
     /// Queues messages in order while there is room: one crossing for a batch of writes.
     /// Returns how many were queued; `trySend` the next one to learn why it stopped.
     #[napi]
-    pub fn try_send_many(&mut self, msgs: Vec<BufferSlice>) -> u32 {
+    pub fn try_send_batch(&mut self, msgs: Vec<BufferSlice>) -> u32 {
         if self.pending.is_some() {
             return 0;
         }
         let Some(c) = &self.call else { return 0 };
         // Copied once, straight into the call's send buffer, under one lock, with one
         // wake of the writer for the lot.
-        let (n, _) = c.try_send_refs(msgs.iter().map(|m| &m[..]));
+        let (n, _) = c.try_send_batch(msgs.iter().map(|m| &m[..]));
         n as u32
     }
 
@@ -326,7 +326,7 @@ impl NativeCall {
         }
     }
 
-    /// The final status, once `pollRecv` reported the end.
+    /// The final status, once `pollRecvBatch` reported the end.
     #[napi]
     pub fn status(&self) -> Option<JsStatus> {
         if let Some(s) = &self.failed {

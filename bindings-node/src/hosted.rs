@@ -5,7 +5,7 @@
 //! callback polls the connection on the JS thread; a request is then read, handled and
 //! answered without waking any other thread, as grpc-js does on its own socket. Wake-ups
 //! from elsewhere (timers, shutdown) arrive as for any other native object, through the
-//! connection's `Slot`; `take_ready` polls such connections instead of handing their ids
+//! connection's `Notify`; `take_ready` polls such connections instead of handing their ids
 //! to JavaScript.
 //!
 //! Everything here runs on the JS thread: the connections live in a thread-local table.
@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::wake::{with_cx, Batch, Slot};
+use crate::wake::{with_cx, Batch, Notify};
 
 // libuv, as exported by the node binary that loads this addon.
 const UV_POLL: c_int = 8;
@@ -40,7 +40,7 @@ extern "C" {
 
 struct Hosted {
     conn: HostedConnection,
-    slot: Arc<Slot>,
+    slot: Arc<Notify>,
     /// The uv_poll_t: memory of ours, whose first field (`data`) points to its `Watch`.
     handle: *mut c_void,
     /// The events the handle is started for (0: stopped).
@@ -57,7 +57,7 @@ struct Watch {
 /// Where a channel's new connections come from (see `watch_channel`).
 struct Source {
     channel: Channel,
-    slot: Arc<Slot>,
+    slot: Arc<Notify>,
 }
 
 thread_local! {
@@ -79,7 +79,7 @@ pub(crate) fn init(env: &Env) -> Result<()> {
 }
 
 /// Takes the new connections of a server (call on every wake-up of its accept slot).
-pub(crate) fn adopt_from_server(env: &Env, server: &Server, slot: &Arc<Slot>) {
+pub(crate) fn adopt_from_server(env: &Env, server: &Server, slot: &Arc<Notify>) {
     if let Err(e) = init(env) {
         // `adopt` then refuses each connection, which closes it.
         eprintln!("{e}");
@@ -89,7 +89,7 @@ pub(crate) fn adopt_from_server(env: &Env, server: &Server, slot: &Arc<Slot>) {
 
 /// Takes every connection `next` has ready, registering `slot` for the next one.
 fn adopt_all(
-    slot: &Arc<Slot>,
+    slot: &Arc<Notify>,
     mut next: impl FnMut(&mut Context<'_>) -> Poll<Option<HostedConnection>>,
 ) {
     while let Poll::Ready(Some(conn)) = with_cx(slot, &mut next) {
@@ -104,7 +104,7 @@ fn adopt_all(
 /// returns the id to `unwatch_channel` with.
 pub(crate) fn watch_channel(env: &Env, channel: Channel) -> Result<u32> {
     init(env)?;
-    let slot = Slot::new();
+    let slot = Notify::new();
     let id = slot.id();
     CHANNELS.with(|t| t.borrow_mut().insert(id, Rc::new(Source { channel, slot })));
     drive(id);
@@ -150,7 +150,7 @@ fn adopt(conn: HostedConnection) -> Result<()> {
             "rillrpc: libuv cannot watch a connection (error {rc})"
         )));
     }
-    let slot = Slot::new();
+    let slot = Notify::new();
     let id = slot.id();
     let watch = Box::into_raw(Box::new(Watch { id, mem, dup }));
     // SAFETY: `data` is the first field of every libuv handle, and the only one that is

@@ -1,4 +1,4 @@
-//! The Node binding of rillrpc. Rust exposes pull methods (`pollRecv`, `trySend`, `pollSend`,
+//! The Node binding of rillrpc. Rust exposes pull methods (`pollRecvBatch`, `trySend`, `pollSend`,
 //! `pollAccept`) that JavaScript calls on its own thread; the Node streams, promises and
 //! handlers are built in JavaScript (`lib/`) on top of them.
 //!

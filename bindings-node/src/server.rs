@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::call::{CLOSED, FULL, RETRY, SENT};
 use crate::meta::{self, Flat, JsStatus};
-use crate::wake::{with_cx, Slot};
+use crate::wake::{with_cx, Notify};
 
 #[napi(object)]
 pub struct ServerOpts {
@@ -27,7 +27,7 @@ pub struct ServerOpts {
 pub struct NativeServer {
     builder: Option<ServerBuilder>,
     server: Option<Arc<Server>>,
-    slot: Arc<Slot>,
+    slot: Arc<Notify>,
 }
 
 #[napi]
@@ -62,7 +62,7 @@ impl NativeServer {
         Ok(NativeServer {
             builder: Some(builder),
             server: None,
-            slot: Slot::new(),
+            slot: Notify::new(),
         })
     }
 
@@ -164,7 +164,7 @@ impl Task for Shutdown {
 #[napi]
 pub struct NativeServerCall {
     call: Option<ServerCall>,
-    slot: Arc<Slot>,
+    slot: Arc<Notify>,
     pending: Option<Bytes>,
     /// How the receiving side ended, once it did.
     recv_end: Option<rillrpc::Status>,
@@ -176,7 +176,7 @@ impl NativeServerCall {
     fn new(c: ServerCall) -> NativeServerCall {
         NativeServerCall {
             call: Some(c),
-            slot: Slot::new(),
+            slot: Notify::new(),
             pending: None,
             recv_end: None,
             send_end: None,
@@ -253,10 +253,10 @@ impl NativeServerCall {
             .unwrap_or_default()
     }
 
-    /// As `NativeCall.pollRecv`: framed messages, `null` when none is ready, an empty Buffer
+    /// As `NativeCall.pollRecvBatch`: framed messages, `null` when none is ready, an empty Buffer
     /// at the end of the requests (`recvError()` tells whether it was an error).
     #[napi]
-    pub fn poll_recv<'e>(&mut self, env: &'e Env, max: u32) -> Result<Option<BufferSlice<'e>>> {
+    pub fn poll_recv_batch<'e>(&mut self, env: &'e Env, max: u32) -> Result<Option<BufferSlice<'e>>> {
         let Some(c) = self.call.as_mut() else {
             return BufferSlice::copy_from(env, []).map(Some);
         };
@@ -265,7 +265,7 @@ impl NativeServerCall {
         }
         let mut batch = Vec::new();
         match with_cx(&self.slot, |cx| {
-            c.poll_recv_many(cx, &mut batch, max as usize)
+            c.poll_recv_batch(cx, &mut batch, max as usize)
         }) {
             Poll::Pending => Ok(None),
             Poll::Ready(Ok(0)) => {
@@ -319,14 +319,14 @@ impl NativeServerCall {
     /// Queues messages in order while there is room: one crossing for a batch of writes.
     /// Returns how many were queued; `trySend` the next one to learn why it stopped.
     #[napi]
-    pub fn try_send_many(&mut self, msgs: Vec<BufferSlice>) -> u32 {
+    pub fn try_send_batch(&mut self, msgs: Vec<BufferSlice>) -> u32 {
         if self.pending.is_some() {
             return 0;
         }
         let Some(c) = &self.call else { return 0 };
         // Copied once, straight into the call's send buffer, under one lock, with one
         // wake of the writer for the lot.
-        let (n, _) = c.try_send_refs(msgs.iter().map(|m| &m[..]));
+        let (n, _) = c.try_send_batch(msgs.iter().map(|m| &m[..]));
         n as u32
     }
 

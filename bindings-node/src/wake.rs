@@ -1,5 +1,5 @@
 //! Wake-ups from the core's threads to the JS thread. Every native object that can park owns
-//! a `Slot`; its waker queues the slot's id and, at most once until JS drains the queue,
+//! a `Notify`; its waker queues the slot's id and, at most once until JS drains the queue,
 //! calls one process-wide threadsafe function. JS then re-polls every object that was woken.
 
 use napi::bindgen_prelude::*;
@@ -217,16 +217,16 @@ pub fn release(env: &Env) -> Result<()> {
 }
 
 /// The wake-up target of one native object.
-pub(crate) struct Slot {
+pub(crate) struct Notify {
     id: u32,
     /// Set before every poll that may park; a wake-up is forwarded only while set, so a
     /// burst of wakes costs one JS callback.
     armed: AtomicBool,
 }
 
-impl Slot {
-    pub(crate) fn new() -> Arc<Slot> {
-        Arc::new(Slot {
+impl Notify {
+    pub(crate) fn new() -> Arc<Notify> {
+        Arc::new(Notify {
             id: REACTOR.next_id.fetch_add(1, Ordering::Relaxed),
             armed: AtomicBool::new(false),
         })
@@ -243,7 +243,7 @@ impl Slot {
     }
 }
 
-impl Wake for Slot {
+impl Wake for Notify {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref()
     }
@@ -258,7 +258,7 @@ impl Wake for Slot {
 }
 
 /// Runs `f` with a context whose waker belongs to `slot`.
-pub(crate) fn with_cx<R>(slot: &Arc<Slot>, f: impl FnOnce(&mut Context<'_>) -> R) -> R {
+pub(crate) fn with_cx<R>(slot: &Arc<Notify>, f: impl FnOnce(&mut Context<'_>) -> R) -> R {
     let w = slot.waker();
     let mut cx = Context::from_waker(&w);
     f(&mut cx)

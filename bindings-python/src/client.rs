@@ -1,5 +1,5 @@
 //! The client: a channel and the calls it opens. Every operation first tries to complete
-//! at once on the Python thread; when it cannot, it returns the parker's epoch and the
+//! at once on the Python thread; when it cannot, it returns the notify's epoch and the
 //! Python layer parks a future (see `reactor`).
 
 use pyo3::exceptions::PyValueError;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::convert::{
     messages, metadata_from_py, metadata_to_py, pending, status_err, status_tuple,
 };
-use crate::reactor::{Parker, Reactor};
+use crate::reactor::{Notify, Reactor};
 use crate::unary::{self, NativeUnary, Unary};
 
 #[pyclass(module = "rillrpc._native", frozen)]
@@ -90,13 +90,13 @@ impl NativeChannel {
             .chan
             .open(method, shape, opts)
             .map_err(|s| status_err(py, &s))?;
-        let (parker, waker) = Parker::new();
+        let (notify, waker) = Notify::new();
         Ok(NativeCall {
             inner: Arc::new(Inner {
                 call: Mutex::new(call),
                 stash: Mutex::new(None),
             }),
-            parker,
+            notify,
             waker,
         })
     }
@@ -193,7 +193,7 @@ fn call_options(
 #[pyclass(module = "rillrpc._native", frozen)]
 pub struct NativeCall {
     inner: Arc<Inner>,
-    parker: Arc<Parker>,
+    notify: Arc<Notify>,
     waker: Waker,
 }
 
@@ -262,7 +262,7 @@ impl NativeCall {
 
     /// None when `try_send` may succeed; the epoch (int) when not yet.
     fn send_ready(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let e = self.parker.epoch();
+        let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
         match self.lock().poll_send_ready(&mut cx) {
             Poll::Ready(()) => Ok(py.None()),
@@ -282,10 +282,10 @@ impl NativeCall {
     /// ready yet. Raises `RpcError` when the call failed.
     #[pyo3(signature = (max=4096))]
     fn recv_batch(&self, py: Python<'_>, max: usize) -> PyResult<Py<PyAny>> {
-        let e = self.parker.epoch();
+        let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
         let mut out = Vec::new();
-        let r = self.lock().poll_recv_many(&mut cx, &mut out, max);
+        let r = self.lock().poll_recv_batch(&mut cx, &mut out, max);
         match r {
             Poll::Ready(Ok(_)) => Ok(messages(py, &out)?.into_any().unbind()),
             Poll::Ready(Err(s)) => Err(status_err(py, &s)),
@@ -295,7 +295,7 @@ impl NativeCall {
 
     /// The response headers (pairs), or the epoch (int) while they have not come.
     fn headers(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let e = self.parker.epoch();
+        let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
         let r = self.lock().poll_headers(&mut cx);
         match r {
@@ -327,7 +327,7 @@ impl NativeCall {
         reactor.core.runtime().spawn(async move {
             let mut msgs = Vec::new();
             let r = std::future::poll_fn(|cx| loop {
-                match lock(&inner.call).poll_recv_many(cx, &mut msgs, 4096) {
+                match lock(&inner.call).poll_recv_batch(cx, &mut msgs, 4096) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
                     Poll::Ready(Ok(_)) => {}
                     Poll::Ready(Err(s)) => return Poll::Ready(Err(s)),
@@ -352,6 +352,6 @@ impl NativeCall {
 
     /// Parks `fut` (resolved with None at the next wake) unless a wake came since `epoch`.
     fn park(&self, fut: Py<PyAny>, reactor: &Reactor, epoch: u64) -> bool {
-        self.parker.park(fut, reactor, epoch)
+        self.notify.park(fut, reactor, epoch)
     }
 }

@@ -118,7 +118,7 @@ pub fn messages<'py>(py: Python<'py>, batch: &[Bytes]) -> PyResult<Bound<'py, Py
     PyList::new(py, batch.iter().map(|b| PyBytes::new(py, b)))
 }
 
-/// What a `poll_*` wrapper returns while pending: the parker's epoch (a plain `int`, which
+/// What a `poll_*` wrapper returns while pending: the notify's epoch (a plain `int`, which
 /// no ready result ever is).
 pub fn pending(py: Python<'_>, epoch: u64) -> PyResult<Py<PyAny>> {
     Ok(epoch.into_pyobject(py)?.into_any().unbind())

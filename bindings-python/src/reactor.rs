@@ -1,6 +1,6 @@
 //! Waking asyncio from the core's threads without taking the GIL there.
 //!
-//! A `Parker` is the waker the binding hands to the core's `poll_*` functions. When the
+//! A `Notify` is the waker the binding hands to the core's `poll_*` functions. When the
 //! core wakes it (on a tokio thread), it moves the futures parked on it to their event
 //! loop's `Reactor` queue and writes one byte to the reactor's socket, only if the queue
 //! was idle. The loop watches that socket (`add_reader`) and resolves every queued future
@@ -121,14 +121,14 @@ pub fn resolve(py: Python<'_>, fut: &Py<PyAny>) {
 
 /// The waker of one native call or server. Every wake bumps `epoch`, so a Python task that
 /// polled (and saw Pending) at epoch `e` can tell whether a wake came before it parked.
-pub struct Parker {
+pub struct Notify {
     epoch: AtomicU64,
     parked: Mutex<Vec<(Arc<ReactorCore>, Py<PyAny>)>>,
 }
 
-impl Parker {
-    pub fn new() -> (Arc<Parker>, Waker) {
-        let p = Arc::new(Parker {
+impl Notify {
+    pub fn new() -> (Arc<Notify>, Waker) {
+        let p = Arc::new(Notify {
             epoch: AtomicU64::new(0),
             parked: Mutex::new(Vec::new()),
         });
@@ -153,7 +153,7 @@ impl Parker {
     }
 }
 
-impl Wake for Parker {
+impl Wake for Notify {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref()
     }

@@ -12,12 +12,12 @@ use std::time::Duration;
 use crate::convert::{
     messages, metadata_from_py, metadata_to_py, pending, status_err, status_from_py,
 };
-use crate::reactor::{Parker, Reactor};
+use crate::reactor::{Notify, Reactor};
 
 #[pyclass(module = "rillrpc._native", frozen)]
 pub struct NativeServer {
     server: Arc<Server>,
-    parker: Arc<Parker>,
+    notify: Arc<Notify>,
     waker: Waker,
 }
 
@@ -60,10 +60,10 @@ impl NativeServer {
             rillrpc::ErrorKind::Io => PyOSError::new_err(e.message().to_owned()),
             _ => PyValueError::new_err(e.message().to_owned()),
         })?;
-        let (parker, waker) = Parker::new();
+        let (notify, waker) = Notify::new();
         Ok(NativeServer {
             server: Arc::new(server),
-            parker,
+            notify,
             waker,
         })
     }
@@ -76,7 +76,7 @@ impl NativeServer {
 
     /// The next call; None once the server is shut down; the epoch (int) when none waits.
     fn accept(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let e = self.parker.epoch();
+        let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
         match self.server.poll_accept(&mut cx) {
             Poll::Ready(Some(call)) => Ok(Py::new(py, NativeServerCall::new(call))?.into_any()),
@@ -86,7 +86,7 @@ impl NativeServer {
     }
 
     fn park(&self, fut: Py<PyAny>, reactor: &Reactor, epoch: u64) -> bool {
-        self.parker.park(fut, reactor, epoch)
+        self.notify.park(fut, reactor, epoch)
     }
 
     /// Graceful shutdown (GOAWAY, calls in flight get `grace` seconds); `fut` is resolved
@@ -118,22 +118,22 @@ pub struct NativeServerCall {
     call: Mutex<ServerCall>,
     method: String,
     shape: u32,
-    parker: Arc<Parker>,
+    notify: Arc<Notify>,
     waker: Waker,
     /// A separate waker for `watch_cancel`, so data wake-ups do not look like cancels.
-    cancel_parker: Arc<Parker>,
+    cancel_parker: Arc<Notify>,
     cancel_waker: Waker,
 }
 
 impl NativeServerCall {
     fn new(call: ServerCall) -> NativeServerCall {
-        let (parker, waker) = Parker::new();
-        let (cancel_parker, cancel_waker) = Parker::new();
+        let (notify, waker) = Notify::new();
+        let (cancel_parker, cancel_waker) = Notify::new();
         NativeServerCall {
             method: call.method().to_owned(),
             shape: call.shape() as u32,
             call: Mutex::new(call),
-            parker,
+            notify,
             waker,
             cancel_parker,
             cancel_waker,
@@ -172,10 +172,10 @@ impl NativeServerCall {
 
     #[pyo3(signature = (max=4096))]
     fn recv_batch(&self, py: Python<'_>, max: usize) -> PyResult<Py<PyAny>> {
-        let e = self.parker.epoch();
+        let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
         let mut out = Vec::new();
-        let r = self.lock().poll_recv_many(&mut cx, &mut out, max);
+        let r = self.lock().poll_recv_batch(&mut cx, &mut out, max);
         match r {
             Poll::Ready(Ok(_)) => Ok(messages(py, &out)?.into_any().unbind()),
             Poll::Ready(Err(s)) => Err(status_err(py, &s)),
@@ -194,7 +194,7 @@ impl NativeServerCall {
     /// the writer for the lot); returns how many were queued. Raises `RpcError` when the
     /// call cannot send any more.
     #[pyo3(signature = (msgs, start=0))]
-    fn try_send_many(
+    fn try_send_batch(
         &self,
         py: Python<'_>,
         msgs: &Bound<'_, PyList>,
@@ -208,7 +208,7 @@ impl NativeServerCall {
                 Err(_) => m.extract::<&[u8]>().map_err(PyErr::from),
             })
             .collect::<PyResult<Vec<&[u8]>>>()?;
-        let (n, failed) = self.lock().try_send_refs(slices.iter().copied());
+        let (n, failed) = self.lock().try_send_batch(slices.iter().copied());
         match failed {
             Some(s) => Err(status_err(py, &s)),
             None => Ok(n),
@@ -216,7 +216,7 @@ impl NativeServerCall {
     }
 
     fn send_ready(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let e = self.parker.epoch();
+        let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
         match self.lock().poll_send_ready(&mut cx) {
             Poll::Ready(()) => Ok(py.None()),
@@ -266,7 +266,7 @@ impl NativeServerCall {
     }
 
     fn park(&self, fut: Py<PyAny>, reactor: &Reactor, epoch: u64) -> bool {
-        self.parker.park(fut, reactor, epoch)
+        self.notify.park(fut, reactor, epoch)
     }
 
     /// Resolves `fut` when the call ends for a reason other than this side's `finish`

@@ -52,7 +52,7 @@ async fn drive(mut call: Call, slot: &Mutex<Unary>) -> Result<Bytes, Status> {
         let mut u = lock(slot);
         let call = u.call.as_mut().expect("stored above");
         loop {
-            match call.poll_recv_many(cx, &mut msgs, 64) {
+            match call.poll_recv_batch(cx, &mut msgs, 64) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(s)) => return Poll::Ready(Err(s)),

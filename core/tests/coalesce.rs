@@ -247,7 +247,7 @@ async fn bidi_rounds(sender: Sender) {
                 let mut n = 0usize;
                 loop {
                     batch.clear();
-                    let k = poll_fn(|cx| lock(&call).poll_recv_many(cx, &mut batch, 1024)).await?;
+                    let k = poll_fn(|cx| lock(&call).poll_recv_batch(cx, &mut batch, 1024)).await?;
                     if k == 0 {
                         return Ok::<_, Status>(n);
                     }

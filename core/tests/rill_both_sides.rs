@@ -475,7 +475,7 @@ async fn a_direct_send_never_overtakes_a_taken_batch() {
     }
 }
 
-/// Batched sends (`try_send_refs`) on both sides: order kept across refills of a full
+/// Batched sends (`try_send_batch`) on both sides: order kept across refills of a full
 /// queue, and a message over the send limit stops the batch at its index with
 /// RESOURCE_EXHAUSTED, the ones before it sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,7 +490,7 @@ async fn batched_sends_keep_order_and_stop_at_an_oversized_message() {
         let mut done = 0;
         while done < all.len() {
             let end = (done + 100).min(all.len());
-            let (n, failed) = call.try_send_refs(all[done..end].iter().copied());
+            let (n, failed) = call.try_send_batch(all[done..end].iter().copied());
             assert!(failed.is_none(), "{failed:?}");
             done += n;
             if done < end {
@@ -510,7 +510,7 @@ async fn batched_sends_keep_order_and_stop_at_an_oversized_message() {
     let msgs: Vec<Vec<u8>> = (0..20_000u32).map(|i| i.to_be_bytes().repeat(8)).collect();
     let mut sent = 0;
     while sent < msgs.len() {
-        let (n, failed) = call.try_send_refs(msgs[sent..].iter().map(|m| &m[..]));
+        let (n, failed) = call.try_send_batch(msgs[sent..].iter().map(|m| &m[..]));
         assert!(failed.is_none(), "{failed:?}");
         sent += n;
         if sent < msgs.len() {
@@ -518,7 +518,7 @@ async fn batched_sends_keep_order_and_stop_at_an_oversized_message() {
         }
     }
     let big = vec![0u8; 1001];
-    let (n, failed) = call.try_send_refs([&b"ok"[..], &big[..], b"never"]);
+    let (n, failed) = call.try_send_batch([&b"ok"[..], &big[..], b"never"]);
     assert_eq!(n, 1);
     assert_eq!(
         failed.expect("over the limit").code(),

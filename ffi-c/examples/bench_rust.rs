@@ -134,7 +134,7 @@ async fn bidi(ch: &Channel, secs: f64) -> f64 {
             sending = false;
         }
         buf.clear();
-        match call.poll_recv_many(cx, &mut buf, 256) {
+        match call.poll_recv_batch(cx, &mut buf, 256) {
             Poll::Ready(Ok(0)) => return Poll::Ready(()),
             Poll::Ready(Ok(n)) => {
                 received += n as u64;
@@ -170,7 +170,7 @@ async fn stream(ch: &Channel, secs: f64) -> f64 {
         let stop = n + 1000;
         while n < stop {
             buf.clear();
-            let got = poll_fn(|cx| call.poll_recv_many(cx, &mut buf, 256))
+            let got = poll_fn(|cx| call.poll_recv_batch(cx, &mut buf, 256))
                 .await
                 .unwrap();
             assert!(got > 0, "the stream ended early");

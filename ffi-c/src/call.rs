@@ -122,7 +122,7 @@ impl CallObj {
         let mut cx = Context::from_waker(&self.waker);
         match self
             .call
-            .poll_recv_many(&mut cx, &mut self.batch, want.max(BATCH))
+            .poll_recv_batch(&mut cx, &mut self.batch, want.max(BATCH))
         {
             Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
             Poll::Ready(Ok(_)) => Poll::Ready(Ok(true)),
@@ -165,7 +165,7 @@ impl CallObj {
         self.current = Bytes::new();
         let mut cx = Context::from_waker(&self.waker);
         loop {
-            match self.call.poll_recv_many(&mut cx, &mut self.batch, 1024) {
+            match self.call.poll_recv_batch(&mut cx, &mut self.batch, 1024) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break,
                 Poll::Ready(Ok(_)) => self.batch.clear(),
                 Poll::Pending => {

@@ -52,7 +52,7 @@ pub(crate) fn send_batch(half: &SendHalf, waker: &Waker, msgs: &[rill_slice]) ->
     }
     send_many(
         msgs,
-        |m| half.try_send_refs(m.iter().map(bytes_of)),
+        |m| half.try_send_batch(m.iter().map(bytes_of)),
         || half.poll_send_ready(&mut Context::from_waker(waker)),
         |s| refused(&s),
     )

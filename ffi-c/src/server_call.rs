@@ -126,7 +126,7 @@ impl ServerCallObj {
         let mut cx = Context::from_waker(&self.waker);
         match self
             .call
-            .poll_recv_many(&mut cx, &mut self.batch, want.max(BATCH))
+            .poll_recv_batch(&mut cx, &mut self.batch, want.max(BATCH))
         {
             Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
             Poll::Ready(Ok(_)) => Poll::Ready(Ok(true)),

@@ -312,7 +312,7 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
             let mut batch = Vec::with_capacity(1024);
             while !c.stopped() {
                 batch.clear();
-                let n = std::future::poll_fn(|cx| call.poll_recv_many(cx, &mut batch, 1024))
+                let n = std::future::poll_fn(|cx| call.poll_recv_batch(cx, &mut batch, 1024))
                     .await
                     .map_err(|e| e.to_string())?;
                 if n == 0 {
@@ -543,7 +543,7 @@ async fn burst_call(conn: Conn, kind: Burst, n: u64, size: usize) -> Res<()> {
             let mut got = 0u64;
             loop {
                 batch.clear();
-                let k = std::future::poll_fn(|cx| call.poll_recv_many(cx, &mut batch, 1024))
+                let k = std::future::poll_fn(|cx| call.poll_recv_batch(cx, &mut batch, 1024))
                     .await
                     .map_err(|e| e.to_string())?;
                 if k == 0 {
@@ -629,7 +629,7 @@ async fn burst_call(conn: Conn, kind: Burst, n: u64, size: usize) -> Res<()> {
                 }
                 loop {
                     batch.clear();
-                    match call.poll_recv_many(cx, &mut batch, 1024) {
+                    match call.poll_recv_batch(cx, &mut batch, 1024) {
                         std::task::Poll::Ready(Ok(0)) => return std::task::Poll::Ready(Ok(())),
                         std::task::Poll::Ready(Ok(k)) => {
                             got += k as u64;

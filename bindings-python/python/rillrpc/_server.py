@@ -222,7 +222,7 @@ class ServerCall:
         if not out:
             return
         try:
-            k = self._n.try_send_many(out)
+            k = self._n.try_send_batch(out)
         except RpcError:
             out.clear()  # the call has ended; the handler learns it at its next send
             return
@@ -244,7 +244,7 @@ class ServerCall:
         out = self._out
         n = self._n
         while out:
-            k = n.try_send_many(out)
+            k = n.try_send_batch(out)
             del out[:k]
             if out:
                 e = n.send_ready()

@@ -10,11 +10,11 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::queue::{SendQueue, Stop, COALESCE_MAX};
+use super::queue::{SendQueue, Stop, COALESCE_MAX, SEND_QUEUE_BYTES};
 use super::receive::{batch, Expect, From};
 use super::send::SendHalf;
 use super::writer::{past_deadline, Opening, Role, Writer};
-use super::{Shape, SEND_QUEUE_BYTES};
+use super::shape::Shape;
 use crate::metadata::Metadata;
 use crate::protocol::envelope::{Encoding, PREFIX_LEN};
 use crate::protocol::{Abort, End, Framing, NoHead, Receiver, Sender};
@@ -232,6 +232,9 @@ impl Call {
     /// Ready once the response head (or the call's end) is known: `headers` or `status`
     /// is set.
     fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.headers.is_some() {
+            return Poll::Ready(());
+        }
         loop {
             match &mut self.state {
                 RecvState::Opening(rx) => match Pin::new(rx).poll(cx) {
@@ -291,7 +294,7 @@ impl Call {
     /// Appends every message that is ready (up to `max`) to `out`, waiting only if none is:
     /// one wake-up hands over a batch. Returns `Ok(n)`, the number appended; zero means the
     /// call ended successfully. An error comes after the messages that preceded it.
-    pub fn poll_recv_many(
+    pub fn poll_recv_batch(
         &mut self,
         cx: &mut Context<'_>,
         out: &mut Vec<Bytes>,
@@ -336,7 +339,7 @@ impl Call {
         let mut sink = Vec::new();
         loop {
             sink.clear();
-            match poll_fn(|cx| self.poll_recv_many(cx, &mut sink, 1024)).await {
+            match poll_fn(|cx| self.poll_recv_batch(cx, &mut sink, 1024)).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }

@@ -17,11 +17,16 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use super::flow::{Flow, Linger, FRAME};
-use super::writer::write_inline;
 use crate::metadata::Metadata;
 use crate::protocol::envelope::{Encoding, PREFIX_LEN};
 use crate::protocol::{Abort, End, Framing, PeerEnd, Sender};
 use crate::status::{Code, Status};
+
+/// How much a call may queue for sending before `send` waits. The writer hands h2 no more
+/// than the peer's window, so a stream holds this much beyond what the peer can take: a
+/// peer that grants no window holds a handler's sends to this, and a thousand such
+/// streams to 64 MiB.
+pub(crate) const SEND_QUEUE_BYTES: usize = 64 * 1024;
 
 /// Messages up to this size are copied into the shared buffer; larger ones travel as
 /// their own chunk without a copy.
@@ -159,6 +164,9 @@ struct State {
     head_decided: bool,
     /// Messages accepted so far.
     sent: usize,
+    /// The sender closed its side (`close`): whatever became of the call since, a send is
+    /// that mistake first.
+    closed_by_sender: bool,
 }
 
 pub(crate) struct SendQueue {
@@ -211,6 +219,7 @@ impl SendQueue {
                 framing,
                 head_decided: false,
                 sent: 0,
+                closed_by_sender: false,
             }),
             aborted: AtomicBool::new(false),
             answer: AtomicBool::new(false),
@@ -448,17 +457,15 @@ impl SendQueue {
 
     /// May a message be queued now? `Ok(false)`: accepted and dropped (the peer finished).
     fn admit(&self, st: &State) -> Result<bool, Push> {
+        if st.closed_by_sender {
+            return Err(Push::Closed(send_after_close()));
+        }
         match &st.phase {
             Phase::Open => {}
             // The server has ended the call; like HTTP/2 itself we drop what comes after,
             // and recv/finish report the call's status (grpc-js drops such writes too).
             Phase::PeerFinished => return Ok(false),
-            Phase::Closed => {
-                return Err(Push::Closed(Status::new(
-                    Code::FailedPrecondition,
-                    "send after the sending side was closed",
-                )))
-            }
+            Phase::Closed => return Err(Push::Closed(send_after_close())),
             Phase::Failed(s) | Phase::Aborted(s) => return Err(Push::Closed(s.clone())),
         }
         if let (Some(why), 1..) = (self.only_one, st.sent) {
@@ -551,6 +558,7 @@ impl SendQueue {
     /// the sending side was already closed or ended.
     pub(crate) fn close(&self, end: End) -> bool {
         let mut st = self.lock();
+        st.closed_by_sender = true;
         if !matches!(st.phase, Phase::Open) {
             return false;
         }
@@ -610,7 +618,7 @@ impl SendQueue {
         };
         drop(st);
         let mut sender = lent.sender;
-        write_inline(self, &mut sender);
+        self.write_inline(&mut sender);
     }
 
     /// The outcome decided on this side, if any.
@@ -718,6 +726,41 @@ impl SendQueue {
         if let Poll::Ready(end) = lent.sender.poll_peer_end(cx) {
             drop(st);
             self.peer_ended(end, ends_call);
+        }
+    }
+
+    /// Writes what a deferred writer's queue holds from the calling thread, at once: the end
+    /// of a single-response server call whose handler finished before a writer was needed, or
+    /// an abort. h2 buffers what the window does not take yet; it is one message at most.
+    fn write_inline(&self, sender: &mut Sender) {
+        let Some(b) = self.take_now() else {
+            return;
+        };
+        let enc = self.encoding();
+        // The handler's thread puts the response on the socket itself (see `driver`).
+        let kick = sender.announce();
+        if let Some(a) = b.abort {
+            sender.abort(a);
+        } else {
+            let mut ok = true;
+            if b.head.is_some() || !b.chunks.is_empty() {
+                ok = sender.send_head(b.head, enc).is_ok();
+            }
+            for c in b.chunks {
+                ok = ok && sender.send_data(c).is_ok();
+            }
+            if let (true, Some(end)) = (ok, b.end) {
+                let _ = sender.send_end(end, enc);
+                if let Some(k) = kick {
+                    k.finish();
+                }
+                // A server's status was its last word.
+                self.mark_done();
+                return;
+            }
+        }
+        if let Some(k) = kick {
+            k.finish();
         }
     }
 
@@ -866,6 +909,13 @@ fn writer_idle(st: &State) -> bool {
         && !st.interrupt
         && !matches!(st.writer, Writer::Writing)
         && st.lent.is_some()
+}
+
+fn send_after_close() -> Status {
+    Status::new(
+        Code::FailedPrecondition,
+        "send after the sending side was closed",
+    )
 }
 
 fn register(slot: &mut Option<Waker>, cx: &mut Context<'_>) {

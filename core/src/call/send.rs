@@ -126,7 +126,7 @@ impl SendHalf {
     /// with at most one wake of the writer for the lot: how many were queued, and the error
     /// that stopped the next one (`None`: all went, or the queue filled). For senders on a
     /// thread of their own, where a wake per message would cross threads each time.
-    pub fn try_send_refs<'m, I>(&self, msgs: I) -> (usize, Option<Status>)
+    pub fn try_send_batch<'m, I>(&self, msgs: I) -> (usize, Option<Status>)
     where
         I: IntoIterator<Item = &'m [u8]>,
     {

@@ -9,11 +9,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::time::Instant;
 
-use super::queue::{SendQueue, Stop};
+use super::queue::{SendQueue, Stop, SEND_QUEUE_BYTES};
 use super::receive::{batch, Expect, From};
 use super::send::SendHalf;
 use super::writer::{Role, Writer};
-use super::{Shape, SEND_QUEUE_BYTES};
+use super::shape::Shape;
 use crate::metadata::Metadata;
 use crate::protocol::envelope::Encoding;
 use crate::protocol::{Abort, End, Receiver, Sender};
@@ -215,7 +215,7 @@ impl ServerCall {
 
     /// Appends every request message that is ready (up to `max`), waiting only if none is.
     /// `Ok(0)`: the client half-closed.
-    pub fn poll_recv_many(
+    pub fn poll_recv_batch(
         &mut self,
         cx: &mut Context<'_>,
         out: &mut Vec<Bytes>,

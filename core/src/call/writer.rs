@@ -229,41 +229,6 @@ impl Writer {
     }
 }
 
-/// Writes what a deferred writer's queue holds from the calling thread, at once: the end
-/// of a single-response server call whose handler finished before a writer was needed, or
-/// an abort. h2 buffers what the window does not take yet; it is one message at most.
-pub(crate) fn write_inline(queue: &SendQueue, sender: &mut Sender) {
-    let Some(b) = queue.take_now() else {
-        return;
-    };
-    let enc = queue.encoding();
-    // The handler's thread puts the response on the socket itself (see `driver`).
-    let kick = sender.announce();
-    if let Some(a) = b.abort {
-        sender.abort(a);
-    } else {
-        let mut ok = true;
-        if b.head.is_some() || !b.chunks.is_empty() {
-            ok = sender.send_head(b.head, enc).is_ok();
-        }
-        for c in b.chunks {
-            ok = ok && sender.send_data(c).is_ok();
-        }
-        if let (true, Some(end)) = (ok, b.end) {
-            let _ = sender.send_end(end, enc);
-            if let Some(k) = kick {
-                k.finish();
-            }
-            // A server's status was its last word.
-            queue.mark_done();
-            return;
-        }
-    }
-    if let Some(k) = kick {
-        k.finish();
-    }
-}
-
 /// Writes chunks as the window takes them: h2 is handed no more than the window, so what
 /// waits for a slow reader is bounded by the call's queue.
 async fn write_chunks(sender: &mut Sender, chunks: VecDeque<Bytes>) -> Result<(), Status> {

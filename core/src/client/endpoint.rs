@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::ChannelOptions;
+use super::options::ChannelOptions;
 use crate::protocol::grpc::status_from_h2;
 use crate::status::Status;
 use crate::transport::driver::Driver;

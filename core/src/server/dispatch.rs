@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Shared;
+use super::shared::Shared;
 use crate::call::{Accepted, ServerCall, Shape};
 use crate::protocol::grpc::{self, Refusal};
 use crate::protocol::{Receiver, Sender};

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::dispatch::dispatch;
-use super::{Phase, Shared};
+use super::shared::{Phase, Shared};
 use crate::transport::driver::Driver;
 use crate::transport::h2_server;
 use crate::transport::hosted::HostedConnection;

@@ -3,6 +3,11 @@
 
 mod dispatch;
 mod listen;
+mod options;
+mod shared;
+
+pub use options::ServerOptions;
+use shared::{Phase, Shared};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,37 +17,9 @@ use tokio::sync::{mpsc, watch, Mutex};
 
 use crate::call::{ServerCall, Shape};
 use crate::error::Error;
-use crate::protocol::envelope::DEFAULT_MAX_RECV_MESSAGE;
 use crate::runtime;
 use crate::transport::hosted::{self, Handout, HostedConnection};
 use crate::transport::tls::{self, ServerTls};
-
-/// Server settings.
-#[derive(Clone, Debug)]
-pub struct ServerOptions {
-    /// SETTINGS_MAX_CONCURRENT_STREAMS per connection.
-    pub max_concurrent_streams: u32,
-    /// Largest request message accepted (default 4 MiB).
-    pub max_recv_message_size: usize,
-    /// Largest header block accepted.
-    pub max_header_list_size: u32,
-    pub initial_stream_window: u32,
-    pub initial_connection_window: u32,
-    pub tls: Option<ServerTls>,
-}
-
-impl Default for ServerOptions {
-    fn default() -> ServerOptions {
-        ServerOptions {
-            max_concurrent_streams: 4096,
-            max_recv_message_size: DEFAULT_MAX_RECV_MESSAGE,
-            max_header_list_size: 64 * 1024,
-            initial_stream_window: 1 << 20,
-            initial_connection_window: 4 << 20,
-            tls: None,
-        }
-    }
-}
 
 /// Builds a server: options, then the methods it serves, then `bind`.
 pub struct ServerBuilder {
@@ -128,25 +105,6 @@ impl ServerBuilder {
             done: done_rx,
         })
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Serving,
-    /// GOAWAY sent; calls in flight may finish.
-    Draining,
-    /// Grace period over: connections are dropped.
-    Stopped,
-}
-
-struct Shared {
-    opts: ServerOptions,
-    methods: HashMap<String, Shape>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    calls: mpsc::UnboundedSender<ServerCall>,
-    /// Where accepted connections go when the caller hosts them.
-    hosted: Option<mpsc::UnboundedSender<HostedConnection>>,
-    phase: watch::Receiver<Phase>,
 }
 
 /// A running server.

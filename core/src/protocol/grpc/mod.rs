@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use std::time::Duration;
 
 use super::envelope::{self, Encoding};
-use super::NoHead;
+use super::terms::NoHead;
 use crate::metadata::{decode_bin, Metadata};
 use crate::status::{Code, Status};
 

@@ -15,7 +15,7 @@ use super::{check_response, code_for_reset, response, status_from_h2, status_fro
 use super::{trailers, trailers_only};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::{Decoder, Encoding};
-use crate::protocol::{Abort, End, NoHead, PeerEnd};
+use crate::protocol::terms::{Abort, End, NoHead, PeerEnd};
 use crate::status::{Code, Status};
 use crate::transport::driver::{Driver, Kick};
 use crate::transport::goaway::{explain, GoAway};

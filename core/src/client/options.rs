@@ -1,0 +1,49 @@
+//! What a channel may be told about its connections.
+
+use std::time::Duration;
+
+use crate::transport::tls::ClientTls;
+
+/// Channel settings.
+#[derive(Clone, Debug)]
+pub struct ChannelOptions {
+    /// How long one connection attempt (TCP, TLS and the HTTP/2 preface) may take.
+    pub connect_timeout: Duration,
+    /// Send an HTTP/2 PING after this much time; `None` disables keepalive.
+    pub keepalive_interval: Option<Duration>,
+    /// Close the connection when a PING is not answered within this time.
+    pub keepalive_timeout: Duration,
+    /// TLS settings for `https://` targets (system roots when `None`).
+    pub tls: Option<ClientTls>,
+    /// HTTP/2 flow-control windows we grant the server.
+    pub initial_stream_window: u32,
+    pub initial_connection_window: u32,
+    /// Largest header block accepted from the server.
+    pub max_header_list_size: u32,
+    /// First wait after a failed connection attempt; grows by 1.6 up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub user_agent: Option<String>,
+    /// Hands plain-TCP (`http://`) connections out through `Channel::poll_connection` for
+    /// the caller's event loop to drive (see `HostedConnection`); TLS connections stay on
+    /// the runtime. The caller must then take and drive every connection.
+    pub host_connections: bool,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> ChannelOptions {
+        ChannelOptions {
+            connect_timeout: Duration::from_secs(20),
+            keepalive_interval: None,
+            keepalive_timeout: Duration::from_secs(20),
+            tls: None,
+            initial_stream_window: 1 << 20,
+            initial_connection_window: 4 << 20,
+            max_header_list_size: 16 << 20,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(120),
+            user_agent: None,
+            host_connections: false,
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The terms a call and a protocol share: how a call ends, how the peer ended it, and how
+//! messages are framed. Every protocol says them in its own wire form.
+
+use bytes::BytesMut;
+
+use super::envelope::{self, Encoding};
+use crate::metadata::Metadata;
+use crate::status::Status;
+
+/// How a call ends abruptly, in the call's own terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Abort {
+    /// Abandoned: cancelled by either side, or past its deadline.
+    Cancel,
+    /// Nothing more is wanted from the peer, and nothing is wrong: the peer already ended
+    /// the call, or this side has its whole answer.
+    Finished,
+}
+
+/// How the sending side ends, after its messages.
+#[derive(Clone, Debug)]
+pub(crate) enum End {
+    /// The client has sent everything (half-close).
+    HalfClose,
+    /// The server's final status, with its trailers.
+    Status(Status),
+}
+
+/// How the peer ended a stream it was sending on, as the send side learns it.
+#[derive(Clone, Debug)]
+pub(crate) enum PeerEnd {
+    /// The peer has its whole answer and needs nothing more (HTTP/2's RST_STREAM
+    /// NO_ERROR after a complete response); the call's outcome is what it answered.
+    Finished,
+    /// The peer cancelled or the stream broke: the call ends with this status.
+    Failed(Status),
+}
+
+/// Why a client's response has no head to read messages after.
+#[derive(Clone, Debug)]
+pub(crate) enum NoHead {
+    /// The server ended the call in its head (gRPC's Trailers-Only response): the status.
+    Ended(Status),
+    /// The response cannot be read as this protocol (an HTTP error, another content type,
+    /// an unknown encoding): this side ends the call with the status; the head's metadata.
+    Refused(Status, Metadata),
+    /// The stream broke first.
+    Broken(Status),
+}
+
+/// How messages are framed into the send queue's shared buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// The length-prefixed envelope of gRPC (and, later, gRPC-Web and Connect streaming).
+    Envelope,
+}
+
+impl Framing {
+    /// Appends one framed message to `buf`.
+    pub(crate) fn frame(self, buf: &mut BytesMut, msg: &[u8], enc: Encoding) -> Result<(), Status> {
+        match self {
+            Framing::Envelope => envelope::encode(buf, msg, enc),
+        }
+    }
+
+    /// The bytes framing adds before a message that travels as its own chunk (a large one,
+    /// sent without a copy); `None` when the message must be copied into the buffer.
+    pub(crate) fn prefix(self, len: usize) -> Result<Option<[u8; envelope::PREFIX_LEN]>, Status> {
+        match self {
+            Framing::Envelope => envelope::prefix(len).map(Some),
+        }
+    }
+}
+
