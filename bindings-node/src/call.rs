@@ -253,7 +253,11 @@ impl NativeCall {
     /// Every ready message (up to `max`), framed; `null` when none is ready (a wake-up will
     /// follow); an empty Buffer when the call has ended (read `status()`).
     #[napi]
-    pub fn poll_recv_batch<'e>(&mut self, env: &'e Env, max: u32) -> Result<Option<BufferSlice<'e>>> {
+    pub fn poll_recv_batch<'e>(
+        &mut self,
+        env: &'e Env,
+        max: u32,
+    ) -> Result<Option<BufferSlice<'e>>> {
         let Some(c) = self.call.as_mut() else {
             return BufferSlice::copy_from(env, []).map(Some);
         };

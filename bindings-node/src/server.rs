@@ -256,7 +256,11 @@ impl NativeServerCall {
     /// As `NativeCall.pollRecvBatch`: framed messages, `null` when none is ready, an empty Buffer
     /// at the end of the requests (`recvError()` tells whether it was an error).
     #[napi]
-    pub fn poll_recv_batch<'e>(&mut self, env: &'e Env, max: u32) -> Result<Option<BufferSlice<'e>>> {
+    pub fn poll_recv_batch<'e>(
+        &mut self,
+        env: &'e Env,
+        max: u32,
+    ) -> Result<Option<BufferSlice<'e>>> {
         let Some(c) = self.call.as_mut() else {
             return BufferSlice::copy_from(env, []).map(Some);
         };

@@ -48,7 +48,10 @@ fn sources() -> Vec<PathBuf> {
 /// `call/queue` for core/src/call/queue.rs, `call` for core/src/call/mod.rs.
 fn module_of(path: &Path) -> String {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let rel = path.strip_prefix(&src).expect("under src").with_extension("");
+    let rel = path
+        .strip_prefix(&src)
+        .expect("under src")
+        .with_extension("");
     let s = rel.to_string_lossy().replace('\\', "/");
     s.strip_suffix("/mod").unwrap_or(&s).to_owned()
 }
@@ -102,66 +105,100 @@ fn code_only(src: &str) -> String {
     out
 }
 
-/// The modules of this crate that `module`'s `use` items name.
+/// The crate paths `module`'s code names: its `use` items (brace groups expanded) and the
+/// paths written out in its code (`crate::status::Code`, `super::x`, `child::Type`). Its
+/// unit tests (an inline `#[cfg(test)] mod`, whose `super` is the file itself) are not its
+/// dependencies, and a `mod.rs` re-exporting its children (`pub use`) is their facade.
 fn imports(module: &str, code: &str, is_mod_rs: bool) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let parent: Vec<&str> = if is_mod_rs {
-        module.split('/').collect()
-    } else {
-        let mut p: Vec<&str> = module.split('/').collect();
-        p.pop();
-        p
+    let code = match code.find("#[cfg(test)]\nmod ") {
+        Some(at) => &code[..at],
+        None => code,
     };
+    let here: Vec<&str> = module.split('/').collect();
+    // `super` is the parent of the module the file is, whether `a/b.rs` or `a/b/mod.rs`.
+    let parent = &here[..here.len() - 1];
     let children: BTreeSet<&str> = code
         .lines()
         .filter_map(|l| {
             let l = l.trim();
-            let l = l.strip_prefix("pub(crate) ").or(l.strip_prefix("pub ")).unwrap_or(l);
+            let l = l
+                .strip_prefix("pub(crate) ")
+                .or(l.strip_prefix("pub "))
+                .unwrap_or(l);
             l.strip_prefix("mod ")?.strip_suffix(';')
         })
         .collect();
+    let resolve_path = |path: &str| -> Option<String> {
+        let segs: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
+        let (base, rest): (Vec<&str>, &[&str]) = match segs.first().copied()? {
+            "crate" => (Vec::new(), &segs[1..]),
+            "super" => {
+                let ups = segs.iter().take_while(|s| **s == "super").count();
+                let up = (ups - 1).min(parent.len());
+                (parent[..parent.len() - up].to_vec(), &segs[ups..])
+            }
+            "self" => (here.clone(), &segs[1..]),
+            h if children.contains(h) => (here.clone(), &segs[..]),
+            _ => return None,
+        };
+        let mut p = base;
+        p.extend(rest.iter().copied());
+        Some(p.join("/"))
+    };
+    let mut out = BTreeSet::new();
+    // `use` items, their brace groups expanded one level.
+    let mut skip = Vec::new();
     let mut rest = code;
+    let mut offset = 0;
     while let Some(at) = rest.find("use ") {
-        let before = &rest[..at];
-        let item_start = before.rfind([';', '}', '{']).map(|i| i + 1).unwrap_or(0);
-        let prefix = before[item_start..].trim();
-        let end = rest[at..].find(';').map(|e| at + e).unwrap_or(rest.len());
-        let path = rest[at + 4..end].trim();
-        rest = &rest[end..];
+        let abs = offset + at;
+        let before = &code[..abs];
+        let end = code[abs..].find(';').map(|e| abs + e).unwrap_or(code.len());
+        offset = end;
+        rest = &code[end..];
         if !before.is_empty() && !before.ends_with(char::is_whitespace) {
             continue;
         }
-        // A facade re-exports its children: not a dependency of its own.
-        if is_mod_rs && prefix.starts_with("pub") {
+        skip.push(abs..end);
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        if is_mod_rs && before[line_start..].trim_start().starts_with("pub") {
             continue;
         }
-        let head = path.split("::").next().unwrap_or("");
-        let target: Option<Vec<&str>> = match head {
-            "crate" => Some(path.split("::").skip(1).collect()),
-            "super" => {
-                let mut p = parent.clone();
-                let segs: Vec<&str> = path.split("::").collect();
-                let ups = segs.iter().take_while(|s| **s == "super").count();
-                for _ in 1..ups {
-                    p.pop();
-                }
-                p.extend(segs[ups..].iter().copied());
-                Some(p)
-            }
-            "self" => {
-                let mut p: Vec<&str> = module.split('/').collect();
-                p.extend(path.split("::").skip(1));
-                Some(p)
-            }
-            h if children.contains(h) => {
-                let mut p: Vec<&str> = module.split('/').collect();
-                p.extend(path.split("::"));
-                Some(p)
-            }
-            _ => None,
+        let tree: String = code[abs + 4..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let paths: Vec<String> = match tree.find('{') {
+            Some(b) => tree[b + 1..tree.len() - 1]
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| format!("{}{}", &tree[..b], p))
+                .collect(),
+            None => vec![tree],
         };
-        if let Some(t) = target {
-            out.insert(t.join("/"));
+        out.extend(paths.iter().filter_map(|p| resolve_path(p)));
+    }
+    // Paths written out in the code.
+    let bytes = code.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        if starts && (bytes[i].is_ascii_alphabetic()) && !skip.iter().any(|r| r.contains(&i)) {
+            let mut j = i;
+            while j < bytes.len()
+                && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_' || bytes[j] == b':')
+            {
+                j += 1;
+            }
+            let path = &code[i..j];
+            if path.contains("::") {
+                if let Some(p) = resolve_path(path) {
+                    out.insert(p);
+                }
+            }
+            i = j.max(i + 1);
+        } else {
+            i += 1;
         }
     }
     out
@@ -292,9 +329,18 @@ fn no_function_is_longer_than_80_lines() {
             }
             let n = end + 1 - i;
             if opened && n > LONGEST_FN {
-                long.push(format!("{}:{} ({n} lines): {}", module_of(&f), i + 1, t.trim()));
+                long.push(format!(
+                    "{}:{} ({n} lines): {}",
+                    module_of(&f),
+                    i + 1,
+                    t.trim()
+                ));
             }
         }
     }
-    assert!(long.is_empty(), "functions over {LONGEST_FN} lines:\n{}", long.join("\n"));
+    assert!(
+        long.is_empty(),
+        "functions over {LONGEST_FN} lines:\n{}",
+        long.join("\n")
+    );
 }

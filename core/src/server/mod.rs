@@ -19,7 +19,7 @@ use crate::call::{ServerCall, Shape};
 use crate::error::Error;
 use crate::runtime;
 use crate::transport::hosted::{self, Handout, HostedConnection};
-use crate::transport::tls::{self, ServerTls};
+use crate::transport::tls;
 
 /// Builds a server: options, then the methods it serves, then `bind`.
 pub struct ServerBuilder {
