@@ -62,7 +62,7 @@ class Link {
     this.slot = nat.slot()
     this.recvWaiting = false
     this.headersWaiting = false
-    this.sender = new Sender(nat, () => this.wake(), () => {})
+    this.sender = new Sender(nat, () => {})
     this.headers = null
     this.headerWaiters = null
     this.trailerWaiters = null

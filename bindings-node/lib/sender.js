@@ -5,18 +5,15 @@
 // Writable's write() returns false and 'drain' follows when the peer catches up.
 const SENT = 0
 const CLOSED = 2
-const RETRY = 3
 const LIMIT = 64 * 1024
 
 class Sender {
   /**
    * @param nat the native call (trySend, trySendBatch, pollSend)
-   * @param retry re-polls the call later (the core will send no wake-up for RETRY)
    * @param onClosed the call can send no more
    */
-  constructor (nat, retry, onClosed) {
+  constructor (nat, onClosed) {
     this.nat = nat
-    this.retry = retry
     this.onClosed = onClosed
     this.q = []
     this.bytes = 0
@@ -54,8 +51,7 @@ class Sender {
       this.drop(1)
       if (r === SENT) continue
       if (r === CLOSED) return this.fail()
-      this.full = true // the native call keeps the message
-      if (r === RETRY) setTimeout(this.retry, 1)
+      this.full = true // the native call keeps the message; a wake-up follows
     }
     this.settle()
   }
@@ -64,7 +60,6 @@ class Sender {
   wake () {
     if (!this.full || this.closed) return
     const r = this.nat.pollSend()
-    if (r === RETRY) return void setTimeout(this.retry, 1)
     if (r !== SENT && r !== CLOSED) return
     this.full = false
     if (r === CLOSED) return this.fail()

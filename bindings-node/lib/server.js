@@ -18,7 +18,7 @@ class ServerLink {
     this.owner = owner
     this.slot = nc.slot()
     this.recvWaiting = false
-    this.sender = new Sender(nc, () => this.wake(), () => this.sendClosed())
+    this.sender = new Sender(nc, () => this.sendClosed())
     this.finishing = false
     this.done = false
     this.cancelled = false

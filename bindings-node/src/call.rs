@@ -1,23 +1,17 @@
 //! The client side: a channel and its calls, as pull methods for JS.
 
-use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rillrpc::{
-    Call, CallOptions, Channel, ChannelOptions, ClientTls, Encoding, Shape, TrySendError,
-};
+use rillrpc::{Call, CallOptions, Channel, ChannelOptions, ClientTls, Encoding, Shape};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use crate::meta::{self, Flat, JsStatus};
+use crate::send::{Outbox, CLOSED};
 use crate::wake::{with_cx, Notify};
 
 /// Result codes of `trySend`/`pollSend`.
-pub(crate) const SENT: u32 = 0;
-pub(crate) const FULL: u32 = 1;
-pub(crate) const CLOSED: u32 = 2;
-pub(crate) const RETRY: u32 = 3;
 
 #[napi(object)]
 pub struct ChannelOpts {
@@ -133,7 +127,7 @@ impl NativeChannel {
                     call: None,
                     failed: Some(s),
                     slot: Notify::new(),
-                    pending: None,
+                    outbox: Outbox::default(),
                 })
             }
         };
@@ -141,20 +135,15 @@ impl NativeChannel {
             call: Some(call),
             failed: None,
             slot: Notify::new(),
-            pending: None,
+            outbox: Outbox::default(),
         };
         if whole {
             return Ok(nc);
         }
-        if let Some(m) = first {
-            nc.try_send_bytes(Bytes::copy_from_slice(&m));
-        }
-        if close_send == Some(true) {
-            if let Some(c) = &nc.call {
-                if nc.pending.is_none() {
-                    c.close_send();
-                }
-            }
+        // A single-request call half-closes after its one message (the core's rule); a
+        // message the queue could not take yet waits in the outbox for `pollSend`.
+        if let (Some(m), Some(c)) = (first, &nc.call) {
+            nc.outbox.try_send(c, &nc.slot, &m);
         }
         Ok(nc)
     }
@@ -203,43 +192,7 @@ pub struct NativeCall {
     /// The call could not start (bad method path, ...).
     failed: Option<rillrpc::Status>,
     slot: Arc<Notify>,
-    /// A message refused for lack of room, sent by `pollSend` once there is.
-    pending: Option<Bytes>,
-}
-
-impl NativeCall {
-    fn try_send_bytes(&mut self, m: Bytes) -> u32 {
-        let Some(c) = &self.call else { return CLOSED };
-        match c.try_send(m) {
-            Ok(()) => SENT,
-            Err(TrySendError::Full(m)) => {
-                self.pending = Some(m);
-                self.poll_send_inner()
-            }
-            Err(TrySendError::Closed(_)) => CLOSED,
-        }
-    }
-
-    fn poll_send_inner(&mut self) -> u32 {
-        let Some(c) = &self.call else { return CLOSED };
-        let Some(m) = self.pending.take() else {
-            return SENT;
-        };
-        if with_cx(&self.slot, |cx| c.poll_send_ready(cx)).is_pending() {
-            self.pending = Some(m);
-            return FULL;
-        }
-        match c.try_send(m) {
-            Ok(()) => SENT,
-            Err(TrySendError::Full(m)) => {
-                // The core says ready while the queue is under its limit, but refuses a
-                // message that would cross it: no wake-up will come, so JS retries soon.
-                self.pending = Some(m);
-                RETRY
-            }
-            Err(TrySendError::Closed(_)) => CLOSED,
-        }
-    }
+    outbox: Outbox,
 }
 
 #[napi]
@@ -284,35 +237,27 @@ impl NativeCall {
         }
     }
 
-    /// Queues one message: 0 sent, 1 full (kept; call `pollSend` after a wake-up), 3 full
-    /// with no wake-up coming (call `pollSend` soon), 2 the call
-    /// cannot send any more (its status says why).
+    /// Queues one message: 0 sent, 1 full (kept; call `pollSend` after a wake-up), 2 the
+    /// call cannot send any more (its status says why).
     #[napi]
     pub fn try_send(&mut self, msg: BufferSlice) -> u32 {
-        if self.pending.is_some() {
-            return FULL;
-        }
-        self.try_send_bytes(Bytes::copy_from_slice(&msg))
+        let Some(c) = &self.call else { return CLOSED };
+        self.outbox.try_send(c, &self.slot, &msg)
     }
 
     /// Queues messages in order while there is room: one crossing for a batch of writes.
     /// Returns how many were queued; `trySend` the next one to learn why it stopped.
     #[napi]
     pub fn try_send_batch(&mut self, msgs: Vec<BufferSlice>) -> u32 {
-        if self.pending.is_some() {
-            return 0;
-        }
         let Some(c) = &self.call else { return 0 };
-        // Copied once, straight into the call's send buffer, under one lock, with one
-        // wake of the writer for the lot.
-        let (n, _) = c.try_send_batch(msgs.iter().map(|m| &m[..]));
-        n as u32
+        self.outbox.try_send_batch(c, msgs.iter().map(|m| &m[..]))
     }
 
-    /// Retries the kept message: 0 sent, 1 still full, 3 retry soon, 2 closed.
+    /// Retries the kept message: 0 sent, 1 still full, 2 closed.
     #[napi]
     pub fn poll_send(&mut self) -> u32 {
-        self.poll_send_inner()
+        let Some(c) = &self.call else { return CLOSED };
+        self.outbox.poll_send(c, &self.slot)
     }
 
     #[napi]
@@ -324,7 +269,7 @@ impl NativeCall {
 
     #[napi]
     pub fn cancel(&mut self) {
-        self.pending = None;
+        self.outbox.clear();
         if let Some(c) = self.call.as_mut() {
             c.cancel();
         }
@@ -345,7 +290,7 @@ impl NativeCall {
     /// Releases the call now rather than at garbage collection (cancels it if unfinished).
     #[napi]
     pub fn dispose(&mut self) {
-        self.pending = None;
+        self.outbox.clear();
         self.call = None;
     }
 }

@@ -14,6 +14,7 @@ mod call;
 #[cfg(unix)]
 mod hosted;
 mod meta;
+mod send;
 mod server;
 mod wake;
 

@@ -1,16 +1,15 @@
 //! The server side: a server that hands out incoming calls, and those calls, as pull
 //! methods for JS.
 
-use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rillrpc::{Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape, TrySendError};
+use rillrpc::{Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::call::{CLOSED, FULL, RETRY, SENT};
 use crate::meta::{self, Flat, JsStatus};
+use crate::send::{Outbox, CLOSED};
 use crate::wake::{with_cx, Notify};
 
 #[napi(object)]
@@ -165,11 +164,9 @@ impl Task for Shutdown {
 pub struct NativeServerCall {
     call: Option<ServerCall>,
     slot: Arc<Notify>,
-    pending: Option<Bytes>,
+    outbox: Outbox,
     /// How the receiving side ended, once it did.
     recv_end: Option<rillrpc::Status>,
-    /// Why a send was refused, once one was.
-    send_end: Option<rillrpc::Status>,
 }
 
 impl NativeServerCall {
@@ -177,33 +174,8 @@ impl NativeServerCall {
         NativeServerCall {
             call: Some(c),
             slot: Notify::new(),
-            pending: None,
+            outbox: Outbox::default(),
             recv_end: None,
-            send_end: None,
-        }
-    }
-
-    fn poll_send_inner(&mut self) -> u32 {
-        let Some(c) = &self.call else { return CLOSED };
-        let Some(m) = self.pending.take() else {
-            return SENT;
-        };
-        if with_cx(&self.slot, |cx| c.poll_send_ready(cx)).is_pending() {
-            self.pending = Some(m);
-            return FULL;
-        }
-        match c.try_send(m) {
-            Ok(()) => SENT,
-            Err(TrySendError::Full(m)) => {
-                // The core says ready while the queue is under its limit, but refuses a
-                // message that would cross it: no wake-up will come, so JS retries soon.
-                self.pending = Some(m);
-                RETRY
-            }
-            Err(TrySendError::Closed(s)) => {
-                self.send_end = Some(s);
-                CLOSED
-            }
         }
     }
 }
@@ -293,23 +265,12 @@ impl NativeServerCall {
             .map(meta::status_to_js)
     }
 
+    /// Queues one message: 0 sent, 1 full (kept; call `pollSend` after a wake-up), 2 the
+    /// call cannot send any more (`sendError` says why).
     #[napi]
     pub fn try_send(&mut self, msg: BufferSlice) -> u32 {
-        if self.pending.is_some() {
-            return FULL;
-        }
         let Some(c) = &self.call else { return CLOSED };
-        match c.try_send(Bytes::copy_from_slice(&msg)) {
-            Ok(()) => SENT,
-            Err(TrySendError::Full(m)) => {
-                self.pending = Some(m);
-                self.poll_send_inner()
-            }
-            Err(TrySendError::Closed(s)) => {
-                self.send_end = Some(s);
-                CLOSED
-            }
-        }
+        self.outbox.try_send(c, &self.slot, &msg)
     }
 
     /// Why the last send was refused (the call ended: cancelled, broken connection, ...).
@@ -317,26 +278,22 @@ impl NativeServerCall {
     /// `pollCancelled`.
     #[napi]
     pub fn send_error(&self) -> Option<JsStatus> {
-        self.send_end.as_ref().map(meta::status_to_js)
+        self.outbox.refused.as_ref().map(meta::status_to_js)
     }
 
     /// Queues messages in order while there is room: one crossing for a batch of writes.
     /// Returns how many were queued; `trySend` the next one to learn why it stopped.
     #[napi]
     pub fn try_send_batch(&mut self, msgs: Vec<BufferSlice>) -> u32 {
-        if self.pending.is_some() {
-            return 0;
-        }
         let Some(c) = &self.call else { return 0 };
-        // Copied once, straight into the call's send buffer, under one lock, with one
-        // wake of the writer for the lot.
-        let (n, _) = c.try_send_batch(msgs.iter().map(|m| &m[..]));
-        n as u32
+        self.outbox.try_send_batch(c, msgs.iter().map(|m| &m[..]))
     }
 
+    /// Retries the kept message: 0 sent, 1 still full, 2 closed.
     #[napi]
     pub fn poll_send(&mut self) -> u32 {
-        self.poll_send_inner()
+        let Some(c) = &self.call else { return CLOSED };
+        self.outbox.poll_send(c, &self.slot)
     }
 
     #[napi]
@@ -377,7 +334,7 @@ impl NativeServerCall {
 
     #[napi]
     pub fn cancel(&mut self) {
-        self.pending = None;
+        self.outbox.clear();
         if let Some(c) = self.call.as_mut() {
             c.cancel();
         }
@@ -397,7 +354,7 @@ impl NativeServerCall {
     /// Releases the call (as UNKNOWN if it was not finished).
     #[napi]
     pub fn dispose(&mut self) {
-        self.pending = None;
+        self.outbox.clear();
         self.call = None;
     }
 }

@@ -14,7 +14,7 @@ use super::queue::{SendQueue, Stop, COALESCE_MAX, SEND_QUEUE_BYTES};
 use super::receive::{batch, Expect, From};
 use super::send::SendHalf;
 use super::shape::Shape;
-use super::writer::{past_deadline, Opening, Role, Writer};
+use super::writer::{past_deadline, Open, Opening, Role, Writer};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::{Encoding, PREFIX_LEN};
 use crate::protocol::{Abort, End, Framing, NoHead, Receiver, Sender};
@@ -97,7 +97,7 @@ impl Call {
             }
         }
         // The first message goes out directly, like an answer.
-        queue.received();
+        queue.received(true);
         let writer = Writer {
             queue: queue.clone(),
             role: Role::Client,
@@ -113,11 +113,7 @@ impl Call {
     }
 
     /// A call whose writer opens its stream (connecting first, when the channel must).
-    pub(crate) fn opening(
-        start: Start,
-        open: Pin<Box<dyn Future<Output = Result<(Sender, Receiver), Status>> + Send>>,
-        first: Option<&[u8]>,
-    ) -> Result<Call, Status> {
+    pub(crate) fn opening(start: Start, open: Open, first: Option<&[u8]>) -> Result<Call, Status> {
         let queue = queue_for(&start);
         let (to_call, rx) = oneshot::channel();
         Writer {
@@ -201,9 +197,7 @@ impl Call {
                         self.fail_locally(s);
                         continue;
                     }
-                    if r.answerable() {
-                        self.send.queue.received();
-                    }
+                    self.send.queue.received(r.answerable());
                     return Poll::Ready(Ok(Some(m)));
                 }
                 Poll::Ready(Ok(None)) => match r.poll_status(cx) {

@@ -5,8 +5,9 @@
 //! each batch the few messages queued during its last write, each its own small DATA
 //! frame. h2 (tonic's and hyper's) counts the small DATA frames it holds unread and closes
 //! the connection with GOAWAY ENHANCE_YOUR_CALM past a budget; any peer spends a wake-up
-//! per frame. So once a stream flows (messages came while the writer was writing, or its
-//! last batch was a burst taken moments ago), a batch smaller than a frame waits for a
+//! per frame. So once a stream flows (messages came while the writer was writing, its last
+//! batch was a burst taken moments ago, or the call answers a burst it is receiving), a
+//! batch smaller than a frame waits for a
 //! frame's worth, for as long as messages keep coming (up to `LINGER_MAX`), or for the end
 //! of the call. A stream that does not flow — the first message after a lull, every
 //! request-response rhythm — is written at once, and a lull ends a wait within a tick.
@@ -29,6 +30,11 @@ pub(crate) const LINGER_MAX: Duration = Duration::from_millis(5);
 /// How long after a burst a stream still counts as flowing.
 pub(crate) const FLOWING: Duration = Duration::from_millis(2);
 
+/// Messages taken alone closer together than this are a trickle, not a rhythm: a sender
+/// slower than the writer (a handler answering each message of a stream in a turn of its
+/// own). Answers to a peer that waits for them go out directly, not through the writer.
+pub(crate) const TRICKLE: Duration = Duration::from_millis(1);
+
 /// What the queue knows of its stream's rhythm.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Flow {
@@ -38,8 +44,10 @@ pub(crate) struct Flow {
     msgs: usize,
     /// Until when the stream counts as flowing though the writer found it empty: a batch of
     /// several messages was taken just before (a burst arriving in pieces, such as the
-    /// answers to a peer's DATA frames of a few messages each).
+    /// answers to a peer's DATA frames of a few messages each), or single messages trickle.
     flowing_until: Option<Instant>,
+    /// When the writer last took a batch.
+    last_take: Option<Instant>,
 }
 
 impl Default for Flow {
@@ -48,6 +56,7 @@ impl Default for Flow {
             fresh: true,
             msgs: 0,
             flowing_until: None,
+            last_take: None,
         }
     }
 }
@@ -68,15 +77,24 @@ impl Flow {
 
     /// The writer took a batch.
     pub(crate) fn taken(&mut self) {
-        if self.msgs > 1 || !self.fresh {
-            self.flowing_until = Some(Instant::now() + FLOWING);
+        let now = Instant::now();
+        let trickling = self.last_take.is_some_and(|t| now < t + TRICKLE);
+        if self.msgs > 1 || !self.fresh || trickling {
+            self.flowing_until = Some(now + FLOWING);
         }
+        self.last_take = Some(now);
         self.msgs = 0;
         self.fresh = false;
     }
 
-    /// Whether the stream flows: messages came while the writer wrote its last batch, or
-    /// that batch was a burst taken moments ago.
+    /// The call received messages in a burst: its answers flow too, even one at a time
+    /// (a handler answering each message in a turn of its own).
+    pub(crate) fn answering_a_burst(&mut self) {
+        self.flowing_until = Some(Instant::now() + FLOWING);
+    }
+
+    /// Whether the stream flows: messages came while the writer wrote its last batch, that
+    /// batch was a burst taken moments ago, or the call is answering a burst it received.
     pub(crate) fn flowing(&self) -> bool {
         !self.fresh || self.flowing_until.is_some_and(|t| Instant::now() < t)
     }

@@ -180,9 +180,7 @@ impl ServerCall {
                 if let Err(s) = self.expect.message() {
                     return Poll::Ready(Err(self.abort_with(s)));
                 }
-                if self.receiver.answerable() {
-                    self.send.queue.received();
-                }
+                self.send.queue.received(self.receiver.answerable());
                 Poll::Ready(Ok(Some(m)))
             }
             Poll::Ready(Ok(None)) => {

@@ -28,10 +28,13 @@ pub(crate) enum Role {
     Server,
 }
 
+/// How a client's stream gets opened: its two ends, once the channel has a connection.
+pub(crate) type Open = Pin<Box<dyn Future<Output = Result<(Sender, Receiver), Status>> + Send>>;
+
 /// A client's stream still to open (the channel may have to connect first), and where
 /// the receive half goes once it is.
 pub(crate) struct Opening {
-    pub(crate) open: Pin<Box<dyn Future<Output = Result<(Sender, Receiver), Status>> + Send>>,
+    pub(crate) open: Open,
     pub(crate) to_call: oneshot::Sender<Result<Receiver, Status>>,
 }
 
