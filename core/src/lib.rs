@@ -1,9 +1,6 @@
-//! rillrpc: one streaming-RPC engine for every language.
-//!
-//! The core speaks gRPC over HTTP/2 (tokio + h2) as client and server, in all four call
-//! shapes, over one call API: `open`, `send`, `recv`, `close_send`, `finish`, `cancel` on the
-//! client, a pull-model `accept` on the server. Bindings (C, Python, Node, mobile) are thin
-//! layers over these types.
+// The crate's front page is its README, as crates.io shows it; its example compiles as a
+// doctest.
+#![doc = include_str!("../README.md")]
 
 mod call;
 mod channel;
