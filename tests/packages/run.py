@@ -55,7 +55,8 @@ __wait_listening() {  # pid log: a server may compile first (cargo run), hence n
 
 
 def blocks(readme):
-    """{lang: {"install": [lines...], ...], "run": [lines]}} from the README's marked blocks."""
+    """{lang: {"install": [[line, ...], ...], "run": [line, ...]}} from the README's marked
+    blocks; a line continued with a backslash is one line."""
     out = {}
     for lang, kind, body in MARK.findall(readme):
         lines = body.replace("\\\n", " ").splitlines()
