@@ -1,22 +1,36 @@
 # The C ABI (ffi-c/): librillrpc.so / librillrpc.a, include/rillrpc.h, rillrpc.pc, and its
 # tests in C (under valgrind). `make c-lib` installs the library into $(C_PREFIX):
 #   cc app.c $$(PKG_CONFIG_PATH=$(C_PREFIX)/lib/pkgconfig pkg-config --cflags --libs rillrpc)
+# `make install PREFIX=/usr/local` installs an optimized build there (DESTDIR honoured).
 C_PROFILE ?= debug
 C_PREFIX ?= $(CARGO_TARGET_DIR)/c-$(C_PROFILE)
 C_CARGO_FLAGS := $(if $(filter release,$(C_PROFILE)),--release,)
 C_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
+PREFIX ?= /usr/local
+
 TEST_TARGETS += test-c
-.PHONY: c-lib test-c c-valgrind
+.PHONY: c-lib test-c c-valgrind install
+
+# Copies a build's library, header and pkg-config files (rillrpc: shared; rillrpc-static:
+# the archive) into a prefix: $(call c-install,PROFILE,PREFIX,DEST).
+define c-install
+	mkdir -p $(3)$(2)/lib/pkgconfig $(3)$(2)/include
+	cp $(CARGO_TARGET_DIR)/$(1)/librillrpc_c.so $(3)$(2)/lib/librillrpc.so
+	cp $(CARGO_TARGET_DIR)/$(1)/librillrpc_c.a $(3)$(2)/lib/librillrpc.a
+	cp include/rillrpc.h $(3)$(2)/include/rillrpc.h
+	for pc in rillrpc rillrpc-static; do \
+	  sed -e 's|@PREFIX@|$(2)|' -e 's|@VERSION@|$(C_VERSION)|' ffi-c/$$pc.pc.in \
+	    > $(3)$(2)/lib/pkgconfig/$$pc.pc || exit 1; done
+endef
 
 c-lib:
 	cargo build -p rillrpc-ffi $(C_CARGO_FLAGS)
-	mkdir -p $(C_PREFIX)/lib/pkgconfig $(C_PREFIX)/include
-	cp $(CARGO_TARGET_DIR)/$(C_PROFILE)/librillrpc_c.so $(C_PREFIX)/lib/librillrpc.so
-	cp $(CARGO_TARGET_DIR)/$(C_PROFILE)/librillrpc_c.a $(C_PREFIX)/lib/librillrpc.a
-	cp include/rillrpc.h $(C_PREFIX)/include/rillrpc.h
-	sed -e 's|@PREFIX@|$(C_PREFIX)|' -e 's|@VERSION@|$(C_VERSION)|' ffi-c/rillrpc.pc.in \
-		> $(C_PREFIX)/lib/pkgconfig/rillrpc.pc
+	$(call c-install,$(C_PROFILE),$(C_PREFIX),)
+
+install:
+	cargo build -p rillrpc-ffi --release
+	$(call c-install,release,$(PREFIX),$(DESTDIR))
 
 c-valgrind:
 	@{ command -v valgrind && command -v pkg-config; } >/dev/null || { \

@@ -1,5 +1,5 @@
 # The Node binding (bindings-node/): `npm install` there builds the native addon from source
-# with cargo (through @napi-rs/cli) and installs the test peers (@grpc/grpc-js,
+# with cargo (scripts/build.js) and installs the test peers (@grpc/grpc-js,
 # @grpc/proto-loader); the suites run with `node --test`. Tests use a debug addon; the bench
 # builds a release one. CARGO_TARGET_DIR is honoured.
 

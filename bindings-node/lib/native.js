@@ -4,25 +4,21 @@
 // makes `fn` run (on the JS thread) after the object may have progressed.
 const path = require('node:path')
 const fs = require('node:fs')
+const { platform } = require('./platform')
 
+// The addon built from source (native/, by scripts/build.js) wins; else the prebuilt package
+// of this platform (rillrpc-<platform>, an optional dependency).
 function load () {
   const dir = path.join(__dirname, '..', 'native')
-  const tried = []
-  let files = []
+  const file = path.join(dir, `rillrpc.${platform()}.node`)
+  if (fs.existsSync(file)) return require(file)
+  const pkg = `rillrpc-${platform()}`
   try {
-    files = fs.readdirSync(dir).filter((f) => f.endsWith('.node'))
-  } catch (_) {}
-  const arch = `${process.platform}-${process.arch}`
-  files.sort((a, b) => (b.includes(arch) ? 1 : 0) - (a.includes(arch) ? 1 : 0))
-  for (const f of files) {
-    tried.push(f)
-    try {
-      return require(path.join(dir, f))
-    } catch (e) {
-      if (files.length === 1) throw e
-    }
+    return require(pkg)
+  } catch (e) {
+    if (e.code !== 'MODULE_NOT_FOUND' || !String(e.message).includes(pkg)) throw e
   }
-  throw new Error(`rillrpc: the native addon is not built (looked in ${dir}: ${tried.join(', ') || 'nothing'}); run "npm run build" in the rillrpc package (needs cargo)`)
+  throw new Error(`rillrpc: no native addon for ${platform()}: neither ${file} nor the package ${pkg}; run "npm run build" in the rillrpc package (needs cargo)`)
 }
 
 const native = load()

@@ -1,14 +1,11 @@
-//! rillrpc: one streaming-RPC engine for every language.
-//!
-//! The core speaks gRPC over HTTP/2 (tokio + h2) as client and server, in all four call
-//! shapes, over one call API: `open`, `send`, `recv`, `close_send`, `finish`, `cancel` on the
-//! client, a pull-model `accept` on the server. Bindings (C, Python, Node, mobile) are thin
-//! layers over these types.
-//!
-//! Inside, the layers point down only: `client` and `server` on top, the protocol-free
-//! call machinery (`call`) beneath them, how a call looks on the wire (`protocol`) beneath
-//! that, and connections and streams (`transport`) at the bottom. `status`, `metadata`,
-//! `error` and `runtime` are the vocabulary every layer shares.
+// The crate's front page is its README, as crates.io shows it; its example compiles as a
+// doctest.
+//
+// Inside, the layers point down only (tests/layers.rs checks it): `client` and `server` on
+// top, the protocol-free call machinery (`call`) beneath them, how a call looks on the wire
+// (`protocol`) beneath that, and connections and streams (`transport`) at the bottom.
+// `status`, `metadata`, `error` and `runtime` are the vocabulary every layer shares.
+#![doc = include_str!("../README.md")]
 
 mod call;
 mod client;
