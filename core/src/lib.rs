@@ -18,7 +18,9 @@ pub mod status;
 mod transport;
 
 pub use bytes::Bytes;
-pub use call::{Batched, Call, CallOptions, SendHalf, ServerCall, Shape, TrySendError};
+pub use call::{
+    Batched, Call, CallOptions, Inbox, Receive, SendHalf, ServerCall, Shape, TrySendError,
+};
 pub use client::{Channel, ChannelOptions};
 pub use error::{Error, ErrorKind};
 pub use metadata::{InvalidMetadata, Metadata, MetadataValue};

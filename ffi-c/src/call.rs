@@ -1,7 +1,6 @@
 //! Client calls.
 
-use bytes::Bytes;
-use rillrpc::{Call, CallOptions, Encoding, Status};
+use rillrpc::{Call, CallOptions, Encoding, Inbox, Status};
 use std::ffi::{c_char, CString};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -35,18 +34,13 @@ pub struct rill_call_options {
     pub wait_for_ready: bool,
 }
 
-/// How many ready messages one poll of the core may take at once.
-const BATCH: usize = 64;
-
 pub(crate) struct CallObj {
     call: Call,
     notify: Arc<Notify>,
     waker: Waker,
     finished: bool,
-    batch: Vec<Bytes>,
-    next: usize,
-    /// The message C is reading (its pointer was handed out).
-    current: Bytes,
+    /// Received messages; the one C is reading (its pointer was handed out) among them.
+    inbox: Inbox,
     message: Option<CString>,
 }
 
@@ -94,41 +88,13 @@ impl CallObj {
         crate::send::send_batch(&self.call, &self.waker, msgs)
     }
 
-    /// Ready(OK) with `current` set, Ready(EOF), or the call's failure.
+    /// Ready(OK) with the message in `inbox.current()`, Ready(EOF), or the call's failure.
     fn poll_recv(&mut self) -> Poll<R> {
         if let Err(e) = self.check_open("recv") {
             return Poll::Ready(Err(e));
         }
-        match self.fill(1) {
-            Poll::Ready(Ok(true)) => {
-                self.current = std::mem::take(&mut self.batch[self.next]);
-                self.next += 1;
-                Poll::Ready(Ok(RILL_OK))
-            }
-            Poll::Ready(Ok(false)) => Poll::Ready(Ok(RILL_EOF)),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Ready(true) when `batch[next..]` holds a message, Ready(false) at the end of the
-    /// stream. A refill drops the messages handed out before.
-    fn fill(&mut self, want: usize) -> Poll<R<bool>> {
-        if self.next < self.batch.len() {
-            return Poll::Ready(Ok(true));
-        }
-        self.batch.clear();
-        self.next = 0;
-        let mut cx = Context::from_waker(&self.waker);
-        match self
-            .call
-            .poll_recv_batch(&mut cx, &mut self.batch, want.max(BATCH))
-        {
-            Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
-            Poll::Ready(Ok(_)) => Poll::Ready(Ok(true)),
-            Poll::Ready(Err(s)) => Poll::Ready(Err(status_fail(&s))),
-            Poll::Pending => Poll::Pending,
-        }
+        crate::recv::poll_recv(&mut self.inbox, &mut self.call, &self.waker)
+            .map_err(|s| status_fail(&s))
     }
 
     /// Hands out up to `out.len()` ready messages as borrowed slices: Ready(OK) with how
@@ -137,16 +103,8 @@ impl CallObj {
         if let Err(e) = self.check_open("recv") {
             return Poll::Ready(Err(e));
         }
-        self.current = Bytes::new();
-        match self.fill(out.len()) {
-            Poll::Ready(Ok(true)) => {
-                let n = crate::hand_out_batch(&self.batch, &mut self.next, out);
-                Poll::Ready(Ok((RILL_OK, n)))
-            }
-            Poll::Ready(Ok(false)) => Poll::Ready(Ok((RILL_EOF, 0))),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+        crate::recv::poll_recv_batch(&mut self.inbox, &mut self.call, &self.waker, out)
+            .map_err(|s| status_fail(&s))
     }
 
     fn poll_headers(&mut self) -> Poll<R<rill_metadata>> {
@@ -160,18 +118,13 @@ impl CallObj {
 
     fn poll_finish(&mut self) -> Poll<R<u32>> {
         self.call.close_send();
-        self.batch.clear();
-        self.next = 0;
-        self.current = Bytes::new();
+        self.inbox.clear();
         let mut cx = Context::from_waker(&self.waker);
         loop {
-            match self.call.poll_recv_batch(&mut cx, &mut self.batch, 1024) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break,
-                Poll::Ready(Ok(_)) => self.batch.clear(),
-                Poll::Pending => {
-                    self.batch.clear();
-                    return Poll::Pending;
-                }
+            match self.inbox.poll_fill(&mut cx, &mut self.call, 1024) {
+                Poll::Ready(Ok(false)) | Poll::Ready(Err(_)) => break,
+                Poll::Ready(Ok(true)) => self.inbox.clear(),
+                Poll::Pending => return Poll::Pending,
             }
         }
         self.finished = true;
@@ -266,9 +219,7 @@ pub unsafe extern "C" fn rill_call_open(
                 notify,
                 waker,
                 finished: false,
-                batch: Vec::new(),
-                next: 0,
-                current: Bytes::new(),
+                inbox: Inbox::new(),
                 message: None,
             }),
         );
@@ -389,7 +340,7 @@ pub extern "C" fn rill_call_recv(
         let mut got = (std::ptr::null(), 0);
         let r = block(&get(call)?, t, |c| {
             let r = c.poll_recv();
-            got = (c.current.as_ptr(), c.current.len());
+            got = (c.inbox.current().as_ptr(), c.inbox.current().len());
             r
         });
         recv_out(got, d, l, r)
@@ -414,7 +365,12 @@ pub extern "C" fn rill_call_try_recv(
             Poll::Ready(r) => r,
             Poll::Pending => Ok(RILL_WOULD_BLOCK),
         };
-        recv_out((c.current.as_ptr(), c.current.len()), d, l, r)
+        recv_out(
+            (c.inbox.current().as_ptr(), c.inbox.current().len()),
+            d,
+            l,
+            r,
+        )
     })
 }
 

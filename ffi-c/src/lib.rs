@@ -10,6 +10,7 @@ mod channel;
 mod metadata;
 mod notify;
 mod poller;
+mod recv;
 mod registry;
 mod result;
 mod runtime;
@@ -132,25 +133,6 @@ pub(crate) fn slices_out<'a>(msgs: *mut rill_slice, max: usize) -> R<&'a mut [ri
     }
     // SAFETY: C promised `max` writable slices at `msgs` (non-NULL, checked above).
     Ok(unsafe { std::slice::from_raw_parts_mut(p, max) })
-}
-
-/// Points `out` at the ready messages `batch[*next..]` (they stay in `batch`, which owns
-/// them until its next refill) and advances `*next`: how many were handed out.
-pub(crate) fn hand_out_batch(
-    batch: &[bytes::Bytes],
-    next: &mut usize,
-    out: &mut [rill_slice],
-) -> usize {
-    let ready = &batch[*next..];
-    let n = ready.len().min(out.len());
-    for (o, m) in out.iter_mut().zip(&ready[..n]) {
-        *o = rill_slice {
-            data: m.as_ptr(),
-            len: m.len(),
-        };
-    }
-    *next += n;
-    n
 }
 
 /// An object behind a handle that can be waited on.

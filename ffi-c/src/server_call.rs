@@ -1,10 +1,10 @@
 //! Server calls: one accepted RPC.
 
 use bytes::Bytes;
-use rillrpc::{Code, ServerCall, Status};
+use rillrpc::{Code, Inbox, ServerCall, Status};
 use std::ffi::{c_char, CString};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 
 use crate::metadata::{hand_out, rill_metadata, take_in};
 use crate::notify::Notify;
@@ -15,17 +15,14 @@ use crate::{attempt, block, rill_slice, slices_in, slices_out, Waitable};
 /// An accepted server call. 0 is never a valid handle.
 pub type rill_server_call = u64;
 
-const BATCH: usize = 64;
-
 pub(crate) struct ServerCallObj {
     call: ServerCall,
     method: CString,
     notify: Arc<Notify>,
     waker: Waker,
     finished: bool,
-    batch: Vec<Bytes>,
-    next: usize,
-    current: Bytes,
+    /// Received messages; the one C is reading (its pointer was handed out) among them.
+    inbox: Inbox,
     /// Why the call ended on this side, once recv saw it.
     ended: Option<(Status, CString)>,
 }
@@ -47,9 +44,7 @@ impl ServerCallObj {
             notify,
             waker,
             finished: false,
-            batch: Vec::new(),
-            next: 0,
-            current: Bytes::new(),
+            inbox: Inbox::new(),
             ended: None,
         }
     }
@@ -81,71 +76,39 @@ impl ServerCallObj {
         crate::send::send_batch(&self.call, &self.waker, msgs)
     }
 
+    /// Ready(OK) with the message in `inbox.current()`, Ready(EOF), or the call's end.
     fn poll_recv(&mut self) -> Poll<R> {
         if let Err(e) = self.check_open("recv") {
             return Poll::Ready(Err(e));
         }
-        match self.fill(1) {
-            Poll::Ready(Ok(true)) => {
-                self.current = std::mem::take(&mut self.batch[self.next]);
-                self.next += 1;
-                Poll::Ready(Ok(RILL_OK))
-            }
-            Poll::Ready(Ok(false)) => Poll::Ready(Ok(RILL_EOF)),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+        crate::recv::poll_recv(&mut self.inbox, &mut self.call, &self.waker)
+            .map_err(|s| self.ended(s))
     }
 
-    /// Hands out up to `out.len()` ready messages as borrowed slices (see
-    /// `crate::hand_out_batch`): Ready(OK) with how many, Ready(EOF), or the end.
+    /// Hands out up to `out.len()` ready messages as borrowed slices: Ready(OK) with how
+    /// many, Ready(EOF), or the call's end.
     fn poll_recv_batch(&mut self, out: &mut [rill_slice]) -> Poll<R<(rill_result, usize)>> {
         if let Err(e) = self.check_open("recv") {
             return Poll::Ready(Err(e));
         }
-        self.current = Bytes::new();
-        match self.fill(out.len()) {
-            Poll::Ready(Ok(true)) => {
-                let n = crate::hand_out_batch(&self.batch, &mut self.next, out);
-                Poll::Ready(Ok((RILL_OK, n)))
-            }
-            Poll::Ready(Ok(false)) => Poll::Ready(Ok((RILL_EOF, 0))),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+        crate::recv::poll_recv_batch(&mut self.inbox, &mut self.call, &self.waker, out)
+            .map_err(|s| self.ended(s))
     }
 
-    /// Ready(true) when `batch[next..]` holds a message, Ready(false) once the client
-    /// half-closed. A refill drops the messages handed out before.
-    fn fill(&mut self, want: usize) -> Poll<R<bool>> {
-        if self.next < self.batch.len() {
-            return Poll::Ready(Ok(true));
-        }
-        self.batch.clear();
-        self.next = 0;
-        let mut cx = Context::from_waker(&self.waker);
-        match self
-            .call
-            .poll_recv_batch(&mut cx, &mut self.batch, want.max(BATCH))
-        {
-            Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
-            Poll::Ready(Ok(_)) => Poll::Ready(Ok(true)),
-            Poll::Ready(Err(s)) => {
-                let f = Fail::new(
-                    RILL_ERR_STATUS,
-                    format!(
-                        "call ended: {} {}: {}",
-                        s.code() as u32,
-                        s.code().name(),
-                        s.message()
-                    ),
-                );
-                let m = CString::new(s.message().replace('\0', " ")).unwrap_or_default();
-                self.ended = Some((s, m));
-                Poll::Ready(Err(f))
-            }
-            Poll::Pending => Poll::Pending,
-        }
+    /// The call ended while receiving: kept for `rill_server_call_status`-like reads.
+    fn ended(&mut self, s: Status) -> Fail {
+        let f = Fail::new(
+            RILL_ERR_STATUS,
+            format!(
+                "call ended: {} {}: {}",
+                s.code() as u32,
+                s.code().name(),
+                s.message()
+            ),
+        );
+        let m = CString::new(s.message().replace('\0', " ")).unwrap_or_default();
+        self.ended = Some((s, m));
+        f
     }
 }
 
@@ -235,7 +198,7 @@ pub extern "C" fn rill_server_call_recv(
         let mut got = (std::ptr::null(), 0);
         let r = block(&get(call)?, t, |c| {
             let r = c.poll_recv();
-            got = (c.current.as_ptr(), c.current.len());
+            got = (c.inbox.current().as_ptr(), c.inbox.current().len());
             r
         });
         recv_out(got, d, l, r)
@@ -259,7 +222,12 @@ pub extern "C" fn rill_server_call_try_recv(
             Poll::Ready(r) => r,
             Poll::Pending => Ok(RILL_WOULD_BLOCK),
         };
-        recv_out((c.current.as_ptr(), c.current.len()), d, l, r)
+        recv_out(
+            (c.inbox.current().as_ptr(), c.inbox.current().len()),
+            d,
+            l,
+            r,
+        )
     })
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::queue::{SendQueue, Stop, COALESCE_MAX, SEND_QUEUE_BYTES};
-use super::receive::{batch, Expect, From};
+use super::receive::{batch, Expect, From, Receive};
 use super::send::SendHalf;
 use super::shape::Shape;
 use super::writer::{past_deadline, Open, Opening, Role, Writer};
@@ -393,5 +393,16 @@ impl Drop for Call {
             );
         }
         self.send.queue.mark_done();
+    }
+}
+
+impl Receive for Call {
+    fn poll_recv_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, Status>> {
+        Call::poll_recv_batch(self, cx, out, max)
     }
 }

@@ -19,6 +19,7 @@ mod writer;
 pub use client::Call;
 pub use options::CallOptions;
 pub use queue::{Batched, TrySendError};
+pub use receive::{Inbox, Receive};
 pub use send::SendHalf;
 pub use server::ServerCall;
 pub use shape::Shape;

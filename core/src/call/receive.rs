@@ -99,3 +99,83 @@ pub(crate) fn batch(
     }
     Poll::Ready(Ok(n))
 }
+
+/// A call's receiving side, as a binding polls it: every ready message in one go.
+pub trait Receive {
+    fn poll_recv_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, Status>>;
+}
+
+/// Received messages a binding hands out one by one or a batch at a time: it refills with
+/// every ready message in one poll (one wake-up per batch), and holds what it handed out
+/// until the next refill, so that a C caller can borrow their bytes meanwhile.
+#[derive(Default)]
+pub struct Inbox {
+    batch: Vec<Bytes>,
+    next: usize,
+    /// The message last taken alone.
+    current: Bytes,
+}
+
+impl Inbox {
+    pub fn new() -> Inbox {
+        Inbox::default()
+    }
+
+    /// Ready(Ok(true)) when messages wait (`ready`), Ready(Ok(false)) at the end of the
+    /// stream, or the call's failure. Polls `call` only when every message it held was
+    /// handed out: a refill drops them.
+    pub fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        call: &mut impl Receive,
+        want: usize,
+    ) -> Poll<Result<bool, Status>> {
+        if self.next < self.batch.len() {
+            return Poll::Ready(Ok(true));
+        }
+        self.batch.clear();
+        self.next = 0;
+        match call.poll_recv_batch(cx, &mut self.batch, want.max(1)) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(true)),
+            Poll::Ready(Err(s)) => Poll::Ready(Err(s)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The next waiting message, held (its bytes valid) until the next take or refill.
+    pub fn take(&mut self) -> Option<&Bytes> {
+        let m = self.batch.get_mut(self.next)?;
+        self.current = std::mem::take(m);
+        self.next += 1;
+        Some(&self.current)
+    }
+
+    /// The message last taken alone (empty before the first, and after `advance`).
+    pub fn current(&self) -> &Bytes {
+        &self.current
+    }
+
+    /// The messages waiting, not yet handed out.
+    pub fn ready(&self) -> &[Bytes] {
+        &self.batch[self.next..]
+    }
+
+    /// Marks the first `n` waiting messages handed out: they stay held until the refill.
+    pub fn advance(&mut self, n: usize) {
+        self.next = (self.next + n).min(self.batch.len());
+        self.current = Bytes::new();
+    }
+
+    /// Drops everything held.
+    pub fn clear(&mut self) {
+        self.batch.clear();
+        self.next = 0;
+        self.current = Bytes::new();
+    }
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::queue::{SendQueue, Stop, SEND_QUEUE_BYTES};
-use super::receive::{batch, Expect, From};
+use super::receive::{batch, Expect, From, Receive};
 use super::send::SendHalf;
 use super::shape::Shape;
 use super::writer::{Role, Writer};
@@ -315,5 +315,16 @@ impl Drop for ServerCall {
             );
             self.send.queue.abort(s, Stop::Status);
         }
+    }
+}
+
+impl Receive for ServerCall {
+    fn poll_recv_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, Status>> {
+        ServerCall::poll_recv_batch(self, cx, out, max)
     }
 }
