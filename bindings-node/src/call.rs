@@ -2,7 +2,7 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rillrpc::{Call, CallOptions, Channel, ChannelOptions, ClientTls, Encoding, Shape};
+use rillrpc::{Call, CallOptions, Channel, ChannelOptions, ClientTls, Encoding, Receive, Shape};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;

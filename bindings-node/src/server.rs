@@ -3,7 +3,7 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rillrpc::{Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape};
+use rillrpc::{Receive, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;

@@ -7,8 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use rillrpc::{
     Batched, Shape,
-    Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding, Status,
-};
+    Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding, Status, Receive};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;

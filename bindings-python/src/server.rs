@@ -4,7 +4,7 @@
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-use rillrpc::{Encoding, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape};
+use rillrpc::{Encoding, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape, Receive};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;

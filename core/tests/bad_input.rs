@@ -164,6 +164,54 @@ async fn server_second_message_on_a_unary_method() {
 }
 
 #[tokio::test]
+async fn server_no_request_on_a_unary_method() {
+    // HEADERS, then END_STREAM with no message.
+    let (_, code, msg, _) = server_case(&[], b"").await;
+    assert_eq!(code, Some(Code::Unimplemented as u32), "{msg:?}");
+}
+
+/// Regression (issue 12, the matrix's shape_rules cell): the first request of a unary call
+/// was handed to the handler as it came, so a second one, sent a moment later, found the
+/// call answered OK (C and Python handlers read one message). The request now waits for
+/// the half-close that shows it is the only one.
+#[tokio::test]
+async fn server_second_request_after_a_pause_on_a_unary_method() {
+    let server = rill_server(ServerOptions::default());
+    let mut sr = raw_client(server.local_addr()).await;
+    let head = Request::builder()
+        .method("POST")
+        .uri(format!("http://localhost{PING_PONG}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let mut sr2 = sr.clone().ready().await.unwrap();
+    let (resp, mut send) = sr2.send_request(head, false).unwrap();
+    send.send_data(Bytes::from(frame(0, &req(b"a", 0))), false)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    send.send_data(Bytes::from(frame(0, &req(b"b", 0))), true)
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let (parts, mut body) = resp.into_parts();
+    let mut all = parts.headers.clone();
+    while let Some(d) = body.data().await {
+        assert!(d.is_ok());
+    }
+    if let Ok(Some(t)) = body.trailers().await {
+        all.extend(t);
+    }
+    let code = all
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(code.as_deref(), Some("12"), "{all:?}");
+    good_call_works(&mut sr).await;
+}
+
+#[tokio::test]
 async fn server_survives_a_client_that_vanishes_mid_stream() {
     let server = rill_server(ServerOptions::default());
     {
@@ -276,6 +324,18 @@ async fn respond_bad(path: String, mut respond: h2::server::SendResponse<Bytes>)
             Some(status_trailers("0")),
         ),
         "/bad/nostatus" => send(&mut respond, &[], &frame(0, b"ok"), None),
+        // A unary call answered with no message: headers, then trailers, status 0.
+        "/bad/zero" => send(&mut respond, &[], b"", Some(status_trailers("0"))),
+        // A unary call answered OK in one header block (Trailers-Only), no message.
+        "/bad/zero-trailers-only" => {
+            let _ = respond.send_response(grpc_response(&[("grpc-status", "0")]), true);
+        }
+        // A unary call answered with two messages.
+        "/bad/two" => {
+            let mut two = frame(0, b"one");
+            two.extend(frame(0, b"two"));
+            send(&mut respond, &[], &two, Some(status_trailers("0")))
+        }
         "/bad/http503" => {
             let _ = respond.send_response(Response::builder().status(503).body(()).unwrap(), true);
         }
@@ -330,6 +390,36 @@ async fn client_case(path: &str) -> rillrpc::Status {
         .unwrap();
     assert_eq!(&ok[..], b"good");
     err
+}
+
+/// A unary call (the shape says one response) to a raw server's path.
+async fn unary_case(path: &str) -> rillrpc::Status {
+    let addr = raw_server().await;
+    let ch = Channel::new(&format!("http://{addr}")).unwrap();
+    let mut call = ch
+        .open(path, rillrpc::Shape::Unary, CallOptions::new())
+        .unwrap();
+    call.send(Bytes::new()).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), call.recv())
+            .await
+            .expect("an answer in time")
+        {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("{path}: the call succeeded"),
+            Err(e) => break e,
+        }
+    }
+}
+
+/// The single-response rules, on the client: UNIMPLEMENTED, as connect-go reports it and
+/// the Connect conformance suite expects (issue 12).
+#[tokio::test]
+async fn client_unary_rules() {
+    for path in ["/bad/zero", "/bad/zero-trailers-only", "/bad/two"] {
+        let s = unary_case(path).await;
+        assert_eq!(s.code(), Code::Unimplemented, "{path}: {s}");
+    }
 }
 
 #[tokio::test]

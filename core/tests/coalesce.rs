@@ -19,7 +19,7 @@ use rill_testkit::echo::Request;
 use rill_testkit::frames::{ConnCounts, FrameLog, FrameStats};
 use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT};
 use rill_testkit::TestServiceClient;
-use rillrpc::{Bytes, Call, CallOptions, Channel, ServerOptions, Status, TrySendError};
+use rillrpc::{Bytes, Call, CallOptions, Channel, Receive, ServerOptions, Status, TrySendError};
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};

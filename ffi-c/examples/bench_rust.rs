@@ -4,7 +4,7 @@
 //! Both run on the core's private runtime, the driving code on the calling thread.
 
 use bytes::Bytes;
-use rillrpc::{CallOptions, Channel, TrySendError};
+use rillrpc::{CallOptions, Channel, Receive, TrySendError};
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -7,11 +7,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::channel::CHANNELS;
+use crate::messages;
 use crate::metadata::{hand_out, rill_metadata, take_in};
 use crate::notify::Notify;
 use crate::registry::{lock, Registry};
 use crate::result::*;
-use crate::{attempt, block, rill_slice, shape_from, slices_in, slices_out, Waitable};
+use crate::{attempt, block, rill_slice, shape_from, Waitable};
 
 /// A client call. 0 is never a valid handle.
 pub type rill_call = u64;
@@ -72,6 +73,33 @@ impl CallObj {
         Ok(())
     }
 
+    fn poll_headers(&mut self) -> Poll<R<rill_metadata>> {
+        let mut cx = Context::from_waker(&self.waker);
+        match self.call.poll_headers(&mut cx) {
+            Poll::Ready(Ok(md)) => Poll::Ready(Ok(hand_out(md))),
+            Poll::Ready(Err(s)) => Poll::Ready(Err(status_fail(&s))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_finish(&mut self) -> Poll<R<u32>> {
+        self.call.close_send();
+        self.inbox.clear();
+        let mut cx = Context::from_waker(&self.waker);
+        loop {
+            match self.inbox.poll_fill(&mut cx, &mut self.call, 1024) {
+                Poll::Ready(Ok(false)) | Poll::Ready(Err(_)) => break,
+                Poll::Ready(Ok(true)) => self.inbox.clear(),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.finished = true;
+        let code = self.call.status().map(|s| s.code() as u32).unwrap_or(2);
+        Poll::Ready(Ok(code))
+    }
+}
+
+impl crate::messages::Messages for CallObj {
     /// Queues `msg` if there is room (the rules of the call's shape are the core's).
     fn poll_send(&mut self, msg: &[u8]) -> Poll<R> {
         if let Err(e) = self.check_open("send") {
@@ -107,29 +135,9 @@ impl CallObj {
             .map_err(|s| status_fail(&s))
     }
 
-    fn poll_headers(&mut self) -> Poll<R<rill_metadata>> {
-        let mut cx = Context::from_waker(&self.waker);
-        match self.call.poll_headers(&mut cx) {
-            Poll::Ready(Ok(md)) => Poll::Ready(Ok(hand_out(md))),
-            Poll::Ready(Err(s)) => Poll::Ready(Err(status_fail(&s))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn poll_finish(&mut self) -> Poll<R<u32>> {
-        self.call.close_send();
-        self.inbox.clear();
-        let mut cx = Context::from_waker(&self.waker);
-        loop {
-            match self.inbox.poll_fill(&mut cx, &mut self.call, 1024) {
-                Poll::Ready(Ok(false)) | Poll::Ready(Err(_)) => break,
-                Poll::Ready(Ok(true)) => self.inbox.clear(),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        self.finished = true;
-        let code = self.call.status().map(|s| s.code() as u32).unwrap_or(2);
-        Poll::Ready(Ok(code))
+    fn current(&self) -> (*const u8, usize) {
+        let m = self.inbox.current();
+        (m.as_ptr(), m.len())
     }
 }
 
@@ -246,12 +254,8 @@ pub unsafe extern "C" fn rill_call_send(
     len: usize,
     timeout_ms: i64,
 ) -> rill_result {
-    guard(|| {
-        // SAFETY: the caller's contract above.
-        let msg = unsafe { crate::result::data(data, len, "data") }?;
-        let t = timeout(timeout_ms)?;
-        block(&get(call)?, t, |c| c.poll_send(msg))
-    })
+    // SAFETY: the caller's contract above.
+    guard(|| unsafe { messages::send(get(call), data, len, timeout_ms) })
 }
 
 /// Like `rill_call_send` without waiting: RILL_WOULD_BLOCK when the send queue is full
@@ -265,14 +269,8 @@ pub unsafe extern "C" fn rill_call_try_send(
     data: *const u8,
     len: usize,
 ) -> rill_result {
-    guard(|| {
-        // SAFETY: the caller's contract above.
-        let msg = unsafe { crate::result::data(data, len, "data") }?;
-        match attempt(&get(call)?, |c| c.poll_send(msg)) {
-            Poll::Ready(r) => r,
-            Poll::Pending => Ok(RILL_WOULD_BLOCK),
-        }
-    })
+    // SAFETY: the caller's contract above.
+    guard(|| unsafe { messages::try_send(get(call), data, len) })
 }
 
 /// Queues the `n` messages of `msgs` in order (each copied) while the send queue has
@@ -295,18 +293,8 @@ pub unsafe extern "C" fn rill_call_try_send_batch(
     n: usize,
     sent_out: *mut usize,
 ) -> rill_result {
-    guard(|| {
-        let o = out(sent_out, "sent_out")?;
-        put(o, 0);
-        // SAFETY: the caller's contract above.
-        let msgs = unsafe { slices_in(msgs, n) }?;
-        let obj = get(call)?;
-        let mut c = lock(&obj);
-        c.notify.begin();
-        let (sent, r) = c.send_batch(msgs);
-        put(o, sent);
-        r
-    })
+    // SAFETY: the caller's contract above.
+    guard(|| unsafe { messages::try_send_batch(get(call), msgs, n, sent_out) })
 }
 
 /// Half-closes: the client sends nothing more. Idempotent.
@@ -334,17 +322,7 @@ pub extern "C" fn rill_call_recv(
     len_out: *mut usize,
     timeout_ms: i64,
 ) -> rill_result {
-    guard(|| {
-        let (d, l) = (out(data_out, "data_out")?, out(len_out, "len_out")?);
-        let t = timeout(timeout_ms)?;
-        let mut got = (std::ptr::null(), 0);
-        let r = block(&get(call)?, t, |c| {
-            let r = c.poll_recv();
-            got = (c.inbox.current().as_ptr(), c.inbox.current().len());
-            r
-        });
-        recv_out(got, d, l, r)
-    })
+    guard(|| messages::recv(get(call), data_out, len_out, timeout_ms))
 }
 
 /// Like `rill_call_recv` without waiting: RILL_WOULD_BLOCK when no message is ready.
@@ -356,22 +334,7 @@ pub extern "C" fn rill_call_try_recv(
     data_out: *mut *const u8,
     len_out: *mut usize,
 ) -> rill_result {
-    guard(|| {
-        let (d, l) = (out(data_out, "data_out")?, out(len_out, "len_out")?);
-        let obj = get(call)?;
-        let mut c = lock(&obj);
-        c.notify.begin();
-        let r = match c.poll_recv() {
-            Poll::Ready(r) => r,
-            Poll::Pending => Ok(RILL_WOULD_BLOCK),
-        };
-        recv_out(
-            (c.inbox.current().as_ptr(), c.inbox.current().len()),
-            d,
-            l,
-            r,
-        )
-    })
+    guard(|| messages::try_recv(get(call), data_out, len_out))
 }
 
 /// Takes every ready response message, up to `max` (1..=1048576), in one call, without
@@ -389,17 +352,7 @@ pub extern "C" fn rill_call_try_recv_batch(
     max: usize,
     n_out: *mut usize,
 ) -> rill_result {
-    guard(|| {
-        let n_o = out(n_out, "n_out")?;
-        put(n_o, 0);
-        let buf = slices_out(msgs, max)?;
-        let (r, n) = match attempt(&get(call)?, |c| c.poll_recv_batch(buf)) {
-            Poll::Ready(r) => r?,
-            Poll::Pending => (RILL_WOULD_BLOCK, 0),
-        };
-        put(n_o, n);
-        Ok(r)
-    })
+    guard(|| messages::try_recv_batch(get(call), msgs, max, n_out))
 }
 
 /// Like `rill_call_try_recv_batch`, waiting up to `timeout_ms` (> 0, or RILL_FOREVER) for
@@ -413,15 +366,7 @@ pub extern "C" fn rill_call_recv_batch(
     n_out: *mut usize,
     timeout_ms: i64,
 ) -> rill_result {
-    guard(|| {
-        let n_o = out(n_out, "n_out")?;
-        put(n_o, 0);
-        let buf = slices_out(msgs, max)?;
-        let t = timeout(timeout_ms)?;
-        let (r, n) = block(&get(call)?, t, |c| c.poll_recv_batch(buf))?;
-        put(n_o, n);
-        Ok(r)
-    })
+    guard(|| messages::recv_batch(get(call), msgs, max, n_out, timeout_ms))
 }
 
 /// The response headers, waiting up to `timeout_ms` (> 0, or RILL_FOREVER) for them.

@@ -7,6 +7,7 @@
 
 mod call;
 mod channel;
+mod messages;
 mod metadata;
 mod notify;
 mod poller;

@@ -6,11 +6,12 @@ use std::ffi::{c_char, CString};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
+use crate::messages;
 use crate::metadata::{hand_out, rill_metadata, take_in};
 use crate::notify::Notify;
 use crate::registry::{lock, Registry};
 use crate::result::*;
-use crate::{attempt, block, rill_slice, slices_in, slices_out, Waitable};
+use crate::{rill_slice, Waitable};
 
 /// An accepted server call. 0 is never a valid handle.
 pub type rill_server_call = u64;
@@ -58,6 +59,24 @@ impl ServerCallObj {
         Ok(())
     }
 
+    /// The call ended while receiving: kept for `rill_server_call_status`-like reads.
+    fn ended(&mut self, s: Status) -> Fail {
+        let f = Fail::new(
+            RILL_ERR_STATUS,
+            format!(
+                "call ended: {} {}: {}",
+                s.code() as u32,
+                s.code().name(),
+                s.message()
+            ),
+        );
+        let m = CString::new(s.message().replace('\0', " ")).unwrap_or_default();
+        self.ended = Some((s, m));
+        f
+    }
+}
+
+impl crate::messages::Messages for ServerCallObj {
     /// Queues `msg` if there is room (the rules of the call's shape are the core's). A
     /// single-response call starts no writer task for its message: `finish` writes it
     /// with the status, from this thread.
@@ -95,20 +114,9 @@ impl ServerCallObj {
             .map_err(|s| self.ended(s))
     }
 
-    /// The call ended while receiving: kept for `rill_server_call_status`-like reads.
-    fn ended(&mut self, s: Status) -> Fail {
-        let f = Fail::new(
-            RILL_ERR_STATUS,
-            format!(
-                "call ended: {} {}: {}",
-                s.code() as u32,
-                s.code().name(),
-                s.message()
-            ),
-        );
-        let m = CString::new(s.message().replace('\0', " ")).unwrap_or_default();
-        self.ended = Some((s, m));
-        f
+    fn current(&self) -> (*const u8, usize) {
+        let m = self.inbox.current();
+        (m.as_ptr(), m.len())
     }
 }
 
@@ -192,17 +200,7 @@ pub extern "C" fn rill_server_call_recv(
     len_out: *mut usize,
     timeout_ms: i64,
 ) -> rill_result {
-    guard(|| {
-        let (d, l) = (out(data_out, "data_out")?, out(len_out, "len_out")?);
-        let t = timeout(timeout_ms)?;
-        let mut got = (std::ptr::null(), 0);
-        let r = block(&get(call)?, t, |c| {
-            let r = c.poll_recv();
-            got = (c.inbox.current().as_ptr(), c.inbox.current().len());
-            r
-        });
-        recv_out(got, d, l, r)
-    })
+    guard(|| messages::recv(get(call), data_out, len_out, timeout_ms))
 }
 
 /// Like `rill_server_call_recv` without waiting: RILL_WOULD_BLOCK when no message is
@@ -213,22 +211,7 @@ pub extern "C" fn rill_server_call_try_recv(
     data_out: *mut *const u8,
     len_out: *mut usize,
 ) -> rill_result {
-    guard(|| {
-        let (d, l) = (out(data_out, "data_out")?, out(len_out, "len_out")?);
-        let obj = get(call)?;
-        let mut c = lock(&obj);
-        c.notify.begin();
-        let r = match c.poll_recv() {
-            Poll::Ready(r) => r,
-            Poll::Pending => Ok(RILL_WOULD_BLOCK),
-        };
-        recv_out(
-            (c.inbox.current().as_ptr(), c.inbox.current().len()),
-            d,
-            l,
-            r,
-        )
-    })
+    guard(|| messages::try_recv(get(call), data_out, len_out))
 }
 
 /// Takes every ready request message, up to `max` (1..=1048576), in one call, without
@@ -245,17 +228,7 @@ pub extern "C" fn rill_server_call_try_recv_batch(
     max: usize,
     n_out: *mut usize,
 ) -> rill_result {
-    guard(|| {
-        let n_o = out(n_out, "n_out")?;
-        put(n_o, 0);
-        let buf = slices_out(msgs, max)?;
-        let (r, n) = match attempt(&get(call)?, |c| c.poll_recv_batch(buf)) {
-            Poll::Ready(r) => r?,
-            Poll::Pending => (RILL_WOULD_BLOCK, 0),
-        };
-        put(n_o, n);
-        Ok(r)
-    })
+    guard(|| messages::try_recv_batch(get(call), msgs, max, n_out))
 }
 
 /// Like `rill_server_call_try_recv_batch`, waiting up to `timeout_ms` (> 0, or
@@ -269,15 +242,7 @@ pub extern "C" fn rill_server_call_recv_batch(
     n_out: *mut usize,
     timeout_ms: i64,
 ) -> rill_result {
-    guard(|| {
-        let n_o = out(n_out, "n_out")?;
-        put(n_o, 0);
-        let buf = slices_out(msgs, max)?;
-        let t = timeout(timeout_ms)?;
-        let (r, n) = block(&get(call)?, t, |c| c.poll_recv_batch(buf))?;
-        put(n_o, n);
-        Ok(r)
-    })
+    guard(|| messages::recv_batch(get(call), msgs, max, n_out, timeout_ms))
 }
 
 /// Sends one response message (copied), waiting up to `timeout_ms` (> 0, or RILL_FOREVER)
@@ -294,13 +259,8 @@ pub unsafe extern "C" fn rill_server_call_send(
     len: usize,
     timeout_ms: i64,
 ) -> rill_result {
-    guard(|| {
-        // SAFETY: the caller's contract above.
-        let msg = unsafe { crate::result::data(data, len, "data") }?;
-        let t = timeout(timeout_ms)?;
-        let obj = get(call)?;
-        block(&obj, t, |c| c.poll_send(msg))
-    })
+    // SAFETY: the caller's contract above.
+    guard(|| unsafe { messages::send(get(call), data, len, timeout_ms) })
 }
 
 /// Like `rill_server_call_send` without waiting: RILL_WOULD_BLOCK when the send queue is
@@ -314,15 +274,8 @@ pub unsafe extern "C" fn rill_server_call_try_send(
     data: *const u8,
     len: usize,
 ) -> rill_result {
-    guard(|| {
-        // SAFETY: the caller's contract above.
-        let msg = unsafe { crate::result::data(data, len, "data") }?;
-        let obj = get(call)?;
-        match attempt(&obj, |c| c.poll_send(msg)) {
-            Poll::Ready(r) => r,
-            Poll::Pending => Ok(RILL_WOULD_BLOCK),
-        }
-    })
+    // SAFETY: the caller's contract above.
+    guard(|| unsafe { messages::try_send(get(call), data, len) })
 }
 
 /// Queues the `n` response messages of `msgs` in order (each copied) while the send queue
@@ -345,18 +298,8 @@ pub unsafe extern "C" fn rill_server_call_try_send_batch(
     n: usize,
     sent_out: *mut usize,
 ) -> rill_result {
-    guard(|| {
-        let o = out(sent_out, "sent_out")?;
-        put(o, 0);
-        // SAFETY: the caller's contract above.
-        let msgs = unsafe { slices_in(msgs, n) }?;
-        let obj = get(call)?;
-        let mut c = lock(&obj);
-        c.notify.begin();
-        let (sent, r) = c.send_batch(msgs);
-        put(o, sent);
-        r
-    })
+    // SAFETY: the caller's contract above.
+    guard(|| unsafe { messages::try_send_batch(get(call), msgs, n, sent_out) })
 }
 
 /// Sends the response headers now with `md` (copied; 0 = none). Otherwise they go with the

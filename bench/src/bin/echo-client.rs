@@ -28,6 +28,7 @@ use rill_bench::{cpu_secs, rss_bytes, Report, Workload};
 use rill_testkit::echo::{Request, Response};
 use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
 use rill_testkit::TestServiceClient;
+use rillrpc::Receive;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::queue::{SendQueue, Stop, COALESCE_MAX, SEND_QUEUE_BYTES};
-use super::receive::{batch, Expect, From, Receive};
+use super::receive::{Expect, From, Receive};
 use super::send::SendHalf;
 use super::shape::Shape;
 use super::writer::{past_deadline, Open, Opening, Role, Writer};
@@ -245,9 +245,14 @@ impl Call {
                 RecvState::Open(r) => {
                     match r.poll_head(cx) {
                         Poll::Ready(Ok(md)) => self.headers = Some(md),
-                        // The server ended the call: a Trailers-Only response.
+                        // The server ended the call: a Trailers-Only response. Ended OK
+                        // with no message, a single-response call broke its rule.
                         Poll::Ready(Err(NoHead::Ended(s))) => {
                             self.headers = Some(s.trailers().clone());
+                            let s = match (s.is_ok(), self.expect.end()) {
+                                (true, Err(broken)) => broken,
+                                _ => s,
+                            };
                             self.end(s);
                         }
                         Poll::Ready(Err(NoHead::Refused(s, md))) => {
@@ -283,18 +288,6 @@ impl Call {
             RecvState::Open(r) => r.last_compressed(),
             _ => self.last_compressed,
         }
-    }
-
-    /// Appends every message that is ready (up to `max`) to `out`, waiting only if none is:
-    /// one wake-up hands over a batch. Returns `Ok(n)`, the number appended; zero means the
-    /// call ended successfully. An error comes after the messages that preceded it.
-    pub fn poll_recv_batch(
-        &mut self,
-        cx: &mut Context<'_>,
-        out: &mut Vec<Bytes>,
-        max: usize,
-    ) -> Poll<Result<usize, Status>> {
-        batch(cx, out, max, |cx| self.poll_recv(cx))
     }
 
     /// Waits for the response headers (or the end of the call, for a Trailers-Only
@@ -397,12 +390,7 @@ impl Drop for Call {
 }
 
 impl Receive for Call {
-    fn poll_recv_batch(
-        &mut self,
-        cx: &mut Context<'_>,
-        out: &mut Vec<Bytes>,
-        max: usize,
-    ) -> Poll<Result<usize, Status>> {
-        Call::poll_recv_batch(self, cx, out, max)
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        Call::poll_recv(self, cx)
     }
 }

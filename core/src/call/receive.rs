@@ -1,5 +1,5 @@
-//! What the two receive sides share: the single-message rules of a call's shape, and
-//! handing every ready message over in one batch.
+//! What the two receive sides share: the single-message rules of a call's shape, handing
+//! every ready message over in one batch, and the cursor bindings hand them out from.
 
 use bytes::Bytes;
 use std::task::{Context, Poll};
@@ -70,44 +70,41 @@ impl Expect {
     }
 }
 
-/// Collects what `poll_one` has ready, up to `max` messages, waiting only if nothing is:
-/// one wake-up hands over a batch. `Ok(0)` means the end of the stream; an error comes
-/// after the messages that preceded it.
-pub(crate) fn batch(
-    cx: &mut Context<'_>,
-    out: &mut Vec<Bytes>,
-    max: usize,
-    mut poll_one: impl FnMut(&mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>>,
-) -> Poll<Result<usize, Status>> {
-    let mut n = 0;
-    while n < max.max(1) {
-        match poll_one(cx) {
-            Poll::Ready(Ok(Some(m))) => {
-                out.push(m);
-                n += 1;
-            }
-            Poll::Ready(Ok(None)) => return Poll::Ready(Ok(n)),
-            Poll::Ready(Err(e)) => return Poll::Ready(if n > 0 { Ok(n) } else { Err(e) }),
-            Poll::Pending => {
-                return if n > 0 {
-                    Poll::Ready(Ok(n))
-                } else {
-                    Poll::Pending
-                }
-            }
-        }
-    }
-    Poll::Ready(Ok(n))
-}
-
-/// A call's receiving side, as a binding polls it: every ready message in one go.
+/// A call's receiving side, client's or server's.
 pub trait Receive {
+    /// The next message; `Ok(None)` at the end of the peer's messages (and, for a client,
+    /// of a successful call); `Err` with the call's status when it failed.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>>;
+
+    /// Appends every message that is ready (up to `max`) to `out`, waiting only if none is:
+    /// one wake-up hands over a batch. `Ok(n)`: how many were appended; zero means the
+    /// end. An error comes after the messages that preceded it.
     fn poll_recv_batch(
         &mut self,
         cx: &mut Context<'_>,
         out: &mut Vec<Bytes>,
         max: usize,
-    ) -> Poll<Result<usize, Status>>;
+    ) -> Poll<Result<usize, Status>> {
+        let mut n = 0;
+        while n < max.max(1) {
+            match self.poll_recv(cx) {
+                Poll::Ready(Ok(Some(m))) => {
+                    out.push(m);
+                    n += 1;
+                }
+                Poll::Ready(Ok(None)) => return Poll::Ready(Ok(n)),
+                Poll::Ready(Err(e)) => return Poll::Ready(if n > 0 { Ok(n) } else { Err(e) }),
+                Poll::Pending => {
+                    return if n > 0 {
+                        Poll::Ready(Ok(n))
+                    } else {
+                        Poll::Pending
+                    }
+                }
+            }
+        }
+        Poll::Ready(Ok(n))
+    }
 }
 
 /// Received messages a binding hands out one by one or a batch at a time: it refills with

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::queue::{SendQueue, Stop, SEND_QUEUE_BYTES};
-use super::receive::{batch, Expect, From, Receive};
+use super::receive::{Expect, From, Receive};
 use super::send::SendHalf;
 use super::shape::Shape;
 use super::writer::{Role, Writer};
@@ -46,6 +46,9 @@ pub struct ServerCall {
     receiver: Receiver,
     /// The single-request rule of the call's shape.
     expect: Expect,
+    /// A single-request call's request, held until the client's half-close shows it is the
+    /// only one.
+    held: Option<Bytes>,
     accepts_gzip: bool,
     eof: bool,
     finished: bool,
@@ -100,6 +103,7 @@ impl ServerCall {
             peer: a.peer,
             receiver: a.receiver,
             expect: Expect::new(a.shape.single_request(), From::Client),
+            held: None,
             accepts_gzip: a.accepts_gzip,
             eof: false,
             finished: false,
@@ -172,35 +176,42 @@ impl ServerCall {
         if let Some(s) = self.send.queue.local_status() {
             return Poll::Ready(Err(s));
         }
-        if self.eof {
-            return Poll::Ready(Ok(None));
-        }
-        match self.receiver.poll_message(cx) {
-            Poll::Ready(Ok(Some(m))) => {
-                if let Err(s) = self.expect.message() {
-                    return Poll::Ready(Err(self.abort_with(s)));
+        loop {
+            if self.eof {
+                return Poll::Ready(Ok(self.held.take()));
+            }
+            match self.receiver.poll_message(cx) {
+                Poll::Ready(Ok(Some(m))) => {
+                    if let Err(s) = self.expect.message() {
+                        self.held = None;
+                        return Poll::Ready(Err(self.abort_with(s)));
+                    }
+                    self.send.queue.received(self.receiver.answerable());
+                    if !self.shape.single_request() {
+                        return Poll::Ready(Ok(Some(m)));
+                    }
+                    // A single request is handed out once the half-close shows it is the
+                    // only one, as grpc-go's and connect-go's servers read it.
+                    self.held = Some(m);
                 }
-                self.send.queue.received(self.receiver.answerable());
-                Poll::Ready(Ok(Some(m)))
-            }
-            Poll::Ready(Ok(None)) => {
-                if let Err(s) = self.expect.end() {
-                    return Poll::Ready(Err(self.abort_with(s)));
+                Poll::Ready(Ok(None)) => {
+                    if let Err(s) = self.expect.end() {
+                        return Poll::Ready(Err(self.abort_with(s)));
+                    }
+                    self.eof = true;
                 }
-                self.eof = true;
-                Poll::Ready(Ok(None))
+                Poll::Ready(Err(s)) => {
+                    // A broken request (oversized, malformed, truncated) ends the call with
+                    // its status, so the client hears why even if the handler gives up.
+                    let s = if matches!(s.code(), Code::Cancelled | Code::Unavailable) {
+                        s
+                    } else {
+                        self.abort_with(s)
+                    };
+                    return Poll::Ready(Err(s));
+                }
+                Poll::Pending => return Poll::Pending,
             }
-            Poll::Ready(Err(s)) => {
-                // A broken request (oversized, malformed, truncated) ends the call with
-                // its status, so the client hears why even if the handler gives up.
-                let s = if matches!(s.code(), Code::Cancelled | Code::Unavailable) {
-                    s
-                } else {
-                    self.abort_with(s)
-                };
-                Poll::Ready(Err(s))
-            }
-            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -209,17 +220,6 @@ impl ServerCall {
     /// must check a client's compression, as the interop suite's `expect_compressed` does.
     pub fn last_recv_compressed(&self) -> bool {
         self.receiver.last_compressed()
-    }
-
-    /// Appends every request message that is ready (up to `max`), waiting only if none is.
-    /// `Ok(0)`: the client half-closed.
-    pub fn poll_recv_batch(
-        &mut self,
-        cx: &mut Context<'_>,
-        out: &mut Vec<Bytes>,
-        max: usize,
-    ) -> Poll<Result<usize, Status>> {
-        batch(cx, out, max, |cx| self.poll_recv(cx))
     }
 
     /// Sends the response headers now, with `metadata`. Otherwise they go with the first
@@ -319,12 +319,7 @@ impl Drop for ServerCall {
 }
 
 impl Receive for ServerCall {
-    fn poll_recv_batch(
-        &mut self,
-        cx: &mut Context<'_>,
-        out: &mut Vec<Bytes>,
-        max: usize,
-    ) -> Poll<Result<usize, Status>> {
-        ServerCall::poll_recv_batch(self, cx, out, max)
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        ServerCall::poll_recv(self, cx)
     }
 }
