@@ -1,7 +1,8 @@
 # The cross-language matrix (interop/matrix/): every rillrpc client (rust, c, python, node)
 # against every server (those four and the grpcio, grpc-js, grpc-go, tonic peers), and every peer
-# client against every rillrpc server, six checks per cell. `make matrix` builds what it
-# needs and prints the table; `make test-matrix` is the same, failing if a cell fails.
+# client against every rillrpc server, six checks per cell; then the shape rules (a second
+# table: UNIMPLEMENTED from every rillrpc client and server). `make matrix` builds what it
+# needs and prints the tables; `make test-matrix` is the same, failing if a cell fails.
 MATRIX_DIR := $(CURDIR)/interop/matrix
 MATRIX_BIN := $(CARGO_TARGET_DIR)/matrix-bin
 # The echo messages are encoded by the examples' header (examples/c/echo_pb.h).

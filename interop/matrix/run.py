@@ -2,12 +2,15 @@
 """The cross-language matrix: every rillrpc client (rust, c, python, node) against every
 server (the four rillrpc ones and the grpcio, grpc-js, grpc-go and tonic peers), and every
 peer client against every rillrpc server, on the six checks of README.md. tonic is a server
-only.
+only. Then the shape rules: every rillrpc client against the grpc-go server's matrix.Rules
+(zero and two responses to a unary call) and every rillrpc server (two requests on a unary
+method), each reporting the same code, 12 (UNIMPLEMENTED).
 
     run.py --target-dir DIR --python PY [--node NODE] [--clients a,b] [--servers a,b]
+           [--shape-rules on|off|only]
 
 Builds nothing (`make matrix` does): it starts each server once, runs the clients against
-it one after the other, prints the table (rows = clients, columns = servers), then the
+it one after the other, prints the two tables (rows = clients, columns = servers), then the
 output of every failing cell, kills every server it started, and exits 1 if any required
 cell failed. Python 3 standard library only."""
 
@@ -20,10 +23,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 HERE = Path(__file__).resolve().parent
 RILL = ("rust", "c", "python", "node")
@@ -33,6 +37,11 @@ ALL = RILL + PEERS
 SERVER_ONLY = ("tonic",)
 ALL_SERVERS = ALL + SERVER_ONLY
 CHECKS = ("unary", "server_streaming", "client_streaming", "bidi", "error_status", "metadata")
+# The sub-checks of shape_rules (`--shape-rules zero,two,...` to a client): zero and two call
+# the matrix.Rules methods only RULES_SERVER serves; two-requests runs against any server.
+RULES = ("zero", "two", "two-requests")
+RULES_SERVER = "grpc-go"
+UNIMPLEMENTED = 12
 START_TIMEOUT = 90.0  # a cold start on 2 busy cores (node loads a large addon)
 CLIENT_TIMEOUT = 180.0  # each check has its own 20 s deadline; this only catches a hang
 
@@ -66,6 +75,22 @@ def commands(a: argparse.Namespace) -> Tuple[Dict[str, List[str]], Dict[str, Lis
 
 def required(client: str, server: str) -> bool:
     return client in RILL or server in RILL
+
+
+def rule_required(client: str, server: str, sub: str) -> bool:
+    """A rillrpc client's own rule (zero, two against the server that breaks it), and a
+    rillrpc server's (two-requests)."""
+    if client not in RILL:
+        return False
+    return server == RULES_SERVER if sub != "two-requests" else server in RILL
+
+
+def rule_shown(client: str, server: str, sub: str, peer_pairs: bool) -> bool:
+    """Required cells, and for information what the peers do: each peer client against the
+    Rules server and the rillrpc servers, the rillrpc clients against each peer server."""
+    if sub != "two-requests":
+        return server == RULES_SERVER
+    return peer_pairs or client in RILL or server in RILL
 
 
 class Server:
@@ -129,33 +154,51 @@ class Server:
         return "\n".join(self.lines[-n:])
 
 
-def run_client(argv: List[str], addr: str, env: Dict[str, str]) -> Tuple[bool, str]:
+def run_program(argv: List[str], env: Dict[str, str]) -> Tuple[Optional[int], str]:
+    """Its exit status (None if it could not run to its end) and output."""
     try:
-        p = subprocess.run(argv + ["--target", addr], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                           timeout=CLIENT_TIMEOUT, text=True, errors="replace")
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, env=env, timeout=CLIENT_TIMEOUT, text=True,
+                           errors="replace")
     except subprocess.TimeoutExpired as e:
         out = e.stdout if isinstance(e.stdout, str) else (e.stdout or b"").decode(errors="replace")
-        return False, out + f"\n(killed after {CLIENT_TIMEOUT:.0f} s)"
+        return None, out + f"\n(killed after {CLIENT_TIMEOUT:.0f} s)"
     except OSError as e:
-        return False, f"cannot start {argv[0]}: {e}"
-    out = p.stdout
+        return None, f"cannot start {argv[0]}: {e}"
+    return p.returncode, p.stdout
+
+
+def run_client(argv: List[str], addr: str, env: Dict[str, str]) -> Tuple[bool, str]:
+    code, out = run_program(argv + ["--target", addr], env)
     passed = {m.group(1) for m in re.finditer(r"^PASS (\S+)$", out, re.M)}
-    ok = p.returncode == 0 and passed >= set(CHECKS)
-    if p.returncode == 0 and not ok:
+    ok = code == 0 and passed >= set(CHECKS)
+    if code == 0 and not ok:
         out += f"\n(exit 0, but no PASS line for: {', '.join(sorted(set(CHECKS) - passed))})"
-    elif p.returncode != 0:
-        out += f"\n(exit status {p.returncode})"
+    elif code is not None and code != 0:
+        out += f"\n(exit status {code})"
     return ok, out
 
 
-def table(rows: List[str], cols: List[str], cells: Dict[Tuple[str, str], str]) -> str:
+def run_rules(argv: List[str], addr: str, env: Dict[str, str],
+              subs: List[str]) -> Tuple[Dict[str, Tuple[bool, Optional[int]]], str]:
+    """Each sub-check's verdict and the code the client got (None if it printed none)."""
+    _, out = run_program(argv + ["--target", addr, "--shape-rules", ",".join(subs)], env)
+    got: Dict[str, Tuple[bool, Optional[int]]] = {}
+    for m in re.finditer(r"^(PASS|FAIL) shape_rules/(\S+): (?:code (-?\d+))?", out, re.M):
+        got[m.group(2)] = (m.group(1) == "PASS", int(m.group(3)) if m.group(3) else None)
+    return {sub: got.get(sub, (False, None)) for sub in subs}, out
+
+
+def table(rows: List[str], keys: Sequence[Any], heads: List[List[str]],
+          cells: Dict[Tuple[str, Any], str]) -> str:
+    """Rows = clients; a column per key, headed by one line per entry of `heads`."""
     head = "client \\ server"
     w0 = max(len(head), *(len(r) for r in rows))
-    ws = [max(len(c), 6) for c in cols]
-    lines = ["  ".join([head.ljust(w0)] + [c.ljust(w) for c, w in zip(cols, ws)]).rstrip()]
+    ws = [max(6, *(len(h[i]) for h in heads)) for i in range(len(keys))]
+    lines = ["  ".join([(head if n == 0 else "").ljust(w0)] + [c.ljust(w) for c, w in zip(h, ws)]).rstrip()
+             for n, h in enumerate(heads)]
     for r in rows:
-        lines.append("  ".join([r.ljust(w0)] + [cells[(r, c)].ljust(w) for c, w in zip(cols, ws)]).rstrip())
+        lines.append("  ".join([r.ljust(w0)] + [cells[(r, k)].ljust(w) for k, w in zip(keys, ws)]).rstrip())
     return "\n".join(lines)
 
 
@@ -181,6 +224,8 @@ def main() -> int:
     ap.add_argument("--peer-pairs", action="store_true",
                     help="also run peer × peer cells (a check of the matrix's own peer programs; "
                          "never required: a failure shows as `(FAIL)`)")
+    ap.add_argument("--shape-rules", choices=("on", "off", "only"), default="on",
+                    help="the shape rules table after the main one (on), not at all (off), or alone (only)")
     a = ap.parse_args()
     rows, cols = names(a.clients, ALL), names(a.servers, ALL_SERVERS)
     server_cmds, client_cmds = commands(a)
@@ -194,13 +239,22 @@ def main() -> int:
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_signal)
-    cells: Dict[Tuple[str, str], str] = {}
+    main_on, rules_on = a.shape_rules != "only", a.shape_rules != "off"
+    wanted = ((lambda c, s: True) if a.peer_pairs else required) if main_on else (lambda c, s: False)
+
+    def rule_subs(c: str, s: str) -> List[str]:
+        return [sub for sub in RULES if rules_on and rule_shown(c, s, sub, a.peer_pairs)]
+
+    cells: Dict[Tuple[str, Any], str] = {}
+    rcells: Dict[Tuple[str, Any], str] = {(c, (s, sub)): "—" for c in rows for s in cols for sub in RULES}
+    # What each rules outcome said (sub-check, code, message), and in which cells (client→server):
+    # printed once each.
+    outcomes: Dict[str, List[str]] = {}
     failures: List[str] = []
     try:
-        # Only servers some required cell needs are started.
-        wanted = (lambda c, s: True) if a.peer_pairs else required
+        # Only servers some cell needs are started.
         for s in cols:
-            if any(wanted(c, s) for c in rows):
+            if any(wanted(c, s) or rule_subs(c, s) for c in rows):
                 servers[s] = Server(s, server_cmds[s], env)
         deadline = time.monotonic() + START_TIMEOUT
         for s in cols:
@@ -226,18 +280,73 @@ def main() -> int:
                     log = srv.log_tail()
                     failures.append(f"--- {c} client × {s} server ({srv.addr})\n{out.rstrip()}"
                                     + (f"\n[{s} server output]\n{log}" if log.strip() else ""))
+            # After the main cells, so that a server broken by a rule's case fails only here.
+            for c in rows:
+                subs = rule_subs(c, s)
+                if not subs:
+                    continue
+                need = [sub for sub in subs if rule_required(c, s, sub)]
+                if srv is None or not ready or not srv.alive():
+                    for sub in subs:
+                        rcells[(c, (s, sub))] = "FAIL" if sub in need else "(FAIL)"
+                    if need:
+                        failures.append(f"--- shape_rules: {c} client × {s} server: the server "
+                                        f"{'exited' if ready else 'did not start'}\n"
+                                        f"{srv.log_tail() if srv else ''}")
+                    continue
+                got, out = run_rules(client_cmds[c], srv.addr, env, subs)
+                bad = []
+                for sub, (ok, code) in got.items():
+                    # The code is checked here too: a client's PASS alone is not trusted.
+                    ok = ok and code == UNIMPLEMENTED
+                    shown = "?" if code is None else str(code)
+                    if sub in need:
+                        rcells[(c, (s, sub))] = shown if ok else f"FAIL {shown}" if code is not None else "FAIL"
+                        if not ok:
+                            bad.append(sub)
+                    else:
+                        rcells[(c, (s, sub))] = f"({shown})" if code is not None else "(FAIL)"
+                    # Grouped by what was got, whether or not the client wanted it.
+                    m = re.search(rf"^(?:PASS|FAIL) shape_rules/{re.escape(sub)}: (.*?)(?:, want code \d+)?$",
+                                  out, re.M)
+                    outcomes.setdefault(f"{sub}: {m.group(1) if m else '(no line)'}", []).append(f"{c}→{s}")
+                print(f"{c:>8} -> {s:<8} shape_rules {' '.join(rcells[(c, (s, x))] for x in subs)}",
+                      flush=True)
+                if bad:
+                    log = srv.log_tail()
+                    failures.append(f"--- shape_rules ({', '.join(bad)}): {c} client × {s} server "
+                                    f"({srv.addr})\n{out.rstrip()}"
+                                    + (f"\n[{s} server output]\n{log}" if log.strip() else ""))
             if srv is not None:
                 srv.kill()
     finally:
         for srv in servers.values():
             srv.kill()
 
-    print()
-    print(table(rows, cols, cells))
-    n_req = sum(1 for k in cells if required(*k))
-    n_fail = sum(1 for v in cells.values() if v == "FAIL")
-    print(f"\n{n_req - n_fail}/{n_req} required cells pass ({len(CHECKS)} checks each; "
-          f"— = peer × peer, not required); {time.monotonic() - started:.0f} s")
+    n_fail = 0
+    if main_on:
+        print()
+        print(table(rows, list(cols), [list(cols)], cells))
+        n_req = sum(1 for k in cells if required(*k))
+        n_fail += sum(1 for v in cells.values() if v == "FAIL")
+        print(f"\n{n_req - n_fail}/{n_req} required cells pass ({len(CHECKS)} checks each; "
+              f"— = peer × peer, not required)")
+    if rules_on:
+        keys = [(RULES_SERVER, sub) for sub in RULES[:2] if RULES_SERVER in cols]
+        keys += [(s, "two-requests") for s in cols]
+        r_req = [(c, k) for c in rows for k in keys if rule_required(c, *k)]
+        r_fail = sum(1 for ck in r_req if rcells[ck] != str(UNIMPLEMENTED))
+        n_fail += r_fail
+        print(f"\nShape rules: the code each client reports ({UNIMPLEMENTED} = UNIMPLEMENTED, required; "
+              "(n) = information only, not required; — = not run)")
+        print(table(rows, keys, [[k[0] for k in keys], [k[1] for k in keys]], rcells))
+        print(f"\n{len(r_req) - r_fail}/{len(r_req)} required shape-rule cells report {UNIMPLEMENTED}")
+        print("\nWhat the clients printed, and where:")
+        for text, where in sorted(outcomes.items(), key=lambda o: RULES.index(o[0].split(":")[0])):
+            print(f"  {text}")
+            print(textwrap.fill(", ".join(where), width=100, initial_indent=" " * 6,
+                                subsequent_indent=" " * 6, break_on_hyphens=False))
+    print(f"\n{time.monotonic() - started:.0f} s")
     if failures:
         print("\nFailing cells:\n")
         print("\n\n".join(failures))

@@ -1,11 +1,13 @@
 /* The C client of the matrix, on librillrpc's blocking API:
- *   matrix-client-c --target HOST:PORT
- * runs the six checks of interop/matrix/README.md against an echo server, prints
+ *   matrix-client-c --target HOST:PORT [--shape-rules zero,two,two-requests]
+ * runs the six checks of interop/matrix/README.md against an echo server (or, with
+ * --shape-rules, those sub-checks of the shape_rules check instead), prints
  * "PASS <check>" / "FAIL <check>: <why>" lines and exits 1 if any failed. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "echo_pb.h"
 #include "rillrpc.h"
 
@@ -13,6 +15,19 @@
 #define ECHO "/echo.TestService/Echo"
 #define ECHO_CLIENT "/echo.TestService/EchoClient"
 #define ECHO_SERVER "/echo.TestService/EchoServer"
+/* The grpc-go server's matrix.Rules (go/echo/rules.go): unary for the client, answered
+ * with zero, one and two response messages. */
+#define RULES_ZERO "/matrix.Rules/Zero"
+#define RULES_ONE "/matrix.Rules/One"
+#define RULES_TWO "/matrix.Rules/Two"
+/* A shorter deadline than the six checks': grpcio's and grpc-js's clients (information
+ * cells) wait for it on a unary call answered twice, and every one of them adds to the
+ * matrix's time. A rillrpc call here ends in milliseconds. */
+#define RULES_WAIT_MS 3000
+/* The second request of two-requests comes this long after the first: a server that takes
+ * the first without waiting for the half-close (where a second one would show) has ended
+ * the call by then, so it fails every run, not only when both requests arrive together. */
+#define REQUEST_GAP_MS 50
 #define WAIT_MS 20000
 
 static const uint8_t UNARY_PAYLOAD[] = "matrix\x00\xffping";
@@ -53,13 +68,18 @@ static int status_fail(const char *what, rill_call call) {
     return fail("%s: status %u \"%s\"", what, code, msg);
 }
 
-static rill_result open_call(const char *method, uint32_t shape, rill_metadata md,
-                             rill_call *call) {
+static rill_result open_call_within(const char *method, uint32_t shape, rill_metadata md,
+                                    int64_t timeout_ms, rill_call *call) {
     rill_call_options o;
     rill_call_options_init(&o);
-    o.timeout_ms = WAIT_MS;
+    o.timeout_ms = timeout_ms;
     o.metadata = md;
     return rill_call_open(chan, method, shape, &o, call);
+}
+
+static rill_result open_call(const char *method, uint32_t shape, rill_metadata md,
+                             rill_call *call) {
+    return open_call_within(method, shape, md, WAIT_MS, call);
 }
 
 static rill_result send_request(rill_call call, const void *payload, size_t len, int32_t count) {
@@ -274,18 +294,116 @@ static int metadata(void) {
     return bad;
 }
 
+/* Runs `call` (opened, its requests sent) to its end: the final code goes to *code, and
+ * what the table shows of it to `why`. Messages before the status are counted only. */
+static int run_to_end(rill_call call, uint32_t *code) {
+    const uint8_t *msg;
+    size_t len;
+    const char *text = "";
+    int n = 0;
+    rill_result r;
+    /* Refused only when the call already ended: recv and finish then say how. */
+    (void)rill_call_close_send(call);
+    while ((r = rill_call_recv(call, &msg, &len, WAIT_MS)) == RILL_OK) n++;
+    if (r != RILL_EOF && r != RILL_ERR_STATUS) return lib_fail("recv", r);
+    if ((r = rill_call_finish(call, code, WAIT_MS)) != RILL_OK) return lib_fail("finish", r);
+    rill_call_status(call, NULL, &text, NULL, NULL);
+    if (*code == RILL_STATUS_OK)
+        snprintf(why, sizeof why, "code 0 (responses: %d)", n);
+    else
+        snprintf(why, sizeof why, "code %u \"%s\"", *code, text);
+    return 0;
+}
+
+/* A unary call to `method` with one request: its final code, or 1 (why set) if it could
+ * not run. */
+static int unary_code(const char *method, uint32_t *code) {
+    rill_call call;
+    rill_result r = open_call_within(method, RILL_UNARY, 0, RULES_WAIT_MS, &call);
+    if (r != RILL_OK) return lib_fail("open", r);
+    int bad = (r = send_request(call, "rules", 5, 0)) != RILL_OK ? lib_fail("send", r)
+                                                                 : run_to_end(call, code);
+    rill_call_free(call);
+    return bad;
+}
+
+/* A server whose method breaks the single-response rule. One, answered by the rule, must
+ * succeed first: a server without the Rules service answers UNIMPLEMENTED too, and must
+ * not pass for one that breaks it. */
+static int misbehaving(const char *method, uint32_t *code) {
+    uint32_t one = 99;
+    if (unary_code(RULES_ONE, &one)) return 1;
+    if (one != RILL_STATUS_OK) {
+        char got[sizeof why];
+        snprintf(got, sizeof got, "%s", why);
+        return fail("the control call %s: %s", RULES_ONE, got);
+    }
+    return unary_code(method, code);
+}
+
+/* Two requests and the half-close on the single-request PingPong, sent through a bidi
+ * call (a unary one refuses the second send). */
+static int two_requests(uint32_t *code) {
+    rill_call call;
+    rill_result r = open_call_within(PING_PONG, RILL_BIDI, 0, RULES_WAIT_MS, &call);
+    if (r != RILL_OK) return lib_fail("open", r);
+    /* A send refused because the server already ended the call leaves the reason to
+     * finish. */
+    if (send_request(call, "first", 5, 0) == RILL_OK) {
+        nanosleep(&(struct timespec){.tv_nsec = REQUEST_GAP_MS * 1000000L}, NULL);
+        send_request(call, "second", 6, 0);
+    }
+    int bad = run_to_end(call, code);
+    rill_call_free(call);
+    return bad;
+}
+
+/* The shape_rules sub-checks named in `list` (comma-separated): each prints its code. */
+static int shape_rules(const char *list) {
+    int failed = 0;
+    char names[128];
+    snprintf(names, sizeof names, "%s", list);
+    for (char *save = NULL, *sub = strtok_r(names, ",", &save); sub != NULL;
+         sub = strtok_r(NULL, ",", &save)) {
+        uint32_t code = 99;
+        int bad;
+        why[0] = 0;
+        if (strcmp(sub, "zero") == 0)
+            bad = misbehaving(RULES_ZERO, &code);
+        else if (strcmp(sub, "two") == 0)
+            bad = misbehaving(RULES_TWO, &code);
+        else if (strcmp(sub, "two-requests") == 0)
+            bad = two_requests(&code);
+        else {
+            fprintf(stderr, "matrix-client-c: unknown shape_rules sub-check %s\n", sub);
+            return 2;
+        }
+        if (!bad && code == RILL_STATUS_UNIMPLEMENTED) {
+            printf("PASS shape_rules/%s: %s\n", sub, why);
+        } else {
+            failed++;
+            printf("FAIL shape_rules/%s: %s%s\n", sub, why, bad ? "" : ", want code 12");
+        }
+        fflush(stdout);
+    }
+    return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
-    const char *target = NULL;
+    const char *target = NULL, *rules = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--target") == 0 && i + 1 < argc) {
             target = argv[++i];
+        } else if (strcmp(argv[i], "--shape-rules") == 0 && i + 1 < argc) {
+            rules = argv[++i];
         } else {
             target = NULL;
             break;
         }
     }
     if (target == NULL) {
-        fprintf(stderr, "usage: matrix-client-c --target HOST:PORT\n");
+        fprintf(stderr,
+                "usage: matrix-client-c --target HOST:PORT [--shape-rules zero,two,two-requests]\n");
         return 2;
     }
     char uri[256];
@@ -293,6 +411,11 @@ int main(int argc, char **argv) {
     if (rill_channel_new(uri, NULL, &chan) != RILL_OK) {
         fprintf(stderr, "matrix-client-c: %s\n", rill_last_error_message());
         return 2;
+    }
+    if (rules != NULL) {
+        int rc = shape_rules(rules);
+        rill_channel_free(chan);
+        return rc;
     }
     static const struct {
         const char *name;

@@ -1,16 +1,19 @@
 'use strict'
 // The Node clients of the matrix, on rillrpc or on @grpc/grpc-js:
-//   node client.js --impl rill|grpc-js --target HOST:PORT
-// runs the six checks of interop/matrix/README.md, prints "PASS <check>" / "FAIL <check>:
-// <why>" lines and exits 1 if any failed.
+//   node client.js --impl rill|grpc-js --target HOST:PORT [--shape-rules zero,two,two-requests]
+// runs the six checks of interop/matrix/README.md (or, with --shape-rules, those sub-checks
+// of the shape_rules check instead), prints "PASS <check>" / "FAIL <check>: <why>" lines and
+// exits 1 if any failed.
 const assert = require('node:assert/strict')
 const { once } = require('node:events')
+const { setTimeout: sleep } = require('node:timers/promises')
 const { service, rill, grpc, UNARY_PAYLOAD, STREAM_SIZES, BURST_MESSAGES, BURST_SIZE, BIN_VALUE, CALL_TIMEOUT_MS, ERROR_MESSAGE } = require('./echo')
 
 const args = process.argv.slice(2)
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d }
 const impl = opt('--impl', 'rill')
 const target = opt('--target')
+const rules = opt('--shape-rules')
 
 /** What is wrong with the echoed entries of `get(key)` (a list of values). */
 function echoed (where, get) {
@@ -188,10 +191,141 @@ function grpcJsChecks () {
   }
 }
 
+// The grpc-go server's matrix.Rules (go/echo/rules.go): unary for the client, answered with
+// zero, one and two response messages.
+const RULES_ZERO = '/matrix.Rules/Zero'
+const RULES_ONE = '/matrix.Rules/One'
+const RULES_TWO = '/matrix.Rules/Two'
+const PING_PONG = '/echo.TestService/PingPong'
+const RULES_REQUEST = service.PingPong.requestSerialize({ payload: Buffer.from('rules') })
+// A shorter deadline than the six checks': grpcio's and grpc-js's clients (information
+// cells) wait for it on a unary call answered twice, and every one of them adds to the
+// matrix's time. A rillrpc call here ends in milliseconds.
+const RULES_TIMEOUT_MS = 3000
+// The second request of two-requests comes this long after the first: a server that takes
+// the first without waiting for the half-close (where a second one would show) has ended the
+// call by then, so it fails every run, not only when both requests arrive together.
+const REQUEST_GAP_MS = 50
+
+// The two calls of shape_rules, each giving { code, text } (text: the message, or for OK how
+// many responses came): a unary call, and two requests through a bidi call on PingPong (a
+// unary one would refuse the second).
+function rillRules () {
+  const r = rill()
+  const ch = new r.Channel(`http://${target}`)
+  return {
+    async unary (path) {
+      try {
+        const reply = await ch.unary(path, RULES_REQUEST, { timeout: RULES_TIMEOUT_MS })
+        return { code: 0, text: reply === undefined ? 'resolved with undefined' : 'responses: 1' }
+      } catch (e) {
+        return { code: e.code, text: e.details }
+      }
+    },
+    async twoRequests () {
+      const call = ch.bidi(PING_PONG, { timeout: RULES_TIMEOUT_MS })
+      // Reading from the start: an end during the gap is then the loop's error below, not
+      // an 'error' event nobody listens to.
+      const it = call[Symbol.asyncIterator]()
+      call.write(RULES_REQUEST)
+      await sleep(REQUEST_GAP_MS)
+      call.write(RULES_REQUEST)
+      call.end()
+      let n = 0
+      try {
+        while (!(await it.next()).done) n++
+      } catch (e) {
+        return { code: e.code, text: e.details }
+      }
+      const s = call.getStatus()
+      return s.code !== 0 ? { code: s.code, text: s.details } : { code: 0, text: `responses: ${n}` }
+    }
+  }
+}
+
+function grpcJsRules () {
+  const g = grpc()
+  const client = new g.Client(target, g.credentials.createInsecure())
+  const same = (b) => b
+  const opts = () => ({ deadline: Date.now() + RULES_TIMEOUT_MS })
+  return {
+    unary (path) {
+      return new Promise((resolve) => {
+        client.makeUnaryRequest(path, same, same, RULES_REQUEST, new g.Metadata(), opts(), (e, reply) => resolve(e
+          ? { code: e.code, text: e.details }
+          : { code: 0, text: reply === undefined ? 'called back with undefined' : 'responses: 1' }))
+      })
+    },
+    twoRequests () {
+      let n = 0
+      const call = client.makeBidiStreamRequest(PING_PONG, same, same, new g.Metadata(), opts())
+      call.on('data', () => { n++ })
+      call.on('error', () => {})
+      // Every end arrives as 'status', after the data, errors included.
+      const done = new Promise((resolve) => call.on('status', (s) =>
+        resolve(s.code === 0 ? { code: 0, text: `responses: ${n}` } : { code: s.code, text: s.details })))
+      call.write(RULES_REQUEST)
+      return sleep(REQUEST_GAP_MS).then(() => {
+        call.write(RULES_REQUEST)
+        call.end()
+        return done
+      })
+    }
+  }
+}
+
+/** Runs the named shape_rules sub-checks; each prints the code it got (want 12). */
+async function shapeRules (subs) {
+  const calls = impl === 'rill' ? rillRules() : grpcJsRules()
+  // One, answered by the rule, must succeed first: a server without the Rules service
+  // answers UNIMPLEMENTED too, and must not pass for one that breaks the rule.
+  const misbehaving = async (path) => {
+    const one = await calls.unary(RULES_ONE)
+    if (one.code !== 0) throw new Error(`the control call ${RULES_ONE}: code ${one.code} ${JSON.stringify(one.text)}`)
+    return calls.unary(path)
+  }
+  const runs = {
+    zero: () => misbehaving(RULES_ZERO),
+    two: () => misbehaving(RULES_TWO),
+    'two-requests': () => calls.twoRequests()
+  }
+  const bad = subs.filter((s) => !(s in runs))
+  if (bad.length) {
+    console.error(`client.js: unknown shape_rules sub-check(s) ${bad.join(', ')}`)
+    process.exit(2)
+  }
+  let failed = 0
+  for (const sub of subs) {
+    let line
+    let timer
+    try {
+      const { code, text } = await Promise.race([runs[sub](), new Promise((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer in time')), 2 * RULES_TIMEOUT_MS + 5000)
+      })])
+      const got = code === 0 ? `code 0 (${text})` : `code ${code} ${JSON.stringify(text)}`
+      line = code === 12 ? `PASS shape_rules/${sub}: ${got}` : `FAIL shape_rules/${sub}: ${got}, want code 12`
+    } catch (e) {
+      line = `FAIL shape_rules/${sub}: ${String(e && e.message ? e.message : e).replace(/\n/g, ' ')}`
+    } finally {
+      clearTimeout(timer)
+    }
+    if (line.startsWith('FAIL')) failed++
+    console.log(line)
+  }
+  process.exit(failed ? 1 : 0)
+}
+
 async function main () {
   if (!target) {
-    console.error('usage: node client.js --impl rill|grpc-js --target HOST:PORT')
+    console.error('usage: node client.js --impl rill|grpc-js --target HOST:PORT [--shape-rules zero,two,two-requests]')
     process.exit(2)
+  }
+  if (rules !== undefined) {
+    if (impl !== 'rill' && impl !== 'grpc-js') {
+      console.error(`--impl must be rill or grpc-js, not ${impl}`)
+      process.exit(2)
+    }
+    return shapeRules(rules.split(',').filter(Boolean))
   }
   let checks
   if (impl === 'rill') checks = rillChecks()

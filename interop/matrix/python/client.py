@@ -1,14 +1,16 @@
 """The Python clients of the matrix, on rillrpc or on grpcio (grpc.aio):
-    client.py --impl rill|grpcio --target HOST:PORT
-runs the six checks of interop/matrix/README.md, prints "PASS <check>" / "FAIL <check>:
-<why>" lines and exits 1 if any failed."""
+    client.py --impl rill|grpcio --target HOST:PORT [--shape-rules zero,two,two-requests]
+runs the six checks of interop/matrix/README.md (or, with --shape-rules, those sub-checks of
+the shape_rules check instead), prints "PASS <check>" / "FAIL <check>: <why>" lines and
+exits 1 if any failed."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
-from typing import Any, Awaitable, Callable, List, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Sequence, Tuple
 
 from _echo import (BIN_VALUE, BURST_MESSAGES, BURST_SIZE, CALL_TIMEOUT, ERROR_MESSAGE, SERVICE, STREAM_SIZES,
                    UNARY_PAYLOAD, echo_pb2, echo_pb2_grpc)
@@ -202,6 +204,123 @@ def grpcio_checks(target: str) -> List[Tuple[str, Callable[[], Awaitable[None]]]
             ("error_status", error_status), ("metadata", metadata)]
 
 
+# The grpc-go server's matrix.Rules (go/echo/rules.go): unary for the client, answered with
+# zero, one and two response messages.
+RULES_ZERO, RULES_ONE, RULES_TWO = "/matrix.Rules/Zero", "/matrix.Rules/One", "/matrix.Rules/Two"
+PING_PONG = "/echo.TestService/PingPong"
+RULES = ("zero", "two", "two-requests")
+# A shorter deadline than the six checks': grpcio's and grpc-js's clients (information cells)
+# wait for it on a unary call answered twice, and every one of them adds to the matrix's
+# time. A rillrpc call here ends in milliseconds.
+RULES_TIMEOUT = 3.0
+# The second request of two-requests comes this long after the first: a server that takes the
+# first without waiting for the half-close (where a second one would show) has ended the call
+# by then, so it fails every run, not only when both requests arrive together.
+REQUEST_GAP = 0.05
+# A call's outcome as the table shows it: (code, message), or (0, "responses: N").
+Outcome = Tuple[int, str]
+
+
+def rill_rules(target: str) -> Tuple[Callable[[str], Awaitable[Outcome]], Callable[[], Awaitable[Outcome]]]:
+    """The two calls of shape_rules on rillrpc: a unary call, and two requests through a
+    bidi call on PingPong (a unary one would refuse the second)."""
+    import rillrpc
+    from rillrpc import RpcError, StatusCode
+
+    chan = rillrpc.Channel(f"http://{target}")
+    req = Req(payload=b"rules").SerializeToString()
+
+    async def unary(path: str) -> Outcome:
+        try:
+            reply = await chan.unary(path, req, timeout=RULES_TIMEOUT)
+            return 0, "returned None" if reply is None else "responses: 1"
+        except RpcError as e:
+            return int(e.code), e.message
+
+    async def two_requests() -> Outcome:
+        call = chan.bidi(PING_PONG, timeout=RULES_TIMEOUT)
+        n = 0
+        try:
+            await call.send(req)
+            await asyncio.sleep(REQUEST_GAP)
+            await call.send(req)
+            await call.close_send()
+            async for _ in call:
+                n += 1
+        except RpcError as e:
+            return int(e.code), e.message
+        code = await call.code()
+        return (0, f"responses: {n}") if code == StatusCode.OK else (int(code), await call.details())
+
+    return unary, two_requests
+
+
+def grpcio_rules(target: str) -> Tuple[Callable[[str], Awaitable[Outcome]], Callable[[], Awaitable[Outcome]]]:
+    import grpc
+    import grpc.aio
+
+    chan = grpc.aio.insecure_channel(target)
+    req = Req(payload=b"rules").SerializeToString()
+
+    async def unary(path: str) -> Outcome:
+        try:
+            reply = await chan.unary_unary(path)(req, timeout=RULES_TIMEOUT)
+            return 0, "returned None" if reply is None else "responses: 1"
+        except grpc.aio.AioRpcError as e:
+            return e.code().value[0], e.details() or ""
+
+    async def two_requests() -> Outcome:
+        call = chan.stream_stream(PING_PONG)(timeout=RULES_TIMEOUT)
+        n = 0
+        try:
+            await call.write(req)
+            await asyncio.sleep(REQUEST_GAP)
+            await call.write(req)
+            await call.done_writing()
+            while await call.read() is not grpc.aio.EOF:
+                n += 1
+        except grpc.aio.AioRpcError as e:
+            return e.code().value[0], e.details() or ""
+        code = await call.code()
+        return (0, f"responses: {n}") if code == grpc.StatusCode.OK else (code.value[0], await call.details())
+
+    return unary, two_requests
+
+
+async def shape_rules(impl: str, target: str, subs: List[str]) -> int:
+    """Runs the named shape_rules sub-checks; each prints the code it got (want 12)."""
+    unary, two_requests = rill_rules(target) if impl == "rill" else grpcio_rules(target)
+
+    async def misbehaving(path: str) -> Outcome:
+        # One, answered by the rule, must succeed first: a server without the Rules service
+        # answers UNIMPLEMENTED too, and must not pass for one that breaks the rule.
+        code, msg = await unary(RULES_ONE)
+        if code != 0:
+            raise Failed(f"the control call {RULES_ONE}: code {code} {json.dumps(msg, ensure_ascii=False)}")
+        return await unary(path)
+
+    runs: Dict[str, Callable[[], Awaitable[Outcome]]] = {
+        "zero": lambda: misbehaving(RULES_ZERO),
+        "two": lambda: misbehaving(RULES_TWO),
+        "two-requests": two_requests,
+    }
+    bad = [s for s in subs if s not in runs]
+    if bad:
+        print(f"client.py: unknown shape_rules sub-check(s) {', '.join(bad)}", file=sys.stderr)
+        return 2
+    failed = 0
+    for sub in subs:
+        try:
+            code, msg = await asyncio.wait_for(runs[sub](), 2 * RULES_TIMEOUT + 5)
+            got = f"code 0 ({msg})" if code == 0 else f"code {code} {json.dumps(msg, ensure_ascii=False)}"
+            ok, why = code == 12, got + ("" if code == 12 else ", want code 12")
+        except Exception as e:  # every failure is reported as a line, whatever raised it
+            ok, why = False, str(e) if isinstance(e, Failed) else f"{type(e).__name__}: {e}"
+        failed += not ok
+        print(f"{'PASS' if ok else 'FAIL'} shape_rules/{sub}: {why}", flush=True)
+    return 1 if failed else 0
+
+
 async def run(impl: str, target: str) -> int:
     checks = rill_checks(target) if impl == "rill" else grpcio_checks(target)
     failed = 0
@@ -221,7 +340,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--impl", choices=("rill", "grpcio"), default="rill")
     ap.add_argument("--target", required=True)
+    ap.add_argument("--shape-rules", metavar="SUBS",
+                    help="run these shape_rules sub-checks (comma-separated: " + ",".join(RULES)
+                         + ") instead of the six checks")
     a = ap.parse_args()
+    if a.shape_rules is not None:
+        subs = [x for x in a.shape_rules.split(",") if x]
+        sys.exit(asyncio.run(shape_rules(a.impl, a.target, subs)))
     sys.exit(asyncio.run(run(a.impl, a.target)))
 
 

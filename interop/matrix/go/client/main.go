@@ -1,5 +1,6 @@
 // The grpc-go client of the matrix: `client --target HOST:PORT` runs the six checks
-// against an echo server, prints PASS/FAIL lines and exits 1 if any failed.
+// against an echo server (or, with --shape-rules zero,two,two-requests, those sub-checks of
+// the shape_rules check instead), prints PASS/FAIL lines and exits 1 if any failed.
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -30,6 +32,17 @@ var (
 
 const callTimeout = 20 * time.Second
 
+// rulesTimeout is shorter than the six checks' deadline: grpcio's and grpc-js's clients
+// (information cells) wait for it on a unary call answered twice, and every one of them
+// adds to the matrix's time. A call here ends in milliseconds.
+const rulesTimeout = 3 * time.Second
+
+// requestGap: the second request of two-requests comes this long after the first. A server
+// that takes the first without waiting for the half-close (where a second one would show)
+// has ended the call by then, so it fails every run, not only when both requests arrive
+// together.
+const requestGap = 50 * time.Millisecond
+
 // The client_streaming burst: burstMessages messages of burstSize bytes in one call. A
 // sender that writes each in a DATA frame of its own (23 bytes) gets the connection closed
 // by tonic's h2 server (0.4.20) when its handler falls behind: GOAWAY
@@ -44,6 +57,8 @@ const errorMessage = "matrix error: 100% ünïcødé ✓"
 
 func main() {
 	target := flag.String("target", "", "HOST:PORT of the echo server")
+	rules := flag.String("shape-rules", "", "run these shape_rules sub-checks (comma-separated: "+
+		"zero,two,two-requests) instead of the six checks")
 	flag.Parse()
 	if *target == "" {
 		fmt.Fprintln(os.Stderr, "usage: client --target HOST:PORT")
@@ -56,6 +71,9 @@ func main() {
 		os.Exit(2)
 	}
 	defer conn.Close()
+	if *rules != "" {
+		os.Exit(shapeRules(conn, strings.Split(*rules, ",")))
+	}
 	checks := []struct {
 		name string
 		run  func(*grpc.ClientConn) error
@@ -295,4 +313,102 @@ func metadataRoundTrip(conn *grpc.ClientConn) error {
 		return errors.New(strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// outcome is a call's end as the shape_rules table shows it: the code, and the message or,
+// for OK, how many responses came.
+type outcome struct {
+	code codes.Code
+	text string
+}
+
+func (o outcome) String() string {
+	if o.code == codes.OK {
+		return fmt.Sprintf("code 0 (%s)", o.text)
+	}
+	return fmt.Sprintf("code %d %q", o.code, o.text)
+}
+
+func ended(err error, n int) outcome {
+	if err == nil {
+		return outcome{codes.OK, fmt.Sprintf("responses: %d", n)}
+	}
+	st := status.Convert(err)
+	return outcome{st.Code(), st.Message()}
+}
+
+func shapeRules(conn *grpc.ClientConn, subs []string) int {
+	failed := 0
+	for _, sub := range subs {
+		var o outcome
+		var err error
+		switch sub {
+		case "zero":
+			o, err = misbehaving(conn, echo.RulesZero)
+		case "two":
+			o, err = misbehaving(conn, echo.RulesTwo)
+		case "two-requests":
+			o = twoRequests(conn)
+		default:
+			fmt.Fprintln(os.Stderr, "unknown shape_rules sub-check", sub)
+			return 2
+		}
+		switch {
+		case err != nil:
+			failed++
+			fmt.Printf("FAIL shape_rules/%s: %v\n", sub, err)
+		case o.code != codes.Unimplemented:
+			failed++
+			fmt.Printf("FAIL shape_rules/%s: %v, want code 12\n", sub, o)
+		default:
+			fmt.Printf("PASS shape_rules/%s: %v\n", sub, o)
+		}
+	}
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// misbehaving calls a Rules method whose server breaks the single-response rule. One,
+// answered by the rule, must succeed first: a server without the Rules service answers
+// UNIMPLEMENTED too, and must not pass for one that breaks the rule.
+func misbehaving(conn *grpc.ClientConn, method string) (outcome, error) {
+	c, cancel := context.WithTimeout(context.Background(), rulesTimeout)
+	defer cancel()
+	req := &echo.Request{Payload: []byte("rules")}
+	if err := conn.Invoke(c, echo.RulesOne, req, new(echo.Response)); err != nil {
+		return outcome{}, fmt.Errorf("the control call %s: %v", echo.RulesOne, ended(err, 0))
+	}
+	return ended(conn.Invoke(c, method, req, new(echo.Response)), 1), nil
+}
+
+// twoRequests sends two requests and the half-close on the single-request PingPong,
+// through a stream declared bidi (Invoke would send one).
+func twoRequests(conn *grpc.ClientConn) outcome {
+	c, cancel := context.WithTimeout(context.Background(), rulesTimeout)
+	defer cancel()
+	s, err := conn.NewStream(c, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, echo.PingPong)
+	if err != nil {
+		return ended(err, 0)
+	}
+	req := &echo.Request{Payload: []byte("rules")}
+	// io.EOF from a send: the server ended the call; RecvMsg gives its status.
+	if s.SendMsg(req) == nil {
+		time.Sleep(requestGap)
+		if s.SendMsg(req) == nil {
+			_ = s.CloseSend()
+		}
+	}
+	n := 0
+	for {
+		err := s.RecvMsg(new(echo.Response))
+		if err == io.EOF {
+			return ended(nil, n)
+		}
+		if err != nil {
+			return ended(err, n)
+		}
+		n++
+	}
 }

@@ -1,5 +1,6 @@
 // The grpc-go echo server of the matrix: `server --port N` prints "listening on HOST:PORT"
-// and serves echo.TestService until killed.
+// and serves echo.TestService, and matrix.Rules (the server that breaks the single-response
+// rule for the shape_rules check), until killed.
 package main
 
 import (
@@ -24,6 +25,7 @@ func main() {
 	}
 	s := grpc.NewServer()
 	s.RegisterService(&echo.ServiceDesc, echo.Server{})
+	s.RegisterService(&echo.RulesDesc, echo.Server{})
 	fmt.Printf("listening on %s\n", lis.Addr())
 	os.Stdout.Sync()
 	if err := s.Serve(lis); err != nil {

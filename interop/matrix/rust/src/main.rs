@@ -1,11 +1,12 @@
 //! The rillrpc (Rust core) client of the matrix: `matrix-client --target HOST:PORT` runs the
 //! six checks of interop/matrix/README.md against an echo server, prints `PASS <check>` /
-//! `FAIL <check>: <why>` lines and exits 1 if any failed.
+//! `FAIL <check>: <why>` lines and exits 1 if any failed. With `--shape-rules zero,two,...`
+//! it runs those sub-checks of the shape_rules check instead.
 
 use prost::Message;
 use rill_testkit::echo::{Request, Response};
 use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
-use rillrpc::{Bytes, Call, CallOptions, Channel, Code, Metadata, MetadataValue};
+use rillrpc::{Bytes, Call, CallOptions, Channel, Code, Metadata, MetadataValue, Shape, Status};
 use std::time::Duration;
 
 const UNARY_PAYLOAD: &[u8] = b"matrix\x00\xffping";
@@ -25,10 +26,12 @@ type CheckFn = fn(&Channel) -> Check;
 
 fn main() {
     let mut target = None;
+    let mut rules = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--target" => target = args.next(),
+            "--shape-rules" => rules = args.next(),
             other => usage(&format!("unknown argument {other}")),
         }
     }
@@ -37,6 +40,9 @@ fn main() {
         eprintln!("matrix-client: {e}");
         std::process::exit(2)
     });
+    if let Some(subs) = rules {
+        std::process::exit(shape_rules(&chan, &subs));
+    }
     let checks: [(&str, CheckFn); 6] = [
         ("unary", unary),
         ("server_streaming", server_streaming),
@@ -59,7 +65,10 @@ fn main() {
 }
 
 fn usage(msg: &str) -> ! {
-    eprintln!("matrix-client: {msg}\nusage: matrix-client --target HOST:PORT");
+    eprintln!(
+        "matrix-client: {msg}\nusage: matrix-client --target HOST:PORT [--shape-rules {}]",
+        RULES.join(",")
+    );
     std::process::exit(2)
 }
 
@@ -84,7 +93,7 @@ fn response(msg: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("bad echo.Response: {e}"))
 }
 
-fn st(s: rillrpc::Status) -> String {
+fn st(s: Status) -> String {
     format!("status {} {:?}", s.code().name(), s.message())
 }
 
@@ -204,7 +213,7 @@ fn bidi(chan: &Channel) -> Check {
     })
 }
 
-fn wanted_error(s: rillrpc::Status) -> Check {
+fn wanted_error(s: Status) -> Check {
     if s.code() == Code::NotFound && s.message() == ERROR_MESSAGE {
         Ok(())
     } else {
@@ -256,7 +265,7 @@ fn metadata(chan: &Channel) -> Check {
         md.append_ascii("echo-key", "value").map_err(|e| e.0)?;
         md.append_bin("echo-bin-bin", BIN_VALUE).map_err(|e| e.0)?;
         let mut call = chan
-            .open(PING_PONG, rillrpc::Shape::Unary, opts().metadata(md))
+            .open(PING_PONG, Shape::Unary, opts().metadata(md))
             .map_err(st)?;
         call.send(request(b"md", 0)).await.map_err(st)?;
         call.close_send();
@@ -277,5 +286,103 @@ fn metadata(chan: &Channel) -> Check {
         } else {
             Err(problems.join("; "))
         }
+    })
+}
+
+/// The shape_rules sub-checks, in the order they run.
+const RULES: [&str; 3] = ["zero", "two", "two-requests"];
+/// Methods of the grpc-go server's matrix.Rules service (go/echo/rules.go): unary for the
+/// client, answered with zero, one and two response messages.
+const RULES_ZERO: &str = "/matrix.Rules/Zero";
+const RULES_ONE: &str = "/matrix.Rules/One";
+const RULES_TWO: &str = "/matrix.Rules/Two";
+
+/// A shorter deadline than the six checks': grpcio's and grpc-js's clients (information
+/// cells) wait for it on a unary call answered twice, and every one of them adds to the
+/// matrix's time. A rillrpc call here ends in milliseconds.
+fn rules_opts() -> CallOptions {
+    CallOptions::new().timeout(Duration::from_secs(3))
+}
+
+/// The second request of two-requests comes this long after the first: a server that takes
+/// the first without waiting for the half-close (where a second one would show) has ended
+/// the call by then, so it fails every run, not only when both requests arrive together.
+const REQUEST_GAP: Duration = Duration::from_millis(50);
+
+/// Runs the named shape_rules sub-checks, each printing `PASS|FAIL shape_rules/<sub>: code
+/// <n> ...` (the table shows that code); returns the exit status.
+fn shape_rules(chan: &Channel, subs: &str) -> i32 {
+    let mut failed = 0;
+    for sub in subs.split(',').filter(|s| !s.is_empty()) {
+        let got = match sub {
+            "zero" => rillrpc::runtime::block_on(misbehaving(chan, RULES_ZERO)),
+            "two" => rillrpc::runtime::block_on(misbehaving(chan, RULES_TWO)),
+            "two-requests" => two_requests(chan),
+            other => usage(&format!("unknown shape_rules sub-check {other}")),
+        };
+        let line = match got {
+            Ok(s) if s.code() == Code::Unimplemented => {
+                format!("PASS shape_rules/{sub}: {}", code(&s))
+            }
+            Ok(s) => {
+                failed += 1;
+                format!("FAIL shape_rules/{sub}: {}, want code 12", code(&s))
+            }
+            Err(why) => {
+                failed += 1;
+                format!("FAIL shape_rules/{sub}: {why}")
+            }
+        };
+        println!("{line}");
+    }
+    i32::from(failed > 0)
+}
+
+/// What the table shows: the code, and the message or, for OK, how many responses came.
+fn code(s: &Status) -> String {
+    if s.is_ok() {
+        format!("code 0 ({})", s.message())
+    } else {
+        format!("code {} {:?}", s.code() as u32, s.message())
+    }
+}
+
+/// A unary call to a method whose server breaks the single-response rule: the status this
+/// client reports. One, answered by the rule, must succeed first: a server without the
+/// Rules service answers UNIMPLEMENTED too, and must not pass for one that breaks it.
+async fn misbehaving(chan: &Channel, method: &str) -> Result<Status, String> {
+    chan.unary(RULES_ONE, request(b"one", 0), rules_opts())
+        .await
+        .map_err(|s| format!("the control call {RULES_ONE}: {}", code(&s)))?;
+    match chan.unary(method, request(b"rules", 0), rules_opts()).await {
+        Ok(_) => Ok(Status::new(Code::Ok, "responses: 1")),
+        Err(s) => Ok(s),
+    }
+}
+
+/// Two requests and the half-close on the single-request PingPong, sent through a bidi
+/// call (a unary one would refuse the second): the status the server ends it with.
+fn two_requests(chan: &Channel) -> Result<Status, String> {
+    let mut call = chan
+        .open(PING_PONG, Shape::Bidi, rules_opts())
+        .map_err(|s| code(&s))?;
+    // A send refused because the server already ended the call leaves the reason to finish.
+    let sent = rillrpc::runtime::block_on(call.send(request(b"first", 0))).is_ok();
+    std::thread::sleep(REQUEST_GAP);
+    rillrpc::runtime::block_on(async {
+        if sent {
+            let _ = call.send(request(b"second", 0)).await;
+        }
+        call.close_send();
+        let mut n = 0;
+        while let Ok(Some(_)) = call.recv().await {
+            n += 1;
+        }
+        let s = call.finish().await;
+        Ok(if s.is_ok() {
+            Status::new(Code::Ok, format!("responses: {n}"))
+        } else {
+            s
+        })
     })
 }
