@@ -90,13 +90,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .register("/echo.TestService/EchoServer", Shape::ServerStreaming)
             .bind(&format!("127.0.0.1:{port}"))?;
         println!("listening on {}", server.local_addr());
-        // Pull model: each accepted call is served by a task of its own.
-        while let Some(mut call) = server.accept().await {
-            rillrpc::runtime::handle().spawn(async move {
+        // Each call is served by a task of its own, until the server shuts down.
+        server
+            .serve(|mut call| async move {
                 let status = serve(&mut call).await.unwrap_or_else(|s| s);
                 let _ = call.finish(status);
-            });
-        }
+            })
+            .await?;
         Ok(())
     })
 }

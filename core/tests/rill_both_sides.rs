@@ -535,3 +535,49 @@ async fn batched_sends_keep_order_and_stop_at_an_oversized_message() {
     }
     assert_eq!(&got[msgs.len()][..], b"ok");
 }
+
+/// `serve` hands the calls that arrived before it to the handler too, refuses a second
+/// handler, and returns once the server has shut down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_earlier_calls_refuses_a_second_handler_and_ends_with_the_server() {
+    use rill_testkit::rill_echo::PING_PONG;
+    let server = std::sync::Arc::new(
+        rill_testkit::rill_echo::builder(ServerOptions::default())
+            .bind("127.0.0.1:0")
+            .unwrap(),
+    );
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    // Dispatched before any handler exists: it waits in `accept`'s queue.
+    let early = {
+        let ch = ch.clone();
+        tokio::spawn(async move {
+            ch.unary(PING_PONG, req(b"early", 0), CallOptions::new())
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!early.is_finished(), "answered without a handler");
+    let s = server.clone();
+    let serving = tokio::spawn(async move { s.serve(rill_testkit::rill_echo::handle).await });
+    let got = tokio::time::timeout(Duration::from_secs(10), early)
+        .await
+        .expect("the early call was never served")
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp_payload(&got), b"early");
+    let later = ch
+        .unary(PING_PONG, req(b"later", 0), CallOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(resp_payload(&later), b"later");
+
+    let err = server.serve(|_call| async {}).await.unwrap_err();
+    assert!(err.to_string().contains("already has its handler"), "{err}");
+
+    server.shutdown(Duration::from_secs(5)).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), serving).await;
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "serve did not return after shutdown: {ended:?}"
+    );
+}

@@ -27,11 +27,12 @@ pub fn builder(opts: ServerOptions) -> ServerBuilder {
         .register(HALF_DUPLEX_CALL, Shape::Bidi)
 }
 
-/// Accepts calls until the server shuts down, one task per call.
+/// Serves calls until the server shuts down, one task per call.
 pub async fn serve(server: Arc<Server>) {
-    while let Some(call) = server.accept().await {
-        tokio::spawn(handle(call));
-    }
+    server
+        .serve(handle)
+        .await
+        .expect("the interop service is this server's only handler");
 }
 
 /// Serves one call: its status goes out with the echoed trailing metadata.

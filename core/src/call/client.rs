@@ -73,8 +73,8 @@ fn queue_for(start: &Start) -> Arc<SendQueue> {
 
 impl Call {
     /// A call whose stream was opened on the caller's thread. `first`, when given, is the
-    /// whole request: one message, then the half-close, written with the opening when the
-    /// window allows. The writer task waits until something needs it (a burst, a cancel, a
+    /// whole request: one message, then the half-close, handed to h2 with the opening
+    /// when it is small (h2 sends it after the head). The writer task waits until something needs it (a burst, a cancel, a
     /// wait for the window): a call written at once costs no hand-off to a runtime thread.
     pub(crate) fn opened(
         start: Start,
@@ -88,7 +88,7 @@ impl Call {
             // A large request goes through the writer, fed to h2 as the window opens.
             let mut frame = BytesMut::with_capacity(PREFIX_LEN + msg.len());
             start.framing.frame(&mut frame, msg, start.compression)?;
-            if let Ok(kick) = sender.try_send_now(frame.freeze(), true) {
+            if let Ok(kick) = sender.send_request_now(frame.freeze()) {
                 queue.closed_directly();
                 first = None;
                 if let Some(k) = kick {

@@ -108,6 +108,15 @@ impl Sender {
             Sender::Grpc(s) => s.try_send_now(data, end),
         }
     }
+
+    /// Writes a client's whole request (framed, with the half-close) on a stream just
+    /// opened from the calling thread, whatever the window: the connection sends it after
+    /// the head. For small requests only; hands the bytes back if the stream is gone.
+    pub(crate) fn send_request_now(&mut self, data: Bytes) -> Result<Option<Kick>, Bytes> {
+        match self {
+            Sender::Grpc(s) => s.send_request_now(data),
+        }
+    }
 }
 
 /// The receiving end of one call on the wire.

@@ -1,5 +1,5 @@
-//! Dispatch: what each request on a connection becomes — a call handed to `accept`, or a
-//! refusal (not gRPC, an unknown method, a bad header) answered on the spot.
+//! Dispatch: what each request on a connection becomes — a call handed to its handler
+//! (`serve`) or to `accept`, or a refusal (not gRPC, an unknown method, a bad header) answered on the spot.
 
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -65,8 +65,13 @@ pub(super) fn dispatch(
         )),
         method: incoming.path,
     });
-    // Refused only when the server is gone; the call then ends as it drops.
-    let _ = shared.calls.send(call);
+    match shared.handler.get() {
+        Some(start) => start(call),
+        // Refused only when the server is gone; the call then ends as it drops.
+        None => {
+            let _ = shared.calls.send(call);
+        }
+    }
 }
 
 /// How long a refused request may take to end before it is answered anyway.

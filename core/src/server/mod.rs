@@ -1,5 +1,6 @@
-//! The server: listens, speaks HTTP/2, checks each request, and hands calls out through
-//! `accept()` (a pull model: routing calls to handlers is a layer above).
+//! The server: listens, speaks HTTP/2, checks each request, and hands each call to a
+//! handler (`serve`) or out through `accept()` (a pull model, for bindings with event loops
+//! of their own). Routing calls by method is a layer above.
 
 mod dispatch;
 mod listen;
@@ -7,11 +8,12 @@ mod options;
 mod shared;
 
 pub use options::ServerOptions;
-use shared::{Phase, Shared};
+use shared::{Handler, Phase, Shared};
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Mutex};
 
@@ -78,6 +80,7 @@ impl ServerBuilder {
             .local_addr()
             .map_err(|e| Error::io("local_addr", e))?;
         let (call_tx, call_rx) = mpsc::unbounded_channel();
+        let handler = Arc::new(OnceLock::new());
         let (shutdown_tx, shutdown_rx) = watch::channel(Phase::Serving);
         let (hosted_tx, hosted_rx) = match self.hosted {
             true => {
@@ -91,6 +94,7 @@ impl ServerBuilder {
             methods: self.methods,
             tls,
             calls: call_tx,
+            handler: handler.clone(),
             hosted: hosted_tx,
             phase: shutdown_rx,
         });
@@ -100,6 +104,7 @@ impl ServerBuilder {
         Ok(Server {
             local_addr,
             incoming: Mutex::new(call_rx),
+            handler,
             hosted: hosted_rx,
             phase: shutdown_tx,
             done: done_rx,
@@ -111,6 +116,7 @@ impl ServerBuilder {
 pub struct Server {
     local_addr: SocketAddr,
     incoming: Mutex<mpsc::UnboundedReceiver<ServerCall>>,
+    handler: Arc<OnceLock<Handler>>,
     hosted: Option<Handout>,
     phase: watch::Sender<Phase>,
     done: watch::Receiver<bool>,
@@ -123,6 +129,33 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Serves every call with `handler`, in a task of its own started by the connection
+    /// that received the call: no hand-off through `accept`, so no trip to another thread
+    /// per call. Calls that arrived before are served too. Returns once the server has shut
+    /// down and every call was handed to `handler`; after it, `accept` finds nothing.
+    /// A server has one handler: a second `serve` fails at once.
+    pub async fn serve<F, Fut>(&self, handler: F) -> Result<(), Error>
+    where
+        F: Fn(ServerCall) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let start = {
+            let handler = handler.clone();
+            move |call| {
+                runtime::handle().spawn(handler(call));
+            }
+        };
+        if self.handler.set(Box::new(start)).is_err() {
+            return Err(Error::invalid("this server already has its handler"));
+        }
+        // Calls dispatched before the handler was set, and the end of the server.
+        while let Some(call) = self.accept().await {
+            runtime::handle().spawn(handler(call));
+        }
+        Ok(())
     }
 
     /// The next incoming call; `None` once the server has shut down and every accepted

@@ -2,6 +2,7 @@
 //! connections go, and the phase of its shutdown.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, watch};
 
 use super::options::ServerOptions;
@@ -22,7 +23,13 @@ pub(super) struct Shared {
     pub(super) methods: HashMap<String, Shape>,
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(super) calls: mpsc::UnboundedSender<ServerCall>,
+    /// Set by `Server::serve`: then each call starts its handler's task from the
+    /// connection that received it, instead of going through `calls`.
+    pub(super) handler: Arc<OnceLock<Handler>>,
     /// Where accepted connections go when the caller hosts them.
     pub(super) hosted: Option<mpsc::UnboundedSender<HostedConnection>>,
     pub(super) phase: watch::Receiver<Phase>,
 }
+
+/// Starts the task that serves one call.
+pub(super) type Handler = Box<dyn Fn(ServerCall) + Send + Sync>;

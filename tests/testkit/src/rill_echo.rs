@@ -24,11 +24,12 @@ pub fn builder(opts: ServerOptions) -> ServerBuilder {
         .register(ECHO_SERVER, Shape::ServerStreaming)
 }
 
-/// Accepts calls until the server shuts down, one task per call.
+/// Serves calls until the server shuts down, one task per call.
 pub async fn serve(server: Arc<Server>) {
-    while let Some(call) = server.accept().await {
-        tokio::spawn(handle(call));
-    }
+    server
+        .serve(handle)
+        .await
+        .expect("the echo service is this server's only handler");
 }
 
 fn echo_md(call: &ServerCall) -> Metadata {

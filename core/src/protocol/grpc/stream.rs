@@ -242,6 +242,21 @@ impl Sender {
         self.driver.clone().map(Driver::announce)
     }
 
+    /// A client's whole request, on a stream opened this moment. h2 gives a stream no
+    /// window until its connection task has sent the head, so `try_send_now` would always
+    /// refuse here; h2 holds the bytes until then instead (the caller sends only a small
+    /// request this way, one message at most).
+    pub(crate) fn send_request_now(&mut self, data: Bytes) -> Result<Option<Kick>, Bytes> {
+        let driver = self.driver.clone();
+        let Some(s) = self.stream() else {
+            return Err(data);
+        };
+        let kick = driver.map(Driver::announce);
+        // A failure means the stream is gone; the writer finds out why when it looks.
+        let _ = s.send_data(data, true);
+        Ok(kick)
+    }
+
     pub(crate) fn try_send_now(&mut self, data: Bytes, end: bool) -> Result<Option<Kick>, Bytes> {
         let driver = self.driver.clone();
         let Some(s) = self.stream() else {
