@@ -15,8 +15,10 @@ test-node:
 	cd $(NODE_PKG) && node --test --test-timeout=180000 test/client.test.js test/server.test.js test/tls.test.js test/coalesce.test.js
 
 # The Node rows of the bench: grpc-js and rillrpc clients against the tonic echo server,
-# grpc-js and rillrpc servers driven by echo-client.
+# grpc-js and rillrpc servers driven by echo-client. NODE_BASELINE=DIR: another checkout's
+# bindings-node with its addon built (`npm install` there), run as "rillrpc before" in the
+# same rounds. NODE_BENCH_ARGS go to bench.js (--rounds, --duration).
 bench-node:
 	cargo build --release -p rill-bench --bin echo-server --bin echo-client
 	cd $(NODE_PKG) && npm install --no-audit --no-fund
-	node bench/node/bench.js
+	node bench/node/bench.js $(if $(NODE_BASELINE),--baseline $(NODE_BASELINE)) $(NODE_BENCH_ARGS)

@@ -39,8 +39,12 @@ test-python: python-install python-gen
 	cd $(CARGO_TARGET_DIR)/rillrpc-python && $(PY_BIN)/python -m mypy.stubtest rillrpc
 	cd $(PY_DIR) && $(PY_BIN)/python -m mypy --cache-dir=$(CARGO_TARGET_DIR)/rillrpc-python/mypy-cache python/rillrpc
 
+# PY_BASELINE=PYTHON: the python of a venv holding an older build's wheel (bench/README.md);
+# bench/python/before_after.py then runs the bench with both builds in turn and prints
+# before, after and the ratio. PY_BENCH_ARGS go to the script.
 bench-python:
 	$(MAKE) python-install python-gen PY_PROFILE=release
 	cargo build --release -p rill-bench --bin echo-server
 	-cargo build --release -p rill-bench --bin echo-client
-	RILL_PY_GEN=$(PY_GEN) $(PY_BIN)/python bench/python/bench.py --bin-dir $(CARGO_TARGET_DIR)/release
+	RILL_PY_GEN=$(PY_GEN) $(PY_BIN)/python bench/python/$(if $(PY_BASELINE),before_after.py --before $(PY_BASELINE),bench.py) \
+	  --bin-dir $(CARGO_TARGET_DIR)/release $(PY_BENCH_ARGS)

@@ -10,7 +10,11 @@
 // Server rows also give the server's CPU per operation (echo-client --server-pid): when the
 // driving client sets the pace (ping-pong), the rate hides what a round trip costs the
 // server. Prints a table with ratios.
-// Usage: node bench/node/bench.js [--duration S] [--rounds N] [--size N]
+// With --baseline DIR (another checkout's bindings-node, its release addon built by
+// `npm install` there), that build runs as "rill before" in the same rounds, and the table
+// adds its column and the ratio after/before: a change to the binding or the core measured
+// in one run.
+// Usage: node bench/node/bench.js [--duration S] [--rounds N] [--size N] [--baseline DIR]
 // Needs `cargo build --release -p rill-bench --bin echo-server --bin echo-client` and
 // `npm install` in bindings-node (a release addon).
 const { spawn, spawnSync } = require('node:child_process')
@@ -24,6 +28,14 @@ const duration = opt('--duration', '3')
 const rounds = Number(opt('--rounds', '5'))
 const warmup = opt('--warmup', '1')
 const size = opt('--size', '16')
+const baseline = opt('--baseline', process.env.RILLRPC_NODE_BASELINE)
+if (baseline && !fs.existsSync(path.join(baseline, 'package.json'))) {
+  throw new Error(`--baseline ${baseline}: not a bindings-node directory`)
+}
+// Each implementation's label, and the flags that pick it in client.js and server.js.
+const impls = { 'grpc-js': ['--impl', 'grpc-js'], rill: ['--impl', 'rill'] }
+if (baseline) impls['rill before'] = ['--impl', 'rill', '--pkg', baseline]
+const order = baseline ? ['grpc-js', 'rill before', 'rill'] : ['grpc-js', 'rill']
 const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target')
 const bin = (name) => {
   const p = path.join(targetDir, 'release', name)
@@ -67,10 +79,10 @@ function median (xs) {
  * driving client sets the pace.
  */
 async function cell (measure) {
-  const runs = { 'grpc-js': [], rill: [] }
-  const cpu = { 'grpc-js': [], rill: [] }
+  const runs = Object.fromEntries(order.map((k) => [k, []]))
+  const cpu = Object.fromEntries(order.map((k) => [k, []]))
   for (let i = 0; i < rounds; i++) {
-    for (const impl of ['grpc-js', 'rill']) {
+    for (const impl of order) {
       const m = await measure(impl)
       runs[impl].push(m.value)
       cpu[impl].push(m.cpu / m.value * 1e6)
@@ -84,7 +96,7 @@ async function main () {
   // Clients against tonic.
   const tonic = await start(bin('echo-server'), ['--impl', 'tonic', '--port', '0'])
   for (const w of workloads) {
-    const { runs, cpu } = await cell((impl) => measured(process.execPath, [path.join(__dirname, 'client.js'), '--impl', impl,
+    const { runs, cpu } = await cell((impl) => measured(process.execPath, [path.join(__dirname, 'client.js'), ...impls[impl],
       '--addr', tonic.addr, '--workload', w, '--duration', duration, '--warmup', warmup, '--size', size]))
     rows.push({ side: 'client (vs tonic server)', workload: w, runs, cpu })
   }
@@ -92,7 +104,7 @@ async function main () {
   // Servers driven by echo-client (rillrpc Rust client).
   for (const w of workloads) {
     const { runs, cpu } = await cell(async (impl) => {
-      const srv = await start(process.execPath, [path.join(__dirname, 'server.js'), '--impl', impl, '--port', '0'])
+      const srv = await start(process.execPath, [path.join(__dirname, 'server.js'), ...impls[impl], '--port', '0'])
       const v = measured(bin('echo-client'), ['--impl', 'rill', '--addr', srv.addr, '--workload', w,
         '--duration-secs', duration, '--warmup-secs', warmup, '--size', size, '--server-pid', String(srv.child.pid)])
       srv.child.kill()
@@ -104,18 +116,23 @@ async function main () {
   const fmt = (x) => Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a'
   const short = (xs) => xs.map((x) => Number.isFinite(x) ? (x >= 1e5 ? `${(x / 1e6).toFixed(2)}M` : `${(x / 1e3).toFixed(1)}k`) : 'n/a').join(' ')
   console.log(`\nNode bench: ${size} B messages; median of ${rounds} rounds per cell, the implementations taking turns, ${duration} s each after ${warmup} s warm-up (msg/s; ping-pong and unary are round trips/s, one call at a time)\n`)
-  console.log('| side | workload | grpc-js | rillrpc | rillrpc / grpc-js | server CPU µs/op: grpc-js; rillrpc | rounds: grpc-js; rillrpc |')
-  console.log('|---|---|---:|---:|---:|---|---|')
   const us = (xs) => {
     const m = median(xs)
     return Number.isFinite(m) ? m.toFixed(m < 10 ? 2 : 1) : ''
   }
+  const ratio = (a, b) => `${(a / b).toFixed(2)}x`
+  const cols = baseline ? 'grpc-js | rillrpc before | rillrpc | rillrpc / grpc-js | after / before' : 'grpc-js | rillrpc | rillrpc / grpc-js'
+  console.log(`| side | workload | ${cols} | server CPU µs/op: ${order.join('; ')} | rounds: ${order.join('; ')} |`)
+  console.log(`|---|---|${'---:|'.repeat(baseline ? 5 : 3)}---|---|`)
   for (const r of rows) {
-    const g = median(r.runs['grpc-js'])
-    const m = median(r.runs.rill)
-    const cpu = Number.isFinite(median(r.cpu.rill)) ? `${us(r.cpu['grpc-js'])}; ${us(r.cpu.rill)}` : ''
-    console.log(`| ${r.side} | ${r.workload} | ${fmt(g)} | ${fmt(m)} | ${(m / g).toFixed(2)}x | ${cpu} | ${short(r.runs['grpc-js'])}; ${short(r.runs.rill)} |`)
+    const med = Object.fromEntries(order.map((k) => [k, median(r.runs[k])]))
+    const vals = order.map((k) => fmt(med[k]))
+    vals.push(ratio(med.rill, med['grpc-js']))
+    if (baseline) vals.push(ratio(med.rill, med['rill before']))
+    const cpu = Number.isFinite(median(r.cpu.rill)) ? order.map((k) => us(r.cpu[k])).join('; ') : ''
+    console.log(`| ${r.side} | ${r.workload} | ${vals.join(' | ')} | ${cpu} | ${order.map((k) => short(r.runs[k])).join('; ')} |`)
   }
+  if (baseline) console.log(`\nrillrpc before: ${path.resolve(baseline)}; rillrpc: ${path.join(root, 'bindings-node')}`)
 }
 
 main().catch((e) => { console.error(e); process.exit(1) })

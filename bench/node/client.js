@@ -1,15 +1,18 @@
 'use strict'
 // An echo client on @grpc/grpc-js or on rillrpc, for the bench:
 //   node client.js --impl grpc-js|rill --addr HOST:PORT --workload server-stream|pingpong|unary
-//                  [--duration S] [--warmup S] [--size N]
+//                  [--duration S] [--warmup S] [--size N] [--pkg BINDINGS_NODE_DIR]
 // prints one line: RESULT workload=W impl=I value=RATE unit=msg/s
 // Both send pre-encoded Buffers and count replies without decoding them.
 const path = require('node:path')
-const pkg = path.join(__dirname, '..', '..', 'bindings-node')
 const { encodeRequest } = require('./codec')
 
 const args = process.argv.slice(2)
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d }
+// The rillrpc package (its built addon) to run: another build's with --pkg (bench.js
+// --baseline). grpc-js always comes from this tree's bindings-node.
+const here = path.join(__dirname, '..', '..', 'bindings-node')
+const pkg = path.resolve(opt('--pkg', here))
 const impl = opt('--impl', 'rill')
 const addr = opt('--addr')
 const workload = opt('--workload', 'server-stream')
@@ -22,7 +25,7 @@ const payload = Buffer.alloc(size, 7)
 let client
 let ch
 if (impl === 'grpc-js') {
-  const grpc = require(require.resolve('@grpc/grpc-js', { paths: [pkg] }))
+  const grpc = require(require.resolve('@grpc/grpc-js', { paths: [here] }))
   client = new grpc.Client(addr, grpc.credentials.createInsecure())
 } else {
   const rill = require(pkg)

@@ -1,20 +1,24 @@
 'use strict'
 // An echo server on @grpc/grpc-js or on rillrpc, for the bench:
-//   node server.js --impl grpc-js|rill [--port N]     prints "listening on HOST:PORT"
+//   node server.js --impl grpc-js|rill [--port N] [--pkg BINDINGS_NODE_DIR]
+// prints "listening on HOST:PORT".
 // Both speak raw Buffers with the same hand codec and write the same pre-encoded reply.
 const path = require('node:path')
-const pkg = path.join(__dirname, '..', '..', 'bindings-node')
 const { encodeResponse, decodeRequest } = require('./codec')
 
 const M = '/echo.TestService/'
 const args = process.argv.slice(2)
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d }
+// The rillrpc package (its built addon) to run: another build's with --pkg (bench.js
+// --baseline). grpc-js always comes from this tree's bindings-node.
+const here = path.join(__dirname, '..', '..', 'bindings-node')
+const pkg = path.resolve(opt('--pkg', here))
 const impl = opt('--impl', 'rill')
 const port = Number(opt('--port', '0'))
 const total = (n) => encodeResponse(Buffer.from(String(n)))
 
 if (impl === 'grpc-js') {
-  const grpc = require(require.resolve('@grpc/grpc-js', { paths: [pkg] }))
+  const grpc = require(require.resolve('@grpc/grpc-js', { paths: [here] }))
   const id = (x) => x
   const def = (requestStream, responseStream, name) => ({
     path: M + name, requestStream, responseStream, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id

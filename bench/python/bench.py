@@ -2,19 +2,22 @@
 the same run, on the echo workloads.
 
     python bench/python/bench.py [--bin-dir target/release] [--secs 3] [--rounds 3] [--rows unary]
+                                 [--json FILE]
 
 Clients: grpcio aio and rillrpc (bytes in and out, no protobuf on either side) against
 one fast echo server (`echo-server --impl tonic`). Servers: grpcio aio and rillrpc (both
 decode requests and encode responses with echo_pb2) driven by one fast client
 (`echo-client --impl rill`). Prints a table with the ratio rillrpc / grpcio. Each cell is
 the mean of `--rounds` slices, grpcio's and rillrpc's alternating, so that both see the
-same machine load.
+same machine load. `--json FILE` also writes the two tables' rows there, for
+`before_after.py`, which runs this script with two builds of the binding.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -249,7 +252,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="alternating slices per cell")
     ap.add_argument("--only", choices=["client", "server"], default=None)
     ap.add_argument("--rows", default="", help="run only the workloads whose name contains this")
+    ap.add_argument("--json", default=None, help="also write the rows here (before_after.py reads them)")
     a = ap.parse_args()
+    tables: Dict[str, List[Tuple[str, str, float, float]]] = {}
     bins = Path(a.bin_dir)
     env = dict(os.environ)
 
@@ -273,6 +278,7 @@ def main() -> None:
             stop(server)
             stop(rserver)
         table("Python clients -> echo-server (Rust)", rows)
+        tables["client"] = rows
 
     if a.only in (None, "server"):
         client = bins / "echo-client"
@@ -297,6 +303,10 @@ def main() -> None:
             rows.append((name, unit, g, r))
             print(f"  server {name}: grpcio {fmt(g)}  rillrpc {fmt(r)}", file=sys.stderr)
         table("Python servers <- echo-client --impl rill", rows)
+        tables["server"] = rows
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"rillrpc": rillrpc.__file__, "tables": tables}, f)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 //! The benchmark runner: every echo workload on tonic and on rillrpc in the same run, each
 //! cell an `echo-server` and an `echo-client` process of its own (so the two share the
-//! machine's cores as a real client and server would), then a markdown table of ratios.
+//! machine's cores as a real client and server would), then markdown tables of ratios:
+//! the main table, the mixed pairs (tonic's, grpc-go's and rillrpc's clients against each
+//! other's servers) and, with `--baseline`, rillrpc before and after in the same run.
 //!
 //!     cargo run --release -p rill-bench --bin bench -- [--duration-secs S] [--repeat N]
-//!         [--only W] [--idle-streams N] [--no-cross] [--no-build]
+//!         [--only W] [--idle-streams N] [--no-cross] [--no-main] [--no-build]
+//!         [--baseline DIR] [--go-dir DIR]
 //!
 //! Each cell is reproducible by hand with the same two binaries (see bench/README.md).
 
@@ -19,229 +22,434 @@ struct Opts {
     only: Option<Workload>,
     idle_streams: usize,
     cross: bool,
+    main: bool,
     build: bool,
     repeat: usize,
+    /// echo-server and echo-client built from the commit before a change (`--baseline`).
+    baseline: Option<PathBuf>,
+    /// grpc-go's echo-server and echo-client (`make bench-go`); default `<target>/bench-go`.
+    go_dir: Option<PathBuf>,
+}
+
+/// Who runs one side of a cell, and from which build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Imp {
+    Tonic,
+    Rill,
+    /// rillrpc from the `--baseline` binaries.
+    RillBefore,
+    GrpcGo,
+}
+
+impl Imp {
+    fn label(self) -> &'static str {
+        match self {
+            Imp::Tonic => "tonic",
+            Imp::Rill => "rill",
+            Imp::RillBefore => "rill before",
+            Imp::GrpcGo => "grpc-go",
+        }
+    }
+
+    /// The `--impl` its programs take.
+    fn flag(self) -> &'static str {
+        match self {
+            Imp::Tonic => "tonic",
+            Imp::Rill | Imp::RillBefore => "rill",
+            Imp::GrpcGo => "grpc-go",
+        }
+    }
+}
+
+/// Where each implementation's `echo-server` and `echo-client` are.
+struct Bins {
+    current: PathBuf,
+    go: PathBuf,
+    baseline: Option<PathBuf>,
+}
+
+impl Bins {
+    fn program(&self, i: Imp, name: &str) -> PathBuf {
+        let dir = match i {
+            Imp::Tonic | Imp::Rill => &self.current,
+            Imp::GrpcGo => &self.go,
+            Imp::RillBefore => self
+                .baseline
+                .as_ref()
+                .expect("--baseline gives rill before"),
+        };
+        dir.join(name)
+    }
 }
 
 /// One measurement: a client of one implementation against a server of one.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 struct Cell {
     workload: Workload,
     size: usize,
-    client: &'static str,
-    server: &'static str,
+    client: Imp,
+    server: Imp,
+}
+
+impl Cell {
+    fn pair(&self) -> String {
+        format!("{} → {}", self.client.label(), self.server.label())
+    }
 }
 
 /// What a cell gave: the client's report, or why there is none.
 type Outcome = Result<Report, String>;
 
+/// A row of a table: its label, workload and message size.
+type Row = (&'static str, Workload, usize);
+
+const RATE_ROWS: [Row; 5] = [
+    ("server-stream 16 B (msg/s)", Workload::ServerStream, 16),
+    ("server-stream 1 KiB (msg/s)", Workload::ServerStream, 1024),
+    ("client-stream 16 B (msg/s)", Workload::ClientStream, 16),
+    (
+        "bidi ping-pong 16 B (round trips/s)",
+        Workload::PingPong,
+        16,
+    ),
+    ("sequential unary 16 B (calls/s)", Workload::Unary, 16),
+];
+
+/// The peers whose clients drive our server in the mixed pairs, each against its own
+/// server too.
+const PEERS: [Imp; 2] = [Imp::Tonic, Imp::GrpcGo];
+
 fn main() {
     let o = parse_args();
-    if o.build {
-        build();
-    }
-    let bins = std::env::current_exe()
+    let current = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
+    let bins = Bins {
+        go: o
+            .go_dir
+            .clone()
+            .unwrap_or_else(|| current.join("..").join("bench-go")),
+        current,
+        baseline: o.baseline.clone(),
+    };
+    if o.build {
+        build(&bins, o.cross);
+    }
+    check_baseline(&bins);
     let started = Instant::now();
+    let mut raw: Vec<(Cell, Outcome)> = Vec::new();
 
-    // The rows of the main table: (label, workload, size).
-    let mut rows: Vec<(String, Workload, usize)> = vec![
-        (
-            "server-stream 16 B (msg/s)".into(),
-            Workload::ServerStream,
-            16,
-        ),
-        (
-            "server-stream 1 KiB (msg/s)".into(),
-            Workload::ServerStream,
-            1024,
-        ),
-        (
-            "client-stream 16 B (msg/s)".into(),
-            Workload::ClientStream,
-            16,
-        ),
-        (
-            "bidi ping-pong 16 B (round trips/s)".into(),
-            Workload::PingPong,
-            16,
-        ),
-        (
-            "sequential unary 16 B (calls/s)".into(),
-            Workload::Unary,
-            16,
-        ),
-        ("idle streams".into(), Workload::IdleStreams, 0),
-    ];
-    if let Some(w) = o.only {
-        rows.retain(|r| r.1 == w);
+    let mut imps = vec![Imp::Tonic];
+    if o.baseline.is_some() {
+        imps.push(Imp::RillBefore);
     }
-    let mut results: Vec<(String, Workload, usize, Outcome, Outcome)> = Vec::new();
-    let mut raw: Vec<Outcome> = Vec::new();
-    for (label, w, size) in &rows {
-        let one = |imp: &'static str| {
-            run_cell(
-                &bins,
-                &o,
-                &Cell {
-                    workload: *w,
-                    size: *size,
-                    client: imp,
-                    server: imp,
-                },
-            )
+    imps.push(Imp::Rill);
+    let mut rows: Vec<Row> = RATE_ROWS.to_vec();
+    rows.push(("idle streams", Workload::IdleStreams, 0));
+    rows.retain(|r| o.only.is_none_or(|w| w == r.1));
+
+    // The main table: each implementation against itself, in turn within every round, and
+    // each keeps its best run: a loaded machine only ever slows a cell down. Memory is
+    // counted, not timed: one run each.
+    let mut main_rows: Vec<(Row, Vec<Outcome>)> = Vec::new();
+    for row in rows.iter().filter(|_| o.main) {
+        let reps = match row.1 {
+            Workload::IdleStreams => 1,
+            _ => o.repeat,
         };
-        // Alternate the two, and keep each one's best run: a loaded machine only ever
-        // slows a cell down. Memory is counted, not timed: one run each.
-        let reps = if *w == Workload::IdleStreams {
-            1
-        } else {
-            o.repeat
-        };
-        let (mut ts, mut rs) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            ts.push(one("tonic"));
-            rs.push(one("rill"));
-        }
-        raw.extend(ts.iter().chain(rs.iter()).cloned());
-        results.push((label.clone(), *w, *size, best(ts), best(rs)));
+        let cells: Vec<Cell> = imps.iter().map(|&i| cell(row, i, i)).collect();
+        main_rows.push((*row, rounds(&bins, &o, &cells, reps, &mut raw)));
     }
 
-    // Mixed pairs: each client against each server, all four interleaved in one loop so
+    // Mixed pairs: every client against every server (and, with a baseline, the peers'
+    // clients against rill before), all of a row's pairs in turn within each round, so
     // they see the same machine.
-    const PAIRS: [(&str, &str); 4] = [
-        ("tonic", "tonic"),
-        ("rill", "tonic"),
-        ("tonic", "rill"),
-        ("rill", "rill"),
-    ];
-    let mut cross: Vec<(String, Vec<Outcome>)> = Vec::new();
-    let cross_rows = [
-        ("server-stream 16 B (msg/s)", Workload::ServerStream, 16),
-        (
-            "bidi ping-pong 16 B (round trips/s)",
-            Workload::PingPong,
-            16,
-        ),
-    ];
-    if o.cross {
-        for (label, w, size) in cross_rows {
-            if o.only.is_some_and(|x| x != w) {
-                continue;
-            }
-            let mut runs: Vec<Vec<Outcome>> = vec![Vec::new(); PAIRS.len()];
-            for _ in 0..o.repeat {
-                for (i, (client, server)) in PAIRS.iter().enumerate() {
-                    let c = Cell {
-                        workload: w,
-                        size,
-                        client,
-                        server,
-                    };
-                    runs[i].push(run_cell(&bins, &o, &c));
-                }
-            }
-            raw.extend(runs.iter().flatten().cloned());
-            cross.push((label.to_owned(), runs.into_iter().map(best).collect()));
-        }
+    let mut cross = Cross {
+        pairs: cross_pairs(o.baseline.is_some()),
+        rows: Vec::new(),
+    };
+    for row in rows
+        .iter()
+        .filter(|r| o.cross && r.1 != Workload::IdleStreams)
+    {
+        let cells: Vec<Cell> = cross.pairs.iter().map(|&(c, s)| cell(row, c, s)).collect();
+        cross
+            .rows
+            .push((*row, rounds(&bins, &o, &cells, o.repeat, &mut raw)));
     }
 
-    println!();
-    println!("| workload | tonic | rillrpc | ratio rill/tonic |");
-    println!("|---|---:|---:|---:|");
-    for (label, w, _, t, r) in &results {
-        if *w == Workload::IdleStreams {
-            for (side, key) in [
-                ("server", "server_per_stream"),
-                ("client", "client_per_stream"),
-            ] {
-                let get = |x: &Outcome| x.as_ref().ok().and_then(|r| r.get_f64(key));
-                println!(
-                    "| {} idle streams: {side} memory (B/stream, lower is better) | {} | {} | {} |",
-                    thousands(o.idle_streams as f64),
-                    show(t, get(t)),
-                    show(r, get(r)),
-                    ratio(get(t), get(r)),
-                );
-            }
-            continue;
-        }
-        let get = |x: &Outcome| x.as_ref().ok().and_then(|r| r.get_f64("value"));
-        println!(
-            "| {label} | {} | {} | {} |",
-            show(t, get(t)),
-            show(r, get(r)),
-            ratio(get(t), get(r))
-        );
+    if !main_rows.is_empty() {
+        print_main(&o, &imps, &main_rows);
     }
-    // Rates per CPU-second: on a shared machine a process gets only part of a core, and
-    // what it does with the CPU it gets is the steadier comparison.
+    if !cross.rows.is_empty() {
+        cross.print_pairs();
+        cross.print_our_server();
+        cross.print_server_cpu();
+    }
+    print_footer(&o, started, &raw);
+}
+
+fn cell(row: &Row, client: Imp, server: Imp) -> Cell {
+    Cell {
+        workload: row.1,
+        size: row.2,
+        client,
+        server,
+    }
+}
+
+fn print_footer(o: &Opts, started: Instant, raw: &[(Cell, Outcome)]) {
     println!();
     println!(
-        "| workload, per CPU-second of client + server | tonic | rillrpc | ratio rill/tonic |"
-    );
-    println!("|---|---:|---:|---:|");
-    for (label, w, _, t, r) in &results {
-        if *w == Workload::IdleStreams {
-            continue;
-        }
-        let get = |x: &Outcome| {
-            let r = x.as_ref().ok()?;
-            let cpu = r.get_f64("client_cpu")? + r.get_f64("server_cpu")?;
-            (cpu > 0.0).then(|| r.get_f64("value").map(|v| v / cpu))?
-        };
-        println!(
-            "| {label} | {} | {} | {} |",
-            show(t, get(t)),
-            show(r, get(r)),
-            ratio(get(t), get(r))
-        );
-    }
-    if !cross.is_empty() {
-        println!();
-        println!(
-            "| mixed pairs (client → server; ratio to tonic → tonic) | {} |",
-            PAIRS.map(|(c, s)| format!("{c} → {s}")).join(" | ")
-        );
-        println!("|---|---:|---:|---:|---:|");
-        for (label, outs) in &cross {
-            let v = |x: &Outcome| x.as_ref().ok().and_then(|r| r.get_f64("value"));
-            let base = v(&outs[0]);
-            let cells: Vec<String> = outs
-                .iter()
-                .enumerate()
-                .map(|(i, x)| match i {
-                    0 => show(x, v(x)),
-                    _ => format!("{} ({})", show(x, v(x)), ratio(base, v(x))),
-                })
-                .collect();
-            println!("| {label} | {} |", cells.join(" | "));
-        }
-    }
-    println!();
-    println!(
-        "Cells of {} s after a warm-up, best of {} alternating runs (memory: one run), each a \
-         fresh echo-server and echo-client process; \
+        "Cells of {} s after a warm-up, best of {} runs (memory: one run), the cells of a row \
+         taking turns within each round, each a fresh echo-server and echo-client process; \
          whole run {:.0} s. client_cpu / server_cpu in the raw results: cores each process \
          used during the measured window.",
         o.duration,
         o.repeat,
         started.elapsed().as_secs_f64()
     );
+    if let Some(b) = &o.baseline {
+        println!(
+            "rill before: the echo-server and echo-client in {}.",
+            b.display()
+        );
+    }
     println!();
-    println!("Raw results:");
+    println!("Raw results (client → server):");
     println!("```");
-    for x in &raw {
-        print_raw(x);
+    for (c, x) in raw {
+        match x {
+            Ok(r) => println!("{}: {r}", c.pair()),
+            Err(e) => println!("{}: FAILED {e}", c.pair()),
+        }
     }
     println!("```");
 }
 
+/// Runs `reps` rounds of `cells`, each round every cell once in order; the best of each.
+fn rounds(
+    bins: &Bins,
+    o: &Opts,
+    cells: &[Cell],
+    reps: usize,
+    raw: &mut Vec<(Cell, Outcome)>,
+) -> Vec<Outcome> {
+    let mut runs: Vec<Vec<Outcome>> = vec![Vec::new(); cells.len()];
+    for _ in 0..reps {
+        for (i, c) in cells.iter().enumerate() {
+            let out = run_cell(bins, o, c);
+            raw.push((*c, out.clone()));
+            runs[i].push(out);
+        }
+    }
+    runs.into_iter().map(best).collect()
+}
+
+/// Every client against every server, then the peers' clients against rill before.
+fn cross_pairs(baseline: bool) -> Vec<(Imp, Imp)> {
+    let sides = [Imp::Tonic, Imp::GrpcGo, Imp::Rill];
+    let mut pairs: Vec<(Imp, Imp)> = sides
+        .iter()
+        .flat_map(|&c| sides.iter().map(move |&s| (c, s)))
+        .collect();
+    if baseline {
+        pairs.extend(PEERS.iter().map(|&c| (c, Imp::RillBefore)));
+    }
+    pairs
+}
+
+fn value(x: &Outcome) -> Option<f64> {
+    x.as_ref().ok().and_then(|r| r.get_f64("value"))
+}
+
+/// The rate per CPU-second of client and server together.
+fn per_cpu(x: &Outcome) -> Option<f64> {
+    let r = x.as_ref().ok()?;
+    let cpu = r.get_f64("client_cpu")? + r.get_f64("server_cpu")?;
+    (cpu > 0.0).then(|| r.get_f64("value").map(|v| v / cpu))?
+}
+
+/// The server's CPU-µs per operation.
+fn server_us(x: &Outcome) -> Option<f64> {
+    let r = x.as_ref().ok()?;
+    let v = r.get_f64("value")?;
+    (v > 0.0).then(|| r.get_f64("server_cpu").map(|c| c / v * 1e6))?
+}
+
+fn print_main(o: &Opts, imps: &[Imp], rows: &[(Row, Vec<Outcome>)]) {
+    let col = |i: Imp| imps.iter().position(|&x| x == i).expect("a column");
+    let (tonic, rill) = (col(Imp::Tonic), col(Imp::Rill));
+    let before = o.baseline.is_some().then(|| col(Imp::RillBefore));
+    let names: Vec<&str> = imps
+        .iter()
+        .map(|i| match i {
+            Imp::Rill => "rillrpc",
+            other => other.label(),
+        })
+        .collect();
+    let mut ratios = vec!["ratio rill/tonic"];
+    if before.is_some() {
+        ratios.push("after/before");
+    }
+    let head = |first: &str| {
+        let mut h = vec![first.to_owned()];
+        h.extend(names.iter().chain(&ratios).map(|x| x.to_string()));
+        header(&h, 1);
+    };
+    let line = |label: &str, outs: &[Outcome], get: &dyn Fn(&Outcome) -> Option<f64>| {
+        let mut cells: Vec<String> = outs.iter().map(|x| show(x, get(x))).collect();
+        cells.push(ratio(get(&outs[tonic]), get(&outs[rill])));
+        if let Some(b) = before {
+            cells.push(ratio(get(&outs[b]), get(&outs[rill])));
+        }
+        println!("| {label} | {} |", cells.join(" | "));
+    };
+    head("workload");
+    for ((label, w, _), outs) in rows {
+        if *w != Workload::IdleStreams {
+            line(label, outs, &value);
+            continue;
+        }
+        for (side, key) in [
+            ("server", "server_per_stream"),
+            ("client", "client_per_stream"),
+        ] {
+            let label = format!(
+                "{} idle streams: {side} memory (B/stream, lower is better)",
+                thousands(o.idle_streams as f64)
+            );
+            line(&label, outs, &|x| {
+                x.as_ref().ok().and_then(|r| r.get_f64(key))
+            });
+        }
+    }
+    // Rates per CPU-second: on a shared machine a process gets only part of a core, and
+    // what it does with the CPU it gets is the steadier comparison.
+    head("workload, per CPU-second of client + server");
+    for ((label, w, _), outs) in rows {
+        if *w != Workload::IdleStreams {
+            line(label, outs, &per_cpu);
+        }
+    }
+}
+
+/// The mixed pairs' outcomes: per row, one per pair, in the order of `pairs`.
+struct Cross {
+    pairs: Vec<(Imp, Imp)>,
+    rows: Vec<(Row, Vec<Outcome>)>,
+}
+
+impl Cross {
+    fn get(&self, outs: &[Outcome], c: Imp, s: Imp, f: fn(&Outcome) -> Option<f64>) -> Option<f64> {
+        let i = self.pairs.iter().position(|&p| p == (c, s))?;
+        f(&outs[i])
+    }
+
+    fn has_baseline(&self) -> bool {
+        self.pairs.iter().any(|p| p.1 == Imp::RillBefore)
+    }
+
+    /// Every pair's rate: a line per row and client, a column per server.
+    fn print_pairs(&self) {
+        let mut servers = vec![Imp::Tonic, Imp::GrpcGo, Imp::Rill];
+        if self.has_baseline() {
+            servers.push(Imp::RillBefore);
+        }
+        let mut head = vec!["mixed pairs".to_owned(), "client".to_owned()];
+        head.extend(servers.iter().map(|s| format!("→ {} server", s.label())));
+        header(&head, 2);
+        for ((label, _, _), outs) in &self.rows {
+            for c in [Imp::Tonic, Imp::GrpcGo, Imp::Rill] {
+                let cells: Vec<String> = servers
+                    .iter()
+                    .map(|&s| match self.get(outs, c, s, value) {
+                        Some(v) => thousands(v),
+                        None if self.pairs.contains(&(c, s)) => "failed".into(),
+                        None => String::new(),
+                    })
+                    .collect();
+                println!("| {label} | {} | {} |", c.label(), cells.join(" | "));
+            }
+        }
+    }
+
+    /// Our server as users' servers meet it: driven by each peer's client, against that
+    /// peer's own server driven by the same client.
+    fn print_our_server(&self) {
+        let before = self.has_baseline();
+        let mut head = vec!["our server under other clients".to_owned()];
+        for p in PEERS {
+            let own = p.label();
+            head.push(format!("{own} client: rill / {own} server"));
+            if before {
+                head.push(format!("{own} client: rill before / {own} server"));
+                head.push(format!("{own} client: rill after/before"));
+            }
+        }
+        header(&head, 1);
+        for ((label, _, _), outs) in &self.rows {
+            let mut cells = Vec::new();
+            for p in PEERS {
+                let own = self.get(outs, p, p, value);
+                let after = self.get(outs, p, Imp::Rill, value);
+                cells.push(ratio(own, after));
+                if before {
+                    let old = self.get(outs, p, Imp::RillBefore, value);
+                    cells.push(ratio(own, old));
+                    cells.push(ratio(old, after));
+                }
+            }
+            println!("| {label} | {} |", cells.join(" | "));
+        }
+    }
+
+    /// What a message costs each server under the same client: the rate hides it when the
+    /// client sets the pace (ping-pong, unary).
+    fn print_server_cpu(&self) {
+        let mut servers = vec![Imp::Rill];
+        if self.has_baseline() {
+            servers.push(Imp::RillBefore);
+        }
+        let mut head = vec!["server CPU-µs per message or call".to_owned()];
+        let mut cols = Vec::new();
+        for p in PEERS {
+            cols.push((p, p));
+            cols.extend(servers.iter().map(|&s| (p, s)));
+        }
+        cols.push((Imp::Rill, Imp::Rill));
+        head.extend(
+            cols.iter()
+                .map(|(c, s)| format!("{} → {}", c.label(), s.label())),
+        );
+        header(&head, 1);
+        for ((label, _, _), outs) in &self.rows {
+            let cells: Vec<String> = cols
+                .iter()
+                .map(|&(c, s)| {
+                    self.get(outs, c, s, server_us)
+                        .map_or("–".to_owned(), |v| format!("{v:.2}"))
+                })
+                .collect();
+            println!("| {label} | {} |", cells.join(" | "));
+        }
+    }
+}
+
+/// A markdown table's head: `left` left-aligned columns, the rest right-aligned.
+fn header(head: &[String], left: usize) {
+    println!();
+    println!("| {} |", head.join(" | "));
+    println!(
+        "|{}{}",
+        "---|".repeat(left),
+        "---:|".repeat(head.len() - left)
+    );
+}
+
 /// The run with the highest value; the first failure if none succeeded.
 fn best(runs: Vec<Outcome>) -> Outcome {
-    let value = |x: &Outcome| x.as_ref().ok().and_then(|r| r.get_f64("value"));
     let mut it = runs.into_iter();
     let mut top = it.next().unwrap_or_else(|| Err("no run".into()));
     for x in it {
@@ -252,13 +460,6 @@ fn best(runs: Vec<Outcome>) -> Outcome {
     top
 }
 
-fn print_raw(x: &Outcome) {
-    match x {
-        Ok(r) => println!("{r}"),
-        Err(e) => println!("FAILED {e}"),
-    }
-}
-
 fn show(x: &Outcome, v: Option<f64>) -> String {
     match (x, v) {
         (_, Some(v)) => thousands(v),
@@ -267,15 +468,17 @@ fn show(x: &Outcome, v: Option<f64>) -> String {
     }
 }
 
-fn ratio(tonic: Option<f64>, rill: Option<f64>) -> String {
-    match (tonic, rill) {
-        (Some(t), Some(r)) if t != 0.0 => format!("{:.2}", r / t),
+/// `new / base`, two decimals.
+fn ratio(base: Option<f64>, new: Option<f64>) -> String {
+    match (base, new) {
+        (Some(b), Some(n)) if b != 0.0 => format!("{:.2}", n / b),
         _ => "–".into(),
     }
 }
 
-/// Builds the two binaries the runner starts, so they are never older than the core.
-fn build() {
+/// Builds the two binaries the runner starts, so they are never older than the core, and
+/// (for the mixed pairs) grpc-go's two with `make bench-go`.
+fn build(bins: &Bins, go: bool) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     eprintln!("bench: building echo-server and echo-client (release)");
@@ -297,6 +500,38 @@ fn build() {
         other => {
             eprintln!("bench: building the echo binaries failed: {other:?}");
             std::process::exit(1);
+        }
+    }
+    if !go {
+        return;
+    }
+    // The make target is where the Go build is spelled out (and Go installed if missing);
+    // its output directory is the one this runner reads.
+    eprintln!("bench: building grpc-go's echo-server and echo-client (make bench-go)");
+    let target = bins.current.join("..");
+    let st = Command::new("make")
+        .current_dir(dir.join(".."))
+        .args(["--no-print-directory", "bench-go"])
+        .arg(format!("CARGO_TARGET_DIR={}", target.display()))
+        .arg(format!("BENCH_GO_BIN={}", bins.go.display()))
+        .stdout(Stdio::null())
+        .status();
+    if !matches!(st, Ok(s) if s.success()) {
+        eprintln!("bench: make bench-go failed ({st:?}): the grpc-go cells will fail");
+    }
+}
+
+/// A missing baseline binary would fail every "rill before" cell: say so once, up front.
+fn check_baseline(bins: &Bins) {
+    if let Some(dir) = &bins.baseline {
+        for name in ["echo-server", "echo-client"] {
+            if !dir.join(name).is_file() {
+                usage(&format!(
+                    "--baseline {}: no {name} there (build the old commit's rill-bench \
+                     release binaries, see bench/README.md)",
+                    dir.display()
+                ));
+            }
         }
     }
 }
@@ -326,11 +561,8 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
-fn run_cell(bins: &Path, o: &Opts, c: &Cell) -> Outcome {
-    let what = format!(
-        "{} size={} client={} server={}",
-        c.workload, c.size, c.client, c.server
-    );
+fn run_cell(bins: &Bins, o: &Opts, c: &Cell) -> Outcome {
+    let what = format!("{} size={} {}", c.workload, c.size, c.pair());
     eprintln!("bench: {what} ...");
     let out = run_cell_inner(bins, o, c);
     match &out {
@@ -344,14 +576,15 @@ fn run_cell(bins: &Path, o: &Opts, c: &Cell) -> Outcome {
     out.map_err(|e| format!("{what}: {e}"))
 }
 
-fn run_cell_inner(bins: &Path, o: &Opts, c: &Cell) -> Outcome {
-    let server = Command::new(bins.join("echo-server"))
-        .args(["--impl", c.server, "--port", "0"])
+fn run_cell_inner(bins: &Bins, o: &Opts, c: &Cell) -> Outcome {
+    let server_bin = bins.program(c.server, "echo-server");
+    let server = Command::new(&server_bin)
+        .args(["--impl", c.server.flag(), "--port", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("cannot start echo-server: {e}"))?;
+        .map_err(|e| format!("cannot start {}: {e}", server_bin.display()))?;
     let mut server = Reaper(server);
     let server_lines = lines_of(&mut server.0);
     let addr = loop {
@@ -366,8 +599,11 @@ fn run_cell_inner(bins: &Path, o: &Opts, c: &Cell) -> Outcome {
     };
     let server_pid = server.0.id();
 
-    let mut cmd = Command::new(bins.join("echo-client"));
-    cmd.args(["--impl", c.client, "--addr", &addr])
+    // Only flags every client has: the baseline's echo-client is an older program, and
+    // grpc-go's runs the rate workloads only.
+    let client_bin = bins.program(c.client, "echo-client");
+    let mut cmd = Command::new(&client_bin);
+    cmd.args(["--impl", c.client.flag(), "--addr", &addr])
         .args(["--workload", c.workload.name()])
         .args(["--duration-secs", &o.duration.to_string()]);
     cmd.args(["--server-pid", &server_pid.to_string()]);
@@ -381,7 +617,7 @@ fn run_cell_inner(bins: &Path, o: &Opts, c: &Cell) -> Outcome {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("cannot start echo-client: {e}"))?;
+        .map_err(|e| format!("cannot start {}: {e}", client_bin.display()))?;
     let mut client = Reaper(client);
     let client_lines = lines_of(&mut client.0);
     let started = Instant::now();
@@ -416,8 +652,11 @@ fn parse_args() -> Opts {
         only: None,
         idle_streams: 10_000,
         cross: true,
+        main: true,
         build: true,
         repeat: 2,
+        baseline: None,
+        go_dir: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -446,6 +685,7 @@ fn parse_args() -> Opts {
                     .unwrap_or_else(|| usage("--idle-streams must be a positive integer"))
             }
             "--no-cross" => o.cross = false,
+            "--no-main" => o.main = false,
             "--repeat" => {
                 o.repeat = val()
                     .parse()
@@ -454,6 +694,8 @@ fn parse_args() -> Opts {
                     .unwrap_or_else(|| usage("--repeat must be a positive integer"))
             }
             "--no-build" => o.build = false,
+            "--baseline" => o.baseline = Some(PathBuf::from(val())),
+            "--go-dir" => o.go_dir = Some(PathBuf::from(val())),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -467,8 +709,11 @@ fn usage(msg: &str) -> ! {
     }
     eprintln!(
         "usage: bench [--duration-secs S] [--repeat N] [--only WORKLOAD] [--idle-streams N]\n\
-         \x20            [--no-cross] [--no-build]\n\
-         workloads: server-stream client-stream pingpong unary idle-streams"
+         \x20            [--no-cross] [--no-main] [--no-build] [--baseline DIR] [--go-dir DIR]\n\
+         workloads: server-stream client-stream pingpong unary idle-streams\n\
+         --baseline DIR: echo-server and echo-client built from an older commit, run as\n\
+         \x20 \"rill before\" in the same rounds (main table and the peers' clients' pairs)\n\
+         --go-dir DIR: grpc-go's echo-server and echo-client (default <target>/bench-go)"
     );
     std::process::exit(2)
 }

@@ -162,21 +162,32 @@ async fn run(a: Args, workload: Workload) -> Res<Report> {
         workers.push(tokio::spawn(async move { worker(conn, w, size, c).await }));
     }
     // A worker that fails early (server gone, protocol error) fails the run.
-    let check = |workers: &Vec<tokio::task::JoinHandle<Res<()>>>| -> Res<()> {
-        if workers.iter().all(|w| w.is_finished()) {
-            return Err("every worker ended before the measurement did".into());
+    let check = |workers: &mut Vec<tokio::task::JoinHandle<Res<()>>>| -> Res<()> {
+        if !workers.iter().all(|w| w.is_finished()) {
+            return Ok(());
         }
-        Ok(())
+        // Finished handles are ready: the first worker's reason is the run's.
+        let why = workers
+            .iter_mut()
+            .find_map(|w| match futures_util::FutureExt::now_or_never(w) {
+                Some(Ok(Err(e))) => Some(e),
+                Some(Err(e)) => Some(format!("worker panicked: {e}")),
+                _ => None,
+            })
+            .unwrap_or_else(|| "no error".into());
+        Err(format!(
+            "every worker ended before the measurement did ({why})"
+        ))
     };
     tokio::time::sleep(a.warmup).await;
-    check(&workers)?;
+    check(&mut workers)?;
     let spid = a.server_pid;
     let (n0, t0) = (counter.n.load(Ordering::Relaxed), Instant::now());
     let (cpu0, scpu0) = (cpu_secs(None), spid.and_then(|p| cpu_secs(Some(p))));
     tokio::time::sleep(a.duration).await;
     let (n1, t1) = (counter.n.load(Ordering::Relaxed), Instant::now());
     let (cpu1, scpu1) = (cpu_secs(None), spid.and_then(|p| cpu_secs(Some(p))));
-    check(&workers)?;
+    check(&mut workers)?;
     counter.stop.store(true, Ordering::Relaxed);
     let secs = (t1 - t0).as_secs_f64();
     let count = n1 - n0;

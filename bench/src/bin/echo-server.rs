@@ -78,7 +78,11 @@ fn main() {
                     let log = rill_testkit::frames::FrameLog::printing();
                     server.serve_with_incoming(log.incoming(listener)).await
                 } else {
-                    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                    // serve_with_incoming ignores the builder's tcp_nodelay: without this, the
+                    // tonic server's replies wait on Nagle for a client that delays its ACKs
+                    // (grpc-go's: a unary call then takes 40 ms).
+                    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+                        .with_nodelay(Some(true));
                     server.serve_with_incoming(incoming).await
                 };
                 served.unwrap_or_else(|e| fail(&e.to_string()));
