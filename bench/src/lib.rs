@@ -15,17 +15,26 @@ pub enum Workload {
     PingPong,
     /// Sequential unary calls on one connection (calls/s).
     Unary,
+    /// Server streams cancelled by the client after their first response, one after the
+    /// other: what a cancel costs when the handler has much more to send (calls/s).
+    Cancel,
     /// Many open bidi streams doing nothing (bytes of resident memory per stream).
     IdleStreams,
+    /// Many server streams whose client grants no flow-control window, the handler
+    /// sending without end: what the server holds for a reader that never reads (bytes of
+    /// resident memory per stream).
+    StalledStreams,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 7] = [
         Workload::ServerStream,
         Workload::ClientStream,
         Workload::PingPong,
         Workload::Unary,
+        Workload::Cancel,
         Workload::IdleStreams,
+        Workload::StalledStreams,
     ];
 
     pub fn name(self) -> &'static str {
@@ -34,8 +43,15 @@ impl Workload {
             Workload::ClientStream => "client-stream",
             Workload::PingPong => "pingpong",
             Workload::Unary => "unary",
+            Workload::Cancel => "cancel",
             Workload::IdleStreams => "idle-streams",
+            Workload::StalledStreams => "stalled-streams",
         }
+    }
+
+    /// Memory per stream, not a rate.
+    pub fn is_memory(self) -> bool {
+        matches!(self, Workload::IdleStreams | Workload::StalledStreams)
     }
 
     pub fn parse(s: &str) -> Option<Workload> {
@@ -47,8 +63,8 @@ impl Workload {
         match self {
             Workload::ServerStream | Workload::ClientStream => "msg/s",
             Workload::PingPong => "roundtrips/s",
-            Workload::Unary => "calls/s",
-            Workload::IdleStreams => "B/stream",
+            Workload::Unary | Workload::Cancel => "calls/s",
+            Workload::IdleStreams | Workload::StalledStreams => "B/stream",
         }
     }
 }

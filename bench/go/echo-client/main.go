@@ -3,7 +3,7 @@
 //	echo-client --impl grpc-go --addr 127.0.0.1:PORT --workload W [--duration-secs S]
 //	            [--warmup-secs S] [--size N] [--streams N] [--connections N] [--server-pid PID]
 //
-// Workloads: server-stream, client-stream, pingpong, unary, rates over --duration-secs
+// Workloads: server-stream, client-stream, pingpong, unary, cancel, rates over --duration-secs
 // after a warm-up. Prints one line, `RESULT workload=W impl=grpc-go value=RATE unit=U ...`,
 // with the fields echo-client prints (count, secs, client_cpu, and server_cpu with
 // --server-pid), which the bench runner parses.
@@ -247,8 +247,40 @@ func worker(conn *grpc.ClientConn, workload string, payload []byte, c *counter) 
 			c.n.Add(1)
 		}
 		return nil
+	case "cancel":
+		for !c.stop.Load() {
+			if err := cancelAfterFirst(conn, payload); err != nil {
+				return err
+			}
+			c.n.Add(1)
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown workload %s", workload)
+}
+
+// cancelAfterFirst opens a server stream that would never end, reads its first response
+// and cancels it (RST_STREAM CANCEL).
+func cancelAfterFirst(conn *grpc.ClientConn, payload []byte) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, echo.EchoServer)
+	if err != nil {
+		return err
+	}
+	if err := s.SendMsg(&echo.Request{Payload: payload, Count: math.MaxInt32}); err != nil {
+		return err
+	}
+	if err := s.CloseSend(); err != nil {
+		return err
+	}
+	if err := s.RecvMsg(new(echo.Response)); err != nil {
+		if err == io.EOF {
+			return errors.New("server stream ended early")
+		}
+		return err
+	}
+	return nil
 }
 
 // checkTotal: the server counted at least what this client sent (it may have queued one
@@ -268,7 +300,7 @@ func unit(workload string) string {
 	switch workload {
 	case "pingpong":
 		return "roundtrips/s"
-	case "unary":
+	case "unary", "cancel":
 		return "calls/s"
 	}
 	return "msg/s"
@@ -351,7 +383,7 @@ func contains(xs []string, x string) bool {
 func parseArgs() args {
 	impl := flag.String("impl", "grpc-go", "implementation (this program is grpc-go only)")
 	addr := flag.String("addr", "", "HOST:PORT of the echo server")
-	workload := flag.String("workload", "", "server-stream, client-stream, pingpong or unary")
+	workload := flag.String("workload", "", "server-stream, client-stream, pingpong, unary or cancel")
 	duration := flag.Float64("duration-secs", 3, "measured seconds")
 	warmup := flag.Float64("warmup-secs", -1, "warm-up seconds (default min(duration/5, 0.5))")
 	size := flag.Int("size", 16, "payload bytes per message")
@@ -371,7 +403,7 @@ func parseArgs() args {
 		usage("--addr and --workload are required")
 	}
 	switch *workload {
-	case "server-stream", "client-stream", "pingpong", "unary":
+	case "server-stream", "client-stream", "pingpong", "unary", "cancel":
 	default:
 		usage("unknown workload " + *workload + " (grpc-go runs the rate workloads only)")
 	}

@@ -103,7 +103,7 @@ type Outcome = Result<Report, String>;
 /// A row of a table: its label, workload and message size.
 type Row = (&'static str, Workload, usize);
 
-const RATE_ROWS: [Row; 5] = [
+const RATE_ROWS: [Row; 6] = [
     ("server-stream 16 B (msg/s)", Workload::ServerStream, 16),
     ("server-stream 1 KiB (msg/s)", Workload::ServerStream, 1024),
     ("client-stream 16 B (msg/s)", Workload::ClientStream, 16),
@@ -113,7 +113,16 @@ const RATE_ROWS: [Row; 5] = [
         16,
     ),
     ("sequential unary 16 B (calls/s)", Workload::Unary, 16),
+    (
+        "cancelled server streams 16 B (calls/s)",
+        Workload::Cancel,
+        16,
+    ),
 ];
+
+/// Server streams opened by a client that grants them no window, the handlers sending
+/// without end: the case where a server's send queues show in its memory.
+const STALLED_STREAMS: usize = 2_000;
 
 /// The peers whose clients drive our server in the mixed pairs, each against its own
 /// server too.
@@ -147,6 +156,7 @@ fn main() {
     imps.push(Imp::Rill);
     let mut rows: Vec<Row> = RATE_ROWS.to_vec();
     rows.push(("idle streams", Workload::IdleStreams, 0));
+    rows.push(("stalled streams", Workload::StalledStreams, 0));
     rows.retain(|r| o.only.is_none_or(|w| w == r.1));
 
     // The main table: each implementation against itself, in turn within every round, and
@@ -154,9 +164,9 @@ fn main() {
     // counted, not timed: one run each.
     let mut main_rows: Vec<(Row, Vec<Outcome>)> = Vec::new();
     for row in rows.iter().filter(|_| o.main) {
-        let reps = match row.1 {
-            Workload::IdleStreams => 1,
-            _ => o.repeat,
+        let reps = match row.1.is_memory() {
+            true => 1,
+            false => o.repeat,
         };
         let cells: Vec<Cell> = imps.iter().map(|&i| cell(row, i, i)).collect();
         main_rows.push((*row, rounds(&bins, &o, &cells, reps, &mut raw)));
@@ -169,10 +179,7 @@ fn main() {
         pairs: cross_pairs(o.baseline.is_some()),
         rows: Vec::new(),
     };
-    for row in rows
-        .iter()
-        .filter(|r| o.cross && r.1 != Workload::IdleStreams)
-    {
+    for row in rows.iter().filter(|r| o.cross && !r.1.is_memory()) {
         let cells: Vec<Cell> = cross.pairs.iter().map(|&(c, s)| cell(row, c, s)).collect();
         cross
             .rows
@@ -308,8 +315,18 @@ fn print_main(o: &Opts, imps: &[Imp], rows: &[(Row, Vec<Outcome>)]) {
     };
     head("workload");
     for ((label, w, _), outs) in rows {
-        if *w != Workload::IdleStreams {
+        if !w.is_memory() {
             line(label, outs, &value);
+            continue;
+        }
+        if *w == Workload::StalledStreams {
+            let label = format!(
+                "{} stalled server streams: server memory (B/stream, lower is better)",
+                thousands(STALLED_STREAMS as f64)
+            );
+            line(&label, outs, &|x| {
+                x.as_ref().ok().and_then(|r| r.get_f64("server_per_stream"))
+            });
             continue;
         }
         for (side, key) in [
@@ -329,7 +346,7 @@ fn print_main(o: &Opts, imps: &[Imp], rows: &[(Row, Vec<Outcome>)]) {
     // what it does with the CPU it gets is the steadier comparison.
     head("workload, per CPU-second of client + server");
     for ((label, w, _), outs) in rows {
-        if *w != Workload::IdleStreams {
+        if !w.is_memory() {
             line(label, outs, &per_cpu);
         }
     }
@@ -609,6 +626,8 @@ fn run_cell_inner(bins: &Bins, o: &Opts, c: &Cell) -> Outcome {
     cmd.args(["--server-pid", &server_pid.to_string()]);
     if c.workload == Workload::IdleStreams {
         cmd.args(["--streams", &o.idle_streams.to_string()]);
+    } else if c.workload == Workload::StalledStreams {
+        cmd.args(["--streams", &STALLED_STREAMS.to_string()]);
     } else {
         cmd.args(["--size", &c.size.to_string()]);
     }
@@ -710,7 +729,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: bench [--duration-secs S] [--repeat N] [--only WORKLOAD] [--idle-streams N]\n\
          \x20            [--no-cross] [--no-main] [--no-build] [--baseline DIR] [--go-dir DIR]\n\
-         workloads: server-stream client-stream pingpong unary idle-streams\n\
+         workloads: server-stream client-stream pingpong unary cancel idle-streams stalled-streams\n\
          --baseline DIR: echo-server and echo-client built from an older commit, run as\n\
          \x20 \"rill before\" in the same rounds (main table and the peers' clients' pairs)\n\
          --go-dir DIR: grpc-go's echo-server and echo-client (default <target>/bench-go)"

@@ -5,7 +5,7 @@
 //!                 [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]
 //!                 [--connections N] [--server-pid PID] [--messages N] [--count-frames]
 //!
-//! Workloads: server-stream, client-stream, pingpong, unary (rates over `--duration-secs`
+//! Workloads: server-stream, client-stream, pingpong, unary, cancel (rates over `--duration-secs`
 //! after a warm-up) and idle-streams (`--streams` open bidi streams, default 10000; the
 //! resident memory they cost this process and, with `--server-pid`, the server).
 //! With `--server-pid`, rate workloads also report the server's CPU use over the window.
@@ -144,15 +144,16 @@ async fn run(a: Args, workload: Workload) -> Res<Report> {
         .set("unit", workload.unit())
         .set("addr", &a.addr)
         .set("connections", a.connections);
-    if workload == Workload::IdleStreams {
-        let n = a.streams.unwrap_or(10_000);
+    if workload.is_memory() {
+        let stalled = workload == Workload::StalledStreams;
+        let n = a.streams.unwrap_or(if stalled { 2_000 } else { 10_000 });
         r.set("streams", n);
-        idle_streams(&a, n, &mut r).await?;
+        open_streams(&a, n, stalled, &mut r).await?;
         return Ok(r);
     }
     let streams = a.streams.unwrap_or(1);
     r.set("streams", streams).set("size", a.size);
-    let conns = Conns::connect(&a).await?;
+    let conns = Conns::connect(&a, Window::Default).await?;
     let counter = Arc::new(Counter::default());
     let mut workers = Vec::new();
     for i in 0..streams {
@@ -236,22 +237,52 @@ enum Conn {
     Tonic(TestServiceClient<tonic::transport::Channel>),
 }
 
+/// The flow-control window the client grants each stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Window {
+    Default,
+    /// None: the server can send headers and trailers, never a message.
+    Zero,
+}
+
+/// The first call's request: with no window, one whose answer carries no message (the
+/// echo service answers `count < 0` with that status code, NOT_FOUND here).
+fn first_request(w: Window) -> (i32, bool) {
+    match w {
+        Window::Default => (0, true),
+        Window::Zero => (-5, false),
+    }
+}
+
 impl Conns {
-    async fn connect(a: &Args) -> Res<Conns> {
+    async fn connect(a: &Args, window: Window) -> Res<Conns> {
         let uri = format!("http://{}", a.addr);
+        let (count, ok) = first_request(window);
+        let first = |r: Result<(), String>| match (r, ok) {
+            (Ok(()), true) => Ok(()),
+            (Err(e), false) if e.contains("NOT_FOUND") || e.contains("NotFound") => Ok(()),
+            (Ok(()), false) => Err("first call: expected NOT_FOUND".to_string()),
+            (Err(e), _) => Err(format!("first call: {e}")),
+        };
         match a.imp {
             Impl::Rill => {
+                let mut opts = rillrpc::ChannelOptions::default();
+                if window == Window::Zero {
+                    opts.initial_stream_window = 0;
+                }
                 let mut v = Vec::new();
                 for _ in 0..a.connections {
-                    let ch = rillrpc::Channel::new(&uri).map_err(|e| e.to_string())?;
+                    let ch = rillrpc::Channel::with_options(&uri, opts.clone())
+                        .map_err(|e| e.to_string())?;
                     // Connect now, outside the measurement.
-                    ch.unary(
-                        PING_PONG,
-                        request(&Vec::new(), 0),
-                        rillrpc::CallOptions::new(),
-                    )
-                    .await
-                    .map_err(|e| format!("first call: {e}"))?;
+                    let r = ch
+                        .unary(
+                            PING_PONG,
+                            request(&Vec::new(), count),
+                            rillrpc::CallOptions::new(),
+                        )
+                        .await;
+                    first(r.map(drop).map_err(|e| format!("{:?}: {e}", e.code())))?;
                     v.push(ch);
                 }
                 Ok(Conns::Rill(v))
@@ -259,9 +290,12 @@ impl Conns {
             Impl::Tonic => {
                 let mut v = Vec::new();
                 for _ in 0..a.connections {
-                    let ep = tonic::transport::Endpoint::from_shared(uri.clone())
+                    let mut ep = tonic::transport::Endpoint::from_shared(uri.clone())
                         .map_err(|e| e.to_string())?
                         .tcp_nodelay(true);
+                    if window == Window::Zero {
+                        ep = ep.initial_stream_window_size(0);
+                    }
                     let ch = match &a.frames {
                         // The counting connector sets TCP_NODELAY itself.
                         Some(log) => ep.connect_with_connector(log.connector()).await,
@@ -271,9 +305,13 @@ impl Conns {
                     let mut c = TestServiceClient::new(ch)
                         .max_decoding_message_size(usize::MAX)
                         .max_encoding_message_size(usize::MAX);
-                    c.ping_pong(Request::default())
-                        .await
-                        .map_err(|e| format!("first call: {e}"))?;
+                    let r = c
+                        .ping_pong(Request {
+                            payload: Vec::new(),
+                            count,
+                        })
+                        .await;
+                    first(r.map(drop).map_err(|e| format!("{:?}: {e}", e.code())))?;
                     v.push(c);
                 }
                 Ok(Conns::Tonic(v))
@@ -487,7 +525,46 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
             }
             Ok(())
         }
-        (_, Workload::IdleStreams) => unreachable!("idle streams are not a rate workload"),
+        (Conn::Rill(ch), Workload::Cancel) => {
+            while !c.stopped() {
+                let mut call = ch
+                    .server_streaming(ECHO_SERVER, request(&payload, i32::MAX), Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let m = call
+                    .recv()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("server stream ended early")?;
+                decode(&m)?;
+                call.cancel();
+                c.add(1);
+            }
+            Ok(())
+        }
+        (Conn::Tonic(mut cl), Workload::Cancel) => {
+            while !c.stopped() {
+                let mut s = cl
+                    .echo_server(Request {
+                        payload: payload.clone(),
+                        count: i32::MAX,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_inner();
+                s.message()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("server stream ended early")?;
+                // Dropping the stream resets it (CANCEL).
+                drop(s);
+                c.add(1);
+            }
+            Ok(())
+        }
+        (_, Workload::IdleStreams | Workload::StalledStreams) => {
+            unreachable!("memory workloads are not rates")
+        }
     }
 }
 
@@ -504,7 +581,7 @@ async fn burst(a: &Args, kind: Burst, n: u64) -> Res<Report> {
         .set("streams", streams)
         .set("size", a.size)
         .set("messages", n);
-    let conns = Conns::connect(a).await?;
+    let conns = Conns::connect(a, Window::Default).await?;
     let t0 = Instant::now();
     let mut workers = Vec::new();
     for i in 0..streams {
@@ -697,8 +774,12 @@ fn check_total(payload: &[u8], sent: u64, size: usize) -> Res<()> {
 
 /// Opens `n` bidi streams, makes one round trip on each (so each is open at the server, its
 /// handler running) and measures what they cost in resident memory, then lets them go.
-async fn idle_streams(a: &Args, n: usize, r: &mut Report) -> Res<()> {
-    let conns = Conns::connect(a).await?;
+async fn open_streams(a: &Args, n: usize, stalled: bool, r: &mut Report) -> Res<()> {
+    let window = match stalled {
+        true => Window::Zero,
+        false => Window::Default,
+    };
+    let conns = Conns::connect(a, window).await?;
     settle().await;
     let (client0, server0) = (
         rss_bytes(None),
@@ -712,7 +793,36 @@ async fn idle_streams(a: &Args, n: usize, r: &mut Report) -> Res<()> {
     // What keeps each stream open: the call (and, for tonic, its request sender).
     let mut rill_calls = Vec::new();
     let mut tonic_calls = Vec::new();
+    let mut stalled_tonic = Vec::new();
     match &conns {
+        Conns::Rill(chs) if stalled => {
+            // The response head shows the stream open, its handler sending.
+            for i in 0..n {
+                let mut call = chs[i % chs.len()]
+                    .server_streaming(
+                        ECHO_SERVER,
+                        request(&vec![b'x'; 16], i32::MAX),
+                        Default::default(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                call.headers().await.map_err(|e| e.to_string())?;
+                rill_calls.push(call);
+            }
+        }
+        Conns::Tonic(cls) if stalled => {
+            for i in 0..n {
+                let s = cls[i % cls.len()]
+                    .clone()
+                    .echo_server(Request {
+                        payload: vec![b'x'; 16],
+                        count: i32::MAX,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                stalled_tonic.push(s);
+            }
+        }
         Conns::Rill(chs) => {
             // Its first reply shows a stream is open; at most OPENING await one at a time.
             let mut waiting = std::collections::VecDeque::new();
@@ -793,6 +903,7 @@ async fn idle_streams(a: &Args, n: usize, r: &mut Report) -> Res<()> {
     // Hold the streams until here.
     drop(rill_calls);
     drop(tonic_calls);
+    drop(stalled_tonic);
     Ok(())
 }
 
@@ -898,7 +1009,7 @@ fn usage(msg: &str) -> ! {
         "usage: echo-client --impl rill|tonic --addr HOST:PORT --workload W\n\
          \x20      [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]\n\
          \x20      [--connections N] [--server-pid PID] [--messages N] [--count-frames]\n\
-         workloads: server-stream client-stream pingpong unary idle-streams;\n\
+         workloads: server-stream client-stream pingpong unary cancel idle-streams;\n\
          with --messages N (one burst per stream): server-stream client-stream bidi"
     );
     std::process::exit(2)

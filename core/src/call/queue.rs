@@ -22,11 +22,18 @@ use crate::protocol::envelope::{Encoding, PREFIX_LEN};
 use crate::protocol::{Abort, End, Framing, PeerEnd, Sender};
 use crate::status::{Code, Status};
 
-/// How much a call may queue for sending before `send` waits. The writer hands h2 no more
-/// than the peer's window, so a stream holds this much beyond what the peer can take: a
-/// peer that grants no window holds a handler's sends to this, and a thousand such
-/// streams to 64 MiB.
+/// How much a call may hold for sending, queued or in the writer's hands, before `send`
+/// waits. The writer hands the stream no more than the peer's window, so a stream holds
+/// this much beyond what the peer can take: a peer that grants no window holds a
+/// handler's sends to this, and a thousand such streams to 64 MiB.
 pub(crate) const SEND_QUEUE_BYTES: usize = 64 * 1024;
+
+/// While the peer's window takes batches near the bound whole, the bound doubles, up to
+/// this many times `SEND_QUEUE_BYTES`: bigger batches, fewer turns of the writer and fuller
+/// writes to the socket. The first batch that waits for the window brings it back, so a
+/// peer that grants no window from the start holds `SEND_QUEUE_BYTES`, and one that stops
+/// reading later at most this many times it.
+const FLOWING_GROWTH: usize = 4;
 
 /// Messages up to this size are copied into the shared buffer; larger ones travel as
 /// their own chunk without a copy.
@@ -143,6 +150,10 @@ struct State {
     chunks: VecDeque<Bytes>,
     tail: BytesMut,
     queued: usize,
+    /// Bytes the writer took and has not yet handed to the stream (waiting for window).
+    held: usize,
+    /// The current bound on `queued + held` (see `FLOWING_GROWTH`).
+    limit: usize,
     end: Option<End>,
     abort: Option<Abort>,
     /// An abort or the end of the call came after the writer took its batch: the write in
@@ -183,7 +194,8 @@ pub(crate) struct SendQueue {
     batch_open: AtomicBool,
     /// A message of a burst was received since the writer last took a batch.
     burst: AtomicBool,
-    limit: usize,
+    /// The bound of a stream whose peer's window is closed (`SEND_QUEUE_BYTES`).
+    floor: usize,
     /// This side sends exactly one message (its call's shape): why a second one is refused.
     only_one: Option<&'static str>,
 }
@@ -208,6 +220,8 @@ impl SendQueue {
                 chunks: VecDeque::new(),
                 tail: BytesMut::new(),
                 queued: 0,
+                held: 0,
+                limit,
                 end: None,
                 abort: None,
                 interrupt: false,
@@ -227,7 +241,7 @@ impl SendQueue {
             answer: AtomicBool::new(false),
             batch_open: AtomicBool::new(false),
             burst: AtomicBool::new(false),
-            limit,
+            floor: limit,
             only_one,
         }
     }
@@ -476,7 +490,7 @@ impl SendQueue {
         }
         // Room means "below the limit": one message may overshoot it. The same rule as
         // `poll_ready`, so a sender woken as ready never finds the queue full and spins.
-        if st.queued >= self.limit {
+        if full(st) {
             return Err(Push::Full);
         }
         Ok(true)
@@ -524,11 +538,17 @@ impl SendQueue {
     /// burst, or while this side's last answer still waits, the peer is streaming: what
     /// this side sends flows too, and is framed together (see `flow`).
     pub(crate) fn received(&self, alone: bool) {
+        if !alone {
+            // A message of a burst: streaming, whatever waits here (and no lock per message
+            // of a stream).
+            self.burst.store(true, Ordering::Relaxed);
+            return;
+        }
         let waiting = {
             let st = self.lock();
             st.queued > 0 || matches!(st.writer, Writer::Writing)
         };
-        if alone && !waiting {
+        if !waiting {
             self.answer.store(true, Ordering::Relaxed);
         } else {
             self.burst.store(true, Ordering::Relaxed);
@@ -539,7 +559,7 @@ impl SendQueue {
     /// why).
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut st = self.lock();
-        if st.queued < self.limit || !matches!(st.phase, Phase::Open) {
+        if !full(&st) || !matches!(st.phase, Phase::Open) {
             return Poll::Ready(());
         }
         register(&mut st.sender, cx);
@@ -859,13 +879,39 @@ impl SendQueue {
         Poll::Pending
     }
 
-    /// Everything due, now: for a writer that runs once, from the handler's own thread.
+    /// Everything due, now: for a writer that runs once, from the handler's own thread,
+    /// and hands the stream all of it at once.
     pub(crate) fn take_now(&self) -> Option<Batch> {
         let st = self.lock();
         let any = st.abort.is_some() || st.head.is_some() || st.end.is_some() || st.queued > 0;
-        any.then(|| self.take(st))
+        any.then(|| {
+            let b = self.take(st);
+            self.lock().held = 0;
+            b
+        })
     }
 
+    /// The writer handed `n` more bytes of its batch to the stream; `whole`: the batch is
+    /// written, `waited`: part of it had to wait for the peer's window.
+    pub(crate) fn handed(&self, n: usize, whole: bool, waited: bool) {
+        let mut st = self.lock();
+        st.held = st.held.saturating_sub(n);
+        if waited {
+            st.limit = self.floor;
+        } else if whole && n >= st.limit / 2 {
+            // The window took a batch near the bound whole: the bound, not the peer, is
+            // what paces this stream.
+            st.limit = (st.limit * 2).min(self.floor * FLOWING_GROWTH);
+        }
+        let s = if full(&st) { None } else { st.sender.take() };
+        drop(st);
+        if let Some(w) = s {
+            w.wake();
+        }
+    }
+
+    /// The batch's bytes move from the queue into the writer's hands: they still count
+    /// against the bound until `handed`.
     fn take(&self, mut st: MutexGuard<'_, State>) -> Batch {
         st.flow.taken();
         st.writer = Writer::Writing;
@@ -881,13 +927,9 @@ impl SendQueue {
             // keeping the allocation alive on an idle stream.
             b.chunks.push_back(std::mem::take(&mut st.tail).freeze());
         }
+        st.held += st.queued;
         st.queued = 0;
         st.interrupt = false;
-        let s = st.sender.take();
-        drop(st);
-        if let Some(w) = s {
-            w.wake();
-        }
         b
     }
 
@@ -1004,10 +1046,16 @@ fn enqueue(
     Ok(())
 }
 
+/// Whether the queue and the writer's batch hold the bound's worth.
+fn full(st: &State) -> bool {
+    st.queued + st.held >= st.limit
+}
+
 fn clear_messages(st: &mut State) {
     st.chunks.clear();
     st.tail.clear();
     st.queued = 0;
+    st.held = 0;
     st.flow.cleared();
 }
 
@@ -1063,7 +1111,59 @@ mod tests {
         assert_eq!(b.chunks.len(), 2);
         assert_eq!(b.chunks[0].len(), 35);
         assert_eq!(b.chunks[1].len(), 2 * 35);
+        // Taken is not yet written: the writer's batch still counts.
+        assert!(out.poll_ready(&mut cx).is_pending());
+        out.handed(105, true, false);
         assert!(out.poll_ready(&mut cx).is_ready());
+    }
+
+    /// Issue 12: a stream whose peer grants no window held 256 KiB of queue plus what h2
+    /// buffered. Bytes the writer took but could not hand to the stream count against the
+    /// bound; the bound grows while the window takes whole batches and falls back to the
+    /// floor at the first wait.
+    #[test]
+    fn the_bound_counts_the_writers_batch_and_follows_the_window() {
+        // Messages of a DATA frame each: a batch of them never lingers.
+        const F: usize = PREFIX_LEN + FRAME;
+        let out = queue(4 * F);
+        let msg = Bytes::from(vec![7u8; FRAME]);
+        let mut cx = Context::from_waker(Waker::noop());
+        let fill = |n: usize| {
+            let mut k = 0;
+            while out.try_send(msg.clone(), None).is_ok() {
+                k += 1;
+            }
+            assert_eq!(k, n, "messages the bound let in");
+        };
+        let take = || match out.poll_take(
+            &mut Context::from_waker(Waker::noop()),
+            &mut Linger::default(),
+        ) {
+            Poll::Ready(Some(b)) => b.chunks.iter().map(|c| c.len()).sum::<usize>() / F,
+            _ => panic!("nothing to take"),
+        };
+        fill(4);
+        assert_eq!(take(), 4);
+        // The window took nothing yet: no room for the handler.
+        out.handed(0, false, true);
+        assert!(out.poll_ready(&mut cx).is_pending());
+        // The window opened and took the batch whole: room, and a doubled bound.
+        out.handed(4 * F, true, false);
+        fill(8);
+        assert_eq!(take(), 8);
+        out.handed(8 * F, true, false);
+        fill(16);
+        assert_eq!(take(), 16);
+        // At most four times the floor.
+        out.handed(16 * F, true, false);
+        fill(16);
+        assert_eq!(take(), 16);
+        // A wait for the window: back to the floor, and what the writer still holds counts.
+        out.handed(12 * F, false, true);
+        assert!(out.poll_ready(&mut cx).is_pending());
+        fill(0);
+        out.handed(4 * F, true, true);
+        fill(4);
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl Writer {
             _ = sleep => return Step::Deadline,
             // An abort or the end of the call: the next take has it.
             _ = poll_fn(|cx| self.queue.poll_interrupt(cx)) => return Step::Continue,
-            r = write_chunks(sender, batch.chunks) => r,
+            r = self.write_chunks(sender, batch.chunks) => r,
         };
         if let Err(s) = r {
             self.broken(sender, s);
@@ -230,19 +230,35 @@ impl Writer {
             (Role::Server, _) => self.queue.peer_ended(PeerEnd::Failed(s), true),
         }
     }
-}
 
-/// Writes chunks as the window takes them: h2 is handed no more than the window, so what
-/// waits for a slow reader is bounded by the call's queue.
-async fn write_chunks(sender: &mut Sender, chunks: VecDeque<Bytes>) -> Result<(), Status> {
-    for mut chunk in chunks {
-        while !chunk.is_empty() {
-            let room = poll_fn(|cx| sender.poll_capacity(cx, chunk.len())).await?;
-            let piece = chunk.split_to(room.min(chunk.len()));
-            sender.send_data(piece)?;
+    /// Writes chunks as the window takes them: h2 is handed no more than the window, so
+    /// what waits for a slow reader is bounded by the call's queue. What went to the
+    /// stream is reported to the queue before each wait for the window and at the end.
+    async fn write_chunks(
+        &self,
+        sender: &mut Sender,
+        chunks: VecDeque<Bytes>,
+    ) -> Result<(), Status> {
+        let (mut handed, mut waited) = (0, false);
+        for mut chunk in chunks {
+            while !chunk.is_empty() {
+                let room = poll_fn(|cx| {
+                    let r = sender.poll_capacity(cx, chunk.len());
+                    if r.is_pending() {
+                        waited = true;
+                        self.queue.handed(std::mem::take(&mut handed), false, true);
+                    }
+                    r
+                })
+                .await?;
+                let piece = chunk.split_to(room.min(chunk.len()));
+                handed += piece.len();
+                sender.send_data(piece)?;
+            }
         }
+        self.queue.handed(handed, true, waited);
+        Ok(())
     }
-    Ok(())
 }
 
 /// A server that resets with CANCEL once the deadline has passed does so because of it

@@ -49,22 +49,29 @@ pub(crate) fn encode(buf: &mut BytesMut, msg: &[u8], compress: Encoding) -> Resu
             buf.put_u8(0);
             buf.put_u32(frame_len(msg.len())?);
             buf.extend_from_slice(msg);
+            Ok(())
         }
-        Encoding::Gzip => {
-            let start = buf.len();
-            buf.put_u8(1);
-            buf.put_u32(0);
-            let mut w = GzEncoder::new(buf.writer(), flate2::Compression::fast());
-            w.write_all(msg)
-                .map_err(|e| Status::internal(format!("gzip: {e}")))?;
-            let w = w
-                .finish()
-                .map_err(|e| Status::internal(format!("gzip: {e}")))?;
-            let buf = w.into_inner();
-            let len = frame_len(buf.len() - start - PREFIX_LEN)?;
-            buf[start + 1..start + PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
-        }
+        Encoding::Gzip => encode_gzip(buf, msg),
     }
+}
+
+/// Kept out of line: the compressor's state is tens of KiB on the stack, and inlined into
+/// `encode` it made every uncompressed message probe that much stack too.
+#[cold]
+#[inline(never)]
+fn encode_gzip(buf: &mut BytesMut, msg: &[u8]) -> Result<(), Status> {
+    let start = buf.len();
+    buf.put_u8(1);
+    buf.put_u32(0);
+    let mut w = GzEncoder::new(buf.writer(), flate2::Compression::fast());
+    w.write_all(msg)
+        .map_err(|e| Status::internal(format!("gzip: {e}")))?;
+    let w = w
+        .finish()
+        .map_err(|e| Status::internal(format!("gzip: {e}")))?;
+    let buf = w.into_inner();
+    let len = frame_len(buf.len() - start - PREFIX_LEN)?;
+    buf[start + 1..start + PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
     Ok(())
 }
 
@@ -83,9 +90,15 @@ fn frame_len(len: usize) -> Result<u32, Status> {
     })
 }
 
+/// Messages up to this size are copied out of the received chunk rather than sliced from
+/// it: a slice shares the chunk's reference count with the connection's reader, which
+/// splits its frames off the same buffer on another thread, and that count's cache line
+/// moving between the two costs more per small message than a copy.
+const COPY_MAX: usize = 128;
+
 /// Splits a received byte stream into messages. Whole messages inside one received chunk
-/// are handed out as slices of it (no copy); only a message that straddles chunks is
-/// gathered into an accumulator.
+/// are handed out as slices of it (no copy) unless they are small (`COPY_MAX`); only a
+/// message that straddles chunks is gathered into an accumulator.
 pub(crate) struct Decoder {
     cur: Bytes,
     acc: BytesMut,
@@ -160,7 +173,7 @@ impl Decoder {
             let (compressed, len) = self.header(&self.cur[..PREFIX_LEN])?;
             if self.cur.len() >= PREFIX_LEN + len {
                 self.cur.advance(PREFIX_LEN);
-                let msg = self.cur.split_to(len);
+                let msg = self.take(len);
                 return self.finish_message(compressed, msg).map(Some);
             }
             self.cur.advance(PREFIX_LEN);
@@ -170,7 +183,7 @@ impl Decoder {
         if self.pending.is_none() {
             // The accumulator holds a partial prefix.
             let take = (PREFIX_LEN - self.acc.len()).min(self.cur.len());
-            self.acc.extend_from_slice(&self.cur.split_to(take));
+            self.gather(take);
             if self.acc.len() < PREFIX_LEN {
                 return Ok(None);
             }
@@ -183,16 +196,32 @@ impl Decoder {
         let take = (len - self.acc.len()).min(self.cur.len());
         if self.acc.is_empty() && take == len {
             self.pending = None;
-            let msg = self.cur.split_to(len);
+            let msg = self.take(len);
             return self.finish_message(compressed, msg).map(Some);
         }
-        self.acc.extend_from_slice(&self.cur.split_to(take));
+        self.gather(take);
         if self.acc.len() < len {
             return Ok(None);
         }
         self.pending = None;
         let msg = self.acc.split().freeze();
         self.finish_message(compressed, msg).map(Some)
+    }
+
+    /// The next `len` bytes of the current chunk as a message of its own.
+    fn take(&mut self, len: usize) -> Bytes {
+        if len > COPY_MAX {
+            return self.cur.split_to(len);
+        }
+        let msg = Bytes::copy_from_slice(&self.cur[..len]);
+        self.cur.advance(len);
+        msg
+    }
+
+    /// Moves the next `n` bytes of the current chunk into the accumulator.
+    fn gather(&mut self, n: usize) {
+        self.acc.extend_from_slice(&self.cur[..n]);
+        self.cur.advance(n);
     }
 
     fn header(&self, p: &[u8]) -> Result<(bool, usize), Status> {
@@ -231,26 +260,28 @@ impl Decoder {
             Encoding::Identity => Err(Status::internal(
                 "compressed flag set on a message but the peer declared no grpc-encoding",
             )),
-            Encoding::Gzip => {
-                let mut out = Vec::with_capacity(msg.len() * 2);
-                let limit = self.max_message as u64 + 1;
-                GzDecoder::new(&msg[..])
-                    .take(limit)
-                    .read_to_end(&mut out)
-                    .map_err(|e| Status::internal(format!("gzip decompression failed: {e}")))?;
-                if out.len() > self.max_message {
-                    return Err(Status::new(
-                        Code::ResourceExhausted,
-                        format!(
-                            "received message after decompression larger than max ({})",
-                            self.max_message
-                        ),
-                    ));
-                }
-                Ok(Bytes::from(out))
-            }
+            Encoding::Gzip => decode_gzip(&msg, self.max_message),
         }
     }
+}
+
+/// Out of line for the same reason as `encode_gzip`.
+#[cold]
+#[inline(never)]
+fn decode_gzip(msg: &[u8], max_message: usize) -> Result<Bytes, Status> {
+    let mut out = Vec::with_capacity(msg.len() * 2);
+    let limit = max_message as u64 + 1;
+    GzDecoder::new(msg)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| Status::internal(format!("gzip decompression failed: {e}")))?;
+    if out.len() > max_message {
+        return Err(Status::new(
+            Code::ResourceExhausted,
+            format!("received message after decompression larger than max ({max_message})"),
+        ));
+    }
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]
@@ -272,15 +303,19 @@ mod tests {
     }
 
     #[test]
-    fn whole_messages_in_one_chunk_are_sliced_without_copy() {
-        let chunk = framed(&[b"a", b"bc", b""]);
+    fn whole_large_messages_in_one_chunk_are_sliced_without_copy_small_ones_copied() {
+        let big = vec![7u8; COPY_MAX + 1];
+        let chunk = framed(&[&big, b"bc", b""]);
         let base = chunk.as_ptr() as usize;
-        let mut d = Decoder::new(100);
+        let mut d = Decoder::new(1000);
         d.push(chunk);
         let a = d.next().unwrap().unwrap();
-        assert_eq!(&a[..], b"a");
-        assert_eq!(a.as_ptr() as usize, base + 5);
-        assert_eq!(&d.next().unwrap().unwrap()[..], b"bc");
+        assert_eq!(&a[..], &big[..]);
+        assert_eq!(a.as_ptr() as usize, base + PREFIX_LEN);
+        let bc = d.next().unwrap().unwrap();
+        assert_eq!(&bc[..], b"bc");
+        let at = base + 2 * PREFIX_LEN + big.len();
+        assert_ne!(bc.as_ptr() as usize, at, "a small message is a copy");
         assert_eq!(&d.next().unwrap().unwrap()[..], b"");
         assert!(d.next().unwrap().is_none());
         assert!(!d.has_partial());
