@@ -581,3 +581,45 @@ async fn serve_takes_earlier_calls_refuses_a_second_handler_and_ends_with_the_se
         "serve did not return after shutdown: {ended:?}"
     );
 }
+
+/// Regression: a client that cancelled server streams one after another lost its connection
+/// after a few thousand cancels: h2 remembered 10 streams it had reset, answered the
+/// server's in-flight DATA on a forgotten one with RST_STREAM, counted those, and past 1,024
+/// closed the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_internal_resets", failing
+/// every call on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_thousands_of_server_streams_keeps_the_connection() {
+    // A handler that sends until the call ends, so DATA is in flight at every cancel.
+    let server = server_with(|mut call| async move {
+        let chunk = bytes::Bytes::from(vec![7u8; 16 * 1024]);
+        while call.send(chunk.clone()).await.is_ok() {}
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    for i in 0..3_000 {
+        let mut call = ch
+            .open(
+                ECHO_SERVER,
+                rillrpc::Shape::ServerStreaming,
+                CallOptions::new(),
+            )
+            .unwrap();
+        call.send(req(b"", 0)).await.unwrap();
+        call.close_send();
+        let first = call
+            .recv()
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+        assert!(first.is_some(), "call {i} ended before its first message");
+        call.cancel();
+    }
+    let mut after = ch
+        .open(
+            ECHO_SERVER,
+            rillrpc::Shape::ServerStreaming,
+            CallOptions::new(),
+        )
+        .unwrap();
+    after.send(req(b"", 0)).await.unwrap();
+    after.close_send();
+    assert!(after.recv().await.unwrap().is_some());
+}

@@ -18,6 +18,12 @@ pub use tls::{ClientTls, ServerTls};
 /// bounds the payload.
 pub(crate) const DATA_FRAME_BUDGET: usize = 16 << 20;
 
+/// How many streams we reset ourselves h2 remembers (for its `reset_stream_duration`, 30 s),
+/// so that frames the peer sent before it saw our RST_STREAM are dropped quietly. h2
+/// remembers 10 by default and forgets the streams reset past that; a frame on a forgotten
+/// one is answered with another RST_STREAM. A remembered stream costs a few hundred bytes.
+pub(crate) const RESET_STREAMS_REMEMBERED: usize = 1024;
+
 /// The HTTP/2 settings our client connections ask for.
 pub(crate) fn h2_client(
     stream_window: u32,
@@ -31,6 +37,16 @@ pub(crate) fn h2_client(
         .max_frame_size(1 << 20)
         .max_send_buffer_size(256 * 1024)
         .data_frame_budget(DATA_FRAME_BUDGET)
+        .max_concurrent_reset_streams(RESET_STREAMS_REMEMBERED)
+        // h2 counts the RST_STREAMs it answers frames on forgotten streams with, never
+        // uncounts them, and past 1,024 per connection closes it with ENHANCE_YOUR_CALM
+        // "too_many_internal_resets". A client that cancels server streams one after another
+        // (take the first answer, cancel the rest) gets such frames for every cancel past
+        // the remembered ones, so its connection died after a few thousand cancels with
+        // every call on it. The guard protects a server from clients that make it reset
+        // streams; a server that sends us frames gets one small RST_STREAM for each, which
+        // costs it as much as us.
+        .max_local_error_reset_streams(None)
         .enable_push(false);
     b
 }
@@ -49,6 +65,7 @@ pub(crate) fn h2_server(
         .initial_connection_window_size(connection_window)
         .max_frame_size(1 << 20)
         .max_send_buffer_size(256 * 1024)
-        .data_frame_budget(DATA_FRAME_BUDGET);
+        .data_frame_budget(DATA_FRAME_BUDGET)
+        .max_concurrent_reset_streams(RESET_STREAMS_REMEMBERED);
     b
 }

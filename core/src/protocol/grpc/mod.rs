@@ -348,7 +348,8 @@ pub(crate) fn status_from_h2(err: &h2::Error) -> Status {
             return Status::new(code_for_reset(reason), format!("{what}: {reason:?}"));
         }
         if err.is_go_away() {
-            return Status::unavailable(format!("connection closed (GOAWAY {reason:?})"));
+            // h2's text carries the debug data, which says which of its guards tripped.
+            return Status::unavailable(format!("connection closed (GOAWAY {reason:?}): {err}"));
         }
         return Status::new(code_for_reset(reason), format!("stream reset: {reason:?}"));
     }
