@@ -590,7 +590,7 @@ async fn serve_takes_earlier_calls_refuses_a_second_handler_and_ends_with_the_se
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_thousands_of_server_streams_keeps_the_connection() {
     // A handler that sends until the call ends, so DATA is in flight at every cancel.
-    let server = server_with(|mut call| async move {
+    let server = server_with(|call| async move {
         let chunk = bytes::Bytes::from(vec![7u8; 16 * 1024]);
         while call.send(chunk.clone()).await.is_ok() {}
     });
