@@ -28,11 +28,12 @@ use crate::status::{Code, Status};
 /// handler's sends to this, and a thousand such streams to 64 MiB.
 pub(crate) const SEND_QUEUE_BYTES: usize = 64 * 1024;
 
-/// While the peer's window takes batches near the bound whole, the bound doubles, up to
-/// this many times `SEND_QUEUE_BYTES`: bigger batches, fewer turns of the writer and fuller
-/// writes to the socket. The first batch that waits for the window brings it back, so a
-/// peer that grants no window from the start holds `SEND_QUEUE_BYTES`, and one that stops
-/// reading later at most this many times it.
+/// While the stream takes batches near the bound, the bound doubles, up to this many times
+/// `SEND_QUEUE_BYTES`: bigger batches, fewer turns of the writer and fuller writes to the
+/// socket. A peer that grants no window from the start holds `SEND_QUEUE_BYTES`, and one
+/// that stops reading later at most this many times it. A batch that waited for room on
+/// the way does not bring the bound back: h2 gives a stream room as it writes the
+/// connection's buffered frames to the socket, so a fast stream waits too.
 const FLOWING_GROWTH: usize = 4;
 
 /// Messages up to this size are copied into the shared buffer; larger ones travel as
@@ -892,18 +893,22 @@ impl SendQueue {
     }
 
     /// The writer handed `n` more bytes of its batch to the stream; `whole`: the batch is
-    /// written, `waited`: part of it had to wait for the peer's window.
-    pub(crate) fn handed(&self, n: usize, whole: bool, waited: bool) {
+    /// written.
+    pub(crate) fn handed(&self, n: usize, whole: bool) {
         let mut st = self.lock();
         st.held = st.held.saturating_sub(n);
-        if waited {
-            st.limit = self.floor;
-        } else if whole && n >= st.limit / 2 {
-            // The window took a batch near the bound whole: the bound, not the peer, is
-            // what paces this stream.
+        if whole && n >= st.limit / 2 {
+            // The stream took a batch near the bound: the bound, not the peer, is what
+            // paces this stream.
             st.limit = (st.limit * 2).min(self.floor * FLOWING_GROWTH);
         }
-        let s = if full(&st) { None } else { st.sender.take() };
+        // A sender waiting for room is woken once half the bound is free, not at every
+        // piece handed.
+        let s = if st.queued + st.held > st.limit / 2 {
+            None
+        } else {
+            st.sender.take()
+        };
         drop(st);
         if let Some(w) = s {
             w.wake();
@@ -1113,7 +1118,7 @@ mod tests {
         assert_eq!(b.chunks[1].len(), 2 * 35);
         // Taken is not yet written: the writer's batch still counts.
         assert!(out.poll_ready(&mut cx).is_pending());
-        out.handed(105, true, false);
+        out.handed(105, true);
         assert!(out.poll_ready(&mut cx).is_ready());
     }
 
@@ -1122,12 +1127,11 @@ mod tests {
     /// bound; the bound grows while the window takes whole batches and falls back to the
     /// floor at the first wait.
     #[test]
-    fn the_bound_counts_the_writers_batch_and_follows_the_window() {
+    fn the_bound_counts_the_writers_batch_and_grows_while_the_stream_flows() {
         // Messages of a DATA frame each: a batch of them never lingers.
         const F: usize = PREFIX_LEN + FRAME;
         let out = queue(4 * F);
         let msg = Bytes::from(vec![7u8; FRAME]);
-        let mut cx = Context::from_waker(Waker::noop());
         let fill = |n: usize| {
             let mut k = 0;
             while out.try_send(msg.clone(), None).is_ok() {
@@ -1145,25 +1149,32 @@ mod tests {
         fill(4);
         assert_eq!(take(), 4);
         // The window took nothing yet: no room for the handler.
-        out.handed(0, false, true);
-        assert!(out.poll_ready(&mut cx).is_pending());
-        // The window opened and took the batch whole: room, and a doubled bound.
-        out.handed(4 * F, true, false);
+        out.handed(0, false);
+        let wakes = Arc::new(Count::default());
+        let sender = Waker::from(wakes.clone());
+        assert!(out
+            .poll_ready(&mut Context::from_waker(&sender))
+            .is_pending());
+        // A quarter went: room for a message, but the waiting sender sleeps on until half
+        // the bound is free.
+        out.handed(F, false);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+        out.handed(F, false);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        // The rest, and the batch is written: room, and a doubled bound.
+        out.handed(2 * F, true);
         fill(8);
         assert_eq!(take(), 8);
-        out.handed(8 * F, true, false);
+        out.handed(8 * F, true);
         fill(16);
         assert_eq!(take(), 16);
         // At most four times the floor.
-        out.handed(16 * F, true, false);
+        out.handed(16 * F, true);
         fill(16);
         assert_eq!(take(), 16);
-        // A wait for the window: back to the floor, and what the writer still holds counts.
-        out.handed(12 * F, false, true);
-        assert!(out.poll_ready(&mut cx).is_pending());
-        fill(0);
-        out.handed(4 * F, true, true);
-        fill(4);
+        // What the writer still holds counts.
+        out.handed(12 * F, false);
+        fill(12);
     }
 
     #[test]

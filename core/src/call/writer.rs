@@ -239,14 +239,13 @@ impl Writer {
         sender: &mut Sender,
         chunks: VecDeque<Bytes>,
     ) -> Result<(), Status> {
-        let (mut handed, mut waited) = (0, false);
+        let mut handed = 0;
         for mut chunk in chunks {
             while !chunk.is_empty() {
                 let room = poll_fn(|cx| {
                     let r = sender.poll_capacity(cx, chunk.len());
                     if r.is_pending() {
-                        waited = true;
-                        self.queue.handed(std::mem::take(&mut handed), false, true);
+                        self.queue.handed(std::mem::take(&mut handed), false);
                     }
                     r
                 })
@@ -256,7 +255,7 @@ impl Writer {
                 sender.send_data(piece)?;
             }
         }
-        self.queue.handed(handed, true, waited);
+        self.queue.handed(handed, true);
         Ok(())
     }
 }
