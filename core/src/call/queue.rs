@@ -1252,12 +1252,7 @@ mod tests {
     #[tokio::test]
     async fn a_direct_answer_does_not_wake_the_writer_but_a_reset_does() {
         let (c, s) = tokio::io::duplex(1 << 16);
-        let srv = tokio::spawn(async move {
-            let mut conn = h2::server::handshake(s).await.unwrap();
-            let (req, respond) = conn.accept().await.unwrap().unwrap();
-            tokio::spawn(async move { while conn.accept().await.is_some() {} });
-            (req, respond)
-        });
+        let srv = grpc::accept_one(s);
         let (mut client, conn) = h2::client::handshake(c).await.unwrap();
         tokio::spawn(conn);
         let req = http::Request::post("http://x/p").body(()).unwrap();

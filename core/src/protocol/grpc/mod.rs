@@ -6,6 +6,8 @@
 mod stream;
 pub(crate) mod timeout;
 
+#[cfg(test)]
+pub(crate) use stream::accept_one;
 pub(crate) use stream::{Receiver, Sender};
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -29,6 +31,13 @@ pub(crate) fn content_type(subtype: Option<&str>) -> Result<HeaderValue, Status>
         Some(s) => HeaderValue::from_str(&format!("application/grpc+{s}"))
             .map_err(|_| Status::new(Code::InvalidArgument, "invalid content subtype")),
     }
+}
+
+/// A head's content type, or "" when it has none (or not as text).
+fn content_type_of(h: &http::HeaderMap) -> &str {
+    h.get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 pub(crate) fn is_grpc_content_type(ct: &str) -> bool {
@@ -121,10 +130,7 @@ pub(crate) fn accept(parts: &http::request::Parts) -> Result<Incoming, Refusal> 
         ));
     }
     let h = &parts.headers;
-    let ct = h
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ct = content_type_of(h);
     if !is_grpc_content_type(ct) {
         // The spec: "If Content-Type does not begin with "application/grpc", gRPC servers
         // SHOULD respond with HTTP status of 415 (Unsupported Media Type)."
@@ -285,10 +291,7 @@ pub(crate) fn check_response(
         );
         return Err(NoHead::Refused(s, md));
     }
-    let ct = h
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ct = content_type_of(h);
     if !is_grpc_content_type(ct) {
         let s = Status::new(
             Code::Unknown,

@@ -478,6 +478,23 @@ impl Receiver {
     }
 }
 
+/// For tests: an h2 server on `s` that accepts one stream and hands it over, serving the
+/// connection on.
+#[cfg(test)]
+pub(crate) fn accept_one(
+    s: tokio::io::DuplexStream,
+) -> tokio::task::JoinHandle<(
+    http::Request<h2::RecvStream>,
+    h2::server::SendResponse<Bytes>,
+)> {
+    tokio::spawn(async move {
+        let mut conn = h2::server::handshake(s).await.unwrap();
+        let (req, respond) = conn.accept().await.unwrap().unwrap();
+        tokio::spawn(async move { while conn.accept().await.is_some() {} });
+        (req, respond)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,12 +521,7 @@ mod tests {
     #[tokio::test]
     async fn only_a_lone_message_with_nothing_behind_it_is_answerable() {
         let (c, s) = tokio::io::duplex(1 << 16);
-        let srv = tokio::spawn(async move {
-            let mut conn = h2::server::handshake(s).await.unwrap();
-            let (req, respond) = conn.accept().await.unwrap().unwrap();
-            tokio::spawn(async move { while conn.accept().await.is_some() {} });
-            (req, respond)
-        });
+        let srv = accept_one(s);
         let (mut client, mut conn) = h2::client::handshake(c).await.unwrap();
         let mut ping = conn.ping_pong().expect("ping_pong");
         tokio::spawn(conn);
