@@ -489,3 +489,37 @@ async fn client_invalid_method_path_is_refused_at_open() {
         .expect("refused");
     assert_eq!(err.code(), Code::InvalidArgument);
 }
+
+/// A peer that connects and sends half of the HTTP/2 connection preface, or nothing, is
+/// closed once the handshake timeout passes; a connection that finished its preface is not,
+/// however long it stays idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_closes_a_connection_whose_preface_never_comes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = rill_server(ServerOptions {
+        handshake_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let addr = server.local_addr();
+    // "PRI * HTTP/2.0\r\n": the first 16 of the preface's 24 bytes.
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+
+    let ch = Channel::new(&format!("http://{addr}")).unwrap();
+    let first = ch.unary(PING_PONG, req(b"a", 0), CallOptions::new()).await;
+    assert!(first.is_ok(), "{first:?}");
+
+    // The server reads the preface, answers with its SETTINGS frame, then closes: read to
+    // the end (a bound far beyond the timeout, so a server that never closes fails here).
+    for (what, sock) in [("half a preface", &mut half), ("nothing", &mut silent)] {
+        let mut buf = Vec::new();
+        let r = tokio::time::timeout(Duration::from_secs(20), sock.read_to_end(&mut buf)).await;
+        assert!(r.is_ok(), "a connection that sent {what} is still open");
+    }
+
+    // The connection that finished its handshake outlives the timeout.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let again = ch.unary(PING_PONG, req(b"b", 0), CallOptions::new()).await;
+    assert!(again.is_ok(), "{again:?}");
+}

@@ -92,6 +92,7 @@ fn connection(
     alive: Option<mpsc::Sender<()>>,
 ) -> Arc<Driver> {
     let rt = tokio::runtime::Handle::current();
+    let handshake_by = tokio::time::Instant::now() + shared.opts.handshake_timeout;
     // The connection is polled through a driver, so that a handler's thread can put its
     // answer on the socket itself (see `driver`). Its calls hold the driver; the future
     // holds only a weak reference, or the two would keep each other alive.
@@ -99,19 +100,27 @@ fn connection(
         |me| async move {
             let _alive = alive;
             match shared.tls.clone() {
-                None => serve_h2(shared, sock, peer, me).await,
-                Some(acceptor) => match acceptor.accept(sock).await {
-                    Ok(tls) => serve_h2(shared, tls, peer, me).await,
-                    Err(e) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
-                },
+                None => serve_h2(shared, sock, peer, me, handshake_by).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout_at(handshake_by, acceptor.accept(sock)).await {
+                        Ok(Ok(tls)) => serve_h2(shared, tls, peer, me, handshake_by).await,
+                        Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+                    }
+                }
             }
         },
         rt,
     )
 }
 
-async fn serve_h2<T>(shared: Arc<Shared>, io: T, peer: SocketAddr, me: std::sync::Weak<Driver>)
-where
+async fn serve_h2<T>(
+    shared: Arc<Shared>,
+    io: T,
+    peer: SocketAddr,
+    me: std::sync::Weak<Driver>,
+    handshake_by: tokio::time::Instant,
+) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let o = &shared.opts;
@@ -121,12 +130,16 @@ where
         o.initial_stream_window,
         o.initial_connection_window,
     )
-    .handshake::<T, Bytes>(io)
-    .await;
-    let mut conn = match conn {
-        Ok(c) => c,
-        Err(e) => {
+    .handshake::<T, Bytes>(io);
+    // h2's handshake ends once the client's connection preface has arrived.
+    let mut conn = match tokio::time::timeout_at(handshake_by, conn).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
             tracing::debug!("HTTP/2 handshake with {peer} failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("{peer} sent no HTTP/2 connection preface in time");
             return;
         }
     };

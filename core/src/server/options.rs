@@ -1,7 +1,15 @@
 //! What a server may be told about its connections and calls.
 
+use std::time::Duration;
+
 use crate::protocol::envelope::DEFAULT_MAX_RECV_MESSAGE;
 use crate::transport::tls::ServerTls;
+
+/// A client on a slow mobile network finishes a TLS handshake and its preface within a few
+/// round trips; ten seconds leaves room for that and little for a peer that stalls on
+/// purpose. (grpc-go's `ConnectionTimeout` allows 120 s; nginx's `client_header_timeout`
+/// 60 s.)
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Server settings.
 #[derive(Clone, Debug)]
@@ -15,6 +23,11 @@ pub struct ServerOptions {
     pub initial_stream_window: u32,
     pub initial_connection_window: u32,
     pub tls: Option<ServerTls>,
+    /// How long a new connection may take to finish its TLS handshake and send the
+    /// HTTP/2 connection preface; past it the server closes the connection. A peer that
+    /// opens connections and sends nothing (or half a preface) would otherwise hold a file
+    /// descriptor each for as long as it likes.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -26,6 +39,7 @@ impl Default for ServerOptions {
             initial_stream_window: 1 << 20,
             initial_connection_window: 4 << 20,
             tls: None,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }
