@@ -224,3 +224,39 @@ async fn many_small_data_frames_to_a_slow_reader() {
         assert_eq!(n, 200);
     }
 }
+
+/// At `max_connections` the server accepts no more until a connection ends: a peer that
+/// holds the only place (connected, silent) keeps a second client waiting, and the second
+/// is served once the first goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_at_its_connection_limit_accepts_once_a_connection_ends() {
+    let server = rill_server(ServerOptions {
+        max_connections: Some(1),
+        handshake_timeout: Duration::from_secs(60),
+        ..Default::default()
+    });
+    let addr = server.local_addr();
+    let holder = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Give the server the time to accept the holder (a second client that came first
+    // would hold the place instead).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let ch = Channel::new(&format!("http://{addr}")).unwrap();
+    let opts = || CallOptions::new().timeout(Duration::from_millis(300));
+    let waiting = ch.unary(PING_PONG, req(b"a", 0), opts()).await;
+    assert_eq!(
+        waiting.as_ref().map(drop).map_err(|s| s.code()),
+        Err(Code::DeadlineExceeded),
+        "{waiting:?}"
+    );
+
+    drop(holder);
+    let served = ch
+        .unary(
+            PING_PONG,
+            req(b"b", 0),
+            CallOptions::new().timeout(Duration::from_secs(10)),
+        )
+        .await;
+    assert!(served.is_ok(), "{served:?}");
+}

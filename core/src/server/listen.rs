@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::dispatch::dispatch;
@@ -34,34 +34,28 @@ pub(super) async fn serve(
     let mut conns = JoinSet::new();
     // Hosted connections each hold a sender; `recv` ends once all of them have ended.
     let (hosted_alive, mut hosted_done) = mpsc::channel::<()>(1);
+    let room = shared
+        .opts
+        .max_connections
+        .map(|n| Arc::new(Semaphore::new(n)));
     loop {
+        // At the connection limit, wait for a connection to end before accepting.
+        let permit = match &room {
+            None => None,
+            Some(room) => tokio::select! {
+                p = room.clone().acquire_owned() => p.ok(),
+                Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+                _ = phase.changed() => {
+                    if *phase.borrow() != Phase::Serving {
+                        break;
+                    }
+                    continue;
+                }
+            },
+        };
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((tcp, peer)) => match &shared.hosted {
-                    None => {
-                        let driver = connection(shared.clone(), Socket::new(tcp), peer, None);
-                        conns.spawn(async move {
-                            // Aborted with the server, the task takes the connection down
-                            // with it.
-                            let _closer = driver.closer();
-                            std::future::poll_fn(|cx| driver.poll_task(cx)).await;
-                        });
-                    }
-                    Some(to_host) => {
-                        let tcp = match tcp.into_std() {
-                            Ok(t) => t,
-                            Err(e) => {
-                                tracing::warn!("cannot take connection from {peer} off the reactor: {e}");
-                                continue;
-                            }
-                        };
-                        let (sock, ready) = Socket::hosted(tcp);
-                        let fd = sock.fd();
-                        let driver = connection(shared.clone(), sock, peer, Some(hosted_alive.clone()));
-                        // Refused only when the server is gone; the connection then closes.
-                        let _ = to_host.send(HostedConnection::new(driver, ready, fd));
-                    }
-                },
+                Ok((tcp, peer)) => start(&shared, tcp, peer, permit, &mut conns, &hosted_alive),
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!("accept failed: {e}");
@@ -83,13 +77,48 @@ pub(super) async fn serve(
     let _ = done.send(true);
 }
 
+/// Starts an accepted connection: on a task of the runtime, or handed to the host's loop.
+fn start(
+    shared: &Arc<Shared>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    permit: Option<OwnedSemaphorePermit>,
+    conns: &mut JoinSet<()>,
+    hosted_alive: &mpsc::Sender<()>,
+) {
+    let Some(to_host) = &shared.hosted else {
+        let driver = connection(shared.clone(), Socket::new(tcp), peer, None, permit);
+        conns.spawn(async move {
+            // Aborted with the server, the task takes the connection down with it.
+            let _closer = driver.closer();
+            std::future::poll_fn(|cx| driver.poll_task(cx)).await;
+        });
+        return;
+    };
+    let tcp = match tcp.into_std() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("cannot take connection from {peer} off the reactor: {e}");
+            return;
+        }
+    };
+    let (sock, ready) = Socket::hosted(tcp);
+    let fd = sock.fd();
+    let alive = Some(hosted_alive.clone());
+    let driver = connection(shared.clone(), sock, peer, alive, permit);
+    // Refused only when the server is gone; the connection then closes.
+    let _ = to_host.send(HostedConnection::new(driver, ready, fd));
+}
+
 /// The driver of one accepted connection: TLS (if configured), HTTP/2, then its calls.
-/// `alive` is held until the connection ends.
+/// `alive` and `permit` (its place under `max_connections`) are held until the connection
+/// ends.
 fn connection(
     shared: Arc<Shared>,
     sock: Socket,
     peer: SocketAddr,
     alive: Option<mpsc::Sender<()>>,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> Arc<Driver> {
     let rt = tokio::runtime::Handle::current();
     let handshake_by = tokio::time::Instant::now() + shared.opts.handshake_timeout;
@@ -99,6 +128,7 @@ fn connection(
     Driver::new_cyclic(
         |me| async move {
             let _alive = alive;
+            let _permit = permit;
             match shared.tls.clone() {
                 None => serve_h2(shared, sock, peer, me, handshake_by).await,
                 Some(acceptor) => {

@@ -28,6 +28,11 @@ pub struct ServerOptions {
     /// opens connections and sends nothing (or half a preface) would otherwise hold a file
     /// descriptor each for as long as it likes.
     pub handshake_timeout: Duration,
+    /// At most this many connections at once (`None`: no limit). At the limit the server
+    /// accepts no more until one ends; new ones wait in the listen backlog. Each
+    /// connection costs a file descriptor and its buffers, so this bounds what many peers,
+    /// or one that opens connections without end, can take.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServerOptions {
@@ -40,6 +45,7 @@ impl Default for ServerOptions {
             initial_connection_window: 4 << 20,
             tls: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_connections: None,
         }
     }
 }
