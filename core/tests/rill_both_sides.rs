@@ -596,15 +596,7 @@ async fn cancelling_thousands_of_server_streams_keeps_the_connection() {
     });
     let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
     for i in 0..3_000 {
-        let mut call = ch
-            .open(
-                ECHO_SERVER,
-                rillrpc::Shape::ServerStreaming,
-                CallOptions::new(),
-            )
-            .unwrap();
-        call.send(req(b"", 0)).await.unwrap();
-        call.close_send();
+        let mut call = open_server_stream(&ch).await;
         let first = call
             .recv()
             .await
@@ -612,14 +604,20 @@ async fn cancelling_thousands_of_server_streams_keeps_the_connection() {
         assert!(first.is_some(), "call {i} ended before its first message");
         call.cancel();
     }
-    let mut after = ch
+    let mut after = open_server_stream(&ch).await;
+    assert!(after.recv().await.unwrap().is_some());
+}
+
+/// A server-streaming call with its request sent and its sending side closed.
+async fn open_server_stream(ch: &Channel) -> rillrpc::Call {
+    let call = ch
         .open(
             ECHO_SERVER,
             rillrpc::Shape::ServerStreaming,
             CallOptions::new(),
         )
         .unwrap();
-    after.send(req(b"", 0)).await.unwrap();
-    after.close_send();
-    assert!(after.recv().await.unwrap().is_some());
+    call.send(req(b"", 0)).await.unwrap();
+    call.close_send();
+    call
 }

@@ -165,22 +165,13 @@ func worker(conn *grpc.ClientConn, workload string, payload []byte, c *counter) 
 	ctx := context.Background()
 	switch workload {
 	case "server-stream":
-		s, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, echo.EchoServer)
+		s, err := openEndless(ctx, conn, payload)
 		if err != nil {
-			return err
-		}
-		if err := s.SendMsg(&echo.Request{Payload: payload, Count: math.MaxInt32}); err != nil {
-			return err
-		}
-		if err := s.CloseSend(); err != nil {
 			return err
 		}
 		k := uint64(0)
 		for {
-			if err := s.RecvMsg(new(echo.Response)); err != nil {
-				if err == io.EOF {
-					return errors.New("server stream ended early")
-				}
+			if err := recvOne(s); err != nil {
 				return err
 			}
 			k++
@@ -264,16 +255,30 @@ func worker(conn *grpc.ClientConn, workload string, payload []byte, c *counter) 
 func cancelAfterFirst(conn *grpc.ClientConn, payload []byte) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, echo.EchoServer)
+	s, err := openEndless(ctx, conn, payload)
 	if err != nil {
 		return err
 	}
+	return recvOne(s)
+}
+
+// openEndless opens an EchoServer call whose server sends without end.
+func openEndless(ctx context.Context, conn *grpc.ClientConn, payload []byte) (grpc.ClientStream, error) {
+	s, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, echo.EchoServer)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.SendMsg(&echo.Request{Payload: payload, Count: math.MaxInt32}); err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.CloseSend(); err != nil {
-		return err
+		return nil, err
 	}
+	return s, nil
+}
+
+// recvOne reads one response of an endless server stream: its end is an error.
+func recvOne(s grpc.ClientStream) error {
 	if err := s.RecvMsg(new(echo.Response)); err != nil {
 		if err == io.EOF {
 			return errors.New("server stream ended early")

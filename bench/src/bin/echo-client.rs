@@ -544,16 +544,16 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
                     call.cancel();
                     Ok::<_, rillrpc::Status>(m)
                 };
-                match first.await {
+                let first = match first.await {
                     Ok(Some(m)) => {
+                        // A wrong answer ends the worker; only transport failures retry.
                         decode(&m)?;
-                        failed_in_a_row = 0;
-                        c.add(1);
+                        Ok(true)
                     }
-                    Ok(None) => return Err("server stream ended early".into()),
-                    Err(_) if failed_in_a_row < 3 => failed_in_a_row += 1,
-                    Err(e) => return Err(e.to_string()),
-                }
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e.to_string()),
+                };
+                tally_cancel(first, &mut failed_in_a_row, &c)?;
             }
             Ok(())
         }
@@ -578,21 +578,33 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
                     drop(s);
                     Ok::<_, tonic::Status>(m)
                 };
-                match first.await {
-                    Ok(Some(_)) => {
-                        failed_in_a_row = 0;
-                        c.add(1);
-                    }
-                    Ok(None) => return Err("server stream ended early".into()),
-                    Err(_) if failed_in_a_row < 3 => failed_in_a_row += 1,
-                    Err(e) => return Err(e.to_string()),
-                }
+                let first = first.await.map(|m| m.is_some()).map_err(|e| e.to_string());
+                tally_cancel(first, &mut failed_in_a_row, &c)?;
             }
             Ok(())
         }
         (_, Workload::IdleStreams | Workload::StalledStreams) => {
             unreachable!("memory workloads are not rates")
         }
+    }
+}
+
+/// Counts one call of the cancel workload: `Ok(true)`, its first response came; `Ok(false)`,
+/// the stream ended without one. A failed call is not counted, and the fourth in a row ends
+/// the worker.
+fn tally_cancel(first: Res<bool>, failed_in_a_row: &mut u32, c: &Counter) -> Res<()> {
+    match first {
+        Ok(true) => {
+            *failed_in_a_row = 0;
+            c.add(1);
+            Ok(())
+        }
+        Ok(false) => Err("server stream ended early".into()),
+        Err(_) if *failed_in_a_row < 3 => {
+            *failed_in_a_row += 1;
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
