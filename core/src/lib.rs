@@ -25,6 +25,7 @@ pub use client::{Channel, ChannelOptions};
 pub use error::{Error, ErrorKind};
 pub use metadata::{InvalidMetadata, Metadata, MetadataValue};
 pub use protocol::envelope::{Encoding, DEFAULT_MAX_RECV_MESSAGE};
+pub use protocol::Protocol;
 pub use server::{Server, ServerBuilder, ServerOptions};
 pub use status::{Code, Status};
 pub use transport::{ClientTls, HostedConnection, Interest, ServerTls};

@@ -134,7 +134,7 @@ async fn server_unknown_encoding() {
 
 #[tokio::test]
 async fn server_non_grpc_content_type_is_415() {
-    let (http, _, _, _) = server_case(&[("content-type", "application/json")], b"{}").await;
+    let (http, _, _, _) = server_case(&[("content-type", "text/plain")], b"{}").await;
     assert_eq!(http, 415);
 }
 

@@ -1078,7 +1078,7 @@ fn discard(mut st: MutexGuard<'_, State>) {
 mod tests {
     use super::*;
     use crate::call::flow::{FLOWING, LINGER_MAX, LINGER_TICK, TRICKLE};
-    use crate::protocol::grpc;
+    use crate::protocol::Wire;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -1252,14 +1252,14 @@ mod tests {
     #[tokio::test]
     async fn a_direct_answer_does_not_wake_the_writer_but_a_reset_does() {
         let (c, s) = tokio::io::duplex(1 << 16);
-        let srv = grpc::accept_one(s);
+        let srv = crate::protocol::accept_one(s);
         let (mut client, conn) = h2::client::handshake(c).await.unwrap();
         tokio::spawn(conn);
         let req = http::Request::post("http://x/p").body(()).unwrap();
         let (resp, mut req_stream) = client.send_request(req, false).unwrap();
         let (_req, respond) = srv.await.unwrap();
         let ct = http::HeaderValue::from_static("application/grpc");
-        let mut sender = Sender::Grpc(grpc::Sender::server(respond, ct, None));
+        let mut sender = Sender::server(Wire::Grpc, respond, ct, None);
         sender.send_head(None, Encoding::Identity).unwrap();
         let mut resp = resp.await.unwrap().into_body();
 

@@ -16,7 +16,7 @@ use super::shape::Shape;
 use super::writer::{Role, Writer};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::Encoding;
-use crate::protocol::{Abort, End, Receiver, Sender};
+use crate::protocol::{Abort, End, Protocol, Receiver, Sender};
 use crate::runtime;
 use crate::status::{Code, Status};
 
@@ -24,6 +24,7 @@ use crate::status::{Code, Status};
 pub(crate) struct Accepted {
     pub(crate) method: String,
     pub(crate) shape: Shape,
+    pub(crate) protocol: Protocol,
     pub(crate) metadata: Metadata,
     pub(crate) timeout: Option<Duration>,
     pub(crate) peer: SocketAddr,
@@ -40,6 +41,7 @@ pub struct ServerCall {
     send: SendHalf,
     method: String,
     shape: Shape,
+    protocol: Protocol,
     metadata: Metadata,
     deadline: Option<Instant>,
     peer: SocketAddr,
@@ -98,6 +100,7 @@ impl ServerCall {
             send: SendHalf::new(queue, None, false),
             method: a.method,
             shape: a.shape,
+            protocol: a.protocol,
             metadata: a.metadata,
             deadline,
             peer: a.peer,
@@ -117,6 +120,11 @@ impl ServerCall {
 
     pub fn shape(&self) -> Shape {
         self.shape
+    }
+
+    /// The protocol the client called with: the handler is the same for every one.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// The request metadata (custom headers).

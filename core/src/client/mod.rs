@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::call::{Call, CallOptions, Shape, Start};
 use crate::error::Error;
 use crate::protocol::envelope::{Encoding, DEFAULT_MAX_RECV_MESSAGE};
-use crate::protocol::{grpc, Framing, Receiver, Sender};
+use crate::protocol::{grpc, stream, Framing, Receiver, Sender};
 use crate::runtime;
 use crate::status::Status;
 use crate::transport::hosted::{self, HostedConnection};
@@ -242,8 +242,8 @@ impl Channel {
 fn halves((response, stream, conn): Opened, max_recv: usize) -> (Sender, Receiver) {
     let goaway = conn.goaway.clone();
     (
-        Sender::Grpc(grpc::Sender::client(stream, conn.driver, goaway.clone())),
-        Receiver::Grpc(grpc::Receiver::client(response, max_recv, goaway)),
+        Sender::client(stream::Sender::client(stream, conn.driver, goaway.clone())),
+        Receiver::client(stream::Receiver::client(response, max_recv, goaway)),
     )
 }
 

@@ -75,6 +75,30 @@ fn encode_gzip(buf: &mut BytesMut, msg: &[u8]) -> Result<(), Status> {
     Ok(())
 }
 
+/// Appends `msg` compressed with `enc` (as it is for identity), with no envelope: a body
+/// that is one message.
+pub(crate) fn compress(buf: &mut BytesMut, msg: &[u8], enc: Encoding) -> Result<(), Status> {
+    match enc {
+        Encoding::Identity => buf.extend_from_slice(msg),
+        Encoding::Gzip => {
+            let mut w = GzEncoder::new(buf.writer(), flate2::Compression::fast());
+            w.write_all(msg)
+                .and_then(|()| w.finish().map(drop))
+                .map_err(|e| Status::internal(format!("gzip: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Decompresses a whole message received with `enc`, refusing one larger than
+/// `max_message` once decompressed.
+pub(crate) fn decompress(enc: Encoding, msg: &[u8], max_message: usize) -> Result<Bytes, Status> {
+    match enc {
+        Encoding::Identity => Ok(Bytes::copy_from_slice(msg)),
+        Encoding::Gzip => decode_gzip(msg, max_message),
+    }
+}
+
 /// The prefix alone, for a large message sent as its own chunk without copying it.
 pub(crate) fn prefix(len: usize) -> Result<[u8; PREFIX_LEN], Status> {
     let l = frame_len(len)?.to_be_bytes();

@@ -1,26 +1,37 @@
 //! How a call looks on the wire.
 //!
 //! The call machinery (`call/`) speaks messages, metadata, a final `Status` and an
-//! [`Abort`] reason. A protocol turns those into its wire form and back: gRPC's 5-byte
-//! envelope and HTTP/2 headers and trailers today; gRPC-Web, Connect and Kitex's TTHeader
-//! next. Its codecs are sans I/O ([`envelope`], the header and status rules of [`grpc`]);
-//! its two per-call ends, [`Sender`] and [`Receiver`], apply them to one transport stream.
+//! [`Abort`] reason. A protocol turns those into its wire form and back: gRPC, gRPC-Web
+//! and Connect over HTTP today; Kitex's TTHeader next. Its codecs are sans I/O
+//! ([`envelope`], the header and status rules of [`grpc`] and [`connect`]); its two
+//! per-call ends, [`Sender`] and [`Receiver`], apply them to one transport stream.
 //!
 //! The seam is a closed enum, not a trait object: the set of protocols is ours and fixed
 //! at compile time, every send and receive of every message passes through it (a match
 //! on a small enum costs nothing, a vtable call per message and a box per call do), and
-//! adding a protocol makes the compiler point at every place that must learn it. A
-//! protocol that is not HTTP at all (TTHeader) fits the same shape: a variant holding its
-//! own transport stream, framing messages its own way ([`Framing`]) and saying the end of
-//! a call in its own frames.
+//! adding a protocol makes the compiler point at every place that must learn it. The
+//! protocols over HTTP share one variant, as connect-go's share `net/http`: their streams
+//! differ only in how a head and an end look ([`Wire`]). A protocol that is not HTTP at
+//! all (TTHeader) fits the same shape: a variant holding its own transport stream,
+//! framing messages its own way ([`Framing`]) and saying the end of a call in its own
+//! frames.
 
+pub(crate) mod connect;
+mod details;
 pub(crate) mod envelope;
 pub(crate) mod grpc;
+pub(crate) mod stream;
 mod terms;
+mod wire;
 
-pub(crate) use terms::{Abort, End, Framing, NoHead, PeerEnd};
+#[cfg(test)]
+pub(crate) use stream::accept_one;
+pub use terms::Protocol;
+pub(crate) use terms::{Abort, End, Framing, NoHead, NotACall, PeerEnd, Refusal};
+pub(crate) use wire::Wire;
 
 use bytes::Bytes;
+use http::HeaderValue;
 use std::task::{Context, Poll};
 
 use crate::metadata::Metadata;
@@ -30,13 +41,34 @@ use envelope::Encoding;
 
 /// The sending end of one call on the wire.
 pub(crate) enum Sender {
-    Grpc(grpc::Sender),
+    /// A call over HTTP/2: gRPC, gRPC-Web or Connect.
+    Http(stream::Sender),
 }
 
 impl Sender {
+    pub(crate) fn client(s: stream::Sender) -> Sender {
+        Sender::Http(s)
+    }
+
+    pub(crate) fn server(
+        wire: Wire,
+        respond: h2::server::SendResponse<Bytes>,
+        content_type: HeaderValue,
+        driver: Option<std::sync::Arc<crate::transport::driver::Driver>>,
+    ) -> Sender {
+        Sender::Http(stream::Sender::server(wire, respond, content_type, driver))
+    }
+
     pub(crate) fn framing(&self) -> Framing {
         match self {
-            Sender::Grpc(_) => Framing::Envelope,
+            Sender::Http(s) => s.framing(),
+        }
+    }
+
+    /// Ends a call refused before it began with its status alone.
+    pub(crate) fn refuse(self, status: &Status, accept: Option<&'static str>) {
+        match self {
+            Sender::Http(s) => s.refuse(status, accept),
         }
     }
 
@@ -48,7 +80,7 @@ impl Sender {
         want: usize,
     ) -> Poll<Result<usize, Status>> {
         match self {
-            Sender::Grpc(s) => s.poll_capacity(cx, want),
+            Sender::Http(s) => s.poll_capacity(cx, want),
         }
     }
 
@@ -60,26 +92,26 @@ impl Sender {
         enc: Encoding,
     ) -> Result<(), Status> {
         match self {
-            Sender::Grpc(s) => s.send_head(metadata, enc),
+            Sender::Http(s) => s.send_head(metadata, enc),
         }
     }
 
     /// Framed messages; the window must have room (`poll_capacity`).
     pub(crate) fn send_data(&mut self, data: Bytes) -> Result<(), Status> {
         match self {
-            Sender::Grpc(s) => s.send_data(data),
+            Sender::Http(s) => s.send_data(data),
         }
     }
 
     pub(crate) fn send_end(&mut self, end: End, enc: Encoding) -> Result<(), Status> {
         match self {
-            Sender::Grpc(s) => s.send_end(end, enc),
+            Sender::Http(s) => s.send_end(end, enc),
         }
     }
 
     pub(crate) fn abort(&mut self, why: Abort) {
         match self {
-            Sender::Grpc(s) => s.abort(why),
+            Sender::Http(s) => s.abort(why),
         }
     }
 
@@ -87,7 +119,7 @@ impl Sender {
     /// window grows: the stream's one send task is whoever polled last).
     pub(crate) fn poll_peer_end(&mut self, cx: &mut Context<'_>) -> Poll<PeerEnd> {
         match self {
-            Sender::Grpc(s) => s.poll_peer_end(cx),
+            Sender::Http(s) => s.poll_peer_end(cx),
         }
     }
 
@@ -95,7 +127,7 @@ impl Sender {
     /// after them (see `transport::driver`).
     pub(crate) fn announce(&self) -> Option<Kick> {
         match self {
-            Sender::Grpc(s) => s.announce(),
+            Sender::Http(s) => s.announce(),
         }
     }
 
@@ -105,7 +137,7 @@ impl Sender {
     /// Hands the bytes back otherwise.
     pub(crate) fn try_send_now(&mut self, data: Bytes, end: bool) -> Result<Option<Kick>, Bytes> {
         match self {
-            Sender::Grpc(s) => s.try_send_now(data, end),
+            Sender::Http(s) => s.try_send_now(data, end),
         }
     }
 
@@ -114,23 +146,36 @@ impl Sender {
     /// the head. For small requests only; hands the bytes back if the stream is gone.
     pub(crate) fn send_request_now(&mut self, data: Bytes) -> Result<Option<Kick>, Bytes> {
         match self {
-            Sender::Grpc(s) => s.send_request_now(data),
+            Sender::Http(s) => s.send_request_now(data),
         }
     }
 }
 
 /// The receiving end of one call on the wire.
 pub(crate) enum Receiver {
-    Grpc(grpc::Receiver),
+    Http(stream::Receiver),
 }
 
 impl Receiver {
+    pub(crate) fn client(r: stream::Receiver) -> Receiver {
+        Receiver::Http(r)
+    }
+
+    pub(crate) fn server(
+        wire: Wire,
+        body: h2::RecvStream,
+        max_message: usize,
+        encoding: Encoding,
+    ) -> Receiver {
+        Receiver::Http(stream::Receiver::server(wire, body, max_message, encoding))
+    }
+
     /// A client's response head: its metadata, or the status that ended the call before
     /// any message (a Trailers-Only response, an HTTP error, a broken stream). Servers
     /// have theirs from the start.
     pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
         match self {
-            Receiver::Grpc(r) => r.poll_head(cx),
+            Receiver::Http(r) => r.poll_head(cx),
         }
     }
 
@@ -140,7 +185,7 @@ impl Receiver {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, Status>> {
         match self {
-            Receiver::Grpc(r) => r.poll_message(cx),
+            Receiver::Http(r) => r.poll_message(cx),
         }
     }
 
@@ -148,21 +193,21 @@ impl Receiver {
     /// transport failure that ended the stream first.
     pub(crate) fn poll_status(&mut self, cx: &mut Context<'_>) -> Poll<Result<Status, Status>> {
         match self {
-            Receiver::Grpc(r) => r.poll_status(cx),
+            Receiver::Http(r) => r.poll_status(cx),
         }
     }
 
     /// Whether a send now answers the message just handed out (see `envelope::Decoder`).
     pub(crate) fn answerable(&mut self) -> bool {
         match self {
-            Receiver::Grpc(r) => r.answerable(),
+            Receiver::Http(r) => r.answerable(),
         }
     }
 
     /// Whether the last message arrived compressed on the wire.
     pub(crate) fn last_compressed(&self) -> bool {
         match self {
-            Receiver::Grpc(r) => r.last_compressed(),
+            Receiver::Http(r) => r.last_compressed(),
         }
     }
 }

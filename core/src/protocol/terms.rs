@@ -2,10 +2,62 @@
 //! messages are framed. Every protocol says them in its own wire form.
 
 use bytes::BytesMut;
+use http::{HeaderValue, StatusCode};
+use std::time::Duration;
 
 use super::envelope::{self, Encoding};
 use crate::metadata::Metadata;
 use crate::status::Status;
+
+/// The protocol a call speaks, as a handler may ask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// gRPC over HTTP/2.
+    Grpc,
+    /// gRPC-Web: gRPC with its trailers in the body, for browsers and HTTP/1.1.
+    GrpcWeb,
+    /// Connect, streaming or unary.
+    Connect,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::GrpcWeb => "grpc-web",
+            Protocol::Connect => "connect",
+        }
+    }
+}
+
+/// A request the server accepts as a call.
+pub(crate) struct Incoming {
+    pub(crate) path: String,
+    pub(crate) metadata: Metadata,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) encoding: Encoding,
+    pub(crate) accepts_gzip: bool,
+    /// The response's content type: the request's, parameters dropped.
+    pub(crate) content_type: HeaderValue,
+}
+
+/// A request that is not a call at all: answered with an HTTP status and a short text
+/// body (405, 415), and for a gRPC client with the status its headers carry too.
+pub(crate) struct NotACall {
+    pub(crate) status: StatusCode,
+    pub(crate) why: &'static str,
+    pub(crate) grpc_status: Option<Status>,
+}
+
+/// A call the server cannot take: its status, which the call's protocol says as it ends a
+/// call that sent nothing.
+pub(crate) struct Refusal {
+    pub(crate) status: Status,
+    /// The response's content type.
+    pub(crate) content_type: HeaderValue,
+    /// The encodings to offer (for an unknown one).
+    pub(crate) accept: Option<&'static str>,
+}
 
 /// How a call ends abruptly, in the call's own terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,8 +103,11 @@ pub(crate) enum NoHead {
 /// How messages are framed into the send queue's shared buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Framing {
-    /// The length-prefixed envelope of gRPC (and, later, gRPC-Web and Connect streaming).
+    /// The length-prefixed envelope of gRPC, gRPC-Web and Connect streaming.
     Envelope,
+    /// The bare message, compressed whole if at all: Connect unary's one message is the
+    /// body.
+    Bare,
 }
 
 impl Framing {
@@ -60,6 +115,7 @@ impl Framing {
     pub(crate) fn frame(self, buf: &mut BytesMut, msg: &[u8], enc: Encoding) -> Result<(), Status> {
         match self {
             Framing::Envelope => envelope::encode(buf, msg, enc),
+            Framing::Bare => envelope::compress(buf, msg, enc),
         }
     }
 
@@ -68,6 +124,7 @@ impl Framing {
     pub(crate) fn prefix(self, len: usize) -> Result<Option<[u8; envelope::PREFIX_LEN]>, Status> {
         match self {
             Framing::Envelope => envelope::prefix(len).map(Some),
+            Framing::Bare => Ok(None),
         }
     }
 }

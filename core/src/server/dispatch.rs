@@ -1,5 +1,7 @@
 //! Dispatch: what each request on a connection becomes — a call handed to its handler
-//! (`serve`) or to `accept`, or a refusal (not gRPC, an unknown method, a bad header) answered on the spot.
+//! (`serve`) or to `accept`, or a refusal (not a call, an unknown method, a bad header)
+//! answered on the spot. The request's content type chooses the protocol (gRPC, gRPC-Web,
+//! Connect), as connect-go's handler does; the call is the same whichever it is.
 
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -11,35 +13,36 @@ use std::time::Duration;
 
 use super::shared::Shared;
 use crate::call::{Accepted, ServerCall, Shape};
-use crate::protocol::grpc::{self, Refusal};
-use crate::protocol::{Receiver, Sender};
+use crate::protocol::{connect, grpc, NotACall, Receiver, Refusal, Sender, Wire};
 use crate::status::{Code, Status};
 use crate::transport::driver::Driver;
 
 pub(super) fn dispatch(
     shared: &Shared,
     req: Request<h2::RecvStream>,
-    mut respond: SendResponse<Bytes>,
+    respond: SendResponse<Bytes>,
     peer: SocketAddr,
     driver: Option<Arc<Driver>>,
 ) {
     let (parts, body) = req.into_parts();
-    let incoming = match grpc::accept(&parts) {
+    let (wire, base) = match Wire::of_request(&parts) {
+        Ok(w) => w,
+        Err(n) => return refuse_http(respond, body, n),
+    };
+    let incoming = match wire {
+        Wire::Grpc | Wire::GrpcWeb => grpc::accept(&parts, &base),
+        Wire::ConnectStream => connect::accept(&parts, &base, false),
+        Wire::ConnectUnary => connect::accept(&parts, &base, true),
+    };
+    let incoming = match incoming {
         Ok(i) => i,
-        Err(Refusal::Http(status, why, grpc_status)) => {
-            let mut r = plain(status);
-            if let Some(s) = grpc_status {
-                // A gRPC client learns the reason from the headers grpc-go sends too.
-                for (k, v) in grpc::trailers(&s).iter() {
-                    r.headers_mut().append(k.clone(), v.clone());
-                }
-            }
-            refuse(respond, body, r, why);
-            return;
-        }
-        Err(Refusal::Status(s, ct, accept)) => {
-            let _ = respond.send_response(grpc::trailers_only(&ct, &s, accept), true);
-            return;
+        Err(r) => {
+            let Refusal {
+                status,
+                content_type,
+                accept,
+            } = r;
+            return Sender::server(wire, respond, content_type, driver).refuse(&status, accept);
         }
     };
     let Some(&shape) = shared.methods.get(&incoming.path) else {
@@ -47,22 +50,41 @@ pub(super) fn dispatch(
             Code::Unimplemented,
             unknown_method_message(&incoming.path, &shared.methods),
         );
-        let _ = respond.send_response(grpc::trailers_only(&incoming.content_type, &s, None), true);
-        return;
+        return Sender::server(wire, respond, incoming.content_type, driver).refuse(&s, None);
     };
+    // Connect's unary form is for unary methods and its streaming form for the others, as
+    // connect-go routes them: the other form is a content type the method does not take.
+    let connect_unary = wire == Wire::ConnectUnary;
+    if matches!(wire, Wire::ConnectStream | Wire::ConnectUnary)
+        && connect_unary != (shape == Shape::Unary)
+    {
+        let why = if connect_unary {
+            "a streaming method takes Connect's streaming content type, application/connect+<codec>\n"
+        } else {
+            "a unary method takes Connect's unary content type, application/<codec>\n"
+        };
+        let n = NotACall {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            why,
+            grpc_status: None,
+        };
+        return refuse_http(respond, body, n);
+    }
     let call = ServerCall::new(Accepted {
         shape,
+        protocol: wire.protocol(),
         metadata: incoming.metadata,
         timeout: incoming.timeout,
         peer,
         request_encoding: incoming.encoding,
         accepts_gzip: incoming.accepts_gzip,
-        sender: Sender::Grpc(grpc::Sender::server(respond, incoming.content_type, driver)),
-        receiver: Receiver::Grpc(grpc::Receiver::server(
+        sender: Sender::server(wire, respond, incoming.content_type, driver),
+        receiver: Receiver::server(
+            wire,
             body,
             shared.opts.max_recv_message_size,
             incoming.encoding,
-        )),
+        ),
         method: incoming.path,
     });
     match shared.handler.get() {
@@ -72,6 +94,18 @@ pub(super) fn dispatch(
             let _ = shared.calls.send(call);
         }
     }
+}
+
+/// Answers a request that is not a call with a plain HTTP status.
+fn refuse_http(respond: SendResponse<Bytes>, body: h2::RecvStream, n: NotACall) {
+    let mut resp = plain(n.status);
+    if let Some(s) = n.grpc_status {
+        // A gRPC client learns the reason from the headers grpc-go sends too.
+        for (k, v) in grpc::trailers(&s).iter() {
+            resp.headers_mut().append(k.clone(), v.clone());
+        }
+    }
+    refuse(respond, body, resp, n.why);
 }
 
 /// How long a refused request may take to end before it is answered anyway.

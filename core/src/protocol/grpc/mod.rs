@@ -1,22 +1,21 @@
 //! gRPC over HTTP/2: the request and response heads, the trailers that carry the status,
 //! Trailers-Only responses, and how HTTP/2 resets and HTTP statuses map to codes
-//! (gRPC's `PROTOCOL-HTTP2.md` and `http-grpc-status-mapping.md`). The rules are sans I/O;
-//! [`stream`] applies them to an h2 stream.
+//! (gRPC's `PROTOCOL-HTTP2.md` and `http-grpc-status-mapping.md`); and gRPC-Web
+//! (`PROTOCOL-WEB.md`), which is gRPC with its trailers moved into the body. The rules are
+//! sans I/O; `protocol::stream` applies them to an h2 stream.
 
-mod stream;
 pub(crate) mod timeout;
-
-#[cfg(test)]
-pub(crate) use stream::accept_one;
-pub(crate) use stream::{Receiver, Sender};
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::envelope::{self, Encoding};
 use super::terms::NoHead;
+use super::terms::{Incoming, Refusal};
 use crate::metadata::{decode_bin, Metadata};
 use crate::status::{Code, Status};
 
@@ -43,6 +42,32 @@ fn content_type_of(h: &http::HeaderMap) -> &str {
 pub(crate) fn is_grpc_content_type(ct: &str) -> bool {
     let base = ct.split(';').next().unwrap_or("").trim();
     base == "application/grpc" || base.starts_with("application/grpc+")
+}
+
+/// gRPC-Web's binary content type, `application/grpc-web[+proto]`.
+pub(crate) fn is_grpc_web_content_type(base: &str) -> bool {
+    base == "application/grpc-web" || base.starts_with("application/grpc-web+")
+}
+
+/// gRPC-Web's flag for the body frame that carries the trailers: "the MSB (0x80) ...
+/// indicates that this frame contains trailers" (`PROTOCOL-WEB.md`).
+pub(crate) const WEB_TRAILERS: u8 = 0x80;
+
+/// gRPC-Web's last body frame: the trailers as an HTTP/1 header block ("key: value\r\n"
+/// lines, names lower-case) in an envelope flagged 0x80.
+pub(crate) fn web_trailers(status: &Status) -> Bytes {
+    let t = trailers(status);
+    let len: usize = t.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let mut b = BytesMut::with_capacity(envelope::PREFIX_LEN + len);
+    b.put_u8(WEB_TRAILERS);
+    b.put_u32(len as u32);
+    for (k, v) in t.iter() {
+        b.extend_from_slice(k.as_str().as_bytes());
+        b.extend_from_slice(b": ");
+        b.extend_from_slice(v.as_bytes());
+        b.extend_from_slice(b"\r\n");
+    }
+    b.freeze()
 }
 
 /// What a client's request head says.
@@ -100,53 +125,12 @@ pub(crate) fn request(head: &RequestHead<'_>) -> Result<Request<()>, Status> {
     Ok(req)
 }
 
-/// A request the server accepts as a gRPC call.
-pub(crate) struct Incoming {
-    pub(crate) path: String,
-    pub(crate) metadata: Metadata,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) encoding: Encoding,
-    pub(crate) accepts_gzip: bool,
-    /// The response's content type: the request's, parameters dropped.
-    pub(crate) content_type: HeaderValue,
-}
-
-/// Why a request is not served as a call.
-pub(crate) enum Refusal {
-    /// Not gRPC at all: an HTTP status with a short text body (405, 415).
-    Http(StatusCode, &'static str, Option<Status>),
-    /// A gRPC request the server cannot take: a Trailers-Only response with this status.
-    Status(Status, HeaderValue, Option<&'static str>),
-}
-
-/// Checks a request head: POST, a gRPC content type, a known `grpc-encoding` and a
-/// well-formed `grpc-timeout`.
-pub(crate) fn accept(parts: &http::request::Parts) -> Result<Incoming, Refusal> {
-    if parts.method != Method::POST {
-        return Err(Refusal::Http(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "gRPC requests are POST\n",
-            None,
-        ));
-    }
+/// Checks the rest of a gRPC (or gRPC-Web) request head, its content type `base` known: a
+/// known `grpc-encoding` and a well-formed `grpc-timeout`.
+pub(crate) fn accept(parts: &http::request::Parts, base: &str) -> Result<Incoming, Refusal> {
     let h = &parts.headers;
-    let ct = content_type_of(h);
-    if !is_grpc_content_type(ct) {
-        // The spec: "If Content-Type does not begin with "application/grpc", gRPC servers
-        // SHOULD respond with HTTP status of 415 (Unsupported Media Type)."
-        let s = Status::new(
-            Code::InvalidArgument,
-            format!("invalid gRPC request content-type {ct:?}"),
-        );
-        return Err(Refusal::Http(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "gRPC requests have content-type application/grpc\n",
-            Some(s),
-        ));
-    }
-    let content_type =
-        HeaderValue::from_str(ct.split(';').next().unwrap_or("application/grpc").trim())
-            .unwrap_or_else(|_| HeaderValue::from_static("application/grpc"));
+    let content_type = HeaderValue::from_str(base)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/grpc"));
     let encoding = match h.get("grpc-encoding").map(|v| v.to_str().unwrap_or("?")) {
         None => Encoding::Identity,
         Some(name) => match Encoding::from_name(name) {
@@ -156,7 +140,11 @@ pub(crate) fn accept(parts: &http::request::Parts) -> Result<Incoming, Refusal> 
                     Code::Unimplemented,
                     format!("grpc-encoding {name:?} is not supported"),
                 );
-                return Err(Refusal::Status(s, content_type, Some(ACCEPT_ENCODING)));
+                return Err(Refusal {
+                    status: s,
+                    content_type,
+                    accept: Some(ACCEPT_ENCODING),
+                });
             }
         },
     };
@@ -166,7 +154,11 @@ pub(crate) fn accept(parts: &http::request::Parts) -> Result<Incoming, Refusal> 
             Some(t) => Some(t),
             None => {
                 let s = Status::internal(format!("malformed grpc-timeout {v:?}"));
-                return Err(Refusal::Status(s, content_type, None));
+                return Err(Refusal {
+                    status: s,
+                    content_type,
+                    accept: None,
+                });
             }
         },
     };

@@ -1,5 +1,9 @@
-//! A gRPC call's two ends on an h2 stream: what the call machinery sends and receives,
-//! written and read as HTTP/2 headers, DATA and trailers.
+//! A call's two ends on an h2 stream, for the protocols over HTTP: what the call machinery
+//! sends and receives, written and read as HTTP/2 headers, DATA and trailers. The flow
+//! control, resets and direct writes are the stream's and the same for every protocol;
+//! how a head, an end and a refusal look is the protocol's ([`Wire`]): gRPC ends in
+//! trailers, gRPC-Web and Connect streaming in a last body frame, Connect unary in one
+//! response written whole when the call ends.
 
 use bytes::Bytes;
 use h2::client::ResponseFuture;
@@ -11,11 +15,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::{check_response, code_for_reset, response, status_from_h2, status_from_trailers};
-use super::{trailers, trailers_only};
+use super::connect::{self, Whole};
+use super::grpc::{self, trailers, trailers_only};
+use super::grpc::{check_response, code_for_reset, response, status_from_h2, status_from_trailers};
+use super::wire::Wire;
 use crate::metadata::Metadata;
 use crate::protocol::envelope::{Decoder, Encoding};
-use crate::protocol::terms::{Abort, End, NoHead, PeerEnd};
+use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
 use crate::status::{Code, Status};
 use crate::transport::driver::{Driver, Kick};
 use crate::transport::goaway::{explain, GoAway};
@@ -27,7 +33,11 @@ const WORTHWHILE: usize = 16 * 1024;
 
 /// The send half of a call's stream.
 pub(crate) struct Sender {
+    wire: Wire,
     half: Half,
+    /// A Connect unary response, held until the call ends: the handler's headers and the
+    /// message (its trailers go in the same head).
+    unary: Option<(Option<Metadata>, Bytes)>,
     /// The connection, for writes from outside its task (see `transport::driver`).
     driver: Option<Arc<Driver>>,
     /// A client connection's GOAWAY, which explains a broken stream.
@@ -54,6 +64,8 @@ impl Sender {
         goaway: Arc<GoAway>,
     ) -> Sender {
         Sender {
+            wire: Wire::Grpc,
+            unary: None,
             half: Half::Request(stream),
             driver: Some(driver),
             goaway: Some(goaway),
@@ -62,16 +74,23 @@ impl Sender {
     }
 
     pub(crate) fn server(
+        wire: Wire,
         respond: SendResponse<Bytes>,
         content_type: HeaderValue,
         driver: Option<Arc<Driver>>,
     ) -> Sender {
         Sender {
+            wire,
+            unary: None,
             half: Half::Respond(respond, content_type),
             driver,
             goaway: None,
             widest: 0,
         }
+    }
+
+    pub(crate) fn framing(&self) -> Framing {
+        self.wire.framing()
     }
 
     fn stream(&mut self) -> Option<&mut SendStream<Bytes>> {
@@ -139,15 +158,29 @@ impl Sender {
         let Half::Respond(..) = self.half else {
             return Ok(());
         };
+        if self.wire == Wire::ConnectUnary {
+            // The head waits for the end, whose trailers it carries.
+            let held = self.unary.get_or_insert_with(|| (None, Bytes::new()));
+            if metadata.is_some() {
+                held.0 = metadata;
+            }
+            return Ok(());
+        }
         let Half::Respond(mut respond, ct) = std::mem::replace(&mut self.half, Half::Ended) else {
             unreachable!("matched above");
         };
-        let extra = metadata.map(|md| {
-            let mut h = http::HeaderMap::new();
-            md.write_to(&mut h);
-            h
-        });
-        match respond.send_response(response(&ct, enc, extra), false) {
+        let head = match self.wire {
+            Wire::ConnectStream => connect::streaming_head(&ct, enc, metadata.as_ref()),
+            _ => {
+                let extra = metadata.map(|md| {
+                    let mut h = http::HeaderMap::new();
+                    md.write_to(&mut h);
+                    h
+                });
+                response(&ct, enc, extra)
+            }
+        };
+        match respond.send_response(head, false) {
             Ok(s) => {
                 self.half = Half::Response(s);
                 Ok(())
@@ -157,6 +190,16 @@ impl Sender {
     }
 
     pub(crate) fn send_data(&mut self, data: Bytes) -> Result<(), Status> {
+        if let (Wire::ConnectUnary, Half::Respond(..)) = (self.wire, &self.half) {
+            // The one message of the call (the queue frames it bare).
+            let held = self.unary.get_or_insert_with(|| (None, Bytes::new()));
+            held.1 = if held.1.is_empty() {
+                data
+            } else {
+                [held.1.as_ref(), data.as_ref()].concat().into()
+            };
+            return Ok(());
+        }
         let Some(s) = self.stream() else {
             return Err(Status::internal("data on a stream without its head"));
         };
@@ -175,16 +218,18 @@ impl Sender {
                 r
             }
             (Half::Response(mut s), End::Status(status)) => {
-                let r = s.send_trailers(trailers(&status));
+                let r = match self.wire {
+                    Wire::Grpc => s.send_trailers(trailers(&status)),
+                    Wire::GrpcWeb => s.send_data(grpc::web_trailers(&status), true),
+                    Wire::ConnectStream | Wire::ConnectUnary => {
+                        s.send_data(connect::end_stream(&status), true)
+                    }
+                };
                 self.half = Half::Response(s);
                 r
             }
-            // Nothing was sent: one header block carries the status (Trailers-Only).
-            (Half::Respond(mut respond, ct), End::Status(status)) => {
-                let _ = enc;
-                respond
-                    .send_response(trailers_only(&ct, &status, None), true)
-                    .map(drop)
+            (Half::Respond(respond, ct), End::Status(status)) => {
+                self.respond_ended(respond, &ct, enc, &status, None)
             }
             (half, _) => {
                 self.half = half;
@@ -192,6 +237,46 @@ impl Sender {
             }
         };
         r.map_err(|e| self.fail(&e))
+    }
+
+    /// Ends a call that has sent no head: the whole response, in one go.
+    fn respond_ended(
+        &mut self,
+        mut respond: SendResponse<Bytes>,
+        ct: &HeaderValue,
+        enc: Encoding,
+        status: &Status,
+        accept: Option<&'static str>,
+    ) -> Result<(), h2::Error> {
+        match self.wire {
+            // One header block carries the status (Trailers-Only); gRPC-Web clients read
+            // it there too.
+            Wire::Grpc | Wire::GrpcWeb => respond
+                .send_response(trailers_only(ct, status, accept), true)
+                .map(drop),
+            Wire::ConnectStream => {
+                let mut s = respond.send_response(connect::streaming_head(ct, enc, None), false)?;
+                s.send_data(connect::end_stream(status), true)
+            }
+            Wire::ConnectUnary => {
+                let (md, msg) = self.unary.take().unwrap_or((None, Bytes::new()));
+                let (head, body) = connect::unary_response(ct, enc, md.as_ref(), status, msg);
+                if body.is_empty() {
+                    return respond.send_response(head, true).map(drop);
+                }
+                let mut s = respond.send_response(head, false)?;
+                s.send_data(body, true)
+            }
+        }
+    }
+
+    /// Answers a request the server does not take as a call: the status alone, as the
+    /// request's protocol says it (`accept`: the encodings to offer, for an unknown one).
+    pub(crate) fn refuse(mut self, status: &Status, accept: Option<&'static str>) {
+        let half = std::mem::replace(&mut self.half, Half::Ended);
+        if let Half::Respond(respond, ct) = half {
+            let _ = self.respond_ended(respond, &ct, Encoding::Identity, status, accept);
+        }
     }
 
     pub(crate) fn abort(&mut self, why: Abort) {
@@ -288,6 +373,8 @@ impl Sender {
 pub(crate) struct Receiver {
     state: State,
     dec: Decoder,
+    /// A Connect unary request's body, gathered whole instead of decoded as envelopes.
+    whole: Option<Box<Whole>>,
     data_done: bool,
     /// A failure is sticky: every later poll reports it again.
     failed: Option<Status>,
@@ -311,16 +398,24 @@ impl Receiver {
         Receiver {
             state: State::Head(response),
             dec: Decoder::new(max_message),
+            whole: None,
             data_done: false,
             failed: None,
             goaway: Some(goaway),
         }
     }
 
-    pub(crate) fn server(body: RecvStream, max_message: usize, encoding: Encoding) -> Receiver {
+    pub(crate) fn server(
+        wire: Wire,
+        body: RecvStream,
+        max_message: usize,
+        encoding: Encoding,
+    ) -> Receiver {
         Receiver {
             state: State::Body(body),
-            dec: super::decoder(max_message, encoding),
+            dec: grpc::decoder(max_message, encoding),
+            whole: (wire == Wire::ConnectUnary)
+                .then(|| Box::new(Whole::new(max_message, encoding))),
             data_done: false,
             failed: None,
             goaway: None,
@@ -373,7 +468,11 @@ impl Receiver {
 
     fn next_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
         loop {
-            if let Some(m) = self.dec.next()? {
+            let next = match &mut self.whole {
+                Some(w) => w.take(),
+                None => self.dec.next()?,
+            };
+            if let Some(m) = next {
                 return Poll::Ready(Ok(Some(m)));
             }
             if self.data_done {
@@ -402,12 +501,21 @@ impl Receiver {
                     // beyond it is at most one partial message, bounded by the size limit.
                     let _ = body.flow_control().release_capacity(chunk.len());
                 }
+                if let Some(w) = &mut self.whole {
+                    if let Err(s) = w.push(&chunk) {
+                        return Some(Poll::Ready(Err(s)));
+                    }
+                    return None;
+                }
                 self.dec.push(chunk);
                 None
             }
             Poll::Ready(Some(Err(e))) => Some(Poll::Ready(Err(self.transport(&e)))),
             Poll::Ready(None) => {
                 self.data_done = true;
+                if let Some(w) = &mut self.whole {
+                    return w.finish().err().map(|s| Poll::Ready(Err(s)));
+                }
                 if self.dec.has_partial() {
                     return Some(Poll::Ready(Err(Status::internal(
                         "stream ended in the middle of a message (truncated length-prefixed message)",
@@ -444,6 +552,9 @@ impl Receiver {
     /// holds, or several messages in one frame are a burst in progress: its answers are
     /// queued and framed together rather than written one frame each.
     pub(crate) fn answerable(&mut self) -> bool {
+        if self.whole.is_some() {
+            return true;
+        }
         self.dec.chunk_messages() == 1 && self.drained()
     }
 
@@ -528,7 +639,7 @@ mod tests {
         let req = http::Request::post("http://x/p").body(()).unwrap();
         let (_resp, mut out) = client.send_request(req, false).unwrap();
         let (req, _respond) = srv.await.unwrap();
-        let mut inb = Receiver::server(req.into_body(), 1 << 20, Encoding::Identity);
+        let mut inb = Receiver::server(Wire::Grpc, req.into_body(), 1 << 20, Encoding::Identity);
 
         // Three messages in one DATA frame: a burst.
         out.send_data(framed(&[b"a", b"b", b"c"]), false).unwrap();

@@ -1,0 +1,387 @@
+//! gRPC-Web and Connect on the server's one port, beside gRPC: the echo service's calls
+//! with their bytes spelled out, the same handler answering each protocol, and bad input
+//! per protocol ending that one call with a readable error while the connection goes on.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http::{HeaderMap, Request};
+use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
+use rillrpc::ServerOptions;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    trailers: HeaderMap,
+}
+
+async fn client(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sr, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sr
+}
+
+/// One POST to `path` with `headers` and `body`; the whole response.
+async fn post(
+    sr: &h2::client::SendRequest<Bytes>,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut b = Request::post(format!("http://localhost{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let mut sr = sr.clone().ready().await.unwrap();
+    let (resp, mut send) = sr.send_request(b.body(()).unwrap(), false).unwrap();
+    send.send_data(Bytes::copy_from_slice(body), true).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
+        .await
+        .expect("a response in time")
+        .unwrap();
+    let (parts, mut recv) = resp.into_parts();
+    let mut body = Vec::new();
+    while let Some(d) = recv.data().await {
+        let d = d.unwrap();
+        let _ = recv.flow_control().release_capacity(d.len());
+        body.extend_from_slice(&d);
+    }
+    let trailers = recv.trailers().await.unwrap().unwrap_or_default();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+        trailers,
+    }
+}
+
+fn header<'a>(h: &'a HeaderMap, k: &str) -> &'a str {
+    h.get(k).map(|v| v.to_str().unwrap()).unwrap_or("")
+}
+
+/// A gRPC call on the same connection still works.
+async fn grpc_still_works(sr: &h2::client::SendRequest<Bytes>) {
+    let r = post(
+        sr,
+        PING_PONG,
+        &[("content-type", "application/grpc"), ("te", "trailers")],
+        &frame(0, &req(b"fine", 0)),
+    )
+    .await;
+    assert_eq!(header(&r.trailers, "grpc-status"), "0");
+    assert_eq!(&r.body[5..], &req(b"fine", 0)[..]);
+}
+
+#[tokio::test]
+async fn connect_unary_is_the_bare_message_both_ways() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    // echo.Request { payload: "hi" } is 0a 02 68 69: the whole body, no envelope.
+    let r = post(
+        &sr,
+        PING_PONG,
+        &[
+            ("content-type", "application/proto"),
+            ("connect-protocol-version", "1"),
+            ("echo-x", "1"),
+        ],
+        b"\x0a\x02hi",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(header(&r.headers, "content-type"), "application/proto");
+    assert_eq!(r.body, b"\x0a\x02hi");
+    // The echo service returns `echo-` metadata as headers and trailers; a unary
+    // response's trailers are headers prefixed `trailer-`.
+    assert_eq!(header(&r.headers, "echo-x"), "1");
+    assert_eq!(header(&r.headers, "trailer-echo-x"), "1");
+    assert!(r.trailers.is_empty());
+    grpc_still_works(&sr).await;
+}
+
+#[tokio::test]
+async fn connect_unary_error_is_an_http_status_and_json() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    // count = -5 asks the echo service for NOT_FOUND with the payload as message:
+    // 0a 04 "gone" 10 fb ff ff ff ff ff ff ff ff 01 (int32 -5, sign-extended).
+    let body = req(b"gone", -5);
+    let r = post(
+        &sr,
+        PING_PONG,
+        &[("content-type", "application/proto")],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(header(&r.headers, "content-type"), "application/json");
+    assert_eq!(r.body, br#"{"code":"not_found","message":"gone"}"#);
+    grpc_still_works(&sr).await;
+}
+
+#[tokio::test]
+async fn connect_streaming_ends_with_an_end_stream_message() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    // EchoServer { payload: "hi", count: 2 }: 0a 02 68 69 10 02 in an envelope.
+    let r = post(
+        &sr,
+        ECHO_SERVER,
+        &[("content-type", "application/connect+proto")],
+        &frame(0, b"\x0a\x02hi\x10\x02"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        header(&r.headers, "content-type"),
+        "application/connect+proto"
+    );
+    let mut want = Vec::new();
+    want.extend_from_slice(&frame(0, b"\x0a\x02hi"));
+    want.extend_from_slice(&frame(0, b"\x0a\x02hi"));
+    want.extend_from_slice(b"\x02\x00\x00\x00\x02{}");
+    assert_eq!(r.body, want);
+    assert!(r.trailers.is_empty(), "Connect ends in the body");
+}
+
+#[tokio::test]
+async fn connect_streaming_error_and_trailers_are_json_in_the_body() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    let r = post(
+        &sr,
+        ECHO,
+        &[
+            ("content-type", "application/connect+proto"),
+            ("echo-t", "v"),
+        ],
+        &frame(0, &req(b"no", -9)),
+    )
+    .await;
+    assert_eq!(
+        r.status, 200,
+        "a streaming error is in the end-stream message"
+    );
+    let json =
+        br#"{"error":{"code":"failed_precondition","message":"no"},"metadata":{"echo-t":["v"]}}"#;
+    let mut want = vec![0x02];
+    want.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    want.extend_from_slice(json);
+    assert_eq!(r.body, want);
+}
+
+#[tokio::test]
+async fn grpc_web_trailers_are_the_last_body_frame() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    let r = post(
+        &sr,
+        ECHO_CLIENT,
+        &[
+            ("content-type", "application/grpc-web+proto"),
+            ("echo-t", "v"),
+        ],
+        &[frame(0, &req(b"ab", 0)), frame(0, &req(b"cde", 0))].concat(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        header(&r.headers, "content-type"),
+        "application/grpc-web+proto"
+    );
+    // The answer ("5" bytes received) then the trailers, flag 0x80, as header lines.
+    let mut want = frame(0, b"\x0a\x015");
+    let t = b"grpc-status: 0\r\necho-t: v\r\n";
+    want.push(0x80);
+    want.extend_from_slice(&(t.len() as u32).to_be_bytes());
+    want.extend_from_slice(t);
+    assert_eq!(r.body, want);
+    assert!(r.trailers.is_empty(), "gRPC-Web has no HTTP trailers");
+}
+
+#[tokio::test]
+async fn grpc_web_error_before_any_message_is_trailers_only() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    let r = post(
+        &sr,
+        PING_PONG,
+        &[("content-type", "application/grpc-web")],
+        &frame(0, &req(b"bad", -3)),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(header(&r.headers, "grpc-status"), "3");
+    assert_eq!(header(&r.headers, "grpc-message"), "bad");
+    assert!(r.body.is_empty());
+}
+
+// ---- bad input, per protocol ----
+
+#[tokio::test]
+async fn connect_unknown_method_is_unimplemented() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    let r = post(
+        &sr,
+        "/echo.TestService/Nope",
+        &[("content-type", "application/proto")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 501);
+    assert_eq!(
+        r.body,
+        br#"{"code":"unimplemented","message":"unknown method Nope for service echo.TestService"}"#
+    );
+    grpc_still_works(&sr).await;
+}
+
+#[tokio::test]
+async fn connect_malformed_timeout_is_invalid_argument() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    // Eleven digits: the spec allows at most ten.
+    let r = post(
+        &sr,
+        PING_PONG,
+        &[
+            ("content-type", "application/proto"),
+            ("connect-timeout-ms", "12345678901"),
+        ],
+        b"\x0a\x02hi",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains(r#""code":"invalid_argument""#),
+        "{:?}",
+        String::from_utf8_lossy(&r.body)
+    );
+    grpc_still_works(&sr).await;
+}
+
+#[tokio::test]
+async fn connect_unknown_encoding_is_unimplemented() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    let r = post(
+        &sr,
+        ECHO_SERVER,
+        &[
+            ("content-type", "application/connect+proto"),
+            ("connect-content-encoding", "snappy"),
+        ],
+        &frame(1, b"\x0a\x02hi"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let body = String::from_utf8_lossy(&r.body[5..]).into_owned();
+    assert_eq!(r.body[0], 0x02, "{body}");
+    assert!(body.contains(r#""code":"unimplemented""#), "{body}");
+    assert!(body.contains("snappy"), "{body}");
+    grpc_still_works(&sr).await;
+}
+
+#[tokio::test]
+async fn connect_other_protocol_version_is_refused() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    let r = post(
+        &sr,
+        PING_PONG,
+        &[
+            ("content-type", "application/proto"),
+            ("connect-protocol-version", "2"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    grpc_still_works(&sr).await;
+}
+
+#[tokio::test]
+async fn connect_form_must_match_the_method() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    // The streaming form to a unary method, and the unary form to a streaming one: 415,
+    // as connect-go answers.
+    let r = post(
+        &sr,
+        PING_PONG,
+        &[("content-type", "application/connect+proto")],
+        &frame(0, b""),
+    )
+    .await;
+    assert_eq!(r.status, 415);
+    let r = post(&sr, ECHO, &[("content-type", "application/proto")], b"").await;
+    assert_eq!(r.status, 415);
+    grpc_still_works(&sr).await;
+}
+
+#[tokio::test]
+async fn connect_unary_body_past_the_limit_is_resource_exhausted() {
+    let server = rill_server(ServerOptions {
+        max_recv_message_size: 8,
+        ..ServerOptions::default()
+    });
+    let sr = client(server.local_addr()).await;
+    let r = post(
+        &sr,
+        PING_PONG,
+        &[("content-type", "application/proto")],
+        b"\x0a\x07toolong",
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("larger than max"),
+        "{:?}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+#[tokio::test]
+async fn connect_gzip_unary_request_is_decompressed() {
+    use std::io::Write;
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"\x0a\x02hi").unwrap();
+    let body = gz.finish().unwrap();
+    let r = post(
+        &sr,
+        PING_PONG,
+        &[
+            ("content-type", "application/proto"),
+            ("content-encoding", "gzip"),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    // Not asked for gzip (no accept-encoding): the answer is plain.
+    assert_eq!(r.body, b"\x0a\x02hi");
+    // Bytes that are not gzip: the call fails, readably.
+    let r = post(
+        &sr,
+        PING_PONG,
+        &[
+            ("content-type", "application/proto"),
+            ("content-encoding", "gzip"),
+        ],
+        b"\x0a\x02hi",
+    )
+    .await;
+    assert_ne!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("gzip"));
+    grpc_still_works(&sr).await;
+}
