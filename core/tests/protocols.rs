@@ -236,11 +236,29 @@ async fn connect_unknown_method_is_unimplemented() {
         b"",
     )
     .await;
-    assert_eq!(r.status, 501);
+    // 404, as connect-go's router answers; the body says why.
+    assert_eq!(r.status, 404);
     assert_eq!(
         r.body,
         br#"{"code":"unimplemented","message":"unknown method Nope for service echo.TestService"}"#
     );
+    grpc_still_works(&sr).await;
+}
+
+#[tokio::test]
+async fn connect_unknown_codec_is_415() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    for ct in ["application/foo", "application/connect+foo"] {
+        let r = post(
+            &sr,
+            PING_PONG,
+            &[("content-type", ct), ("connect-protocol-version", "1")],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 415, "{ct}");
+    }
     grpc_still_works(&sr).await;
 }
 

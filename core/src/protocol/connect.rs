@@ -29,17 +29,23 @@ const ACCEPT_ENCODING: &str = "gzip";
 /// The prefix of a streaming call's content type: `application/connect+proto`.
 const STREAMING_PREFIX: &str = "application/connect+";
 
-/// Whether a content type (parameters dropped) is Connect's streaming one.
+/// The codecs whose content types a Connect request may have. The core passes messages
+/// through as bytes, but a content type naming a codec no peer speaks is not a Connect
+/// request (connect-go answers 415 for a codec it has not registered).
+const CODECS: [&str; 2] = ["proto", "json"];
+
+/// Whether a content type (parameters dropped) is Connect's streaming one:
+/// `application/connect+proto` or `application/connect+json`.
 pub(crate) fn is_streaming_content_type(base: &str) -> bool {
-    base.len() > STREAMING_PREFIX.len() && base.starts_with(STREAMING_PREFIX)
+    base.strip_prefix(STREAMING_PREFIX)
+        .is_some_and(|codec| CODECS.contains(&codec))
 }
 
-/// Whether a content type could be a Connect unary request's (`application/proto`,
-/// `application/json`, or another codec's name): what is left of `application/` once
-/// gRPC, gRPC-Web and Connect streaming have had their turn.
+/// Whether a content type is a Connect unary request's: `application/proto` or
+/// `application/json`.
 pub(crate) fn is_unary_content_type(base: &str) -> bool {
     base.strip_prefix("application/")
-        .is_some_and(|codec| !codec.is_empty() && !codec.contains('/'))
+        .is_some_and(|codec| CODECS.contains(&codec))
 }
 
 /// Checks a Connect request head. `unary`: the Connect unary form (bare body, compression
@@ -231,6 +237,20 @@ pub(crate) fn unary_response(
         }
     }
     (r, body)
+}
+
+/// The answer to a request for a method the server does not have, in either form: 404
+/// (which Connect clients read as UNIMPLEMENTED, and which connect-go's router sends) with
+/// the error as JSON.
+pub(crate) fn route_not_found(status: &Status) -> (Response<()>, Bytes) {
+    let mut r = Response::new(());
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&error_json(status)).expect("JSON of strings");
+    (r, Bytes::from(body))
 }
 
 /// The spec's "Error → {"code": ..., "message": ..., "details": [...]}".

@@ -65,6 +65,13 @@ impl Sender {
         }
     }
 
+    /// Answers a request for a method the server does not have: `status` says which.
+    pub(crate) fn route_not_found(self, status: &Status) {
+        match self {
+            Sender::Http(s) => s.route_not_found(status),
+        }
+    }
+
     /// Ends a call refused before it began with its status alone.
     pub(crate) fn refuse(self, status: &Status, accept: Option<&'static str>) {
         match self {

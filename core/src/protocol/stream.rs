@@ -279,6 +279,19 @@ impl Sender {
         }
     }
 
+    /// Answers a request for a method the server does not have.
+    pub(crate) fn route_not_found(mut self, status: &Status) {
+        if !matches!(self.wire, Wire::ConnectStream | Wire::ConnectUnary) {
+            return self.refuse(status, None);
+        }
+        if let Half::Respond(mut respond, _) = std::mem::replace(&mut self.half, Half::Ended) {
+            let (head, body) = connect::route_not_found(status);
+            if let Ok(mut s) = respond.send_response(head, false) {
+                let _ = s.send_data(body, true);
+            }
+        }
+    }
+
     pub(crate) fn abort(&mut self, why: Abort) {
         let reason = match why {
             Abort::Cancel => h2::Reason::CANCEL,

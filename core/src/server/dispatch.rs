@@ -50,7 +50,8 @@ pub(super) fn dispatch(
             Code::Unimplemented,
             unknown_method_message(&incoming.path, &shared.methods),
         );
-        return Sender::server(wire, respond, incoming.content_type, driver).refuse(&s, None);
+        let sender = Sender::server(wire, respond, incoming.content_type, driver);
+        return sender.route_not_found(&s);
     };
     // Connect's unary form is for unary methods and its streaming form for the others, as
     // connect-go routes them: the other form is a content type the method does not take.
