@@ -403,3 +403,194 @@ async fn connect_gzip_unary_request_is_decompressed() {
     assert!(String::from_utf8_lossy(&r.body).contains("gzip"));
     grpc_still_works(&sr).await;
 }
+
+// ---- HTTP/1.1 on the same port ----
+
+/// Writes `request` on a fresh connection and reads until the server closes it (the
+/// requests say `Connection: close`), a chunked body ends, or two seconds pass.
+async fn h1(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = tcp.read(&mut buf).await {
+            out.extend_from_slice(&buf[..n]);
+            if out.ends_with(b"\r\n0\r\n\r\n") || whole(&out) {
+                break;
+            }
+        }
+    })
+    .await;
+    out
+}
+
+/// Whether `resp` is a response with a `Content-Length` and all of its body.
+fn whole(resp: &[u8]) -> bool {
+    let Some(at) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&resp[..at]).to_ascii_lowercase();
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .is_some_and(|n| resp.len() >= at + 4 + n)
+}
+
+fn head_and_body(resp: &[u8]) -> (String, Vec<u8>) {
+    let at = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(resp)));
+    let head = String::from_utf8_lossy(&resp[..at]).to_ascii_lowercase();
+    (head, resp[at + 4..].to_vec())
+}
+
+/// A gRPC call over HTTP/2 on the same port still works.
+async fn h2_still_works(addr: SocketAddr) {
+    grpc_still_works(&client(addr).await).await;
+}
+
+#[tokio::test]
+async fn http1_connect_unary_has_a_content_length() {
+    let server = rill_server(ServerOptions::default());
+    let resp = h1(
+        server.local_addr(),
+        b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/proto\r\nContent-Length: 4\r\nConnection: close\r\n\r\n\
+          \x0a\x02hi",
+    )
+    .await;
+    let (head, body) = head_and_body(&resp);
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    assert!(head.contains("content-type: application/proto"), "{head}");
+    assert!(head.contains("content-length: 4"), "{head}");
+    assert_eq!(body, b"\x0a\x02hi");
+    h2_still_works(server.local_addr()).await;
+}
+
+#[tokio::test]
+async fn http1_connect_streaming_takes_a_chunked_request() {
+    let server = rill_server(ServerOptions::default());
+    // EchoServer { payload: "hi", count: 2 } in an envelope, sent in two chunks (6 + 5 bytes).
+    let resp = h1(
+        server.local_addr(),
+        b"POST /echo.TestService/EchoServer HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/connect+proto\r\nTransfer-Encoding: chunked\r\n\r\n\
+          6\r\n\x00\x00\x00\x00\x06\x0a\r\n5\r\n\x02hi\x10\x02\r\n0\r\n\r\n",
+    )
+    .await;
+    let (head, body) = head_and_body(&resp);
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    // A response whose end is queued before hyper writes its head has a Content-Length;
+    // one still streaming is chunked. Either way: two messages and the end-stream message.
+    let mut data = Vec::new();
+    let mut rest = &body[..];
+    if !head.contains("transfer-encoding: chunked") {
+        data = body.clone();
+        rest = b"0\r\n";
+    }
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&rest[eol + 2..eol + 2 + n]);
+        rest = &rest[eol + 2 + n + 2..];
+    }
+    let want = [
+        frame(0, b"\x0a\x02hi"),
+        frame(0, b"\x0a\x02hi"),
+        b"\x02\x00\x00\x00\x02{}".to_vec(),
+    ]
+    .concat();
+    assert_eq!(data, want);
+}
+
+#[tokio::test]
+async fn http1_bidi_is_refused_readably() {
+    let server = rill_server(ServerOptions::default());
+    let resp = h1(
+        server.local_addr(),
+        b"POST /echo.TestService/Echo HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/grpc-web+proto\r\nContent-Length: 0\r\n\
+          Connection: close\r\n\r\n",
+    )
+    .await;
+    let (head, _) = head_and_body(&resp);
+    assert!(head.contains("grpc-status: 12"), "{head}");
+    assert!(
+        head.contains("grpc-message: bidi streams require at least http/2"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn http1_content_length_and_transfer_encoding_together_close_the_connection() {
+    let server = rill_server(ServerOptions::default());
+    // RFC 9112 §6.3: "the Transfer-Encoding overrides the Content-Length ... Regardless,
+    // the server MUST close the connection after responding to such a request". hyper
+    // reads the chunked body (the 4 bytes) and closes.
+    let resp = h1(
+        server.local_addr(),
+        b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/proto\r\nContent-Length: 99\r\n\
+          Transfer-Encoding: chunked\r\n\r\n4\r\n\x0a\x02hi\r\n0\r\n\r\n",
+    )
+    .await;
+    let (head, body) = head_and_body(&resp);
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(body, b"\x0a\x02hi");
+    h2_still_works(server.local_addr()).await;
+}
+
+#[tokio::test]
+async fn http1_malformed_requests_are_400_and_close_that_connection_only() {
+    let server = rill_server(ServerOptions::default());
+    let addr = server.local_addr();
+    // A chunk size that is not hex, and a request line that is not HTTP.
+    for bad in [
+        &b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\n\
+           Content-Type: application/proto\r\nTransfer-Encoding: chunked\r\n\r\n\
+           zz\r\n\x0a\x02hi\r\n0\r\n\r\n"[..],
+        &b"HELLO\r\n\r\n"[..],
+    ] {
+        let resp = h1(addr, bad).await;
+        let text = String::from_utf8_lossy(&resp).to_ascii_lowercase();
+        // hyper answers a bad head with 400; a body that goes bad after the head leaves
+        // the call failed and the connection closed, with no 200 for it.
+        assert!(
+            text.starts_with("http/1.1 400") || !text.contains("\x0a\x02hi"),
+            "{text}"
+        );
+        assert!(
+            !text.starts_with("http/1.1 200") || !text.ends_with("hi"),
+            "{text}"
+        );
+    }
+    h2_still_works(addr).await;
+}
+
+#[tokio::test]
+async fn http1_body_shorter_than_its_content_length_fails_the_call() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = rill_server(ServerOptions::default());
+    let mut tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    // Says 10 bytes, sends 4, then stops writing.
+    tcp.write_all(
+        b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/proto\r\nContent-Length: 10\r\n\r\n\x0a\x02hi",
+    )
+    .await
+    .unwrap();
+    tcp.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    assert!(!text.starts_with("http/1.1 200"), "{text}");
+    h2_still_works(server.local_addr()).await;
+}

@@ -1259,6 +1259,7 @@ mod tests {
         let (resp, mut req_stream) = client.send_request(req, false).unwrap();
         let (_req, respond) = srv.await.unwrap();
         let ct = http::HeaderValue::from_static("application/grpc");
+        let respond = crate::transport::http::Respond::H2(respond);
         let mut sender = Sender::server(Wire::Grpc, respond, ct, None);
         sender.send_head(None, Encoding::Identity).unwrap();
         let mut resp = resp.await.unwrap().into_body();

@@ -52,7 +52,7 @@ impl Sender {
 
     pub(crate) fn server(
         wire: Wire,
-        respond: h2::server::SendResponse<Bytes>,
+        respond: crate::transport::http::Respond,
         content_type: HeaderValue,
         driver: Option<std::sync::Arc<crate::transport::driver::Driver>>,
     ) -> Sender {
@@ -170,7 +170,7 @@ impl Receiver {
 
     pub(crate) fn server(
         wire: Wire,
-        body: h2::RecvStream,
+        body: crate::transport::http::RecvBody,
         max_message: usize,
         encoding: Encoding,
     ) -> Receiver {

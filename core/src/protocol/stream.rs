@@ -7,8 +7,7 @@
 
 use bytes::Bytes;
 use h2::client::ResponseFuture;
-use h2::server::SendResponse;
-use h2::{RecvStream, SendStream};
+use h2::SendStream;
 use http::HeaderValue;
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +16,9 @@ use std::task::{Context, Poll, Waker};
 
 use super::connect::{self, Whole};
 use super::grpc::{self, trailers, trailers_only};
-use super::grpc::{check_response, code_for_reset, response, status_from_h2, status_from_trailers};
+use super::grpc::{
+    check_response, code_for_reset, response, status_from_http, status_from_trailers,
+};
 use super::wire::Wire;
 use crate::metadata::Metadata;
 use crate::protocol::envelope::{Decoder, Encoding};
@@ -25,6 +26,7 @@ use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
 use crate::status::{Code, Status};
 use crate::transport::driver::{Driver, Kick};
 use crate::transport::goaway::{explain, GoAway};
+use crate::transport::http::{self as wire_http, RecvBody, Respond, SendBody};
 
 /// The smallest window worth a DATA frame once the peer has shown it grants more: waiting
 /// for it rather than sending what trickles in avoids a stream of tiny frames (the silly
@@ -48,11 +50,11 @@ pub(crate) struct Sender {
 
 enum Half {
     /// A client's request stream (its head went with the stream's opening).
-    Request(SendStream<Bytes>),
+    Request(SendBody),
     /// A server before its response head, and the content type that head will carry.
-    Respond(SendResponse<Bytes>, HeaderValue),
+    Respond(Respond, HeaderValue),
     /// A server's response stream, its head sent.
-    Response(SendStream<Bytes>),
+    Response(SendBody),
     /// A Trailers-Only response was sent: nothing more goes on this stream.
     Ended,
 }
@@ -66,7 +68,7 @@ impl Sender {
         Sender {
             wire: Wire::Grpc,
             unary: None,
-            half: Half::Request(stream),
+            half: Half::Request(SendBody::H2(stream)),
             driver: Some(driver),
             goaway: Some(goaway),
             widest: 0,
@@ -75,7 +77,7 @@ impl Sender {
 
     pub(crate) fn server(
         wire: Wire,
-        respond: SendResponse<Bytes>,
+        respond: Respond,
         content_type: HeaderValue,
         driver: Option<Arc<Driver>>,
     ) -> Sender {
@@ -93,15 +95,15 @@ impl Sender {
         self.wire.framing()
     }
 
-    fn stream(&mut self) -> Option<&mut SendStream<Bytes>> {
+    fn stream(&mut self) -> Option<&mut SendBody> {
         match &mut self.half {
             Half::Request(s) | Half::Response(s) => Some(s),
             Half::Respond(..) | Half::Ended => None,
         }
     }
 
-    fn transport(&self, e: &h2::Error) -> Status {
-        explain(self.goaway.as_deref(), status_from_h2(e))
+    fn transport(&self, e: &wire_http::Error) -> Status {
+        explain(self.goaway.as_deref(), status_from_http(e))
     }
 
     /// The reset that ended the stream, if one did: its reason says more than the error
@@ -114,7 +116,7 @@ impl Sender {
         }
     }
 
-    fn fail(&mut self, e: &h2::Error) -> Status {
+    fn fail(&mut self, e: &wire_http::Error) -> Status {
         self.reset_status().unwrap_or_else(|| self.transport(e))
     }
 
@@ -180,12 +182,12 @@ impl Sender {
                 response(&ct, enc, extra)
             }
         };
-        match respond.send_response(head, false) {
+        match respond.send_response(head, Bytes::new(), false) {
             Ok(s) => {
                 self.half = Half::Response(s);
                 Ok(())
             }
-            Err(e) => Err(status_from_h2(&e)),
+            Err(e) => Err(status_from_http(&e)),
         }
     }
 
@@ -242,30 +244,29 @@ impl Sender {
     /// Ends a call that has sent no head: the whole response, in one go.
     fn respond_ended(
         &mut self,
-        mut respond: SendResponse<Bytes>,
+        mut respond: Respond,
         ct: &HeaderValue,
         enc: Encoding,
         status: &Status,
         accept: Option<&'static str>,
-    ) -> Result<(), h2::Error> {
+    ) -> Result<(), wire_http::Error> {
         match self.wire {
             // One header block carries the status (Trailers-Only); gRPC-Web clients read
             // it there too.
             Wire::Grpc | Wire::GrpcWeb => respond
-                .send_response(trailers_only(ct, status, accept), true)
+                .send_response(trailers_only(ct, status, accept), Bytes::new(), true)
                 .map(drop),
-            Wire::ConnectStream => {
-                let mut s = respond.send_response(connect::streaming_head(ct, enc, None), false)?;
-                s.send_data(connect::end_stream(status), true)
-            }
+            Wire::ConnectStream => respond
+                .send_response(
+                    connect::streaming_head(ct, enc, None),
+                    connect::end_stream(status),
+                    true,
+                )
+                .map(drop),
             Wire::ConnectUnary => {
                 let (md, msg) = self.unary.take().unwrap_or((None, Bytes::new()));
                 let (head, body) = connect::unary_response(ct, enc, md.as_ref(), status, msg);
-                if body.is_empty() {
-                    return respond.send_response(head, true).map(drop);
-                }
-                let mut s = respond.send_response(head, false)?;
-                s.send_data(body, true)
+                respond.send_response(head, body, true).map(drop)
             }
         }
     }
@@ -286,9 +287,7 @@ impl Sender {
         }
         if let Half::Respond(mut respond, _) = std::mem::replace(&mut self.half, Half::Ended) {
             let (head, body) = connect::route_not_found(status);
-            if let Ok(mut s) = respond.send_response(head, false) {
-                let _ = s.send_data(body, true);
-            }
+            let _ = respond.send_response(head, body, true);
         }
     }
 
@@ -397,7 +396,7 @@ pub(crate) struct Receiver {
 enum State {
     /// A client waiting for the response head.
     Head(ResponseFuture),
-    Body(RecvStream),
+    Body(RecvBody),
     /// Ended before a body could start: the call's status.
     Ended(Status),
 }
@@ -420,7 +419,7 @@ impl Receiver {
 
     pub(crate) fn server(
         wire: Wire,
-        body: RecvStream,
+        body: RecvBody,
         max_message: usize,
         encoding: Encoding,
     ) -> Receiver {
@@ -435,8 +434,8 @@ impl Receiver {
         }
     }
 
-    fn transport(&self, e: &h2::Error) -> Status {
-        explain(self.goaway.as_deref(), status_from_h2(e))
+    fn transport(&self, e: &wire_http::Error) -> Status {
+        explain(self.goaway.as_deref(), status_from_http(e))
     }
 
     pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
@@ -453,11 +452,11 @@ impl Receiver {
                 let (parts, body) = resp.into_parts();
                 check_response(&parts).map(|(md, enc)| {
                     self.dec.set_encoding(enc);
-                    self.state = State::Body(body);
+                    self.state = State::Body(RecvBody::H2(body));
                     md
                 })
             }
-            Err(e) => Err(NoHead::Broken(self.transport(&e))),
+            Err(e) => Err(NoHead::Broken(self.transport(&wire_http::Error::H2(e)))),
         };
         if let Err(NoHead::Ended(s) | NoHead::Refused(s, _) | NoHead::Broken(s)) = &r {
             self.state = State::Ended(s.clone());
@@ -505,14 +504,14 @@ impl Receiver {
     /// end of the data or an error is what the poll returns.
     fn take(
         &mut self,
-        polled: Poll<Option<Result<Bytes, h2::Error>>>,
+        polled: Poll<Option<Result<Bytes, wire_http::Error>>>,
     ) -> Option<Poll<Result<Option<Bytes>, Status>>> {
         match polled {
             Poll::Ready(Some(Ok(chunk))) => {
                 if let State::Body(body) = &mut self.state {
                     // The window is given back as soon as the bytes leave h2: what we hold
                     // beyond it is at most one partial message, bounded by the size limit.
-                    let _ = body.flow_control().release_capacity(chunk.len());
+                    body.release(chunk.len());
                 }
                 if let Some(w) = &mut self.whole {
                     if let Err(s) = w.push(&chunk) {
@@ -652,7 +651,8 @@ mod tests {
         let req = http::Request::post("http://x/p").body(()).unwrap();
         let (_resp, mut out) = client.send_request(req, false).unwrap();
         let (req, _respond) = srv.await.unwrap();
-        let mut inb = Receiver::server(Wire::Grpc, req.into_body(), 1 << 20, Encoding::Identity);
+        let body = RecvBody::H2(req.into_body());
+        let mut inb = Receiver::server(Wire::Grpc, body, 1 << 20, Encoding::Identity);
 
         // Three messages in one DATA frame: a burst.
         out.send_data(framed(&[b"a", b"b", b"c"]), false).unwrap();

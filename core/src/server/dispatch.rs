@@ -4,8 +4,7 @@
 //! Connect), as connect-go's handler does; the call is the same whichever it is.
 
 use bytes::Bytes;
-use h2::server::SendResponse;
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,15 +15,16 @@ use crate::call::{Accepted, ServerCall, Shape};
 use crate::protocol::{connect, grpc, NotACall, Receiver, Refusal, Sender, Wire};
 use crate::status::{Code, Status};
 use crate::transport::driver::Driver;
+use crate::transport::http::{RecvBody, Respond};
 
 pub(super) fn dispatch(
     shared: &Shared,
-    req: Request<h2::RecvStream>,
-    respond: SendResponse<Bytes>,
+    parts: http::request::Parts,
+    body: RecvBody,
+    respond: Respond,
     peer: SocketAddr,
     driver: Option<Arc<Driver>>,
 ) {
-    let (parts, body) = req.into_parts();
     let (wire, base) = match Wire::of_request(&parts) {
         Ok(w) => w,
         Err(n) => return refuse_http(respond, body, n),
@@ -53,23 +53,12 @@ pub(super) fn dispatch(
         let sender = Sender::server(wire, respond, incoming.content_type, driver);
         return sender.route_not_found(&s);
     };
-    // Connect's unary form is for unary methods and its streaming form for the others, as
-    // connect-go routes them: the other form is a content type the method does not take.
-    let connect_unary = wire == Wire::ConnectUnary;
-    if matches!(wire, Wire::ConnectStream | Wire::ConnectUnary)
-        && connect_unary != (shape == Shape::Unary)
-    {
-        let why = if connect_unary {
-            "a streaming method takes Connect's streaming content type, application/connect+<codec>\n"
-        } else {
-            "a unary method takes Connect's unary content type, application/<codec>\n"
-        };
-        let n = NotACall {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            why,
-            grpc_status: None,
-        };
-        return refuse_http(respond, body, n);
+    match unfit(wire, shape, parts.version) {
+        None => {}
+        Some(Err(n)) => return refuse_http(respond, body, n),
+        Some(Ok(s)) => {
+            return Sender::server(wire, respond, incoming.content_type, driver).refuse(&s, None)
+        }
     }
     let call = ServerCall::new(Accepted {
         shape,
@@ -97,8 +86,37 @@ pub(super) fn dispatch(
     }
 }
 
+/// Why a method cannot be called this way, if it cannot: a content type it does not take
+/// (`Err`), or a call the protocol cannot carry (`Ok`, the status to end it with).
+fn unfit(wire: Wire, shape: Shape, version: http::Version) -> Option<Result<Status, NotACall>> {
+    // Connect's unary form is for unary methods and its streaming form for the others, as
+    // connect-go routes them: the other form is a content type the method does not take.
+    let connect_unary = wire == Wire::ConnectUnary;
+    if matches!(wire, Wire::ConnectStream | Wire::ConnectUnary)
+        && connect_unary != (shape == Shape::Unary)
+    {
+        let why = if connect_unary {
+            "a streaming method takes Connect's streaming content type, application/connect+<codec>\n"
+        } else {
+            "a unary method takes Connect's unary content type, application/<codec>\n"
+        };
+        return Some(Err(NotACall {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            why,
+            grpc_status: None,
+        }));
+    }
+    if shape == Shape::Bidi && version < http::Version::HTTP_2 {
+        // A bidi call needs both directions at once, which HTTP/1.1 cannot give: connect-go
+        // refuses it the same way.
+        let s = Status::new(Code::Unimplemented, "bidi streams require at least HTTP/2");
+        return Some(Ok(s));
+    }
+    None
+}
+
 /// Answers a request that is not a call with a plain HTTP status.
-fn refuse_http(respond: SendResponse<Bytes>, body: h2::RecvStream, n: NotACall) {
+fn refuse_http(respond: Respond, body: RecvBody, n: NotACall) {
     let mut resp = plain(n.status);
     if let Some(s) = n.grpc_status {
         // A gRPC client learns the reason from the headers grpc-go sends too.
@@ -112,31 +130,26 @@ fn refuse_http(respond: SendResponse<Bytes>, body: h2::RecvStream, n: NotACall) 
 /// How long a refused request may take to end before it is answered anyway.
 const REFUSE_DRAIN: Duration = Duration::from_secs(5);
 
-/// Answers a request that is not gRPC (405, 415) once the request has ended, with a short
-/// text body. Answering earlier makes h2 end the stream itself (RST_STREAM NO_ERROR) and
-/// then ignore the rest of the request, protocol errors included; the body lets a plain
-/// HTTP/2 client (curl, h2spec) see why.
-fn refuse(
-    mut respond: SendResponse<Bytes>,
-    mut body: h2::RecvStream,
-    resp: Response<()>,
-    why: &'static str,
-) {
+/// Answers a request that is not a call (405, 415) once the request has ended, with a
+/// short text body. Answering earlier makes h2 end the stream itself (RST_STREAM
+/// NO_ERROR) and then ignore the rest of the request, protocol errors included; the body
+/// lets a plain HTTP client (curl, h2spec) see why.
+fn refuse(mut respond: Respond, mut body: RecvBody, resp: Response<()>, why: &'static str) {
     tokio::spawn(async move {
         let ended = tokio::time::timeout(REFUSE_DRAIN, async {
-            while let Some(chunk) = body.data().await {
+            while let Some(chunk) = std::future::poll_fn(|cx| body.poll_data(cx)).await {
                 let Ok(chunk) = chunk else { return false };
-                let _ = body.flow_control().release_capacity(chunk.len());
+                body.release(chunk.len());
             }
-            body.trailers().await.is_ok()
+            std::future::poll_fn(|cx| body.poll_trailers(cx))
+                .await
+                .is_ok()
         })
         .await;
         if matches!(ended, Ok(false)) {
             return; // reset by the peer or malformed: h2 has answered already
         }
-        if let Ok(mut out) = respond.send_response(resp, false) {
-            let _ = out.send_data(Bytes::from_static(why.as_bytes()), true);
-        }
+        let _ = respond.send_response(resp, Bytes::from_static(why.as_bytes()), true);
     });
 }
 

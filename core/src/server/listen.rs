@@ -1,5 +1,5 @@
-//! Listening: the accept loop, each connection's driver (TLS, then HTTP/2), and the
-//! HTTP/2 stream loop that hands each request to dispatch.
+//! Listening: the accept loop, each connection's driver (TLS, then HTTP/2 or HTTP/1.1), and
+//! the loops that hand each request to dispatch.
 
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -15,6 +15,9 @@ use super::shared::{Phase, Shared};
 use crate::transport::driver::Driver;
 use crate::transport::h2_server;
 use crate::transport::hosted::HostedConnection;
+use crate::transport::http::{RecvBody, Respond};
+use crate::transport::http1;
+use crate::transport::sniff::{sniff, Version};
 use crate::transport::socket::Socket;
 
 pub(super) async fn serve(
@@ -130,10 +133,17 @@ fn connection(
             let _alive = alive;
             let _permit = permit;
             match shared.tls.clone() {
-                None => serve_h2(shared, sock, peer, me, handshake_by).await,
+                None => serve_http(shared, sock, peer, me, handshake_by, None).await,
                 Some(acceptor) => {
                     match tokio::time::timeout_at(handshake_by, acceptor.accept(sock)).await {
-                        Ok(Ok(tls)) => serve_h2(shared, tls, peer, me, handshake_by).await,
+                        Ok(Ok(tls)) => {
+                            let alpn = match tls.get_ref().1.alpn_protocol() {
+                                Some(b"h2") => Some(Version::Http2),
+                                Some(b"http/1.1") => Some(Version::Http1),
+                                _ => None,
+                            };
+                            serve_http(shared, tls, peer, me, handshake_by, alpn).await
+                        }
                         Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
                         Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
                     }
@@ -142,6 +152,67 @@ fn connection(
         },
         rt,
     )
+}
+
+/// Serves HTTP/2 or HTTP/1.1: the one TLS negotiated (ALPN), else the one the first bytes
+/// show (HTTP/2's preface, or an HTTP/1.1 request).
+async fn serve_http<T>(
+    shared: Arc<Shared>,
+    io: T,
+    peer: SocketAddr,
+    me: std::sync::Weak<Driver>,
+    handshake_by: tokio::time::Instant,
+    alpn: Option<Version>,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (version, io) = match tokio::time::timeout_at(handshake_by, sniff(io)).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            tracing::debug!("connection from {peer} failed before its first request: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("{peer} sent nothing in time");
+            return;
+        }
+    };
+    match alpn.unwrap_or(version) {
+        Version::Http2 => serve_h2(shared, io, peer, me, handshake_by).await,
+        Version::Http1 => serve_h1(shared, io, peer).await,
+    }
+}
+
+/// Serves HTTP/1.1 requests (gRPC-Web and Connect, and gRPC to clients that take
+/// trailers) until the client closes, the server drains (after the request in progress)
+/// or stops.
+async fn serve_h1<T>(shared: Arc<Shared>, io: T, peer: SocketAddr)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut phase = shared.phase.clone();
+    let mut stopped = shared.phase.clone();
+    let draining = async move {
+        while *phase.borrow_and_update() == Phase::Serving {
+            if phase.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let s = shared.clone();
+    let on_request = move |req: http::Request<hyper::body::Incoming>, r: http1::Responder| {
+        let (parts, body) = req.into_parts();
+        let body = RecvBody::H1(Box::new(http1::RecvBody::new(body)));
+        dispatch(&s, parts, body, Respond::H1(r), peer, None);
+    };
+    tokio::select! {
+        r = http1::serve(io, on_request, draining) => {
+            if let Err(e) = r {
+                tracing::debug!("HTTP/1.1 connection from {peer}: {e}");
+            }
+        }
+        _ = stopped.wait_for(|p| *p == Phase::Stopped) => {}
+    }
 }
 
 async fn serve_h2<T>(
@@ -182,7 +253,11 @@ async fn serve_h2<T>(
     loop {
         tokio::select! {
             r = conn.accept() => match r {
-                Some(Ok((req, respond))) => dispatch(&shared, req, respond, peer, me.upgrade()),
+                Some(Ok((req, respond))) => {
+                    let (parts, body) = req.into_parts();
+                    let (body, respond) = (RecvBody::H2(body), Respond::H2(respond));
+                    dispatch(&shared, parts, body, respond, peer, me.upgrade())
+                }
                 Some(Err(e)) => {
                     tracing::debug!("connection from {peer}: {e}");
                     if e.is_io() || e.is_go_away() {

@@ -1,9 +1,13 @@
 //! Connections and streams: TCP sockets (driven by tokio's reactor or by a binding's event
-//! loop), TLS, HTTP/2 (h2), and a connection's future that any thread may poll.
+//! loop), TLS, HTTP/2 (h2) and HTTP/1.1 (hyper), and a connection's future that any thread
+//! may poll.
 
 pub(crate) mod driver;
 pub(crate) mod goaway;
 pub(crate) mod hosted;
+pub(crate) mod http;
+pub(crate) mod http1;
+pub(crate) mod sniff;
 pub(crate) mod socket;
 pub(crate) mod tls;
 

@@ -87,7 +87,8 @@ pub(crate) fn server_config(tls: &ServerTls) -> Result<Arc<rustls::ServerConfig>
                 "certificate and key do not form a usable identity: {e}"
             ))
         })?;
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    // HTTP/2 first: a client offering both gets the protocol every call shape works over.
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
 

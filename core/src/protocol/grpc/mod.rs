@@ -354,6 +354,16 @@ pub(crate) fn status_from_h2(err: &h2::Error) -> Status {
     Status::unavailable(format!("transport error: {err}"))
 }
 
+/// The status for a failure of a call's stream, over either HTTP version.
+pub(crate) fn status_from_http(err: &crate::transport::http::Error) -> Status {
+    use crate::transport::http::Error;
+    match err {
+        Error::H2(e) => status_from_h2(e),
+        Error::H1(e) => Status::unavailable(format!("connection error: {e}")),
+        Error::H1Gone => Status::cancelled("the client closed its connection"),
+    }
+}
+
 /// Percent-encodes `grpc-message`. The spec: "grpc-message ... Percent-Encoded ... all
 /// characters outside the range 0x20-0x7E and the percent sign itself are encoded".
 pub(crate) fn percent_encode(msg: &str) -> String {

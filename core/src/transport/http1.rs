@@ -1,0 +1,394 @@
+//! HTTP/1.1 beside HTTP/2 on the server's port, with hyper's `http1` doing the parsing
+//! and framing (chunked encoding, `Content-Length`, keep-alive, pipelining rules).
+//!
+//! hyper asks a service for each request's whole response, head and body; our calls
+//! produce a response piece by piece, whenever the handler sends. So the service answers
+//! with a future that waits for the head ([`Responder`]) and a body that a call fills
+//! ([`BodyTx`]) and hyper drains ([`Body`]). The body holds at most [`BODY_BUFFER`]
+//! bytes: HTTP/1.1 has no flow control of its own, so that bound is what makes a slow
+//! reader slow the sender, as the window does over HTTP/2.
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body::Frame;
+use hyper::body::Incoming;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+
+/// What a response body may hold that hyper has not written yet.
+pub(crate) const BODY_BUFFER: usize = 64 * 1024;
+
+/// How long a client may take to send a request's head (hyper's header read timeout).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest request head taken (hyper's read buffer bounds it).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// A response this side gave up on: hyper closes the connection, the only way HTTP/1.1
+/// has to say a response is incomplete.
+#[derive(Debug)]
+pub(crate) struct Aborted;
+
+impl fmt::Display for Aborted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the call was aborted before its response was complete")
+    }
+}
+
+impl std::error::Error for Aborted {}
+
+/// Serves HTTP/1.1 requests on `io` until the connection closes or `shutdown` resolves
+/// (then the request in progress, if any, finishes first). `on_request` starts each call.
+pub(crate) async fn serve<T, F>(
+    io: T,
+    on_request: F,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), hyper::Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>, Responder) + Send + Sync + 'static,
+{
+    let on_request = Arc::new(on_request);
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let (tx, rx) = oneshot::channel();
+        on_request(req, Responder { tx });
+        async move { rx.await.map_err(|_| Aborted) }
+    });
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD);
+    let conn = b.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::pin!(shutdown);
+    let mut shutting = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            _ = &mut shutdown, if !shutting => {
+                conn.as_mut().graceful_shutdown();
+                shutting = true;
+            }
+        }
+    }
+}
+
+/// Where a call's response head goes: hyper is waiting for it.
+pub(crate) struct Responder {
+    tx: oneshot::Sender<Response<Body>>,
+}
+
+impl Responder {
+    /// Sends the head; the body follows through the returned end, which starts with
+    /// `first` (a response written whole) and is ended if `end`.
+    pub(crate) fn send_response(
+        self,
+        head: Response<()>,
+        first: Bytes,
+        end: bool,
+    ) -> Result<BodyTx, Aborted> {
+        let chan = Arc::new(Chan::default());
+        {
+            let mut st = chan.lock();
+            if !first.is_empty() {
+                st.queued += first.len();
+                st.frames.push_back(Frame::data(first));
+            }
+            st.ended = end;
+        }
+        let (parts, ()) = head.into_parts();
+        let body = Body { chan: chan.clone() };
+        self.tx
+            .send(Response::from_parts(parts, body))
+            .map_err(|_| Aborted)?;
+        Ok(BodyTx { chan })
+    }
+
+    /// Ready once the client has gone (its connection closed).
+    pub(crate) fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.tx.poll_closed(cx)
+    }
+}
+
+#[derive(Default)]
+struct Chan {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    frames: VecDeque<Frame<Bytes>>,
+    /// Bytes of data in `frames`.
+    queued: usize,
+    /// The last frame is queued.
+    ended: bool,
+    /// This side abandoned the response.
+    aborted: bool,
+    /// hyper dropped the body: the connection is gone.
+    gone: bool,
+    /// hyper, waiting for a frame.
+    reader: Option<Waker>,
+    /// The call, waiting for room or watching for the client to go.
+    writer: Option<Waker>,
+}
+
+impl Chan {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn wake(w: Option<Waker>) {
+    if let Some(w) = w {
+        w.wake();
+    }
+}
+
+/// The call's end of a response body.
+pub(crate) struct BodyTx {
+    chan: Arc<Chan>,
+}
+
+impl BodyTx {
+    /// Room for more data now.
+    pub(crate) fn capacity(&self) -> usize {
+        let st = self.chan.lock();
+        if st.gone {
+            return 0;
+        }
+        BODY_BUFFER.saturating_sub(st.queued)
+    }
+
+    /// Ready with the room there is once there is some, or with `Aborted` once the
+    /// client is gone.
+    pub(crate) fn poll_capacity(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Aborted>> {
+        let mut st = self.chan.lock();
+        if st.gone {
+            return Poll::Ready(Err(Aborted));
+        }
+        let room = BODY_BUFFER.saturating_sub(st.queued);
+        if room > 0 {
+            return Poll::Ready(Ok(room));
+        }
+        st.writer = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    pub(crate) fn send_data(&mut self, data: Bytes, end: bool) -> Result<(), Aborted> {
+        self.push(Frame::data(data), end)
+    }
+
+    /// Trailers end the body (chunked encoding carries them when the client asked for
+    /// them with `TE: trailers`; hyper drops them otherwise).
+    pub(crate) fn send_trailers(&mut self, trailers: HeaderMap) -> Result<(), Aborted> {
+        self.push(Frame::trailers(trailers), true)
+    }
+
+    fn push(&mut self, frame: Frame<Bytes>, end: bool) -> Result<(), Aborted> {
+        let mut st = self.chan.lock();
+        if st.gone || st.aborted {
+            return Err(Aborted);
+        }
+        if let Some(d) = frame.data_ref() {
+            if d.is_empty() && !end {
+                return Ok(());
+            }
+            st.queued += d.len();
+        }
+        st.frames.push_back(frame);
+        st.ended |= end;
+        let r = st.reader.take();
+        drop(st);
+        wake(r);
+        Ok(())
+    }
+
+    /// Abandons the response: hyper closes the connection.
+    pub(crate) fn abort(&mut self) {
+        let mut st = self.chan.lock();
+        st.aborted = true;
+        let r = st.reader.take();
+        drop(st);
+        wake(r);
+    }
+
+    /// Ready once the client is gone.
+    pub(crate) fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.chan.lock();
+        if st.gone {
+            return Poll::Ready(());
+        }
+        st.writer = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// hyper's end of a response body.
+pub(crate) struct Body {
+    chan: Arc<Chan>,
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = Aborted;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
+        let mut st = self.chan.lock();
+        if st.aborted {
+            return Poll::Ready(Some(Err(Aborted)));
+        }
+        if let Some(f) = st.frames.pop_front() {
+            if let Some(d) = f.data_ref() {
+                st.queued -= d.len();
+            }
+            let w = st.writer.take();
+            drop(st);
+            wake(w);
+            return Poll::Ready(Some(Ok(f)));
+        }
+        if st.ended {
+            return Poll::Ready(None);
+        }
+        st.reader = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let st = self.chan.lock();
+        st.ended && st.frames.is_empty() && !st.aborted
+    }
+
+    /// A response written whole has its exact length: hyper then sends `Content-Length`
+    /// instead of chunked encoding.
+    fn size_hint(&self) -> http_body::SizeHint {
+        let st = self.chan.lock();
+        let whole = st.ended && st.frames.iter().all(Frame::is_data);
+        if whole {
+            http_body::SizeHint::with_exact(st.queued as u64)
+        } else {
+            http_body::SizeHint::default()
+        }
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        let mut st = self.chan.lock();
+        st.gone = true;
+        st.frames.clear();
+        let w = st.writer.take();
+        drop(st);
+        wake(w);
+    }
+}
+
+/// What is read of a request body its call no longer wants, and for how long.
+const DRAIN_BYTES: usize = 8 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// A request body as a call reads it: data, then the trailers if any.
+pub(crate) struct RecvBody {
+    /// Taken by `drop` to drain what is left.
+    body: Option<Incoming>,
+    trailers: Option<HeaderMap>,
+    done: bool,
+}
+
+impl RecvBody {
+    pub(crate) fn new(body: Incoming) -> RecvBody {
+        RecvBody {
+            body: Some(body),
+            trailers: None,
+            done: false,
+        }
+    }
+
+    pub(crate) fn poll_data(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, hyper::Error>>> {
+        use http_body::Body as _;
+        loop {
+            let (false, Some(body)) = (self.done, self.body.as_mut()) else {
+                return Poll::Ready(None);
+            };
+            let f = match Pin::new(body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(f))) => f,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => return Poll::Pending,
+            };
+            match f.into_data() {
+                Ok(d) if d.is_empty() => {}
+                Ok(d) => return Poll::Ready(Some(Ok(d))),
+                Err(f) => {
+                    if let Ok(t) = f.into_trailers() {
+                        self.trailers = Some(t);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the rest of the body, at most `DRAIN_BYTES` within `DRAIN_TIME`, and drops it.
+    async fn drain(mut self) {
+        let mut left = DRAIN_BYTES;
+        let _ = tokio::time::timeout(DRAIN_TIME, async {
+            while let Some(Ok(d)) = std::future::poll_fn(|cx| self.poll_data(cx)).await {
+                left = left.saturating_sub(d.len());
+                if left == 0 {
+                    return;
+                }
+            }
+        })
+        .await;
+        self.done = true;
+    }
+
+    pub(crate) fn poll_trailers(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, hyper::Error>> {
+        while !self.done {
+            match self.poll_data(cx) {
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => {}
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(self.trailers.take()))
+    }
+}
+
+/// A call that ends before its request body has (a message over the size limit, an error
+/// answered early) leaves the client still sending. Dropped unread, the body makes hyper
+/// close the connection with the client's bytes unread, and the kernel answers those with
+/// a TCP reset that can destroy the response before the client reads it. So the rest is
+/// read and dropped, within bounds, as Go's net/http server does.
+impl Drop for RecvBody {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let rest = RecvBody {
+            body: self.body.take(),
+            trailers: None,
+            done: false,
+        };
+        crate::runtime::handle().spawn(rest.drain());
+    }
+}

@@ -1,0 +1,124 @@
+//! Telling HTTP/2 from HTTP/1.1 on a cleartext connection by its first bytes: an HTTP/2
+//! client opens with the connection preface (RFC 9113 §3.4, "prior knowledge"); anything
+//! else is read as HTTP/1.1. The bytes read to decide are replayed to whichever serves it.
+
+use bytes::{Buf, BytesMut};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+/// "the connection preface starts with the string PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Version {
+    Http2,
+    Http1,
+}
+
+/// Reads until the first bytes are the whole preface or differ from it. A connection
+/// that ends first is left to HTTP/2, whose handshake reports it.
+pub(crate) async fn sniff<T: AsyncRead + Unpin>(mut io: T) -> io::Result<(Version, Rewind<T>)> {
+    let mut seen = BytesMut::with_capacity(PREFACE.len());
+    let version = loop {
+        let n = seen.len();
+        if seen[..] != PREFACE[..n] {
+            break Version::Http1;
+        }
+        if n == PREFACE.len() {
+            break Version::Http2;
+        }
+        let mut chunk = [0u8; 24];
+        let want = PREFACE.len() - n;
+        let got = io.read(&mut chunk[..want]).await?;
+        if got == 0 {
+            break Version::Http2;
+        }
+        seen.extend_from_slice(&chunk[..got]);
+    };
+    Ok((version, Rewind { seen, io }))
+}
+
+/// A connection whose first bytes, already read, are read again.
+pub(crate) struct Rewind<T> {
+    seen: BytesMut,
+    io: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.seen.is_empty() {
+            let n = self.seen.len().min(buf.remaining());
+            buf.put_slice(&self.seen[..n]);
+            self.seen.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    async fn sniffed(first: &[u8]) -> (Version, Vec<u8>) {
+        let (mut a, b) = tokio::io::duplex(1024);
+        a.write_all(first).await.unwrap();
+        drop(a);
+        let (v, mut r) = sniff(b).await.unwrap();
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).await.unwrap();
+        (v, all)
+    }
+
+    #[tokio::test]
+    async fn the_preface_is_http2_and_is_read_again() {
+        let mut bytes = PREFACE.to_vec();
+        bytes.extend_from_slice(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+        assert_eq!(sniffed(&bytes).await, (Version::Http2, bytes));
+    }
+
+    #[tokio::test]
+    async fn a_request_line_is_http1_and_is_read_again() {
+        let req = b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(sniffed(req).await, (Version::Http1, req.to_vec()));
+        // "PRI" then something else: not the preface.
+        assert_eq!(sniffed(b"PRIX").await.0, Version::Http1);
+    }
+}
