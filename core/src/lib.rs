@@ -24,6 +24,7 @@ pub use call::{
 pub use client::{Channel, ChannelOptions};
 pub use error::{Error, ErrorKind};
 pub use metadata::{InvalidMetadata, Metadata, MetadataValue};
+pub use protocol::cors::Cors;
 pub use protocol::envelope::{Encoding, DEFAULT_MAX_RECV_MESSAGE};
 pub use protocol::Protocol;
 pub use server::{Server, ServerBuilder, ServerOptions};

@@ -594,3 +594,82 @@ async fn http1_body_shorter_than_its_content_length_fails_the_call() {
     assert!(!text.starts_with("http/1.1 200"), "{text}");
     h2_still_works(server.local_addr()).await;
 }
+
+// ---- CORS, for browser pages from another origin ----
+
+#[tokio::test]
+async fn cors_preflight_is_answered_for_an_allowed_origin_only() {
+    let server = rill_server(ServerOptions {
+        cors: Some(rillrpc::Cors {
+            allowed_origins: vec!["http://page.test".into()],
+            max_age: Duration::from_secs(600),
+        }),
+        ..ServerOptions::default()
+    });
+    let ask = |origin: &str| {
+        format!(
+            "OPTIONS /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\n\
+             Access-Control-Request-Headers: content-type,connect-protocol-version,x-user\r\n\
+             Connection: close\r\n\r\n"
+        )
+    };
+    let resp = h1(server.local_addr(), ask("http://page.test").as_bytes()).await;
+    let (head, _) = head_and_body(&resp);
+    assert!(head.starts_with("http/1.1 204"), "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: http://page.test"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-methods: post, get"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-headers: content-type,connect-protocol-version,x-user"),
+        "{head}"
+    );
+    assert!(head.contains("access-control-max-age: 600"), "{head}");
+    let resp = h1(server.local_addr(), ask("http://evil.test").as_bytes()).await;
+    let (head, _) = head_and_body(&resp);
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+}
+
+#[tokio::test]
+async fn cors_lets_the_page_read_status_and_metadata() {
+    let server = rill_server(ServerOptions {
+        cors: Some(rillrpc::Cors::any_origin()),
+        ..ServerOptions::default()
+    });
+    let resp = h1(
+        server.local_addr(),
+        b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\nOrigin: http://page.test\r\n\
+          Content-Type: application/proto\r\nEcho-A: 1\r\nContent-Length: 4\r\n\
+          Connection: close\r\n\r\n\x0a\x02hi",
+    )
+    .await;
+    let (head, body) = head_and_body(&resp);
+    assert!(
+        head.contains("access-control-allow-origin: http://page.test"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-expose-headers: accept-encoding, echo-a, trailer-echo-a, grpc-status, grpc-message, grpc-status-details-bin"),
+        "{head}"
+    );
+    assert_eq!(body, b"\x0a\x02hi");
+}
+
+#[tokio::test]
+async fn without_cors_a_preflight_is_not_a_call() {
+    let server = rill_server(ServerOptions::default());
+    let resp = h1(
+        server.local_addr(),
+        b"OPTIONS /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\nOrigin: http://page.test\r\n\
+          Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (head, _) = head_and_body(&resp);
+    assert!(head.starts_with("http/1.1 405"), "{head}");
+    assert!(!head.contains("access-control"), "{head}");
+}

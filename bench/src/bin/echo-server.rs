@@ -2,7 +2,11 @@
 //! for reproducing a benchmark cell by hand.
 //!
 //!     echo-server --impl rill|tonic [--port 50051] [--host 127.0.0.1] [--max-streams N]
-//!                 [--threads N] [--count-frames]
+//!                 [--threads N] [--count-frames] [--cors ORIGIN]...
+//!
+//! The rill server answers gRPC, gRPC-Web and Connect on its one port, over HTTP/1.1 and
+//! HTTP/2. `--cors ORIGIN` (repeatable; `*` for any) lets browser pages from that origin
+//! call it.
 //!
 //! Prints `listening on <addr>` once it accepts connections. With `--count-frames` (tonic
 //! only), each connection's HTTP/2 frames are counted as tonic reads and writes them, and
@@ -20,6 +24,7 @@ fn main() {
     let mut max_streams = 100_000u32;
     let mut threads = 0usize;
     let mut count_frames = false;
+    let mut cors = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -35,6 +40,7 @@ fn main() {
             }
             "--threads" => threads = val().parse().unwrap_or_else(|_| usage("bad --threads")),
             "--count-frames" => count_frames = true,
+            "--cors" => cors.push(val()),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -46,6 +52,9 @@ fn main() {
     if count_frames && imp != "tonic" {
         usage("--count-frames needs --impl tonic");
     }
+    if !cors.is_empty() && imp != "rill" {
+        usage("--cors needs --impl rill");
+    }
     let rt = rt.enable_all().build().expect("runtime");
     rt.block_on(async move {
         let addr = format!("{host}:{port}");
@@ -53,6 +62,10 @@ fn main() {
             "rill" => {
                 let opts = rillrpc::ServerOptions {
                     max_concurrent_streams: max_streams,
+                    cors: (!cors.is_empty()).then(|| rillrpc::Cors {
+                        allowed_origins: cors,
+                        ..rillrpc::Cors::any_origin()
+                    }),
                     ..Default::default()
                 };
                 let server = Arc::new(
@@ -108,7 +121,8 @@ fn usage(msg: &str) -> ! {
     }
     eprintln!(
         "usage: echo-server --impl rill|tonic [--port N] [--host H] [--max-streams N] [--threads N]\n\
-         \x20      [--count-frames]   (tonic: a line of HTTP/2 frame counts per closed connection)"
+         \x20      [--count-frames]   (tonic: a line of HTTP/2 frame counts per closed connection)\n\
+         \x20      [--cors ORIGIN]... (rill: browser pages from ORIGIN, or * for any, may call)"
     );
     std::process::exit(2)
 }

@@ -17,6 +17,7 @@
 //! frames.
 
 pub(crate) mod connect;
+pub(crate) mod cors;
 mod details;
 pub(crate) mod envelope;
 pub(crate) mod grpc;
@@ -62,6 +63,13 @@ impl Sender {
     pub(crate) fn framing(&self) -> Framing {
         match self {
             Sender::Http(s) => s.framing(),
+        }
+    }
+
+    /// Lets a browser page from `origin` read this call's response (CORS).
+    pub(crate) fn allow_origin(&mut self, origin: HeaderValue) {
+        match self {
+            Sender::Http(s) => s.allow_origin(origin),
         }
     }
 

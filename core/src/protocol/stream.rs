@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::connect::{self, Whole};
+use super::cors;
 use super::grpc::{self, trailers, trailers_only};
 use super::grpc::{
     check_response, code_for_reset, response, status_from_http, status_from_trailers,
@@ -40,6 +41,8 @@ pub(crate) struct Sender {
     /// A Connect unary response, held until the call ends: the handler's headers and the
     /// message (its trailers go in the same head).
     unary: Option<(Option<Metadata>, Bytes)>,
+    /// The origin of a browser's request that CORS allows: its page may read the response.
+    origin: Option<HeaderValue>,
     /// The connection, for writes from outside its task (see `transport::driver`).
     driver: Option<Arc<Driver>>,
     /// A client connection's GOAWAY, which explains a broken stream.
@@ -68,6 +71,7 @@ impl Sender {
         Sender {
             wire: Wire::Grpc,
             unary: None,
+            origin: None,
             half: Half::Request(SendBody::H2(stream)),
             driver: Some(driver),
             goaway: Some(goaway),
@@ -84,6 +88,7 @@ impl Sender {
         Sender {
             wire,
             unary: None,
+            origin: None,
             half: Half::Respond(respond, content_type),
             driver,
             goaway: None,
@@ -93,6 +98,11 @@ impl Sender {
 
     pub(crate) fn framing(&self) -> Framing {
         self.wire.framing()
+    }
+
+    /// Lets a browser page from `origin` read this call's response (CORS).
+    pub(crate) fn allow_origin(&mut self, origin: HeaderValue) {
+        self.origin = Some(origin);
     }
 
     fn stream(&mut self) -> Option<&mut SendBody> {
@@ -182,7 +192,7 @@ impl Sender {
                 response(&ct, enc, extra)
             }
         };
-        match respond.send_response(head, Bytes::new(), false) {
+        match self.answer(&mut respond, head, Bytes::new(), false) {
             Ok(s) => {
                 self.half = Half::Response(s);
                 Ok(())
@@ -241,6 +251,21 @@ impl Sender {
         r.map_err(|e| self.fail(&e))
     }
 
+    /// Sends a server's response head (with `first` of its body, ending it if `end`), with
+    /// what lets a browser's page read it when the request came from an allowed origin.
+    fn answer(
+        &self,
+        respond: &mut Respond,
+        mut head: http::Response<()>,
+        first: Bytes,
+        end: bool,
+    ) -> Result<SendBody, wire_http::Error> {
+        if let Some(origin) = &self.origin {
+            cors::expose(head.headers_mut(), origin);
+        }
+        respond.send_response(head, first, end)
+    }
+
     /// Ends a call that has sent no head: the whole response, in one go.
     fn respond_ended(
         &mut self,
@@ -250,25 +275,20 @@ impl Sender {
         status: &Status,
         accept: Option<&'static str>,
     ) -> Result<(), wire_http::Error> {
-        match self.wire {
+        let (head, body) = match self.wire {
             // One header block carries the status (Trailers-Only); gRPC-Web clients read
             // it there too.
-            Wire::Grpc | Wire::GrpcWeb => respond
-                .send_response(trailers_only(ct, status, accept), Bytes::new(), true)
-                .map(drop),
-            Wire::ConnectStream => respond
-                .send_response(
-                    connect::streaming_head(ct, enc, None),
-                    connect::end_stream(status),
-                    true,
-                )
-                .map(drop),
+            Wire::Grpc | Wire::GrpcWeb => (trailers_only(ct, status, accept), Bytes::new()),
+            Wire::ConnectStream => (
+                connect::streaming_head(ct, enc, None),
+                connect::end_stream(status),
+            ),
             Wire::ConnectUnary => {
                 let (md, msg) = self.unary.take().unwrap_or((None, Bytes::new()));
-                let (head, body) = connect::unary_response(ct, enc, md.as_ref(), status, msg);
-                respond.send_response(head, body, true).map(drop)
+                connect::unary_response(ct, enc, md.as_ref(), status, msg)
             }
-        }
+        };
+        self.answer(&mut respond, head, body, true).map(drop)
     }
 
     /// Answers a request the server does not take as a call: the status alone, as the
@@ -287,7 +307,7 @@ impl Sender {
         }
         if let Half::Respond(mut respond, _) = std::mem::replace(&mut self.half, Half::Ended) {
             let (head, body) = connect::route_not_found(status);
-            let _ = respond.send_response(head, body, true);
+            let _ = self.answer(&mut respond, head, body, true);
         }
     }
 

@@ -4,7 +4,7 @@
 //! Connect), as connect-go's handler does; the call is the same whichever it is.
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::{HeaderValue, Response, StatusCode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::shared::Shared;
 use crate::call::{Accepted, ServerCall, Shape};
-use crate::protocol::{connect, grpc, NotACall, Receiver, Refusal, Sender, Wire};
+use crate::protocol::{connect, cors, grpc, NotACall, Receiver, Refusal, Sender, Wire};
 use crate::status::{Code, Status};
 use crate::transport::driver::Driver;
 use crate::transport::http::{RecvBody, Respond};
@@ -25,9 +25,23 @@ pub(super) fn dispatch(
     peer: SocketAddr,
     driver: Option<Arc<Driver>>,
 ) {
+    let cors = shared.opts.cors.as_ref();
+    if let Some(cors) = cors.filter(|_| cors::is_preflight(&parts.method, &parts.headers)) {
+        let mut respond = respond;
+        let _ = respond.send_response(cors::preflight(cors, &parts.headers), Bytes::new(), true);
+        return;
+    }
+    let origin = cors.and_then(|c| c.allows(&parts.headers));
     let (wire, base) = match Wire::of_request(&parts) {
         Ok(w) => w,
-        Err(n) => return refuse_http(respond, body, n),
+        Err(n) => return refuse_http(respond, body, n, origin),
+    };
+    let sender = |respond, content_type| {
+        let mut s = Sender::server(wire, respond, content_type, driver);
+        if let Some(o) = origin.clone() {
+            s.allow_origin(o);
+        }
+        s
     };
     let incoming = match wire {
         Wire::Grpc | Wire::GrpcWeb => grpc::accept(&parts, &base),
@@ -42,7 +56,7 @@ pub(super) fn dispatch(
                 content_type,
                 accept,
             } = r;
-            return Sender::server(wire, respond, content_type, driver).refuse(&status, accept);
+            return sender(respond, content_type).refuse(&status, accept);
         }
     };
     let Some(&shape) = shared.methods.get(&incoming.path) else {
@@ -50,15 +64,12 @@ pub(super) fn dispatch(
             Code::Unimplemented,
             unknown_method_message(&incoming.path, &shared.methods),
         );
-        let sender = Sender::server(wire, respond, incoming.content_type, driver);
-        return sender.route_not_found(&s);
+        return sender(respond, incoming.content_type).route_not_found(&s);
     };
     match unfit(wire, shape, parts.version) {
         None => {}
-        Some(Err(n)) => return refuse_http(respond, body, n),
-        Some(Ok(s)) => {
-            return Sender::server(wire, respond, incoming.content_type, driver).refuse(&s, None)
-        }
+        Some(Err(n)) => return refuse_http(respond, body, n, origin),
+        Some(Ok(s)) => return sender(respond, incoming.content_type).refuse(&s, None),
     }
     let call = ServerCall::new(Accepted {
         shape,
@@ -68,7 +79,7 @@ pub(super) fn dispatch(
         peer,
         request_encoding: incoming.encoding,
         accepts_gzip: incoming.accepts_gzip,
-        sender: Sender::server(wire, respond, incoming.content_type, driver),
+        sender: sender(respond, incoming.content_type),
         receiver: Receiver::server(
             wire,
             body,
@@ -116,8 +127,11 @@ fn unfit(wire: Wire, shape: Shape, version: http::Version) -> Option<Result<Stat
 }
 
 /// Answers a request that is not a call with a plain HTTP status.
-fn refuse_http(respond: Respond, body: RecvBody, n: NotACall) {
+fn refuse_http(respond: Respond, body: RecvBody, n: NotACall, origin: Option<HeaderValue>) {
     let mut resp = plain(n.status);
+    if let Some(o) = origin {
+        cors::expose(resp.headers_mut(), &o);
+    }
     if let Some(s) = n.grpc_status {
         // A gRPC client learns the reason from the headers grpc-go sends too.
         for (k, v) in grpc::trailers(&s).iter() {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::protocol::cors::Cors;
 use crate::protocol::envelope::DEFAULT_MAX_RECV_MESSAGE;
 use crate::transport::tls::ServerTls;
 
@@ -33,6 +34,10 @@ pub struct ServerOptions {
     /// connection costs a file descriptor and its buffers, so this bounds what many peers,
     /// or one that opens connections without end, can take.
     pub max_connections: Option<usize>,
+    /// Browser pages from these origins may call the server (gRPC-Web, Connect): their
+    /// preflights are answered and the responses readable by them. `None` (the default):
+    /// no CORS, so browsers let only same-origin pages call.
+    pub cors: Option<Cors>,
 }
 
 impl Default for ServerOptions {
@@ -46,6 +51,7 @@ impl Default for ServerOptions {
             tls: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_connections: None,
+            cors: None,
         }
     }
 }
