@@ -1,8 +1,9 @@
 # The cross-language matrix (interop/matrix/): every rillrpc client (rust, c, python, node)
 # against every server (those four and the grpcio, grpc-js, grpc-go, tonic peers), and every peer
-# client against every rillrpc server, six checks per cell; then the shape rules (a second
-# table: UNIMPLEMENTED from every rillrpc client and server). `make matrix` builds what it
-# needs and prints the tables; `make test-matrix` is the same, failing if a cell fails.
+# client (connect-go in each of its protocols: Connect, gRPC-Web, gRPC) against every rillrpc
+# server, six checks per cell; then the shape rules (a second table: UNIMPLEMENTED from every
+# rillrpc client and server). `make matrix` builds what it needs and prints the tables;
+# `make test-matrix` is the same, failing if a cell fails.
 MATRIX_DIR := $(CURDIR)/interop/matrix
 MATRIX_BIN := $(CARGO_TARGET_DIR)/matrix-bin
 # The echo messages are encoded by the examples' header (examples/c/echo_pb.h).
@@ -23,11 +24,14 @@ matrix-c: c-lib
 	  cc $(MATRIX_C_CFLAGS) $(MATRIX_DIR)/c/$$p.c -o $(MATRIX_BIN)/matrix-$$p-c \
 	    $$(pkg-config --cflags --libs rillrpc) -Wl,-rpath,$(C_PREFIX)/lib || exit 1; done
 
-# grpc-go pinned by interop/matrix/go/go.mod (the GRPC_GO_VERSION of mk/go.mk).
+# grpc-go pinned by interop/matrix/go/go.mod (the GRPC_GO_VERSION of mk/go.mk), and so is
+# connect-go (connectrpc.com/connect), whose client is connect-go-client.
 matrix-go: go-check
 	mkdir -p $(MATRIX_BIN)
 	cd $(MATRIX_DIR)/go && for p in client server; do \
 	  GOFLAGS=-mod=mod $(GO) build -buildvcs=false -o $(MATRIX_BIN)/grpc-go-$$p ./$$p || exit 1; done
+	cd $(MATRIX_DIR)/go && GOFLAGS=-mod=mod $(GO) build -buildvcs=false \
+	  -o $(MATRIX_BIN)/connect-go-client ./connect-client
 
 # The rillrpc npm package (a debug addon) with its devDependencies @grpc/grpc-js and
 # @grpc/proto-loader, as mk/node.mk's test-node installs it.

@@ -673,3 +673,132 @@ async fn without_cors_a_preflight_is_not_a_call() {
     assert!(head.starts_with("http/1.1 405"), "{head}");
     assert!(!head.contains("access-control"), "{head}");
 }
+
+// ---- our client, over each protocol, against our server ----
+
+fn channel(addr: SocketAddr, protocol: rillrpc::Protocol) -> rillrpc::Channel {
+    let opts = rillrpc::ChannelOptions {
+        protocol,
+        ..Default::default()
+    };
+    rillrpc::Channel::with_options(&format!("http://{addr}"), opts).unwrap()
+}
+
+const PROTOCOLS: [rillrpc::Protocol; 3] = [
+    rillrpc::Protocol::Grpc,
+    rillrpc::Protocol::GrpcWeb,
+    rillrpc::Protocol::Connect,
+];
+
+#[tokio::test]
+async fn every_shape_over_every_protocol() {
+    use rillrpc::{CallOptions, Shape};
+    let server = rill_server(ServerOptions::default());
+    for p in PROTOCOLS {
+        let ch = channel(server.local_addr(), p);
+        let r = ch
+            .unary(PING_PONG, req(b"u", 0), CallOptions::default())
+            .await
+            .unwrap_or_else(|s| panic!("{p:?} unary: {s:?}"));
+        assert_eq!(resp_payload(&r), b"u", "{p:?}");
+
+        let r = ch
+            .client_streaming(
+                ECHO_CLIENT,
+                vec![req(b"ab", 0), req(b"cde", 0)],
+                CallOptions::default(),
+            )
+            .await
+            .unwrap_or_else(|s| panic!("{p:?} client streaming: {s:?}"));
+        assert_eq!(resp_payload(&r), b"5", "{p:?}");
+
+        let mut call = ch
+            .server_streaming(ECHO_SERVER, req(b"s", 3), CallOptions::default())
+            .await
+            .unwrap();
+        let mut n = 0;
+        while let Some(m) = call.recv().await.unwrap_or_else(|s| panic!("{p:?}: {s:?}")) {
+            assert_eq!(resp_payload(&m), b"s");
+            n += 1;
+        }
+        assert_eq!(n, 3, "{p:?}");
+        assert!(call.finish().await.is_ok(), "{p:?}");
+
+        let mut call = ch.open(ECHO, Shape::Bidi, CallOptions::default()).unwrap();
+        for i in 0..3u8 {
+            call.send(req(&[b'a' + i], 0)).await.unwrap();
+            let m = call.recv().await.unwrap().expect("an answer");
+            assert_eq!(resp_payload(&m), [b'a' + i], "{p:?}");
+        }
+        call.close_send();
+        assert_eq!(call.recv().await.unwrap(), None, "{p:?}");
+        assert!(call.finish().await.is_ok(), "{p:?}");
+    }
+}
+
+#[tokio::test]
+async fn errors_and_metadata_cross_every_protocol() {
+    use rillrpc::{CallOptions, Code, Metadata, Shape};
+    let server = rill_server(ServerOptions::default());
+    for p in PROTOCOLS {
+        let ch = channel(server.local_addr(), p);
+        let mut md = Metadata::new();
+        md.append_ascii("echo-a", "1").unwrap();
+        md.append_bin("echo-b-bin", b"\x00\xff").unwrap();
+        let opts = CallOptions {
+            metadata: md,
+            ..Default::default()
+        };
+        // Unary, failing: NOT_FOUND with the payload as message, the echo- metadata in
+        // the error's trailers.
+        let mut call = ch
+            .open_with_request(PING_PONG, Shape::Unary, opts.clone(), &req(b"gone", -5))
+            .unwrap();
+        let s = call.recv_single().await.unwrap_err();
+        assert_eq!((s.code(), s.message()), (Code::NotFound, "gone"), "{p:?}");
+        assert_eq!(s.trailers().get_ascii("echo-a"), Some("1"), "{p:?}");
+        // Streaming, succeeding: headers and trailers both carry the metadata.
+        let mut call = ch
+            .open_with_request(ECHO_SERVER, Shape::ServerStreaming, opts, &req(b"x", 1))
+            .unwrap();
+        let h = call.headers().await.unwrap();
+        assert_eq!(h.get_ascii("echo-a"), Some("1"), "{p:?} headers");
+        assert_eq!(
+            h.get_bin("echo-b-bin").as_deref(),
+            Some(&b"\x00\xff"[..]),
+            "{p:?}"
+        );
+        while call.recv().await.unwrap().is_some() {}
+        let st = call.finish().await;
+        assert!(st.is_ok(), "{p:?}: {st:?}");
+        assert_eq!(
+            st.trailers().get_ascii("echo-a"),
+            Some("1"),
+            "{p:?} trailers"
+        );
+        assert_eq!(
+            st.trailers().get_bin("echo-b-bin").as_deref(),
+            Some(&b"\x00\xff"[..]),
+            "{p:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_grpc_only_server_refuses_the_other_protocols() {
+    use rillrpc::{CallOptions, Code};
+    // tonic speaks gRPC alone: the client's choice of protocol is what goes on the wire.
+    let addr = tonic_server().await;
+    let ok = channel(addr, rillrpc::Protocol::Grpc)
+        .unary(PING_PONG, req(b"u", 0), CallOptions::default())
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    for p in [rillrpc::Protocol::GrpcWeb, rillrpc::Protocol::Connect] {
+        let s = channel(addr, p)
+            .unary(PING_PONG, req(b"u", 0), CallOptions::default())
+            .await
+            .unwrap_err();
+        assert_ne!(s.code(), Code::Ok, "{p:?}");
+        eprintln!("{p:?} against tonic: {s:?}");
+    }
+}

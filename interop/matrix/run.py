@@ -2,12 +2,14 @@
 """The cross-language matrix: every rillrpc client (rust, c, python, node) against every
 server (the four rillrpc ones and the grpcio, grpc-js, grpc-go and tonic peers), and every
 peer client against every rillrpc server, on the six checks of README.md. tonic is a server
-only. Then the shape rules: every rillrpc client against the grpc-go server's matrix.Rules
-(zero and two responses to a unary call) and every rillrpc server (two requests on a unary
-method), each reporting the same code, 12 (UNIMPLEMENTED).
+only; connect-go is a client only, a row per protocol (Connect, gRPC-Web, gRPC) over h2c, and
+two rows over HTTP/1.1 (Connect, gRPC-Web). Then the shape rules: every rillrpc
+client against the grpc-go server's matrix.Rules (zero and two responses to a unary call) and
+every rillrpc server (two requests on a unary method), each reporting the same code, 12
+(UNIMPLEMENTED).
 
     run.py --target-dir DIR --python PY [--node NODE] [--clients a,b] [--servers a,b]
-           [--shape-rules on|off|only]
+           [--shape-rules on|off|only] [--peer-pairs]
 
 Builds nothing (`make matrix` does): it starts each server once, runs the clients against
 it one after the other, prints the two tables (rows = clients, columns = servers), then the
@@ -36,6 +38,23 @@ ALL = RILL + PEERS
 # Peers with a server and no client in the matrix.
 SERVER_ONLY = ("tonic",)
 ALL_SERVERS = ALL + SERVER_ONLY
+# connect-go's client (go/connect-client), a row per protocol, each over h2c: every rillrpc
+# server answers all three on its one port, chosen by content type. The peer servers speak
+# gRPC only, so the Connect and gRPC-Web rows meet rillrpc servers alone, even with
+# --peer-pairs.
+CONNECT_GO = ("connect-go/connect", "connect-go/grpc-web", "connect-go/grpc")
+# The same client over HTTP/1.1 (--http1), where bidi cannot run: those rows must print
+# `SKIP bidi` and pass the other five checks (error_status there asks EchoServer for its
+# second status, since Echo is bidi).
+CONNECT_GO_HTTP1 = ("connect-go/connect-http1", "connect-go/grpc-web-http1")
+SKIPPED = {c: ("bidi",) for c in CONNECT_GO_HTTP1}
+CLIENT_ONLY = CONNECT_GO + CONNECT_GO_HTTP1
+ALL_CLIENTS = ALL + CLIENT_ONLY
+KNOWN_CLIENTS = ALL_CLIENTS
+# Clients that run the six checks only: the shape-rules table stays gRPC's.
+NO_RULES = CONNECT_GO + CONNECT_GO_HTTP1
+# Clients of another protocol than gRPC, which no peer server speaks.
+NOT_GRPC = ("connect-go/connect", "connect-go/grpc-web") + CONNECT_GO_HTTP1
 CHECKS = ("unary", "server_streaming", "client_streaming", "bidi", "error_status", "metadata")
 # The sub-checks of shape_rules (`--shape-rules zero,two,...` to a client): zero and two call
 # the matrix.Rules methods only RULES_SERVER serves; two-requests runs against any server.
@@ -70,11 +89,21 @@ def commands(a: argparse.Namespace) -> Tuple[Dict[str, List[str]], Dict[str, Lis
         "grpc-js": [node, str(HERE / "node" / "client.js"), "--impl", "grpc-js"],
         "grpc-go": [str(b / "grpc-go-client")],
     }
+    for c in CONNECT_GO + CONNECT_GO_HTTP1:
+        protocol = c.split("/", 1)[1]
+        http1 = protocol.endswith("-http1")
+        clients[c] = ([str(b / "connect-go-client"), "--protocol", protocol.removesuffix("-http1")]
+                      + (["--http1"] if http1 else []))
     return servers, clients
 
 
 def required(client: str, server: str) -> bool:
     return client in RILL or server in RILL
+
+
+def speaks(client: str, server: str) -> bool:
+    """Whether the client's protocol is one the server serves: a peer server speaks gRPC only."""
+    return server in RILL or client not in NOT_GRPC
 
 
 def rule_required(client: str, server: str, sub: str) -> bool:
@@ -88,6 +117,8 @@ def rule_required(client: str, server: str, sub: str) -> bool:
 def rule_shown(client: str, server: str, sub: str, peer_pairs: bool) -> bool:
     """Required cells, and for information what the peers do: each peer client against the
     Rules server and the rillrpc servers, the rillrpc clients against each peer server."""
+    if client in NO_RULES:
+        return False
     if sub != "two-requests":
         return server == RULES_SERVER
     return peer_pairs or client in RILL or server in RILL
@@ -168,9 +199,12 @@ def run_program(argv: List[str], env: Dict[str, str]) -> Tuple[Optional[int], st
     return p.returncode, p.stdout
 
 
-def run_client(argv: List[str], addr: str, env: Dict[str, str]) -> Tuple[bool, str]:
+def run_client(argv: List[str], addr: str, env: Dict[str, str],
+               skipped: Sequence[str] = ()) -> Tuple[bool, str]:
+    """`skipped`: checks the client cannot run; it must say so (`SKIP <check>: <why>`)."""
     code, out = run_program(argv + ["--target", addr], env)
     passed = {m.group(1) for m in re.finditer(r"^PASS (\S+)$", out, re.M)}
+    passed |= {m.group(1) for m in re.finditer(r"^SKIP (\S+):", out, re.M)} & set(skipped)
     ok = code == 0 and passed >= set(CHECKS)
     if code == 0 and not ok:
         out += f"\n(exit 0, but no PASS line for: {', '.join(sorted(set(CHECKS) - passed))})"
@@ -219,7 +253,7 @@ def main() -> int:
                          "debug/matrix-server-tonic, matrix-bin/*")
     ap.add_argument("--python", required=True, help="the venv's python (rillrpc, grpcio installed)")
     ap.add_argument("--node", default=shutil.which("node") or "node")
-    ap.add_argument("--clients", help="comma-separated subset of: " + ",".join(ALL))
+    ap.add_argument("--clients", help="comma-separated subset of: " + ",".join(KNOWN_CLIENTS))
     ap.add_argument("--servers", help="comma-separated subset of: " + ",".join(ALL_SERVERS))
     ap.add_argument("--peer-pairs", action="store_true",
                     help="also run peer × peer cells (a check of the matrix's own peer programs; "
@@ -227,7 +261,12 @@ def main() -> int:
     ap.add_argument("--shape-rules", choices=("on", "off", "only"), default="on",
                     help="the shape rules table after the main one (on), not at all (off), or alone (only)")
     a = ap.parse_args()
-    rows, cols = names(a.clients, ALL), names(a.servers, ALL_SERVERS)
+    rows, cols = names(a.clients, KNOWN_CLIENTS), names(a.servers, ALL_SERVERS)
+    if not a.clients:
+        rows = list(ALL_CLIENTS)
+    # The shape-rules table's rows: the clients that run its sub-checks.
+    rule_rows = [c for c in rows if c not in NO_RULES]
+    w = max(8, *(len(c) for c in rows))  # the progress lines' client column
     server_cmds, client_cmds = commands(a)
     env = dict(os.environ)
     env.setdefault("RILL_SHARED", str(HERE.parents[2] / "shared"))
@@ -240,13 +279,15 @@ def main() -> int:
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_signal)
     main_on, rules_on = a.shape_rules != "only", a.shape_rules != "off"
-    wanted = ((lambda c, s: True) if a.peer_pairs else required) if main_on else (lambda c, s: False)
+
+    def wanted(c: str, s: str) -> bool:
+        return main_on and speaks(c, s) and (a.peer_pairs or required(c, s))
 
     def rule_subs(c: str, s: str) -> List[str]:
         return [sub for sub in RULES if rules_on and rule_shown(c, s, sub, a.peer_pairs)]
 
     cells: Dict[Tuple[str, Any], str] = {}
-    rcells: Dict[Tuple[str, Any], str] = {(c, (s, sub)): "—" for c in rows for s in cols for sub in RULES}
+    rcells: Dict[Tuple[str, Any], str] = {(c, (s, sub)): "—" for c in rule_rows for s in cols for sub in RULES}
     # What each rules outcome said (sub-check, code, message), and in which cells (client→server):
     # printed once each.
     outcomes: Dict[str, List[str]] = {}
@@ -273,15 +314,15 @@ def main() -> int:
                     cells[(c, s)] = "FAIL" if required(c, s) else "(FAIL)"
                     failures.append(f"--- {c} client × {s} server: the server exited\n{srv.log_tail()}")
                     continue
-                ok, out = run_client(client_cmds[c], srv.addr, env)
+                ok, out = run_client(client_cmds[c], srv.addr, env, SKIPPED.get(c, ()))
                 cells[(c, s)] = "pass" if ok else "FAIL" if required(c, s) else "(FAIL)"
-                print(f"{c:>8} -> {s:<8} {'pass' if ok else 'FAIL'}", flush=True)
+                print(f"{c:>{w}} -> {s:<8} {'pass' if ok else 'FAIL'}", flush=True)
                 if not ok:
                     log = srv.log_tail()
                     failures.append(f"--- {c} client × {s} server ({srv.addr})\n{out.rstrip()}"
                                     + (f"\n[{s} server output]\n{log}" if log.strip() else ""))
             # After the main cells, so that a server broken by a rule's case fails only here.
-            for c in rows:
+            for c in rule_rows:
                 subs = rule_subs(c, s)
                 if not subs:
                     continue
@@ -310,7 +351,7 @@ def main() -> int:
                     m = re.search(rf"^(?:PASS|FAIL) shape_rules/{re.escape(sub)}: (.*?)(?:, want code \d+)?$",
                                   out, re.M)
                     outcomes.setdefault(f"{sub}: {m.group(1) if m else '(no line)'}", []).append(f"{c}→{s}")
-                print(f"{c:>8} -> {s:<8} shape_rules {' '.join(rcells[(c, (s, x))] for x in subs)}",
+                print(f"{c:>{w}} -> {s:<8} shape_rules {' '.join(rcells[(c, (s, x))] for x in subs)}",
                       flush=True)
                 if bad:
                     log = srv.log_tail()
@@ -330,16 +371,21 @@ def main() -> int:
         n_req = sum(1 for k in cells if required(*k))
         n_fail += sum(1 for v in cells.values() if v == "FAIL")
         print(f"\n{n_req - n_fail}/{n_req} required cells pass ({len(CHECKS)} checks each; "
-              f"— = peer × peer, not required)")
-    if rules_on:
+              f"— = peer × peer, not required, or a protocol the peer server does not speak)")
+        skipping = [c for c in rows if c in SKIPPED]
+        if skipping:
+            print(f"{', '.join(skipping)}: a `pass` skipped "
+                  f"{', '.join(sorted({x for c in skipping for x in SKIPPED[c]}))} (not possible over "
+                  "HTTP/1.1) and passed the other checks")
+    if rules_on and rule_rows:
         keys = [(RULES_SERVER, sub) for sub in RULES[:2] if RULES_SERVER in cols]
         keys += [(s, "two-requests") for s in cols]
-        r_req = [(c, k) for c in rows for k in keys if rule_required(c, *k)]
+        r_req = [(c, k) for c in rule_rows for k in keys if rule_required(c, *k)]
         r_fail = sum(1 for ck in r_req if rcells[ck] != str(UNIMPLEMENTED))
         n_fail += r_fail
         print(f"\nShape rules: the code each client reports ({UNIMPLEMENTED} = UNIMPLEMENTED, required; "
               "(n) = information only, not required; — = not run)")
-        print(table(rows, keys, [[k[0] for k in keys], [k[1] for k in keys]], rcells))
+        print(table(rule_rows, keys, [[k[0] for k in keys], [k[1] for k in keys]], rcells))
         print(f"\n{len(r_req) - r_fail}/{len(r_req)} required shape-rule cells report {UNIMPLEMENTED}")
         print("\nWhat the clients printed, and where:")
         for text, where in sorted(outcomes.items(), key=lambda o: RULES.index(o[0].split(":")[0])):

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::call::{Call, CallOptions, Shape, Start};
 use crate::error::Error;
 use crate::protocol::envelope::{Encoding, DEFAULT_MAX_RECV_MESSAGE};
-use crate::protocol::{grpc, stream, Framing, Receiver, Sender};
+use crate::protocol::{grpc, stream, Protocol, Receiver, Sender, Wire};
 use crate::runtime;
 use crate::status::Status;
 use crate::transport::hosted::{self, HostedConnection};
@@ -32,6 +32,7 @@ struct Inner {
     scheme: &'static str,
     authority: String,
     user_agent: HeaderValue,
+    protocol: Protocol,
     endpoint: Arc<Endpoint>,
 }
 
@@ -78,12 +79,14 @@ impl Channel {
             .unwrap_or_else(|| format!("grpc-rillrpc/{}", env!("CARGO_PKG_VERSION")));
         let user_agent = HeaderValue::from_str(&ua)
             .map_err(|_| Error::invalid("user agent is not printable ASCII"))?;
+        let protocol = opts.protocol;
         let endpoint = Endpoint::new(authority.clone(), host, port, opts, tls, runtime::handle());
         Ok(Channel {
             inner: Arc::new(Inner {
                 scheme,
                 authority,
                 user_agent,
+                protocol,
                 endpoint: Arc::new(endpoint),
             }),
         })
@@ -136,7 +139,8 @@ impl Channel {
             content_subtype: opts.content_subtype.as_deref(),
             metadata: &opts.metadata,
         };
-        let req = grpc::request(&head)?;
+        let wire = wire_for(self.inner.protocol, shape);
+        let req = wire.request(&head)?;
         if let (Some(msg), Some(max)) = (first, opts.max_send_message_size) {
             if msg.len() > max {
                 return Err(Status::new(
@@ -154,7 +158,7 @@ impl Channel {
             // grpc-timeout) must not come before ours.
             deadline: opts.timeout.map(|t| Instant::now() + t),
             compression,
-            framing: Framing::Envelope,
+            framing: wire.framing(),
             max_send: opts.max_send_message_size,
             runtime: runtime::handle(),
         };
@@ -164,7 +168,7 @@ impl Channel {
         let endpoint = &self.inner.endpoint;
         match endpoint.try_open_now(req.clone()) {
             Some(opened) => {
-                let (sender, receiver) = halves(opened, max_recv);
+                let (sender, receiver) = halves(opened, max_recv, wire);
                 Call::opened(start, sender, receiver, first)
             }
             None => {
@@ -172,7 +176,7 @@ impl Channel {
                 let wait = opts.wait_for_ready;
                 let open = Box::pin(async move {
                     let opened = endpoint.open_stream(req, wait).await?;
-                    Ok(halves(opened, max_recv))
+                    Ok(halves(opened, max_recv, wire))
                 });
                 Call::opening(start, open, first)
             }
@@ -238,13 +242,29 @@ impl Channel {
     }
 }
 
-/// A gRPC call's two ends on a stream just opened.
-fn halves((response, stream, conn): Opened, max_recv: usize) -> (Sender, Receiver) {
+/// A call's two ends on a stream just opened.
+fn halves((response, stream, conn): Opened, max_recv: usize, wire: Wire) -> (Sender, Receiver) {
     let goaway = conn.goaway.clone();
     (
-        Sender::client(stream::Sender::client(stream, conn.driver, goaway.clone())),
-        Receiver::client(stream::Receiver::client(response, max_recv, goaway)),
+        Sender::client(stream::Sender::client(
+            wire,
+            stream,
+            conn.driver,
+            goaway.clone(),
+        )),
+        Receiver::client(stream::Receiver::client(wire, response, max_recv, goaway)),
     )
+}
+
+/// How a call of `shape` travels in `protocol`: Connect's unary form for unary calls, its
+/// streaming form for the rest.
+fn wire_for(protocol: Protocol, shape: Shape) -> Wire {
+    match (protocol, shape) {
+        (Protocol::Grpc, _) => Wire::Grpc,
+        (Protocol::GrpcWeb, _) => Wire::GrpcWeb,
+        (Protocol::Connect, Shape::Unary) => Wire::ConnectUnary,
+        (Protocol::Connect, _) => Wire::ConnectStream,
+    }
 }
 
 impl std::fmt::Debug for Channel {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::protocol::Protocol;
 use crate::transport::tls::ClientTls;
 
 /// Channel settings.
@@ -28,6 +29,9 @@ pub struct ChannelOptions {
     /// the caller's event loop to drive (see `HostedConnection`); TLS connections stay on
     /// the runtime. The caller must then take and drive every connection.
     pub host_connections: bool,
+    /// The protocol every call of the channel speaks: gRPC (the default), gRPC-Web or
+    /// Connect. A rillrpc server answers all three.
+    pub protocol: Protocol,
 }
 
 impl Default for ChannelOptions {
@@ -44,6 +48,7 @@ impl Default for ChannelOptions {
             max_backoff: Duration::from_secs(120),
             user_agent: None,
             host_connections: false,
+            protocol: Protocol::Grpc,
         }
     }
 }

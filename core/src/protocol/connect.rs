@@ -10,13 +10,14 @@
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 use super::details::{self, Any};
 use super::envelope::{self, Encoding};
-use super::terms::{Incoming, Refusal};
+use super::grpc::{code_for_http, RequestHead};
+use super::terms::{Incoming, NoHead, Refusal};
 use crate::metadata::Metadata;
 use crate::status::{Code, Status};
 
@@ -277,7 +278,6 @@ fn error_json(status: &Status) -> Value {
 }
 
 /// The details of a JSON error as gRPC carries them: a serialized `google.rpc.Status`.
-#[allow(dead_code)] // the Connect client reads errors with it
 pub(crate) fn details_from_json(code: Code, message: &str, details: &[Value]) -> Bytes {
     let anys: Vec<Any> = details
         .iter()
@@ -316,6 +316,228 @@ fn metadata_json(md: &Metadata) -> Map<String, Value> {
         out.insert(k.as_str().to_owned(), Value::Array(vals));
     }
     out
+}
+
+// ---- the client's side ----
+
+/// A call's request head: the unary form (`unary`) or the streaming one.
+pub(crate) fn request(head: &RequestHead<'_>, unary: bool) -> Result<Request<()>, Status> {
+    let path = head.path;
+    if !path.starts_with('/') || path.len() < 2 {
+        return Err(Status::new(
+            Code::InvalidArgument,
+            format!("method path must look like /package.Service/Method, got {path:?}"),
+        ));
+    }
+    let uri = format!("{}://{}{}", head.scheme, head.authority, path);
+    let mut req = Request::post(uri).body(()).map_err(|e| {
+        Status::new(
+            Code::InvalidArgument,
+            format!("invalid method path {path:?}: {e}"),
+        )
+    })?;
+    let codec = head
+        .content_subtype
+        .filter(|s| !s.is_empty())
+        .unwrap_or("proto");
+    let ct = if unary {
+        format!("application/{codec}")
+    } else {
+        format!("{STREAMING_PREFIX}{codec}")
+    };
+    let h = req.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_str(&ct)
+            .map_err(|_| Status::new(Code::InvalidArgument, "invalid content subtype"))?,
+    );
+    h.insert("connect-protocol-version", HeaderValue::from_static("1"));
+    h.insert(http::header::USER_AGENT, head.user_agent.clone());
+    if let Some(t) = head.timeout {
+        // At most ten digits; a longer deadline is no deadline a peer could tell apart.
+        let ms = t.as_millis().clamp(1, 9_999_999_999);
+        h.insert("connect-timeout-ms", HeaderValue::from(ms as u64));
+    }
+    let (enc_header, accept_header) = if unary {
+        ("content-encoding", "accept-encoding")
+    } else {
+        ("connect-content-encoding", "connect-accept-encoding")
+    };
+    if head.encoding != Encoding::Identity {
+        h.insert(enc_header, HeaderValue::from_static(head.encoding.name()));
+    }
+    h.insert(accept_header, HeaderValue::from_static(ACCEPT_ENCODING));
+    head.metadata.write_to(h);
+    Ok(req)
+}
+
+/// What a client makes of a streaming response's head: its metadata and message
+/// encoding, or the status of a call the server refused before it began.
+pub(crate) fn check_streaming_response(
+    parts: &http::response::Parts,
+) -> Result<(Metadata, Encoding), NoHead> {
+    let h = &parts.headers;
+    let md = response_metadata(h);
+    if parts.status != StatusCode::OK {
+        // The spec: a streaming call's errors are in the end-stream message; a status
+        // other than 200 comes from something before the handler, and maps as gRPC's do.
+        let s = Status::new(
+            code_for_http(parts.status.as_u16()),
+            format!("unexpected HTTP status {}", parts.status),
+        );
+        return Err(NoHead::Refused(s, md));
+    }
+    let ct = h
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !is_streaming_content_type(ct.split(';').next().unwrap_or("").trim()) {
+        let s = Status::new(
+            Code::Unknown,
+            format!("unexpected content-type {ct:?} in the response"),
+        );
+        return Err(NoHead::Refused(s, md));
+    }
+    let enc =
+        encoding_of(h, "connect-content-encoding").map_err(|s| NoHead::Refused(s, md.clone()))?;
+    Ok((md, enc))
+}
+
+/// A unary response's head, 200: its metadata, its trailers (the `trailer-` headers) and
+/// the body's encoding.
+pub(crate) fn check_unary_response(
+    parts: &http::response::Parts,
+) -> Result<(Metadata, Metadata, Encoding), Status> {
+    let h = &parts.headers;
+    let ct = h
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !is_unary_content_type(ct.split(';').next().unwrap_or("").trim()) {
+        // Not a Connect answer (a gRPC-only server answers with its own content type).
+        return Err(Status::internal(format!(
+            "invalid content-type {ct:?} in a Connect unary response"
+        )));
+    }
+    let enc = encoding_of(h, "content-encoding")?;
+    Ok((response_metadata(h), unary_trailers(h), enc))
+}
+
+/// The status of a unary call that failed: the JSON error in its body, or, when the body
+/// is not one (a proxy's error page), the code its HTTP status maps to.
+pub(crate) fn unary_error(parts: &http::response::Parts, body: &[u8]) -> Status {
+    let h = &parts.headers;
+    let trailers = unary_trailers(h);
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let status = match parsed.as_ref().and_then(|v| v.get("code")?.as_str()) {
+        Some(name) => status_from_error_json(parsed.as_ref().expect("parsed"), name),
+        None => Status::new(
+            code_for_http(parts.status.as_u16()),
+            format!("HTTP status {}", parts.status),
+        ),
+    };
+    // The spec: the error's metadata is the response's headers and trailers.
+    let mut all = response_metadata(h);
+    for (k, v) in trailers.iter() {
+        let _ = all.append(k, v);
+    }
+    status.with_trailers(all)
+}
+
+/// The status an end-stream message says: its error (none: OK) and its metadata as the
+/// trailers.
+pub(crate) fn status_from_end_stream(json: &[u8]) -> Status {
+    let v: Value = match serde_json::from_slice(json) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            return Status::internal(format!(
+                "invalid end-stream message: {:?}",
+                String::from_utf8_lossy(&json[..json.len().min(200)])
+            ))
+        }
+    };
+    let status = match v.get("error") {
+        None | Some(Value::Null) => Status::ok(),
+        Some(e) => match e.get("code").and_then(Value::as_str) {
+            Some(name) => status_from_error_json(e, name),
+            None => Status::new(Code::Unknown, "end-stream error without a code"),
+        },
+    };
+    let mut h = HeaderMap::new();
+    if let Some(Value::Object(md)) = v.get("metadata") {
+        for (k, vals) in md {
+            let Ok(name) = HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()) else {
+                continue;
+            };
+            for val in vals.as_array().into_iter().flatten() {
+                if let Some(Ok(hv)) = val.as_str().map(HeaderValue::from_str) {
+                    h.append(name.clone(), hv);
+                }
+            }
+        }
+    }
+    status.with_trailers(Metadata::from_headers(&h))
+}
+
+fn status_from_error_json(e: &Value, name: &str) -> Status {
+    let code = code_from_name(name);
+    let message = e.get("message").and_then(Value::as_str).unwrap_or("");
+    let details = e
+        .get("details")
+        .and_then(Value::as_array)
+        .map(|d| details_from_json(code, message, d))
+        .unwrap_or_default();
+    Status::new(code, message).with_details(details)
+}
+
+/// A response's metadata: its headers but the protocol's own and the trailers.
+fn response_metadata(h: &HeaderMap) -> Metadata {
+    let mut md = Metadata::from_headers(h);
+    for k in h.keys().map(HeaderName::as_str) {
+        if k.starts_with("trailer-") || k.starts_with("connect-") || is_plumbing(k) {
+            md.remove(k);
+        }
+    }
+    md
+}
+
+fn is_plumbing(k: &str) -> bool {
+    matches!(
+        k,
+        "content-encoding" | "accept-encoding" | "content-length" | "date" | "vary"
+    )
+}
+
+/// A unary response's trailers: its `trailer-` headers, the prefix dropped.
+fn unary_trailers(h: &HeaderMap) -> Metadata {
+    let mut t = HeaderMap::new();
+    for (k, v) in h.iter() {
+        if let Some(name) = k.as_str().strip_prefix("trailer-") {
+            if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+                t.append(n, v.clone());
+            }
+        }
+    }
+    Metadata::from_headers(&t)
+}
+
+fn encoding_of(h: &HeaderMap, header: &str) -> Result<Encoding, Status> {
+    match h.get(header).map(|v| v.to_str().unwrap_or("?")) {
+        None => Ok(Encoding::Identity),
+        Some(name) => Encoding::from_name(name).ok_or_else(|| {
+            Status::internal(format!(
+                "server sent messages in an unsupported {header} {name:?}"
+            ))
+        }),
+    }
+}
+
+/// The code a Connect code name stands for; an unknown name is UNKNOWN, as the spec asks.
+pub(crate) fn code_from_name(name: &str) -> Code {
+    (0..=16)
+        .map(Code::from_u32)
+        .find(|c| code_name(*c) == name)
+        .unwrap_or(Code::Unknown)
 }
 
 /// The spec's code names: the gRPC names in lower snake case, but "canceled".

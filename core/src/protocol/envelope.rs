@@ -126,14 +126,19 @@ const COPY_MAX: usize = 128;
 pub(crate) struct Decoder {
     cur: Bytes,
     acc: BytesMut,
-    /// The header of the message being gathered into `acc`: (compressed, length).
-    pending: Option<(bool, usize)>,
+    /// The header of the message being gathered into `acc`: (flags, length).
+    pending: Option<(u8, usize)>,
     max_message: usize,
     encoding: Encoding,
     /// Whether the last message handed out arrived with the compressed flag set.
     last_compressed: bool,
     /// Messages completed since the last chunk was pushed.
     chunk_messages: usize,
+    /// The flag of the frame that ends the stream in the body (gRPC-Web's trailers 0x80,
+    /// Connect's end-stream 0x02); 0 where none does (gRPC, and any request).
+    end_flag: u8,
+    /// That frame, once read: nothing may follow it.
+    end: Option<Bytes>,
 }
 
 impl Decoder {
@@ -146,7 +151,28 @@ impl Decoder {
             encoding: Encoding::Identity,
             last_compressed: false,
             chunk_messages: 0,
+            end_flag: 0,
+            end: None,
         }
+    }
+
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// Reads frames flagged `flag` as the end of the stream (see `take_end`).
+    pub(crate) fn set_end_flag(&mut self, flag: u8) {
+        self.end_flag = flag;
+    }
+
+    /// The frame that ended the stream, once: `next` has returned `None` since it came.
+    pub(crate) fn take_end(&mut self) -> Option<Bytes> {
+        self.end.take()
+    }
+
+    /// Whether the frame that ends the stream has arrived.
+    pub(crate) fn ended(&self) -> bool {
+        self.end.is_some()
     }
 
     /// The encoding the peer declared in `grpc-encoding`, used for flagged messages.
@@ -185,6 +211,14 @@ impl Decoder {
 
     /// The next whole message, if one is buffered.
     pub(crate) fn next(&mut self) -> Result<Option<Bytes>, Status> {
+        if self.end.is_some() {
+            if self.has_partial() {
+                return Err(Status::internal(
+                    "malformed stream: data after the frame that ends it",
+                ));
+            }
+            return Ok(None);
+        }
         if self.pending.is_none() && self.acc.is_empty() {
             // Fast path: parse straight out of the current chunk.
             if self.cur.len() < PREFIX_LEN {
@@ -194,14 +228,14 @@ impl Decoder {
                 }
                 return Ok(None);
             }
-            let (compressed, len) = self.header(&self.cur[..PREFIX_LEN])?;
+            let (flags, len) = self.header(&self.cur[..PREFIX_LEN])?;
             if self.cur.len() >= PREFIX_LEN + len {
                 self.cur.advance(PREFIX_LEN);
                 let msg = self.take(len);
-                return self.finish_message(compressed, msg).map(Some);
+                return self.finish_message(flags, msg);
             }
             self.cur.advance(PREFIX_LEN);
-            self.pending = Some((compressed, len));
+            self.pending = Some((flags, len));
             self.acc.reserve(len);
         }
         if self.pending.is_none() {
@@ -211,17 +245,17 @@ impl Decoder {
             if self.acc.len() < PREFIX_LEN {
                 return Ok(None);
             }
-            let (compressed, len) = self.header(&self.acc[..PREFIX_LEN])?;
+            let (flags, len) = self.header(&self.acc[..PREFIX_LEN])?;
             self.acc.clear();
             self.acc.reserve(len);
-            self.pending = Some((compressed, len));
+            self.pending = Some((flags, len));
         }
-        let (compressed, len) = self.pending.expect("pending set above");
+        let (flags, len) = self.pending.expect("pending set above");
         let take = (len - self.acc.len()).min(self.cur.len());
         if self.acc.is_empty() && take == len {
             self.pending = None;
             let msg = self.take(len);
-            return self.finish_message(compressed, msg).map(Some);
+            return self.finish_message(flags, msg);
         }
         self.gather(take);
         if self.acc.len() < len {
@@ -229,7 +263,7 @@ impl Decoder {
         }
         self.pending = None;
         let msg = self.acc.split().freeze();
-        self.finish_message(compressed, msg).map(Some)
+        self.finish_message(flags, msg)
     }
 
     /// The next `len` bytes of the current chunk as a message of its own.
@@ -248,16 +282,13 @@ impl Decoder {
         self.cur.advance(n);
     }
 
-    fn header(&self, p: &[u8]) -> Result<(bool, usize), Status> {
-        let compressed = match p[0] {
-            0 => false,
-            1 => true,
-            other => {
-                return Err(Status::internal(format!(
-                "malformed message: compressed-flag byte is {other}, the spec allows only 0 or 1"
-            )))
-            }
-        };
+    fn header(&self, p: &[u8]) -> Result<(u8, usize), Status> {
+        let flags = p[0];
+        if flags & !(1 | self.end_flag) != 0 {
+            return Err(Status::internal(format!(
+                "malformed message: compressed-flag byte is {flags}, the spec allows only 0 or 1"
+            )));
+        }
         let len = u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize;
         if len > self.max_message {
             return Err(Status::new(
@@ -268,24 +299,33 @@ impl Decoder {
                 ),
             ));
         }
-        Ok((compressed, len))
+        Ok((flags, len))
     }
 
-    fn finish_message(&mut self, compressed: bool, msg: Bytes) -> Result<Bytes, Status> {
+    fn finish_message(&mut self, flags: u8, msg: Bytes) -> Result<Option<Bytes>, Status> {
+        let compressed = flags & 1 != 0;
+        let msg =
+            if !compressed {
+                msg
+            } else {
+                match self.encoding {
+                    // The spec: "A Compressed-Flag value of 1 indicates that the binary octet
+                    // sequence of Message is compressed using the mechanism declared by the
+                    // Message-Encoding header. ... if Message-Encoding is not set, it is an error
+                    // (INTERNAL)."
+                    Encoding::Identity => return Err(Status::internal(
+                        "compressed flag set on a message but the peer declared no grpc-encoding",
+                    )),
+                    Encoding::Gzip => decode_gzip(&msg, self.max_message)?,
+                }
+            };
+        if flags & self.end_flag != 0 {
+            self.end = Some(msg);
+            return Ok(None);
+        }
         self.chunk_messages += 1;
         self.last_compressed = compressed;
-        if !compressed {
-            return Ok(msg);
-        }
-        match self.encoding {
-            // The spec: "A Compressed-Flag value of 1 indicates that the binary octet sequence
-            // of Message is compressed using the mechanism declared by the Message-Encoding
-            // header. ... if Message-Encoding is not set, it is an error (INTERNAL)."
-            Encoding::Identity => Err(Status::internal(
-                "compressed flag set on a message but the peer declared no grpc-encoding",
-            )),
-            Encoding::Gzip => decode_gzip(&msg, self.max_message),
-        }
+        Ok(Some(msg))
     }
 }
 

@@ -64,12 +64,13 @@ enum Half {
 
 impl Sender {
     pub(crate) fn client(
+        wire: Wire,
         stream: SendStream<Bytes>,
         driver: Arc<Driver>,
         goaway: Arc<GoAway>,
     ) -> Sender {
         Sender {
-            wire: Wire::Grpc,
+            wire,
             unary: None,
             origin: None,
             half: Half::Request(SendBody::H2(stream)),
@@ -411,29 +412,47 @@ pub(crate) struct Receiver {
     /// A failure is sticky: every later poll reports it again.
     failed: Option<Status>,
     goaway: Option<Arc<GoAway>>,
+    wire: Wire,
+    /// A client's final status, known before the body's end: a Connect unary response's
+    /// (its trailers came in its head).
+    end_status: Option<Status>,
 }
 
 enum State {
     /// A client waiting for the response head.
     Head(ResponseFuture),
+    /// A Connect unary error: its JSON body being read.
+    ErrorBody(http::response::Parts, RecvBody, bytes::BytesMut),
     Body(RecvBody),
     /// Ended before a body could start: the call's status.
     Ended(Status),
 }
 
+/// The most of an error body a client reads: an error is a code, a message and details.
+const MAX_ERROR_BODY: usize = 1 << 20;
+
 impl Receiver {
     pub(crate) fn client(
+        wire: Wire,
         response: ResponseFuture,
         max_message: usize,
         goaway: Arc<GoAway>,
     ) -> Receiver {
+        let mut dec = Decoder::new(max_message);
+        match wire {
+            Wire::GrpcWeb => dec.set_end_flag(grpc::WEB_TRAILERS),
+            Wire::ConnectStream => dec.set_end_flag(connect::END_STREAM),
+            Wire::Grpc | Wire::ConnectUnary => {}
+        }
         Receiver {
             state: State::Head(response),
-            dec: Decoder::new(max_message),
+            dec,
             whole: None,
             data_done: false,
             failed: None,
             goaway: Some(goaway),
+            wire,
+            end_status: None,
         }
     }
 
@@ -451,6 +470,8 @@ impl Receiver {
             data_done: false,
             failed: None,
             goaway: None,
+            wire,
+            end_status: None,
         }
     }
 
@@ -459,29 +480,74 @@ impl Receiver {
     }
 
     pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
-        let head = match &mut self.state {
-            State::Head(fut) => match Pin::new(fut).poll(cx) {
-                Poll::Ready(r) => r,
-                Poll::Pending => return Poll::Pending,
-            },
-            State::Body(_) => return Poll::Ready(Ok(Metadata::new())),
-            State::Ended(s) => return Poll::Ready(Err(NoHead::Ended(s.clone()))),
-        };
-        let r = match head {
-            Ok(resp) => {
-                let (parts, body) = resp.into_parts();
-                check_response(&parts).map(|(md, enc)| {
-                    self.dec.set_encoding(enc);
-                    self.state = State::Body(RecvBody::H2(body));
-                    md
-                })
+        let r = loop {
+            match &mut self.state {
+                State::Head(fut) => match Pin::new(fut).poll(cx) {
+                    Poll::Ready(Ok(resp)) => {
+                        let (parts, body) = resp.into_parts();
+                        match self.head(parts, RecvBody::H2(body)) {
+                            Some(r) => break r,
+                            None => continue,
+                        }
+                    }
+                    Poll::Ready(Err(e)) => {
+                        break Err(NoHead::Broken(self.transport(&wire_http::Error::H2(e))))
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                State::ErrorBody(parts, body, acc) => match body.poll_data(cx) {
+                    Poll::Ready(Some(Ok(chunk))) => {
+                        body.release(chunk.len());
+                        if acc.len() + chunk.len() <= MAX_ERROR_BODY {
+                            acc.extend_from_slice(&chunk);
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => break Err(NoHead::Broken(self.transport(&e))),
+                    Poll::Ready(None) => {
+                        break Err(NoHead::Ended(connect::unary_error(parts, acc)))
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                State::Body(_) => return Poll::Ready(Ok(Metadata::new())),
+                State::Ended(s) => return Poll::Ready(Err(NoHead::Ended(s.clone()))),
             }
-            Err(e) => Err(NoHead::Broken(self.transport(&wire_http::Error::H2(e)))),
         };
         if let Err(NoHead::Ended(s) | NoHead::Refused(s, _) | NoHead::Broken(s)) = &r {
             self.state = State::Ended(s.clone());
         }
         Poll::Ready(r)
+    }
+
+    /// Takes a client's response head as the call's protocol reads it: `None` when the
+    /// answer is in the body still to read (a Connect unary error).
+    fn head(
+        &mut self,
+        parts: http::response::Parts,
+        body: RecvBody,
+    ) -> Option<Result<Metadata, NoHead>> {
+        let checked = match self.wire {
+            Wire::Grpc => check_response(&parts, false),
+            Wire::GrpcWeb => check_response(&parts, true),
+            Wire::ConnectStream => connect::check_streaming_response(&parts),
+            Wire::ConnectUnary if parts.status != http::StatusCode::OK => {
+                self.state = State::ErrorBody(parts, body, bytes::BytesMut::new());
+                return None;
+            }
+            Wire::ConnectUnary => match connect::check_unary_response(&parts) {
+                Ok((md, trailers, enc)) => {
+                    let max = self.dec.max_message();
+                    self.whole = Some(Box::new(Whole::new(max, enc)));
+                    self.end_status = Some(Status::ok().with_trailers(trailers));
+                    Ok((md, Encoding::Identity))
+                }
+                Err(s) => Err(NoHead::Refused(s, Metadata::new())),
+            },
+        };
+        Some(checked.map(|(md, enc)| {
+            self.dec.set_encoding(enc);
+            self.state = State::Body(body);
+            md
+        }))
     }
 
     pub(crate) fn poll_message(
@@ -506,6 +572,10 @@ impl Receiver {
             };
             if let Some(m) = next {
                 return Poll::Ready(Ok(Some(m)));
+            }
+            if self.dec.ended() {
+                // The frame that ends the stream in the body: the messages are over.
+                return Poll::Ready(Ok(None));
             }
             if self.data_done {
                 return Poll::Ready(Ok(None));
@@ -560,21 +630,36 @@ impl Receiver {
     }
 
     pub(crate) fn poll_status(&mut self, cx: &mut Context<'_>) -> Poll<Result<Status, Status>> {
+        if let Some(s) = self.end_status.take() {
+            return Poll::Ready(Ok(s));
+        }
+        if let Some(end) = self.dec.take_end() {
+            return Poll::Ready(Ok(match self.wire {
+                Wire::GrpcWeb => grpc::status_from_web_trailers(&end),
+                _ => connect::status_from_end_stream(&end),
+            }));
+        }
         let trailers = match &mut self.state {
             State::Body(body) => match body.poll_trailers(cx) {
                 Poll::Ready(r) => r,
                 Poll::Pending => return Poll::Pending,
             },
             State::Ended(s) => return Poll::Ready(Ok(s.clone())),
-            State::Head(_) => return Poll::Ready(Err(Status::internal("no response head yet"))),
+            State::Head(_) | State::ErrorBody(..) => {
+                return Poll::Ready(Err(Status::internal("no response head yet")))
+            }
         };
-        Poll::Ready(match trailers {
-            Ok(Some(t)) => Ok(status_from_trailers(&t)),
-            Ok(None) => Ok(Status::new(
+        // gRPC-Web's trailers may come as HTTP trailers too (over HTTP/2).
+        Poll::Ready(match (trailers, self.wire) {
+            (Ok(Some(t)), Wire::Grpc | Wire::GrpcWeb) => Ok(status_from_trailers(&t)),
+            (Ok(_), Wire::ConnectStream) => Ok(Status::internal(
+                "server closed the stream without an end-stream message",
+            )),
+            (Ok(_), _) => Ok(Status::new(
                 Code::Internal,
                 "server closed the stream without sending trailers",
             )),
-            Err(e) => Err(self.transport(&e)),
+            (Err(e), _) => Err(self.transport(&e)),
         })
     }
 

@@ -1,7 +1,8 @@
 //! Which protocol over HTTP a request speaks, and how each one frames its messages.
 
-use http::{Method, StatusCode};
+use http::{Method, Request, StatusCode};
 
+use super::grpc::RequestHead;
 use super::terms::{Framing, NotACall, Protocol};
 use super::{connect, grpc};
 use crate::status::{Code, Status};
@@ -71,6 +72,16 @@ impl Wire {
             });
         };
         Ok((wire, base))
+    }
+
+    /// A client's request head.
+    pub(crate) fn request(self, head: &RequestHead<'_>) -> Result<Request<()>, Status> {
+        match self {
+            Wire::Grpc => grpc::request(head, false),
+            Wire::GrpcWeb => grpc::request(head, true),
+            Wire::ConnectStream => connect::request(head, false),
+            Wire::ConnectUnary => connect::request(head, true),
+        }
     }
 
     /// How the send queue frames this wire's messages.

@@ -32,6 +32,17 @@ pub(crate) fn content_type(subtype: Option<&str>) -> Result<HeaderValue, Status>
     }
 }
 
+/// gRPC-Web's content type: `application/grpc-web[+proto|+json|+{custom}]`.
+fn web_content_type(subtype: Option<&str>) -> Result<HeaderValue, Status> {
+    match subtype {
+        None | Some("") | Some("proto") => {
+            Ok(HeaderValue::from_static("application/grpc-web+proto"))
+        }
+        Some(s) => HeaderValue::from_str(&format!("application/grpc-web+{s}"))
+            .map_err(|_| Status::new(Code::InvalidArgument, "invalid content subtype")),
+    }
+}
+
 /// A head's content type, or "" when it has none (or not as text).
 fn content_type_of(h: &http::HeaderMap) -> &str {
     h.get(http::header::CONTENT_TYPE)
@@ -52,6 +63,24 @@ pub(crate) fn is_grpc_web_content_type(base: &str) -> bool {
 /// gRPC-Web's flag for the body frame that carries the trailers: "the MSB (0x80) ...
 /// indicates that this frame contains trailers" (`PROTOCOL-WEB.md`).
 pub(crate) const WEB_TRAILERS: u8 = 0x80;
+
+/// The status a gRPC-Web trailers frame carries: its header lines ("key: value\r\n").
+pub(crate) fn status_from_web_trailers(frame: &[u8]) -> Status {
+    let mut h = HeaderMap::new();
+    for line in frame.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name =
+            http::header::HeaderName::from_bytes(&line[..colon].trim_ascii().to_ascii_lowercase());
+        let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii());
+        if let (Ok(n), Ok(v)) = (name, value) {
+            h.append(n, v);
+        }
+    }
+    status_from_trailers(&h)
+}
 
 /// gRPC-Web's last body frame: the trailers as an HTTP/1 header block ("key: value\r\n"
 /// lines, names lower-case) in an envelope flagged 0x80.
@@ -82,8 +111,8 @@ pub(crate) struct RequestHead<'a> {
     pub(crate) metadata: &'a Metadata,
 }
 
-/// The request header block of a call.
-pub(crate) fn request(head: &RequestHead<'_>) -> Result<Request<()>, Status> {
+/// The request header block of a call; `web`: gRPC-Web's.
+pub(crate) fn request(head: &RequestHead<'_>, web: bool) -> Result<Request<()>, Status> {
     let path = head.path;
     if !path.starts_with('/') || path.len() < 2 {
         return Err(Status::new(
@@ -99,11 +128,21 @@ pub(crate) fn request(head: &RequestHead<'_>) -> Result<Request<()>, Status> {
         )
     })?;
     let h = req.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        content_type(head.content_subtype)?,
-    );
-    h.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    if web {
+        // PROTOCOL-WEB.md: "Content-Type ... application/grpc-web", "X-Grpc-Web: 1"; no
+        // TE: the trailers come in the body.
+        h.insert(
+            http::header::CONTENT_TYPE,
+            web_content_type(head.content_subtype)?,
+        );
+        h.insert("x-grpc-web", HeaderValue::from_static("1"));
+    } else {
+        h.insert(
+            http::header::CONTENT_TYPE,
+            content_type(head.content_subtype)?,
+        );
+        h.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    }
     h.insert(http::header::USER_AGENT, head.user_agent.clone());
     if let Some(t) = head.timeout {
         h.insert(
@@ -263,9 +302,10 @@ pub(crate) fn status_from_trailers(t: &HeaderMap) -> Status {
 }
 
 /// What a client makes of a response head: its metadata and message encoding, or why it
-/// has no messages to follow.
+/// has no messages to follow. `web`: a gRPC-Web response.
 pub(crate) fn check_response(
     parts: &http::response::Parts,
+    web: bool,
 ) -> Result<(Metadata, Encoding), NoHead> {
     let h = &parts.headers;
     // Trailers-Only: the status came in the only header block.
@@ -284,7 +324,13 @@ pub(crate) fn check_response(
         return Err(NoHead::Refused(s, md));
     }
     let ct = content_type_of(h);
-    if !is_grpc_content_type(ct) {
+    let base = ct.split(';').next().unwrap_or("").trim();
+    let expected = if web {
+        is_grpc_web_content_type(base)
+    } else {
+        is_grpc_content_type(ct)
+    };
+    if !expected {
         let s = Status::new(
             Code::Unknown,
             format!("unexpected content-type {ct:?} in the response"),
@@ -308,7 +354,7 @@ pub(crate) fn check_response(
 
 /// The code a client derives from a non-200 HTTP status when the response carries no
 /// `grpc-status` (the table in grpc's `http-grpc-status-mapping.md`).
-fn code_for_http(status: u16) -> Code {
+pub(crate) fn code_for_http(status: u16) -> Code {
     match status {
         400 => Code::Internal,
         401 => Code::Unauthenticated,

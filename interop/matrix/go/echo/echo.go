@@ -1,6 +1,7 @@
 // Package echo is the echo service of shared/idl/echo.proto for grpc-go without protoc:
 // the two messages are encoded with protowire, a codec named "proto" replaces the default
-// one, and the service is described by a hand-written grpc.ServiceDesc.
+// one (connect-go's client takes it too), and the service is described by a hand-written
+// grpc.ServiceDesc.
 package echo
 
 import (
@@ -125,13 +126,16 @@ func (r *Response) unmarshal(b []byte) error {
 	})
 }
 
-// codec handles only the two echo messages; it is named "proto" so that it replaces
-// grpc-go's default codec and the content type stays application/grpc.
-type codec struct{}
+// Codec handles only the two echo messages; it is named "proto" so that it replaces
+// grpc-go's default codec and the content type stays application/grpc. connect-go takes
+// the same one (connect.WithCodec): its Codec interface has these three methods, and the
+// name "proto" keeps the content types application/proto, application/connect+proto and
+// application/grpc-web+proto.
+type Codec struct{}
 
-func (codec) Name() string { return "proto" }
+func (Codec) Name() string { return "proto" }
 
-func (codec) Marshal(v any) ([]byte, error) {
+func (Codec) Marshal(v any) ([]byte, error) {
 	switch m := v.(type) {
 	case *Request:
 		return m.marshal(), nil
@@ -141,7 +145,7 @@ func (codec) Marshal(v any) ([]byte, error) {
 	return nil, fmt.Errorf("echo codec: cannot marshal %T", v)
 }
 
-func (codec) Unmarshal(b []byte, v any) error {
+func (Codec) Unmarshal(b []byte, v any) error {
 	switch m := v.(type) {
 	case *Request:
 		return m.unmarshal(b)
@@ -152,7 +156,7 @@ func (codec) Unmarshal(b []byte, v any) error {
 }
 
 func init() {
-	encoding.RegisterCodec(codec{})
+	encoding.RegisterCodec(Codec{})
 }
 
 // Server is the echo service with its conventions: a request with count < 0 fails with
