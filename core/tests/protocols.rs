@@ -223,6 +223,48 @@ async fn grpc_web_error_before_any_message_is_trailers_only() {
     assert!(r.body.is_empty());
 }
 
+#[tokio::test]
+async fn grpc_web_text_is_base64_both_ways() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    // The request frame (00 00000004 0a 02 "hi") in two padded pieces, as a browser's
+    // client may send it: "AAAAAAQKAg==" "aGk=".
+    let r = post(
+        &sr,
+        PING_PONG,
+        &[("content-type", "application/grpc-web-text+proto")],
+        b"AAAAAAQKAg==aGk=",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        header(&r.headers, "content-type"),
+        "application/grpc-web-text+proto"
+    );
+    // The answer's frame, then the trailers frame (80 00000010 "grpc-status: 0\r\n"),
+    // each base64 on its own.
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "AAAAAAQKAmhpgAAAABBncnBjLXN0YXR1czogMA0K"
+    );
+}
+
+#[tokio::test]
+async fn grpc_web_text_with_bad_base64_fails_the_call() {
+    let server = rill_server(ServerOptions::default());
+    let sr = client(server.local_addr()).await;
+    let r = post(
+        &sr,
+        PING_PONG,
+        &[("content-type", "application/grpc-web-text")],
+        b"AAAA*AQKAmhp",
+    )
+    .await;
+    assert_eq!(header(&r.headers, "grpc-status"), "13", "{:?}", r.headers);
+    assert!(header(&r.headers, "grpc-message").contains("base64"));
+    grpc_still_works(&sr).await;
+}
+
 // ---- bad input, per protocol ----
 
 #[tokio::test]

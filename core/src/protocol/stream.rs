@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::connect::{self, Whole};
 use super::cors;
-use super::grpc::{self, trailers, trailers_only};
+use super::grpc::{self, trailers, trailers_only, web_text};
 use super::grpc::{
     check_response, code_for_reset, response, status_from_http, status_from_trailers,
 };
@@ -99,6 +99,14 @@ impl Sender {
 
     pub(crate) fn framing(&self) -> Framing {
         self.wire.framing()
+    }
+
+    /// What the stream carries for `data`: gRPC-Web's text mode sends it base64-encoded.
+    fn on_wire(&self, data: Bytes) -> Bytes {
+        match self.wire {
+            Wire::GrpcWebText => web_text::encode(&data),
+            _ => data,
+        }
     }
 
     /// Lets a browser page from `origin` read this call's response (CORS).
@@ -213,6 +221,7 @@ impl Sender {
             };
             return Ok(());
         }
+        let data = self.on_wire(data);
         let Some(s) = self.stream() else {
             return Err(Status::internal("data on a stream without its head"));
         };
@@ -234,6 +243,9 @@ impl Sender {
                 let r = match self.wire {
                     Wire::Grpc => s.send_trailers(trailers(&status)),
                     Wire::GrpcWeb => s.send_data(grpc::web_trailers(&status), true),
+                    Wire::GrpcWebText => {
+                        s.send_data(web_text::encode(&grpc::web_trailers(&status)), true)
+                    }
                     Wire::ConnectStream | Wire::ConnectUnary => {
                         s.send_data(connect::end_stream(&status), true)
                     }
@@ -279,7 +291,9 @@ impl Sender {
         let (head, body) = match self.wire {
             // One header block carries the status (Trailers-Only); gRPC-Web clients read
             // it there too.
-            Wire::Grpc | Wire::GrpcWeb => (trailers_only(ct, status, accept), Bytes::new()),
+            Wire::Grpc | Wire::GrpcWeb | Wire::GrpcWebText => {
+                (trailers_only(ct, status, accept), Bytes::new())
+            }
             Wire::ConnectStream => (
                 connect::streaming_head(ct, enc, None),
                 connect::end_stream(status),
@@ -376,6 +390,10 @@ impl Sender {
     }
 
     pub(crate) fn try_send_now(&mut self, data: Bytes, end: bool) -> Result<Option<Kick>, Bytes> {
+        if self.wire == Wire::GrpcWebText {
+            // Framed bytes handed back must be the caller's, not their text form.
+            return Err(data);
+        }
         let driver = self.driver.clone();
         let Some(s) = self.stream() else {
             return Err(data);
@@ -408,6 +426,8 @@ pub(crate) struct Receiver {
     dec: Decoder,
     /// A Connect unary request's body, gathered whole instead of decoded as envelopes.
     whole: Option<Box<Whole>>,
+    /// gRPC-Web text mode's base64, decoded before the envelopes.
+    text: Option<Box<web_text::Decoder>>,
     data_done: bool,
     /// A failure is sticky: every later poll reports it again.
     failed: Option<Status>,
@@ -440,7 +460,7 @@ impl Receiver {
     ) -> Receiver {
         let mut dec = Decoder::new(max_message);
         match wire {
-            Wire::GrpcWeb => dec.set_end_flag(grpc::WEB_TRAILERS),
+            Wire::GrpcWeb | Wire::GrpcWebText => dec.set_end_flag(grpc::WEB_TRAILERS),
             Wire::ConnectStream => dec.set_end_flag(connect::END_STREAM),
             Wire::Grpc | Wire::ConnectUnary => {}
         }
@@ -448,6 +468,7 @@ impl Receiver {
             state: State::Head(response),
             dec,
             whole: None,
+            text: (wire == Wire::GrpcWebText).then(Box::default),
             data_done: false,
             failed: None,
             goaway: Some(goaway),
@@ -467,6 +488,7 @@ impl Receiver {
             dec: grpc::decoder(max_message, encoding),
             whole: (wire == Wire::ConnectUnary)
                 .then(|| Box::new(Whole::new(max_message, encoding))),
+            text: (wire == Wire::GrpcWebText).then(Box::default),
             data_done: false,
             failed: None,
             goaway: None,
@@ -527,7 +549,7 @@ impl Receiver {
     ) -> Option<Result<Metadata, NoHead>> {
         let checked = match self.wire {
             Wire::Grpc => check_response(&parts, false),
-            Wire::GrpcWeb => check_response(&parts, true),
+            Wire::GrpcWeb | Wire::GrpcWebText => check_response(&parts, true),
             Wire::ConnectStream => connect::check_streaming_response(&parts),
             Wire::ConnectUnary if parts.status != http::StatusCode::OK => {
                 self.state = State::ErrorBody(parts, body, bytes::BytesMut::new());
@@ -609,6 +631,13 @@ impl Receiver {
                     }
                     return None;
                 }
+                let chunk = match &mut self.text {
+                    None => chunk,
+                    Some(t) => match t.push(&chunk) {
+                        Ok(c) => c,
+                        Err(s) => return Some(Poll::Ready(Err(s))),
+                    },
+                };
                 self.dec.push(chunk);
                 None
             }
@@ -618,7 +647,7 @@ impl Receiver {
                 if let Some(w) = &mut self.whole {
                     return w.finish().err().map(|s| Poll::Ready(Err(s)));
                 }
-                if self.dec.has_partial() {
+                if self.dec.has_partial() || self.text.as_ref().is_some_and(|t| t.has_partial()) {
                     return Some(Poll::Ready(Err(Status::internal(
                         "stream ended in the middle of a message (truncated length-prefixed message)",
                     ))));
@@ -635,7 +664,7 @@ impl Receiver {
         }
         if let Some(end) = self.dec.take_end() {
             return Poll::Ready(Ok(match self.wire {
-                Wire::GrpcWeb => grpc::status_from_web_trailers(&end),
+                Wire::GrpcWeb | Wire::GrpcWebText => grpc::status_from_web_trailers(&end),
                 _ => connect::status_from_end_stream(&end),
             }));
         }
@@ -651,7 +680,9 @@ impl Receiver {
         };
         // gRPC-Web's trailers may come as HTTP trailers too (over HTTP/2).
         Poll::Ready(match (trailers, self.wire) {
-            (Ok(Some(t)), Wire::Grpc | Wire::GrpcWeb) => Ok(status_from_trailers(&t)),
+            (Ok(Some(t)), Wire::Grpc | Wire::GrpcWeb | Wire::GrpcWebText) => {
+                Ok(status_from_trailers(&t))
+            }
             (Ok(_), Wire::ConnectStream) => Ok(Status::internal(
                 "server closed the stream without an end-stream message",
             )),

@@ -12,6 +12,8 @@ use crate::status::{Code, Status};
 pub(crate) enum Wire {
     Grpc,
     GrpcWeb,
+    /// gRPC-Web's text mode: the same stream, base64-encoded.
+    GrpcWebText,
     /// Connect's streaming form: envelopes, ended by an end-stream message.
     ConnectStream,
     /// Connect's unary form: the bare message as the body, errors as HTTP statuses.
@@ -22,7 +24,7 @@ impl Wire {
     pub(crate) fn protocol(self) -> Protocol {
         match self {
             Wire::Grpc => Protocol::Grpc,
-            Wire::GrpcWeb => Protocol::GrpcWeb,
+            Wire::GrpcWeb | Wire::GrpcWebText => Protocol::GrpcWeb,
             Wire::ConnectStream | Wire::ConnectUnary => Protocol::Connect,
         }
     }
@@ -53,6 +55,8 @@ impl Wire {
             Wire::Grpc
         } else if grpc::is_grpc_web_content_type(&base) {
             Wire::GrpcWeb
+        } else if grpc::is_grpc_web_text_content_type(&base) {
+            Wire::GrpcWebText
         } else if connect::is_streaming_content_type(&base) {
             Wire::ConnectStream
         } else if connect::is_unary_content_type(&base) {
@@ -78,7 +82,7 @@ impl Wire {
     pub(crate) fn request(self, head: &RequestHead<'_>) -> Result<Request<()>, Status> {
         match self {
             Wire::Grpc => grpc::request(head, false),
-            Wire::GrpcWeb => grpc::request(head, true),
+            Wire::GrpcWeb | Wire::GrpcWebText => grpc::request(head, true),
             Wire::ConnectStream => connect::request(head, false),
             Wire::ConnectUnary => connect::request(head, true),
         }

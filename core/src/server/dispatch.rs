@@ -44,7 +44,7 @@ pub(super) fn dispatch(
         s
     };
     let incoming = match wire {
-        Wire::Grpc | Wire::GrpcWeb => grpc::accept(&parts, &base),
+        Wire::Grpc | Wire::GrpcWeb | Wire::GrpcWebText => grpc::accept(&parts, &base),
         Wire::ConnectStream => connect::accept(&parts, &base, false),
         Wire::ConnectUnary => connect::accept(&parts, &base, true),
     };

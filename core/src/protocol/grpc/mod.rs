@@ -5,6 +5,7 @@
 //! sans I/O; `protocol::stream` applies them to an h2 stream.
 
 pub(crate) mod timeout;
+pub(crate) mod web_text;
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
@@ -58,6 +59,11 @@ pub(crate) fn is_grpc_content_type(ct: &str) -> bool {
 /// gRPC-Web's binary content type, `application/grpc-web[+proto]`.
 pub(crate) fn is_grpc_web_content_type(base: &str) -> bool {
     base == "application/grpc-web" || base.starts_with("application/grpc-web+")
+}
+
+/// gRPC-Web's text content type, `application/grpc-web-text[+proto]`.
+pub(crate) fn is_grpc_web_text_content_type(base: &str) -> bool {
+    base == "application/grpc-web-text" || base.starts_with("application/grpc-web-text+")
 }
 
 /// gRPC-Web's flag for the body frame that carries the trailers: "the MSB (0x80) ...
@@ -326,7 +332,7 @@ pub(crate) fn check_response(
     let ct = content_type_of(h);
     let base = ct.split(';').next().unwrap_or("").trim();
     let expected = if web {
-        is_grpc_web_content_type(base)
+        is_grpc_web_content_type(base) || is_grpc_web_text_content_type(base)
     } else {
         is_grpc_content_type(ct)
     };
