@@ -430,22 +430,22 @@ pub(crate) struct Receiver {
     text: Option<Box<web_text::Decoder>>,
     data_done: bool,
     /// A failure is sticky: every later poll reports it again.
-    failed: Option<Status>,
+    failed: Option<Box<Status>>,
     goaway: Option<Arc<GoAway>>,
     wire: Wire,
     /// A client's final status, known before the body's end: a Connect unary response's
     /// (its trailers came in its head).
-    end_status: Option<Status>,
+    end_status: Option<Box<Status>>,
 }
 
 enum State {
     /// A client waiting for the response head.
     Head(ResponseFuture),
     /// A Connect unary error: its JSON body being read.
-    ErrorBody(http::response::Parts, RecvBody, bytes::BytesMut),
+    ErrorBody(Box<(http::response::Parts, RecvBody, bytes::BytesMut)>),
     Body(RecvBody),
     /// Ended before a body could start: the call's status.
-    Ended(Status),
+    Ended(Box<Status>),
 }
 
 /// The most of an error body a client reads: an error is a code, a message and details.
@@ -517,8 +517,9 @@ impl Receiver {
                     }
                     Poll::Pending => return Poll::Pending,
                 },
-                State::ErrorBody(parts, body, acc) => match body.poll_data(cx) {
+                State::ErrorBody(e) => match e.1.poll_data(cx) {
                     Poll::Ready(Some(Ok(chunk))) => {
+                        let (_, body, acc) = &mut **e;
                         body.release(chunk.len());
                         if acc.len() + chunk.len() <= MAX_ERROR_BODY {
                             acc.extend_from_slice(&chunk);
@@ -526,16 +527,16 @@ impl Receiver {
                     }
                     Poll::Ready(Some(Err(e))) => break Err(NoHead::Broken(self.transport(&e))),
                     Poll::Ready(None) => {
-                        break Err(NoHead::Ended(connect::unary_error(parts, acc)))
+                        break Err(NoHead::Ended(connect::unary_error(&e.0, &e.2)))
                     }
                     Poll::Pending => return Poll::Pending,
                 },
                 State::Body(_) => return Poll::Ready(Ok(Metadata::new())),
-                State::Ended(s) => return Poll::Ready(Err(NoHead::Ended(s.clone()))),
+                State::Ended(s) => return Poll::Ready(Err(NoHead::Ended((**s).clone()))),
             }
         };
         if let Err(NoHead::Ended(s) | NoHead::Refused(s, _) | NoHead::Broken(s)) = &r {
-            self.state = State::Ended(s.clone());
+            self.state = State::Ended(Box::new(s.clone()));
         }
         Poll::Ready(r)
     }
@@ -552,14 +553,14 @@ impl Receiver {
             Wire::GrpcWeb | Wire::GrpcWebText => check_response(&parts, true),
             Wire::ConnectStream => connect::check_streaming_response(&parts),
             Wire::ConnectUnary if parts.status != http::StatusCode::OK => {
-                self.state = State::ErrorBody(parts, body, bytes::BytesMut::new());
+                self.state = State::ErrorBody(Box::new((parts, body, bytes::BytesMut::new())));
                 return None;
             }
             Wire::ConnectUnary => match connect::check_unary_response(&parts) {
                 Ok((md, trailers, enc)) => {
                     let max = self.dec.max_message();
                     self.whole = Some(Box::new(Whole::new(max, enc)));
-                    self.end_status = Some(Status::ok().with_trailers(trailers));
+                    self.end_status = Some(Box::new(Status::ok().with_trailers(trailers)));
                     Ok((md, Encoding::Identity))
                 }
                 Err(s) => Err(NoHead::Refused(s, Metadata::new())),
@@ -576,12 +577,12 @@ impl Receiver {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, Status>> {
-        if let Some(s) = &self.failed {
+        if let Some(s) = self.failed.as_deref() {
             return Poll::Ready(Err(s.clone()));
         }
         let r = self.next_message(cx);
         if let Poll::Ready(Err(s)) = &r {
-            self.failed = Some(s.clone());
+            self.failed = Some(Box::new(s.clone()));
         }
         r
     }
@@ -660,7 +661,7 @@ impl Receiver {
 
     pub(crate) fn poll_status(&mut self, cx: &mut Context<'_>) -> Poll<Result<Status, Status>> {
         if let Some(s) = self.end_status.take() {
-            return Poll::Ready(Ok(s));
+            return Poll::Ready(Ok(*s));
         }
         if let Some(end) = self.dec.take_end() {
             return Poll::Ready(Ok(match self.wire {
@@ -673,7 +674,7 @@ impl Receiver {
                 Poll::Ready(r) => r,
                 Poll::Pending => return Poll::Pending,
             },
-            State::Ended(s) => return Poll::Ready(Ok(s.clone())),
+            State::Ended(s) => return Poll::Ready(Ok((**s).clone())),
             State::Head(_) | State::ErrorBody(..) => {
                 return Poll::Ready(Err(Status::internal("no response head yet")))
             }
@@ -725,7 +726,7 @@ impl Receiver {
             Some(Poll::Ready(r)) => {
                 if let Err(s) = r {
                     // Reported by the next poll, after the message in hand.
-                    self.failed = Some(s);
+                    self.failed = Some(Box::new(s));
                 }
                 true
             }
