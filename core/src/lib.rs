@@ -10,6 +10,9 @@
 mod call;
 mod client;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metadata;
 mod protocol;
 pub mod runtime;

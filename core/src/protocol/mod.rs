@@ -18,7 +18,7 @@
 
 pub(crate) mod connect;
 pub(crate) mod cors;
-mod details;
+pub(crate) mod details;
 pub(crate) mod envelope;
 pub(crate) mod grpc;
 pub(crate) mod stream;

@@ -1,0 +1,61 @@
+//! Entry points for the fuzz targets (`fuzz/`): each feeds a peer's bytes to one parser.
+//! Built only with the `fuzzing` feature; not part of the API.
+
+use bytes::Bytes;
+
+use crate::protocol::{connect, details, envelope, grpc};
+
+/// The envelope decoder, over chunks cut where the input says, with or without gzip and
+/// an end flag (gRPC-Web's, Connect's).
+pub fn envelope(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut d = envelope::Decoder::new(64 * 1024);
+    if mode & 1 != 0 {
+        d.set_encoding(envelope::Encoding::Gzip);
+    }
+    match mode >> 1 & 3 {
+        1 => d.set_end_flag(grpc::WEB_TRAILERS),
+        2 => d.set_end_flag(connect::END_STREAM),
+        _ => {}
+    }
+    let cut = usize::from(mode >> 3).max(1);
+    for chunk in rest.chunks(cut) {
+        d.push(Bytes::copy_from_slice(chunk));
+        while let Ok(Some(_)) = d.next() {}
+        if d.next().is_err() {
+            return;
+        }
+    }
+    let _ = d.take_end();
+}
+
+/// gRPC's header values: `grpc-timeout`, `grpc-message`, binary metadata.
+pub fn grpc_headers(data: &[u8]) {
+    let _ = grpc::timeout::parse(data);
+    let _ = grpc::percent_decode(data);
+    let _ = crate::metadata::decode_bin(data);
+}
+
+/// gRPC-Web: a trailers frame's header lines, and text mode's base64 in two chunks.
+pub fn grpc_web(data: &[u8]) {
+    let _ = grpc::status_from_web_trailers(data);
+    let mut t = grpc::web_text::Decoder::default();
+    let half = data.len() / 2;
+    let _ = t.push(&data[..half]);
+    let _ = t.push(&data[half..]);
+}
+
+/// Connect: an end-stream message, a unary error body, error details.
+pub fn connect(data: &[u8]) {
+    let _ = connect::status_from_end_stream(data);
+    let parts = http::Response::builder()
+        .status(400)
+        .body(())
+        .expect("a valid response")
+        .into_parts()
+        .0;
+    let _ = connect::unary_error(&parts, data);
+    let _ = details::read(data);
+}
