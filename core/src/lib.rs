@@ -24,7 +24,7 @@ pub use bytes::Bytes;
 pub use call::{
     Batched, Call, CallOptions, Inbox, Receive, SendHalf, ServerCall, Shape, TrySendError,
 };
-pub use client::{Channel, ChannelOptions};
+pub use client::{Channel, ChannelOptions, HttpVersion};
 pub use error::{Error, ErrorKind};
 pub use metadata::{InvalidMetadata, Metadata, MetadataValue};
 pub use protocol::cors::Cors;

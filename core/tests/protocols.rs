@@ -844,3 +844,64 @@ async fn a_grpc_only_server_refuses_the_other_protocols() {
         eprintln!("{p:?} against tonic: {s:?}");
     }
 }
+
+// ---- our client over HTTP/1.1 ----
+
+#[tokio::test]
+async fn connect_and_grpc_web_over_http1_from_our_client() {
+    use rillrpc::{CallOptions, Code, Metadata, Shape};
+    let server = rill_server(ServerOptions::default());
+    for p in [rillrpc::Protocol::Connect, rillrpc::Protocol::GrpcWeb] {
+        let opts = rillrpc::ChannelOptions {
+            protocol: p,
+            http_version: rillrpc::HttpVersion::Http1,
+            ..Default::default()
+        };
+        let addr = server.local_addr();
+        let ch = rillrpc::Channel::with_options(&format!("http://{addr}"), opts).unwrap();
+        // Two calls in a row share the kept connection; the second one's answer is its own.
+        for payload in [&b"one"[..], b"two"] {
+            let r = ch
+                .unary(PING_PONG, req(payload, 0), CallOptions::default())
+                .await
+                .unwrap_or_else(|s| panic!("{p:?}: {s:?}"));
+            assert_eq!(resp_payload(&r), payload, "{p:?}");
+        }
+        let r = ch
+            .client_streaming(
+                ECHO_CLIENT,
+                vec![req(b"ab", 0), req(b"cde", 0)],
+                CallOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp_payload(&r), b"5", "{p:?}");
+        let mut md = Metadata::new();
+        md.append_ascii("echo-a", "1").unwrap();
+        let opts = CallOptions {
+            metadata: md,
+            ..Default::default()
+        };
+        let mut call = ch
+            .open_with_request(ECHO_SERVER, Shape::ServerStreaming, opts, &req(b"s", 2))
+            .unwrap();
+        assert_eq!(call.headers().await.unwrap().get_ascii("echo-a"), Some("1"));
+        let mut n = 0;
+        while call.recv().await.unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 2, "{p:?}");
+        let st = call.finish().await;
+        assert_eq!(st.trailers().get_ascii("echo-a"), Some("1"), "{p:?}");
+        let s = ch
+            .unary(PING_PONG, req(b"gone", -5), CallOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!((s.code(), s.message()), (Code::NotFound, "gone"), "{p:?}");
+        // Bidi needs both directions at once: refused before anything is sent.
+        let Err(s) = ch.open(ECHO, Shape::Bidi, CallOptions::default()) else {
+            panic!("{p:?}: a bidi call over HTTP/1.1 opened");
+        };
+        assert_eq!(s.code(), Code::Unimplemented, "{p:?}");
+    }
+}

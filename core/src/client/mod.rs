@@ -1,9 +1,10 @@
 //! The client: a channel to one server, and the calls opened on it.
 
 mod endpoint;
+mod http1;
 mod options;
 
-pub use options::ChannelOptions;
+pub use options::{ChannelOptions, HttpVersion};
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -18,8 +19,10 @@ use crate::protocol::{grpc, stream, Protocol, Receiver, Sender, Wire};
 use crate::runtime;
 use crate::status::Status;
 use crate::transport::hosted::{self, HostedConnection};
+use crate::transport::http::{ResponseHead, SendBody};
 use crate::transport::tls;
 use endpoint::{Endpoint, Opened};
+use http1::Http1;
 
 /// A client channel to `http://host:port` (h2c) or `https://host:port` (TLS). Cheap to clone;
 /// clones share the connection.
@@ -34,6 +37,8 @@ struct Inner {
     user_agent: HeaderValue,
     protocol: Protocol,
     endpoint: Arc<Endpoint>,
+    /// The HTTP/1.1 connections, for a channel that calls over HTTP/1.1.
+    http1: Option<Arc<Http1>>,
 }
 
 impl Channel {
@@ -67,12 +72,29 @@ impl Channel {
             .authority()
             .map(|a| a.as_str().to_owned())
             .unwrap_or_else(|| format!("{host}:{port}"));
+        let over_http1 = opts.http_version == HttpVersion::Http1;
+        let alpn: &[u8] = if over_http1 { b"http/1.1" } else { b"h2" };
         let tls = if scheme == "https" {
-            let cfg = tls::client_config(&opts.tls.clone().unwrap_or_default())?;
+            let cfg = tls::client_config(&opts.tls.clone().unwrap_or_default(), alpn)?;
             Some(tokio_rustls::TlsConnector::from(cfg))
         } else {
             None
         };
+        let http1 = over_http1.then(|| {
+            let name = opts.tls.as_ref().and_then(|t| t.server_name.clone());
+            let tls = tls
+                .clone()
+                .map(|c| (c, name.unwrap_or_else(|| host.clone())));
+            let (timeout, rt) = (opts.connect_timeout, runtime::handle());
+            Arc::new(Http1::new(
+                authority.clone(),
+                host.clone(),
+                port,
+                tls,
+                timeout,
+                rt,
+            ))
+        });
         let ua = opts
             .user_agent
             .clone()
@@ -88,6 +110,7 @@ impl Channel {
                 user_agent,
                 protocol,
                 endpoint: Arc::new(endpoint),
+                http1,
             }),
         })
     }
@@ -165,6 +188,23 @@ impl Channel {
         let max_recv = opts
             .max_recv_message_size
             .unwrap_or(DEFAULT_MAX_RECV_MESSAGE);
+        if let Some(h1) = &self.inner.http1 {
+            if shape == Shape::Bidi {
+                return Err(Status::new(
+                    crate::status::Code::Unimplemented,
+                    "bidi streams require at least HTTP/2",
+                ));
+            }
+            let h1 = h1.clone();
+            let open = Box::pin(async move {
+                let (body, head) = h1.send(req).await?;
+                let sender = stream::Sender::client(wire, SendBody::H1(body), None, None);
+                let head = ResponseHead::H1(head);
+                let receiver = stream::Receiver::client(wire, head, max_recv, None);
+                Ok((Sender::client(sender), Receiver::client(receiver)))
+            });
+            return Call::opening(start, open, first);
+        }
         let endpoint = &self.inner.endpoint;
         match endpoint.try_open_now(req.clone()) {
             Some(opened) => {
@@ -245,15 +285,11 @@ impl Channel {
 /// A call's two ends on a stream just opened.
 fn halves((response, stream, conn): Opened, max_recv: usize, wire: Wire) -> (Sender, Receiver) {
     let goaway = conn.goaway.clone();
-    (
-        Sender::client(stream::Sender::client(
-            wire,
-            stream,
-            conn.driver,
-            goaway.clone(),
-        )),
-        Receiver::client(stream::Receiver::client(wire, response, max_recv, goaway)),
-    )
+    let body = SendBody::H2(stream);
+    let head = ResponseHead::H2(response);
+    let sender = stream::Sender::client(wire, body, Some(conn.driver), Some(goaway.clone()));
+    let receiver = stream::Receiver::client(wire, head, max_recv, Some(goaway));
+    (Sender::client(sender), Receiver::client(receiver))
 }
 
 /// How a call of `shape` travels in `protocol`: Connect's unary form for unary calls, its

@@ -32,6 +32,18 @@ pub struct ChannelOptions {
     /// The protocol every call of the channel speaks: gRPC (the default), gRPC-Web or
     /// Connect. A rillrpc server answers all three.
     pub protocol: Protocol,
+    /// HTTP/2 (the default) or HTTP/1.1, for gRPC-Web and Connect to servers that speak
+    /// only HTTP/1.1. Over HTTP/1.1 each call has a connection to itself and bidi calls
+    /// are refused.
+    pub http_version: HttpVersion,
+}
+
+/// The HTTP version a channel's calls travel over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HttpVersion {
+    #[default]
+    Http2,
+    Http1,
 }
 
 impl Default for ChannelOptions {
@@ -49,6 +61,7 @@ impl Default for ChannelOptions {
             user_agent: None,
             host_connections: false,
             protocol: Protocol::Grpc,
+            http_version: HttpVersion::Http2,
         }
     }
 }

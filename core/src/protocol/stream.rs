@@ -6,11 +6,7 @@
 //! response written whole when the call ends.
 
 use bytes::Bytes;
-use h2::client::ResponseFuture;
-use h2::SendStream;
 use http::HeaderValue;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -27,7 +23,7 @@ use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
 use crate::status::{Code, Status};
 use crate::transport::driver::{Driver, Kick};
 use crate::transport::goaway::{explain, GoAway};
-use crate::transport::http::{self as wire_http, RecvBody, Respond, SendBody};
+use crate::transport::http::{self as wire_http, RecvBody, Respond, ResponseHead, SendBody};
 
 /// The smallest window worth a DATA frame once the peer has shown it grants more: waiting
 /// for it rather than sending what trickles in avoids a stream of tiny frames (the silly
@@ -63,19 +59,21 @@ enum Half {
 }
 
 impl Sender {
+    /// A client's request stream: an h2 stream with its connection's driver and GOAWAY
+    /// watch, or an HTTP/1.1 request body.
     pub(crate) fn client(
         wire: Wire,
-        stream: SendStream<Bytes>,
-        driver: Arc<Driver>,
-        goaway: Arc<GoAway>,
+        body: SendBody,
+        driver: Option<Arc<Driver>>,
+        goaway: Option<Arc<GoAway>>,
     ) -> Sender {
         Sender {
             wire,
             unary: None,
             origin: None,
-            half: Half::Request(SendBody::H2(stream)),
-            driver: Some(driver),
-            goaway: Some(goaway),
+            half: Half::Request(body),
+            driver,
+            goaway,
             widest: 0,
         }
     }
@@ -440,7 +438,7 @@ pub(crate) struct Receiver {
 
 enum State {
     /// A client waiting for the response head.
-    Head(ResponseFuture),
+    Head(ResponseHead),
     /// A Connect unary error: its JSON body being read.
     ErrorBody(Box<(http::response::Parts, RecvBody, bytes::BytesMut)>),
     Body(RecvBody),
@@ -454,9 +452,9 @@ const MAX_ERROR_BODY: usize = 1 << 20;
 impl Receiver {
     pub(crate) fn client(
         wire: Wire,
-        response: ResponseFuture,
+        response: ResponseHead,
         max_message: usize,
-        goaway: Arc<GoAway>,
+        goaway: Option<Arc<GoAway>>,
     ) -> Receiver {
         let mut dec = Decoder::new(max_message);
         match wire {
@@ -471,7 +469,7 @@ impl Receiver {
             text: (wire == Wire::GrpcWebText).then(Box::default),
             data_done: false,
             failed: None,
-            goaway: Some(goaway),
+            goaway,
             wire,
             end_status: None,
         }
@@ -504,17 +502,12 @@ impl Receiver {
     pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
         let r = loop {
             match &mut self.state {
-                State::Head(fut) => match Pin::new(fut).poll(cx) {
-                    Poll::Ready(Ok(resp)) => {
-                        let (parts, body) = resp.into_parts();
-                        match self.head(parts, RecvBody::H2(body)) {
-                            Some(r) => break r,
-                            None => continue,
-                        }
-                    }
-                    Poll::Ready(Err(e)) => {
-                        break Err(NoHead::Broken(self.transport(&wire_http::Error::H2(e))))
-                    }
+                State::Head(fut) => match fut.poll(cx) {
+                    Poll::Ready(Ok((parts, body))) => match self.head(parts, body) {
+                        Some(r) => break r,
+                        None => continue,
+                    },
+                    Poll::Ready(Err(e)) => break Err(NoHead::Broken(self.transport(&e))),
                     Poll::Pending => return Poll::Pending,
                 },
                 State::ErrorBody(e) => match e.1.poll_data(cx) {

@@ -43,6 +43,32 @@ impl From<http1::Aborted> for Error {
     }
 }
 
+/// A client's response on its way.
+pub(crate) enum ResponseHead {
+    H2(h2::client::ResponseFuture),
+    H1(http1::ResponseFuture),
+}
+
+impl ResponseHead {
+    /// The response's head, and its body to read.
+    pub(crate) fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(http::response::Parts, RecvBody), Error>> {
+        use std::future::Future;
+        match self {
+            ResponseHead::H2(f) => std::pin::Pin::new(f).poll(cx).map(|r| {
+                let (parts, body) = r.map_err(Error::H2)?.into_parts();
+                Ok((parts, RecvBody::H2(body)))
+            }),
+            ResponseHead::H1(f) => f.poll(cx).map(|r| {
+                let (parts, body) = r.map_err(Error::H1)?.into_parts();
+                Ok((parts, RecvBody::H1(Box::new(http1::RecvBody::new(body)))))
+            }),
+        }
+    }
+}
+
 /// A response not started yet.
 pub(crate) enum Respond {
     H2(SendResponse<Bytes>),

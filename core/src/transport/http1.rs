@@ -94,27 +94,79 @@ impl Responder {
         first: Bytes,
         end: bool,
     ) -> Result<BodyTx, Aborted> {
-        let chan = Arc::new(Chan::default());
-        {
-            let mut st = chan.lock();
-            if !first.is_empty() {
-                st.queued += first.len();
-                st.frames.push_back(Frame::data(first));
-            }
-            st.ended = end;
-        }
+        let (tx, body) = body(first, end);
         let (parts, ()) = head.into_parts();
-        let body = Body { chan: chan.clone() };
         self.tx
             .send(Response::from_parts(parts, body))
             .map_err(|_| Aborted)?;
-        Ok(BodyTx { chan })
+        Ok(tx)
     }
 
     /// Ready once the client has gone (its connection closed).
     pub(crate) fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.tx.poll_closed(cx)
     }
+}
+
+/// A body a call fills and hyper drains (a server's response, a client's request), starting
+/// with `first` and ended if `end`.
+pub(crate) fn body(first: Bytes, end: bool) -> (BodyTx, Body) {
+    let chan = Arc::new(Chan::default());
+    {
+        let mut st = chan.lock();
+        if !first.is_empty() {
+            st.queued += first.len();
+            st.frames.push_back(Frame::data(first));
+        }
+        st.ended = end;
+    }
+    (BodyTx { chan: chan.clone() }, Body { chan })
+}
+
+/// A client connection's request sender.
+pub(crate) type SendRequest = hyper::client::conn::http1::SendRequest<Body>;
+
+/// A client's response on its way.
+pub(crate) struct ResponseFuture(
+    Pin<Box<dyn Future<Output = Result<Response<Incoming>, hyper::Error>> + Send>>,
+);
+
+// SAFETY: nothing reaches the future but `poll`, which takes `&mut self`: a shared
+// reference gives access to nothing, so sharing one between threads cannot race. (A call
+// that holds this stays `Sync`, as its h2 counterpart is.)
+unsafe impl Sync for ResponseFuture {}
+
+impl ResponseFuture {
+    pub(crate) fn new(
+        f: impl Future<Output = Result<Response<Incoming>, hyper::Error>> + Send + 'static,
+    ) -> ResponseFuture {
+        ResponseFuture(Box::pin(f))
+    }
+
+    pub(crate) fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<Incoming>, hyper::Error>> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+/// Opens an HTTP/1.1 client connection on `io`; its task runs on `rt` until it closes.
+pub(crate) async fn connect<T>(
+    io: T,
+    rt: &tokio::runtime::Handle,
+) -> Result<SendRequest, hyper::Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
+    rt.spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("HTTP/1.1 client connection: {e}");
+        }
+    });
+    Ok(sender)
 }
 
 #[derive(Default)]
@@ -302,6 +354,8 @@ pub(crate) struct RecvBody {
     body: Option<Incoming>,
     trailers: Option<HeaderMap>,
     done: bool,
+    /// This is the rest of a dropped body, being drained: dropped again, it is let go.
+    draining: bool,
 }
 
 impl RecvBody {
@@ -310,6 +364,7 @@ impl RecvBody {
             body: Some(body),
             trailers: None,
             done: false,
+            draining: false,
         }
     }
 
@@ -381,13 +436,14 @@ impl RecvBody {
 /// read and dropped, within bounds, as Go's net/http server does.
 impl Drop for RecvBody {
     fn drop(&mut self) {
-        if self.done {
+        if self.done || self.draining || self.body.is_none() {
             return;
         }
         let rest = RecvBody {
             body: self.body.take(),
             trailers: None,
             done: false,
+            draining: true,
         };
         crate::runtime::handle().spawn(rest.drain());
     }

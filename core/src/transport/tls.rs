@@ -1,4 +1,5 @@
-//! TLS: rustls with ALPN `h2` on both sides (the TCP socket under it: `socket`).
+//! TLS: rustls with ALPN (`h2`, and `http/1.1` beside it) on both sides (the TCP socket
+//! under it: `socket`).
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::sync::Arc;
@@ -42,7 +43,11 @@ fn key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
         .ok_or_else(|| Error::tls("no private key found in the PEM data"))
 }
 
-pub(crate) fn client_config(tls: &ClientTls) -> Result<Arc<rustls::ClientConfig>, Error> {
+/// A client's TLS config offering `alpn` (`h2`, or `http/1.1` for an HTTP/1.1 channel).
+pub(crate) fn client_config(
+    tls: &ClientTls,
+    alpn: &[u8],
+) -> Result<Arc<rustls::ClientConfig>, Error> {
     let mut roots = rustls::RootCertStore::empty();
     match &tls.ca_pem {
         Some(pem) => {
@@ -72,7 +77,7 @@ pub(crate) fn client_config(tls: &ClientTls) -> Result<Arc<rustls::ClientConfig>
             .map_err(|e| Error::tls(e.to_string()))?,
         None => builder.with_no_client_auth(),
     };
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    cfg.alpn_protocols = vec![alpn.to_vec()];
     Ok(Arc::new(cfg))
 }
 

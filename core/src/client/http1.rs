@@ -1,0 +1,117 @@
+//! The channel's HTTP/1.1 connections: one call at a time on each, kept after its
+//! response for the next call (keep-alive), as many at once as calls run at once. HTTP/1.1
+//! cannot carry both directions of a call at once, so bidi calls are refused, as connect-go's
+//! client refuses them.
+
+use bytes::Bytes;
+use http::{HeaderValue, Request};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
+
+use crate::status::Status;
+use crate::transport::http1::{self, BodyTx, ResponseFuture, SendRequest};
+use crate::transport::tls;
+
+/// Idle connections kept for later calls; more are closed once their call ends.
+const MAX_IDLE: usize = 32;
+
+pub(crate) struct Http1 {
+    /// `host:port`, for messages and the `Host` header.
+    authority: String,
+    host: String,
+    port: u16,
+    tls: Option<(tokio_rustls::TlsConnector, String)>,
+    connect_timeout: Duration,
+    runtime: Handle,
+    /// Connections that may take another call once their last response has been read.
+    kept: Mutex<Vec<SendRequest>>,
+}
+
+impl Http1 {
+    pub(crate) fn new(
+        authority: String,
+        host: String,
+        port: u16,
+        tls: Option<(tokio_rustls::TlsConnector, String)>,
+        connect_timeout: Duration,
+        runtime: Handle,
+    ) -> Http1 {
+        Http1 {
+            authority,
+            host,
+            port,
+            tls,
+            connect_timeout,
+            runtime,
+            kept: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends a call's request head on a free connection (a new one if none is free): the
+    /// call writes the body into the returned end, and reads the response from the future.
+    pub(crate) async fn send(&self, req: Request<()>) -> Result<(BodyTx, ResponseFuture), Status> {
+        let mut sender = match self.free() {
+            Some(s) => s,
+            None => self.connect().await?,
+        };
+        let (parts, ()) = req.into_parts();
+        let mut req = Request::from_parts(parts, ());
+        // HTTP/1.1 requests name the path alone ("origin-form", RFC 9112 §3.2.1) and the
+        // server in Host.
+        let path = req.uri().path().to_owned();
+        *req.uri_mut() = path
+            .parse()
+            .map_err(|_| Status::internal(format!("invalid path {path:?}")))?;
+        if let Ok(host) = HeaderValue::from_str(&self.authority) {
+            req.headers_mut().insert(http::header::HOST, host);
+        }
+        let (tx, body) = http1::body(Bytes::new(), false);
+        let (parts, ()) = req.into_parts();
+        let response = sender.send_request(Request::from_parts(parts, body));
+        self.keep(sender);
+        Ok((tx, ResponseFuture::new(response)))
+    }
+
+    /// A kept connection that can take a call now.
+    fn free(&self) -> Option<SendRequest> {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|s| !s.is_closed());
+        let at = kept.iter().position(SendRequest::is_ready)?;
+        Some(kept.swap_remove(at))
+    }
+
+    fn keep(&self, sender: SendRequest) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|s| !s.is_closed());
+        if kept.len() < MAX_IDLE {
+            kept.push(sender);
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest, Status> {
+        let addr = format!("{}:{}", self.host, self.port);
+        let connecting = async {
+            let tcp = TcpStream::connect(&addr)
+                .await
+                .map_err(|e| Status::unavailable(format!("failed to connect to {addr}: {e}")))?;
+            let _ = tcp.set_nodelay(true);
+            let Some((connector, name)) = &self.tls else {
+                return http1::connect(tcp, &self.runtime).await.map_err(handshake);
+            };
+            let name = tls::server_name(name).map_err(|e| Status::unavailable(e.to_string()))?;
+            let tls = connector.connect(name, tcp).await.map_err(|e| {
+                Status::unavailable(format!("TLS handshake with {addr} failed: {e}"))
+            })?;
+            http1::connect(tls, &self.runtime).await.map_err(handshake)
+        };
+        tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| Status::unavailable(format!("connecting to {addr} timed out")))?
+    }
+}
+
+fn handshake(e: hyper::Error) -> Status {
+    Status::unavailable(format!("HTTP/1.1 handshake failed: {e}"))
+}
