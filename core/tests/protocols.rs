@@ -905,3 +905,85 @@ async fn connect_and_grpc_web_over_http1_from_our_client() {
         assert_eq!(s.code(), Code::Unimplemented, "{p:?}");
     }
 }
+
+// ---- what a handler learns of the call ----
+
+#[tokio::test]
+async fn a_handler_sees_the_protocol_and_codec() {
+    use rillrpc::{ServerBuilder, Shape, Status};
+    use std::sync::Arc;
+    let server = Arc::new(
+        ServerBuilder::new(ServerOptions::default())
+            .register("/t.S/Unary", Shape::Unary)
+            .register("/t.S/Stream", Shape::ServerStreaming)
+            .bind("127.0.0.1:0")
+            .unwrap(),
+    );
+    let serving = server.clone();
+    tokio::spawn(async move {
+        serving
+            .serve(|mut call| async move {
+                let _ = call.recv().await;
+                let seen = format!("{}/{}", call.protocol().name(), call.codec());
+                let _ = call.send(Bytes::from(seen)).await;
+                let _ = call.finish(Status::ok());
+            })
+            .await
+    });
+    let sr = client(server.local_addr()).await;
+    for (path, ct, body, want) in [
+        (
+            "/t.S/Unary",
+            "application/grpc",
+            frame(0, b""),
+            "grpc/proto",
+        ),
+        (
+            "/t.S/Unary",
+            "application/grpc+json",
+            frame(0, b"{}"),
+            "grpc/json",
+        ),
+        (
+            "/t.S/Unary",
+            "application/grpc-web+proto",
+            frame(0, b""),
+            "grpc-web/proto",
+        ),
+        // Text mode: the answer is base64 too (of 00 0000000e "grpc-web/proto").
+        (
+            "/t.S/Unary",
+            "application/grpc-web-text",
+            b"AAAAAAA=".to_vec(),
+            "AAAAAA5ncnBjLXdlYi9wcm90bw==",
+        ),
+        (
+            "/t.S/Unary",
+            "application/json",
+            b"{}".to_vec(),
+            "connect/json",
+        ),
+        (
+            "/t.S/Unary",
+            "application/proto",
+            Vec::new(),
+            "connect/proto",
+        ),
+        (
+            "/t.S/Stream",
+            "application/connect+json",
+            frame(0, b"{}"),
+            "connect/json",
+        ),
+    ] {
+        let r = post(
+            &sr,
+            path,
+            &[("content-type", ct), ("te", "trailers")],
+            &body,
+        )
+        .await;
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        assert!(text.contains(want), "{ct}: {text:?}");
+    }
+}

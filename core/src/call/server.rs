@@ -25,6 +25,8 @@ pub(crate) struct Accepted {
     pub(crate) method: String,
     pub(crate) shape: Shape,
     pub(crate) protocol: Protocol,
+    /// The messages' codec, as the content type names it (`proto`, `json`).
+    pub(crate) codec: String,
     pub(crate) metadata: Metadata,
     pub(crate) timeout: Option<Duration>,
     pub(crate) peer: SocketAddr,
@@ -42,6 +44,7 @@ pub struct ServerCall {
     method: String,
     shape: Shape,
     protocol: Protocol,
+    codec: String,
     metadata: Metadata,
     deadline: Option<Instant>,
     peer: SocketAddr,
@@ -101,6 +104,7 @@ impl ServerCall {
             method: a.method,
             shape: a.shape,
             protocol: a.protocol,
+            codec: a.codec,
             metadata: a.metadata,
             deadline,
             peer: a.peer,
@@ -125,6 +129,14 @@ impl ServerCall {
     /// The protocol the client called with: the handler is the same for every one.
     pub fn protocol(&self) -> Protocol {
         self.protocol
+    }
+
+    /// The codec of the call's messages, as its content type names it: `proto` (also when
+    /// it names none) or `json` (Connect's default in browsers), or a custom one. The core
+    /// passes messages through as bytes; the handler decodes them with this codec and
+    /// answers in it.
+    pub fn codec(&self) -> &str {
+        &self.codec
     }
 
     /// The request metadata (custom headers).

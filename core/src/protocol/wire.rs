@@ -78,6 +78,19 @@ impl Wire {
         Ok((wire, base))
     }
 
+    /// The codec a content type names: what follows `+` (gRPC, gRPC-Web, Connect
+    /// streaming) or `application/` (Connect unary); `proto` when it names none.
+    pub(crate) fn codec(self, base: &str) -> String {
+        let named = match self {
+            Wire::ConnectUnary => base.strip_prefix("application/"),
+            _ => base.split_once('+').map(|(_, c)| c),
+        };
+        named
+            .filter(|c| !c.is_empty())
+            .unwrap_or("proto")
+            .to_owned()
+    }
+
     /// A client's request head.
     pub(crate) fn request(self, head: &RequestHead<'_>) -> Result<Request<()>, Status> {
         match self {

@@ -74,6 +74,7 @@ pub(super) fn dispatch(
     let call = ServerCall::new(Accepted {
         shape,
         protocol: wire.protocol(),
+        codec: wire.codec(&base),
         metadata: incoming.metadata,
         timeout: incoming.timeout,
         peer,
