@@ -987,3 +987,44 @@ async fn a_handler_sees_the_protocol_and_codec() {
         assert!(text.contains(want), "{ct}: {text:?}");
     }
 }
+
+#[tokio::test]
+async fn a_deadline_ends_a_call_over_http1() {
+    use rillrpc::{CallOptions, Code, ServerBuilder, Shape, Status};
+    use std::sync::Arc;
+    let server = Arc::new(
+        ServerBuilder::new(ServerOptions::default())
+            .register("/t.S/Slow", Shape::Unary)
+            .bind("127.0.0.1:0")
+            .unwrap(),
+    );
+    let serving = server.clone();
+    tokio::spawn(async move {
+        serving
+            .serve(|mut call| async move {
+                let _ = call.recv().await;
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                let _ = call.send(Bytes::from_static(b"late")).await;
+                let _ = call.finish(Status::ok());
+            })
+            .await
+    });
+    for p in [rillrpc::Protocol::Connect, rillrpc::Protocol::GrpcWeb] {
+        let opts = rillrpc::ChannelOptions {
+            protocol: p,
+            http_version: rillrpc::HttpVersion::Http1,
+            ..Default::default()
+        };
+        let addr = server.local_addr();
+        let ch = rillrpc::Channel::with_options(&format!("http://{addr}"), opts).unwrap();
+        let r = ch
+            .unary(
+                "/t.S/Slow",
+                Bytes::from_static(b"x"),
+                CallOptions::default().timeout(Duration::from_millis(100)),
+            )
+            .await;
+        let s = r.expect_err("past its deadline");
+        assert_eq!(s.code(), Code::DeadlineExceeded, "{p:?}: {s:?}");
+    }
+}

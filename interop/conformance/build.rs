@@ -1,18 +1,18 @@
 // Generates the connectrpc.conformance.v1 messages (messages only: the RPC layer is the
 // rillrpc core) from the conformance module's own protos, in the Go module cache. The
 // protos are not in the repository: their version is the one go/go.mod pins, so the runner
-// and this server always speak the same schema.
+// and the two programs (the server and the client under test) always speak the same schema.
 //
 // The build asks `go mod download` (in go/) where the module is; RILL_CONFORMANCE_MODULE_DIR
 // names it instead, and a missing or broken one then fails the build. If `go` fails
-// (`cargo test --workspace` before `make` has installed Go) it builds a server that says so
-// and exits, rather than breaking every workspace build on a machine without Go; the
-// runner then fails every case, so `make test-conformance` cannot pass with it.
+// (`cargo test --workspace` before `make` has installed Go) it builds programs that say so
+// and exit, rather than breaking every workspace build on a machine without Go; the
+// runner then fails every case, so neither conformance target can pass with them.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const MODULE: &str = "connectrpc.com/conformance";
-const PROTOS: [&str; 3] = ["config", "server_compat", "service"];
+const PROTOS: [&str; 4] = ["client_compat", "config", "server_compat", "service"];
 const DIR_ENV: &str = "RILL_CONFORMANCE_MODULE_DIR";
 
 fn main() {
@@ -29,8 +29,8 @@ fn main() {
             Ok(dir) => dir,
             Err(e) => {
                 println!(
-                    "cargo:warning=rill-conformance-server is built without the conformance \
-                     protos ({e}); `make test-conformance` builds the real one"
+                    "cargo:warning=rill-conformance-server and -client are built without the \
+                     conformance protos ({e}); `make test-conformance` builds the real ones"
                 );
                 // A file that never exists: cargo then reruns this script on every build,
                 // so the stub lasts only until Go is there.

@@ -15,7 +15,7 @@ use super::send::SendHalf;
 use super::shape::Shape;
 use super::writer::{Role, Writer};
 use crate::metadata::Metadata;
-use crate::protocol::envelope::Encoding;
+use crate::protocol::envelope::{Accepts, Encoding};
 use crate::protocol::{Abort, End, Protocol, Receiver, Sender};
 use crate::runtime;
 use crate::status::{Code, Status};
@@ -32,7 +32,7 @@ pub(crate) struct Accepted {
     pub(crate) peer: SocketAddr,
     /// How the client compressed its messages: the answers use the same, if it accepts it.
     pub(crate) request_encoding: Encoding,
-    pub(crate) accepts_gzip: bool,
+    pub(crate) accepts: Accepts,
     pub(crate) sender: Sender,
     pub(crate) receiver: Receiver,
 }
@@ -54,7 +54,7 @@ pub struct ServerCall {
     /// A single-request call's request, held until the client's half-close shows it is the
     /// only one.
     held: Option<Bytes>,
-    accepts_gzip: bool,
+    accepts: Accepts,
     eof: bool,
     finished: bool,
 }
@@ -72,7 +72,7 @@ impl ServerCall {
         let deadline = a.timeout.map(|t| Instant::now() + t);
         // Answer in the encoding the client used, when it accepts it, as grpc-go does.
         let answer = match a.request_encoding {
-            Encoding::Gzip if a.accepts_gzip => Encoding::Gzip,
+            e if a.accepts.contains(e) => e,
             _ => Encoding::Identity,
         };
         let only_one = a
@@ -111,7 +111,7 @@ impl ServerCall {
             receiver: a.receiver,
             expect: Expect::new(a.shape.single_request(), From::Client),
             held: None,
-            accepts_gzip: a.accepts_gzip,
+            accepts: a.accepts,
             eof: false,
             finished: false,
         }
@@ -251,7 +251,7 @@ impl ServerCall {
     /// Compresses response messages with `enc` when the client accepts it (it said so in
     /// `grpc-accept-encoding`); returns whether it will. Call before the headers go out.
     pub fn set_compression(&self, enc: Encoding) -> bool {
-        if enc == Encoding::Gzip && !self.accepts_gzip {
+        if !self.accepts.contains(enc) {
             return false;
         }
         if self.send.queue.head_decided() {

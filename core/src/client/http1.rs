@@ -71,7 +71,8 @@ impl Http1 {
         let (parts, ()) = req.into_parts();
         let response = sender.send_request(Request::from_parts(parts, body));
         self.keep(sender);
-        Ok((tx, ResponseFuture::new(response)))
+        let watch = tx.watch();
+        Ok((tx, ResponseFuture::new(response, watch)))
     }
 
     /// A kept connection that can take a call now.

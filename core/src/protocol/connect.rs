@@ -15,17 +15,20 @@ use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 use super::details::{self, Any};
-use super::envelope::{self, Encoding};
+use super::envelope::{self, Accepts, Encoding};
 use super::grpc::{code_for_http, RequestHead};
 use super::terms::{Incoming, NoHead, Refusal};
 use crate::metadata::Metadata;
 use crate::status::{Code, Status};
 
+/// The most of an error body read as JSON once decompressed.
+const MAX_ERROR_JSON: usize = 1 << 20;
+
 /// The envelope flag of the end-stream message.
 pub(crate) const END_STREAM: u8 = 0x02;
 
 /// What we take in `connect-accept-encoding` / `accept-encoding`.
-const ACCEPT_ENCODING: &str = "gzip";
+const ACCEPT_ENCODING: &str = envelope::ACCEPTED;
 
 /// The prefix of a streaming call's content type: `application/connect+proto`.
 const STREAMING_PREFIX: &str = "application/connect+";
@@ -88,7 +91,7 @@ pub(crate) fn accept(
             }
         },
     };
-    let (encoding, accepts_gzip) = match compression(h, unary) {
+    let (encoding, accepts) = match compression(h, unary) {
         Ok(c) => c,
         Err(s) => return refuse(s),
     };
@@ -109,14 +112,14 @@ pub(crate) fn accept(
         metadata,
         timeout,
         encoding,
-        accepts_gzip,
+        accepts,
         content_type,
     })
 }
 
 /// The request's compression and whether the client takes gzip back: `content-encoding`
 /// and `accept-encoding` in the unary form, `connect-`-prefixed in the streaming one.
-fn compression(h: &HeaderMap, unary: bool) -> Result<(Encoding, bool), Status> {
+fn compression(h: &HeaderMap, unary: bool) -> Result<(Encoding, Accepts), Status> {
     let (enc_header, accept_header) = if unary {
         ("content-encoding", "accept-encoding")
     } else {
@@ -127,17 +130,11 @@ fn compression(h: &HeaderMap, unary: bool) -> Result<(Encoding, bool), Status> {
         Some(name) => Encoding::from_name(name).ok_or_else(|| {
             Status::new(
                 Code::Unimplemented,
-                format!("unknown compression {name:?}: supported encodings are gzip, identity"),
+                format!("unknown compression {name:?}: supported encodings are {ACCEPT_ENCODING}"),
             )
         })?,
     };
-    let accepts_gzip = h
-        .get_all(accept_header)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|e| e.trim() == "gzip");
-    Ok((encoding, accepts_gzip))
+    Ok((encoding, Accepts::parse(h.get_all(accept_header).iter())))
 }
 
 /// The spec: "Timeout-Milliseconds → {positive integer as ASCII string of at most 10
@@ -414,10 +411,12 @@ pub(crate) fn check_unary_response(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !is_unary_content_type(ct.split(';').next().unwrap_or("").trim()) {
-        // Not a Connect answer (a gRPC-only server answers with its own content type).
-        return Err(Status::internal(format!(
-            "invalid content-type {ct:?} in a Connect unary response"
-        )));
+        // Not a Connect answer (a gRPC-only server answers with its own content type): the
+        // HTTP status says what it can, as connect-go reads it.
+        return Err(Status::new(
+            code_for_http(parts.status.as_u16()),
+            format!("invalid content-type {ct:?} in a Connect unary response"),
+        ));
     }
     let enc = encoding_of(h, "content-encoding")?;
     Ok((response_metadata(h), unary_trailers(h), enc))
@@ -428,13 +427,17 @@ pub(crate) fn check_unary_response(
 pub(crate) fn unary_error(parts: &http::response::Parts, body: &[u8]) -> Status {
     let h = &parts.headers;
     let trailers = unary_trailers(h);
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let status = match parsed.as_ref().and_then(|v| v.get("code")?.as_str()) {
-        Some(name) => status_from_error_json(parsed.as_ref().expect("parsed"), name),
-        None => Status::new(
-            code_for_http(parts.status.as_u16()),
-            format!("HTTP status {}", parts.status),
-        ),
+    // An error body may be compressed like a message.
+    let body = match encoding_of(h, "content-encoding") {
+        Ok(Encoding::Identity) | Err(_) => Bytes::copy_from_slice(body),
+        Ok(enc) => envelope::decompress(enc, body, MAX_ERROR_JSON).unwrap_or_default(),
+    };
+    let by_http = code_for_http(parts.status.as_u16());
+    let status = match serde_json::from_slice::<Value>(&body) {
+        // A code the JSON lacks, or one this side does not know, is the HTTP status's; the
+        // message and details are the JSON's still.
+        Ok(e @ Value::Object(_)) => status_from_error_json(&e, by_http),
+        _ => Status::new(by_http, format!("HTTP status {}", parts.status)),
     };
     // The spec: the error's metadata is the response's headers and trailers.
     let mut all = response_metadata(h);
@@ -458,10 +461,7 @@ pub(crate) fn status_from_end_stream(json: &[u8]) -> Status {
     };
     let status = match v.get("error") {
         None | Some(Value::Null) => Status::ok(),
-        Some(e) => match e.get("code").and_then(Value::as_str) {
-            Some(name) => status_from_error_json(e, name),
-            None => Status::new(Code::Unknown, "end-stream error without a code"),
-        },
+        Some(e) => status_from_error_json(e, Code::Unknown),
     };
     let mut h = HeaderMap::new();
     if let Some(Value::Object(md)) = v.get("metadata") {
@@ -479,8 +479,13 @@ pub(crate) fn status_from_end_stream(json: &[u8]) -> Status {
     status.with_trailers(Metadata::from_headers(&h))
 }
 
-fn status_from_error_json(e: &Value, name: &str) -> Status {
-    let code = code_from_name(name);
+/// The status a JSON error says; `fallback` is the code when it names none this side knows.
+fn status_from_error_json(e: &Value, fallback: Code) -> Status {
+    let code = e
+        .get("code")
+        .and_then(Value::as_str)
+        .and_then(code_from_name)
+        .unwrap_or(fallback);
     let message = e.get("message").and_then(Value::as_str).unwrap_or("");
     let details = e
         .get("details")
@@ -532,12 +537,9 @@ fn encoding_of(h: &HeaderMap, header: &str) -> Result<Encoding, Status> {
     }
 }
 
-/// The code a Connect code name stands for; an unknown name is UNKNOWN, as the spec asks.
-pub(crate) fn code_from_name(name: &str) -> Code {
-    (0..=16)
-        .map(Code::from_u32)
-        .find(|c| code_name(*c) == name)
-        .unwrap_or(Code::Unknown)
+/// The code a Connect code name stands for, if it is one.
+pub(crate) fn code_from_name(name: &str) -> Option<Code> {
+    (0..=16).map(Code::from_u32).find(|c| code_name(*c) == name)
 }
 
 /// The spec's code names: the gRPC names in lower snake case, but "canceled".

@@ -434,6 +434,9 @@ pub(crate) struct Receiver {
     /// A client's final status, known before the body's end: a Connect unary response's
     /// (its trailers came in its head).
     end_status: Option<Box<Status>>,
+    /// A gRPC-Web head's own `grpc-status`: the status if the body brings none (a
+    /// Trailers-Only response whose end came apart from its head).
+    head_status: Option<Box<Status>>,
 }
 
 enum State {
@@ -472,6 +475,7 @@ impl Receiver {
             goaway,
             wire,
             end_status: None,
+            head_status: None,
         }
     }
 
@@ -492,6 +496,7 @@ impl Receiver {
             goaway: None,
             wire,
             end_status: None,
+            head_status: None,
         }
     }
 
@@ -542,8 +547,14 @@ impl Receiver {
         body: RecvBody,
     ) -> Option<Result<Metadata, NoHead>> {
         let checked = match self.wire {
-            Wire::Grpc => check_response(&parts, false),
-            Wire::GrpcWeb | Wire::GrpcWebText => check_response(&parts, true),
+            Wire::Grpc => check_response(&parts, false, body.is_end_stream()),
+            Wire::GrpcWeb | Wire::GrpcWebText => {
+                if parts.headers.contains_key("grpc-status") {
+                    let s = grpc::status_from_trailers(&parts.headers);
+                    self.head_status = Some(Box::new(s));
+                }
+                check_response(&parts, true, body.is_end_stream())
+            }
             Wire::ConnectStream => connect::check_streaming_response(&parts),
             Wire::ConnectUnary if parts.status != http::StatusCode::OK => {
                 self.state = State::ErrorBody(Box::new((parts, body, bytes::BytesMut::new())));
@@ -672,8 +683,13 @@ impl Receiver {
                 return Poll::Ready(Err(Status::internal("no response head yet")))
             }
         };
-        // gRPC-Web's trailers may come as HTTP trailers too (over HTTP/2).
+        // gRPC-Web's trailers may come as HTTP trailers too (over HTTP/2), or, with an
+        // empty body, in its head.
+        let head_status = self.head_status.take();
         Poll::Ready(match (trailers, self.wire) {
+            (Ok(None), Wire::GrpcWeb | Wire::GrpcWebText) if head_status.is_some() => {
+                Ok(*head_status.expect("checked"))
+            }
             (Ok(Some(t)), Wire::Grpc | Wire::GrpcWeb | Wire::GrpcWebText) => {
                 Ok(status_from_trailers(&t))
             }

@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use http::{HeaderValue, StatusCode};
 use std::time::Duration;
 
-use super::envelope::{self, Encoding};
+use super::envelope::{self, Accepts, Encoding};
 use crate::metadata::Metadata;
 use crate::status::Status;
 
@@ -36,7 +36,8 @@ pub(crate) struct Incoming {
     pub(crate) metadata: Metadata,
     pub(crate) timeout: Option<Duration>,
     pub(crate) encoding: Encoding,
-    pub(crate) accepts_gzip: bool,
+    /// The encodings the client takes back.
+    pub(crate) accepts: Accepts,
     /// The response's content type: the request's, parameters dropped.
     pub(crate) content_type: HeaderValue,
 }

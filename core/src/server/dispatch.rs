@@ -79,7 +79,7 @@ pub(super) fn dispatch(
         timeout: incoming.timeout,
         peer,
         request_encoding: incoming.encoding,
-        accepts_gzip: incoming.accepts_gzip,
+        accepts: incoming.accepts,
         sender: sender(respond, incoming.content_type),
         receiver: Receiver::server(
             wire,

@@ -19,6 +19,17 @@ pub(crate) enum Error {
     H1(hyper::Error),
     /// The HTTP/1.1 response was abandoned, or its client has gone.
     H1Gone,
+    /// This side's call gave up on its HTTP/1.1 exchange (its deadline, a cancel).
+    H1Aborted,
+}
+
+impl From<http1::ResponseError> for Error {
+    fn from(e: http1::ResponseError) -> Error {
+        match e {
+            http1::ResponseError::Hyper(e) => Error::H1(e),
+            http1::ResponseError::Aborted => Error::H1Aborted,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -27,6 +38,7 @@ impl fmt::Display for Error {
             Error::H2(e) => e.fmt(f),
             Error::H1(e) => e.fmt(f),
             Error::H1Gone => f.write_str("the HTTP/1.1 client has gone"),
+            Error::H1Aborted => f.write_str("the call was aborted"),
         }
     }
 }
@@ -62,8 +74,8 @@ impl ResponseHead {
                 Ok((parts, RecvBody::H2(body)))
             }),
             ResponseHead::H1(f) => f.poll(cx).map(|r| {
-                let (parts, body) = r.map_err(Error::H1)?.into_parts();
-                Ok((parts, RecvBody::H1(Box::new(http1::RecvBody::new(body)))))
+                let (parts, body) = r?;
+                Ok((parts, RecvBody::H1(Box::new(body))))
             }),
         }
     }
@@ -196,7 +208,15 @@ impl RecvBody {
     pub(crate) fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
         match self {
             RecvBody::H2(b) => b.poll_data(cx).map(|o| o.map(|r| r.map_err(Error::H2))),
-            RecvBody::H1(b) => b.poll_data(cx).map(|o| o.map(|r| r.map_err(Error::H1))),
+            RecvBody::H1(b) => b.poll_data(cx).map(|o| o.map(|r| r.map_err(Error::from))),
+        }
+    }
+
+    /// Whether the body has ended already (an HTTP/2 HEADERS frame that ended the stream).
+    pub(crate) fn is_end_stream(&self) -> bool {
+        match self {
+            RecvBody::H2(b) => b.is_end_stream(),
+            RecvBody::H1(b) => b.is_end_stream(),
         }
     }
 
@@ -213,7 +233,7 @@ impl RecvBody {
     ) -> Poll<Result<Option<HeaderMap>, Error>> {
         match self {
             RecvBody::H2(b) => b.poll_trailers(cx).map_err(Error::H2),
-            RecvBody::H1(b) => b.poll_trailers(cx).map_err(Error::H1),
+            RecvBody::H1(b) => b.poll_trailers(cx).map_err(Error::from),
         }
     }
 }

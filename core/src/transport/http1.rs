@@ -126,10 +126,37 @@ pub(crate) fn body(first: Bytes, end: bool) -> (BodyTx, Body) {
 /// A client connection's request sender.
 pub(crate) type SendRequest = hyper::client::conn::http1::SendRequest<Body>;
 
-/// A client's response on its way.
-pub(crate) struct ResponseFuture(
-    Pin<Box<dyn Future<Output = Result<Response<Incoming>, hyper::Error>> + Send>>,
-);
+/// A client's response on its way. A call that gives up (its deadline, a cancel) aborts
+/// its request body; HTTP/1.1 has no reset, so the response learns of it here.
+pub(crate) struct ResponseFuture {
+    response: Pin<Box<dyn Future<Output = Result<Response<Incoming>, hyper::Error>> + Send>>,
+    watch: AbortWatch,
+}
+
+/// Why a client's response did not come.
+#[derive(Debug)]
+pub(crate) enum ResponseError {
+    Hyper(hyper::Error),
+    /// The call aborted it.
+    Aborted,
+}
+
+/// Watches a call's request body for the call's abort.
+#[derive(Clone)]
+pub(crate) struct AbortWatch {
+    chan: Arc<Chan>,
+}
+
+impl AbortWatch {
+    fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.chan.lock();
+        if st.aborted {
+            return Poll::Ready(());
+        }
+        st.watcher = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
 
 // SAFETY: nothing reaches the future but `poll`, which takes `&mut self`: a shared
 // reference gives access to nothing, so sharing one between threads cannot race. (A call
@@ -139,15 +166,28 @@ unsafe impl Sync for ResponseFuture {}
 impl ResponseFuture {
     pub(crate) fn new(
         f: impl Future<Output = Result<Response<Incoming>, hyper::Error>> + Send + 'static,
+        watch: AbortWatch,
     ) -> ResponseFuture {
-        ResponseFuture(Box::pin(f))
+        ResponseFuture {
+            response: Box::pin(f),
+            watch,
+        }
     }
 
+    /// The response's head, and its body (which stops too when the call aborts).
     pub(crate) fn poll(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<Response<Incoming>, hyper::Error>> {
-        self.0.as_mut().poll(cx)
+    ) -> Poll<Result<(http::response::Parts, RecvBody), ResponseError>> {
+        if self.watch.poll_aborted(cx).is_ready() {
+            return Poll::Ready(Err(ResponseError::Aborted));
+        }
+        self.response.as_mut().poll(cx).map(|r| {
+            let (parts, body) = r.map_err(ResponseError::Hyper)?.into_parts();
+            let mut body = RecvBody::new(body);
+            body.watch = Some(self.watch.clone());
+            Ok((parts, body))
+        })
     }
 }
 
@@ -183,12 +223,16 @@ struct State {
     ended: bool,
     /// This side abandoned the response.
     aborted: bool,
-    /// hyper dropped the body: the connection is gone.
+    /// hyper dropped the body: the connection is gone, unless it had read it whole.
     gone: bool,
+    /// hyper had read the whole body when it dropped it.
+    complete: bool,
     /// hyper, waiting for a frame.
     reader: Option<Waker>,
     /// The call, waiting for room or watching for the client to go.
     writer: Option<Waker>,
+    /// A client call's response, watching for the call's abort.
+    watcher: Option<Waker>,
 }
 
 impl Chan {
@@ -248,13 +292,15 @@ impl BodyTx {
         if st.gone || st.aborted {
             return Err(Aborted);
         }
-        if let Some(d) = frame.data_ref() {
-            if d.is_empty() && !end {
-                return Ok(());
+        match frame.data_ref() {
+            // An empty frame carries nothing but the end, if that.
+            Some(d) if d.is_empty() => {}
+            Some(d) => {
+                st.queued += d.len();
+                st.frames.push_back(frame);
             }
-            st.queued += d.len();
+            None => st.frames.push_back(frame),
         }
-        st.frames.push_back(frame);
         st.ended |= end;
         let r = st.reader.take();
         drop(st);
@@ -262,19 +308,29 @@ impl BodyTx {
         Ok(())
     }
 
-    /// Abandons the response: hyper closes the connection.
+    /// Abandons the body (a server's response, a client's request): hyper closes the
+    /// connection, and a client's response stops.
     pub(crate) fn abort(&mut self) {
         let mut st = self.chan.lock();
         st.aborted = true;
-        let r = st.reader.take();
+        let (r, w) = (st.reader.take(), st.watcher.take());
         drop(st);
         wake(r);
+        wake(w);
     }
 
-    /// Ready once the client is gone.
+    /// A watch on this body for its abort (a client's response keeps it).
+    pub(crate) fn watch(&self) -> AbortWatch {
+        AbortWatch {
+            chan: self.chan.clone(),
+        }
+    }
+
+    /// Ready once the peer is gone: hyper dropped the body before its end (a body read
+    /// whole is dropped too, and says nothing of the peer).
     pub(crate) fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut st = self.chan.lock();
-        if st.gone {
+        if st.gone && !st.complete {
             return Poll::Ready(());
         }
         st.writer = Some(cx.waker().clone());
@@ -337,6 +393,7 @@ impl Drop for Body {
     fn drop(&mut self) {
         let mut st = self.chan.lock();
         st.gone = true;
+        st.complete = st.ended && st.queued == 0;
         st.frames.clear();
         let w = st.writer.take();
         drop(st);
@@ -356,6 +413,8 @@ pub(crate) struct RecvBody {
     done: bool,
     /// This is the rest of a dropped body, being drained: dropped again, it is let go.
     draining: bool,
+    /// A client's response body: the call's abort ends it.
+    watch: Option<AbortWatch>,
 }
 
 impl RecvBody {
@@ -365,21 +424,31 @@ impl RecvBody {
             trailers: None,
             done: false,
             draining: false,
+            watch: None,
         }
     }
 
     pub(crate) fn poll_data(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, hyper::Error>>> {
+    ) -> Poll<Option<Result<Bytes, ResponseError>>> {
         use http_body::Body as _;
+        if self
+            .watch
+            .as_ref()
+            .is_some_and(|w| w.poll_aborted(cx).is_ready())
+        {
+            return Poll::Ready(Some(Err(ResponseError::Aborted)));
+        }
         loop {
             let (false, Some(body)) = (self.done, self.body.as_mut()) else {
                 return Poll::Ready(None);
             };
             let f = match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(f))) => f,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Some(Err(ResponseError::Hyper(e))))
+                }
                 Poll::Ready(None) => {
                     self.done = true;
                     return Poll::Ready(None);
@@ -396,6 +465,11 @@ impl RecvBody {
                 }
             }
         }
+    }
+
+    pub(crate) fn is_end_stream(&self) -> bool {
+        use http_body::Body as _;
+        self.done || self.body.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     /// Reads the rest of the body, at most `DRAIN_BYTES` within `DRAIN_TIME`, and drops it.
@@ -416,7 +490,7 @@ impl RecvBody {
     pub(crate) fn poll_trailers(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<HeaderMap>, hyper::Error>> {
+    ) -> Poll<Result<Option<HeaderMap>, ResponseError>> {
         while !self.done {
             match self.poll_data(cx) {
                 Poll::Ready(Some(Ok(_))) => {}
@@ -444,6 +518,7 @@ impl Drop for RecvBody {
             trailers: None,
             done: false,
             draining: true,
+            watch: None,
         };
         crate::runtime::handle().spawn(rest.drain());
     }

@@ -11,26 +11,10 @@
 #[cfg(conformance_protos)]
 mod service;
 
-/// The connectrpc.conformance.v1 messages (prost, from the conformance module's protos).
-/// Only messages: calls go through the rillrpc core.
-// The protos also define what only the runner and the reference peers use.
+// `crate::pb` for the service module: the messages live in the crate's library, which the
+// client program shares.
 #[cfg(conformance_protos)]
-#[allow(dead_code)]
-mod pb {
-    include!(concat!(env!("OUT_DIR"), "/connectrpc.conformance.v1.rs"));
-
-    /// `google.rpc.Status`, what `grpc-status-details-bin` carries. Three fields are not
-    /// worth a copy of googleapis' protos.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct RpcStatus {
-        #[prost(int32, tag = "1")]
-        pub code: i32,
-        #[prost(string, tag = "2")]
-        pub message: String,
-        #[prost(message, repeated, tag = "3")]
-        pub details: Vec<prost_types::Any>,
-    }
-}
+use rill_conformance::pb;
 
 #[cfg(conformance_protos)]
 fn main() {
@@ -52,18 +36,15 @@ fn main() {
 /// The runner's start-up exchange.
 #[cfg(conformance_protos)]
 mod compat {
-    use prost::Message;
-    use std::io::{Read, Write};
+    use rill_conformance::delimited;
 
     use crate::pb::{ServerCompatRequest, ServerCompatResponse};
     use crate::service;
 
-    /// The runner's request is a few hundred bytes plus, with TLS, a certificate and key.
-    const MAX_REQUEST: usize = 1 << 20;
     const HOST: &str = "127.0.0.1";
 
     pub fn run() -> Result<(), String> {
-        let req: ServerCompatRequest = read_delimited(&mut std::io::stdin().lock())?;
+        let req: ServerCompatRequest = delimited::read_one(&mut std::io::stdin().lock())?;
         let mut opts = rillrpc::ServerOptions::default();
         if req.message_receive_limit > 0 {
             opts.max_recv_message_size = req.message_receive_limit as usize;
@@ -93,57 +74,8 @@ mod compat {
             port: server.local_addr().port().into(),
             pem_cert,
         };
-        write_delimited(&mut std::io::stdout().lock(), &resp)?;
+        delimited::write(&mut std::io::stdout().lock(), &resp)?;
         rillrpc::runtime::block_on(service::serve(server));
         Ok(())
-    }
-
-    /// A message after its size as a 32-bit big-endian integer.
-    fn read_delimited<M: Message + Default>(r: &mut impl Read) -> Result<M, String> {
-        let mut len = [0u8; 4];
-        r.read_exact(&mut len)
-            .map_err(|e| format!("cannot read the request's size: {e}"))?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len > MAX_REQUEST {
-            return Err(format!("the request claims {len} bytes"));
-        }
-        let mut buf = vec![0u8; len];
-        r.read_exact(&mut buf)
-            .map_err(|e| format!("cannot read the request: {e}"))?;
-        M::decode(&buf[..]).map_err(|e| format!("cannot decode the request: {e}"))
-    }
-
-    fn write_delimited(w: &mut impl Write, msg: &impl Message) -> Result<(), String> {
-        let body = msg.encode_to_vec();
-        let len = u32::try_from(body.len()).map_err(|_| "the response is too large")?;
-        w.write_all(&len.to_be_bytes())
-            .and_then(|()| w.write_all(&body))
-            .and_then(|()| w.flush())
-            .map_err(|e| format!("cannot write the response: {e}"))
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn delimited_round_trip() {
-            let resp = ServerCompatResponse {
-                host: HOST.into(),
-                port: 4242,
-                pem_cert: Vec::new(),
-            };
-            let mut buf = Vec::new();
-            write_delimited(&mut buf, &resp).unwrap();
-            assert_eq!(&buf[..4], &(buf.len() as u32 - 4).to_be_bytes());
-            let back: ServerCompatResponse = read_delimited(&mut &buf[..]).unwrap();
-            assert_eq!(back, resp);
-        }
-
-        #[test]
-        fn a_short_request_is_an_error() {
-            let r: Result<ServerCompatRequest, _> = read_delimited(&mut &[0u8, 0, 0, 9, 1][..]);
-            assert!(r.is_err());
-        }
     }
 }

@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::envelope::{self, Encoding};
+use super::envelope::{self, Accepts, Encoding};
 use super::terms::NoHead;
 use super::terms::{Incoming, Refusal};
 use crate::metadata::{decode_bin, Metadata};
 use crate::status::{Code, Status};
 
 /// What we advertise in `grpc-accept-encoding`.
-pub(crate) const ACCEPT_ENCODING: &str = "gzip,identity";
+pub(crate) const ACCEPT_ENCODING: &str = envelope::ACCEPTED;
 
 /// "Content-Type → "content-type" "application/grpc" [("+proto" / "+json" / {custom})]"
 pub(crate) fn content_type(subtype: Option<&str>) -> Result<HeaderValue, Status> {
@@ -207,18 +207,13 @@ pub(crate) fn accept(parts: &http::request::Parts, base: &str) -> Result<Incomin
             }
         },
     };
-    let accepts_gzip = h
-        .get_all("grpc-accept-encoding")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|e| e.trim() == "gzip");
+    let accepts = Accepts::parse(h.get_all("grpc-accept-encoding").iter());
     Ok(Incoming {
         path: parts.uri.path().to_owned(),
         metadata: Metadata::from_headers(h),
         timeout,
         encoding,
-        accepts_gzip,
+        accepts,
         content_type,
     })
 }
@@ -308,14 +303,17 @@ pub(crate) fn status_from_trailers(t: &HeaderMap) -> Status {
 }
 
 /// What a client makes of a response head: its metadata and message encoding, or why it
-/// has no messages to follow. `web`: a gRPC-Web response.
+/// has no messages to follow. `web`: a gRPC-Web response; `ended`: the head ended the
+/// response (HTTP/2's END_STREAM on it, or an empty HTTP/1.1 body).
 pub(crate) fn check_response(
     parts: &http::response::Parts,
     web: bool,
+    ended: bool,
 ) -> Result<(Metadata, Encoding), NoHead> {
     let h = &parts.headers;
-    // Trailers-Only: the status came in the only header block.
-    if h.contains_key("grpc-status") {
+    // Trailers-Only: the status came in the only header block. A `grpc-status` in a head
+    // that a body or trailers follow is not the status: those say it (or its absence).
+    if ended && h.contains_key("grpc-status") {
         return Err(NoHead::Ended(status_from_trailers(h)));
     }
     let md = Metadata::from_headers(h);
@@ -413,6 +411,7 @@ pub(crate) fn status_from_http(err: &crate::transport::http::Error) -> Status {
         Error::H2(e) => status_from_h2(e),
         Error::H1(e) => Status::unavailable(format!("connection error: {e}")),
         Error::H1Gone => Status::cancelled("the client closed its connection"),
+        Error::H1Aborted => Status::cancelled("the call was cancelled"),
     }
 }
 
