@@ -43,6 +43,9 @@ export declare const SHAPE: {
   readonly BIDI: 3
 }
 
+/** The wire protocol of a call. A rillrpc server answers all three on one port. */
+export type Protocol = 'grpc' | 'grpc-web' | 'connect'
+
 export interface StatusObject {
   code: number
   details: string
@@ -138,12 +141,16 @@ export interface ChannelOptions {
   offloadIo?: boolean
   /** Options merged into every call's. */
   callDefaults?: CallOptions<any, any>
+  /** What every call of the channel speaks (over HTTP/2): 'grpc' (the default), 'grpc-web', 'connect'. */
+  protocol?: Protocol
 }
 
 /** A client channel. Idle, it does not keep the process alive. */
 export declare class Channel {
   /** "http://host:port", "https://host:port" or "host:port". */
   constructor(target: string, options?: ChannelOptions)
+  /** The protocol every call speaks. */
+  readonly protocol: Protocol
   unary<Req = Buffer, Res = Buffer>(method: string, request: Req, options?: CallOptions<Req, Res>): UnaryResponse<Res>
   serverStreaming<Req = Buffer, Res = Buffer>(method: string, request: Req, options?: CallOptions<Req, Res>): ResponseStream<Res>
   clientStreaming<Req = Buffer, Res = Buffer>(method: string, options?: CallOptions<Req, Res>): RequestStream<Req, Res>
@@ -176,6 +183,8 @@ export declare function makeClient(
 export interface ServerCallBase {
   readonly method: string
   readonly shape: number
+  /** The protocol the client called with; the handler is the same for every one. */
+  readonly protocol: Protocol
   /** The request metadata. */
   readonly metadata: Metadata
   /** The client's deadline, or Infinity. */
@@ -205,6 +214,13 @@ export interface ServerOptions {
   maxConcurrentStreams?: number
   maxReceiveMessageSize?: number
   /**
+   * CORS: the origins whose browser pages may call ('https://app.example.com', or '*' for
+   * any). Without it, browsers let only pages of the server's own origin call.
+   */
+  cors?: string | string[]
+  /** Milliseconds a browser may cache a preflight's answer (whole seconds; two hours by default). */
+  corsMaxAge?: number
+  /**
    * Read and parse connections on the core's threads instead of the JS thread (default
    * false, or RILLRPC_NODE_OFFLOAD_IO=1): more streamed messages per second when the JS
    * thread is busy, one thread hop more per request and answer.
@@ -215,8 +231,9 @@ export interface ServerOptions {
 type Reply<Res> = Res | Promise<Res>
 
 /**
- * A gRPC server. A handler that throws (or rejects) ends its call with the error's status
- * (an RpcError's code, else UNKNOWN); the server keeps serving.
+ * A server of gRPC, gRPC-Web and Connect on one port. A handler that throws (or rejects)
+ * ends its call with the error's status (an RpcError's code, else UNKNOWN); the server
+ * keeps serving.
  */
 export declare class Server extends EventEmitter {
   constructor(options?: ServerOptions)

@@ -1,5 +1,5 @@
 /*
- * rillrpc: the C ABI of the rillrpc streaming-RPC engine (gRPC over HTTP/2).
+ * rillrpc: the C ABI of the rillrpc streaming-RPC engine (gRPC, gRPC-Web and Connect).
  *
  * Compile: cc app.c $(pkg-config --cflags --libs rillrpc)
  *
@@ -206,6 +206,37 @@ typedef uint32_t rill_compression;
 #endif // __cplusplus
 
 /**
+ * The wire protocol of a call: what a channel speaks (`rill_channel_options.protocol`),
+ * and what the client of an accepted call spoke (`rill_server_call_protocol`). A rillrpc
+ * server answers all three on one port.
+ */
+enum rill_protocol
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * gRPC over HTTP/2.
+   */
+  RILL_PROTOCOL_GRPC = 0,
+  /**
+   * gRPC-Web: gRPC with its trailers in the body, as browsers speak it.
+   */
+  RILL_PROTOCOL_GRPC_WEB = 1,
+  /**
+   * Connect, streaming and unary.
+   */
+  RILL_PROTOCOL_CONNECT = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rill_protocol rill_protocol;
+#else
+typedef uint32_t rill_protocol;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A metadata list (ordered key/value entries). 0 is never a valid handle.
  */
 typedef uint64_t rill_metadata;
@@ -301,6 +332,11 @@ typedef struct rill_channel_options {
    * NULL.
    */
   const char *tls_server_name;
+  /**
+   * The `rill_protocol` every call of the channel speaks (over HTTP/2). Default
+   * RILL_PROTOCOL_GRPC.
+   */
+  uint32_t protocol;
 } rill_channel_options;
 
 /**
@@ -335,11 +371,35 @@ typedef struct rill_server_options {
    * Largest request message accepted, bytes (> 0). Default 4 MiB.
    */
   uint32_t max_recv_message_size;
+  /**
+   * CORS: browser pages from these origins may call the server (gRPC-Web and Connect):
+   * an array of `cors_len` NUL-terminated origins as browsers send them
+   * ("https://app.example.com"), or "*" for any. NULL and 0 (the default): no CORS, so
+   * browsers let only pages of the server's own origin call.
+   */
+  const char *const *cors;
+  /**
+   * How many origins `cors` holds.
+   */
+  size_t cors_len;
+  /**
+   * How long a browser may cache the answer to a preflight, ms (>= 0; browsers are told
+   * whole seconds). Default 7200000 (two hours).
+   */
+  int64_t cors_max_age_ms;
 } rill_server_options;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The protocol's name, as every binding spells it: "grpc", "grpc-web" or "connect"; NULL
+ * for a value this version does not know.
+ *
+ * Ownership: a static string; never free it.
+ */
+const char *rill_protocol_name(uint32_t protocol);
 
 /**
  * Fills `opts` with the defaults (no deadline, no metadata, no compression).
@@ -686,11 +746,12 @@ rill_result rill_server_options_init(struct rill_server_options *opts);
 
 /**
  * Creates a server (not listening yet): add methods and a listening address, then
- * `rill_server_start`. `opts` may be NULL; it is only read during this call. Free the
- * server with `rill_server_free`.
+ * `rill_server_start`. `opts` may be NULL; it is only read during this call (the CORS
+ * origins are copied). Free the server with `rill_server_free`.
  *
  * # Safety
- * `opts` is NULL or filled by `rill_server_options_init`.
+ * `opts` is NULL or filled by `rill_server_options_init`, its `cors` NULL or an array of
+ * `cors_len` NUL-terminated strings.
  */
 rill_result rill_server_new(const struct rill_server_options *opts, rill_server *server_out);
 
@@ -765,6 +826,12 @@ rill_result rill_server_call_method(rill_server_call call, const char **method_o
  * The call's `rill_shape`, as registered for its method.
  */
 rill_result rill_server_call_shape(rill_server_call call, uint32_t *shape_out);
+
+/**
+ * The `rill_protocol` the client called with (gRPC, gRPC-Web or Connect): a server
+ * answers all three on one port, with the same calls.
+ */
+rill_result rill_server_call_protocol(rill_server_call call, uint32_t *protocol_out);
 
 /**
  * The request metadata.

@@ -361,7 +361,8 @@ callApi(UnaryCall)
 class Channel {
   /**
    * @param target "http://host:port", "https://host:port" or "host:port" (h2c)
-   * @param opts { ca, serverName, cert, key, connectTimeout, keepalive, userAgent }
+   * @param opts { ca, serverName, cert, key, connectTimeout, keepalive, userAgent, protocol }
+   *   protocol: what every call speaks, 'grpc' (the default), 'grpc-web' or 'connect'
    */
   constructor (target, opts = {}) {
     if (typeof target !== 'string') throw new TypeError('target must be a string like "http://127.0.0.1:50051"')
@@ -374,10 +375,14 @@ class Channel {
       connectTimeoutMs: opts.connectTimeout,
       keepaliveMs: opts.keepalive,
       userAgent: opts.userAgent,
-      hostConnections: !offloadIo(opts)
+      hostConnections: !offloadIo(opts),
+      protocol: opts.protocol
     })
     this._defaults = opts.callDefaults || {}
   }
+
+  /** The protocol every call speaks: 'grpc', 'grpc-web' or 'connect'. */
+  get protocol () { return this._nat.protocol() }
 
   _open (method, shape, o, first) {
     return this._nat.open(method, shape, nativeOptions(o), first, first !== undefined)

@@ -133,6 +133,7 @@ function initCall (call, nc, o, method, shape) {
   call._des = o.deserialize || identity
   call.method = method
   call.shape = shape
+  call.protocol = nc.protocol()
   call.metadata = fromFlat(nc.metadata())
   const ms = nc.timeRemainingMs()
   call.deadline = ms == null ? Infinity : new Date(Date.now() + ms)
@@ -329,9 +330,13 @@ function failStream (call, e) {
   call.destroy()
 }
 
-/** A gRPC server. */
+/** A server of gRPC, gRPC-Web and Connect on one port. */
 class Server extends EventEmitter {
-  /** @param opts { cert, key, maxConcurrentStreams, maxReceiveMessageSize } */
+  /**
+   * @param opts { cert, key, maxConcurrentStreams, maxReceiveMessageSize, cors, corsMaxAge }
+   *   cors: the origins whose browser pages may call ('*' for any), one or an array;
+   *   corsMaxAge: ms a browser may cache a preflight's answer
+   */
   constructor (opts = {}) {
     super()
     this._nat = new native.NativeServer({
@@ -339,7 +344,9 @@ class Server extends EventEmitter {
       keyPem: opts.key && toBuffer(opts.key),
       maxConcurrentStreams: opts.maxConcurrentStreams,
       maxRecvMessageSize: opts.maxReceiveMessageSize,
-      hostConnections: !offloadIo(opts)
+      hostConnections: !offloadIo(opts),
+      cors: typeof opts.cors === 'string' ? [opts.cors] : opts.cors,
+      corsMaxAgeMs: opts.corsMaxAge
     })
     this._methods = new Map()
     this._queue = []

@@ -26,6 +26,8 @@ pub struct ChannelOpts {
     pub user_agent: Option<String>,
     /// Reads plain-TCP connections on the JS thread (see `hosted`); default true.
     pub host_connections: Option<bool>,
+    /// What every call speaks: "grpc" (the core's default), "grpc-web" or "connect".
+    pub protocol: Option<String>,
 }
 
 #[napi(object)]
@@ -44,6 +46,7 @@ pub struct NativeChannel {
     ch: Channel,
     /// The id its connections are watched under (see `hosted`).
     hosted: Option<u32>,
+    protocol: rillrpc::Protocol,
 }
 
 impl Drop for NativeChannel {
@@ -84,7 +87,11 @@ impl NativeChannel {
                 co.keepalive_interval = Some(ms(t)?);
             }
             co.user_agent = o.user_agent;
+            if let Some(name) = o.protocol {
+                co.protocol = meta::protocol_from_js(&name)?;
+            }
         }
+        let protocol = co.protocol;
         let host = co.host_connections;
         let ch = Channel::with_options(&target, co).map_err(|e| meta::invalid(&format!("{e}")))?;
         #[cfg(unix)]
@@ -97,7 +104,17 @@ impl NativeChannel {
             let _ = (env, host);
             None
         };
-        Ok(NativeChannel { ch, hosted })
+        Ok(NativeChannel {
+            ch,
+            hosted,
+            protocol,
+        })
+    }
+
+    /// The name of the protocol every call speaks.
+    #[napi]
+    pub fn protocol(&self) -> &'static str {
+        self.protocol.name()
     }
 
     /// Opens a call of `shape` (0 unary, 1 client streaming, 2 server streaming, 3 bidi);

@@ -3,7 +3,7 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rillrpc::{Receive, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape};
+use rillrpc::{Cors, Receive, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -20,6 +20,29 @@ pub struct ServerOpts {
     pub max_recv_message_size: Option<u32>,
     /// Reads connections on the JS thread (see `hosted`); default true.
     pub host_connections: Option<bool>,
+    /// CORS: the origins whose browser pages may call ("*" for any); none or empty: off.
+    pub cors: Option<Vec<String>>,
+    /// How long a browser may cache a preflight's answer (the core's default otherwise).
+    pub cors_max_age_ms: Option<f64>,
+}
+
+/// The CORS settings of the options: off without origins.
+fn cors(origins: Option<Vec<String>>, max_age_ms: Option<f64>) -> Result<Option<Cors>> {
+    let max_age = match max_age_ms {
+        Some(t) if t.is_finite() && t >= 0.0 => Duration::from_secs_f64(t / 1000.0),
+        Some(t) => return Err(meta::invalid(&format!("invalid corsMaxAge {t} ms"))),
+        None => Cors::any_origin().max_age,
+    };
+    match origins {
+        Some(allowed_origins) if !allowed_origins.is_empty() => Ok(Some(Cors {
+            allowed_origins,
+            max_age,
+        })),
+        None if max_age_ms.is_some() => Err(meta::invalid(
+            "corsMaxAge needs cors, the origins allowed to call",
+        )),
+        _ => Ok(None),
+    }
 }
 
 #[napi]
@@ -53,6 +76,7 @@ impl NativeServer {
             if let Some(n) = o.max_recv_message_size {
                 so.max_recv_message_size = n as usize;
             }
+            so.cors = cors(o.cors, o.cors_max_age_ms)?;
         }
         let mut builder = ServerBuilder::new(so);
         if host {
@@ -198,6 +222,15 @@ impl NativeServerCall {
     #[napi]
     pub fn shape(&self) -> u32 {
         self.call.as_ref().map(|c| c.shape() as u32).unwrap_or(0)
+    }
+
+    /// The name of the protocol the client called with.
+    #[napi]
+    pub fn protocol(&self) -> &'static str {
+        self.call
+            .as_ref()
+            .map(|c| c.protocol().name())
+            .unwrap_or_default()
     }
 
     #[napi]

@@ -6,14 +6,15 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use rillrpc::{
-    Batched, Shape,
-    Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding, Status, Receive};
+    Batched, Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding,
+    Protocol, Receive, Shape, Status,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use crate::convert::{
-    messages, metadata_from_py, metadata_to_py, pending, status_err, status_tuple,
+    messages, metadata_from_py, metadata_to_py, pending, protocol_from_py, seconds_from_py,
+    status_err, status_tuple,
 };
 use crate::reactor::{Notify, Reactor};
 use crate::unary::{self, NativeUnary, Unary};
@@ -21,18 +22,20 @@ use crate::unary::{self, NativeUnary, Unary};
 #[pyclass(module = "rillrpc._native", frozen)]
 pub struct NativeChannel {
     chan: Channel,
+    protocol: Protocol,
 }
 
 #[pymethods]
 impl NativeChannel {
     #[new]
-    #[pyo3(signature = (target, ca_pem=None, server_name=None, cert_pem=None, key_pem=None))]
+    #[pyo3(signature = (target, ca_pem=None, server_name=None, cert_pem=None, key_pem=None, protocol=None))]
     fn new(
         target: &str,
         ca_pem: Option<Vec<u8>>,
         server_name: Option<String>,
         cert_pem: Option<Vec<u8>>,
         key_pem: Option<Vec<u8>>,
+        protocol: Option<&str>,
     ) -> PyResult<NativeChannel> {
         let identity = match (cert_pem, key_pem) {
             (Some(c), Some(k)) => Some((c, k)),
@@ -52,13 +55,23 @@ impl NativeChannel {
         } else {
             None
         };
-        let opts = ChannelOptions {
+        let mut opts = ChannelOptions {
             tls,
             ..Default::default()
         };
+        if let Some(name) = protocol {
+            opts.protocol = protocol_from_py(name)?;
+        }
+        let protocol = opts.protocol;
         let chan = Channel::with_options(target, opts)
             .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
-        Ok(NativeChannel { chan })
+        Ok(NativeChannel { chan, protocol })
+    }
+
+    /// The name of the protocol every call speaks.
+    #[getter]
+    fn protocol(&self) -> &'static str {
+        self.protocol.name()
     }
 
     /// Starts a call of `shape` (0..3, see `Shape`); never waits.
@@ -84,7 +97,8 @@ impl NativeChannel {
             max_recv_message_size,
             max_send_message_size,
         )?;
-        let shape = Shape::try_from(shape).map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
+        let shape =
+            Shape::try_from(shape).map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
         let call = self
             .chan
             .open(method, shape, opts)
@@ -139,7 +153,9 @@ impl NativeChannel {
         let unary = Arc::new(Mutex::new(Unary::default()));
         // With the connection up, the core writes the whole request from this thread, now;
         // the task only waits for the response.
-        let opened = self.chan.open_with_request(method, Shape::Unary, opts, request);
+        let opened = self
+            .chan
+            .open_with_request(method, Shape::Unary, opts, request);
         let task = unary::run(opened, unary.clone());
         let core = reactor.core.clone();
         reactor.core.runtime().spawn(async move {
@@ -167,12 +183,7 @@ fn call_options(
         .metadata(metadata_from_py(metadata)?)
         .wait_for_ready(wait_for_ready);
     if let Some(t) = timeout {
-        if !t.is_finite() || t < 0.0 {
-            return Err(PyValueError::new_err(format!(
-                "timeout must be a non-negative number of seconds, got {t}"
-            )));
-        }
-        opts = opts.timeout(Duration::from_secs_f64(t));
+        opts = opts.timeout(seconds_from_py(t, "timeout")?);
     }
     if let Some(c) = compression {
         let enc = Encoding::from_name(c).ok_or_else(|| {
@@ -215,8 +226,12 @@ impl NativeCall {
 /// The response of a single-response call that ended OK: the core fails such a call with
 /// UNIMPLEMENTED when the server sends none or several, so exactly one is here.
 pub(crate) fn single(mut msgs: Vec<Bytes>) -> Result<Bytes, Status> {
-    msgs.pop()
-        .ok_or_else(|| Status::new(Code::Internal, "a single-response call ended with no response"))
+    msgs.pop().ok_or_else(|| {
+        Status::new(
+            Code::Internal,
+            "a single-response call ended with no response",
+        )
+    })
 }
 
 impl Drop for NativeCall {

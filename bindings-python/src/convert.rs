@@ -5,7 +5,8 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use rillrpc::{Bytes, Code, Metadata, MetadataValue, Status};
+use rillrpc::{Bytes, Code, Metadata, MetadataValue, Protocol, Status};
+use std::time::Duration;
 
 /// `rillrpc.RpcError`, registered by the package at import (`_native.init`).
 static ERROR_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -122,4 +123,34 @@ pub fn messages<'py>(py: Python<'py>, batch: &[Bytes]) -> PyResult<Bound<'py, Py
 /// no ready result ever is).
 pub fn pending(py: Python<'_>, epoch: u64) -> PyResult<Py<PyAny>> {
     Ok(epoch.into_pyobject(py)?.into_any().unbind())
+}
+
+/// Every protocol a channel may speak, for reading their names.
+const PROTOCOLS: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Connect];
+
+/// The protocol of this name (`Protocol::name`: "grpc", "grpc-web", "connect").
+pub fn protocol_from_py(name: &str) -> PyResult<Protocol> {
+    PROTOCOLS
+        .into_iter()
+        .find(|p| p.name() == name)
+        .ok_or_else(|| {
+            let names: Vec<String> = PROTOCOLS
+                .iter()
+                .map(|p| format!("'{}'", p.name()))
+                .collect();
+            PyValueError::new_err(format!(
+                "unknown protocol {name:?}: use one of {}",
+                names.join(", ")
+            ))
+        })
+}
+
+/// A non-negative, finite number of seconds; `what` names it in the error.
+pub fn seconds_from_py(t: f64, what: &str) -> PyResult<Duration> {
+    if !t.is_finite() || t < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be a non-negative number of seconds, got {t}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(t))
 }

@@ -4,13 +4,16 @@
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-use rillrpc::{Encoding, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape, Receive};
+use rillrpc::{
+    Cors, Encoding, Receive, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::convert::{
-    messages, metadata_from_py, metadata_to_py, pending, status_err, status_from_py,
+    messages, metadata_from_py, metadata_to_py, pending, seconds_from_py, status_err,
+    status_from_py,
 };
 use crate::reactor::{Notify, Reactor};
 
@@ -21,12 +24,12 @@ pub struct NativeServer {
     waker: Waker,
 }
 
-
 #[pymethods]
 impl NativeServer {
     /// Binds `address` and starts serving `methods` (`(path, shape)` pairs).
     #[new]
-    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None))]
     fn new(
         address: &str,
         methods: Vec<(String, u32)>,
@@ -34,6 +37,8 @@ impl NativeServer {
         max_recv_message_size: Option<usize>,
         cert_pem: Option<Vec<u8>>,
         key_pem: Option<Vec<u8>>,
+        cors: Option<Vec<String>>,
+        cors_max_age: Option<f64>,
     ) -> PyResult<NativeServer> {
         let mut opts = ServerOptions::default();
         if let Some(n) = max_concurrent_streams {
@@ -51,10 +56,30 @@ impl NativeServer {
                 ))
             }
         };
+        opts.cors = match (cors, cors_max_age) {
+            (Some(origins), _) if origins.is_empty() => None,
+            (Some(allowed_origins), max_age) => Some(Cors {
+                allowed_origins,
+                max_age: match max_age {
+                    Some(t) => seconds_from_py(t, "cors_max_age")?,
+                    None => Cors::any_origin().max_age,
+                },
+            }),
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "cors_max_age needs cors, the origins allowed to call",
+                ))
+            }
+        };
         let mut b = ServerBuilder::new(opts);
         for (path, shape) in methods {
-            b.add_method(&path, Shape::try_from(shape).map_err(|e| PyValueError::new_err(e.message().to_owned()))?)
-                .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
+            b.add_method(
+                &path,
+                Shape::try_from(shape)
+                    .map_err(|e| PyValueError::new_err(e.message().to_owned()))?,
+            )
+            .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
         }
         let server = b.bind(address).map_err(|e| match e.kind() {
             rillrpc::ErrorKind::Io => PyOSError::new_err(e.message().to_owned()),
@@ -155,6 +180,12 @@ impl NativeServerCall {
     #[getter]
     fn shape(&self) -> u32 {
         self.shape
+    }
+
+    /// The protocol's name: "grpc", "grpc-web" or "connect".
+    #[getter]
+    fn protocol(&self) -> &'static str {
+        self.lock().protocol().name()
     }
 
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {

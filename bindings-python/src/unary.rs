@@ -7,7 +7,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
-use rillrpc::{Bytes, Call, Metadata, Status, Receive};
+use rillrpc::{Bytes, Call, Metadata, Receive, Status};
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};

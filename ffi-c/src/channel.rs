@@ -8,6 +8,7 @@ use crate::registry::Registry;
 use crate::result::{
     guard, opt_text, out, put, rill_result, text, Fail, R, RILL_ERR_IO, RILL_ERR_TLS, RILL_OK,
 };
+use crate::{protocol_from, rill_protocol};
 
 /// A client channel. 0 is never a valid handle.
 pub type rill_channel = u64;
@@ -32,6 +33,9 @@ pub struct rill_channel_options {
     /// The name checked against the server certificate when it differs from the host, or
     /// NULL.
     pub tls_server_name: *const c_char,
+    /// The `rill_protocol` every call of the channel speaks (over HTTP/2). Default
+    /// RILL_PROTOCOL_GRPC.
+    pub protocol: u32,
 }
 
 pub(crate) static CHANNELS: Registry<Channel> = Registry::new(2, "channel");
@@ -52,6 +56,7 @@ pub extern "C" fn rill_channel_options_init(opts: *mut rill_channel_options) -> 
                 tls_ca_pem: std::ptr::null(),
                 tls_ca_file: std::ptr::null(),
                 tls_server_name: std::ptr::null(),
+                protocol: rill_protocol::of(d.protocol) as u32,
             },
         );
         Ok(RILL_OK)
@@ -84,6 +89,7 @@ unsafe fn options(o: &rill_channel_options) -> R<ChannelOptions> {
     let mut c = ChannelOptions {
         connect_timeout: ms(o.connect_timeout_ms, "connect_timeout_ms")?,
         keepalive_timeout: ms(o.keepalive_timeout_ms, "keepalive_timeout_ms")?,
+        protocol: protocol_from(o.protocol, "opts.protocol")?,
         ..Default::default()
     };
     if o.keepalive_interval_ms < 0 {

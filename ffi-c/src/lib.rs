@@ -28,7 +28,8 @@ pub use runtime::*;
 pub use server::*;
 pub use server_call::*;
 
-use std::sync::{Arc, Mutex};
+use std::ffi::{c_char, CString};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 use std::time::Instant;
 
@@ -78,6 +79,81 @@ pub enum rill_status_code {
 pub enum rill_compression {
     RILL_COMPRESSION_NONE = 0,
     RILL_COMPRESSION_GZIP = 1,
+}
+
+/// The wire protocol of a call: what a channel speaks (`rill_channel_options.protocol`),
+/// and what the client of an accepted call spoke (`rill_server_call_protocol`). A rillrpc
+/// server answers all three on one port.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum rill_protocol {
+    /// gRPC over HTTP/2.
+    RILL_PROTOCOL_GRPC = 0,
+    /// gRPC-Web: gRPC with its trailers in the body, as browsers speak it.
+    RILL_PROTOCOL_GRPC_WEB = 1,
+    /// Connect, streaming and unary.
+    RILL_PROTOCOL_CONNECT = 2,
+}
+
+impl rill_protocol {
+    const ALL: [rill_protocol; 3] = [
+        rill_protocol::RILL_PROTOCOL_GRPC,
+        rill_protocol::RILL_PROTOCOL_GRPC_WEB,
+        rill_protocol::RILL_PROTOCOL_CONNECT,
+    ];
+
+    pub(crate) fn of(p: rillrpc::Protocol) -> rill_protocol {
+        match p {
+            rillrpc::Protocol::Grpc => rill_protocol::RILL_PROTOCOL_GRPC,
+            rillrpc::Protocol::GrpcWeb => rill_protocol::RILL_PROTOCOL_GRPC_WEB,
+            rillrpc::Protocol::Connect => rill_protocol::RILL_PROTOCOL_CONNECT,
+        }
+    }
+
+    fn core(self) -> rillrpc::Protocol {
+        match self {
+            rill_protocol::RILL_PROTOCOL_GRPC => rillrpc::Protocol::Grpc,
+            rill_protocol::RILL_PROTOCOL_GRPC_WEB => rillrpc::Protocol::GrpcWeb,
+            rill_protocol::RILL_PROTOCOL_CONNECT => rillrpc::Protocol::Connect,
+        }
+    }
+}
+
+/// A `rill_protocol` from C, checked; `what` names the argument in the message.
+pub(crate) fn protocol_from(v: u32, what: &str) -> R<rillrpc::Protocol> {
+    match rill_protocol::ALL.iter().find(|p| **p as u32 == v) {
+        Some(p) => Ok(p.core()),
+        None => Err(Fail::invalid(format!(
+            "{what} must be RILL_PROTOCOL_GRPC (0), RILL_PROTOCOL_GRPC_WEB (1) or \
+             RILL_PROTOCOL_CONNECT (2), got {v}"
+        ))),
+    }
+}
+
+/// The protocol's name, as every binding spells it: "grpc", "grpc-web" or "connect"; NULL
+/// for a value this version does not know.
+///
+/// Ownership: a static string; never free it.
+#[no_mangle]
+pub extern "C" fn rill_protocol_name(protocol: u32) -> *const c_char {
+    // The names are the core's, made C strings once.
+    static NAMES: OnceLock<Vec<CString>> = OnceLock::new();
+    std::panic::catch_unwind(|| {
+        let names = NAMES.get_or_init(|| {
+            rill_protocol::ALL
+                .iter()
+                .map(|p| CString::new(p.core().name()).unwrap_or_default())
+                .collect()
+        });
+        match rill_protocol::ALL
+            .iter()
+            .position(|p| *p as u32 == protocol)
+        {
+            Some(i) => names[i].as_ptr(),
+            None => std::ptr::null(),
+        }
+    })
+    .unwrap_or(std::ptr::null())
 }
 
 /// A `rill_shape` from C, checked.
@@ -171,5 +247,26 @@ pub(crate) fn block<T: Waitable, O>(
         if !notify.wait(deadline) {
             return Err(Fail::new(RILL_TIMEOUT, "timed out"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn protocols_cross_both_ways_under_the_cores_names() {
+        for p in rill_protocol::ALL {
+            assert_eq!(protocol_from(p as u32, "p").unwrap(), p.core());
+            assert_eq!(rill_protocol::of(p.core()), p);
+            // SAFETY: a known value names a static C string.
+            let name = unsafe { CStr::from_ptr(rill_protocol_name(p as u32)) };
+            assert_eq!(name.to_str().unwrap(), p.core().name());
+        }
+        let e = protocol_from(3, "opts.protocol").unwrap_err();
+        assert_eq!(e.code, result::RILL_ERR_INVALID_ARGUMENT);
+        assert!(e.msg.contains("got 3"), "{}", e.msg);
+        assert!(rill_protocol_name(3).is_null());
     }
 }

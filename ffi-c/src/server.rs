@@ -1,6 +1,6 @@
 //! Servers: configure, listen, start, accept, shut down.
 
-use rillrpc::{Server, ServerBuilder, ServerOptions, ServerTls, Shape};
+use rillrpc::{Cors, Server, ServerBuilder, ServerOptions, ServerTls, Shape};
 use std::ffi::c_char;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -25,6 +25,16 @@ pub struct rill_server_options {
     pub max_concurrent_streams: u32,
     /// Largest request message accepted, bytes (> 0). Default 4 MiB.
     pub max_recv_message_size: u32,
+    /// CORS: browser pages from these origins may call the server (gRPC-Web and Connect):
+    /// an array of `cors_len` NUL-terminated origins as browsers send them
+    /// ("https://app.example.com"), or "*" for any. NULL and 0 (the default): no CORS, so
+    /// browsers let only pages of the server's own origin call.
+    pub cors: *const *const c_char,
+    /// How many origins `cors` holds.
+    pub cors_len: usize,
+    /// How long a browser may cache the answer to a preflight, ms (>= 0; browsers are told
+    /// whole seconds). Default 7200000 (two hours).
+    pub cors_max_age_ms: i64,
 }
 
 pub(crate) struct ServerObj {
@@ -56,18 +66,56 @@ pub extern "C" fn rill_server_options_init(opts: *mut rill_server_options) -> ri
                 size: std::mem::size_of::<rill_server_options>(),
                 max_concurrent_streams: d.max_concurrent_streams,
                 max_recv_message_size: d.max_recv_message_size as u32,
+                cors: std::ptr::null(),
+                cors_len: 0,
+                cors_max_age_ms: Cors::any_origin().max_age.as_millis() as i64,
             },
         );
         Ok(RILL_OK)
     })
 }
 
-/// Creates a server (not listening yet): add methods and a listening address, then
-/// `rill_server_start`. `opts` may be NULL; it is only read during this call. Free the
-/// server with `rill_server_free`.
+/// The CORS settings of the options: `None` without origins.
 ///
 /// # Safety
-/// `opts` is NULL or filled by `rill_server_options_init`.
+/// `o.cors` is NULL or points to `o.cors_len` pointers, each NULL or NUL-terminated.
+unsafe fn cors(o: &rill_server_options) -> R<Option<Cors>> {
+    if o.cors_max_age_ms < 0 {
+        return Err(Fail::invalid(format!(
+            "opts.cors_max_age_ms must be >= 0, got {}",
+            o.cors_max_age_ms
+        )));
+    }
+    if o.cors_len == 0 {
+        return Ok(None);
+    }
+    if o.cors.is_null() {
+        return Err(Fail::null("opts.cors"));
+    }
+    if o.cors_len > isize::MAX as usize / std::mem::size_of::<*const c_char>() {
+        return Err(Fail::invalid("opts.cors_len is too large"));
+    }
+    // SAFETY: non-NULL with `cors_len` pointers per the contract above.
+    let list = unsafe { std::slice::from_raw_parts(o.cors, o.cors_len) };
+    let allowed_origins = list
+        .iter()
+        .enumerate()
+        // SAFETY: each entry is NULL or NUL-terminated per the contract above.
+        .map(|(i, p)| unsafe { text(*p, &format!("opts.cors[{i}]")) }.map(str::to_owned))
+        .collect::<R<Vec<String>>>()?;
+    Ok(Some(Cors {
+        allowed_origins,
+        max_age: Duration::from_millis(o.cors_max_age_ms as u64),
+    }))
+}
+
+/// Creates a server (not listening yet): add methods and a listening address, then
+/// `rill_server_start`. `opts` may be NULL; it is only read during this call (the CORS
+/// origins are copied). Free the server with `rill_server_free`.
+///
+/// # Safety
+/// `opts` is NULL or filled by `rill_server_options_init`, its `cors` NULL or an array of
+/// `cors_len` NUL-terminated strings.
 #[no_mangle]
 pub unsafe extern "C" fn rill_server_new(
     opts: *const rill_server_options,
@@ -91,6 +139,8 @@ pub unsafe extern "C" fn rill_server_new(
             }
             so.max_concurrent_streams = c.max_concurrent_streams;
             so.max_recv_message_size = c.max_recv_message_size as usize;
+            // SAFETY: `cors` holds `cors_len` strings per the contract above.
+            so.cors = unsafe { cors(c) }?;
         }
         let (notify, waker) = Notify::new();
         put(

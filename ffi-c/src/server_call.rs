@@ -11,7 +11,7 @@ use crate::metadata::{hand_out, rill_metadata, take_in};
 use crate::notify::Notify;
 use crate::registry::{lock, Registry};
 use crate::result::*;
-use crate::{rill_slice, Waitable};
+use crate::{rill_protocol, rill_slice, Waitable};
 
 /// An accepted server call. 0 is never a valid handle.
 pub type rill_server_call = u64;
@@ -149,6 +149,21 @@ pub extern "C" fn rill_server_call_shape(
     guard(|| {
         let o = out(shape_out, "shape_out")?;
         put(o, lock(&*get(call)?).call.shape() as u32);
+        Ok(RILL_OK)
+    })
+}
+
+/// The `rill_protocol` the client called with (gRPC, gRPC-Web or Connect): a server
+/// answers all three on one port, with the same calls.
+#[no_mangle]
+pub extern "C" fn rill_server_call_protocol(
+    call: rill_server_call,
+    protocol_out: *mut u32,
+) -> rill_result {
+    guard(|| {
+        let o = out(protocol_out, "protocol_out")?;
+        let p = lock(&*get(call)?).call.protocol();
+        put(o, rill_protocol::of(p) as u32);
         Ok(RILL_OK)
     })
 }

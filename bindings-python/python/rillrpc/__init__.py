@@ -9,7 +9,7 @@
 from . import _native
 from ._client import Call, Channel, StreamStream, StreamUnary, UnaryCall, UnaryStream, UnaryUnary
 from ._server import Server, ServerCall, Shape
-from ._status import RpcError, StatusCode
+from ._status import Protocol, RpcError, StatusCode
 from ._stub import Stub
 
 _native.init(RpcError)
@@ -19,6 +19,7 @@ __version__ = _native.VERSION
 __all__ = [
     "Call",
     "Channel",
+    "Protocol",
     "RpcError",
     "Server",
     "ServerCall",

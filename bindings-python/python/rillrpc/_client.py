@@ -21,7 +21,7 @@ from typing import (
 
 from ._loop import park, reactor
 from ._native import NativeCall, NativeChannel, NativeUnary
-from ._status import Metadata, MetadataValue, RpcError, Shape, StatusCode
+from ._status import Metadata, MetadataValue, Protocol, RpcError, Shape, StatusCode
 
 Serializer = Optional[Callable[[Any], bytes]]
 Deserializer = Optional[Callable[[bytes], Any]]
@@ -491,7 +491,10 @@ class StreamStream(_Method):
 
 class Channel:
     """A connection to one server, `http://host:port` or `https://host:port`. Connects
-    lazily; calls share one HTTP/2 connection. Usable as `async with`."""
+    lazily; calls share one HTTP/2 connection. Usable as `async with`.
+
+    `protocol`: what every call of the channel speaks, "grpc" (the default), "grpc-web" or
+    "connect" (a `Protocol` or its name); the calls look the same in each."""
 
     def __init__(
         self,
@@ -501,11 +504,17 @@ class Channel:
         server_name: Optional[str] = None,
         certificate_chain: Optional[bytes] = None,
         private_key: Optional[bytes] = None,
+        protocol: Union[Protocol, str, None] = None,
     ) -> None:
         self._native = NativeChannel(
-            target, root_certificates, server_name, certificate_chain, private_key
+            target, root_certificates, server_name, certificate_chain, private_key, protocol
         )
         self.target = target
+
+    @property
+    def protocol(self) -> Protocol:
+        """The protocol every call of the channel speaks."""
+        return Protocol(self._native.protocol)
 
     def unary_unary(
         self, method: str, request_serializer: Serializer = None, response_deserializer: Deserializer = None

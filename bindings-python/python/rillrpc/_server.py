@@ -11,6 +11,7 @@ from typing import (
     AsyncIterator,
     Callable,
     Dict,
+    Iterable,
     List,
     Optional,
     Sequence,
@@ -22,7 +23,7 @@ from typing import (
 from ._client import Deserializer, MetadataLike, Serializer, _md
 from ._loop import park, reactor
 from ._native import NativeServer, NativeServerCall, Reactor
-from ._status import Metadata, MetadataValue, RpcError, Shape, StatusCode
+from ._status import Metadata, MetadataValue, Protocol, RpcError, Shape, StatusCode
 
 log = logging.getLogger("rillrpc")
 
@@ -57,6 +58,11 @@ class ServerCall:
     @property
     def shape(self) -> Shape:
         return Shape(self._n.shape)
+
+    @property
+    def protocol(self) -> Protocol:
+        """The protocol the client called with: the handler is the same for every one."""
+        return Protocol(self._n.protocol)
 
     @property
     def metadata(self) -> Metadata:
@@ -264,8 +270,14 @@ class _Method:
 
 
 class Server:
-    """A gRPC server. Add methods (with handlers, or without to pull calls via
-    `async for call in server`), `bind`, `start`, and `stop(grace)`."""
+    """A server of gRPC, gRPC-Web and Connect on one port. Add methods (with handlers, or
+    without to pull calls via `async for call in server`), `bind`, `start`, and
+    `stop(grace)`.
+
+    `cors`: the origins whose browser pages may call (`"https://app.example.com"`, or `"*"`
+    for any), one or a list; `cors_max_age`: seconds a browser may cache a preflight's
+    answer (whole seconds; two hours by default). Without `cors`, browsers let only pages
+    of the server's own origin call."""
 
     def __init__(
         self,
@@ -274,8 +286,18 @@ class Server:
         max_recv_message_size: Optional[int] = None,
         certificate_chain: Optional[bytes] = None,
         private_key: Optional[bytes] = None,
+        cors: Union[str, Iterable[str], None] = None,
+        cors_max_age: Optional[float] = None,
     ) -> None:
-        self._opts = (max_concurrent_streams, max_recv_message_size, certificate_chain, private_key)
+        origins = None if cors is None else [cors] if isinstance(cors, str) else list(cors)
+        self._opts = (
+            max_concurrent_streams,
+            max_recv_message_size,
+            certificate_chain,
+            private_key,
+            origins,
+            cors_max_age,
+        )
         self._methods: Dict[str, _Method] = {}
         self._n: Optional[NativeServer] = None
         self._serving: Optional["asyncio.Task[None]"] = None
@@ -322,9 +344,8 @@ class Server:
         """Listens on `host:port` (port 0 picks one); returns the port."""
         if self._n is not None:
             raise RuntimeError("the server is already bound")
-        mcs, mrm, cert, key = self._opts
         methods = [(m.path, int(m.shape)) for m in self._methods.values()]
-        self._n = NativeServer(address, methods, mcs, mrm, cert, key)
+        self._n = NativeServer(address, methods, *self._opts)
         return self._n.local_addr()[1]
 
     add_insecure_port = bind

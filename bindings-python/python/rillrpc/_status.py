@@ -67,3 +67,23 @@ class Shape(enum.IntEnum):
     CLIENT_STREAMING = 1
     SERVER_STREAMING = 2
     BIDI = 3
+
+
+class Protocol(str, enum.Enum):
+    """The wire protocol of a call: what a `Channel` speaks, and what the client of a
+    `ServerCall` spoke. A rillrpc server answers all three on one port. Members are their
+    names, so `call.protocol == "connect"` holds too."""
+
+    GRPC = "grpc"
+    GRPC_WEB = "grpc-web"
+    CONNECT = "connect"
+
+    # Spelled out so the type checkers see the enum's constructor, `Protocol("connect")`,
+    # rather than str's.
+    def __new__(cls, value: str) -> "Protocol":
+        member = str.__new__(cls, value)
+        member._value_ = value
+        return member
+
+    def __str__(self) -> str:
+        return str(self.value)

@@ -34,6 +34,12 @@ int main(void) {
     OK(rill_channel_options_init(&co));
     co.connect_timeout_ms = -1;
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    /* A protocol this version does not know. */
+    OK(rill_channel_options_init(&co));
+    co.protocol = 3;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    CHECK(strstr(rill_last_error_message(), "opts.protocol must be RILL_PROTOCOL_GRPC") != NULL);
+    CHECK(rill_protocol_name(3) == NULL);
     OK(rill_channel_options_init(&co));
     OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
 
@@ -107,8 +113,25 @@ int main(void) {
     OK(rill_metadata_free(md));
     EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_metadata_free(md));
 
-    /* Servers: wrong order, bad status codes, finish twice. */
+    /* Server options: CORS origins missing or NULL, a negative max age. */
     rill_server s;
+    rill_server_options so;
+    static const char *const origins[] = {"http://a.test", NULL};
+    OK(rill_server_options_init(&so));
+    so.cors_len = 1;
+    EXPECT_RC(RILL_ERR_NULL, rill_server_new(&so, &s));
+    so.cors = origins;
+    so.cors_len = 2;
+    EXPECT_RC(RILL_ERR_NULL, rill_server_new(&so, &s));
+    CHECK(strstr(rill_last_error_message(), "opts.cors[1]") != NULL);
+    so.cors_len = 1;
+    so.cors_max_age_ms = -1;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_new(&so, &s));
+    so.cors_max_age_ms = 0;
+    OK(rill_server_new(&so, &s));
+    OK(rill_server_free(s));
+
+    /* Servers: wrong order, bad status codes, finish twice. */
     OK(rill_server_new(NULL, &s));
     EXPECT_RC(RILL_ERR_WRONG_STATE, rill_server_start(s));
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_add_method(s, "nope", RILL_UNARY));
@@ -136,6 +159,10 @@ int main(void) {
     const char *method;
     OK(rill_server_call_method(sc, &method));
     CHECK(strcmp(method, "/a.B/C") == 0);
+    uint32_t protocol = 99;
+    EXPECT_RC(RILL_ERR_NULL, rill_server_call_protocol(sc, NULL));
+    OK(rill_server_call_protocol(sc, &protocol));
+    CHECK(protocol == RILL_PROTOCOL_GRPC);
     OK(rill_server_call_recv(sc, &d, &l, T));
     CHECK(l == 1 && d[0] == 'q');
     OK(rill_server_call_send(sc, (const uint8_t *)"r", 1, T));
@@ -149,6 +176,7 @@ int main(void) {
     EXPECT_RC(RILL_ERR_WRONG_STATE, rill_server_call_send(sc, (const uint8_t *)"r", 1, T));
     OK(rill_server_call_free(sc));
     EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_server_call_free(sc));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_server_call_protocol(sc, &protocol));
     OK(rill_call_recv(c, &d, &l, T));
     CHECK(l == 1 && d[0] == 'r');
     OK(rill_call_finish(c, &code, T));

@@ -164,3 +164,23 @@ pub fn counted_tonic_echo() -> (u16, rill_testkit::frames::FrameLog) {
     });
     (rx.recv().unwrap(), log)
 }
+
+/// The echo service on the rillrpc core (`rill_testkit::rill_echo`), which answers gRPC,
+/// gRPC-Web and Connect on one port; started once per test binary.
+pub fn rill_echo() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let server = rill_testkit::rill_echo::builder(rillrpc::ServerOptions::default())
+            .bind("127.0.0.1:0")
+            .expect("bind the echo server");
+        let port = server.local_addr().port();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(rill_testkit::rill_echo::serve(std::sync::Arc::new(server)));
+        });
+        port
+    })
+}

@@ -1,0 +1,218 @@
+'use strict'
+// gRPC-Web and Connect beside gRPC: the Node client speaking each (`protocol`) to the Node
+// server, reading connections on the JS thread and on the core's threads (`offloadIo`);
+// the server telling a handler which protocol the client spoke (`call.protocol`); CORS for
+// browser pages (`cors`), over HTTP/1.1 as a page's fetch makes its calls.
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const http = require('node:http')
+const rill = require('..')
+const { M, service, encReq, decResp } = require('./peer')
+
+const PROTOCOLS = ['grpc-web', 'connect', 'grpc']
+const WHICH = '/test.Protocol/Which'
+const echoMd = (md) => Object.fromEntries(Object.entries(md).filter(([k]) => k.startsWith('echo-')))
+const fail = (req, md) => req.count < 0 ? new rill.RpcError(-req.count, Buffer.from(req.payload).toString(), md) : null
+
+/** The echo service on rillrpc, each handler noting the protocol of its call. */
+function echoImpl (seen) {
+  const start = (call) => {
+    seen.push(call.protocol)
+    call.sendHeaders(echoMd(call.metadata))
+    call.setTrailers(echoMd(call.metadata))
+  }
+  return {
+    PingPong (call) {
+      start(call)
+      const f = fail(call.request, echoMd(call.metadata))
+      if (f) throw f
+      return { payload: call.request.payload }
+    },
+    async EchoServer (call) {
+      start(call)
+      const f = fail(call.request, echoMd(call.metadata))
+      if (f) throw f
+      for (let i = 0; i < call.request.count; i++) {
+        if (!call.write({ payload: call.request.payload })) await new Promise((resolve) => call.once('drain', resolve))
+      }
+    },
+    async EchoClient (call) {
+      start(call)
+      let total = 0
+      for await (const r of call) total += r.payload.length
+      return { payload: Buffer.from(String(total)) }
+    },
+    async Echo (call) {
+      start(call)
+      for await (const r of call) call.write({ payload: r.payload })
+    }
+  }
+}
+
+const seen = []
+let server
+let target
+
+before(() => {
+  server = new rill.Server()
+  server.addService(service, echoImpl(seen))
+  server.unary(WHICH, (call) => Buffer.from(call.protocol))
+  target = `http://127.0.0.1:${server.listen('127.0.0.1:0')}`
+})
+
+after(() => server.shutdown(0))
+
+for (const protocol of PROTOCOLS) {
+  for (const offloadIo of [false, true]) {
+    test(`every shape, metadata and a status over ${protocol}${offloadIo ? ' (offloadIo)' : ''}`, async () => {
+      const ch = new rill.Channel(target, { protocol, offloadIo })
+      assert.equal(ch.protocol, protocol)
+      const client = rill.makeClient(ch, service)
+      seen.length = 0
+      try {
+        const p = client.PingPong({ payload: Buffer.from('hi') }, { metadata: { 'echo-a': protocol, 'echo-b-bin': Buffer.from([0, 255]), other: 'x' } })
+        assert.equal((await p).payload.toString(), 'hi')
+        const h = await p.headers
+        assert.equal(h['echo-a'], protocol)
+        assert.deepEqual(h['echo-b-bin'], Buffer.from([0, 255]))
+        assert.equal(h.other, undefined)
+        assert.equal((await p.trailers)['echo-a'], protocol)
+
+        let n = 0
+        for await (const m of client.EchoServer({ payload: Buffer.from('s'), count: 5000 })) {
+          assert.equal(m.payload.toString(), 's')
+          n++
+        }
+        assert.equal(n, 5000)
+
+        const w = client.EchoClient()
+        w.write({ payload: Buffer.alloc(10) })
+        w.end({ payload: Buffer.alloc(5) })
+        assert.equal((await w.response).payload.toString(), '15')
+
+        const b = client.Echo()
+        for (let i = 0; i < 100; i++) b.write({ payload: Buffer.from(String(i)) })
+        b.end()
+        const back = []
+        for await (const m of b) back.push(m.payload.toString())
+        assert.deepEqual(back, Array.from({ length: 100 }, (_, i) => String(i)))
+
+        const codec = { serialize: encReq, deserialize: decResp, metadata: { 'echo-why': 'because' } }
+        const bad = { payload: Buffer.from('nothing here: é'), count: -5 }
+        // A Connect unary error carries the headers and the trailers as one list (the
+        // handler sent echo-why in both), as connect-go reads them.
+        const isNotFound = (e) => e instanceof rill.RpcError && e.code === rill.status.NOT_FOUND &&
+          e.details === 'nothing here: é' && [].concat(e.metadata['echo-why']).every((v) => v === 'because')
+        await assert.rejects(ch.unary(M.PingPong, bad, codec), isNotFound)
+        await assert.rejects(async () => { for await (const _ of ch.serverStreaming(M.EchoServer, bad, codec)); }, isNotFound)
+        assert.ok(seen.length >= 6 && seen.every((p) => p === protocol), String(seen))
+      } finally {
+        ch.close()
+      }
+    })
+  }
+}
+
+test('a server call knows its protocol, in handlers and in the pull form', async () => {
+  for (const protocol of PROTOCOLS) {
+    const ch = new rill.Channel(target, { protocol })
+    assert.equal((await ch.unary(WHICH, Buffer.from('?'))).toString(), protocol)
+    ch.close()
+  }
+
+  const puller = new rill.Server()
+  puller.addMethod(M.Echo, rill.SHAPE.BIDI)
+  const port = puller.listen('127.0.0.1:0')
+  const calls = puller[Symbol.asyncIterator]()
+  try {
+    for (const protocol of PROTOCOLS) {
+      const ch = new rill.Channel(`http://127.0.0.1:${port}`, { protocol })
+      const b = ch.bidi(M.Echo)
+      b.write(Buffer.from('hi'))
+      b.end()
+      const { value: call } = await calls.next()
+      assert.equal(call.protocol, protocol)
+      for await (const m of call) call.write(m)
+      call.end()
+      const back = []
+      for await (const m of b) back.push(m.toString())
+      assert.deepEqual(back, ['hi'])
+      ch.close()
+    }
+  } finally {
+    await puller.shutdown(0)
+  }
+})
+
+test('an unknown protocol is refused by name', () => {
+  assert.equal(new rill.Channel(target).protocol, 'grpc')
+  for (const bad of ['http3', 'GRPC', '', 'grpc_web']) {
+    assert.throws(() => new rill.Channel(target, { protocol: bad }),
+      /unknown protocol ".*": use one of 'grpc', 'grpc-web', 'connect'/)
+  }
+})
+
+/** One HTTP/1.1 exchange with the server, as a browser page's fetch makes it. */
+function http1 (port, method, headers, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: M.PingPong, headers, agent: false }, (res) => {
+      const chunks = []
+      res.on('data', (c) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+const preflight = (port, origin) => http1(port, 'OPTIONS', {
+  origin,
+  'access-control-request-method': 'POST',
+  'access-control-request-headers': 'content-type,echo-a'
+})
+
+test('cors lets the pages of the named origins call', async () => {
+  const s = new rill.Server({ cors: ['http://allowed.test', 'http://also.test'], corsMaxAge: 600000 })
+  s.addService(service, echoImpl([]))
+  const port = s.listen('127.0.0.1:0')
+  try {
+    let r = await preflight(port, 'http://also.test')
+    assert.equal(r.status, 204)
+    assert.equal(r.headers['access-control-allow-origin'], 'http://also.test')
+    assert.equal(r.headers['access-control-allow-headers'], 'content-type,echo-a')
+    assert.equal(r.headers['access-control-max-age'], '600')
+    r = await preflight(port, 'http://other.test')
+    assert.equal(r.headers['access-control-allow-origin'], undefined)
+
+    // The call itself: Connect unary over HTTP/1.1.
+    r = await http1(port, 'POST', {
+      origin: 'http://allowed.test',
+      'content-type': 'application/proto',
+      'connect-protocol-version': '1',
+      'echo-a': 'seen'
+    }, encReq({ payload: Buffer.from('from a page') }))
+    assert.equal(r.status, 200)
+    assert.equal(r.headers['access-control-allow-origin'], 'http://allowed.test')
+    assert.match(r.headers['access-control-expose-headers'], /\becho-a\b/)
+    assert.equal(decResp(r.body).payload.toString(), 'from a page')
+  } finally {
+    await s.shutdown(0)
+  }
+})
+
+test('cors: any origin, none, and bad options', async () => {
+  for (const [cors, back] of [['*', 'http://any.test'], [undefined, undefined], [[], undefined]]) {
+    const s = new rill.Server({ cors })
+    s.addService(service, echoImpl([]))
+    const port = s.listen('127.0.0.1:0')
+    try {
+      const r = await preflight(port, 'http://any.test')
+      assert.equal(r.headers['access-control-allow-origin'], back, String(cors))
+      if (back) assert.equal(r.headers['access-control-max-age'], '7200')
+    } finally {
+      await s.shutdown(0)
+    }
+  }
+  assert.throws(() => new rill.Server({ corsMaxAge: 5000 }), /corsMaxAge needs cors/)
+  assert.throws(() => new rill.Server({ cors: '*', corsMaxAge: -1 }), /invalid corsMaxAge/)
+})

@@ -1,0 +1,268 @@
+/* The three protocols through the C ABI.
+ *
+ *   protocol_test http://127.0.0.1:PORT
+ *
+ * The client: channels speaking gRPC-Web, Connect and gRPC (rill_channel_options.protocol)
+ * call the echo service at argv[1] (the rillrpc core's): the four call shapes, metadata
+ * both ways, an error status with trailers. The server: a C server reports the protocol of
+ * each call it accepts (rill_server_call_protocol), and answers a browser's CORS preflight
+ * for the origins of rill_server_options.cors only, over HTTP/1.1. */
+#define _GNU_SOURCE /* strcasestr: header names are case-insensitive */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "check.h"
+#include "echo_pb.h"
+
+#define PING "/echo.TestService/PingPong"
+#define ECHO "/echo.TestService/Echo"
+#define ECHO_CLIENT "/echo.TestService/EchoClient"
+#define ECHO_SERVER "/echo.TestService/EchoServer"
+#define T 10000
+
+static const uint32_t PROTOCOLS[] = {RILL_PROTOCOL_GRPC_WEB, RILL_PROTOCOL_CONNECT, RILL_PROTOCOL_GRPC};
+
+static rill_channel channel_for(const char *target, uint32_t protocol) {
+    rill_channel_options o;
+    OK(rill_channel_options_init(&o));
+    CHECK(o.protocol == RILL_PROTOCOL_GRPC);
+    o.protocol = protocol;
+    rill_channel ch;
+    OK(rill_channel_new(target, &o, &ch));
+    return ch;
+}
+
+static void send_req(rill_call c, const char *payload, int32_t count) {
+    uint8_t buf[256];
+    size_t n = echo_encode(buf, payload, strlen(payload), count);
+    OK(rill_call_send(c, buf, n, T));
+}
+
+static void recv_expect(rill_call c, const char *want) {
+    const uint8_t *d, *p;
+    size_t l, pl;
+    OK(rill_call_recv(c, &d, &l, T));
+    CHECK(echo_decode(d, l, &p, &pl, NULL) == 0);
+    CHECK(pl == strlen(want) && memcmp(p, want, pl) == 0);
+}
+
+static void expect_eof_ok(rill_call c) {
+    const uint8_t *d;
+    size_t l;
+    uint32_t code = 99;
+    EXPECT_RC(RILL_EOF, rill_call_recv(c, &d, &l, T));
+    OK(rill_call_finish(c, &code, T));
+    CHECK(code == RILL_STATUS_OK);
+    OK(rill_call_free(c));
+}
+
+static void expect_md(rill_metadata md, const char *key, const char *want) {
+    const uint8_t *v;
+    size_t vl;
+    OK(rill_metadata_get(md, key, &v, &vl));
+    CHECK(vl == strlen(want) && memcmp(v, want, vl) == 0);
+}
+
+/* Every shape, metadata and a status, over one protocol. */
+static void client_over(const char *target, uint32_t protocol) {
+    const char *name = rill_protocol_name(protocol);
+    rill_channel ch = channel_for(target, protocol);
+    rill_call c;
+    rill_call_options o;
+    OK(rill_call_options_init(&o));
+    o.timeout_ms = T;
+
+    /* Unary, with metadata back in the headers and the trailers. */
+    OK(rill_metadata_new(&o.metadata));
+    OK(rill_metadata_append(o.metadata, "echo-text", (const uint8_t *)name, strlen(name)));
+    OK(rill_call_open(ch, PING, RILL_UNARY, &o, &c));
+    OK(rill_metadata_free(o.metadata));
+    o.metadata = 0;
+    send_req(c, "hello", 0);
+    recv_expect(c, "hello");
+    rill_metadata h;
+    OK(rill_call_headers(c, &h, T));
+    expect_md(h, "echo-text", name);
+    OK(rill_metadata_free(h));
+    const uint8_t *d;
+    size_t l;
+    EXPECT_RC(RILL_EOF, rill_call_recv(c, &d, &l, T));
+    OK(rill_call_trailers(c, &h));
+    expect_md(h, "echo-text", name);
+    OK(rill_metadata_free(h));
+    expect_eof_ok(c);
+
+    /* Server streaming. */
+    OK(rill_call_open(ch, ECHO_SERVER, RILL_SERVER_STREAMING, &o, &c));
+    send_req(c, "tick", 100);
+    for (int i = 0; i < 100; i++) recv_expect(c, "tick");
+    expect_eof_ok(c);
+
+    /* Client streaming. */
+    OK(rill_call_open(ch, ECHO_CLIENT, RILL_CLIENT_STREAMING, &o, &c));
+    send_req(c, "abc", 0);
+    send_req(c, "de", 0);
+    OK(rill_call_close_send(c));
+    recv_expect(c, "5");
+    expect_eof_ok(c);
+
+    /* Bidi: in turn, then pipelined. */
+    OK(rill_call_open(ch, ECHO, RILL_BIDI, &o, &c));
+    char msg[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(msg, sizeof msg, "m%d", i);
+        send_req(c, msg, 0);
+        recv_expect(c, msg);
+    }
+    for (int i = 0; i < 50; i++) send_req(c, "p", 0);
+    OK(rill_call_close_send(c));
+    for (int i = 0; i < 50; i++) recv_expect(c, "p");
+    expect_eof_ok(c);
+
+    /* An error status with its message and trailers, unary and streaming. */
+    const char *methods[] = {PING, ECHO_SERVER};
+    const uint32_t shapes[] = {RILL_UNARY, RILL_SERVER_STREAMING};
+    for (int i = 0; i < 2; i++) {
+        OK(rill_metadata_new(&o.metadata));
+        OK(rill_metadata_append(o.metadata, "echo-why", (const uint8_t *)"because", 7));
+        OK(rill_call_open(ch, methods[i], shapes[i], &o, &c));
+        OK(rill_metadata_free(o.metadata));
+        o.metadata = 0;
+        send_req(c, "no such thing", -5);
+        EXPECT_RC(RILL_ERR_STATUS, rill_call_recv(c, &d, &l, T));
+        uint32_t code;
+        const char *m;
+        OK(rill_call_status(c, &code, &m, NULL, NULL));
+        CHECK(code == RILL_STATUS_NOT_FOUND);
+        CHECK(strcmp(m, "no such thing") == 0);
+        OK(rill_call_trailers(c, &h));
+        expect_md(h, "echo-why", "because");
+        OK(rill_metadata_free(h));
+        OK(rill_call_free(c));
+    }
+    OK(rill_channel_free(ch));
+    printf("client over %s: ok\n", name);
+}
+
+/* A C server answers each call with the name of the protocol it was made in. */
+static void server_reports_protocol(void) {
+    rill_server srv;
+    OK(rill_server_new(NULL, &srv));
+    OK(rill_server_add_method(srv, PING, RILL_UNARY));
+    OK(rill_server_add_method(srv, ECHO, RILL_BIDI));
+    OK(rill_server_listen(srv, "127.0.0.1:0", NULL, NULL));
+    OK(rill_server_start(srv));
+    uint16_t port;
+    OK(rill_server_port(srv, &port));
+    char target[64];
+    snprintf(target, sizeof target, "http://127.0.0.1:%u", port);
+
+    for (size_t i = 0; i < sizeof PROTOCOLS / sizeof PROTOCOLS[0]; i++) {
+        const char *name = rill_protocol_name(PROTOCOLS[i]);
+        rill_channel ch = channel_for(target, PROTOCOLS[i]);
+        for (int k = 0; k < 2; k++) {
+            /* Open never waits: the call is sent while this thread accepts it. */
+            rill_call c;
+            OK(rill_call_open(ch, k ? ECHO : PING, k ? RILL_BIDI : RILL_UNARY, NULL, &c));
+            send_req(c, "which?", 0);
+            if (k) OK(rill_call_close_send(c));
+
+            rill_server_call sc;
+            OK(rill_server_accept(srv, &sc, T));
+            uint32_t p = 99;
+            OK(rill_server_call_protocol(sc, &p));
+            CHECK(p == PROTOCOLS[i]);
+            const uint8_t *d;
+            size_t l;
+            OK(rill_server_call_recv(sc, &d, &l, T));
+            uint8_t buf[64];
+            size_t n = echo_encode(buf, name, strlen(name), 0);
+            OK(rill_server_call_send(sc, buf, n, T));
+            OK(rill_server_call_finish(sc, RILL_STATUS_OK, NULL, NULL, 0, 0));
+            OK(rill_server_call_free(sc));
+
+            recv_expect(c, name);
+            expect_eof_ok(c);
+        }
+        OK(rill_channel_free(ch));
+        printf("server saw %s: ok\n", name);
+    }
+    OK(rill_server_shutdown(srv, 1000));
+    OK(rill_server_free(srv));
+}
+
+/* Sends a CORS preflight from `origin` over HTTP/1.1 and reads the whole answer (the
+ * request asks the server to close the connection after it). */
+static void preflight(uint16_t port, const char *origin, char *answer, size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "OPTIONS " PING " HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nOrigin: %s\r\n"
+                     "Access-Control-Request-Method: POST\r\n"
+                     "Access-Control-Request-Headers: content-type,x-user\r\n"
+                     "Connection: close\r\n\r\n",
+                     port, origin);
+    CHECK(write(fd, req, (size_t)n) == n);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = read(fd, answer + got, cap - 1 - got)) > 0) got += (size_t)r;
+    answer[got] = 0;
+    close(fd);
+    CHECK(strncmp(answer, "HTTP/1.1 ", 9) == 0);
+}
+
+static void server_cors(void) {
+    static const char *const origins[] = {"http://allowed.test", "http://also.test"};
+    rill_server_options so;
+    OK(rill_server_options_init(&so));
+    CHECK(so.cors == NULL && so.cors_len == 0 && so.cors_max_age_ms == 7200000);
+    for (int with_cors = 0; with_cors < 2; with_cors++) {
+        if (with_cors) {
+            so.cors = origins;
+            so.cors_len = 2;
+            so.cors_max_age_ms = 600000;
+        }
+        rill_server srv;
+        OK(rill_server_new(&so, &srv));
+        OK(rill_server_add_method(srv, PING, RILL_UNARY));
+        OK(rill_server_listen(srv, "127.0.0.1:0", NULL, NULL));
+        OK(rill_server_start(srv));
+        uint16_t port;
+        OK(rill_server_port(srv, &port));
+        char answer[4096];
+        preflight(port, "http://also.test", answer, sizeof answer);
+        if (with_cors) {
+            CHECK(strncmp(answer, "HTTP/1.1 204", 12) == 0);
+            CHECK(strcasestr(answer, "access-control-allow-origin: http://also.test\r\n") != NULL);
+            CHECK(strcasestr(answer, "access-control-allow-headers: content-type,x-user\r\n") != NULL);
+            CHECK(strcasestr(answer, "access-control-max-age: 600\r\n") != NULL);
+        } else {
+            CHECK(strcasestr(answer, "access-control-allow-origin") == NULL);
+        }
+        /* An origin the server does not name learns nothing. */
+        preflight(port, "http://other.test", answer, sizeof answer);
+        CHECK(strcasestr(answer, "access-control-allow-origin") == NULL);
+        OK(rill_server_free(srv));
+    }
+    printf("cors: ok\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { fprintf(stderr, "usage: protocol_test http://127.0.0.1:PORT\n"); return 2; }
+    OK(rill_runtime_configure(2));
+    CHECK(strcmp(rill_protocol_name(RILL_PROTOCOL_GRPC), "grpc") == 0);
+    CHECK(strcmp(rill_protocol_name(RILL_PROTOCOL_GRPC_WEB), "grpc-web") == 0);
+    CHECK(strcmp(rill_protocol_name(RILL_PROTOCOL_CONNECT), "connect") == 0);
+    CHECK(rill_protocol_name(3) == NULL);
+    for (size_t i = 0; i < sizeof PROTOCOLS / sizeof PROTOCOLS[0]; i++) client_over(argv[1], PROTOCOLS[i]);
+    server_reports_protocol();
+    server_cors();
+    printf("protocol_test: all passed\n");
+    return 0;
+}
