@@ -1,0 +1,7 @@
+//! Connect: an end-stream message, a unary error body (JSON), a serialized google.rpc.Status's
+//! details.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| rillrpc::fuzzing::connect(data));
