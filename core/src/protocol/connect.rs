@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::details::{self, Any};
 use super::envelope::{self, Accepts, Encoding};
-use super::grpc::{code_for_http, RequestHead};
+use super::grpc::{self, code_for_http, RequestHead};
 use super::terms::{Incoming, NoHead, Refusal};
 use crate::metadata::Metadata;
 use crate::status::{Code, Status};
@@ -319,20 +319,7 @@ fn metadata_json(md: &Metadata) -> Map<String, Value> {
 
 /// A call's request head: the unary form (`unary`) or the streaming one.
 pub(crate) fn request(head: &RequestHead<'_>, unary: bool) -> Result<Request<()>, Status> {
-    let path = head.path;
-    if !path.starts_with('/') || path.len() < 2 {
-        return Err(Status::new(
-            Code::InvalidArgument,
-            format!("method path must look like /package.Service/Method, got {path:?}"),
-        ));
-    }
-    let uri = format!("{}://{}{}", head.scheme, head.authority, path);
-    let mut req = Request::post(uri).body(()).map_err(|e| {
-        Status::new(
-            Code::InvalidArgument,
-            format!("invalid method path {path:?}: {e}"),
-        )
-    })?;
+    let mut req = grpc::post(head)?;
     let codec = head
         .content_subtype
         .filter(|s| !s.is_empty())

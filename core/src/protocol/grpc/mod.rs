@@ -117,8 +117,8 @@ pub(crate) struct RequestHead<'a> {
     pub(crate) metadata: &'a Metadata,
 }
 
-/// The request header block of a call; `web`: gRPC-Web's.
-pub(crate) fn request(head: &RequestHead<'_>, web: bool) -> Result<Request<()>, Status> {
+/// A POST to the call's method, the start of every protocol's request head.
+pub(crate) fn post(head: &RequestHead<'_>) -> Result<Request<()>, Status> {
     let path = head.path;
     if !path.starts_with('/') || path.len() < 2 {
         return Err(Status::new(
@@ -127,12 +127,17 @@ pub(crate) fn request(head: &RequestHead<'_>, web: bool) -> Result<Request<()>, 
         ));
     }
     let uri = format!("{}://{}{}", head.scheme, head.authority, path);
-    let mut req = Request::post(uri).body(()).map_err(|e| {
+    Request::post(uri).body(()).map_err(|e| {
         Status::new(
             Code::InvalidArgument,
             format!("invalid method path {path:?}: {e}"),
         )
-    })?;
+    })
+}
+
+/// The request header block of a call; `web`: gRPC-Web's.
+pub(crate) fn request(head: &RequestHead<'_>, web: bool) -> Result<Request<()>, Status> {
+    let mut req = post(head)?;
     let h = req.headers_mut();
     if web {
         // PROTOCOL-WEB.md: "Content-Type ... application/grpc-web", "X-Grpc-Web: 1"; no
