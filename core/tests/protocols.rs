@@ -1028,3 +1028,42 @@ async fn a_deadline_ends_a_call_over_http1() {
         assert_eq!(s.code(), Code::DeadlineExceeded, "{p:?}: {s:?}");
     }
 }
+
+/// Regression: a server stream over HTTP/1.1 stopped at 64 KiB, the response body's bound.
+/// Its writer waited for a frame's worth of room, and the body answered "ready" whenever
+/// any room was left: with less than that free the writer spun and never wrote again.
+#[tokio::test]
+async fn a_server_stream_over_http1_flows_past_the_body_bound() {
+    use rillrpc::{CallOptions, Shape};
+    let server = rill_server(ServerOptions::default());
+    for p in [rillrpc::Protocol::Connect, rillrpc::Protocol::GrpcWeb] {
+        let opts = rillrpc::ChannelOptions {
+            protocol: p,
+            http_version: rillrpc::HttpVersion::Http1,
+            ..Default::default()
+        };
+        let addr = server.local_addr();
+        let ch = rillrpc::Channel::with_options(&format!("http://{addr}"), opts).unwrap();
+        // 20,000 answers of 16 bytes each: about 420 KiB of envelopes.
+        let payload = [7u8; 16];
+        let mut call = ch
+            .open_with_request(
+                ECHO_SERVER,
+                Shape::ServerStreaming,
+                CallOptions::default(),
+                &req(&payload, 20_000),
+            )
+            .unwrap();
+        let mut n = 0;
+        let read = async {
+            while let Some(m) = call.recv().await.unwrap_or_else(|s| panic!("{p:?}: {s:?}")) {
+                assert_eq!(resp_payload(&m), payload);
+                n += 1;
+            }
+        };
+        // A stall fails here rather than hanging the suite.
+        let _ = tokio::time::timeout(Duration::from_secs(30), read).await;
+        assert_eq!(n, 20_000, "{p:?}");
+        assert!(call.finish().await.is_ok(), "{p:?}");
+    }
+}

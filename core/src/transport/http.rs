@@ -141,11 +141,12 @@ pub(crate) enum SendBody {
 }
 
 impl SendBody {
-    /// Asks for room to send `n` bytes (h2's flow-control window; HTTP/1.1's room is the
-    /// body's bound, whatever is asked).
+    /// Asks for room to send `n` bytes: h2's flow-control window, or room in an HTTP/1.1
+    /// body's bound.
     pub(crate) fn reserve_capacity(&mut self, n: usize) {
-        if let SendBody::H2(s) = self {
-            s.reserve_capacity(n);
+        match self {
+            SendBody::H2(s) => s.reserve_capacity(n),
+            SendBody::H1(b) => b.reserve(n),
         }
     }
 

@@ -229,8 +229,13 @@ struct State {
     complete: bool,
     /// hyper, waiting for a frame.
     reader: Option<Waker>,
-    /// The call, waiting for room or watching for the client to go.
+    /// The call, waiting for room.
     writer: Option<Waker>,
+    /// The room it waits for (see `BodyTx::reserve`).
+    want: usize,
+    /// The call, watching for the peer to go: a slot of its own, so that a look with
+    /// another waker (a direct write's) never takes the room's wake-up away.
+    gone_watch: Option<Waker>,
     /// A client call's response, watching for the call's abort.
     watcher: Option<Waker>,
 }
@@ -262,15 +267,21 @@ impl BodyTx {
         BODY_BUFFER.saturating_sub(st.queued)
     }
 
-    /// Ready with the room there is once there is some, or with `Aborted` once the
-    /// client is gone.
+    /// Asks for room for `n` bytes: `poll_capacity` waits for that much (or a quarter of
+    /// the bound, for more), as h2's `reserve_capacity` makes its `poll_capacity` wait.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.chan.lock().want = n;
+    }
+
+    /// Ready with the room there is once the room asked for is there, or with `Aborted`
+    /// once the peer is gone.
     pub(crate) fn poll_capacity(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Aborted>> {
         let mut st = self.chan.lock();
         if st.gone {
             return Poll::Ready(Err(Aborted));
         }
         let room = BODY_BUFFER.saturating_sub(st.queued);
-        if room > 0 {
+        if room >= st.want.clamp(1, BODY_BUFFER / 4) {
             return Poll::Ready(Ok(room));
         }
         st.writer = Some(cx.waker().clone());
@@ -333,7 +344,7 @@ impl BodyTx {
         if st.gone && !st.complete {
             return Poll::Ready(());
         }
-        st.writer = Some(cx.waker().clone());
+        st.gone_watch = Some(cx.waker().clone());
         Poll::Pending
     }
 }
@@ -395,9 +406,10 @@ impl Drop for Body {
         st.gone = true;
         st.complete = st.ended && st.queued == 0;
         st.frames.clear();
-        let w = st.writer.take();
+        let (w, g) = (st.writer.take(), st.gone_watch.take());
         drop(st);
         wake(w);
+        wake(g);
     }
 }
 
