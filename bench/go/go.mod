@@ -3,6 +3,7 @@ module rillrpc.dev/bench/go
 go 1.26.0
 
 require (
+	connectrpc.com/connect v1.19.1
 	google.golang.org/grpc v1.85.0
 	rillrpc.dev/interop/matrix/go v0.0.0
 )

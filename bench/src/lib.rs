@@ -1,8 +1,11 @@
 //! What the benchmark programs share: the workloads, the result line the client prints and
-//! the runner parses, and reading a process's resident memory.
+//! the runner parses, reading a process's resident memory, and the echo service on the
+//! `connectrpc` crate's server (`connectrpc_echo`).
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+pub mod connectrpc_echo;
 
 /// The echo workloads of the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

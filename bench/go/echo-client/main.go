@@ -1,7 +1,11 @@
-// The grpc-go echo client of rill-bench, with echo-client's command line and result line:
+// The Go echo clients of rill-bench, with echo-client's command line and result line:
 //
-//	echo-client --impl grpc-go --addr 127.0.0.1:PORT --workload W [--duration-secs S]
+//	echo-client --impl grpc-go|connect-go --addr 127.0.0.1:PORT --workload W
+//	            [--protocol grpc|grpc-web|connect] [--http1] [--duration-secs S]
 //	            [--warmup-secs S] [--size N] [--streams N] [--connections N] [--server-pid PID]
+//
+// grpc-go speaks gRPC over h2c. connect-go (connect.go) speaks --protocol (default connect)
+// over h2c, or over HTTP/1.1 with --http1 (connect and grpc-web only).
 //
 // Workloads: server-stream, client-stream, pingpong, unary, cancel, rates over --duration-secs
 // after a warm-up. Prints one line, `RESULT workload=W impl=grpc-go value=RATE unit=U ...`,
@@ -11,8 +15,8 @@
 // The work per message is echo-client's: a fresh echo.Request built and encoded for every
 // message sent, every echo.Response decoded into a fresh message (the matrix's protowire
 // codec, interop/matrix/go/echo, as grpc-go's generated stubs would do with protoc's).
-// grpc-go runs with its defaults (BDP-estimated windows, its write and read buffers), as
-// a user's client would.
+// grpc-go and connect-go run with their defaults (grpc-go: BDP-estimated windows, its write
+// and read buffers; connect-go: net/http's transport), as a user's client would.
 package main
 
 import (
@@ -42,6 +46,9 @@ import (
 const checkEvery = 256
 
 type args struct {
+	impl        string
+	protocol    string
+	http1       bool
 	addr        string
 	workload    string
 	duration    time.Duration
@@ -72,10 +79,19 @@ func main() {
 
 func run(a args) (*report, error) {
 	r := newReport()
-	r.set("workload", a.workload).set("impl", "grpc-go").set("unit", unit(a.workload)).
+	r.set("workload", a.workload).set("impl", a.impl).set("unit", unit(a.workload)).
 		set("addr", a.addr).set("connections", a.connections).set("streams", a.streams).
 		set("size", a.size)
-	conns, err := connect(a)
+	if a.impl == "connect-go" {
+		r.set("protocol", a.protocol).set("http", httpVersion(a.http1))
+	}
+	var conns []conn
+	var err error
+	if a.impl == "connect-go" {
+		conns, err = connectDial(a)
+	} else {
+		conns, err = grpcDial(a)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +102,7 @@ func run(a args) (*report, error) {
 	for i := 0; i < a.streams; i++ {
 		conn := conns[i%len(conns)]
 		go func() {
-			err := worker(conn, a.workload, payload, c)
+			err := conn.worker(a.workload, payload, c)
 			ended.Add(1)
 			done <- err
 		}()
@@ -142,10 +158,23 @@ func run(a args) (*report, error) {
 	return r, nil
 }
 
-// connect opens --connections connections and makes one call on each, so connecting is
+// conn is one client connection of the implementation under test; each stream of a rate
+// workload runs a worker on one.
+type conn interface {
+	worker(workload string, payload []byte, c *counter) error
+}
+
+// grpcConn is a grpc-go connection.
+type grpcConn struct{ cc *grpc.ClientConn }
+
+func (g grpcConn) worker(workload string, payload []byte, c *counter) error {
+	return worker(g.cc, workload, payload, c)
+}
+
+// grpcDial opens --connections connections and makes one call on each, so connecting is
 // outside the measurement (grpc.NewClient itself connects lazily).
-func connect(a args) ([]*grpc.ClientConn, error) {
-	var conns []*grpc.ClientConn
+func grpcDial(a args) ([]conn, error) {
+	var conns []conn
 	for i := 0; i < a.connections; i++ {
 		// passthrough: the address as given, one connection per ClientConn, no resolver.
 		conn, err := grpc.NewClient("passthrough:///"+a.addr,
@@ -156,7 +185,7 @@ func connect(a args) ([]*grpc.ClientConn, error) {
 		if err := conn.Invoke(context.Background(), echo.PingPong, &echo.Request{}, new(echo.Response)); err != nil {
 			return nil, fmt.Errorf("first call: %w", err)
 		}
-		conns = append(conns, conn)
+		conns = append(conns, grpcConn{conn})
 	}
 	return conns, nil
 }
@@ -386,7 +415,9 @@ func contains(xs []string, x string) bool {
 }
 
 func parseArgs() args {
-	impl := flag.String("impl", "grpc-go", "implementation (this program is grpc-go only)")
+	impl := flag.String("impl", "grpc-go", "implementation: grpc-go or connect-go")
+	protocol := flag.String("protocol", "", "connect-go: grpc, grpc-web or connect (default connect)")
+	http1 := flag.Bool("http1", false, "connect-go: HTTP/1.1 instead of h2c (connect and grpc-web only)")
 	addr := flag.String("addr", "", "HOST:PORT of the echo server")
 	workload := flag.String("workload", "", "server-stream, client-stream, pingpong, unary or cancel")
 	duration := flag.Float64("duration-secs", 3, "measured seconds")
@@ -401,8 +432,26 @@ func parseArgs() args {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if *impl != "grpc-go" {
-		usage("--impl must be grpc-go, not " + *impl)
+	switch *impl {
+	case "grpc-go":
+		if (*protocol != "" && *protocol != "grpc") || *http1 {
+			usage("grpc-go speaks gRPC over HTTP/2 only; --protocol and --http1 are for connect-go")
+		}
+	case "connect-go":
+		if *protocol == "" {
+			*protocol = "connect"
+		}
+		switch *protocol {
+		case "connect", "grpc-web":
+		case "grpc":
+			if *http1 {
+				usage("gRPC needs HTTP/2; --http1 is for connect and grpc-web")
+			}
+		default:
+			usage("--protocol must be grpc, grpc-web or connect, not " + *protocol)
+		}
+	default:
+		usage("--impl must be grpc-go or connect-go, not " + *impl)
 	}
 	if *addr == "" || *workload == "" {
 		usage("--addr and --workload are required")
@@ -410,7 +459,7 @@ func parseArgs() args {
 	switch *workload {
 	case "server-stream", "client-stream", "pingpong", "unary", "cancel":
 	default:
-		usage("unknown workload " + *workload + " (grpc-go runs the rate workloads only)")
+		usage("unknown workload " + *workload + " (the Go clients run the rate workloads only)")
 	}
 	if *streams < 1 || *connections < 1 {
 		usage("--streams and --connections must be at least 1")
@@ -423,7 +472,7 @@ func parseArgs() args {
 	}
 	secs := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 	return args{
-		addr: *addr, workload: *workload, duration: secs(*duration), warmup: secs(*warmup),
+		impl: *impl, protocol: *protocol, http1: *http1, addr: *addr, workload: *workload, duration: secs(*duration), warmup: secs(*warmup),
 		size: *size, streams: *streams, connections: *connections, serverPid: *serverPid,
 	}
 }

@@ -2,11 +2,14 @@
 //! cell an `echo-server` and an `echo-client` process of its own (so the two share the
 //! machine's cores as a real client and server would), then markdown tables of ratios:
 //! the main table, the mixed pairs (tonic's, grpc-go's and rillrpc's clients against each
-//! other's servers) and, with `--baseline`, rillrpc before and after in the same run.
+//! other's servers), with `--baseline` rillrpc before and after in the same run, and with
+//! `--tables protocols` the protocols table (gRPC, Connect over HTTP/2 and HTTP/1.1 and
+//! gRPC-Web: connect-go's client against rillrpc's, connect-go's and the `connectrpc`
+//! crate's servers, and rillrpc's client against its own server).
 //!
 //!     cargo run --release -p rill-bench --bin bench -- [--duration-secs S] [--repeat N]
-//!         [--only W] [--idle-streams N] [--no-cross] [--no-main] [--no-build]
-//!         [--baseline DIR] [--go-dir DIR]
+//!         [--only W] [--idle-streams N] [--tables main,cross,protocols] [--no-cross]
+//!         [--no-main] [--no-build] [--baseline DIR] [--go-dir DIR]
 //!
 //! Each cell is reproducible by hand with the same two binaries (see bench/README.md).
 
@@ -23,11 +26,14 @@ struct Opts {
     idle_streams: usize,
     cross: bool,
     main: bool,
+    /// The protocols table (`--tables protocols`).
+    protocols: bool,
     build: bool,
     repeat: usize,
     /// echo-server and echo-client built from the commit before a change (`--baseline`).
     baseline: Option<PathBuf>,
-    /// grpc-go's echo-server and echo-client (`make bench-go`); default `<target>/bench-go`.
+    /// The Go echo-server and echo-client (grpc-go, connect-go; `make bench-go`); default
+    /// `<target>/bench-go`.
     go_dir: Option<PathBuf>,
 }
 
@@ -39,6 +45,10 @@ enum Imp {
     /// rillrpc from the `--baseline` binaries.
     RillBefore,
     GrpcGo,
+    /// connect-go's client and server (`bench/go`).
+    ConnectGo,
+    /// The `connectrpc` crate's server (`echo-server --impl connectrpc`).
+    ConnectRs,
 }
 
 impl Imp {
@@ -48,6 +58,8 @@ impl Imp {
             Imp::Rill => "rill",
             Imp::RillBefore => "rill before",
             Imp::GrpcGo => "grpc-go",
+            Imp::ConnectGo => "connect-go",
+            Imp::ConnectRs => "connectrpc",
         }
     }
 
@@ -57,6 +69,8 @@ impl Imp {
             Imp::Tonic => "tonic",
             Imp::Rill | Imp::RillBefore => "rill",
             Imp::GrpcGo => "grpc-go",
+            Imp::ConnectGo => "connect-go",
+            Imp::ConnectRs => "connectrpc",
         }
     }
 }
@@ -71,8 +85,8 @@ struct Bins {
 impl Bins {
     fn program(&self, i: Imp, name: &str) -> PathBuf {
         let dir = match i {
-            Imp::Tonic | Imp::Rill => &self.current,
-            Imp::GrpcGo => &self.go,
+            Imp::Tonic | Imp::Rill | Imp::ConnectRs => &self.current,
+            Imp::GrpcGo | Imp::ConnectGo => &self.go,
             Imp::RillBefore => self
                 .baseline
                 .as_ref()
@@ -82,20 +96,59 @@ impl Bins {
     }
 }
 
-/// One measurement: a client of one implementation against a server of one.
+/// One measurement: a client of one implementation against a server of one, in the
+/// client's default protocol or (the protocols table) the one given.
 #[derive(Clone, Copy)]
 struct Cell {
     workload: Workload,
     size: usize,
     client: Imp,
     server: Imp,
+    proto: Option<Proto>,
 }
 
 impl Cell {
     fn pair(&self) -> String {
-        format!("{} → {}", self.client.label(), self.server.label())
+        let pair = format!("{} → {}", self.client.label(), self.server.label());
+        match self.proto {
+            Some(p) => format!("{pair} [{}]", p.label),
+            None => pair,
+        }
     }
 }
+
+/// A protocol and HTTP version a client speaks: a column of the protocols table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Proto {
+    label: &'static str,
+    /// The clients' `--protocol`.
+    flag: &'static str,
+    /// The clients' `--http1`.
+    http1: bool,
+}
+
+const PROTOS: [Proto; 4] = [
+    Proto {
+        label: "gRPC",
+        flag: "grpc",
+        http1: false,
+    },
+    Proto {
+        label: "Connect/HTTP2",
+        flag: "connect",
+        http1: false,
+    },
+    Proto {
+        label: "Connect/HTTP1.1",
+        flag: "connect",
+        http1: true,
+    },
+    Proto {
+        label: "gRPC-Web/HTTP2",
+        flag: "grpc-web",
+        http1: false,
+    },
+];
 
 /// What a cell gave: the client's report, or why there is none.
 type Outcome = Result<Report, String>;
@@ -128,6 +181,32 @@ const STALLED_STREAMS: usize = 2_000;
 /// server too.
 const PEERS: [Imp; 2] = [Imp::Tonic, Imp::GrpcGo];
 
+/// The protocols table's rows.
+const PROTO_ROWS: [Row; 3] = [
+    ("server-stream 16 B (msg/s)", Workload::ServerStream, 16),
+    ("sequential unary 16 B (calls/s)", Workload::Unary, 16),
+    (
+        "bidi ping-pong 16 B (round trips/s)",
+        Workload::PingPong,
+        16,
+    ),
+];
+
+/// The protocols table's pairs, in each protocol: connect-go's client against our server,
+/// its own and the `connectrpc` crate's; our client against our server.
+const PROTO_PAIRS: [(Imp, Imp); 4] = [
+    (Imp::ConnectGo, Imp::Rill),
+    (Imp::ConnectGo, Imp::ConnectGo),
+    (Imp::ConnectGo, Imp::ConnectRs),
+    (Imp::Rill, Imp::Rill),
+];
+
+/// Whether a protocols-table cell can run: both clients refuse bidi calls over HTTP/1.1
+/// (connect-go's and ours alike).
+fn proto_cell_runs(w: Workload, p: Proto) -> bool {
+    !(p.http1 && w == Workload::PingPong)
+}
+
 fn main() {
     let o = parse_args();
     let current = std::env::current_exe()
@@ -143,7 +222,7 @@ fn main() {
         baseline: o.baseline.clone(),
     };
     if o.build {
-        build(&bins, o.cross);
+        build(&bins, o.cross || o.protocols);
     }
     check_baseline(&bins);
     let started = Instant::now();
@@ -186,6 +265,30 @@ fn main() {
             .push((*row, rounds(&bins, &o, &cells, o.repeat, &mut raw)));
     }
 
+    // The protocols table: every protocol's pairs of a row in turn within each round.
+    let mut protos = Protocols::default();
+    for row in PROTO_ROWS
+        .iter()
+        .filter(|r| o.protocols && o.only.is_none_or(|w| w == r.1))
+    {
+        let keys: Vec<(Proto, Imp, Imp)> = PROTOS
+            .iter()
+            .filter(|&&p| proto_cell_runs(row.1, p))
+            .flat_map(|&p| PROTO_PAIRS.iter().map(move |&(c, s)| (p, c, s)))
+            .collect();
+        let cells: Vec<Cell> = keys
+            .iter()
+            .map(|&(p, c, s)| Cell {
+                proto: Some(p),
+                ..cell(row, c, s)
+            })
+            .collect();
+        let outs = rounds(&bins, &o, &cells, o.repeat, &mut raw);
+        protos
+            .rows
+            .push((*row, keys.into_iter().zip(outs).collect()));
+    }
+
     if !main_rows.is_empty() {
         print_main(&o, &imps, &main_rows);
     }
@@ -193,6 +296,12 @@ fn main() {
         cross.print_pairs();
         cross.print_our_server();
         cross.print_server_cpu();
+    }
+    if !protos.rows.is_empty() {
+        protos.print_rates();
+        protos.print_ratios();
+        protos.print_own_grpc();
+        protos.print_server_cpu();
     }
     print_footer(&o, started, &raw);
 }
@@ -203,6 +312,7 @@ fn cell(row: &Row, client: Imp, server: Imp) -> Cell {
         size: row.2,
         client,
         server,
+        proto: None,
     }
 }
 
@@ -454,6 +564,127 @@ impl Cross {
     }
 }
 
+/// The protocols table's outcomes: per row, one per protocol and pair that ran.
+#[derive(Default)]
+struct Protocols {
+    rows: Vec<(Row, Vec<(ProtoKey, Outcome)>)>,
+}
+
+/// A protocols-table cell: its protocol, client and server.
+type ProtoKey = (Proto, Imp, Imp);
+
+/// What one line of a protocols table shows in one protocol's column.
+type ProtoItem = Box<dyn Fn(&[(ProtoKey, Outcome)], Proto) -> String>;
+
+fn proto_get(outs: &[(ProtoKey, Outcome)], key: ProtoKey) -> Option<&Outcome> {
+    outs.iter().find(|(k, _)| *k == key).map(|(_, x)| x)
+}
+
+/// The value of one pair in one protocol.
+fn proto_value(outs: &[(ProtoKey, Outcome)], key: ProtoKey) -> Option<f64> {
+    proto_get(outs, key).and_then(value)
+}
+
+const GRPC: Proto = PROTOS[0];
+
+impl Protocols {
+    /// A line per row and item, a column per protocol; a cell that cannot run reads n/a.
+    fn print(&self, title: &str, items: &[(String, ProtoItem)]) {
+        let mut head = vec![title.to_owned(), String::new()];
+        head.extend(PROTOS.iter().map(|p| p.label.to_owned()));
+        header(&head, 2);
+        for ((label, w, _), outs) in &self.rows {
+            for (name, item) in items {
+                let cells: Vec<String> = PROTOS
+                    .iter()
+                    .map(|&p| match proto_cell_runs(*w, p) {
+                        true => item(outs, p),
+                        false => "n/a".to_owned(),
+                    })
+                    .collect();
+                println!("| {label} | {name} | {} |", cells.join(" | "));
+            }
+        }
+    }
+
+    /// Every pair's rate in every protocol.
+    fn print_rates(&self) {
+        let items: Vec<(String, ProtoItem)> = PROTO_PAIRS
+            .iter()
+            .map(|&(c, s)| {
+                let item: ProtoItem = Box::new(move |outs, p| match proto_get(outs, (p, c, s)) {
+                    Some(x) => show(x, value(x)),
+                    None => String::new(),
+                });
+                (format!("{} → {}", c.label(), s.label()), item)
+            })
+            .collect();
+        self.print("protocols: rates", &items);
+    }
+
+    /// Our server against connect-go's and connectrpc's under connect-go's client, and our
+    /// client and server against connect-go's pair.
+    fn print_ratios(&self) {
+        let over = |(c1, s1): (Imp, Imp), (c0, s0): (Imp, Imp)| -> ProtoItem {
+            Box::new(move |outs, p| {
+                ratio(
+                    proto_value(outs, (p, c0, s0)),
+                    proto_value(outs, (p, c1, s1)),
+                )
+            })
+        };
+        let cg = Imp::ConnectGo;
+        let items: Vec<(String, ProtoItem)> = vec![
+            (
+                "connect-go client: rill / connect-go server".into(),
+                over((cg, Imp::Rill), (cg, cg)),
+            ),
+            (
+                "connect-go client: rill / connectrpc server".into(),
+                over((cg, Imp::Rill), (cg, Imp::ConnectRs)),
+            ),
+            (
+                "rill → rill / connect-go → connect-go".into(),
+                over((Imp::Rill, Imp::Rill), (cg, cg)),
+            ),
+        ];
+        self.print("protocols: ratios (≥ 1.00: rill at least as fast)", &items);
+    }
+
+    /// Each protocol against gRPC on our server, under our client and connect-go's.
+    fn print_own_grpc(&self) {
+        let items: Vec<(String, ProtoItem)> = [Imp::Rill, Imp::ConnectGo]
+            .iter()
+            .map(|&c| {
+                let item: ProtoItem = Box::new(move |outs, p| {
+                    ratio(
+                        proto_value(outs, (GRPC, c, Imp::Rill)),
+                        proto_value(outs, (p, c, Imp::Rill)),
+                    )
+                });
+                (format!("{} → rill: protocol / gRPC", c.label()), item)
+            })
+            .collect();
+        self.print("protocols against our own gRPC", &items);
+    }
+
+    /// What an operation costs each server in each protocol.
+    fn print_server_cpu(&self) {
+        let items: Vec<(String, ProtoItem)> = PROTO_PAIRS
+            .iter()
+            .map(|&(c, s)| {
+                let item: ProtoItem = Box::new(move |outs, p| {
+                    proto_get(outs, (p, c, s))
+                        .and_then(server_us)
+                        .map_or("–".to_owned(), |v| format!("{v:.2}"))
+                });
+                (format!("{} → {}", c.label(), s.label()), item)
+            })
+            .collect();
+        self.print("protocols: server CPU-µs per message or call", &items);
+    }
+}
+
 /// A markdown table's head: `left` left-aligned columns, the rest right-aligned.
 fn header(head: &[String], left: usize) {
     println!();
@@ -494,7 +725,7 @@ fn ratio(base: Option<f64>, new: Option<f64>) -> String {
 }
 
 /// Builds the two binaries the runner starts, so they are never older than the core, and
-/// (for the mixed pairs) grpc-go's two with `make bench-go`.
+/// (for the mixed pairs and the protocols table) the Go two with `make bench-go`.
 fn build(bins: &Bins, go: bool) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -524,7 +755,7 @@ fn build(bins: &Bins, go: bool) {
     }
     // The make target is where the Go build is spelled out (and Go installed if missing);
     // its output directory is the one this runner reads.
-    eprintln!("bench: building grpc-go's echo-server and echo-client (make bench-go)");
+    eprintln!("bench: building the Go echo-server and echo-client (make bench-go)");
     let target = bins.current.join("..");
     let st = Command::new("make")
         .current_dir(dir.join(".."))
@@ -534,7 +765,7 @@ fn build(bins: &Bins, go: bool) {
         .stdout(Stdio::null())
         .status();
     if !matches!(st, Ok(s) if s.success()) {
-        eprintln!("bench: make bench-go failed ({st:?}): the grpc-go cells will fail");
+        eprintln!("bench: make bench-go failed ({st:?}): the Go cells will fail");
     }
 }
 
@@ -617,12 +848,19 @@ fn run_cell_inner(bins: &Bins, o: &Opts, c: &Cell) -> Outcome {
     let server_pid = server.0.id();
 
     // Only flags every client has: the baseline's echo-client is an older program, and
-    // grpc-go's runs the rate workloads only.
+    // the Go clients run the rate workloads only. The protocols table's cells add the
+    // protocol flags, which rill's and connect-go's clients take.
     let client_bin = bins.program(c.client, "echo-client");
     let mut cmd = Command::new(&client_bin);
     cmd.args(["--impl", c.client.flag(), "--addr", &addr])
         .args(["--workload", c.workload.name()])
         .args(["--duration-secs", &o.duration.to_string()]);
+    if let Some(p) = c.proto {
+        cmd.args(["--protocol", p.flag]);
+        if p.http1 {
+            cmd.arg("--http1");
+        }
+    }
     cmd.args(["--server-pid", &server_pid.to_string()]);
     if c.workload == Workload::IdleStreams {
         cmd.args(["--streams", &o.idle_streams.to_string()]);
@@ -672,6 +910,7 @@ fn parse_args() -> Opts {
         idle_streams: 10_000,
         cross: true,
         main: true,
+        protocols: false,
         build: true,
         repeat: 2,
         baseline: None,
@@ -703,6 +942,17 @@ fn parse_args() -> Opts {
                     .filter(|n| *n > 0)
                     .unwrap_or_else(|| usage("--idle-streams must be a positive integer"))
             }
+            "--tables" => {
+                (o.main, o.cross, o.protocols) = (false, false, false);
+                for t in val().split(',') {
+                    match t.trim() {
+                        "main" => o.main = true,
+                        "cross" => o.cross = true,
+                        "protocols" => o.protocols = true,
+                        other => usage(&format!("unknown table {other}")),
+                    }
+                }
+            }
             "--no-cross" => o.cross = false,
             "--no-main" => o.main = false,
             "--repeat" => {
@@ -728,11 +978,15 @@ fn usage(msg: &str) -> ! {
     }
     eprintln!(
         "usage: bench [--duration-secs S] [--repeat N] [--only WORKLOAD] [--idle-streams N]\n\
-         \x20            [--no-cross] [--no-main] [--no-build] [--baseline DIR] [--go-dir DIR]\n\
+         \x20            [--tables main,cross,protocols] [--no-cross] [--no-main] [--no-build]\n\
+         \x20            [--baseline DIR] [--go-dir DIR]\n\
          workloads: server-stream client-stream pingpong unary cancel idle-streams stalled-streams\n\
          --baseline DIR: echo-server and echo-client built from an older commit, run as\n\
          \x20 \"rill before\" in the same rounds (main table and the peers' clients' pairs)\n\
-         --go-dir DIR: grpc-go's echo-server and echo-client (default <target>/bench-go)"
+         --tables: which tables run (default main,cross; protocols: gRPC, Connect over HTTP/2\n\
+         \x20 and HTTP/1.1, gRPC-Web, against connect-go and the connectrpc crate)\n\
+         --go-dir DIR: the Go echo-server and echo-client (grpc-go, connect-go; default\n\
+         \x20 <target>/bench-go)"
     );
     std::process::exit(2)
 }

@@ -2,6 +2,7 @@
 //! workload against an echo server and prints one `RESULT ...` line.
 //!
 //!     echo-client --impl rill|tonic --addr 127.0.0.1:PORT --workload W
+//!                 [--protocol grpc|grpc-web|connect] [--http1]
 //!                 [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]
 //!                 [--connections N] [--server-pid PID] [--messages N] [--count-frames]
 //!
@@ -9,6 +10,11 @@
 //! after a warm-up) and idle-streams (`--streams` open bidi streams, default 10000; the
 //! resident memory they cost this process and, with `--server-pid`, the server).
 //! With `--server-pid`, rate workloads also report the server's CPU use over the window.
+//!
+//! `--protocol` (rill only; default grpc) is the protocol every call speaks
+//! (`ChannelOptions::protocol`), over HTTP/2, or over HTTP/1.1 with `--http1`
+//! (`ChannelOptions::http_version`; gRPC-Web and Connect only, and no bidi calls: the
+//! pingpong workload then fails, as the channel refuses them).
 //!
 //! `--messages N` makes the run one burst instead of a timed rate: each stream makes one
 //! call of N messages (server-stream: `count = N`; client-stream: N requests, then the
@@ -76,6 +82,9 @@ enum Job {
 #[derive(Clone, Debug)]
 struct Args {
     imp: Impl,
+    /// The rill channel's protocol and HTTP version (`--protocol`, `--http1`).
+    protocol: rillrpc::Protocol,
+    http1: bool,
     addr: String,
     job: Job,
     duration: Duration,
@@ -144,6 +153,11 @@ async fn run(a: Args, workload: Workload) -> Res<Report> {
         .set("unit", workload.unit())
         .set("addr", &a.addr)
         .set("connections", a.connections);
+    if a.imp == Impl::Rill {
+        let http = if a.http1 { "1.1" } else { "2" };
+        r.set("protocol", protocol_name(a.protocol))
+            .set("http", http);
+    }
     if workload.is_memory() {
         let stalled = workload == Workload::StalledStreams;
         let n = a.streams.unwrap_or(if stalled { 2_000 } else { 10_000 });
@@ -218,6 +232,14 @@ async fn run(a: Args, workload: Workload) -> Res<Report> {
     Ok(r)
 }
 
+fn protocol_name(p: rillrpc::Protocol) -> &'static str {
+    match p {
+        rillrpc::Protocol::Grpc => "grpc",
+        rillrpc::Protocol::GrpcWeb => "grpc-web",
+        rillrpc::Protocol::Connect => "connect",
+    }
+}
+
 fn imp_name(i: Impl) -> &'static str {
     match i {
         Impl::Rill => "rill",
@@ -266,7 +288,13 @@ impl Conns {
         };
         match a.imp {
             Impl::Rill => {
-                let mut opts = rillrpc::ChannelOptions::default();
+                let mut opts = rillrpc::ChannelOptions {
+                    protocol: a.protocol,
+                    ..Default::default()
+                };
+                if a.http1 {
+                    opts.http_version = rillrpc::HttpVersion::Http1;
+                }
                 if window == Window::Zero {
                     opts.initial_stream_window = 0;
                 }
@@ -970,6 +998,8 @@ fn parse_args() -> Args {
     let mut streams = None;
     let mut connections = 1usize;
     let mut server_pid = None;
+    let mut protocol = None;
+    let mut http1 = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -985,6 +1015,17 @@ fn parse_args() -> Args {
                 })
             }
             "--addr" => addr = Some(val()),
+            "--protocol" => {
+                protocol = Some(match val().as_str() {
+                    "grpc" => rillrpc::Protocol::Grpc,
+                    "grpc-web" => rillrpc::Protocol::GrpcWeb,
+                    "connect" => rillrpc::Protocol::Connect,
+                    o => usage(&format!(
+                        "--protocol must be grpc, grpc-web or connect, not {o}"
+                    )),
+                })
+            }
+            "--http1" => http1 = true,
             "--workload" => workload = Some(val()),
             "--messages" => messages = Some(num(&val(), "--messages") as u64),
             "--count-frames" => count_frames = true,
@@ -1020,8 +1061,17 @@ fn parse_args() -> Args {
     if count_frames && imp != Impl::Tonic {
         usage("--count-frames needs --impl tonic");
     }
+    if imp == Impl::Tonic && (http1 || protocol.is_some_and(|p| p != rillrpc::Protocol::Grpc)) {
+        usage("tonic speaks gRPC over HTTP/2 only; --protocol and --http1 are for --impl rill");
+    }
+    let protocol = protocol.unwrap_or(rillrpc::Protocol::Grpc);
+    if http1 && protocol == rillrpc::Protocol::Grpc {
+        usage("gRPC needs HTTP/2; --http1 is for --protocol connect and grpc-web");
+    }
     Args {
         imp,
+        protocol,
+        http1,
         addr: addr.unwrap_or_else(|| usage("--addr is required")),
         job,
         duration: Duration::from_secs_f64(duration),
@@ -1047,6 +1097,7 @@ fn usage(msg: &str) -> ! {
     }
     eprintln!(
         "usage: echo-client --impl rill|tonic --addr HOST:PORT --workload W\n\
+         \x20      [--protocol grpc|grpc-web|connect] [--http1]   (rill)\n\
          \x20      [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]\n\
          \x20      [--connections N] [--server-pid PID] [--messages N] [--count-frames]\n\
          workloads: server-stream client-stream pingpong unary cancel idle-streams;\n\

@@ -1,12 +1,13 @@
-//! An echo server for `shared/idl/echo.proto`, on rillrpc or on tonic, for benchmarks and
-//! for reproducing a benchmark cell by hand.
+//! An echo server for `shared/idl/echo.proto`, on rillrpc, on tonic or on the `connectrpc`
+//! crate, for benchmarks and for reproducing a benchmark cell by hand.
 //!
-//!     echo-server --impl rill|tonic [--port 50051] [--host 127.0.0.1] [--max-streams N]
-//!                 [--threads N] [--count-frames] [--cors ORIGIN]...
+//!     echo-server --impl rill|tonic|connectrpc [--port 50051] [--host 127.0.0.1]
+//!                 [--max-streams N] [--threads N] [--count-frames] [--cors ORIGIN]...
 //!
 //! The rill server answers gRPC, gRPC-Web and Connect on its one port, over HTTP/1.1 and
 //! HTTP/2. `--cors ORIGIN` (repeatable; `*` for any) lets browser pages from that origin
-//! call it.
+//! call it. The connectrpc server (`rill_bench::connectrpc_echo`) answers the same three
+//! protocols over both HTTP versions on its one port.
 //!
 //! Prints `listening on <addr>` once it accepts connections. With `--count-frames` (tonic
 //! only), each connection's HTTP/2 frames are counted as tonic reads and writes them, and
@@ -100,7 +101,14 @@ fn main() {
                 };
                 served.unwrap_or_else(|e| fail(&e.to_string()));
             }
-            other => usage(&format!("--impl must be rill or tonic, not {other}")),
+            "connectrpc" => {
+                rill_bench::connectrpc_echo::serve(&addr, max_streams, announce)
+                    .await
+                    .unwrap_or_else(|e| fail(&e));
+            }
+            other => usage(&format!(
+                "--impl must be rill, tonic or connectrpc, not {other}"
+            )),
         }
     });
 }
@@ -120,7 +128,8 @@ fn usage(msg: &str) -> ! {
         eprintln!("echo-server: {msg}");
     }
     eprintln!(
-        "usage: echo-server --impl rill|tonic [--port N] [--host H] [--max-streams N] [--threads N]\n\
+        "usage: echo-server --impl rill|tonic|connectrpc [--port N] [--host H] [--max-streams N]\n\
+         \x20      [--threads N]\n\
          \x20      [--count-frames]   (tonic: a line of HTTP/2 frame counts per closed connection)\n\
          \x20      [--cors ORIGIN]... (rill: browser pages from ORIGIN, or * for any, may call)"
     );
