@@ -589,10 +589,11 @@ async fn http1_content_length_and_transfer_encoding_together_close_the_connectio
 }
 
 #[tokio::test]
-async fn http1_malformed_requests_are_400_and_close_that_connection_only() {
+async fn http1_malformed_requests_are_refused_and_close_that_connection_only() {
     let server = rill_server(ServerOptions::default());
     let addr = server.local_addr();
-    // A chunk size that is not hex, and a request line that is not HTTP.
+    // A chunk size that is not hex (hyper: 400), and a first line that is neither HTTP/1.1
+    // nor HTTP/2's preface (HTTP/2 refuses it as a bad preface and closes).
     for bad in [
         &b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\n\
            Content-Type: application/proto\r\nTransfer-Encoding: chunked\r\n\r\n\
@@ -601,8 +602,8 @@ async fn http1_malformed_requests_are_400_and_close_that_connection_only() {
     ] {
         let resp = h1(addr, bad).await;
         let text = String::from_utf8_lossy(&resp).to_ascii_lowercase();
-        // hyper answers a bad head with 400; a body that goes bad after the head leaves
-        // the call failed and the connection closed, with no 200 for it.
+        // A body that goes bad after the head leaves the call failed and the connection
+        // closed, with no 200 for it.
         assert!(
             text.starts_with("http/1.1 400") || !text.contains("\x0a\x02hi"),
             "{text}"

@@ -17,14 +17,22 @@ pub(crate) enum Version {
     Http1,
 }
 
-/// Reads until the first bytes are the whole preface or differ from it. A connection
-/// that ends first is left to HTTP/2, whose handshake reports it.
+/// Reads until the first bytes are the whole preface, or begin an HTTP/1.1 request line
+/// (a method, a space, then a target: `/`, `*` or an absolute URI). Anything else is left
+/// to HTTP/2, whose handshake refuses it as a bad preface (RFC 9113 §3.4: "MUST treat an
+/// invalid connection preface as a connection error"), as does a connection that ends
+/// first.
 pub(crate) async fn sniff<T: AsyncRead + Unpin>(mut io: T) -> io::Result<(Version, Rewind<T>)> {
     let mut seen = BytesMut::with_capacity(PREFACE.len());
     let version = loop {
         let n = seen.len();
+        if seen[..] == PREFACE[..] {
+            break Version::Http2;
+        }
         if seen[..] != PREFACE[..n] {
-            break Version::Http1;
+            if let Some(v) = request_line(&seen) {
+                break v;
+            }
         }
         if n == PREFACE.len() {
             break Version::Http2;
@@ -38,6 +46,27 @@ pub(crate) async fn sniff<T: AsyncRead + Unpin>(mut io: T) -> io::Result<(Versio
         seen.extend_from_slice(&chunk[..got]);
     };
     Ok((version, Rewind { seen, io }))
+}
+
+/// What the start of a request that is not the preface says: HTTP/1.1 once a method token
+/// and a space are followed by a target's first byte; HTTP/2 (to be refused) once it
+/// cannot be a request line; `None` while it could still be one.
+fn request_line(seen: &[u8]) -> Option<Version> {
+    if seen.starts_with(b"PRI ") {
+        // A preface gone wrong, not a request.
+        return Some(Version::Http2);
+    }
+    let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let method = seen.iter().take_while(|&&b| is_tchar(b)).count();
+    match seen.get(method) {
+        None => None,
+        Some(b' ') if method > 0 => match seen.get(method + 1) {
+            None => None,
+            Some(b'/' | b'*' | b'h' | b'H') => Some(Version::Http1),
+            Some(_) => Some(Version::Http2),
+        },
+        Some(_) => Some(Version::Http2),
+    }
 }
 
 /// A connection whose first bytes, already read, are read again.
@@ -118,7 +147,25 @@ mod tests {
     async fn a_request_line_is_http1_and_is_read_again() {
         let req = b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(sniffed(req).await, (Version::Http1, req.to_vec()));
-        // "PRI" then something else: not the preface.
-        assert_eq!(sniffed(b"PRIX").await.0, Version::Http1);
+        assert_eq!(sniffed(b"OPTIONS * HTTP/1.1\r\n").await.0, Version::Http1);
+        assert_eq!(
+            sniffed(b"GET http://x/ HTTP/1.1\r\n").await.0,
+            Version::Http1
+        );
+    }
+
+    /// Regression (h2spec http2/3.5/2, "Sends invalid connection preface"): bytes that are
+    /// neither the preface nor a request line were answered as HTTP/1.1 (a 400), where
+    /// HTTP/2 must treat them as a connection error.
+    #[tokio::test]
+    async fn bytes_that_are_neither_go_to_http2_to_be_refused() {
+        for bad in [
+            &b"INVALID CONNECTION PREFACE\r\n\r\n"[..],
+            b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",
+            b"HELLO\r\n\r\n",
+            b"\x00\x00\x00\x04",
+        ] {
+            assert_eq!(sniffed(bad).await.0, Version::Http2, "{bad:?}");
+        }
     }
 }
