@@ -1,6 +1,7 @@
 //! The server side of one call, handed out by `Server::accept`.
 
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -26,7 +27,7 @@ pub(crate) struct Accepted {
     pub(crate) shape: Shape,
     pub(crate) protocol: Protocol,
     /// The messages' codec, as the content type names it (`proto`, `json`).
-    pub(crate) codec: String,
+    pub(crate) codec: Cow<'static, str>,
     pub(crate) metadata: Metadata,
     pub(crate) timeout: Option<Duration>,
     pub(crate) peer: SocketAddr,
@@ -44,7 +45,7 @@ pub struct ServerCall {
     method: String,
     shape: Shape,
     protocol: Protocol,
-    codec: String,
+    codec: Cow<'static, str>,
     metadata: Metadata,
     deadline: Option<Instant>,
     peer: SocketAddr,

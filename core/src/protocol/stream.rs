@@ -36,7 +36,7 @@ pub(crate) struct Sender {
     half: Half,
     /// A Connect unary response, held until the call ends: the handler's headers and the
     /// message (its trailers go in the same head).
-    unary: Option<(Option<Metadata>, Bytes)>,
+    unary: Option<Box<(Option<Metadata>, Bytes)>>,
     /// The origin of a browser's request that CORS allows: its page may read the response.
     origin: Option<HeaderValue>,
     /// The connection, for writes from outside its task (see `transport::driver`).
@@ -179,7 +179,9 @@ impl Sender {
         };
         if self.wire == Wire::ConnectUnary {
             // The head waits for the end, whose trailers it carries.
-            let held = self.unary.get_or_insert_with(|| (None, Bytes::new()));
+            let held = self
+                .unary
+                .get_or_insert_with(|| Box::new((None, Bytes::new())));
             if metadata.is_some() {
                 held.0 = metadata;
             }
@@ -211,7 +213,9 @@ impl Sender {
     pub(crate) fn send_data(&mut self, data: Bytes) -> Result<(), Status> {
         if let (Wire::ConnectUnary, Half::Respond(..)) = (self.wire, &self.half) {
             // The one message of the call (the queue frames it bare).
-            let held = self.unary.get_or_insert_with(|| (None, Bytes::new()));
+            let held = self
+                .unary
+                .get_or_insert_with(|| Box::new((None, Bytes::new())));
             held.1 = if held.1.is_empty() {
                 data
             } else {
@@ -297,7 +301,11 @@ impl Sender {
                 connect::end_stream(status),
             ),
             Wire::ConnectUnary => {
-                let (md, msg) = self.unary.take().unwrap_or((None, Bytes::new()));
+                let (md, msg) = self
+                    .unary
+                    .take()
+                    .map(|u| *u)
+                    .unwrap_or((None, Bytes::new()));
                 connect::unary_response(ct, enc, md.as_ref(), status, msg)
             }
         };

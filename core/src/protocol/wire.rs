@@ -1,6 +1,7 @@
 //! Which protocol over HTTP a request speaks, and how each one frames its messages.
 
 use http::{Method, Request, StatusCode};
+use std::borrow::Cow;
 
 use super::grpc::RequestHead;
 use super::terms::{Framing, NotACall, Protocol};
@@ -32,7 +33,9 @@ impl Wire {
     /// Which protocol a request speaks, by its method and content type (parameters
     /// dropped, returned with it); a request that is none of them is refused with 405 or
     /// 415, as each protocol's spec asks.
-    pub(crate) fn of_request(parts: &http::request::Parts) -> Result<(Wire, String), NotACall> {
+    pub(crate) fn of_request(
+        parts: &http::request::Parts,
+    ) -> Result<(Wire, Cow<'_, str>), NotACall> {
         if parts.method != Method::POST {
             return Err(NotACall {
                 status: StatusCode::METHOD_NOT_ALLOWED,
@@ -45,12 +48,13 @@ impl Wire {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let base = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let base = ct.split(';').next().unwrap_or("").trim();
+        // Media types are case-insensitive; clients send them in lower case.
+        let base: Cow<'_, str> = if base.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(base.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(base)
+        };
         let wire = if grpc::is_grpc_content_type(&base) {
             Wire::Grpc
         } else if grpc::is_grpc_web_content_type(&base) {
@@ -80,15 +84,17 @@ impl Wire {
 
     /// The codec a content type names: what follows `+` (gRPC, gRPC-Web, Connect
     /// streaming) or `application/` (Connect unary); `proto` when it names none.
-    pub(crate) fn codec(self, base: &str) -> String {
+    pub(crate) fn codec(self, base: &str) -> Cow<'static, str> {
         let named = match self {
             Wire::ConnectUnary => base.strip_prefix("application/"),
             _ => base.split_once('+').map(|(_, c)| c),
         };
-        named
-            .filter(|c| !c.is_empty())
-            .unwrap_or("proto")
-            .to_owned()
+        // The common names cost no allocation per call.
+        match named.filter(|c| !c.is_empty()) {
+            None | Some("proto") => Cow::Borrowed("proto"),
+            Some("json") => Cow::Borrowed("json"),
+            Some(other) => Cow::Owned(other.to_owned()),
+        }
     }
 
     /// A client's request head.
