@@ -48,24 +48,18 @@ pub(crate) fn invalid(msg: &str) -> Error {
     Error::new(napi::Status::InvalidArg, msg.to_owned())
 }
 
-/// Every protocol a channel may speak, for reading their names.
-const PROTOCOLS: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Connect];
-
-/// The protocol of this name (`Protocol::name`: "grpc", "grpc-web", "connect").
+/// The protocol of this name (`Protocol::from_name`: "grpc", "grpc-web", "connect").
 pub(crate) fn protocol_from_js(name: &str) -> Result<Protocol> {
-    PROTOCOLS
-        .into_iter()
-        .find(|p| p.name() == name)
-        .ok_or_else(|| {
-            let names: Vec<String> = PROTOCOLS
-                .iter()
-                .map(|p| format!("'{}'", p.name()))
-                .collect();
-            invalid(&format!(
-                "unknown protocol {name:?}: use one of {}",
-                names.join(", ")
-            ))
-        })
+    Protocol::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = Protocol::ALL
+            .iter()
+            .map(|p| format!("'{}'", p.name()))
+            .collect();
+        invalid(&format!(
+            "unknown protocol {name:?}: use one of {}",
+            names.join(", ")
+        ))
+    })
 }
 
 /// A call's final status.

@@ -125,24 +125,18 @@ pub fn pending(py: Python<'_>, epoch: u64) -> PyResult<Py<PyAny>> {
     Ok(epoch.into_pyobject(py)?.into_any().unbind())
 }
 
-/// Every protocol a channel may speak, for reading their names.
-const PROTOCOLS: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Connect];
-
-/// The protocol of this name (`Protocol::name`: "grpc", "grpc-web", "connect").
+/// The protocol of this name (`Protocol::from_name`: "grpc", "grpc-web", "connect").
 pub fn protocol_from_py(name: &str) -> PyResult<Protocol> {
-    PROTOCOLS
-        .into_iter()
-        .find(|p| p.name() == name)
-        .ok_or_else(|| {
-            let names: Vec<String> = PROTOCOLS
-                .iter()
-                .map(|p| format!("'{}'", p.name()))
-                .collect();
-            PyValueError::new_err(format!(
-                "unknown protocol {name:?}: use one of {}",
-                names.join(", ")
-            ))
-        })
+    Protocol::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = Protocol::ALL
+            .iter()
+            .map(|p| format!("'{}'", p.name()))
+            .collect();
+        PyValueError::new_err(format!(
+            "unknown protocol {name:?}: use one of {}",
+            names.join(", ")
+        ))
+    })
 }
 
 /// A non-negative, finite number of seconds; `what` names it in the error.
