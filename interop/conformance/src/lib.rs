@@ -27,6 +27,60 @@ pub mod pb {
     }
 }
 
+#[cfg(conformance_protos)]
+pub mod headers {
+    //! The suite's headers (a name and its values, binary ones in base64) and rillrpc's
+    //! metadata, both ways: what the server echoes and sends, what the client sends and
+    //! reports.
+
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use base64::Engine;
+    use rillrpc::{Metadata, MetadataValue};
+
+    use crate::pb::Header;
+
+    /// Metadata as the suite's headers: one entry per name, values in arrival order,
+    /// binary values in their base64 wire form.
+    pub fn of_metadata(md: &Metadata) -> Vec<Header> {
+        let mut out: Vec<Header> = Vec::new();
+        for (name, value) in md.iter() {
+            let value = match value {
+                MetadataValue::Ascii(s) => s,
+                MetadataValue::Binary(b) => STANDARD_NO_PAD.encode(&b),
+            };
+            match out.iter_mut().find(|h| h.name == name) {
+                Some(h) => h.value.push(value),
+                None => out.push(Header {
+                    name: name.to_owned(),
+                    value: vec![value],
+                }),
+            }
+        }
+        out
+    }
+
+    /// The suite's headers as metadata; a `-bin` header's values are given in base64.
+    pub fn to_metadata(headers: &[Header]) -> Result<Metadata, String> {
+        let mut md = Metadata::new();
+        for h in headers {
+            for v in &h.value {
+                let added = if h.name.to_ascii_lowercase().ends_with("-bin") {
+                    let b = STANDARD_NO_PAD
+                        .decode(v.trim_end_matches('='))
+                        .map_err(|e| {
+                            format!("header {}: value {v:?} is not base64: {e}", h.name)
+                        })?;
+                    md.append_bin(&h.name, &b)
+                } else {
+                    md.append_ascii(&h.name, v)
+                };
+                added.map_err(|e| format!("header {}: {e}", h.name))?;
+            }
+        }
+        Ok(md)
+    }
+}
+
 pub mod delimited {
     //! A message after its size as a 32-bit big-endian integer: how the runner frames what
     //! it writes to a program's stdin and reads from its stdout.

@@ -6,19 +6,17 @@
 //! `Unimplemented` is deliberately not registered: the suite expects the framework's own
 //! UNIMPLEMENTED for a method without a handler, and that is what it then tests.
 
-use base64::engine::general_purpose::STANDARD_NO_PAD;
-use base64::Engine;
 use prost::Message;
 use prost_types::Any;
 use rillrpc::{
-    Bytes, Code, Metadata, MetadataValue, Server, ServerBuilder, ServerCall, ServerOptions, Shape,
-    Status,
+    Bytes, Code, Metadata, Server, ServerBuilder, ServerCall, ServerOptions, Shape, Status,
 };
 use std::future::poll_fn;
 use std::time::Duration;
 
 use crate::pb::conformance_payload::RequestInfo;
 use crate::pb::{self, unary_response_definition::Response, ConformancePayload, Header};
+use rill_conformance::headers::{of_metadata, to_metadata};
 
 const PACKAGE: &str = "connectrpc.conformance.v1";
 const UNARY: &str = "/connectrpc.conformance.v1.ConformanceService/Unary";
@@ -255,7 +253,7 @@ fn payload(data: Vec<u8>, request_info: Option<RequestInfo>) -> ConformancePaylo
 /// and the request messages.
 fn request_info(call: &ServerCall, requests: Vec<Any>) -> RequestInfo {
     RequestInfo {
-        request_headers: headers(call.metadata()),
+        request_headers: of_metadata(call.metadata()),
         timeout_ms: call
             .time_remaining()
             .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
@@ -298,50 +296,9 @@ fn error(e: &pb::Error, info: Option<&RequestInfo>) -> Status {
     status.with_details(Bytes::from(rpc.encode_to_vec()))
 }
 
-/// Request metadata as the suite's headers: one entry per name, values in arrival order,
-/// binary values in their base64 wire form.
-fn headers(md: &Metadata) -> Vec<Header> {
-    let mut out: Vec<Header> = Vec::new();
-    for (name, value) in md.iter() {
-        let value = match value {
-            MetadataValue::Ascii(s) => s,
-            MetadataValue::Binary(b) => STANDARD_NO_PAD.encode(&b),
-        };
-        match out.iter_mut().find(|h| h.name == name) {
-            Some(h) => h.value.push(value),
-            None => out.push(Header {
-                name: name.to_owned(),
-                value: vec![value],
-            }),
-        }
-    }
-    out
-}
-
-/// The suite's headers as metadata; a `-bin` header's values are given in base64.
+/// The suite's headers as metadata: a header it cannot carry is the request's fault.
 fn metadata(headers: &[Header]) -> Result<Metadata, Status> {
-    let mut md = Metadata::new();
-    for h in headers {
-        for v in &h.value {
-            let added = if h.name.to_ascii_lowercase().ends_with("-bin") {
-                match STANDARD_NO_PAD.decode(v.trim_end_matches('=')) {
-                    Ok(b) => md.append_bin(&h.name, &b),
-                    Err(e) => {
-                        return Err(Status::new(
-                            Code::InvalidArgument,
-                            format!("header {}: value {v:?} is not base64: {e}", h.name),
-                        ))
-                    }
-                }
-            } else {
-                md.append_ascii(&h.name, v)
-            };
-            added.map_err(|e| {
-                Status::new(Code::InvalidArgument, format!("header {}: {e}", h.name))
-            })?;
-        }
-    }
-    Ok(md)
+    to_metadata(headers).map_err(|e| Status::new(Code::InvalidArgument, e))
 }
 
 /// Waits `ms` milliseconds, or until the call ends (the client cancelled, the deadline
@@ -380,6 +337,8 @@ fn decode<M: Message + Default>(msg: &[u8]) -> Result<M, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use base64::Engine;
 
     #[test]
     fn headers_round_trip_through_metadata() {
@@ -398,7 +357,7 @@ mod tests {
             md.get_bin("x-custom-header-bin").unwrap().as_ref(),
             &[0u8, 1, 2, 255]
         );
-        assert_eq!(headers(&md), given);
+        assert_eq!(of_metadata(&md), given);
     }
 
     #[test]

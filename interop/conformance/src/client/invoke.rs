@@ -7,22 +7,21 @@
 //! a malformed request); everything the call itself ends with, failures included, goes in
 //! the `ClientResponseResult`.
 
-use base64::engine::general_purpose::STANDARD_NO_PAD;
-use base64::Engine;
 use prost::{DecodeError, Message};
 use rillrpc::{
     Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding, HttpVersion,
-    Metadata, MetadataValue, Protocol, Shape, Status,
+    Protocol, Shape, Status,
 };
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::{sleep, Sleep};
 
+use rill_conformance::headers::{of_metadata, to_metadata};
 use rill_conformance::pb::client_compat_request::cancel::CancelTiming;
 use rill_conformance::pb::client_compat_request::Cancel;
 use rill_conformance::pb::{
-    self, ClientCompatRequest, ClientResponseResult, ConformancePayload, Header, StreamType,
+    self, ClientCompatRequest, ClientResponseResult, ConformancePayload, StreamType,
 };
 
 const SERVICE: &str = "connectrpc.conformance.v1.ConformanceService";
@@ -327,7 +326,7 @@ fn request_messages(req: &ClientCompatRequest, method: &Method) -> Result<Vec<By
 }
 
 fn call_options(req: &ClientCompatRequest) -> Result<CallOptions, String> {
-    let mut opts = CallOptions::new().metadata(metadata(&req.request_headers)?);
+    let mut opts = CallOptions::new().metadata(to_metadata(&req.request_headers)?);
     if let Some(ms) = req.timeout_ms {
         opts = opts.timeout(Duration::from_millis(ms.into()));
     }
@@ -443,10 +442,10 @@ impl Calling {
         let headers = self.call.headers().await.unwrap_or_default();
         let trailers = self.call.trailers().cloned().unwrap_or_default();
         ClientResponseResult {
-            response_headers: headers_of(&headers),
+            response_headers: of_metadata(&headers),
             payloads: self.payloads,
             error: self.error.as_ref().map(error),
-            response_trailers: headers_of(&trailers),
+            response_trailers: of_metadata(&trailers),
             num_unsent_requests: i32::try_from(self.unsent).unwrap_or(i32::MAX),
             http_status_code: None,
             feedback: Vec::new(),
@@ -470,49 +469,13 @@ fn error(s: &Status) -> pb::Error {
     }
 }
 
-/// Metadata as the suite's headers: one entry per name, values in arrival order, binary
-/// values in their base64 wire form.
-fn headers_of(md: &Metadata) -> Vec<Header> {
-    let mut out: Vec<Header> = Vec::new();
-    for (name, value) in md.iter() {
-        let value = match value {
-            MetadataValue::Ascii(s) => s,
-            MetadataValue::Binary(b) => STANDARD_NO_PAD.encode(&b),
-        };
-        match out.iter_mut().find(|h| h.name == name) {
-            Some(h) => h.value.push(value),
-            None => out.push(Header {
-                name: name.to_owned(),
-                value: vec![value],
-            }),
-        }
-    }
-    out
-}
-
-/// The suite's headers as metadata; a `-bin` header's values are given in base64.
-fn metadata(headers: &[Header]) -> Result<Metadata, String> {
-    let mut md = Metadata::new();
-    for h in headers {
-        for v in &h.value {
-            let added = if h.name.to_ascii_lowercase().ends_with("-bin") {
-                let b = STANDARD_NO_PAD
-                    .decode(v.trim_end_matches('='))
-                    .map_err(|e| format!("header {}: {v:?} is not base64: {e}", h.name))?;
-                md.append_bin(&h.name, &b)
-            } else {
-                md.append_ascii(&h.name, v)
-            };
-            added.map_err(|e| format!("header {}: {e}", h.name))?;
-        }
-    }
-    Ok(md)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use base64::Engine;
     use prost_types::Any;
+    use rillrpc::Metadata;
 
     #[test]
     fn an_empty_cancel_means_right_after_the_half_close() {
@@ -565,10 +528,10 @@ mod tests {
         md.append_ascii("x-b", "2").unwrap();
         md.append_ascii("x-a", "3").unwrap();
         md.append_bin("x-c-bin", &[0, 255]).unwrap();
-        let given = headers_of(&md);
+        let given = of_metadata(&md);
         assert_eq!(given[0].name, "x-a");
         assert_eq!(given[0].value, vec!["1", "3"]);
         assert_eq!(given[2].value, vec![STANDARD_NO_PAD.encode([0u8, 255])]);
-        assert_eq!(headers_of(&metadata(&given).unwrap()), given);
+        assert_eq!(of_metadata(&to_metadata(&given).unwrap()), given);
     }
 }
