@@ -110,6 +110,8 @@ class Suite:
             CARGO_PROFILE_RELEASE_LTO="false",
             CARGO_PROFILE_RELEASE_CODEGEN_UNITS="16",
             CARGO_PROFILE_RELEASE_DEBUG="false",
+            CARGO_PROFILE_DEV_DEBUG="false",
+            CARGO_INCREMENTAL="0",
             PIP_DISABLE_PIP_VERSION_CHECK="1",
             NPM_CONFIG_FUND="false",
             NPM_CONFIG_AUDIT="false",
