@@ -196,19 +196,21 @@ const COPY_MAX: usize = 128;
 pub(crate) struct Decoder {
     cur: Bytes,
     acc: BytesMut,
-    /// The header of the message being gathered into `acc`: (flags, length).
-    pending: Option<(u8, usize)>,
+    /// The header of the message being gathered into `acc`: (flags, length). A length
+    /// on the wire is a u32, and a stream holds one decoder, so the narrow type counts.
+    pending: Option<(u8, u32)>,
     max_message: usize,
     encoding: Encoding,
     /// Whether the last message handed out arrived with the compressed flag set.
     last_compressed: bool,
     /// Messages completed since the last chunk was pushed.
-    chunk_messages: usize,
+    chunk_messages: u32,
     /// The flag of the frame that ends the stream in the body (gRPC-Web's trailers 0x80,
     /// Connect's end-stream 0x02); 0 where none does (gRPC, and any request).
     end_flag: u8,
-    /// That frame, once read: nothing may follow it.
-    end: Option<Bytes>,
+    /// That frame, once read: nothing may follow it. Boxed: only gRPC-Web and Connect
+    /// streams have one, once per call.
+    end: Option<Box<Bytes>>,
 }
 
 impl Decoder {
@@ -237,7 +239,7 @@ impl Decoder {
 
     /// The frame that ended the stream, once: `next` has returned `None` since it came.
     pub(crate) fn take_end(&mut self) -> Option<Bytes> {
-        self.end.take()
+        self.end.take().map(|b| *b)
     }
 
     /// Whether the frame that ends the stream has arrived.
@@ -264,7 +266,7 @@ impl Decoder {
     }
 
     /// How many messages the last chunk pushed has completed so far.
-    pub(crate) fn chunk_messages(&self) -> usize {
+    pub(crate) fn chunk_messages(&self) -> u32 {
         self.chunk_messages
     }
 
@@ -305,7 +307,7 @@ impl Decoder {
                 return self.finish_message(flags, msg);
             }
             self.cur.advance(PREFIX_LEN);
-            self.pending = Some((flags, len));
+            self.pending = Some((flags, len as u32));
             self.acc.reserve(len);
         }
         if self.pending.is_none() {
@@ -318,9 +320,10 @@ impl Decoder {
             let (flags, len) = self.header(&self.acc[..PREFIX_LEN])?;
             self.acc.clear();
             self.acc.reserve(len);
-            self.pending = Some((flags, len));
+            self.pending = Some((flags, len as u32));
         }
         let (flags, len) = self.pending.expect("pending set above");
+        let len = len as usize;
         let take = (len - self.acc.len()).min(self.cur.len());
         if self.acc.is_empty() && take == len {
             self.pending = None;
@@ -337,6 +340,7 @@ impl Decoder {
     }
 
     /// The next `len` bytes of the current chunk as a message of its own.
+    #[inline]
     fn take(&mut self, len: usize) -> Bytes {
         if len > COPY_MAX {
             return self.cur.split_to(len);
@@ -352,26 +356,20 @@ impl Decoder {
         self.cur.advance(n);
     }
 
+    #[inline]
     fn header(&self, p: &[u8]) -> Result<(u8, usize), Status> {
         let flags = p[0];
         if flags & !(1 | self.end_flag) != 0 {
-            return Err(Status::internal(format!(
-                "malformed message: compressed-flag byte is {flags}, the spec allows only 0 or 1"
-            )));
+            return Err(bad_flags(flags));
         }
         let len = u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize;
         if len > self.max_message {
-            return Err(Status::new(
-                Code::ResourceExhausted,
-                format!(
-                    "received message larger than max ({len} vs. {})",
-                    self.max_message
-                ),
-            ));
+            return Err(too_large(len, self.max_message));
         }
         Ok((flags, len))
     }
 
+    #[inline]
     fn finish_message(&mut self, flags: u8, msg: Bytes) -> Result<Option<Bytes>, Status> {
         let compressed = flags & 1 != 0;
         let msg =
@@ -390,13 +388,28 @@ impl Decoder {
                 }
             };
         if flags & self.end_flag != 0 {
-            self.end = Some(msg);
+            self.end = Some(Box::new(msg));
             return Ok(None);
         }
         self.chunk_messages += 1;
         self.last_compressed = compressed;
         Ok(Some(msg))
     }
+}
+
+#[cold]
+fn bad_flags(flags: u8) -> Status {
+    Status::internal(format!(
+        "malformed message: compressed-flag byte is {flags}, the spec allows only 0 or 1"
+    ))
+}
+
+#[cold]
+fn too_large(len: usize, max: usize) -> Status {
+    Status::new(
+        Code::ResourceExhausted,
+        format!("received message larger than max ({len} vs. {max})"),
+    )
 }
 
 /// Out of line for the same reason as `encode_compressed`. Reads at most one byte past

@@ -38,7 +38,8 @@ pub(crate) struct Sender {
     /// message (its trailers go in the same head).
     unary: Option<Box<(Option<Metadata>, Bytes)>>,
     /// The origin of a browser's request that CORS allows: its page may read the response.
-    origin: Option<HeaderValue>,
+    /// Boxed: browsers are rare callers, and a server holds a sender per open stream.
+    origin: Option<Box<HeaderValue>>,
     /// The connection, for writes from outside its task (see `transport::driver`).
     driver: Option<Arc<Driver>>,
     /// A client connection's GOAWAY, which explains a broken stream.
@@ -109,7 +110,7 @@ impl Sender {
 
     /// Lets a browser page from `origin` read this call's response (CORS).
     pub(crate) fn allow_origin(&mut self, origin: HeaderValue) {
-        self.origin = Some(origin);
+        self.origin = Some(Box::new(origin));
     }
 
     fn stream(&mut self) -> Option<&mut SendBody> {
@@ -430,21 +431,41 @@ impl Sender {
 pub(crate) struct Receiver {
     state: State,
     dec: Decoder,
-    /// A Connect unary request's body, gathered whole instead of decoded as envelopes.
-    whole: Option<Box<Whole>>,
-    /// gRPC-Web text mode's base64, decoded before the envelopes.
-    text: Option<Box<web_text::Decoder>>,
+    /// What only some protocols or a failed call need, in one box: a gRPC stream, the
+    /// common case, carries a null pointer for all of it (a server holds one receiver
+    /// per open stream).
+    rare: Option<Box<Rare>>,
     data_done: bool,
-    /// A failure is sticky: every later poll reports it again.
-    failed: Option<Box<Status>>,
     goaway: Option<Arc<GoAway>>,
     wire: Wire,
+}
+
+#[derive(Default)]
+struct Rare {
+    /// A Connect unary request's body, gathered whole instead of decoded as envelopes.
+    whole: Option<Whole>,
+    /// gRPC-Web text mode's base64, decoded before the envelopes.
+    text: Option<web_text::Decoder>,
+    /// A failure is sticky: every later poll reports it again.
+    failed: Option<Status>,
     /// A client's final status, known before the body's end: a Connect unary response's
     /// (its trailers came in its head).
-    end_status: Option<Box<Status>>,
+    end_status: Option<Status>,
     /// A gRPC-Web head's own `grpc-status`: the status if the body brings none (a
     /// Trailers-Only response whose end came apart from its head).
-    head_status: Option<Box<Status>>,
+    head_status: Option<Status>,
+}
+
+impl Rare {
+    /// gRPC-Web text mode's starting state, `None` for every other protocol.
+    fn for_wire(wire: Wire) -> Option<Box<Rare>> {
+        (wire == Wire::GrpcWebText).then(|| {
+            Box::new(Rare {
+                text: Some(web_text::Decoder::default()),
+                ..Rare::default()
+            })
+        })
+    }
 }
 
 enum State {
@@ -476,14 +497,10 @@ impl Receiver {
         Receiver {
             state: State::Head(response),
             dec,
-            whole: None,
-            text: (wire == Wire::GrpcWebText).then(Box::default),
+            rare: Rare::for_wire(wire),
             data_done: false,
-            failed: None,
             goaway,
             wire,
-            end_status: None,
-            head_status: None,
         }
     }
 
@@ -493,19 +510,30 @@ impl Receiver {
         max_message: usize,
         encoding: Encoding,
     ) -> Receiver {
+        let mut rare = Rare::for_wire(wire);
+        if wire == Wire::ConnectUnary {
+            rare.get_or_insert_with(Box::default).whole = Some(Whole::new(max_message, encoding));
+        }
         Receiver {
             state: State::Body(body),
             dec: grpc::decoder(max_message, encoding),
-            whole: (wire == Wire::ConnectUnary)
-                .then(|| Box::new(Whole::new(max_message, encoding))),
-            text: (wire == Wire::GrpcWebText).then(Box::default),
+            rare,
             data_done: false,
-            failed: None,
             goaway: None,
             wire,
-            end_status: None,
-            head_status: None,
         }
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn whole(&mut self) -> Option<&mut Whole> {
+        self.rare.as_deref_mut().and_then(|r| r.whole.as_mut())
+    }
+
+    fn failed(&self) -> Option<&Status> {
+        self.rare.as_deref().and_then(|r| r.failed.as_ref())
     }
 
     fn transport(&self, e: &wire_http::Error) -> Status {
@@ -559,7 +587,7 @@ impl Receiver {
             Wire::GrpcWeb | Wire::GrpcWebText => {
                 if parts.headers.contains_key("grpc-status") {
                     let s = grpc::status_from_trailers(&parts.headers);
-                    self.head_status = Some(Box::new(s));
+                    self.rare().head_status = Some(s);
                 }
                 check_response(&parts, true, body.is_end_stream())
             }
@@ -571,8 +599,9 @@ impl Receiver {
             Wire::ConnectUnary => match connect::check_unary_response(&parts) {
                 Ok((md, trailers, enc)) => {
                     let max = self.dec.max_message();
-                    self.whole = Some(Box::new(Whole::new(max, enc)));
-                    self.end_status = Some(Box::new(Status::ok().with_trailers(trailers)));
+                    let rare = self.rare();
+                    rare.whole = Some(Whole::new(max, enc));
+                    rare.end_status = Some(Status::ok().with_trailers(trailers));
                     Ok((md, Encoding::Identity))
                 }
                 Err(s) => Err(NoHead::Refused(s, Metadata::new())),
@@ -589,19 +618,19 @@ impl Receiver {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, Status>> {
-        if let Some(s) = self.failed.as_deref() {
+        if let Some(s) = self.failed() {
             return Poll::Ready(Err(s.clone()));
         }
         let r = self.next_message(cx);
         if let Poll::Ready(Err(s)) = &r {
-            self.failed = Some(Box::new(s.clone()));
+            self.rare().failed = Some(s.clone());
         }
         r
     }
 
     fn next_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
         loop {
-            let next = match &mut self.whole {
+            let next = match self.rare.as_deref_mut().and_then(|r| r.whole.as_mut()) {
                 Some(w) => w.take(),
                 None => self.dec.next()?,
             };
@@ -638,13 +667,13 @@ impl Receiver {
                     // beyond it is at most one partial message, bounded by the size limit.
                     body.release(chunk.len());
                 }
-                if let Some(w) = &mut self.whole {
+                if let Some(w) = self.whole() {
                     if let Err(s) = w.push(&chunk) {
                         return Some(Poll::Ready(Err(s)));
                     }
                     return None;
                 }
-                let chunk = match &mut self.text {
+                let chunk = match self.rare.as_deref_mut().and_then(|r| r.text.as_mut()) {
                     None => chunk,
                     Some(t) => match t.push(&chunk) {
                         Ok(c) => c,
@@ -657,10 +686,11 @@ impl Receiver {
             Poll::Ready(Some(Err(e))) => Some(Poll::Ready(Err(self.transport(&e)))),
             Poll::Ready(None) => {
                 self.data_done = true;
-                if let Some(w) = &mut self.whole {
+                if let Some(w) = self.whole() {
                     return w.finish().err().map(|s| Poll::Ready(Err(s)));
                 }
-                if self.dec.has_partial() || self.text.as_ref().is_some_and(|t| t.has_partial()) {
+                let text = self.rare.as_deref().and_then(|r| r.text.as_ref());
+                if self.dec.has_partial() || text.is_some_and(|t| t.has_partial()) {
                     return Some(Poll::Ready(Err(Status::internal(
                         "stream ended in the middle of a message (truncated length-prefixed message)",
                     ))));
@@ -672,8 +702,8 @@ impl Receiver {
     }
 
     pub(crate) fn poll_status(&mut self, cx: &mut Context<'_>) -> Poll<Result<Status, Status>> {
-        if let Some(s) = self.end_status.take() {
-            return Poll::Ready(Ok(*s));
+        if let Some(s) = self.rare.as_deref_mut().and_then(|r| r.end_status.take()) {
+            return Poll::Ready(Ok(s));
         }
         if let Some(end) = self.dec.take_end() {
             return Poll::Ready(Ok(match self.wire {
@@ -693,10 +723,10 @@ impl Receiver {
         };
         // gRPC-Web's trailers may come as HTTP trailers too (over HTTP/2), or, with an
         // empty body, in its head.
-        let head_status = self.head_status.take();
+        let head_status = self.rare.as_deref_mut().and_then(|r| r.head_status.take());
         Poll::Ready(match (trailers, self.wire) {
             (Ok(None), Wire::GrpcWeb | Wire::GrpcWebText) if head_status.is_some() => {
-                Ok(*head_status.expect("checked"))
+                Ok(head_status.expect("checked"))
             }
             (Ok(Some(t)), Wire::Grpc | Wire::GrpcWeb | Wire::GrpcWebText) => {
                 Ok(status_from_trailers(&t))
@@ -718,7 +748,7 @@ impl Receiver {
     /// holds, or several messages in one frame are a burst in progress: its answers are
     /// queued and framed together rather than written one frame each.
     pub(crate) fn answerable(&mut self) -> bool {
-        if self.whole.is_some() {
+        if self.whole().is_some() {
             return true;
         }
         self.dec.chunk_messages() == 1 && self.drained()
@@ -728,7 +758,7 @@ impl Receiver {
         if self.dec.has_partial() {
             return false;
         }
-        if self.data_done || self.failed.is_some() {
+        if self.data_done || self.failed().is_some() {
             return true;
         }
         let State::Body(body) = &mut self.state else {
@@ -743,7 +773,7 @@ impl Receiver {
             Some(Poll::Ready(r)) => {
                 if let Err(s) = r {
                     // Reported by the next poll, after the message in hand.
-                    self.failed = Some(Box::new(s));
+                    self.rare().failed = Some(s);
                 }
                 true
             }
