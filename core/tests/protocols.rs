@@ -827,6 +827,47 @@ async fn errors_and_metadata_cross_every_protocol() {
     }
 }
 
+/// Regression: a Connect unary error's `trailer-` metadata came back among the call's
+/// response headers too (its headers were reported as the error's whole metadata).
+#[tokio::test]
+async fn a_connect_unary_error_keeps_headers_and_trailers_apart() {
+    use rillrpc::{CallOptions, Code, Metadata, ServerBuilder, Shape, Status};
+    use std::sync::Arc;
+    let server = Arc::new(
+        ServerBuilder::new(ServerOptions::default())
+            .register("/t.S/Fail", Shape::Unary)
+            .bind("127.0.0.1:0")
+            .unwrap(),
+    );
+    let serving = server.clone();
+    tokio::spawn(async move {
+        serving
+            .serve(|mut call| async move {
+                let _ = call.recv().await;
+                let mut h = Metadata::new();
+                h.append_ascii("in-head", "h").unwrap();
+                let _ = call.send_headers(&h);
+                let mut t = Metadata::new();
+                t.append_ascii("in-tail", "t").unwrap();
+                let _ = call.finish(Status::new(Code::NotFound, "gone").with_trailers(t));
+            })
+            .await
+    });
+    let ch = channel(server.local_addr(), rillrpc::Protocol::Connect);
+    let mut call = ch
+        .open_with_request("/t.S/Fail", Shape::Unary, CallOptions::default(), b"")
+        .unwrap();
+    let s = call.recv_single().await.unwrap_err();
+    assert_eq!(s.code(), Code::NotFound);
+    // The error's metadata is both, as connect-go's Error.Meta() and connect-es's
+    // ConnectError.metadata are.
+    assert_eq!(s.trailers().get_ascii("in-head"), Some("h"));
+    assert_eq!(s.trailers().get_ascii("in-tail"), Some("t"));
+    let h = call.headers().await.unwrap();
+    assert_eq!(h.get_ascii("in-head"), Some("h"));
+    assert_eq!(h.get_ascii("in-tail"), None, "{h:?}");
+}
+
 #[tokio::test]
 async fn a_grpc_only_server_refuses_the_other_protocols() {
     use rillrpc::{CallOptions, Code};

@@ -250,8 +250,8 @@ impl Call {
                         Poll::Ready(Ok(md)) => self.headers = Some(md),
                         // The server ended the call: a Trailers-Only response. Ended OK
                         // with no message, a single-response call broke its rule.
-                        Poll::Ready(Err(NoHead::Ended(s))) => {
-                            self.headers = Some(s.trailers().clone());
+                        Poll::Ready(Err(NoHead::Ended(s, head))) => {
+                            self.headers = Some(head.unwrap_or_else(|| s.trailers().clone()));
                             let s = match (s.is_ok(), self.expect.end()) {
                                 (true, Err(broken)) => broken,
                                 _ => s,

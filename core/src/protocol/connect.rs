@@ -411,7 +411,10 @@ pub(crate) fn check_unary_response(
 
 /// The status of a unary call that failed: the JSON error in its body, or, when the body
 /// is not one (a proxy's error page), the code its HTTP status maps to.
-pub(crate) fn unary_error(parts: &http::response::Parts, body: &[u8]) -> Status {
+/// A unary error response read as the call's end: its status, whose metadata is the
+/// response's headers and trailers (as connect-go's `Error.Meta()`), and the headers alone,
+/// which the call reports as its response headers.
+pub(crate) fn unary_error(parts: &http::response::Parts, body: &[u8]) -> (Status, Metadata) {
     let h = &parts.headers;
     let trailers = unary_trailers(h);
     // An error body may be compressed like a message.
@@ -427,11 +430,12 @@ pub(crate) fn unary_error(parts: &http::response::Parts, body: &[u8]) -> Status 
         _ => Status::new(by_http, format!("HTTP status {}", parts.status)),
     };
     // The spec: the error's metadata is the response's headers and trailers.
-    let mut all = response_metadata(h);
+    let head = response_metadata(h);
+    let mut all = head.clone();
     for (k, v) in trailers.iter() {
         let _ = all.append(k, v);
     }
-    status.with_trailers(all)
+    (status.with_trailers(all), head)
 }
 
 /// The status an end-stream message says: its error (none: OK) and its metadata as the

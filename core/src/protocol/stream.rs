@@ -561,15 +561,16 @@ impl Receiver {
                     }
                     Poll::Ready(Some(Err(e))) => break Err(NoHead::Broken(self.transport(&e))),
                     Poll::Ready(None) => {
-                        break Err(NoHead::Ended(connect::unary_error(&e.0, &e.2)))
+                        let (status, head) = connect::unary_error(&e.0, &e.2);
+                        break Err(NoHead::Ended(status, Some(head)));
                     }
                     Poll::Pending => return Poll::Pending,
                 },
                 State::Body(_) => return Poll::Ready(Ok(Metadata::new())),
-                State::Ended(s) => return Poll::Ready(Err(NoHead::Ended((**s).clone()))),
+                State::Ended(s) => return Poll::Ready(Err(NoHead::Ended((**s).clone(), None))),
             }
         };
-        if let Err(NoHead::Ended(s) | NoHead::Refused(s, _) | NoHead::Broken(s)) = &r {
+        if let Err(NoHead::Ended(s, _) | NoHead::Refused(s, _) | NoHead::Broken(s)) = &r {
             self.state = State::Ended(Box::new(s.clone()));
         }
         Poll::Ready(r)

@@ -99,8 +99,10 @@ pub(crate) enum PeerEnd {
 /// Why a client's response has no head to read messages after.
 #[derive(Clone, Debug)]
 pub(crate) enum NoHead {
-    /// The server ended the call in its head (gRPC's Trailers-Only response): the status.
-    Ended(Status),
+    /// The server ended the call in its head: the status, and the head's own metadata
+    /// where it is not the status's (a Connect unary error's headers; `None` for gRPC's
+    /// Trailers-Only response, whose one header block is both).
+    Ended(Status, Option<Metadata>),
     /// The response cannot be read as this protocol (an HTTP error, another content type,
     /// an unknown encoding): this side ends the call with the status; the head's metadata.
     Refused(Status, Metadata),

@@ -319,7 +319,7 @@ pub(crate) fn check_response(
     // Trailers-Only: the status came in the only header block. A `grpc-status` in a head
     // that a body or trailers follow is not the status: those say it (or its absence).
     if ended && h.contains_key("grpc-status") {
-        return Err(NoHead::Ended(status_from_trailers(h)));
+        return Err(NoHead::Ended(status_from_trailers(h), None));
     }
     let md = Metadata::from_headers(h);
     if parts.status != StatusCode::OK {
