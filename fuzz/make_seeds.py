@@ -100,6 +100,9 @@ SEEDS = {
         "unary-error": b'{"code":"not_found","message":"x","details":[{"type":"a.B","value":"CgN3aHk"}]}',
         "unary-error-unknown-code": b'{"code":"nope"}',
         "status-proto": STATUS,
+        # Connect GET queries: base64 with compression, and percent-encoding with a bad escape.
+        "get-query": b"connect=v1&base64=1&compression=gzip&encoding=proto&message=CgJoaQ",
+        "get-query-percent": b"encoding=json&message=%7B%22a%22%3A1%7D+x%zz%4",
     },
 }
 

@@ -47,9 +47,12 @@ pub fn grpc_web(data: &[u8]) {
     let _ = t.push(&data[half..]);
 }
 
-/// Connect: an end-stream message, a unary error body, error details.
+/// Connect: an end-stream message, a unary error body, error details, a GET's query.
 pub fn connect(data: &[u8]) {
     let _ = connect::status_from_end_stream(data);
+    let query = String::from_utf8_lossy(data);
+    let _ = connect::get::parse(Some(&query));
+    let _ = connect::get::codec_of(Some(&query));
     let parts = http::Response::builder()
         .status(400)
         .body(())

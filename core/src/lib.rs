@@ -22,7 +22,8 @@ mod transport;
 
 pub use bytes::Bytes;
 pub use call::{
-    Batched, Call, CallOptions, Inbox, Receive, SendHalf, ServerCall, Shape, TrySendError,
+    Batched, Call, CallOptions, Idempotency, Inbox, Receive, SendHalf, ServerCall, Shape,
+    TrySendError,
 };
 pub use client::{Channel, ChannelOptions, HttpVersion};
 pub use error::{Error, ErrorKind};

@@ -1109,3 +1109,232 @@ async fn a_server_stream_over_http1_flows_past_the_body_bound() {
         assert!(call.finish().await.is_ok(), "{p:?}");
     }
 }
+
+// ---- Connect's GET ----
+
+/// A server of `/t.S/Get` (unary, no side effects) and `/t.S/Post` (unary), each
+/// answering with the request's bytes.
+fn get_server() -> std::sync::Arc<rillrpc::Server> {
+    get_server_with(ServerOptions::default())
+}
+
+fn get_server_with(opts: ServerOptions) -> std::sync::Arc<rillrpc::Server> {
+    use rillrpc::{Idempotency, ServerBuilder, Shape, Status};
+    let server = std::sync::Arc::new(
+        ServerBuilder::new(opts)
+            .register_with("/t.S/Get", Shape::Unary, Idempotency::NoSideEffects)
+            .register("/t.S/Post", Shape::Unary)
+            .bind("127.0.0.1:0")
+            .unwrap(),
+    );
+    let serving = server.clone();
+    tokio::spawn(async move {
+        serving
+            .serve(|mut call| async move {
+                match call.recv().await {
+                    Ok(Some(m)) => {
+                        let _ = call.send(m).await;
+                        let _ = call.finish(Status::ok());
+                    }
+                    Ok(None) => {}
+                    Err(s) => {
+                        let _ = call.finish(s);
+                    }
+                }
+            })
+            .await
+    });
+    server
+}
+
+#[tokio::test]
+async fn connect_get_carries_the_message_in_its_url() {
+    let server = get_server();
+    // 0a 02 68 69 (echo.Request { payload: "hi" }) is "CgJoaQ" in unpadded URL-safe base64.
+    let resp = h1(
+        server.local_addr(),
+        b"GET /t.S/Get?connect=v1&encoding=proto&base64=1&message=CgJoaQ HTTP/1.1\r\n\
+          host: x\r\n\r\n",
+    )
+    .await;
+    let (head, body) = head_and_body(&resp);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: application/proto"), "{head}");
+    assert_eq!(body, b"\x0a\x02hi");
+    // Without base64: the bytes percent-encoded, as the spec allows.
+    let resp = h1(
+        server.local_addr(),
+        b"GET /t.S/Get?encoding=proto&message=%0A%02hi HTTP/1.1\r\nhost: x\r\n\r\n",
+    )
+    .await;
+    let (head, body) = head_and_body(&resp);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, b"\x0a\x02hi");
+}
+
+#[tokio::test]
+async fn connect_get_of_a_method_with_side_effects_is_405() {
+    let server = get_server();
+    let resp = h1(
+        server.local_addr(),
+        b"GET /t.S/Post?connect=v1&encoding=proto&base64=1&message=CgJoaQ HTTP/1.1\r\n\
+          host: x\r\n\r\n",
+    )
+    .await;
+    let (head, _) = head_and_body(&resp);
+    assert!(head.starts_with("http/1.1 405"), "{head}");
+    assert!(head.contains("allow: post"), "{head}");
+    // A GET that names no codec is no Connect call at all.
+    let resp = h1(
+        server.local_addr(),
+        b"GET /t.S/Get?message=CgJoaQ HTTP/1.1\r\nhost: x\r\n\r\n",
+    )
+    .await;
+    let (head, _) = head_and_body(&resp);
+    assert!(head.starts_with("http/1.1 405"), "{head}");
+}
+
+#[tokio::test]
+async fn connect_get_with_a_malformed_query_is_invalid_argument() {
+    let server = get_server();
+    for (request, want) in [
+        // "!!" is not base64.
+        (
+            &b"GET /t.S/Get?encoding=proto&base64=1&message=!! HTTP/1.1\r\nhost: x\r\n\r\n"[..],
+            "invalid_argument",
+        ),
+        (
+            b"GET /t.S/Get?connect=v2&encoding=proto&message= HTTP/1.1\r\nhost: x\r\n\r\n",
+            "invalid_argument",
+        ),
+        (
+            b"GET /t.S/Get?encoding=proto&compression=lz4&message= HTTP/1.1\r\nhost: x\r\n\r\n",
+            "unimplemented",
+        ),
+    ] {
+        let resp = h1(server.local_addr(), request).await;
+        let (head, body) = head_and_body(&resp);
+        let body = String::from_utf8_lossy(&body);
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(body.contains(&format!("\"code\":\"{want}\"")), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn connect_get_past_the_size_limit_is_resource_exhausted() {
+    let server = get_server_with(ServerOptions {
+        max_recv_message_size: 3,
+        ..Default::default()
+    });
+    // "CgJoaQ" is four bytes, one past the limit.
+    let resp = h1(
+        server.local_addr(),
+        b"GET /t.S/Get?encoding=proto&base64=1&message=CgJoaQ HTTP/1.1\r\nhost: x\r\n\r\n",
+    )
+    .await;
+    let (head, body) = head_and_body(&resp);
+    assert!(head.starts_with("http/1.1 429"), "{head}");
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("\"code\":\"resource_exhausted\""), "{body}");
+}
+
+fn get_channel(addr: SocketAddr, http1: bool) -> rillrpc::Channel {
+    let opts = rillrpc::ChannelOptions {
+        protocol: rillrpc::Protocol::Connect,
+        http_get: true,
+        http_version: if http1 {
+            rillrpc::HttpVersion::Http1
+        } else {
+            rillrpc::HttpVersion::Http2
+        },
+        ..Default::default()
+    };
+    rillrpc::Channel::with_options(&format!("http://{addr}"), opts).unwrap()
+}
+
+#[tokio::test]
+async fn our_client_sends_get_for_methods_without_side_effects() {
+    use rillrpc::{CallOptions, Encoding, Idempotency};
+    // A bare h2 server that records the request line our client sends.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = tokio::spawn(async move {
+        let (tcp, _) = l.accept().await.unwrap();
+        let mut conn = h2::server::handshake(tcp).await.unwrap();
+        let (req, mut respond) = conn.accept().await.unwrap().unwrap();
+        let (parts, mut body) = req.into_parts();
+        let mut bytes = Vec::new();
+        while let Some(d) = body.data().await {
+            bytes.extend_from_slice(&d.unwrap());
+        }
+        let resp = http::Response::builder()
+            .header("content-type", "application/proto")
+            .body(())
+            .unwrap();
+        let mut send = respond.send_response(resp, false).unwrap();
+        send.send_data(Bytes::from_static(b"\x0a\x02ok"), true)
+            .unwrap();
+        tokio::spawn(async move { while conn.accept().await.is_some() {} });
+        (parts, bytes)
+    });
+    let opts = CallOptions::default()
+        .idempotency(Idempotency::NoSideEffects)
+        .compression(Encoding::Gzip);
+    let got = get_channel(addr, false)
+        .unary("/t.S/Get", Bytes::from_static(b"\x0a\x02hi"), opts)
+        .await
+        .unwrap();
+    assert_eq!(&got[..], b"\x0a\x02ok");
+    let (parts, body) = seen.await.unwrap();
+    assert_eq!(parts.method, http::Method::GET);
+    let q = parts.uri.query().unwrap();
+    assert!(
+        q.starts_with("connect=v1&base64=1&compression=gzip&encoding=proto&message="),
+        "{q}"
+    );
+    assert!(parts.headers.get("content-type").is_none());
+    assert!(parts.headers.get("content-encoding").is_none());
+    assert!(body.is_empty());
+}
+
+#[tokio::test]
+async fn connect_get_from_our_client_over_both_http_versions() {
+    use rillrpc::{CallOptions, Code, Encoding, Idempotency};
+    let server = get_server();
+    for http1 in [false, true] {
+        let ch = get_channel(server.local_addr(), http1);
+        let no_side_effects = CallOptions::default().idempotency(Idempotency::NoSideEffects);
+        for opts in [
+            no_side_effects.clone(),
+            no_side_effects.clone().compression(Encoding::Gzip),
+        ] {
+            let got = ch
+                .unary("/t.S/Get", Bytes::from_static(b"\x0a\x02hi"), opts)
+                .await
+                .unwrap();
+            assert_eq!(&got[..], b"\x0a\x02hi", "http1: {http1}");
+        }
+        // Too long for a URL: a POST, which meets the server's limit as any POST does.
+        let big = Bytes::from(vec![7u8; 5 << 20]);
+        let s = ch
+            .unary("/t.S/Get", big, no_side_effects.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(s.code(), Code::ResourceExhausted, "http1: {http1}: {s:?}");
+        // A method the server does not mark refuses the GET; unmarked, the call POSTs.
+        let s = ch
+            .unary("/t.S/Post", Bytes::from_static(b"x"), no_side_effects)
+            .await
+            .unwrap_err();
+        assert_ne!(s.code(), Code::Ok, "http1: {http1}");
+        let got = ch
+            .unary(
+                "/t.S/Post",
+                Bytes::from_static(b"x"),
+                CallOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(&got[..], b"x");
+    }
+}

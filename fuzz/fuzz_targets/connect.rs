@@ -1,5 +1,5 @@
 //! Connect: an end-stream message, a unary error body (JSON), a serialized google.rpc.Status's
-//! details.
+//! details, a GET request's query.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

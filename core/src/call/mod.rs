@@ -8,6 +8,7 @@
 
 mod client;
 mod flow;
+mod idempotency;
 mod options;
 mod queue;
 mod receive;
@@ -17,6 +18,7 @@ mod shape;
 mod writer;
 
 pub use client::Call;
+pub use idempotency::Idempotency;
 pub use options::CallOptions;
 pub use queue::{Batched, TrySendError};
 pub use receive::{Inbox, Receive};

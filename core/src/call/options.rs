@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::idempotency::Idempotency;
 use crate::metadata::Metadata;
 use crate::protocol::envelope::Encoding;
 
@@ -21,6 +22,9 @@ pub struct CallOptions {
     pub content_subtype: Option<String>,
     /// Wait for the channel to connect instead of failing fast with UNAVAILABLE.
     pub wait_for_ready: bool,
+    /// The method's idempotency: a unary call to a method without side effects goes as
+    /// an HTTP GET when the channel speaks Connect with `ChannelOptions::http_get` on.
+    pub idempotency: Idempotency,
 }
 
 impl CallOptions {
@@ -60,6 +64,11 @@ impl CallOptions {
 
     pub fn wait_for_ready(mut self, yes: bool) -> CallOptions {
         self.wait_for_ready = yes;
+        self
+    }
+
+    pub fn idempotency(mut self, level: Idempotency) -> CallOptions {
+        self.idempotency = level;
         self
     }
 }

@@ -60,14 +60,20 @@ impl Http1 {
         let mut req = Request::from_parts(parts, ());
         // HTTP/1.1 requests name the path alone ("origin-form", RFC 9112 §3.2.1) and the
         // server in Host.
-        let path = req.uri().path().to_owned();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
         *req.uri_mut() = path
             .parse()
             .map_err(|_| Status::internal(format!("invalid path {path:?}")))?;
         if let Ok(host) = HeaderValue::from_str(&self.authority) {
             req.headers_mut().insert(http::header::HOST, host);
         }
-        let (tx, body) = http1::body(Bytes::new(), false);
+        // A GET (Connect's, its message in the URL) has no body: none is framed.
+        let bodiless = req.method() == http::Method::GET;
+        let (tx, body) = http1::body(Bytes::new(), bodiless);
         let (parts, ()) = req.into_parts();
         let response = sender.send_request(Request::from_parts(parts, body));
         self.keep(sender);

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::time::Instant;
 
-use crate::call::{Call, CallOptions, Shape, Start};
+use crate::call::{Call, CallOptions, Idempotency, Shape, Start};
 use crate::error::Error;
 use crate::protocol::envelope::{Encoding, DEFAULT_MAX_RECV_MESSAGE};
-use crate::protocol::{grpc, stream, Protocol, Receiver, Sender, Wire};
+use crate::protocol::{connect, grpc, stream, Framing, Protocol, Receiver, Sender, Wire};
 use crate::runtime;
 use crate::status::Status;
 use crate::transport::hosted::{self, HostedConnection};
@@ -36,6 +36,8 @@ struct Inner {
     authority: String,
     user_agent: HeaderValue,
     protocol: Protocol,
+    /// `ChannelOptions::http_get`.
+    http_get: bool,
     endpoint: Arc<Endpoint>,
     /// The HTTP/1.1 connections, for a channel that calls over HTTP/1.1.
     http1: Option<Arc<Http1>>,
@@ -102,6 +104,7 @@ impl Channel {
         let user_agent = HeaderValue::from_str(&ua)
             .map_err(|_| Error::invalid("user agent is not printable ASCII"))?;
         let protocol = opts.protocol;
+        let http_get = opts.http_get;
         let endpoint = Endpoint::new(authority.clone(), host, port, opts, tls, runtime::handle());
         Ok(Channel {
             inner: Arc::new(Inner {
@@ -109,6 +112,7 @@ impl Channel {
                 authority,
                 user_agent,
                 protocol,
+                http_get,
                 endpoint: Arc::new(endpoint),
                 http1,
             }),
@@ -163,16 +167,10 @@ impl Channel {
             metadata: &opts.metadata,
         };
         let wire = wire_for(self.inner.protocol, shape);
-        let req = wire.request(&head)?;
+        let (req, framing) = self.request(wire, &head, opts.idempotency, first)?;
         if let (Some(msg), Some(max)) = (first, opts.max_send_message_size) {
             if msg.len() > max {
-                return Err(Status::new(
-                    crate::status::Code::ResourceExhausted,
-                    format!(
-                        "trying to send message larger than max ({} vs. {max})",
-                        msg.len()
-                    ),
-                ));
+                return Err(too_large_to_send(msg.len(), max));
             }
         }
         let start = Start {
@@ -181,7 +179,7 @@ impl Channel {
             // grpc-timeout) must not come before ours.
             deadline: opts.timeout.map(|t| Instant::now() + t),
             compression,
-            framing: wire.framing(),
+            framing,
             max_send: opts.max_send_message_size,
             runtime: runtime::handle(),
         };
@@ -221,6 +219,27 @@ impl Channel {
                 Call::opening(start, open, first)
             }
         }
+    }
+
+    /// A call's request head, and how its messages are framed: Connect's GET (which
+    /// carries the whole request in its URL, so only a call opened with its request can
+    /// take it) or the wire's POST.
+    fn request(
+        &self,
+        wire: Wire,
+        head: &grpc::RequestHead<'_>,
+        idempotency: Idempotency,
+        first: Option<&[u8]>,
+    ) -> Result<(http::Request<()>, Framing), Status> {
+        let get = wire == Wire::ConnectUnary
+            && self.inner.http_get
+            && idempotency == Idempotency::NoSideEffects;
+        if let Some(msg) = first.filter(|_| get) {
+            if let Some(req) = connect::get_request(head, msg)? {
+                return Ok((req, Framing::InHead));
+            }
+        }
+        Ok((wire.request(head)?, wire.framing()))
     }
 
     /// Unary: one request, one response.
@@ -290,6 +309,14 @@ fn halves((response, stream, conn): Opened, max_recv: usize, wire: Wire) -> (Sen
     let sender = stream::Sender::client(wire, body, Some(conn.driver), Some(goaway.clone()));
     let receiver = stream::Receiver::client(wire, head, max_recv, Some(goaway));
     (Sender::client(sender), Receiver::client(receiver))
+}
+
+#[cold]
+fn too_large_to_send(len: usize, max: usize) -> Status {
+    Status::new(
+        crate::status::Code::ResourceExhausted,
+        format!("trying to send message larger than max ({len} vs. {max})"),
+    )
 }
 
 /// How a call of `shape` travels in `protocol`: Connect's unary form for unary calls, its

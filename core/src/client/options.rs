@@ -36,6 +36,10 @@ pub struct ChannelOptions {
     /// only HTTP/1.1. Over HTTP/1.1 each call has a connection to itself and bidi calls
     /// are refused.
     pub http_version: HttpVersion,
+    /// Connect unary calls to methods without side effects (`CallOptions::idempotency`)
+    /// go as HTTP GET requests, the message in the URL, so that caches can keep them (as
+    /// connect-go's `WithHTTPGet`). Off by default.
+    pub http_get: bool,
 }
 
 /// The HTTP version a channel's calls travel over.
@@ -62,6 +66,7 @@ impl Default for ChannelOptions {
             host_connections: false,
             protocol: Protocol::Grpc,
             http_version: HttpVersion::Http2,
+            http_get: false,
         }
     }
 }

@@ -28,7 +28,7 @@ mod wire;
 #[cfg(test)]
 pub(crate) use stream::accept_one;
 pub use terms::Protocol;
-pub(crate) use terms::{Abort, End, Framing, NoHead, NotACall, PeerEnd, Refusal};
+pub(crate) use terms::{Abort, End, Framing, NoHead, NotACall, PeerEnd};
 pub(crate) use wire::Wire;
 
 use bytes::Bytes;
@@ -181,8 +181,10 @@ impl Receiver {
         body: crate::transport::http::RecvBody,
         max_message: usize,
         encoding: Encoding,
+        in_head: Option<Bytes>,
     ) -> Receiver {
-        Receiver::Http(stream::Receiver::server(wire, body, max_message, encoding))
+        let r = stream::Receiver::server(wire, body, max_message, encoding, in_head);
+        Receiver::Http(r)
     }
 
     /// A client's response head: its metadata, or the status that ended the call before

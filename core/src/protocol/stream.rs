@@ -509,10 +509,18 @@ impl Receiver {
         body: RecvBody,
         max_message: usize,
         encoding: Encoding,
+        in_head: Option<Bytes>,
     ) -> Receiver {
         let mut rare = Rare::for_wire(wire);
         if wire == Wire::ConnectUnary {
-            rare.get_or_insert_with(Box::default).whole = Some(Whole::new(max_message, encoding));
+            let rare = rare.get_or_insert_with(Box::default);
+            let mut whole = Whole::new(max_message, encoding);
+            // A GET's message came in its URL (its body is empty), and fails the call as
+            // a body past the size limit would.
+            if let Some(Err(s)) = in_head.map(|msg| whole.push(&msg)) {
+                rare.failed = Some(s);
+            }
+            rare.whole = Some(whole);
         }
         Receiver {
             state: State::Body(body),
@@ -837,7 +845,7 @@ mod tests {
         let (_resp, mut out) = client.send_request(req, false).unwrap();
         let (req, _respond) = srv.await.unwrap();
         let body = RecvBody::H2(req.into_body());
-        let mut inb = Receiver::server(Wire::Grpc, body, 1 << 20, Encoding::Identity);
+        let mut inb = Receiver::server(Wire::Grpc, body, 1 << 20, Encoding::Identity, None);
 
         // Three messages in one DATA frame: a burst.
         out.send_data(framed(&[b"a", b"b", b"c"]), false).unwrap();

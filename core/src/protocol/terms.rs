@@ -1,7 +1,7 @@
 //! The terms a call and a protocol share: how a call ends, how the peer ended it, and how
 //! messages are framed. Every protocol says them in its own wire form.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, StatusCode};
 use std::time::Duration;
 
@@ -47,6 +47,9 @@ pub(crate) struct Incoming {
     pub(crate) accepts: Accepts,
     /// The response's content type: the request's, parameters dropped.
     pub(crate) content_type: HeaderValue,
+    /// The request's message when it came in the head (Connect's GET), still compressed
+    /// if `encoding` says so.
+    pub(crate) message: Option<Bytes>,
 }
 
 /// A request that is not a call at all: answered with an HTTP status and a short text
@@ -118,6 +121,9 @@ pub(crate) enum Framing {
     /// The bare message, compressed whole if at all: Connect unary's one message is the
     /// body.
     Bare,
+    /// Nothing: the message travels in the request's head (Connect's GET, its URL), and
+    /// the body is empty.
+    InHead,
 }
 
 impl Framing {
@@ -126,6 +132,7 @@ impl Framing {
         match self {
             Framing::Envelope => envelope::encode(buf, msg, enc),
             Framing::Bare => envelope::compress(buf, msg, enc),
+            Framing::InHead => Ok(()),
         }
     }
 
@@ -134,7 +141,7 @@ impl Framing {
     pub(crate) fn prefix(self, len: usize) -> Result<Option<[u8; envelope::PREFIX_LEN]>, Status> {
         match self {
             Framing::Envelope => envelope::prefix(len).map(Some),
-            Framing::Bare => Ok(None),
+            Framing::Bare | Framing::InHead => Ok(None),
         }
     }
 }

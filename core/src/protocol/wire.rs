@@ -36,10 +36,20 @@ impl Wire {
     pub(crate) fn of_request(
         parts: &http::request::Parts,
     ) -> Result<(Wire, Cow<'_, str>), NotACall> {
+        if parts.method == Method::GET {
+            // Connect's GET names its codec in the query: `encoding=`.
+            if let Some(codec) = connect::get::codec_of(parts.uri.query()) {
+                return Ok((
+                    Wire::ConnectUnary,
+                    Cow::Owned(format!("application/{codec}")),
+                ));
+            }
+        }
         if parts.method != Method::POST {
             return Err(NotACall {
                 status: StatusCode::METHOD_NOT_ALLOWED,
-                why: "gRPC, gRPC-Web and Connect requests are POST\n",
+                why: "gRPC, gRPC-Web and Connect requests are POST (Connect's GET names \
+                      its codec in encoding=)\n",
                 grpc_status: None,
             });
         }

@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::shared::Shared;
+use super::shared::{Method, Shared};
 use crate::call::{Accepted, ServerCall, Shape};
-use crate::protocol::{connect, cors, grpc, NotACall, Receiver, Refusal, Sender, Wire};
+use crate::protocol::{connect, cors, grpc, NotACall, Receiver, Sender, Wire};
 use crate::status::{Code, Status};
 use crate::transport::driver::Driver;
 use crate::transport::http::{RecvBody, Respond};
@@ -50,23 +50,18 @@ pub(super) fn dispatch(
     };
     let incoming = match incoming {
         Ok(i) => i,
-        Err(r) => {
-            let Refusal {
-                status,
-                content_type,
-                accept,
-            } = r;
-            return sender(respond, content_type).refuse(&status, accept);
-        }
+        Err(r) => return sender(respond, r.content_type).refuse(&r.status, r.accept),
     };
-    let Some(&shape) = shared.methods.get(&incoming.path) else {
+    let Some(&method) = shared.methods.get(&incoming.path) else {
         let s = Status::new(
             Code::Unimplemented,
             unknown_method_message(&incoming.path, &shared.methods),
         );
         return sender(respond, incoming.content_type).route_not_found(&s);
     };
-    match unfit(wire, shape, parts.version) {
+    let shape = method.shape;
+    let get = incoming.message.is_some();
+    match unfit(wire, method, get, parts.version) {
         None => {}
         Some(Err(n)) => return refuse_http(respond, body, n, origin),
         Some(Ok(s)) => return sender(respond, incoming.content_type).refuse(&s, None),
@@ -86,6 +81,7 @@ pub(super) fn dispatch(
             body,
             shared.opts.max_recv_message_size,
             incoming.encoding,
+            incoming.message,
         ),
         method: incoming.path,
     });
@@ -100,7 +96,21 @@ pub(super) fn dispatch(
 
 /// Why a method cannot be called this way, if it cannot: a content type it does not take
 /// (`Err`), or a call the protocol cannot carry (`Ok`, the status to end it with).
-fn unfit(wire: Wire, shape: Shape, version: http::Version) -> Option<Result<Status, NotACall>> {
+fn unfit(
+    wire: Wire,
+    method: Method,
+    get: bool,
+    version: http::Version,
+) -> Option<Result<Status, NotACall>> {
+    if get && !method.takes_get() {
+        // connect-go's answer to a GET of a method that may have side effects.
+        return Some(Err(NotACall {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            why: "only methods without side effects take GET requests\n",
+            grpc_status: None,
+        }));
+    }
+    let shape = method.shape;
     // Connect's unary form is for unary methods and its streaming form for the others, as
     // connect-go routes them: the other form is a content type the method does not take.
     let connect_unary = wire == Wire::ConnectUnary;
@@ -130,6 +140,11 @@ fn unfit(wire: Wire, shape: Shape, version: http::Version) -> Option<Result<Stat
 /// Answers a request that is not a call with a plain HTTP status.
 fn refuse_http(respond: Respond, body: RecvBody, n: NotACall, origin: Option<HeaderValue>) {
     let mut resp = plain(n.status);
+    if n.status == StatusCode::METHOD_NOT_ALLOWED {
+        // RFC 9110 §15.5.6: a 405 "MUST generate an Allow header field".
+        resp.headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+    }
     if let Some(o) = origin {
         cors::expose(resp.headers_mut(), &o);
     }
@@ -168,7 +183,7 @@ fn refuse(mut respond: Respond, mut body: RecvBody, resp: Response<()>, why: &'s
     });
 }
 
-fn unknown_method_message(path: &str, methods: &HashMap<String, Shape>) -> String {
+fn unknown_method_message(path: &str, methods: &HashMap<String, Method>) -> String {
     let trimmed = path.trim_start_matches('/');
     let Some((service, method)) = trimmed.split_once('/') else {
         return format!("malformed method name: {path:?}");

@@ -8,7 +8,7 @@ mod options;
 mod shared;
 
 pub use options::ServerOptions;
-use shared::{Handler, Phase, Shared};
+use shared::{Handler, Method, Phase, Shared};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Mutex};
 
-use crate::call::{ServerCall, Shape};
+use crate::call::{Idempotency, ServerCall, Shape};
 use crate::error::Error;
 use crate::runtime;
 use crate::transport::hosted::{self, Handout, HostedConnection};
@@ -26,7 +26,7 @@ use crate::transport::tls;
 /// Builds a server: options, then the methods it serves, then `bind`.
 pub struct ServerBuilder {
     opts: ServerOptions,
-    methods: HashMap<String, Shape>,
+    methods: HashMap<String, Method>,
     hosted: bool,
 }
 
@@ -49,18 +49,41 @@ impl ServerBuilder {
 
     /// Serves `path` (`/package.Service/Method`) with the given shape. Requests for any
     /// other path end as UNIMPLEMENTED without reaching `accept`.
-    pub fn register(mut self, path: &str, shape: Shape) -> ServerBuilder {
-        self.methods.insert(path.to_owned(), shape);
+    pub fn register(self, path: &str, shape: Shape) -> ServerBuilder {
+        self.register_with(path, shape, Idempotency::Unknown)
+    }
+
+    /// As `register`, with the method's idempotency: a unary method without side
+    /// effects (`Idempotency::NoSideEffects`) answers Connect's GET requests too.
+    pub fn register_with(
+        mut self,
+        path: &str,
+        shape: Shape,
+        idempotency: Idempotency,
+    ) -> ServerBuilder {
+        let method = Method { shape, idempotency };
+        self.methods.insert(path.to_owned(), method);
         self
     }
 
     pub fn add_method(&mut self, path: &str, shape: Shape) -> Result<(), Error> {
+        self.add_method_with(path, shape, Idempotency::Unknown)
+    }
+
+    /// As `add_method`, with the method's idempotency (see `register_with`).
+    pub fn add_method_with(
+        &mut self,
+        path: &str,
+        shape: Shape,
+        idempotency: Idempotency,
+    ) -> Result<(), Error> {
         if !path.starts_with('/') || path[1..].split('/').count() != 2 {
             return Err(Error::invalid(format!(
                 "method path must look like /package.Service/Method, got {path:?}"
             )));
         }
-        self.methods.insert(path.to_owned(), shape);
+        let method = Method { shape, idempotency };
+        self.methods.insert(path.to_owned(), method);
         Ok(())
     }
 

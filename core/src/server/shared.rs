@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, watch};
 
 use super::options::ServerOptions;
-use crate::call::{ServerCall, Shape};
+use crate::call::{Idempotency, ServerCall, Shape};
 use crate::transport::hosted::HostedConnection;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub(super) enum Phase {
 
 pub(super) struct Shared {
     pub(super) opts: ServerOptions,
-    pub(super) methods: HashMap<String, Shape>,
+    pub(super) methods: HashMap<String, Method>,
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(super) calls: mpsc::UnboundedSender<ServerCall>,
     /// Set by `Server::serve`: then each call starts its handler's task from the
@@ -29,6 +29,21 @@ pub(super) struct Shared {
     /// Where accepted connections go when the caller hosts them.
     pub(super) hosted: Option<mpsc::UnboundedSender<HostedConnection>>,
     pub(super) phase: watch::Receiver<Phase>,
+}
+
+/// A method the server serves.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Method {
+    pub(super) shape: Shape,
+    pub(super) idempotency: Idempotency,
+}
+
+impl Method {
+    /// Whether Connect's GET may call it: a unary method without side effects, as
+    /// connect-go allows.
+    pub(super) fn takes_get(self) -> bool {
+        self.shape == Shape::Unary && self.idempotency == Idempotency::NoSideEffects
+    }
 }
 
 /// Starts the task that serves one call.

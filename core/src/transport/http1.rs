@@ -300,6 +300,11 @@ impl BodyTx {
 
     fn push(&mut self, frame: Frame<Bytes>, end: bool) -> Result<(), Aborted> {
         let mut st = self.chan.lock();
+        if st.ended && frame.data_ref().is_some_and(Bytes::is_empty) {
+            // Nothing to add to a body that has ended (a bodiless request's half-close),
+            // even once hyper has let it go.
+            return Ok(());
+        }
         if st.gone || st.aborted {
             return Err(Aborted);
         }

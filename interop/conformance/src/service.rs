@@ -9,7 +9,8 @@
 use prost::Message;
 use prost_types::Any;
 use rillrpc::{
-    Bytes, Code, Metadata, Server, ServerBuilder, ServerCall, ServerOptions, Shape, Status,
+    Bytes, Code, Idempotency, Metadata, Server, ServerBuilder, ServerCall, ServerOptions, Shape,
+    Status,
 };
 use std::future::poll_fn;
 use std::time::Duration;
@@ -28,7 +29,8 @@ const BIDI_STREAM: &str = "/connectrpc.conformance.v1.ConformanceService/BidiStr
 pub fn builder(opts: ServerOptions) -> ServerBuilder {
     ServerBuilder::new(opts)
         .register(UNARY, Shape::Unary)
-        .register(IDEMPOTENT_UNARY, Shape::Unary)
+        // `idempotency_level = NO_SIDE_EFFECTS` in the suite's proto: it takes Connect's GET.
+        .register_with(IDEMPOTENT_UNARY, Shape::Unary, Idempotency::NoSideEffects)
         .register(SERVER_STREAM, Shape::ServerStreaming)
         .register(CLIENT_STREAM, Shape::ClientStreaming)
         .register(BIDI_STREAM, Shape::Bidi)

@@ -220,6 +220,7 @@ pub(crate) fn accept(parts: &http::request::Parts, base: &str) -> Result<Incomin
         encoding,
         accepts,
         content_type,
+        message: None,
     })
 }
 

@@ -10,7 +10,7 @@
 use prost::{DecodeError, Message};
 use rillrpc::{
     Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding, HttpVersion,
-    Protocol, Shape, Status,
+    Idempotency, Protocol, Shape, Status,
 };
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -88,6 +88,8 @@ impl Channels {
             // The reference server is on loopback: a connection that takes longer is a
             // failure to report, not to wait out.
             connect_timeout: Duration::from_secs(5),
+            // GET only for calls marked free of side effects (`call_options`).
+            http_get: true,
             ..ChannelOptions::default()
         };
         if tls {
@@ -216,9 +218,6 @@ pub async fn invoke(
     if req.raw_request.is_some() {
         return Err("raw_request is for the reference client only".into());
     }
-    if req.use_get_http_method {
-        return Err("Connect GET is not supported: CallOptions cannot ask for it".into());
-    }
     match req.codec() {
         pb::Codec::Proto | pb::Codec::Unspecified => {}
         other => return Err(format!("codec {other:?} is not supported: proto only")),
@@ -340,6 +339,11 @@ fn call_options(req: &ClientCompatRequest) -> Result<CallOptions, String> {
     }
     if req.message_receive_limit > 0 {
         opts = opts.max_recv_message_size(req.message_receive_limit as usize);
+    }
+    if req.use_get_http_method {
+        // IdempotentUnary's `idempotency_level = NO_SIDE_EFFECTS`, which a stub generated
+        // from the suite's proto would pass.
+        opts = opts.idempotency(Idempotency::NoSideEffects);
     }
     Ok(opts)
 }

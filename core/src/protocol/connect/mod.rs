@@ -14,6 +14,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
+pub(crate) mod get;
+
 use super::details::{self, Any};
 use super::envelope::{self, Accepts, Encoding};
 use super::grpc::{self, code_for_http, RequestHead};
@@ -91,7 +93,23 @@ pub(crate) fn accept(
             }
         },
     };
-    let (encoding, accepts) = match compression(h, unary) {
+    // A GET's message, codec and compression are in its URL; it takes encodings back as
+    // a unary POST does.
+    let get = match parts.method == http::Method::GET {
+        true => match get::parse(parts.uri.query()) {
+            Ok(q) => Some(q),
+            Err(s) => return refuse(s),
+        },
+        false => None,
+    };
+    let compressed = match &get {
+        Some(q) => Ok((
+            q.compression,
+            Accepts::parse(h.get_all("accept-encoding").iter()),
+        )),
+        None => compression(h, unary),
+    };
+    let (encoding, accepts) = match compressed {
         Ok(c) => c,
         Err(s) => return refuse(s),
     };
@@ -114,6 +132,7 @@ pub(crate) fn accept(
         encoding,
         accepts,
         content_type,
+        message: get.map(|q| q.message),
     })
 }
 
@@ -336,23 +355,47 @@ pub(crate) fn request(head: &RequestHead<'_>, unary: bool) -> Result<Request<()>
             .map_err(|_| Status::new(Code::InvalidArgument, "invalid content subtype"))?,
     );
     h.insert("connect-protocol-version", HeaderValue::from_static("1"));
+    if head.encoding != Encoding::Identity {
+        let enc_header = if unary {
+            "content-encoding"
+        } else {
+            "connect-content-encoding"
+        };
+        h.insert(enc_header, HeaderValue::from_static(head.encoding.name()));
+    }
+    common_headers(h, head, unary);
+    Ok(req)
+}
+
+/// A client's GET for a unary call whose request is `msg` (see `get`); `None` when its
+/// URL would be too long, and the call goes as a POST.
+pub(crate) fn get_request(
+    head: &RequestHead<'_>,
+    msg: &[u8],
+) -> Result<Option<Request<()>>, Status> {
+    let Some(mut req) = get::request(head, msg)? else {
+        return Ok(None);
+    };
+    common_headers(req.headers_mut(), head, true);
+    Ok(Some(req))
+}
+
+/// What every Connect request head carries, POST or GET: the user agent, the timeout,
+/// the encodings this side takes back and the call's metadata.
+fn common_headers(h: &mut HeaderMap, head: &RequestHead<'_>, unary: bool) {
     h.insert(http::header::USER_AGENT, head.user_agent.clone());
     if let Some(t) = head.timeout {
         // At most ten digits; a longer deadline is no deadline a peer could tell apart.
         let ms = t.as_millis().clamp(1, 9_999_999_999);
         h.insert("connect-timeout-ms", HeaderValue::from(ms as u64));
     }
-    let (enc_header, accept_header) = if unary {
-        ("content-encoding", "accept-encoding")
+    let accept_header = if unary {
+        "accept-encoding"
     } else {
-        ("connect-content-encoding", "connect-accept-encoding")
+        "connect-accept-encoding"
     };
-    if head.encoding != Encoding::Identity {
-        h.insert(enc_header, HeaderValue::from_static(head.encoding.name()));
-    }
     h.insert(accept_header, HeaderValue::from_static(ACCEPT_ENCODING));
     head.metadata.write_to(h);
-    Ok(req)
 }
 
 /// What a client makes of a streaming response's head: its metadata and message
