@@ -889,6 +889,24 @@ async fn a_grpc_only_server_refuses_the_other_protocols() {
 
 // ---- our client over HTTP/1.1 ----
 
+/// Regression: a gRPC channel over HTTP/1.1 reached the server, then failed every call
+/// with "server closed the stream without sending trailers".
+#[test]
+fn grpc_over_http1_is_refused_when_the_channel_is_made() {
+    let opts = rillrpc::ChannelOptions {
+        protocol: rillrpc::Protocol::Grpc,
+        http_version: rillrpc::HttpVersion::Http1,
+        ..Default::default()
+    };
+    let e = rillrpc::Channel::with_options("http://127.0.0.1:1", opts).unwrap_err();
+    assert!(e.to_string().contains("gRPC needs HTTP/2"), "{e}");
+    assert_eq!(
+        rillrpc::HttpVersion::from_name("http1"),
+        Some(rillrpc::HttpVersion::Http1)
+    );
+    assert_eq!(rillrpc::HttpVersion::from_name("HTTP/1.1"), None);
+}
+
 #[tokio::test]
 async fn connect_and_grpc_web_over_http1_from_our_client() {
     use rillrpc::{CallOptions, Code, Metadata, Shape};

@@ -75,6 +75,12 @@ impl Channel {
             .map(|a| a.as_str().to_owned())
             .unwrap_or_else(|| format!("{host}:{port}"));
         let over_http1 = opts.http_version == HttpVersion::Http1;
+        if over_http1 && opts.protocol == Protocol::Grpc {
+            // gRPC's status is in HTTP/2 trailers, which HTTP/1.1 responses do not carry.
+            return Err(Error::invalid(
+                "gRPC needs HTTP/2: over HTTP/1.1 choose gRPC-Web or Connect",
+            ));
+        }
         let alpn: &[u8] = if over_http1 { b"http/1.1" } else { b"h2" };
         let tls = if scheme == "https" {
             let cfg = tls::client_config(&opts.tls.clone().unwrap_or_default(), alpn)?;

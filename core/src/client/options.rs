@@ -50,6 +50,22 @@ pub enum HttpVersion {
     Http1,
 }
 
+impl HttpVersion {
+    pub const ALL: [HttpVersion; 2] = [HttpVersion::Http2, HttpVersion::Http1];
+
+    /// The version a name stands for: "http2" or "http1".
+    pub fn from_name(name: &str) -> Option<HttpVersion> {
+        HttpVersion::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpVersion::Http2 => "http2",
+            HttpVersion::Http1 => "http1",
+        }
+    }
+}
+
 impl Default for ChannelOptions {
     fn default() -> ChannelOptions {
         ChannelOptions {
