@@ -46,6 +46,9 @@ export declare const SHAPE: {
 /** The wire protocol of a call. A rillrpc server answers all three on one port. */
 export type Protocol = 'grpc' | 'grpc-web' | 'connect'
 
+/** The HTTP version a channel's calls travel over. */
+export type HttpVersion = 'http1' | 'http2'
+
 export interface StatusObject {
   code: number
   details: string
@@ -141,8 +144,14 @@ export interface ChannelOptions {
   offloadIo?: boolean
   /** Options merged into every call's. */
   callDefaults?: CallOptions<any, any>
-  /** What every call of the channel speaks (over HTTP/2): 'grpc' (the default), 'grpc-web', 'connect'. */
+  /** What every call of the channel speaks: 'grpc' (the default), 'grpc-web', 'connect'. */
   protocol?: Protocol
+  /**
+   * What the calls travel over: 'http2' (the default) or 'http1', for gRPC-Web and Connect
+   * to servers that speak only HTTP/1.1 (each call then has a connection to itself, and
+   * bidi calls fail with UNIMPLEMENTED).
+   */
+  httpVersion?: HttpVersion
 }
 
 /** A client channel. Idle, it does not keep the process alive. */
@@ -151,6 +160,8 @@ export declare class Channel {
   constructor(target: string, options?: ChannelOptions)
   /** The protocol every call speaks. */
   readonly protocol: Protocol
+  /** The HTTP version the calls travel over. */
+  readonly httpVersion: HttpVersion
   unary<Req = Buffer, Res = Buffer>(method: string, request: Req, options?: CallOptions<Req, Res>): UnaryResponse<Res>
   serverStreaming<Req = Buffer, Res = Buffer>(method: string, request: Req, options?: CallOptions<Req, Res>): ResponseStream<Res>
   clientStreaming<Req = Buffer, Res = Buffer>(method: string, options?: CallOptions<Req, Res>): RequestStream<Req, Res>
@@ -185,6 +196,12 @@ export interface ServerCallBase {
   readonly shape: number
   /** The protocol the client called with; the handler is the same for every one. */
   readonly protocol: Protocol
+  /**
+   * The codec of the messages, as the request's content type names it: 'proto' (also when
+   * it names none), 'json', or another. Messages reach the handler as the client encoded
+   * them; answer in the same codec.
+   */
+  readonly codec: string
   /** The request metadata. */
   readonly metadata: Metadata
   /** The client's deadline, or Infinity. */

@@ -237,6 +237,33 @@ typedef uint32_t rill_protocol;
 #endif // __cplusplus
 
 /**
+ * The HTTP version a channel's calls travel over (`rill_channel_options.http_version`).
+ * 0 is HTTP/2, the default.
+ */
+enum rill_http_version
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * HTTP/2: every protocol, every call shape, calls multiplexed on one connection.
+   */
+  RILL_HTTP_VERSION_2 = 0,
+  /**
+   * HTTP/1.1, for gRPC-Web and Connect to servers that speak only HTTP/1.1: each call
+   * has a connection to itself, and bidi calls are refused (UNIMPLEMENTED).
+   */
+  RILL_HTTP_VERSION_1 = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rill_http_version rill_http_version;
+#else
+typedef uint32_t rill_http_version;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A metadata list (ordered key/value entries). 0 is never a valid handle.
  */
 typedef uint64_t rill_metadata;
@@ -333,10 +360,15 @@ typedef struct rill_channel_options {
    */
   const char *tls_server_name;
   /**
-   * The `rill_protocol` every call of the channel speaks (over HTTP/2). Default
-   * RILL_PROTOCOL_GRPC.
+   * The `rill_protocol` every call of the channel speaks. Default RILL_PROTOCOL_GRPC.
    */
   uint32_t protocol;
+  /**
+   * The `rill_http_version` the calls travel over. Default RILL_HTTP_VERSION_2;
+   * RILL_HTTP_VERSION_1 carries gRPC-Web and Connect to servers that speak only
+   * HTTP/1.1 (no bidi calls then).
+   */
+  uint32_t http_version;
 } rill_channel_options;
 
 /**
@@ -832,6 +864,16 @@ rill_result rill_server_call_shape(rill_server_call call, uint32_t *shape_out);
  * answers all three on one port, with the same calls.
  */
 rill_result rill_server_call_protocol(rill_server_call call, uint32_t *protocol_out);
+
+/**
+ * The codec of the call's messages, as the request's content type names it: "proto" (also
+ * when it names none), "json", or another the client named (`application/grpc+thrift`).
+ * The library passes messages through as bytes: decode them, and answer, in this codec.
+ *
+ * Ownership: `*codec_out` (NUL-terminated) is borrowed from the call: valid until
+ * `rill_server_call_free`.
+ */
+rill_result rill_server_call_codec(rill_server_call call, const char **codec_out);
 
 /**
  * The request metadata.

@@ -361,8 +361,10 @@ callApi(UnaryCall)
 class Channel {
   /**
    * @param target "http://host:port", "https://host:port" or "host:port" (h2c)
-   * @param opts { ca, serverName, cert, key, connectTimeout, keepalive, userAgent, protocol }
+   * @param opts { ca, serverName, cert, key, connectTimeout, keepalive, userAgent, protocol,
+   *   httpVersion }
    *   protocol: what every call speaks, 'grpc' (the default), 'grpc-web' or 'connect'
+   *   httpVersion: what the calls travel over, 'http2' (the default) or 'http1'
    */
   constructor (target, opts = {}) {
     if (typeof target !== 'string') throw new TypeError('target must be a string like "http://127.0.0.1:50051"')
@@ -376,13 +378,17 @@ class Channel {
       keepaliveMs: opts.keepalive,
       userAgent: opts.userAgent,
       hostConnections: !offloadIo(opts),
-      protocol: opts.protocol
+      protocol: opts.protocol,
+      httpVersion: opts.httpVersion
     })
     this._defaults = opts.callDefaults || {}
   }
 
   /** The protocol every call speaks: 'grpc', 'grpc-web' or 'connect'. */
   get protocol () { return this._nat.protocol() }
+
+  /** The HTTP version the calls travel over: 'http2' or 'http1'. */
+  get httpVersion () { return this._nat.httpVersion() }
 
   _open (method, shape, o, first) {
     return this._nat.open(method, shape, nativeOptions(o), first, first !== undefined)

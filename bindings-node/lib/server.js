@@ -134,6 +134,7 @@ function initCall (call, nc, o, method, shape) {
   call.method = method
   call.shape = shape
   call.protocol = nc.protocol()
+  call.codec = nc.codec()
   call.metadata = fromFlat(nc.metadata())
   const ms = nc.timeRemainingMs()
   call.deadline = ms == null ? Infinity : new Date(Date.now() + ms)

@@ -28,6 +28,8 @@ pub struct ChannelOpts {
     pub host_connections: Option<bool>,
     /// What every call speaks: "grpc" (the core's default), "grpc-web" or "connect".
     pub protocol: Option<String>,
+    /// What the calls travel over: "http2" (the core's default) or "http1".
+    pub http_version: Option<String>,
 }
 
 #[napi(object)]
@@ -47,6 +49,7 @@ pub struct NativeChannel {
     /// The id its connections are watched under (see `hosted`).
     hosted: Option<u32>,
     protocol: rillrpc::Protocol,
+    http_version: rillrpc::HttpVersion,
 }
 
 impl Drop for NativeChannel {
@@ -90,8 +93,11 @@ impl NativeChannel {
             if let Some(name) = o.protocol {
                 co.protocol = meta::protocol_from_js(&name)?;
             }
+            if let Some(name) = o.http_version {
+                co.http_version = meta::http_version_from_js(&name)?;
+            }
         }
-        let protocol = co.protocol;
+        let (protocol, http_version) = (co.protocol, co.http_version);
         let host = co.host_connections;
         let ch = Channel::with_options(&target, co).map_err(|e| meta::invalid(&format!("{e}")))?;
         #[cfg(unix)]
@@ -108,6 +114,7 @@ impl NativeChannel {
             ch,
             hosted,
             protocol,
+            http_version,
         })
     }
 
@@ -115,6 +122,12 @@ impl NativeChannel {
     #[napi]
     pub fn protocol(&self) -> &'static str {
         self.protocol.name()
+    }
+
+    /// The name of the HTTP version the calls travel over: "http1" or "http2".
+    #[napi]
+    pub fn http_version(&self) -> &'static str {
+        self.http_version.name()
     }
 
     /// Opens a call of `shape` (0 unary, 1 client streaming, 2 server streaming, 3 bidi);

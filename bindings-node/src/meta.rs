@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rillrpc::{Code, Metadata, MetadataValue, Protocol};
+use rillrpc::{Code, HttpVersion, Metadata, MetadataValue, Protocol};
 
 pub(crate) type Flat = Vec<Either<String, Buffer>>;
 
@@ -57,6 +57,20 @@ pub(crate) fn protocol_from_js(name: &str) -> Result<Protocol> {
             .collect();
         invalid(&format!(
             "unknown protocol {name:?}: use one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// The HTTP version of this name: "http1" or "http2" (the core's names).
+pub(crate) fn http_version_from_js(name: &str) -> Result<HttpVersion> {
+    HttpVersion::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = HttpVersion::ALL
+            .iter()
+            .map(|v| format!("'{}'", v.name()))
+            .collect();
+        invalid(&format!(
+            "unknown httpVersion {name:?}: use one of {}",
             names.join(", ")
         ))
     })

@@ -233,6 +233,15 @@ impl NativeServerCall {
             .unwrap_or_default()
     }
 
+    /// The codec the request's content type names: "proto", "json", or another.
+    #[napi]
+    pub fn codec(&self) -> String {
+        self.call
+            .as_ref()
+            .map(|c| c.codec().to_owned())
+            .unwrap_or_default()
+    }
+
     #[napi]
     pub fn metadata(&self) -> Flat {
         self.call

@@ -1,8 +1,9 @@
 'use strict'
 // gRPC-Web and Connect beside gRPC: the Node client speaking each (`protocol`) to the Node
-// server, reading connections on the JS thread and on the core's threads (`offloadIo`);
-// the server telling a handler which protocol the client spoke (`call.protocol`); CORS for
-// browser pages (`cors`), over HTTP/1.1 as a page's fetch makes its calls.
+// server, reading connections on the JS thread and on the core's threads (`offloadIo`),
+// over HTTP/2 and HTTP/1.1 (`httpVersion`); the server telling a handler which protocol
+// the client spoke and in which codec (`call.protocol`, `call.codec`); CORS for browser
+// pages (`cors`), over HTTP/1.1 as a page's fetch makes its calls.
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const http = require('node:http')
@@ -15,9 +16,10 @@ const echoMd = (md) => Object.fromEntries(Object.entries(md).filter(([k]) => k.s
 const fail = (req, md) => req.count < 0 ? new rill.RpcError(-req.count, Buffer.from(req.payload).toString(), md) : null
 
 /** The echo service on rillrpc, each handler noting the protocol of its call. */
-function echoImpl (seen) {
+function echoImpl (seen, codecs = []) {
   const start = (call) => {
     seen.push(call.protocol)
+    codecs.push(call.codec)
     call.sendHeaders(echoMd(call.metadata))
     call.setTrailers(echoMd(call.metadata))
   }
@@ -50,13 +52,14 @@ function echoImpl (seen) {
 }
 
 const seen = []
+const codecs = []
 let server
 let target
 
 before(() => {
   server = new rill.Server()
-  server.addService(service, echoImpl(seen))
-  server.unary(WHICH, (call) => Buffer.from(call.protocol))
+  server.addService(service, echoImpl(seen, codecs))
+  server.unary(WHICH, (call) => Buffer.from(call.codec === 'json' ? `{"codec":"${call.codec}"}` : call.protocol))
   target = `http://127.0.0.1:${server.listen('127.0.0.1:0')}`
 })
 
@@ -144,6 +147,83 @@ test('a server call knows its protocol, in handlers and in the pull form', async
   }
 })
 
+for (const protocol of ['connect', 'grpc-web']) {
+  test(`unary, server and client streaming and a status over ${protocol}, HTTP/1.1`, async () => {
+    const ch = new rill.Channel(target, { protocol, httpVersion: 'http1' })
+    assert.equal(ch.httpVersion, 'http1')
+    assert.equal(ch.protocol, protocol)
+    const client = rill.makeClient(ch, service)
+    seen.length = 0
+    codecs.length = 0
+    try {
+      const p = client.PingPong({ payload: Buffer.from('over http/1.1') }, { metadata: { 'echo-a': protocol } })
+      assert.equal((await p).payload.toString(), 'over http/1.1')
+      assert.equal((await p.headers)['echo-a'], protocol)
+      assert.equal((await p.trailers)['echo-a'], protocol)
+
+      let n = 0
+      for await (const m of client.EchoServer({ payload: Buffer.alloc(100, 's'), count: 2000 })) {
+        assert.equal(m.payload.length, 100)
+        n++
+      }
+      assert.equal(n, 2000)
+
+      const w = client.EchoClient()
+      w.write({ payload: Buffer.alloc(10) })
+      w.end({ payload: Buffer.alloc(5) })
+      assert.equal((await w.response).payload.toString(), '15')
+
+      const bad = { serialize: encReq, deserialize: decResp, metadata: { 'echo-why': 'because' } }
+      await assert.rejects(ch.unary(M.PingPong, { payload: Buffer.from('nothing here'), count: -5 }, bad),
+        (e) => e instanceof rill.RpcError && e.code === rill.status.NOT_FOUND && e.details === 'nothing here')
+
+      // Bidi needs HTTP/2: the core's refusal is the call's error.
+      const b = client.Echo()
+      b.on('error', () => {})
+      await assert.rejects(async () => { for await (const _ of b); },
+        (e) => e instanceof rill.RpcError && e.code === rill.status.UNIMPLEMENTED)
+
+      // Calls at once: each has a connection of its own.
+      const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => client.PingPong({ payload: Buffer.from(String(i)) })))
+      assert.deepEqual(replies.map((r) => r.payload.toString()), Array.from({ length: 20 }, (_, i) => String(i)))
+      assert.ok(seen.length >= 4 && seen.every((p) => p === protocol), String(seen))
+      assert.ok(codecs.every((c) => c === 'proto'), String(codecs))
+    } finally {
+      ch.close()
+    }
+  })
+}
+
+test('an unknown httpVersion is refused by name', () => {
+  assert.equal(new rill.Channel(target).httpVersion, 'http2')
+  for (const v of ['http1', 'http2']) {
+    assert.equal(new rill.Channel(target, { protocol: 'connect', httpVersion: v }).httpVersion, v)
+  }
+  // The core's rule: gRPC's trailers need HTTP/2.
+  assert.throws(() => new rill.Channel(target, { httpVersion: 'http1' }), /gRPC needs HTTP\/2/)
+  for (const bad of ['HTTP1', 'http/1.1', 'h2', '', 'http3']) {
+    assert.throws(() => new rill.Channel(target, { protocol: 'connect', httpVersion: bad }),
+      /unknown httpVersion ".*": use one of 'http2', 'http1'/)
+  }
+})
+
+test('a server call knows its codec', async () => {
+  codecs.length = 0
+  for (const protocol of PROTOCOLS) {
+    const ch = new rill.Channel(target, { protocol })
+    assert.equal(decResp(await ch.unary(M.PingPong, encReq({ payload: Buffer.from('?') }))).payload.toString(), '?')
+    ch.close()
+  }
+  assert.deepEqual(codecs, ['proto', 'proto', 'proto'])
+
+  // JSON, as a browser page's Connect client sends it: unary over HTTP/1.1.
+  const port = Number(new URL(target).port)
+  const r = await http1(port, 'POST', { 'content-type': 'application/json', 'connect-protocol-version': '1' }, '{}', WHICH)
+  assert.equal(r.status, 200)
+  assert.equal(r.headers['content-type'], 'application/json')
+  assert.equal(r.body.toString(), '{"codec":"json"}')
+})
+
 test('an unknown protocol is refused by name', () => {
   assert.equal(new rill.Channel(target).protocol, 'grpc')
   for (const bad of ['http3', 'GRPC', '', 'grpc_web']) {
@@ -153,9 +233,9 @@ test('an unknown protocol is refused by name', () => {
 })
 
 /** One HTTP/1.1 exchange with the server, as a browser page's fetch makes it. */
-function http1 (port, method, headers, body) {
+function http1 (port, method, headers, body, path = M.PingPong) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: M.PingPong, headers, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
       const chunks = []
       res.on('data', (c) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }))

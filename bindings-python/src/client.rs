@@ -7,14 +7,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use rillrpc::{
     Batched, Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding,
-    Protocol, Receive, Shape, Status,
+    HttpVersion, Protocol, Receive, Shape, Status,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::convert::{
-    messages, metadata_from_py, metadata_to_py, pending, protocol_from_py, seconds_from_py,
-    status_err, status_tuple,
+    http_version_from_py, messages, metadata_from_py, metadata_to_py, pending,
+    protocol_from_py, seconds_from_py, status_err, status_tuple,
 };
 use crate::reactor::{Notify, Reactor};
 use crate::unary::{self, NativeUnary, Unary};
@@ -23,12 +23,13 @@ use crate::unary::{self, NativeUnary, Unary};
 pub struct NativeChannel {
     chan: Channel,
     protocol: Protocol,
+    http_version: HttpVersion,
 }
 
 #[pymethods]
 impl NativeChannel {
     #[new]
-    #[pyo3(signature = (target, ca_pem=None, server_name=None, cert_pem=None, key_pem=None, protocol=None))]
+    #[pyo3(signature = (target, ca_pem=None, server_name=None, cert_pem=None, key_pem=None, protocol=None, http_version=None))]
     fn new(
         target: &str,
         ca_pem: Option<Vec<u8>>,
@@ -36,6 +37,7 @@ impl NativeChannel {
         cert_pem: Option<Vec<u8>>,
         key_pem: Option<Vec<u8>>,
         protocol: Option<&str>,
+        http_version: Option<&str>,
     ) -> PyResult<NativeChannel> {
         let identity = match (cert_pem, key_pem) {
             (Some(c), Some(k)) => Some((c, k)),
@@ -62,16 +64,29 @@ impl NativeChannel {
         if let Some(name) = protocol {
             opts.protocol = protocol_from_py(name)?;
         }
-        let protocol = opts.protocol;
+        if let Some(name) = http_version {
+            opts.http_version = http_version_from_py(name)?;
+        }
+        let (protocol, http_version) = (opts.protocol, opts.http_version);
         let chan = Channel::with_options(target, opts)
             .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
-        Ok(NativeChannel { chan, protocol })
+        Ok(NativeChannel {
+            chan,
+            protocol,
+            http_version,
+        })
     }
 
     /// The name of the protocol every call speaks.
     #[getter]
     fn protocol(&self) -> &'static str {
         self.protocol.name()
+    }
+
+    /// The name of the HTTP version the calls travel over: "http1" or "http2".
+    #[getter]
+    fn http_version(&self) -> &'static str {
+        self.http_version.name()
     }
 
     /// Starts a call of `shape` (0..3, see `Shape`); never waits.

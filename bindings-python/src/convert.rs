@@ -5,7 +5,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use rillrpc::{Bytes, Code, Metadata, MetadataValue, Protocol, Status};
+use rillrpc::{Bytes, Code, HttpVersion, Metadata, MetadataValue, Protocol, Status};
 use std::time::Duration;
 
 /// `rillrpc.RpcError`, registered by the package at import (`_native.init`).
@@ -134,6 +134,20 @@ pub fn protocol_from_py(name: &str) -> PyResult<Protocol> {
             .collect();
         PyValueError::new_err(format!(
             "unknown protocol {name:?}: use one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// The HTTP version of this name: "http1" or "http2" (the core's names).
+pub fn http_version_from_py(name: &str) -> PyResult<HttpVersion> {
+    HttpVersion::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = HttpVersion::ALL
+            .iter()
+            .map(|v| format!("'{}'", v.name()))
+            .collect();
+        PyValueError::new_err(format!(
+            "unknown http_version {name:?}: use one of {}",
             names.join(", ")
         ))
     })

@@ -188,6 +188,12 @@ impl NativeServerCall {
         self.lock().protocol().name()
     }
 
+    /// The codec the request's content type names: "proto", "json", or another.
+    #[getter]
+    fn codec(&self) -> String {
+        self.lock().codec().to_owned()
+    }
+
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         metadata_to_py(py, self.lock().metadata())
     }

@@ -1,10 +1,12 @@
 """gRPC-Web and Connect beside gRPC: the Python client speaking each (`Channel(protocol=)`)
-to the Python server, the server telling a handler which one the client spoke
-(`ServerCall.protocol`), and CORS for browser pages (`Server(cors=)`) over HTTP/1.1."""
+to the Python server, over HTTP/2 and HTTP/1.1 (`Channel(http_version=)`), the server
+telling a handler which protocol the client spoke and in which codec (`ServerCall.protocol`,
+`ServerCall.codec`), and CORS for browser pages (`Server(cors=)`) over HTTP/1.1."""
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import Any, AsyncIterator, Dict, List, Tuple
 
 import pytest
@@ -122,6 +124,91 @@ def test_protocol_names_and_bad_values() -> None:
             rillrpc.Channel("http://127.0.0.1:1", protocol=bad)
     with pytest.raises(TypeError):
         rillrpc.Channel("http://127.0.0.1:1", protocol=2)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- HTTP/1.1 clients
+
+
+@pytest.mark.parametrize("protocol", ["connect", "grpc-web"])
+async def test_http1_client(protocol: str, rill_server: rillrpc.Server) -> None:
+    target = f"http://127.0.0.1:{rill_server.port}"
+    async with rillrpc.Channel(target, protocol=protocol, http_version="http1") as ch:
+        assert ch.http_version == "http1" and ch.protocol == protocol
+        stub = rillrpc.Stub(ch, SERVICE)
+        call = stub.PingPong(Req(payload=b"over http/1.1"), metadata=[("echo-a", "1")])
+        assert (await call).payload == b"over http/1.1"
+        assert dict(await call.headers())["echo-a"] == "1"
+        assert dict(await call.trailers())["echo-a"] == "1"
+        got = [r.payload async for r in stub.EchoServer(Req(payload=b"s" * 100, count=2000))]
+        assert got == [b"s" * 100] * 2000
+        assert (await stub.EchoClient(iter([Req(payload=b"abcd")] * 25))).payload == b"100"
+        with pytest.raises(RpcError) as e:
+            await stub.PingPong(Req(payload=b"nothing here", count=-5), metadata=[("echo-why", "because")])
+        assert (e.value.code, e.value.message) == (StatusCode.NOT_FOUND, "nothing here")
+        assert dict(e.value.trailers)["echo-why"] == "because"
+        # Bidi needs HTTP/2: the core refuses to open the call.
+        with pytest.raises(RpcError) as e:
+            stub.Echo()
+        assert e.value.code == StatusCode.UNIMPLEMENTED
+        # Calls at once: each has a connection of its own.
+        replies = await asyncio.gather(*(stub.PingPong(Req(payload=b"%d" % i)) for i in range(20)))
+        assert [r.payload for r in replies] == [b"%d" % i for i in range(20)]
+
+
+def test_http_version_names_and_bad_values() -> None:
+    assert rillrpc.Channel("http://127.0.0.1:1").http_version == "http2"
+    for name in ("http1", "http2"):
+        ch = rillrpc.Channel("http://127.0.0.1:1", protocol="connect", http_version=name)
+        assert ch.http_version == name
+    # The core's rule: gRPC's trailers need HTTP/2.
+    with pytest.raises(ValueError, match="gRPC needs HTTP/2"):
+        rillrpc.Channel("http://127.0.0.1:1", http_version="http1")
+    for bad in ("HTTP1", "http/1.1", "h2", "", "http3"):
+        with pytest.raises(ValueError, match=r"unknown http_version .*: use one of 'http2', 'http1'"):
+            rillrpc.Channel("http://127.0.0.1:1", protocol="connect", http_version=bad)
+    with pytest.raises(TypeError):
+        rillrpc.Channel("http://127.0.0.1:1", http_version=1)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- codecs
+
+
+async def test_the_server_call_knows_the_codec() -> None:
+    seen: List[Tuple[str, str]] = []
+
+    async def which(req: bytes, ctx: ServerCall) -> bytes:
+        seen.append((str(ctx.protocol), ctx.codec))
+        return b'{"codec":"%s"}' % ctx.codec.encode() if ctx.codec == "json" else req
+
+    server = rillrpc.Server()
+    server.add_method(WHICH, Shape.UNARY, which)
+    async with server:
+        for name in PROTOCOLS:
+            async with rillrpc.Channel(f"http://127.0.0.1:{server.port}", protocol=name) as ch:
+                assert await ch.unary(WHICH, b"?") == b"?"
+        assert seen == [(n, "proto") for n in PROTOCOLS]
+        seen.clear()
+
+        # JSON, as a browser page's Connect client sends it: unary over HTTP/1.1.
+        head = f"POST {WHICH} HTTP/1.1\nHost: 127.0.0.1:{server.port}\nConnect-Protocol-Version: 1\n"
+        line, h, body = await http1(
+            server.port, head + "Content-Type: application/json\nContent-Length: 2\n", b"{}"
+        )
+        assert line.startswith("HTTP/1.1 200"), line
+        assert h["content-type"] == "application/json"
+        assert body == b'{"codec":"json"}'
+        # gRPC-Web with a JSON subtype: one enveloped message.
+        msg = b"{}"
+        line, h, body = await http1(
+            server.port,
+            f"POST {WHICH} HTTP/1.1\nHost: 127.0.0.1:{server.port}\n"
+            f"Content-Type: application/grpc-web+json\nContent-Length: {5 + len(msg)}\n",
+            b"\x00" + struct.pack(">I", len(msg)) + msg,
+        )
+        assert line.startswith("HTTP/1.1 200"), line
+        assert h["content-type"] == "application/grpc-web+json"
+        assert body.startswith(b"\x00" + struct.pack(">I", 16) + b'{"codec":"json"}')
+    assert seen == [("connect", "json"), ("grpc-web", "json")]
 
 
 # ---------------------------------------------------------------- CORS, over HTTP/1.1

@@ -8,7 +8,7 @@ use crate::registry::Registry;
 use crate::result::{
     guard, opt_text, out, put, rill_result, text, Fail, R, RILL_ERR_IO, RILL_ERR_TLS, RILL_OK,
 };
-use crate::{protocol_from, rill_protocol};
+use crate::{http_version_from, protocol_from, rill_http_version, rill_protocol};
 
 /// A client channel. 0 is never a valid handle.
 pub type rill_channel = u64;
@@ -33,9 +33,12 @@ pub struct rill_channel_options {
     /// The name checked against the server certificate when it differs from the host, or
     /// NULL.
     pub tls_server_name: *const c_char,
-    /// The `rill_protocol` every call of the channel speaks (over HTTP/2). Default
-    /// RILL_PROTOCOL_GRPC.
+    /// The `rill_protocol` every call of the channel speaks. Default RILL_PROTOCOL_GRPC.
     pub protocol: u32,
+    /// The `rill_http_version` the calls travel over. Default RILL_HTTP_VERSION_2;
+    /// RILL_HTTP_VERSION_1 carries gRPC-Web and Connect to servers that speak only
+    /// HTTP/1.1 (no bidi calls then).
+    pub http_version: u32,
 }
 
 pub(crate) static CHANNELS: Registry<Channel> = Registry::new(2, "channel");
@@ -57,6 +60,7 @@ pub extern "C" fn rill_channel_options_init(opts: *mut rill_channel_options) -> 
                 tls_ca_file: std::ptr::null(),
                 tls_server_name: std::ptr::null(),
                 protocol: rill_protocol::of(d.protocol) as u32,
+                http_version: rill_http_version::of(d.http_version) as u32,
             },
         );
         Ok(RILL_OK)
@@ -90,6 +94,7 @@ unsafe fn options(o: &rill_channel_options) -> R<ChannelOptions> {
         connect_timeout: ms(o.connect_timeout_ms, "connect_timeout_ms")?,
         keepalive_timeout: ms(o.keepalive_timeout_ms, "keepalive_timeout_ms")?,
         protocol: protocol_from(o.protocol, "opts.protocol")?,
+        http_version: http_version_from(o.http_version, "opts.http_version")?,
         ..Default::default()
     };
     if o.keepalive_interval_ms < 0 {

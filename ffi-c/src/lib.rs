@@ -156,6 +156,49 @@ pub extern "C" fn rill_protocol_name(protocol: u32) -> *const c_char {
     .unwrap_or(std::ptr::null())
 }
 
+/// The HTTP version a channel's calls travel over (`rill_channel_options.http_version`).
+/// 0 is HTTP/2, the default.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum rill_http_version {
+    /// HTTP/2: every protocol, every call shape, calls multiplexed on one connection.
+    RILL_HTTP_VERSION_2 = 0,
+    /// HTTP/1.1, for gRPC-Web and Connect to servers that speak only HTTP/1.1: each call
+    /// has a connection to itself, and bidi calls are refused (UNIMPLEMENTED).
+    RILL_HTTP_VERSION_1 = 1,
+}
+
+impl rill_http_version {
+    const ALL: [rill_http_version; 2] = [
+        rill_http_version::RILL_HTTP_VERSION_2,
+        rill_http_version::RILL_HTTP_VERSION_1,
+    ];
+
+    pub(crate) fn of(v: rillrpc::HttpVersion) -> rill_http_version {
+        match v {
+            rillrpc::HttpVersion::Http2 => rill_http_version::RILL_HTTP_VERSION_2,
+            rillrpc::HttpVersion::Http1 => rill_http_version::RILL_HTTP_VERSION_1,
+        }
+    }
+
+    fn core(self) -> rillrpc::HttpVersion {
+        match self {
+            rill_http_version::RILL_HTTP_VERSION_2 => rillrpc::HttpVersion::Http2,
+            rill_http_version::RILL_HTTP_VERSION_1 => rillrpc::HttpVersion::Http1,
+        }
+    }
+}
+
+/// A `rill_http_version` from C, checked; `what` names the argument in the message.
+pub(crate) fn http_version_from(v: u32, what: &str) -> R<rillrpc::HttpVersion> {
+    match rill_http_version::ALL.iter().find(|h| **h as u32 == v) {
+        Some(h) => Ok(h.core()),
+        None => Err(Fail::invalid(format!(
+            "{what} must be RILL_HTTP_VERSION_2 (0) or RILL_HTTP_VERSION_1 (1), got {v}"
+        ))),
+    }
+}
+
 /// A `rill_shape` from C, checked.
 pub(crate) fn shape_from(v: u32) -> R<rillrpc::Shape> {
     rillrpc::Shape::try_from(v).map_err(|e| Fail::invalid(e.message().to_owned()))
@@ -268,5 +311,25 @@ mod tests {
         assert_eq!(e.code, result::RILL_ERR_INVALID_ARGUMENT);
         assert!(e.msg.contains("got 3"), "{}", e.msg);
         assert!(rill_protocol_name(3).is_null());
+    }
+
+    #[test]
+    fn http_versions_cross_both_ways() {
+        for h in rill_http_version::ALL {
+            assert_eq!(http_version_from(h as u32, "h").unwrap(), h.core());
+            assert_eq!(rill_http_version::of(h.core()), h);
+        }
+        // A zeroed field is the core's default.
+        assert_eq!(
+            http_version_from(0, "h").unwrap(),
+            rillrpc::HttpVersion::default()
+        );
+        let e = http_version_from(2, "opts.http_version").unwrap_err();
+        assert_eq!(e.code, result::RILL_ERR_INVALID_ARGUMENT);
+        assert!(
+            e.msg.contains("opts.http_version") && e.msg.contains("got 2"),
+            "{}",
+            e.msg
+        );
     }
 }

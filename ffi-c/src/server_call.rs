@@ -19,6 +19,8 @@ pub type rill_server_call = u64;
 pub(crate) struct ServerCallObj {
     call: ServerCall,
     method: CString,
+    /// The codec's name for C, made when first asked for: most handlers never ask.
+    codec: Option<CString>,
     notify: Arc<Notify>,
     waker: Waker,
     finished: bool,
@@ -41,6 +43,7 @@ impl ServerCallObj {
         let (notify, waker) = Notify::new();
         ServerCallObj {
             method: CString::new(call.method()).unwrap_or_default(),
+            codec: None,
             call,
             notify,
             waker,
@@ -164,6 +167,30 @@ pub extern "C" fn rill_server_call_protocol(
         let o = out(protocol_out, "protocol_out")?;
         let p = lock(&*get(call)?).call.protocol();
         put(o, rill_protocol::of(p) as u32);
+        Ok(RILL_OK)
+    })
+}
+
+/// The codec of the call's messages, as the request's content type names it: "proto" (also
+/// when it names none), "json", or another the client named (`application/grpc+thrift`).
+/// The library passes messages through as bytes: decode them, and answer, in this codec.
+///
+/// Ownership: `*codec_out` (NUL-terminated) is borrowed from the call: valid until
+/// `rill_server_call_free`.
+#[no_mangle]
+pub extern "C" fn rill_server_call_codec(
+    call: rill_server_call,
+    codec_out: *mut *const c_char,
+) -> rill_result {
+    guard(|| {
+        let o = out(codec_out, "codec_out")?;
+        let obj = get(call)?;
+        let mut g = lock(&obj);
+        let g = &mut *g;
+        let codec = g
+            .codec
+            .get_or_insert_with(|| CString::new(g.call.codec()).unwrap_or_default());
+        put(o, codec.as_ptr());
         Ok(RILL_OK)
     })
 }

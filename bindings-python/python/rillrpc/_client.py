@@ -494,7 +494,11 @@ class Channel:
     lazily; calls share one HTTP/2 connection. Usable as `async with`.
 
     `protocol`: what every call of the channel speaks, "grpc" (the default), "grpc-web" or
-    "connect" (a `Protocol` or its name); the calls look the same in each."""
+    "connect" (a `Protocol` or its name); the calls look the same in each.
+
+    `http_version`: what the calls travel over, "http2" (the default) or "http1", for
+    gRPC-Web and Connect to servers that speak only HTTP/1.1: each call then has a
+    connection to itself, and bidi calls fail with UNIMPLEMENTED."""
 
     def __init__(
         self,
@@ -505,9 +509,10 @@ class Channel:
         certificate_chain: Optional[bytes] = None,
         private_key: Optional[bytes] = None,
         protocol: Union[Protocol, str, None] = None,
+        http_version: Optional[str] = None,
     ) -> None:
         self._native = NativeChannel(
-            target, root_certificates, server_name, certificate_chain, private_key, protocol
+            target, root_certificates, server_name, certificate_chain, private_key, protocol, http_version
         )
         self.target = target
 
@@ -515,6 +520,11 @@ class Channel:
     def protocol(self) -> Protocol:
         """The protocol every call of the channel speaks."""
         return Protocol(self._native.protocol)
+
+    @property
+    def http_version(self) -> str:
+        """The HTTP version the calls travel over: "http2" or "http1"."""
+        return self._native.http_version
 
     def unary_unary(
         self, method: str, request_serializer: Serializer = None, response_deserializer: Deserializer = None

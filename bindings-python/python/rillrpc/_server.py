@@ -65,6 +65,13 @@ class ServerCall:
         return Protocol(self._n.protocol)
 
     @property
+    def codec(self) -> str:
+        """The codec of the messages, as the request's content type names it: "proto" (also
+        when it names none), "json", or another. Messages reach the handler as the client
+        encoded them; answer in the same codec."""
+        return self._n.codec
+
+    @property
     def metadata(self) -> Metadata:
         """The request metadata: `(key, value)` pairs, bytes values for `-bin` keys."""
         return self._n.metadata()

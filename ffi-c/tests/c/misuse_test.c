@@ -40,6 +40,16 @@ int main(void) {
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
     CHECK(strstr(rill_last_error_message(), "opts.protocol must be RILL_PROTOCOL_GRPC") != NULL);
     CHECK(rill_protocol_name(3) == NULL);
+    /* An HTTP version this version does not know. */
+    OK(rill_channel_options_init(&co));
+    CHECK(co.http_version == RILL_HTTP_VERSION_2);
+    co.http_version = 2;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    CHECK(strstr(rill_last_error_message(), "opts.http_version must be RILL_HTTP_VERSION_2 (0)") != NULL);
+    /* gRPC over HTTP/1.1: the core's rule, at once rather than at every call's end. */
+    co.http_version = RILL_HTTP_VERSION_1;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    CHECK(strstr(rill_last_error_message(), "gRPC needs HTTP/2") != NULL);
     OK(rill_channel_options_init(&co));
     OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
 
@@ -163,6 +173,13 @@ int main(void) {
     EXPECT_RC(RILL_ERR_NULL, rill_server_call_protocol(sc, NULL));
     OK(rill_server_call_protocol(sc, &protocol));
     CHECK(protocol == RILL_PROTOCOL_GRPC);
+    const char *codec = NULL;
+    EXPECT_RC(RILL_ERR_NULL, rill_server_call_codec(sc, NULL));
+    EXPECT_RC(RILL_ERR_NULL, rill_server_call_codec(0, &codec));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_server_call_codec(ch2, &codec));
+    CHECK(codec == NULL);
+    OK(rill_server_call_codec(sc, &codec));
+    CHECK(strcmp(codec, "proto") == 0);
     OK(rill_server_call_recv(sc, &d, &l, T));
     CHECK(l == 1 && d[0] == 'q');
     OK(rill_server_call_send(sc, (const uint8_t *)"r", 1, T));
@@ -177,6 +194,7 @@ int main(void) {
     OK(rill_server_call_free(sc));
     EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_server_call_free(sc));
     EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_server_call_protocol(sc, &protocol));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_server_call_codec(sc, &codec));
     OK(rill_call_recv(c, &d, &l, T));
     CHECK(l == 1 && d[0] == 'r');
     OK(rill_call_finish(c, &code, T));

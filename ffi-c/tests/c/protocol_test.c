@@ -4,9 +4,11 @@
  *
  * The client: channels speaking gRPC-Web, Connect and gRPC (rill_channel_options.protocol)
  * call the echo service at argv[1] (the rillrpc core's): the four call shapes, metadata
- * both ways, an error status with trailers. The server: a C server reports the protocol of
- * each call it accepts (rill_server_call_protocol), and answers a browser's CORS preflight
- * for the origins of rill_server_options.cors only, over HTTP/1.1. */
+ * both ways, an error status with trailers; gRPC-Web and Connect again over HTTP/1.1
+ * (rill_channel_options.http_version). The server: a C server reports the protocol and
+ * the codec of each call it accepts (rill_server_call_protocol, rill_server_call_codec),
+ * and answers a browser's CORS preflight for the origins of rill_server_options.cors only,
+ * over HTTP/1.1. */
 #define _GNU_SOURCE /* strcasestr: header names are case-insensitive */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,14 +26,20 @@
 
 static const uint32_t PROTOCOLS[] = {RILL_PROTOCOL_GRPC_WEB, RILL_PROTOCOL_CONNECT, RILL_PROTOCOL_GRPC};
 
-static rill_channel channel_for(const char *target, uint32_t protocol) {
+static rill_channel channel_over(const char *target, uint32_t protocol, uint32_t http_version) {
     rill_channel_options o;
     OK(rill_channel_options_init(&o));
     CHECK(o.protocol == RILL_PROTOCOL_GRPC);
+    CHECK(o.http_version == RILL_HTTP_VERSION_2);
     o.protocol = protocol;
+    o.http_version = http_version;
     rill_channel ch;
     OK(rill_channel_new(target, &o, &ch));
     return ch;
+}
+
+static rill_channel channel_for(const char *target, uint32_t protocol) {
+    return channel_over(target, protocol, RILL_HTTP_VERSION_2);
 }
 
 static void send_req(rill_call c, const char *payload, int32_t count) {
@@ -146,6 +154,104 @@ static void client_over(const char *target, uint32_t protocol) {
     printf("client over %s: ok\n", name);
 }
 
+/* gRPC-Web and Connect over HTTP/1.1: unary (with metadata back), server and client
+ * streaming, an error status; a bidi call cannot be opened over HTTP/1.1. */
+static void client_over_http1(const char *target, uint32_t protocol) {
+    const char *name = rill_protocol_name(protocol);
+    rill_channel ch = channel_over(target, protocol, RILL_HTTP_VERSION_1);
+    rill_call c;
+    rill_call_options o;
+    OK(rill_call_options_init(&o));
+    o.timeout_ms = T;
+
+    OK(rill_metadata_new(&o.metadata));
+    OK(rill_metadata_append(o.metadata, "echo-text", (const uint8_t *)name, strlen(name)));
+    OK(rill_call_open(ch, PING, RILL_UNARY, &o, &c));
+    OK(rill_metadata_free(o.metadata));
+    o.metadata = 0;
+    send_req(c, "over http/1.1", 0);
+    recv_expect(c, "over http/1.1");
+    rill_metadata h;
+    OK(rill_call_headers(c, &h, T));
+    expect_md(h, "echo-text", name);
+    OK(rill_metadata_free(h));
+    expect_eof_ok(c);
+
+    OK(rill_call_open(ch, ECHO_SERVER, RILL_SERVER_STREAMING, &o, &c));
+    send_req(c, "tick", 100);
+    for (int i = 0; i < 100; i++) recv_expect(c, "tick");
+    expect_eof_ok(c);
+
+    OK(rill_call_open(ch, ECHO_CLIENT, RILL_CLIENT_STREAMING, &o, &c));
+    send_req(c, "abc", 0);
+    send_req(c, "de", 0);
+    OK(rill_call_close_send(c));
+    recv_expect(c, "5");
+    expect_eof_ok(c);
+
+    const uint8_t *d;
+    size_t l;
+    OK(rill_call_open(ch, PING, RILL_UNARY, &o, &c));
+    send_req(c, "no such thing", -5);
+    EXPECT_RC(RILL_ERR_STATUS, rill_call_recv(c, &d, &l, T));
+    uint32_t code;
+    const char *m;
+    OK(rill_call_status(c, &code, &m, NULL, NULL));
+    CHECK(code == RILL_STATUS_NOT_FOUND);
+    CHECK(strcmp(m, "no such thing") == 0);
+    OK(rill_call_free(c));
+
+    /* What the core says of a bidi call over HTTP/1.1 reaches C as an open that fails. */
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_open(ch, ECHO, RILL_BIDI, &o, &c));
+    OK(rill_channel_free(ch));
+    printf("client over %s, HTTP/1.1: ok\n", name);
+}
+
+/* One Connect unary call written by hand over HTTP/1.1 with a JSON body: the C server
+ * accepts it (`srv`, with PING registered) and must see the codec "json". */
+static void server_sees_json(rill_server srv, uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST " PING " HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                     "Content-Type: application/json\r\nConnect-Protocol-Version: 1\r\n"
+                     "Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+                     port);
+    CHECK(write(fd, req, (size_t)n) == n);
+
+    rill_server_call sc;
+    OK(rill_server_accept(srv, &sc, T));
+    uint32_t p = 99;
+    OK(rill_server_call_protocol(sc, &p));
+    CHECK(p == RILL_PROTOCOL_CONNECT);
+    const char *codec = NULL;
+    OK(rill_server_call_codec(sc, &codec));
+    CHECK(strcmp(codec, "json") == 0);
+    const uint8_t *d;
+    size_t l;
+    OK(rill_server_call_recv(sc, &d, &l, T));
+    CHECK(l == 2 && memcmp(d, "{}", 2) == 0);
+    OK(rill_server_call_send(sc, (const uint8_t *)"{\"ok\":1}", 8, T));
+    OK(rill_server_call_finish(sc, RILL_STATUS_OK, NULL, NULL, 0, 0));
+    OK(rill_server_call_free(sc));
+
+    char answer[4096];
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < sizeof answer && (r = read(fd, answer + got, sizeof answer - 1 - got)) > 0)
+        got += (size_t)r;
+    answer[got] = 0;
+    close(fd);
+    CHECK(strncmp(answer, "HTTP/1.1 200", 12) == 0);
+    CHECK(strcasestr(answer, "content-type: application/json\r\n") != NULL);
+    CHECK(strstr(answer, "{\"ok\":1}") != NULL);
+    printf("server saw codec json: ok\n");
+}
+
 /* A C server answers each call with the name of the protocol it was made in. */
 static void server_reports_protocol(void) {
     rill_server srv;
@@ -174,6 +280,12 @@ static void server_reports_protocol(void) {
             uint32_t p = 99;
             OK(rill_server_call_protocol(sc, &p));
             CHECK(p == PROTOCOLS[i]);
+            /* The client sends protobuf; a second ask hands out the same string. */
+            const char *codec = NULL, *again = NULL;
+            OK(rill_server_call_codec(sc, &codec));
+            CHECK(strcmp(codec, "proto") == 0);
+            OK(rill_server_call_codec(sc, &again));
+            CHECK(again == codec);
             const uint8_t *d;
             size_t l;
             OK(rill_server_call_recv(sc, &d, &l, T));
@@ -189,6 +301,7 @@ static void server_reports_protocol(void) {
         OK(rill_channel_free(ch));
         printf("server saw %s: ok\n", name);
     }
+    server_sees_json(srv, port);
     OK(rill_server_shutdown(srv, 1000));
     OK(rill_server_free(srv));
 }
@@ -261,6 +374,8 @@ int main(int argc, char **argv) {
     CHECK(strcmp(rill_protocol_name(RILL_PROTOCOL_CONNECT), "connect") == 0);
     CHECK(rill_protocol_name(3) == NULL);
     for (size_t i = 0; i < sizeof PROTOCOLS / sizeof PROTOCOLS[0]; i++) client_over(argv[1], PROTOCOLS[i]);
+    client_over_http1(argv[1], RILL_PROTOCOL_CONNECT);
+    client_over_http1(argv[1], RILL_PROTOCOL_GRPC_WEB);
     server_reports_protocol();
     server_cors();
     printf("protocol_test: all passed\n");
