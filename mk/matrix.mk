@@ -1,8 +1,9 @@
-# The cross-language matrix (interop/matrix/): every rillrpc client (rust, c, python, node)
-# against every server (those four and the grpcio, grpc-js, grpc-go, tonic peers), and every peer
-# client (connect-go in each of its protocols: Connect, gRPC-Web, gRPC) against every rillrpc
-# server, six checks per cell; then the shape rules (a second table: UNIMPLEMENTED from every
-# rillrpc client and server). `make matrix` builds what it needs and prints the tables;
+# The cross-language matrix (interop/matrix/): every rillrpc client (rust, c, python, node), in
+# each protocol (gRPC, gRPC-Web, Connect), against every server that speaks it (those four and
+# the grpcio, grpc-js, grpc-go, tonic, connect-go and connect-node peers), and every peer client
+# (connect-go in each of its protocols: Connect, gRPC-Web, gRPC) against every rillrpc server,
+# six checks per cell; then the shape rules (a second table: UNIMPLEMENTED from every rillrpc
+# client and server). `make matrix` builds what it needs and prints the tables;
 # `make test-matrix` is the same, failing if a cell fails.
 MATRIX_DIR := $(CURDIR)/interop/matrix
 MATRIX_BIN := $(CARGO_TARGET_DIR)/matrix-bin
@@ -10,7 +11,8 @@ MATRIX_BIN := $(CARGO_TARGET_DIR)/matrix-bin
 MATRIX_C_CFLAGS := -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L -pthread -I$(CURDIR)/examples/c
 
 TEST_TARGETS += test-matrix
-.PHONY: matrix test-matrix matrix-build matrix-rust matrix-c matrix-go matrix-node-install
+.PHONY: matrix test-matrix matrix-build matrix-rust matrix-c matrix-go matrix-node-install \
+  matrix-connect-node
 
 # The Rust client, the Rust server (rill-bench's echo-server --impl rill) and the tonic
 # server (matrix-server-tonic).
@@ -25,20 +27,30 @@ matrix-c: c-lib
 	    $$(pkg-config --cflags --libs rillrpc) -Wl,-rpath,$(C_PREFIX)/lib || exit 1; done
 
 # grpc-go pinned by interop/matrix/go/go.mod (the GRPC_GO_VERSION of mk/go.mk), and so is
-# connect-go (connectrpc.com/connect), whose client is connect-go-client.
+# connect-go (connectrpc.com/connect), whose client is connect-go-client and whose server is
+# connect-go-server.
 matrix-go: go-check
 	mkdir -p $(MATRIX_BIN)
 	cd $(MATRIX_DIR)/go && for p in client server; do \
 	  GOFLAGS=-mod=mod $(GO) build -buildvcs=false -o $(MATRIX_BIN)/grpc-go-$$p ./$$p || exit 1; done
-	cd $(MATRIX_DIR)/go && GOFLAGS=-mod=mod $(GO) build -buildvcs=false \
-	  -o $(MATRIX_BIN)/connect-go-client ./connect-client
+	cd $(MATRIX_DIR)/go && for p in client server; do \
+	  GOFLAGS=-mod=mod $(GO) build -buildvcs=false -o $(MATRIX_BIN)/connect-go-$$p ./connect-$$p \
+	  || exit 1; done
 
 # The rillrpc npm package (a debug addon) with its devDependencies @grpc/grpc-js and
 # @grpc/proto-loader, as mk/node.mk's test-node installs it.
 matrix-node-install:
 	cd $(CURDIR)/bindings-node && RILLRPC_BUILD=debug npm install --no-audit --no-fund
 
-matrix-build: matrix-rust matrix-c matrix-go matrix-node-install python-install python-gen
+# connect-node's server (node/connect-server.mjs): @connectrpc/connect-node and its peers,
+# pinned by interop/matrix/node/package-lock.json (npm ci, again when it changes).
+$(MATRIX_DIR)/node/node_modules/.installed: $(MATRIX_DIR)/node/package-lock.json $(MATRIX_DIR)/node/package.json
+	cd $(MATRIX_DIR)/node && npm ci --no-audit --no-fund
+	touch $@
+
+matrix-connect-node: $(MATRIX_DIR)/node/node_modules/.installed
+
+matrix-build: matrix-rust matrix-c matrix-go matrix-node-install matrix-connect-node python-install python-gen
 
 matrix: matrix-build
 	RILL_PY_GEN=$(PY_GEN) $(PYTHON) $(MATRIX_DIR)/run.py --target-dir $(CARGO_TARGET_DIR) \

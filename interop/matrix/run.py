@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """The cross-language matrix: every rillrpc client (rust, c, python, node) against every
-server (the four rillrpc ones and the grpcio, grpc-js, grpc-go and tonic peers), and every
-peer client against every rillrpc server, on the six checks of README.md. tonic is a server
-only; connect-go is a client only, a row per protocol (Connect, gRPC-Web, gRPC) over h2c, and
-two rows over HTTP/1.1 (Connect, gRPC-Web). Then the shape rules: every rillrpc
-client against the grpc-go server's matrix.Rules (zero and two responses to a unary call) and
-every rillrpc server (two requests on a unary method), each reporting the same code, 12
-(UNIMPLEMENTED).
+server (the four rillrpc ones and the grpcio, grpc-js, grpc-go, tonic, connect-go and
+connect-node peers), and every peer client against every rillrpc server, on the six checks of
+README.md. Each rillrpc client has a row per protocol: gRPC (`rust`), gRPC-Web
+(`rust/grpc-web`) and Connect (`rust/connect`), all over h2c; the gRPC-Web and Connect rows
+meet the servers that speak them: the rillrpc ones and the Connect peers' (connect-go's and
+connect-node's, which answer all three protocols on one port). tonic, connect-go's server and
+connect-node's are servers only; connect-go is also a client, a row per protocol (Connect,
+gRPC-Web, gRPC) over h2c, and two rows over HTTP/1.1 (Connect, gRPC-Web). Then the shape
+rules: every rillrpc gRPC client against the grpc-go server's matrix.Rules (zero and two
+responses to a unary call) and every rillrpc server (two requests on a unary method), each
+reporting the same code, 12 (UNIMPLEMENTED).
 
     run.py --target-dir DIR --python PY [--node NODE] [--clients a,b] [--servers a,b]
            [--shape-rules on|off|only] [--peer-pairs]
+
+--clients and --servers take names or shell patterns (`'*/connect'`, `'rust*'`).
 
 Builds nothing (`make matrix` does): it starts each server once, runs the clients against
 it one after the other, prints the two tables (rows = clients, columns = servers), then the
@@ -19,6 +25,7 @@ cell failed. Python 3 standard library only."""
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import re
 import shutil
@@ -35,13 +42,21 @@ HERE = Path(__file__).resolve().parent
 RILL = ("rust", "c", "python", "node")
 PEERS = ("grpcio", "grpc-js", "grpc-go")
 ALL = RILL + PEERS
-# Peers with a server and no client in the matrix.
-SERVER_ONLY = ("tonic",)
+# Peers with a server and no client in the matrix: tonic (gRPC only), and the servers of
+# the Connect peers, connect-go (go/connect-server) and connect-node
+# (node/connect-server.mjs), each answering gRPC, gRPC-Web and Connect on one port.
+CONNECT_SERVERS = ("connect-go", "connect-node")
+SERVER_ONLY = ("tonic",) + CONNECT_SERVERS
 ALL_SERVERS = ALL + SERVER_ONLY
+# The rillrpc clients in the two other protocols, a row per client and protocol
+# (`--protocol grpc-web|connect`, over h2c); the rows named as RILL speak gRPC.
+OTHER_PROTOCOLS = ("grpc-web", "connect")
+RILL_OTHER = tuple(f"{c}/{p}" for p in OTHER_PROTOCOLS for c in RILL)
+RILL_CLIENTS = RILL + RILL_OTHER
 # connect-go's client (go/connect-client), a row per protocol, each over h2c: every rillrpc
-# server answers all three on its one port, chosen by content type. The peer servers speak
-# gRPC only, so the Connect and gRPC-Web rows meet rillrpc servers alone, even with
-# --peer-pairs.
+# server answers all three on its one port, chosen by content type. The gRPC-only peer
+# servers never meet its Connect and gRPC-Web rows; the Connect peers' servers do with
+# --peer-pairs (see speaks).
 CONNECT_GO = ("connect-go/connect", "connect-go/grpc-web", "connect-go/grpc")
 # The same client over HTTP/1.1 (--http1), where bidi cannot run: those rows must print
 # `SKIP bidi` and pass the other five checks (error_status there asks EchoServer for its
@@ -49,12 +64,14 @@ CONNECT_GO = ("connect-go/connect", "connect-go/grpc-web", "connect-go/grpc")
 CONNECT_GO_HTTP1 = ("connect-go/connect-http1", "connect-go/grpc-web-http1")
 SKIPPED = {c: ("bidi",) for c in CONNECT_GO_HTTP1}
 CLIENT_ONLY = CONNECT_GO + CONNECT_GO_HTTP1
-ALL_CLIENTS = ALL + CLIENT_ONLY
+ALL_CLIENTS = RILL + RILL_OTHER + PEERS + CLIENT_ONLY
 KNOWN_CLIENTS = ALL_CLIENTS
 # Clients that run the six checks only: the shape-rules table stays gRPC's.
-NO_RULES = CONNECT_GO + CONNECT_GO_HTTP1
-# Clients of another protocol than gRPC, which no peer server speaks.
-NOT_GRPC = ("connect-go/connect", "connect-go/grpc-web") + CONNECT_GO_HTTP1
+NO_RULES = RILL_OTHER + CONNECT_GO + CONNECT_GO_HTTP1
+# The protocols each server answers (on one port), and the servers that take HTTP/1.1 too.
+# connect-node's is Node's http2 server without TLS: h2c only.
+SERVER_PROTOCOLS = {s: ("grpc", "grpc-web", "connect") for s in RILL + CONNECT_SERVERS}
+HTTP1_SERVERS = RILL + ("connect-go",)
 CHECKS = ("unary", "server_streaming", "client_streaming", "bidi", "error_status", "metadata")
 # The sub-checks of shape_rules (`--shape-rules zero,two,...` to a client): zero and two call
 # the matrix.Rules methods only RULES_SERVER serves; two-requests runs against any server.
@@ -89,21 +106,32 @@ def commands(a: argparse.Namespace) -> Tuple[Dict[str, List[str]], Dict[str, Lis
         "grpc-js": [node, str(HERE / "node" / "client.js"), "--impl", "grpc-js"],
         "grpc-go": [str(b / "grpc-go-client")],
     }
+    servers["connect-go"] = [str(b / "connect-go-server")]
+    servers["connect-node"] = [node, str(HERE / "node" / "connect-server.mjs")]
+    for c in RILL_OTHER:
+        base, protocol = c.split("/", 1)
+        clients[c] = clients[base] + ["--protocol", protocol]
     for c in CONNECT_GO + CONNECT_GO_HTTP1:
-        protocol = c.split("/", 1)[1]
-        http1 = protocol.endswith("-http1")
-        clients[c] = ([str(b / "connect-go-client"), "--protocol", protocol.removesuffix("-http1")]
-                      + (["--http1"] if http1 else []))
+        clients[c] = ([str(b / "connect-go-client"), "--protocol", protocol_of(c)]
+                      + (["--http1"] if c in CONNECT_GO_HTTP1 else []))
     return servers, clients
 
 
+def protocol_of(client: str) -> str:
+    """The protocol a row speaks: its name's part after `/` (less `-http1`), else gRPC."""
+    return client.split("/", 1)[1].removesuffix("-http1") if "/" in client else "grpc"
+
+
 def required(client: str, server: str) -> bool:
-    return client in RILL or server in RILL
+    return client in RILL_CLIENTS or server in RILL
 
 
 def speaks(client: str, server: str) -> bool:
-    """Whether the client's protocol is one the server serves: a peer server speaks gRPC only."""
-    return server in RILL or client not in NOT_GRPC
+    """Whether the server answers the client's protocol (and HTTP version): the rillrpc and
+    Connect peers' servers all three protocols, the other peer servers gRPC only."""
+    if client in CONNECT_GO_HTTP1 and server not in HTTP1_SERVERS:
+        return False
+    return protocol_of(client) in SERVER_PROTOCOLS.get(server, ("grpc",))
 
 
 def rule_required(client: str, server: str, sub: str) -> bool:
@@ -237,13 +265,15 @@ def table(rows: List[str], keys: Sequence[Any], heads: List[List[str]],
 
 
 def names(arg: Optional[str], known: Tuple[str, ...]) -> List[str]:
+    """The names `arg` lists (comma-separated names or shell patterns), in the order of
+    `known`."""
     if not arg:
         return list(known)
-    out = [n.strip() for n in arg.split(",") if n.strip()]
-    bad = [n for n in out if n not in known]
+    pats = [n.strip() for n in arg.split(",") if n.strip()]
+    bad = [p for p in pats if not any(fnmatch.fnmatchcase(k, p) for k in known)]
     if bad:
         sys.exit(f"run.py: unknown name(s) {', '.join(bad)}; known: {', '.join(known)}")
-    return out
+    return [k for k in known if any(fnmatch.fnmatchcase(k, p) for p in pats)]
 
 
 def main() -> int:

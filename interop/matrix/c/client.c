@@ -1,8 +1,10 @@
 /* The C client of the matrix, on librillrpc's blocking API:
- *   matrix-client-c --target HOST:PORT [--shape-rules zero,two,two-requests]
+ *   matrix-client-c --target HOST:PORT [--protocol grpc|grpc-web|connect]
+ *                   [--shape-rules zero,two,two-requests]
  * runs the six checks of interop/matrix/README.md against an echo server (or, with
  * --shape-rules, those sub-checks of the shape_rules check instead), prints
- * "PASS <check>" / "FAIL <check>: <why>" lines and exits 1 if any failed. */
+ * "PASS <check>" / "FAIL <check>: <why>" lines and exits 1 if any failed. --protocol (default
+ * grpc) is what every call speaks, over HTTP/2 (h2c): rill_channel_options.protocol. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,11 +391,21 @@ static int shape_rules(const char *list) {
     return failed ? 1 : 0;
 }
 
+/* The rill_protocol named `name` ("grpc", "grpc-web", "connect", as rill_protocol_name
+ * spells them), or -1. */
+static int64_t protocol_named(const char *name) {
+    for (uint32_t p = 0; rill_protocol_name(p) != NULL; p++)
+        if (strcmp(rill_protocol_name(p), name) == 0) return p;
+    return -1;
+}
+
 int main(int argc, char **argv) {
-    const char *target = NULL, *rules = NULL;
+    const char *target = NULL, *rules = NULL, *protocol = "grpc";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--target") == 0 && i + 1 < argc) {
             target = argv[++i];
+        } else if (strcmp(argv[i], "--protocol") == 0 && i + 1 < argc) {
+            protocol = argv[++i];
         } else if (strcmp(argv[i], "--shape-rules") == 0 && i + 1 < argc) {
             rules = argv[++i];
         } else {
@@ -401,14 +413,18 @@ int main(int argc, char **argv) {
             break;
         }
     }
-    if (target == NULL) {
-        fprintf(stderr,
-                "usage: matrix-client-c --target HOST:PORT [--shape-rules zero,two,two-requests]\n");
+    int64_t proto = protocol_named(protocol);
+    if (target == NULL || proto < 0) {
+        fprintf(stderr, "usage: matrix-client-c --target HOST:PORT [--protocol grpc|grpc-web|connect] "
+                        "[--shape-rules zero,two,two-requests]\n");
         return 2;
     }
     char uri[256];
     snprintf(uri, sizeof uri, "http://%s", target);
-    if (rill_channel_new(uri, NULL, &chan) != RILL_OK) {
+    rill_channel_options opts;
+    rill_channel_options_init(&opts);
+    opts.protocol = (uint32_t)proto;
+    if (rill_channel_new(uri, &opts, &chan) != RILL_OK) {
         fprintf(stderr, "matrix-client-c: %s\n", rill_last_error_message());
         return 2;
     }

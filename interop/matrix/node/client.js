@@ -1,9 +1,11 @@
 'use strict'
 // The Node clients of the matrix, on rillrpc or on @grpc/grpc-js:
-//   node client.js --impl rill|grpc-js --target HOST:PORT [--shape-rules zero,two,two-requests]
+//   node client.js --impl rill|grpc-js --target HOST:PORT [--protocol grpc|grpc-web|connect]
+//                  [--shape-rules zero,two,two-requests]
 // runs the six checks of interop/matrix/README.md (or, with --shape-rules, those sub-checks
 // of the shape_rules check instead), prints "PASS <check>" / "FAIL <check>: <why>" lines and
-// exits 1 if any failed.
+// exits 1 if any failed. --protocol (rillrpc only; default grpc) is what every call speaks,
+// over HTTP/2 (h2c): the Channel's `protocol` option.
 const assert = require('node:assert/strict')
 const { once } = require('node:events')
 const { setTimeout: sleep } = require('node:timers/promises')
@@ -14,6 +16,7 @@ const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] :
 const impl = opt('--impl', 'rill')
 const target = opt('--target')
 const rules = opt('--shape-rules')
+const protocol = opt('--protocol', 'grpc')
 
 /** What is wrong with the echoed entries of `get(key)` (a list of values). */
 function echoed (where, get) {
@@ -81,7 +84,7 @@ async function bidiRounds (call) {
 
 function rillChecks () {
   const r = rill()
-  const client = r.makeClient(new r.Channel(`http://${target}`), service, { timeout: CALL_TIMEOUT_MS })
+  const client = r.makeClient(new r.Channel(`http://${target}`, { protocol }), service, { timeout: CALL_TIMEOUT_MS })
   const list = (md) => (k) => md[k] === undefined ? [] : [].concat(md[k])
   return {
     async unary () {
@@ -212,7 +215,7 @@ const REQUEST_GAP_MS = 50
 // unary one would refuse the second).
 function rillRules () {
   const r = rill()
-  const ch = new r.Channel(`http://${target}`)
+  const ch = new r.Channel(`http://${target}`, { protocol })
   return {
     async unary (path) {
       try {
@@ -317,7 +320,11 @@ async function shapeRules (subs) {
 
 async function main () {
   if (!target) {
-    console.error('usage: node client.js --impl rill|grpc-js --target HOST:PORT [--shape-rules zero,two,two-requests]')
+    console.error('usage: node client.js --impl rill|grpc-js --target HOST:PORT [--protocol grpc|grpc-web|connect] [--shape-rules zero,two,two-requests]')
+    process.exit(2)
+  }
+  if (impl !== 'rill' && protocol !== 'grpc') {
+    console.error(`--protocol ${protocol} needs --impl rill (grpc-js speaks gRPC)`)
     process.exit(2)
   }
   if (rules !== undefined) {

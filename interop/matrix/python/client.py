@@ -1,8 +1,10 @@
 """The Python clients of the matrix, on rillrpc or on grpcio (grpc.aio):
-    client.py --impl rill|grpcio --target HOST:PORT [--shape-rules zero,two,two-requests]
+    client.py --impl rill|grpcio --target HOST:PORT [--protocol grpc|grpc-web|connect]
+              [--shape-rules zero,two,two-requests]
 runs the six checks of interop/matrix/README.md (or, with --shape-rules, those sub-checks of
 the shape_rules check instead), prints "PASS <check>" / "FAIL <check>: <why>" lines and
-exits 1 if any failed."""
+exits 1 if any failed. --protocol (rillrpc only; default grpc) is what every call speaks,
+over HTTP/2 (h2c): the Channel's `protocol`."""
 
 from __future__ import annotations
 
@@ -41,11 +43,11 @@ def echoed(where: str, md: Sequence[Tuple[str, Any]]) -> List[str]:
     return problems
 
 
-def rill_checks(target: str) -> List[Tuple[str, Callable[[], Awaitable[None]]]]:
+def rill_checks(target: str, protocol: str) -> List[Tuple[str, Callable[[], Awaitable[None]]]]:
     import rillrpc
     from rillrpc import RpcError, StatusCode
 
-    chan = rillrpc.Channel(f"http://{target}")
+    chan = rillrpc.Channel(f"http://{target}", protocol=protocol)
     stub: Any = rillrpc.Stub(chan, SERVICE)
     t = CALL_TIMEOUT
 
@@ -221,13 +223,13 @@ REQUEST_GAP = 0.05
 Outcome = Tuple[int, str]
 
 
-def rill_rules(target: str) -> Tuple[Callable[[str], Awaitable[Outcome]], Callable[[], Awaitable[Outcome]]]:
+def rill_rules(target: str, protocol: str) -> Tuple[Callable[[str], Awaitable[Outcome]], Callable[[], Awaitable[Outcome]]]:
     """The two calls of shape_rules on rillrpc: a unary call, and two requests through a
     bidi call on PingPong (a unary one would refuse the second)."""
     import rillrpc
     from rillrpc import RpcError, StatusCode
 
-    chan = rillrpc.Channel(f"http://{target}")
+    chan = rillrpc.Channel(f"http://{target}", protocol=protocol)
     req = Req(payload=b"rules").SerializeToString()
 
     async def unary(path: str) -> Outcome:
@@ -287,9 +289,9 @@ def grpcio_rules(target: str) -> Tuple[Callable[[str], Awaitable[Outcome]], Call
     return unary, two_requests
 
 
-async def shape_rules(impl: str, target: str, subs: List[str]) -> int:
+async def shape_rules(impl: str, target: str, protocol: str, subs: List[str]) -> int:
     """Runs the named shape_rules sub-checks; each prints the code it got (want 12)."""
-    unary, two_requests = rill_rules(target) if impl == "rill" else grpcio_rules(target)
+    unary, two_requests = rill_rules(target, protocol) if impl == "rill" else grpcio_rules(target)
 
     async def misbehaving(path: str) -> Outcome:
         # One, answered by the rule, must succeed first: a server without the Rules service
@@ -321,8 +323,8 @@ async def shape_rules(impl: str, target: str, subs: List[str]) -> int:
     return 1 if failed else 0
 
 
-async def run(impl: str, target: str) -> int:
-    checks = rill_checks(target) if impl == "rill" else grpcio_checks(target)
+async def run(impl: str, target: str, protocol: str) -> int:
+    checks = rill_checks(target, protocol) if impl == "rill" else grpcio_checks(target)
     failed = 0
     for name, check in checks:
         try:
@@ -340,14 +342,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--impl", choices=("rill", "grpcio"), default="rill")
     ap.add_argument("--target", required=True)
+    ap.add_argument("--protocol", choices=("grpc", "grpc-web", "connect"), default="grpc",
+                    help="what every call speaks (rillrpc only: grpcio speaks gRPC)")
     ap.add_argument("--shape-rules", metavar="SUBS",
                     help="run these shape_rules sub-checks (comma-separated: " + ",".join(RULES)
                          + ") instead of the six checks")
     a = ap.parse_args()
+    if a.impl != "rill" and a.protocol != "grpc":
+        ap.error(f"--protocol {a.protocol} needs --impl rill")
     if a.shape_rules is not None:
         subs = [x for x in a.shape_rules.split(",") if x]
-        sys.exit(asyncio.run(shape_rules(a.impl, a.target, subs)))
-    sys.exit(asyncio.run(run(a.impl, a.target)))
+        sys.exit(asyncio.run(shape_rules(a.impl, a.target, a.protocol, subs)))
+    sys.exit(asyncio.run(run(a.impl, a.target, a.protocol)))
 
 
 if __name__ == "__main__":

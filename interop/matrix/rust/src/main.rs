@@ -1,12 +1,16 @@
 //! The rillrpc (Rust core) client of the matrix: `matrix-client --target HOST:PORT` runs the
 //! six checks of interop/matrix/README.md against an echo server, prints `PASS <check>` /
 //! `FAIL <check>: <why>` lines and exits 1 if any failed. With `--shape-rules zero,two,...`
-//! it runs those sub-checks of the shape_rules check instead.
+//! it runs those sub-checks of the shape_rules check instead. `--protocol grpc|grpc-web|connect`
+//! (default grpc) is what every call speaks, over HTTP/2 (h2c): the channel's option.
 
 use prost::Message;
 use rill_testkit::echo::{Request, Response};
 use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
-use rillrpc::{Bytes, Call, CallOptions, Channel, Code, Metadata, MetadataValue, Shape, Status};
+use rillrpc::{
+    Bytes, Call, CallOptions, Channel, ChannelOptions, Code, Metadata, MetadataValue, Protocol,
+    Shape, Status,
+};
 use std::time::Duration;
 
 const UNARY_PAYLOAD: &[u8] = b"matrix\x00\xffping";
@@ -27,16 +31,26 @@ type CheckFn = fn(&Channel) -> Check;
 fn main() {
     let mut target = None;
     let mut rules = None;
+    let mut protocol = Protocol::Grpc;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--target" => target = args.next(),
             "--shape-rules" => rules = args.next(),
+            "--protocol" => {
+                let name = args.next().unwrap_or_default();
+                protocol = Protocol::from_name(&name)
+                    .unwrap_or_else(|| usage(&format!("unknown protocol {name:?}")));
+            }
             other => usage(&format!("unknown argument {other}")),
         }
     }
     let target = target.unwrap_or_else(|| usage("--target is required"));
-    let chan = Channel::new(&format!("http://{target}")).unwrap_or_else(|e| {
+    let opts = ChannelOptions {
+        protocol,
+        ..ChannelOptions::default()
+    };
+    let chan = Channel::with_options(&format!("http://{target}"), opts).unwrap_or_else(|e| {
         eprintln!("matrix-client: {e}");
         std::process::exit(2)
     });
@@ -66,7 +80,8 @@ fn main() {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "matrix-client: {msg}\nusage: matrix-client --target HOST:PORT [--shape-rules {}]",
+        "matrix-client: {msg}\nusage: matrix-client --target HOST:PORT [--protocol {}] [--shape-rules {}]",
+        Protocol::ALL.map(Protocol::name).join("|"),
         RULES.join(",")
     );
     std::process::exit(2)
