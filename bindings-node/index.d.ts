@@ -49,6 +49,13 @@ export type Protocol = 'grpc' | 'grpc-web' | 'connect'
 /** The HTTP version a channel's calls travel over. */
 export type HttpVersion = 'http1' | 'http2'
 
+/**
+ * A method's idempotency level (protobuf's `idempotency_level`: IDEMPOTENCY_UNKNOWN,
+ * NO_SIDE_EFFECTS, IDEMPOTENT). A unary call to a method free of side effects goes as
+ * Connect's GET on a channel with `httpGet`; a unary method registered so answers it.
+ */
+export type Idempotency = 'unknown' | 'no-side-effects' | 'idempotent'
+
 export interface StatusObject {
   code: number
   details: string
@@ -90,6 +97,12 @@ export interface CallOptions<Req = Buffer, Res = Buffer> extends Codec<Req, Res>
   /** `proto`, `json`, ...: the content type becomes application/grpc+<subtype>. */
   contentSubtype?: string
   waitForReady?: boolean
+  /**
+   * The method's idempotency ('unknown' by default; a `makeClient` method takes its
+   * definition's). A unary call marked 'no-side-effects' goes as an HTTP GET on a Connect
+   * channel with `httpGet`.
+   */
+  idempotency?: Idempotency
   /** Object-mode high water mark of the call's streams (default 16). */
   highWaterMark?: number
 }
@@ -152,6 +165,13 @@ export interface ChannelOptions {
    * bidi calls fail with UNIMPLEMENTED).
    */
   httpVersion?: HttpVersion
+  /**
+   * Connect's GET: unary calls marked `idempotency: 'no-side-effects'` (those of a
+   * `makeClient` method whose definition says NO_SIDE_EFFECTS) go as HTTP GET requests,
+   * the message in the URL, which HTTP caches can keep; a URL past 8 KiB goes as a POST.
+   * Only for `protocol: 'connect'`; off by default.
+   */
+  httpGet?: boolean
 }
 
 /** A client channel. Idle, it does not keep the process alive. */
@@ -162,6 +182,8 @@ export declare class Channel {
   readonly protocol: Protocol
   /** The HTTP version the calls travel over. */
   readonly httpVersion: HttpVersion
+  /** Whether Connect's GET is on. */
+  readonly httpGet: boolean
   unary<Req = Buffer, Res = Buffer>(method: string, request: Req, options?: CallOptions<Req, Res>): UnaryResponse<Res>
   serverStreaming<Req = Buffer, Res = Buffer>(method: string, request: Req, options?: CallOptions<Req, Res>): ResponseStream<Res>
   clientStreaming<Req = Buffer, Res = Buffer>(method: string, options?: CallOptions<Req, Res>): RequestStream<Req, Res>
@@ -180,6 +202,12 @@ export interface MethodDefinition {
   responseSerialize: (value: any) => Buffer
   responseDeserialize: (bytes: Buffer) => any
   originalName?: string
+  /**
+   * The method's options, as @grpc/proto-loader gives them: `idempotency_level`
+   * ('NO_SIDE_EFFECTS', or protobuf's number 1) makes its calls go as Connect's GET on a
+   * channel with `httpGet`, and lets a server answer GET for it.
+   */
+  options?: { idempotency_level?: string | number; [k: string]: unknown }
 }
 export type ServiceDefinition = Record<string, MethodDefinition>
 
@@ -247,6 +275,15 @@ export interface ServerOptions {
 
 type Reply<Res> = Res | Promise<Res>
 
+/** How a server method is registered: its codec, and its idempotency. */
+export interface MethodOptions<Res, Req> extends Codec<Res, Req> {
+  /**
+   * 'no-side-effects': a unary method also answers Connect's HTTP GET (the message in the
+   * URL). Other methods ('unknown', the default, and 'idempotent') answer a GET with 405.
+   */
+  idempotency?: Idempotency
+}
+
 /**
  * A server of gRPC, gRPC-Web and Connect on one port. A handler that throws (or rejects)
  * ends its call with the error's status (an RpcError's code, else UNKNOWN); the server
@@ -255,21 +292,24 @@ type Reply<Res> = Res | Promise<Res>
 export declare class Server extends EventEmitter {
   constructor(options?: ServerOptions)
   /** handler(call) returns the response (or a Promise of it); `call.request` is the request. */
-  unary<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerUnaryCall<Req>) => Reply<Res>, codec?: Codec<Res, Req>): this
+  unary<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerUnaryCall<Req>) => Reply<Res>, options?: MethodOptions<Res, Req>): this
   /** grpc-js style: handler(call, callback). */
   unary<Req = Buffer, Res = Buffer>(
     path: string,
     handler: (call: ServerUnaryCall<Req>, callback: (err: Error | null, value?: Res, trailers?: MetadataInit) => void) => void,
-    codec?: Codec<Res, Req>
+    options?: MethodOptions<Res, Req>
   ): this
-  clientStreaming<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerReadableCall<Req>) => Reply<Res>, codec?: Codec<Res, Req>): this
+  clientStreaming<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerReadableCall<Req>) => Reply<Res>, options?: MethodOptions<Res, Req>): this
   /** The call ends with OK at `call.end()`, or when an async handler returns. */
-  serverStreaming<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerWritableCall<Req, Res>) => void | Promise<void>, codec?: Codec<Res, Req>): this
-  bidi<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerDuplexCall<Req, Res>) => void | Promise<void>, codec?: Codec<Res, Req>): this
-  handle(path: string, shape: number, handler: ((call: any) => any) | null, codec?: Codec<any, any>): this
+  serverStreaming<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerWritableCall<Req, Res>) => void | Promise<void>, options?: MethodOptions<Res, Req>): this
+  bidi<Req = Buffer, Res = Buffer>(path: string, handler: (call: ServerDuplexCall<Req, Res>) => void | Promise<void>, options?: MethodOptions<Res, Req>): this
+  handle(path: string, shape: number, handler: ((call: any) => any) | null, options?: MethodOptions<any, any>): this
   /** Pull form: calls of `path` come out of `for await (const call of server)`. */
-  addMethod(path: string, shape: number, codec?: Codec<any, any>): this
-  /** Every method of a service definition, handlers from `impl` by name. */
+  addMethod(path: string, shape: number, options?: MethodOptions<any, any>): this
+  /**
+   * Every method of a service definition, handlers from `impl` by name; a unary method
+   * whose definition says NO_SIDE_EFFECTS answers Connect's GET too.
+   */
   addService(service: ServiceDefinition, impl?: Record<string, (...args: any[]) => any>): this
   /** Listens on "host:port" (port 0 picks one); returns the bound port. */
   listen(address?: string | number): number

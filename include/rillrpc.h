@@ -264,6 +264,39 @@ typedef uint32_t rill_http_version;
 #endif // __cplusplus
 
 /**
+ * A method's idempotency level, numbered as protobuf's `MethodOptions.IdempotencyLevel`
+ * (`option idempotency_level = NO_SIDE_EFFECTS;` in a `.proto`): what a call is marked
+ * with (`rill_call_options.idempotency`) and what a server method is registered with
+ * (`rill_server_add_method_with`). 0 is UNKNOWN, the default.
+ */
+enum rill_idempotency
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Nothing is known: the call may change state.
+   */
+  RILL_IDEMPOTENCY_UNKNOWN = 0,
+  /**
+   * The call only reads. A Connect channel with `http_get` sends such a unary call as
+   * an HTTP GET; a unary method registered so answers Connect's GET.
+   */
+  RILL_IDEMPOTENCY_NO_SIDE_EFFECTS = 1,
+  /**
+   * Repeating the call has the effect of calling it once.
+   */
+  RILL_IDEMPOTENCY_IDEMPOTENT = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum rill_idempotency rill_idempotency;
+#else
+typedef uint32_t rill_idempotency;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A metadata list (ordered key/value entries). 0 is never a valid handle.
  */
 typedef uint64_t rill_metadata;
@@ -297,6 +330,15 @@ typedef struct rill_call_options {
    * Wait for the channel to connect instead of failing fast with UNAVAILABLE.
    */
   bool wait_for_ready;
+  /**
+   * The method's `rill_idempotency`. Default RILL_IDEMPOTENCY_UNKNOWN. A unary call
+   * marked RILL_IDEMPOTENCY_NO_SIDE_EFFECTS on a Connect channel with `http_get` goes
+   * as an HTTP GET (the message in the URL) when it is opened with its request
+   * (`rill_call_open_with_request`). This field sits in what was the padding after
+   * `wait_for_ready`, so `sizeof` did not change: options filled by
+   * `rill_call_options_init`, as they must be, have it 0 (UNKNOWN).
+   */
+  uint32_t idempotency;
 } rill_call_options;
 
 /**
@@ -369,6 +411,15 @@ typedef struct rill_channel_options {
    * HTTP/1.1 (no bidi calls then).
    */
   uint32_t http_version;
+  /**
+   * Connect's GET: a Connect channel sends its unary calls marked
+   * RILL_IDEMPOTENCY_NO_SIDE_EFFECTS (`rill_call_options.idempotency`) and opened with
+   * their request (`rill_call_open_with_request`) as HTTP GET requests, the message in
+   * the URL, which HTTP caches can keep; a call whose URL would pass 8 KiB goes as a
+   * POST. Default false. Appended after `http_version`: a program built against the
+   * header before it passes the smaller `size` and gets false.
+   */
+  bool http_get;
 } rill_channel_options;
 
 /**
@@ -434,7 +485,8 @@ extern "C" {
 const char *rill_protocol_name(uint32_t protocol);
 
 /**
- * Fills `opts` with the defaults (no deadline, no metadata, no compression).
+ * Fills `opts` with the defaults (no deadline, no metadata, no compression, idempotency
+ * unknown).
  */
 rill_result rill_call_options_init(struct rill_call_options *opts);
 
@@ -452,6 +504,30 @@ rill_result rill_call_open(rill_channel channel,
                            uint32_t shape,
                            const struct rill_call_options *opts,
                            rill_call *call_out);
+
+/**
+ * Starts a call whose whole request is the one message `data` (copied): the call is
+ * opened, the message queued and the request half-closed, as `rill_call_open`, then
+ * `rill_call_send` would, in one step; then receive as usual. For the calls that send
+ * one message (RILL_UNARY, RILL_SERVER_STREAMING). It is the form a unary call must be
+ * opened in to go as Connect's HTTP GET (`rill_channel_options.http_get`,
+ * `rill_call_options.idempotency`): a GET carries the message in its URL, so the message
+ * must be known when the request leaves. With the connection up, the request is written
+ * from the calling thread at once. Returns at once otherwise, as `rill_call_open` does.
+ *
+ * Ownership: `data` is only read during this call.
+ *
+ * # Safety
+ * `method` is NULL or NUL-terminated; `opts` is NULL or filled by
+ * `rill_call_options_init`; `data` is NULL or has `len` readable bytes.
+ */
+rill_result rill_call_open_with_request(rill_channel channel,
+                                        const char *method,
+                                        uint32_t shape,
+                                        const struct rill_call_options *opts,
+                                        const uint8_t *data,
+                                        size_t len,
+                                        rill_call *call_out);
 
 /**
  * Sends one message (copied), waiting up to `timeout_ms` (> 0, or RILL_FOREVER) while
@@ -790,11 +866,29 @@ rill_result rill_server_new(const struct rill_server_options *opts, rill_server 
 /**
  * Serves `method` ("/package.Service/Method") as a call of the given `rill_shape`.
  * Calls to other methods end as UNIMPLEMENTED without reaching accept. Before start.
+ * The method's idempotency is unknown: it answers Connect's GET with 405 (see
+ * `rill_server_add_method_with`).
  *
  * # Safety
  * `method` is NULL or NUL-terminated.
  */
 rill_result rill_server_add_method(rill_server server, const char *method, uint32_t shape);
+
+/**
+ * As `rill_server_add_method`, with the method's `rill_idempotency` (its `.proto`'s
+ * `idempotency_level`). A unary method registered RILL_IDEMPOTENCY_NO_SIDE_EFFECTS also
+ * answers Connect's HTTP GET, which HTTP caches can keep:
+ * `GET /pkg.Svc/Method?connect=v1&encoding=proto&base64=1&message=...`. The call is
+ * accepted as any other, its request message taken from the URL. Other methods answer
+ * a GET with 405. Before start.
+ *
+ * # Safety
+ * `method` is NULL or NUL-terminated.
+ */
+rill_result rill_server_add_method_with(rill_server server,
+                                        const char *method,
+                                        uint32_t shape,
+                                        uint32_t idempotency);
 
 /**
  * Sets the listening address, "host:port" (port 0 picks a free one: read it with

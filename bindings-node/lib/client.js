@@ -47,8 +47,26 @@ function nativeOptions (o) {
     compression: o.compression,
     maxRecvMessageSize: o.maxReceiveMessageSize,
     contentSubtype: o.contentSubtype,
-    waitForReady: o.waitForReady
+    waitForReady: o.waitForReady,
+    idempotency: o.idempotency
   }
+}
+
+/** protobuf's `MethodOptions.IdempotencyLevel`, by its name or number, under the core's names. */
+const IDEMPOTENCY_LEVELS = new Map([
+  ['NO_SIDE_EFFECTS', 'no-side-effects'], [1, 'no-side-effects'],
+  ['IDEMPOTENT', 'idempotent'], [2, 'idempotent']
+])
+
+/**
+ * A method definition's `option idempotency_level` by the core's name ('no-side-effects'
+ * for NO_SIDE_EFFECTS), or undefined when it names none. @grpc/proto-loader puts protobuf's
+ * enum name in `options.idempotency_level`; a definition built from a descriptor set may
+ * hold its number.
+ */
+function idempotencyOf (m) {
+  const level = m.options && m.options.idempotency_level
+  return level == null ? undefined : IDEMPOTENCY_LEVELS.get(level)
 }
 
 /**
@@ -362,9 +380,11 @@ class Channel {
   /**
    * @param target "http://host:port", "https://host:port" or "host:port" (h2c)
    * @param opts { ca, serverName, cert, key, connectTimeout, keepalive, userAgent, protocol,
-   *   httpVersion }
+   *   httpVersion, httpGet }
    *   protocol: what every call speaks, 'grpc' (the default), 'grpc-web' or 'connect'
    *   httpVersion: what the calls travel over, 'http2' (the default) or 'http1'
+   *   httpGet: Connect's GET for unary calls with `idempotency: 'no-side-effects'` (those
+   *     of a makeClient method whose definition says NO_SIDE_EFFECTS); off by default
    */
   constructor (target, opts = {}) {
     if (typeof target !== 'string') throw new TypeError('target must be a string like "http://127.0.0.1:50051"')
@@ -379,7 +399,8 @@ class Channel {
       userAgent: opts.userAgent,
       hostConnections: !offloadIo(opts),
       protocol: opts.protocol,
-      httpVersion: opts.httpVersion
+      httpVersion: opts.httpVersion,
+      httpGet: opts.httpGet == null ? undefined : Boolean(opts.httpGet)
     })
     this._defaults = opts.callDefaults || {}
   }
@@ -389,6 +410,9 @@ class Channel {
 
   /** The HTTP version the calls travel over: 'http2' or 'http1'. */
   get httpVersion () { return this._nat.httpVersion() }
+
+  /** Whether Connect's GET is on. */
+  get httpGet () { return this._nat.httpGet() }
 
   _open (method, shape, o, first) {
     return this._nat.open(method, shape, nativeOptions(o), first, first !== undefined)
@@ -442,6 +466,9 @@ class Channel {
  * A client with one method per RPC of a service definition: @grpc/proto-loader's
  * (`packageDefinition['pkg.Service']`) or grpc-js's. Methods go by their name and by
  * their original (lowerCamel) name: `client.EchoServer(req)`, `client.echoServer(req)`.
+ * A method whose definition says `option idempotency_level = NO_SIDE_EFFECTS;` is called
+ * with `idempotency: 'no-side-effects'` (a call's own options may say otherwise): on a
+ * channel with `httpGet`, a Connect GET.
  */
 function makeClient (channel, service, defaults = {}) {
   if (typeof channel === 'string') channel = new Channel(channel)
@@ -452,6 +479,8 @@ function makeClient (channel, service, defaults = {}) {
       serialize: m.requestSerialize,
       deserialize: m.responseDeserialize
     }
+    const idempotency = idempotencyOf(m)
+    if (idempotency !== undefined) codec.idempotency = idempotency
     let fn
     if (!m.requestStream && !m.responseStream) fn = (req, o) => channel.unary(m.path, req, { ...defaults, ...codec, ...o })
     else if (!m.requestStream) fn = (req, o) => channel.serverStreaming(m.path, req, { ...defaults, ...codec, ...o })
@@ -463,4 +492,4 @@ function makeClient (channel, service, defaults = {}) {
   return client
 }
 
-module.exports = { Channel, makeClient, toBuffer, identity, nativeOptions, schedulePull, offloadIo }
+module.exports = { Channel, makeClient, toBuffer, identity, nativeOptions, schedulePull, offloadIo, idempotencyOf }

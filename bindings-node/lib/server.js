@@ -5,7 +5,7 @@ const { EventEmitter } = require('node:events')
 const { Readable, Writable, Duplex } = require('node:stream')
 const { native, watch, unwatch, hold, release } = require('./native')
 const { status, SHAPE, RpcError, toFlat, fromFlat, statusOfError, unframe } = require('./status')
-const { toBuffer, identity, schedulePull, offloadIo } = require('./client')
+const { toBuffer, identity, schedulePull, offloadIo, idempotencyOf } = require('./client')
 const { Sender } = require('./sender')
 
 const BATCH = 4096
@@ -356,10 +356,14 @@ class Server extends EventEmitter {
     this._slot = this._nat.slot()
   }
 
-  /** Serves `path` with `shape` (0..3, see SHAPE); `handler` absent: the pull form. */
+  /**
+   * Serves `path` with `shape` (0..3, see SHAPE); `handler` absent: the pull form. `codec`:
+   * { serialize, deserialize, idempotency }; idempotency 'no-side-effects' lets a unary
+   * method answer Connect's GET too ('unknown', the default, and 'idempotent' answer 405).
+   */
   handle (path, shape, handler, codec = {}) {
     if (handler != null && typeof handler !== 'function') throw new TypeError('handler must be a function')
-    this._nat.addMethod(path, shape)
+    this._nat.addMethod(path, shape, codec.idempotency)
     this._methods.set(path, { shape, handler, codec })
     return this
   }
@@ -378,14 +382,16 @@ class Server extends EventEmitter {
 
   /**
    * Every method of a service definition (@grpc/proto-loader's or grpc-js's), with handlers
-   * from `impl` by name or original name. A method without a handler uses the pull form.
+   * from `impl` by name or original name. A method without a handler uses the pull form. A
+   * unary method whose definition says `option idempotency_level = NO_SIDE_EFFECTS;`
+   * answers Connect's GET too.
    */
   addService (service, impl = {}) {
     for (const name of Object.keys(service)) {
       const m = service[name]
       const shape = m.requestStream ? (m.responseStream ? SHAPE.BIDI : SHAPE.CLIENT_STREAMING) : (m.responseStream ? SHAPE.SERVER_STREAMING : SHAPE.UNARY)
       const h = impl[name] || (m.originalName && impl[m.originalName])
-      this.handle(m.path, shape, h ? h.bind(impl) : null, { serialize: m.responseSerialize, deserialize: m.requestDeserialize })
+      this.handle(m.path, shape, h ? h.bind(impl) : null, { serialize: m.responseSerialize, deserialize: m.requestDeserialize, idempotency: idempotencyOf(m) })
     }
     return this
   }

@@ -30,6 +30,8 @@ pub struct ChannelOpts {
     pub protocol: Option<String>,
     /// What the calls travel over: "http2" (the core's default) or "http1".
     pub http_version: Option<String>,
+    /// Connect's GET for unary calls marked "no-side-effects" (off by default).
+    pub http_get: Option<bool>,
 }
 
 #[napi(object)]
@@ -41,6 +43,8 @@ pub struct CallOpts {
     pub max_recv_message_size: Option<u32>,
     pub content_subtype: Option<String>,
     pub wait_for_ready: Option<bool>,
+    /// "unknown", "no-side-effects" or "idempotent" (the core's names).
+    pub idempotency: Option<String>,
 }
 
 #[napi]
@@ -50,6 +54,7 @@ pub struct NativeChannel {
     hosted: Option<u32>,
     protocol: rillrpc::Protocol,
     http_version: rillrpc::HttpVersion,
+    http_get: bool,
 }
 
 impl Drop for NativeChannel {
@@ -96,8 +101,11 @@ impl NativeChannel {
             if let Some(name) = o.http_version {
                 co.http_version = meta::http_version_from_js(&name)?;
             }
+            if let Some(on) = o.http_get {
+                co.http_get = on;
+            }
         }
-        let (protocol, http_version) = (co.protocol, co.http_version);
+        let (protocol, http_version, http_get) = (co.protocol, co.http_version, co.http_get);
         let host = co.host_connections;
         let ch = Channel::with_options(&target, co).map_err(|e| meta::invalid(&format!("{e}")))?;
         #[cfg(unix)]
@@ -115,6 +123,7 @@ impl NativeChannel {
             hosted,
             protocol,
             http_version,
+            http_get,
         })
     }
 
@@ -128,6 +137,12 @@ impl NativeChannel {
     #[napi]
     pub fn http_version(&self) -> &'static str {
         self.http_version.name()
+    }
+
+    /// Whether Connect's GET is on.
+    #[napi]
+    pub fn http_get(&self) -> bool {
+        self.http_get
     }
 
     /// Opens a call of `shape` (0 unary, 1 client streaming, 2 server streaming, 3 bidi);
@@ -146,7 +161,8 @@ impl NativeChannel {
         let co = call_options(opts)?;
         let whole = close_send == Some(true) && first.is_some();
         let opened = match (&first, whole) {
-            // The whole request in hand: the core writes it with the stream's opening.
+            // The whole request in hand: the core writes it with the stream's opening (and
+            // only then can a unary call go as Connect's GET, the message in its URL).
             (Some(m), true) => self.ch.open_with_request(&method, shape, co, m),
             _ => self.ch.open(&method, shape, co),
         };
@@ -211,6 +227,9 @@ fn call_options(opts: Option<CallOpts>) -> Result<CallOptions> {
     }
     if let Some(w) = o.wait_for_ready {
         co = co.wait_for_ready(w);
+    }
+    if let Some(name) = o.idempotency {
+        co = co.idempotency(meta::idempotency_from_js(&name)?);
     }
     Ok(co)
 }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rillrpc::{Code, HttpVersion, Metadata, MetadataValue, Protocol};
+use rillrpc::{Code, HttpVersion, Idempotency, Metadata, MetadataValue, Protocol};
 
 pub(crate) type Flat = Vec<Either<String, Buffer>>;
 
@@ -71,6 +71,21 @@ pub(crate) fn http_version_from_js(name: &str) -> Result<HttpVersion> {
             .collect();
         invalid(&format!(
             "unknown httpVersion {name:?}: use one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// The idempotency level of this name: "unknown", "no-side-effects" or "idempotent" (the
+/// core's names).
+pub(crate) fn idempotency_from_js(name: &str) -> Result<Idempotency> {
+    Idempotency::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = Idempotency::ALL
+            .iter()
+            .map(|i| format!("'{}'", i.name()))
+            .collect();
+        invalid(&format!(
+            "unknown idempotency {name:?}: use one of {}",
             names.join(", ")
         ))
     })

@@ -3,7 +3,9 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rillrpc::{Cors, Receive, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape};
+use rillrpc::{
+    Cors, Idempotency, Receive, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape,
+};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -94,15 +96,26 @@ impl NativeServer {
         self.slot.id()
     }
 
-    /// Serves `path` with `shape` (0 unary, 1 client streaming, 2 server streaming, 3 bidi).
+    /// Serves `path` with `shape` (0 unary, 1 client streaming, 2 server streaming, 3 bidi)
+    /// and `idempotency` ("unknown", the default, "no-side-effects" or "idempotent"): a
+    /// unary method free of side effects answers Connect's GET too.
     #[napi]
-    pub fn add_method(&mut self, path: String, shape: u32) -> Result<()> {
+    pub fn add_method(
+        &mut self,
+        path: String,
+        shape: u32,
+        idempotency: Option<String>,
+    ) -> Result<()> {
         let shape = Shape::try_from(shape).map_err(|e| meta::invalid(e.message()))?;
+        let idempotency = match idempotency {
+            Some(name) => meta::idempotency_from_js(&name)?,
+            None => Idempotency::default(),
+        };
         let b = self
             .builder
             .as_mut()
             .ok_or_else(|| meta::invalid("methods must be added before listen"))?;
-        b.add_method(&path, shape)
+        b.add_method_with(&path, shape, idempotency)
             .map_err(|e| meta::invalid(&e.to_string()))
     }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::convert::{
-    http_version_from_py, messages, metadata_from_py, metadata_to_py, pending,
+    http_version_from_py, idempotency_from_py, messages, metadata_from_py, metadata_to_py, pending,
     protocol_from_py, seconds_from_py, status_err, status_tuple,
 };
 use crate::reactor::{Notify, Reactor};
@@ -24,12 +24,14 @@ pub struct NativeChannel {
     chan: Channel,
     protocol: Protocol,
     http_version: HttpVersion,
+    http_get: bool,
 }
 
 #[pymethods]
 impl NativeChannel {
     #[new]
-    #[pyo3(signature = (target, ca_pem=None, server_name=None, cert_pem=None, key_pem=None, protocol=None, http_version=None))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (target, ca_pem=None, server_name=None, cert_pem=None, key_pem=None, protocol=None, http_version=None, http_get=false))]
     fn new(
         target: &str,
         ca_pem: Option<Vec<u8>>,
@@ -38,6 +40,7 @@ impl NativeChannel {
         key_pem: Option<Vec<u8>>,
         protocol: Option<&str>,
         http_version: Option<&str>,
+        http_get: bool,
     ) -> PyResult<NativeChannel> {
         let identity = match (cert_pem, key_pem) {
             (Some(c), Some(k)) => Some((c, k)),
@@ -67,6 +70,7 @@ impl NativeChannel {
         if let Some(name) = http_version {
             opts.http_version = http_version_from_py(name)?;
         }
+        opts.http_get = http_get;
         let (protocol, http_version) = (opts.protocol, opts.http_version);
         let chan = Channel::with_options(target, opts)
             .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
@@ -74,6 +78,7 @@ impl NativeChannel {
             chan,
             protocol,
             http_version,
+            http_get,
         })
     }
 
@@ -89,9 +94,15 @@ impl NativeChannel {
         self.http_version.name()
     }
 
+    /// Whether Connect's GET is on: `Channel.http_get`.
+    #[getter]
+    fn http_get(&self) -> bool {
+        self.http_get
+    }
+
     /// Starts a call of `shape` (0..3, see `Shape`); never waits.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (method, shape, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None))]
+    #[pyo3(signature = (method, shape, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None, idempotency=None))]
     fn open(
         &self,
         py: Python<'_>,
@@ -103,6 +114,7 @@ impl NativeChannel {
         compression: Option<&str>,
         max_recv_message_size: Option<usize>,
         max_send_message_size: Option<usize>,
+        idempotency: Option<&str>,
     ) -> PyResult<NativeCall> {
         let opts = call_options(
             timeout,
@@ -111,6 +123,7 @@ impl NativeChannel {
             compression,
             max_recv_message_size,
             max_send_message_size,
+            idempotency,
         )?;
         let shape =
             Shape::try_from(shape).map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
@@ -133,7 +146,7 @@ impl NativeChannel {
     /// reads the response and the status, then resolves `fut` through `reactor`. The
     /// Python thread only converts the options and spawns: one hand-off each way.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (method, request, fut, reactor, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None))]
+    #[pyo3(signature = (method, request, fut, reactor, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None, idempotency=None))]
     fn unary(
         &self,
         py: Python<'_>,
@@ -147,6 +160,7 @@ impl NativeChannel {
         compression: Option<&str>,
         max_recv_message_size: Option<usize>,
         max_send_message_size: Option<usize>,
+        idempotency: Option<&str>,
     ) -> PyResult<NativeUnary> {
         if !method.starts_with('/') {
             // The core checks this too, but only once the task runs; a typo should raise
@@ -164,10 +178,12 @@ impl NativeChannel {
             compression,
             max_recv_message_size,
             max_send_message_size,
+            idempotency,
         )?;
         let unary = Arc::new(Mutex::new(Unary::default()));
         // With the connection up, the core writes the whole request from this thread, now;
-        // the task only waits for the response.
+        // the task only waits for the response. Opened with its request, the call can go
+        // as Connect's GET (a channel with http_get, a call marked "no-side-effects").
         let opened = self
             .chan
             .open_with_request(method, Shape::Unary, opts, request);
@@ -193,10 +209,14 @@ fn call_options(
     compression: Option<&str>,
     max_recv_message_size: Option<usize>,
     max_send_message_size: Option<usize>,
+    idempotency: Option<&str>,
 ) -> PyResult<CallOptions> {
     let mut opts = CallOptions::new()
         .metadata(metadata_from_py(metadata)?)
         .wait_for_ready(wait_for_ready);
+    if let Some(name) = idempotency {
+        opts = opts.idempotency(idempotency_from_py(name)?);
+    }
     if let Some(t) = timeout {
         opts = opts.timeout(seconds_from_py(t, "timeout")?);
     }

@@ -5,7 +5,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use rillrpc::{Bytes, Code, HttpVersion, Metadata, MetadataValue, Protocol, Status};
+use rillrpc::{Bytes, Code, HttpVersion, Idempotency, Metadata, MetadataValue, Protocol, Status};
 use std::time::Duration;
 
 /// `rillrpc.RpcError`, registered by the package at import (`_native.init`).
@@ -148,6 +148,21 @@ pub fn http_version_from_py(name: &str) -> PyResult<HttpVersion> {
             .collect();
         PyValueError::new_err(format!(
             "unknown http_version {name:?}: use one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// The idempotency level of this name: "unknown", "no-side-effects" or "idempotent" (the
+/// core's names).
+pub fn idempotency_from_py(name: &str) -> PyResult<Idempotency> {
+    Idempotency::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = Idempotency::ALL
+            .iter()
+            .map(|i| format!("'{}'", i.name()))
+            .collect();
+        PyValueError::new_err(format!(
+            "unknown idempotency {name:?}: use one of {}",
             names.join(", ")
         ))
     })

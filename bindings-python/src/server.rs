@@ -12,8 +12,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::convert::{
-    messages, metadata_from_py, metadata_to_py, pending, seconds_from_py, status_err,
-    status_from_py,
+    idempotency_from_py, messages, metadata_from_py, metadata_to_py, pending, seconds_from_py,
+    status_err, status_from_py,
 };
 use crate::reactor::{Notify, Reactor};
 
@@ -26,13 +26,15 @@ pub struct NativeServer {
 
 #[pymethods]
 impl NativeServer {
-    /// Binds `address` and starts serving `methods` (`(path, shape)` pairs).
+    /// Binds `address` and starts serving `methods`: `(path, shape, idempotency)`, the last
+    /// a name ("unknown", "no-side-effects", "idempotent"); a unary method free of side
+    /// effects answers Connect's GET too.
     #[new]
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None))]
     fn new(
         address: &str,
-        methods: Vec<(String, u32)>,
+        methods: Vec<(String, u32, String)>,
         max_concurrent_streams: Option<u32>,
         max_recv_message_size: Option<usize>,
         cert_pem: Option<Vec<u8>>,
@@ -73,11 +75,12 @@ impl NativeServer {
             }
         };
         let mut b = ServerBuilder::new(opts);
-        for (path, shape) in methods {
-            b.add_method(
+        for (path, shape, idempotency) in methods {
+            b.add_method_with(
                 &path,
                 Shape::try_from(shape)
                     .map_err(|e| PyValueError::new_err(e.message().to_owned()))?,
+                idempotency_from_py(&idempotency)?,
             )
             .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
         }

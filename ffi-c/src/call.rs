@@ -12,7 +12,7 @@ use crate::metadata::{hand_out, rill_metadata, take_in};
 use crate::notify::Notify;
 use crate::registry::{lock, Registry};
 use crate::result::*;
-use crate::{attempt, block, rill_slice, shape_from, Waitable};
+use crate::{attempt, block, idempotency_from, rill_idempotency, rill_slice, shape_from, Waitable};
 
 /// A client call. 0 is never a valid handle.
 pub type rill_call = u64;
@@ -33,6 +33,13 @@ pub struct rill_call_options {
     pub max_recv_message_size: u32,
     /// Wait for the channel to connect instead of failing fast with UNAVAILABLE.
     pub wait_for_ready: bool,
+    /// The method's `rill_idempotency`. Default RILL_IDEMPOTENCY_UNKNOWN. A unary call
+    /// marked RILL_IDEMPOTENCY_NO_SIDE_EFFECTS on a Connect channel with `http_get` goes
+    /// as an HTTP GET (the message in the URL) when it is opened with its request
+    /// (`rill_call_open_with_request`). This field sits in what was the padding after
+    /// `wait_for_ready`, so `sizeof` did not change: options filled by
+    /// `rill_call_options_init`, as they must be, have it 0 (UNKNOWN).
+    pub idempotency: u32,
 }
 
 pub(crate) struct CallObj {
@@ -141,11 +148,13 @@ impl crate::messages::Messages for CallObj {
     }
 }
 
-/// Fills `opts` with the defaults (no deadline, no metadata, no compression).
+/// Fills `opts` with the defaults (no deadline, no metadata, no compression, idempotency
+/// unknown).
 #[no_mangle]
 pub extern "C" fn rill_call_options_init(opts: *mut rill_call_options) -> rill_result {
     guard(|| {
         let o = out(opts, "opts")?;
+        let d = CallOptions::default();
         put(
             o,
             rill_call_options {
@@ -154,7 +163,8 @@ pub extern "C" fn rill_call_options_init(opts: *mut rill_call_options) -> rill_r
                 metadata: 0,
                 compression: 0,
                 max_recv_message_size: 0,
-                wait_for_ready: false,
+                wait_for_ready: d.wait_for_ready,
+                idempotency: rill_idempotency::of(d.idempotency) as u32,
             },
         );
         Ok(RILL_OK)
@@ -167,7 +177,9 @@ fn call_options(o: &rill_call_options) -> R<CallOptions> {
             "opts.size is wrong: fill the options with rill_call_options_init",
         ));
     }
-    let mut c = CallOptions::new().wait_for_ready(o.wait_for_ready);
+    let mut c = CallOptions::new()
+        .wait_for_ready(o.wait_for_ready)
+        .idempotency(idempotency_from(o.idempotency, "opts.idempotency")?);
     if o.timeout_ms < 0 {
         return Err(Fail::invalid(format!(
             "timeout_ms must be > 0 (or 0 for no deadline), got {}",
@@ -204,35 +216,84 @@ pub unsafe extern "C" fn rill_call_open(
     opts: *const rill_call_options,
     call_out: *mut rill_call,
 ) -> rill_result {
+    // SAFETY: the caller's contract above.
+    guard(|| unsafe { open(channel, method, shape, opts, None, call_out) })
+}
+
+/// Starts a call whose whole request is the one message `data` (copied): the call is
+/// opened, the message queued and the request half-closed, as `rill_call_open`, then
+/// `rill_call_send` would, in one step; then receive as usual. For the calls that send
+/// one message (RILL_UNARY, RILL_SERVER_STREAMING). It is the form a unary call must be
+/// opened in to go as Connect's HTTP GET (`rill_channel_options.http_get`,
+/// `rill_call_options.idempotency`): a GET carries the message in its URL, so the message
+/// must be known when the request leaves. With the connection up, the request is written
+/// from the calling thread at once. Returns at once otherwise, as `rill_call_open` does.
+///
+/// Ownership: `data` is only read during this call.
+///
+/// # Safety
+/// `method` is NULL or NUL-terminated; `opts` is NULL or filled by
+/// `rill_call_options_init`; `data` is NULL or has `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rill_call_open_with_request(
+    channel: crate::channel::rill_channel,
+    method: *const c_char,
+    shape: u32,
+    opts: *const rill_call_options,
+    data: *const u8,
+    len: usize,
+    call_out: *mut rill_call,
+) -> rill_result {
     guard(|| {
-        let o = out(call_out, "call_out")?;
         // SAFETY: the caller's contract above.
-        let method = unsafe { text(method, "method") }?;
-        let shape = shape_from(shape)?;
-        let copts = if opts.is_null() {
-            CallOptions::new()
-        } else {
-            // SAFETY: non-NULL, initialized per the contract above.
-            call_options(unsafe { &*opts })?
-        };
-        let ch = lock(&*CHANNELS.get(channel)?).clone();
-        let call = ch
-            .open(method, shape, copts)
-            .map_err(|s| Fail::invalid(s.message().to_owned()))?;
-        let (notify, waker) = Notify::new();
-        put(
-            o,
-            CALLS.insert(CallObj {
-                call,
-                notify,
-                waker,
-                finished: false,
-                inbox: Inbox::new(),
-                message: None,
-            }),
-        );
-        Ok(RILL_OK)
+        let msg = unsafe { crate::result::data(data, len, "data") }?;
+        // SAFETY: the caller's contract above.
+        unsafe { open(channel, method, shape, opts, Some(msg), call_out) }
     })
+}
+
+/// What both open functions do; `request`, when given, is the whole request.
+///
+/// # Safety
+/// As `rill_call_open`.
+unsafe fn open(
+    channel: crate::channel::rill_channel,
+    method: *const c_char,
+    shape: u32,
+    opts: *const rill_call_options,
+    request: Option<&[u8]>,
+    call_out: *mut rill_call,
+) -> R {
+    let o = out(call_out, "call_out")?;
+    // SAFETY: the caller's contract (rill_call_open's).
+    let method = unsafe { text(method, "method") }?;
+    let shape = shape_from(shape)?;
+    let copts = if opts.is_null() {
+        CallOptions::new()
+    } else {
+        // SAFETY: non-NULL, initialized per the caller's contract.
+        call_options(unsafe { &*opts })?
+    };
+    let ch = lock(&*CHANNELS.get(channel)?).clone();
+    let opened = match request {
+        // Only the core's open with the request can choose a GET: the message is in hand.
+        Some(msg) => ch.open_with_request(method, shape, copts, msg),
+        None => ch.open(method, shape, copts),
+    };
+    let call = opened.map_err(|s| Fail::invalid(s.message().to_owned()))?;
+    let (notify, waker) = Notify::new();
+    put(
+        o,
+        CALLS.insert(CallObj {
+            call,
+            notify,
+            waker,
+            finished: false,
+            inbox: Inbox::new(),
+            message: None,
+        }),
+    );
+    Ok(RILL_OK)
 }
 
 fn get(call: rill_call) -> R<Arc<Mutex<CallObj>>> {

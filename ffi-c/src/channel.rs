@@ -39,32 +39,85 @@ pub struct rill_channel_options {
     /// RILL_HTTP_VERSION_1 carries gRPC-Web and Connect to servers that speak only
     /// HTTP/1.1 (no bidi calls then).
     pub http_version: u32,
+    /// Connect's GET: a Connect channel sends its unary calls marked
+    /// RILL_IDEMPOTENCY_NO_SIDE_EFFECTS (`rill_call_options.idempotency`) and opened with
+    /// their request (`rill_call_open_with_request`) as HTTP GET requests, the message in
+    /// the URL, which HTTP caches can keep; a call whose URL would pass 8 KiB goes as a
+    /// POST. Default false. Appended after `http_version`: a program built against the
+    /// header before it passes the smaller `size` and gets false.
+    pub http_get: bool,
 }
 
 pub(crate) static CHANNELS: Registry<Channel> = Registry::new(2, "channel");
+
+/// The defaults, as `rill_channel_options_init` hands them out.
+fn defaults() -> rill_channel_options {
+    let d = ChannelOptions::default();
+    rill_channel_options {
+        size: std::mem::size_of::<rill_channel_options>(),
+        connect_timeout_ms: d.connect_timeout.as_millis() as i64,
+        keepalive_interval_ms: 0,
+        keepalive_timeout_ms: d.keepalive_timeout.as_millis() as i64,
+        tls_ca_pem: std::ptr::null(),
+        tls_ca_file: std::ptr::null(),
+        tls_server_name: std::ptr::null(),
+        protocol: rill_protocol::of(d.protocol) as u32,
+        http_version: rill_http_version::of(d.http_version) as u32,
+        http_get: d.http_get,
+    }
+}
 
 /// Fills `opts` with the defaults.
 #[no_mangle]
 pub extern "C" fn rill_channel_options_init(opts: *mut rill_channel_options) -> rill_result {
     guard(|| {
         let o = out(opts, "opts")?;
-        let d = ChannelOptions::default();
-        put(
-            o,
-            rill_channel_options {
-                size: std::mem::size_of::<rill_channel_options>(),
-                connect_timeout_ms: d.connect_timeout.as_millis() as i64,
-                keepalive_interval_ms: 0,
-                keepalive_timeout_ms: d.keepalive_timeout.as_millis() as i64,
-                tls_ca_pem: std::ptr::null(),
-                tls_ca_file: std::ptr::null(),
-                tls_server_name: std::ptr::null(),
-                protocol: rill_protocol::of(d.protocol) as u32,
-                http_version: rill_http_version::of(d.http_version) as u32,
-            },
-        );
+        put(o, defaults());
         Ok(RILL_OK)
     })
+}
+
+/// How many bytes of the struct the header before `http_get` had: the fields up to it.
+const FIELDS_BEFORE_HTTP_GET: usize = std::mem::offset_of!(rill_channel_options, http_get);
+/// What `sizeof(rill_channel_options)` was then: those fields, padded to the alignment.
+const SIZE_BEFORE_HTTP_GET: usize = FIELDS_BEFORE_HTTP_GET
+    .div_ceil(std::mem::align_of::<rill_channel_options>())
+    * std::mem::align_of::<rill_channel_options>();
+
+/// The options C passed, as this version reads them. `size` says which header the
+/// program was built with: this one's, or the one before `http_get`, whose struct is a
+/// prefix of this one (its fields are read, the rest keep their defaults). Any other size
+/// means options not filled by `rill_channel_options_init`. A field appended later adds
+/// the size this version has as one more accepted prefix.
+///
+/// # Safety
+/// `p` is non-NULL and points to options filled by `rill_channel_options_init` of this
+/// version or of the one before `http_get`: at least `size` readable bytes.
+unsafe fn read_options(p: *const rill_channel_options) -> R<rill_channel_options> {
+    // SAFETY: every version's struct starts with `size` (the caller's contract).
+    let size = unsafe { std::ptr::addr_of!((*p).size).read_unaligned() };
+    let mut o = defaults();
+    let fields = if size == std::mem::size_of::<rill_channel_options>() {
+        size
+    } else if size == SIZE_BEFORE_HTTP_GET {
+        // Not `size` bytes: the old struct's tail padding is where `http_get` is now.
+        FIELDS_BEFORE_HTTP_GET
+    } else {
+        return Err(Fail::invalid(
+            "opts.size is wrong: fill the options with rill_channel_options_init",
+        ));
+    };
+    // SAFETY: `p` has at least `fields` readable bytes (`fields <= size`, the contract);
+    // `o` is a distinct local of the full size; the bytes copied are whole fields of
+    // plain types (integers, a bool written by C as 0 or 1, pointers).
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            p.cast::<u8>(),
+            (&mut o as *mut rill_channel_options).cast::<u8>(),
+            fields,
+        )
+    };
+    Ok(o)
 }
 
 pub(crate) fn error_code(kind: ErrorKind) -> rill_result {
@@ -79,11 +132,6 @@ pub(crate) fn error_code(kind: ErrorKind) -> rill_result {
 /// # Safety
 /// `o` points to an initialized `rill_channel_options` whose strings are NULL or valid.
 unsafe fn options(o: &rill_channel_options) -> R<ChannelOptions> {
-    if o.size != std::mem::size_of::<rill_channel_options>() {
-        return Err(Fail::invalid(
-            "opts.size is wrong: fill the options with rill_channel_options_init",
-        ));
-    }
     let ms = |v: i64, what: &str| -> R<Duration> {
         if v <= 0 {
             return Err(Fail::invalid(format!("{what} must be > 0 ms, got {v}")));
@@ -95,6 +143,7 @@ unsafe fn options(o: &rill_channel_options) -> R<ChannelOptions> {
         keepalive_timeout: ms(o.keepalive_timeout_ms, "keepalive_timeout_ms")?,
         protocol: protocol_from(o.protocol, "opts.protocol")?,
         http_version: http_version_from(o.http_version, "opts.http_version")?,
+        http_get: o.http_get,
         ..Default::default()
     };
     if o.keepalive_interval_ms < 0 {
@@ -153,8 +202,11 @@ pub unsafe extern "C" fn rill_channel_new(
         let copts = if opts.is_null() {
             ChannelOptions::default()
         } else {
-            // SAFETY: non-NULL and initialized per the contract above.
-            unsafe { options(&*opts) }?
+            // SAFETY: non-NULL and initialized per the contract above; `read_options`
+            // reads no further than the struct the program was built with.
+            let o = unsafe { read_options(opts) }?;
+            // SAFETY: its strings are NULL or NUL-terminated per the contract above.
+            unsafe { options(&o) }?
         };
         crate::runtime::start();
         let ch = Channel::with_options(target, copts)

@@ -199,6 +199,46 @@ pub(crate) fn http_version_from(v: u32, what: &str) -> R<rillrpc::HttpVersion> {
     }
 }
 
+/// A method's idempotency level, numbered as protobuf's `MethodOptions.IdempotencyLevel`
+/// (`option idempotency_level = NO_SIDE_EFFECTS;` in a `.proto`): what a call is marked
+/// with (`rill_call_options.idempotency`) and what a server method is registered with
+/// (`rill_server_add_method_with`). 0 is UNKNOWN, the default.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum rill_idempotency {
+    /// Nothing is known: the call may change state.
+    RILL_IDEMPOTENCY_UNKNOWN = 0,
+    /// The call only reads. A Connect channel with `http_get` sends such a unary call as
+    /// an HTTP GET; a unary method registered so answers Connect's GET.
+    RILL_IDEMPOTENCY_NO_SIDE_EFFECTS = 1,
+    /// Repeating the call has the effect of calling it once.
+    RILL_IDEMPOTENCY_IDEMPOTENT = 2,
+}
+
+impl rill_idempotency {
+    pub(crate) fn of(i: rillrpc::Idempotency) -> rill_idempotency {
+        match i {
+            rillrpc::Idempotency::Unknown => rill_idempotency::RILL_IDEMPOTENCY_UNKNOWN,
+            rillrpc::Idempotency::NoSideEffects => {
+                rill_idempotency::RILL_IDEMPOTENCY_NO_SIDE_EFFECTS
+            }
+            rillrpc::Idempotency::Idempotent => rill_idempotency::RILL_IDEMPOTENCY_IDEMPOTENT,
+        }
+    }
+}
+
+/// A `rill_idempotency` from C, checked by the core's conversion (the numbers are
+/// protobuf's, the same in every binding); `what` names the argument in the message,
+/// which gives the C names rather than the core's.
+pub(crate) fn idempotency_from(v: u32, what: &str) -> R<rillrpc::Idempotency> {
+    rillrpc::Idempotency::try_from(v).map_err(|_| {
+        Fail::invalid(format!(
+            "{what} must be RILL_IDEMPOTENCY_UNKNOWN (0), RILL_IDEMPOTENCY_NO_SIDE_EFFECTS (1) \
+             or RILL_IDEMPOTENCY_IDEMPOTENT (2), got {v}"
+        ))
+    })
+}
+
 /// A `rill_shape` from C, checked.
 pub(crate) fn shape_from(v: u32) -> R<rillrpc::Shape> {
     rillrpc::Shape::try_from(v).map_err(|e| Fail::invalid(e.message().to_owned()))
@@ -311,6 +351,30 @@ mod tests {
         assert_eq!(e.code, result::RILL_ERR_INVALID_ARGUMENT);
         assert!(e.msg.contains("got 3"), "{}", e.msg);
         assert!(rill_protocol_name(3).is_null());
+    }
+
+    #[test]
+    fn idempotency_levels_cross_both_ways() {
+        for i in rillrpc::Idempotency::ALL {
+            // The C numbers are the core's (protobuf's), both ways.
+            let c = rill_idempotency::of(i);
+            assert_eq!(c as u32, i as u32);
+            assert_eq!(idempotency_from(c as u32, "i").unwrap(), i);
+        }
+        // A zeroed field is the core's default.
+        assert_eq!(
+            idempotency_from(0, "i").unwrap(),
+            rillrpc::Idempotency::default()
+        );
+        let e = idempotency_from(3, "opts.idempotency").unwrap_err();
+        assert_eq!(e.code, result::RILL_ERR_INVALID_ARGUMENT);
+        assert!(
+            e.msg
+                .contains("opts.idempotency must be RILL_IDEMPOTENCY_UNKNOWN (0)")
+                && e.msg.contains("got 3"),
+            "{}",
+            e.msg
+        );
     }
 
     #[test]

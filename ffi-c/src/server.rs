@@ -1,6 +1,6 @@
 //! Servers: configure, listen, start, accept, shut down.
 
-use rillrpc::{Cors, Server, ServerBuilder, ServerOptions, ServerTls, Shape};
+use rillrpc::{Cors, Idempotency, Server, ServerBuilder, ServerOptions, ServerTls, Shape};
 use std::ffi::c_char;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -11,7 +11,7 @@ use crate::notify::Notify;
 use crate::registry::{lock, Registry};
 use crate::result::*;
 use crate::server_call::{rill_server_call, ServerCallObj, SERVER_CALLS};
-use crate::{attempt, block, shape_from, Waitable};
+use crate::{attempt, block, idempotency_from, shape_from, Waitable};
 
 /// A server. 0 is never a valid handle.
 pub type rill_server = u64;
@@ -39,7 +39,7 @@ pub struct rill_server_options {
 
 pub(crate) struct ServerObj {
     opts: ServerOptions,
-    methods: Vec<(String, Shape)>,
+    methods: Vec<(String, Shape, Idempotency)>,
     addr: Option<String>,
     server: Option<Arc<Server>>,
     notify: Arc<Notify>,
@@ -167,6 +167,8 @@ fn not_started(s: &ServerObj, op: &str) -> R<()> {
 
 /// Serves `method` ("/package.Service/Method") as a call of the given `rill_shape`.
 /// Calls to other methods end as UNIMPLEMENTED without reaching accept. Before start.
+/// The method's idempotency is unknown: it answers Connect's GET with 405 (see
+/// `rill_server_add_method_with`).
 ///
 /// # Safety
 /// `method` is NULL or NUL-terminated.
@@ -176,19 +178,56 @@ pub unsafe extern "C" fn rill_server_add_method(
     method: *const c_char,
     shape: u32,
 ) -> rill_result {
+    // SAFETY: the caller's contract above.
+    guard(|| unsafe { add_method(server, method, shape, Idempotency::Unknown) })
+}
+
+/// As `rill_server_add_method`, with the method's `rill_idempotency` (its `.proto`'s
+/// `idempotency_level`). A unary method registered RILL_IDEMPOTENCY_NO_SIDE_EFFECTS also
+/// answers Connect's HTTP GET, which HTTP caches can keep:
+/// `GET /pkg.Svc/Method?connect=v1&encoding=proto&base64=1&message=...`. The call is
+/// accepted as any other, its request message taken from the URL. Other methods answer
+/// a GET with 405. Before start.
+///
+/// # Safety
+/// `method` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn rill_server_add_method_with(
+    server: rill_server,
+    method: *const c_char,
+    shape: u32,
+    idempotency: u32,
+) -> rill_result {
     guard(|| {
+        let idempotency = idempotency_from(idempotency, "idempotency")?;
         // SAFETY: the caller's contract above.
-        let m = unsafe { text(method, "method") }?;
-        let shape = shape_from(shape)?;
-        let mut b = ServerBuilder::new(ServerOptions::default());
-        b.add_method(m, shape)
-            .map_err(|e| Fail::invalid(e.message().to_owned()))?;
-        let obj = SERVERS.get(server)?;
-        let mut s = lock(&obj);
-        not_started(&s, "add_method")?;
-        s.methods.push((m.to_owned(), shape));
-        Ok(RILL_OK)
+        unsafe { add_method(server, method, shape, idempotency) }
     })
+}
+
+/// What both add functions do: every argument checked now, the method kept for start.
+///
+/// # Safety
+/// `method` is NULL or NUL-terminated.
+unsafe fn add_method(
+    server: rill_server,
+    method: *const c_char,
+    shape: u32,
+    idempotency: Idempotency,
+) -> R {
+    // SAFETY: the caller's contract above.
+    let m = unsafe { text(method, "method") }?;
+    let shape = shape_from(shape)?;
+    // The core checks the path when it is added; a builder thrown away does that here,
+    // so a bad path fails this call rather than rill_server_start.
+    let mut b = ServerBuilder::new(ServerOptions::default());
+    b.add_method_with(m, shape, idempotency)
+        .map_err(|e| Fail::invalid(e.message().to_owned()))?;
+    let obj = SERVERS.get(server)?;
+    let mut s = lock(&obj);
+    not_started(&s, "add_method")?;
+    s.methods.push((m.to_owned(), shape, idempotency));
+    Ok(RILL_OK)
 }
 
 /// Sets the listening address, "host:port" (port 0 picks a free one: read it with
@@ -258,8 +297,8 @@ pub extern "C" fn rill_server_start(server: rill_server) -> rill_result {
         }
         crate::runtime::start();
         let mut b = ServerBuilder::new(s.opts.clone());
-        for (m, shape) in &s.methods {
-            b = b.register(m, *shape);
+        for (m, shape, idempotency) in &s.methods {
+            b = b.register_with(m, *shape, *idempotency);
         }
         let srv = b
             .bind(&addr)

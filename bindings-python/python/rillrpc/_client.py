@@ -349,14 +349,23 @@ class _Unary(UnaryCall):
 
 
 class _Method:
-    __slots__ = ("_chan", "_path", "_ser", "_de")
+    __slots__ = ("_chan", "_path", "_ser", "_de", "_idempotency")
     _shape = Shape.BIDI
 
-    def __init__(self, chan: "Channel", path: str, ser: Serializer, de: Deserializer) -> None:
+    def __init__(
+        self,
+        chan: "Channel",
+        path: str,
+        ser: Serializer,
+        de: Deserializer,
+        idempotency: Optional[str] = None,
+    ) -> None:
         self._chan = chan
         self._path = path
         self._ser = ser
         self._de = de
+        # The method's level (a `Stub` reads it from the descriptor), for calls that name none.
+        self._idempotency = idempotency
 
     def _open(
         self,
@@ -366,6 +375,7 @@ class _Method:
         compression: Optional[str],
         max_recv: Optional[int],
         max_send: Optional[int],
+        idempotency: Optional[str],
     ) -> NativeCall:
         return self._chan._native.open(
             self._path,
@@ -376,6 +386,7 @@ class _Method:
             compression=compression,
             max_recv_message_size=max_recv,
             max_send_message_size=max_send,
+            idempotency=self._idempotency if idempotency is None else idempotency,
         )
 
     def _first(self, n: NativeCall, request: Any) -> None:
@@ -403,6 +414,7 @@ class UnaryUnary(_Method):
         compression: Optional[str] = None,
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
+        idempotency: Optional[str] = None,
     ) -> UnaryCall:
         data = self._ser(request) if self._ser is not None else request
         loop, r = reactor()
@@ -418,6 +430,7 @@ class UnaryUnary(_Method):
             compression,
             max_recv_message_size,
             max_send_message_size,
+            self._idempotency if idempotency is None else idempotency,
         )
         return _Unary(n, self._de, fut)
 
@@ -436,9 +449,16 @@ class UnaryStream(_Method):
         compression: Optional[str] = None,
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
+        idempotency: Optional[str] = None,
     ) -> Call:
         n = self._open(
-            timeout, metadata, wait_for_ready, compression, max_recv_message_size, max_send_message_size
+            timeout,
+            metadata,
+            wait_for_ready,
+            compression,
+            max_recv_message_size,
+            max_send_message_size,
+            idempotency,
         )
         self._first(n, request)
         return Call(n, self._ser, self._de)
@@ -458,9 +478,16 @@ class StreamUnary(_Method):
         compression: Optional[str] = None,
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
+        idempotency: Optional[str] = None,
     ) -> UnaryCall:
         n = self._open(
-            timeout, metadata, wait_for_ready, compression, max_recv_message_size, max_send_message_size
+            timeout,
+            metadata,
+            wait_for_ready,
+            compression,
+            max_recv_message_size,
+            max_send_message_size,
+            idempotency,
         )
         return UnaryCall(n, self._ser, self._de, requests)
 
@@ -479,9 +506,16 @@ class StreamStream(_Method):
         compression: Optional[str] = None,
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
+        idempotency: Optional[str] = None,
     ) -> Call:
         n = self._open(
-            timeout, metadata, wait_for_ready, compression, max_recv_message_size, max_send_message_size
+            timeout,
+            metadata,
+            wait_for_ready,
+            compression,
+            max_recv_message_size,
+            max_send_message_size,
+            idempotency,
         )
         c = Call(n, self._ser, self._de)
         if requests is not None:
@@ -498,7 +532,13 @@ class Channel:
 
     `http_version`: what the calls travel over, "http2" (the default) or "http1", for
     gRPC-Web and Connect to servers that speak only HTTP/1.1: each call then has a
-    connection to itself, and bidi calls fail with UNIMPLEMENTED."""
+    connection to itself, and bidi calls fail with UNIMPLEMENTED.
+
+    `http_get`: Connect's GET. With it, a Connect channel sends the unary calls of methods
+    free of side effects as HTTP GET requests (the message in the URL, which HTTP caches
+    can keep; a POST when the URL would pass 8 KiB): those of a `Stub` whose descriptor
+    says `option idempotency_level = NO_SIDE_EFFECTS;`, and calls made with
+    `idempotency="no-side-effects"`. Off by default."""
 
     def __init__(
         self,
@@ -510,9 +550,17 @@ class Channel:
         private_key: Optional[bytes] = None,
         protocol: Union[Protocol, str, None] = None,
         http_version: Optional[str] = None,
+        http_get: bool = False,
     ) -> None:
         self._native = NativeChannel(
-            target, root_certificates, server_name, certificate_chain, private_key, protocol, http_version
+            target,
+            root_certificates,
+            server_name,
+            certificate_chain,
+            private_key,
+            protocol,
+            http_version,
+            bool(http_get),
         )
         self.target = target
 
@@ -526,27 +574,55 @@ class Channel:
         """The HTTP version the calls travel over: "http2" or "http1"."""
         return self._native.http_version
 
+    @property
+    def http_get(self) -> bool:
+        """Whether Connect's GET is on (see the class)."""
+        return self._native.http_get
+
     def unary_unary(
-        self, method: str, request_serializer: Serializer = None, response_deserializer: Deserializer = None
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        *,
+        idempotency: Optional[str] = None,
     ) -> UnaryUnary:
-        return UnaryUnary(self, method, request_serializer, response_deserializer)
+        return UnaryUnary(self, method, request_serializer, response_deserializer, idempotency)
 
     def unary_stream(
-        self, method: str, request_serializer: Serializer = None, response_deserializer: Deserializer = None
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        *,
+        idempotency: Optional[str] = None,
     ) -> UnaryStream:
-        return UnaryStream(self, method, request_serializer, response_deserializer)
+        return UnaryStream(self, method, request_serializer, response_deserializer, idempotency)
 
     def stream_unary(
-        self, method: str, request_serializer: Serializer = None, response_deserializer: Deserializer = None
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        *,
+        idempotency: Optional[str] = None,
     ) -> StreamUnary:
-        return StreamUnary(self, method, request_serializer, response_deserializer)
+        return StreamUnary(self, method, request_serializer, response_deserializer, idempotency)
 
     def stream_stream(
-        self, method: str, request_serializer: Serializer = None, response_deserializer: Deserializer = None
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        *,
+        idempotency: Optional[str] = None,
     ) -> StreamStream:
-        return StreamStream(self, method, request_serializer, response_deserializer)
+        return StreamStream(self, method, request_serializer, response_deserializer, idempotency)
 
-    # Byte-level conveniences, one per shape.
+    # Byte-level conveniences, one per shape. Each takes the keyword arguments of the
+    # multi-callables: timeout, metadata, ..., and idempotency ("unknown",
+    # "no-side-effects", "idempotent": a unary call marked "no-side-effects" goes as
+    # Connect's GET on a channel with http_get).
     def unary(self, method: str, request: bytes, **kw: Any) -> UnaryCall:
         return UnaryUnary(self, method, None, None)(request, **kw)
 

@@ -35,6 +35,7 @@ class NativeChannel:
         key_pem: Optional[bytes] = None,
         protocol: Optional[str] = None,
         http_version: Optional[str] = None,
+        http_get: bool = False,
     ) -> NativeChannel: ...
     # "grpc", "grpc-web" or "connect". `Channel.protocol`.
     @property
@@ -42,6 +43,9 @@ class NativeChannel:
     # "http1" or "http2". `Channel.http_version`.
     @property
     def http_version(self) -> str: ...
+    # Connect's GET on or off. `Channel.http_get`.
+    @property
+    def http_get(self) -> bool: ...
     def open(
         self,
         method: str,
@@ -52,6 +56,8 @@ class NativeChannel:
         compression: Optional[str] = None,
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
+        # "unknown", "no-side-effects" or "idempotent" (the core's names).
+        idempotency: Optional[str] = None,
     ) -> NativeCall: ...
     def unary(
         self,
@@ -65,6 +71,7 @@ class NativeChannel:
         compression: Optional[str] = None,
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
+        idempotency: Optional[str] = None,
     ) -> NativeUnary: ...
     def close(self) -> None: ...
 
@@ -103,7 +110,8 @@ class NativeServer:
     def __new__(
         cls,
         address: str,
-        methods: Sequence[Tuple[str, int]],
+        # (path, shape, idempotency name)
+        methods: Sequence[Tuple[str, int, str]],
         max_concurrent_streams: Optional[int] = None,
         max_recv_message_size: Optional[int] = None,
         cert_pem: Optional[bytes] = None,

@@ -266,14 +266,23 @@ class ServerCall:
 
 
 class _Method:
-    __slots__ = ("path", "shape", "handler", "ser", "de")
+    __slots__ = ("path", "shape", "handler", "ser", "de", "idempotency")
 
-    def __init__(self, path: str, shape: Shape, handler: Optional[Handler], ser: Serializer, de: Deserializer):
+    def __init__(
+        self,
+        path: str,
+        shape: Shape,
+        handler: Optional[Handler],
+        ser: Serializer,
+        de: Deserializer,
+        idempotency: Optional[str] = None,
+    ):
         self.path = path
         self.shape = shape
         self.handler = handler
         self.ser = ser
         self.de = de
+        self.idempotency = idempotency
 
 
 class Server:
@@ -319,19 +328,28 @@ class Server:
         *,
         request_deserializer: Deserializer = None,
         response_serializer: Serializer = None,
+        idempotency: Optional[str] = None,
     ) -> None:
         """Serves `path` (`/package.Service/Method`). Handlers: unary `async def h(req, ctx)
         -> resp`; server streaming an async generator `h(req, ctx)` yielding responses;
         client streaming `async def h(requests, ctx) -> resp`; bidi an async generator
-        `h(requests, ctx)`. Streaming handlers may also `await ctx.send(resp)`."""
+        `h(requests, ctx)`. Streaming handlers may also `await ctx.send(resp)`.
+
+        `idempotency`: "unknown" (the default), "no-side-effects" or "idempotent". A unary
+        method free of side effects also answers Connect's HTTP GET (the message in the
+        URL); other methods answer a GET with 405. An unknown name fails `bind()`."""
         if self._n is not None:
             raise RuntimeError("add methods before bind()")
-        self._methods[path] = _Method(path, Shape(shape), handler, response_serializer, request_deserializer)
+        self._methods[path] = _Method(
+            path, Shape(shape), handler, response_serializer, request_deserializer, idempotency
+        )
 
     def add_service(self, service: Any, servicer: Any) -> None:
         """Serves every method of a protobuf service descriptor with the servicer's
-        same-named attributes (`echo_pb2.DESCRIPTOR.services_by_name["TestService"]`)."""
-        from ._stub import message_class, method_shape
+        same-named attributes (`echo_pb2.DESCRIPTOR.services_by_name["TestService"]`). A
+        unary method whose descriptor says `option idempotency_level = NO_SIDE_EFFECTS;`
+        answers Connect's GET too."""
+        from ._stub import message_class, method_idempotency, method_shape
 
         for m in service.methods:
             h = getattr(servicer, m.name, None)
@@ -345,13 +363,14 @@ class Server:
                 # The unbound method, as grpcio's generated code passes it: one call less
                 # per message than a lambda.
                 response_serializer=message_class(m.output_type).SerializeToString,
+                idempotency=method_idempotency(m),
             )
 
     def bind(self, address: str = "127.0.0.1:0") -> int:
         """Listens on `host:port` (port 0 picks one); returns the port."""
         if self._n is not None:
             raise RuntimeError("the server is already bound")
-        methods = [(m.path, int(m.shape)) for m in self._methods.values()]
+        methods = [(m.path, int(m.shape), m.idempotency or "unknown") for m in self._methods.values()]
         self._n = NativeServer(address, methods, *self._opts)
         return self._n.local_addr()[1]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from ._client import Channel
 from ._status import Shape
@@ -31,9 +31,27 @@ def method_shape(m: Any) -> Shape:
     return Shape.UNARY
 
 
+# protobuf's `MethodOptions.IdempotencyLevel` numbers, under the core's names; 0,
+# IDEMPOTENCY_UNKNOWN, is the core's default too.
+_IDEMPOTENCY_LEVELS = {1: "no-side-effects", 2: "idempotent"}
+
+
+def method_idempotency(m: Any) -> Optional[str]:
+    """The method's `option idempotency_level` from its descriptor, by the core's name
+    ("no-side-effects" for NO_SIDE_EFFECTS); None when it names none (or a level this
+    version does not know): the core's default, unknown."""
+    get_options = getattr(m, "GetOptions", None)
+    if get_options is None:
+        return None
+    level = int(getattr(get_options(), "idempotency_level", 0))
+    return _IDEMPOTENCY_LEVELS.get(level)
+
+
 class Stub:
     """One attribute per method of the service: `stub.EchoServer(req)` and so on, each a
-    multi-callable of the method's shape with protobuf messages in and out."""
+    multi-callable of the method's shape with protobuf messages in and out. A method whose
+    descriptor says `option idempotency_level = NO_SIDE_EFFECTS;` goes as Connect's GET on
+    a channel with `http_get`."""
 
     def __init__(self, channel: Channel, service: Any) -> None:
         self._service = service
@@ -42,14 +60,15 @@ class Stub:
             de = message_class(m.output_type).FromString
             ser = message_class(m.input_type).SerializeToString
             shape = method_shape(m)
+            idem = method_idempotency(m)
             if shape == Shape.UNARY:
-                mc: Any = channel.unary_unary(path, ser, de)
+                mc: Any = channel.unary_unary(path, ser, de, idempotency=idem)
             elif shape == Shape.SERVER_STREAMING:
-                mc = channel.unary_stream(path, ser, de)
+                mc = channel.unary_stream(path, ser, de, idempotency=idem)
             elif shape == Shape.CLIENT_STREAMING:
-                mc = channel.stream_unary(path, ser, de)
+                mc = channel.stream_unary(path, ser, de, idempotency=idem)
             else:
-                mc = channel.stream_stream(path, ser, de)
+                mc = channel.stream_stream(path, ser, de, idempotency=idem)
             setattr(self, m.name, mc)
 
     def __getattr__(self, name: str) -> Any:

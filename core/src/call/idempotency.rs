@@ -15,6 +15,27 @@ pub enum Idempotency {
     Idempotent = 2,
 }
 
+impl Idempotency {
+    pub const ALL: [Idempotency; 3] = [
+        Idempotency::Unknown,
+        Idempotency::NoSideEffects,
+        Idempotency::Idempotent,
+    ];
+
+    /// The level a name stands for: "unknown", "no-side-effects" or "idempotent".
+    pub fn from_name(name: &str) -> Option<Idempotency> {
+        Idempotency::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Idempotency::Unknown => "unknown",
+            Idempotency::NoSideEffects => "no-side-effects",
+            Idempotency::Idempotent => "idempotent",
+        }
+    }
+}
+
 /// The numbers every binding passes across its boundary (protobuf's).
 impl TryFrom<u32> for Idempotency {
     type Error = crate::Error;

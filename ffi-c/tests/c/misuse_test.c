@@ -1,5 +1,6 @@
 /* Misuse of the API: each case must return its error code, never crash. No server is
  * needed: calls to a closed port are opened (open never waits) and fail as UNAVAILABLE. */
+#include <stddef.h>
 #include <string.h>
 #include "check.h"
 
@@ -50,6 +51,24 @@ int main(void) {
     co.http_version = RILL_HTTP_VERSION_1;
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
     CHECK(strstr(rill_last_error_message(), "gRPC needs HTTP/2") != NULL);
+    /* http_get is off by default. A program built against the header before it passes the
+     * smaller size of that struct: accepted, the byte where http_get now is (padding then)
+     * never read. Any other size is refused. */
+    OK(rill_channel_options_init(&co));
+    CHECK(co.http_get == false);
+    size_t old_size = (offsetof(rill_channel_options, http_get) + _Alignof(rill_channel_options) - 1) /
+                      _Alignof(rill_channel_options) * _Alignof(rill_channel_options);
+    CHECK(old_size < sizeof co);
+    co.size = old_size;
+    co.http_get = true;
+    OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    OK(rill_channel_free(ch));
+    co.size = old_size + 1;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    CHECK(strstr(rill_last_error_message(), "opts.size is wrong") != NULL);
+    co.size = sizeof co;
+    OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    OK(rill_channel_free(ch));
     OK(rill_channel_options_init(&co));
     OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
 
@@ -64,6 +83,26 @@ int main(void) {
     OK(rill_call_options_init(&o));
     o.timeout_ms = -5;
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_open(ch, "/a/b", RILL_UNARY, &o, &c));
+    /* An idempotency level this version does not know. */
+    OK(rill_call_options_init(&o));
+    CHECK(o.idempotency == RILL_IDEMPOTENCY_UNKNOWN);
+    o.idempotency = 3;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_open(ch, "/a/b", RILL_UNARY, &o, &c));
+    CHECK(strstr(rill_last_error_message(), "opts.idempotency must be RILL_IDEMPOTENCY_UNKNOWN (0)") != NULL);
+    CHECK(strstr(rill_last_error_message(), "got 3") != NULL);
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_open_with_request(ch, "/a/b", RILL_UNARY, &o, (const uint8_t *)"x", 1, &c));
+    /* Opening with the request: NULL data with a length, NULL out-pointer, bad arguments. */
+    OK(rill_call_options_init(&o));
+    EXPECT_RC(RILL_ERR_NULL, rill_call_open_with_request(ch, "/a/b", RILL_UNARY, &o, NULL, 3, &c));
+    EXPECT_RC(RILL_ERR_NULL, rill_call_open_with_request(ch, "/a/b", RILL_UNARY, &o, (const uint8_t *)"x", 1, NULL));
+    EXPECT_RC(RILL_ERR_NULL, rill_call_open_with_request(ch, NULL, RILL_UNARY, &o, (const uint8_t *)"x", 1, &c));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_open_with_request(ch, "/a/b", 9, &o, (const uint8_t *)"x", 1, &c));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_call_open_with_request(12345, "/a/b", RILL_UNARY, &o, (const uint8_t *)"x", 1, &c));
+    /* The request is the call's one message: a second one is refused. An empty request
+     * (NULL, 0) is a message too. */
+    OK(rill_call_open_with_request(ch, "/a/b", RILL_UNARY, &o, NULL, 0, &c));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_send(c, (const uint8_t *)"", 0, T));
+    OK(rill_call_free(c));
 
     /* A handle of another kind. */
     EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_call_close_send(ch));
@@ -147,12 +186,22 @@ int main(void) {
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_add_method(s, "nope", RILL_UNARY));
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_add_method(s, "/a.B/C", 9));
     OK(rill_server_add_method(s, "/a.B/C", RILL_UNARY));
+    /* Methods with an idempotency: a level this version does not know, a bad path, shape. */
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_add_method_with(s, "/a.B/G", RILL_UNARY, 3));
+    CHECK(strstr(rill_last_error_message(), "idempotency must be RILL_IDEMPOTENCY_UNKNOWN (0)") != NULL);
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_add_method_with(s, "nope", RILL_UNARY, RILL_IDEMPOTENCY_NO_SIDE_EFFECTS));
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_add_method_with(s, "/a.B/G", 9, RILL_IDEMPOTENCY_NO_SIDE_EFFECTS));
+    EXPECT_RC(RILL_ERR_NULL, rill_server_add_method_with(s, NULL, RILL_UNARY, RILL_IDEMPOTENCY_NO_SIDE_EFFECTS));
+    EXPECT_RC(RILL_ERR_NULL, rill_server_add_method_with(0, "/a.B/G", RILL_UNARY, RILL_IDEMPOTENCY_NO_SIDE_EFFECTS));
+    EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_server_add_method_with(ch, "/a.B/G", RILL_UNARY, RILL_IDEMPOTENCY_NO_SIDE_EFFECTS));
+    OK(rill_server_add_method_with(s, "/a.B/G", RILL_UNARY, RILL_IDEMPOTENCY_NO_SIDE_EFFECTS));
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_listen(s, "127.0.0.1:0", "cert", NULL));
     rill_server_call sc;
     EXPECT_RC(RILL_ERR_WRONG_STATE, rill_server_try_accept(s, &sc));
     OK(rill_server_listen(s, "127.0.0.1:0", NULL, NULL));
     OK(rill_server_start(s));
     EXPECT_RC(RILL_ERR_WRONG_STATE, rill_server_add_method(s, "/a.B/D", RILL_UNARY));
+    EXPECT_RC(RILL_ERR_WRONG_STATE, rill_server_add_method_with(s, "/a.B/D", RILL_UNARY, RILL_IDEMPOTENCY_IDEMPOTENT));
     EXPECT_RC(RILL_WOULD_BLOCK, rill_server_try_accept(s, &sc));
     EXPECT_RC(RILL_TIMEOUT, rill_server_accept(s, &sc, 20));
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_accept(s, &sc, 0));

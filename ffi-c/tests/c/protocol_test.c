@@ -8,7 +8,11 @@
  * (rill_channel_options.http_version). The server: a C server reports the protocol and
  * the codec of each call it accepts (rill_server_call_protocol, rill_server_call_codec),
  * and answers a browser's CORS preflight for the origins of rill_server_options.cors only,
- * over HTTP/1.1. */
+ * over HTTP/1.1. Connect's GET: a C server whose method is registered free of side effects
+ * (rill_server_add_method_with) answers a C client whose channel has http_get and whose
+ * call is marked so (rill_call_options.idempotency, rill_call_open_with_request), over
+ * HTTP/2 and HTTP/1.1, and a GET written by hand; other methods refuse the GET (405); a
+ * raw listener sees the client's request line: GET when marked, POST when not. */
 #define _GNU_SOURCE /* strcasestr: header names are case-insensitive */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -306,6 +310,239 @@ static void server_reports_protocol(void) {
     OK(rill_server_free(srv));
 }
 
+/* ---- Connect's GET ---- */
+
+#define GET_M "/rill.test.Lookup/Get"  /* registered RILL_IDEMPOTENCY_NO_SIDE_EFFECTS */
+#define PUT_M "/rill.test.Lookup/Put"  /* registered without an idempotency */
+/* echo.Request { payload: "hi" } is 0a 02 68 69: "CgJoaQ" in unpadded URL-safe base64. */
+#define HI_B64 "CgJoaQ"
+
+static int connect_to(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    return fd;
+}
+
+/* Reads until the peer closes (or `cap` - 1 bytes); NUL-terminates; returns the length. */
+static size_t read_all(int fd, char *buf, size_t cap) {
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = read(fd, buf + got, cap - 1 - got)) > 0) got += (size_t)r;
+    buf[got] = 0;
+    return got;
+}
+
+/* A Connect channel with http_get on, over `http_version`. */
+static rill_channel get_channel(const char *target, uint32_t http_version) {
+    rill_channel_options o;
+    OK(rill_channel_options_init(&o));
+    CHECK(o.http_get == false);
+    o.protocol = RILL_PROTOCOL_CONNECT;
+    o.http_version = http_version;
+    o.http_get = true;
+    rill_channel ch;
+    OK(rill_channel_new(target, &o, &ch));
+    return ch;
+}
+
+/* A unary call of `method` with the request "hi", opened with its request (the form that
+ * can go as a GET) and marked with `idempotency`. */
+static rill_call call_hi(rill_channel ch, const char *method, uint32_t idempotency) {
+    rill_call_options o;
+    OK(rill_call_options_init(&o));
+    CHECK(o.idempotency == RILL_IDEMPOTENCY_UNKNOWN);
+    o.timeout_ms = T;
+    o.idempotency = idempotency;
+    uint8_t buf[32];
+    size_t n = echo_encode(buf, "hi", 2, 0);
+    rill_call c;
+    OK(rill_call_open_with_request(ch, method, RILL_UNARY, &o, buf, n, &c));
+    return c;
+}
+
+/* Accepts the one waiting call on `srv`: it must be `method` over Connect with the request
+ * "hi"; answers it with `reply`. */
+static void serve_hi(rill_server srv, const char *method, const char *reply) {
+    rill_server_call sc;
+    OK(rill_server_accept(srv, &sc, T));
+    const char *m;
+    OK(rill_server_call_method(sc, &m));
+    CHECK(strcmp(m, method) == 0);
+    uint32_t p = 99;
+    OK(rill_server_call_protocol(sc, &p));
+    CHECK(p == RILL_PROTOCOL_CONNECT);
+    const char *codec = NULL;
+    OK(rill_server_call_codec(sc, &codec));
+    CHECK(strcmp(codec, "proto") == 0);
+    const uint8_t *d, *pl;
+    size_t l, pll;
+    OK(rill_server_call_recv(sc, &d, &l, T));
+    CHECK(echo_decode(d, l, &pl, &pll, NULL) == 0);
+    CHECK(pll == 2 && memcmp(pl, "hi", 2) == 0);
+    uint8_t buf[64];
+    size_t n = echo_encode(buf, reply, strlen(reply), 0);
+    OK(rill_server_call_send(sc, buf, n, T));
+    OK(rill_server_call_finish(sc, RILL_STATUS_OK, NULL, NULL, 0, 0));
+    OK(rill_server_call_free(sc));
+}
+
+/* The C client and the C server, over both HTTP versions: GET for the method registered
+ * free of side effects, a refusal where the server does not allow it. */
+static void connect_get_client_and_server(void) {
+    rill_server srv;
+    OK(rill_server_new(NULL, &srv));
+    OK(rill_server_add_method_with(srv, GET_M, RILL_UNARY, RILL_IDEMPOTENCY_NO_SIDE_EFFECTS));
+    OK(rill_server_add_method(srv, PUT_M, RILL_UNARY));
+    OK(rill_server_listen(srv, "127.0.0.1:0", NULL, NULL));
+    OK(rill_server_start(srv));
+    uint16_t port;
+    OK(rill_server_port(srv, &port));
+    char target[64];
+    snprintf(target, sizeof target, "http://127.0.0.1:%u", port);
+
+    const uint32_t versions[] = {RILL_HTTP_VERSION_2, RILL_HTTP_VERSION_1};
+    for (size_t i = 0; i < 2; i++) {
+        rill_channel ch = get_channel(target, versions[i]);
+        /* Marked free of side effects: a GET, which the server answers as any call. */
+        rill_call c = call_hi(ch, GET_M, RILL_IDEMPOTENCY_NO_SIDE_EFFECTS);
+        serve_hi(srv, GET_M, "got");
+        recv_expect(c, "got");
+        expect_eof_ok(c);
+
+        /* The same marking for a method the server did not register so: the GET is refused
+         * before any handler (HTTP 405), and the call fails. A POST would have been served,
+         * so the failure says the request was a GET. */
+        c = call_hi(ch, PUT_M, RILL_IDEMPOTENCY_NO_SIDE_EFFECTS);
+        const uint8_t *d;
+        size_t l;
+        EXPECT_RC(RILL_ERR_STATUS, rill_call_recv(c, &d, &l, T));
+        uint32_t code = 0;
+        const char *m;
+        OK(rill_call_status(c, &code, &m, NULL, NULL));
+        /* A status other than 200 with no Connect error in it: UNKNOWN, as connect-go. */
+        CHECK(code == RILL_STATUS_UNKNOWN);
+        CHECK(strstr(m, "405") != NULL);
+        OK(rill_call_free(c));
+        rill_server_call sc;
+        EXPECT_RC(RILL_WOULD_BLOCK, rill_server_try_accept(srv, &sc));
+
+        /* Unmarked (and idempotent is not enough): a POST, served. */
+        const uint32_t levels[] = {RILL_IDEMPOTENCY_UNKNOWN, RILL_IDEMPOTENCY_IDEMPOTENT};
+        for (size_t k = 0; k < 2; k++) {
+            c = call_hi(ch, PUT_M, levels[k]);
+            serve_hi(srv, PUT_M, "put");
+            recv_expect(c, "put");
+            expect_eof_ok(c);
+        }
+        OK(rill_channel_free(ch));
+        printf("connect GET, C client and server, %s: ok\n",
+               versions[i] == RILL_HTTP_VERSION_1 ? "HTTP/1.1" : "HTTP/2");
+    }
+
+    /* A GET written by hand, as curl or an HTTP cache sends it: the server takes the
+     * message from the URL, and answers 200 with the response as the body. */
+    int fd = connect_to(port);
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET " GET_M "?connect=v1&base64=1&encoding=proto&message=" HI_B64
+                     " HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n\r\n",
+                     port);
+    CHECK(write(fd, req, (size_t)n) == n);
+    serve_hi(srv, GET_M, "by hand");
+    char answer[4096];
+    size_t got = read_all(fd, answer, sizeof answer);
+    close(fd);
+    CHECK(strncmp(answer, "HTTP/1.1 200", 12) == 0);
+    CHECK(strcasestr(answer, "content-type: application/proto\r\n") != NULL);
+    uint8_t want[32];
+    size_t wn = echo_encode(want, "by hand", 7, 0);
+    CHECK(memmem(answer, got, want, wn) != NULL);
+
+    /* The same GET of the method registered without it: 405, and POST is what it allows. */
+    fd = connect_to(port);
+    n = snprintf(req, sizeof req,
+                 "GET " PUT_M "?connect=v1&base64=1&encoding=proto&message=" HI_B64
+                 " HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n\r\n",
+                 port);
+    CHECK(write(fd, req, (size_t)n) == n);
+    read_all(fd, answer, sizeof answer);
+    close(fd);
+    CHECK(strncmp(answer, "HTTP/1.1 405", 12) == 0);
+    CHECK(strcasestr(answer, "allow: POST\r\n") != NULL);
+    rill_server_call sc;
+    EXPECT_RC(RILL_WOULD_BLOCK, rill_server_try_accept(srv, &sc));
+    printf("connect GET by hand: 200, and 405 for %s: ok\n", PUT_M);
+
+    OK(rill_server_shutdown(srv, 1000));
+    OK(rill_server_free(srv));
+}
+
+/* The C client's request line as a bare HTTP/1.1 listener reads it: GET with the message
+ * in the URL when the call is marked free of side effects, POST otherwise, and POST when
+ * the channel has http_get off. */
+static void connect_get_request_line(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(l >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(l, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(listen(l, 4) == 0);
+    socklen_t al = sizeof a;
+    CHECK(getsockname(l, (struct sockaddr *)&a, &al) == 0);
+    char target[64];
+    snprintf(target, sizeof target, "http://127.0.0.1:%u", ntohs(a.sin_port));
+
+    struct { int http_get; uint32_t idempotency; const char *line; } cases[] = {
+        {1, RILL_IDEMPOTENCY_NO_SIDE_EFFECTS,
+         "GET " GET_M "?connect=v1&base64=1&encoding=proto&message=" HI_B64 " HTTP/1.1\r\n"},
+        {1, RILL_IDEMPOTENCY_UNKNOWN, "POST " GET_M " HTTP/1.1\r\n"},
+        {0, RILL_IDEMPOTENCY_NO_SIDE_EFFECTS, "POST " GET_M " HTTP/1.1\r\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rill_channel_options co;
+        OK(rill_channel_options_init(&co));
+        co.protocol = RILL_PROTOCOL_CONNECT;
+        co.http_version = RILL_HTTP_VERSION_1;
+        co.http_get = cases[i].http_get;
+        rill_channel ch;
+        OK(rill_channel_new(target, &co, &ch));
+        /* Open never waits: the request is on its way while this thread accepts it. */
+        rill_call c = call_hi(ch, GET_M, cases[i].idempotency);
+        int fd = accept(l, NULL, NULL);
+        CHECK(fd >= 0);
+        char head[2048];
+        size_t got = 0;
+        ssize_t r;
+        while (got + 1 < sizeof head && (r = read(fd, head + got, sizeof head - 1 - got)) > 0) {
+            got += (size_t)r;
+            head[got] = 0;
+            if (strstr(head, "\r\n\r\n")) break;
+        }
+        head[got] = 0;
+        if (strncmp(head, cases[i].line, strlen(cases[i].line)) != 0)
+            fprintf(stderr, "case %zu: the request began %.200s\n", i, head);
+        CHECK(strncmp(head, cases[i].line, strlen(cases[i].line)) == 0);
+        /* A Connect unary answer: the response message is the whole body. */
+        uint8_t body[32];
+        size_t bn = echo_encode(body, "seen", 4, 0);
+        char resp[256];
+        int n = snprintf(resp, sizeof resp,
+                         "HTTP/1.1 200 OK\r\nContent-Type: application/proto\r\n"
+                         "Content-Length: %zu\r\nConnection: close\r\n\r\n", bn);
+        CHECK(write(fd, resp, (size_t)n) == n);
+        CHECK(write(fd, body, bn) == (ssize_t)bn);
+        recv_expect(c, "seen");
+        expect_eof_ok(c);
+        close(fd);
+        OK(rill_channel_free(ch));
+    }
+    close(l);
+    printf("connect GET request lines: ok\n");
+}
+
 /* Sends a CORS preflight from `origin` over HTTP/1.1 and reads the whole answer (the
  * request asks the server to close the connection after it). */
 static void preflight(uint16_t port, const char *origin, char *answer, size_t cap) {
@@ -378,6 +615,8 @@ int main(int argc, char **argv) {
     client_over_http1(argv[1], RILL_PROTOCOL_GRPC_WEB);
     server_reports_protocol();
     server_cors();
+    connect_get_client_and_server();
+    connect_get_request_line();
     printf("protocol_test: all passed\n");
     return 0;
 }
