@@ -96,10 +96,10 @@ impl NativeChannel {
             }
             co.user_agent = o.user_agent;
             if let Some(name) = o.protocol {
-                co.protocol = meta::protocol_from_js(&name)?;
+                co.protocol = meta::named("protocol", &name)?;
             }
             if let Some(name) = o.http_version {
-                co.http_version = meta::http_version_from_js(&name)?;
+                co.http_version = meta::named("httpVersion", &name)?;
             }
             if let Some(on) = o.http_get {
                 co.http_get = on;
@@ -229,7 +229,7 @@ fn call_options(opts: Option<CallOpts>) -> Result<CallOptions> {
         co = co.wait_for_ready(w);
     }
     if let Some(name) = o.idempotency {
-        co = co.idempotency(meta::idempotency_from_js(&name)?);
+        co = co.idempotency(meta::named("idempotency", &name)?);
     }
     Ok(co)
 }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rillrpc::{Code, HttpVersion, Idempotency, Metadata, MetadataValue, Protocol};
+use rillrpc::{Code, Metadata, MetadataValue, Named};
 
 pub(crate) type Flat = Vec<Either<String, Buffer>>;
 
@@ -48,47 +48,10 @@ pub(crate) fn invalid(msg: &str) -> Error {
     Error::new(napi::Status::InvalidArg, msg.to_owned())
 }
 
-/// The protocol of this name (`Protocol::from_name`: "grpc", "grpc-web", "connect").
-pub(crate) fn protocol_from_js(name: &str) -> Result<Protocol> {
-    Protocol::from_name(name).ok_or_else(|| {
-        let names: Vec<String> = Protocol::ALL
-            .iter()
-            .map(|p| format!("'{}'", p.name()))
-            .collect();
-        invalid(&format!(
-            "unknown protocol {name:?}: use one of {}",
-            names.join(", ")
-        ))
-    })
-}
-
-/// The HTTP version of this name: "http1" or "http2" (the core's names).
-pub(crate) fn http_version_from_js(name: &str) -> Result<HttpVersion> {
-    HttpVersion::from_name(name).ok_or_else(|| {
-        let names: Vec<String> = HttpVersion::ALL
-            .iter()
-            .map(|v| format!("'{}'", v.name()))
-            .collect();
-        invalid(&format!(
-            "unknown httpVersion {name:?}: use one of {}",
-            names.join(", ")
-        ))
-    })
-}
-
-/// The idempotency level of this name: "unknown", "no-side-effects" or "idempotent" (the
-/// core's names).
-pub(crate) fn idempotency_from_js(name: &str) -> Result<Idempotency> {
-    Idempotency::from_name(name).ok_or_else(|| {
-        let names: Vec<String> = Idempotency::ALL
-            .iter()
-            .map(|i| format!("'{}'", i.name()))
-            .collect();
-        invalid(&format!(
-            "unknown idempotency {name:?}: use one of {}",
-            names.join(", ")
-        ))
-    })
+/// The core's value called `name` (a protocol, an HTTP version, an idempotency level); an
+/// invalid-argument error with the core's list of names otherwise.
+pub(crate) fn named<T: Named>(what: &str, name: &str) -> Result<T> {
+    rillrpc::by_name(what, name).map_err(|e| invalid(e.message()))
 }
 
 /// A call's final status.

@@ -108,7 +108,7 @@ impl NativeServer {
     ) -> Result<()> {
         let shape = Shape::try_from(shape).map_err(|e| meta::invalid(e.message()))?;
         let idempotency = match idempotency {
-            Some(name) => meta::idempotency_from_js(&name)?,
+            Some(name) => meta::named("idempotency", &name)?,
             None => Idempotency::default(),
         };
         let b = self

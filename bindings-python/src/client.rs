@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::convert::{
-    http_version_from_py, idempotency_from_py, messages, metadata_from_py, metadata_to_py, pending,
-    protocol_from_py, seconds_from_py, status_err, status_tuple,
+    messages, metadata_from_py, metadata_to_py, pending,
+    named, seconds_from_py, status_err, status_tuple,
 };
 use crate::reactor::{Notify, Reactor};
 use crate::unary::{self, NativeUnary, Unary};
@@ -65,10 +65,10 @@ impl NativeChannel {
             ..Default::default()
         };
         if let Some(name) = protocol {
-            opts.protocol = protocol_from_py(name)?;
+            opts.protocol = named("protocol", name)?;
         }
         if let Some(name) = http_version {
-            opts.http_version = http_version_from_py(name)?;
+            opts.http_version = named("http_version", name)?;
         }
         opts.http_get = http_get;
         let (protocol, http_version) = (opts.protocol, opts.http_version);
@@ -215,7 +215,7 @@ fn call_options(
         .metadata(metadata_from_py(metadata)?)
         .wait_for_ready(wait_for_ready);
     if let Some(name) = idempotency {
-        opts = opts.idempotency(idempotency_from_py(name)?);
+        opts = opts.idempotency(named("idempotency", name)?);
     }
     if let Some(t) = timeout {
         opts = opts.timeout(seconds_from_py(t, "timeout")?);

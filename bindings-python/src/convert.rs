@@ -5,7 +5,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use rillrpc::{Bytes, Code, HttpVersion, Idempotency, Metadata, MetadataValue, Protocol, Status};
+use rillrpc::{Bytes, Code, Metadata, MetadataValue, Named, Status};
 use std::time::Duration;
 
 /// `rillrpc.RpcError`, registered by the package at import (`_native.init`).
@@ -125,47 +125,10 @@ pub fn pending(py: Python<'_>, epoch: u64) -> PyResult<Py<PyAny>> {
     Ok(epoch.into_pyobject(py)?.into_any().unbind())
 }
 
-/// The protocol of this name (`Protocol::from_name`: "grpc", "grpc-web", "connect").
-pub fn protocol_from_py(name: &str) -> PyResult<Protocol> {
-    Protocol::from_name(name).ok_or_else(|| {
-        let names: Vec<String> = Protocol::ALL
-            .iter()
-            .map(|p| format!("'{}'", p.name()))
-            .collect();
-        PyValueError::new_err(format!(
-            "unknown protocol {name:?}: use one of {}",
-            names.join(", ")
-        ))
-    })
-}
-
-/// The HTTP version of this name: "http1" or "http2" (the core's names).
-pub fn http_version_from_py(name: &str) -> PyResult<HttpVersion> {
-    HttpVersion::from_name(name).ok_or_else(|| {
-        let names: Vec<String> = HttpVersion::ALL
-            .iter()
-            .map(|v| format!("'{}'", v.name()))
-            .collect();
-        PyValueError::new_err(format!(
-            "unknown http_version {name:?}: use one of {}",
-            names.join(", ")
-        ))
-    })
-}
-
-/// The idempotency level of this name: "unknown", "no-side-effects" or "idempotent" (the
-/// core's names).
-pub fn idempotency_from_py(name: &str) -> PyResult<Idempotency> {
-    Idempotency::from_name(name).ok_or_else(|| {
-        let names: Vec<String> = Idempotency::ALL
-            .iter()
-            .map(|i| format!("'{}'", i.name()))
-            .collect();
-        PyValueError::new_err(format!(
-            "unknown idempotency {name:?}: use one of {}",
-            names.join(", ")
-        ))
-    })
+/// The core's value called `name` (a protocol, an HTTP version, an idempotency level);
+/// a ValueError with the core's list of names otherwise.
+pub fn named<T: Named>(what: &str, name: &str) -> PyResult<T> {
+    rillrpc::by_name(what, name).map_err(|e| PyValueError::new_err(e.message().to_owned()))
 }
 
 /// A non-negative, finite number of seconds; `what` names it in the error.

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::convert::{
-    idempotency_from_py, messages, metadata_from_py, metadata_to_py, pending, seconds_from_py,
+    messages, named, metadata_from_py, metadata_to_py, pending, seconds_from_py,
     status_err, status_from_py,
 };
 use crate::reactor::{Notify, Reactor};
@@ -80,7 +80,7 @@ impl NativeServer {
                 &path,
                 Shape::try_from(shape)
                     .map_err(|e| PyValueError::new_err(e.message().to_owned()))?,
-                idempotency_from_py(&idempotency)?,
+                named("idempotency", &idempotency)?,
             )
             .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
         }

@@ -14,6 +14,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod metadata;
+mod named;
 mod protocol;
 pub mod runtime;
 mod server;
@@ -28,6 +29,7 @@ pub use call::{
 pub use client::{Channel, ChannelOptions, HttpVersion};
 pub use error::{Error, ErrorKind};
 pub use metadata::{InvalidMetadata, Metadata, MetadataValue};
+pub use named::{by_name, Named};
 pub use protocol::cors::Cors;
 pub use protocol::envelope::{Encoding, DEFAULT_MAX_RECV_MESSAGE};
 pub use protocol::Protocol;

@@ -907,6 +907,27 @@ fn grpc_over_http1_is_refused_when_the_channel_is_made() {
     assert_eq!(rillrpc::HttpVersion::from_name("HTTP/1.1"), None);
 }
 
+/// The one message every binding gives for a name that stands for nothing.
+#[test]
+fn names_the_bindings_pass_are_parsed_once() {
+    use rillrpc::{by_name, HttpVersion, Idempotency, Protocol};
+    assert_eq!(
+        by_name::<Protocol>("protocol", "grpc-web").unwrap(),
+        Protocol::GrpcWeb
+    );
+    assert_eq!(
+        by_name::<HttpVersion>("h", "http1").unwrap(),
+        HttpVersion::Http1
+    );
+    let i = by_name::<Idempotency>("idempotency", "no-side-effects").unwrap();
+    assert_eq!(i, Idempotency::NoSideEffects);
+    let e = by_name::<Protocol>("protocol", "Connect").unwrap_err();
+    assert_eq!(
+        e.message(),
+        "unknown protocol \"Connect\": use one of 'grpc', 'grpc-web', 'connect'"
+    );
+}
+
 #[tokio::test]
 async fn connect_and_grpc_web_over_http1_from_our_client() {
     use rillrpc::{CallOptions, Code, Metadata, Shape};

@@ -1,6 +1,8 @@
 //! Whether calling a method twice does harm: what lets a Connect client send a call as an
 //! HTTP GET, which caches and browsers may repeat.
 
+use crate::named::Named;
+
 /// A method's idempotency level, numbered as protobuf's `MethodOptions.IdempotencyLevel`
 /// (`option idempotency_level = NO_SIDE_EFFECTS;` in a `.proto`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -33,6 +35,14 @@ impl Idempotency {
             Idempotency::NoSideEffects => "no-side-effects",
             Idempotency::Idempotent => "idempotent",
         }
+    }
+}
+
+impl Named for Idempotency {
+    const ALL: &'static [Idempotency] = &Idempotency::ALL;
+
+    fn name(self) -> &'static str {
+        Idempotency::name(self)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::named::Named;
 use crate::protocol::Protocol;
 use crate::transport::tls::ClientTls;
 
@@ -63,6 +64,14 @@ impl HttpVersion {
             HttpVersion::Http2 => "http2",
             HttpVersion::Http1 => "http1",
         }
+    }
+}
+
+impl Named for HttpVersion {
+    const ALL: &'static [HttpVersion] = &HttpVersion::ALL;
+
+    fn name(self) -> &'static str {
+        HttpVersion::name(self)
     }
 }
 

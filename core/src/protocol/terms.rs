@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::envelope::{self, Accepts, Encoding};
 use crate::metadata::Metadata;
+use crate::named::Named;
 use crate::status::Status;
 
 /// The protocol a call speaks, as a handler may ask.
@@ -34,6 +35,14 @@ impl Protocol {
             Protocol::GrpcWeb => "grpc-web",
             Protocol::Connect => "connect",
         }
+    }
+}
+
+impl Named for Protocol {
+    const ALL: &'static [Protocol] = &Protocol::ALL;
+
+    fn name(self) -> &'static str {
+        Protocol::name(self)
     }
 }
 
