@@ -62,6 +62,21 @@ async fn post(
     }
 }
 
+/// Binds `builder` on a free loopback port and serves every call with `handler`.
+fn serve_with<F, Fut>(
+    builder: rillrpc::ServerBuilder,
+    handler: F,
+) -> std::sync::Arc<rillrpc::Server>
+where
+    F: Fn(rillrpc::ServerCall) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let server = std::sync::Arc::new(builder.bind("127.0.0.1:0").unwrap());
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve(handler).await });
+    server
+}
+
 fn header<'a>(h: &'a HeaderMap, k: &str) -> &'a str {
     h.get(k).map(|v| v.to_str().unwrap()).unwrap_or("")
 }
@@ -832,27 +847,18 @@ async fn errors_and_metadata_cross_every_protocol() {
 #[tokio::test]
 async fn a_connect_unary_error_keeps_headers_and_trailers_apart() {
     use rillrpc::{CallOptions, Code, Metadata, ServerBuilder, Shape, Status};
-    use std::sync::Arc;
-    let server = Arc::new(
-        ServerBuilder::new(ServerOptions::default())
-            .register("/t.S/Fail", Shape::Unary)
-            .bind("127.0.0.1:0")
-            .unwrap(),
+    let server = serve_with(
+        ServerBuilder::new(ServerOptions::default()).register("/t.S/Fail", Shape::Unary),
+        |mut call| async move {
+            let _ = call.recv().await;
+            let mut h = Metadata::new();
+            h.append_ascii("in-head", "h").unwrap();
+            let _ = call.send_headers(&h);
+            let mut t = Metadata::new();
+            t.append_ascii("in-tail", "t").unwrap();
+            let _ = call.finish(Status::new(Code::NotFound, "gone").with_trailers(t));
+        },
     );
-    let serving = server.clone();
-    tokio::spawn(async move {
-        serving
-            .serve(|mut call| async move {
-                let _ = call.recv().await;
-                let mut h = Metadata::new();
-                h.append_ascii("in-head", "h").unwrap();
-                let _ = call.send_headers(&h);
-                let mut t = Metadata::new();
-                t.append_ascii("in-tail", "t").unwrap();
-                let _ = call.finish(Status::new(Code::NotFound, "gone").with_trailers(t));
-            })
-            .await
-    });
     let ch = channel(server.local_addr(), rillrpc::Protocol::Connect);
     let mut call = ch
         .open_with_request("/t.S/Fail", Shape::Unary, CallOptions::default(), b"")
@@ -992,25 +998,17 @@ async fn connect_and_grpc_web_over_http1_from_our_client() {
 #[tokio::test]
 async fn a_handler_sees_the_protocol_and_codec() {
     use rillrpc::{ServerBuilder, Shape, Status};
-    use std::sync::Arc;
-    let server = Arc::new(
+    let server = serve_with(
         ServerBuilder::new(ServerOptions::default())
             .register("/t.S/Unary", Shape::Unary)
-            .register("/t.S/Stream", Shape::ServerStreaming)
-            .bind("127.0.0.1:0")
-            .unwrap(),
+            .register("/t.S/Stream", Shape::ServerStreaming),
+        |mut call| async move {
+            let _ = call.recv().await;
+            let seen = format!("{}/{}", call.protocol().name(), call.codec());
+            let _ = call.send(Bytes::from(seen)).await;
+            let _ = call.finish(Status::ok());
+        },
     );
-    let serving = server.clone();
-    tokio::spawn(async move {
-        serving
-            .serve(|mut call| async move {
-                let _ = call.recv().await;
-                let seen = format!("{}/{}", call.protocol().name(), call.codec());
-                let _ = call.send(Bytes::from(seen)).await;
-                let _ = call.finish(Status::ok());
-            })
-            .await
-    });
     let sr = client(server.local_addr()).await;
     for (path, ct, body, want) in [
         (
@@ -1072,24 +1070,15 @@ async fn a_handler_sees_the_protocol_and_codec() {
 #[tokio::test]
 async fn a_deadline_ends_a_call_over_http1() {
     use rillrpc::{CallOptions, Code, ServerBuilder, Shape, Status};
-    use std::sync::Arc;
-    let server = Arc::new(
-        ServerBuilder::new(ServerOptions::default())
-            .register("/t.S/Slow", Shape::Unary)
-            .bind("127.0.0.1:0")
-            .unwrap(),
+    let server = serve_with(
+        ServerBuilder::new(ServerOptions::default()).register("/t.S/Slow", Shape::Unary),
+        |mut call| async move {
+            let _ = call.recv().await;
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let _ = call.send(Bytes::from_static(b"late")).await;
+            let _ = call.finish(Status::ok());
+        },
     );
-    let serving = server.clone();
-    tokio::spawn(async move {
-        serving
-            .serve(|mut call| async move {
-                let _ = call.recv().await;
-                tokio::time::sleep(Duration::from_millis(600)).await;
-                let _ = call.send(Bytes::from_static(b"late")).await;
-                let _ = call.finish(Status::ok());
-            })
-            .await
-    });
     for p in [rillrpc::Protocol::Connect, rillrpc::Protocol::GrpcWeb] {
         let opts = rillrpc::ChannelOptions {
             protocol: p,
@@ -1159,30 +1148,23 @@ fn get_server() -> std::sync::Arc<rillrpc::Server> {
 
 fn get_server_with(opts: ServerOptions) -> std::sync::Arc<rillrpc::Server> {
     use rillrpc::{Idempotency, ServerBuilder, Shape, Status};
-    let server = std::sync::Arc::new(
+    let server = serve_with(
         ServerBuilder::new(opts)
             .register_with("/t.S/Get", Shape::Unary, Idempotency::NoSideEffects)
-            .register("/t.S/Post", Shape::Unary)
-            .bind("127.0.0.1:0")
-            .unwrap(),
-    );
-    let serving = server.clone();
-    tokio::spawn(async move {
-        serving
-            .serve(|mut call| async move {
-                match call.recv().await {
-                    Ok(Some(m)) => {
-                        let _ = call.send(m).await;
-                        let _ = call.finish(Status::ok());
-                    }
-                    Ok(None) => {}
-                    Err(s) => {
-                        let _ = call.finish(s);
-                    }
+            .register("/t.S/Post", Shape::Unary),
+        |mut call| async move {
+            match call.recv().await {
+                Ok(Some(m)) => {
+                    let _ = call.send(m).await;
+                    let _ = call.finish(Status::ok());
                 }
-            })
-            .await
-    });
+                Ok(None) => {}
+                Err(s) => {
+                    let _ = call.finish(s);
+                }
+            }
+        },
+    );
     server
 }
 
