@@ -899,6 +899,7 @@ async fn a_grpc_only_server_refuses_the_other_protocols() {
 /// with "server closed the stream without sending trailers".
 #[test]
 fn grpc_over_http1_is_refused_when_the_channel_is_made() {
+    use rillrpc::Named;
     let opts = rillrpc::ChannelOptions {
         protocol: rillrpc::Protocol::Grpc,
         http_version: rillrpc::HttpVersion::Http1,

@@ -24,11 +24,6 @@ impl Idempotency {
         Idempotency::Idempotent,
     ];
 
-    /// The level a name stands for: "unknown", "no-side-effects" or "idempotent".
-    pub fn from_name(name: &str) -> Option<Idempotency> {
-        Idempotency::ALL.into_iter().find(|i| i.name() == name)
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Idempotency::Unknown => "unknown",

@@ -54,11 +54,6 @@ pub enum HttpVersion {
 impl HttpVersion {
     pub const ALL: [HttpVersion; 2] = [HttpVersion::Http2, HttpVersion::Http1];
 
-    /// The version a name stands for: "http2" or "http1".
-    pub fn from_name(name: &str) -> Option<HttpVersion> {
-        HttpVersion::ALL.into_iter().find(|v| v.name() == name)
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             HttpVersion::Http2 => "http2",

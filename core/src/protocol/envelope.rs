@@ -63,6 +63,17 @@ impl Encoding {
 /// What we take, in the order we prefer to answer in.
 pub(crate) const ACCEPTED: &str = "gzip,zstd,br,deflate,identity";
 
+/// The encoding a Connect request names for its messages; one this side cannot decode is
+/// UNIMPLEMENTED with the ones it can, as connect-go answers.
+pub(crate) fn requested(name: &str) -> Result<Encoding, Status> {
+    Encoding::from_name(name).ok_or_else(|| {
+        Status::new(
+            Code::Unimplemented,
+            format!("unknown compression {name:?}: supported encodings are {ACCEPTED}"),
+        )
+    })
+}
+
 /// The encodings a peer says it takes (`grpc-accept-encoding` and its kin).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Accepts(u8);

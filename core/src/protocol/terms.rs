@@ -24,11 +24,6 @@ pub enum Protocol {
 impl Protocol {
     pub const ALL: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Connect];
 
-    /// The protocol a name stands for: "grpc", "grpc-web" or "connect".
-    pub fn from_name(name: &str) -> Option<Protocol> {
-        Protocol::ALL.into_iter().find(|p| p.name() == name)
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Grpc => "grpc",

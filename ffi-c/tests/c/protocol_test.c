@@ -77,6 +77,25 @@ static void expect_md(rill_metadata md, const char *key, const char *want) {
     CHECK(vl == strlen(want) && memcmp(v, want, vl) == 0);
 }
 
+/* A unary call sending `payload` with `echo-text: name`: its answer and its headers echo
+ * both back. The call is returned before its end for the caller to read. */
+static rill_call unary_echoing(rill_channel ch, rill_call_options *o, const char *name,
+                               const char *payload) {
+    rill_call c;
+    OK(rill_metadata_new(&o->metadata));
+    OK(rill_metadata_append(o->metadata, "echo-text", (const uint8_t *)name, strlen(name)));
+    OK(rill_call_open(ch, PING, RILL_UNARY, o, &c));
+    OK(rill_metadata_free(o->metadata));
+    o->metadata = 0;
+    send_req(c, payload, 0);
+    recv_expect(c, payload);
+    rill_metadata h;
+    OK(rill_call_headers(c, &h, T));
+    expect_md(h, "echo-text", name);
+    OK(rill_metadata_free(h));
+    return c;
+}
+
 /* Every shape, metadata and a status, over one protocol. */
 static void client_over(const char *target, uint32_t protocol) {
     const char *name = rill_protocol_name(protocol);
@@ -87,17 +106,8 @@ static void client_over(const char *target, uint32_t protocol) {
     o.timeout_ms = T;
 
     /* Unary, with metadata back in the headers and the trailers. */
-    OK(rill_metadata_new(&o.metadata));
-    OK(rill_metadata_append(o.metadata, "echo-text", (const uint8_t *)name, strlen(name)));
-    OK(rill_call_open(ch, PING, RILL_UNARY, &o, &c));
-    OK(rill_metadata_free(o.metadata));
-    o.metadata = 0;
-    send_req(c, "hello", 0);
-    recv_expect(c, "hello");
+    c = unary_echoing(ch, &o, name, "hello");
     rill_metadata h;
-    OK(rill_call_headers(c, &h, T));
-    expect_md(h, "echo-text", name);
-    OK(rill_metadata_free(h));
     const uint8_t *d;
     size_t l;
     EXPECT_RC(RILL_EOF, rill_call_recv(c, &d, &l, T));
@@ -168,17 +178,7 @@ static void client_over_http1(const char *target, uint32_t protocol) {
     OK(rill_call_options_init(&o));
     o.timeout_ms = T;
 
-    OK(rill_metadata_new(&o.metadata));
-    OK(rill_metadata_append(o.metadata, "echo-text", (const uint8_t *)name, strlen(name)));
-    OK(rill_call_open(ch, PING, RILL_UNARY, &o, &c));
-    OK(rill_metadata_free(o.metadata));
-    o.metadata = 0;
-    send_req(c, "over http/1.1", 0);
-    recv_expect(c, "over http/1.1");
-    rill_metadata h;
-    OK(rill_call_headers(c, &h, T));
-    expect_md(h, "echo-text", name);
-    OK(rill_metadata_free(h));
+    c = unary_echoing(ch, &o, name, "over http/1.1");
     expect_eof_ok(c);
 
     OK(rill_call_open(ch, ECHO_SERVER, RILL_SERVER_STREAMING, &o, &c));

@@ -127,15 +127,7 @@ pub(crate) fn parse(query: Option<&str>) -> Result<Query, Status> {
     };
     let compression = match compression.as_deref() {
         None | Some("") | Some("identity") => Encoding::Identity,
-        Some(name) => Encoding::from_name(name).ok_or_else(|| {
-            Status::new(
-                Code::Unimplemented,
-                format!(
-                    "unknown compression {name:?}: supported encodings are {}",
-                    envelope::ACCEPTED
-                ),
-            )
-        })?,
+        Some(name) => envelope::requested(name)?,
     };
     Ok(Query {
         codec,
@@ -149,34 +141,18 @@ pub(crate) fn parse(query: Option<&str>) -> Result<Query, Status> {
 fn pairs(query: &str) -> impl Iterator<Item = (String, Vec<u8>)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|p| {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        let k = String::from_utf8_lossy(&percent_decode(k)).into_owned();
-        (k, percent_decode(v))
+        let k = String::from_utf8_lossy(&form_decode(k)).into_owned();
+        (k, form_decode(v))
     })
 }
 
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    out
-}
-
-fn hex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
+/// A form's text as bytes: `+` is a space, then `%XX` escapes are decoded.
+fn form_decode(s: &str) -> Vec<u8> {
+    let spaced: Vec<u8> = s
+        .bytes()
+        .map(|c| if c == b'+' { b' ' } else { c })
+        .collect();
+    grpc::percent_decode_bytes(&spaced)
 }
 
 /// Query-safe text: unreserved characters as they are, every other byte as `%XX`.

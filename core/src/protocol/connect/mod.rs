@@ -146,12 +146,7 @@ fn compression(h: &HeaderMap, unary: bool) -> Result<(Encoding, Accepts), Status
     };
     let encoding = match h.get(enc_header).map(|v| v.to_str().unwrap_or("?")) {
         None => Encoding::Identity,
-        Some(name) => Encoding::from_name(name).ok_or_else(|| {
-            Status::new(
-                Code::Unimplemented,
-                format!("unknown compression {name:?}: supported encodings are {ACCEPT_ENCODING}"),
-            )
-        })?,
+        Some(name) => envelope::requested(name)?,
     };
     Ok((encoding, Accepts::parse(h.get_all(accept_header).iter())))
 }

@@ -438,6 +438,12 @@ pub(crate) fn percent_encode(msg: &str) -> String {
 /// Decodes `grpc-message`. The spec asks receivers to be lenient: a `%` not followed by two
 /// hex digits is kept as it is rather than failing the call.
 pub(crate) fn percent_decode(raw: &[u8]) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(raw)).into_owned()
+}
+
+/// `%XX` escapes as their bytes, leniently as `percent_decode`; Connect's GET query is read
+/// with it too.
+pub(crate) fn percent_decode_bytes(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -452,7 +458,7 @@ pub(crate) fn percent_decode(raw: &[u8]) -> String {
         out.push(raw[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// What the envelope decoder needs to know of a peer's messages.

@@ -8,8 +8,8 @@ use prost::Message;
 use rill_testkit::echo::{Request, Response};
 use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
 use rillrpc::{
-    Bytes, Call, CallOptions, Channel, ChannelOptions, Code, Metadata, MetadataValue, Protocol,
-    Shape, Status,
+    Bytes, Call, CallOptions, Channel, ChannelOptions, Code, Metadata, MetadataValue, Named,
+    Protocol, Shape, Status,
 };
 use std::time::Duration;
 
