@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# `make test-kitex`: rillrpc and real Kitex (v0.16.3) meet over gRPC with Thrift payloads
+# (application/grpc+thrift), both ways:
+#   kitex-client --transport grpc (StreamX and --api classic)  ->  kitex-echo-rill-server
+#   kitex-echo-rill-client                                      ->  kitex-server
+# Each run prints its PASS/FAIL lines; a run fails if its client exits non-zero, prints a
+# FAIL, or passes no check at all. Ends with a summary table; exits 1 if any run failed.
+#   scripts/rill.sh KITEX_BIN_DIR RUST_BIN_DIR
+set -uo pipefail
+kitex=${1:?usage: rill.sh KITEX_BIN_DIR RUST_BIN_DIR}
+rust=${2:?usage: rill.sh KITEX_BIN_DIR RUST_BIN_DIR}
+logs=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  rm -rf "$logs"
+}
+trap cleanup EXIT
+
+# start NAME CMD...: runs CMD in the background and sets addr to the address of its
+# "listening on" line (not in a $(...) subshell, so that pids keeps the process).
+start() {
+  local name=$1; shift
+  "$@" >"$logs/$name.stdout" 2>"$logs/$name.stderr" &
+  pids+=($!)
+  addr=
+  for _ in $(seq 200); do
+    addr=$(sed -n 's/^listening on //p' "$logs/$name.stdout")
+    [ -n "$addr" ] && return
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "test-kitex: $name did not start"; cat "$logs/$name.stderr"; exit 1
+}
+
+start kitex-echo-rill-server "$rust/kitex-echo-rill-server" --port 0
+rill_server=$addr
+start kitex-server "$kitex/kitex-server" --port 0
+kitex_server=$addr
+
+rows=()
+failed=0
+passes=0
+fails=0
+# run LABEL SERVER_NAME CMD...: one client run, its lines as they come, then its row.
+run() {
+  local label=$1 server=$2; shift 2
+  echo "== $label -> $server"
+  local out rc=0
+  out=$(timeout 120 "$@" 2>&1) || rc=$?
+  echo "$out"
+  local pass fail verdict=ok
+  pass=$(grep -c '^PASS ' <<<"$out")
+  fail=$(grep -c '^FAIL ' <<<"$out")
+  passes=$((passes + pass)); fails=$((fails + fail))
+  if [ "$rc" -ne 0 ] || [ "$fail" -ne 0 ] || [ "$pass" -eq 0 ]; then
+    verdict="FAILED (exit $rc)"; failed=1
+  fi
+  rows+=("$(printf '%-44s %-24s %4s %4s  %s' "$label" "$server" "$pass" "$fail" "$verdict")")
+}
+
+run "kitex-client --transport grpc" kitex-echo-rill-server \
+  "$kitex/kitex-client" --target "$rill_server" --transport grpc
+run "kitex-client --transport grpc --api classic" kitex-echo-rill-server \
+  "$kitex/kitex-client" --target "$rill_server" --transport grpc --api classic
+run "kitex-echo-rill-client" kitex-server \
+  "$rust/kitex-echo-rill-client" --target "$kitex_server"
+
+echo
+printf '%-44s %-24s %4s %4s  %s\n' client server pass fail result
+printf '%s\n' "${rows[@]}"
+echo "test-kitex: $passes passed, $fails failed"
+if [ $failed -ne 0 ]; then
+  for name in kitex-echo-rill-server kitex-server; do
+    echo "--- $name stderr:"; cat "$logs/$name.stderr"
+  done
+  echo "test-kitex: FAILED"
+  exit 1
+fi
+echo "test-kitex: every check passed, both ways"
