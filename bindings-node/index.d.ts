@@ -46,8 +46,11 @@ export declare const SHAPE: {
 /** The wire protocol of a call. A rillrpc server answers all three on one port. */
 export type Protocol = 'grpc' | 'grpc-web' | 'connect'
 
-/** The HTTP version a channel's calls travel over. */
-export type HttpVersion = 'http1' | 'http2'
+/**
+ * The HTTP version a channel's calls travel over; 'auto' lets a TLS server choose by ALPN
+ * on the channel's first connection (HTTP/2 over plain TCP, and for gRPC).
+ */
+export type HttpVersion = 'http1' | 'http2' | 'auto'
 
 /**
  * A method's idempotency level (protobuf's `idempotency_level`: IDEMPOTENCY_UNKNOWN,
@@ -256,6 +259,8 @@ export interface ServerOptions {
   /** PEM certificate chain and key: serve TLS. */
   cert?: Buffer | string
   key?: Buffer | string
+  /** Mutual TLS: the CAs (PEM) a client's certificate must chain to; clients without one fail. */
+  ca?: Buffer | string
   maxConcurrentStreams?: number
   maxReceiveMessageSize?: number
   /**

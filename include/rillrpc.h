@@ -254,6 +254,11 @@ enum rill_http_version
    * has a connection to itself, and bidi calls are refused (UNIMPLEMENTED).
    */
   RILL_HTTP_VERSION_1 = 1,
+  /**
+   * Under TLS, the server's choice by ALPN (`h2` or `http/1.1`) on the channel's first
+   * connection, which then holds for the channel; over plain TCP, and for gRPC, HTTP/2.
+   */
+  RILL_HTTP_VERSION_AUTO = 2,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -420,6 +425,13 @@ typedef struct rill_channel_options {
    * header before it passes the smaller `size` and gets false.
    */
   bool http_get;
+  /**
+   * For https:// targets, mutual TLS: the client's PEM certificate chain and private key
+   * (NUL-terminated, both or neither), presented when the server asks. Appended after
+   * `http_get`, as above.
+   */
+  const char *tls_cert_pem;
+  const char *tls_key_pem;
 } rill_channel_options;
 
 /**
@@ -902,6 +914,16 @@ rill_result rill_server_listen(rill_server server,
                                const char *addr,
                                const char *tls_cert_pem,
                                const char *tls_key_pem);
+
+/**
+ * Mutual TLS: a client must present a certificate that one of the CAs in `ca_pem`
+ * (NUL-terminated PEM) signed, or its handshake fails. After a TLS `rill_server_listen`,
+ * before start.
+ *
+ * # Safety
+ * `ca_pem` is NULL or NUL-terminated.
+ */
+rill_result rill_server_require_client_certs(rill_server server, const char *ca_pem);
 
 /**
  * Binds the address and starts serving on the library's runtime.

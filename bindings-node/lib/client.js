@@ -382,7 +382,8 @@ class Channel {
    * @param opts { ca, serverName, cert, key, connectTimeout, keepalive, userAgent, protocol,
    *   httpVersion, httpGet }
    *   protocol: what every call speaks, 'grpc' (the default), 'grpc-web' or 'connect'
-   *   httpVersion: what the calls travel over, 'http2' (the default) or 'http1'
+   *   httpVersion: what the calls travel over, 'http2' (the default), 'http1' or 'auto'
+   *     (a TLS server's choice by ALPN)
    *   httpGet: Connect's GET for unary calls with `idempotency: 'no-side-effects'` (those
    *     of a makeClient method whose definition says NO_SIDE_EFFECTS); off by default
    */

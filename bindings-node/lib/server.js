@@ -334,7 +334,8 @@ function failStream (call, e) {
 /** A server of gRPC, gRPC-Web and Connect on one port. */
 class Server extends EventEmitter {
   /**
-   * @param opts { cert, key, maxConcurrentStreams, maxReceiveMessageSize, cors, corsMaxAge }
+   * @param opts { cert, key, ca, maxConcurrentStreams, maxReceiveMessageSize, cors, corsMaxAge }
+   *   ca: mutual TLS, the CAs (PEM) a client's certificate must chain to
    *   cors: the origins whose browser pages may call ('*' for any), one or an array;
    *   corsMaxAge: ms a browser may cache a preflight's answer
    */
@@ -343,6 +344,7 @@ class Server extends EventEmitter {
     this._nat = new native.NativeServer({
       certPem: opts.cert && toBuffer(opts.cert),
       keyPem: opts.key && toBuffer(opts.key),
+      clientCaPem: opts.ca && toBuffer(opts.ca),
       maxConcurrentStreams: opts.maxConcurrentStreams,
       maxRecvMessageSize: opts.maxReceiveMessageSize,
       hostConnections: !offloadIo(opts),

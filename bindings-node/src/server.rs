@@ -26,6 +26,8 @@ pub struct ServerOpts {
     pub cors: Option<Vec<String>>,
     /// How long a browser may cache a preflight's answer (the core's default otherwise).
     pub cors_max_age_ms: Option<f64>,
+    /// Mutual TLS: the CAs (PEM) a client's certificate must chain to.
+    pub client_ca_pem: Option<Buffer>,
 }
 
 /// The CORS settings of the options: off without origins.
@@ -62,14 +64,18 @@ impl NativeServer {
         let mut host = cfg!(unix);
         if let Some(o) = opts {
             host &= o.host_connections.unwrap_or(true);
-            match (o.cert_pem, o.key_pem) {
-                (Some(c), Some(k)) => {
+            match (o.cert_pem, o.key_pem, o.client_ca_pem) {
+                (Some(c), Some(k), ca) => {
                     so.tls = Some(ServerTls {
                         cert_pem: c.to_vec(),
                         key_pem: k.to_vec(),
+                        client_ca_pem: ca.map(|ca| ca.to_vec()),
                     })
                 }
-                (None, None) => {}
+                (None, None, None) => {}
+                (None, None, Some(_)) => {
+                    return Err(meta::invalid("ca (client certificates) needs cert and key"))
+                }
                 _ => return Err(meta::invalid("certPem and keyPem go together")),
             }
             if let Some(n) = o.max_concurrent_streams {

@@ -196,14 +196,14 @@ for (const protocol of ['connect', 'grpc-web']) {
 
 test('an unknown httpVersion is refused by name', () => {
   assert.equal(new rill.Channel(target).httpVersion, 'http2')
-  for (const v of ['http1', 'http2']) {
+  for (const v of ['http1', 'http2', 'auto']) {
     assert.equal(new rill.Channel(target, { protocol: 'connect', httpVersion: v }).httpVersion, v)
   }
   // The core's rule: gRPC's trailers need HTTP/2.
   assert.throws(() => new rill.Channel(target, { httpVersion: 'http1' }), /gRPC needs HTTP\/2/)
   for (const bad of ['HTTP1', 'http/1.1', 'h2', '', 'http3']) {
     assert.throws(() => new rill.Channel(target, { protocol: 'connect', httpVersion: bad }),
-      /unknown httpVersion ".*": use one of 'http2', 'http1'/)
+      /unknown httpVersion ".*": use one of 'http2', 'http1', 'auto'/)
   }
 })
 

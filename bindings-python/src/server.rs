@@ -31,7 +31,7 @@ impl NativeServer {
     /// effects answers Connect's GET too.
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None))]
+    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None, client_ca_pem=None))]
     fn new(
         address: &str,
         methods: Vec<(String, u32, String)>,
@@ -41,6 +41,7 @@ impl NativeServer {
         key_pem: Option<Vec<u8>>,
         cors: Option<Vec<String>>,
         cors_max_age: Option<f64>,
+        client_ca_pem: Option<Vec<u8>>,
     ) -> PyResult<NativeServer> {
         let mut opts = ServerOptions::default();
         if let Some(n) = max_concurrent_streams {
@@ -49,9 +50,18 @@ impl NativeServer {
         if let Some(n) = max_recv_message_size {
             opts.max_recv_message_size = n;
         }
-        opts.tls = match (cert_pem, key_pem) {
-            (Some(cert_pem), Some(key_pem)) => Some(ServerTls { cert_pem, key_pem }),
-            (None, None) => None,
+        opts.tls = match (cert_pem, key_pem, client_ca_pem) {
+            (Some(cert_pem), Some(key_pem), client_ca_pem) => Some(ServerTls {
+                cert_pem,
+                key_pem,
+                client_ca_pem,
+            }),
+            (None, None, None) => None,
+            (None, None, Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "client_root_certificates needs TLS: give certificate_chain and private_key",
+                ))
+            }
             _ => {
                 return Err(PyValueError::new_err(
                     "server TLS needs both cert_pem and key_pem",

@@ -137,6 +137,46 @@ async def test_tls_rill_to_rill(certs: Tuple[bytes, bytes, bytes]) -> None:
             assert (await stub.PingPong(Req(payload=b"r"))).payload == b"r"
 
 
+async def test_mutual_tls_server_takes_signed_clients_only(certs: Tuple[bytes, bytes, bytes]) -> None:
+    ca, chain, key = certs
+    clients = trustme.CA()
+    client = clients.issue_cert("client.example")
+    ident = client.private_key_and_cert_chain_pem.bytes(), client.private_key_pem.bytes()
+    server = rillrpc.Server(
+        certificate_chain=chain, private_key=key, client_root_certificates=clients.cert_pem.bytes()
+    )
+    server.add_service(SERVICE, RillEcho())
+    async with server:
+        # grpcio's client presents its certificate: served.
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=ca, private_key=ident[1], certificate_chain=ident[0]
+        )
+        async with grpc.aio.secure_channel(f"127.0.0.1:{server.port}", creds, options=NAME) as gch:
+            stub = echo_pb2_grpc.TestServiceStub(gch)
+            assert (await stub.PingPong(Req(payload=b"mtls"))).payload == b"mtls"
+        # Ours too.
+        async with rillrpc.Channel(
+            f"https://127.0.0.1:{server.port}", root_certificates=ca, server_name="localhost",
+            certificate_chain=ident[0], private_key=ident[1],
+        ) as ch:
+            assert (await rillrpc.Stub(ch, SERVICE).PingPong(Req(payload=b"r"))).payload == b"r"
+        # No certificate, or one another CA signed: the handshake fails.
+        stranger = trustme.CA().issue_cert("client.example")
+        for cert_chain, private_key in [
+            (None, None),
+            (stranger.private_key_and_cert_chain_pem.bytes(), stranger.private_key_pem.bytes()),
+        ]:
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=ca, private_key=private_key, certificate_chain=cert_chain
+            )
+            async with grpc.aio.secure_channel(f"127.0.0.1:{server.port}", creds, options=NAME) as gch:
+                with pytest.raises(grpc.aio.AioRpcError) as e:
+                    await echo_pb2_grpc.TestServiceStub(gch).PingPong(Req(payload=b"x"), timeout=10)
+                assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(ValueError, match="client_root_certificates needs TLS"):
+        rillrpc.Server(client_root_certificates=ca).bind("127.0.0.1:0")
+
+
 # ----------------------------------------------------------------------- compression
 
 BIG = b"c" * 20000

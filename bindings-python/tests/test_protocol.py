@@ -157,14 +157,14 @@ async def test_http1_client(protocol: str, rill_server: rillrpc.Server) -> None:
 
 def test_http_version_names_and_bad_values() -> None:
     assert rillrpc.Channel("http://127.0.0.1:1").http_version == "http2"
-    for name in ("http1", "http2"):
+    for name in ("http1", "http2", "auto"):
         ch = rillrpc.Channel("http://127.0.0.1:1", protocol="connect", http_version=name)
         assert ch.http_version == name
     # The core's rule: gRPC's trailers need HTTP/2.
     with pytest.raises(ValueError, match="gRPC needs HTTP/2"):
         rillrpc.Channel("http://127.0.0.1:1", http_version="http1")
     for bad in ("HTTP1", "http/1.1", "h2", "", "http3"):
-        with pytest.raises(ValueError, match=r"unknown http_version .*: use one of 'http2', 'http1'"):
+        with pytest.raises(ValueError, match=r"unknown http_version .*: use one of 'http2', 'http1', 'auto'"):
             rillrpc.Channel("http://127.0.0.1:1", protocol="connect", http_version=bad)
     with pytest.raises(TypeError):
         rillrpc.Channel("http://127.0.0.1:1", http_version=1)  # type: ignore[arg-type]

@@ -208,6 +208,7 @@ async fn tls_through_a_hosted_connection() {
         tls: Some(ServerTls {
             cert_pem: cert.cert_pem.clone().into_bytes(),
             key_pem: cert.key_pem.into_bytes(),
+            client_ca_pem: None,
         }),
         ..Default::default()
     });

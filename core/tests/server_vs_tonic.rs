@@ -266,6 +266,7 @@ async fn tls() {
         tls: Some(ServerTls {
             cert_pem: cert.cert_pem.clone().into_bytes(),
             key_pem: cert.key_pem.into_bytes(),
+            client_ca_pem: None,
         }),
         ..Default::default()
     };

@@ -46,6 +46,11 @@ pub struct rill_channel_options {
     /// POST. Default false. Appended after `http_version`: a program built against the
     /// header before it passes the smaller `size` and gets false.
     pub http_get: bool,
+    /// For https:// targets, mutual TLS: the client's PEM certificate chain and private key
+    /// (NUL-terminated, both or neither), presented when the server asks. Appended after
+    /// `http_get`, as above.
+    pub tls_cert_pem: *const c_char,
+    pub tls_key_pem: *const c_char,
 }
 
 pub(crate) static CHANNELS: Registry<Channel> = Registry::new(2, "channel");
@@ -64,6 +69,8 @@ fn defaults() -> rill_channel_options {
         protocol: rill_protocol::of(d.protocol) as u32,
         http_version: rill_http_version::of(d.http_version) as u32,
         http_get: d.http_get,
+        tls_cert_pem: std::ptr::null(),
+        tls_key_pem: std::ptr::null(),
     }
 }
 
@@ -77,31 +84,37 @@ pub extern "C" fn rill_channel_options_init(opts: *mut rill_channel_options) -> 
     })
 }
 
-/// How many bytes of the struct the header before `http_get` had: the fields up to it.
-const FIELDS_BEFORE_HTTP_GET: usize = std::mem::offset_of!(rill_channel_options, http_get);
-/// What `sizeof(rill_channel_options)` was then: those fields, padded to the alignment.
-const SIZE_BEFORE_HTTP_GET: usize = FIELDS_BEFORE_HTTP_GET
-    .div_ceil(std::mem::align_of::<rill_channel_options>())
-    * std::mem::align_of::<rill_channel_options>();
+/// The struct as each earlier header declared it, oldest first: `sizeof` then (the fields
+/// up to the first field it lacked, padded to the alignment) and how many bytes those
+/// fields take. Each is a prefix of this version's struct.
+const EARLIER: [(usize, usize); 2] = [
+    earlier(std::mem::offset_of!(rill_channel_options, http_get)),
+    earlier(std::mem::offset_of!(rill_channel_options, tls_cert_pem)),
+];
+
+const fn earlier(fields: usize) -> (usize, usize) {
+    let align = std::mem::align_of::<rill_channel_options>();
+    (fields.div_ceil(align) * align, fields)
+}
 
 /// The options C passed, as this version reads them. `size` says which header the
-/// program was built with: this one's, or the one before `http_get`, whose struct is a
+/// program was built with: this one's, or an earlier one (`EARLIER`), whose struct is a
 /// prefix of this one (its fields are read, the rest keep their defaults). Any other size
 /// means options not filled by `rill_channel_options_init`. A field appended later adds
-/// the size this version has as one more accepted prefix.
+/// the size this version has to `EARLIER`.
 ///
 /// # Safety
 /// `p` is non-NULL and points to options filled by `rill_channel_options_init` of this
-/// version or of the one before `http_get`: at least `size` readable bytes.
+/// version or of an earlier one: at least `size` readable bytes.
 unsafe fn read_options(p: *const rill_channel_options) -> R<rill_channel_options> {
     // SAFETY: every version's struct starts with `size` (the caller's contract).
     let size = unsafe { std::ptr::addr_of!((*p).size).read_unaligned() };
     let mut o = defaults();
     let fields = if size == std::mem::size_of::<rill_channel_options>() {
         size
-    } else if size == SIZE_BEFORE_HTTP_GET {
-        // Not `size` bytes: the old struct's tail padding is where `http_get` is now.
-        FIELDS_BEFORE_HTTP_GET
+    } else if let Some(&(_, fields)) = EARLIER.iter().find(|(s, _)| *s == size) {
+        // Not `size` bytes: an old struct's tail padding may be where a new field is now.
+        fields
     } else {
         return Err(Fail::invalid(
             "opts.size is wrong: fill the options with rill_channel_options_init",
@@ -155,12 +168,23 @@ unsafe fn options(o: &rill_channel_options) -> R<ChannelOptions> {
         c.keepalive_interval = Some(Duration::from_millis(o.keepalive_interval_ms as u64));
     }
     // SAFETY: the strings are NULL or NUL-terminated (the caller's contract).
-    let (ca_pem, ca_file, name) = unsafe {
+    let (ca_pem, ca_file, name, cert, key) = unsafe {
         (
             opt_text(o.tls_ca_pem, "tls_ca_pem")?,
             opt_text(o.tls_ca_file, "tls_ca_file")?,
             opt_text(o.tls_server_name, "tls_server_name")?,
+            opt_text(o.tls_cert_pem, "tls_cert_pem")?,
+            opt_text(o.tls_key_pem, "tls_key_pem")?,
         )
+    };
+    let identity = match (cert, key) {
+        (Some(c), Some(k)) => Some((c.as_bytes().to_vec(), k.as_bytes().to_vec())),
+        (None, None) => None,
+        _ => {
+            return Err(Fail::invalid(
+                "give tls_cert_pem and tls_key_pem, or neither",
+            ))
+        }
     };
     let ca = match (ca_pem, ca_file) {
         (Some(_), Some(_)) => {
@@ -172,11 +196,11 @@ unsafe fn options(o: &rill_channel_options) -> R<ChannelOptions> {
         ),
         (None, None) => None,
     };
-    if ca.is_some() || name.is_some() {
+    if ca.is_some() || name.is_some() || identity.is_some() {
         c.tls = Some(ClientTls {
             ca_pem: ca,
             server_name: name.map(str::to_owned),
-            identity: None,
+            identity,
         });
     }
     Ok(c)

@@ -166,18 +166,23 @@ pub enum rill_http_version {
     /// HTTP/1.1, for gRPC-Web and Connect to servers that speak only HTTP/1.1: each call
     /// has a connection to itself, and bidi calls are refused (UNIMPLEMENTED).
     RILL_HTTP_VERSION_1 = 1,
+    /// Under TLS, the server's choice by ALPN (`h2` or `http/1.1`) on the channel's first
+    /// connection, which then holds for the channel; over plain TCP, and for gRPC, HTTP/2.
+    RILL_HTTP_VERSION_AUTO = 2,
 }
 
 impl rill_http_version {
-    const ALL: [rill_http_version; 2] = [
+    const ALL: [rill_http_version; 3] = [
         rill_http_version::RILL_HTTP_VERSION_2,
         rill_http_version::RILL_HTTP_VERSION_1,
+        rill_http_version::RILL_HTTP_VERSION_AUTO,
     ];
 
     pub(crate) fn of(v: rillrpc::HttpVersion) -> rill_http_version {
         match v {
             rillrpc::HttpVersion::Http2 => rill_http_version::RILL_HTTP_VERSION_2,
             rillrpc::HttpVersion::Http1 => rill_http_version::RILL_HTTP_VERSION_1,
+            rillrpc::HttpVersion::Auto => rill_http_version::RILL_HTTP_VERSION_AUTO,
         }
     }
 
@@ -185,6 +190,7 @@ impl rill_http_version {
         match self {
             rill_http_version::RILL_HTTP_VERSION_2 => rillrpc::HttpVersion::Http2,
             rill_http_version::RILL_HTTP_VERSION_1 => rillrpc::HttpVersion::Http1,
+            rill_http_version::RILL_HTTP_VERSION_AUTO => rillrpc::HttpVersion::Auto,
         }
     }
 }
@@ -194,7 +200,8 @@ pub(crate) fn http_version_from(v: u32, what: &str) -> R<rillrpc::HttpVersion> {
     match rill_http_version::ALL.iter().find(|h| **h as u32 == v) {
         Some(h) => Ok(h.core()),
         None => Err(Fail::invalid(format!(
-            "{what} must be RILL_HTTP_VERSION_2 (0) or RILL_HTTP_VERSION_1 (1), got {v}"
+            "{what} must be RILL_HTTP_VERSION_2 (0), RILL_HTTP_VERSION_1 (1) or \
+             RILL_HTTP_VERSION_AUTO (2), got {v}"
         ))),
     }
 }
@@ -388,10 +395,10 @@ mod tests {
             http_version_from(0, "h").unwrap(),
             rillrpc::HttpVersion::default()
         );
-        let e = http_version_from(2, "opts.http_version").unwrap_err();
+        let e = http_version_from(3, "opts.http_version").unwrap_err();
         assert_eq!(e.code, result::RILL_ERR_INVALID_ARGUMENT);
         assert!(
-            e.msg.contains("opts.http_version") && e.msg.contains("got 2"),
+            e.msg.contains("opts.http_version") && e.msg.contains("got 3"),
             "{}",
             e.msg
         );

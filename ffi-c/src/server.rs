@@ -256,6 +256,7 @@ pub unsafe extern "C" fn rill_server_listen(
             (Some(c), Some(k)) => Some(ServerTls {
                 cert_pem: c.as_bytes().to_vec(),
                 key_pem: k.as_bytes().to_vec(),
+                client_ca_pem: None,
             }),
             (None, None) => None,
             _ => {
@@ -274,6 +275,33 @@ pub unsafe extern "C" fn rill_server_listen(
         }
         s.addr = Some(a.to_owned());
         s.opts.tls = tls;
+        Ok(RILL_OK)
+    })
+}
+
+/// Mutual TLS: a client must present a certificate that one of the CAs in `ca_pem`
+/// (NUL-terminated PEM) signed, or its handshake fails. After a TLS `rill_server_listen`,
+/// before start.
+///
+/// # Safety
+/// `ca_pem` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn rill_server_require_client_certs(
+    server: rill_server,
+    ca_pem: *const c_char,
+) -> rill_result {
+    guard(|| {
+        // SAFETY: the caller's contract above.
+        let ca = unsafe { text(ca_pem, "ca_pem")? };
+        let obj = SERVERS.get(server)?;
+        let mut s = lock(&obj);
+        not_started(&s, "require_client_certs")?;
+        let Some(tls) = s.opts.tls.as_mut() else {
+            return Err(Fail::state(
+                "client certificates need TLS: call rill_server_listen with a certificate first",
+            ));
+        };
+        tls.client_ca_pem = Some(ca.as_bytes().to_vec());
         Ok(RILL_OK)
     })
 }

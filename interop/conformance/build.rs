@@ -1,7 +1,8 @@
 // Generates the connectrpc.conformance.v1 messages (messages only: the RPC layer is the
-// rillrpc core) from the conformance module's own protos, in the Go module cache. The
-// protos are not in the repository: their version is the one go/go.mod pins, so the runner
-// and the two programs (the server and the client under test) always speak the same schema.
+// rillrpc core), and their descriptors for the JSON codec, from the conformance module's
+// own protos, in the Go module cache. The protos are not in the repository: their version
+// is the one go/go.mod pins, so the runner and the two programs (the server and the client
+// under test) always speak the same schema.
 //
 // The build asks `go mod download` (in go/) where the module is; RILL_CONFORMANCE_MODULE_DIR
 // names it instead, and a missing or broken one then fails the build. If `go` fails
@@ -14,9 +15,12 @@ use std::process::Command;
 const MODULE: &str = "connectrpc.com/conformance";
 const PROTOS: [&str; 4] = ["client_compat", "config", "server_compat", "service"];
 const DIR_ENV: &str = "RILL_CONFORMANCE_MODULE_DIR";
+/// In OUT_DIR; src/codec.rs includes it.
+const DESCRIPTORS: &str = "conformance_descriptors.bin";
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let go_mod = manifest.join("go/go.mod");
     println!("cargo:rerun-if-changed={}", go_mod.display());
     println!("cargo:rerun-if-env-changed={DIR_ENV}");
@@ -34,7 +38,6 @@ fn main() {
                 );
                 // A file that never exists: cargo then reruns this script on every build,
                 // so the stub lasts only until Go is there.
-                let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
                 println!(
                     "cargo:rerun-if-changed={}",
                     out.join("go-was-missing").display()
@@ -61,6 +64,11 @@ fn main() {
     let wkt = protoc_bin_vendored::include_path().expect("vendored protoc's include path");
     std::env::set_var("PROTOC", protoc);
     prost_build::Config::new()
+        // CODEC_JSON: the JSON mapping needs the messages' descriptors (imports included,
+        // so google.protobuf.Any resolves) and each generated type's full name.
+        .file_descriptor_set_path(out.join(DESCRIPTORS))
+        .enable_type_names()
+        .type_name_domain(["."], "type.googleapis.com")
         .compile_protos(&files, &[root, wkt])
         .expect("compile the connectrpc.conformance.v1 protos");
     println!("cargo:rustc-cfg=conformance_protos");

@@ -10,6 +10,7 @@ pub fn server(cert_file: &str, key_file: &str) -> Result<ServerTls, String> {
     Ok(ServerTls {
         cert_pem: read("TLS certificate", cert_file)?,
         key_pem: read("TLS key", key_file)?,
+        client_ca_pem: None,
     })
 }
 

@@ -99,6 +99,7 @@ async fn cases_pass_over_tls_and_a_wrong_name_is_refused() {
         tls: Some(rillrpc::ServerTls {
             cert_pem: cert.cert_pem.clone().into_bytes(),
             key_pem: cert.key_pem.into_bytes(),
+            client_ca_pem: None,
         }),
         ..Default::default()
     };

@@ -532,7 +532,9 @@ class Channel:
 
     `http_version`: what the calls travel over, "http2" (the default) or "http1", for
     gRPC-Web and Connect to servers that speak only HTTP/1.1: each call then has a
-    connection to itself, and bidi calls fail with UNIMPLEMENTED.
+    connection to itself, and bidi calls fail with UNIMPLEMENTED. "auto" lets a TLS
+    server choose by ALPN on the channel's first connection (HTTP/2 over plain TCP and
+    for gRPC).
 
     `http_get`: Connect's GET. With it, a Connect channel sends the unary calls of methods
     free of side effects as HTTP GET requests (the message in the URL, which HTTP caches
@@ -571,7 +573,7 @@ class Channel:
 
     @property
     def http_version(self) -> str:
-        """The HTTP version the calls travel over: "http2" or "http1"."""
+        """The HTTP version the channel was given: "http2", "http1" or "auto"."""
         return self._native.http_version
 
     @property

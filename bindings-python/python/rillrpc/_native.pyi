@@ -40,7 +40,7 @@ class NativeChannel:
     # "grpc", "grpc-web" or "connect". `Channel.protocol`.
     @property
     def protocol(self) -> str: ...
-    # "http1" or "http2". `Channel.http_version`.
+    # "http2", "http1" or "auto". `Channel.http_version`.
     @property
     def http_version(self) -> str: ...
     # Connect's GET on or off. `Channel.http_get`.
@@ -118,6 +118,7 @@ class NativeServer:
         key_pem: Optional[bytes] = None,
         cors: Optional[Sequence[str]] = None,
         cors_max_age: Optional[float] = None,
+        client_ca_pem: Optional[bytes] = None,
     ) -> NativeServer: ...
     def local_addr(self) -> Tuple[str, int]: ...
     def accept(self) -> Union[NativeServerCall, None, int]: ...

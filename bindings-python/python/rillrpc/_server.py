@@ -293,7 +293,10 @@ class Server:
     `cors`: the origins whose browser pages may call (`"https://app.example.com"`, or `"*"`
     for any), one or a list; `cors_max_age`: seconds a browser may cache a preflight's
     answer (whole seconds; two hours by default). Without `cors`, browsers let only pages
-    of the server's own origin call."""
+    of the server's own origin call.
+
+    `certificate_chain` and `private_key` (PEM) serve TLS; `client_root_certificates` (PEM)
+    makes it mutual: a client must present a certificate one of these CAs signed."""
 
     def __init__(
         self,
@@ -304,6 +307,7 @@ class Server:
         private_key: Optional[bytes] = None,
         cors: Union[str, Iterable[str], None] = None,
         cors_max_age: Optional[float] = None,
+        client_root_certificates: Optional[bytes] = None,
     ) -> None:
         origins = None if cors is None else [cors] if isinstance(cors, str) else list(cors)
         self._opts = (
@@ -313,6 +317,7 @@ class Server:
             private_key,
             origins,
             cors_max_age,
+            client_root_certificates,
         )
         self._methods: Dict[str, _Method] = {}
         self._n: Optional[NativeServer] = None

@@ -15,6 +15,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use super::http1::Http1;
 use super::options::ChannelOptions;
 use crate::protocol::grpc::status_from_h2;
 use crate::status::Status;
@@ -33,6 +34,14 @@ pub(crate) struct Conn {
     pub(crate) goaway: Arc<GoAway>,
 }
 
+/// What a connection attempt set up.
+enum Established {
+    Http2(Conn),
+    /// The server picked HTTP/1.1 by ALPN, and the connection went to the channel's
+    /// HTTP/1.1 connections.
+    Http1,
+}
+
 /// A stream just opened: its response, its send half, and its connection.
 pub(crate) type Opened = (ResponseFuture, SendStream<Bytes>, Conn);
 
@@ -45,6 +54,8 @@ enum ConnState {
         until: Instant,
         error: Status,
     },
+    /// The server picked HTTP/1.1 by ALPN: the channel's calls go to `http1` now.
+    Http1,
     Closed,
 }
 
@@ -55,6 +66,8 @@ pub(crate) struct Endpoint {
     port: u16,
     opts: ChannelOptions,
     tls: Option<tokio_rustls::TlsConnector>,
+    /// Where a connection goes whose server picks HTTP/1.1 by ALPN, when `tls` offers it.
+    http1: Option<Arc<Http1>>,
     runtime: Handle,
     state: Mutex<ConnState>,
     backoff: Mutex<Duration>,
@@ -70,6 +83,7 @@ impl Endpoint {
         port: u16,
         opts: ChannelOptions,
         tls: Option<tokio_rustls::TlsConnector>,
+        http1: Option<Arc<Http1>>,
         runtime: Handle,
     ) -> Endpoint {
         let backoff = Mutex::new(opts.initial_backoff);
@@ -83,6 +97,7 @@ impl Endpoint {
             port,
             opts,
             tls,
+            http1,
             runtime,
             state: Mutex::new(ConnState::Idle),
             backoff,
@@ -179,6 +194,7 @@ impl Endpoint {
                     // Taken by another caller since `ready` looked.
                     ConnState::Ready(conn) => return Ok(conn.clone()),
                     ConnState::Closed => return Err(Status::unavailable("channel is closed")),
+                    ConnState::Http1 => return Err(Status::unavailable(chose_http1(self))),
                     ConnState::Connecting(rx) => Next::Wait(rx.clone()),
                     ConnState::Failed { until, error } if Instant::now() < *until => {
                         if !wait_for_ready {
@@ -219,10 +235,11 @@ impl Endpoint {
             return;
         }
         match r {
-            Ok(conn) => {
+            Ok(Established::Http2(conn)) => {
                 *self.backoff.lock().unwrap_or_else(|p| p.into_inner()) = self.opts.initial_backoff;
                 *st = ConnState::Ready(conn);
             }
+            Ok(Established::Http1) => *st = ConnState::Http1,
             Err(error) => {
                 let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
                 let wait = jitter(*b);
@@ -241,36 +258,39 @@ impl Endpoint {
         drop(done);
     }
 
-    async fn establish(self: &Arc<Self>) -> Result<Conn, Status> {
+    async fn establish(self: &Arc<Self>) -> Result<Established, Status> {
         let addr = format!("{}:{}", self.host, self.port);
         let tcp = TcpStream::connect(&addr)
             .await
             .map_err(|e| Status::unavailable(format!("failed to connect to {addr}: {e}")))?;
         if let Some((to_host, _)) = &self.hosted {
-            return self.hand_out(tcp, to_host).await;
+            return self.hand_out(tcp, to_host).await.map(Established::Http2);
         }
         let tcp = Socket::new(tcp);
-        match &self.tls {
-            None => self.handshake(tcp).await,
-            Some(connector) => {
-                let name = self
-                    .opts
-                    .tls
-                    .as_ref()
-                    .and_then(|t| t.server_name.clone())
-                    .unwrap_or_else(|| self.host.clone());
-                let name =
-                    tls::server_name(&name).map_err(|e| Status::unavailable(e.to_string()))?;
-                let tls = connector.connect(name, tcp).await.map_err(|e| {
-                    Status::unavailable(format!("TLS handshake with {addr} failed: {e}"))
-                })?;
-                if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-                    return Err(Status::unavailable(format!(
-                        "{addr} did not negotiate HTTP/2 (ALPN h2) over TLS"
-                    )));
-                }
-                self.handshake(tls).await
-            }
+        let Some(connector) = &self.tls else {
+            return self.handshake(tcp).await.map(Established::Http2);
+        };
+        let name = self
+            .opts
+            .tls
+            .as_ref()
+            .and_then(|t| t.server_name.clone())
+            .unwrap_or_else(|| self.host.clone());
+        let name = tls::server_name(&name).map_err(|e| Status::unavailable(e.to_string()))?;
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| Status::unavailable(format!("TLS handshake with {addr} failed: {e}")))?;
+        if tls.get_ref().1.alpn_protocol() == Some(tls::H2) {
+            return self.handshake(tls).await.map(Established::Http2);
+        }
+        // A server that answers an ALPN offer with none speaks HTTP/1.1 (RFC 7301 §3.2
+        // lets it ignore the extension).
+        match &self.http1 {
+            Some(h1) => h1.adopt(tls).await.map(|()| Established::Http1),
+            None => Err(Status::unavailable(format!(
+                "{addr} did not negotiate HTTP/2 (ALPN h2) over TLS"
+            ))),
         }
     }
 
@@ -434,6 +454,11 @@ async fn keep_alive<T>(
 
 /// ±20% jitter, as the gRPC connection-backoff spec asks, so that clients do not reconnect
 /// in lockstep.
+#[cold]
+fn chose_http1(e: &Endpoint) -> String {
+    format!("{} chose HTTP/1.1 by ALPN", e.authority)
+}
+
 fn jitter(d: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, Request};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -27,6 +28,8 @@ pub(crate) struct Http1 {
     runtime: Handle,
     /// Connections that may take another call once their last response has been read.
     kept: Mutex<Vec<SendRequest>>,
+    /// The server picked HTTP/1.1 by ALPN on a connection offered both (`HttpVersion::Auto`).
+    negotiated: AtomicBool,
 }
 
 impl Http1 {
@@ -46,7 +49,30 @@ impl Http1 {
             connect_timeout,
             runtime,
             kept: Mutex::new(Vec::new()),
+            negotiated: AtomicBool::new(false),
         }
+    }
+
+    /// True once `adopt` has taken a connection.
+    pub(crate) fn negotiated(&self) -> bool {
+        self.negotiated.load(Ordering::Acquire)
+    }
+
+    /// Takes a connection (TLS established) on which the server picked HTTP/1.1 by ALPN:
+    /// it serves the next call, and from now on `negotiated` says so.
+    pub(crate) async fn adopt<T>(&self, io: T) -> Result<(), Status>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let handshaking = async {
+            let mut sender = http1::connect(io, &self.runtime).await?;
+            sender.ready().await?;
+            Ok(sender)
+        };
+        let sender = handshaking.await.map_err(handshake)?;
+        self.keep(sender);
+        self.negotiated.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Sends a call's request head on a free connection (a new one if none is free): the

@@ -39,8 +39,18 @@ struct Inner {
     /// `ChannelOptions::http_get`.
     http_get: bool,
     endpoint: Arc<Endpoint>,
-    /// The HTTP/1.1 connections, for a channel that calls over HTTP/1.1.
-    http1: Option<Arc<Http1>>,
+    route: Route,
+}
+
+/// Where a channel's calls go.
+enum Route {
+    /// Streams on the endpoint's HTTP/2 connection.
+    Http2,
+    /// The channel's HTTP/1.1 connections.
+    Http1(Arc<Http1>),
+    /// The endpoint's connection until its ALPN says HTTP/1.1: then, and from then on,
+    /// the HTTP/1.1 connections, the first of them the one that said so.
+    Negotiated(Arc<Http1>),
 }
 
 impl Channel {
@@ -50,59 +60,8 @@ impl Channel {
     }
 
     pub fn with_options(target: &str, opts: ChannelOptions) -> Result<Channel, Error> {
-        let uri: http::Uri = target
-            .parse()
-            .map_err(|e| Error::invalid(format!("invalid target {target:?}: {e}")))?;
-        let (scheme, default_port) = match uri.scheme_str() {
-            Some("http") => ("http", 80),
-            Some("https") => ("https", 443),
-            other => {
-                return Err(Error::invalid(format!(
-                "target {target:?} has scheme {other:?}; use http://host:port or https://host:port"
-            )))
-            }
-        };
-        let host = uri
-            .host()
-            .ok_or_else(|| Error::invalid(format!("target {target:?} has no host")))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(default_port);
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_else(|| format!("{host}:{port}"));
-        let over_http1 = opts.http_version == HttpVersion::Http1;
-        if over_http1 && opts.protocol == Protocol::Grpc {
-            // gRPC's status is in HTTP/2 trailers, which HTTP/1.1 responses do not carry.
-            return Err(Error::invalid(
-                "gRPC needs HTTP/2: over HTTP/1.1 choose gRPC-Web or Connect",
-            ));
-        }
-        let alpn: &[u8] = if over_http1 { b"http/1.1" } else { b"h2" };
-        let tls = if scheme == "https" {
-            let cfg = tls::client_config(&opts.tls.clone().unwrap_or_default(), alpn)?;
-            Some(tokio_rustls::TlsConnector::from(cfg))
-        } else {
-            None
-        };
-        let http1 = over_http1.then(|| {
-            let name = opts.tls.as_ref().and_then(|t| t.server_name.clone());
-            let tls = tls
-                .clone()
-                .map(|c| (c, name.unwrap_or_else(|| host.clone())));
-            let (timeout, rt) = (opts.connect_timeout, runtime::handle());
-            Arc::new(Http1::new(
-                authority.clone(),
-                host.clone(),
-                port,
-                tls,
-                timeout,
-                rt,
-            ))
-        });
+        let t = Target::parse(target)?;
+        let (route, tls) = t.route(&opts)?;
         let ua = opts
             .user_agent
             .clone()
@@ -111,16 +70,18 @@ impl Channel {
             .map_err(|_| Error::invalid("user agent is not printable ASCII"))?;
         let protocol = opts.protocol;
         let http_get = opts.http_get;
-        let endpoint = Endpoint::new(authority.clone(), host, port, opts, tls, runtime::handle());
+        let (fallback, rt) = (route.fallback(), runtime::handle());
+        let authority = t.authority.clone();
+        let endpoint = Endpoint::new(authority, t.host, t.port, opts, tls, fallback, rt);
         Ok(Channel {
             inner: Arc::new(Inner {
-                scheme,
-                authority,
+                scheme: t.scheme,
+                authority: t.authority,
                 user_agent,
                 protocol,
                 http_get,
                 endpoint: Arc::new(endpoint),
-                http1,
+                route,
             }),
         })
     }
@@ -192,39 +153,38 @@ impl Channel {
         let max_recv = opts
             .max_recv_message_size
             .unwrap_or(DEFAULT_MAX_RECV_MESSAGE);
-        if let Some(h1) = &self.inner.http1 {
+        let h1 = match &self.inner.route {
+            Route::Http2 => None,
+            Route::Http1(h1) => Some(h1),
+            Route::Negotiated(h1) => h1.negotiated().then_some(h1),
+        };
+        if let Some(h1) = h1 {
             if shape == Shape::Bidi {
-                return Err(Status::new(
-                    crate::status::Code::Unimplemented,
-                    "bidi streams require at least HTTP/2",
-                ));
+                return Err(bidi_over_http1());
             }
-            let h1 = h1.clone();
-            let open = Box::pin(async move {
-                let (body, head) = h1.send(req).await?;
-                let sender = stream::Sender::client(wire, SendBody::H1(body), None, None);
-                let head = ResponseHead::H1(head);
-                let receiver = stream::Receiver::client(wire, head, max_recv, None);
-                Ok((Sender::client(sender), Receiver::client(receiver)))
-            });
-            return Call::opening(start, open, first);
+            let open = over_http1(h1.clone(), shape, req, wire, max_recv);
+            return Call::opening(start, Box::pin(open), first);
         }
         let endpoint = &self.inner.endpoint;
-        match endpoint.try_open_now(req.clone()) {
-            Some(opened) => {
-                let (sender, receiver) = halves(opened, max_recv, wire);
-                Call::opened(start, sender, receiver, first)
-            }
-            None => {
-                let endpoint = endpoint.clone();
-                let wait = opts.wait_for_ready;
-                let open = Box::pin(async move {
-                    let opened = endpoint.open_stream(req, wait).await?;
-                    Ok(halves(opened, max_recv, wire))
-                });
-                Call::opening(start, open, first)
-            }
+        if let Some(opened) = endpoint.try_open_now(req.clone()) {
+            let (sender, receiver) = halves(opened, max_recv, wire);
+            return Call::opened(start, sender, receiver, first);
         }
+        let endpoint = endpoint.clone();
+        let wait = opts.wait_for_ready;
+        let fallback = self.inner.route.fallback();
+        let open = Box::pin(async move {
+            match endpoint.open_stream(req.clone(), wait).await {
+                Ok(opened) => Ok(halves(opened, max_recv, wire)),
+                // The connection this call waited for chose HTTP/1.1.
+                Err(_) if fallback.as_ref().is_some_and(|h1| h1.negotiated()) => {
+                    let h1 = fallback.expect("checked in the guard");
+                    over_http1(h1, shape, req, wire, max_recv).await
+                }
+                Err(e) => Err(e),
+            }
+        });
+        Call::opening(start, open, first)
     }
 
     /// A call's request head, and how its messages are framed: Connect's GET (which
@@ -305,6 +265,132 @@ impl Channel {
     pub fn is_connected(&self) -> bool {
         self.inner.endpoint.is_connected()
     }
+}
+
+impl Route {
+    /// Where the endpoint hands a connection whose server picked HTTP/1.1.
+    fn fallback(&self) -> Option<Arc<Http1>> {
+        match self {
+            Route::Negotiated(h1) => Some(h1.clone()),
+            Route::Http2 | Route::Http1(_) => None,
+        }
+    }
+}
+
+/// A channel's target, `http://host:port` or `https://host:port`.
+struct Target {
+    scheme: &'static str,
+    host: String,
+    port: u16,
+    /// `host:port` as given, for `:authority` and `Host`.
+    authority: String,
+}
+
+impl Target {
+    fn parse(target: &str) -> Result<Target, Error> {
+        let uri: http::Uri = target
+            .parse()
+            .map_err(|e| Error::invalid(format!("invalid target {target:?}: {e}")))?;
+        let (scheme, default_port) = match uri.scheme_str() {
+            Some("http") => ("http", 80),
+            Some("https") => ("https", 443),
+            other => {
+                return Err(Error::invalid(format!(
+                "target {target:?} has scheme {other:?}; use http://host:port or https://host:port"
+            )))
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| Error::invalid(format!("target {target:?} has no host")))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(default_port);
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_else(|| format!("{host}:{port}"));
+        Ok(Target {
+            scheme,
+            host,
+            port,
+            authority,
+        })
+    }
+
+    /// Where the channel's calls go, and the TLS connector of its HTTP/2 endpoint (offering
+    /// what ALPN may choose from).
+    fn route(
+        &self,
+        opts: &ChannelOptions,
+    ) -> Result<(Route, Option<tokio_rustls::TlsConnector>), Error> {
+        let https = self.scheme == "https";
+        let version = match opts.http_version {
+            // Nothing to negotiate without TLS, and nothing but HTTP/2 for gRPC.
+            HttpVersion::Auto if !https || opts.protocol == Protocol::Grpc => HttpVersion::Http2,
+            v => v,
+        };
+        if version == HttpVersion::Http1 && opts.protocol == Protocol::Grpc {
+            // gRPC's status is in HTTP/2 trailers, which HTTP/1.1 responses do not carry.
+            return Err(Error::invalid(
+                "gRPC needs HTTP/2: over HTTP/1.1 choose gRPC-Web or Connect",
+            ));
+        }
+        let connector = |alpn: &[&[u8]]| -> Result<_, Error> {
+            let cfg = tls::client_config(&opts.tls.clone().unwrap_or_default(), alpn)?;
+            Ok(tokio_rustls::TlsConnector::from(cfg))
+        };
+        let h1 = || -> Result<Arc<Http1>, Error> {
+            let tls = match https {
+                true => Some((connector(&[tls::HTTP1])?, self.tls_name(opts))),
+                false => None,
+            };
+            let (timeout, rt) = (opts.connect_timeout, runtime::handle());
+            let (a, h) = (self.authority.clone(), self.host.clone());
+            Ok(Arc::new(Http1::new(a, h, self.port, tls, timeout, rt)))
+        };
+        let (route, alpn): (Route, &[&[u8]]) = match version {
+            HttpVersion::Http2 => (Route::Http2, &[tls::H2]),
+            HttpVersion::Http1 => (Route::Http1(h1()?), &[tls::HTTP1]),
+            HttpVersion::Auto => (Route::Negotiated(h1()?), &[tls::H2, tls::HTTP1]),
+        };
+        Ok((route, https.then(|| connector(alpn)).transpose()?))
+    }
+
+    /// The name the server's certificate must carry.
+    fn tls_name(&self, opts: &ChannelOptions) -> String {
+        let name = opts.tls.as_ref().and_then(|t| t.server_name.clone());
+        name.unwrap_or_else(|| self.host.clone())
+    }
+}
+
+/// Opens a call on one of the channel's HTTP/1.1 connections.
+async fn over_http1(
+    h1: Arc<Http1>,
+    shape: Shape,
+    req: http::Request<()>,
+    wire: Wire,
+    max_recv: usize,
+) -> Result<(Sender, Receiver), Status> {
+    if shape == Shape::Bidi {
+        return Err(bidi_over_http1());
+    }
+    let (body, head) = h1.send(req).await?;
+    let sender = stream::Sender::client(wire, SendBody::H1(body), None, None);
+    let receiver = stream::Receiver::client(wire, ResponseHead::H1(head), max_recv, None);
+    Ok((Sender::client(sender), Receiver::client(receiver)))
+}
+
+/// HTTP/1.1 cannot carry both directions of a call at once (connect-go's client refuses
+/// bidi there too).
+#[cold]
+fn bidi_over_http1() -> Status {
+    Status::new(
+        crate::status::Code::Unimplemented,
+        "bidi streams require at least HTTP/2",
+    )
 }
 
 /// A call's two ends on a stream just opened.

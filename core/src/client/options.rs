@@ -33,9 +33,9 @@ pub struct ChannelOptions {
     /// The protocol every call of the channel speaks: gRPC (the default), gRPC-Web or
     /// Connect. A rillrpc server answers all three.
     pub protocol: Protocol,
-    /// HTTP/2 (the default) or HTTP/1.1, for gRPC-Web and Connect to servers that speak
-    /// only HTTP/1.1. Over HTTP/1.1 each call has a connection to itself and bidi calls
-    /// are refused.
+    /// HTTP/2 (the default), HTTP/1.1 (for gRPC-Web and Connect to servers that speak only
+    /// HTTP/1.1), or `Auto`: the server's choice by ALPN under TLS. Over HTTP/1.1 each
+    /// call has a connection to itself and bidi calls are refused.
     pub http_version: HttpVersion,
     /// Connect unary calls to methods without side effects (`CallOptions::idempotency`)
     /// go as HTTP GET requests, the message in the URL, so that caches can keep them (as
@@ -49,15 +49,22 @@ pub enum HttpVersion {
     #[default]
     Http2,
     Http1,
+    /// Under TLS, what the server picks from the two offered by ALPN (`h2`, `http/1.1`)
+    /// on the channel's first connection, which then holds for the channel: a server that
+    /// picks HTTP/1.1 (or no protocol: RFC 7301 leaves HTTP/1.1 then) gets its calls over
+    /// HTTP/1.1. Over plain TCP there is nothing to negotiate, and calls use HTTP/2 (prior
+    /// knowledge); gRPC, which needs HTTP/2, offers only `h2`.
+    Auto,
 }
 
 impl HttpVersion {
-    pub const ALL: [HttpVersion; 2] = [HttpVersion::Http2, HttpVersion::Http1];
+    pub const ALL: [HttpVersion; 3] = [HttpVersion::Http2, HttpVersion::Http1, HttpVersion::Auto];
 
     pub fn name(self) -> &'static str {
         match self {
             HttpVersion::Http2 => "http2",
             HttpVersion::Http1 => "http1",
+            HttpVersion::Auto => "auto",
         }
     }
 }

@@ -22,6 +22,10 @@ pub struct ClientTls {
 pub struct ServerTls {
     pub cert_pem: Vec<u8>,
     pub key_pem: Vec<u8>,
+    /// Mutual TLS: PEM certificates of the CAs a client's certificate must chain to. With
+    /// them, a client that presents no certificate, or one no CA here signed, fails the
+    /// handshake (grpc-go's `RequireAndVerifyClientCert`).
+    pub client_ca_pem: Option<Vec<u8>>,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -43,10 +47,14 @@ fn key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
         .ok_or_else(|| Error::tls("no private key found in the PEM data"))
 }
 
-/// A client's TLS config offering `alpn` (`h2`, or `http/1.1` for an HTTP/1.1 channel).
+/// ALPN's names for HTTP/2 and HTTP/1.1 (RFC 7301's registry).
+pub(crate) const H2: &[u8] = b"h2";
+pub(crate) const HTTP1: &[u8] = b"http/1.1";
+
+/// A client's TLS config offering `alpn`, most preferred first.
 pub(crate) fn client_config(
     tls: &ClientTls,
-    alpn: &[u8],
+    alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ClientConfig>, Error> {
     let mut roots = rustls::RootCertStore::empty();
     match &tls.ca_pem {
@@ -77,15 +85,19 @@ pub(crate) fn client_config(
             .map_err(|e| Error::tls(e.to_string()))?,
         None => builder.with_no_client_auth(),
     };
-    cfg.alpn_protocols = vec![alpn.to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
 }
 
 pub(crate) fn server_config(tls: &ServerTls) -> Result<Arc<rustls::ServerConfig>, Error> {
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::tls(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| Error::tls(e.to_string()))?;
+    let builder = match &tls.client_ca_pem {
+        None => builder.with_no_client_auth(),
+        Some(pem) => builder.with_client_cert_verifier(client_verifier(pem)?),
+    };
+    let mut cfg = builder
         .with_single_cert(certs(&tls.cert_pem)?, key(&tls.key_pem)?)
         .map_err(|e| {
             Error::tls(format!(
@@ -93,8 +105,23 @@ pub(crate) fn server_config(tls: &ServerTls) -> Result<Arc<rustls::ServerConfig>
             ))
         })?;
     // HTTP/2 first: a client offering both gets the protocol every call shape works over.
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![H2.to_vec(), HTTP1.to_vec()];
     Ok(Arc::new(cfg))
+}
+
+/// Accepts a client whose certificate chains to one of the CAs in `pem`.
+fn client_verifier(
+    pem: &[u8],
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(pem)? {
+        roots
+            .add(c)
+            .map_err(|e| Error::tls(format!("bad client CA certificate: {e}")))?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| Error::tls(format!("cannot verify clients with these CAs: {e}")))
 }
 
 pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, Error> {

@@ -44,9 +44,13 @@ int main(void) {
     /* An HTTP version this version does not know. */
     OK(rill_channel_options_init(&co));
     CHECK(co.http_version == RILL_HTTP_VERSION_2);
-    co.http_version = 2;
+    co.http_version = 3;
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
     CHECK(strstr(rill_last_error_message(), "opts.http_version must be RILL_HTTP_VERSION_2 (0)") != NULL);
+    /* The server's choice by ALPN (HTTP/2 over h2c). */
+    co.http_version = RILL_HTTP_VERSION_AUTO;
+    OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    OK(rill_channel_free(ch));
     /* gRPC over HTTP/1.1: the core's rule, at once rather than at every call's end. */
     co.http_version = RILL_HTTP_VERSION_1;
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
@@ -66,6 +70,17 @@ int main(void) {
     co.size = old_size + 1;
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
     CHECK(strstr(rill_last_error_message(), "opts.size is wrong") != NULL);
+    /* The header before the client certificate: tls_cert_pem is not read (read, it would
+     * be refused without its key). */
+    OK(rill_channel_options_init(&co));
+    co.size = offsetof(rill_channel_options, tls_cert_pem);
+    co.tls_cert_pem = "not read";
+    OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    OK(rill_channel_free(ch));
+    co.size = sizeof co;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    CHECK(strstr(rill_last_error_message(), "give tls_cert_pem and tls_key_pem") != NULL);
+    OK(rill_channel_options_init(&co));
     co.size = sizeof co;
     OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
     OK(rill_channel_free(ch));

@@ -1,5 +1,6 @@
-//! What the conformance suite's two programs under test share: the suite's messages and the
-//! size-prefixed framing the runner speaks on their stdin and stdout.
+//! What the conformance suite's two programs under test share: the suite's messages, their
+//! codecs (binary and JSON), and the size-prefixed framing the runner speaks on their stdin
+//! and stdout.
 //!
 //! - `rill-conformance-server` (src/main.rs): ConformanceService on the rillrpc server,
 //!   for `connectconformance --mode server`.
@@ -26,6 +27,9 @@ pub mod pb {
         pub details: Vec<prost_types::Any>,
     }
 }
+
+#[cfg(conformance_protos)]
+pub mod codec;
 
 #[cfg(conformance_protos)]
 pub mod headers {

@@ -54,9 +54,6 @@ mod compat {
         // config file alone says which of those the runner should test.
         let mut pem_cert = Vec::new();
         if req.use_tls {
-            if !req.client_tls_cert.is_empty() {
-                return Err("TLS client certificates are not supported".into());
-            }
             let creds = req
                 .server_creds
                 .ok_or("use_tls is set but the request has no server_creds")?;
@@ -64,6 +61,8 @@ mod compat {
             opts.tls = Some(rillrpc::ServerTls {
                 cert_pem: creds.cert,
                 key_pem: creds.key,
+                // The CA that signed the runner's client certificate: mutual TLS.
+                client_ca_pem: (!req.client_tls_cert.is_empty()).then_some(req.client_tls_cert),
             });
         }
         let server = service::builder(opts)

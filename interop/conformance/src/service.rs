@@ -6,7 +6,7 @@
 //! `Unimplemented` is deliberately not registered: the suite expects the framework's own
 //! UNIMPLEMENTED for a method without a handler, and that is what it then tests.
 
-use prost::Message;
+use prost::{Message, Name};
 use prost_types::Any;
 use rillrpc::{
     Bytes, Code, Idempotency, Metadata, Server, ServerBuilder, ServerCall, ServerOptions, Shape,
@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use crate::pb::conformance_payload::RequestInfo;
 use crate::pb::{self, unary_response_definition::Response, ConformancePayload, Header};
+use rill_conformance::codec::Codec;
 use rill_conformance::headers::{of_metadata, to_metadata};
 
-const PACKAGE: &str = "connectrpc.conformance.v1";
 const UNARY: &str = "/connectrpc.conformance.v1.ConformanceService/Unary";
 const IDEMPOTENT_UNARY: &str = "/connectrpc.conformance.v1.ConformanceService/IdempotentUnary";
 const SERVER_STREAM: &str = "/connectrpc.conformance.v1.ConformanceService/ServerStream";
@@ -56,22 +56,27 @@ async fn handle(mut call: ServerCall) {
 /// The call's final status: `Ok` is what the request asked for (an error among them),
 /// `Err` is why the call could not go as asked.
 async fn dispatch(call: &mut ServerCall) -> Result<Status, Status> {
+    // The client reads its answers in the codec it wrote its requests in.
+    let codec = Codec::named(call.codec()).ok_or_else(|| {
+        Status::new(
+            Code::Unimplemented,
+            format!("codec {:?} is not supported", call.codec()),
+        )
+    })?;
     match call.method() {
         UNARY => {
             let msg = call.recv_single().await?;
-            let req: pb::UnaryRequest = decode(&msg)?;
-            let requests = vec![any("UnaryRequest", &msg)];
-            respond_once(call, req.response_definition, requests, |p| {
-                pb::UnaryResponse { payload: Some(p) }.encode_to_vec()
+            let (req, echo) = decode::<pb::UnaryRequest>(codec, &msg)?;
+            respond_once(call, codec, req.response_definition, vec![echo], |p| {
+                pb::UnaryResponse { payload: Some(p) }
             })
             .await
         }
         IDEMPOTENT_UNARY => {
             let msg = call.recv_single().await?;
-            let req: pb::IdempotentUnaryRequest = decode(&msg)?;
-            let requests = vec![any("IdempotentUnaryRequest", &msg)];
-            respond_once(call, req.response_definition, requests, |p| {
-                pb::IdempotentUnaryResponse { payload: Some(p) }.encode_to_vec()
+            let (req, echo) = decode::<pb::IdempotentUnaryRequest>(codec, &msg)?;
+            respond_once(call, codec, req.response_definition, vec![echo], |p| {
+                pb::IdempotentUnaryResponse { payload: Some(p) }
             })
             .await
         }
@@ -79,20 +84,20 @@ async fn dispatch(call: &mut ServerCall) -> Result<Status, Status> {
             let mut def = None;
             let mut requests = Vec::new();
             while let Some(msg) = call.recv().await? {
-                let req: pb::ClientStreamRequest = decode(&msg)?;
+                let (req, echo) = decode::<pb::ClientStreamRequest>(codec, &msg)?;
                 // Only the first message's definition counts.
                 if requests.is_empty() {
                     def = req.response_definition;
                 }
-                requests.push(any("ClientStreamRequest", &msg));
+                requests.push(echo);
             }
-            respond_once(call, def, requests, |p| {
-                pb::ClientStreamResponse { payload: Some(p) }.encode_to_vec()
+            respond_once(call, codec, def, requests, |p| pb::ClientStreamResponse {
+                payload: Some(p),
             })
             .await
         }
-        SERVER_STREAM => server_stream(call).await,
-        BIDI_STREAM => bidi_stream(call).await,
+        SERVER_STREAM => server_stream(call, codec).await,
+        BIDI_STREAM => bidi_stream(call, codec).await,
         other => Err(Status::new(
             Code::Unimplemented,
             format!("no handler for {other}"),
@@ -101,17 +106,17 @@ async fn dispatch(call: &mut ServerCall) -> Result<Status, Status> {
 }
 
 /// Unary and client streaming: one response, or the requested error, after the delay.
-async fn respond_once(
+async fn respond_once<R: Message + Name>(
     call: &mut ServerCall,
+    codec: Codec,
     def: Option<pb::UnaryResponseDefinition>,
     requests: Vec<Any>,
-    wrap: impl FnOnce(ConformancePayload) -> Vec<u8>,
+    wrap: impl FnOnce(ConformancePayload) -> R,
 ) -> Result<Status, Status> {
     let info = request_info(call, requests);
     let Some(def) = def else {
         // No definition: no metadata, no data, only the echo.
-        call.send(Bytes::from(wrap(payload(Vec::new(), Some(info)))))
-            .await?;
+        send(call, codec, &wrap(payload(Vec::new(), Some(info)))).await?;
         return Ok(Status::ok());
     };
     no_raw_response(def.raw_response.is_some())?;
@@ -126,15 +131,13 @@ async fn respond_once(
         Some(Response::ResponseData(data)) => data,
         None => Vec::new(),
     };
-    call.send(Bytes::from(wrap(payload(data, Some(info)))))
-        .await?;
+    send(call, codec, &wrap(payload(data, Some(info)))).await?;
     Ok(Status::ok().with_trailers(trailers))
 }
 
-async fn server_stream(call: &mut ServerCall) -> Result<Status, Status> {
+async fn server_stream(call: &mut ServerCall, codec: Codec) -> Result<Status, Status> {
     let msg = call.recv_single().await?;
-    let req: pb::ServerStreamRequest = decode(&msg)?;
-    let requests = vec![any("ServerStreamRequest", &msg)];
+    let (req, echo) = decode::<pb::ServerStreamRequest>(codec, &msg)?;
     let Some(def) = req.response_definition else {
         return Ok(Status::ok());
     };
@@ -146,13 +149,13 @@ async fn server_stream(call: &mut ServerCall) -> Result<Status, Status> {
     if !def.response_data.is_empty() || !headers.is_empty() {
         call.send_headers(&headers)?;
     }
-    send_rest(call, &def, 0, requests, trailers, |p| {
-        pb::ServerStreamResponse { payload: Some(p) }.encode_to_vec()
+    send_rest(call, codec, &def, 0, vec![echo], trailers, |p| {
+        pb::ServerStreamResponse { payload: Some(p) }
     })
     .await
 }
 
-async fn bidi_stream(call: &mut ServerCall) -> Result<Status, Status> {
+async fn bidi_stream(call: &mut ServerCall, codec: Codec) -> Result<Status, Status> {
     let mut def: Option<pb::StreamResponseDefinition> = None;
     let mut full_duplex = false;
     let mut headers = Metadata::new();
@@ -162,8 +165,8 @@ async fn bidi_stream(call: &mut ServerCall) -> Result<Status, Status> {
     let mut sent = 0;
     let mut requests = Vec::new();
     while let Some(msg) = call.recv().await? {
-        let req: pb::BidiStreamRequest = decode(&msg)?;
-        requests.push(any("BidiStreamRequest", &msg));
+        let (req, echo) = decode::<pb::BidiStreamRequest>(codec, &msg)?;
+        requests.push(echo);
         // The first message says how the call goes; later ones only carry data.
         if first {
             first = false;
@@ -198,10 +201,11 @@ async fn bidi_stream(call: &mut ServerCall) -> Result<Status, Status> {
             },
         };
         delay(call, def.as_ref().map_or(0, |d| d.response_delay_ms)).await?;
-        call.send(Bytes::from(bidi_response(payload(
-            data.clone(),
-            Some(info),
-        ))))
+        send(
+            call,
+            codec,
+            &bidi_response(payload(data.clone(), Some(info))),
+        )
         .await?;
         sent += 1;
     }
@@ -211,24 +215,24 @@ async fn bidi_stream(call: &mut ServerCall) -> Result<Status, Status> {
     if !headers_sent && (!def.response_data.is_empty() || !headers.is_empty()) {
         call.send_headers(&headers)?;
     }
-    send_rest(call, &def, sent, requests, trailers, bidi_response).await
+    send_rest(call, codec, &def, sent, requests, trailers, bidi_response).await
 }
 
 /// Sends the responses of `def` from `sent` on, then gives the status it asks for. The
 /// first response of the call carries the request info; if there is none, the error does.
-async fn send_rest(
+async fn send_rest<R: Message + Name>(
     call: &ServerCall,
+    codec: Codec,
     def: &pb::StreamResponseDefinition,
     sent: usize,
     mut requests: Vec<Any>,
     trailers: Metadata,
-    wrap: fn(ConformancePayload) -> Vec<u8>,
+    wrap: fn(ConformancePayload) -> R,
 ) -> Result<Status, Status> {
     for (i, data) in def.response_data.iter().enumerate().skip(sent) {
         let info = (i == 0).then(|| request_info(call, std::mem::take(&mut requests)));
         delay(call, def.response_delay_ms).await?;
-        call.send(Bytes::from(wrap(payload(data.clone(), info))))
-            .await?;
+        send(call, codec, &wrap(payload(data.clone(), info))).await?;
     }
     let status = match &def.error {
         Some(e) => {
@@ -243,8 +247,15 @@ async fn send_rest(
     Ok(status.with_trailers(trailers))
 }
 
-fn bidi_response(p: ConformancePayload) -> Vec<u8> {
-    pb::BidiStreamResponse { payload: Some(p) }.encode_to_vec()
+fn bidi_response(p: ConformancePayload) -> pb::BidiStreamResponse {
+    pb::BidiStreamResponse { payload: Some(p) }
+}
+
+async fn send<M: Message + Name>(call: &ServerCall, codec: Codec, msg: &M) -> Result<(), Status> {
+    let bytes = codec
+        .encode(msg)
+        .map_err(|e| Status::new(Code::Internal, e))?;
+    call.send(Bytes::from(bytes)).await
 }
 
 fn payload(data: Vec<u8>, request_info: Option<RequestInfo>) -> ConformancePayload {
@@ -264,15 +275,6 @@ fn request_info(call: &ServerCall, requests: Vec<Any>) -> RequestInfo {
     }
 }
 
-/// A request message as received: its bytes go back unparsed, so the runner compares
-/// exactly what arrived.
-fn any(message: &str, bytes: &[u8]) -> Any {
-    Any {
-        type_url: format!("type.googleapis.com/{PACKAGE}.{message}"),
-        value: bytes.to_vec(),
-    }
-}
-
 /// The status an `Error` asks for, its details a `google.rpc.Status` that ends with the
 /// request info when there is one to echo.
 fn error(e: &pb::Error, info: Option<&RequestInfo>) -> Status {
@@ -284,7 +286,10 @@ fn error(e: &pb::Error, info: Option<&RequestInfo>) -> Status {
     let message = e.message.clone().unwrap_or_default();
     let mut details = e.details.clone();
     if let Some(info) = info {
-        details.push(any("ConformancePayload.RequestInfo", &info.encode_to_vec()));
+        details.push(Any {
+            type_url: RequestInfo::type_url(),
+            value: info.encode_to_vec(),
+        });
     }
     let status = Status::new(code, message.clone());
     if details.is_empty() {
@@ -327,13 +332,23 @@ fn no_raw_response(present: bool) -> Result<(), Status> {
     }
 }
 
-fn decode<M: Message + Default>(msg: &[u8]) -> Result<M, Status> {
-    M::decode(msg).map_err(|e| {
+/// A request message, and its echo for the request info: the message's binary form in an
+/// `Any` whatever the codec, as connect-go's reference server echoes `anypb.New(msg)`. A
+/// binary message is echoed as it arrived, so the runner compares exactly what it sent.
+fn decode<M: Message + Name + Default>(codec: Codec, msg: &[u8]) -> Result<(M, Any), Status> {
+    let bad = |e: String| {
         Status::new(
             Code::InvalidArgument,
             format!("cannot decode the request: {e}"),
         )
-    })
+    };
+    let binary = codec.decode_to_binary(&M::full_name(), msg).map_err(bad)?;
+    let req = M::decode(&binary[..]).map_err(|e| bad(e.to_string()))?;
+    let echo = Any {
+        type_url: M::type_url(),
+        value: binary,
+    };
+    Ok((req, echo))
 }
 
 #[cfg(test)]

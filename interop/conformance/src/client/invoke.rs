@@ -7,7 +7,7 @@
 //! a malformed request); everything the call itself ends with, failures included, goes in
 //! the `ClientResponseResult`.
 
-use prost::{DecodeError, Message};
+use prost::Message;
 use rillrpc::{
     Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding, HttpVersion,
     Idempotency, Protocol, Shape, Status,
@@ -17,6 +17,7 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::{sleep, Sleep};
 
+use rill_conformance::codec::Codec;
 use rill_conformance::headers::{of_metadata, to_metadata};
 use rill_conformance::pb::client_compat_request::cancel::CancelTiming;
 use rill_conformance::pb::client_compat_request::Cancel;
@@ -116,45 +117,50 @@ struct Method {
     name: &'static str,
     request: &'static str,
     shape: Shape,
-    payload: fn(&[u8]) -> Result<Option<ConformancePayload>, DecodeError>,
+    payload: PayloadOf,
 }
+
+type PayloadOf = fn(Codec, &[u8]) -> Result<Option<ConformancePayload>, String>;
 
 const METHODS: [Method; 6] = [
     Method {
         name: "Unary",
         request: "UnaryRequest",
         shape: Shape::Unary,
-        payload: |b| pb::UnaryResponse::decode(b).map(|r| r.payload),
+        payload: |c, b| c.decode::<pb::UnaryResponse>(b).map(|r| r.payload),
     },
     Method {
         name: "IdempotentUnary",
         request: "IdempotentUnaryRequest",
         shape: Shape::Unary,
-        payload: |b| pb::IdempotentUnaryResponse::decode(b).map(|r| r.payload),
+        payload: |c, b| {
+            c.decode::<pb::IdempotentUnaryResponse>(b)
+                .map(|r| r.payload)
+        },
     },
     Method {
         name: "Unimplemented",
         request: "UnimplementedRequest",
         shape: Shape::Unary,
-        payload: |b| pb::UnimplementedResponse::decode(b).map(|_| None),
+        payload: |c, b| c.decode::<pb::UnimplementedResponse>(b).map(|_| None),
     },
     Method {
         name: "ServerStream",
         request: "ServerStreamRequest",
         shape: Shape::ServerStreaming,
-        payload: |b| pb::ServerStreamResponse::decode(b).map(|r| r.payload),
+        payload: |c, b| c.decode::<pb::ServerStreamResponse>(b).map(|r| r.payload),
     },
     Method {
         name: "ClientStream",
         request: "ClientStreamRequest",
         shape: Shape::ClientStreaming,
-        payload: |b| pb::ClientStreamResponse::decode(b).map(|r| r.payload),
+        payload: |c, b| c.decode::<pb::ClientStreamResponse>(b).map(|r| r.payload),
     },
     Method {
         name: "BidiStream",
         request: "BidiStreamRequest",
         shape: Shape::Bidi,
-        payload: |b| pb::BidiStreamResponse::decode(b).map(|r| r.payload),
+        payload: |c, b| c.decode::<pb::BidiStreamResponse>(b).map(|r| r.payload),
     },
 ];
 
@@ -218,12 +224,13 @@ pub async fn invoke(
     if req.raw_request.is_some() {
         return Err("raw_request is for the reference client only".into());
     }
-    match req.codec() {
-        pb::Codec::Proto | pb::Codec::Unspecified => {}
-        other => return Err(format!("codec {other:?} is not supported: proto only")),
-    }
-    let messages = request_messages(&req, method)?;
-    let opts = call_options(&req)?;
+    let codec = match req.codec() {
+        pb::Codec::Proto | pb::Codec::Unspecified => Codec::Proto,
+        pb::Codec::Json => Codec::Json,
+        other => return Err(format!("codec {other:?} is not supported")),
+    };
+    let messages = request_messages(&req, method, codec)?;
+    let opts = call_options(&req, codec)?;
     let path = format!("/{service}/{}", method.name);
     let timing = Timing::of(req.cancel.as_ref());
     let delay = Duration::from_millis(req.request_delay_ms.into());
@@ -253,6 +260,7 @@ pub async fn invoke(
     };
     let mut c = Calling {
         call,
+        codec,
         payload: method.payload,
         payloads: Vec::new(),
         cancel_after: timing.after_responses.map(|n| n as usize),
@@ -260,53 +268,19 @@ pub async fn invoke(
         error: None,
         unsent: 0,
     };
-    match method.shape {
-        Shape::Unary => {
-            // The unary API would block until the answer, so the cancel runs beside it.
-            let mut timer = timing.after_close_send_ms.map(timer);
-            c.rest(&mut timer).await;
-        }
-        Shape::ServerStreaming => {
-            if let Some(ms) = timing.after_close_send_ms {
-                sleep(Duration::from_millis(ms.into())).await;
-                c.call.cancel();
-            }
-            c.rest(&mut None).await;
-        }
-        Shape::ClientStreaming => {
-            c.send_all(&messages, delay, false).await;
-            if timing.before_close_send {
-                c.call.cancel();
-            } else {
-                c.call.close_send();
-            }
-            // As for unary: "close and receive" is one step, the cancel runs beside it.
-            let mut timer = timing.after_close_send_ms.map(timer);
-            c.rest(&mut timer).await;
-        }
-        Shape::Bidi => {
-            let full_duplex = req.stream_type() == StreamType::FullDuplexBidiStream;
-            c.send_all(&messages, delay, full_duplex).await;
-            if timing.before_close_send {
-                c.call.cancel();
-            } else {
-                c.call.close_send();
-            }
-            if let Some(ms) = timing.after_close_send_ms {
-                sleep(Duration::from_millis(ms.into())).await;
-                c.call.cancel();
-            }
-            if c.error.is_none() {
-                c.rest(&mut None).await;
-            }
-        }
-    }
+    let full_duplex = req.stream_type() == StreamType::FullDuplexBidiStream;
+    c.drive(method.shape, &messages, &timing, delay, full_duplex)
+        .await;
     Ok(c.result().await)
 }
 
 /// The request messages as the runner gave them: each `Any` must hold the method's request
-/// type, and its bytes go out as they are.
-fn request_messages(req: &ClientCompatRequest, method: &Method) -> Result<Vec<Bytes>, String> {
+/// type, and goes out in the call's codec (its bytes as they are for proto).
+fn request_messages(
+    req: &ClientCompatRequest,
+    method: &Method,
+    codec: Codec,
+) -> Result<Vec<Bytes>, String> {
     let want = format!("{PACKAGE}.{}", method.request);
     req.request_messages
         .iter()
@@ -314,7 +288,7 @@ fn request_messages(req: &ClientCompatRequest, method: &Method) -> Result<Vec<By
             // The type URL's prefix is anything up to the last slash.
             let name = any.type_url.rsplit('/').next().unwrap_or_default();
             match name == want {
-                true => Ok(Bytes::from(any.value.clone())),
+                true => codec.encode_binary(&want, &any.value).map(Bytes::from),
                 false => Err(format!(
                     "{} takes {want}, the request has a {name}",
                     method.name
@@ -324,8 +298,13 @@ fn request_messages(req: &ClientCompatRequest, method: &Method) -> Result<Vec<By
         .collect()
 }
 
-fn call_options(req: &ClientCompatRequest) -> Result<CallOptions, String> {
+fn call_options(req: &ClientCompatRequest, codec: Codec) -> Result<CallOptions, String> {
     let mut opts = CallOptions::new().metadata(to_metadata(&req.request_headers)?);
+    // Proto is the core's default; naming it would change gRPC's content type from the
+    // `application/grpc` that connect-go's client sends.
+    if codec != Codec::Proto {
+        opts = opts.content_subtype(codec.name());
+    }
     if let Some(ms) = req.timeout_ms {
         opts = opts.timeout(Duration::from_millis(ms.into()));
     }
@@ -355,7 +334,8 @@ fn timer(ms: u32) -> Pin<Box<Sleep>> {
 /// A call in progress and what it has given back so far.
 struct Calling {
     call: Call,
-    payload: fn(&[u8]) -> Result<Option<ConformancePayload>, DecodeError>,
+    codec: Codec,
+    payload: PayloadOf,
     payloads: Vec<ConformancePayload>,
     /// Cancel right after this many response messages.
     cancel_after: Option<usize>,
@@ -366,6 +346,57 @@ struct Calling {
 }
 
 impl Calling {
+    /// Sends, half-closes, cancels and reads the way the call's shape and `timing` say.
+    async fn drive(
+        &mut self,
+        shape: Shape,
+        messages: &[Bytes],
+        timing: &Timing,
+        delay: Duration,
+        full_duplex: bool,
+    ) {
+        match shape {
+            Shape::Unary => {
+                // The unary API would block until the answer, so the cancel runs beside it.
+                let mut timer = timing.after_close_send_ms.map(timer);
+                self.rest(&mut timer).await;
+            }
+            Shape::ServerStreaming => {
+                if let Some(ms) = timing.after_close_send_ms {
+                    sleep(Duration::from_millis(ms.into())).await;
+                    self.call.cancel();
+                }
+                self.rest(&mut None).await;
+            }
+            Shape::ClientStreaming => {
+                self.send_all(messages, delay, false).await;
+                if timing.before_close_send {
+                    self.call.cancel();
+                } else {
+                    self.call.close_send();
+                }
+                // As for unary: "close and receive" is one step, the cancel runs beside it.
+                let mut timer = timing.after_close_send_ms.map(timer);
+                self.rest(&mut timer).await;
+            }
+            Shape::Bidi => {
+                self.send_all(messages, delay, full_duplex).await;
+                if timing.before_close_send {
+                    self.call.cancel();
+                } else {
+                    self.call.close_send();
+                }
+                if let Some(ms) = timing.after_close_send_ms {
+                    sleep(Duration::from_millis(ms.into())).await;
+                    self.call.cancel();
+                }
+                if self.error.is_none() {
+                    self.rest(&mut None).await;
+                }
+            }
+        }
+    }
+
     /// Sends `messages`, each after `delay`; a full-duplex call reads one response after
     /// each. Stops at the first failure, counting what was not sent.
     async fn send_all(&mut self, messages: &[Bytes], delay: Duration, full_duplex: bool) {
@@ -408,7 +439,7 @@ impl Calling {
                 return false;
             }
         };
-        match (self.payload)(&msg) {
+        match (self.payload)(self.codec, &msg) {
             // "An empty response message is possible": its payload is an empty one.
             Ok(p) => self.payloads.push(p.unwrap_or_default()),
             Err(e) => {
@@ -501,10 +532,24 @@ mod tests {
             request_messages: vec![any("UnaryRequest")],
             ..ClientCompatRequest::default()
         };
-        let got = request_messages(&req, &METHODS[0]).unwrap();
+        let got = request_messages(&req, &METHODS[0], Codec::Proto).unwrap();
         assert_eq!(got, vec![Bytes::from_static(&[1, 2])]);
         req.request_messages.push(any("ClientStreamRequest"));
-        assert!(request_messages(&req, &METHODS[0]).is_err());
+        assert!(request_messages(&req, &METHODS[0], Codec::Proto).is_err());
+    }
+
+    #[test]
+    fn request_messages_go_out_in_the_calls_codec() {
+        let msg = pb::UnaryRequest {
+            response_definition: None,
+            request_data: vec![1, 2],
+        };
+        let req = ClientCompatRequest {
+            request_messages: vec![Any::from_msg(&msg).unwrap()],
+            ..ClientCompatRequest::default()
+        };
+        let got = request_messages(&req, &METHODS[0], Codec::Json).unwrap();
+        assert_eq!(got, vec![Bytes::from_static(br#"{"requestData":"AQI="}"#)]);
     }
 
     #[test]
