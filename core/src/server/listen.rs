@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::dispatch::dispatch;
 use super::shared::{Phase, Shared};
@@ -183,19 +184,72 @@ async fn serve_http<T>(
     }
 }
 
+/// When a connection is told to go (`max_connection_age`), and when it is closed after
+/// that (`max_connection_age_grace`).
+struct Age {
+    go_at: Option<Instant>,
+    grace: Option<Duration>,
+}
+
+impl Age {
+    fn of(shared: &Shared) -> Age {
+        let o = &shared.opts;
+        Age {
+            go_at: o.max_connection_age.map(|a| Instant::now() + spread(a)),
+            grace: o.max_connection_age_grace,
+        }
+    }
+
+    /// Waits until the connection is to go; never, without an age.
+    async fn reached(&self) {
+        match self.go_at {
+            Some(t) => tokio::time::sleep_until(t).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// `d` ±10%, from the clock's nanoseconds: connections made at once go at different times.
+fn spread(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    d.mul_f64(0.9 + 0.2 * f64::from(nanos % 1000) / 1000.0)
+}
+
+/// Waits out `grace` after the connection was told to go; never, without one.
+async fn grace_over(told: Option<Instant>, grace: Option<Duration>) {
+    match (told, grace) {
+        (Some(t), Some(g)) => tokio::time::sleep_until(t + g).await,
+        _ => std::future::pending().await,
+    }
+}
+
 /// Serves HTTP/1.1 requests (gRPC-Web and Connect, and gRPC to clients that take
-/// trailers) until the client closes, the server drains (after the request in progress)
-/// or stops.
+/// trailers) until the client closes, the server drains or the connection's age is
+/// reached (after the request in progress), or the server stops.
 async fn serve_h1<T>(shared: Arc<Shared>, io: T, peer: SocketAddr)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut phase = shared.phase.clone();
     let mut stopped = shared.phase.clone();
+    let age = Age::of(&shared);
+    let grace = age.grace;
+    // When the age was reached (hyper then closes after the request in progress).
+    let (told, told_at) = tokio::sync::oneshot::channel();
     let draining = async move {
-        while *phase.borrow_and_update() == Phase::Serving {
-            if phase.changed().await.is_err() {
-                return;
+        let server_drains = async {
+            while *phase.borrow_and_update() == Phase::Serving {
+                if phase.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = server_drains => {}
+            _ = age.reached() => {
+                let _ = told.send(Instant::now());
             }
         }
     };
@@ -205,6 +259,10 @@ where
         let body = RecvBody::H1(Box::new(http1::RecvBody::new(body)));
         dispatch(&s, parts, body, Respond::H1(r), peer, None);
     };
+    let aged_out = async {
+        // No time when the server's draining ended `draining` instead: no grace to keep.
+        grace_over(told_at.await.ok(), grace).await
+    };
     tokio::select! {
         r = http1::serve(io, on_request, draining) => {
             if let Err(e) = r {
@@ -212,6 +270,7 @@ where
             }
         }
         _ = stopped.wait_for(|p| *p == Phase::Stopped) => {}
+        _ = aged_out => tracing::debug!("HTTP/1.1 connection from {peer} closed: its age and grace are over"),
     }
 }
 
@@ -220,7 +279,7 @@ async fn serve_h2<T>(
     io: T,
     peer: SocketAddr,
     me: std::sync::Weak<Driver>,
-    handshake_by: tokio::time::Instant,
+    handshake_by: Instant,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -233,7 +292,7 @@ async fn serve_h2<T>(
     )
     .handshake::<T, Bytes>(io);
     // h2's handshake ends once the client's connection preface has arrived.
-    let mut conn = match tokio::time::timeout_at(handshake_by, conn).await {
+    let conn = match tokio::time::timeout_at(handshake_by, conn).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             tracing::debug!("HTTP/2 handshake with {peer} failed: {e}");
@@ -244,12 +303,29 @@ async fn serve_h2<T>(
             return;
         }
     };
+    run_h2(conn, shared, peer, me).await
+}
+
+/// Hands each request of an HTTP/2 connection to dispatch, until the client goes, the
+/// server stops, or the grace after a GOAWAY of ours (the server draining, or the
+/// connection's age) is over.
+async fn run_h2<T>(
+    mut conn: h2::server::Connection<T, Bytes>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    me: std::sync::Weak<Driver>,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut phase = shared.phase.clone();
-    let mut draining = false;
+    let age = Age::of(&shared);
+    // When our GOAWAY went out: the server draining, or the connection's age.
+    let mut told: Option<Instant> = None;
     if *phase.borrow() != Phase::Serving {
         conn.graceful_shutdown();
-        draining = true;
+        told = Some(Instant::now());
     }
+    let mut aged = false;
     loop {
         tokio::select! {
             r = conn.accept() => match r {
@@ -266,19 +342,39 @@ async fn serve_h2<T>(
                 }
                 None => break,
             },
+            _ = age.reached(), if !aged => {
+                aged = true;
+                if told.is_none() {
+                    conn.graceful_shutdown();
+                    told = Some(Instant::now());
+                }
+            }
+            _ = grace_over(told, age.grace), if aged => {
+                close_now(&mut conn).await;
+                break;
+            }
             _ = phase.changed() => {
                 let p = *phase.borrow();
                 if p == Phase::Stopped {
-                    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
-                    // Let h2 write the GOAWAY, briefly, then drop the connection.
-                    let _ = tokio::time::timeout(Duration::from_millis(100), std::future::poll_fn(|cx| conn.poll_closed(cx))).await;
+                    close_now(&mut conn).await;
                     break;
                 }
-                if p == Phase::Draining && !draining {
+                if p == Phase::Draining && told.is_none() {
                     conn.graceful_shutdown();
-                    draining = true;
+                    told = Some(Instant::now());
                 }
             }
         }
     }
+}
+
+/// GOAWAY NO_ERROR, a moment for h2 to write it, then the connection is dropped (and its
+/// streams with it).
+async fn close_now<T>(conn: &mut h2::server::Connection<T, Bytes>)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+    let closed = std::future::poll_fn(|cx| conn.poll_closed(cx));
+    let _ = tokio::time::timeout(Duration::from_millis(100), closed).await;
 }

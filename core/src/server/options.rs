@@ -34,6 +34,16 @@ pub struct ServerOptions {
     /// connection costs a file descriptor and its buffers, so this bounds what many peers,
     /// or one that opens connections without end, can take.
     pub max_connections: Option<usize>,
+    /// Past this age (±10%, so that connections made together do not all go at once) a
+    /// connection is told to go: GOAWAY over HTTP/2 (its calls run on; the client opens a
+    /// new connection for new ones), `Connection: close` after the request in progress
+    /// over HTTP/1.1. Clients then spread over servers added since they connected, as
+    /// behind a load balancer (grpc-go's `MaxConnectionAge`). `None` (default): no limit.
+    pub max_connection_age: Option<Duration>,
+    /// How long the calls of a connection told to go by `max_connection_age` may run on
+    /// before it closes and ends them (grpc-go's `MaxConnectionAgeGrace`). `None`
+    /// (default): as long as they take.
+    pub max_connection_age_grace: Option<Duration>,
     /// Browser pages from these origins may call the server (gRPC-Web, Connect): their
     /// preflights are answered and the responses readable by them. `None` (the default):
     /// no CORS, so browsers let only same-origin pages call.
@@ -51,6 +61,8 @@ impl Default for ServerOptions {
             tls: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_connections: None,
+            max_connection_age: None,
+            max_connection_age_grace: None,
             cors: None,
         }
     }

@@ -1,0 +1,135 @@
+//! `max_connection_age` and its grace (grpc-go's `MaxConnectionAge`, `MaxConnectionAgeGrace`):
+//! a connection past its age is told to go, its clients (ours, tonic's) carry on over a new
+//! one, its calls run on through the grace and are ended after it.
+
+mod common;
+
+use common::*;
+use rill_testkit::rill_echo::{ECHO, PING_PONG};
+use rillrpc::{
+    CallOptions, Channel, ChannelOptions, HttpVersion, Protocol, ServerBuilder, ServerCall,
+    ServerOptions, Shape, Status,
+};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const AGE: Duration = Duration::from_millis(300);
+
+/// An echo server (PingPong, Echo) with `opts`, recording the client address of each call:
+/// a new address is a new connection.
+fn server(opts: ServerOptions) -> (Arc<rillrpc::Server>, Arc<Mutex<Vec<SocketAddr>>>) {
+    let b = ServerBuilder::new(opts)
+        .register(PING_PONG, Shape::Unary)
+        .register(ECHO, Shape::Bidi);
+    let server = Arc::new(b.bind("127.0.0.1:0").unwrap());
+    let peers = Arc::new(Mutex::new(Vec::new()));
+    let (serving, seen) = (server.clone(), peers.clone());
+    tokio::spawn(async move {
+        serving
+            .serve(move |mut call: ServerCall| {
+                seen.lock().unwrap().push(call.peer_addr());
+                async move {
+                    while let Ok(Some(m)) = call.recv().await {
+                        if call.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = call.finish(Status::ok());
+                }
+            })
+            .await
+    });
+    (server, peers)
+}
+
+fn aging(grace: Option<Duration>) -> ServerOptions {
+    ServerOptions {
+        max_connection_age: Some(AGE),
+        max_connection_age_grace: grace,
+        ..Default::default()
+    }
+}
+
+fn connections(peers: &Mutex<Vec<SocketAddr>>) -> usize {
+    peers.lock().unwrap().iter().collect::<HashSet<_>>().len()
+}
+
+#[tokio::test]
+async fn our_client_moves_to_a_new_connection_when_the_old_one_ages() {
+    for version in [HttpVersion::Http2, HttpVersion::Http1] {
+        let (server, peers) = server(aging(None));
+        let opts = ChannelOptions {
+            protocol: Protocol::Connect,
+            http_version: version,
+            ..Default::default()
+        };
+        let ch = Channel::with_options(&format!("http://{}", server.local_addr()), opts).unwrap();
+        for i in 0..3u8 {
+            let r = ch
+                .unary(PING_PONG, req(&[i], 0), CallOptions::default())
+                .await
+                .unwrap_or_else(|s| panic!("{version:?}, call {i}: {s:?}"));
+            assert_eq!(r, req(&[i], 0), "{version:?}");
+            if i == 0 {
+                tokio::time::sleep(AGE * 2).await;
+            }
+        }
+        assert_eq!(connections(&peers), 2, "{version:?}: {:?}", peers.lock());
+    }
+}
+
+#[tokio::test]
+async fn tonics_client_carries_on_over_a_new_connection() {
+    let (server, peers) = server(aging(None));
+    let mut c = tonic_client(server.local_addr()).await;
+    for i in 0..3 {
+        let got = c.ping_pong(request(i)).await.unwrap().into_inner();
+        assert_eq!(got.payload, vec![i]);
+        if i == 0 {
+            tokio::time::sleep(AGE * 2).await;
+        }
+    }
+    assert_eq!(connections(&peers), 2, "{:?}", peers.lock());
+}
+
+/// A call open when the age comes runs on through the grace, then is ended; without a
+/// grace it runs to its own end.
+#[tokio::test]
+async fn a_call_runs_on_through_the_grace_and_is_ended_after_it() {
+    for grace in [Some(Duration::from_millis(600)), None] {
+        let (server, _) = server(aging(grace));
+        let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+        let mut call = ch.open(ECHO, Shape::Bidi, CallOptions::default()).unwrap();
+        // Past the age (GOAWAY sent), inside the grace: the call still answers.
+        tokio::time::sleep(AGE + AGE / 2).await;
+        call.send(req(b"inside", 0)).await.unwrap();
+        assert_eq!(call.recv().await.unwrap(), Some(req(b"inside", 0)));
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        match grace {
+            Some(_) => {
+                let ended = async {
+                    let _ = call.send(req(b"after", 0)).await;
+                    call.recv().await
+                };
+                let r = tokio::time::timeout(Duration::from_secs(5), ended).await;
+                let s = r.expect("the call ended").unwrap_err();
+                assert_ne!(s.code(), rillrpc::Code::Ok, "{s:?}");
+            }
+            None => {
+                call.send(req(b"later", 0)).await.unwrap();
+                assert_eq!(call.recv().await.unwrap(), Some(req(b"later", 0)));
+                call.close_send();
+                assert_eq!(call.recv().await.unwrap(), None);
+            }
+        }
+    }
+}
+
+fn request(i: u8) -> rill_testkit::echo::Request {
+    rill_testkit::echo::Request {
+        payload: vec![i],
+        count: 0,
+    }
+}
