@@ -712,7 +712,7 @@ async fn cors_lets_the_page_read_status_and_metadata() {
         "{head}"
     );
     assert!(
-        head.contains("access-control-expose-headers: accept-encoding, echo-a, trailer-echo-a, grpc-status, grpc-message, grpc-status-details-bin"),
+        head.contains("access-control-expose-headers: accept-encoding, echo-a, echo-protocol, trailer-echo-a, grpc-status, grpc-message, grpc-status-details-bin"),
         "{head}"
     );
     assert_eq!(body, b"\x0a\x02hi");

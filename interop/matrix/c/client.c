@@ -46,6 +46,8 @@ static const uint8_t BIN_VALUE[] = {0x00, 0xff, 0xfe, 0x80, 0x01};
 static const char ERROR_MESSAGE[] = "matrix error: 100% ünïcødé ✓";
 
 static rill_channel chan;
+/* The protocol every call of `chan` speaks, as --protocol named it. */
+static const char *protocol = "grpc";
 static char why[512];
 
 /* Records why a check failed; returns 1 so a check can `return fail(...)`. */
@@ -266,6 +268,41 @@ static int check_echoed(rill_metadata md, const char *where) {
     return 0;
 }
 
+/* The response header in which a server names the protocol it saw the call come in on
+ * ("grpc", "grpc-web", "connect"): every server that can tell reports it on a call with
+ * echo- metadata; the gRPC-only peers' servers (grpcio, grpc-js, grpc-go, tonic) cannot. */
+#define PROTOCOL_HEADER "echo-protocol"
+
+/* Whether the server saw the protocol this client was told to speak. Present, the header
+ * must name it; absent, this client must speak gRPC: only the gRPC-only peers' servers
+ * omit it, and they answer nothing else. So a row that speaks another protocol than its
+ * own fails against every server that answers it. */
+static int check_protocol(rill_metadata headers) {
+    const uint8_t *got = NULL;
+    size_t n = 0, found = 0, got_len = 0;
+    rill_metadata_count(headers, &n);
+    for (size_t i = 0; i < n; i++) {
+        const char *key;
+        const uint8_t *val;
+        size_t len;
+        if (rill_metadata_at(headers, i, &key, &val, &len) != RILL_OK ||
+            strcmp(key, PROTOCOL_HEADER) != 0)
+            continue;
+        if (found++ == 0) {
+            got = val;
+            got_len = len;
+        }
+    }
+    if (found == 1 && got_len == strlen(protocol) && memcmp(got, protocol, got_len) == 0) return 0;
+    if (found == 0 && strcmp(protocol, rill_protocol_name(RILL_PROTOCOL_GRPC)) == 0) return 0;
+    if (found == 0)
+        return fail("the server sent no " PROTOCOL_HEADER " header, but this client was told to "
+                    "speak %s (only the gRPC-only peers' servers send none, and they answer "
+                    "gRPC alone)", protocol);
+    return fail("the server saw " PROTOCOL_HEADER " [\"%.*s\"%s], but this client was told to "
+                "speak %s", (int)got_len, (const char *)got, found > 1 ? ", ..." : "", protocol);
+}
+
 static int metadata(void) {
     rill_metadata md, headers = 0, trailers = 0;
     rill_call call;
@@ -288,7 +325,8 @@ static int metadata(void) {
         if ((r = rill_call_trailers(call, &trailers)) != RILL_OK)
             bad = lib_fail("trailers", r);
         else
-            bad = check_echoed(headers, "headers") || check_echoed(trailers, "trailers");
+            bad = check_echoed(headers, "headers") || check_echoed(trailers, "trailers") ||
+                  check_protocol(headers);
     }
     if (headers) rill_metadata_free(headers);
     if (trailers) rill_metadata_free(trailers);
@@ -400,7 +438,7 @@ static int64_t protocol_named(const char *name) {
 }
 
 int main(int argc, char **argv) {
-    const char *target = NULL, *rules = NULL, *protocol = "grpc";
+    const char *target = NULL, *rules = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--target") == 0 && i + 1 < argc) {
             target = argv[++i];

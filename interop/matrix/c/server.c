@@ -2,7 +2,8 @@
  *   matrix-server-c --port N     prints "listening on 127.0.0.1:PORT", serves until killed.
  * Conventions of the echo service: a request with count < 0 ends the call with status code
  * -count and the payload as message; request metadata whose key starts with "echo-" comes
- * back in the response headers and trailers. */
+ * back in the response headers and trailers, and with it the headers name the protocol the
+ * call came in on (echo-protocol). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,19 @@ static rill_metadata echo_md(rill_server_call call) {
         rill_metadata_append(out, key, val, len);
     }
     rill_metadata_free(in);
+    return out;
+}
+
+/* The response headers of a call with echo- metadata: those entries, and "echo-protocol"
+ * naming the protocol the call came in on ("grpc", "grpc-web", "connect"), which the
+ * matrix's clients hold to the protocol they were told to speak. A new list (0 if none). */
+static rill_metadata reported_headers(rill_server_call call) {
+    rill_metadata out = echo_md(call);
+    uint32_t protocol;
+    const char *name;
+    if (out != 0 && rill_server_call_protocol(call, &protocol) == RILL_OK &&
+        (name = rill_protocol_name(protocol)) != NULL)
+        rill_metadata_append(out, "echo-protocol", (const uint8_t *)name, strlen(name));
     return out;
 }
 
@@ -78,7 +92,12 @@ static void serve(rill_server_call call) {
     int32_t count;
     rill_metadata md = echo_md(call);
     rill_server_call_method(call, &method);
-    if (md != 0 && rill_server_call_send_headers(call, md) != RILL_OK) goto out;
+    rill_metadata headers = md != 0 ? reported_headers(call) : 0;
+    if (headers != 0) {
+        rill_result r = rill_server_call_send_headers(call, headers);
+        rill_metadata_free(headers);
+        if (r != RILL_OK) goto out;
+    }
 
     if (strcmp(method, PING_PONG) == 0 || strcmp(method, ECHO_SERVER) == 0) {
         if (rill_server_call_recv(call, &msg, &len, WAIT_MS) != RILL_OK) {

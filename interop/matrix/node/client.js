@@ -9,7 +9,7 @@
 const assert = require('node:assert/strict')
 const { once } = require('node:events')
 const { setTimeout: sleep } = require('node:timers/promises')
-const { service, rill, grpc, UNARY_PAYLOAD, STREAM_SIZES, BURST_MESSAGES, BURST_SIZE, BIN_VALUE, CALL_TIMEOUT_MS, ERROR_MESSAGE } = require('./echo')
+const { service, rill, grpc, UNARY_PAYLOAD, STREAM_SIZES, BURST_MESSAGES, BURST_SIZE, BIN_VALUE, CALL_TIMEOUT_MS, ERROR_MESSAGE, PROTOCOL_HEADER } = require('./echo')
 
 const args = process.argv.slice(2)
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d }
@@ -28,6 +28,22 @@ function echoed (where, get) {
     problems.push(`${where} echo-bin-bin = ${JSON.stringify(bin)}`)
   }
   return problems
+}
+
+/**
+ * Whether the server saw the protocol this client was told to speak (`get(key)`: the
+ * response headers' values). Present, the header must name it; absent, this client must
+ * speak gRPC: only the gRPC-only peers' servers omit it, and they answer nothing else. So a
+ * row that speaks another protocol than its own fails against every server that answers it.
+ */
+function spoke (get) {
+  const got = get(PROTOCOL_HEADER).map(String)
+  if ((got.length === 1 && got[0] === protocol) || (got.length === 0 && protocol === 'grpc')) return []
+  if (got.length === 0) {
+    return [`the server sent no ${PROTOCOL_HEADER} header, but this client was told to speak ${protocol} ` +
+      "(only the gRPC-only peers' servers send none, and they answer gRPC alone)"]
+  }
+  return [`the server saw ${PROTOCOL_HEADER} ${JSON.stringify(got)}, but this client was told to speak ${protocol}`]
 }
 
 const wanted = (what) => (e) => {
@@ -125,7 +141,8 @@ function rillChecks () {
       const call = client.PingPong({ payload: Buffer.from('md') }, { metadata: { 'echo-key': 'value', 'echo-bin-bin': BIN_VALUE } })
       const res = await call
       assert.equal(Buffer.from(res.payload).toString(), 'md')
-      const problems = [...echoed('headers', list(await call.headers)), ...echoed('trailers', list(await call.trailers))]
+      const headers = list(await call.headers)
+      const problems = [...echoed('headers', headers), ...echoed('trailers', list(await call.trailers)), ...spoke(headers)]
       assert.ok(problems.length === 0, problems.join('; '))
     }
   }
@@ -187,8 +204,8 @@ function grpcJsChecks () {
       md.add('echo-bin-bin', BIN_VALUE)
       const { res, headers, status } = await unary({ payload: Buffer.from('md') }, md)
       assert.equal(Buffer.from(res.payload).toString(), 'md')
-      const problems = [...echoed('headers', (k) => headers ? headers.get(k) : []),
-        ...echoed('trailers', (k) => status.metadata.get(k))]
+      const got = (k) => headers ? headers.get(k) : []
+      const problems = [...echoed('headers', got), ...echoed('trailers', (k) => status.metadata.get(k)), ...spoke(got)]
       assert.ok(problems.length === 0, problems.join('; '))
     }
   }

@@ -9,7 +9,8 @@
 // The echo service's conventions, as every server of the matrix keeps them (see
 // interop/matrix/README.md): a request with count < 0 ends the call with status -count and
 // the payload as message; request metadata whose key starts with "echo-" comes back in the
-// response headers and trailers.
+// response headers and trailers, and with it the headers name the protocol the call came in
+// on (echo-protocol).
 //
 // No code generation: @bufbuild/protobuf v2 describes a service by a file descriptor, which
 // is built here at run time from $RILL_SHARED/idl/echo.proto by a reader of the few forms
@@ -97,14 +98,22 @@ function loadService () {
   return svc
 }
 
-/** The request's echo-* metadata into the response headers and trailers (-bin values as they came, base64). */
+/**
+ * The request's echo-* metadata into the response headers and trailers (-bin values as they
+ * came, base64); with it, the headers name the protocol the call came in on, for the clients
+ * to hold to theirs: the handler context's protocolName, which @connectrpc/connect spells as
+ * rillrpc does ('grpc', 'grpc-web', 'connect').
+ */
 function start (ctx) {
+  let echoed = false
   for (const [k, v] of ctx.requestHeader) {
     if (k.toLowerCase().startsWith('echo-')) {
+      echoed = true
       ctx.responseHeader.append(k, v)
       ctx.responseTrailer.append(k, v)
     }
   }
+  if (echoed) ctx.responseHeader.set('echo-protocol', ctx.protocolName)
 }
 
 /** count < 0 asks for status -count with the payload as message. */

@@ -35,5 +35,10 @@ module.exports = {
   BIN_VALUE: Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x01]),
   CALL_TIMEOUT_MS: 20000,
   // Percent-encoded in grpc-message on the wire: '%' and the non-ASCII bytes must survive.
-  ERROR_MESSAGE: 'matrix error: 100% ünïcødé ✓'
+  ERROR_MESSAGE: 'matrix error: 100% ünïcødé ✓',
+  // The response header in which a server names the protocol it saw the call come in on
+  // ('grpc', 'grpc-web', 'connect'): every server that can tell reports it on a call with
+  // echo- metadata, and the clients hold it to the protocol they were told to speak; the
+  // gRPC-only peers' servers (grpcio, grpc-js, grpc-go, tonic) cannot tell.
+  PROTOCOL_HEADER: 'echo-protocol'
 }

@@ -3,8 +3,9 @@
 //   node server.js --impl rill|grpc-js [--port N]     prints "listening on 127.0.0.1:PORT"
 // Conventions: a request with count < 0 ends the call with status code -count and the
 // payload as message; request metadata whose key starts with "echo-" comes back in the
-// response headers and trailers.
-const { service, rill, grpc } = require('./echo')
+// response headers and trailers, and with it the rillrpc server's headers name the protocol
+// the call came in on (echo-protocol; grpc-js's speaks gRPC only).
+const { service, rill, grpc, PROTOCOL_HEADER } = require('./echo')
 
 const args = process.argv.slice(2)
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d }
@@ -17,7 +18,9 @@ function rillServer () {
   const start = (call) => {
     const md = echoMd(call.metadata)
     if (Object.keys(md).length) {
-      call.sendHeaders(md)
+      // The headers also name the protocol the call came in on, for the clients to hold to
+      // theirs.
+      call.sendHeaders({ ...md, [PROTOCOL_HEADER]: call.protocol })
       call.setTrailers(md)
     }
   }

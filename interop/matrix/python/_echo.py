@@ -46,6 +46,11 @@ BIN_VALUE = bytes([0x00, 0xFF, 0xFE, 0x80, 0x01])
 CALL_TIMEOUT = 20.0
 # Percent-encoded in grpc-message on the wire: "%" and the non-ASCII bytes must survive.
 ERROR_MESSAGE = "matrix error: 100% ünïcødé ✓"
+# The response header in which a server names the protocol it saw the call come in on
+# ("grpc", "grpc-web", "connect"): every server that can tell reports it on a call with echo-
+# metadata, and the clients hold it to the protocol they were told to speak; the gRPC-only
+# peers' servers (grpcio, grpc-js, grpc-go, tonic) cannot tell.
+PROTOCOL_HEADER = "echo-protocol"
 
 __all__ = ["echo_pb2", "echo_pb2_grpc", "SERVICE", "UNARY_PAYLOAD", "STREAM_SIZES", "BURST_MESSAGES",
-           "BURST_SIZE", "BIN_VALUE", "CALL_TIMEOUT", "ERROR_MESSAGE"]
+           "BURST_SIZE", "BIN_VALUE", "CALL_TIMEOUT", "ERROR_MESSAGE", "PROTOCOL_HEADER"]

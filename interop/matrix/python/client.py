@@ -14,8 +14,8 @@ import json
 import sys
 from typing import Any, Awaitable, Callable, Dict, List, Sequence, Tuple
 
-from _echo import (BIN_VALUE, BURST_MESSAGES, BURST_SIZE, CALL_TIMEOUT, ERROR_MESSAGE, SERVICE, STREAM_SIZES,
-                   UNARY_PAYLOAD, echo_pb2, echo_pb2_grpc)
+from _echo import (BIN_VALUE, BURST_MESSAGES, BURST_SIZE, CALL_TIMEOUT, ERROR_MESSAGE, PROTOCOL_HEADER, SERVICE,
+                   STREAM_SIZES, UNARY_PAYLOAD, echo_pb2, echo_pb2_grpc)
 
 Req = echo_pb2.Request
 SEND_MD = (("echo-key", "value"), ("echo-bin-bin", BIN_VALUE))
@@ -41,6 +41,20 @@ def echoed(where: str, md: Sequence[Tuple[str, Any]]) -> List[str]:
     if got.get("echo-bin-bin") != [BIN_VALUE]:
         problems.append(f"{where} echo-bin-bin = {got.get('echo-bin-bin')!r}")
     return problems
+
+
+def spoke(protocol: str, headers: Sequence[Tuple[str, Any]]) -> List[str]:
+    """Whether the server saw the protocol this client was told to speak. Present, the header
+    must name it; absent, this client must speak gRPC: only the gRPC-only peers' servers omit
+    it, and they answer nothing else. So a row that speaks another protocol than its own
+    fails against every server that answers it."""
+    got = [v for k, v in headers if k == PROTOCOL_HEADER]
+    if got == [protocol] or (not got and protocol == "grpc"):
+        return []
+    if not got:
+        return [f"the server sent no {PROTOCOL_HEADER} header, but this client was told to speak {protocol} "
+                "(only the gRPC-only peers' servers send none, and they answer gRPC alone)"]
+    return [f"the server saw {PROTOCOL_HEADER} {json.dumps(got)}, but this client was told to speak {protocol}"]
 
 
 def rill_checks(target: str, protocol: str) -> List[Tuple[str, Callable[[], Awaitable[None]]]]:
@@ -120,7 +134,8 @@ def rill_checks(target: str, protocol: str) -> List[Tuple[str, Callable[[], Awai
         call = stub.PingPong(Req(payload=b"md"), timeout=t, metadata=SEND_MD)
         r = await call
         expect(r.payload == b"md", f"payload {r.payload!r}")
-        problems = echoed("headers", await call.headers()) + echoed("trailers", await call.trailers())
+        headers = list(await call.headers())
+        problems = echoed("headers", headers) + echoed("trailers", await call.trailers()) + spoke(protocol, headers)
         expect(not problems, "; ".join(problems))
 
     return [("unary", unary), ("server_streaming", server_streaming),
@@ -197,8 +212,9 @@ def grpcio_checks(target: str) -> List[Tuple[str, Callable[[], Awaitable[None]]]
         call = stub.PingPong(Req(payload=b"md"), timeout=t, metadata=SEND_MD)
         r = await call
         expect(r.payload == b"md", f"payload {r.payload!r}")
-        problems = (echoed("headers", list(await call.initial_metadata()))
-                    + echoed("trailers", list(await call.trailing_metadata())))
+        headers = list(await call.initial_metadata())
+        problems = (echoed("headers", headers) + echoed("trailers", list(await call.trailing_metadata()))
+                    + spoke("grpc", headers))
         expect(not problems, "; ".join(problems))
 
     return [("unary", unary), ("server_streaming", server_streaming),

@@ -2,7 +2,8 @@
     server.py --impl rill|grpcio [--port N]     prints "listening on 127.0.0.1:PORT"
 Conventions: a request with count < 0 ends the call with status code -count and the
 payload as message; request metadata whose key starts with "echo-" comes back in the
-response headers and trailers."""
+response headers and trailers, and with it the rillrpc server's headers name the protocol the
+call came in on (echo-protocol; grpcio's speaks gRPC only)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import argparse
 import asyncio
 from typing import Any, AsyncIterator, List, Tuple
 
-from _echo import SERVICE, echo_pb2, echo_pb2_grpc
+from _echo import PROTOCOL_HEADER, SERVICE, echo_pb2, echo_pb2_grpc
 
 
 def echo_md(md: Any) -> List[Tuple[str, Any]]:
@@ -24,7 +25,9 @@ async def serve_rill(port: int) -> None:
     def start(ctx: ServerCall) -> None:
         md = echo_md(ctx.metadata)
         if md:
-            ctx.send_headers(md)
+            # The headers also name the protocol the call came in on, for the clients to
+            # hold to theirs.
+            ctx.send_headers(md + [(PROTOCOL_HEADER, ctx.protocol.value)])
             ctx.set_trailers(md)
 
     def check(req: Any, ctx: ServerCall) -> None:

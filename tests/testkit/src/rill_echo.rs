@@ -14,6 +14,9 @@ pub const PING_PONG: &str = "/echo.TestService/PingPong";
 pub const ECHO: &str = "/echo.TestService/Echo";
 pub const ECHO_CLIENT: &str = "/echo.TestService/EchoClient";
 pub const ECHO_SERVER: &str = "/echo.TestService/EchoServer";
+/// The response header that names the protocol a call with `echo-` metadata came in on
+/// ("grpc", "grpc-web", "connect"), as every matrix server sends it.
+pub const PROTOCOL_HEADER: &str = "echo-protocol";
 
 /// A server builder with the four echo methods registered.
 pub fn builder(opts: ServerOptions) -> ServerBuilder {
@@ -79,7 +82,13 @@ pub async fn handle(mut call: ServerCall) {
 
 async fn run(call: &mut ServerCall, md: &Metadata) -> Result<(), Status> {
     if !md.is_empty() {
-        call.send_headers(md)?;
+        // The matrix's clients check that the call came in on the protocol they spoke.
+        let mut headers = md.clone();
+        let protocol = call.protocol().name();
+        headers
+            .append_ascii(PROTOCOL_HEADER, protocol)
+            .expect("a protocol's name is a valid ASCII value");
+        call.send_headers(&headers)?;
     }
     match call.method() {
         PING_PONG => {

@@ -309,6 +309,10 @@ func metadataRoundTrip(conn *grpc.ClientConn) error {
 			problems = append(problems, fmt.Sprintf("%s echo-bin-bin = %q", p.name, v))
 		}
 	}
+	// grpc-go speaks gRPC only: a server that names another protocol saw something else.
+	if err := echo.SpokeProtocol("grpc", hdr.Get(echo.ProtocolHeader)); err != nil {
+		problems = append(problems, err.Error())
+	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}

@@ -53,7 +53,10 @@ type stub = connect.Client[echo.Request, echo.Response]
 // procedure's URL.
 type service struct {
 	pingPong, echo, echoClient, echoServer *stub
-	http1                                  bool
+	// protocol is the one every call speaks, in rillrpc's names (--protocol): the one the
+	// server must report in echo.ProtocolHeader.
+	protocol string
+	http1    bool
 }
 
 func main() {
@@ -95,6 +98,7 @@ func main() {
 		echo:       connect.NewClient[echo.Request, echo.Response](client, base+echo.Echo, opts...),
 		echoClient: connect.NewClient[echo.Request, echo.Response](client, base+echo.EchoClient, opts...),
 		echoServer: connect.NewClient[echo.Request, echo.Response](client, base+echo.EchoServer, opts...),
+		protocol:   *protocol,
 		http1:      *http1,
 	}
 	checks := []struct {
@@ -369,6 +373,9 @@ func metadataRoundTrip(svc *service) error {
 		if b, err := connect.DecodeBinaryHeader(v[0]); err != nil || !bytes.Equal(b, binValue) {
 			problems = append(problems, fmt.Sprintf("%s echo-bin-bin = %q (decoded %q, %v)", p.name, v[0], b, err))
 		}
+	}
+	if err := echo.SpokeProtocol(svc.protocol, resp.Header().Values(echo.ProtocolHeader)); err != nil {
+		problems = append(problems, err.Error())
 	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))

@@ -7,7 +7,8 @@
 // The echo service's conventions, as every server of the matrix keeps them (see
 // interop/matrix/README.md): a request with count < 0 ends the call with status -count and
 // the payload as message; request metadata whose key starts with "echo-" comes back in the
-// response headers and trailers. No protoc: the messages and their codec are the echo
+// response headers and trailers, and with it the headers name the protocol the call came in
+// on (echo.ProtocolHeader). No protoc: the messages and their codec are the echo
 // package's (connect.WithCodec(echo.Codec{}), named "proto"), as connect-client's are.
 package main
 
@@ -56,22 +57,41 @@ func main() {
 	}
 }
 
+// protocolNames maps connect-go's protocol names to rillrpc's, which echo.ProtocolHeader
+// carries (connect-go spells gRPC-Web "grpcweb").
+var protocolNames = map[string]string{
+	connect.ProtocolGRPC:    "grpc",
+	connect.ProtocolGRPCWeb: "grpc-web",
+	connect.ProtocolConnect: "connect",
+}
+
 // start copies the request's echo-* metadata into the response headers and trailers (the
 // call info of a handler's context holds both, for every call shape). -bin values stay as
-// they came, base64, which is how each protocol carries them.
+// they came, base64, which is how each protocol carries them. With them, the headers name
+// the protocol the call came in on (echo.ProtocolHeader), for the clients to hold to theirs.
 func start(ctx context.Context) {
 	info, ok := connect.CallInfoForHandlerContext(ctx)
 	if !ok {
 		return
 	}
+	echoed := false
 	for k, vs := range info.RequestHeader() {
 		if !strings.HasPrefix(strings.ToLower(k), "echo-") {
 			continue
 		}
+		echoed = true
 		for _, v := range vs {
 			info.ResponseHeader().Add(k, v)
 			info.ResponseTrailer().Add(k, v)
 		}
+	}
+	if echoed {
+		name, known := protocolNames[info.Peer().Protocol]
+		if !known {
+			// Passed on as it is: a client then fails with the name it got.
+			name = info.Peer().Protocol
+		}
+		info.ResponseHeader().Set(echo.ProtocolHeader, name)
 	}
 }
 

@@ -6,7 +6,7 @@
 
 use prost::Message;
 use rill_testkit::echo::{Request, Response};
-use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
+use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG, PROTOCOL_HEADER};
 use rillrpc::{
     Bytes, Call, CallOptions, Channel, ChannelOptions, Code, Metadata, MetadataValue, Named,
     Protocol, Shape, Status,
@@ -26,7 +26,6 @@ const BIN_VALUE: &[u8] = &[0x00, 0xff, 0xfe, 0x80, 0x01];
 const ERROR_MESSAGE: &str = "matrix error: 100% ünïcødé ✓";
 
 type Check = Result<(), String>;
-type CheckFn = fn(&Channel) -> Check;
 
 fn main() {
     let mut target = None;
@@ -57,17 +56,17 @@ fn main() {
     if let Some(subs) = rules {
         std::process::exit(shape_rules(&chan, &subs));
     }
-    let checks: [(&str, CheckFn); 6] = [
-        ("unary", unary),
-        ("server_streaming", server_streaming),
-        ("client_streaming", client_streaming),
-        ("bidi", bidi),
-        ("error_status", error_status),
-        ("metadata", metadata),
+    let checks: [(&str, &dyn Fn() -> Check); 6] = [
+        ("unary", &|| unary(&chan)),
+        ("server_streaming", &|| server_streaming(&chan)),
+        ("client_streaming", &|| client_streaming(&chan)),
+        ("bidi", &|| bidi(&chan)),
+        ("error_status", &|| error_status(&chan)),
+        ("metadata", &|| metadata(&chan, protocol)),
     ];
     let mut failed = 0;
     for (name, check) in checks {
-        match check(&chan) {
+        match check() {
             Ok(()) => println!("PASS {name}"),
             Err(why) => {
                 failed += 1;
@@ -274,7 +273,36 @@ fn has_echoed(what: &str, md: &Metadata, problems: &mut Vec<String>) {
     }
 }
 
-fn metadata(chan: &Channel) -> Check {
+/// Whether the server saw the protocol this client was told to speak (`PROTOCOL_HEADER`:
+/// every server that can tell reports it on a call with `echo-*` metadata; the gRPC-only
+/// peers' servers, grpcio, grpc-js, grpc-go and tonic, cannot). Present, the header
+/// must name it; absent, this client must speak gRPC: only the gRPC-only peers' servers
+/// omit it, and they answer nothing else. So a row that speaks another protocol than its
+/// own fails against every server that answers it.
+fn spoke(protocol: Protocol, headers: &Metadata, problems: &mut Vec<String>) {
+    let want = protocol.name();
+    let got: Vec<String> = headers
+        .get_all(PROTOCOL_HEADER)
+        .into_iter()
+        .map(|v| match v {
+            MetadataValue::Ascii(s) => s,
+            MetadataValue::Binary(b) => format!("{b:?}"),
+        })
+        .collect();
+    match got.as_slice() {
+        [v] if v == want => {}
+        [] if protocol == Protocol::Grpc => {}
+        [] => problems.push(format!(
+            "the server sent no {PROTOCOL_HEADER} header, but this client was told to speak \
+             {want} (only the gRPC-only peers' servers send none, and they answer gRPC alone)"
+        )),
+        _ => problems.push(format!(
+            "the server saw {PROTOCOL_HEADER} {got:?}, but this client was told to speak {want}"
+        )),
+    }
+}
+
+fn metadata(chan: &Channel, protocol: Protocol) -> Check {
     rillrpc::runtime::block_on(async {
         let mut md = Metadata::new();
         md.append_ascii("echo-key", "value").map_err(|e| e.0)?;
@@ -296,6 +324,7 @@ fn metadata(chan: &Channel) -> Check {
         let mut problems = Vec::new();
         has_echoed("headers", &headers, &mut problems);
         has_echoed("trailers", &trailers, &mut problems);
+        spoke(protocol, &headers, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
