@@ -261,6 +261,17 @@ export interface ServerOptions {
   key?: Buffer | string
   /** Mutual TLS: the CAs (PEM) a client's certificate must chain to; clients without one fail. */
   ca?: Buffer | string
+  /** ms a new connection may take to finish TLS and its first HTTP bytes (default 10000). */
+  handshakeTimeout?: number
+  /** At most this many connections at once (default: no limit). */
+  maxConnections?: number
+  /**
+   * ms (±10%) after which a connection is told to go: its calls run on, clients open a new
+   * connection for new ones (grpc-go's MaxConnectionAge). Default: never.
+   */
+  maxConnectionAge?: number
+  /** ms the calls of a connection told to go may run on before it closes. Default: no end. */
+  maxConnectionAgeGrace?: number
   maxConcurrentStreams?: number
   maxReceiveMessageSize?: number
   /**

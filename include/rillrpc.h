@@ -482,6 +482,30 @@ typedef struct rill_server_options {
    * whole seconds). Default 7200000 (two hours).
    */
   int64_t cors_max_age_ms;
+  /**
+   * How long a new connection may take to finish its TLS handshake and send the HTTP/2
+   * preface (or its first HTTP/1.1 request), ms (> 0); past it the server closes the
+   * connection. Default 10000. Appended after `cors_max_age_ms` with the three below: a
+   * program built against the header before them passes the smaller `size` and gets
+   * their defaults.
+   */
+  int64_t handshake_timeout_ms;
+  /**
+   * At most this many connections at once (0, the default: no limit); new ones wait in
+   * the listen backlog until one ends.
+   */
+  uint32_t max_connections;
+  /**
+   * Past this age, ms (±10%), a connection is told to go (GOAWAY; its calls run on, the
+   * client opens a new connection for new ones), as grpc-go's `MaxConnectionAge`. 0
+   * (the default): no limit.
+   */
+  int64_t max_connection_age_ms;
+  /**
+   * How long, ms, the calls of a connection told to go by `max_connection_age_ms` may
+   * run on before it closes and ends them. 0 (the default): as long as they take.
+   */
+  int64_t max_connection_age_grace_ms;
 } rill_server_options;
 
 #ifdef __cplusplus

@@ -336,6 +336,8 @@ class Server extends EventEmitter {
   /**
    * @param opts { cert, key, ca, maxConcurrentStreams, maxReceiveMessageSize, cors, corsMaxAge }
    *   ca: mutual TLS, the CAs (PEM) a client's certificate must chain to
+   *   handshakeTimeout, maxConnections, maxConnectionAge, maxConnectionAgeGrace:
+   *     connection limits (ms), as the core's ServerOptions
    *   cors: the origins whose browser pages may call ('*' for any), one or an array;
    *   corsMaxAge: ms a browser may cache a preflight's answer
    */
@@ -345,6 +347,10 @@ class Server extends EventEmitter {
       certPem: opts.cert && toBuffer(opts.cert),
       keyPem: opts.key && toBuffer(opts.key),
       clientCaPem: opts.ca && toBuffer(opts.ca),
+      handshakeTimeoutMs: opts.handshakeTimeout,
+      maxConnections: opts.maxConnections,
+      maxConnectionAgeMs: opts.maxConnectionAge,
+      maxConnectionAgeGraceMs: opts.maxConnectionAgeGrace,
       maxConcurrentStreams: opts.maxConcurrentStreams,
       maxRecvMessageSize: opts.maxReceiveMessageSize,
       hostConnections: !offloadIo(opts),

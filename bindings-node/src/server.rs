@@ -28,15 +28,25 @@ pub struct ServerOpts {
     pub cors_max_age_ms: Option<f64>,
     /// Mutual TLS: the CAs (PEM) a client's certificate must chain to.
     pub client_ca_pem: Option<Buffer>,
+    /// Connection limits (`ServerOptions`), times in ms.
+    pub handshake_timeout_ms: Option<f64>,
+    pub max_connections: Option<u32>,
+    pub max_connection_age_ms: Option<f64>,
+    pub max_connection_age_grace_ms: Option<f64>,
+}
+
+/// A duration option in ms, checked.
+fn ms(v: Option<f64>, what: &str) -> Result<Option<Duration>> {
+    match v {
+        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t / 1000.0))),
+        Some(t) => Err(meta::invalid(&format!("invalid {what} {t} ms"))),
+        None => Ok(None),
+    }
 }
 
 /// The CORS settings of the options: off without origins.
 fn cors(origins: Option<Vec<String>>, max_age_ms: Option<f64>) -> Result<Option<Cors>> {
-    let max_age = match max_age_ms {
-        Some(t) if t.is_finite() && t >= 0.0 => Duration::from_secs_f64(t / 1000.0),
-        Some(t) => return Err(meta::invalid(&format!("invalid corsMaxAge {t} ms"))),
-        None => Cors::any_origin().max_age,
-    };
+    let max_age = ms(max_age_ms, "corsMaxAge")?.unwrap_or(Cors::any_origin().max_age);
     match origins {
         Some(allowed_origins) if !allowed_origins.is_empty() => Ok(Some(Cors {
             allowed_origins,
@@ -85,6 +95,13 @@ impl NativeServer {
                 so.max_recv_message_size = n as usize;
             }
             so.cors = cors(o.cors, o.cors_max_age_ms)?;
+            if let Some(t) = ms(o.handshake_timeout_ms, "handshakeTimeout")? {
+                so.handshake_timeout = t;
+            }
+            so.max_connections = o.max_connections.map(|n| n as usize);
+            so.max_connection_age = ms(o.max_connection_age_ms, "maxConnectionAge")?;
+            so.max_connection_age_grace =
+                ms(o.max_connection_age_grace_ms, "maxConnectionAgeGrace")?;
         }
         let mut builder = ServerBuilder::new(so);
         if host {

@@ -397,3 +397,28 @@ async function waitFor (f, ms = 5000) {
     await sleep(10)
   }
 }
+
+test('maxConnectionAge moves a grpc-js client to a new connection', async () => {
+  const peers = []
+  const s = new rill.Server({ maxConnectionAge: 300, maxConnectionAgeGrace: 5000 })
+  s.unary(M.PingPong, (call) => { peers.push(call.peer); return call.request })
+  const p = s.listen()
+  const Client = grpc.makeGenericClientConstructor(service, 'TestService')
+  const c = new Client(`127.0.0.1:${p}`, grpc.credentials.createInsecure())
+  const ping = (payload) => new Promise((resolve, reject) =>
+    c.PingPong({ payload: Buffer.from(payload) }, { deadline: Date.now() + 10000 }, (e, v) => e ? reject(e) : resolve(v)))
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await ping(`${i}`)).payload.toString(), `${i}`)
+    if (i === 0) await new Promise((resolve) => setTimeout(resolve, 700))
+  }
+  c.close()
+  await s.shutdown(0)
+  // Told to go after its age, the first connection gave way to a second one.
+  assert.equal(new Set(peers).size, 2, peers.join(' '))
+})
+
+test('connection limits are checked', () => {
+  for (const k of ['handshakeTimeout', 'maxConnectionAge', 'maxConnectionAgeGrace']) {
+    assert.throws(() => new rill.Server({ [k]: -1 }), new RegExp(`invalid ${k} -1 ms`))
+  }
+})

@@ -31,7 +31,7 @@ impl NativeServer {
     /// effects answers Connect's GET too.
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None, client_ca_pem=None))]
+    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None, client_ca_pem=None, handshake_timeout=None, max_connections=None, max_connection_age=None, max_connection_age_grace=None))]
     fn new(
         address: &str,
         methods: Vec<(String, u32, String)>,
@@ -42,8 +42,20 @@ impl NativeServer {
         cors: Option<Vec<String>>,
         cors_max_age: Option<f64>,
         client_ca_pem: Option<Vec<u8>>,
+        handshake_timeout: Option<f64>,
+        max_connections: Option<usize>,
+        max_connection_age: Option<f64>,
+        max_connection_age_grace: Option<f64>,
     ) -> PyResult<NativeServer> {
         let mut opts = ServerOptions::default();
+        let seconds = |t: Option<f64>, what| t.map(|t| seconds_from_py(t, what)).transpose();
+        if let Some(t) = seconds(handshake_timeout, "handshake_timeout")? {
+            opts.handshake_timeout = t;
+        }
+        opts.max_connections = max_connections;
+        opts.max_connection_age = seconds(max_connection_age, "max_connection_age")?;
+        opts.max_connection_age_grace =
+            seconds(max_connection_age_grace, "max_connection_age_grace")?;
         if let Some(n) = max_concurrent_streams {
             opts.max_concurrent_streams = n;
         }

@@ -177,6 +177,33 @@ async def test_mutual_tls_server_takes_signed_clients_only(certs: Tuple[bytes, b
         rillrpc.Server(client_root_certificates=ca).bind("127.0.0.1:0")
 
 
+async def test_connection_age_moves_grpcio_to_a_new_connection() -> None:
+    peers: list[str] = []
+
+    async def ping(req: Any, ctx: ServerCall) -> Any:
+        peers.append(ctx.peer())
+        return Resp(payload=req.payload)
+
+    server = rillrpc.Server(max_connection_age=0.3, max_connection_age_grace=5.0)
+    server.add_method(PING, Shape.UNARY, ping, request_deserializer=Req.FromString,
+                      response_serializer=Resp.SerializeToString)
+    async with server:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+            stub = echo_pb2_grpc.TestServiceStub(ch)
+            for i in range(3):
+                assert (await stub.PingPong(Req(payload=b"%d" % i))).payload == b"%d" % i
+                if i == 0:
+                    await asyncio.sleep(0.7)
+    # Told to go after its age, the first connection gave way to a second one.
+    assert len(set(peers)) == 2, peers
+
+
+def test_connection_limits_are_checked() -> None:
+    for kw in ("handshake_timeout", "max_connection_age", "max_connection_age_grace"):
+        with pytest.raises(ValueError, match=f"{kw} must be a non-negative number of seconds"):
+            rillrpc.Server(**{kw: -1.0}).bind("127.0.0.1:0")
+
+
 # ----------------------------------------------------------------------- compression
 
 BIG = b"c" * 20000

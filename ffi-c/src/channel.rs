@@ -2,13 +2,14 @@
 
 use rillrpc::{Channel, ChannelOptions, ClientTls, ErrorKind};
 use std::ffi::c_char;
+use std::mem::offset_of;
 use std::time::Duration;
 
 use crate::registry::Registry;
 use crate::result::{
     guard, opt_text, out, put, rill_result, text, Fail, R, RILL_ERR_IO, RILL_ERR_TLS, RILL_OK,
 };
-use crate::{http_version_from, protocol_from, rill_http_version, rill_protocol};
+use crate::{http_version_from, protocol_from, rill_http_version, rill_protocol, versioned};
 
 /// A client channel. 0 is never a valid handle.
 pub type rill_channel = u64;
@@ -84,54 +85,12 @@ pub extern "C" fn rill_channel_options_init(opts: *mut rill_channel_options) -> 
     })
 }
 
-/// The struct as each earlier header declared it, oldest first: `sizeof` then (the fields
-/// up to the first field it lacked, padded to the alignment) and how many bytes those
-/// fields take. Each is a prefix of this version's struct.
+/// The struct as each earlier header declared it, oldest first (`versioned::earlier`).
 const EARLIER: [(usize, usize); 2] = [
-    earlier(std::mem::offset_of!(rill_channel_options, http_get)),
-    earlier(std::mem::offset_of!(rill_channel_options, tls_cert_pem)),
+    versioned::earlier(offset_of!(rill_channel_options, http_get), ALIGN),
+    versioned::earlier(offset_of!(rill_channel_options, tls_cert_pem), ALIGN),
 ];
-
-const fn earlier(fields: usize) -> (usize, usize) {
-    let align = std::mem::align_of::<rill_channel_options>();
-    (fields.div_ceil(align) * align, fields)
-}
-
-/// The options C passed, as this version reads them. `size` says which header the
-/// program was built with: this one's, or an earlier one (`EARLIER`), whose struct is a
-/// prefix of this one (its fields are read, the rest keep their defaults). Any other size
-/// means options not filled by `rill_channel_options_init`. A field appended later adds
-/// the size this version has to `EARLIER`.
-///
-/// # Safety
-/// `p` is non-NULL and points to options filled by `rill_channel_options_init` of this
-/// version or of an earlier one: at least `size` readable bytes.
-unsafe fn read_options(p: *const rill_channel_options) -> R<rill_channel_options> {
-    // SAFETY: every version's struct starts with `size` (the caller's contract).
-    let size = unsafe { std::ptr::addr_of!((*p).size).read_unaligned() };
-    let mut o = defaults();
-    let fields = if size == std::mem::size_of::<rill_channel_options>() {
-        size
-    } else if let Some(&(_, fields)) = EARLIER.iter().find(|(s, _)| *s == size) {
-        // Not `size` bytes: an old struct's tail padding may be where a new field is now.
-        fields
-    } else {
-        return Err(Fail::invalid(
-            "opts.size is wrong: fill the options with rill_channel_options_init",
-        ));
-    };
-    // SAFETY: `p` has at least `fields` readable bytes (`fields <= size`, the contract);
-    // `o` is a distinct local of the full size; the bytes copied are whole fields of
-    // plain types (integers, a bool written by C as 0 or 1, pointers).
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            p.cast::<u8>(),
-            (&mut o as *mut rill_channel_options).cast::<u8>(),
-            fields,
-        )
-    };
-    Ok(o)
-}
+const ALIGN: usize = std::mem::align_of::<rill_channel_options>();
 
 pub(crate) fn error_code(kind: ErrorKind) -> rill_result {
     match kind {
@@ -226,9 +185,9 @@ pub unsafe extern "C" fn rill_channel_new(
         let copts = if opts.is_null() {
             ChannelOptions::default()
         } else {
-            // SAFETY: non-NULL and initialized per the contract above; `read_options`
-            // reads no further than the struct the program was built with.
-            let o = unsafe { read_options(opts) }?;
+            // SAFETY: non-NULL and initialized per the contract above (this version's
+            // struct or an earlier one); `read` reads no further than the one it was.
+            let o = unsafe { versioned::read(opts, defaults(), &EARLIER, "channel_options") }?;
             // SAFETY: its strings are NULL or NUL-terminated per the contract above.
             unsafe { options(&o) }?
         };

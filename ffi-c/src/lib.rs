@@ -18,6 +18,7 @@ mod runtime;
 mod send;
 mod server;
 mod server_call;
+mod versioned;
 
 pub use call::*;
 pub use channel::*;

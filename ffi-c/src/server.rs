@@ -11,7 +11,7 @@ use crate::notify::Notify;
 use crate::registry::{lock, Registry};
 use crate::result::*;
 use crate::server_call::{rill_server_call, ServerCallObj, SERVER_CALLS};
-use crate::{attempt, block, idempotency_from, shape_from, Waitable};
+use crate::{attempt, block, idempotency_from, shape_from, versioned, Waitable};
 
 /// A server. 0 is never a valid handle.
 pub type rill_server = u64;
@@ -35,6 +35,46 @@ pub struct rill_server_options {
     /// How long a browser may cache the answer to a preflight, ms (>= 0; browsers are told
     /// whole seconds). Default 7200000 (two hours).
     pub cors_max_age_ms: i64,
+    /// How long a new connection may take to finish its TLS handshake and send the HTTP/2
+    /// preface (or its first HTTP/1.1 request), ms (> 0); past it the server closes the
+    /// connection. Default 10000. Appended after `cors_max_age_ms` with the three below: a
+    /// program built against the header before them passes the smaller `size` and gets
+    /// their defaults.
+    pub handshake_timeout_ms: i64,
+    /// At most this many connections at once (0, the default: no limit); new ones wait in
+    /// the listen backlog until one ends.
+    pub max_connections: u32,
+    /// Past this age, ms (±10%), a connection is told to go (GOAWAY; its calls run on, the
+    /// client opens a new connection for new ones), as grpc-go's `MaxConnectionAge`. 0
+    /// (the default): no limit.
+    pub max_connection_age_ms: i64,
+    /// How long, ms, the calls of a connection told to go by `max_connection_age_ms` may
+    /// run on before it closes and ends them. 0 (the default): as long as they take.
+    pub max_connection_age_grace_ms: i64,
+}
+
+/// The struct as each earlier header declared it (`versioned::earlier`).
+const EARLIER: [(usize, usize); 1] = [versioned::earlier(
+    std::mem::offset_of!(rill_server_options, handshake_timeout_ms),
+    std::mem::align_of::<rill_server_options>(),
+)];
+
+/// The defaults, as `rill_server_options_init` hands them out.
+fn defaults() -> rill_server_options {
+    let d = ServerOptions::default();
+    let ms = |t: Option<Duration>| t.map_or(0, |t| t.as_millis() as i64);
+    rill_server_options {
+        size: std::mem::size_of::<rill_server_options>(),
+        max_concurrent_streams: d.max_concurrent_streams,
+        max_recv_message_size: d.max_recv_message_size as u32,
+        cors: std::ptr::null(),
+        cors_len: 0,
+        cors_max_age_ms: Cors::any_origin().max_age.as_millis() as i64,
+        handshake_timeout_ms: d.handshake_timeout.as_millis() as i64,
+        max_connections: d.max_connections.map_or(0, |n| n as u32),
+        max_connection_age_ms: ms(d.max_connection_age),
+        max_connection_age_grace_ms: ms(d.max_connection_age_grace),
+    }
 }
 
 pub(crate) struct ServerObj {
@@ -59,18 +99,7 @@ pub(crate) static SERVERS: Registry<ServerObj> = Registry::new(4, "server");
 pub extern "C" fn rill_server_options_init(opts: *mut rill_server_options) -> rill_result {
     guard(|| {
         let o = out(opts, "opts")?;
-        let d = ServerOptions::default();
-        put(
-            o,
-            rill_server_options {
-                size: std::mem::size_of::<rill_server_options>(),
-                max_concurrent_streams: d.max_concurrent_streams,
-                max_recv_message_size: d.max_recv_message_size as u32,
-                cors: std::ptr::null(),
-                cors_len: 0,
-                cors_max_age_ms: Cors::any_origin().max_age.as_millis() as i64,
-            },
-        );
+        put(o, defaults());
         Ok(RILL_OK)
     })
 }
@@ -123,25 +152,15 @@ pub unsafe extern "C" fn rill_server_new(
 ) -> rill_result {
     guard(|| {
         let o = out(server_out, "server_out")?;
-        let mut so = ServerOptions::default();
-        if !opts.is_null() {
-            // SAFETY: non-NULL, initialized per the contract above.
-            let c = unsafe { &*opts };
-            if c.size != std::mem::size_of::<rill_server_options>() {
-                return Err(Fail::invalid(
-                    "opts.size is wrong: fill the options with rill_server_options_init",
-                ));
-            }
-            if c.max_concurrent_streams == 0 || c.max_recv_message_size == 0 {
-                return Err(Fail::invalid(
-                    "max_concurrent_streams and max_recv_message_size must be > 0",
-                ));
-            }
-            so.max_concurrent_streams = c.max_concurrent_streams;
-            so.max_recv_message_size = c.max_recv_message_size as usize;
+        let so = if opts.is_null() {
+            ServerOptions::default()
+        } else {
+            // SAFETY: non-NULL and initialized per the contract above (this version's
+            // struct or an earlier one); `read` reads no further than the one it was.
+            let c = unsafe { versioned::read(opts, defaults(), &EARLIER, "server_options") }?;
             // SAFETY: `cors` holds `cors_len` strings per the contract above.
-            so.cors = unsafe { cors(c) }?;
-        }
+            unsafe { options(&c) }?
+        };
         let (notify, waker) = Notify::new();
         put(
             o,
@@ -155,6 +174,45 @@ pub unsafe extern "C" fn rill_server_new(
             }),
         );
         Ok(RILL_OK)
+    })
+}
+
+/// # Safety
+/// `c.cors` is NULL or holds `c.cors_len` NUL-terminated strings.
+unsafe fn options(c: &rill_server_options) -> R<ServerOptions> {
+    if c.max_concurrent_streams == 0 || c.max_recv_message_size == 0 {
+        return Err(Fail::invalid(
+            "max_concurrent_streams and max_recv_message_size must be > 0",
+        ));
+    }
+    if c.handshake_timeout_ms <= 0 {
+        return Err(Fail::invalid(format!(
+            "opts.handshake_timeout_ms must be > 0, got {}",
+            c.handshake_timeout_ms
+        )));
+    }
+    let optional_ms = |v: i64, what: &str| -> R<Option<Duration>> {
+        match v {
+            0 => Ok(None),
+            v if v > 0 => Ok(Some(Duration::from_millis(v as u64))),
+            v => Err(Fail::invalid(format!(
+                "opts.{what} must be >= 0 (0: none), got {v}"
+            ))),
+        }
+    };
+    Ok(ServerOptions {
+        max_concurrent_streams: c.max_concurrent_streams,
+        max_recv_message_size: c.max_recv_message_size as usize,
+        handshake_timeout: Duration::from_millis(c.handshake_timeout_ms as u64),
+        max_connections: (c.max_connections > 0).then_some(c.max_connections as usize),
+        max_connection_age: optional_ms(c.max_connection_age_ms, "max_connection_age_ms")?,
+        max_connection_age_grace: optional_ms(
+            c.max_connection_age_grace_ms,
+            "max_connection_age_grace_ms",
+        )?,
+        // SAFETY: the caller's contract.
+        cors: unsafe { cors(c) }?,
+        ..ServerOptions::default()
     })
 }
 

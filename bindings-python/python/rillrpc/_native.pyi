@@ -119,6 +119,10 @@ class NativeServer:
         cors: Optional[Sequence[str]] = None,
         cors_max_age: Optional[float] = None,
         client_ca_pem: Optional[bytes] = None,
+        handshake_timeout: Optional[float] = None,
+        max_connections: Optional[int] = None,
+        max_connection_age: Optional[float] = None,
+        max_connection_age_grace: Optional[float] = None,
     ) -> NativeServer: ...
     def local_addr(self) -> Tuple[str, int]: ...
     def accept(self) -> Union[NativeServerCall, None, int]: ...

@@ -296,7 +296,14 @@ class Server:
     of the server's own origin call.
 
     `certificate_chain` and `private_key` (PEM) serve TLS; `client_root_certificates` (PEM)
-    makes it mutual: a client must present a certificate one of these CAs signed."""
+    makes it mutual: a client must present a certificate one of these CAs signed.
+
+    Connection limits: `handshake_timeout` (seconds a new connection may take to finish TLS
+    and its first bytes of HTTP; 10 by default), `max_connections` (at most this many at
+    once; no limit by default), `max_connection_age` (seconds, ±10%, after which a
+    connection is told to go: its calls run on, clients open a new connection for new ones,
+    as grpc-go's MaxConnectionAge) and `max_connection_age_grace` (seconds those calls may
+    run on before the connection closes)."""
 
     def __init__(
         self,
@@ -308,6 +315,10 @@ class Server:
         cors: Union[str, Iterable[str], None] = None,
         cors_max_age: Optional[float] = None,
         client_root_certificates: Optional[bytes] = None,
+        handshake_timeout: Optional[float] = None,
+        max_connections: Optional[int] = None,
+        max_connection_age: Optional[float] = None,
+        max_connection_age_grace: Optional[float] = None,
     ) -> None:
         origins = None if cors is None else [cors] if isinstance(cors, str) else list(cors)
         self._opts = (
@@ -318,6 +329,10 @@ class Server:
             origins,
             cors_max_age,
             client_root_certificates,
+            handshake_timeout,
+            max_connections,
+            max_connection_age,
+            max_connection_age_grace,
         )
         self._methods: Dict[str, _Method] = {}
         self._n: Optional[NativeServer] = None

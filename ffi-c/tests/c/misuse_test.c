@@ -194,6 +194,24 @@ int main(void) {
     so.cors_max_age_ms = 0;
     OK(rill_server_new(&so, &s));
     OK(rill_server_free(s));
+    /* Connection limits: defaults, bad values, and the header before them (its size): the
+     * fields past it are not read. */
+    OK(rill_server_options_init(&so));
+    CHECK(so.handshake_timeout_ms == 10000 && so.max_connections == 0);
+    CHECK(so.max_connection_age_ms == 0 && so.max_connection_age_grace_ms == 0);
+    so.handshake_timeout_ms = 0;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_new(&so, &s));
+    CHECK(strstr(rill_last_error_message(), "opts.handshake_timeout_ms must be > 0, got 0") != NULL);
+    so.handshake_timeout_ms = 10000;
+    so.max_connection_age_grace_ms = -1;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_new(&so, &s));
+    CHECK(strstr(rill_last_error_message(), "opts.max_connection_age_grace_ms must be >= 0") != NULL);
+    so.size = offsetof(rill_server_options, handshake_timeout_ms);
+    OK(rill_server_new(&so, &s));
+    OK(rill_server_free(s));
+    so.size = sizeof so + 8;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_new(&so, &s));
+    CHECK(strstr(rill_last_error_message(), "opts.size is wrong: fill the options with rill_server_options_init") != NULL);
 
     /* Servers: wrong order, bad status codes, finish twice. */
     OK(rill_server_new(NULL, &s));
