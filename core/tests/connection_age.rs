@@ -133,3 +133,45 @@ fn request(i: u8) -> rill_testkit::echo::Request {
         count: 0,
     }
 }
+
+/// A server that keeps telling connections to go (nginx's `keepalive_requests` does so
+/// after 1,000 requests) fails none of the calls of a client that keeps calling: a stream
+/// the GOAWAY refused never reached a handler, and goes again on a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_call_fails_while_connections_keep_aging() {
+    let (server, peers) = server(ServerOptions {
+        max_connection_age: Some(Duration::from_millis(20)),
+        ..Default::default()
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8u8 {
+        let ch = ch.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut failed = Vec::new();
+            for i in 0..300u16 {
+                let msg = req(&[t, (i >> 8) as u8, i as u8], 0);
+                match ch
+                    .unary(PING_PONG, msg.clone(), CallOptions::default())
+                    .await
+                {
+                    Ok(r) if r == msg => {}
+                    other => failed.push(format!("{t}/{i}: {other:?}")),
+                }
+            }
+            failed
+        }));
+    }
+    let mut failed = Vec::new();
+    for t in tasks {
+        failed.extend(t.await.unwrap());
+    }
+    let n = connections(&peers);
+    assert!(
+        failed.is_empty(),
+        "{} of 2400 failed over {n} connections: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(n > 2, "the connections aged: {n}");
+}

@@ -186,3 +186,74 @@ fn resp(n: usize) -> Vec<u8> {
     v.extend_from_slice(text.as_bytes());
     v
 }
+
+/// One HTTP/2 frame from a client: type, flags, stream id.
+async fn next_frame(sock: &mut TcpStream) -> (u8, u8, u32) {
+    let mut head = [0u8; 9];
+    sock.read_exact(&mut head).await.unwrap();
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; len];
+    sock.read_exact(&mut payload).await.unwrap();
+    (head[3], head[4], stream)
+}
+
+/// Reads frames until the HEADERS that open `stream`.
+async fn read_until_headers_of(sock: &mut TcpStream, stream: u32) {
+    while next_frame(sock).await != (0x1, 0x4, stream) {}
+}
+
+/// RFC 9113 §6.8: streams above a GOAWAY's last stream id "were not processed", and may go
+/// again on a new connection. Here the second call's stream (3) comes after the GOAWAY's
+/// last id (1): the client sends it again on a new connection, and the caller never knows.
+/// Before, it failed with UNAVAILABLE "GOAWAY NO_ERROR".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_refused_unprocessed_by_a_goaway_goes_again_on_a_new_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        seen.fetch_add(1, Ordering::SeqCst);
+        // SETTINGS (empty), then the first call: answered Trailers-Only, NOT_FOUND.
+        sock.write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0])
+            .await
+            .unwrap();
+        let mut preface = [0u8; 24];
+        sock.read_exact(&mut preface).await.unwrap();
+        read_until_headers_of(&mut sock, 1).await;
+        let mut block = vec![0x88]; // :status 200 (static table index 8)
+        block.extend_from_slice(b"\x0f\x10\x10application/grpc"); // content-type, literal
+        block.extend_from_slice(b"\x00\x0bgrpc-status\x015"); // grpc-status: 5, literal
+        let mut headers = vec![0, 0, block.len() as u8, 0x1, 0x5, 0, 0, 0, 1];
+        headers.extend_from_slice(&block);
+        sock.write_all(&headers).await.unwrap();
+        // The second call's stream, 3: GOAWAY, last stream 1, NO_ERROR. The connection
+        // stays open: only the GOAWAY says that stream 3 was not processed.
+        read_until_headers_of(&mut sock, 3).await;
+        let goaway = [0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        sock.write_all(&goaway).await.unwrap();
+        tokio::spawn(async move {
+            let mut rest = Vec::new();
+            let _ = sock.read_to_end(&mut rest).await;
+        });
+        loop {
+            let (sock, _) = listener.accept().await.unwrap();
+            seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve_h2(sock));
+        }
+    });
+
+    let ch = Channel::new(&format!("http://{addr}")).unwrap();
+    let opts = || CallOptions::new().timeout(Duration::from_secs(10));
+    let s = ch
+        .unary(PING_PONG, req(b"one", 0), opts())
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::NotFound, "{s:?}");
+    // The connection is up: this call opens its stream at once, with its request.
+    let r = ch.unary(PING_PONG, req(b"two", 0), opts()).await.unwrap();
+    assert_eq!(resp_payload(&r), b"two");
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}

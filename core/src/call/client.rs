@@ -82,7 +82,7 @@ impl Call {
     pub(crate) fn opened(
         start: Start,
         mut sender: Sender,
-        receiver: Receiver,
+        mut receiver: Receiver,
         first: Option<&[u8]>,
     ) -> Result<Call, Status> {
         let queue = queue_for(&start);
@@ -91,7 +91,12 @@ impl Call {
             // A large request goes through the writer, fed to h2 as the window opens.
             let mut frame = BytesMut::with_capacity(PREFIX_LEN + msg.len());
             start.framing.frame(&mut frame, msg, start.compression)?;
-            if let Ok(kick) = sender.send_request_now(frame.freeze()) {
+            let frame = frame.freeze();
+            let kept = receiver.may_replay().then(|| frame.clone());
+            if let Ok(kick) = sender.send_request_now(frame) {
+                if let Some(request) = kept {
+                    receiver.request_sent(request);
+                }
                 queue.closed_directly();
                 first = None;
                 if let Some(k) = kick {

@@ -15,6 +15,8 @@ use tokio::time::Instant;
 use crate::call::{Call, CallOptions, Idempotency, Shape, Start};
 use crate::error::Error;
 use crate::protocol::envelope::{Encoding, DEFAULT_MAX_RECV_MESSAGE};
+use crate::protocol::grpc::status_from_h2;
+use crate::protocol::replay::{Reopen, Reopening};
 use crate::protocol::{connect, grpc, stream, Framing, Protocol, Receiver, Sender, Wire};
 use crate::runtime;
 use crate::status::Status;
@@ -167,7 +169,11 @@ impl Channel {
         }
         let endpoint = &self.inner.endpoint;
         if let Some(opened) = endpoint.try_open_now(req.clone()) {
-            let (sender, receiver) = halves(opened, max_recv, wire);
+            // A whole request sent with the opening may go again if the server refuses
+            // its stream unprocessed (`protocol::replay`).
+            let whole = first.is_some() && matches!(shape, Shape::Unary | Shape::ServerStreaming);
+            let reopen = whole.then(|| reopen(endpoint.clone(), req));
+            let (sender, receiver) = halves(opened, max_recv, wire, reopen);
             return Call::opened(start, sender, receiver, first);
         }
         let endpoint = endpoint.clone();
@@ -175,7 +181,7 @@ impl Channel {
         let fallback = self.inner.route.fallback();
         let open = Box::pin(async move {
             match endpoint.open_stream(req.clone(), wait).await {
-                Ok(opened) => Ok(halves(opened, max_recv, wire)),
+                Ok(opened) => Ok(halves(opened, max_recv, wire, None)),
                 // The connection this call waited for chose HTTP/1.1.
                 Err(_) if fallback.as_ref().is_some_and(|h1| h1.negotiated()) => {
                     let h1 = fallback.expect("checked in the guard");
@@ -393,14 +399,36 @@ fn bidi_over_http1() -> Status {
     )
 }
 
-/// A call's two ends on a stream just opened.
-fn halves((response, stream, conn): Opened, max_recv: usize, wire: Wire) -> (Sender, Receiver) {
+/// A call's two ends on a stream just opened; `reopen` lets its receiver send the request
+/// again on a new stream.
+fn halves(
+    (response, stream, conn): Opened,
+    max_recv: usize,
+    wire: Wire,
+    reopen: Option<Reopen>,
+) -> (Sender, Receiver) {
     let goaway = conn.goaway.clone();
     let body = SendBody::H2(stream);
     let head = ResponseHead::H2(response);
     let sender = stream::Sender::client(wire, body, Some(conn.driver), Some(goaway.clone()));
-    let receiver = stream::Receiver::client(wire, head, max_recv, Some(goaway));
+    let mut receiver = stream::Receiver::client(wire, head, max_recv, Some(goaway));
+    if let Some(reopen) = reopen {
+        receiver = receiver.with_reopen(reopen);
+    }
     (Sender::client(sender), Receiver::client(receiver))
+}
+
+/// Opens `req`'s stream anew on the endpoint's connection (a new one: the refusing one has
+/// sent GOAWAY) and sends the framed request on it.
+fn reopen(endpoint: Arc<Endpoint>, req: http::Request<()>) -> Reopen {
+    Box::new(move |request: Bytes| -> Reopening {
+        Box::pin(async move {
+            let (response, mut stream, conn) = endpoint.open_stream(req, false).await?;
+            let sent = stream.send_data(request, true);
+            sent.map_err(|e| conn.goaway.explain(status_from_h2(&e)))?;
+            Ok((ResponseHead::H2(response), Some(conn.goaway)))
+        })
+    })
 }
 
 #[cold]

@@ -21,6 +21,7 @@ pub(crate) mod cors;
 pub(crate) mod details;
 pub(crate) mod envelope;
 pub(crate) mod grpc;
+pub(crate) mod replay;
 pub(crate) mod stream;
 mod terms;
 mod wire;
@@ -185,6 +186,20 @@ impl Receiver {
     ) -> Receiver {
         let r = stream::Receiver::server(wire, body, max_message, encoding, in_head);
         Receiver::Http(r)
+    }
+
+    /// Whether the call keeps its request to go again (`replay`) once `request_sent` has it.
+    pub(crate) fn may_replay(&self) -> bool {
+        match self {
+            Receiver::Http(r) => r.may_replay(),
+        }
+    }
+
+    /// The call's whole request went out with its opening, framed as `request`.
+    pub(crate) fn request_sent(&mut self, request: Bytes) {
+        match self {
+            Receiver::Http(r) => r.request_sent(request),
+        }
     }
 
     /// A client's response head: its metadata, or the status that ended the call before

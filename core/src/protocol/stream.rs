@@ -16,6 +16,7 @@ use super::grpc::{self, trailers, trailers_only, web_text};
 use super::grpc::{
     check_response, code_for_reset, response, status_from_http, status_from_trailers,
 };
+use super::replay::{self, Exclusive, Reopen, Reopening, Replay};
 use super::wire::Wire;
 use crate::metadata::Metadata;
 use crate::protocol::envelope::{Decoder, Encoding};
@@ -469,8 +470,11 @@ impl Rare {
 }
 
 enum State {
-    /// A client waiting for the response head.
-    Head(ResponseHead),
+    /// A client waiting for the response head, with what it needs to go again should the
+    /// server refuse the stream unprocessed.
+    Head(ResponseHead, Option<Box<Replay>>),
+    /// A client's refused request going again on a new stream (see `replay`).
+    Reopening(Exclusive<Reopening>),
     /// A Connect unary error: its JSON body being read.
     ErrorBody(Box<(http::response::Parts, RecvBody, bytes::BytesMut)>),
     Body(RecvBody),
@@ -495,7 +499,7 @@ impl Receiver {
             Wire::Grpc | Wire::ConnectUnary => {}
         }
         Receiver {
-            state: State::Head(response),
+            state: State::Head(response, None),
             dec,
             rare: Rare::for_wire(wire),
             data_done: false,
@@ -532,6 +536,30 @@ impl Receiver {
         }
     }
 
+    /// Lets a client call go again, on a stream `reopen` opens, should the server refuse
+    /// this one unprocessed; only once `request_sent` has kept its request.
+    pub(crate) fn with_reopen(mut self, reopen: Reopen) -> Receiver {
+        if let State::Head(_, replay) = &mut self.state {
+            *replay = Some(Box::new(Replay {
+                reopen: Exclusive::new(reopen),
+                request: None,
+            }));
+        }
+        self
+    }
+
+    /// Whether `request_sent` would keep the request.
+    pub(crate) fn may_replay(&self) -> bool {
+        matches!(&self.state, State::Head(_, Some(_)))
+    }
+
+    /// The call's whole request went out with its opening, as `request` (framed).
+    pub(crate) fn request_sent(&mut self, request: Bytes) {
+        if let State::Head(_, Some(replay)) = &mut self.state {
+            replay.request = Some(request);
+        }
+    }
+
     fn rare(&mut self) -> &mut Rare {
         self.rare.get_or_insert_with(Box::default)
     }
@@ -551,12 +579,30 @@ impl Receiver {
     pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
         let r = loop {
             match &mut self.state {
-                State::Head(fut) => match fut.poll(cx) {
+                State::Head(fut, replay) => match fut.poll(cx) {
                     Poll::Ready(Ok((parts, body))) => match self.head(parts, body) {
                         Some(r) => break r,
                         None => continue,
                     },
-                    Poll::Ready(Err(e)) => break Err(NoHead::Broken(self.transport(&e))),
+                    Poll::Ready(Err(e)) => {
+                        let refused = replay::unprocessed(fut, &e, self.goaway.as_deref());
+                        match replay.take().filter(|r| refused && r.request.is_some()) {
+                            Some(r) => {
+                                let request = r.request.expect("checked in the filter");
+                                let reopening = (r.reopen.into_inner())(request);
+                                self.state = State::Reopening(Exclusive::new(reopening));
+                            }
+                            None => break Err(NoHead::Broken(self.transport(&e))),
+                        }
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                State::Reopening(f) => match f.get_mut().as_mut().poll(cx) {
+                    Poll::Ready(Ok((head, goaway))) => {
+                        self.goaway = goaway;
+                        self.state = State::Head(head, None);
+                    }
+                    Poll::Ready(Err(s)) => break Err(NoHead::Broken(s)),
                     Poll::Pending => return Poll::Pending,
                 },
                 State::ErrorBody(e) => match e.1.poll_data(cx) {
@@ -726,7 +772,7 @@ impl Receiver {
                 Poll::Pending => return Poll::Pending,
             },
             State::Ended(s) => return Poll::Ready(Ok((**s).clone())),
-            State::Head(_) | State::ErrorBody(..) => {
+            State::Head(..) | State::Reopening(_) | State::ErrorBody(..) => {
                 return Poll::Ready(Err(Status::internal("no response head yet")))
             }
         };
