@@ -65,7 +65,8 @@ pub(crate) struct Endpoint {
     host: String,
     port: u16,
     opts: ChannelOptions,
-    tls: Option<tokio_rustls::TlsConnector>,
+    /// The TLS connector and the name the server's certificate must carry.
+    tls: Option<(tokio_rustls::TlsConnector, String)>,
     /// Where a connection goes whose server picks HTTP/1.1 by ALPN, when `tls` offers it.
     http1: Option<Arc<Http1>>,
     runtime: Handle,
@@ -82,7 +83,7 @@ impl Endpoint {
         host: String,
         port: u16,
         opts: ChannelOptions,
-        tls: Option<tokio_rustls::TlsConnector>,
+        tls: Option<(tokio_rustls::TlsConnector, String)>,
         http1: Option<Arc<Http1>>,
         runtime: Handle,
     ) -> Endpoint {
@@ -267,16 +268,10 @@ impl Endpoint {
             return self.hand_out(tcp, to_host).await.map(Established::Http2);
         }
         let tcp = Socket::new(tcp);
-        let Some(connector) = &self.tls else {
+        let Some((connector, name)) = &self.tls else {
             return self.handshake(tcp).await.map(Established::Http2);
         };
-        let name = self
-            .opts
-            .tls
-            .as_ref()
-            .and_then(|t| t.server_name.clone())
-            .unwrap_or_else(|| self.host.clone());
-        let name = tls::server_name(&name).map_err(|e| Status::unavailable(e.to_string()))?;
+        let name = tls::server_name(name).map_err(|e| Status::unavailable(e.to_string()))?;
         let tls = connector
             .connect(name, tcp)
             .await

@@ -331,7 +331,7 @@ impl Target {
     fn route(
         &self,
         opts: &ChannelOptions,
-    ) -> Result<(Route, Option<tokio_rustls::TlsConnector>), Error> {
+    ) -> Result<(Route, Option<(tokio_rustls::TlsConnector, String)>), Error> {
         let https = self.scheme == "https";
         let version = match opts.http_version {
             // Nothing to negotiate without TLS, and nothing but HTTP/2 for gRPC.
@@ -362,7 +362,8 @@ impl Target {
             HttpVersion::Http1 => (Route::Http1(h1()?), &[tls::HTTP1]),
             HttpVersion::Auto => (Route::Negotiated(h1()?), &[tls::H2, tls::HTTP1]),
         };
-        Ok((route, https.then(|| connector(alpn)).transpose()?))
+        let tls = https.then(|| connector(alpn)).transpose()?;
+        Ok((route, tls.map(|c| (c, self.tls_name(opts)))))
     }
 
     /// The name the server's certificate must carry.
