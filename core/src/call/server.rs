@@ -236,6 +236,29 @@ impl ServerCall {
         }
     }
 
+    /// Reads a single-request call's request before its handler gets the call, as
+    /// grpc-go, connect-go and tonic decode it before calling theirs, so that a handler
+    /// answering at once never races the rest of the request: connect-go's client stops
+    /// writing a request body once the response headers are in, and the stream then
+    /// comes up short of its `content-length` (malformed, RFC 9113 §8.1.1: "A request or
+    /// response is also malformed if the value of a content-length header field does not
+    /// equal the sum of the DATA frame payload lengths"). Ready once the request is in,
+    /// broken, or the call has ended; the handler's `recv` then gives what this read.
+    pub(crate) fn poll_request_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.shape.single_request() || self.eof || self.finished {
+            return Poll::Ready(());
+        }
+        match self.poll_next(cx) {
+            Poll::Ready(Ok(m)) => {
+                // At the half-close `poll_next` hands the held request out: hold it again.
+                self.held = m;
+                Poll::Ready(())
+            }
+            Poll::Ready(Err(_)) => Poll::Ready(()),
+            Poll::Pending => self.poll_cancelled(cx).map(|_| ()),
+        }
+    }
+
     /// Whether the most recently received request message arrived compressed (its
     /// Compressed-Flag was 1); it reaches `recv` decompressed either way. For servers that
     /// must check a client's compression, as the interop suite's `expect_compressed` does.

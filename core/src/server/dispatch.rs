@@ -8,6 +8,7 @@ use http::{HeaderValue, Response, StatusCode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use super::shared::{Method, Shared};
@@ -18,7 +19,7 @@ use crate::transport::driver::Driver;
 use crate::transport::http::{RecvBody, Respond};
 
 pub(super) fn dispatch(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     parts: http::request::Parts,
     body: RecvBody,
     respond: Respond,
@@ -85,6 +86,25 @@ pub(super) fn dispatch(
         ),
         method: incoming.path,
     });
+    read_then_hand_over(shared, call);
+}
+
+/// Hands a call to its handler once a single-request call's request is in
+/// (`ServerCall::poll_request_read`): at once when it came with the call's headers, as it
+/// mostly does, or from a task that waits for it.
+fn read_then_hand_over(shared: &Arc<Shared>, mut call: ServerCall) {
+    let mut now = Context::from_waker(Waker::noop());
+    if call.poll_request_read(&mut now).is_ready() {
+        return hand_over(shared, call);
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        std::future::poll_fn(|cx| call.poll_request_read(cx)).await;
+        hand_over(&shared, call);
+    });
+}
+
+fn hand_over(shared: &Shared, call: ServerCall) {
     match shared.handler.get() {
         Some(start) => start(call),
         // Refused only when the server is gone; the call then ends as it drops.
