@@ -237,7 +237,10 @@ async fn regression_no_response_before_a_unary_request_has_ended() {
     let (mut resp, mut send) = sr2.send_request(head, false).unwrap();
     // The handler sends its headers first thing: they must wait for the request.
     let early = tokio::time::timeout(Duration::from_millis(300), &mut resp).await;
-    assert!(early.is_err(), "a response before the request ended: {early:?}");
+    assert!(
+        early.is_err(),
+        "a response before the request ended: {early:?}"
+    );
     // DATA, END_STREAM: 00 | 00 00 00 06 | 0a 04 "late"
     assert_eq!(body[..7], [0x00, 0x00, 0x00, 0x00, 0x06, 0x0a, 0x04]);
     send.send_data(Bytes::from(body), true).unwrap();

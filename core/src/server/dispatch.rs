@@ -18,6 +18,11 @@ use crate::status::{Code, Status};
 use crate::transport::driver::Driver;
 use crate::transport::http::{RecvBody, Respond};
 
+/// Starts what a request asks for: `None` once it was answered on the spot, or while a
+/// single-request call's request is in (the call then went to its handler); otherwise the
+/// call, to be handed to its handler by the caller once its request is in. Over HTTP/2 a
+/// request mostly comes whole with its headers; over HTTP/1.1 hyper reads a body only
+/// when asked, so the connection reads it before taking the next request.
 pub(super) fn dispatch(
     shared: &Arc<Shared>,
     parts: http::request::Parts,
@@ -25,17 +30,44 @@ pub(super) fn dispatch(
     respond: Respond,
     peer: SocketAddr,
     driver: Option<Arc<Driver>>,
-) {
+) -> Option<Reading> {
+    let mut call = call_of(shared, parts, body, respond, peer, driver)?;
+    if call
+        .poll_request_read(&mut Context::from_waker(Waker::noop()))
+        .is_ready()
+    {
+        hand_over(shared, call);
+        return None;
+    }
+    Some(Reading {
+        shared: shared.clone(),
+        call,
+    })
+}
+
+/// The call a request makes, or `None` when it was answered on the spot (a CORS
+/// preflight, not a call, an unknown method, a bad header).
+fn call_of(
+    shared: &Shared,
+    parts: http::request::Parts,
+    body: RecvBody,
+    respond: Respond,
+    peer: SocketAddr,
+    driver: Option<Arc<Driver>>,
+) -> Option<ServerCall> {
     let cors = shared.opts.cors.as_ref();
     if let Some(cors) = cors.filter(|_| cors::is_preflight(&parts.method, &parts.headers)) {
         let mut respond = respond;
         let _ = respond.send_response(cors::preflight(cors, &parts.headers), Bytes::new(), true);
-        return;
+        return None;
     }
     let origin = cors.and_then(|c| c.allows(&parts.headers));
     let (wire, base) = match Wire::of_request(&parts) {
         Ok(w) => w,
-        Err(n) => return refuse_http(respond, body, n, origin),
+        Err(n) => {
+            refuse_http(respond, body, n, origin);
+            return None;
+        }
     };
     let sender = |respond, content_type| {
         let mut s = Sender::server(wire, respond, content_type, driver);
@@ -51,23 +83,29 @@ pub(super) fn dispatch(
     };
     let incoming = match incoming {
         Ok(i) => i,
-        Err(r) => return sender(respond, r.content_type).refuse(&r.status, r.accept),
+        Err(r) => {
+            sender(respond, r.content_type).refuse(&r.status, r.accept);
+            return None;
+        }
     };
     let Some(&method) = shared.methods.get(&incoming.path) else {
         let s = Status::new(
             Code::Unimplemented,
             unknown_method_message(&incoming.path, &shared.methods),
         );
-        return sender(respond, incoming.content_type).route_not_found(&s);
+        sender(respond, incoming.content_type).route_not_found(&s);
+        return None;
     };
     let shape = method.shape;
     let get = incoming.message.is_some();
-    match unfit(wire, method, get, parts.version) {
-        None => {}
-        Some(Err(n)) => return refuse_http(respond, body, n, origin),
-        Some(Ok(s)) => return sender(respond, incoming.content_type).refuse(&s, None),
+    if let Some(why) = unfit(wire, method, get, parts.version) {
+        match why {
+            Err(n) => refuse_http(respond, body, n, origin),
+            Ok(s) => sender(respond, incoming.content_type).refuse(&s, None),
+        }
+        return None;
     }
-    let call = ServerCall::new(Accepted {
+    Some(ServerCall::new(Accepted {
         shape,
         protocol: wire.protocol(),
         codec: wire.codec(&base),
@@ -85,23 +123,21 @@ pub(super) fn dispatch(
             incoming.message,
         ),
         method: incoming.path,
-    });
-    read_then_hand_over(shared, call);
+    }))
 }
 
-/// Hands a call to its handler once a single-request call's request is in
-/// (`ServerCall::poll_request_read`): at once when it came with the call's headers, as it
-/// mostly does, or from a task that waits for it.
-fn read_then_hand_over(shared: &Arc<Shared>, mut call: ServerCall) {
-    let mut now = Context::from_waker(Waker::noop());
-    if call.poll_request_read(&mut now).is_ready() {
-        return hand_over(shared, call);
+/// A single-request call waiting for its request: it goes to its handler once the request
+/// is in, broken, or the call has ended (`ServerCall::poll_request_read`).
+pub(super) struct Reading {
+    shared: Arc<Shared>,
+    call: ServerCall,
+}
+
+impl Reading {
+    pub(super) async fn hand_over(mut self) {
+        std::future::poll_fn(|cx| self.call.poll_request_read(cx)).await;
+        hand_over(&self.shared, self.call);
     }
-    let shared = shared.clone();
-    tokio::spawn(async move {
-        std::future::poll_fn(|cx| call.poll_request_read(cx)).await;
-        hand_over(&shared, call);
-    });
 }
 
 fn hand_over(shared: &Shared, call: ServerCall) {
