@@ -175,6 +175,12 @@ export interface ChannelOptions {
    * Only for `protocol: 'connect'`; off by default.
    */
   httpGet?: boolean
+  /**
+   * The `:authority` (HTTP/2) and `Host` (HTTP/1.1) of every call in place of the
+   * target's host:port, as grpc-js's `grpc.default_authority`: Kitex's gRPC clients send
+   * the destination service's name there. The TLS server name is not changed by it.
+   */
+  authority?: string
 }
 
 /** A client channel. Idle, it does not keep the process alive. */

@@ -432,6 +432,13 @@ typedef struct rill_channel_options {
    */
   const char *tls_cert_pem;
   const char *tls_key_pem;
+  /**
+   * The `:authority` (HTTP/2) and `Host` (HTTP/1.1) of every call in place of the
+   * target's host:port, NUL-terminated, or NULL: Kitex's gRPC clients send the
+   * destination service's name there. The TLS server name is not changed by it.
+   * Appended after `tls_key_pem`, as above.
+   */
+  const char *authority;
 } rill_channel_options;
 
 /**

@@ -380,12 +380,15 @@ class Channel {
   /**
    * @param target "http://host:port", "https://host:port" or "host:port" (h2c)
    * @param opts { ca, serverName, cert, key, connectTimeout, keepalive, userAgent, protocol,
-   *   httpVersion, httpGet }
+   *   httpVersion, httpGet, authority }
    *   protocol: what every call speaks, 'grpc' (the default), 'grpc-web' or 'connect'
    *   httpVersion: what the calls travel over, 'http2' (the default), 'http1' or 'auto'
    *     (a TLS server's choice by ALPN)
    *   httpGet: Connect's GET for unary calls with `idempotency: 'no-side-effects'` (those
    *     of a makeClient method whose definition says NO_SIDE_EFFECTS); off by default
+   *   authority: the :authority (HTTP/2) and Host (HTTP/1.1) of every call in place of the
+   *     target's host:port, as grpc-js's 'grpc.default_authority' (Kitex's gRPC clients
+   *     send the destination service's name there); the TLS server name is not changed
    */
   constructor (target, opts = {}) {
     if (typeof target !== 'string') throw new TypeError('target must be a string like "http://127.0.0.1:50051"')
@@ -401,7 +404,8 @@ class Channel {
       hostConnections: !offloadIo(opts),
       protocol: opts.protocol,
       httpVersion: opts.httpVersion,
-      httpGet: opts.httpGet == null ? undefined : Boolean(opts.httpGet)
+      httpGet: opts.httpGet == null ? undefined : Boolean(opts.httpGet),
+      authority: opts.authority == null ? undefined : String(opts.authority)
     })
     this._defaults = opts.callDefaults || {}
   }

@@ -32,6 +32,8 @@ pub struct ChannelOpts {
     pub http_version: Option<String>,
     /// Connect's GET for unary calls marked "no-side-effects" (off by default).
     pub http_get: Option<bool>,
+    /// The `:authority` / `Host` of every call in place of the target's host:port.
+    pub authority: Option<String>,
 }
 
 #[napi(object)]
@@ -104,6 +106,7 @@ impl NativeChannel {
             if let Some(on) = o.http_get {
                 co.http_get = on;
             }
+            co.authority = o.authority;
         }
         let (protocol, http_version, http_get) = (co.protocol, co.http_version, co.http_get);
         let host = co.host_connections;

@@ -287,3 +287,37 @@ async function waitFor (f, ms = 5000) {
     await sleep(10)
   }
 }
+
+test('authority names the server in Host (and :authority), as grpc-js\'s grpc.default_authority', async () => {
+  const net = require('node:net')
+  const hosts = []
+  const listener = net.createServer((sock) => {
+    let head = ''
+    sock.on('data', (d) => {
+      head += d.toString('latin1')
+      const end = head.indexOf('\r\n\r\n')
+      if (end < 0) return
+      const lines = head.slice(0, end).split('\r\n').slice(1)
+      const host = lines.find((l) => l.toLowerCase().startsWith('host:'))
+      const length = lines.find((l) => l.toLowerCase().startsWith('content-length:'))
+      if (head.length - end - 4 < Number(length ? length.split(':')[1] : 0)) return
+      hosts.push(host && host.slice(5).trim())
+      const body = '{"code":"not_found","message":"seen"}'
+      sock.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+      head = ''
+    })
+  })
+  await new Promise((resolve) => listener.listen(0, '127.0.0.1', resolve))
+  const port = listener.address().port
+  try {
+    for (const authority of ['echo', undefined]) {
+      const ch = new rill.Channel(`http://127.0.0.1:${port}`, { protocol: 'connect', httpVersion: 'http1', authority })
+      await assert.rejects(ch.unary(M.PingPong, Buffer.alloc(0)), (e) => e.code === rill.status.NOT_FOUND)
+      ch.close()
+    }
+  } finally {
+    listener.close()
+  }
+  assert.deepEqual(hosts, ['echo', `127.0.0.1:${port}`])
+  assert.throws(() => new rill.Channel('http://127.0.0.1:1', { authority: 'a b' }), /authority/)
+})

@@ -31,7 +31,7 @@ pub struct NativeChannel {
 impl NativeChannel {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (target, ca_pem=None, server_name=None, cert_pem=None, key_pem=None, protocol=None, http_version=None, http_get=false))]
+    #[pyo3(signature = (target, ca_pem=None, server_name=None, cert_pem=None, key_pem=None, protocol=None, http_version=None, http_get=false, authority=None))]
     fn new(
         target: &str,
         ca_pem: Option<Vec<u8>>,
@@ -41,6 +41,7 @@ impl NativeChannel {
         protocol: Option<&str>,
         http_version: Option<&str>,
         http_get: bool,
+        authority: Option<String>,
     ) -> PyResult<NativeChannel> {
         let identity = match (cert_pem, key_pem) {
             (Some(c), Some(k)) => Some((c, k)),
@@ -71,6 +72,7 @@ impl NativeChannel {
             opts.http_version = named("http_version", name)?;
         }
         opts.http_get = http_get;
+        opts.authority = authority;
         let (protocol, http_version) = (opts.protocol, opts.http_version);
         let chan = Channel::with_options(target, opts)
             .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;

@@ -309,3 +309,36 @@ async def test_peer_dies_mid_stream() -> None:
     finally:
         p.kill()
         p.wait()
+
+
+async def test_authority_names_the_server_in_host() -> None:
+    """`authority=` replaces the target's host:port in `Host` (and `:authority`), as
+    grpcio's `grpc.default_authority`: a bare HTTP/1.1 listener records what it got."""
+    hosts: list = []
+
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        head = (await r.readuntil(b"\r\n\r\n")).decode()
+        fields = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in head.split("\r\n")[1:] if x)}
+        hosts.append(fields.get("host"))
+        await r.readexactly(int(fields.get("content-length", "0")))
+        body = b'{"code":"not_found","message":"seen"}'
+        w.write(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        await w.drain()
+        w.close()
+
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        for authority in ("echo", None):
+            async with rillrpc.Channel(
+                f"http://127.0.0.1:{port}", protocol="connect", http_version="http1", authority=authority
+            ) as ch:
+                with pytest.raises(RpcError) as e:
+                    await ch.unary(PING, b"")
+                assert e.value.code == StatusCode.NOT_FOUND
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert hosts == ["echo", f"127.0.0.1:{port}"]
+    with pytest.raises(ValueError, match="authority"):
+        rillrpc.Channel("http://127.0.0.1:1", authority="a b")

@@ -260,3 +260,100 @@ async fn a_server_at_its_connection_limit_accepts_once_a_connection_ends() {
         .await;
     assert!(served.is_ok(), "{served:?}");
 }
+
+/// A server that answers every request with an error whose message is the authority it
+/// was called by: `:authority` over HTTP/2 (a gRPC Trailers-Only response), `Host` over
+/// HTTP/1.1 (a Connect unary error).
+async fn authority_echo() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut first = [0u8; 3];
+                if tcp.peek(&mut first).await.unwrap_or(0) < 3 {
+                    return;
+                }
+                if &first == b"PRI" {
+                    let mut conn = h2::server::handshake(tcp).await.unwrap();
+                    while let Some(Ok((req, mut respond))) = conn.accept().await {
+                        let authority = req.uri().authority().unwrap().to_string();
+                        let resp = http::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .header("grpc-status", "5")
+                            .header("grpc-message", authority)
+                            .body(())
+                            .unwrap();
+                        let _ = respond.send_response(resp, true);
+                    }
+                    return;
+                }
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = tcp.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the request head ends");
+                    head.extend_from_slice(&buf[..n]);
+                }
+                let head = String::from_utf8_lossy(&head).to_lowercase();
+                let host = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("host: "))
+                    .unwrap_or("")
+                    .to_owned();
+                let body = format!("{{\"code\":\"not_found\",\"message\":\"{host}\"}}");
+                let resp = format!(
+                    "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Kitex's gRPC server routes by `:authority`, which its clients set to the destination
+/// service's name ("echo" in `interop/kitex`): a channel can send a name in place of the
+/// target's `host:port`, over HTTP/2 and, as `Host`, over HTTP/1.1.
+#[tokio::test]
+async fn a_channel_calls_by_the_authority_it_is_given() {
+    let addr = authority_echo().await;
+    let target = format!("http://{addr}");
+    let cases = [
+        (rillrpc::Protocol::Grpc, rillrpc::HttpVersion::Http2, None, addr.to_string()),
+        (rillrpc::Protocol::Grpc, rillrpc::HttpVersion::Http2, Some("echo"), "echo".into()),
+        (
+            rillrpc::Protocol::Connect,
+            rillrpc::HttpVersion::Http1,
+            Some("echo.svc:8888"),
+            "echo.svc:8888".into(),
+        ),
+        (rillrpc::Protocol::Connect, rillrpc::HttpVersion::Http1, None, addr.to_string()),
+    ];
+    for (protocol, http_version, authority, want) in cases {
+        let opts = ChannelOptions {
+            protocol,
+            http_version,
+            authority: authority.map(str::to_owned),
+            ..Default::default()
+        };
+        let ch = Channel::with_options(&target, opts).unwrap();
+        let err = ch
+            .unary(PING_PONG, req(b"", 0), CallOptions::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{err}");
+        assert_eq!(err.message(), want, "{protocol:?} over {http_version:?}");
+    }
+    for bad in ["a b", "x/y", "user@host", ""] {
+        let opts = ChannelOptions {
+            authority: Some(bad.into()),
+            ..Default::default()
+        };
+        let err = Channel::with_options(&target, opts).unwrap_err();
+        assert!(err.to_string().contains("authority"), "{bad:?}: {err}");
+    }
+}

@@ -52,6 +52,11 @@ pub struct rill_channel_options {
     /// `http_get`, as above.
     pub tls_cert_pem: *const c_char,
     pub tls_key_pem: *const c_char,
+    /// The `:authority` (HTTP/2) and `Host` (HTTP/1.1) of every call in place of the
+    /// target's host:port, NUL-terminated, or NULL: Kitex's gRPC clients send the
+    /// destination service's name there. The TLS server name is not changed by it.
+    /// Appended after `tls_key_pem`, as above.
+    pub authority: *const c_char,
 }
 
 pub(crate) static CHANNELS: Registry<Channel> = Registry::new(2, "channel");
@@ -72,6 +77,7 @@ fn defaults() -> rill_channel_options {
         http_get: d.http_get,
         tls_cert_pem: std::ptr::null(),
         tls_key_pem: std::ptr::null(),
+        authority: std::ptr::null(),
     }
 }
 
@@ -86,9 +92,10 @@ pub extern "C" fn rill_channel_options_init(opts: *mut rill_channel_options) -> 
 }
 
 /// The struct as each earlier header declared it, oldest first (`versioned::earlier`).
-const EARLIER: [(usize, usize); 2] = [
+const EARLIER: [(usize, usize); 3] = [
     versioned::earlier(offset_of!(rill_channel_options, http_get), ALIGN),
     versioned::earlier(offset_of!(rill_channel_options, tls_cert_pem), ALIGN),
+    versioned::earlier(offset_of!(rill_channel_options, authority), ALIGN),
 ];
 const ALIGN: usize = std::mem::align_of::<rill_channel_options>();
 
@@ -127,15 +134,17 @@ unsafe fn options(o: &rill_channel_options) -> R<ChannelOptions> {
         c.keepalive_interval = Some(Duration::from_millis(o.keepalive_interval_ms as u64));
     }
     // SAFETY: the strings are NULL or NUL-terminated (the caller's contract).
-    let (ca_pem, ca_file, name, cert, key) = unsafe {
+    let (ca_pem, ca_file, name, cert, key, authority) = unsafe {
         (
             opt_text(o.tls_ca_pem, "tls_ca_pem")?,
             opt_text(o.tls_ca_file, "tls_ca_file")?,
             opt_text(o.tls_server_name, "tls_server_name")?,
             opt_text(o.tls_cert_pem, "tls_cert_pem")?,
             opt_text(o.tls_key_pem, "tls_key_pem")?,
+            opt_text(o.authority, "authority")?,
         )
     };
+    c.authority = authority.map(str::to_owned);
     let identity = match (cert, key) {
         (Some(c), Some(k)) => Some((c.as_bytes().to_vec(), k.as_bytes().to_vec())),
         (None, None) => None,

@@ -540,7 +540,12 @@ class Channel:
     free of side effects as HTTP GET requests (the message in the URL, which HTTP caches
     can keep; a POST when the URL would pass 8 KiB): those of a `Stub` whose descriptor
     says `option idempotency_level = NO_SIDE_EFFECTS;`, and calls made with
-    `idempotency="no-side-effects"`. Off by default."""
+    `idempotency="no-side-effects"`. Off by default.
+
+    `authority`: the `:authority` (HTTP/2) and `Host` (HTTP/1.1) of every call in place of
+    the target's host:port, as grpcio's `grpc.default_authority` option: Kitex's gRPC
+    clients send the destination service's name there. The TLS server name stays the
+    target's host (or `server_name`)."""
 
     def __init__(
         self,
@@ -553,6 +558,7 @@ class Channel:
         protocol: Union[Protocol, str, None] = None,
         http_version: Optional[str] = None,
         http_get: bool = False,
+        authority: Optional[str] = None,
     ) -> None:
         self._native = NativeChannel(
             target,
@@ -563,6 +569,7 @@ class Channel:
             protocol,
             http_version,
             bool(http_get),
+            authority,
         )
         self.target = target
 

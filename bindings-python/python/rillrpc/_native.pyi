@@ -36,6 +36,7 @@ class NativeChannel:
         protocol: Optional[str] = None,
         http_version: Optional[str] = None,
         http_get: bool = False,
+        authority: Optional[str] = None,
     ) -> NativeChannel: ...
     # "grpc", "grpc-web" or "connect". `Channel.protocol`.
     @property

@@ -85,7 +85,12 @@ impl Http1 {
         let (parts, ()) = req.into_parts();
         let mut req = Request::from_parts(parts, ());
         // HTTP/1.1 requests name the path alone ("origin-form", RFC 9112 §3.2.1) and the
-        // server in Host.
+        // server in Host: the call's authority (the channel's, which may not be ours).
+        let host = req
+            .uri()
+            .authority()
+            .map_or(&self.authority[..], |a| a.as_str());
+        let host = HeaderValue::from_str(host).ok();
         let path = req
             .uri()
             .path_and_query()
@@ -94,7 +99,7 @@ impl Http1 {
         *req.uri_mut() = path
             .parse()
             .map_err(|_| Status::internal(format!("invalid path {path:?}")))?;
-        if let Ok(host) = HeaderValue::from_str(&self.authority) {
+        if let Some(host) = host {
             req.headers_mut().insert(http::header::HOST, host);
         }
         // A GET (Connect's, its message in the URL) has no body: none is framed.

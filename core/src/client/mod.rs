@@ -72,13 +72,16 @@ impl Channel {
             .map_err(|_| Error::invalid("user agent is not printable ASCII"))?;
         let protocol = opts.protocol;
         let http_get = opts.http_get;
+        let authority = match &opts.authority {
+            Some(a) => valid_authority(a)?,
+            None => t.authority.clone(),
+        };
         let (fallback, rt) = (route.fallback(), runtime::handle());
-        let authority = t.authority.clone();
-        let endpoint = Endpoint::new(authority, t.host, t.port, opts, tls, fallback, rt);
+        let endpoint = Endpoint::new(t.authority, t.host, t.port, opts, tls, fallback, rt);
         Ok(Channel {
             inner: Arc::new(Inner {
                 scheme: t.scheme,
-                authority: t.authority,
+                authority,
                 user_agent,
                 protocol,
                 http_get,
@@ -280,6 +283,16 @@ impl Route {
             Route::Negotiated(h1) => Some(h1.clone()),
             Route::Http2 | Route::Http1(_) => None,
         }
+    }
+}
+
+/// `ChannelOptions::authority`, if it is one (RFC 3986 §3.2: `host[:port]`, no path).
+fn valid_authority(a: &str) -> Result<String, Error> {
+    match a.parse::<http::uri::Authority>() {
+        Ok(ok) if !a.contains('@') => Ok(ok.as_str().to_owned()),
+        _ => Err(Error::invalid(format!(
+            "authority {a:?} is not host[:port]"
+        ))),
     }
 }
 

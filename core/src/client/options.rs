@@ -41,6 +41,12 @@ pub struct ChannelOptions {
     /// go as HTTP GET requests, the message in the URL, so that caches can keep them (as
     /// connect-go's `WithHTTPGet`). Off by default.
     pub http_get: bool,
+    /// The `:authority` (HTTP/2) and `Host` (HTTP/1.1) of every call, in place of the
+    /// target's `host:port`: Kitex's clients name the destination service there (its
+    /// gRPC server routes by it), and a proxy may route by a name that is not the address
+    /// (grpc-go's `WithAuthority`, grpcio's and grpc-js's `grpc.default_authority`). The
+    /// TLS server name stays the target's host, or `ClientTls::server_name`.
+    pub authority: Option<String>,
 }
 
 /// The HTTP version a channel's calls travel over.
@@ -94,6 +100,7 @@ impl Default for ChannelOptions {
             protocol: Protocol::Grpc,
             http_version: HttpVersion::Http2,
             http_get: false,
+            authority: None,
         }
     }
 }

@@ -80,6 +80,18 @@ int main(void) {
     co.size = sizeof co;
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
     CHECK(strstr(rill_last_error_message(), "give tls_cert_pem and tls_key_pem") != NULL);
+    /* The header before the authority: it is not read; read, "a b" is refused. */
+    OK(rill_channel_options_init(&co));
+    co.size = offsetof(rill_channel_options, authority);
+    co.authority = "a b";
+    OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    OK(rill_channel_free(ch));
+    co.size = sizeof co;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    CHECK(strstr(rill_last_error_message(), "authority \"a b\" is not host[:port]") != NULL);
+    co.authority = "echo";
+    OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    OK(rill_channel_free(ch));
     OK(rill_channel_options_init(&co));
     co.size = sizeof co;
     OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));

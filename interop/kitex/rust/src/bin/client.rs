@@ -51,7 +51,12 @@ fn main() {
         }
     }
     let target = target.unwrap_or_else(|| usage("--target is required"));
-    let chan = Channel::new(&format!("http://{target}")).unwrap_or_else(|e| {
+    // As Kitex's client does, name the destination service ("echo") in `:authority`.
+    let opts = rillrpc::ChannelOptions {
+        authority: Some("echo".into()),
+        ..Default::default()
+    };
+    let chan = Channel::with_options(&format!("http://{target}"), opts).unwrap_or_else(|e| {
         eprintln!("kitex-echo-rill-client: {e}");
         std::process::exit(2)
     });
