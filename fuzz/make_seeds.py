@@ -104,6 +104,22 @@ SEEDS = {
         "get-query": b"connect=v1&base64=1&compression=gzip&encoding=proto&message=CgJoaQ",
         "get-query-percent": b"encoding=json&message=%7B%22a%22%3A1%7D+x%zz%4",
     },
+    # Kitex v0.16.3's packets (interop/kitex/WIRE.md), after the chunk-size byte.
+    "ttheader": {
+        "streaming-header-and-data": bytes([7]) + bytes.fromhex(
+            "0000003a10000002000000010 00c1000"
+            "010001000369736e000b5465737453657276696365"
+            "100002001b00013200090 00a4563686f536572766572000000"
+            "0000003710000002000000010 0061000"
+            "10000200090 00a4563686f536572766572001b000133"
+            "08000200000005 0b0001000000067374726561 6d00".replace(" ", "")
+        ),
+        "pingpong-reply": bytes([64]) + bytes.fromhex(
+            "000000461000000000000001000300001000010016000132 0000"
+            "0000002c80010002000000085069 6e67506f6e6700000001"
+            "0c00000b0001000000 0c6d6174726978 00ff70696e670000".replace(" ", "")
+        ),
+    },
 }
 
 for target, seeds in SEEDS.items():

@@ -62,3 +62,28 @@ pub fn connect(data: &[u8]) {
     let _ = connect::unary_error(&parts, data);
     let _ = details::read(data);
 }
+
+/// TTHeader: packets read from chunks cut where the input's first byte says, each one's
+/// streaming frame type, and each written back and read again unchanged.
+pub fn ttheader(data: &[u8]) {
+    use crate::protocol::ttheader::{decode, encode, FrameType};
+    let Some((&cut, rest)) = data.split_first() else {
+        return;
+    };
+    let mut buf = bytes::BytesMut::new();
+    for chunk in rest.chunks(usize::from(cut).max(1)) {
+        buf.extend_from_slice(chunk);
+        loop {
+            let p = match decode(&mut buf, 64 * 1024) {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(_) => return,
+            };
+            let _ = FrameType::of(&p);
+            let mut out = bytes::BytesMut::new();
+            encode(&p, &mut out).expect("a packet read can be written");
+            let again = decode(&mut out, usize::MAX).expect("what was written reads");
+            assert_eq!(again.as_ref(), Some(&p), "a packet changed on its way round");
+        }
+    }
+}

@@ -24,6 +24,7 @@ pub(crate) mod grpc;
 pub(crate) mod replay;
 pub(crate) mod stream;
 mod terms;
+pub(crate) mod ttheader;
 mod wire;
 
 #[cfg(test)]

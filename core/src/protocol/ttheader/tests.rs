@@ -1,0 +1,219 @@
+//! TTHeader packets as Kitex v0.16.3 sent them (`interop/kitex/WIRE.md`, bytes copied from
+//! its captures), and the bad packets each reader must refuse.
+
+use bytes::{Bytes, BytesMut};
+
+use super::packet::FIXED_LEN;
+use super::*;
+
+fn hex(s: &str) -> Vec<u8> {
+    s.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("a hex byte"))
+        .collect()
+}
+
+/// WIRE.md §2.1, the client's HEADER frame of a server-streaming call (62 bytes).
+fn kitex_header_frame() -> Vec<u8> {
+    hex("00 00 00 3a  10 00  00 02  00 00 00 01  00 0c  10  00
+         01 00 01  00 03 69 73 6e  00 0b 54 65 73 74 53 65 72 76 69 63 65
+         10 00 02  00 1b 00 01 32  00 09 00 0a 45 63 68 6f 53 65 72 76 65 72
+         00 00 00")
+}
+
+/// WIRE.md §2.1, the client's DATA frame: `Request{count: 5, payload: "stream"}` (59 bytes).
+fn kitex_data_frame() -> Vec<u8> {
+    hex("00 00 00 37  10 00  00 02  00 00 00 01  00 06  10  00
+         10 00 02  00 09 00 0a 45 63 68 6f 53 65 72 76 65 72  00 1b 00 01 33
+         08 00 02 00 00 00 05  0b 00 01 00 00 00 06 73 74 72 65 61 6d  00")
+}
+
+/// WIRE.md §2.1, the server's HEADER frame (38 bytes): the ints in the order written.
+fn kitex_server_header_frame() -> Vec<u8> {
+    hex("00 00 00 22  10 00  00 02  00 00 00 01  00 06  10  00
+         10 00 02  00 1b 00 01 32  00 09 00 0a 45 63 68 6f 53 65 72 76 65 72")
+}
+
+/// WIRE.md §1.2, the server's PingPong reply (74 bytes): MsgType "2", a Framed TMessage.
+fn kitex_pingpong_reply() -> Vec<u8> {
+    hex("00 00 00 46  10 00  00 00  00 00 00 01  00 03  00  00
+         10 00 01  00 16 00 01 32  00 00
+         00 00 00 2c  80 01 00 02  00 00 00 08 50 69 6e 67 50 6f 6e 67  00 00 00 01
+         0c 00 00  0b 00 01 00 00 00 0c 6d 61 74 72 69 78 00 ff 70 69 6e 67  00  00")
+}
+
+fn decode_all(bytes: &[u8]) -> Result<Option<Packet>, Malformed> {
+    let mut buf = BytesMut::from(bytes);
+    decode(&mut buf, 1 << 20)
+}
+
+#[test]
+fn kitex_header_frame_reads_as_sent() {
+    let p = decode_all(&kitex_header_frame()).unwrap().unwrap();
+    assert_eq!(p.seq_id, 1);
+    assert_eq!(p.protocol, ProtocolId::ThriftStruct);
+    assert_eq!(FrameType::of(&p), Ok(FrameType::Header));
+    assert_eq!(p.int(key::TO_METHOD).unwrap(), "EchoServer");
+    assert_eq!(p.str("isn").unwrap(), "TestService");
+    assert!(p.payload.is_empty());
+}
+
+#[test]
+fn kitex_data_frame_carries_a_bare_struct() {
+    let p = decode_all(&kitex_data_frame()).unwrap().unwrap();
+    assert_eq!(FrameType::of(&p), Ok(FrameType::Data));
+    assert_eq!(p.payload.len(), 21);
+    assert_eq!(p.payload[..3], [0x08, 0x00, 0x02]);
+}
+
+#[test]
+fn frames_written_are_kitex_bytes() {
+    let p = frame(
+        FrameType::Header,
+        1,
+        Bytes::from_static(b"EchoServer"),
+        Bytes::new(),
+    );
+    let mut out = BytesMut::new();
+    encode(&p, &mut out).unwrap();
+    assert_eq!(out[..], kitex_server_header_frame()[..]);
+}
+
+#[test]
+fn a_pingpong_reply_round_trips_with_its_padding() {
+    let bytes = kitex_pingpong_reply();
+    let p = decode_all(&bytes).unwrap().unwrap();
+    assert!(!p.is_streaming());
+    assert_eq!(p.protocol, ProtocolId::ThriftBinary);
+    assert_eq!(p.int(key::MSG_TYPE).unwrap(), "2");
+    assert_eq!(p.payload.len(), 48);
+    assert_eq!(FrameType::of(&p), Err(Malformed::NotStreaming));
+    let mut out = BytesMut::new();
+    encode(&p, &mut out).unwrap();
+    assert_eq!(out[..], bytes[..]);
+}
+
+#[test]
+fn every_pair_kind_round_trips() {
+    let p = Packet {
+        flags: FLAG_STREAMING,
+        seq_id: -7,
+        protocol: ProtocolId::ThriftStruct,
+        ints: vec![(key::FRAME_TYPE, Bytes::from_static(b"4"))],
+        strs: vec![
+            (Bytes::from_static(b"biz-status"), Bytes::from_static(b"5")),
+            (Bytes::from_static(b"empty"), Bytes::new()),
+        ],
+        acl_token: Some(Bytes::from_static(b"token")),
+        payload: Bytes::from_static(b"\x00"),
+    };
+    let mut out = BytesMut::new();
+    encode(&p, &mut out).unwrap();
+    assert_eq!((out.len() - FIXED_LEN - 1) % 4, 0, "the header is padded to words");
+    assert_eq!(decode_all(&out).unwrap().unwrap(), p);
+}
+
+#[test]
+fn packets_read_one_at_a_time_as_bytes_come() {
+    let mut stream = kitex_header_frame();
+    stream.extend(kitex_data_frame());
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    for b in stream {
+        buf.extend_from_slice(&[b]);
+        while let Some(p) = decode(&mut buf, 1 << 20).unwrap() {
+            got.push(FrameType::of(&p).unwrap());
+        }
+    }
+    assert_eq!(got, [FrameType::Header, FrameType::Data]);
+    assert!(buf.is_empty());
+}
+
+// ---- bad packets: each refused with what is wrong ----
+
+#[test]
+fn bad_magic_is_refused_once_its_bytes_are_in() {
+    // An HTTP/2 preface: "PRI * HT"
+    let r = decode_all(&hex("50 52 49 20 2a 20"));
+    assert_eq!(r, Err(Malformed::NotTtheader([0x2a, 0x20])));
+    assert_eq!(decode_all(&hex("00 00 00 3a 10")), Ok(None));
+}
+
+#[test]
+fn a_length_too_short_for_the_fixed_fields_is_refused() {
+    let r = decode_all(&hex("00 00 00 09  10 00  00 02  00 00 00 01  00 00"));
+    assert_eq!(r, Err(Malformed::Short(9)));
+}
+
+#[test]
+fn an_oversized_packet_is_refused_before_its_bytes_come() {
+    // LENGTH 0x00100000: 1 MiB + 4 over a limit of 1 MiB, and only the fixed fields sent.
+    let mut buf = BytesMut::from(&hex("00 10 00 00  10 00  00 02  00 00 00 01  00 01")[..]);
+    let r = decode(&mut buf, 1 << 20);
+    assert_eq!(r, Err(Malformed::TooLarge { len: (1 << 20) + 4, max: 1 << 20 }));
+}
+
+#[test]
+fn a_header_size_past_the_packet_is_refused() {
+    // HEADER SIZE 3 words = 12 bytes, but LENGTH leaves 4 after the fixed fields.
+    let r = decode_all(&hex("00 00 00 0e  10 00  00 02  00 00 00 01  00 03  10 00 00 00"));
+    assert_eq!(r, Err(Malformed::HeaderSize(12)));
+    // HEADER SIZE 0: not even the protocol id.
+    let r = decode_all(&hex("00 00 00 0a  10 00  00 02  00 00 00 01  00 00"));
+    assert_eq!(r, Err(Malformed::HeaderSize(0)));
+}
+
+#[test]
+fn an_unknown_protocol_id_is_refused() {
+    // Protocol id 0x02: Thrift Compact, which Kitex does not take either.
+    let r = decode_all(&hex("00 00 00 0e  10 00  00 00  00 00 00 01  00 01  02 00 00 00"));
+    assert_eq!(r, Err(Malformed::Protocol(0x02)));
+}
+
+#[test]
+fn a_transform_is_refused() {
+    // One transform, id 0x01 (zlib).
+    let r = decode_all(&hex("00 00 00 0e  10 00  00 00  00 00 00 01  00 01  00 01 01 00"));
+    assert_eq!(r, Err(Malformed::Transform(0x01)));
+}
+
+#[test]
+fn an_unknown_info_id_is_refused() {
+    let r = decode_all(&hex("00 00 00 0e  10 00  00 00  00 00 00 01  00 01  00 00 07 00"));
+    assert_eq!(r, Err(Malformed::UnknownInfo(0x07)));
+}
+
+#[test]
+fn a_pair_running_past_the_header_is_refused() {
+    // INFO_KEYVALUE, 1 pair, key length 0x0010 with 3 bytes left in the header.
+    let r = decode_all(&hex(
+        "00 00 00 12  10 00  00 00  00 00 00 01  00 02  00 00 01 00 01 00 10 61",
+    ));
+    assert_eq!(r, Err(Malformed::Truncated("string key")));
+    // INFO_INTKEYVALUE, 2 pairs, one there and one byte of the next.
+    let r = decode_all(&hex(
+        "00 00 00 16  10 00  00 00  00 00 00 01  00 03  00 00 10 00 02 00 1b 00 02 32 32 00",
+    ));
+    assert_eq!(r, Err(Malformed::Truncated("int key")));
+}
+
+#[test]
+fn a_streaming_frame_needs_a_known_type() {
+    let mut p = frame(FrameType::Data, 3, Bytes::from_static(b"Echo"), Bytes::new());
+    p.ints[0].1 = Bytes::from_static(b"9");
+    assert_eq!(
+        FrameType::of(&p),
+        Err(Malformed::FrameType(Some(Bytes::from_static(b"9"))))
+    );
+    p.ints.remove(0);
+    assert_eq!(FrameType::of(&p), Err(Malformed::FrameType(None)));
+}
+
+#[test]
+fn what_the_layout_cannot_say_is_not_written() {
+    let mut p = Packet::default();
+    p.strs.push((Bytes::from(vec![b'k'; 70_000]), Bytes::new()));
+    let mut out = BytesMut::from(&b"kept"[..]);
+    let r = encode(&p, &mut out);
+    assert_eq!(r, Err(Malformed::Unencodable("a key or value over 65535 bytes")));
+    assert_eq!(&out[..], b"kept", "nothing half-written");
+}
