@@ -83,7 +83,11 @@ pub fn ttheader(data: &[u8]) {
             let mut out = bytes::BytesMut::new();
             encode(&p, &mut out).expect("a packet read can be written");
             let again = decode(&mut out, usize::MAX).expect("what was written reads");
-            assert_eq!(again.as_ref(), Some(&p), "a packet changed on its way round");
+            assert_eq!(
+                again.as_ref(),
+                Some(&p),
+                "a packet changed on its way round"
+            );
         }
     }
 }

@@ -323,15 +323,30 @@ async fn a_channel_calls_by_the_authority_it_is_given() {
     let addr = authority_echo().await;
     let target = format!("http://{addr}");
     let cases = [
-        (rillrpc::Protocol::Grpc, rillrpc::HttpVersion::Http2, None, addr.to_string()),
-        (rillrpc::Protocol::Grpc, rillrpc::HttpVersion::Http2, Some("echo"), "echo".into()),
+        (
+            rillrpc::Protocol::Grpc,
+            rillrpc::HttpVersion::Http2,
+            None,
+            addr.to_string(),
+        ),
+        (
+            rillrpc::Protocol::Grpc,
+            rillrpc::HttpVersion::Http2,
+            Some("echo"),
+            "echo".into(),
+        ),
         (
             rillrpc::Protocol::Connect,
             rillrpc::HttpVersion::Http1,
             Some("echo.svc:8888"),
             "echo.svc:8888".into(),
         ),
-        (rillrpc::Protocol::Connect, rillrpc::HttpVersion::Http1, None, addr.to_string()),
+        (
+            rillrpc::Protocol::Connect,
+            rillrpc::HttpVersion::Http1,
+            None,
+            addr.to_string(),
+        ),
     ];
     for (protocol, http_version, authority, want) in cases {
         let opts = ChannelOptions {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
+use super::arriving::Arriving;
 use super::shared::{Method, Shared};
 use crate::call::{Accepted, ServerCall, Shape};
 use crate::protocol::{connect, cors, grpc, NotACall, Receiver, Sender, Wire};
@@ -18,31 +19,17 @@ use crate::status::{Code, Status};
 use crate::transport::driver::Driver;
 use crate::transport::http::{RecvBody, Respond};
 
-/// Starts what a request asks for: `None` once it was answered on the spot, or while a
-/// single-request call's request is in (the call then went to its handler); otherwise the
-/// call, to be handed to its handler by the caller once its request is in. Over HTTP/2 a
-/// request mostly comes whole with its headers; over HTTP/1.1 hyper reads a body only
-/// when asked, so the connection reads it before taking the next request.
 pub(super) fn dispatch(
-    shared: &Arc<Shared>,
+    shared: &Shared,
     parts: http::request::Parts,
     body: RecvBody,
     respond: Respond,
     peer: SocketAddr,
     driver: Option<Arc<Driver>>,
-) -> Option<Reading> {
-    let mut call = call_of(shared, parts, body, respond, peer, driver)?;
-    if call
-        .poll_request_read(&mut Context::from_waker(Waker::noop()))
-        .is_ready()
-    {
-        hand_over(shared, call);
-        return None;
+) {
+    if let Some(call) = call_of(shared, parts, body, respond, peer, driver) {
+        hand_over(shared, Arriving(call));
     }
-    Some(Reading {
-        shared: shared.clone(),
-        call,
-    })
 }
 
 /// The call a request makes, or `None` when it was answered on the spot (a CORS
@@ -126,28 +113,25 @@ fn call_of(
     }))
 }
 
-/// A single-request call waiting for its request: it goes to its handler once the request
-/// is in, broken, or the call has ended (`ServerCall::poll_request_read`).
-pub(super) struct Reading {
-    shared: Arc<Shared>,
-    call: ServerCall,
-}
-
-impl Reading {
-    pub(super) async fn hand_over(mut self) {
-        std::future::poll_fn(|cx| self.call.poll_request_read(cx)).await;
-        hand_over(&self.shared, self.call);
+/// Starts the call's handler (`Server::serve`), or queues the call for `accept` once its
+/// request is in: at once if it came with the call's headers, else from a task that waits.
+fn hand_over(shared: &Shared, call: Arriving) {
+    if let Some(start) = shared.handler.get() {
+        return start(call);
     }
-}
-
-fn hand_over(shared: &Shared, call: ServerCall) {
-    match shared.handler.get() {
-        Some(start) => start(call),
-        // Refused only when the server is gone; the call then ends as it drops.
-        None => {
-            let _ = shared.calls.send(call);
-        }
+    let mut call = call.0;
+    // Refused only when the server is gone; the call then ends as it drops.
+    if call
+        .poll_request_read(&mut Context::from_waker(Waker::noop()))
+        .is_ready()
+    {
+        let _ = shared.calls.send(call);
+        return;
     }
+    let calls = shared.calls.clone();
+    tokio::spawn(async move {
+        let _ = calls.send(Arriving(call).arrive().await);
+    });
 }
 
 /// Why a method cannot be called this way, if it cannot: a content type it does not take

@@ -257,12 +257,7 @@ where
     let on_request = move |req: http::Request<hyper::body::Incoming>, r: http1::Responder| {
         let (parts, body) = req.into_parts();
         let body = RecvBody::H1(Box::new(http1::RecvBody::new(body)));
-        let reading = dispatch(&s, parts, body, Respond::H1(r), peer, None);
-        async move {
-            if let Some(r) = reading {
-                r.hand_over().await
-            }
-        }
+        dispatch(&s, parts, body, Respond::H1(r), peer, None);
     };
     let aged_out = async {
         // No time when the server's draining ended `draining` instead: no grace to keep.
@@ -337,9 +332,7 @@ async fn run_h2<T>(
                 Some(Ok((req, respond))) => {
                     let (parts, body) = req.into_parts();
                     let (body, respond) = (RecvBody::H2(body), Respond::H2(respond));
-                    if let Some(r) = dispatch(&shared, parts, body, respond, peer, me.upgrade()) {
-                        tokio::spawn(r.hand_over());
-                    }
+                    dispatch(&shared, parts, body, respond, peer, me.upgrade())
                 }
                 Some(Err(e)) => {
                     tracing::debug!("connection from {peer}: {e}");

@@ -2,6 +2,7 @@
 //! handler (`serve`) or out through `accept()` (a pull model, for bindings with event loops
 //! of their own). Routing calls by method is a layer above.
 
+mod arriving;
 mod dispatch;
 mod listen;
 mod options;
@@ -167,8 +168,9 @@ impl Server {
         let handler = Arc::new(handler);
         let start = {
             let handler = handler.clone();
-            move |call| {
-                runtime::handle().spawn(handler(call));
+            move |call: arriving::Arriving| {
+                let handler = handler.clone();
+                runtime::handle().spawn(async move { handler(call.arrive().await).await });
             }
         };
         if self.handler.set(Box::new(start)).is_err() {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, watch};
 
+use super::arriving::Arriving;
 use super::options::ServerOptions;
 use crate::call::{Idempotency, ServerCall, Shape};
 use crate::transport::hosted::HostedConnection;
@@ -47,4 +48,4 @@ impl Method {
 }
 
 /// Starts the task that serves one call.
-pub(super) type Handler = Box<dyn Fn(ServerCall) + Send + Sync>;
+pub(super) type Handler = Box<dyn Fn(Arriving) + Send + Sync>;

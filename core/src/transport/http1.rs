@@ -45,27 +45,21 @@ impl fmt::Display for Aborted {
 impl std::error::Error for Aborted {}
 
 /// Serves HTTP/1.1 requests on `io` until the connection closes or `shutdown` resolves
-/// (then the request in progress, if any, finishes first). `on_request` starts each call;
-/// the response waits for what it returns.
-pub(crate) async fn serve<T, F, S>(
+/// (then the request in progress, if any, finishes first). `on_request` starts each call.
+pub(crate) async fn serve<T, F>(
     io: T,
     on_request: F,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), hyper::Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: Fn(Request<Incoming>, Responder) -> S + Send + Sync + 'static,
-    S: Future<Output = ()> + Send + 'static,
+    F: Fn(Request<Incoming>, Responder) + Send + Sync + 'static,
 {
     let on_request = Arc::new(on_request);
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (tx, rx) = oneshot::channel();
-        // What starting the call still awaits (its request, read by this connection).
-        let starting = on_request(req, Responder { tx });
-        async move {
-            starting.await;
-            rx.await.map_err(|_| Aborted)
-        }
+        on_request(req, Responder { tx });
+        async move { rx.await.map_err(|_| Aborted) }
     });
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(hyper_util::rt::TokioTimer::new())

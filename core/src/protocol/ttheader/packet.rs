@@ -75,13 +75,21 @@ pub(crate) struct Packet {
 impl Packet {
     /// The value of int key `key`; the last one if a peer sent it twice, as a Go map reads.
     pub(crate) fn int(&self, key: u16) -> Option<&Bytes> {
-        self.ints.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.ints
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
     }
 
     /// The value of string key `key` (the last one, as `int`).
     pub(crate) fn str(&self, key: &str) -> Option<&Bytes> {
         let key = key.as_bytes();
-        self.strs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.strs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     pub(crate) fn is_streaming(&self) -> bool {
@@ -98,7 +106,10 @@ pub(crate) enum Malformed {
     /// LENGTH is too short for the fixed fields.
     Short(u32),
     /// LENGTH is over the limit the reader was given.
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        len: usize,
+        max: usize,
+    },
     /// HEADER SIZE is under 2 bytes (protocol id and transform count) or past LENGTH.
     HeaderSize(usize),
     Protocol(u8),
@@ -119,19 +130,32 @@ impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Malformed::NotTtheader(m) => write!(f, "not TTHeader: magic {:02x} {:02x}", m[0], m[1]),
-            Malformed::Short(n) => write!(f, "TTHeader length {n} is shorter than its fixed fields"),
-            Malformed::TooLarge { len, max } => {
-                write!(f, "TTHeader packet of {len} bytes is over the limit of {max}")
+            Malformed::Short(n) => {
+                write!(f, "TTHeader length {n} is shorter than its fixed fields")
             }
-            Malformed::HeaderSize(n) => write!(f, "TTHeader header size {n} does not fit the packet"),
+            Malformed::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "TTHeader packet of {len} bytes is over the limit of {max}"
+                )
+            }
+            Malformed::HeaderSize(n) => {
+                write!(f, "TTHeader header size {n} does not fit the packet")
+            }
             Malformed::Protocol(p) => write!(f, "TTHeader protocol id {p:#04x} is not supported"),
             Malformed::Transform(t) => write!(f, "TTHeader transform {t:#04x} is not supported"),
             Malformed::UnknownInfo(i) => write!(f, "TTHeader info id {i:#04x} is unknown"),
             Malformed::Truncated(what) => write!(f, "TTHeader {what} runs past the header"),
             Malformed::Unencodable(what) => write!(f, "TTHeader cannot carry {what}"),
-            Malformed::NotStreaming => f.write_str("a TTHeader Streaming frame without the streaming flag"),
-            Malformed::FrameType(None) => f.write_str("a TTHeader Streaming frame without a frame type"),
-            Malformed::FrameType(Some(t)) => write!(f, "TTHeader Streaming frame type {t:?} is unknown"),
+            Malformed::NotStreaming => {
+                f.write_str("a TTHeader Streaming frame without the streaming flag")
+            }
+            Malformed::FrameType(None) => {
+                f.write_str("a TTHeader Streaming frame without a frame type")
+            }
+            Malformed::FrameType(Some(t)) => {
+                write!(f, "TTHeader Streaming frame type {t:?} is unknown")
+            }
         }
     }
 }

@@ -108,7 +108,11 @@ fn every_pair_kind_round_trips() {
     };
     let mut out = BytesMut::new();
     encode(&p, &mut out).unwrap();
-    assert_eq!((out.len() - FIXED_LEN - 1) % 4, 0, "the header is padded to words");
+    assert_eq!(
+        (out.len() - FIXED_LEN - 1) % 4,
+        0,
+        "the header is padded to words"
+    );
     assert_eq!(decode_all(&out).unwrap().unwrap(), p);
 }
 
@@ -149,13 +153,21 @@ fn an_oversized_packet_is_refused_before_its_bytes_come() {
     // LENGTH 0x00100000: 1 MiB + 4 over a limit of 1 MiB, and only the fixed fields sent.
     let mut buf = BytesMut::from(&hex("00 10 00 00  10 00  00 02  00 00 00 01  00 01")[..]);
     let r = decode(&mut buf, 1 << 20);
-    assert_eq!(r, Err(Malformed::TooLarge { len: (1 << 20) + 4, max: 1 << 20 }));
+    assert_eq!(
+        r,
+        Err(Malformed::TooLarge {
+            len: (1 << 20) + 4,
+            max: 1 << 20
+        })
+    );
 }
 
 #[test]
 fn a_header_size_past_the_packet_is_refused() {
     // HEADER SIZE 3 words = 12 bytes, but LENGTH leaves 4 after the fixed fields.
-    let r = decode_all(&hex("00 00 00 0e  10 00  00 02  00 00 00 01  00 03  10 00 00 00"));
+    let r = decode_all(&hex(
+        "00 00 00 0e  10 00  00 02  00 00 00 01  00 03  10 00 00 00",
+    ));
     assert_eq!(r, Err(Malformed::HeaderSize(12)));
     // HEADER SIZE 0: not even the protocol id.
     let r = decode_all(&hex("00 00 00 0a  10 00  00 02  00 00 00 01  00 00"));
@@ -165,20 +177,26 @@ fn a_header_size_past_the_packet_is_refused() {
 #[test]
 fn an_unknown_protocol_id_is_refused() {
     // Protocol id 0x02: Thrift Compact, which Kitex does not take either.
-    let r = decode_all(&hex("00 00 00 0e  10 00  00 00  00 00 00 01  00 01  02 00 00 00"));
+    let r = decode_all(&hex(
+        "00 00 00 0e  10 00  00 00  00 00 00 01  00 01  02 00 00 00",
+    ));
     assert_eq!(r, Err(Malformed::Protocol(0x02)));
 }
 
 #[test]
 fn a_transform_is_refused() {
     // One transform, id 0x01 (zlib).
-    let r = decode_all(&hex("00 00 00 0e  10 00  00 00  00 00 00 01  00 01  00 01 01 00"));
+    let r = decode_all(&hex(
+        "00 00 00 0e  10 00  00 00  00 00 00 01  00 01  00 01 01 00",
+    ));
     assert_eq!(r, Err(Malformed::Transform(0x01)));
 }
 
 #[test]
 fn an_unknown_info_id_is_refused() {
-    let r = decode_all(&hex("00 00 00 0e  10 00  00 00  00 00 00 01  00 01  00 00 07 00"));
+    let r = decode_all(&hex(
+        "00 00 00 0e  10 00  00 00  00 00 00 01  00 01  00 00 07 00",
+    ));
     assert_eq!(r, Err(Malformed::UnknownInfo(0x07)));
 }
 
@@ -198,7 +216,12 @@ fn a_pair_running_past_the_header_is_refused() {
 
 #[test]
 fn a_streaming_frame_needs_a_known_type() {
-    let mut p = frame(FrameType::Data, 3, Bytes::from_static(b"Echo"), Bytes::new());
+    let mut p = frame(
+        FrameType::Data,
+        3,
+        Bytes::from_static(b"Echo"),
+        Bytes::new(),
+    );
     p.ints[0].1 = Bytes::from_static(b"9");
     assert_eq!(
         FrameType::of(&p),
@@ -214,6 +237,9 @@ fn what_the_layout_cannot_say_is_not_written() {
     p.strs.push((Bytes::from(vec![b'k'; 70_000]), Bytes::new()));
     let mut out = BytesMut::from(&b"kept"[..]);
     let r = encode(&p, &mut out);
-    assert_eq!(r, Err(Malformed::Unencodable("a key or value over 65535 bytes")));
+    assert_eq!(
+        r,
+        Err(Malformed::Unencodable("a key or value over 65535 bytes"))
+    );
     assert_eq!(&out[..], b"kept", "nothing half-written");
 }
