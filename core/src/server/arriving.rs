@@ -6,9 +6,8 @@ use crate::call::ServerCall;
 /// is in, broken, or the call has ended (`ServerCall::poll_request_read`). Over HTTP/2 the
 /// request mostly came with the call's headers; over HTTP/1.1 hyper reads a body only when
 /// asked. Under `Server::serve` the handler's own task reads it first, as the handler would
-/// have: no task and no wake-up more per call. Reading it on the connection's task instead
-/// cost HTTP/1.1 unary calls half as much server CPU again (hyper's connection task woke
-/// itself, and the handler then ran on another thread).
+/// have: no task and no wake-up more per call. (Read on hyper's connection task, the body
+/// wakes that task from itself, and the handler then runs on another thread.)
 pub(super) struct Arriving(pub(super) ServerCall);
 
 impl Arriving {
