@@ -278,6 +278,11 @@ export interface ServerOptions {
   maxConnectionAge?: number
   /** ms the calls of a connection told to go may run on before it closes. Default: no end. */
   maxConnectionAgeGrace?: number
+  /**
+   * ms without a call after which an HTTP/2 connection is told to go and closes (grpc-go's
+   * MaxConnectionIdle). Default: idle connections stay.
+   */
+  maxConnectionIdle?: number
   maxConcurrentStreams?: number
   maxReceiveMessageSize?: number
   /**

@@ -513,6 +513,13 @@ typedef struct rill_server_options {
    * run on before it closes and ends them. 0 (the default): as long as they take.
    */
   int64_t max_connection_age_grace_ms;
+  /**
+   * An HTTP/2 connection without a call this long, ms, is told to go (GOAWAY) and
+   * closes, as grpc-go's `MaxConnectionIdle`. 0 (the default): idle connections stay.
+   * Appended after `max_connection_age_grace_ms`: a program built against the header
+   * before it passes the smaller `size` and gets the default.
+   */
+  int64_t max_connection_idle_ms;
 } rill_server_options;
 
 #ifdef __cplusplus

@@ -336,7 +336,8 @@ class Server extends EventEmitter {
   /**
    * @param opts { cert, key, ca, maxConcurrentStreams, maxReceiveMessageSize, cors, corsMaxAge }
    *   ca: mutual TLS, the CAs (PEM) a client's certificate must chain to
-   *   handshakeTimeout, maxConnections, maxConnectionAge, maxConnectionAgeGrace:
+   *   handshakeTimeout, maxConnections, maxConnectionAge, maxConnectionAgeGrace,
+   *   maxConnectionIdle:
    *     connection limits (ms), as the core's ServerOptions
    *   cors: the origins whose browser pages may call ('*' for any), one or an array;
    *   corsMaxAge: ms a browser may cache a preflight's answer
@@ -351,6 +352,7 @@ class Server extends EventEmitter {
       maxConnections: opts.maxConnections,
       maxConnectionAgeMs: opts.maxConnectionAge,
       maxConnectionAgeGraceMs: opts.maxConnectionAgeGrace,
+      maxConnectionIdleMs: opts.maxConnectionIdle,
       maxConcurrentStreams: opts.maxConcurrentStreams,
       maxRecvMessageSize: opts.maxReceiveMessageSize,
       hostConnections: !offloadIo(opts),

@@ -33,6 +33,7 @@ pub struct ServerOpts {
     pub max_connections: Option<u32>,
     pub max_connection_age_ms: Option<f64>,
     pub max_connection_age_grace_ms: Option<f64>,
+    pub max_connection_idle_ms: Option<f64>,
 }
 
 /// A duration option in ms, checked.
@@ -102,6 +103,7 @@ impl NativeServer {
             so.max_connection_age = ms(o.max_connection_age_ms, "maxConnectionAge")?;
             so.max_connection_age_grace =
                 ms(o.max_connection_age_grace_ms, "maxConnectionAgeGrace")?;
+            so.max_connection_idle = ms(o.max_connection_idle_ms, "maxConnectionIdle")?;
         }
         let mut builder = ServerBuilder::new(so);
         if host {

@@ -417,8 +417,27 @@ test('maxConnectionAge moves a grpc-js client to a new connection', async () => 
   assert.equal(new Set(peers).size, 2, peers.join(' '))
 })
 
+test('maxConnectionIdle closes a grpc-js client\'s idle connection', async () => {
+  const peers = []
+  const s = new rill.Server({ maxConnectionIdle: 200 })
+  s.unary(M.PingPong, (call) => { peers.push(call.peer); return call.request })
+  const p = s.listen()
+  const Client = grpc.makeGenericClientConstructor(service, 'TestService')
+  const c = new Client(`127.0.0.1:${p}`, grpc.credentials.createInsecure())
+  const ping = (payload) => new Promise((resolve, reject) =>
+    c.PingPong({ payload: Buffer.from(payload) }, { deadline: Date.now() + 10000 }, (e, v) => e ? reject(e) : resolve(v)))
+  for (let i = 0; i < 2; i++) {
+    assert.equal((await ping(`${i}`)).payload.toString(), `${i}`)
+    await new Promise((resolve) => setTimeout(resolve, 700))
+  }
+  c.close()
+  await s.shutdown(0)
+  // Idle past the limit, the first connection was closed; grpc-js made a second one.
+  assert.equal(new Set(peers).size, 2, peers.join(' '))
+})
+
 test('connection limits are checked', () => {
-  for (const k of ['handshakeTimeout', 'maxConnectionAge', 'maxConnectionAgeGrace']) {
+  for (const k of ['handshakeTimeout', 'maxConnectionAge', 'maxConnectionAgeGrace', 'maxConnectionIdle']) {
     assert.throws(() => new rill.Server({ [k]: -1 }), new RegExp(`invalid ${k} -1 ms`))
   }
 })

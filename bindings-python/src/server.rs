@@ -31,7 +31,7 @@ impl NativeServer {
     /// effects answers Connect's GET too.
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None, client_ca_pem=None, handshake_timeout=None, max_connections=None, max_connection_age=None, max_connection_age_grace=None))]
+    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None, client_ca_pem=None, handshake_timeout=None, max_connections=None, max_connection_age=None, max_connection_age_grace=None, max_connection_idle=None))]
     fn new(
         address: &str,
         methods: Vec<(String, u32, String)>,
@@ -46,6 +46,7 @@ impl NativeServer {
         max_connections: Option<usize>,
         max_connection_age: Option<f64>,
         max_connection_age_grace: Option<f64>,
+        max_connection_idle: Option<f64>,
     ) -> PyResult<NativeServer> {
         let mut opts = ServerOptions::default();
         let seconds = |t: Option<f64>, what| t.map(|t| seconds_from_py(t, what)).transpose();
@@ -56,6 +57,7 @@ impl NativeServer {
         opts.max_connection_age = seconds(max_connection_age, "max_connection_age")?;
         opts.max_connection_age_grace =
             seconds(max_connection_age_grace, "max_connection_age_grace")?;
+        opts.max_connection_idle = seconds(max_connection_idle, "max_connection_idle")?;
         if let Some(n) = max_concurrent_streams {
             opts.max_concurrent_streams = n;
         }

@@ -198,8 +198,28 @@ async def test_connection_age_moves_grpcio_to_a_new_connection() -> None:
     assert len(set(peers)) == 2, peers
 
 
+async def test_connection_idle_closes_grpcios_idle_connection() -> None:
+    peers: list[str] = []
+
+    async def ping(req: Any, ctx: ServerCall) -> Any:
+        peers.append(ctx.peer())
+        return Resp(payload=req.payload)
+
+    server = rillrpc.Server(max_connection_idle=0.2)
+    server.add_method(PING, Shape.UNARY, ping, request_deserializer=Req.FromString,
+                      response_serializer=Resp.SerializeToString)
+    async with server:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+            stub = echo_pb2_grpc.TestServiceStub(ch)
+            for i in range(2):
+                assert (await stub.PingPong(Req(payload=b"%d" % i))).payload == b"%d" % i
+                await asyncio.sleep(0.7)
+    # Idle past the limit, the first connection was closed; grpcio made a second one.
+    assert len(set(peers)) == 2, peers
+
+
 def test_connection_limits_are_checked() -> None:
-    for kw in ("handshake_timeout", "max_connection_age", "max_connection_age_grace"):
+    for kw in ("handshake_timeout", "max_connection_age", "max_connection_age_grace", "max_connection_idle"):
         with pytest.raises(ValueError, match=f"{kw} must be a non-negative number of seconds"):
             rillrpc.Server(**{kw: -1.0}).bind("127.0.0.1:0")
 

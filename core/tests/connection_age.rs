@@ -1,6 +1,7 @@
 //! `max_connection_age` and its grace (grpc-go's `MaxConnectionAge`, `MaxConnectionAgeGrace`):
 //! a connection past its age is told to go, its clients (ours, tonic's) carry on over a new
-//! one, its calls run on through the grace and are ended after it.
+//! one, its calls run on through the grace and are ended after it. `max_connection_idle`
+//! (grpc-go's `MaxConnectionIdle`): an idle connection goes, a busy one stays.
 
 mod common;
 
@@ -125,6 +126,36 @@ async fn a_call_runs_on_through_the_grace_and_is_ended_after_it() {
             }
         }
     }
+}
+
+/// `max_connection_idle` (grpc-go's `MaxConnectionIdle`): a connection with a call in
+/// flight stays past the limit; once its last call has ended it is told to go, and the
+/// client's next call goes over a new one.
+#[tokio::test]
+async fn an_idle_connection_goes_and_a_busy_one_stays() {
+    const IDLE: Duration = Duration::from_millis(200);
+    let (server, peers) = server(ServerOptions {
+        max_connection_idle: Some(IDLE),
+        ..Default::default()
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let mut call = ch.open(ECHO, Shape::Bidi, CallOptions::default()).unwrap();
+    call.send(req(b"open", 0)).await.unwrap();
+    assert_eq!(call.recv().await.unwrap(), Some(req(b"open", 0)));
+    tokio::time::sleep(IDLE * 3).await;
+    // Busy all along: the same connection answers.
+    ch.unary(PING_PONG, req(b"busy", 0), CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(connections(&peers), 1, "{:?}", peers.lock());
+    call.close_send();
+    assert_eq!(call.recv().await.unwrap(), None);
+    tokio::time::sleep(IDLE * 3).await;
+    assert!(!ch.is_connected(), "the idle connection was closed");
+    ch.unary(PING_PONG, req(b"back", 0), CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(connections(&peers), 2, "{:?}", peers.lock());
 }
 
 fn request(i: u8) -> rill_testkit::echo::Request {

@@ -51,13 +51,24 @@ pub struct rill_server_options {
     /// How long, ms, the calls of a connection told to go by `max_connection_age_ms` may
     /// run on before it closes and ends them. 0 (the default): as long as they take.
     pub max_connection_age_grace_ms: i64,
+    /// An HTTP/2 connection without a call this long, ms, is told to go (GOAWAY) and
+    /// closes, as grpc-go's `MaxConnectionIdle`. 0 (the default): idle connections stay.
+    /// Appended after `max_connection_age_grace_ms`: a program built against the header
+    /// before it passes the smaller `size` and gets the default.
+    pub max_connection_idle_ms: i64,
 }
 
 /// The struct as each earlier header declared it (`versioned::earlier`).
-const EARLIER: [(usize, usize); 1] = [versioned::earlier(
-    std::mem::offset_of!(rill_server_options, handshake_timeout_ms),
-    std::mem::align_of::<rill_server_options>(),
-)];
+const EARLIER: [(usize, usize); 2] = [
+    versioned::earlier(
+        std::mem::offset_of!(rill_server_options, handshake_timeout_ms),
+        std::mem::align_of::<rill_server_options>(),
+    ),
+    versioned::earlier(
+        std::mem::offset_of!(rill_server_options, max_connection_idle_ms),
+        std::mem::align_of::<rill_server_options>(),
+    ),
+];
 
 /// The defaults, as `rill_server_options_init` hands them out.
 fn defaults() -> rill_server_options {
@@ -74,6 +85,7 @@ fn defaults() -> rill_server_options {
         max_connections: d.max_connections.map_or(0, |n| n as u32),
         max_connection_age_ms: ms(d.max_connection_age),
         max_connection_age_grace_ms: ms(d.max_connection_age_grace),
+        max_connection_idle_ms: ms(d.max_connection_idle),
     }
 }
 
@@ -210,6 +222,7 @@ unsafe fn options(c: &rill_server_options) -> R<ServerOptions> {
             c.max_connection_age_grace_ms,
             "max_connection_age_grace_ms",
         )?,
+        max_connection_idle: optional_ms(c.max_connection_idle_ms, "max_connection_idle_ms")?,
         // SAFETY: the caller's contract.
         cors: unsafe { cors(c) }?,
         ..ServerOptions::default()

@@ -1,5 +1,6 @@
 //! The server's connection limits through the C ABI (called from Rust): a connection past
-//! `max_connection_age_ms` and its grace is closed, ending a call that was still open.
+//! `max_connection_age_ms` and its grace is closed, ending a call that was still open; one
+//! idle past `max_connection_idle_ms` is closed.
 
 use rillrpc_c::*;
 use std::ptr::null;
@@ -47,4 +48,72 @@ fn a_call_open_past_the_age_and_its_grace_is_ended() {
         assert_eq!(rill_server_shutdown(srv, 100), rill_result::RILL_OK);
         assert_eq!(rill_server_free(srv), rill_result::RILL_OK);
     }
+}
+
+/// A server with `max_connection_idle_ms` (or 0, the default) through the C ABI, and a
+/// bare HTTP/2 client that opens a connection, makes no call and answers the server's
+/// SETTINGS and PINGs: whether the server sent GOAWAY and closed within `wait`.
+fn idle_connection_closed(idle_ms: i64, wait: Duration) -> bool {
+    use std::io::{Read, Write};
+    let mut srv = 0;
+    // SAFETY (all calls below): every pointer is a static C string or a local out-variable.
+    let port = unsafe {
+        let mut o = std::mem::zeroed();
+        assert_eq!(rill_server_options_init(&mut o), rill_result::RILL_OK);
+        o.max_connection_idle_ms = idle_ms;
+        assert_eq!(rill_server_new(&o, &mut srv), rill_result::RILL_OK);
+        assert_eq!(
+            rill_server_add_method(srv, c"/a.B/Bidi".as_ptr(), BIDI),
+            rill_result::RILL_OK
+        );
+        assert_eq!(
+            rill_server_listen(srv, c"127.0.0.1:0".as_ptr(), null(), null()),
+            rill_result::RILL_OK
+        );
+        assert_eq!(rill_server_start(srv), rill_result::RILL_OK);
+        let mut port = 0u16;
+        assert_eq!(rill_server_port(srv, &mut port), rill_result::RILL_OK);
+        port
+    };
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(wait)).unwrap();
+    // The preface, then an empty SETTINGS frame: length 0, type 4, flags 0, stream 0.
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    tcp.write_all(&[0, 0, 0, 0x04, 0, 0, 0, 0, 0]).unwrap();
+    let mut goaway = false;
+    let closed = loop {
+        let mut head = [0u8; 9];
+        match tcp.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break true,
+            Err(_) => break false, // the wait is over, the connection still open
+        }
+        let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let mut payload = vec![0u8; len];
+        tcp.read_exact(&mut payload).unwrap();
+        match (head[3], head[4] & 1) {
+            // SETTINGS: ACK it (type 4, flags 0x1).
+            (0x04, 0) => tcp.write_all(&[0, 0, 0, 0x04, 0x01, 0, 0, 0, 0]).unwrap(),
+            // PING: the same 8 bytes back with ACK (type 6, flags 0x1).
+            (0x06, 0) => {
+                tcp.write_all(&[0, 0, 8, 0x06, 0x01, 0, 0, 0, 0]).unwrap();
+                tcp.write_all(&payload).unwrap();
+            }
+            (0x07, _) => goaway = true,
+            _ => {}
+        }
+    };
+    // SAFETY: `srv` came from rill_server_new above.
+    unsafe {
+        assert_eq!(rill_server_shutdown(srv, 100), rill_result::RILL_OK);
+        assert_eq!(rill_server_free(srv), rill_result::RILL_OK);
+    }
+    assert_eq!(closed, goaway, "a close comes after a GOAWAY");
+    closed
+}
+
+#[test]
+fn a_connection_idle_past_max_connection_idle_is_closed() {
+    assert!(idle_connection_closed(200, Duration::from_secs(5)));
+    assert!(!idle_connection_closed(0, Duration::from_millis(800)));
 }

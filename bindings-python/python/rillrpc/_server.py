@@ -302,8 +302,10 @@ class Server:
     and its first bytes of HTTP; 10 by default), `max_connections` (at most this many at
     once; no limit by default), `max_connection_age` (seconds, ±10%, after which a
     connection is told to go: its calls run on, clients open a new connection for new ones,
-    as grpc-go's MaxConnectionAge) and `max_connection_age_grace` (seconds those calls may
-    run on before the connection closes)."""
+    as grpc-go's MaxConnectionAge), `max_connection_age_grace` (seconds those calls may
+    run on before the connection closes) and `max_connection_idle` (seconds without a call
+    after which an HTTP/2 connection is told to go and closes, as grpc-go's
+    MaxConnectionIdle; idle connections stay by default)."""
 
     def __init__(
         self,
@@ -319,6 +321,7 @@ class Server:
         max_connections: Optional[int] = None,
         max_connection_age: Optional[float] = None,
         max_connection_age_grace: Optional[float] = None,
+        max_connection_idle: Optional[float] = None,
     ) -> None:
         origins = None if cors is None else [cors] if isinstance(cors, str) else list(cors)
         self._opts = (
@@ -333,6 +336,7 @@ class Server:
             max_connections,
             max_connection_age,
             max_connection_age_grace,
+            max_connection_idle,
         )
         self._methods: Dict[str, _Method] = {}
         self._n: Optional[NativeServer] = None

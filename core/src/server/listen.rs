@@ -209,6 +209,56 @@ impl Age {
     }
 }
 
+/// `max_connection_idle` over HTTP/2. h2 tells whether a connection has streams, not when
+/// its last one ended, so the connection is looked at every eighth of the limit: idle at
+/// one look, and still idle a limit later, it goes.
+struct Idle {
+    limit: Option<Duration>,
+    /// Since when no call was seen (the connection's start, at first).
+    since: Option<Instant>,
+    next_look: Instant,
+}
+
+impl Idle {
+    fn of(shared: &Shared) -> Idle {
+        let now = Instant::now();
+        let limit = shared.opts.max_connection_idle;
+        Idle {
+            limit,
+            since: Some(now),
+            next_look: now + limit.unwrap_or_default(),
+        }
+    }
+
+    /// When to look next; never, without a limit.
+    fn look_at(&self) -> Option<Instant> {
+        self.limit.map(|_| self.next_look)
+    }
+
+    fn busy(&mut self) {
+        self.since = None;
+    }
+
+    /// A look, `busy` if the connection has streams: whether it has been idle for the limit.
+    fn idle_for_long(&mut self, busy: bool) -> bool {
+        let (now, limit) = (Instant::now(), self.limit.unwrap_or_default());
+        match (busy, self.since) {
+            (true, _) => self.since = None,
+            (false, None) => self.since = Some(now),
+            (false, Some(_)) => {}
+        }
+        self.next_look = now + (limit / 8).max(Duration::from_millis(1));
+        self.since.is_some_and(|s| now >= s + limit)
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// `d` ±10%, from the clock's nanoseconds: connections made at once go at different times.
 fn spread(d: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
@@ -326,10 +376,12 @@ async fn run_h2<T>(
         told = Some(Instant::now());
     }
     let mut aged = false;
+    let mut idle = Idle::of(&shared);
     loop {
         tokio::select! {
             r = conn.accept() => match r {
                 Some(Ok((req, respond))) => {
+                    idle.busy();
                     let (parts, body) = req.into_parts();
                     let (body, respond) = (RecvBody::H2(body), Respond::H2(respond));
                     dispatch(&shared, parts, body, respond, peer, me.upgrade())
@@ -345,6 +397,13 @@ async fn run_h2<T>(
             _ = age.reached(), if !aged => {
                 aged = true;
                 if told.is_none() {
+                    conn.graceful_shutdown();
+                    told = Some(Instant::now());
+                }
+            }
+            _ = sleep_until(idle.look_at()), if told.is_none() => {
+                if idle.idle_for_long(conn.has_streams()) {
+                    tracing::debug!("connection from {peer} idle for {:?}: GOAWAY", idle.limit);
                     conn.graceful_shutdown();
                     told = Some(Instant::now());
                 }

@@ -44,6 +44,12 @@ pub struct ServerOptions {
     /// before it closes and ends them (grpc-go's `MaxConnectionAgeGrace`). `None`
     /// (default): as long as they take.
     pub max_connection_age_grace: Option<Duration>,
+    /// An HTTP/2 connection without a call this long (since its last call ended, or since
+    /// it was made) is told to go with a GOAWAY, and closes: idle clients give back their
+    /// file descriptors and buffers, and the client reconnects when it next calls
+    /// (grpc-go's `MaxConnectionIdle`). It goes within an eighth of this after the limit.
+    /// `None` (default): idle connections stay.
+    pub max_connection_idle: Option<Duration>,
     /// Browser pages from these origins may call the server (gRPC-Web, Connect): their
     /// preflights are answered and the responses readable by them. `None` (the default):
     /// no CORS, so browsers let only same-origin pages call.
@@ -63,6 +69,7 @@ impl Default for ServerOptions {
             max_connections: None,
             max_connection_age: None,
             max_connection_age_grace: None,
+            max_connection_idle: None,
             cors: None,
         }
     }
