@@ -103,11 +103,8 @@ fn idle_connection_closed(idle_ms: i64, wait: Duration) -> bool {
             _ => {}
         }
     };
-    // SAFETY: `srv` came from rill_server_new above.
-    unsafe {
-        assert_eq!(rill_server_shutdown(srv, 100), rill_result::RILL_OK);
-        assert_eq!(rill_server_free(srv), rill_result::RILL_OK);
-    }
+    assert_eq!(rill_server_shutdown(srv, 100), rill_result::RILL_OK);
+    assert_eq!(rill_server_free(srv), rill_result::RILL_OK);
     assert_eq!(closed, goaway, "a close comes after a GOAWAY");
     closed
 }
