@@ -19,6 +19,8 @@ use crate::status::{Code, Status};
 use crate::transport::driver::Driver;
 use crate::transport::http::{RecvBody, Respond};
 
+/// Hands the call a request makes to its handler, or answers the request on the spot (a
+/// CORS preflight, not a call, an unknown method, a bad header).
 pub(super) fn dispatch(
     shared: &Shared,
     parts: http::request::Parts,
@@ -27,34 +29,16 @@ pub(super) fn dispatch(
     peer: SocketAddr,
     driver: Option<Arc<Driver>>,
 ) {
-    if let Some(call) = call_of(shared, parts, body, respond, peer, driver) {
-        hand_over(shared, Arriving(call));
-    }
-}
-
-/// The call a request makes, or `None` when it was answered on the spot (a CORS
-/// preflight, not a call, an unknown method, a bad header).
-fn call_of(
-    shared: &Shared,
-    parts: http::request::Parts,
-    body: RecvBody,
-    respond: Respond,
-    peer: SocketAddr,
-    driver: Option<Arc<Driver>>,
-) -> Option<ServerCall> {
     let cors = shared.opts.cors.as_ref();
     if let Some(cors) = cors.filter(|_| cors::is_preflight(&parts.method, &parts.headers)) {
         let mut respond = respond;
         let _ = respond.send_response(cors::preflight(cors, &parts.headers), Bytes::new(), true);
-        return None;
+        return;
     }
     let origin = cors.and_then(|c| c.allows(&parts.headers));
     let (wire, base) = match Wire::of_request(&parts) {
         Ok(w) => w,
-        Err(n) => {
-            refuse_http(respond, body, n, origin);
-            return None;
-        }
+        Err(n) => return refuse_http(respond, body, n, origin),
     };
     let sender = |respond, content_type| {
         let mut s = Sender::server(wire, respond, content_type, driver);
@@ -70,18 +54,14 @@ fn call_of(
     };
     let incoming = match incoming {
         Ok(i) => i,
-        Err(r) => {
-            sender(respond, r.content_type).refuse(&r.status, r.accept);
-            return None;
-        }
+        Err(r) => return sender(respond, r.content_type).refuse(&r.status, r.accept),
     };
     let Some(&method) = shared.methods.get(&incoming.path) else {
         let s = Status::new(
             Code::Unimplemented,
             unknown_method_message(&incoming.path, &shared.methods),
         );
-        sender(respond, incoming.content_type).route_not_found(&s);
-        return None;
+        return sender(respond, incoming.content_type).route_not_found(&s);
     };
     let shape = method.shape;
     let get = incoming.message.is_some();
@@ -90,9 +70,9 @@ fn call_of(
             Err(n) => refuse_http(respond, body, n, origin),
             Ok(s) => sender(respond, incoming.content_type).refuse(&s, None),
         }
-        return None;
+        return;
     }
-    Some(ServerCall::new(Accepted {
+    let call = ServerCall::new(Accepted {
         shape,
         protocol: wire.protocol(),
         codec: wire.codec(&base),
@@ -110,7 +90,8 @@ fn call_of(
             incoming.message,
         ),
         method: incoming.path,
-    }))
+    });
+    hand_over(shared, Arriving(call));
 }
 
 /// Starts the call's handler (`Server::serve`), or queues the call for `accept` once its
