@@ -43,8 +43,12 @@ export declare const SHAPE: {
   readonly BIDI: 3
 }
 
-/** The wire protocol of a call. A rillrpc server answers all three on one port. */
+/** The wire protocol a channel speaks. */
 export type Protocol = 'grpc' | 'grpc-web' | 'connect'
+
+/** The wire protocol a server call came in on: a rillrpc server answers all four on one port
+ * ('ttheader': Kitex's TTHeader Streaming, Thrift payloads). */
+export type ServerProtocol = Protocol | 'ttheader'
 
 /**
  * The HTTP version a channel's calls travel over; 'auto' lets a TLS server choose by ALPN
@@ -232,7 +236,7 @@ export interface ServerCallBase {
   readonly method: string
   readonly shape: number
   /** The protocol the client called with; the handler is the same for every one. */
-  readonly protocol: Protocol
+  readonly protocol: ServerProtocol
   /**
    * The codec of the messages, as the request's content type names it: 'proto' (also when
    * it names none), 'json', or another. Messages reach the handler as the client encoded

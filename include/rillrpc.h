@@ -208,7 +208,7 @@ typedef uint32_t rill_compression;
 /**
  * The wire protocol of a call: what a channel speaks (`rill_channel_options.protocol`),
  * and what the client of an accepted call spoke (`rill_server_call_protocol`). A rillrpc
- * server answers all three on one port.
+ * server answers all four on one port; a channel speaks the first three.
  */
 enum rill_protocol
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -227,6 +227,10 @@ enum rill_protocol
    * Connect, streaming and unary.
    */
   RILL_PROTOCOL_CONNECT = 2,
+  /**
+   * Kitex's TTHeader Streaming (Thrift payloads): servers only.
+   */
+  RILL_PROTOCOL_TTHEADER = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -66,7 +66,7 @@ pub fn connect(data: &[u8]) {
 /// TTHeader: packets read from chunks cut where the input's first byte says, each one's
 /// streaming frame type, and each written back and read again unchanged.
 pub fn ttheader(data: &[u8]) {
-    use crate::protocol::ttheader::{decode, encode, FrameType};
+    use crate::transport::ttheader::{decode, encode, FrameType};
     let Some((&cut, rest)) = data.split_first() else {
         return;
     };

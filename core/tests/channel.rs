@@ -33,6 +33,18 @@ async fn invalid_targets_are_refused() {
     assert!(Channel::new("not a uri").is_err());
 }
 
+/// Servers answer TTHeader Streaming; a channel cannot call over it yet, and says so as it
+/// opens rather than when a call needs the wire.
+#[tokio::test]
+async fn a_channel_over_ttheader_is_refused_as_it_opens() {
+    let opts = rillrpc::ChannelOptions {
+        protocol: rillrpc::Protocol::Ttheader,
+        ..Default::default()
+    };
+    let e = Channel::with_options("http://127.0.0.1:1", opts).unwrap_err();
+    assert!(e.to_string().contains("TTHeader"), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_when_the_server_comes_back() {
     // Find a free port, then serve on it only after the first call failed.

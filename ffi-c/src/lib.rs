@@ -84,7 +84,7 @@ pub enum rill_compression {
 
 /// The wire protocol of a call: what a channel speaks (`rill_channel_options.protocol`),
 /// and what the client of an accepted call spoke (`rill_server_call_protocol`). A rillrpc
-/// server answers all three on one port.
+/// server answers all four on one port; a channel speaks the first three.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum rill_protocol {
@@ -94,9 +94,12 @@ pub enum rill_protocol {
     RILL_PROTOCOL_GRPC_WEB = 1,
     /// Connect, streaming and unary.
     RILL_PROTOCOL_CONNECT = 2,
+    /// Kitex's TTHeader Streaming (Thrift payloads): servers only.
+    RILL_PROTOCOL_TTHEADER = 3,
 }
 
 impl rill_protocol {
+    /// The protocols a channel may speak.
     const ALL: [rill_protocol; 3] = [
         rill_protocol::RILL_PROTOCOL_GRPC,
         rill_protocol::RILL_PROTOCOL_GRPC_WEB,
@@ -108,6 +111,7 @@ impl rill_protocol {
             rillrpc::Protocol::Grpc => rill_protocol::RILL_PROTOCOL_GRPC,
             rillrpc::Protocol::GrpcWeb => rill_protocol::RILL_PROTOCOL_GRPC_WEB,
             rillrpc::Protocol::Connect => rill_protocol::RILL_PROTOCOL_CONNECT,
+            rillrpc::Protocol::Ttheader => rill_protocol::RILL_PROTOCOL_TTHEADER,
         }
     }
 
@@ -116,6 +120,7 @@ impl rill_protocol {
             rill_protocol::RILL_PROTOCOL_GRPC => rillrpc::Protocol::Grpc,
             rill_protocol::RILL_PROTOCOL_GRPC_WEB => rillrpc::Protocol::GrpcWeb,
             rill_protocol::RILL_PROTOCOL_CONNECT => rillrpc::Protocol::Connect,
+            rill_protocol::RILL_PROTOCOL_TTHEADER => rillrpc::Protocol::Ttheader,
         }
     }
 }

@@ -346,6 +346,12 @@ impl Target {
         opts: &ChannelOptions,
     ) -> Result<(Route, Option<(tokio_rustls::TlsConnector, String)>), Error> {
         let https = self.scheme == "https";
+        if opts.protocol == Protocol::Ttheader {
+            return Err(Error::invalid(
+                "a channel cannot call over TTHeader Streaming yet: servers answer it, clients \
+                 call Kitex over gRPC",
+            ));
+        }
         let version = match opts.http_version {
             // Nothing to negotiate without TLS, and nothing but HTTP/2 for gRPC.
             HttpVersion::Auto if !https || opts.protocol == Protocol::Grpc => HttpVersion::Http2,
@@ -461,6 +467,7 @@ fn wire_for(protocol: Protocol, shape: Shape) -> Wire {
         (Protocol::GrpcWeb, _) => Wire::GrpcWeb,
         (Protocol::Connect, Shape::Unary) => Wire::ConnectUnary,
         (Protocol::Connect, _) => Wire::ConnectStream,
+        (Protocol::Ttheader, _) => unreachable!("a channel over TTHeader is refused as it opens"),
     }
 }
 

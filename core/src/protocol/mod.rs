@@ -44,8 +44,10 @@ use envelope::Encoding;
 
 /// The sending end of one call on the wire.
 pub(crate) enum Sender {
-    /// A call over HTTP/2: gRPC, gRPC-Web or Connect.
+    /// A call over HTTP/2 or HTTP/1.1: gRPC, gRPC-Web or Connect.
     Http(stream::Sender),
+    /// A call over TTHeader Streaming.
+    Ttheader(ttheader::stream::Sender),
 }
 
 impl Sender {
@@ -65,6 +67,7 @@ impl Sender {
     pub(crate) fn framing(&self) -> Framing {
         match self {
             Sender::Http(s) => s.framing(),
+            Sender::Ttheader(s) => s.framing(),
         }
     }
 
@@ -72,6 +75,8 @@ impl Sender {
     pub(crate) fn allow_origin(&mut self, origin: HeaderValue) {
         match self {
             Sender::Http(s) => s.allow_origin(origin),
+            // TTHeader is not for browsers.
+            Sender::Ttheader(_) => drop(origin),
         }
     }
 
@@ -79,6 +84,7 @@ impl Sender {
     pub(crate) fn route_not_found(self, status: &Status) {
         match self {
             Sender::Http(s) => s.route_not_found(status),
+            Sender::Ttheader(s) => s.refuse(status),
         }
     }
 
@@ -86,6 +92,7 @@ impl Sender {
     pub(crate) fn refuse(self, status: &Status, accept: Option<&'static str>) {
         match self {
             Sender::Http(s) => s.refuse(status, accept),
+            Sender::Ttheader(s) => s.refuse(status),
         }
     }
 
@@ -98,6 +105,7 @@ impl Sender {
     ) -> Poll<Result<usize, Status>> {
         match self {
             Sender::Http(s) => s.poll_capacity(cx, want),
+            Sender::Ttheader(s) => s.poll_capacity(cx, want),
         }
     }
 
@@ -110,6 +118,7 @@ impl Sender {
     ) -> Result<(), Status> {
         match self {
             Sender::Http(s) => s.send_head(metadata, enc),
+            Sender::Ttheader(s) => s.send_head(metadata, enc),
         }
     }
 
@@ -117,18 +126,21 @@ impl Sender {
     pub(crate) fn send_data(&mut self, data: Bytes) -> Result<(), Status> {
         match self {
             Sender::Http(s) => s.send_data(data),
+            Sender::Ttheader(s) => s.send_data(data),
         }
     }
 
     pub(crate) fn send_end(&mut self, end: End, enc: Encoding) -> Result<(), Status> {
         match self {
             Sender::Http(s) => s.send_end(end, enc),
+            Sender::Ttheader(s) => s.send_end(end, enc),
         }
     }
 
     pub(crate) fn abort(&mut self, why: Abort) {
         match self {
             Sender::Http(s) => s.abort(why),
+            Sender::Ttheader(s) => s.abort(why),
         }
     }
 
@@ -137,6 +149,7 @@ impl Sender {
     pub(crate) fn poll_peer_end(&mut self, cx: &mut Context<'_>) -> Poll<PeerEnd> {
         match self {
             Sender::Http(s) => s.poll_peer_end(cx),
+            Sender::Ttheader(s) => s.poll_peer_end(cx),
         }
     }
 
@@ -145,6 +158,8 @@ impl Sender {
     pub(crate) fn announce(&self) -> Option<Kick> {
         match self {
             Sender::Http(s) => s.announce(),
+            // Its frames go out from the connection's task, woken as they are queued.
+            Sender::Ttheader(_) => None,
         }
     }
 
@@ -155,6 +170,7 @@ impl Sender {
     pub(crate) fn try_send_now(&mut self, data: Bytes, end: bool) -> Result<Option<Kick>, Bytes> {
         match self {
             Sender::Http(s) => s.try_send_now(data, end),
+            Sender::Ttheader(s) => s.try_send_now(data, end).map(|()| None),
         }
     }
 
@@ -164,6 +180,8 @@ impl Sender {
     pub(crate) fn send_request_now(&mut self, data: Bytes) -> Result<Option<Kick>, Bytes> {
         match self {
             Sender::Http(s) => s.send_request_now(data),
+            // No client opens TTHeader streams yet.
+            Sender::Ttheader(_) => Err(data),
         }
     }
 }
@@ -171,6 +189,7 @@ impl Sender {
 /// The receiving end of one call on the wire.
 pub(crate) enum Receiver {
     Http(stream::Receiver),
+    Ttheader(ttheader::stream::Receiver),
 }
 
 impl Receiver {
@@ -193,6 +212,7 @@ impl Receiver {
     pub(crate) fn may_replay(&self) -> bool {
         match self {
             Receiver::Http(r) => r.may_replay(),
+            Receiver::Ttheader(_) => false,
         }
     }
 
@@ -200,6 +220,7 @@ impl Receiver {
     pub(crate) fn request_sent(&mut self, request: Bytes) {
         match self {
             Receiver::Http(r) => r.request_sent(request),
+            Receiver::Ttheader(_) => drop(request),
         }
     }
 
@@ -209,6 +230,8 @@ impl Receiver {
     pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
         match self {
             Receiver::Http(r) => r.poll_head(cx),
+            // Only a client's call reads a head; no client opens TTHeader streams yet.
+            Receiver::Ttheader(_) => Poll::Ready(Ok(Metadata::new())),
         }
     }
 
@@ -219,6 +242,7 @@ impl Receiver {
     ) -> Poll<Result<Option<Bytes>, Status>> {
         match self {
             Receiver::Http(r) => r.poll_message(cx),
+            Receiver::Ttheader(r) => r.poll_message(cx),
         }
     }
 
@@ -227,6 +251,9 @@ impl Receiver {
     pub(crate) fn poll_status(&mut self, cx: &mut Context<'_>) -> Poll<Result<Status, Status>> {
         match self {
             Receiver::Http(r) => r.poll_status(cx),
+            Receiver::Ttheader(_) => Poll::Ready(Err(Status::internal(
+                "a TTHeader client's status is not read here",
+            ))),
         }
     }
 
@@ -234,6 +261,7 @@ impl Receiver {
     pub(crate) fn answerable(&mut self) -> bool {
         match self {
             Receiver::Http(r) => r.answerable(),
+            Receiver::Ttheader(r) => r.answerable(),
         }
     }
 
@@ -241,6 +269,7 @@ impl Receiver {
     pub(crate) fn last_compressed(&self) -> bool {
         match self {
             Receiver::Http(r) => r.last_compressed(),
+            Receiver::Ttheader(_) => false,
         }
     }
 }

@@ -19,9 +19,13 @@ pub enum Protocol {
     GrpcWeb,
     /// Connect, streaming or unary.
     Connect,
+    /// Kitex's TTHeader Streaming (StreamX), Thrift payloads over TCP (servers only, so
+    /// far: not among the protocols a channel may choose).
+    Ttheader,
 }
 
 impl Protocol {
+    /// The protocols a channel may choose.
     pub const ALL: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Connect];
 
     pub fn name(self) -> &'static str {
@@ -29,6 +33,7 @@ impl Protocol {
             Protocol::Grpc => "grpc",
             Protocol::GrpcWeb => "grpc-web",
             Protocol::Connect => "connect",
+            Protocol::Ttheader => "ttheader",
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Dispatch: what each request on a connection becomes — a call handed to its handler
 //! (`serve`) or to `accept`, or a refusal (not a call, an unknown method, a bad header)
 //! answered on the spot. The request's content type chooses the protocol (gRPC, gRPC-Web,
-//! Connect), as connect-go's handler does; the call is the same whichever it is.
+//! Connect), as connect-go's handler does; a TTHeader Streaming connection's streams are
+//! calls too. The call is the same whichever it is.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,12 +14,15 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 
 use super::arriving::Arriving;
-use super::shared::{Method, Shared};
+use super::shared::{Method, Phase, Shared};
 use crate::call::{Accepted, ServerCall, Shape};
-use crate::protocol::{connect, cors, grpc, NotACall, Receiver, Sender, Wire};
+use crate::protocol::envelope::{Accepts, Encoding};
+use crate::protocol::ttheader::stream as tts;
+use crate::protocol::{connect, cors, grpc, NotACall, Protocol, Receiver, Sender, Wire};
 use crate::status::{Code, Status};
 use crate::transport::driver::Driver;
 use crate::transport::http::{RecvBody, Respond};
+use crate::transport::ttheader::{self, key, Packet};
 
 /// Hands the call a request makes to its handler, or answers the request on the spot (a
 /// CORS preflight, not a call, an unknown method, a bad header).
@@ -92,6 +97,81 @@ pub(super) fn dispatch(
         method: incoming.path,
     });
     hand_over(shared, Arriving(call));
+}
+
+/// Hands the call a TTHeader stream makes to its handler, or ends the stream on the spot
+/// (an unknown method, too many streams, a server going away). The HEADER names the method
+/// by Thrift's service and method names (`isn`, ToMethod); the method registered as
+/// `/<namespace>.<service>/<method>` (as Kitex's gRPC transport names it) or
+/// `/<service>/<method>` answers it.
+pub(super) fn dispatch_ttheader(
+    shared: &Shared,
+    conn: &ttheader::Conn,
+    stream: ttheader::Stream,
+    header: Packet,
+    peer: SocketAddr,
+) {
+    let method = header.int(key::TO_METHOD).cloned().unwrap_or_default();
+    let sender = Sender::Ttheader(tts::Sender::new(stream.clone(), method.clone()));
+    let name = String::from_utf8_lossy(&method);
+    let service = header.str(tts::ISN).map(|s| String::from_utf8_lossy(s));
+    let Some((path, &found)) = thrift_method(&shared.methods, service.as_deref(), &name) else {
+        let s = Status::new(
+            Code::Unimplemented,
+            format!(
+                "unknown method {name} for service {}",
+                service.as_deref().unwrap_or("(none named)")
+            ),
+        );
+        return sender.refuse(&s, None);
+    };
+    if *shared.phase.borrow() != Phase::Serving {
+        return sender.refuse(&Status::unavailable("the server is going away"), None);
+    }
+    let max = shared.opts.max_concurrent_streams as usize;
+    if conn.streams() > max {
+        let s = Status::new(
+            Code::ResourceExhausted,
+            format!("over the server's limit of {max} streams on a connection"),
+        );
+        return sender.refuse(&s, None);
+    }
+    let call = ServerCall::new(Accepted {
+        shape: found.shape,
+        protocol: Protocol::Ttheader,
+        codec: Cow::Borrowed("thrift"),
+        metadata: tts::metadata(&header.strs),
+        timeout: None,
+        peer,
+        request_encoding: Encoding::Identity,
+        accepts: Accepts::default(),
+        sender,
+        receiver: Receiver::Ttheader(tts::Receiver::new(
+            stream,
+            shared.opts.max_recv_message_size,
+        )),
+        method: path.clone(),
+    });
+    hand_over(shared, Arriving(call));
+}
+
+/// The registered method a Thrift service and method name call: `/<ns>.<service>/<method>`
+/// or `/<service>/<method>`; without a service name, the one method of that name.
+fn thrift_method<'a>(
+    methods: &'a HashMap<String, Method>,
+    service: Option<&str>,
+    method: &str,
+) -> Option<(&'a String, &'a Method)> {
+    let mut found = methods.iter().filter(|(path, _)| {
+        let Some((svc, m)) = path.trim_start_matches('/').split_once('/') else {
+            return false;
+        };
+        m == method
+            && service.is_none_or(|want| svc == want || svc.rsplit('.').next() == Some(want))
+    });
+    let first = found.next()?;
+    // Two services of one name in different namespaces: the HEADER cannot say which.
+    found.next().is_none().then_some(first)
 }
 
 /// Starts the call's handler (`Server::serve`), or queues the call for `accept` once its

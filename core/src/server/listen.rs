@@ -1,5 +1,5 @@
-//! Listening: the accept loop, each connection's driver (TLS, then HTTP/2 or HTTP/1.1), and
-//! the loops that hand each request to dispatch.
+//! Listening: the accept loop, each connection's driver (TLS, then HTTP/2, HTTP/1.1 or
+//! TTHeader Streaming), and the loops that hand each request or stream to dispatch.
 
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::dispatch::dispatch;
+use super::dispatch::{dispatch, dispatch_ttheader};
 use super::shared::{Phase, Shared};
 use crate::transport::driver::Driver;
 use crate::transport::h2_server;
@@ -20,6 +20,7 @@ use crate::transport::http::{RecvBody, Respond};
 use crate::transport::http1;
 use crate::transport::sniff::{sniff, Version};
 use crate::transport::socket::Socket;
+use crate::transport::ttheader;
 
 pub(super) async fn serve(
     shared: Arc<Shared>,
@@ -181,6 +182,44 @@ async fn serve_http<T>(
     match alpn.unwrap_or(version) {
         Version::Http2 => serve_h2(shared, io, peer, me, handshake_by).await,
         Version::Http1 => serve_h1(shared, io, peer).await,
+        Version::Ttheader => serve_ttheader(shared, io, peer).await,
+    }
+}
+
+/// Serves TTHeader Streaming until the client closes, the connection breaks or the server
+/// stops; a draining server takes no new streams and closes once the last one is done.
+async fn serve_ttheader<T>(shared: Arc<Shared>, io: T, peer: SocketAddr)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut phase = shared.phase.clone();
+    let conn = ttheader::Conn::new();
+    let max_packet = shared
+        .opts
+        .max_recv_message_size
+        .saturating_add(ttheader::HEADER_ROOM);
+    let s = shared.clone();
+    let c = conn.clone();
+    let on_header = move |stream, header| dispatch_ttheader(&s, &c, stream, header, peer);
+    let run = ttheader::run(io, conn.clone(), max_packet, on_header);
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            r = &mut run => {
+                if let Err(e) = r {
+                    tracing::debug!("TTHeader connection from {peer}: {e}");
+                }
+                return;
+            }
+            changed = phase.changed() => {
+                let p = *phase.borrow();
+                match (changed, p) {
+                    (Err(_), _) | (_, Phase::Stopped) => return,
+                    (_, Phase::Draining) => conn.drain(),
+                    (_, Phase::Serving) => {}
+                }
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Connections and streams: TCP sockets (driven by tokio's reactor or by a binding's event
-//! loop), TLS, HTTP/2 (h2) and HTTP/1.1 (hyper), and a connection's future that any thread
-//! may poll.
+//! loop), TLS, HTTP/2 (h2), HTTP/1.1 (hyper) and TTHeader Streaming (ours), and a
+//! connection's future that any thread may poll.
 
 pub(crate) mod driver;
 pub(crate) mod goaway;
@@ -10,6 +10,7 @@ pub(crate) mod http1;
 pub(crate) mod sniff;
 pub(crate) mod socket;
 pub(crate) mod tls;
+pub(crate) mod ttheader;
 
 pub use hosted::{HostedConnection, Interest};
 pub use tls::{ClientTls, ServerTls};

@@ -1,6 +1,9 @@
-//! Telling HTTP/2 from HTTP/1.1 on a cleartext connection by its first bytes: an HTTP/2
-//! client opens with the connection preface (RFC 9113 §3.4, "prior knowledge"); anything
-//! else is read as HTTP/1.1. The bytes read to decide are replayed to whichever serves it.
+//! Telling the protocols of one port apart by a connection's first bytes: an HTTP/2 client
+//! opens with the connection preface (RFC 9113 §3.4, "prior knowledge"), an HTTP/1.1 one
+//! with a request line, and a Kitex TTHeader Streaming one with a TTHeader packet flagged
+//! streaming (as Kitex's own server tells them apart, `ttheader.IsStreaming`: bytes 4..6
+//! the magic `10 00`, bytes 6..8 flags with bit `0x0002`). The bytes read to decide are
+//! replayed to whichever serves it.
 
 use bytes::{Buf, BytesMut};
 use std::io;
@@ -15,7 +18,12 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub(crate) enum Version {
     Http2,
     Http1,
+    /// TTHeader Streaming (Kitex's StreamX).
+    Ttheader,
 }
+
+/// The bytes that tell a TTHeader packet: LENGTH, MAGIC and FLAGS.
+const TTHEADER_SNIFF: usize = 8;
 
 /// Reads until the first bytes are the whole preface, or begin an HTTP/1.1 request line
 /// (a method, a space, then a target: `/`, `*` or an absolute URI). Anything else is left
@@ -26,10 +34,13 @@ pub(crate) async fn sniff<T: AsyncRead + Unpin>(mut io: T) -> io::Result<(Versio
     let mut seen = BytesMut::with_capacity(PREFACE.len());
     let version = loop {
         let n = seen.len();
+        if let Some(v) = ttheader(&seen) {
+            break v;
+        }
         if seen[..] == PREFACE[..] {
             break Version::Http2;
         }
-        if seen[..] != PREFACE[..n] {
+        if seen[..] != PREFACE[..n] && !maybe_ttheader(&seen) {
             if let Some(v) = request_line(&seen) {
                 break v;
             }
@@ -46,6 +57,28 @@ pub(crate) async fn sniff<T: AsyncRead + Unpin>(mut io: T) -> io::Result<(Versio
         seen.extend_from_slice(&chunk[..got]);
     };
     Ok((version, Rewind { seen, io }))
+}
+
+/// Whether the first bytes may still begin a TTHeader packet: its LENGTH's first byte is
+/// zero for any packet under 16 MiB, which neither a preface nor a request line begins with.
+fn maybe_ttheader(seen: &[u8]) -> bool {
+    seen.len() < TTHEADER_SNIFF && seen.first() == Some(&0)
+}
+
+/// What the first bytes say once they can be a TTHeader's: TTHeader Streaming when the
+/// magic and the streaming flag are there. A TTHeader packet without the flag (Thrift
+/// PingPong) is not served yet: it goes to HTTP/2, whose handshake refuses it.
+fn ttheader(seen: &[u8]) -> Option<Version> {
+    use super::ttheader::{FLAG_STREAMING, MAGIC};
+    if seen.len() < TTHEADER_SNIFF || seen[0] != 0 || seen[4..6] != MAGIC.to_be_bytes() {
+        return None;
+    }
+    let flags = u16::from_be_bytes([seen[6], seen[7]]);
+    Some(if flags & FLAG_STREAMING != 0 {
+        Version::Ttheader
+    } else {
+        Version::Http2
+    })
 }
 
 /// What the start of a request that is not the preface says: HTTP/1.1 once a method token
@@ -151,6 +184,22 @@ mod tests {
         assert_eq!(
             sniffed(b"GET http://x/ HTTP/1.1\r\n").await.0,
             Version::Http1
+        );
+    }
+
+    /// Kitex's first TTHeader Streaming frame (WIRE.md §2.1), its LENGTH, MAGIC, FLAGS with
+    /// the streaming bit, stream id 1, then the rest of its header.
+    #[tokio::test]
+    async fn a_ttheader_streaming_frame_is_ttheader_and_is_read_again() {
+        let frame = b"\x00\x00\x00\x3a\x10\x00\x00\x02\x00\x00\x00\x01\x00\x0c\x10\x00";
+        assert_eq!(sniffed(frame).await, (Version::Ttheader, frame.to_vec()));
+        // The same packet without the streaming flag is PingPong: not served, refused.
+        let pingpong = b"\x00\x00\x00\x3a\x10\x00\x00\x00\x00\x00\x00\x01\x00\x0c\x10\x00";
+        assert_eq!(sniffed(pingpong).await.0, Version::Http2);
+        // A zero first byte that is no TTHeader.
+        assert_eq!(
+            sniffed(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.0,
+            Version::Http2
         );
     }
 

@@ -1,0 +1,401 @@
+//! A call's two ends on a TTHeader Streaming stream (Kitex's StreamX): its head as a
+//! HEADER frame, each message as a DATA frame, its end as a TRAILER frame (a status's
+//! trailers, a biz status, or an exception) and cancellation as an RST frame (WIRE.md §2).
+//!
+//! The send queue frames messages as gRPC envelopes (5-byte prefix) for every protocol;
+//! the sender here turns each envelope into a DATA frame, copying small messages into one
+//! buffer and passing large ones on as they are.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::task::{Context, Poll};
+
+use super::exception::{Exception, BIZ_CANCEL};
+use crate::metadata::Metadata;
+use crate::protocol::envelope::{Encoding, PREFIX_LEN};
+use crate::protocol::terms::{Abort, End, Framing, PeerEnd};
+use crate::status::{Code, Status};
+use crate::transport::ttheader::{encode, frame, FrameType, Gone, Inbound, Packet, Stream};
+
+/// The trailer keys of Kitex's business status (`biz-status`, `biz-message`,
+/// `biz-extra`): a status whose trailers carry `biz-status` ends a stream as one.
+pub(crate) const BIZ_STATUS: &str = "biz-status";
+pub(crate) const BIZ_MESSAGE: &str = "biz-message";
+
+/// Messages up to this size are copied into the frame after their header; larger ones
+/// travel as their own slice.
+const COPY_MAX: usize = 4 * 1024;
+
+/// The send half of a call's stream.
+pub(crate) struct Sender {
+    stream: Stream,
+    /// The method as the frames name it (int key 9, ToMethod).
+    method: Bytes,
+    head_sent: bool,
+    /// A DATA frame's encoding with no payload: every DATA frame of the stream but for its
+    /// LENGTH.
+    data_head: Bytes,
+    reframe: Reframe,
+}
+
+/// Where the envelopes handed over stand, across calls of `send_data`.
+#[derive(Default)]
+struct Reframe {
+    prefix: [u8; PREFIX_LEN],
+    /// Bytes of `prefix` seen.
+    have: usize,
+    /// Bytes of the current message still to come.
+    body_left: usize,
+}
+
+impl Sender {
+    pub(crate) fn new(stream: Stream, method: Bytes) -> Sender {
+        let mut head = BytesMut::new();
+        let p = frame(FrameType::Data, stream.id(), method.clone(), Bytes::new());
+        encode(&p, &mut head).expect("a method name the peer sent fits a frame again");
+        Sender {
+            stream,
+            method,
+            head_sent: false,
+            data_head: head.freeze(),
+            reframe: Reframe::default(),
+        }
+    }
+
+    pub(crate) fn framing(&self) -> Framing {
+        Framing::Envelope
+    }
+
+    fn packet(&self, kind: FrameType, payload: Bytes) -> Packet {
+        frame(kind, self.stream.id(), self.method.clone(), payload)
+    }
+
+    fn encoded(p: &Packet) -> Result<Bytes, Status> {
+        let mut b = BytesMut::new();
+        encode(p, &mut b).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(b.freeze())
+    }
+
+    fn gone(&self) -> Status {
+        match self
+            .stream
+            .poll_gone(&mut Context::from_waker(std::task::Waker::noop()))
+        {
+            Poll::Ready(g) => status_of(&g),
+            Poll::Pending => Status::internal("the stream takes no more frames"),
+        }
+    }
+
+    fn send(&self, frames: impl IntoIterator<Item = Bytes>, last: bool) -> Result<(), Status> {
+        if self.stream.send(frames, last) {
+            Ok(())
+        } else {
+            Err(self.gone())
+        }
+    }
+
+    pub(crate) fn poll_capacity(
+        &mut self,
+        cx: &mut Context<'_>,
+        want: usize,
+    ) -> Poll<Result<usize, Status>> {
+        self.stream
+            .poll_room(cx)
+            .map(|r| r.map(|room| room.min(want)).map_err(|g| status_of(&g)))
+    }
+
+    /// The HEADER frame, unless it went out already: `metadata` is the handler's.
+    pub(crate) fn send_head(
+        &mut self,
+        metadata: Option<Metadata>,
+        _enc: Encoding,
+    ) -> Result<(), Status> {
+        if self.head_sent {
+            return Ok(());
+        }
+        self.head_sent = true;
+        let mut p = self.packet(FrameType::Header, Bytes::new());
+        if let Some(md) = &metadata {
+            p.strs = pairs(md);
+        }
+        self.send([Self::encoded(&p)?], false)
+    }
+
+    /// Enveloped messages, each sent as its own DATA frame.
+    pub(crate) fn send_data(&mut self, data: Bytes) -> Result<(), Status> {
+        self.send_head(None, Encoding::Identity)?;
+        let frames = self.reframe.frames(data, &self.data_head)?;
+        self.send(frames, false)
+    }
+
+    pub(crate) fn send_end(&mut self, end: End, _enc: Encoding) -> Result<(), Status> {
+        let trailer = match end {
+            End::HalfClose => self.packet(FrameType::Trailer, Bytes::new()),
+            End::Status(status) => {
+                // Kitex's client reads a HEADER before anything else: one goes out first
+                // even when the handler sent none (as ttstream's `CloseSend` does).
+                self.send_head(None, Encoding::Identity)?;
+                self.trailer(&status)
+            }
+        };
+        self.send([Self::encoded(&trailer)?], true)
+    }
+
+    /// The TRAILER that ends a call with `status`: its trailers as string pairs; a biz
+    /// status with its message beside them; any other error as an exception.
+    fn trailer(&self, status: &Status) -> Packet {
+        let trailers = status.trailers();
+        let biz = trailers.get_ascii(BIZ_STATUS).is_some();
+        let payload = if status.code() == Code::Ok || biz {
+            Bytes::new()
+        } else {
+            Exception::of(status).encode(&self.method, self.stream.id())
+        };
+        let mut p = self.packet(FrameType::Trailer, payload);
+        p.strs = pairs(trailers);
+        if biz && trailers.get_ascii(BIZ_MESSAGE).is_none() {
+            p.strs.push((
+                Bytes::from_static(BIZ_MESSAGE.as_bytes()),
+                Bytes::copy_from_slice(status.message().as_bytes()),
+            ));
+        }
+        p
+    }
+
+    /// Ends a call refused before it began (an unknown method, a server that is going
+    /// away) with its status alone.
+    pub(crate) fn refuse(mut self, status: &Status) {
+        let _ = self.send_end(End::Status(status.clone()), Encoding::Identity);
+    }
+
+    pub(crate) fn abort(&mut self, why: Abort) {
+        // A call that ended (`Finished`) sent its TRAILER already: nothing is left to say.
+        if why == Abort::Cancel {
+            let e = Exception {
+                kind: BIZ_CANCEL,
+                message: "the call was cancelled".into(),
+            };
+            let rst = self.packet(FrameType::Rst, e.encode(&self.method, self.stream.id()));
+            if let Ok(b) = Self::encoded(&rst) {
+                let _ = self.stream.send([b], true);
+            }
+        }
+    }
+
+    pub(crate) fn poll_peer_end(&mut self, cx: &mut Context<'_>) -> Poll<PeerEnd> {
+        self.stream
+            .poll_gone(cx)
+            .map(|g| PeerEnd::Failed(status_of(&g)))
+    }
+
+    /// Sends enveloped bytes now if the stream has room for them (and its head went out).
+    pub(crate) fn try_send_now(&mut self, data: Bytes, end: bool) -> Result<(), Bytes> {
+        let mut probe = Context::from_waker(std::task::Waker::noop());
+        match self.stream.poll_room(&mut probe) {
+            Poll::Ready(Ok(room)) if self.head_sent && room >= data.len() => {}
+            _ => return Err(data),
+        }
+        let Ok(mut frames) = self.reframe.frames(data, &self.data_head) else {
+            return Ok(()); // a malformed envelope of ours cannot be: dropped, not resent
+        };
+        if end {
+            if let Ok(t) = Self::encoded(&self.packet(FrameType::Trailer, Bytes::new())) {
+                frames.push(t);
+            }
+        }
+        // A failure means the stream is gone; the writer finds out why when it looks.
+        let _ = self.stream.send(frames, end);
+        Ok(())
+    }
+}
+
+impl Reframe {
+    /// The DATA frames of the envelopes in `data` (and of one begun before it).
+    fn frames(&mut self, mut data: Bytes, head: &Bytes) -> Result<Vec<Bytes>, Status> {
+        let mut out = Vec::new();
+        let mut buf = BytesMut::new();
+        while !data.is_empty() {
+            if self.body_left > 0 {
+                let k = self.body_left.min(data.len());
+                let part = data.split_to(k);
+                self.body_left -= k;
+                if k <= COPY_MAX {
+                    buf.put_slice(&part);
+                } else {
+                    flush(&mut buf, &mut out);
+                    out.push(part);
+                }
+                continue;
+            }
+            let k = (PREFIX_LEN - self.have).min(data.len());
+            self.prefix[self.have..self.have + k].copy_from_slice(&data[..k]);
+            self.have += k;
+            let _ = data.split_to(k);
+            if self.have < PREFIX_LEN {
+                break;
+            }
+            self.have = 0;
+            if self.prefix[0] != 0 {
+                return Err(Status::internal(
+                    "TTHeader Streaming carries no compressed messages",
+                ));
+            }
+            let len = u32::from_be_bytes([
+                self.prefix[1],
+                self.prefix[2],
+                self.prefix[3],
+                self.prefix[4],
+            ]) as usize;
+            let total = u32::try_from(head.len() - 4 + len)
+                .map_err(|_| Status::internal("a message too large for a TTHeader frame"))?;
+            buf.reserve(head.len() + len.min(COPY_MAX));
+            buf.put_u32(total);
+            buf.put_slice(&head[4..]);
+            self.body_left = len;
+        }
+        flush(&mut buf, &mut out);
+        Ok(out)
+    }
+}
+
+fn flush(buf: &mut BytesMut, out: &mut Vec<Bytes>) {
+    if !buf.is_empty() {
+        out.push(buf.split().freeze());
+    }
+}
+
+/// The receive half of a call's stream.
+pub(crate) struct Receiver {
+    stream: Stream,
+    max_message: usize,
+    /// The peer's messages ended (its TRAILER), or the call failed (sticky).
+    ended: Option<Result<(), Status>>,
+}
+
+impl Receiver {
+    pub(crate) fn new(stream: Stream, max_message: usize) -> Receiver {
+        Receiver {
+            stream,
+            max_message,
+            ended: None,
+        }
+    }
+
+    /// The next message; `Ok(None)` once the peer's TRAILER came.
+    pub(crate) fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, Status>> {
+        loop {
+            match &self.ended {
+                Some(Ok(())) => return Poll::Ready(Ok(None)),
+                Some(Err(s)) => return Poll::Ready(Err(s.clone())),
+                None => {}
+            }
+            let f = match self.stream.poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(g)) => {
+                    self.ended = Some(Err(status_of(&g)));
+                    continue;
+                }
+                Poll::Ready(Ok(f)) => f,
+            };
+            match f {
+                Inbound {
+                    kind: FrameType::Data,
+                    packet,
+                } => {
+                    let n = packet.payload.len();
+                    if n > self.max_message {
+                        self.ended = Some(Err(Status::new(
+                            Code::ResourceExhausted,
+                            format!(
+                                "message of {n} bytes is over the limit of {} bytes",
+                                self.max_message
+                            ),
+                        )));
+                        continue;
+                    }
+                    return Poll::Ready(Ok(Some(packet.payload)));
+                }
+                Inbound {
+                    kind: FrameType::Trailer,
+                    ..
+                } => self.ended = Some(Ok(())),
+                Inbound {
+                    kind: FrameType::Rst,
+                    packet,
+                } => self.ended = Some(Err(status_of(&Gone::Reset(packet)))),
+                // A HEADER never reaches a stream's queue; META frames carry nothing of
+                // the call's.
+                Inbound { .. } => {}
+            }
+        }
+    }
+
+    /// Whether a send now answers the message just handed out: nothing is behind it.
+    pub(crate) fn answerable(&mut self) -> bool {
+        !self.stream.has_frame()
+    }
+}
+
+/// The status a stream that can go on no more ends its call with.
+fn status_of(g: &Gone) -> Status {
+    match g {
+        Gone::Reset(rst) => {
+            let why = Exception::decode(&rst.payload)
+                .map(|e| e.message)
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "no reason given".into());
+            Status::cancelled(format!("the peer reset the stream: {why}"))
+        }
+        Gone::Broken(why) => Status::internal(format!("TTHeader Streaming: {why}")),
+        Gone::Closed(why) => Status::unavailable(why.clone()),
+    }
+}
+
+/// A stream's metadata as TTHeader string pairs: keys as they are, binary values raw.
+fn pairs(md: &Metadata) -> Vec<(Bytes, Bytes)> {
+    md.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                crate::metadata::MetadataValue::Ascii(s) => Bytes::from(s),
+                crate::metadata::MetadataValue::Binary(b) => b,
+            };
+            (Bytes::copy_from_slice(k.as_bytes()), v)
+        })
+        .collect()
+}
+
+/// A HEADER's string pairs as a call's metadata. Kitex's metainfo keys
+/// (`RPC_TRANSIT_ECHO_KEY`) are named as its HTTP/2 transport names them
+/// (`rpc-transit-echo-key`), so that a handler reads the same key whichever transport
+/// carried the call; `isn` (the service Kitex's client calls) routes the call and is not
+/// metadata. A pair that no metadata entry can hold is left out.
+pub(crate) fn metadata(strs: &[(Bytes, Bytes)]) -> Metadata {
+    let mut md = Metadata::new();
+    for (k, v) in strs {
+        let Ok(key) = std::str::from_utf8(k) else {
+            continue;
+        };
+        if key == ISN {
+            continue;
+        }
+        let key = key.to_ascii_lowercase().replace('_', "-");
+        let added = if key.ends_with("-bin") {
+            md.append_bin(&key, v)
+        } else {
+            match std::str::from_utf8(v) {
+                Ok(v) => md.append_ascii(&key, v),
+                Err(_) => continue,
+            }
+        };
+        if let Err(e) = added {
+            tracing::debug!("TTHeader pair {key:?} left out: {e}");
+        }
+    }
+    md
+}
+
+/// The string key of the service a Kitex client calls ("isn", beside the metainfo of its
+/// HEADER frame).
+pub(crate) const ISN: &str = "isn";

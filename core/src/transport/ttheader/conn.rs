@@ -1,0 +1,499 @@
+//! TTHeader Streaming connections (Kitex's StreamX): the frames of many streams on one
+//! TCP connection, each a TTHeader packet that names its stream by its sequence id
+//! (`protocol::ttheader`). One task per connection reads and writes; a stream is the
+//! queue its call reads frames from and the share of the connection's writes it may hold.
+//!
+//! TTHeader has no flow control of its own. What stands in for it: a stream may have at
+//! most [`STREAM_SEND_BYTES`] of frames waiting to be written (its sender waits for room as
+//! it waits for an HTTP/2 window), and the connection stops reading while its streams hold
+//! [`CONN_RECV_BYTES`] that their calls have not read (TCP's window then pushes back on the
+//! peer, for every stream of the connection at once: TTHeader cannot do better).
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::frame::FrameType;
+use super::packet::{self, Malformed, Packet};
+
+/// The frames one stream may have waiting to be written: what its sender may get ahead of
+/// the socket, as an HTTP/2 stream's window lets it.
+pub(crate) const STREAM_SEND_BYTES: usize = 64 * 1024;
+
+/// The received bytes a connection's streams may hold unread before it stops reading.
+pub(crate) const CONN_RECV_BYTES: usize = 4 << 20;
+
+/// The bytes a packet's header may add to its payload (TTHeader's HEADER SIZE is 16 bits
+/// of 4-byte words), so that a message of the receive limit still fits a frame.
+pub(crate) const HEADER_ROOM: usize = 4 * 0xffff + 14;
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Slices handed to one vectored write.
+const MAX_IOV: usize = 64;
+
+/// A frame the peer sent on a stream after its HEADER.
+pub(crate) struct Inbound {
+    pub(crate) kind: FrameType,
+    pub(crate) packet: Packet,
+}
+
+/// What both ends of a connection see of it.
+pub(crate) struct Conn {
+    st: Mutex<State>,
+}
+
+struct State {
+    streams: HashMap<i32, Slot>,
+    /// Frames to write, each with the stream whose room it takes.
+    out: VecDeque<(i32, Bytes)>,
+    /// The connection's task, waiting to read, write or end.
+    task: Option<Waker>,
+    /// Received payload bytes the streams hold unread.
+    unread: usize,
+    /// Why the connection ended, once it has: every stream's calls fail with it.
+    closed: Option<String>,
+    /// The server is draining: no new streams; the connection ends once its streams have.
+    draining: bool,
+}
+
+#[derive(Default)]
+struct Slot {
+    inbox: VecDeque<Inbound>,
+    recv: Option<Waker>,
+    send: Option<Waker>,
+    /// This stream's bytes not yet written (in `out` or being written).
+    waiting: usize,
+    /// Why the stream can go on no more: the peer's RST, or a frame that breaks it.
+    gone: Option<Gone>,
+    /// Our TRAILER or RST is queued: nothing more goes out on this stream.
+    ended_out: bool,
+}
+
+impl Conn {
+    pub(crate) fn new() -> Arc<Conn> {
+        Arc::new(Conn {
+            st: Mutex::new(State {
+                streams: HashMap::new(),
+                out: VecDeque::new(),
+                task: None,
+                unread: 0,
+                closed: None,
+                draining: false,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops taking new streams: the connection ends once those it has are done.
+    pub(crate) fn drain(&self) {
+        let mut st = self.lock();
+        st.draining = true;
+        if let Some(w) = st.task.take() {
+            w.wake();
+        }
+    }
+
+    /// How many streams are open.
+    pub(crate) fn streams(&self) -> usize {
+        self.lock().streams.len()
+    }
+
+    /// Ends the connection for its streams: each call's next read or write fails with `why`.
+    fn close(&self, why: String) {
+        let mut st = self.lock();
+        if st.closed.is_none() {
+            st.closed = Some(why);
+        }
+        for slot in st.streams.values_mut() {
+            wake(&mut slot.recv);
+            wake(&mut slot.send);
+        }
+    }
+
+    /// Registers stream `id`, opened by the peer's HEADER: `None` if it is open already.
+    fn open(self: &Arc<Conn>, id: i32) -> Option<Stream> {
+        let mut st = self.lock();
+        if st.streams.contains_key(&id) {
+            return None;
+        }
+        st.streams.insert(id, Slot::default());
+        Some(Stream(Arc::new(Inner {
+            conn: self.clone(),
+            id,
+        })))
+    }
+
+    /// Hands a frame to its stream. A frame on a stream we do not have (ended already, or
+    /// never opened) is dropped: the peer may send its TRAILER after our RST crossed it.
+    fn deliver(&self, id: i32, kind: FrameType, packet: Packet) {
+        let mut st = self.lock();
+        let len = packet.payload.len();
+        let Some(slot) = st.streams.get_mut(&id) else {
+            tracing::debug!("TTHeader {kind:?} frame on unknown stream {id}: dropped");
+            return;
+        };
+        if kind == FrameType::Rst {
+            slot.gone = Some(Gone::Reset(packet.clone()));
+            wake(&mut slot.send);
+        }
+        slot.inbox.push_back(Inbound { kind, packet });
+        wake(&mut slot.recv);
+        if kind == FrameType::Data {
+            st.unread += len;
+        }
+    }
+}
+
+impl Conn {
+    /// Ends stream `id` for its call, which fails with `why`.
+    fn break_stream(&self, id: i32, why: String) {
+        let mut st = self.lock();
+        if let Some(slot) = st.streams.get_mut(&id) {
+            tracing::debug!("TTHeader stream {id}: {why}");
+            slot.gone = Some(Gone::Broken(why));
+            wake(&mut slot.recv);
+            wake(&mut slot.send);
+        }
+    }
+}
+
+fn wake(w: &mut Option<Waker>) {
+    if let Some(w) = w.take() {
+        w.wake();
+    }
+}
+
+/// One stream of a connection, as its call holds it: cloned for the call's two halves,
+/// forgotten by the connection when the last clone goes (a stream dropped before its end
+/// went out is reset first).
+#[derive(Clone)]
+pub(crate) struct Stream(Arc<Inner>);
+
+struct Inner {
+    conn: Arc<Conn>,
+    id: i32,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let mut st = self.conn.lock();
+        if let Some(slot) = st.streams.remove(&self.id) {
+            let unread: usize = slot
+                .inbox
+                .iter()
+                .filter(|f| f.kind == FrameType::Data)
+                .map(|f| f.packet.payload.len())
+                .sum();
+            st.unread -= unread;
+            if let Some(w) = st.task.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl Stream {
+    pub(crate) fn id(&self) -> i32 {
+        self.0.id
+    }
+
+    /// The next frame the peer sent on this stream; `Err` once the stream is broken, or
+    /// once the connection ended (frames that came before are handed out first).
+    pub(crate) fn poll_frame(&self, cx: &mut Context<'_>) -> Poll<Result<Inbound, Gone>> {
+        let mut st = self.0.conn.lock();
+        let st = &mut *st;
+        let Some(slot) = st.streams.get_mut(&self.0.id) else {
+            return Poll::Ready(Err(Gone::Closed("the stream is gone".into())));
+        };
+        if let Some(g @ Gone::Broken(_)) = &slot.gone {
+            return Poll::Ready(Err(g.clone()));
+        }
+        if let Some(f) = slot.inbox.pop_front() {
+            if f.kind == FrameType::Data {
+                let was_full = st.unread >= CONN_RECV_BYTES;
+                st.unread -= f.packet.payload.len();
+                if was_full && st.unread < CONN_RECV_BYTES {
+                    wake(&mut st.task);
+                }
+            }
+            return Poll::Ready(Ok(f));
+        }
+        if let Some(why) = &st.closed {
+            return Poll::Ready(Err(Gone::Closed(why.clone())));
+        }
+        slot.recv = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Whether a frame is waiting to be read.
+    pub(crate) fn has_frame(&self) -> bool {
+        let st = self.0.conn.lock();
+        st.streams
+            .get(&self.0.id)
+            .is_some_and(|s| !s.inbox.is_empty())
+    }
+
+    /// Room for this stream's frames: ready with the bytes it may queue now (at least
+    /// one), or with why the stream can take no more (reset by the peer, connection gone).
+    pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<Result<usize, Gone>> {
+        let mut st = self.0.conn.lock();
+        if let Some(why) = &st.closed {
+            return Poll::Ready(Err(Gone::Closed(why.clone())));
+        }
+        let Some(slot) = st.streams.get_mut(&self.0.id) else {
+            return Poll::Ready(Err(Gone::Closed("the stream is gone".into())));
+        };
+        // A broken stream fails its reads; its call may still say why in its end.
+        if let Some(g @ Gone::Reset(_)) = &slot.gone {
+            return Poll::Ready(Err(g.clone()));
+        }
+        if slot.waiting < STREAM_SEND_BYTES {
+            return Poll::Ready(Ok(STREAM_SEND_BYTES - slot.waiting));
+        }
+        slot.send = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Ready once the peer reset the stream or the connection ended.
+    pub(crate) fn poll_gone(&self, cx: &mut Context<'_>) -> Poll<Gone> {
+        let mut st = self.0.conn.lock();
+        if let Some(why) = &st.closed {
+            return Poll::Ready(Gone::Closed(why.clone()));
+        }
+        let Some(slot) = st.streams.get_mut(&self.0.id) else {
+            return Poll::Ready(Gone::Closed("the stream is gone".into()));
+        };
+        if let Some(g @ Gone::Reset(_)) = &slot.gone {
+            return Poll::Ready(g.clone());
+        }
+        slot.send = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Queues encoded frames of this stream for the connection to write, whatever the
+    /// room (a caller that honours `poll_room` keeps within it); `last`: they end this
+    /// side of the stream (a TRAILER or RST), and nothing may follow. False if the stream
+    /// can take nothing more.
+    pub(crate) fn send(&self, frames: impl IntoIterator<Item = Bytes>, last: bool) -> bool {
+        let mut st = self.0.conn.lock();
+        let st = &mut *st;
+        if st.closed.is_some() {
+            return false;
+        }
+        let Some(slot) = st.streams.get_mut(&self.0.id) else {
+            return false;
+        };
+        if slot.ended_out {
+            return false;
+        }
+        slot.ended_out = last;
+        for f in frames {
+            slot.waiting += f.len();
+            st.out.push_back((self.0.id, f));
+        }
+        wake(&mut st.task);
+        true
+    }
+}
+
+/// Why a stream takes no more.
+#[derive(Clone, Debug)]
+pub(crate) enum Gone {
+    /// The peer's RST frame.
+    Reset(Packet),
+    /// The peer broke the stream's rules (a second HEADER): why.
+    Broken(String),
+    /// The connection ended: why.
+    Closed(String),
+}
+
+/// Runs a connection until the peer closes it, it breaks, a packet cannot be read, or
+/// (draining) its last stream is done. `on_header` gets each stream the peer opens with
+/// its HEADER frame, and `max_packet` bounds what one packet may take.
+pub(crate) async fn run<T>(
+    io: T,
+    conn: Arc<Conn>,
+    max_packet: usize,
+    mut on_header: impl FnMut(Stream, Packet),
+) -> Result<(), String>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut io = Io {
+        io,
+        rbuf: BytesMut::new(),
+        writing: VecDeque::new(),
+        eof: false,
+    };
+    let r = poll_fn(|cx| io.poll(cx, &conn, max_packet, &mut on_header)).await;
+    conn.close(match &r {
+        Ok(()) => "the TTHeader connection closed".to_owned(),
+        Err(e) => e.clone(),
+    });
+    r
+}
+
+struct Io<T> {
+    io: T,
+    rbuf: BytesMut,
+    /// Frames taken off the shared queue, being written.
+    writing: VecDeque<(i32, Bytes)>,
+    /// The peer closed its side: nothing more to read.
+    eof: bool,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        conn: &Arc<Conn>,
+        max_packet: usize,
+        on_header: &mut impl FnMut(Stream, Packet),
+    ) -> Poll<Result<(), String>> {
+        // Each round either makes progress or registers a waker before it waits: the
+        // socket's for reads and writes, the shared state's for new frames or room to read.
+        loop {
+            let wrote = self.poll_write(cx, conn)?;
+            let (read, paused) = self.poll_read(cx, conn, max_packet, on_header)?;
+            let mut st = conn.lock();
+            if paused && st.unread < CONN_RECV_BYTES {
+                continue; // a stream read since: there is room to read again
+            }
+            if self.eof {
+                return Poll::Ready(Ok(()));
+            }
+            if st.draining && st.streams.is_empty() && st.out.is_empty() && self.writing.is_empty()
+            {
+                return Poll::Ready(Ok(()));
+            }
+            if !wrote && !read && (st.out.is_empty() || !self.writing.is_empty()) {
+                st.task = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Writes what the streams queued; true if it wrote anything.
+    fn poll_write(&mut self, cx: &mut Context<'_>, conn: &Conn) -> Result<bool, String> {
+        if self.writing.is_empty() {
+            let mut st = conn.lock();
+            std::mem::swap(&mut self.writing, &mut st.out);
+        }
+        let mut any = false;
+        while !self.writing.is_empty() {
+            let slices: Vec<IoSlice<'_>> = self
+                .writing
+                .iter()
+                .take(MAX_IOV)
+                .map(|(_, b)| IoSlice::new(b))
+                .collect();
+            let n = match Pin::new(&mut self.io).poll_write_vectored(cx, &slices) {
+                Poll::Ready(Ok(0)) => return Err("the TTHeader connection closed".into()),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Err(format!("TTHeader connection: {e}")),
+                Poll::Pending => break,
+            };
+            any = true;
+            self.written(conn, n);
+        }
+        if any {
+            if let Poll::Ready(Err(e)) = Pin::new(&mut self.io).poll_flush(cx) {
+                return Err(format!("TTHeader connection: {e}"));
+            }
+        }
+        Ok(any)
+    }
+
+    /// Takes `n` written bytes off the front, and gives their streams the room back.
+    fn written(&mut self, conn: &Conn, mut n: usize) {
+        let mut st = conn.lock();
+        while n > 0 {
+            let Some((id, front)) = self.writing.front_mut() else {
+                break;
+            };
+            let k = n.min(front.len());
+            front.advance(k);
+            n -= k;
+            let id = *id;
+            if front.is_empty() {
+                self.writing.pop_front();
+            }
+            if let Some(slot) = st.streams.get_mut(&id) {
+                slot.waiting -= k;
+                wake(&mut slot.send);
+            }
+        }
+    }
+
+    /// Reads and hands out whole packets while the streams have room to hold them: whether
+    /// it read anything, and whether it stopped for want of room.
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        conn: &Arc<Conn>,
+        max_packet: usize,
+        on_header: &mut impl FnMut(Stream, Packet),
+    ) -> Result<(bool, bool), String> {
+        let mut any = false;
+        while !self.eof {
+            if conn.lock().unread >= CONN_RECV_BYTES {
+                // Woken when a stream reads (or goes).
+                return Ok((any, true));
+            }
+            self.rbuf.reserve(READ_CHUNK);
+            let mut buf = ReadBuf::uninit(self.rbuf.spare_capacity_mut());
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len();
+                    if n == 0 {
+                        if !self.rbuf.is_empty() {
+                            return Err("the TTHeader connection closed mid-frame".into());
+                        }
+                        self.eof = true;
+                        break;
+                    }
+                    // SAFETY: `ReadBuf` says these `n` bytes of the spare capacity were
+                    // initialized by the read.
+                    unsafe { self.rbuf.set_len(self.rbuf.len() + n) };
+                    any = true;
+                    self.packets(conn, max_packet, on_header)
+                        .map_err(|e| e.to_string())?;
+                }
+                Poll::Ready(Err(e)) => return Err(format!("TTHeader connection: {e}")),
+                Poll::Pending => break,
+            }
+        }
+        Ok((any, false))
+    }
+
+    /// Hands each whole packet in the read buffer to its stream.
+    fn packets(
+        &mut self,
+        conn: &Arc<Conn>,
+        max_packet: usize,
+        on_header: &mut impl FnMut(Stream, Packet),
+    ) -> Result<(), Malformed> {
+        while let Some(p) = packet::decode(&mut self.rbuf, max_packet)? {
+            let kind = FrameType::of(&p)?;
+            let id = p.seq_id;
+            match kind {
+                FrameType::Header => match conn.open(id) {
+                    Some(s) => on_header(s, p),
+                    None => conn.break_stream(id, format!("a second HEADER frame on stream {id}")),
+                },
+                // Custom meta handlers' frames: Kitex's own handlers send none.
+                FrameType::Meta => {}
+                _ => conn.deliver(id, kind, p),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,458 @@
+//! TTHeader Streaming (Kitex's StreamX) on the server's one port, from a raw TCP client with
+//! the frame bytes spelled out (`interop/kitex/WIRE.md` §2 has Kitex's own): calls of each
+//! shape, many streams on one connection, metadata, errors, and bad input. Each bad case
+//! ends its stream (or, where the framing cannot recover, its connection) and the next
+//! stream or connection still works. Real Kitex clients meet the same server in
+//! `make test-kitex`.
+
+mod common;
+
+use common::*;
+use rillrpc::ServerOptions;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn hex(s: &str) -> Vec<u8> {
+    s.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("a hex byte"))
+        .collect()
+}
+
+const HEADER: u8 = b'2';
+const DATA: u8 = b'3';
+const TRAILER: u8 = b'4';
+const RST: u8 = b'5';
+
+/// A TTHeader Streaming frame as Kitex lays it out: string pairs, then the int pairs
+/// FrameType (27) and ToMethod (9), zero padding to 4 bytes, then the payload.
+fn frame(kind: u8, id: u32, method: &str, strs: &[(&str, &[u8])], payload: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x10, 0x00]; // protocol ThriftStruct, no transforms
+    if !strs.is_empty() {
+        h.push(0x01);
+        h.extend((strs.len() as u16).to_be_bytes());
+        for (k, v) in strs {
+            h.extend((k.len() as u16).to_be_bytes());
+            h.extend(k.as_bytes());
+            h.extend((v.len() as u16).to_be_bytes());
+            h.extend(*v);
+        }
+    }
+    h.extend([0x10, 0x00, 0x02, 0x00, 0x1b, 0x00, 0x01, kind, 0x00, 0x09]);
+    h.extend((method.len() as u16).to_be_bytes());
+    h.extend(method.as_bytes());
+    while h.len() % 4 != 0 {
+        h.push(0);
+    }
+    let mut f = Vec::new();
+    f.extend(((10 + h.len() + payload.len()) as u32).to_be_bytes());
+    f.extend([0x10, 0x00, 0x00, 0x02]);
+    f.extend(id.to_be_bytes());
+    f.extend(((h.len() / 4) as u16).to_be_bytes());
+    f.extend(h);
+    f.extend(payload);
+    f
+}
+
+/// A frame read back: its bytes, and what they say.
+#[derive(Debug)]
+struct Got {
+    bytes: Vec<u8>,
+    kind: u8,
+    id: u32,
+    strs: Vec<(String, Vec<u8>)>,
+    payload: Vec<u8>,
+}
+
+impl Got {
+    fn str(&self, k: &str) -> Option<&[u8]> {
+        self.strs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| &v[..])
+    }
+}
+
+/// The next frame from the server; `None` once it closed the connection.
+async fn read_frame(tcp: &mut TcpStream) -> Option<Got> {
+    let mut len = [0u8; 4];
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut len))
+        .await
+        .expect("a frame or the end in time");
+    read.ok()?;
+    let mut rest = vec![0u8; u32::from_be_bytes(len) as usize];
+    tcp.read_exact(&mut rest)
+        .await
+        .expect("the rest of the frame");
+    let id = u32::from_be_bytes(rest[4..8].try_into().unwrap());
+    let hlen = 4 * u16::from_be_bytes([rest[8], rest[9]]) as usize;
+    let (h, payload) = rest[10..].split_at(hlen);
+    let (mut strs, mut kind, mut i) = (Vec::new(), 0, 2);
+    let u16_at = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]) as usize;
+    while i < h.len() {
+        match h[i] {
+            0x00 => i += 1,
+            0x01 => {
+                let n = u16_at(i + 1);
+                i += 3;
+                for _ in 0..n {
+                    let kl = u16_at(i);
+                    let k = String::from_utf8(h[i + 2..i + 2 + kl].to_vec()).unwrap();
+                    i += 2 + kl;
+                    let vl = u16_at(i);
+                    strs.push((k, h[i + 2..i + 2 + vl].to_vec()));
+                    i += 2 + vl;
+                }
+            }
+            0x10 => {
+                let n = u16_at(i + 1);
+                i += 3;
+                for _ in 0..n {
+                    let (key, vl) = (u16_at(i), u16_at(i + 2));
+                    if key == 27 {
+                        kind = h[i + 4];
+                    }
+                    i += 4 + vl;
+                }
+            }
+            other => panic!("info id {other:#x} from our server"),
+        }
+    }
+    let mut bytes = len.to_vec();
+    bytes.extend(&rest);
+    Some(Got {
+        bytes,
+        kind,
+        id,
+        strs,
+        payload: payload.to_vec(),
+    })
+}
+
+async fn connect(addr: SocketAddr) -> TcpStream {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp
+}
+
+async fn send(tcp: &mut TcpStream, frames: &[Vec<u8>]) {
+    tcp.write_all(&frames.concat()).await.unwrap();
+}
+
+/// The frames of one stream until its TRAILER or RST, with any other stream's skipped.
+async fn stream_frames(tcp: &mut TcpStream, id: u32) -> Vec<Got> {
+    let mut out = Vec::new();
+    while let Some(f) = read_frame(tcp).await {
+        if f.id != id {
+            continue;
+        }
+        let end = f.kind == TRAILER || f.kind == RST;
+        out.push(f);
+        if end {
+            break;
+        }
+    }
+    out
+}
+
+fn isn() -> (&'static str, &'static [u8]) {
+    ("isn", b"TestService")
+}
+
+/// A server-streaming call opened by a Kitex client and run to the end works, and stream
+/// `id` on a connection that already carried broken streams shows the connection is fine.
+async fn server_stream_works(tcp: &mut TcpStream, id: u32) {
+    send(
+        tcp,
+        &[
+            frame(HEADER, id, "EchoServer", &[isn()], b""),
+            frame(DATA, id, "EchoServer", &[], &req(b"ok", 2)),
+            frame(TRAILER, id, "EchoServer", &[], b""),
+        ],
+    )
+    .await;
+    let got = stream_frames(tcp, id).await;
+    let kinds: Vec<u8> = got.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [HEADER, DATA, DATA, TRAILER], "{got:?}");
+    assert_eq!(resp_payload(&got[1].payload), b"ok");
+}
+
+#[tokio::test]
+async fn kitexs_server_streaming_call_is_answered_frame_by_frame() {
+    let server = rill_server(ServerOptions::default());
+    let mut tcp = connect(server.local_addr()).await;
+    // WIRE.md §2.1: the HEADER frame Kitex's client opens EchoServer with, byte for byte.
+    let header = hex("00 00 00 3a  10 00  00 02  00 00 00 01  00 0c  10  00
+         01 00 01  00 03 69 73 6e  00 0b 54 65 73 74 53 65 72 76 69 63 65
+         10 00 02  00 1b 00 01 32  00 09 00 0a 45 63 68 6f 53 65 72 76 65 72
+         00 00 00");
+    assert_eq!(header, frame(HEADER, 1, "EchoServer", &[isn()], b""));
+    send(
+        &mut tcp,
+        &[
+            header,
+            frame(DATA, 1, "EchoServer", &[], &req(b"stream", 3)),
+            frame(TRAILER, 1, "EchoServer", &[], b""),
+        ],
+    )
+    .await;
+    let got = stream_frames(&mut tcp, 1).await;
+    assert_eq!(got.len(), 5, "{got:?}");
+    // The server's HEADER and TRAILER as Kitex's server sends them (WIRE.md §2.1).
+    let head = hex("00 00 00 22  10 00  00 02  00 00 00 01  00 06  10  00
+         10 00 02  00 1b 00 01 32  00 09 00 0a 45 63 68 6f 53 65 72 76 65 72");
+    assert_eq!(got[0].bytes, head);
+    for d in &got[1..4] {
+        assert_eq!((d.kind, d.id), (DATA, 1));
+        assert_eq!(resp_payload(&d.payload), b"stream");
+    }
+    let trailer = hex("00 00 00 22  10 00  00 02  00 00 00 01  00 06  10  00
+         10 00 02  00 1b 00 01 34  00 09 00 0a 45 63 68 6f 53 65 72 76 65 72");
+    assert_eq!(got[4].bytes, trailer);
+}
+
+#[tokio::test]
+async fn streams_of_every_shape_share_one_connection() {
+    let server = rill_server(ServerOptions::default());
+    let mut tcp = connect(server.local_addr()).await;
+    // A bidi stream and a client stream, opened at once, their frames interleaved.
+    send(
+        &mut tcp,
+        &[
+            frame(HEADER, 1, "Echo", &[isn()], b""),
+            frame(HEADER, 2, "EchoClient", &[isn()], b""),
+            frame(DATA, 2, "EchoClient", &[], &req(b"abc", 0)),
+            frame(DATA, 1, "Echo", &[], &req(b"one", 0)),
+            frame(DATA, 2, "EchoClient", &[], &req(b"de", 0)),
+            frame(DATA, 1, "Echo", &[], &req(b"two", 0)),
+            frame(TRAILER, 2, "EchoClient", &[], b""),
+            frame(TRAILER, 1, "Echo", &[], b""),
+        ],
+    )
+    .await;
+    let (mut echo, mut client) = (Vec::new(), Vec::new());
+    while echo.last().is_none_or(|f: &Got| f.kind != TRAILER)
+        || client.last().is_none_or(|f: &Got| f.kind != TRAILER)
+    {
+        let f = read_frame(&mut tcp).await.expect("a frame");
+        match f.id {
+            1 => echo.push(f),
+            2 => client.push(f),
+            other => panic!("a frame on stream {other}"),
+        }
+    }
+    let payloads = |fs: &[Got]| -> Vec<Vec<u8>> {
+        fs.iter()
+            .filter(|f| f.kind == DATA)
+            .map(|f| resp_payload(&f.payload))
+            .collect()
+    };
+    assert_eq!(payloads(&echo), [b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(payloads(&client), [b"5".to_vec()]);
+    // Unary too, over TTHeader Streaming (a Kitex method with streaming.mode="unary").
+    send(
+        &mut tcp,
+        &[
+            frame(HEADER, 3, "PingPong", &[isn()], b""),
+            frame(DATA, 3, "PingPong", &[], &req(b"single", 0)),
+            frame(TRAILER, 3, "PingPong", &[], b""),
+        ],
+    )
+    .await;
+    let got = stream_frames(&mut tcp, 3).await;
+    assert_eq!(resp_payload(&got[1].payload), b"single", "{got:?}");
+}
+
+#[tokio::test]
+async fn metadata_comes_in_the_header_and_goes_back_in_header_and_trailer() {
+    let server = rill_server(ServerOptions::default());
+    let mut tcp = connect(server.local_addr()).await;
+    let md: &[(&str, &[u8])] = &[isn(), ("echo-key", b"value")];
+    send(
+        &mut tcp,
+        &[
+            frame(HEADER, 7, "EchoServer", md, b""),
+            frame(DATA, 7, "EchoServer", &[], &req(b"m", 1)),
+            frame(TRAILER, 7, "EchoServer", &[], b""),
+        ],
+    )
+    .await;
+    let got = stream_frames(&mut tcp, 7).await;
+    assert_eq!(got[0].str("echo-key"), Some(&b"value"[..]));
+    // The echo service names the protocol the call came in on.
+    assert_eq!(got[0].str("echo-protocol"), Some(&b"ttheader"[..]));
+    assert_eq!(got[2].kind, TRAILER);
+    assert_eq!(got[2].str("echo-key"), Some(&b"value"[..]));
+}
+
+#[tokio::test]
+async fn an_error_ends_the_stream_with_an_exception_and_an_unknown_method_with_unknown_method() {
+    let server = rill_server(ServerOptions::default());
+    let mut tcp = connect(server.local_addr()).await;
+    // count -5: the echo service ends the call with status 5 (NOT_FOUND), message "boom".
+    send(
+        &mut tcp,
+        &[
+            frame(HEADER, 1, "EchoServer", &[isn()], b""),
+            frame(DATA, 1, "EchoServer", &[], &req(b"boom", -5)),
+            frame(TRAILER, 1, "EchoServer", &[], b""),
+        ],
+    )
+    .await;
+    let got = stream_frames(&mut tcp, 1).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].kind, got[1].kind), (HEADER, TRAILER));
+    // TMessage EXCEPTION "EchoServer", seq id 1; TApplicationException {1: "boom", 2: 6
+    // INTERNAL_ERROR}.
+    let exception = hex(
+        "80 01 00 03  00 00 00 0a 45 63 68 6f 53 65 72 76 65 72  00 00 00 01
+         0b 00 01 00 00 00 04 62 6f 6f 6d  08 00 02 00 00 00 06  00",
+    );
+    assert_eq!(got[1].payload, exception);
+
+    send(&mut tcp, &[frame(HEADER, 3, "Nope", &[isn()], b"")]).await;
+    let got = stream_frames(&mut tcp, 3).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    // Type 1 UNKNOWN_METHOD, the message naming the method and service.
+    let p = &got[1].payload;
+    assert_eq!(&p[p.len() - 5..], [0, 0, 0, 1, 0]);
+    let text = String::from_utf8_lossy(p);
+    assert!(
+        text.contains("unknown method Nope for service TestService"),
+        "{text}"
+    );
+    server_stream_works(&mut tcp, 5).await;
+}
+
+#[tokio::test]
+async fn a_second_header_a_stray_frame_and_an_oversized_message_end_only_their_stream() {
+    let server = rill_server(ServerOptions {
+        max_recv_message_size: 64,
+        ..Default::default()
+    });
+    let mut tcp = connect(server.local_addr()).await;
+    // A second HEADER on open stream 1: the stream is broken, and ends.
+    send(
+        &mut tcp,
+        &[
+            frame(HEADER, 1, "Echo", &[isn()], b""),
+            frame(HEADER, 1, "Echo", &[isn()], b""),
+        ],
+    )
+    .await;
+    let got = stream_frames(&mut tcp, 1).await;
+    let end = got.last().expect("an end");
+    assert!(end.kind == TRAILER || end.kind == RST, "{got:?}");
+    assert!(
+        String::from_utf8_lossy(&end.payload).contains("a second HEADER frame on stream 1"),
+        "{got:?}"
+    );
+    // DATA and a TRAILER on stream 99, never opened: dropped.
+    send(
+        &mut tcp,
+        &[
+            frame(DATA, 99, "Echo", &[], &req(b"stray", 0)),
+            frame(TRAILER, 99, "Echo", &[], b""),
+        ],
+    )
+    .await;
+    // A 100-byte message over the server's limit of 64: RESOURCE_EXHAUSTED ends stream 3.
+    send(
+        &mut tcp,
+        &[
+            frame(HEADER, 3, "Echo", &[isn()], b""),
+            frame(DATA, 3, "Echo", &[], &req(&[b'x'; 100], 0)),
+        ],
+    )
+    .await;
+    let got = stream_frames(&mut tcp, 3).await;
+    let text = String::from_utf8_lossy(&got.last().unwrap().payload).into_owned();
+    assert!(text.contains("over the limit of 64 bytes"), "{got:?}");
+    server_stream_works(&mut tcp, 5).await;
+}
+
+#[tokio::test]
+async fn a_client_reset_cancels_the_call_and_the_connection_goes_on() {
+    let server = rill_server(ServerOptions::default());
+    let mut tcp = connect(server.local_addr()).await;
+    send(
+        &mut tcp,
+        &[
+            frame(HEADER, 1, "Echo", &[isn()], b""),
+            frame(DATA, 1, "Echo", &[], &req(b"first", 0)),
+        ],
+    )
+    .await;
+    let got = read_frame(&mut tcp).await.unwrap();
+    assert_eq!(got.kind, HEADER);
+    let got = read_frame(&mut tcp).await.unwrap();
+    assert_eq!(resp_payload(&got.payload), b"first");
+    // WIRE.md §2.3: Kitex's RST, its TApplicationException of type 12007 (message cut).
+    let exception = hex("80 01 00 03  00 00 00 04 45 63 68 6f  00 00 00 01
+         0b 00 01 00 00 00 03 62 79 65  08 00 02 00 00 2e e7  00");
+    send(
+        &mut tcp,
+        &[frame(
+            RST,
+            1,
+            "Echo",
+            &[("ttscp", b"kitex-client")],
+            &exception,
+        )],
+    )
+    .await;
+    server_stream_works(&mut tcp, 3).await;
+}
+
+/// Each of these breaks the framing: the server closes that connection (nothing can be
+/// skipped in TTHeader), and a new connection works.
+#[tokio::test]
+async fn bytes_that_break_the_framing_close_only_their_connection() {
+    let server = rill_server(ServerOptions {
+        max_recv_message_size: 1024,
+        ..Default::default()
+    });
+    let open = frame(HEADER, 1, "Echo", &[isn()], b"");
+    let bad_magic = hex("00 00 00 0e  20 00  00 02  00 00 00 03  00 01  10 00 00 00");
+    // LENGTH 16 MiB, over the limit of 1,024 bytes and the header room.
+    let too_long = hex("01 00 00 00  10 00  00 02  00 00 00 03  00 01  10 00 00 00");
+    // HEADER SIZE 100 words, past the packet's 18 bytes.
+    let header_past_frame = hex("00 00 00 0e  10 00  00 02  00 00 00 03  00 64  10 00 00 00");
+    // No streaming flag after the first frame.
+    let mut not_streaming = frame(DATA, 1, "Echo", &[], &req(b"x", 0));
+    not_streaming[7] = 0x00;
+    // FrameType "9".
+    let mut unknown_kind = frame(DATA, 1, "Echo", &[], &req(b"x", 0));
+    let at = unknown_kind
+        .windows(5)
+        .position(|w| w == [0, 0x1b, 0, 1, b'3'])
+        .unwrap();
+    unknown_kind[at + 4] = b'9';
+    // Info id 0x42.
+    let unknown_info = hex("00 00 00 0e  10 00  00 02  00 00 00 03  00 01  10 00 42 00");
+    for (name, bad) in [
+        ("bad magic", bad_magic),
+        ("length past the limit", too_long),
+        ("header size past the frame", header_past_frame),
+        ("no streaming flag", not_streaming),
+        ("unknown frame type", unknown_kind),
+        ("unknown info id", unknown_info),
+    ] {
+        let mut tcp = connect(server.local_addr()).await;
+        send(&mut tcp, &[open.clone(), bad]).await;
+        // Read until the server closes (`read_frame` panics if it does not within 5 s).
+        while let Some(f) = read_frame(&mut tcp).await {
+            assert_eq!(f.id, 1, "{name}: {f:?}");
+        }
+        let mut fresh = connect(server.local_addr()).await;
+        server_stream_works(&mut fresh, 1).await;
+    }
+    // Torn mid-frame: half a DATA frame, then the client goes.
+    let mut tcp = connect(server.local_addr()).await;
+    let data = frame(DATA, 1, "Echo", &[], &req(b"torn", 0));
+    send(&mut tcp, &[open.clone(), data[..data.len() / 2].to_vec()]).await;
+    drop(tcp);
+    let mut fresh = connect(server.local_addr()).await;
+    server_stream_works(&mut fresh, 1).await;
+}
