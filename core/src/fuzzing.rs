@@ -64,8 +64,10 @@ pub fn connect(data: &[u8]) {
 }
 
 /// TTHeader: packets read from chunks cut where the input's first byte says, each one's
-/// streaming frame type, and each written back and read again unchanged.
+/// streaming frame type, and each written back and read again unchanged; then the same
+/// bytes as PingPong requests (TTHeader or Framed) and each request's TMessage.
 pub fn ttheader(data: &[u8]) {
+    pingpong(data);
     use crate::transport::ttheader::{decode, encode, FrameType};
     let Some((&cut, rest)) = data.split_first() else {
         return;
@@ -89,5 +91,14 @@ pub fn ttheader(data: &[u8]) {
                 "a packet changed on its way round"
             );
         }
+    }
+}
+
+fn pingpong(data: &[u8]) {
+    use crate::protocol::ttheader::pingpong::Call;
+    use crate::transport::ttheader::pingpong::next;
+    let mut buf = bytes::BytesMut::from(data);
+    while let Ok(Some(req)) = next(&mut buf, 64 * 1024) {
+        let _ = Call::parse(req.message);
     }
 }

@@ -74,7 +74,8 @@ impl Got {
     }
 }
 
-/// The next frame from the server; `None` once it closed the connection.
+/// The next frame (or PingPong packet, whose kind reads 0) from the server; `None` once it
+/// closed the connection.
 async fn read_frame(tcp: &mut TcpStream) -> Option<Got> {
     let mut len = [0u8; 4];
     let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut len))
@@ -455,4 +456,248 @@ async fn bytes_that_break_the_framing_close_only_their_connection() {
     drop(tcp);
     let mut fresh = connect(server.local_addr()).await;
     server_stream_works(&mut fresh, 1).await;
+}
+
+// ---- Thrift PingPong (WIRE.md §1) ----
+
+/// A server whose PingPong answers with the args struct it got, as its result struct (the
+/// core passes Thrift structs through as bytes), or ends the call as the args ask: bytes
+/// `biz` a biz status, `err` NOT_FOUND. Echo (bidi) is registered to be refused.
+fn pingpong_server(opts: ServerOptions) -> std::sync::Arc<rillrpc::Server> {
+    use rillrpc::{Code, Metadata, ServerBuilder, Shape, Status};
+    let server = std::sync::Arc::new(
+        ServerBuilder::new(opts)
+            .register("/echo.TestService/PingPong", Shape::Unary)
+            .register("/echo.TestService/Echo", Shape::Bidi)
+            .bind("127.0.0.1:0")
+            .unwrap(),
+    );
+    let s = server.clone();
+    tokio::spawn(async move {
+        s.serve(|mut call| async move {
+            let args = match call.recv_single().await {
+                Ok(a) => a,
+                Err(s) => return drop(call.finish(s)),
+            };
+            let mut headers = Metadata::new();
+            for (k, v) in call.metadata().iter() {
+                let _ = headers.append(k, v);
+            }
+            let status = match &args[..] {
+                b"biz" => {
+                    let mut t = Metadata::new();
+                    t.append_ascii("biz-status", "5").unwrap();
+                    Status::new(Code::Internal, "biz says no").with_trailers(t)
+                }
+                b"err" => Status::new(Code::NotFound, "not here"),
+                _ => {
+                    let _ = call.send_headers(&headers);
+                    let _ = call.send(args).await;
+                    Status::ok()
+                }
+            };
+            let _ = call.finish(status);
+        })
+        .await
+        .unwrap();
+    });
+    server
+}
+
+/// A PingPong request in a TTHeader packet (`framed`: with a Framed length inside, as
+/// Kitex's TTHeaderFramed sends it): isn TestService, MsgType 1, ToMethod, then a TMessage
+/// CALL of `method`, `seq`, and `args`.
+fn pingpong(seq: u32, method: &str, strs: &[(&str, &[u8])], args: &[u8], framed: bool) -> Vec<u8> {
+    let msg = tmessage(1, method, seq, args);
+    let mut h = vec![0x00, 0x00, 0x01];
+    h.extend((strs.len() as u16 + 1).to_be_bytes());
+    for (k, v) in strs.iter().chain(&[isn()]) {
+        h.extend((k.len() as u16).to_be_bytes());
+        h.extend(k.as_bytes());
+        h.extend((v.len() as u16).to_be_bytes());
+        h.extend(*v);
+    }
+    let transport: &[u8] = if framed { b"framed" } else { b"unframed" };
+    h.extend([0x10, 0x00, 0x03, 0x00, 0x16, 0x00, 0x01, b'1', 0x00, 0x01]);
+    h.extend((transport.len() as u16).to_be_bytes());
+    h.extend(transport);
+    h.extend([0x00, 0x09]);
+    h.extend((method.len() as u16).to_be_bytes());
+    h.extend(method.as_bytes());
+    while h.len() % 4 != 0 {
+        h.push(0);
+    }
+    let mut payload = Vec::new();
+    if framed {
+        payload.extend((msg.len() as u32).to_be_bytes());
+    }
+    payload.extend(msg);
+    let mut f = Vec::new();
+    f.extend(((10 + h.len() + payload.len()) as u32).to_be_bytes());
+    f.extend([0x10, 0x00, 0x00, 0x00]);
+    f.extend(seq.to_be_bytes());
+    f.extend(((h.len() / 4) as u16).to_be_bytes());
+    f.extend(h);
+    f.extend(payload);
+    f
+}
+
+/// A strict Thrift Binary TMessage of `kind` (1 CALL, 2 REPLY, 3 EXCEPTION).
+fn tmessage(kind: u8, method: &str, seq: u32, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0x80, 0x01, 0x00, kind];
+    m.extend((method.len() as u32).to_be_bytes());
+    m.extend(method.as_bytes());
+    m.extend(seq.to_be_bytes());
+    m.extend(body);
+    m
+}
+
+/// Kitex's TTHeaderFramed PingPong request of WIRE.md §1.2, its args struct.
+const ARGS: &str = "0c 00 01  0b 00 01 00 00 00 0c 6d 61 74 72 69 78 00 ff 70 69 6e 67  00  00";
+
+#[tokio::test]
+async fn kitexs_pingpong_request_is_answered_in_its_own_framing() {
+    let server = pingpong_server(ServerOptions::default());
+    let mut tcp = connect(server.local_addr()).await;
+    // WIRE.md §1.2, byte for byte.
+    let request = hex(&format!(
+        "00 00 00 8e  10 00  00 00  00 00 00 01  00 15  00  00
+         01 00 01  00 03 69 73 6e  00 0b 54 65 73 74 53 65 72 76 69 63 65
+         10 00 06  00 16 00 01 31  00 01 00 06 66 72 61 6d 65 64
+         00 03 00 0c 6b 69 74 65 78 2d 63 6c 69 65 6e 74  00 14 00 00
+         00 06 00 04 65 63 68 6f  00 09 00 08 50 69 6e 67 50 6f 6e 67  00 00 00
+         00 00 00 2c  80 01 00 01  00 00 00 08 50 69 6e 67 50 6f 6e 67  00 00 00 01
+         {ARGS}"
+    ));
+    send(&mut tcp, &[request]).await;
+    let got = read_frame(&mut tcp).await.expect("an answer");
+    // As Kitex's server answers (its §1.2 answer, with our result: the args echoed): MsgType
+    // 2, then a Framed REPLY.
+    let answer = hex(&format!(
+        "00 00 00 46  10 00  00 00  00 00 00 01  00 03  00  00
+         10 00 01  00 16 00 01 32  00 00
+         00 00 00 2c  80 01 00 02  00 00 00 08 50 69 6e 67 50 6f 6e 67  00 00 00 01
+         {ARGS}"
+    ));
+    assert_eq!(got.bytes, answer);
+
+    // Unframed inside the TTHeader, then Framed alone: each answered the way it came.
+    let args = hex(ARGS);
+    send(&mut tcp, &[pingpong(2, "PingPong", &[], &args, false)]).await;
+    let got = read_frame(&mut tcp).await.unwrap();
+    assert_eq!(got.payload, tmessage(2, "PingPong", 2, &args));
+    let mut framed = tcp_framed(&tmessage(1, "PingPong", 3, &args));
+    let mut tcp = connect(server.local_addr()).await;
+    tcp.write_all(&framed).await.unwrap();
+    let mut back = vec![0u8; framed.len()];
+    tcp.read_exact(&mut back).await.unwrap();
+    framed = tcp_framed(&tmessage(2, "PingPong", 3, &args));
+    assert_eq!(back, framed);
+}
+
+fn tcp_framed(msg: &[u8]) -> Vec<u8> {
+    let mut f = (msg.len() as u32).to_be_bytes().to_vec();
+    f.extend(msg);
+    f
+}
+
+#[tokio::test]
+async fn pingpong_metadata_biz_status_errors_and_refusals() {
+    let server = pingpong_server(ServerOptions::default());
+    let mut tcp = connect(server.local_addr()).await;
+    // Metainfo in, as the handler's headers back: in the TTHeader form it came in.
+    let md: &[(&str, &[u8])] = &[("RPC_TRANSIT_ECHO_KEY", b"value")];
+    send(&mut tcp, &[pingpong(1, "PingPong", md, b"x", true)]).await;
+    let got = read_frame(&mut tcp).await.unwrap();
+    assert_eq!(got.str("RPC_TRANSIT_ECHO_KEY"), Some(&b"value"[..]));
+    // A biz status: its pairs, and a REPLY with an empty result struct.
+    send(&mut tcp, &[pingpong(2, "PingPong", &[], b"biz", true)]).await;
+    let got = read_frame(&mut tcp).await.unwrap();
+    assert_eq!(got.str("biz-status"), Some(&b"5"[..]));
+    assert_eq!(got.str("biz-message"), Some(&b"biz says no"[..]));
+    let reply = tmessage(2, "PingPong", 2, &[0x00]);
+    assert_eq!(got.payload[4..], reply);
+    // Any other error: an EXCEPTION, TApplicationException {1: message, 2: 6 INTERNAL}.
+    send(&mut tcp, &[pingpong(3, "PingPong", &[], b"err", true)]).await;
+    let got = read_frame(&mut tcp).await.unwrap();
+    let mut exception = tmessage(3, "PingPong", 3, &hex("0b 00 01 00 00 00 08"));
+    exception.extend(b"not here");
+    exception.extend(hex("08 00 02 00 00 00 06 00"));
+    assert_eq!(got.payload[4..], exception);
+    // An unknown method: UNKNOWN_METHOD (1); a streaming one: refused, INTERNAL_ERROR.
+    send(&mut tcp, &[pingpong(4, "Nope", &[], b"x", true)]).await;
+    let got = read_frame(&mut tcp).await.unwrap();
+    assert_eq!(got.payload[got.payload.len() - 5..], [0, 0, 0, 1, 0]);
+    assert!(String::from_utf8_lossy(&got.payload).contains("unknown method Nope"));
+    send(&mut tcp, &[pingpong(5, "Echo", &[], b"x", true)]).await;
+    let got = read_frame(&mut tcp).await.unwrap();
+    assert!(String::from_utf8_lossy(&got.payload).contains("is a streaming method"));
+    // Two requests at once: answered in turn.
+    send(
+        &mut tcp,
+        &[
+            pingpong(6, "PingPong", &[], b"six", true),
+            pingpong(7, "PingPong", &[], b"seven", true),
+        ],
+    )
+    .await;
+    for (seq, args) in [(6, &b"six"[..]), (7, b"seven")] {
+        let got = read_frame(&mut tcp).await.unwrap();
+        assert_eq!(
+            (got.id, &got.payload[4..]),
+            (seq, &tmessage(2, "PingPong", seq, args)[..])
+        );
+    }
+}
+
+/// Bytes a PingPong connection cannot read as a request close it; the next connection
+/// works.
+#[tokio::test]
+async fn bytes_that_are_no_pingpong_request_close_only_their_connection() {
+    let server = pingpong_server(ServerOptions {
+        max_recv_message_size: 1024,
+        ..Default::default()
+    });
+    let good = pingpong(1, "PingPong", &[], b"ok", true);
+    // A REPLY where a CALL must be.
+    let mut not_a_call = pingpong(9, "PingPong", &[], b"x", true);
+    let at = not_a_call
+        .windows(4)
+        .position(|w| w == [0x80, 0x01, 0x00, 0x01])
+        .unwrap();
+    not_a_call[at + 3] = 0x02;
+    // A Framed length inside the TTHeader that is not the payload's.
+    let mut wrong_inner = pingpong(9, "PingPong", &[], b"x", true);
+    wrong_inner[at - 1] += 1;
+    // A TTHeader Streaming frame on a PingPong connection.
+    let streaming = frame(HEADER, 9, "Echo", &[isn()], b"");
+    for (name, first, bad) in [
+        ("not a CALL", good.clone(), not_a_call),
+        ("wrong Framed length", good.clone(), wrong_inner),
+        ("a streaming frame", good.clone(), streaming),
+        // Framed, a length of 16 MiB: over the limit.
+        (
+            "Framed too long",
+            tcp_framed(&tmessage(1, "PingPong", 1, b"ok")),
+            hex("01 00 00 00 80 01 00 01"),
+        ),
+    ] {
+        let mut tcp = connect(server.local_addr()).await;
+        send(&mut tcp, &[first, bad]).await;
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest));
+        read.await.expect("closed in time").unwrap();
+        assert!(
+            !rest.is_empty(),
+            "{name}: the good request is answered first"
+        );
+        let mut fresh = connect(server.local_addr()).await;
+        send(&mut fresh, std::slice::from_ref(&good)).await;
+        let got = read_frame(&mut fresh).await.unwrap();
+        assert_eq!(
+            got.payload[4..],
+            tmessage(2, "PingPong", 1, b"ok"),
+            "{name}"
+        );
+    }
 }

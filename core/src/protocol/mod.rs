@@ -48,6 +48,8 @@ pub(crate) enum Sender {
     Http(stream::Sender),
     /// A call over TTHeader Streaming.
     Ttheader(ttheader::stream::Sender),
+    /// A Thrift PingPong call (TTHeader or Framed).
+    PingPong(ttheader::pingpong::Sender),
 }
 
 impl Sender {
@@ -68,6 +70,7 @@ impl Sender {
         match self {
             Sender::Http(s) => s.framing(),
             Sender::Ttheader(s) => s.framing(),
+            Sender::PingPong(s) => s.framing(),
         }
     }
 
@@ -77,6 +80,7 @@ impl Sender {
             Sender::Http(s) => s.allow_origin(origin),
             // TTHeader is not for browsers.
             Sender::Ttheader(_) => drop(origin),
+            Sender::PingPong(_) => drop(origin),
         }
     }
 
@@ -85,6 +89,7 @@ impl Sender {
         match self {
             Sender::Http(s) => s.route_not_found(status),
             Sender::Ttheader(s) => s.refuse(status),
+            Sender::PingPong(s) => s.refuse(status),
         }
     }
 
@@ -93,6 +98,7 @@ impl Sender {
         match self {
             Sender::Http(s) => s.refuse(status, accept),
             Sender::Ttheader(s) => s.refuse(status),
+            Sender::PingPong(s) => s.refuse(status),
         }
     }
 
@@ -106,6 +112,7 @@ impl Sender {
         match self {
             Sender::Http(s) => s.poll_capacity(cx, want),
             Sender::Ttheader(s) => s.poll_capacity(cx, want),
+            Sender::PingPong(s) => s.poll_capacity(want),
         }
     }
 
@@ -119,6 +126,10 @@ impl Sender {
         match self {
             Sender::Http(s) => s.send_head(metadata, enc),
             Sender::Ttheader(s) => s.send_head(metadata, enc),
+            Sender::PingPong(s) => {
+                s.send_head(metadata, enc);
+                Ok(())
+            }
         }
     }
 
@@ -127,6 +138,10 @@ impl Sender {
         match self {
             Sender::Http(s) => s.send_data(data),
             Sender::Ttheader(s) => s.send_data(data),
+            Sender::PingPong(s) => {
+                s.send_data(data);
+                Ok(())
+            }
         }
     }
 
@@ -134,6 +149,7 @@ impl Sender {
         match self {
             Sender::Http(s) => s.send_end(end, enc),
             Sender::Ttheader(s) => s.send_end(end, enc),
+            Sender::PingPong(s) => s.send_end(end),
         }
     }
 
@@ -141,6 +157,7 @@ impl Sender {
         match self {
             Sender::Http(s) => s.abort(why),
             Sender::Ttheader(s) => s.abort(why),
+            Sender::PingPong(s) => s.abort(why),
         }
     }
 
@@ -150,6 +167,7 @@ impl Sender {
         match self {
             Sender::Http(s) => s.poll_peer_end(cx),
             Sender::Ttheader(s) => s.poll_peer_end(cx),
+            Sender::PingPong(s) => s.poll_peer_end(cx),
         }
     }
 
@@ -160,6 +178,7 @@ impl Sender {
             Sender::Http(s) => s.announce(),
             // Its frames go out from the connection's task, woken as they are queued.
             Sender::Ttheader(_) => None,
+            Sender::PingPong(_) => None,
         }
     }
 
@@ -171,6 +190,8 @@ impl Sender {
         match self {
             Sender::Http(s) => s.try_send_now(data, end),
             Sender::Ttheader(s) => s.try_send_now(data, end).map(|()| None),
+            // The answer goes out whole as the call ends.
+            Sender::PingPong(_) => Err(data),
         }
     }
 
@@ -182,6 +203,7 @@ impl Sender {
             Sender::Http(s) => s.send_request_now(data),
             // No client opens TTHeader streams yet.
             Sender::Ttheader(_) => Err(data),
+            Sender::PingPong(_) => Err(data),
         }
     }
 }
@@ -190,6 +212,7 @@ impl Sender {
 pub(crate) enum Receiver {
     Http(stream::Receiver),
     Ttheader(ttheader::stream::Receiver),
+    PingPong(ttheader::pingpong::Receiver),
 }
 
 impl Receiver {
@@ -213,6 +236,7 @@ impl Receiver {
         match self {
             Receiver::Http(r) => r.may_replay(),
             Receiver::Ttheader(_) => false,
+            Receiver::PingPong(_) => false,
         }
     }
 
@@ -221,6 +245,7 @@ impl Receiver {
         match self {
             Receiver::Http(r) => r.request_sent(request),
             Receiver::Ttheader(_) => drop(request),
+            Receiver::PingPong(_) => drop(request),
         }
     }
 
@@ -232,6 +257,7 @@ impl Receiver {
             Receiver::Http(r) => r.poll_head(cx),
             // Only a client's call reads a head; no client opens TTHeader streams yet.
             Receiver::Ttheader(_) => Poll::Ready(Ok(Metadata::new())),
+            Receiver::PingPong(_) => Poll::Ready(Ok(Metadata::new())),
         }
     }
 
@@ -243,6 +269,7 @@ impl Receiver {
         match self {
             Receiver::Http(r) => r.poll_message(cx),
             Receiver::Ttheader(r) => r.poll_message(cx),
+            Receiver::PingPong(r) => r.poll_message(),
         }
     }
 
@@ -254,6 +281,9 @@ impl Receiver {
             Receiver::Ttheader(_) => Poll::Ready(Err(Status::internal(
                 "a TTHeader client's status is not read here",
             ))),
+            Receiver::PingPong(_) => Poll::Ready(Err(Status::internal(
+                "a PingPong client's status is not read here",
+            ))),
         }
     }
 
@@ -262,6 +292,7 @@ impl Receiver {
         match self {
             Receiver::Http(r) => r.answerable(),
             Receiver::Ttheader(r) => r.answerable(),
+            Receiver::PingPong(_) => true,
         }
     }
 
@@ -270,6 +301,7 @@ impl Receiver {
         match self {
             Receiver::Http(r) => r.last_compressed(),
             Receiver::Ttheader(_) => false,
+            Receiver::PingPong(_) => false,
         }
     }
 }

@@ -12,12 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 use super::arriving::Arriving;
 use super::shared::{Method, Phase, Shared};
 use crate::call::{Accepted, ServerCall, Shape};
 use crate::protocol::envelope::{Accepts, Encoding};
-use crate::protocol::ttheader::stream as tts;
+use crate::protocol::ttheader::{metainfo, pingpong, stream as tts};
 use crate::protocol::{connect, cors, grpc, NotACall, Protocol, Receiver, Sender, Wire};
 use crate::status::{Code, Status};
 use crate::transport::driver::Driver;
@@ -114,7 +115,9 @@ pub(super) fn dispatch_ttheader(
     let method = header.int(key::TO_METHOD).cloned().unwrap_or_default();
     let sender = Sender::Ttheader(tts::Sender::new(stream.clone(), method.clone()));
     let name = String::from_utf8_lossy(&method);
-    let service = header.str(tts::ISN).map(|s| String::from_utf8_lossy(s));
+    let service = header
+        .str(metainfo::ISN)
+        .map(|s| String::from_utf8_lossy(s));
     let Some((path, &found)) = thrift_method(&shared.methods, service.as_deref(), &name) else {
         let s = Status::new(
             Code::Unimplemented,
@@ -140,7 +143,7 @@ pub(super) fn dispatch_ttheader(
         shape: found.shape,
         protocol: Protocol::Ttheader,
         codec: Cow::Borrowed("thrift"),
-        metadata: tts::metadata(&header.strs),
+        metadata: metainfo::metadata(&header.strs),
         timeout: None,
         peer,
         request_encoding: Encoding::Identity,
@@ -153,6 +156,67 @@ pub(super) fn dispatch_ttheader(
         method: path.clone(),
     });
     hand_over(shared, Arriving(call));
+}
+
+/// Hands a Thrift PingPong request to its handler as a unary call, or answers it on the
+/// spot (a message that is no CALL, an unknown or streaming method); returns where the
+/// answer comes. The TMessage names the method, the TTHeader's `isn` its service (a Framed
+/// request names none).
+pub(super) fn dispatch_pingpong(
+    shared: &Shared,
+    req: ttheader::pingpong::Request,
+    peer: SocketAddr,
+) -> oneshot::Receiver<ttheader::pingpong::Reply> {
+    let (tx, rx) = oneshot::channel();
+    let call = match pingpong::Call::parse(req.message) {
+        Ok(c) => c,
+        // With no CALL to answer, nothing answers: the connection closes.
+        Err(e) => {
+            tracing::debug!("PingPong request from {peer}: {e}");
+            return rx;
+        }
+    };
+    let service = req
+        .packet
+        .str(metainfo::ISN)
+        .map(|s| String::from_utf8_lossy(s));
+    let sender = Sender::PingPong(pingpong::Sender::new(&call, tx));
+    let found = thrift_method(&shared.methods, service.as_deref(), &call.name);
+    let Some((path, &method)) = found else {
+        let s = Status::new(
+            Code::Unimplemented,
+            format!(
+                "unknown method {} for service {}",
+                call.name,
+                service.as_deref().unwrap_or("(none named)")
+            ),
+        );
+        sender.refuse(&s, None);
+        return rx;
+    };
+    if method.shape != Shape::Unary {
+        let s = Status::new(
+            Code::Unimplemented,
+            format!("{path} is a streaming method: call it over TTHeader Streaming or gRPC"),
+        );
+        sender.refuse(&s, None);
+        return rx;
+    }
+    let call = ServerCall::new(Accepted {
+        shape: Shape::Unary,
+        protocol: Protocol::Ttheader,
+        codec: Cow::Borrowed("thrift"),
+        metadata: metainfo::metadata(&req.packet.strs),
+        timeout: None,
+        peer,
+        request_encoding: Encoding::Identity,
+        accepts: Accepts::default(),
+        sender,
+        receiver: Receiver::PingPong(pingpong::Receiver::new(call.args)),
+        method: path.clone(),
+    });
+    hand_over(shared, Arriving(call));
+    rx
 }
 
 /// The registered method a Thrift service and method name call: `/<ns>.<service>/<method>`

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::dispatch::{dispatch, dispatch_ttheader};
+use super::dispatch::{dispatch, dispatch_pingpong, dispatch_ttheader};
 use super::shared::{Phase, Shared};
 use crate::transport::driver::Driver;
 use crate::transport::h2_server;
@@ -183,6 +183,30 @@ async fn serve_http<T>(
         Version::Http2 => serve_h2(shared, io, peer, me, handshake_by).await,
         Version::Http1 => serve_h1(shared, io, peer).await,
         Version::Ttheader => serve_ttheader(shared, io, peer).await,
+        Version::PingPong => serve_pingpong(shared, io, peer).await,
+    }
+}
+
+/// Serves Thrift PingPong requests in turn until the client closes, the connection breaks,
+/// the server drains (after the request in progress) or stops.
+async fn serve_pingpong<T>(shared: Arc<Shared>, io: T, peer: SocketAddr)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut phase = shared.phase.clone();
+    let max = shared
+        .opts
+        .max_recv_message_size
+        .saturating_add(ttheader::HEADER_ROOM);
+    let s = shared.clone();
+    let on_request = move |req| dispatch_pingpong(&s, req, peer);
+    tokio::select! {
+        r = ttheader::pingpong::run(io, max, on_request) => {
+            if let Err(e) = r {
+                tracing::debug!("PingPong connection from {peer}: {e}");
+            }
+        }
+        _ = phase.wait_for(|p| *p != Phase::Serving) => {}
     }
 }
 

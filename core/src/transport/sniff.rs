@@ -1,9 +1,10 @@
 //! Telling the protocols of one port apart by a connection's first bytes: an HTTP/2 client
 //! opens with the connection preface (RFC 9113 §3.4, "prior knowledge"), an HTTP/1.1 one
-//! with a request line, and a Kitex TTHeader Streaming one with a TTHeader packet flagged
-//! streaming (as Kitex's own server tells them apart, `ttheader.IsStreaming`: bytes 4..6
-//! the magic `10 00`, bytes 6..8 flags with bit `0x0002`). The bytes read to decide are
-//! replayed to whichever serves it.
+//! with a request line, and a Kitex one with a TTHeader packet, streaming if flagged so (as
+//! Kitex's own server tells them apart, `ttheader.IsStreaming`: bytes 4..6 the magic
+//! `10 00`, bytes 6..8 flags with bit `0x0002`) and Thrift PingPong otherwise, or with a
+//! Framed Thrift message (PingPong too). The bytes read to decide are replayed to whichever
+//! serves it.
 
 use bytes::{Buf, BytesMut};
 use std::io;
@@ -20,6 +21,8 @@ pub(crate) enum Version {
     Http1,
     /// TTHeader Streaming (Kitex's StreamX).
     Ttheader,
+    /// Thrift PingPong: TTHeader packets without the streaming flag, or Framed messages.
+    PingPong,
 }
 
 /// The bytes that tell a TTHeader packet: LENGTH, MAGIC and FLAGS.
@@ -65,19 +68,25 @@ fn maybe_ttheader(seen: &[u8]) -> bool {
     seen.len() < TTHEADER_SNIFF && seen.first() == Some(&0)
 }
 
-/// What the first bytes say once they can be a TTHeader's: TTHeader Streaming when the
-/// magic and the streaming flag are there. A TTHeader packet without the flag (Thrift
-/// PingPong) is not served yet: it goes to HTTP/2, whose handshake refuses it.
+/// What the first bytes say once they can be Kitex's: TTHeader Streaming when the magic
+/// and the streaming flag are there, PingPong for the magic alone or a Framed message (a
+/// length, then a strict Thrift Binary TMessage's `80 01`).
 fn ttheader(seen: &[u8]) -> Option<Version> {
     use super::ttheader::{FLAG_STREAMING, MAGIC};
-    if seen.len() < TTHEADER_SNIFF || seen[0] != 0 || seen[4..6] != MAGIC.to_be_bytes() {
+    if seen.len() < TTHEADER_SNIFF || seen[0] != 0 {
+        return None;
+    }
+    if seen[4..6] == [0x80, 0x01] {
+        return Some(Version::PingPong);
+    }
+    if seen[4..6] != MAGIC.to_be_bytes() {
         return None;
     }
     let flags = u16::from_be_bytes([seen[6], seen[7]]);
     Some(if flags & FLAG_STREAMING != 0 {
         Version::Ttheader
     } else {
-        Version::Http2
+        Version::PingPong
     })
 }
 
@@ -193,9 +202,11 @@ mod tests {
     async fn a_ttheader_streaming_frame_is_ttheader_and_is_read_again() {
         let frame = b"\x00\x00\x00\x3a\x10\x00\x00\x02\x00\x00\x00\x01\x00\x0c\x10\x00";
         assert_eq!(sniffed(frame).await, (Version::Ttheader, frame.to_vec()));
-        // The same packet without the streaming flag is PingPong: not served, refused.
+        // The same packet without the streaming flag is PingPong, as is a Framed message.
         let pingpong = b"\x00\x00\x00\x3a\x10\x00\x00\x00\x00\x00\x00\x01\x00\x0c\x10\x00";
-        assert_eq!(sniffed(pingpong).await.0, Version::Http2);
+        assert_eq!(sniffed(pingpong).await.0, Version::PingPong);
+        let framed = b"\x00\x00\x00\x2c\x80\x01\x00\x01\x00\x00\x00\x08PingPong";
+        assert_eq!(sniffed(framed).await.0, Version::PingPong);
         // A zero first byte that is no TTHeader.
         assert_eq!(
             sniffed(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.0,

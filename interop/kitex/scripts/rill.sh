@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # `make test-kitex`: rillrpc and real Kitex (v0.16.3) meet over gRPC with Thrift payloads
-# (application/grpc+thrift), both ways, and over TTHeader Streaming (StreamX), Kitex's client
-# against our server:
+# (application/grpc+thrift), both ways, and over TTHeader Streaming (StreamX) and Thrift
+# PingPong, Kitex's client against our server (one port for all):
 #   kitex-client --transport grpc (StreamX and --api classic)  ->  kitex-echo-rill-server
-#   kitex-client --transport ttheader (the streaming checks)   ->  kitex-echo-rill-server
+#   kitex-client --transport ttheader (streams over TTHeader
+#     Streaming, PingPong over TTHeader-framed Thrift)          ->  kitex-echo-rill-server
+#   kitex-client --transport pingpong --pingpong ttheader|framed  ->  kitex-echo-rill-server
 #   kitex-echo-rill-client                                      ->  kitex-server
-# (--transport ttheader sends PingPong over TTHeader-framed Thrift, which our server does not
-# answer yet: the checks that call PingPong are left out of that run.)
 # Each run prints its PASS/FAIL lines; a run fails if its client exits non-zero, prints a
 # FAIL, or passes no check at all. Ends with a summary table; exits 1 if any run failed.
 #   scripts/rill.sh KITEX_BIN_DIR RUST_BIN_DIR
@@ -60,7 +60,7 @@ run() {
   if [ "$rc" -ne 0 ] || [ "$fail" -ne 0 ] || [ "$pass" -eq 0 ]; then
     verdict="FAILED (exit $rc)"; failed=1
   fi
-  rows+=("$(printf '%-44s %-24s %4s %4s  %s' "$label" "$server" "$pass" "$fail" "$verdict")")
+  rows+=("$(printf '%-56s %-24s %4s %4s  %s' "$label" "$server" "$pass" "$fail" "$verdict")")
 }
 
 run "kitex-client --transport grpc" kitex-echo-rill-server \
@@ -68,13 +68,16 @@ run "kitex-client --transport grpc" kitex-echo-rill-server \
 run "kitex-client --transport grpc --api classic" kitex-echo-rill-server \
   "$kitex/kitex-client" --target "$rill_server" --transport grpc --api classic
 run "kitex-client --transport ttheader" kitex-echo-rill-server \
-  "$kitex/kitex-client" --target "$rill_server" --transport ttheader \
-  --check server_streaming,client_streaming,bidi,cancel
+  "$kitex/kitex-client" --target "$rill_server" --transport ttheader
+run "kitex-client --transport pingpong --pingpong ttheader" kitex-echo-rill-server \
+  "$kitex/kitex-client" --target "$rill_server" --transport pingpong --pingpong ttheader
+run "kitex-client --transport pingpong --pingpong framed" kitex-echo-rill-server \
+  "$kitex/kitex-client" --target "$rill_server" --transport pingpong --pingpong framed
 run "kitex-echo-rill-client" kitex-server \
   "$rust/kitex-echo-rill-client" --target "$kitex_server"
 
 echo
-printf '%-44s %-24s %4s %4s  %s\n' client server pass fail result
+printf '%-56s %-24s %4s %4s  %s\n' client server pass fail result
 printf '%s\n' "${rows[@]}"
 echo "test-kitex: $passes passed, $fails failed"
 if [ $failed -ne 0 ]; then

@@ -1,6 +1,10 @@
-//! How a call looks on a TTHeader Streaming stream (Kitex's StreamX): its head, messages,
-//! end and cancellation as the transport's frames ([`stream`]), and Thrift's
-//! `TApplicationException`, which says an error in them ([`exception`]).
+//! How a call looks on Kitex's TTHeader transports: on a TTHeader Streaming stream
+//! (StreamX), its head, messages, end and cancellation as the transport's frames
+//! ([`stream`]); as a Thrift PingPong request, one TMessage each way ([`pingpong`]). Both
+//! carry metadata as string pairs ([`metainfo`]) and say errors with Thrift's
+//! `TApplicationException` ([`exception`]).
 
 mod exception;
+pub(crate) mod metainfo;
+pub(crate) mod pingpong;
 pub(crate) mod stream;

@@ -10,16 +10,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::task::{Context, Poll};
 
 use super::exception::{Exception, BIZ_CANCEL};
+use super::metainfo::{pairs, BIZ_MESSAGE, BIZ_STATUS};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::{Encoding, PREFIX_LEN};
 use crate::protocol::terms::{Abort, End, Framing, PeerEnd};
 use crate::status::{Code, Status};
 use crate::transport::ttheader::{encode, frame, FrameType, Gone, Inbound, Packet, Stream};
-
-/// The trailer keys of Kitex's business status (`biz-status`, `biz-message`,
-/// `biz-extra`): a status whose trailers carry `biz-status` ends a stream as one.
-pub(crate) const BIZ_STATUS: &str = "biz-status";
-pub(crate) const BIZ_MESSAGE: &str = "biz-message";
 
 /// Messages up to this size are copied into the frame after their header; larger ones
 /// travel as their own slice.
@@ -352,50 +348,3 @@ fn status_of(g: &Gone) -> Status {
         Gone::Closed(why) => Status::unavailable(why.clone()),
     }
 }
-
-/// A stream's metadata as TTHeader string pairs: keys as they are, binary values raw.
-fn pairs(md: &Metadata) -> Vec<(Bytes, Bytes)> {
-    md.iter()
-        .map(|(k, v)| {
-            let v = match v {
-                crate::metadata::MetadataValue::Ascii(s) => Bytes::from(s),
-                crate::metadata::MetadataValue::Binary(b) => b,
-            };
-            (Bytes::copy_from_slice(k.as_bytes()), v)
-        })
-        .collect()
-}
-
-/// A HEADER's string pairs as a call's metadata. Kitex's metainfo keys
-/// (`RPC_TRANSIT_ECHO_KEY`) are named as its HTTP/2 transport names them
-/// (`rpc-transit-echo-key`), so that a handler reads the same key whichever transport
-/// carried the call; `isn` (the service Kitex's client calls) routes the call and is not
-/// metadata. A pair that no metadata entry can hold is left out.
-pub(crate) fn metadata(strs: &[(Bytes, Bytes)]) -> Metadata {
-    let mut md = Metadata::new();
-    for (k, v) in strs {
-        let Ok(key) = std::str::from_utf8(k) else {
-            continue;
-        };
-        if key == ISN {
-            continue;
-        }
-        let key = key.to_ascii_lowercase().replace('_', "-");
-        let added = if key.ends_with("-bin") {
-            md.append_bin(&key, v)
-        } else {
-            match std::str::from_utf8(v) {
-                Ok(v) => md.append_ascii(&key, v),
-                Err(_) => continue,
-            }
-        };
-        if let Err(e) = added {
-            tracing::debug!("TTHeader pair {key:?} left out: {e}");
-        }
-    }
-    md
-}
-
-/// The string key of the service a Kitex client calls ("isn", beside the metainfo of its
-/// HEADER frame).
-pub(crate) const ISN: &str = "isn";

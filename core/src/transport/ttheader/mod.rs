@@ -2,12 +2,13 @@
 //! ([`packet`], sans I/O) carries both: Thrift PingPong, one TMessage per packet, and
 //! TTHeader Streaming (Kitex's StreamX), the frames of many streams on one connection
 //! ([`frame`]), each packet flagged streaming and naming its stream by its sequence id;
-//! [`conn`] runs such a connection. `interop/kitex/WIRE.md` shows both on the wire as Kitex
+//! [`conn`] runs such a connection, [`pingpong`] a PingPong one (TTHeader or Framed). `interop/kitex/WIRE.md` shows both on the wire as Kitex
 //! v0.16.3 sends them.
 
 mod conn;
 mod frame;
 mod packet;
+pub(crate) mod pingpong;
 #[cfg(test)]
 mod tests;
 
@@ -15,6 +16,6 @@ pub(crate) use conn::{run, Conn, Gone, Inbound, Stream, HEADER_ROOM};
 pub(crate) use frame::{frame, key, FrameType};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use packet::decode;
+pub(crate) use packet::{encode, Packet, FLAG_STREAMING, MAGIC};
 #[cfg(test)]
 pub(crate) use packet::{Malformed, ProtocolId};
-pub(crate) use packet::{encode, Packet, FLAG_STREAMING, MAGIC};

@@ -1,0 +1,128 @@
+//! Metadata on Kitex's TTHeader transports: the string pairs of a packet as a call's
+//! metadata and back, and the keys of a business status.
+
+use bytes::Bytes;
+
+use crate::metadata::{Metadata, MetadataValue};
+
+/// The trailer keys of Kitex's business status (`biz-status`, `biz-message`,
+/// `biz-extra`): a status whose trailers carry `biz-status` ends a call as one.
+pub(crate) const BIZ_STATUS: &str = "biz-status";
+pub(crate) const BIZ_MESSAGE: &str = "biz-message";
+
+/// The string key of the service a Kitex client calls ("isn", beside the metainfo of its
+/// HEADER frame).
+pub(crate) const ISN: &str = "isn";
+
+/// Kitex's metainfo prefixes on TTHeader, and as its HTTP/2 transport names them.
+const METAINFO: [(&str, &str); 2] = [
+    ("RPC_TRANSIT_", "rpc-transit-"),
+    ("RPC_PERSIST_", "rpc-persist-"),
+];
+
+/// Metadata as string pairs: keys as they are, binary values raw.
+pub(crate) fn pairs(md: &Metadata) -> Vec<(Bytes, Bytes)> {
+    md.iter()
+        .map(|(k, v)| (Bytes::copy_from_slice(k.as_bytes()), raw(v)))
+        .collect()
+}
+
+/// Metadata as a PingPong answer's string pairs, Kitex's backward values: metainfo keys
+/// back in their TTHeader form (`rpc-transit-echo-key` as `RPC_TRANSIT_ECHO_KEY`), as the
+/// request carried them.
+pub(crate) fn backward_pairs(md: &Metadata) -> Vec<(Bytes, Bytes)> {
+    md.iter()
+        .map(|(k, v)| {
+            let key = match METAINFO.iter().find(|(_, http)| k.starts_with(http)) {
+                Some((wire, http)) => {
+                    format!(
+                        "{wire}{}",
+                        k[http.len()..].to_ascii_uppercase().replace('-', "_")
+                    )
+                }
+                None => k.to_owned(),
+            };
+            (Bytes::from(key), raw(v))
+        })
+        .collect()
+}
+
+fn raw(v: MetadataValue) -> Bytes {
+    match v {
+        MetadataValue::Ascii(s) => Bytes::from(s),
+        MetadataValue::Binary(b) => b,
+    }
+}
+
+/// A request's string pairs as a call's metadata. Kitex's metainfo keys
+/// (`RPC_TRANSIT_ECHO_KEY`) are named as its HTTP/2 transport names them
+/// (`rpc-transit-echo-key`), so that a handler reads the same key whichever transport
+/// carried the call; `isn` (the service Kitex's client calls) routes the call and is not
+/// metadata. A pair that no metadata entry can hold is left out.
+pub(crate) fn metadata(strs: &[(Bytes, Bytes)]) -> Metadata {
+    let mut md = Metadata::new();
+    for (k, v) in strs {
+        let Ok(key) = std::str::from_utf8(k) else {
+            continue;
+        };
+        if key == ISN {
+            continue;
+        }
+        let key = match METAINFO.iter().find(|(wire, _)| key.starts_with(wire)) {
+            Some((wire, http)) => {
+                format!(
+                    "{http}{}",
+                    key[wire.len()..].to_ascii_lowercase().replace('_', "-")
+                )
+            }
+            None => key.to_ascii_lowercase(),
+        };
+        let added = if key.ends_with("-bin") {
+            md.append_bin(&key, v)
+        } else {
+            match std::str::from_utf8(v) {
+                Ok(v) => md.append_ascii(&key, v),
+                Err(_) => continue,
+            }
+        };
+        if let Err(e) = added {
+            tracing::debug!("TTHeader pair {key:?} left out: {e}");
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metainfo_keys_are_named_as_over_http2_and_back() {
+        let strs = [
+            (
+                Bytes::from_static(b"RPC_TRANSIT_ECHO_KEY"),
+                Bytes::from_static(b"value"),
+            ),
+            (
+                Bytes::from_static(b"isn"),
+                Bytes::from_static(b"TestService"),
+            ),
+            (
+                Bytes::from_static(b"trace-bin"),
+                Bytes::from_static(b"\x00\xff"),
+            ),
+            (Bytes::from_static(b"bad"), Bytes::from_static(b"\xff")),
+        ];
+        let md = metadata(&strs);
+        assert_eq!(md.get_ascii("rpc-transit-echo-key"), Some("value"));
+        assert_eq!(md.get_bin("trace-bin").as_deref(), Some(&b"\x00\xff"[..]));
+        assert_eq!(
+            md.len(),
+            2,
+            "isn routes the call; a value no entry can hold is left out"
+        );
+        let back = backward_pairs(&md);
+        assert_eq!(back[0].0, "RPC_TRANSIT_ECHO_KEY");
+        assert_eq!(pairs(&md)[0].0, "rpc-transit-echo-key");
+    }
+}

@@ -1,0 +1,269 @@
+//! A Thrift PingPong call's two ends (WIRE.md §1): the request is a TMessage CALL whose
+//! args struct is the call's one message; the answer is a TMessage REPLY whose result
+//! struct is the handler's one message, with metadata as the packet's string pairs (Kitex's
+//! backward values), a biz status in them beside an empty result, or a TMessage EXCEPTION
+//! for any other error.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::task::{Context, Poll};
+use tokio::sync::oneshot;
+
+use super::exception::Exception;
+use super::metainfo::{backward_pairs, BIZ_MESSAGE, BIZ_STATUS};
+use crate::metadata::Metadata;
+use crate::protocol::envelope::Encoding;
+use crate::protocol::terms::{Abort, End, Framing, PeerEnd};
+use crate::status::{Code, Status};
+use crate::transport::ttheader::pingpong::{msg_type, Reply};
+
+const VERSION_1: u32 = 0x8001_0000;
+const CALL: u8 = 1;
+const REPLY: u8 = 2;
+const EXCEPTION: u8 = 3;
+
+/// A request's TMessage head: the method's name and the sequence id, and the args struct
+/// after them.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) name: String,
+    pub(crate) seq_id: i32,
+    pub(crate) args: Bytes,
+}
+
+impl Call {
+    /// Reads a TMessage CALL (strict Thrift Binary, as Kitex writes it).
+    pub(crate) fn parse(mut m: Bytes) -> Result<Call, String> {
+        if m.len() < 8 {
+            return Err(format!(
+                "a Thrift message of {} bytes is too short",
+                m.len()
+            ));
+        }
+        let word = m.get_u32();
+        if word & 0xffff_0000 != VERSION_1 {
+            return Err(format!(
+                "not a strict Thrift Binary message (version word {word:#010x})"
+            ));
+        }
+        let kind = (word & 0xff) as u8;
+        if kind != CALL {
+            return Err(format!("Thrift message type {kind}, not a CALL"));
+        }
+        let n = m.get_u32() as usize;
+        if m.len() < n + 4 {
+            return Err("a Thrift message name runs past the message".into());
+        }
+        let name = String::from_utf8(m.split_to(n).to_vec())
+            .map_err(|_| "a Thrift message name that is not UTF-8".to_owned())?;
+        let seq_id = m.get_i32();
+        Ok(Call {
+            name,
+            seq_id,
+            args: m,
+        })
+    }
+}
+
+/// A TMessage head of `kind` for the answer.
+fn head(kind: u8, name: &str, seq_id: i32, body: usize) -> BytesMut {
+    let mut b = BytesMut::with_capacity(12 + name.len() + body);
+    b.put_u32(VERSION_1 | u32::from(kind));
+    b.put_u32(name.len() as u32);
+    b.put_slice(name.as_bytes());
+    b.put_i32(seq_id);
+    b
+}
+
+/// The sending end: gathers the answer and hands it to the connection whole as the call
+/// ends.
+pub(crate) struct Sender {
+    name: String,
+    seq_id: i32,
+    headers: Option<Metadata>,
+    /// The result struct (the queue frames it bare: the message as it is).
+    result: BytesMut,
+    reply: Option<oneshot::Sender<Reply>>,
+}
+
+impl Sender {
+    pub(crate) fn new(call: &Call, reply: oneshot::Sender<Reply>) -> Sender {
+        Sender {
+            name: call.name.clone(),
+            seq_id: call.seq_id,
+            headers: None,
+            result: BytesMut::new(),
+            reply: Some(reply),
+        }
+    }
+
+    pub(crate) fn framing(&self) -> Framing {
+        Framing::Bare
+    }
+
+    /// The answer goes out whole: there is always room.
+    pub(crate) fn poll_capacity(&mut self, want: usize) -> Poll<Result<usize, Status>> {
+        Poll::Ready(Ok(want.max(1)))
+    }
+
+    pub(crate) fn send_head(&mut self, metadata: Option<Metadata>, _enc: Encoding) {
+        if metadata.is_some() {
+            self.headers = metadata;
+        }
+    }
+
+    pub(crate) fn send_data(&mut self, data: Bytes) {
+        self.result.extend_from_slice(&data);
+    }
+
+    pub(crate) fn send_end(&mut self, end: End) -> Result<(), Status> {
+        let End::Status(status) = end else {
+            return Err(Status::internal("a PingPong server does not half-close"));
+        };
+        self.answer(&status);
+        Ok(())
+    }
+
+    /// Answers with `status`: the result on OK; an empty result beside a biz status; an
+    /// exception otherwise.
+    fn answer(&mut self, status: &Status) {
+        let Some(tx) = self.reply.take() else {
+            return;
+        };
+        let mut md = self.headers.take().unwrap_or_default();
+        for (k, v) in status.trailers().iter() {
+            let _ = md.append(k, v);
+        }
+        let biz = md.get_ascii(BIZ_STATUS).is_some();
+        let mut strs = backward_pairs(&md);
+        let (kind, message) = if status.code() == Code::Ok || biz {
+            if biz && md.get_ascii(BIZ_MESSAGE).is_none() {
+                strs.push((
+                    Bytes::from_static(BIZ_MESSAGE.as_bytes()),
+                    Bytes::copy_from_slice(status.message().as_bytes()),
+                ));
+            }
+            // A biz status's result is empty: Kitex's client ignores it.
+            let result: &[u8] = if status.code() == Code::Ok {
+                &self.result
+            } else {
+                b"\0"
+            };
+            let mut m = head(REPLY, &self.name, self.seq_id, result.len());
+            m.put_slice(result);
+            (REPLY, m.freeze())
+        } else {
+            let e = Exception::of(status).encode(self.name.as_bytes(), self.seq_id);
+            (EXCEPTION, e)
+        };
+        let _ = tx.send(Reply {
+            strs,
+            ints: vec![msg_type(kind)],
+            message,
+        });
+    }
+
+    /// Ends a call refused before it began with its status alone.
+    pub(crate) fn refuse(mut self, status: &Status) {
+        self.answer(status);
+    }
+
+    pub(crate) fn abort(&mut self, why: Abort) {
+        // The connection waits for an answer to every request, so a call that ends without
+        // its own still answers: with why.
+        if why == Abort::Cancel {
+            self.answer(&Status::cancelled("the call was cancelled"));
+        }
+    }
+
+    /// A PingPong client cannot end a call but by closing the connection, which the call
+    /// learns when its answer finds no one.
+    pub(crate) fn poll_peer_end(&mut self, _cx: &mut Context<'_>) -> Poll<PeerEnd> {
+        Poll::Pending
+    }
+}
+
+/// The receiving end: the request's args struct, then the end.
+pub(crate) struct Receiver {
+    args: Option<Bytes>,
+}
+
+impl Receiver {
+    pub(crate) fn new(args: Bytes) -> Receiver {
+        Receiver { args: Some(args) }
+    }
+
+    pub(crate) fn poll_message(&mut self) -> Poll<Result<Option<Bytes>, Status>> {
+        Poll::Ready(Ok(self.args.take()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// WIRE.md §1.2: the TMessage of Kitex's PingPong call, its args struct cut short.
+    #[test]
+    fn reads_kitexs_call_and_refuses_what_is_not_one() {
+        let call = Bytes::from_static(&[
+            0x80, 0x01, 0x00, 0x01, 0, 0, 0, 8, b'P', b'i', b'n', b'g', b'P', b'o', b'n', b'g', 0,
+            0, 0, 1, 0x0c, 0x00, 0x01, 0x00, 0x00,
+        ]);
+        let c = Call::parse(call).unwrap();
+        assert_eq!((c.name.as_str(), c.seq_id), ("PingPong", 1));
+        assert_eq!(&c.args[..], [0x0c, 0x00, 0x01, 0x00, 0x00]);
+        // A REPLY, not a CALL.
+        let reply = Bytes::from_static(&[0x80, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert!(Call::parse(reply).unwrap_err().contains("not a CALL"));
+        // An old non-strict message (a name length first).
+        let old = Bytes::from_static(&[0, 0, 0, 1, b'x', 1, 0, 0, 0, 1]);
+        assert!(Call::parse(old).unwrap_err().contains("strict"));
+        // A name that runs past the message.
+        let long = Bytes::from_static(&[0x80, 0x01, 0x00, 0x01, 0, 0, 0, 99, b'x', 0, 0, 0]);
+        assert!(Call::parse(long).unwrap_err().contains("runs past"));
+    }
+
+    fn answered(status: Status, headers: Option<Metadata>) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        let call = Call {
+            name: "PingPong".into(),
+            seq_id: 7,
+            args: Bytes::new(),
+        };
+        let mut s = Sender::new(&call, tx);
+        s.send_head(headers, Encoding::Identity);
+        s.send_data(Bytes::from_static(&[0x0c, 0x00, 0x00, 0x00, 0x00]));
+        s.send_end(End::Status(status)).unwrap();
+        rx.blocking_recv().unwrap()
+    }
+
+    #[test]
+    fn an_answer_is_a_reply_a_biz_status_beside_an_empty_result_or_an_exception() {
+        let mut md = Metadata::new();
+        md.append_ascii("rpc-transit-echo-key", "value").unwrap();
+        let ok = answered(Status::ok(), Some(md));
+        // REPLY "PingPong" seq 7, then the result struct as the handler sent it.
+        let mut want = vec![0x80, 0x01, 0x00, 0x02, 0, 0, 0, 8];
+        want.extend(b"PingPong");
+        want.extend([0, 0, 0, 7, 0x0c, 0x00, 0x00, 0x00, 0x00]);
+        assert_eq!(ok.message, want);
+        assert_eq!(ok.ints, [msg_type(2)]);
+        assert_eq!(ok.strs[0].0, "RPC_TRANSIT_ECHO_KEY");
+
+        let mut trailers = Metadata::new();
+        trailers.append_ascii("biz-status", "5").unwrap();
+        let biz = answered(
+            Status::new(Code::Internal, "no").with_trailers(trailers),
+            None,
+        );
+        assert_eq!(
+            biz.message[biz.message.len() - 1..],
+            [0x00],
+            "an empty result"
+        );
+        assert!(biz.strs.contains(&("biz-message".into(), "no".into())));
+
+        let err = answered(Status::new(Code::NotFound, "gone"), None);
+        assert_eq!(err.ints, [msg_type(3)]);
+        assert_eq!(err.message[..4], [0x80, 0x01, 0x00, 0x03]);
+    }
+}

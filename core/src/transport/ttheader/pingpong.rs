@@ -1,0 +1,194 @@
+//! Thrift PingPong connections (Kitex's default, non-streaming transport): one Thrift
+//! message per request, in a TTHeader packet without the streaming flag (`TTHeader`, and
+//! with a Framed length inside it: `TTHeaderFramed`) or in a bare Framed frame, each
+//! answered in the framing it came in (WIRE.md §1). A Kitex client sends one request at
+//! a time on a connection; requests are served in turn, so answers keep their order for a
+//! client that sends more.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+use super::frame::key;
+use super::packet::{self, Malformed, Packet, ProtocolId, MAGIC};
+
+/// TTHeader's int key 1, TransportType: `framed` when the payload is a Framed message.
+const TRANSPORT_TYPE: u16 = 1;
+
+/// The strict Thrift Binary version that begins a TMessage: a Framed frame's bytes 4..6.
+const VERSION_1: [u8; 2] = [0x80, 0x01];
+
+/// How a request came, and so how its answer goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// A TTHeader packet; `framed`: its payload is a Framed message (a u32 length first).
+    Ttheader { framed: bool },
+    /// A u32 length, then the message.
+    Framed,
+}
+
+/// One request: its framing, its TTHeader packet (metainfo, service name; empty when
+/// Framed) and the Thrift message it carries (a TMessage and its args struct).
+pub(crate) struct Request {
+    pub(crate) framing: Framing,
+    pub(crate) packet: Packet,
+    pub(crate) message: Bytes,
+}
+
+/// One answer: the Thrift message, and for TTHeader the string and int pairs of its packet.
+#[derive(Default)]
+pub(crate) struct Reply {
+    pub(crate) strs: Vec<(Bytes, Bytes)>,
+    pub(crate) ints: Vec<(u16, Bytes)>,
+    pub(crate) message: Bytes,
+}
+
+/// Serves requests until the client closes the connection, it breaks, bytes cannot be read
+/// as a request (TTHeader and Framed cannot skip one), or a request goes unanswered.
+/// `on_request` hands each one to its call and returns where its answer comes.
+pub(crate) async fn run<T>(
+    mut io: T,
+    max: usize,
+    mut on_request: impl FnMut(Request) -> oneshot::Receiver<Reply>,
+) -> Result<(), String>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        let req = loop {
+            match next(&mut buf, max).map_err(|e| e.to_string())? {
+                Some(r) => break r,
+                None => {
+                    buf.reserve(4096);
+                    let n = io.read_buf(&mut buf).await.map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        return match buf.is_empty() {
+                            true => Ok(()),
+                            false => Err("the connection closed mid-request".into()),
+                        };
+                    }
+                }
+            }
+        };
+        let (framing, seq_id) = (req.framing, req.packet.seq_id);
+        let reply = on_request(req)
+            .await
+            .map_err(|_| "a request was left unanswered".to_owned())?;
+        let out = encode(framing, seq_id, reply).map_err(|e| e.to_string())?;
+        io.write_all(&out).await.map_err(|e| e.to_string())?;
+        io.flush().await.map_err(|e| e.to_string())?;
+    }
+}
+
+/// Why bytes are not a PingPong request.
+#[derive(Debug)]
+pub(crate) enum Bad {
+    Packet(Malformed),
+    /// A TTHeader Streaming frame on a PingPong connection.
+    Streaming,
+    /// Neither a TTHeader packet nor a Framed Thrift message.
+    Unknown([u8; 2]),
+    /// A Framed length over the limit.
+    TooLarge {
+        len: usize,
+        max: usize,
+    },
+    /// A TTHeader payload said to be Framed whose length disagrees with it.
+    FramedLength,
+}
+
+impl std::fmt::Display for Bad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bad::Packet(m) => m.fmt(f),
+            Bad::Streaming => f.write_str("a TTHeader Streaming frame on a PingPong connection"),
+            Bad::Unknown(b) => write!(
+                f,
+                "neither TTHeader nor Framed Thrift: bytes 4..6 are {:02x} {:02x}",
+                b[0], b[1]
+            ),
+            Bad::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "a Framed message of {len} bytes is over the limit of {max}"
+                )
+            }
+            Bad::FramedLength => f.write_str("a TTHeader payload whose Framed length is wrong"),
+        }
+    }
+}
+
+/// Takes the next whole request off the front of `buf`; `Ok(None)` until it is all in.
+pub(crate) fn next(buf: &mut BytesMut, max: usize) -> Result<Option<Request>, Bad> {
+    if buf.len() < 6 {
+        return Ok(None);
+    }
+    if buf[4..6] == MAGIC.to_be_bytes() {
+        let Some(p) = packet::decode(buf, max).map_err(Bad::Packet)? else {
+            return Ok(None);
+        };
+        if p.is_streaming() {
+            return Err(Bad::Streaming);
+        }
+        let framed = p.int(TRANSPORT_TYPE).is_some_and(|t| &t[..] == b"framed");
+        let mut message = p.payload.clone();
+        if framed && (message.len() < 4 || message.get_u32() as usize != message.len()) {
+            return Err(Bad::FramedLength);
+        }
+        return Ok(Some(Request {
+            framing: Framing::Ttheader { framed },
+            packet: p,
+            message,
+        }));
+    }
+    if buf[4..6] != VERSION_1 {
+        return Err(Bad::Unknown([buf[4], buf[5]]));
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len > max {
+        return Err(Bad::TooLarge { len, max });
+    }
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    buf.advance(4);
+    Ok(Some(Request {
+        framing: Framing::Framed,
+        packet: Packet::default(),
+        message: buf.split_to(len).freeze(),
+    }))
+}
+
+/// The answer to a request of `framing` and sequence id `seq_id`.
+pub(crate) fn encode(framing: Framing, seq_id: i32, reply: Reply) -> Result<Bytes, Malformed> {
+    let mut out = BytesMut::new();
+    let framed_len = || (reply.message.len() as u32).to_be_bytes();
+    match framing {
+        Framing::Framed => {
+            out.put_slice(&framed_len());
+            out.put_slice(&reply.message);
+        }
+        Framing::Ttheader { framed } => {
+            let payload = match framed {
+                true => Bytes::from([&framed_len()[..], &reply.message].concat()),
+                false => reply.message.clone(),
+            };
+            let p = Packet {
+                seq_id,
+                protocol: ProtocolId::ThriftBinary,
+                strs: reply.strs,
+                ints: reply.ints,
+                payload,
+                ..Packet::default()
+            };
+            packet::encode(&p, &mut out)?;
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// The int pair a reply names its TMessage type with (`MsgType`, as decimal text).
+pub(crate) fn msg_type(t: u8) -> (u16, Bytes) {
+    (key::MSG_TYPE, Bytes::from(t.to_string()))
+}
