@@ -43,12 +43,10 @@ export declare const SHAPE: {
   readonly BIDI: 3
 }
 
-/** The wire protocol a channel speaks. */
-export type Protocol = 'grpc' | 'grpc-web' | 'connect'
-
-/** The wire protocol a server call came in on: a rillrpc server answers all four on one port
- * ('ttheader': Kitex's TTHeader Streaming, Thrift payloads). */
-export type ServerProtocol = Protocol | 'ttheader'
+/** The wire protocol of a call. A rillrpc server answers all four on one port ('ttheader':
+ * Kitex's TTHeader transports, Thrift payloads: TTHeader Streaming for streaming calls,
+ * Thrift PingPong for unary ones). */
+export type Protocol = 'grpc' | 'grpc-web' | 'connect' | 'ttheader'
 
 /**
  * The HTTP version a channel's calls travel over; 'auto' lets a TLS server choose by ALPN
@@ -164,7 +162,7 @@ export interface ChannelOptions {
   offloadIo?: boolean
   /** Options merged into every call's. */
   callDefaults?: CallOptions<any, any>
-  /** What every call of the channel speaks: 'grpc' (the default), 'grpc-web', 'connect'. */
+  /** What every call of the channel speaks: 'grpc' (the default), 'grpc-web', 'connect', 'ttheader'. */
   protocol?: Protocol
   /**
    * What the calls travel over: 'http2' (the default) or 'http1', for gRPC-Web and Connect
@@ -236,7 +234,7 @@ export interface ServerCallBase {
   readonly method: string
   readonly shape: number
   /** The protocol the client called with; the handler is the same for every one. */
-  readonly protocol: ServerProtocol
+  readonly protocol: Protocol
   /**
    * The codec of the messages, as the request's content type names it: 'proto' (also when
    * it names none), 'json', or another. Messages reach the handler as the client encoded

@@ -208,7 +208,7 @@ typedef uint32_t rill_compression;
 /**
  * The wire protocol of a call: what a channel speaks (`rill_channel_options.protocol`),
  * and what the client of an accepted call spoke (`rill_server_call_protocol`). A rillrpc
- * server answers all four on one port; a channel speaks the first three.
+ * server answers all four on one port.
  */
 enum rill_protocol
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -228,7 +228,8 @@ enum rill_protocol
    */
   RILL_PROTOCOL_CONNECT = 2,
   /**
-   * Kitex's TTHeader Streaming (Thrift payloads): servers only.
+   * Kitex's TTHeader transports (Thrift payloads): TTHeader Streaming for streaming
+   * calls, Thrift PingPong for unary ones.
    */
   RILL_PROTOCOL_TTHEADER = 3,
 };
@@ -531,7 +532,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The protocol's name, as every binding spells it: "grpc", "grpc-web" or "connect"; NULL
+ * The protocol's name, as every binding spells it: "grpc", "grpc-web", "connect" or "ttheader"; NULL
  * for a value this version does not know.
  *
  * Ownership: a static string; never free it.

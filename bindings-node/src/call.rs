@@ -26,7 +26,7 @@ pub struct ChannelOpts {
     pub user_agent: Option<String>,
     /// Reads plain-TCP connections on the JS thread (see `hosted`); default true.
     pub host_connections: Option<bool>,
-    /// What every call speaks: "grpc" (the core's default), "grpc-web" or "connect".
+    /// What every call speaks: "grpc" (the core's default), "grpc-web", "connect" or "ttheader".
     pub protocol: Option<String>,
     /// What the calls travel over: "http2" (the core's default) or "http1".
     pub http_version: Option<String>,

@@ -209,7 +209,7 @@ impl NativeServerCall {
         self.shape
     }
 
-    /// The protocol's name: "grpc", "grpc-web" or "connect".
+    /// The protocol's name: "grpc", "grpc-web", "connect" or "ttheader".
     #[getter]
     fn protocol(&self) -> &'static str {
         self.lock().protocol().name()

@@ -116,7 +116,7 @@ async def test_the_server_call_knows_the_protocol() -> None:
 
 
 def test_protocol_names_and_bad_values() -> None:
-    assert [str(p) for p in Protocol] == ["grpc", "grpc-web", "connect"]
+    assert [str(p) for p in Protocol] == ["grpc", "grpc-web", "connect", "ttheader"]
     assert Protocol.GRPC_WEB == "grpc-web"
     assert rillrpc.Channel("http://127.0.0.1:1").protocol is Protocol.GRPC
     for bad in ("http3", "GRPC", "", "grpc_web"):

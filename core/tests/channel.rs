@@ -33,16 +33,20 @@ async fn invalid_targets_are_refused() {
     assert!(Channel::new("not a uri").is_err());
 }
 
-/// Servers answer TTHeader Streaming; a channel cannot call over it yet, and says so as it
-/// opens rather than when a call needs the wire.
+/// TTHeader runs over plain TCP: a channel refuses it over TLS as it opens, rather than
+/// when a call needs the wire.
 #[tokio::test]
-async fn a_channel_over_ttheader_is_refused_as_it_opens() {
-    let opts = rillrpc::ChannelOptions {
+async fn a_channel_over_ttheader_refuses_tls_as_it_opens() {
+    let opts = || rillrpc::ChannelOptions {
         protocol: rillrpc::Protocol::Ttheader,
         ..Default::default()
     };
-    let e = Channel::with_options("http://127.0.0.1:1", opts).unwrap_err();
-    assert!(e.to_string().contains("TTHeader"), "{e}");
+    let e = Channel::with_options("https://127.0.0.1:1", opts()).unwrap_err();
+    assert!(
+        e.to_string().contains("TTHeader runs over plain TCP"),
+        "{e}"
+    );
+    assert!(Channel::with_options("http://127.0.0.1:1", opts()).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -931,7 +931,7 @@ fn names_the_bindings_pass_are_parsed_once() {
     let e = by_name::<Protocol>("protocol", "Connect").unwrap_err();
     assert_eq!(
         e.message(),
-        "unknown protocol \"Connect\": use one of 'grpc', 'grpc-web', 'connect'"
+        "unknown protocol \"Connect\": use one of 'grpc', 'grpc-web', 'connect', 'ttheader'"
     );
 }
 

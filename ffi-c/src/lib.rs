@@ -84,7 +84,7 @@ pub enum rill_compression {
 
 /// The wire protocol of a call: what a channel speaks (`rill_channel_options.protocol`),
 /// and what the client of an accepted call spoke (`rill_server_call_protocol`). A rillrpc
-/// server answers all four on one port; a channel speaks the first three.
+/// server answers all four on one port.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum rill_protocol {
@@ -94,16 +94,17 @@ pub enum rill_protocol {
     RILL_PROTOCOL_GRPC_WEB = 1,
     /// Connect, streaming and unary.
     RILL_PROTOCOL_CONNECT = 2,
-    /// Kitex's TTHeader Streaming (Thrift payloads): servers only.
+    /// Kitex's TTHeader transports (Thrift payloads): TTHeader Streaming for streaming
+    /// calls, Thrift PingPong for unary ones.
     RILL_PROTOCOL_TTHEADER = 3,
 }
 
 impl rill_protocol {
-    /// The protocols a channel may speak.
-    const ALL: [rill_protocol; 3] = [
+    const ALL: [rill_protocol; 4] = [
         rill_protocol::RILL_PROTOCOL_GRPC,
         rill_protocol::RILL_PROTOCOL_GRPC_WEB,
         rill_protocol::RILL_PROTOCOL_CONNECT,
+        rill_protocol::RILL_PROTOCOL_TTHEADER,
     ];
 
     pub(crate) fn of(p: rillrpc::Protocol) -> rill_protocol {
@@ -136,7 +137,7 @@ pub(crate) fn protocol_from(v: u32, what: &str) -> R<rillrpc::Protocol> {
     }
 }
 
-/// The protocol's name, as every binding spells it: "grpc", "grpc-web" or "connect"; NULL
+/// The protocol's name, as every binding spells it: "grpc", "grpc-web", "connect" or "ttheader"; NULL
 /// for a value this version does not know.
 ///
 /// Ownership: a static string; never free it.
@@ -360,10 +361,10 @@ mod tests {
             let name = unsafe { CStr::from_ptr(rill_protocol_name(p as u32)) };
             assert_eq!(name.to_str().unwrap(), p.core().name());
         }
-        let e = protocol_from(3, "opts.protocol").unwrap_err();
+        let e = protocol_from(4, "opts.protocol").unwrap_err();
         assert_eq!(e.code, result::RILL_ERR_INVALID_ARGUMENT);
-        assert!(e.msg.contains("got 3"), "{}", e.msg);
-        assert!(rill_protocol_name(3).is_null());
+        assert!(e.msg.contains("got 4"), "{}", e.msg);
+        assert!(rill_protocol_name(4).is_null());
     }
 
     #[test]

@@ -155,8 +155,7 @@ async fn run(a: Args, workload: Workload) -> Res<Report> {
         .set("connections", a.connections);
     if a.imp == Impl::Rill {
         let http = if a.http1 { "1.1" } else { "2" };
-        r.set("protocol", protocol_name(a.protocol))
-            .set("http", http);
+        r.set("protocol", a.protocol.name()).set("http", http);
     }
     if workload.is_memory() {
         let stalled = workload == Workload::StalledStreams;
@@ -230,14 +229,6 @@ async fn run(a: Args, workload: Workload) -> Res<Report> {
         }
     }
     Ok(r)
-}
-
-fn protocol_name(p: rillrpc::Protocol) -> &'static str {
-    match p {
-        rillrpc::Protocol::Grpc => "grpc",
-        rillrpc::Protocol::GrpcWeb => "grpc-web",
-        rillrpc::Protocol::Connect => "connect",
-    }
 }
 
 fn imp_name(i: Impl) -> &'static str {

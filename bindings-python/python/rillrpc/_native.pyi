@@ -38,7 +38,7 @@ class NativeChannel:
         http_get: bool = False,
         authority: Optional[str] = None,
     ) -> NativeChannel: ...
-    # "grpc", "grpc-web" or "connect". `Channel.protocol`.
+    # "grpc", "grpc-web", "connect" or "ttheader". `Channel.protocol`.
     @property
     def protocol(self) -> str: ...
     # "http2", "http1" or "auto". `Channel.http_version`.

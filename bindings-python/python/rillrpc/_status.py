@@ -71,13 +71,14 @@ class Shape(enum.IntEnum):
 
 class Protocol(str, enum.Enum):
     """The wire protocol of a call: what a `Channel` speaks, and what the client of a
-    `ServerCall` spoke. A rillrpc server answers all four on one port; a `Channel` speaks
-    the first three. Members are their names, so `call.protocol == "connect"` holds too."""
+    `ServerCall` spoke. A rillrpc server answers all four on one port. Members are their
+    names, so `call.protocol == "connect"` holds too."""
 
     GRPC = "grpc"
     GRPC_WEB = "grpc-web"
     CONNECT = "connect"
-    # Kitex's TTHeader Streaming, Thrift payloads (servers only).
+    # Kitex's TTHeader transports, Thrift payloads: TTHeader Streaming for streaming calls,
+    # Thrift PingPong for unary ones.
     TTHEADER = "ttheader"
 
     # Spelled out so the type checkers see the enum's constructor, `Protocol("connect")`,

@@ -28,3 +28,4 @@ pub use shape::Shape;
 
 pub(crate) use client::Start;
 pub(crate) use server::Accepted;
+pub(crate) use writer::Open;

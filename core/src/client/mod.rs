@@ -3,6 +3,7 @@
 mod endpoint;
 mod http1;
 mod options;
+mod ttheader;
 
 pub use options::{ChannelOptions, HttpVersion};
 
@@ -53,6 +54,9 @@ enum Route {
     /// The endpoint's connection until its ALPN says HTTP/1.1: then, and from then on,
     /// the HTTP/1.1 connections, the first of them the one that said so.
     Negotiated(Arc<Http1>),
+    /// Kitex's TTHeader transports: streams of one TTHeader Streaming connection, and
+    /// PingPong requests for unary calls.
+    Ttheader(Arc<ttheader::Ttheader>),
 }
 
 impl Channel {
@@ -127,6 +131,9 @@ impl Channel {
         opts: CallOptions,
         first: Option<&[u8]>,
     ) -> Result<Call, Status> {
+        if let Route::Ttheader(t) = &self.inner.route {
+            return self.start_ttheader(t, method, shape, opts, first);
+        }
         let compression = opts.compression.unwrap_or(Encoding::Identity);
         let head = grpc::RequestHead {
             scheme: self.inner.scheme,
@@ -159,7 +166,7 @@ impl Channel {
             .max_recv_message_size
             .unwrap_or(DEFAULT_MAX_RECV_MESSAGE);
         let h1 = match &self.inner.route {
-            Route::Http2 => None,
+            Route::Http2 | Route::Ttheader(_) => None,
             Route::Http1(h1) => Some(h1),
             Route::Negotiated(h1) => h1.negotiated().then_some(h1),
         };
@@ -193,6 +200,39 @@ impl Channel {
                 Err(e) => Err(e),
             }
         });
+        Call::opening(start, open, first)
+    }
+
+    /// Starts a call over Kitex's TTHeader transports (messages uncompressed: TTHeader
+    /// carries no compressed ones).
+    fn start_ttheader(
+        &self,
+        t: &Arc<ttheader::Ttheader>,
+        method: &str,
+        shape: Shape,
+        opts: CallOptions,
+        first: Option<&[u8]>,
+    ) -> Result<Call, Status> {
+        if let (Some(msg), Some(max)) = (first, opts.max_send_message_size) {
+            if msg.len() > max {
+                return Err(too_large_to_send(msg.len(), max));
+            }
+        }
+        let start = Start {
+            shape,
+            deadline: opts.timeout.map(|t| Instant::now() + t),
+            compression: Encoding::Identity,
+            framing: match shape {
+                Shape::Unary => Framing::Bare,
+                _ => Framing::Envelope,
+            },
+            max_send: opts.max_send_message_size,
+            runtime: runtime::handle(),
+        };
+        let max_recv = opts
+            .max_recv_message_size
+            .unwrap_or(DEFAULT_MAX_RECV_MESSAGE);
+        let open = t.open(method, shape, opts.metadata, opts.timeout, max_recv);
         Call::opening(start, open, first)
     }
 
@@ -281,7 +321,7 @@ impl Route {
     fn fallback(&self) -> Option<Arc<Http1>> {
         match self {
             Route::Negotiated(h1) => Some(h1.clone()),
-            Route::Http2 | Route::Http1(_) => None,
+            Route::Http2 | Route::Http1(_) | Route::Ttheader(_) => None,
         }
     }
 }
@@ -347,10 +387,18 @@ impl Target {
     ) -> Result<(Route, Option<(tokio_rustls::TlsConnector, String)>), Error> {
         let https = self.scheme == "https";
         if opts.protocol == Protocol::Ttheader {
-            return Err(Error::invalid(
-                "a channel cannot call over TTHeader Streaming yet: servers answer it, clients \
-                 call Kitex over gRPC",
-            ));
+            if https {
+                return Err(Error::invalid(
+                    "TTHeader runs over plain TCP: use http:// or host:port",
+                ));
+            }
+            // Kitex names the destination service as `NewClient` was given it: the
+            // authority's host (`ChannelOptions::authority` sets it).
+            let authority = opts.authority.as_deref().unwrap_or(&self.authority);
+            let service = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+            let addr = format!("{}:{}", self.host, self.port);
+            let t = ttheader::Ttheader::new(addr, service.to_owned(), opts.connect_timeout);
+            return Ok((Route::Ttheader(Arc::new(t)), None));
         }
         let version = match opts.http_version {
             // Nothing to negotiate without TLS, and nothing but HTTP/2 for gRPC.

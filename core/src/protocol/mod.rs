@@ -201,8 +201,7 @@ impl Sender {
     pub(crate) fn send_request_now(&mut self, data: Bytes) -> Result<Option<Kick>, Bytes> {
         match self {
             Sender::Http(s) => s.send_request_now(data),
-            // No client opens TTHeader streams yet.
-            Sender::Ttheader(_) => Err(data),
+            Sender::Ttheader(s) => s.send_request_now(data).map(|()| None),
             Sender::PingPong(_) => Err(data),
         }
     }
@@ -255,9 +254,8 @@ impl Receiver {
     pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
         match self {
             Receiver::Http(r) => r.poll_head(cx),
-            // Only a client's call reads a head; no client opens TTHeader streams yet.
-            Receiver::Ttheader(_) => Poll::Ready(Ok(Metadata::new())),
-            Receiver::PingPong(_) => Poll::Ready(Ok(Metadata::new())),
+            Receiver::Ttheader(r) => r.poll_head(cx),
+            Receiver::PingPong(r) => r.poll_head(cx),
         }
     }
 
@@ -278,12 +276,8 @@ impl Receiver {
     pub(crate) fn poll_status(&mut self, cx: &mut Context<'_>) -> Poll<Result<Status, Status>> {
         match self {
             Receiver::Http(r) => r.poll_status(cx),
-            Receiver::Ttheader(_) => Poll::Ready(Err(Status::internal(
-                "a TTHeader client's status is not read here",
-            ))),
-            Receiver::PingPong(_) => Poll::Ready(Err(Status::internal(
-                "a PingPong client's status is not read here",
-            ))),
+            Receiver::Ttheader(r) => r.poll_status(cx),
+            Receiver::PingPong(r) => r.poll_status(),
         }
     }
 

@@ -19,14 +19,18 @@ pub enum Protocol {
     GrpcWeb,
     /// Connect, streaming or unary.
     Connect,
-    /// Kitex's TTHeader Streaming (StreamX), Thrift payloads over TCP (servers only, so
-    /// far: not among the protocols a channel may choose).
+    /// Kitex's TTHeader transports over TCP, Thrift payloads: TTHeader Streaming (StreamX)
+    /// for streaming calls, Thrift PingPong for unary ones.
     Ttheader,
 }
 
 impl Protocol {
-    /// The protocols a channel may choose.
-    pub const ALL: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Connect];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Grpc,
+        Protocol::GrpcWeb,
+        Protocol::Connect,
+        Protocol::Ttheader,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -180,7 +180,7 @@ pub(super) fn dispatch_pingpong(
         .packet
         .str(metainfo::ISN)
         .map(|s| String::from_utf8_lossy(s));
-    let sender = Sender::PingPong(pingpong::Sender::new(&call, tx));
+    let sender = Sender::PingPong(pingpong::Sender::Answer(pingpong::Answer::new(&call, tx)));
     let found = thrift_method(&shared.methods, service.as_deref(), &call.name);
     let Some((path, &method)) = found else {
         let s = Status::new(
@@ -212,7 +212,7 @@ pub(super) fn dispatch_pingpong(
         request_encoding: Encoding::Identity,
         accepts: Accepts::default(),
         sender,
-        receiver: Receiver::PingPong(pingpong::Receiver::new(call.args)),
+        receiver: Receiver::PingPong(pingpong::Receiver::request(call.args)),
         method: path.clone(),
     });
     hand_over(shared, Arriving(call));

@@ -37,10 +37,10 @@ int main(void) {
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
     /* A protocol this version does not know. */
     OK(rill_channel_options_init(&co));
-    co.protocol = 3;
+    co.protocol = 4;
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_channel_new("http://127.0.0.1:1", &co, &ch));
     CHECK(strstr(rill_last_error_message(), "opts.protocol must be RILL_PROTOCOL_GRPC") != NULL);
-    CHECK(rill_protocol_name(3) == NULL);
+    CHECK(rill_protocol_name(4) == NULL);
     /* An HTTP version this version does not know. */
     OK(rill_channel_options_init(&co));
     CHECK(co.http_version == RILL_HTTP_VERSION_2);

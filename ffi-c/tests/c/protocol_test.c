@@ -609,7 +609,8 @@ int main(int argc, char **argv) {
     CHECK(strcmp(rill_protocol_name(RILL_PROTOCOL_GRPC), "grpc") == 0);
     CHECK(strcmp(rill_protocol_name(RILL_PROTOCOL_GRPC_WEB), "grpc-web") == 0);
     CHECK(strcmp(rill_protocol_name(RILL_PROTOCOL_CONNECT), "connect") == 0);
-    CHECK(rill_protocol_name(3) == NULL);
+    CHECK(strcmp(rill_protocol_name(RILL_PROTOCOL_TTHEADER), "ttheader") == 0);
+    CHECK(rill_protocol_name(4) == NULL);
     for (size_t i = 0; i < sizeof PROTOCOLS / sizeof PROTOCOLS[0]; i++) client_over(argv[1], PROTOCOLS[i]);
     client_over_http1(argv[1], RILL_PROTOCOL_CONNECT);
     client_over_http1(argv[1], RILL_PROTOCOL_GRPC_WEB);

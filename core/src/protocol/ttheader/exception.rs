@@ -44,6 +44,17 @@ impl Exception {
         }
     }
 
+    /// The status a client ends its call with for this exception: an unknown method as
+    /// UNIMPLEMENTED, ttstream's cancel as CANCELLED, any other as INTERNAL.
+    pub(crate) fn status(&self) -> Status {
+        let code = match self.kind {
+            kind::UNKNOWN_METHOD => Code::Unimplemented,
+            BIZ_CANCEL => Code::Cancelled,
+            _ => Code::Internal,
+        };
+        Status::new(code, self.message.clone())
+    }
+
     /// The TMessage EXCEPTION carrying it: `name` the method, `seq_id` the stream's id.
     pub(crate) fn encode(&self, name: &[u8], seq_id: i32) -> Bytes {
         let mut b = BytesMut::with_capacity(32 + name.len() + self.message.len());
@@ -139,6 +150,9 @@ mod tests {
         assert_eq!(e.kind, kind::UNKNOWN_METHOD);
         let e = Exception::of(&Status::new(Code::NotFound, "gone"));
         assert_eq!((e.kind, e.message.as_str()), (kind::INTERNAL_ERROR, "gone"));
+        assert_eq!(e.status().code(), Code::Internal);
+        let back = Exception::of(&Status::new(Code::Unimplemented, "no")).status();
+        assert_eq!(back.code(), Code::Unimplemented);
     }
 
     #[test]

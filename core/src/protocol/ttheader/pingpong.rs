@@ -5,14 +5,15 @@
 //! for any other error.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::future::Future;
 use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 use super::exception::Exception;
-use super::metainfo::{backward_pairs, BIZ_MESSAGE, BIZ_STATUS};
+use super::metainfo::{backward_pairs, metadata, BIZ_MESSAGE, BIZ_STATUS};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::Encoding;
-use crate::protocol::terms::{Abort, End, Framing, PeerEnd};
+use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
 use crate::status::{Code, Status};
 use crate::transport::ttheader::pingpong::{msg_type, Reply};
 
@@ -64,7 +65,14 @@ impl Call {
     }
 }
 
-/// A TMessage head of `kind` for the answer.
+/// A client's request: the TMessage CALL of `name`, `seq_id`, and the args struct.
+pub(crate) fn call_message(name: &str, seq_id: i32, args: &[u8]) -> Bytes {
+    let mut m = head(CALL, name, seq_id, args.len());
+    m.put_slice(args);
+    m.freeze()
+}
+
+/// A TMessage head of `kind`.
 fn head(kind: u8, name: &str, seq_id: i32, body: usize) -> BytesMut {
     let mut b = BytesMut::with_capacity(12 + name.len() + body);
     b.put_u32(VERSION_1 | u32::from(kind));
@@ -74,9 +82,15 @@ fn head(kind: u8, name: &str, seq_id: i32, body: usize) -> BytesMut {
     b
 }
 
-/// The sending end: gathers the answer and hands it to the connection whole as the call
-/// ends.
-pub(crate) struct Sender {
+/// A PingPong call's sending end: a server's answer, or a client's request.
+pub(crate) enum Sender {
+    Answer(Answer),
+    Ask(Ask),
+}
+
+/// A server's sending end: gathers the answer and hands it to the connection whole as the
+/// call ends.
+pub(crate) struct Answer {
     name: String,
     seq_id: i32,
     headers: Option<Metadata>,
@@ -86,41 +100,92 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
-    pub(crate) fn new(call: &Call, reply: oneshot::Sender<Reply>) -> Sender {
-        Sender {
+    pub(crate) fn framing(&self) -> Framing {
+        Framing::Bare
+    }
+
+    /// The request or answer goes out whole: there is always room.
+    pub(crate) fn poll_capacity(&mut self, want: usize) -> Poll<Result<usize, Status>> {
+        Poll::Ready(Ok(want.max(1)))
+    }
+
+    pub(crate) fn send_head(&mut self, metadata: Option<Metadata>, _enc: Encoding) {
+        if let (Sender::Answer(a), Some(md)) = (self, metadata) {
+            a.headers = Some(md);
+        }
+    }
+
+    pub(crate) fn send_data(&mut self, data: Bytes) {
+        match self {
+            Sender::Answer(a) => a.result.extend_from_slice(&data),
+            Sender::Ask(a) => a.args.extend_from_slice(&data),
+        }
+    }
+
+    pub(crate) fn send_end(&mut self, end: End) -> Result<(), Status> {
+        match (self, end) {
+            (Sender::Answer(a), End::Status(status)) => a.answer(&status),
+            (Sender::Ask(a), End::HalfClose) => {
+                if let Some(send) = a.send.take() {
+                    send(a.args.split().freeze());
+                }
+            }
+            _ => return Err(Status::internal("an end this side of the call cannot send")),
+        }
+        Ok(())
+    }
+
+    /// Ends a call refused before it began with its status alone.
+    pub(crate) fn refuse(self, status: &Status) {
+        if let Sender::Answer(mut a) = self {
+            a.answer(status);
+        }
+    }
+
+    pub(crate) fn abort(&mut self, why: Abort) {
+        // The connection waits for an answer to every request, so a call that ends without
+        // its own still answers: with why. A client's request not sent yet never goes.
+        match self {
+            Sender::Answer(a) if why == Abort::Cancel => {
+                a.answer(&Status::cancelled("the call was cancelled"))
+            }
+            Sender::Answer(_) => {}
+            Sender::Ask(a) => a.send = None,
+        }
+    }
+
+    /// A PingPong client cannot end a call but by closing the connection, which the call
+    /// learns when its answer finds no one; a client's call ends with its answer.
+    pub(crate) fn poll_peer_end(&mut self, _cx: &mut Context<'_>) -> Poll<PeerEnd> {
+        Poll::Pending
+    }
+}
+
+/// A client's sending end: gathers the request's args struct and, at the half-close, hands
+/// it to `send`, which puts it on a connection.
+pub(crate) struct Ask {
+    args: BytesMut,
+    send: Option<Box<dyn FnOnce(Bytes) + Send>>,
+}
+
+impl Ask {
+    pub(crate) fn new(send: Box<dyn FnOnce(Bytes) + Send>) -> Ask {
+        Ask {
+            args: BytesMut::new(),
+            send: Some(send),
+        }
+    }
+}
+
+impl Answer {
+    pub(crate) fn new(call: &Call, reply: oneshot::Sender<Reply>) -> Answer {
+        Answer {
             name: call.name.clone(),
             seq_id: call.seq_id,
             headers: None,
             result: BytesMut::new(),
             reply: Some(reply),
         }
-    }
-
-    pub(crate) fn framing(&self) -> Framing {
-        Framing::Bare
-    }
-
-    /// The answer goes out whole: there is always room.
-    pub(crate) fn poll_capacity(&mut self, want: usize) -> Poll<Result<usize, Status>> {
-        Poll::Ready(Ok(want.max(1)))
-    }
-
-    pub(crate) fn send_head(&mut self, metadata: Option<Metadata>, _enc: Encoding) {
-        if metadata.is_some() {
-            self.headers = metadata;
-        }
-    }
-
-    pub(crate) fn send_data(&mut self, data: Bytes) {
-        self.result.extend_from_slice(&data);
-    }
-
-    pub(crate) fn send_end(&mut self, end: End) -> Result<(), Status> {
-        let End::Status(status) = end else {
-            return Err(Status::internal("a PingPong server does not half-close"));
-        };
-        self.answer(&status);
-        Ok(())
     }
 
     /// Answers with `status`: the result on OK; an empty result beside a biz status; an
@@ -161,40 +226,109 @@ impl Sender {
             message,
         });
     }
-
-    /// Ends a call refused before it began with its status alone.
-    pub(crate) fn refuse(mut self, status: &Status) {
-        self.answer(status);
-    }
-
-    pub(crate) fn abort(&mut self, why: Abort) {
-        // The connection waits for an answer to every request, so a call that ends without
-        // its own still answers: with why.
-        if why == Abort::Cancel {
-            self.answer(&Status::cancelled("the call was cancelled"));
-        }
-    }
-
-    /// A PingPong client cannot end a call but by closing the connection, which the call
-    /// learns when its answer finds no one.
-    pub(crate) fn poll_peer_end(&mut self, _cx: &mut Context<'_>) -> Poll<PeerEnd> {
-        Poll::Pending
-    }
 }
 
-/// The receiving end: the request's args struct, then the end.
-pub(crate) struct Receiver {
-    args: Option<Bytes>,
+/// A PingPong call's receiving end: a server's request (its args struct, then the end), or
+/// a client's answer to come.
+pub(crate) enum Receiver {
+    Request(Option<Bytes>),
+    Reply(Box<Waiting>),
+}
+
+/// A client's answer: on its way, then read.
+pub(crate) struct Waiting {
+    name: String,
+    rx: oneshot::Receiver<Result<Reply, Status>>,
+    result: Option<Bytes>,
 }
 
 impl Receiver {
-    pub(crate) fn new(args: Bytes) -> Receiver {
-        Receiver { args: Some(args) }
+    pub(crate) fn request(args: Bytes) -> Receiver {
+        Receiver::Request(Some(args))
+    }
+
+    /// A client's answer to the call of `name`, coming on `rx`.
+    pub(crate) fn reply(name: String, rx: oneshot::Receiver<Result<Reply, Status>>) -> Receiver {
+        Receiver::Reply(Box::new(Waiting {
+            name,
+            rx,
+            result: None,
+        }))
     }
 
     pub(crate) fn poll_message(&mut self) -> Poll<Result<Option<Bytes>, Status>> {
-        Poll::Ready(Ok(self.args.take()))
+        match self {
+            Receiver::Request(args) => Poll::Ready(Ok(args.take())),
+            Receiver::Reply(w) => Poll::Ready(Ok(w.result.take())),
+        }
     }
+
+    /// A client's status after its answer's result: OK (an error ended the call in the
+    /// head).
+    pub(crate) fn poll_status(&mut self) -> Poll<Result<Status, Status>> {
+        Poll::Ready(match self {
+            Receiver::Reply(_) => Ok(Status::ok()),
+            Receiver::Request(_) => Err(Status::internal("a server reads no status")),
+        })
+    }
+
+    /// A client's answer head: the answer's pairs (backward values), or the status that
+    /// ended the call in the answer (a biz status, an exception) or before it.
+    pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
+        let Receiver::Reply(w) = self else {
+            return Poll::Ready(Ok(Metadata::new()));
+        };
+        let reply = match std::pin::Pin::new(&mut w.rx).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(Ok(r))) => r,
+            Poll::Ready(Ok(Err(s))) => return Poll::Ready(Err(NoHead::Broken(s))),
+            Poll::Ready(Err(_)) => {
+                let s = Status::cancelled("the call ended before its answer came");
+                return Poll::Ready(Err(NoHead::Broken(s)));
+            }
+        };
+        let md = metadata(&reply.strs);
+        let text = |k: &str| {
+            let v = reply.strs.iter().find(|(key, _)| key == k.as_bytes())?;
+            Some(String::from_utf8_lossy(&v.1).into_owned())
+        };
+        if text(BIZ_STATUS).is_some() {
+            let s = Status::new(Code::Internal, text(BIZ_MESSAGE).unwrap_or_default());
+            return Poll::Ready(Err(NoHead::Ended(s.with_trailers(md.clone()), Some(md))));
+        }
+        Poll::Ready(match read_reply(reply.message, &w.name) {
+            Ok(result) => {
+                w.result = Some(result);
+                Ok(md)
+            }
+            Err(s) => Err(NoHead::Ended(s.with_trailers(md.clone()), Some(md))),
+        })
+    }
+}
+
+/// The result struct of a REPLY to `name`, or the status its EXCEPTION (or a malformed
+/// answer) says.
+fn read_reply(mut m: Bytes, name: &str) -> Result<Bytes, Status> {
+    if let Some(e) = Exception::decode(&m) {
+        return Err(e.status());
+    }
+    let bad = |why: &str| Status::internal(format!("a PingPong answer that is {why}"));
+    if m.len() < 8 {
+        return Err(bad("too short"));
+    }
+    let word = m.get_u32();
+    if word != VERSION_1 | u32::from(REPLY) {
+        return Err(bad("no REPLY"));
+    }
+    let n = m.get_u32() as usize;
+    if m.len() < n + 4 {
+        return Err(bad("cut short"));
+    }
+    if m.split_to(n) != name.as_bytes() {
+        return Err(bad("for another method"));
+    }
+    m.advance(4);
+    Ok(m)
 }
 
 #[cfg(test)]
@@ -229,7 +363,7 @@ mod tests {
             seq_id: 7,
             args: Bytes::new(),
         };
-        let mut s = Sender::new(&call, tx);
+        let mut s = Sender::Answer(Answer::new(&call, tx));
         s.send_head(headers, Encoding::Identity);
         s.send_data(Bytes::from_static(&[0x0c, 0x00, 0x00, 0x00, 0x00]));
         s.send_end(End::Status(status)).unwrap();

@@ -10,10 +10,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::task::{Context, Poll};
 
 use super::exception::{Exception, BIZ_CANCEL};
-use super::metainfo::{pairs, BIZ_MESSAGE, BIZ_STATUS};
+use super::metainfo::{metadata, pairs, BIZ_MESSAGE, BIZ_STATUS};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::{Encoding, PREFIX_LEN};
-use crate::protocol::terms::{Abort, End, Framing, PeerEnd};
+use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
 use crate::status::{Code, Status};
 use crate::transport::ttheader::{encode, frame, FrameType, Gone, Inbound, Packet, Stream};
 
@@ -57,8 +57,39 @@ impl Sender {
         }
     }
 
+    /// A client's stream: its HEADER, with `strs` (the service's name, the call's
+    /// metadata), goes out as it opens.
+    pub(crate) fn client(
+        stream: Stream,
+        method: Bytes,
+        strs: Vec<(Bytes, Bytes)>,
+    ) -> Result<Sender, Status> {
+        let mut s = Sender::new(stream, method);
+        let mut p = s.packet(FrameType::Header, Bytes::new());
+        p.strs = strs;
+        s.send([Self::encoded(&p)?], false)?;
+        s.head_sent = true;
+        Ok(s)
+    }
+
     pub(crate) fn framing(&self) -> Framing {
         Framing::Envelope
+    }
+
+    /// A client's whole request (enveloped) and its TRAILER, whatever the room: for small
+    /// requests only.
+    pub(crate) fn send_request_now(&mut self, data: Bytes) -> Result<(), Bytes> {
+        let Ok(mut frames) = self.reframe.frames(data.clone(), &self.data_head) else {
+            return Err(data);
+        };
+        let Ok(trailer) = Self::encoded(&self.packet(FrameType::Trailer, Bytes::new())) else {
+            return Err(data);
+        };
+        frames.push(trailer);
+        match self.stream.send(frames, true) {
+            true => Ok(()),
+            false => Err(data),
+        }
     }
 
     fn packet(&self, kind: FrameType, payload: Bytes) -> Packet {
@@ -265,6 +296,9 @@ pub(crate) struct Receiver {
     max_message: usize,
     /// The peer's messages ended (its TRAILER), or the call failed (sticky).
     ended: Option<Result<(), Status>>,
+    /// A client's: the status the server's TRAILER said, until it is read.
+    status: Option<Status>,
+    client: bool,
 }
 
 impl Receiver {
@@ -273,6 +307,55 @@ impl Receiver {
             stream,
             max_message,
             ended: None,
+            status: None,
+            client: false,
+        }
+    }
+
+    pub(crate) fn client(stream: Stream, max_message: usize) -> Receiver {
+        Receiver {
+            client: true,
+            ..Receiver::new(stream, max_message)
+        }
+    }
+
+    /// A client's answer head: the server's HEADER, or how the stream ended before one.
+    pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
+        loop {
+            let f = match self.stream.poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(g)) => return Poll::Ready(Err(NoHead::Broken(status_of(&g)))),
+                Poll::Ready(Ok(f)) => f,
+            };
+            let head = match f.kind {
+                FrameType::Meta => continue,
+                FrameType::Header => Ok(metadata(&f.packet.strs)),
+                FrameType::Trailer => {
+                    self.ended = Some(Ok(()));
+                    Err(NoHead::Ended(trailer_status(&f.packet), None))
+                }
+                FrameType::Rst => Err(NoHead::Broken(status_of(&Gone::Reset(f.packet)))),
+                FrameType::Data => Err(NoHead::Broken(Status::internal(
+                    "a TTHeader Streaming answer began without its HEADER",
+                ))),
+            };
+            return Poll::Ready(head);
+        }
+    }
+
+    /// A client's final status, after the last message: the server's TRAILER's.
+    pub(crate) fn poll_status(&mut self, cx: &mut Context<'_>) -> Poll<Result<Status, Status>> {
+        loop {
+            match self.poll_message(cx) {
+                Poll::Pending => return Poll::Pending,
+                // Messages nobody read: the status comes after them.
+                Poll::Ready(Ok(Some(_))) => continue,
+                Poll::Ready(Err(s)) => return Poll::Ready(Err(s)),
+                Poll::Ready(Ok(None)) => {
+                    let s = self.status.take();
+                    return Poll::Ready(Ok(s.unwrap_or_else(Status::ok)));
+                }
+            }
         }
     }
 
@@ -315,8 +398,13 @@ impl Receiver {
                 }
                 Inbound {
                     kind: FrameType::Trailer,
-                    ..
-                } => self.ended = Some(Ok(())),
+                    packet,
+                } => {
+                    if self.client {
+                        self.status = Some(trailer_status(&packet));
+                    }
+                    self.ended = Some(Ok(()));
+                }
                 Inbound {
                     kind: FrameType::Rst,
                     packet,
@@ -331,6 +419,27 @@ impl Receiver {
     /// Whether a send now answers the message just handed out: nothing is behind it.
     pub(crate) fn answerable(&mut self) -> bool {
         !self.stream.has_frame()
+    }
+}
+
+/// The status a server's TRAILER ends a client's call with: a biz status (INTERNAL, its
+/// message, the pairs as trailers, as a Kitex server's biz error reads over gRPC), the
+/// exception it carries, or OK; its pairs are the trailers.
+fn trailer_status(p: &Packet) -> Status {
+    let trailers = metadata(&p.strs);
+    let text = |k: &str| p.str(k).map(|v| String::from_utf8_lossy(v).into_owned());
+    if text(BIZ_STATUS).is_some() {
+        let message = text(BIZ_MESSAGE).unwrap_or_default();
+        return Status::new(Code::Internal, message).with_trailers(trailers);
+    }
+    if p.payload.is_empty() {
+        return Status::ok().with_trailers(trailers);
+    }
+    match Exception::decode(&p.payload) {
+        Some(e) => e.status().with_trailers(trailers),
+        None => {
+            Status::internal("a TTHeader Streaming TRAILER with a payload that is no exception")
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub(crate) struct Inbound {
 /// What both ends of a connection see of it.
 pub(crate) struct Conn {
     st: Mutex<State>,
+    /// This side opens the streams (a client), rather than the peer.
+    client: bool,
 }
 
 struct State {
@@ -72,11 +74,24 @@ struct Slot {
     gone: Option<Gone>,
     /// Our TRAILER or RST is queued: nothing more goes out on this stream.
     ended_out: bool,
+    /// The peer's HEADER came (a client's stream: the server's answer began).
+    headed: bool,
 }
 
 impl Conn {
+    /// A server's connection: the peer opens the streams.
     pub(crate) fn new() -> Arc<Conn> {
+        Conn::with_role(false)
+    }
+
+    /// A client's connection: this side opens the streams (`open`).
+    pub(crate) fn new_client() -> Arc<Conn> {
+        Conn::with_role(true)
+    }
+
+    fn with_role(client: bool) -> Arc<Conn> {
         Arc::new(Conn {
+            client,
             st: Mutex::new(State {
                 streams: HashMap::new(),
                 out: VecDeque::new(),
@@ -118,10 +133,16 @@ impl Conn {
         }
     }
 
-    /// Registers stream `id`, opened by the peer's HEADER: `None` if it is open already.
-    fn open(self: &Arc<Conn>, id: i32) -> Option<Stream> {
+    /// Whether the connection has ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed.is_some()
+    }
+
+    /// Registers stream `id` (opened by the peer's HEADER on a server; by us on a client):
+    /// `None` if it is open already, or the connection has ended.
+    pub(crate) fn open(self: &Arc<Conn>, id: i32) -> Option<Stream> {
         let mut st = self.lock();
-        if st.streams.contains_key(&id) {
+        if st.streams.contains_key(&id) || st.closed.is_some() {
             return None;
         }
         st.streams.insert(id, Slot::default());
@@ -153,6 +174,18 @@ impl Conn {
 }
 
 impl Conn {
+    /// The server's HEADER on a client's stream: handed over once; a second breaks it.
+    fn headed(&self, id: i32, p: Packet) {
+        let again = match self.lock().streams.get_mut(&id) {
+            Some(slot) => std::mem::replace(&mut slot.headed, true),
+            None => return,
+        };
+        match again {
+            true => self.break_stream(id, format!("a second HEADER frame on stream {id}")),
+            false => self.deliver(id, FrameType::Header, p),
+        }
+    }
+
     /// Ends stream `id` for its call, which fails with `why`.
     fn break_stream(&self, id: i32, why: String) {
         let mut st = self.lock();
@@ -485,6 +518,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
             let kind = FrameType::of(&p)?;
             let id = p.seq_id;
             match kind {
+                FrameType::Header if conn.client => conn.headed(id, p),
                 FrameType::Header => match conn.open(id) {
                     Some(s) => on_header(s, p),
                     None => conn.break_stream(id, format!("a second HEADER frame on stream {id}")),

@@ -1,0 +1,263 @@
+//! A channel's calls over Kitex's TTHeader transports: streaming calls as streams of one
+//! TTHeader Streaming connection, unary calls as Thrift PingPong requests (TTHeader-framed,
+//! what a Kitex client sends by default) on connections of their own, one call at a time
+//! each, kept for the next call.
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use crate::call::{Open, Shape};
+use crate::metadata::Metadata;
+use crate::protocol::envelope::DEFAULT_MAX_RECV_MESSAGE;
+use crate::protocol::ttheader::metainfo::{backward_pairs, pairs, ISN};
+use crate::protocol::ttheader::{pingpong, stream};
+use crate::protocol::{Receiver, Sender};
+use crate::runtime;
+use crate::status::Status;
+use crate::transport::ttheader::pingpong::{self as framing, Framing, Reply};
+use crate::transport::ttheader::{self, key, Conn};
+
+/// TTHeader's int keys a PingPong request carries beside ToMethod and MsgType
+/// (WIRE.md §1.1).
+const TRANSPORT_TYPE: u16 = 1;
+const TO_SERVICE: u16 = 6;
+const RPC_TIMEOUT: u16 = 12;
+
+/// Idle PingPong connections kept for the next calls.
+const IDLE_KEPT: usize = 8;
+
+pub(crate) struct Ttheader {
+    /// `host:port` to connect to.
+    addr: String,
+    /// The service the calls go to, as Kitex names its destination (ToService).
+    service: Bytes,
+    connect_timeout: Duration,
+    /// The TTHeader Streaming connection, once made (and until it ends).
+    streaming: tokio::sync::Mutex<Option<Arc<Conn>>>,
+    /// Stream ids, and PingPong sequence ids: 1, 2, 3... as Kitex counts them.
+    next_id: AtomicI32,
+    idle: Mutex<Vec<TcpStream>>,
+}
+
+/// A method path's Thrift names: `/echo.TestService/Echo` is service `TestService`,
+/// method `Echo`.
+fn names(path: &str) -> Result<(String, String), Status> {
+    let (svc, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .ok_or_else(|| Status::internal(format!("malformed method name: {path:?}")))?;
+    let svc = svc.rsplit('.').next().unwrap_or(svc);
+    Ok((svc.to_owned(), method.to_owned()))
+}
+
+fn unavailable(e: std::io::Error) -> Status {
+    Status::unavailable(format!("TTHeader connection: {e}"))
+}
+
+impl Ttheader {
+    pub(crate) fn new(addr: String, service: String, connect_timeout: Duration) -> Ttheader {
+        Ttheader {
+            addr,
+            service: Bytes::from(service),
+            connect_timeout,
+            streaming: tokio::sync::Mutex::new(None),
+            next_id: AtomicI32::new(1),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn next_id(&self) -> i32 {
+        // Past i32::MAX the ids start again at 1; never 0 (Kitex's `genStreamID`).
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if id <= 0 {
+            self.next_id.store(2, Ordering::Relaxed);
+            return 1;
+        }
+        id
+    }
+
+    /// Opens a call of `shape` to `path`: a stream for the streaming shapes, a PingPong
+    /// request for unary calls.
+    pub(crate) fn open(
+        self: &Arc<Self>,
+        path: &str,
+        shape: Shape,
+        metadata: Metadata,
+        timeout: Option<Duration>,
+        max_recv: usize,
+    ) -> Open {
+        let (me, path) = (self.clone(), path.to_owned());
+        Box::pin(async move {
+            let (svc, method) = names(&path)?;
+            if shape == Shape::Unary {
+                return Ok(me.pingpong(svc, method, metadata, timeout, max_recv));
+            }
+            me.open_stream(svc, method, metadata, max_recv).await
+        })
+    }
+
+    async fn connect(&self) -> Result<TcpStream, Status> {
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| Status::unavailable(format!("connecting to {} timed out", self.addr)))?
+            .map_err(unavailable)?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// The TTHeader Streaming connection: the one there is, or a new one if it ended.
+    async fn conn(&self) -> Result<Arc<Conn>, Status> {
+        let mut slot = self.streaming.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let tcp = self.connect().await?;
+        let conn = Conn::new_client();
+        let max = DEFAULT_MAX_RECV_MESSAGE.saturating_add(ttheader::HEADER_ROOM);
+        let run = ttheader::run(tcp, conn.clone(), max, |_, _| {});
+        runtime::handle().spawn(async move {
+            if let Err(e) = run.await {
+                tracing::debug!("TTHeader Streaming connection: {e}");
+            }
+        });
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn open_stream(
+        &self,
+        svc: String,
+        method: String,
+        metadata: Metadata,
+        max_recv: usize,
+    ) -> Result<(Sender, Receiver), Status> {
+        let conn = self.conn().await?;
+        let stream = conn
+            .open(self.next_id())
+            .ok_or_else(|| Status::unavailable("the TTHeader connection ended"))?;
+        let mut strs = pairs(&metadata);
+        strs.push((Bytes::from_static(ISN.as_bytes()), Bytes::from(svc)));
+        let sender = stream::Sender::client(stream.clone(), Bytes::from(method), strs)?;
+        let receiver = stream::Receiver::client(stream, max_recv);
+        Ok((Sender::Ttheader(sender), Receiver::Ttheader(receiver)))
+    }
+
+    /// A PingPong call's two ends: the request leaves when the call half-closes.
+    fn pingpong(
+        self: Arc<Self>,
+        svc: String,
+        method: String,
+        metadata: Metadata,
+        timeout: Option<Duration>,
+        max_recv: usize,
+    ) -> (Sender, Receiver) {
+        let (tx, rx) = oneshot::channel();
+        let seq_id = self.next_id();
+        let mut strs = backward_pairs(&metadata);
+        strs.push((Bytes::from_static(ISN.as_bytes()), Bytes::from(svc)));
+        let mut ints = vec![
+            framing::msg_type(1),
+            (TRANSPORT_TYPE, Bytes::from_static(b"framed")),
+            (TO_SERVICE, self.service.clone()),
+            (key::TO_METHOD, Bytes::from(method.clone())),
+        ];
+        if let Some(t) = timeout {
+            ints.push((RPC_TIMEOUT, Bytes::from(t.as_millis().to_string())));
+        }
+        let name = method.clone();
+        let send = move |args: Bytes| {
+            let request = Reply {
+                strs,
+                ints,
+                message: pingpong::call_message(&name, seq_id, &args),
+            };
+            runtime::handle().spawn(async move {
+                let _ = tx.send(self.exchange(seq_id, request, max_recv).await);
+            });
+        };
+        let sender = pingpong::Sender::Ask(pingpong::Ask::new(Box::new(send)));
+        let receiver = pingpong::Receiver::reply(method, rx);
+        (Sender::PingPong(sender), Receiver::PingPong(receiver))
+    }
+
+    /// Sends a PingPong request and reads its answer, on a kept connection if there is one
+    /// (and again on a new one if the kept one turns out closed before any answer).
+    async fn exchange(&self, seq_id: i32, request: Reply, max: usize) -> Result<Reply, Status> {
+        let bytes = framing::encode(Framing::Ttheader { framed: true }, seq_id, request)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let max = max.saturating_add(ttheader::HEADER_ROOM);
+        let kept = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        if let Some(tcp) = kept {
+            match self.ask(tcp, &bytes, max).await {
+                Err(Asked::Unanswered) => {}
+                other => return other.map_err(Asked::status),
+            }
+        }
+        let tcp = self.connect().await?;
+        self.ask(tcp, &bytes, max).await.map_err(Asked::status)
+    }
+
+    async fn ask(&self, mut tcp: TcpStream, request: &[u8], max: usize) -> Result<Reply, Asked> {
+        let failed = |e| Asked::Failed(unavailable(e));
+        tcp.write_all(request)
+            .await
+            .map_err(|_| Asked::Unanswered)?;
+        let mut buf = BytesMut::with_capacity(4096);
+        loop {
+            let got = framing::next(&mut buf, max)
+                .map_err(|e| Asked::Failed(Status::internal(format!("a PingPong answer: {e}"))))?;
+            if let Some(r) = got {
+                if buf.is_empty() {
+                    let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                    if idle.len() < IDLE_KEPT {
+                        idle.push(tcp);
+                    }
+                }
+                // The answer comes framed as its request went: a Framed length inside the
+                // TTHeader, which the answer's header does not say (it has no TransportType).
+                let mut message = r.message;
+                let unframed = r.framing == (Framing::Ttheader { framed: false });
+                if unframed && (message.len() < 4 || message.get_u32() as usize != message.len()) {
+                    let s = Status::internal("a PingPong answer whose Framed length is wrong");
+                    return Err(Asked::Failed(s));
+                }
+                return Ok(Reply {
+                    strs: r.packet.strs,
+                    ints: r.packet.ints,
+                    message,
+                });
+            }
+            match tcp.read_buf(&mut buf).await {
+                Ok(0) if buf.is_empty() => return Err(Asked::Unanswered),
+                Ok(0) => {
+                    return Err(Asked::Failed(Status::unavailable(
+                        "the connection closed mid-answer",
+                    )))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(failed(e)),
+            }
+        }
+    }
+}
+
+/// How a PingPong request failed.
+enum Asked {
+    /// The connection closed before any answer (a kept connection the server had closed).
+    Unanswered,
+    Failed(Status),
+}
+
+impl Asked {
+    fn status(self) -> Status {
+        match self {
+            Asked::Unanswered => Status::unavailable("the server closed the connection unanswered"),
+            Asked::Failed(s) => s,
+        }
+    }
+}
