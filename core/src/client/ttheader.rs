@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use crate::call::{Open, Shape};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::DEFAULT_MAX_RECV_MESSAGE;
-use crate::protocol::ttheader::metainfo::{backward_pairs, pairs, ISN};
+use crate::protocol::ttheader::metainfo::{wire_pairs, ISN};
 use crate::protocol::ttheader::{pingpong, stream};
 use crate::protocol::{Receiver, Sender};
 use crate::runtime;
@@ -140,7 +140,7 @@ impl Ttheader {
         let stream = conn
             .open(self.next_id())
             .ok_or_else(|| Status::unavailable("the TTHeader connection ended"))?;
-        let mut strs = pairs(&metadata);
+        let mut strs = wire_pairs(&metadata);
         strs.push((Bytes::from_static(ISN.as_bytes()), Bytes::from(svc)));
         let sender = stream::Sender::client(stream.clone(), Bytes::from(method), strs)?;
         let receiver = stream::Receiver::client(stream, max_recv);
@@ -158,7 +158,7 @@ impl Ttheader {
     ) -> (Sender, Receiver) {
         let (tx, rx) = oneshot::channel();
         let seq_id = self.next_id();
-        let mut strs = backward_pairs(&metadata);
+        let mut strs = wire_pairs(&metadata);
         strs.push((Bytes::from_static(ISN.as_bytes()), Bytes::from(svc)));
         let mut ints = vec![
             framing::msg_type(1),

@@ -6,7 +6,7 @@
 #   kitex-client --transport ttheader (streams over TTHeader
 #     Streaming, PingPong over TTHeader-framed Thrift)          ->  kitex-echo-rill-server
 #   kitex-client --transport pingpong --pingpong ttheader|framed  ->  kitex-echo-rill-server
-#   kitex-echo-rill-client                                      ->  kitex-server
+#   kitex-echo-rill-client --transport grpc|ttheader            ->  kitex-server
 # Each run prints its PASS/FAIL lines; a run fails if its client exits non-zero, prints a
 # FAIL, or passes no check at all. Ends with a summary table; exits 1 if any run failed.
 #   scripts/rill.sh KITEX_BIN_DIR RUST_BIN_DIR
@@ -73,8 +73,10 @@ run "kitex-client --transport pingpong --pingpong ttheader" kitex-echo-rill-serv
   "$kitex/kitex-client" --target "$rill_server" --transport pingpong --pingpong ttheader
 run "kitex-client --transport pingpong --pingpong framed" kitex-echo-rill-server \
   "$kitex/kitex-client" --target "$rill_server" --transport pingpong --pingpong framed
-run "kitex-echo-rill-client" kitex-server \
-  "$rust/kitex-echo-rill-client" --target "$kitex_server"
+run "kitex-echo-rill-client --transport grpc" kitex-server \
+  "$rust/kitex-echo-rill-client" --target "$kitex_server" --transport grpc
+run "kitex-echo-rill-client --transport ttheader" kitex-server \
+  "$rust/kitex-echo-rill-client" --target "$kitex_server" --transport ttheader
 
 echo
 printf '%-56s %-24s %4s %4s  %s\n' client server pass fail result

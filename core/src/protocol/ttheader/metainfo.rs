@@ -27,10 +27,10 @@ pub(crate) fn pairs(md: &Metadata) -> Vec<(Bytes, Bytes)> {
         .collect()
 }
 
-/// Metadata as a PingPong answer's string pairs, Kitex's backward values: metainfo keys
-/// back in their TTHeader form (`rpc-transit-echo-key` as `RPC_TRANSIT_ECHO_KEY`), as the
-/// request carried them.
-pub(crate) fn backward_pairs(md: &Metadata) -> Vec<(Bytes, Bytes)> {
+/// Metadata as a request's string pairs, or a PingPong answer's (Kitex's backward values):
+/// metainfo keys in their TTHeader form (`rpc-transit-echo-key` as `RPC_TRANSIT_ECHO_KEY`),
+/// as Kitex reads them there.
+pub(crate) fn wire_pairs(md: &Metadata) -> Vec<(Bytes, Bytes)> {
     md.iter()
         .map(|(k, v)| {
             let key = match METAINFO.iter().find(|(_, http)| k.starts_with(http)) {
@@ -121,7 +121,7 @@ mod tests {
             2,
             "isn routes the call; a value no entry can hold is left out"
         );
-        let back = backward_pairs(&md);
+        let back = wire_pairs(&md);
         assert_eq!(back[0].0, "RPC_TRANSIT_ECHO_KEY");
         assert_eq!(pairs(&md)[0].0, "rpc-transit-echo-key");
     }

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 use super::exception::Exception;
-use super::metainfo::{backward_pairs, metadata, BIZ_MESSAGE, BIZ_STATUS};
+use super::metainfo::{metadata, wire_pairs, BIZ_MESSAGE, BIZ_STATUS};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::Encoding;
 use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
@@ -199,7 +199,7 @@ impl Answer {
             let _ = md.append(k, v);
         }
         let biz = md.get_ascii(BIZ_STATUS).is_some();
-        let mut strs = backward_pairs(&md);
+        let mut strs = wire_pairs(&md);
         let (kind, message) = if status.code() == Code::Ok || biz {
             if biz && md.get_ascii(BIZ_MESSAGE).is_none() {
                 strs.push((
@@ -240,6 +240,9 @@ pub(crate) struct Waiting {
     name: String,
     rx: oneshot::Receiver<Result<Reply, Status>>,
     result: Option<Bytes>,
+    /// The answer's pairs: a PingPong answer has one set, the call's headers and its
+    /// trailers both (as gRPC's Trailers-Only block is).
+    pairs: Metadata,
 }
 
 impl Receiver {
@@ -253,6 +256,7 @@ impl Receiver {
             name,
             rx,
             result: None,
+            pairs: Metadata::new(),
         }))
     }
 
@@ -263,11 +267,11 @@ impl Receiver {
         }
     }
 
-    /// A client's status after its answer's result: OK (an error ended the call in the
-    /// head).
+    /// A client's status after its answer's result: OK, with the answer's pairs as its
+    /// trailers (an error ended the call in the head).
     pub(crate) fn poll_status(&mut self) -> Poll<Result<Status, Status>> {
         Poll::Ready(match self {
-            Receiver::Reply(_) => Ok(Status::ok()),
+            Receiver::Reply(w) => Ok(Status::ok().with_trailers(std::mem::take(&mut w.pairs))),
             Receiver::Request(_) => Err(Status::internal("a server reads no status")),
         })
     }
@@ -299,6 +303,7 @@ impl Receiver {
         Poll::Ready(match read_reply(reply.message, &w.name) {
             Ok(result) => {
                 w.result = Some(result);
+                w.pairs = md.clone();
                 Ok(md)
             }
             Err(s) => Err(NoHead::Ended(s.with_trailers(md.clone()), Some(md))),

@@ -1,14 +1,17 @@
 //! kitex-echo-rill-client: kitex-client's checks (interop/kitex/README.md) on the rillrpc
-//! client, against a Kitex server's gRPC transport: every call is `application/grpc+thrift`
-//! (`CallOptions::content_subtype`), its messages Thrift Binary as Kitex sends them.
+//! client, against a Kitex server, over one of its transports:
+//! - `grpc` (the default): every call is `application/grpc+thrift`
+//!   (`CallOptions::content_subtype`), its messages Thrift Binary as Kitex sends them;
+//! - `ttheader`: streaming calls over TTHeader Streaming, PingPong as a TTHeader-framed
+//!   Thrift PingPong request (`Protocol::Ttheader`), as kitex-client's `--transport
+//!   ttheader` calls them.
 //!
-//!     kitex-echo-rill-client --target HOST:PORT [--check NAME[,NAME]]
+//!     kitex-echo-rill-client --target HOST:PORT [--transport grpc|ttheader] [--check NAME[,NAME]]
 //!
 //! Prints `PASS <check>` or `FAIL <check>: <why>` per check; exits 1 if any failed.
 //!
-//! One difference on the wire from kitex-client: `:authority` is HOST:PORT (the channel's
-//! target; the core has no option to set it), where Kitex sends the destination service
-//! name (`echo`). Kitex's server does not read it.
+//! The destination service is named `echo`, as kitex-client names it (`ChannelOptions::
+//! authority`: `:authority` over gRPC, ToService over TTHeader).
 
 use std::time::Duration;
 
@@ -42,11 +45,14 @@ const CHECKS: [(&str, CheckFn); 7] = [
 
 fn main() {
     let (mut target, mut only) = (None, None);
+    let mut protocol = rillrpc::Protocol::Grpc;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match (a.as_str(), args.next()) {
             ("--target", Some(v)) => target = Some(v),
             ("--check", Some(v)) => only = Some(v),
+            ("--transport", Some(v)) if v == "grpc" => protocol = rillrpc::Protocol::Grpc,
+            ("--transport", Some(v)) if v == "ttheader" => protocol = rillrpc::Protocol::Ttheader,
             _ => usage(&format!("bad argument {a}")),
         }
     }
@@ -54,6 +60,7 @@ fn main() {
     // As Kitex's client does, name the destination service ("echo") in `:authority`.
     let opts = rillrpc::ChannelOptions {
         authority: Some("echo".into()),
+        protocol,
         ..Default::default()
     };
     let chan = Channel::with_options(&format!("http://{target}"), opts).unwrap_or_else(|e| {
@@ -84,7 +91,7 @@ fn main() {
 fn usage(msg: &str) -> ! {
     let names: Vec<&str> = CHECKS.iter().map(|(n, _)| *n).collect();
     eprintln!(
-        "kitex-echo-rill-client: {msg}\nusage: kitex-echo-rill-client --target HOST:PORT [--check {}]",
+        "kitex-echo-rill-client: {msg}\nusage: kitex-echo-rill-client --target HOST:PORT [--transport grpc|ttheader] [--check {}]",
         names.join(",")
     );
     std::process::exit(2)
