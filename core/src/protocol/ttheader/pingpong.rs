@@ -194,7 +194,12 @@ impl Answer {
         let Some(tx) = self.reply.take() else {
             return;
         };
+        // One set of pairs carries both (Kitex's backward values are a map): a trailer
+        // stands for a header of its key.
         let mut md = self.headers.take().unwrap_or_default();
+        for (k, _) in status.trailers().iter() {
+            md.remove(k);
+        }
         for (k, v) in status.trailers().iter() {
             let _ = md.append(k, v);
         }
