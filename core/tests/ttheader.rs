@@ -814,3 +814,24 @@ async fn our_channel_over_ttheader_carries_metadata_and_errors_both_ways() {
         Some("value")
     );
 }
+
+/// Regression: a unary call over TTHeader hung about once in a hundred. Its half-close,
+/// which PingPong cannot send on its own (the request goes whole), fell back to the queue
+/// while the writer waited for bytes, and nothing woke the writer for an end alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_half_close_that_cannot_go_out_directly_wakes_the_writer() {
+    let server = rill_server(ServerOptions::default());
+    for i in 0..300 {
+        let ch = ttheader_channel(server.local_addr());
+        let r = tokio::time::timeout(
+            Duration::from_secs(3),
+            ch.unary(
+                rill_testkit::rill_echo::PING_PONG,
+                req(b"", 0),
+                rillrpc::CallOptions::new(),
+            ),
+        )
+        .await;
+        assert!(r.is_ok(), "hung at {i}");
+    }
+}

@@ -2,7 +2,7 @@
 //! workload against an echo server and prints one `RESULT ...` line.
 //!
 //!     echo-client --impl rill|tonic --addr 127.0.0.1:PORT --workload W
-//!                 [--protocol grpc|grpc-web|connect] [--http1]
+//!                 [--protocol grpc|grpc-web|connect|ttheader] [--http1]
 //!                 [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]
 //!                 [--connections N] [--server-pid PID] [--messages N] [--count-frames]
 //!
@@ -1007,14 +1007,11 @@ fn parse_args() -> Args {
             }
             "--addr" => addr = Some(val()),
             "--protocol" => {
-                protocol = Some(match val().as_str() {
-                    "grpc" => rillrpc::Protocol::Grpc,
-                    "grpc-web" => rillrpc::Protocol::GrpcWeb,
-                    "connect" => rillrpc::Protocol::Connect,
-                    o => usage(&format!(
-                        "--protocol must be grpc, grpc-web or connect, not {o}"
-                    )),
-                })
+                let name = val();
+                protocol = Some(
+                    rillrpc::by_name::<rillrpc::Protocol>("--protocol", &name)
+                        .unwrap_or_else(|e| usage(e.message())),
+                )
             }
             "--http1" => http1 = true,
             "--workload" => workload = Some(val()),
@@ -1088,7 +1085,7 @@ fn usage(msg: &str) -> ! {
     }
     eprintln!(
         "usage: echo-client --impl rill|tonic --addr HOST:PORT --workload W\n\
-         \x20      [--protocol grpc|grpc-web|connect] [--http1]   (rill)\n\
+         \x20      [--protocol grpc|grpc-web|connect|ttheader] [--http1]   (rill)\n\
          \x20      [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]\n\
          \x20      [--connections N] [--server-pid PID] [--messages N] [--count-frames]\n\
          workloads: server-stream client-stream pingpong unary cancel idle-streams;\n\

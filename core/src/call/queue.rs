@@ -517,11 +517,16 @@ impl SendQueue {
             }
             Err(frame) => {
                 lent.rewatch();
-                st.queued += frame.len();
-                st.chunks.push_back(frame);
-                st.flow.queued_one();
+                if !frame.is_empty() {
+                    st.queued += frame.len();
+                    st.chunks.push_back(frame);
+                    st.flow.queued_one();
+                }
                 if end {
+                    // The end is due whatever is queued (a writer waiting for more bytes
+                    // would otherwise wait for a message that never comes).
                     st.end = Some(End::HalfClose);
+                    return self.settle(st);
                 }
                 self.nudge(st);
             }

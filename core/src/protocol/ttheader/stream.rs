@@ -103,12 +103,9 @@ impl Sender {
     }
 
     fn gone(&self) -> Status {
-        match self
-            .stream
-            .poll_gone(&mut Context::from_waker(std::task::Waker::noop()))
-        {
-            Poll::Ready(g) => status_of(&g),
-            Poll::Pending => Status::internal("the stream takes no more frames"),
+        match self.stream.gone() {
+            Some(g) => status_of(&g),
+            None => Status::internal("the stream takes no more frames"),
         }
     }
 
@@ -216,9 +213,8 @@ impl Sender {
 
     /// Sends enveloped bytes now if the stream has room for them (and its head went out).
     pub(crate) fn try_send_now(&mut self, data: Bytes, end: bool) -> Result<(), Bytes> {
-        let mut probe = Context::from_waker(std::task::Waker::noop());
-        match self.stream.poll_room(&mut probe) {
-            Poll::Ready(Ok(room)) if self.head_sent && room >= data.len() => {}
+        match self.stream.room() {
+            Ok(room) if self.head_sent && room >= data.len() => {}
             _ => return Err(data),
         }
         let Ok(mut frames) = self.reframe.frames(data, &self.data_head) else {

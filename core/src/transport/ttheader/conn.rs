@@ -277,6 +277,18 @@ impl Stream {
     /// Room for this stream's frames: ready with the bytes it may queue now (at least
     /// one), or with why the stream can take no more (reset by the peer, connection gone).
     pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<Result<usize, Gone>> {
+        self.room_or_wait(Some(cx))
+    }
+
+    /// The room there is now, registering no one to wake: `Ok(0)` when there is none.
+    pub(crate) fn room(&self) -> Result<usize, Gone> {
+        match self.room_or_wait(None) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(0),
+        }
+    }
+
+    fn room_or_wait(&self, cx: Option<&mut Context<'_>>) -> Poll<Result<usize, Gone>> {
         let mut st = self.0.conn.lock();
         if let Some(why) = &st.closed {
             return Poll::Ready(Err(Gone::Closed(why.clone())));
@@ -291,8 +303,23 @@ impl Stream {
         if slot.waiting < STREAM_SEND_BYTES {
             return Poll::Ready(Ok(STREAM_SEND_BYTES - slot.waiting));
         }
-        slot.send = Some(cx.waker().clone());
+        // Only the stream's one sending task waits: a probe must not take its place.
+        if let Some(cx) = cx {
+            slot.send = Some(cx.waker().clone());
+        }
         Poll::Pending
+    }
+
+    /// Why the stream takes no more, if it does not, registering no one to wake.
+    pub(crate) fn gone(&self) -> Option<Gone> {
+        let st = self.0.conn.lock();
+        if let Some(why) = &st.closed {
+            return Some(Gone::Closed(why.clone()));
+        }
+        match st.streams.get(&self.0.id) {
+            None => Some(Gone::Closed("the stream is gone".into())),
+            Some(slot) => slot.gone.clone().filter(|g| matches!(g, Gone::Reset(_))),
+        }
     }
 
     /// Ready once the peer reset the stream or the connection ended.
