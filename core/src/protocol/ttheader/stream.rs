@@ -7,6 +7,7 @@
 //! buffer and passing large ones on as they are.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use std::collections::VecDeque;
 use std::task::{Context, Poll};
 
 use super::exception::{Exception, BIZ_CANCEL};
@@ -295,6 +296,8 @@ pub(crate) struct Receiver {
     /// A client's: the status the server's TRAILER said, until it is read.
     status: Option<Status>,
     client: bool,
+    /// Frames taken from the stream at once, to hand out one by one.
+    frames: VecDeque<Inbound>,
 }
 
 impl Receiver {
@@ -305,6 +308,23 @@ impl Receiver {
             ended: None,
             status: None,
             client: false,
+            frames: VecDeque::new(),
+        }
+    }
+
+    /// The next frame: from those taken already, or the stream's.
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Inbound, Gone>> {
+        if self.frames.is_empty() {
+            match self.stream.poll_frames(cx, &mut self.frames) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(g)) => return Poll::Ready(Err(g)),
+                Poll::Ready(Ok(())) => {}
+            }
+        }
+        // `poll_frames` is ready only with at least one frame.
+        match self.frames.pop_front() {
+            Some(f) => Poll::Ready(Ok(f)),
+            None => Poll::Ready(Err(Gone::Closed("the stream handed over no frame".into()))),
         }
     }
 
@@ -318,22 +338,24 @@ impl Receiver {
     /// A client's answer head: the server's HEADER, or how the stream ended before one.
     pub(crate) fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Metadata, NoHead>> {
         loop {
-            let f = match self.stream.poll_frame(cx) {
+            let f = match self.poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(g)) => return Poll::Ready(Err(NoHead::Broken(status_of(&g)))),
                 Poll::Ready(Ok(f)) => f,
             };
-            let head = match f.kind {
-                FrameType::Meta => continue,
-                FrameType::Header => Ok(metadata(&f.packet.strs)),
-                FrameType::Trailer => {
+            let head = match f {
+                Inbound::Frame(FrameType::Meta, _) => continue,
+                Inbound::Frame(FrameType::Header, p) => Ok(metadata(&p.strs)),
+                Inbound::Frame(FrameType::Trailer, p) => {
                     self.ended = Some(Ok(()));
-                    Err(NoHead::Ended(trailer_status(&f.packet), None))
+                    Err(NoHead::Ended(trailer_status(&p), None))
                 }
-                FrameType::Rst => Err(NoHead::Broken(status_of(&Gone::Reset(f.packet)))),
-                FrameType::Data => Err(NoHead::Broken(Status::internal(
-                    "a TTHeader Streaming answer began without its HEADER",
-                ))),
+                Inbound::Frame(FrameType::Rst, p) => {
+                    Err(NoHead::Broken(status_of(&Gone::Reset(*p))))
+                }
+                Inbound::Data(_) | Inbound::Frame(FrameType::Data, _) => Err(NoHead::Broken(
+                    Status::internal("a TTHeader Streaming answer began without its HEADER"),
+                )),
             };
             return Poll::Ready(head);
         }
@@ -366,7 +388,7 @@ impl Receiver {
                 Some(Err(s)) => return Poll::Ready(Err(s.clone())),
                 None => {}
             }
-            let f = match self.stream.poll_frame(cx) {
+            let f = match self.poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(g)) => {
                     self.ended = Some(Err(status_of(&g)));
@@ -375,11 +397,8 @@ impl Receiver {
                 Poll::Ready(Ok(f)) => f,
             };
             match f {
-                Inbound {
-                    kind: FrameType::Data,
-                    packet,
-                } => {
-                    let n = packet.payload.len();
+                Inbound::Data(payload) => {
+                    let n = payload.len();
                     if n > self.max_message {
                         self.ended = Some(Err(Status::new(
                             Code::ResourceExhausted,
@@ -390,31 +409,27 @@ impl Receiver {
                         )));
                         continue;
                     }
-                    return Poll::Ready(Ok(Some(packet.payload)));
+                    return Poll::Ready(Ok(Some(payload)));
                 }
-                Inbound {
-                    kind: FrameType::Trailer,
-                    packet,
-                } => {
+                Inbound::Frame(FrameType::Trailer, packet) => {
                     if self.client {
                         self.status = Some(trailer_status(&packet));
                     }
                     self.ended = Some(Ok(()));
                 }
-                Inbound {
-                    kind: FrameType::Rst,
-                    packet,
-                } => self.ended = Some(Err(status_of(&Gone::Reset(packet)))),
-                // A HEADER never reaches a stream's queue; META frames carry nothing of
-                // the call's.
-                Inbound { .. } => {}
+                Inbound::Frame(FrameType::Rst, packet) => {
+                    self.ended = Some(Err(status_of(&Gone::Reset(*packet))))
+                }
+                // A server's HEADER was read as the head; META frames carry nothing of the
+                // call's.
+                Inbound::Frame(..) => {}
             }
         }
     }
 
     /// Whether a send now answers the message just handed out: nothing is behind it.
     pub(crate) fn answerable(&mut self) -> bool {
-        !self.stream.has_frame()
+        self.frames.is_empty() && !self.stream.has_frame()
     }
 }
 

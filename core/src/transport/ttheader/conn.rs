@@ -36,10 +36,20 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Slices handed to one vectored write.
 const MAX_IOV: usize = 64;
 
-/// A frame the peer sent on a stream after its HEADER.
-pub(crate) struct Inbound {
-    pub(crate) kind: FrameType,
-    pub(crate) packet: Packet,
+/// A frame the peer sent on a stream after its HEADER: a DATA frame's payload alone (the
+/// many), any other frame whole (boxed: the few).
+pub(crate) enum Inbound {
+    Data(Bytes),
+    Frame(FrameType, Box<Packet>),
+}
+
+impl Inbound {
+    pub(crate) fn kind(&self) -> FrameType {
+        match self {
+            Inbound::Data(_) => FrameType::Data,
+            Inbound::Frame(k, _) => *k,
+        }
+    }
 }
 
 /// What both ends of a connection see of it.
@@ -49,8 +59,32 @@ pub(crate) struct Conn {
     client: bool,
 }
 
+/// Stream ids are small consecutive numbers of the peer's choosing: spread by a
+/// multiplication (Fibonacci hashing) rather than SipHash, which cost more than the rest of
+/// a frame's routing.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.0 = u64::from(n as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type Streams = HashMap<i32, Slot, std::hash::BuildHasherDefault<IdHasher>>;
+
 struct State {
-    streams: HashMap<i32, Slot>,
+    streams: Streams,
     /// Frames to write, each with the stream whose room it takes.
     out: VecDeque<(i32, Bytes)>,
     /// The connection's task, waiting to read, write or end.
@@ -76,6 +110,8 @@ struct Slot {
     ended_out: bool,
     /// The peer's HEADER came (a client's stream: the server's answer began).
     headed: bool,
+    /// Payload bytes of the DATA frames in `inbox`.
+    unread: usize,
 }
 
 impl Conn {
@@ -93,7 +129,7 @@ impl Conn {
         Arc::new(Conn {
             client,
             st: Mutex::new(State {
-                streams: HashMap::new(),
+                streams: Streams::default(),
                 out: VecDeque::new(),
                 task: None,
                 unread: 0,
@@ -152,23 +188,53 @@ impl Conn {
         })))
     }
 
-    /// Hands a frame to its stream. A frame on a stream we do not have (ended already, or
-    /// never opened) is dropped: the peer may send its TRAILER after our RST crossed it.
-    fn deliver(&self, id: i32, kind: FrameType, packet: Packet) {
-        let mut st = self.lock();
-        let len = packet.payload.len();
-        let Some(slot) = st.streams.get_mut(&id) else {
-            tracing::debug!("TTHeader {kind:?} frame on unknown stream {id}: dropped");
+    /// Hands a frame to its stream.
+    fn deliver(&self, id: i32, frame: Inbound) {
+        self.deliver_all(&mut vec![(id, frame)]);
+    }
+
+    /// Hands frames to their streams, in order, under one lock. A frame on a stream we do
+    /// not have (ended already, or never opened) is dropped: the peer may send its TRAILER
+    /// after our RST crossed it.
+    fn deliver_all(&self, frames: &mut Vec<(i32, Inbound)>) {
+        if frames.is_empty() {
             return;
-        };
-        if kind == FrameType::Rst {
-            slot.gone = Some(Gone::Reset(packet.clone()));
-            wake(&mut slot.send);
         }
-        slot.inbox.push_back(Inbound { kind, packet });
-        wake(&mut slot.recv);
-        if kind == FrameType::Data {
-            st.unread += len;
+        let mut st = self.lock();
+        let State {
+            streams, unread, ..
+        } = &mut *st;
+        // Runs of frames of one stream (a stream's burst) look their slot up once.
+        let mut cur: Option<(i32, &mut Slot)> = None;
+        for (id, f) in frames.drain(..) {
+            if cur.as_ref().is_none_or(|(c, _)| *c != id) {
+                if let Some((_, slot)) = cur.take() {
+                    wake(&mut slot.recv);
+                }
+                cur = streams.get_mut(&id).map(|slot| (id, slot));
+            }
+            let Some((_, slot)) = cur.as_mut() else {
+                tracing::debug!(
+                    "TTHeader {:?} frame on unknown stream {id}: dropped",
+                    f.kind()
+                );
+                continue;
+            };
+            match &f {
+                Inbound::Data(payload) => {
+                    *unread += payload.len();
+                    slot.unread += payload.len();
+                }
+                Inbound::Frame(FrameType::Rst, packet) => {
+                    slot.gone = Some(Gone::Reset((**packet).clone()));
+                    wake(&mut slot.send);
+                }
+                Inbound::Frame(..) => {}
+            }
+            slot.inbox.push_back(f);
+        }
+        if let Some((_, slot)) = cur {
+            wake(&mut slot.recv);
         }
     }
 }
@@ -182,7 +248,7 @@ impl Conn {
         };
         match again {
             true => self.break_stream(id, format!("a second HEADER frame on stream {id}")),
-            false => self.deliver(id, FrameType::Header, p),
+            false => self.deliver(id, Inbound::Frame(FrameType::Header, Box::new(p))),
         }
     }
 
@@ -219,13 +285,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let mut st = self.conn.lock();
         if let Some(slot) = st.streams.remove(&self.id) {
-            let unread: usize = slot
-                .inbox
-                .iter()
-                .filter(|f| f.kind == FrameType::Data)
-                .map(|f| f.packet.payload.len())
-                .sum();
-            st.unread -= unread;
+            st.unread -= slot.unread;
             if let Some(w) = st.task.take() {
                 w.wake();
             }
@@ -238,9 +298,14 @@ impl Stream {
         self.0.id
     }
 
-    /// The next frame the peer sent on this stream; `Err` once the stream is broken, or
-    /// once the connection ended (frames that came before are handed out first).
-    pub(crate) fn poll_frame(&self, cx: &mut Context<'_>) -> Poll<Result<Inbound, Gone>> {
+    /// Every frame the peer sent on this stream since the last call, moved into `into`
+    /// (which must be empty); `Err` once the stream is broken, or once the connection
+    /// ended (frames that came before are handed out first).
+    pub(crate) fn poll_frames(
+        &self,
+        cx: &mut Context<'_>,
+        into: &mut VecDeque<Inbound>,
+    ) -> Poll<Result<(), Gone>> {
         let mut st = self.0.conn.lock();
         let st = &mut *st;
         let Some(slot) = st.streams.get_mut(&self.0.id) else {
@@ -249,15 +314,14 @@ impl Stream {
         if let Some(g @ Gone::Broken(_)) = &slot.gone {
             return Poll::Ready(Err(g.clone()));
         }
-        if let Some(f) = slot.inbox.pop_front() {
-            if f.kind == FrameType::Data {
-                let was_full = st.unread >= CONN_RECV_BYTES;
-                st.unread -= f.packet.payload.len();
-                if was_full && st.unread < CONN_RECV_BYTES {
-                    wake(&mut st.task);
-                }
+        if !slot.inbox.is_empty() {
+            std::mem::swap(&mut slot.inbox, into);
+            let was_full = st.unread >= CONN_RECV_BYTES;
+            st.unread -= std::mem::take(&mut slot.unread);
+            if was_full && st.unread < CONN_RECV_BYTES {
+                wake(&mut st.task);
             }
-            return Poll::Ready(Ok(f));
+            return Poll::Ready(Ok(()));
         }
         if let Some(why) = &st.closed {
             return Poll::Ready(Err(Gone::Closed(why.clone())));
@@ -535,15 +599,37 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
     }
 
     /// Hands each whole packet in the read buffer to its stream.
+    /// A DATA frame is handed over as its payload alone, its pairs unread (Kitex's carry
+    /// only the frame type and method); frames go to their streams a read's worth at once.
     fn packets(
         &mut self,
         conn: &Arc<Conn>,
         max_packet: usize,
         on_header: &mut impl FnMut(Stream, Packet),
     ) -> Result<(), Malformed> {
-        while let Some(p) = packet::decode(&mut self.rbuf, max_packet)? {
-            let kind = FrameType::of(&p)?;
-            let id = p.seq_id;
+        let mut batch = Vec::new();
+        let r = self.packets_into(conn, max_packet, on_header, &mut batch);
+        conn.deliver_all(&mut batch);
+        r
+    }
+
+    fn packets_into(
+        &mut self,
+        conn: &Arc<Conn>,
+        max_packet: usize,
+        on_header: &mut impl FnMut(Stream, Packet),
+        batch: &mut Vec<(i32, Inbound)>,
+    ) -> Result<(), Malformed> {
+        while let Some(raw) = packet::decode_raw(&mut self.rbuf, max_packet)? {
+            let kind = FrameType::of_raw(&raw)?;
+            let id = raw.seq_id;
+            if kind == FrameType::Data {
+                batch.push((id, Inbound::Data(raw.payload)));
+                continue;
+            }
+            let p = raw.into_packet()?;
+            // What came before a HEADER reaches its streams before the HEADER's stream opens.
+            conn.deliver_all(batch);
             match kind {
                 FrameType::Header if conn.client => conn.headed(id, p),
                 FrameType::Header => match conn.open(id) {
@@ -552,7 +638,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
                 },
                 // Custom meta handlers' frames: Kitex's own handlers send none.
                 FrameType::Meta => {}
-                _ => conn.deliver(id, kind, p),
+                _ => batch.push((id, Inbound::Frame(kind, Box::new(p)))),
             }
         }
         Ok(())

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::packet::{Malformed, Packet, ProtocolId, FLAG_STREAMING};
+use super::packet::{Malformed, Packet, ProtocolId, Raw, FLAG_STREAMING};
 
 /// The int keys of the INFO_INTKEYVALUE block that the frames here carry (gopkg
 /// `metakey.go` lists the rest).
@@ -43,18 +43,30 @@ impl FrameType {
     }
 
     /// The kind of streaming frame `p` is.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn of(p: &Packet) -> Result<FrameType, Malformed> {
         if !p.is_streaming() {
             return Err(Malformed::NotStreaming);
         }
-        let t = p.int(key::FRAME_TYPE);
-        Ok(match t.map(|t| &t[..]) {
+        FrameType::named(p.int(key::FRAME_TYPE).map(|t| &t[..]))
+    }
+
+    /// The kind of streaming frame `p` is, read without taking its pairs apart.
+    pub(crate) fn of_raw(p: &Raw) -> Result<FrameType, Malformed> {
+        if !p.is_streaming() {
+            return Err(Malformed::NotStreaming);
+        }
+        FrameType::named(p.int(key::FRAME_TYPE)?)
+    }
+
+    fn named(t: Option<&[u8]>) -> Result<FrameType, Malformed> {
+        Ok(match t {
             Some(b"1") => FrameType::Meta,
             Some(b"2") => FrameType::Header,
             Some(b"3") => FrameType::Data,
             Some(b"4") => FrameType::Trailer,
             Some(b"5") => FrameType::Rst,
-            _ => return Err(Malformed::FrameType(t.cloned())),
+            _ => return Err(Malformed::FrameType(t.map(Bytes::copy_from_slice))),
         })
     }
 }

@@ -162,10 +162,30 @@ impl fmt::Display for Malformed {
 
 impl std::error::Error for Malformed {}
 
+/// A whole packet whose fixed fields are read and checked, its info blocks not yet: what
+/// a reader needs to route a frame without taking its pairs apart.
+pub(crate) struct Raw {
+    pub(crate) flags: u16,
+    pub(crate) seq_id: i32,
+    /// The header after its protocol id and transform count: the info blocks.
+    info: Bytes,
+    protocol: ProtocolId,
+    pub(crate) payload: Bytes,
+}
+
 /// Takes the next whole packet off the front of `buf`; `Ok(None)` until all its bytes are
 /// in. A LENGTH over `max` is refused as soon as it is read, before its bytes are waited
 /// for, so a peer cannot make the reader buffer more than `max`.
 pub(crate) fn decode(buf: &mut BytesMut, max: usize) -> Result<Option<Packet>, Malformed> {
+    match decode_raw(buf, max)? {
+        Some(raw) => raw.into_packet().map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `decode`, but for the info blocks: they are read when asked for (`Raw::int`,
+/// `Raw::into_packet`).
+pub(crate) fn decode_raw(buf: &mut BytesMut, max: usize) -> Result<Option<Raw>, Malformed> {
     if buf.len() >= 6 && buf[4..6] != MAGIC.to_be_bytes() {
         return Err(Malformed::NotTtheader([buf[4], buf[5]]));
     }
@@ -193,14 +213,8 @@ pub(crate) fn decode(buf: &mut BytesMut, max: usize) -> Result<Option<Packet>, M
     let flags = bytes.get_u16();
     let seq_id = bytes.get_i32();
     bytes.advance(2);
-    let header = bytes.split_to(header_len);
-    let mut p = Packet {
-        flags,
-        seq_id,
-        protocol: ProtocolId::from_byte(header[0]).ok_or(Malformed::Protocol(header[0]))?,
-        payload: bytes,
-        ..Packet::default()
-    };
+    let mut header = bytes.split_to(header_len);
+    let protocol = ProtocolId::from_byte(header[0]).ok_or(Malformed::Protocol(header[0]))?;
     let transforms = usize::from(header[1]);
     if transforms > 0 {
         return Err(match header.get(2) {
@@ -208,52 +222,109 @@ pub(crate) fn decode(buf: &mut BytesMut, max: usize) -> Result<Option<Packet>, M
             None => Malformed::Truncated("transform list"),
         });
     }
-    read_info(header.slice(2..), &mut p)?;
-    Ok(Some(p))
+    header.advance(2);
+    Ok(Some(Raw {
+        flags,
+        seq_id,
+        info: header,
+        protocol,
+        payload: bytes,
+    }))
+}
+
+impl Raw {
+    pub(crate) fn is_streaming(&self) -> bool {
+        self.flags & FLAG_STREAMING != 0
+    }
+
+    /// The value of int key `key` (the last one, as `Packet::int`), the info blocks
+    /// checked on the way.
+    pub(crate) fn int(&self, key: u16) -> Result<Option<&[u8]>, Malformed> {
+        let mut found = None;
+        walk(&self.info, |i| {
+            if let Info::Int(k, v) = i {
+                if k == key {
+                    found = Some(v);
+                }
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// The whole packet, its pairs slices of the bytes read.
+    pub(crate) fn into_packet(self) -> Result<Packet, Malformed> {
+        let mut p = Packet {
+            flags: self.flags,
+            seq_id: self.seq_id,
+            protocol: self.protocol,
+            payload: self.payload,
+            ..Packet::default()
+        };
+        let h = &self.info;
+        walk(h, |i| match i {
+            Info::Str(k, v) => p.strs.push((h.slice_ref(k), h.slice_ref(v))),
+            Info::Int(k, v) => p.ints.push((k, h.slice_ref(v))),
+            Info::Acl(t) => p.acl_token = Some(h.slice_ref(t)),
+        })?;
+        Ok(p)
+    }
+}
+
+/// One pair of an info block.
+enum Info<'a> {
+    Str(&'a [u8], &'a [u8]),
+    Int(u16, &'a [u8]),
+    Acl(&'a [u8]),
 }
 
 /// The info blocks, to the end of the header. A zero id byte is padding; gopkg reads on
 /// past it, so a block after padding is still read.
-fn read_info(mut h: Bytes, p: &mut Packet) -> Result<(), Malformed> {
-    while h.has_remaining() {
-        match h.get_u8() {
+fn walk<'a>(mut h: &'a [u8], mut on: impl FnMut(Info<'a>)) -> Result<(), Malformed> {
+    while let Some((&id, rest)) = h.split_first() {
+        h = rest;
+        match id {
             INFO_PADDING => {}
             INFO_KEY_VALUE => {
                 for _ in 0..count(&mut h, "string pairs")? {
                     let k = string(&mut h, "string key")?;
                     let v = string(&mut h, "string value")?;
-                    p.strs.push((k, v));
+                    on(Info::Str(k, v));
                 }
             }
             INFO_INT_KEY_VALUE => {
                 for _ in 0..count(&mut h, "int pairs")? {
-                    if h.remaining() < 2 {
+                    if h.len() < 2 {
                         return Err(Malformed::Truncated("int key"));
                     }
-                    let k = h.get_u16();
-                    p.ints.push((k, string(&mut h, "int value")?));
+                    let k = u16::from_be_bytes([h[0], h[1]]);
+                    h = &h[2..];
+                    on(Info::Int(k, string(&mut h, "int value")?));
                 }
             }
-            INFO_ACL_TOKEN => p.acl_token = Some(string(&mut h, "ACL token")?),
+            INFO_ACL_TOKEN => on(Info::Acl(string(&mut h, "ACL token")?)),
             other => return Err(Malformed::UnknownInfo(other)),
         }
     }
     Ok(())
 }
 
-fn count(h: &mut Bytes, what: &'static str) -> Result<u16, Malformed> {
-    if h.remaining() < 2 {
+fn count(h: &mut &[u8], what: &'static str) -> Result<u16, Malformed> {
+    if h.len() < 2 {
         return Err(Malformed::Truncated(what));
     }
-    Ok(h.get_u16())
+    let n = u16::from_be_bytes([h[0], h[1]]);
+    *h = &h[2..];
+    Ok(n)
 }
 
-fn string(h: &mut Bytes, what: &'static str) -> Result<Bytes, Malformed> {
+fn string<'a>(h: &mut &'a [u8], what: &'static str) -> Result<&'a [u8], Malformed> {
     let n = usize::from(count(h, what)?);
-    if h.remaining() < n {
+    if h.len() < n {
         return Err(Malformed::Truncated(what));
     }
-    Ok(h.split_to(n))
+    let (s, rest) = h.split_at(n);
+    *h = rest;
+    Ok(s)
 }
 
 /// Appends `p` to `dst`: string pairs, then int pairs, then the ACL token (the order
