@@ -624,7 +624,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
             let kind = FrameType::of_raw(&raw)?;
             let id = raw.seq_id;
             if kind == FrameType::Data {
-                batch.push((id, Inbound::Data(raw.payload)));
+                batch.push((id, Inbound::Data(raw.into_payload())));
                 continue;
             }
             let p = raw.into_packet()?;

@@ -167,10 +167,11 @@ impl std::error::Error for Malformed {}
 pub(crate) struct Raw {
     pub(crate) flags: u16,
     pub(crate) seq_id: i32,
-    /// The header after its protocol id and transform count: the info blocks.
-    info: Bytes,
     protocol: ProtocolId,
-    pub(crate) payload: Bytes,
+    /// The info blocks, then the payload.
+    rest: BytesMut,
+    /// Bytes of `rest` that are info blocks.
+    info_len: usize,
 }
 
 /// Takes the next whole packet off the front of `buf`; `Ok(None)` until all its bytes are
@@ -208,27 +209,23 @@ pub(crate) fn decode_raw(buf: &mut BytesMut, max: usize) -> Result<Option<Raw>, 
         buf.reserve(total - buf.len());
         return Ok(None);
     }
-    let mut bytes = buf.split_to(total).freeze();
-    bytes.advance(6);
-    let flags = bytes.get_u16();
-    let seq_id = bytes.get_i32();
-    bytes.advance(2);
-    let mut header = bytes.split_to(header_len);
-    let protocol = ProtocolId::from_byte(header[0]).ok_or(Malformed::Protocol(header[0]))?;
-    let transforms = usize::from(header[1]);
-    if transforms > 0 {
-        return Err(match header.get(2) {
-            Some(&t) => Malformed::Transform(t),
-            None => Malformed::Truncated("transform list"),
+    let protocol = ProtocolId::from_byte(buf[14]).ok_or(Malformed::Protocol(buf[14]))?;
+    if buf[15] > 0 {
+        return Err(match header_len {
+            2 => Malformed::Truncated("transform list"),
+            _ => Malformed::Transform(buf[16]),
         });
     }
-    header.advance(2);
+    let flags = u16::from_be_bytes([buf[6], buf[7]]);
+    let seq_id = i32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+    let mut rest = buf.split_to(total);
+    rest.advance(FIXED_LEN + 2);
     Ok(Some(Raw {
         flags,
         seq_id,
-        info: header,
         protocol,
-        payload: bytes,
+        rest,
+        info_len: header_len - 2,
     }))
 }
 
@@ -241,7 +238,7 @@ impl Raw {
     /// checked on the way.
     pub(crate) fn int(&self, key: u16) -> Result<Option<&[u8]>, Malformed> {
         let mut found = None;
-        walk(&self.info, |i| {
+        walk(&self.rest[..self.info_len], |i| {
             if let Info::Int(k, v) = i {
                 if k == key {
                     found = Some(v);
@@ -251,17 +248,23 @@ impl Raw {
         Ok(found)
     }
 
+    /// The payload alone (the info blocks checked already, or not wanted).
+    pub(crate) fn into_payload(mut self) -> Bytes {
+        self.rest.advance(self.info_len);
+        self.rest.freeze()
+    }
+
     /// The whole packet, its pairs slices of the bytes read.
-    pub(crate) fn into_packet(self) -> Result<Packet, Malformed> {
+    pub(crate) fn into_packet(mut self) -> Result<Packet, Malformed> {
+        let h = self.rest.split_to(self.info_len).freeze();
         let mut p = Packet {
             flags: self.flags,
             seq_id: self.seq_id,
             protocol: self.protocol,
-            payload: self.payload,
+            payload: self.rest.freeze(),
             ..Packet::default()
         };
-        let h = &self.info;
-        walk(h, |i| match i {
+        walk(&h, |i| match i {
             Info::Str(k, v) => p.strs.push((h.slice_ref(k), h.slice_ref(v))),
             Info::Int(k, v) => p.ints.push((k, h.slice_ref(v))),
             Info::Acl(t) => p.acl_token = Some(h.slice_ref(t)),
