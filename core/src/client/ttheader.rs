@@ -144,7 +144,10 @@ impl Ttheader {
         strs.push((Bytes::from_static(ISN.as_bytes()), Bytes::from(svc)));
         let sender = stream::Sender::client(stream.clone(), Bytes::from(method), strs)?;
         let receiver = stream::Receiver::client(stream, max_recv);
-        Ok((Sender::Ttheader(sender), Receiver::Ttheader(receiver)))
+        Ok((
+            Sender::Ttheader(Box::new(sender)),
+            Receiver::Ttheader(Box::new(receiver)),
+        ))
     }
 
     /// A PingPong call's two ends: the request leaves when the call half-closes.
@@ -182,7 +185,10 @@ impl Ttheader {
         };
         let sender = pingpong::Sender::Ask(pingpong::Ask::new(Box::new(send)));
         let receiver = pingpong::Receiver::reply(method, rx);
-        (Sender::PingPong(sender), Receiver::PingPong(receiver))
+        (
+            Sender::PingPong(Box::new(sender)),
+            Receiver::PingPong(Box::new(receiver)),
+        )
     }
 
     /// Sends a PingPong request and reads its answer, on a kept connection if there is one

@@ -11,8 +11,24 @@ use crate::call::ServerCall;
 pub(super) struct Arriving(pub(super) ServerCall);
 
 impl Arriving {
+    /// The call, if it has arrived already (its request came with its headers, or it
+    /// needs none); else itself, to `arrive` later.
+    pub(super) fn now(mut self) -> Now {
+        let mut probe = std::task::Context::from_waker(std::task::Waker::noop());
+        match self.0.poll_request_read(&mut probe).is_ready() {
+            true => Now::Arrived(self.0),
+            false => Now::Waiting(self),
+        }
+    }
+
     pub(super) async fn arrive(mut self) -> ServerCall {
         std::future::poll_fn(|cx| self.0.poll_request_read(cx)).await;
         self.0
     }
+}
+
+/// Where a call stands as it is handed over.
+pub(super) enum Now {
+    Arrived(ServerCall),
+    Waiting(Arriving),
 }

@@ -10,11 +10,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Waker};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-use super::arriving::Arriving;
+use super::arriving::{Arriving, Now};
 use super::shared::{Method, Phase, Shared};
 use crate::call::{Accepted, ServerCall, Shape};
 use crate::protocol::envelope::{Accepts, Encoding};
@@ -113,7 +112,7 @@ pub(super) fn dispatch_ttheader(
     peer: SocketAddr,
 ) {
     let method = header.int(key::TO_METHOD).cloned().unwrap_or_default();
-    let sender = Sender::Ttheader(tts::Sender::new(stream.clone(), method.clone()));
+    let sender = Sender::Ttheader(Box::new(tts::Sender::new(stream.clone(), method.clone())));
     let name = String::from_utf8_lossy(&method);
     let service = header
         .str(metainfo::ISN)
@@ -149,10 +148,10 @@ pub(super) fn dispatch_ttheader(
         request_encoding: Encoding::Identity,
         accepts: Accepts::default(),
         sender,
-        receiver: Receiver::Ttheader(tts::Receiver::new(
+        receiver: Receiver::Ttheader(Box::new(tts::Receiver::new(
             stream,
             shared.opts.max_recv_message_size,
-        )),
+        ))),
         method: path.clone(),
     });
     hand_over(shared, Arriving(call));
@@ -180,7 +179,8 @@ pub(super) fn dispatch_pingpong(
         .packet
         .str(metainfo::ISN)
         .map(|s| String::from_utf8_lossy(s));
-    let sender = Sender::PingPong(pingpong::Sender::Answer(pingpong::Answer::new(&call, tx)));
+    let answer = pingpong::Sender::Answer(pingpong::Answer::new(&call, tx));
+    let sender = Sender::PingPong(Box::new(answer));
     let found = thrift_method(&shared.methods, service.as_deref(), &call.name);
     let Some((path, &method)) = found else {
         let s = Status::new(
@@ -212,7 +212,7 @@ pub(super) fn dispatch_pingpong(
         request_encoding: Encoding::Identity,
         accepts: Accepts::default(),
         sender,
-        receiver: Receiver::PingPong(pingpong::Receiver::request(call.args)),
+        receiver: Receiver::PingPong(Box::new(pingpong::Receiver::request(call.args))),
         method: path.clone(),
     });
     hand_over(shared, Arriving(call));
@@ -244,18 +244,14 @@ fn hand_over(shared: &Shared, call: Arriving) {
     if let Some(start) = shared.handler.get() {
         return start(call);
     }
-    let mut call = call.0;
     // Refused only when the server is gone; the call then ends as it drops.
-    if call
-        .poll_request_read(&mut Context::from_waker(Waker::noop()))
-        .is_ready()
-    {
-        let _ = shared.calls.send(call);
-        return;
-    }
+    let call = match call.now() {
+        Now::Arrived(call) => return drop(shared.calls.send(call)),
+        Now::Waiting(call) => call,
+    };
     let calls = shared.calls.clone();
     tokio::spawn(async move {
-        let _ = calls.send(Arriving(call).arrive().await);
+        let _ = calls.send(call.arrive().await);
     });
 }
 
