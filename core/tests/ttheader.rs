@@ -835,3 +835,58 @@ async fn regression_a_half_close_that_cannot_go_out_directly_wakes_the_writer() 
         assert!(r.is_ok(), "hung at {i}");
     }
 }
+
+/// A draining server answers the PingPong request in progress, then closes the
+/// connection (PingPong has no other way to say "go"); TTHeader Streaming connections end
+/// once their streams have.
+#[tokio::test]
+async fn a_draining_server_answers_what_is_in_progress_then_closes() {
+    use rillrpc::{ServerBuilder, Shape, Status};
+    let server = std::sync::Arc::new(
+        ServerBuilder::new(ServerOptions::default())
+            .register("/echo.TestService/PingPong", Shape::Unary)
+            .register("/echo.TestService/Echo", Shape::Bidi)
+            .bind("127.0.0.1:0")
+            .unwrap(),
+    );
+    let s = server.clone();
+    tokio::spawn(async move {
+        s.serve(|mut call| async move {
+            // Answers each message after a moment: the server drains meanwhile.
+            while let Ok(Some(m)) = call.recv().await {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = call.send(m).await;
+            }
+            let _ = call.finish(Status::ok());
+        })
+        .await
+        .unwrap();
+    });
+    let mut pp = connect(server.local_addr()).await;
+    send(&mut pp, &[pingpong(1, "PingPong", &[], b"late", true)]).await;
+    let mut st = connect(server.local_addr()).await;
+    send(
+        &mut st,
+        &[
+            frame(HEADER, 1, "Echo", &[isn()], b""),
+            frame(DATA, 1, "Echo", &[], b"late"),
+            frame(TRAILER, 1, "Echo", &[], b""),
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.begin_shutdown();
+    let got = read_frame(&mut pp).await.expect("the answer in progress");
+    assert_eq!(got.payload[4..], tmessage(2, "PingPong", 1, b"late"));
+    assert!(
+        read_frame(&mut pp).await.is_none(),
+        "then the connection closes"
+    );
+    let got = stream_frames(&mut st, 1).await;
+    let kinds: Vec<u8> = got.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [HEADER, DATA, TRAILER]);
+    assert!(
+        read_frame(&mut st).await.is_none(),
+        "then the connection closes"
+    );
+}

@@ -188,25 +188,30 @@ async fn serve_http<T>(
 }
 
 /// Serves Thrift PingPong requests in turn until the client closes, the connection breaks,
-/// the server drains (after the request in progress) or stops.
+/// the server drains (after the request in progress: PingPong has no way to tell a client
+/// to go but closing) or stops.
 async fn serve_pingpong<T>(shared: Arc<Shared>, io: T, peer: SocketAddr)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut phase = shared.phase.clone();
+    let mut draining = shared.phase.clone();
+    let mut stopped = shared.phase.clone();
     let max = shared
         .opts
         .max_recv_message_size
         .saturating_add(ttheader::HEADER_ROOM);
     let s = shared.clone();
     let on_request = move |req| dispatch_pingpong(&s, req, peer);
+    let drained = async move {
+        let _ = draining.wait_for(|p| *p != Phase::Serving).await;
+    };
     tokio::select! {
-        r = ttheader::pingpong::run(io, max, on_request) => {
+        r = ttheader::pingpong::run(io, max, on_request, drained) => {
             if let Err(e) = r {
                 tracing::debug!("PingPong connection from {peer}: {e}");
             }
         }
-        _ = phase.wait_for(|p| *p != Phase::Serving) => {}
+        _ = stopped.wait_for(|p| *p == Phase::Stopped) => {}
     }
 }
 

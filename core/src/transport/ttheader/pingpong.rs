@@ -44,16 +44,19 @@ pub(crate) struct Reply {
 }
 
 /// Serves requests until the client closes the connection, it breaks, bytes cannot be read
-/// as a request (TTHeader and Framed cannot skip one), or a request goes unanswered.
+/// as a request (TTHeader and Framed cannot skip one), a request goes unanswered, or
+/// `drained` is ready between requests (a request in progress is answered first).
 /// `on_request` hands each one to its call and returns where its answer comes.
 pub(crate) async fn run<T>(
     mut io: T,
     max: usize,
     mut on_request: impl FnMut(Request) -> oneshot::Receiver<Reply>,
+    drained: impl std::future::Future<Output = ()>,
 ) -> Result<(), String>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    tokio::pin!(drained);
     let mut buf = BytesMut::with_capacity(4096);
     loop {
         let req = loop {
@@ -61,7 +64,10 @@ where
                 Some(r) => break r,
                 None => {
                     buf.reserve(4096);
-                    let n = io.read_buf(&mut buf).await.map_err(|e| e.to_string())?;
+                    let n = tokio::select! {
+                        n = io.read_buf(&mut buf) => n.map_err(|e| e.to_string())?,
+                        _ = &mut drained, if buf.is_empty() => return Ok(()),
+                    };
                     if n == 0 {
                         return match buf.is_empty() {
                             true => Ok(()),
