@@ -147,21 +147,7 @@ impl Channel {
         };
         let wire = wire_for(self.inner.protocol, shape);
         let (req, framing) = self.request(wire, &head, opts.idempotency, first)?;
-        if let (Some(msg), Some(max)) = (first, opts.max_send_message_size) {
-            if msg.len() > max {
-                return Err(too_large_to_send(msg.len(), max));
-            }
-        }
-        let start = Start {
-            shape,
-            // Taken before the request can leave: the server's deadline (its receipt plus
-            // grpc-timeout) must not come before ours.
-            deadline: opts.timeout.map(|t| Instant::now() + t),
-            compression,
-            framing,
-            max_send: opts.max_send_message_size,
-            runtime: runtime::handle(),
-        };
+        let start = starting(shape, &opts, compression, framing, first)?;
         let max_recv = opts
             .max_recv_message_size
             .unwrap_or(DEFAULT_MAX_RECV_MESSAGE);
@@ -213,22 +199,11 @@ impl Channel {
         opts: CallOptions,
         first: Option<&[u8]>,
     ) -> Result<Call, Status> {
-        if let (Some(msg), Some(max)) = (first, opts.max_send_message_size) {
-            if msg.len() > max {
-                return Err(too_large_to_send(msg.len(), max));
-            }
-        }
-        let start = Start {
-            shape,
-            deadline: opts.timeout.map(|t| Instant::now() + t),
-            compression: Encoding::Identity,
-            framing: match shape {
-                Shape::Unary => Framing::Bare,
-                _ => Framing::Envelope,
-            },
-            max_send: opts.max_send_message_size,
-            runtime: runtime::handle(),
+        let framing = match shape {
+            Shape::Unary => Framing::Bare,
+            _ => Framing::Envelope,
         };
+        let start = starting(shape, &opts, Encoding::Identity, framing, first)?;
         let max_recv = opts
             .max_recv_message_size
             .unwrap_or(DEFAULT_MAX_RECV_MESSAGE);
@@ -505,6 +480,31 @@ fn too_large_to_send(len: usize, max: usize) -> Status {
         crate::status::Code::ResourceExhausted,
         format!("trying to send message larger than max ({len} vs. {max})"),
     )
+}
+
+/// A call's start: its request checked against the send limit, and its deadline taken
+/// before the request can leave (the server's deadline, its receipt plus the timeout, must
+/// not come before ours).
+fn starting(
+    shape: Shape,
+    opts: &CallOptions,
+    compression: Encoding,
+    framing: Framing,
+    first: Option<&[u8]>,
+) -> Result<Start, Status> {
+    if let (Some(msg), Some(max)) = (first, opts.max_send_message_size) {
+        if msg.len() > max {
+            return Err(too_large_to_send(msg.len(), max));
+        }
+    }
+    Ok(Start {
+        shape,
+        deadline: opts.timeout.map(|t| Instant::now() + t),
+        compression,
+        framing,
+        max_send: opts.max_send_message_size,
+        runtime: runtime::handle(),
+    })
 }
 
 /// How a call of `shape` travels in `protocol`: Connect's unary form for unary calls, its
