@@ -9,10 +9,13 @@
 #   make kitex-generate-check   fails if the committed kitex_gen differs from a fresh one
 #   make kitex-wire             the wire captures behind interop/kitex/WIRE.md, into
 #                               $(KITEX_OUT)/wire/<transport>-<check>.txt
-#   make test-kitex             rillrpc against Kitex over gRPC with Thrift payloads, both
-#                               ways: kitex-client (StreamX and classic) against
-#                               kitex-echo-rill-server, kitex-echo-rill-client against
-#                               kitex-server (crate rill-kitex, interop/kitex/rust)
+#   make test-kitex             rillrpc against Kitex over gRPC with Thrift payloads, TTHeader
+#                               Streaming and PingPong, both ways: kitex-client (StreamX and
+#                               classic) against kitex-echo-rill-server, kitex-echo-rill-client
+#                               against kitex-server (crate rill-kitex, interop/kitex/rust)
+#   make bench-kitex            kitex-client --bench against kitex-server and
+#                               kitex-echo-rill-server (release), each transport and
+#                               workload, in one run: a table of rates and ratios
 #
 # The kitex tool is built from the module itself (go build .../tool/cmd/kitex, the same
 # v0.16.3, with thriftgo v0.4.5 as a library: no thriftgo binary): `go install ...@v0.16.3`
@@ -36,7 +39,7 @@ KITEX_GEN_CLASSIC = $(KITEX_TOOL) -module $(KITEX_MODULE) -gen-path kitex_gen/cl
 KITEX_GEN_STREAMX = $(KITEX_TOOL) -module $(KITEX_MODULE) -streamx -gen-path kitex_gen/streamx $(KITEX_IDL)
 
 .PHONY: kitex-build kitex-selftest kitex-generate kitex-generate-check kitex-wire kitex-tool \
-  kitex-rill-build test-kitex
+  kitex-rill-build test-kitex bench-kitex
 
 $(KITEX_SERVER) $(KITEX_CLIENT) &: $(KITEX_SOURCES) | go-check
 	mkdir -p $(KITEX_OUT)
@@ -89,3 +92,8 @@ kitex-rill-build:
 # summary table.
 test-kitex: $(KITEX_SERVER) $(KITEX_CLIENT) kitex-rill-build
 	$(KITEX_DIR)/scripts/rill.sh $(KITEX_OUT) $(KITEX_RILL_BIN)
+
+# Kitex's client drives both servers on the same work in the same run; prints a table.
+bench-kitex: $(KITEX_SERVER) $(KITEX_CLIENT)
+	cargo build --release -p rill-kitex --bin kitex-echo-rill-server
+	$(KITEX_DIR)/scripts/bench.sh $(KITEX_OUT) $(CURDIR)/target/release

@@ -79,6 +79,9 @@ func main() {
 		"PingPong's framing (transports ttheader, pingpong): ttheader-framed | ttheader | framed | buffered")
 	flag.DurationVar(&timeout, "timeout", 20*time.Second, "deadline of every call")
 	verbose := flag.Bool("v", false, "Kitex's info logs")
+	bench := flag.String("bench", "", "instead of the checks, measure a workload: server-stream | pingpong | unary")
+	benchSecs := flag.Float64("duration-secs", 3, "--bench: how long")
+	benchSize := flag.Int("size", 16, "--bench: payload bytes")
 	flag.Parse()
 	if !*verbose {
 		klog.SetLevel(klog.LevelFatal)
@@ -137,6 +140,14 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kitex-client:", err)
 		os.Exit(1)
+	}
+
+	if *bench != "" {
+		if err := runBench(c, *bench, *benchSize, *benchSecs); err != nil {
+			fmt.Fprintln(os.Stderr, "kitex-client --bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 
 	checks := allChecks
