@@ -13,9 +13,9 @@
 #                               Streaming and PingPong, both ways: kitex-client (StreamX and
 #                               classic) against kitex-echo-rill-server, kitex-echo-rill-client
 #                               against kitex-server (crate rill-kitex, interop/kitex/rust)
-#   make bench-kitex            kitex-client --bench against kitex-server and
-#                               kitex-echo-rill-server (release), each transport and
-#                               workload, in one run: a table of rates and ratios
+#   make bench-kitex            Kitex's client and ours (echo-client --codec thrift) against
+#                               kitex-server and kitex-echo-rill-server (release), each
+#                               transport and workload, in one run: rates and ratios
 #
 # The kitex tool is built from the module itself (go build .../tool/cmd/kitex, the same
 # v0.16.3, with thriftgo v0.4.5 as a library: no thriftgo binary): `go install ...@v0.16.3`
@@ -96,4 +96,5 @@ test-kitex: $(KITEX_SERVER) $(KITEX_CLIENT) kitex-rill-build
 # Kitex's client drives both servers on the same work in the same run; prints a table.
 bench-kitex: $(KITEX_SERVER) $(KITEX_CLIENT)
 	cargo build --release -p rill-kitex --bin kitex-echo-rill-server
+	cargo build --release -p rill-bench --bin echo-client
 	$(KITEX_DIR)/scripts/bench.sh $(KITEX_OUT) $(CURDIR)/target/release

@@ -2,7 +2,7 @@
 //! workload against an echo server and prints one `RESULT ...` line.
 //!
 //!     echo-client --impl rill|tonic --addr 127.0.0.1:PORT --workload W
-//!                 [--protocol grpc|grpc-web|connect|ttheader] [--http1]
+//!                 [--protocol grpc|grpc-web|connect|ttheader] [--http1] [--codec proto|thrift]
 //!                 [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]
 //!                 [--connections N] [--server-pid PID] [--messages N] [--count-frames]
 //!
@@ -295,11 +295,7 @@ impl Conns {
                         .map_err(|e| e.to_string())?;
                     // Connect now, outside the measurement.
                     let r = ch
-                        .unary(
-                            PING_PONG,
-                            request(&Vec::new(), count),
-                            rillrpc::CallOptions::new(),
-                        )
+                        .unary(PING_PONG, unary_request(&Vec::new(), count), call_opts())
                         .await;
                     first(r.map(drop).map_err(|e| format!("{:?}: {e}", e.code())))?;
                     v.push(ch);
@@ -351,6 +347,9 @@ impl Conns {
 // A `Vec` because that is what prost's bytes encoder takes.
 #[allow(clippy::ptr_arg)]
 fn request(payload: &Vec<u8>, count: i32) -> rillrpc::Bytes {
+    if codec() == Codec::Thrift {
+        return thrift::request(payload, count);
+    }
     use prost::encoding::{bytes, encoded_len_varint, int32};
     let mut buf =
         Vec::with_capacity(2 + encoded_len_varint(payload.len() as u64) + payload.len() + 6);
@@ -364,7 +363,120 @@ fn request(payload: &Vec<u8>, count: i32) -> rillrpc::Bytes {
 }
 
 fn decode(m: &[u8]) -> Res<Response> {
+    if codec() == Codec::Thrift {
+        return thrift::response(m).map(|payload| Response { payload });
+    }
     Response::decode(m).map_err(|e| format!("bad echo.Response: {e}"))
+}
+
+/// A unary call's request: in Thrift, wrapped in PingPong's args struct (field 1), as Kitex
+/// sends a non-streaming method's request.
+fn unary_request(payload: &Vec<u8>, count: i32) -> rillrpc::Bytes {
+    match codec() {
+        Codec::Proto => request(payload, count),
+        Codec::Thrift => thrift::args(&request(payload, count)),
+    }
+}
+
+/// A unary call's response: in Thrift, PingPong's result struct (field 0, success).
+fn decode_unary(m: &[u8]) -> Res<Response> {
+    match codec() {
+        Codec::Proto => decode(m),
+        Codec::Thrift => thrift::result(m).and_then(|r| decode(&r)),
+    }
+}
+
+/// The messages' codec (`--codec`): echo.proto's, or echo.thrift's as Kitex encodes them
+/// (Thrift Binary structs), to call Kitex's server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Codec {
+    Proto,
+    Thrift,
+}
+
+static CODEC: std::sync::OnceLock<Codec> = std::sync::OnceLock::new();
+
+fn codec() -> Codec {
+    CODEC.get().copied().unwrap_or(Codec::Proto)
+}
+
+/// Every call's options: Thrift over gRPC says so in its content type
+/// (`application/grpc+thrift`); TTHeader carries Thrift anyway.
+fn call_opts() -> rillrpc::CallOptions {
+    match codec() {
+        Codec::Proto => rillrpc::CallOptions::default(),
+        Codec::Thrift => rillrpc::CallOptions::new().content_subtype("thrift"),
+    }
+}
+
+/// echo.thrift's messages in Thrift Binary, written and read field by field.
+mod thrift {
+    use rillrpc::Bytes;
+
+    const T_STOP: u8 = 0;
+    const T_I32: u8 = 8;
+    const T_STRING: u8 = 11;
+    const T_STRUCT: u8 = 12;
+
+    /// `Request {1: payload, 2: count}` (fields left out when empty or zero).
+    pub fn request(payload: &[u8], count: i32) -> Bytes {
+        let mut b = Vec::with_capacity(16 + payload.len());
+        if !payload.is_empty() {
+            b.extend([T_STRING, 0, 1]);
+            b.extend((payload.len() as u32).to_be_bytes());
+            b.extend(payload);
+        }
+        if count != 0 {
+            b.extend([T_I32, 0, 2]);
+            b.extend(count.to_be_bytes());
+        }
+        b.push(T_STOP);
+        Bytes::from(b)
+    }
+
+    /// `TestServicePingPongArgs {1: req}`.
+    pub fn args(req: &[u8]) -> Bytes {
+        let mut b = vec![T_STRUCT, 0, 1];
+        b.extend(req);
+        b.push(T_STOP);
+        Bytes::from(b)
+    }
+
+    /// `Response`'s payload (field 1); empty when absent.
+    pub fn response(m: &[u8]) -> Result<Vec<u8>, String> {
+        let mut payload = Vec::new();
+        let mut i = 0;
+        loop {
+            let t = *m.get(i).ok_or("a Thrift Response cut short")?;
+            if t == T_STOP {
+                return Ok(payload);
+            }
+            let id = i16::from_be_bytes([m[i + 1], m[i + 2]]);
+            i += 3;
+            match (t, id) {
+                (T_STRING, _) => {
+                    let n = u32::from_be_bytes(m[i..i + 4].try_into().unwrap()) as usize;
+                    let v = m.get(i + 4..i + 4 + n).ok_or("a Thrift string cut short")?;
+                    if id == 1 {
+                        payload = v.to_vec();
+                    }
+                    i += 4 + n;
+                }
+                (T_I32, _) => i += 4,
+                _ => return Err(format!("a Thrift Response field of type {t}")),
+            }
+        }
+    }
+
+    /// The `Response` struct in `TestServicePingPongResult {0: success}`.
+    pub fn result(m: &[u8]) -> Result<Bytes, String> {
+        match m {
+            [T_STRUCT, 0, 0, rest @ ..] if rest.len() >= 2 => {
+                Ok(Bytes::copy_from_slice(&rest[..rest.len() - 1]))
+            }
+            _ => Err("a PingPong result without success".into()),
+        }
+    }
 }
 
 /// How often a sending loop looks at the clock or the stop flag (messages).
@@ -375,7 +487,7 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
     match (conn, w) {
         (Conn::Rill(ch), Workload::ServerStream) => {
             let mut call = ch
-                .server_streaming(ECHO_SERVER, request(&payload, i32::MAX), Default::default())
+                .server_streaming(ECHO_SERVER, request(&payload, i32::MAX), call_opts())
                 .await
                 .map_err(|e| e.to_string())?;
             let mut batch = Vec::with_capacity(1024);
@@ -418,11 +530,7 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
         }
         (Conn::Rill(ch), Workload::ClientStream) => {
             let call = ch
-                .open(
-                    ECHO_CLIENT,
-                    rillrpc::Shape::ClientStreaming,
-                    Default::default(),
-                )
+                .open(ECHO_CLIENT, rillrpc::Shape::ClientStreaming, call_opts())
                 .map_err(|e| e.to_string())?;
             let mut call = call;
             let mut sent = 0u64;
@@ -476,9 +584,7 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
             check_total(&resp.payload, sent.load(Ordering::Relaxed), size)
         }
         (Conn::Rill(ch), Workload::PingPong) => {
-            let mut call = ch
-                .bidi(ECHO, Default::default())
-                .map_err(|e| e.to_string())?;
+            let mut call = ch.bidi(ECHO, call_opts()).map_err(|e| e.to_string())?;
             while !c.stopped() {
                 call.send(request(&payload, 0))
                     .await
@@ -524,10 +630,10 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
         (Conn::Rill(ch), Workload::Unary) => {
             while !c.stopped() {
                 let m = ch
-                    .unary(PING_PONG, request(&payload, 0), Default::default())
+                    .unary(PING_PONG, unary_request(&payload, 0), call_opts())
                     .await
                     .map_err(|e| e.to_string())?;
-                decode(&m)?;
+                decode_unary(&m)?;
                 c.add(1);
             }
             Ok(())
@@ -553,11 +659,7 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
             while !c.stopped() {
                 let first = async {
                     let mut call = ch
-                        .server_streaming(
-                            ECHO_SERVER,
-                            request(&payload, i32::MAX),
-                            Default::default(),
-                        )
+                        .server_streaming(ECHO_SERVER, request(&payload, i32::MAX), call_opts())
                         .await?;
                     let m = call.recv().await?;
                     call.cancel();
@@ -684,7 +786,7 @@ async fn burst_call(conn: Conn, kind: Burst, n: u64, size: usize) -> Res<()> {
         }
         (Conn::Rill(ch), Burst::ServerStream) => {
             let mut call = ch
-                .server_streaming(ECHO_SERVER, request(&payload, count), Default::default())
+                .server_streaming(ECHO_SERVER, request(&payload, count), call_opts())
                 .await
                 .map_err(|e| e.to_string())?;
             let mut batch = Vec::with_capacity(1024);
@@ -718,11 +820,7 @@ async fn burst_call(conn: Conn, kind: Burst, n: u64, size: usize) -> Res<()> {
         }
         (Conn::Rill(ch), Burst::ClientStream) => {
             let mut call = ch
-                .open(
-                    ECHO_CLIENT,
-                    rillrpc::Shape::ClientStreaming,
-                    Default::default(),
-                )
+                .open(ECHO_CLIENT, rillrpc::Shape::ClientStreaming, call_opts())
                 .map_err(|e| e.to_string())?;
             let msg = request(&payload, 0);
             for _ in 0..n {
@@ -752,9 +850,7 @@ async fn burst_call(conn: Conn, kind: Burst, n: u64, size: usize) -> Res<()> {
         }
         (Conn::Rill(ch), Burst::Bidi) => {
             // Sending and reading in one task: the call is one object, so one poll does both.
-            let mut call = ch
-                .bidi(ECHO, Default::default())
-                .map_err(|e| e.to_string())?;
+            let mut call = ch.bidi(ECHO, call_opts()).map_err(|e| e.to_string())?;
             let msg = request(&payload, 0);
             let (mut sent, mut got, mut bad) = (0u64, 0u64, None);
             let mut batch = Vec::with_capacity(1024);
@@ -858,11 +954,7 @@ async fn open_streams(a: &Args, n: usize, stalled: bool, r: &mut Report) -> Res<
             // The response head shows the stream open, its handler sending.
             for i in 0..n {
                 let mut call = chs[i % chs.len()]
-                    .server_streaming(
-                        ECHO_SERVER,
-                        request(&vec![b'x'; 16], i32::MAX),
-                        Default::default(),
-                    )
+                    .server_streaming(ECHO_SERVER, request(&vec![b'x'; 16], i32::MAX), call_opts())
                     .await
                     .map_err(|e| e.to_string())?;
                 call.headers().await.map_err(|e| e.to_string())?;
@@ -887,7 +979,7 @@ async fn open_streams(a: &Args, n: usize, stalled: bool, r: &mut Report) -> Res<
             let mut waiting = std::collections::VecDeque::new();
             for i in 0..n {
                 let call = chs[i % chs.len()]
-                    .bidi(ECHO, Default::default())
+                    .bidi(ECHO, call_opts())
                     .map_err(|e| e.to_string())?;
                 call.send(ping.encode_to_vec().into())
                     .await
@@ -1014,6 +1106,14 @@ fn parse_args() -> Args {
                 )
             }
             "--http1" => http1 = true,
+            "--codec" => {
+                let c = match val().as_str() {
+                    "proto" => Codec::Proto,
+                    "thrift" => Codec::Thrift,
+                    o => usage(&format!("--codec must be proto or thrift, not {o}")),
+                };
+                let _ = CODEC.set(c);
+            }
             "--workload" => workload = Some(val()),
             "--messages" => messages = Some(num(&val(), "--messages") as u64),
             "--count-frames" => count_frames = true,
@@ -1085,7 +1185,7 @@ fn usage(msg: &str) -> ! {
     }
     eprintln!(
         "usage: echo-client --impl rill|tonic --addr HOST:PORT --workload W\n\
-         \x20      [--protocol grpc|grpc-web|connect|ttheader] [--http1]   (rill)\n\
+         \x20      [--protocol grpc|grpc-web|connect|ttheader] [--http1] [--codec proto|thrift]   (rill)\n\
          \x20      [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]\n\
          \x20      [--connections N] [--server-pid PID] [--messages N] [--count-frames]\n\
          workloads: server-stream client-stream pingpong unary cancel idle-streams;\n\

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# `make bench-kitex`: Kitex's client (v0.16.3, --bench) drives Kitex's server and rillrpc's
-# (kitex-echo-rill-server, release build) on the same Thrift echo work, in the same run,
-# over each transport: server streaming (16 B messages of one EchoServer call), bidi
-# ping-pong (Echo round trips) and unary (PingPong calls; over --transport ttheader they are
-# TTHeader-framed PingPong requests, over grpc gRPC calls). Prints a markdown table of the
-# rates and the ratio rill/Kitex; the machine is shared and noisy, so nothing is asserted.
+# `make bench-kitex`: Kitex (v0.16.3) and rillrpc on the same Thrift echo work, in the same
+# run, each side against the other's: Kitex's client (kitex-client --bench) drives Kitex's
+# server and rillrpc's (kitex-echo-rill-server), and rillrpc's client (echo-client --codec
+# thrift) drives the same two, over each transport: server streaming (16 B messages of one
+# EchoServer call), bidi ping-pong (Echo round trips) and unary (PingPong calls; over
+# ttheader they are TTHeader-framed PingPong requests, over grpc gRPC calls). Prints a
+# markdown table of the rates, and the ratios of rillrpc's server and rillrpc's client
+# against Kitex's under the same peer; the machine is shared and noisy, nothing is asserted.
 #   scripts/bench.sh KITEX_BIN_DIR RUST_RELEASE_DIR [SECONDS]
 set -uo pipefail
 kitex=${1:?usage: bench.sh KITEX_BIN_DIR RUST_RELEASE_DIR [SECONDS]}
@@ -36,20 +38,30 @@ kitex_server=$addr
 start rill-server "$rust/kitex-echo-rill-server" --port 0
 rill_server=$addr
 
-rate() {
+# kitex_rate ADDR TRANSPORT WORKLOAD, rill_rate ADDR TRANSPORT WORKLOAD: one rate.
+kitex_rate() {
   local out
   out=$("$kitex/kitex-client" --target "$1" --transport "$2" --bench "$3" \
     --duration-secs "$secs" 2>&1) || { echo "FAILED: $out" >&2; echo 0; return; }
   sed -n 's/.* value=\([0-9]*\) .*/\1/p' <<<"$out"
 }
+rill_rate() {
+  local out
+  out=$("$rust/echo-client" --impl rill --addr "$1" --protocol "$2" --workload "$3" \
+    --codec thrift --size 16 --duration-secs "$secs" 2>&1) || { echo "FAILED: $out" >&2; echo 0; return; }
+  sed -n 's/.* value=\([0-9]*\) .*/\1/p' <<<"$out" | head -1
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-echo "| workload (Kitex's client) | transport | Kitex server | rillrpc server | rill/Kitex |"
-echo "|---|---|---:|---:|---:|"
+echo "| workload, 16 B | transport | Kitex → Kitex | Kitex → rill | rill → Kitex | rill → rill | rill server / Kitex server (Kitex's client) | rill client / Kitex client (Kitex's server) |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
 for w in server-stream pingpong unary; do
   for t in grpc ttheader; do
-    k=$(rate "$kitex_server" "$t" "$w")
-    r=$(rate "$rill_server" "$t" "$w")
-    ratio=$(awk -v r="$r" -v k="$k" 'BEGIN { if (k > 0) printf "%.2f", r / k; else print "n/a" }')
-    printf '| %s 16 B | %s | %s | %s | %s |\n' "$w" "$t" "$k" "$r" "$ratio"
+    kk=$(kitex_rate "$kitex_server" "$t" "$w")
+    kr=$(kitex_rate "$rill_server" "$t" "$w")
+    rk=$(rill_rate "$kitex_server" "$t" "$w")
+    rr=$(rill_rate "$rill_server" "$t" "$w")
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$w" "$t" "$kk" "$kr" "$rk" "$rr" \
+      "$(ratio "$kr" "$kk")" "$(ratio "$rk" "$kk")"
   done
 done
