@@ -1198,6 +1198,29 @@ fn usage(msg: &str) -> ! {
 mod tests {
     use super::*;
 
+    /// echo.thrift's messages as Kitex's frames carry them (interop/kitex/WIRE.md §2.1).
+    #[test]
+    fn thrift_messages_read_and_write_as_kitex_does() {
+        let req = thrift::request(b"stream", 5);
+        let want = [
+            11, 0, 1, 0, 0, 0, 6, b's', b't', b'r', b'e', b'a', b'm', 8, 0, 2, 0, 0, 0, 5, 0,
+        ];
+        assert_eq!(&req[..], &want[..]);
+        let resp = [11, 0, 1, 0, 0, 0, 6, b's', b't', b'r', b'e', b'a', b'm', 0];
+        assert_eq!(thrift::response(&resp).unwrap(), b"stream");
+        // PingPong's wrappers: args {1: req}, result {0: success}.
+        assert_eq!(&thrift::args(&req)[..3], [12, 0, 1]);
+        let mut result = vec![12, 0, 0];
+        result.extend(resp);
+        result.push(0);
+        assert_eq!(&thrift::result(&result).unwrap()[..], &resp[..]);
+        assert!(thrift::result(&[0]).is_err(), "a result without success");
+        assert!(
+            thrift::response(&[11, 0, 1, 0, 0, 0, 9, b'x']).is_err(),
+            "cut short"
+        );
+    }
+
     #[test]
     fn request_encodes_as_prost_does() {
         for (p, c) in [(vec![], 0), (b"abc".to_vec(), 0), (vec![7; 1024], i32::MAX)] {
