@@ -890,3 +890,35 @@ async fn a_draining_server_answers_what_is_in_progress_then_closes() {
         "then the connection closes"
     );
 }
+
+/// `max_connection_idle` on Kitex's transports: TTHeader has no GOAWAY, so a connection
+/// with no stream (or PingPong request) for the limit is closed; one with an open stream
+/// stays, however quiet.
+#[tokio::test]
+async fn connections_idle_past_max_connection_idle_are_closed_busy_ones_stay() {
+    let server = rill_server(ServerOptions {
+        max_connection_idle: Some(Duration::from_millis(300)),
+        ..Default::default()
+    });
+    let addr = server.local_addr();
+    let mut idle = connect(addr).await;
+    server_stream_works(&mut idle, 1).await;
+    let mut busy = connect(addr).await;
+    send(&mut busy, &[frame(HEADER, 1, "Echo", &[isn()], b"")]).await;
+    let mut pp = connect(addr).await;
+    send(
+        &mut pp,
+        &[pingpong(1, "PingPong", &[], &req(b"p", 0), true)],
+    )
+    .await;
+    assert!(read_frame(&mut pp).await.is_some());
+    // Both idle ones close (`read_frame` panics if not within 5 s).
+    assert!(read_frame(&mut idle).await.is_none());
+    assert!(read_frame(&mut pp).await.is_none());
+    // The quiet stream's connection is still there: its call answers.
+    send(&mut busy, &[frame(DATA, 1, "Echo", &[], &req(b"still", 0))]).await;
+    let got = read_frame(&mut busy).await.expect("the stream's HEADER");
+    assert_eq!(got.kind, HEADER);
+    let got = read_frame(&mut busy).await.expect("the answer");
+    assert_eq!(resp_payload(&got.payload), b"still");
+}

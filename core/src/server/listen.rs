@@ -188,8 +188,8 @@ async fn serve_http<T>(
 }
 
 /// Serves Thrift PingPong requests in turn until the client closes, the connection breaks,
-/// the server drains (after the request in progress: PingPong has no way to tell a client
-/// to go but closing) or stops.
+/// no request came for `max_connection_idle`, the server drains (after the request in
+/// progress: PingPong has no way to tell a client to go but closing) or stops.
 async fn serve_pingpong<T>(shared: Arc<Shared>, io: T, peer: SocketAddr)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -205,8 +205,9 @@ where
     let drained = async move {
         let _ = draining.wait_for(|p| *p != Phase::Serving).await;
     };
+    let idle = shared.opts.max_connection_idle;
     tokio::select! {
-        r = ttheader::pingpong::run(io, max, on_request, drained) => {
+        r = ttheader::pingpong::run(io, max, on_request, drained, idle) => {
             if let Err(e) = r {
                 tracing::debug!("PingPong connection from {peer}: {e}");
             }
@@ -232,6 +233,10 @@ where
     let on_header = move |stream, header| dispatch_ttheader(&s, &c, stream, header, peer);
     let run = ttheader::run(io, conn.clone(), max_packet, on_header);
     tokio::pin!(run);
+    // `max_connection_idle`: TTHeader has no GOAWAY; an idle connection is closed, as
+    // Kitex's server closes one.
+    let mut idle = Idle::of(&shared);
+    let mut opened = 0;
     loop {
         tokio::select! {
             r = &mut run => {
@@ -239,6 +244,13 @@ where
                     tracing::debug!("TTHeader connection from {peer}: {e}");
                 }
                 return;
+            }
+            _ = sleep_until(idle.look_at()) => {
+                let seen = std::mem::replace(&mut opened, conn.opened());
+                if idle.idle_for_long(conn.streams() > 0 || seen != opened) {
+                    tracing::debug!("TTHeader connection from {peer} idle for {:?}: closed", idle.limit);
+                    return;
+                }
             }
             changed = phase.changed() => {
                 let p = *phase.borrow();

@@ -95,6 +95,8 @@ struct State {
     closed: Option<String>,
     /// The server is draining: no new streams; the connection ends once its streams have.
     draining: bool,
+    /// Streams ever opened.
+    opened: u64,
 }
 
 #[derive(Default)]
@@ -135,6 +137,7 @@ impl Conn {
                 unread: 0,
                 closed: None,
                 draining: false,
+                opened: 0,
             }),
         })
     }
@@ -155,6 +158,11 @@ impl Conn {
     /// How many streams are open.
     pub(crate) fn streams(&self) -> usize {
         self.lock().streams.len()
+    }
+
+    /// How many streams were ever opened.
+    pub(crate) fn opened(&self) -> u64 {
+        self.lock().opened
     }
 
     /// Ends the connection for its streams: each call's next read or write fails with `why`.
@@ -182,6 +190,7 @@ impl Conn {
             return None;
         }
         st.streams.insert(id, Slot::default());
+        st.opened += 1;
         Some(Stream(Arc::new(Inner {
             conn: self.clone(),
             id,

@@ -44,14 +44,16 @@ pub(crate) struct Reply {
 }
 
 /// Serves requests until the client closes the connection, it breaks, bytes cannot be read
-/// as a request (TTHeader and Framed cannot skip one), a request goes unanswered, or
-/// `drained` is ready between requests (a request in progress is answered first).
-/// `on_request` hands each one to its call and returns where its answer comes.
+/// as a request (TTHeader and Framed cannot skip one), a request goes unanswered, or,
+/// between requests, `drained` is ready or no request came for `idle` (a request in
+/// progress is answered first). `on_request` hands each one to its call and returns where
+/// its answer comes.
 pub(crate) async fn run<T>(
     mut io: T,
     max: usize,
     mut on_request: impl FnMut(Request) -> oneshot::Receiver<Reply>,
     drained: impl std::future::Future<Output = ()>,
+    idle: Option<std::time::Duration>,
 ) -> Result<(), String>
 where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -59,6 +61,13 @@ where
     tokio::pin!(drained);
     let mut buf = BytesMut::with_capacity(4096);
     loop {
+        let quiet = async {
+            match idle {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(quiet);
         let req = loop {
             match next(&mut buf, max).map_err(|e| e.to_string())? {
                 Some(r) => break r,
@@ -67,6 +76,7 @@ where
                     let n = tokio::select! {
                         n = io.read_buf(&mut buf) => n.map_err(|e| e.to_string())?,
                         _ = &mut drained, if buf.is_empty() => return Ok(()),
+                        _ = &mut quiet, if buf.is_empty() => return Ok(()),
                     };
                     if n == 0 {
                         return match buf.is_empty() {
