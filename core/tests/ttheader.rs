@@ -922,3 +922,58 @@ async fn connections_idle_past_max_connection_idle_are_closed_busy_ones_stay() {
     let got = read_frame(&mut busy).await.expect("the answer");
     assert_eq!(resp_payload(&got.payload), b"still");
 }
+
+/// `max_connection_age` on Kitex's transports: past it a TTHeader Streaming connection
+/// refuses new streams (UNAVAILABLE), lets the open ones finish and then closes; a PingPong
+/// connection closes between requests.
+#[tokio::test]
+async fn connections_past_max_connection_age_finish_their_calls_and_close() {
+    let server = rill_server(ServerOptions {
+        max_connection_age: Some(Duration::from_millis(300)),
+        max_connection_age_grace: Some(Duration::from_secs(30)),
+        ..Default::default()
+    });
+    let addr = server.local_addr();
+    let mut st = connect(addr).await;
+    send(
+        &mut st,
+        &[
+            frame(HEADER, 1, "Echo", &[isn()], b""),
+            frame(DATA, 1, "Echo", &[], &req(b"before", 0)),
+        ],
+    )
+    .await;
+    assert_eq!(read_frame(&mut st).await.unwrap().kind, HEADER);
+    assert_eq!(
+        resp_payload(&read_frame(&mut st).await.unwrap().payload),
+        b"before"
+    );
+    let mut pp = connect(addr).await;
+    send(
+        &mut pp,
+        &[pingpong(1, "PingPong", &[], &req(b"p", 0), true)],
+    )
+    .await;
+    assert!(read_frame(&mut pp).await.is_some());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Past the age: a new stream is refused, the open one goes on.
+    send(&mut st, &[frame(HEADER, 3, "Echo", &[isn()], b"")]).await;
+    let refused = stream_frames(&mut st, 3).await;
+    let text = String::from_utf8_lossy(&refused.last().unwrap().payload).into_owned();
+    assert!(text.contains("the server is going away"), "{refused:?}");
+    send(&mut st, &[frame(DATA, 1, "Echo", &[], &req(b"after", 0))]).await;
+    assert_eq!(
+        resp_payload(&read_frame(&mut st).await.unwrap().payload),
+        b"after"
+    );
+    send(&mut st, &[frame(TRAILER, 1, "Echo", &[], b"")]).await;
+    assert_eq!(read_frame(&mut st).await.unwrap().kind, TRAILER);
+    assert!(
+        read_frame(&mut st).await.is_none(),
+        "closed once its streams are done"
+    );
+    assert!(
+        read_frame(&mut pp).await.is_none(),
+        "closed between requests"
+    );
+}

@@ -127,7 +127,7 @@ pub(super) fn dispatch_ttheader(
         );
         return sender.refuse(&s, None);
     };
-    if *shared.phase.borrow() != Phase::Serving {
+    if *shared.phase.borrow() != Phase::Serving || conn.is_draining() {
         return sender.refuse(&Status::unavailable("the server is going away"), None);
     }
     let max = shared.opts.max_concurrent_streams as usize;

@@ -202,8 +202,13 @@ where
         .saturating_add(ttheader::HEADER_ROOM);
     let s = shared.clone();
     let on_request = move |req| dispatch_pingpong(&s, req, peer);
+    // Past `max_connection_age` too, the connection closes between requests.
+    let age = Age::of(&shared);
     let drained = async move {
-        let _ = draining.wait_for(|p| *p != Phase::Serving).await;
+        tokio::select! {
+            _ = draining.wait_for(|p| *p != Phase::Serving) => {}
+            _ = age.reached() => {}
+        }
     };
     let idle = shared.opts.max_connection_idle;
     tokio::select! {
@@ -237,8 +242,20 @@ where
     // Kitex's server closes one.
     let mut idle = Idle::of(&shared);
     let mut opened = 0;
+    // `max_connection_age`: past it the connection takes no new stream and closes once its
+    // streams are done, or when the grace is over.
+    let age = Age::of(&shared);
+    let mut told: Option<Instant> = None;
     loop {
         tokio::select! {
+            _ = age.reached(), if told.is_none() => {
+                conn.drain();
+                told = Some(Instant::now());
+            }
+            _ = grace_over(told, age.grace) => {
+                tracing::debug!("TTHeader connection from {peer} closed: its age and grace are over");
+                return;
+            }
             r = &mut run => {
                 if let Err(e) = r {
                     tracing::debug!("TTHeader connection from {peer}: {e}");

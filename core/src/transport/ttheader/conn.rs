@@ -155,6 +155,11 @@ impl Conn {
         }
     }
 
+    /// Whether the connection takes no new streams (`drain`).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.lock().draining
+    }
+
     /// How many streams are open.
     pub(crate) fn streams(&self) -> usize {
         self.lock().streams.len()
