@@ -398,40 +398,34 @@ async function waitFor (f, ms = 5000) {
   }
 }
 
-test('maxConnectionAge moves a grpc-js client to a new connection', async () => {
+/** grpc-js's client pings a server made with `opts`, waiting `pauses[i]` ms after ping i:
+ * the peer address each ping came from. */
+async function peersOfPings(opts, pauses) {
   const peers = []
-  const s = new rill.Server({ maxConnectionAge: 300, maxConnectionAgeGrace: 5000 })
+  const s = new rill.Server(opts)
   s.unary(M.PingPong, (call) => { peers.push(call.peer); return call.request })
   const p = s.listen()
   const Client = grpc.makeGenericClientConstructor(service, 'TestService')
   const c = new Client(`127.0.0.1:${p}`, grpc.credentials.createInsecure())
   const ping = (payload) => new Promise((resolve, reject) =>
     c.PingPong({ payload: Buffer.from(payload) }, { deadline: Date.now() + 10000 }, (e, v) => e ? reject(e) : resolve(v)))
-  for (let i = 0; i < 3; i++) {
+  for (const [i, pause] of pauses.entries()) {
     assert.equal((await ping(`${i}`)).payload.toString(), `${i}`)
-    if (i === 0) await new Promise((resolve) => setTimeout(resolve, 700))
+    if (pause) await new Promise((resolve) => setTimeout(resolve, pause))
   }
   c.close()
   await s.shutdown(0)
+  return peers
+}
+
+test('maxConnectionAge moves a grpc-js client to a new connection', async () => {
+  const peers = await peersOfPings({ maxConnectionAge: 300, maxConnectionAgeGrace: 5000 }, [700, 0, 0])
   // Told to go after its age, the first connection gave way to a second one.
   assert.equal(new Set(peers).size, 2, peers.join(' '))
 })
 
 test('maxConnectionIdle closes a grpc-js client\'s idle connection', async () => {
-  const peers = []
-  const s = new rill.Server({ maxConnectionIdle: 200 })
-  s.unary(M.PingPong, (call) => { peers.push(call.peer); return call.request })
-  const p = s.listen()
-  const Client = grpc.makeGenericClientConstructor(service, 'TestService')
-  const c = new Client(`127.0.0.1:${p}`, grpc.credentials.createInsecure())
-  const ping = (payload) => new Promise((resolve, reject) =>
-    c.PingPong({ payload: Buffer.from(payload) }, { deadline: Date.now() + 10000 }, (e, v) => e ? reject(e) : resolve(v)))
-  for (let i = 0; i < 2; i++) {
-    assert.equal((await ping(`${i}`)).payload.toString(), `${i}`)
-    await new Promise((resolve) => setTimeout(resolve, 700))
-  }
-  c.close()
-  await s.shutdown(0)
+  const peers = await peersOfPings({ maxConnectionIdle: 200 }, [700, 700])
   // Idle past the limit, the first connection was closed; grpc-js made a second one.
   assert.equal(new Set(peers).size, 2, peers.join(' '))
 })

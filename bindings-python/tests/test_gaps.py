@@ -177,43 +177,36 @@ async def test_mutual_tls_server_takes_signed_clients_only(certs: Tuple[bytes, b
         rillrpc.Server(client_root_certificates=ca).bind("127.0.0.1:0")
 
 
-async def test_connection_age_moves_grpcio_to_a_new_connection() -> None:
+async def peers_of_pings(server: rillrpc.Server, pauses: list[float]) -> list[str]:
+    """grpcio's client pings `server`, waiting `pauses[i]` seconds after ping i: the peer
+    address each ping came from."""
     peers: list[str] = []
 
     async def ping(req: Any, ctx: ServerCall) -> Any:
         peers.append(ctx.peer())
         return Resp(payload=req.payload)
 
-    server = rillrpc.Server(max_connection_age=0.3, max_connection_age_grace=5.0)
     server.add_method(PING, Shape.UNARY, ping, request_deserializer=Req.FromString,
                       response_serializer=Resp.SerializeToString)
     async with server:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
             stub = echo_pb2_grpc.TestServiceStub(ch)
-            for i in range(3):
+            for i, pause in enumerate(pauses):
                 assert (await stub.PingPong(Req(payload=b"%d" % i))).payload == b"%d" % i
-                if i == 0:
-                    await asyncio.sleep(0.7)
+                if pause:
+                    await asyncio.sleep(pause)
+    return peers
+
+
+async def test_connection_age_moves_grpcio_to_a_new_connection() -> None:
+    server = rillrpc.Server(max_connection_age=0.3, max_connection_age_grace=5.0)
+    peers = await peers_of_pings(server, [0.7, 0, 0])
     # Told to go after its age, the first connection gave way to a second one.
     assert len(set(peers)) == 2, peers
 
 
 async def test_connection_idle_closes_grpcios_idle_connection() -> None:
-    peers: list[str] = []
-
-    async def ping(req: Any, ctx: ServerCall) -> Any:
-        peers.append(ctx.peer())
-        return Resp(payload=req.payload)
-
-    server = rillrpc.Server(max_connection_idle=0.2)
-    server.add_method(PING, Shape.UNARY, ping, request_deserializer=Req.FromString,
-                      response_serializer=Resp.SerializeToString)
-    async with server:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
-            stub = echo_pb2_grpc.TestServiceStub(ch)
-            for i in range(2):
-                assert (await stub.PingPong(Req(payload=b"%d" % i))).payload == b"%d" % i
-                await asyncio.sleep(0.7)
+    peers = await peers_of_pings(rillrpc.Server(max_connection_idle=0.2), [0.7, 0.7])
     # Idle past the limit, the first connection was closed; grpcio made a second one.
     assert len(set(peers)) == 2, peers
 

@@ -3,7 +3,7 @@
 //! what a Kitex client sends by default) on connections of their own, one call at a time
 //! each, kept for the next call.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -215,7 +215,7 @@ impl Ttheader {
             .map_err(|_| Asked::Unanswered)?;
         let mut buf = BytesMut::with_capacity(4096);
         loop {
-            let got = framing::next(&mut buf, max)
+            let got = framing::next_answer(&mut buf, max)
                 .map_err(|e| Asked::Failed(Status::internal(format!("a PingPong answer: {e}"))))?;
             if let Some(r) = got {
                 if buf.is_empty() {
@@ -224,18 +224,10 @@ impl Ttheader {
                         idle.push(tcp);
                     }
                 }
-                // The answer comes framed as its request went: a Framed length inside the
-                // TTHeader, which the answer's header does not say (it has no TransportType).
-                let mut message = r.message;
-                let unframed = r.framing == (Framing::Ttheader { framed: false });
-                if unframed && (message.len() < 4 || message.get_u32() as usize != message.len()) {
-                    let s = Status::internal("a PingPong answer whose Framed length is wrong");
-                    return Err(Asked::Failed(s));
-                }
                 return Ok(Reply {
                     strs: r.packet.strs,
                     ints: r.packet.ints,
-                    message,
+                    message: r.message,
                 });
             }
             match tcp.read_buf(&mut buf).await {

@@ -118,14 +118,7 @@ pub(super) fn dispatch_ttheader(
         .str(metainfo::ISN)
         .map(|s| String::from_utf8_lossy(s));
     let Some((path, &found)) = thrift_method(&shared.methods, service.as_deref(), &name) else {
-        let s = Status::new(
-            Code::Unimplemented,
-            format!(
-                "unknown method {name} for service {}",
-                service.as_deref().unwrap_or("(none named)")
-            ),
-        );
-        return sender.refuse(&s, None);
+        return sender.refuse(&unknown_thrift_method(&name, service.as_deref()), None);
     };
     if *shared.phase.borrow() != Phase::Serving || conn.is_draining() {
         return sender.refuse(&Status::unavailable("the server is going away"), None);
@@ -183,15 +176,7 @@ pub(super) fn dispatch_pingpong(
     let sender = Sender::PingPong(Box::new(answer));
     let found = thrift_method(&shared.methods, service.as_deref(), &call.name);
     let Some((path, &method)) = found else {
-        let s = Status::new(
-            Code::Unimplemented,
-            format!(
-                "unknown method {} for service {}",
-                call.name,
-                service.as_deref().unwrap_or("(none named)")
-            ),
-        );
-        sender.refuse(&s, None);
+        sender.refuse(&unknown_thrift_method(&call.name, service.as_deref()), None);
         return rx;
     };
     if method.shape != Shape::Unary {
@@ -217,6 +202,15 @@ pub(super) fn dispatch_pingpong(
     });
     hand_over(shared, Arriving(call));
     rx
+}
+
+/// The status of a Thrift call to a method the server does not have.
+fn unknown_thrift_method(method: &str, service: Option<&str>) -> Status {
+    let service = service.unwrap_or("(none named)");
+    Status::new(
+        Code::Unimplemented,
+        format!("unknown method {method} for service {service}"),
+    )
 }
 
 /// The registered method a Thrift service and method name call: `/<ns>.<service>/<method>`

@@ -196,10 +196,7 @@ where
 {
     let mut draining = shared.phase.clone();
     let mut stopped = shared.phase.clone();
-    let max = shared
-        .opts
-        .max_recv_message_size
-        .saturating_add(ttheader::HEADER_ROOM);
+    let max = max_packet(&shared);
     let s = shared.clone();
     let on_request = move |req| dispatch_pingpong(&s, req, peer);
     // Past `max_connection_age` too, the connection closes between requests.
@@ -221,6 +218,15 @@ where
     }
 }
 
+/// The largest TTHeader packet a connection reads: a message of the receive limit and the
+/// largest header.
+fn max_packet(shared: &Shared) -> usize {
+    shared
+        .opts
+        .max_recv_message_size
+        .saturating_add(ttheader::HEADER_ROOM)
+}
+
 /// Serves TTHeader Streaming until the client closes, the connection breaks or the server
 /// stops; a draining server takes no new streams and closes once the last one is done.
 async fn serve_ttheader<T>(shared: Arc<Shared>, io: T, peer: SocketAddr)
@@ -229,10 +235,7 @@ where
 {
     let mut phase = shared.phase.clone();
     let conn = ttheader::Conn::new();
-    let max_packet = shared
-        .opts
-        .max_recv_message_size
-        .saturating_add(ttheader::HEADER_ROOM);
+    let max_packet = max_packet(&shared);
     let s = shared.clone();
     let c = conn.clone();
     let on_header = move |stream, header| dispatch_ttheader(&s, &c, stream, header, peer);

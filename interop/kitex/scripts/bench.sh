@@ -12,26 +12,9 @@ set -uo pipefail
 kitex=${1:?usage: bench.sh KITEX_BIN_DIR RUST_RELEASE_DIR [SECONDS]}
 rust=${2:?usage: bench.sh KITEX_BIN_DIR RUST_RELEASE_DIR [SECONDS]}
 secs=${3:-3}
-logs=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$logs"
-}
-trap cleanup EXIT
-
-start() {
-  local name=$1; shift
-  "$@" >"$logs/$name.stdout" 2>"$logs/$name.stderr" &
-  pids+=($!)
-  addr=
-  for _ in $(seq 200); do
-    addr=$(sed -n 's/^listening on //p' "$logs/$name.stdout")
-    [ -n "$addr" ] && return
-    sleep 0.05
-  done
-  echo "bench-kitex: $name did not start"; cat "$logs/$name.stderr"; exit 1
-}
+what=bench-kitex
+# shellcheck source=servers.sh
+source "$(dirname "$0")/servers.sh"
 
 start kitex-server "$kitex/kitex-server" --port 0
 kitex_server=$addr

@@ -13,29 +13,9 @@
 set -uo pipefail
 kitex=${1:?usage: rill.sh KITEX_BIN_DIR RUST_BIN_DIR}
 rust=${2:?usage: rill.sh KITEX_BIN_DIR RUST_BIN_DIR}
-logs=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$logs"
-}
-trap cleanup EXIT
-
-# start NAME CMD...: runs CMD in the background and sets addr to the address of its
-# "listening on" line (not in a $(...) subshell, so that pids keeps the process).
-start() {
-  local name=$1; shift
-  "$@" >"$logs/$name.stdout" 2>"$logs/$name.stderr" &
-  pids+=($!)
-  addr=
-  for _ in $(seq 200); do
-    addr=$(sed -n 's/^listening on //p' "$logs/$name.stdout")
-    [ -n "$addr" ] && return
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "test-kitex: $name did not start"; cat "$logs/$name.stderr"; exit 1
-}
+what=test-kitex
+# shellcheck source=servers.sh
+source "$(dirname "$0")/servers.sh"
 
 start kitex-echo-rill-server "$rust/kitex-echo-rill-server" --port 0
 rill_server=$addr

@@ -4,11 +4,12 @@
 use bytes::Bytes;
 
 use crate::metadata::{Metadata, MetadataValue};
+use crate::status::{Code, Status};
 
 /// The trailer keys of Kitex's business status (`biz-status`, `biz-message`,
 /// `biz-extra`): a status whose trailers carry `biz-status` ends a call as one.
-pub(crate) const BIZ_STATUS: &str = "biz-status";
-pub(crate) const BIZ_MESSAGE: &str = "biz-message";
+const BIZ_STATUS: &str = "biz-status";
+const BIZ_MESSAGE: &str = "biz-message";
 
 /// The string key of the service a Kitex client calls ("isn", beside the metainfo of its
 /// HEADER frame).
@@ -19,6 +20,35 @@ const METAINFO: [(&str, &str); 2] = [
     ("RPC_TRANSIT_", "rpc-transit-"),
     ("RPC_PERSIST_", "rpc-persist-"),
 ];
+
+/// Whether a status's metadata carries a biz status.
+pub(crate) fn is_biz(md: &Metadata) -> bool {
+    md.get_ascii(BIZ_STATUS).is_some()
+}
+
+/// Adds a biz status's message to the pairs of `md` (a biz status's trailers), unless they
+/// name one.
+pub(crate) fn push_biz_message(strs: &mut Vec<(Bytes, Bytes)>, md: &Metadata, status: &Status) {
+    if is_biz(md) && md.get_ascii(BIZ_MESSAGE).is_none() {
+        strs.push((
+            Bytes::from_static(BIZ_MESSAGE.as_bytes()),
+            Bytes::copy_from_slice(status.message().as_bytes()),
+        ));
+    }
+}
+
+/// The status a biz status in a peer's pairs ends a client's call with: INTERNAL with its
+/// message (as a Kitex server's biz error reads over gRPC), its pairs becoming the
+/// trailers; `None` without one.
+pub(crate) fn biz_status(strs: &[(Bytes, Bytes)]) -> Option<Status> {
+    let text = |k: &str| {
+        let v = strs.iter().rev().find(|(key, _)| key == k.as_bytes())?;
+        Some(String::from_utf8_lossy(&v.1).into_owned())
+    };
+    text(BIZ_STATUS)?;
+    let message = text(BIZ_MESSAGE).unwrap_or_default();
+    Some(Status::new(Code::Internal, message).with_trailers(metadata(strs)))
+}
 
 /// Metadata as string pairs: keys as they are, binary values raw.
 pub(crate) fn pairs(md: &Metadata) -> Vec<(Bytes, Bytes)> {

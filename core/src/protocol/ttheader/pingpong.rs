@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 use super::exception::Exception;
-use super::metainfo::{metadata, wire_pairs, BIZ_MESSAGE, BIZ_STATUS};
+use super::metainfo::{biz_status, is_biz, metadata, push_biz_message, wire_pairs};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::Encoding;
 use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
@@ -203,15 +203,9 @@ impl Answer {
         for (k, v) in status.trailers().iter() {
             let _ = md.append(k, v);
         }
-        let biz = md.get_ascii(BIZ_STATUS).is_some();
         let mut strs = wire_pairs(&md);
-        let (kind, message) = if status.code() == Code::Ok || biz {
-            if biz && md.get_ascii(BIZ_MESSAGE).is_none() {
-                strs.push((
-                    Bytes::from_static(BIZ_MESSAGE.as_bytes()),
-                    Bytes::copy_from_slice(status.message().as_bytes()),
-                ));
-            }
+        let (kind, message) = if status.code() == Code::Ok || is_biz(&md) {
+            push_biz_message(&mut strs, &md, status);
             // A biz status's result is empty: Kitex's client ignores it.
             let result: &[u8] = if status.code() == Code::Ok {
                 &self.result
@@ -237,7 +231,7 @@ impl Answer {
 /// a client's answer to come.
 pub(crate) enum Receiver {
     Request(Option<Bytes>),
-    Reply(Box<Waiting>),
+    Reply(Waiting),
 }
 
 /// A client's answer: on its way, then read.
@@ -257,12 +251,12 @@ impl Receiver {
 
     /// A client's answer to the call of `name`, coming on `rx`.
     pub(crate) fn reply(name: String, rx: oneshot::Receiver<Result<Reply, Status>>) -> Receiver {
-        Receiver::Reply(Box::new(Waiting {
+        Receiver::Reply(Waiting {
             name,
             rx,
             result: None,
             pairs: Metadata::new(),
-        }))
+        })
     }
 
     pub(crate) fn poll_message(&mut self) -> Poll<Result<Option<Bytes>, Status>> {
@@ -297,13 +291,8 @@ impl Receiver {
             }
         };
         let md = metadata(&reply.strs);
-        let text = |k: &str| {
-            let v = reply.strs.iter().find(|(key, _)| key == k.as_bytes())?;
-            Some(String::from_utf8_lossy(&v.1).into_owned())
-        };
-        if text(BIZ_STATUS).is_some() {
-            let s = Status::new(Code::Internal, text(BIZ_MESSAGE).unwrap_or_default());
-            return Poll::Ready(Err(NoHead::Ended(s.with_trailers(md.clone()), Some(md))));
+        if let Some(biz) = biz_status(&reply.strs) {
+            return Poll::Ready(Err(NoHead::Ended(biz, Some(md))));
         }
         Poll::Ready(match read_reply(reply.message, &w.name) {
             Ok(result) => {

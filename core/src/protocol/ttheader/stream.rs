@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::task::{Context, Poll};
 
 use super::exception::{Exception, BIZ_CANCEL};
-use super::metainfo::{metadata, pairs, BIZ_MESSAGE, BIZ_STATUS};
+use super::metainfo::{biz_status, is_biz, metadata, pairs, push_biz_message};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::{Encoding, PREFIX_LEN};
 use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
@@ -169,20 +169,14 @@ impl Sender {
     /// status with its message beside them; any other error as an exception.
     fn trailer(&self, status: &Status) -> Packet {
         let trailers = status.trailers();
-        let biz = trailers.get_ascii(BIZ_STATUS).is_some();
-        let payload = if status.code() == Code::Ok || biz {
+        let payload = if status.code() == Code::Ok || is_biz(trailers) {
             Bytes::new()
         } else {
             Exception::of(status).encode(&self.method, self.stream.id())
         };
         let mut p = self.packet(FrameType::Trailer, payload);
         p.strs = pairs(trailers);
-        if biz && trailers.get_ascii(BIZ_MESSAGE).is_none() {
-            p.strs.push((
-                Bytes::from_static(BIZ_MESSAGE.as_bytes()),
-                Bytes::copy_from_slice(status.message().as_bytes()),
-            ));
-        }
+        push_biz_message(&mut p.strs, trailers, status);
         p
     }
 
@@ -437,12 +431,10 @@ impl Receiver {
 /// message, the pairs as trailers, as a Kitex server's biz error reads over gRPC), the
 /// exception it carries, or OK; its pairs are the trailers.
 fn trailer_status(p: &Packet) -> Status {
-    let trailers = metadata(&p.strs);
-    let text = |k: &str| p.str(k).map(|v| String::from_utf8_lossy(v).into_owned());
-    if text(BIZ_STATUS).is_some() {
-        let message = text(BIZ_MESSAGE).unwrap_or_default();
-        return Status::new(Code::Internal, message).with_trailers(trailers);
+    if let Some(biz) = biz_status(&p.strs) {
+        return biz;
     }
+    let trailers = metadata(&p.strs);
     if p.payload.is_empty() {
         return Status::ok().with_trailers(trailers);
     }

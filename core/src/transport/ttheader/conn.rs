@@ -527,13 +527,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
         }
         let mut any = false;
         while !self.writing.is_empty() {
-            let slices: Vec<IoSlice<'_>> = self
-                .writing
-                .iter()
-                .take(MAX_IOV)
-                .map(|(_, b)| IoSlice::new(b))
-                .collect();
-            let n = match Pin::new(&mut self.io).poll_write_vectored(cx, &slices) {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut k = 0;
+            for ((_, b), slot) in self.writing.iter().zip(slices.iter_mut()) {
+                *slot = IoSlice::new(b);
+                k += 1;
+            }
+            let n = match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..k]) {
                 Poll::Ready(Ok(0)) => return Err("the TTHeader connection closed".into()),
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(e)) => return Err(format!("TTHeader connection: {e}")),

@@ -137,6 +137,18 @@ impl std::fmt::Display for Bad {
 
 /// Takes the next whole request off the front of `buf`; `Ok(None)` until it is all in.
 pub(crate) fn next(buf: &mut BytesMut, max: usize) -> Result<Option<Request>, Bad> {
+    next_framed(buf, max, false)
+}
+
+/// Takes the answer to a TTHeaderFramed request off the front of `buf`: framed as its
+/// request went, a Framed length inside the TTHeader, which the answer's header does not
+/// say (it carries no TransportType).
+pub(crate) fn next_answer(buf: &mut BytesMut, max: usize) -> Result<Option<Request>, Bad> {
+    next_framed(buf, max, true)
+}
+
+/// `next`; `framed`: a TTHeader payload is Framed whatever its TransportType says.
+fn next_framed(buf: &mut BytesMut, max: usize, framed: bool) -> Result<Option<Request>, Bad> {
     if buf.len() < 6 {
         return Ok(None);
     }
@@ -147,7 +159,7 @@ pub(crate) fn next(buf: &mut BytesMut, max: usize) -> Result<Option<Request>, Ba
         if p.is_streaming() {
             return Err(Bad::Streaming);
         }
-        let framed = p.int(TRANSPORT_TYPE).is_some_and(|t| &t[..] == b"framed");
+        let framed = framed || p.int(TRANSPORT_TYPE).is_some_and(|t| &t[..] == b"framed");
         let mut message = p.payload.clone();
         if framed && (message.len() < 4 || message.get_u32() as usize != message.len()) {
             return Err(Bad::FramedLength);
