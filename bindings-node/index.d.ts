@@ -81,6 +81,19 @@ export declare class RpcError extends Error {
   readonly status: StatusObject
 }
 
+/**
+ * A Kitex business status: an error that is part of a service's API (Kitex's
+ * `kerrors.BizStatusError`). A call that ends with one fails with it on every protocol; a
+ * handler throws it to end its call with one. `code` is INTERNAL; `metadata` holds the biz
+ * status as Kitex sends it over gRPC (`biz-status`, `biz-extra`).
+ */
+export declare class BizStatusError extends RpcError {
+  constructor(bizCode: number, bizMessage?: string, bizExtra?: Record<string, string>)
+  bizCode: number
+  bizMessage: string
+  bizExtra: Record<string, string>
+}
+
 export interface Codec<Req, Res> {
   /** Request to bytes (client) or response to bytes (server). Default: Buffers as they are. */
   serialize?: (value: Req) => Buffer | Uint8Array

@@ -1,7 +1,7 @@
 'use strict'
 // rillrpc for Node: gRPC over HTTP/2 on the rillrpc Rust engine.
 const { native } = require('./lib/native')
-const { status, RpcError } = require('./lib/status')
+const { status, RpcError, BizStatusError } = require('./lib/status')
 const { Channel, makeClient } = require('./lib/client')
 const { Server, SHAPE } = require('./lib/server')
 
@@ -9,6 +9,7 @@ module.exports = {
   Channel,
   Server,
   RpcError,
+  BizStatusError,
   status,
   SHAPE,
   makeClient,

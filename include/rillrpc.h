@@ -307,6 +307,16 @@ typedef uint32_t rill_idempotency;
 #endif // __cplusplus
 
 /**
+ * A client call. 0 is never a valid handle.
+ */
+typedef uint64_t rill_call;
+
+/**
+ * An accepted server call. 0 is never a valid handle.
+ */
+typedef uint64_t rill_server_call;
+
+/**
  * A metadata list (ordered key/value entries). 0 is never a valid handle.
  */
 typedef uint64_t rill_metadata;
@@ -355,11 +365,6 @@ typedef struct rill_call_options {
  * A client channel. 0 is never a valid handle.
  */
 typedef uint64_t rill_channel;
-
-/**
- * A client call. 0 is never a valid handle.
- */
-typedef uint64_t rill_call;
 
 /**
  * A borrowed byte range: a message handed to the library (send batch) or out of it
@@ -453,11 +458,6 @@ typedef struct rill_channel_options {
 typedef uint64_t rill_poller;
 
 /**
- * An accepted server call. 0 is never a valid handle.
- */
-typedef uint64_t rill_server_call;
-
-/**
  * A server. 0 is never a valid handle.
  */
 typedef uint64_t rill_server;
@@ -538,6 +538,49 @@ extern "C" {
  * Ownership: a static string; never free it.
  */
 const char *rill_protocol_name(uint32_t protocol);
+
+/**
+ * The Kitex biz status an ended call's status carries (its gRPC code is then INTERNAL):
+ * its code, message and the number of entries of its extra map (read them with
+ * `rill_call_biz_extra`). Any out-pointer may be NULL. RILL_NOT_FOUND when the status
+ * carries none; RILL_ERR_WRONG_STATE while the call runs.
+ *
+ * Ownership: `*message_out` (NUL-terminated UTF-8) is borrowed from the call: valid
+ * until `rill_call_free`.
+ */
+rill_result rill_call_biz_status(rill_call call,
+                                 int32_t *code_out,
+                                 const char **message_out,
+                                 size_t *extra_len_out);
+
+/**
+ * Entry `index` of the extra map of an ended call's biz status. RILL_NOT_FOUND when the
+ * status carries no biz status or `index` is past its last entry.
+ *
+ * Ownership: `*key_out` and `*value_out` (NUL-terminated UTF-8) are borrowed from the
+ * call: valid until `rill_call_free`.
+ */
+rill_result rill_call_biz_extra(rill_call call,
+                                size_t index,
+                                const char **key_out,
+                                const char **value_out);
+
+/**
+ * Ends the call with a Kitex biz status: `code`, `message` (NUL-terminated UTF-8, or
+ * NULL) and an extra map of `extra_len` entries, `extra_keys[i]: extra_values[i]` (both
+ * NULL when `extra_len` is 0). The client sees INTERNAL carrying the biz status, as
+ * Kitex sends it on each protocol. Otherwise as `rill_server_call_finish`.
+ *
+ * # Safety
+ * `message` is NULL or NUL-terminated; `extra_keys` and `extra_values` are NULL or point
+ * to `extra_len` NUL-terminated strings each.
+ */
+rill_result rill_server_call_finish_biz(rill_server_call call,
+                                        int32_t code,
+                                        const char *message,
+                                        const char *const *extra_keys,
+                                        const char *const *extra_values,
+                                        size_t extra_len);
 
 /**
  * Fills `opts` with the defaults (no deadline, no metadata, no compression, idempotency

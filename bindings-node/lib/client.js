@@ -4,7 +4,7 @@
 const { EventEmitter } = require('node:events')
 const { Readable, Writable, Duplex } = require('node:stream')
 const { native, watch, unwatch, hold, release } = require('./native')
-const { status, SHAPE, RpcError, toFlat, fromFlat, unframe } = require('./status')
+const { status, SHAPE, RpcError, BizStatusError, toFlat, fromFlat, unframe } = require('./status')
 const { Sender } = require('./sender')
 
 /** Most messages handed over per wake-up. */
@@ -182,6 +182,7 @@ class Link {
     if (cancelReason && s.code === status.CANCELLED) s.details = cancelReason
     this.status = { code: s.code, details: s.details, metadata: fromFlat(s.metadata) }
     if (s.statusDetails) this.status.statusDetails = s.statusDetails
+    this.biz = s.biz
     unwatch(this.slot)
     release()
     this.nat.dispose()
@@ -191,12 +192,12 @@ class Link {
     this.trailerWaiters = null
     this.sender.close()
     this.owner.emit('status', this.status)
-    this.owner._ended(this.status)
+    this.owner._ended(this.status, cancelReason !== undefined)
   }
 
   error () {
     const s = this.status
-    return new RpcError(s.code, s.details, s.metadata, s.statusDetails)
+    return BizStatusError.of({ code: s.code, details: s.details, statusDetails: s.statusDetails, biz: this.biz }, s.metadata)
   }
 }
 
@@ -230,9 +231,16 @@ class ResponseStream extends Readable {
     }
   }
 
-  _ended (s) {
-    if (s.code === status.OK) this.push(null)
-    else this.destroy(this._link.error())
+  _ended (s, cancelledHere) {
+    if (s.code === status.OK) return this.push(null)
+    const err = this._link.error()
+    if (this.readableLength === 0 || cancelledHere) return this.destroy(err)
+    // Responses that came before the peer's status are still the caller's; a destroy
+    // would drop them (an async iterator reads nothing from a destroyed stream). As
+    // grpc-js does, end the stream after them and report the error beside it, on a later
+    // tick as a destroy would.
+    this.push(null)
+    process.nextTick(() => this.emit('error', err))
   }
 
   _destroy (err, cb) {
@@ -352,7 +360,7 @@ class BidiStream extends Duplex {
   _final (cb) { RequestStream.prototype._final.call(this, cb) }
   _read () { schedulePull(this) }
   _pull () { ResponseStream.prototype._pull.call(this) }
-  _ended (s) { ResponseStream.prototype._ended.call(this, s) }
+  _ended (s, cancelledHere) { ResponseStream.prototype._ended.call(this, s, cancelledHere) }
   _destroy (err, cb) { ResponseStream.prototype._destroy.call(this, err, cb) }
 }
 callApi(BidiStream)

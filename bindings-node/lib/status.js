@@ -41,6 +41,40 @@ class RpcError extends Error {
 }
 
 /**
+ * A Kitex business status: an error that is part of a service's API (Kitex's
+ * `kerrors.BizStatusError`), with a code, a message and an extra map of its own. A call that
+ * ends with one rejects (or emits 'error') with it, on every protocol; a handler throws it
+ * to end its call with one. Its `code` is INTERNAL and its `metadata` holds the biz status
+ * as Kitex sends it over gRPC.
+ */
+class BizStatusError extends RpcError {
+  constructor (bizCode, bizMessage = '', bizExtra = {}) {
+    const peer = received
+    received = null
+    const extra = Object.entries(bizExtra || {}).map(([k, v]) => [String(k), String(v)])
+    // The core writes the status (its code and trailers): every binding sends the same
+    // bytes. A peer's status is kept as it came.
+    const s = peer ? peer.status : require('./native').native.bizStatus(bizCode | 0, String(bizMessage), extra.flat())
+    super(s.code, s.details, peer ? peer.metadata : fromFlat(s.metadata), s.statusDetails)
+    this.name = 'BizStatusError'
+    this.bizCode = bizCode | 0
+    this.bizMessage = String(bizMessage)
+    this.bizExtra = Object.fromEntries(extra)
+  }
+
+  /** The error a peer's status stands for: a BizStatusError when the core read a biz status in it. */
+  static of (s, metadata) {
+    if (!s.biz) return new RpcError(s.code, s.details, metadata, s.statusDetails)
+    const extra = {}
+    for (let i = 0; i + 1 < s.biz.extra.length; i += 2) extra[s.biz.extra[i]] = s.biz.extra[i + 1]
+    received = { status: s, metadata }
+    return new BizStatusError(s.biz.code, s.biz.message, extra)
+  }
+}
+// The peer's status `BizStatusError.of` hands its constructor (set and taken synchronously).
+let received = null
+
+/**
  * Metadata in: a plain object (`{key: value | value[]}`), a Map, an array of [key, value]
  * pairs, or a grpc-js Metadata (anything with `toJSON()` giving arrays). Values are strings,
  * or Buffers for `-bin` keys. Out: the flat [k, v, k, v...] array the addon takes.
@@ -91,7 +125,7 @@ function fromFlat (flat) {
 }
 
 function errorFromStatus (s) {
-  return new RpcError(s.code, s.details, fromFlat(s.metadata), s.statusDetails)
+  return BizStatusError.of(s, fromFlat(s.metadata))
 }
 
 /** What a handler's exception ends its call with. */
@@ -123,4 +157,4 @@ function unframe (buf, out) {
 /** The call shapes, numbered as the core numbers them. */
 const SHAPE = Object.freeze({ UNARY: 0, CLIENT_STREAMING: 1, SERVER_STREAMING: 2, BIDI: 3 })
 
-module.exports = { status, SHAPE, RpcError, toFlat, fromFlat, errorFromStatus, statusOfError, unframe }
+module.exports = { status, SHAPE, RpcError, BizStatusError, toFlat, fromFlat, errorFromStatus, statusOfError, unframe }

@@ -62,6 +62,28 @@ pub struct JsStatus {
     /// `grpc-status-details-bin`, when the peer sent rich error details.
     pub status_details: Option<Buffer>,
     pub metadata: Flat,
+    /// The Kitex biz status the status carries (the core reads it from the trailers).
+    pub biz: Option<JsBiz>,
+}
+
+/// A Kitex business status: code, message and the extra map as `[key, value, ...]`.
+#[napi(object)]
+pub struct JsBiz {
+    pub code: i32,
+    pub message: String,
+    pub extra: Vec<String>,
+}
+
+/// The status that ends a call with a Kitex biz status, as the core builds it
+/// (`new BizStatusError(...)`); `extra` is `[key, value, ...]`.
+#[napi]
+pub fn biz_status(code: i32, message: String, extra: Vec<String>) -> JsStatus {
+    let biz = extra
+        .chunks_exact(2)
+        .fold(rillrpc::BizStatus::new(code, message), |b, kv| {
+            b.with_extra(kv[0].clone(), kv[1].clone())
+        });
+    status_to_js(&rillrpc::Status::biz(biz))
 }
 
 pub(crate) fn status_to_js(s: &rillrpc::Status) -> JsStatus {
@@ -74,6 +96,15 @@ pub(crate) fn status_to_js(s: &rillrpc::Status) -> JsStatus {
             Some(Buffer::from(s.details().to_vec()))
         },
         metadata: to_js(s.trailers()),
+        biz: s.biz_status().map(|b| JsBiz {
+            code: b.code(),
+            message: b.message().to_owned(),
+            extra: b
+                .extra()
+                .iter()
+                .flat_map(|(k, v)| [k.clone(), v.clone()])
+                .collect(),
+        }),
     }
 }
 

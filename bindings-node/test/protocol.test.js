@@ -228,6 +228,69 @@ test('a server call knows its codec', async () => {
   assert.equal(r.body.toString(), '{"codec":"json"}')
 })
 
+test('a biz status ends a call on every protocol, code, message and extra whole', async () => {
+  const extra = { sku: 'a-1', note: 'ñ ✓' }
+  const server = new rill.Server()
+  server.unary('/test.Biz/Unary', (call) => { throw new rill.BizStatusError(7, `out of stock: ${call.request}`, extra) })
+  server.serverStreaming('/test.Biz/Stream', async (call) => {
+    call.write(Buffer.from('first'))
+    throw new rill.BizStatusError(-3)
+  })
+  const port = server.listen('127.0.0.1:0')
+  try {
+    for (const protocol of PROTOCOLS) {
+      const ch = new rill.Channel(`http://127.0.0.1:${port}`, { protocol })
+      const e = await ch.unary('/test.Biz/Unary', Buffer.from('pen')).then(() => null, (e) => e)
+      assert.ok(e instanceof rill.BizStatusError && e instanceof rill.RpcError, `${protocol}: ${e}`)
+      assert.deepEqual([e.bizCode, e.bizMessage, e.bizExtra], [7, 'out of stock: pen', extra], protocol)
+      assert.equal(e.code, rill.status.INTERNAL)
+      assert.equal(e.metadata['biz-status'], '7')
+      const got = []
+      const s = ch.serverStreaming('/test.Biz/Stream', Buffer.alloc(0))
+      const e2 = await (async () => { for await (const m of s) got.push(m.toString()) })().then(() => null, (e) => e)
+      assert.deepEqual(got, ['first'], protocol)
+      assert.ok(e2 instanceof rill.BizStatusError, `${protocol}: ${e2}`)
+      assert.deepEqual([e2.bizCode, e2.bizMessage, e2.bizExtra], [-3, '', {}], protocol)
+      ch.close()
+    }
+  } finally {
+    await server.shutdown(0)
+  }
+})
+
+test('regression: responses that came before an error status reach an async iterator', async () => {
+  // The stream was destroyed at the status, and a destroyed stream yields nothing more:
+  // `for await` saw the error and none of the responses before it, on every protocol.
+  const server = new rill.Server()
+  server.serverStreaming('/test.Fail/AfterTwo', async (call) => {
+    call.write(Buffer.from('a'))
+    call.write(Buffer.from('b'))
+    throw new rill.RpcError(rill.status.NOT_FOUND, 'gone')
+  })
+  const port = server.listen('127.0.0.1:0')
+  try {
+    for (const protocol of PROTOCOLS) {
+      const ch = new rill.Channel(`http://127.0.0.1:${port}`, { protocol })
+      const got = []
+      const s = ch.serverStreaming('/test.Fail/AfterTwo', Buffer.alloc(0))
+      const e = await (async () => { for await (const m of s) got.push(m.toString()) })().then(() => null, (e) => e)
+      assert.deepEqual(got, ['a', 'b'], protocol)
+      assert.ok(e instanceof rill.RpcError, `${protocol}: ${e}`)
+      ch.close()
+    }
+  } finally {
+    await server.shutdown(0)
+  }
+})
+
+test('a biz status error is built by the core', () => {
+  const e = new rill.BizStatusError(5, 'no', { 'echo-count': '-5' })
+  assert.equal(e.code, rill.status.INTERNAL)
+  assert.equal(e.details, 'no')
+  // WIRE.md §3.2, Kitex over gRPC: `biz-status: 5`, `biz-extra: {"echo-count":"-5"}`.
+  assert.deepEqual(e.metadata, { 'biz-status': '5', 'biz-extra': '{"echo-count":"-5"}' })
+})
+
 test('an unknown protocol is refused by name', () => {
   assert.equal(new rill.Channel(target).protocol, 'grpc')
   for (const bad of ['http3', 'GRPC', '', 'grpc_web']) {

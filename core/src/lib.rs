@@ -7,6 +7,7 @@
 // `status`, `metadata`, `error` and `runtime` are the vocabulary every layer shares.
 #![doc = include_str!("../README.md")]
 
+mod biz;
 mod call;
 mod client;
 mod error;
@@ -21,6 +22,7 @@ mod server;
 pub mod status;
 mod transport;
 
+pub use biz::BizStatus;
 pub use bytes::Bytes;
 pub use call::{
     Batched, Call, CallOptions, Idempotency, Inbox, Receive, SendHalf, ServerCall, Shape,

@@ -50,6 +50,8 @@ pub(crate) struct CallObj {
     /// Received messages; the one C is reading (its pointer was handed out) among them.
     inbox: Inbox,
     message: Option<CString>,
+    /// The status's biz status for C, made when first asked for.
+    pub(crate) biz: Option<crate::biz::BizText>,
 }
 
 impl Waitable for CallObj {
@@ -73,6 +75,11 @@ fn status_fail(s: &Status) -> Fail {
 }
 
 impl CallObj {
+    /// The final status, once the call ended.
+    pub(crate) fn call_status(&self) -> Option<&Status> {
+        self.call.status()
+    }
+
     fn check_open(&self, op: &str) -> R<()> {
         if self.finished {
             return Err(Fail::state(format!("{op} after rill_call_finish")));
@@ -291,12 +298,13 @@ unsafe fn open(
             finished: false,
             inbox: Inbox::new(),
             message: None,
+            biz: None,
         }),
     );
     Ok(RILL_OK)
 }
 
-fn get(call: rill_call) -> R<Arc<Mutex<CallObj>>> {
+pub(crate) fn get(call: rill_call) -> R<Arc<Mutex<CallObj>>> {
     CALLS.get(call)
 }
 

@@ -5,6 +5,7 @@
 // The names are the C names: `rill_call`, `RILL_OK`.
 #![allow(non_camel_case_types)]
 
+mod biz;
 mod call;
 mod channel;
 mod messages;

@@ -395,22 +395,27 @@ pub unsafe extern "C" fn rill_server_call_finish(
         if !det.is_empty() {
             status = status.with_details(Bytes::copy_from_slice(det));
         }
-        let obj = get(call)?;
-        let mut c = lock(&obj);
-        c.check_open("finish")?;
-        c.finished = true;
-        c.call.finish(status).map_err(|s| {
-            Fail::new(
-                RILL_ERR_CLOSED,
-                format!(
-                    "the call had already ended: {}: {}",
-                    s.code().name(),
-                    s.message()
-                ),
-            )
-        })?;
-        Ok(RILL_OK)
+        finish_with(call, status)
     })
+}
+
+/// Ends `call` with `status` (the body of the finish functions).
+pub(crate) fn finish_with(call: rill_server_call, status: Status) -> R {
+    let obj = get(call)?;
+    let mut c = lock(&obj);
+    c.check_open("finish")?;
+    c.finished = true;
+    c.call.finish(status).map_err(|s| {
+        Fail::new(
+            RILL_ERR_CLOSED,
+            format!(
+                "the call had already ended: {}: {}",
+                s.code().name(),
+                s.message()
+            ),
+        )
+    })?;
+    Ok(RILL_OK)
 }
 
 /// Aborts the call: the client sees CANCELLED. Later sends and finish are

@@ -3,13 +3,9 @@
 
 use bytes::Bytes;
 
+use crate::biz::{BIZ_MESSAGE, BIZ_STATUS};
 use crate::metadata::{Metadata, MetadataValue};
 use crate::status::{Code, Status};
-
-/// The trailer keys of Kitex's business status (`biz-status`, `biz-message`,
-/// `biz-extra`): a status whose trailers carry `biz-status` ends a call as one.
-const BIZ_STATUS: &str = "biz-status";
-const BIZ_MESSAGE: &str = "biz-message";
 
 /// The string key of the service a Kitex client calls ("isn", beside the metainfo of its
 /// HEADER frame).

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use rill_kitex::echo::{decode, encode, PingPongArgs, PingPongResult, Request, Response};
-use rill_kitex::{BizError, ECHO, ECHO_CLIENT, ECHO_SERVER, EXTRA_COUNT_KEY, PING_PONG, THRIFT};
+use rill_kitex::{ECHO, ECHO_CLIENT, ECHO_SERVER, EXTRA_COUNT_KEY, PING_PONG, THRIFT};
 use rillrpc::{Bytes, Call, CallOptions, Channel, Code, Metadata, MetadataValue, Shape, Status};
 
 type Check = Result<(), String>;
@@ -243,13 +243,19 @@ fn bidi(chan: &Channel) -> Check {
 
 /// `status` must be kitex-server's biz status error for count -5.
 fn want_biz(what: &str, status: &Status) -> Check {
-    let trailers = status.trailers();
-    let be = BizError::from_status(status, trailers).map_err(|e| format!("{what}: {e}"))?;
-    let extra_ok = be.extra == [(EXTRA_COUNT_KEY.to_owned(), "-5".to_owned())];
-    if be.code != 5 || be.message != ERROR_MESSAGE || !extra_ok {
+    if status.code() != Code::Internal {
+        return Err(format!("{what}: {}, want INTERNAL", st(status)));
+    }
+    let be = status
+        .biz_status()
+        .ok_or_else(|| format!("{what}: {}: no biz status", st(status)))?;
+    let extra_ok = be.extra() == [(EXTRA_COUNT_KEY.to_owned(), "-5".to_owned())];
+    if be.code() != 5 || be.message() != ERROR_MESSAGE || !extra_ok {
         return Err(format!(
             "{what}: biz status {} {:?} extra {:?}, want 5 {ERROR_MESSAGE:?} echo-count=-5",
-            be.code, be.message, be.extra
+            be.code(),
+            be.message(),
+            be.extra()
         ));
     }
     Ok(())
