@@ -364,3 +364,6 @@ export declare class Server extends EventEmitter {
 
 /** The version of the rillrpc core. */
 export declare const version: string
+
+/** Thrift (Kitex) services from IDL at run time: `rillrpc/thrift`. */
+export * as thrift from './thrift'

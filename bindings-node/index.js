@@ -13,5 +13,7 @@ module.exports = {
   status,
   SHAPE,
   makeClient,
+  // Thrift (Kitex) from IDL at run time; thriftrw is loaded on first use.
+  thrift: require('./lib/thrift'),
   version: native.version()
 }

@@ -359,6 +359,13 @@ typedef struct rill_call_options {
    * `rill_call_options_init`, as they must be, have it 0 (UNKNOWN).
    */
   uint32_t idempotency;
+  /**
+   * The codec's name the content type carries, `application/grpc+<content_subtype>`
+   * (NUL-terminated; NULL, the default, is plain `application/grpc`, protobuf): "thrift"
+   * for Kitex's Thrift over gRPC. Copied during `rill_call_open`. A channel over
+   * RILL_PROTOCOL_TTHEADER carries Thrift whatever this says.
+   */
+  const char *content_subtype;
 } rill_call_options;
 
 /**

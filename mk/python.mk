@@ -8,7 +8,8 @@ PY_VENV ?= $(PY_DIR)/.venv
 PY_BIN := $(PY_VENV)/bin
 PY_GEN := $(CARGO_TARGET_DIR)/rillrpc-python/gen
 # The peer is pinned (grpcio, and grpcio-tools for protoc); the README names the version.
-PY_DEPS := maturin grpcio==1.85.1 grpcio-tools==1.85.1 protobuf pytest pytest-asyncio mypy uvloop trustme
+# thriftpy2 loads Thrift IDL at run time for rillrpc.thrift (tests/test_thrift.py).
+PY_DEPS := maturin grpcio==1.85.1 grpcio-tools==1.85.1 protobuf pytest pytest-asyncio mypy uvloop trustme thriftpy2==0.7.1
 # Tests use a debug build; `make bench-python` installs a release build.
 PY_PROFILE ?= dev
 
@@ -32,10 +33,12 @@ python-gen: python-venv
 	$(PY_BIN)/python -m grpc_tools.protoc -I$(SHARED)/idl --python_out=$(PY_GEN) \
 	  --grpc_python_out=$(PY_GEN) $(SHARED)/idl/echo.proto
 
-# tests/test_coalesce.py runs rill-bench's echo-server and echo-client (debug) as peers.
-test-python: python-install python-gen
+# tests/test_coalesce.py runs rill-bench's echo-server and echo-client (debug) as peers;
+# tests/test_thrift.py runs Kitex's kitex-server and kitex-client (mk/kitex.mk, read before
+# this file: `mk/*.mk` is included in name order), found through RILL_KITEX_OUT.
+test-python: python-install python-gen $(KITEX_SERVER) $(KITEX_CLIENT)
 	cargo build -p rill-bench --bin echo-server --bin echo-client
-	cd $(PY_DIR) && RILL_PY_GEN=$(PY_GEN) $(PY_BIN)/python -m pytest -q -p no:cacheprovider tests
+	cd $(PY_DIR) && RILL_PY_GEN=$(PY_GEN) RILL_KITEX_OUT=$(KITEX_OUT) $(PY_BIN)/python -m pytest -q -p no:cacheprovider tests
 	cd $(CARGO_TARGET_DIR)/rillrpc-python && $(PY_BIN)/python -m mypy.stubtest rillrpc
 	cd $(PY_DIR) && $(PY_BIN)/python -m mypy --cache-dir=$(CARGO_TARGET_DIR)/rillrpc-python/mypy-cache python/rillrpc
 

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::convert::{
-    messages, metadata_from_py, metadata_to_py, pending,
-    named, seconds_from_py, status_err, status_tuple,
+    messages, metadata_from_py, metadata_to_py, named, pending, seconds_from_py, status_err,
+    status_tuple,
 };
 use crate::reactor::{Notify, Reactor};
 use crate::unary::{self, NativeUnary, Unary};
@@ -104,7 +104,7 @@ impl NativeChannel {
 
     /// Starts a call of `shape` (0..3, see `Shape`); never waits.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (method, shape, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None, idempotency=None))]
+    #[pyo3(signature = (method, shape, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None, idempotency=None, content_subtype=None))]
     fn open(
         &self,
         py: Python<'_>,
@@ -117,6 +117,7 @@ impl NativeChannel {
         max_recv_message_size: Option<usize>,
         max_send_message_size: Option<usize>,
         idempotency: Option<&str>,
+        content_subtype: Option<&str>,
     ) -> PyResult<NativeCall> {
         let opts = call_options(
             timeout,
@@ -126,6 +127,7 @@ impl NativeChannel {
             max_recv_message_size,
             max_send_message_size,
             idempotency,
+            content_subtype,
         )?;
         let shape =
             Shape::try_from(shape).map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
@@ -148,7 +150,7 @@ impl NativeChannel {
     /// reads the response and the status, then resolves `fut` through `reactor`. The
     /// Python thread only converts the options and spawns: one hand-off each way.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (method, request, fut, reactor, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None, idempotency=None))]
+    #[pyo3(signature = (method, request, fut, reactor, timeout=None, metadata=None, wait_for_ready=false, compression=None, max_recv_message_size=None, max_send_message_size=None, idempotency=None, content_subtype=None))]
     fn unary(
         &self,
         py: Python<'_>,
@@ -163,6 +165,7 @@ impl NativeChannel {
         max_recv_message_size: Option<usize>,
         max_send_message_size: Option<usize>,
         idempotency: Option<&str>,
+        content_subtype: Option<&str>,
     ) -> PyResult<NativeUnary> {
         if !method.starts_with('/') {
             // The core checks this too, but only once the task runs; a typo should raise
@@ -181,6 +184,7 @@ impl NativeChannel {
             max_recv_message_size,
             max_send_message_size,
             idempotency,
+            content_subtype,
         )?;
         let unary = Arc::new(Mutex::new(Unary::default()));
         // With the connection up, the core writes the whole request from this thread, now;
@@ -204,6 +208,7 @@ impl NativeChannel {
 }
 
 /// `CallOptions` from the keyword arguments every call takes.
+#[allow(clippy::too_many_arguments)]
 fn call_options(
     timeout: Option<f64>,
     metadata: Option<&Bound<'_, PyAny>>,
@@ -212,6 +217,7 @@ fn call_options(
     max_recv_message_size: Option<usize>,
     max_send_message_size: Option<usize>,
     idempotency: Option<&str>,
+    content_subtype: Option<&str>,
 ) -> PyResult<CallOptions> {
     let mut opts = CallOptions::new()
         .metadata(metadata_from_py(metadata)?)
@@ -233,6 +239,11 @@ fn call_options(
     }
     if let Some(n) = max_send_message_size {
         opts = opts.max_send_message_size(n);
+    }
+    if let Some(s) = content_subtype {
+        // `application/grpc+<subtype>` (and gRPC-Web's, Connect's): "thrift" for Kitex's
+        // gRPC transport. TTHeader calls are Thrift whatever this says.
+        opts = opts.content_subtype(s);
     }
     Ok(opts)
 }

@@ -5,16 +5,48 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use rillrpc::{Bytes, Code, Metadata, MetadataValue, Named, Status};
+use rillrpc::{BizStatus, Bytes, Code, Metadata, MetadataValue, Named, Status};
 use std::time::Duration;
 
-/// `rillrpc.RpcError`, registered by the package at import (`_native.init`).
+/// `rillrpc.RpcError` and its subclass `rillrpc.BizStatusError`, registered by the
+/// package at import (`_native.init`).
 static ERROR_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static BIZ_ERROR_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 #[pyfunction]
-pub fn init(py: Python<'_>, error_class: Py<PyAny>) -> PyResult<()> {
+pub fn init(py: Python<'_>, error_class: Py<PyAny>, biz_error_class: Py<PyAny>) -> PyResult<()> {
     let _ = ERROR_CLASS.set(py, error_class);
+    let _ = BIZ_ERROR_CLASS.set(py, biz_error_class);
     Ok(())
+}
+
+/// The status that ends a call with a Kitex biz status: `(code, message, details,
+/// trailers)`, as the core builds it (`BizStatusError.__init__`).
+#[pyfunction]
+pub fn biz_status<'py>(
+    py: Python<'py>,
+    code: i32,
+    message: String,
+    extra: Vec<(String, String)>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let biz = extra
+        .into_iter()
+        .fold(BizStatus::new(code, message), |b, (k, v)| b.with_extra(k, v));
+    status_tuple(py, &Status::biz(biz))
+}
+
+/// The error a status tuple of `status()` stands for (`RpcError` or `BizStatusError`).
+#[pyfunction]
+#[pyo3(signature = (code, message, details=None, trailers=None))]
+pub fn status_error(
+    py: Python<'_>,
+    code: u32,
+    message: &str,
+    details: Option<&[u8]>,
+    trailers: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let s = status_from_py(code, message, details, trailers)?;
+    Ok(status_err(py, &s).into_value(py).into_any())
 }
 
 pub fn metadata_to_py<'py>(py: Python<'py>, md: &Metadata) -> PyResult<Bound<'py, PyTuple>> {
@@ -60,7 +92,8 @@ pub fn metadata_from_py(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Metadata> {
     Ok(md)
 }
 
-/// The `RpcError` for a status.
+/// The error for a status: a `BizStatusError` when it carries a biz status, an
+/// `RpcError` otherwise.
 pub fn status_err(py: Python<'_>, s: &Status) -> PyErr {
     let Some(cls) = ERROR_CLASS.get(py) else {
         return PyRuntimeError::new_err(format!("{:?}: {}", s.code(), s.message()));
@@ -70,10 +103,15 @@ pub fn status_err(py: Python<'_>, s: &Status) -> PyErr {
         Err(e) => return e,
     };
     let details = PyBytes::new(py, s.details());
-    match cls
-        .bind(py)
-        .call1((s.code() as u32, s.message(), details, trailers))
-    {
+    let args = (s.code() as u32, s.message(), details, trailers);
+    let made = match (s.biz_status(), BIZ_ERROR_CLASS.get(py)) {
+        (Some(biz), Some(biz_cls)) => biz_cls.bind(py).call_method1(
+            "_received",
+            (args, biz.code(), biz.message(), biz.extra().to_vec()),
+        ),
+        _ => cls.bind(py).call1(args),
+    };
+    match made {
         Ok(inst) => PyErr::from_value(inst),
         Err(e) => e,
     }

@@ -25,6 +25,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         rillrpc::runtime::configure_worker_threads(n);
     }
     m.add_function(wrap_pyfunction!(convert::init, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::biz_status, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::status_error, m)?)?;
     m.add_class::<reactor::Reactor>()?;
     m.add_class::<client::NativeChannel>()?;
     m.add_class::<client::NativeCall>()?;

@@ -118,6 +118,50 @@ async def test_the_server_call_knows_the_protocol() -> None:
         await puller.stop(0)
 
 
+async def test_a_biz_status_ends_a_call_on_every_protocol() -> None:
+    """A handler raising `BizStatusError` ends its call with Kitex's business status; the
+    client raises it back, code, message and extra map whole, whatever the protocol
+    (gRPC's trailers, TTHeader's string pairs, a Connect or gRPC-Web end message)."""
+    extra = {"sku": "a-1", "note": "ñ ✓"}
+
+    async def unary(req: bytes, ctx: ServerCall) -> bytes:
+        raise rillrpc.BizStatusError(7, "out of stock: " + req.decode(), extra)
+
+    async def stream(req: bytes, ctx: ServerCall) -> AsyncIterator[bytes]:
+        yield b"first"
+        raise rillrpc.BizStatusError(-3, "", None)
+
+    server = rillrpc.Server()
+    server.add_method("/test.Biz/Unary", Shape.UNARY, unary)
+    server.add_method("/test.Biz/Stream", Shape.SERVER_STREAMING, stream)
+    async with server:
+        for name in PROTOCOLS:
+            async with rillrpc.Channel(f"http://127.0.0.1:{server.port}", protocol=name) as ch:
+                with pytest.raises(rillrpc.BizStatusError) as e:
+                    await ch.unary("/test.Biz/Unary", b"pen")
+                assert (e.value.biz_code, e.value.biz_message, e.value.biz_extra) == (7, "out of stock: pen", extra), name
+                assert e.value.code == StatusCode.INTERNAL and isinstance(e.value, RpcError)
+                assert dict(e.value.trailers)["biz-status"] == "7"
+
+                got = []
+                with pytest.raises(rillrpc.BizStatusError) as e:
+                    async for m in ch.server_streaming("/test.Biz/Stream", b""):
+                        got.append(m)
+                assert got == [b"first"]
+                assert (e.value.biz_code, e.value.biz_message, e.value.biz_extra) == (-3, "", {}), name
+
+
+def test_a_biz_status_error_is_built_by_the_core() -> None:
+    e = rillrpc.BizStatusError(5, "no", {"echo-count": "-5"})
+    assert (e.code, e.message) == (StatusCode.INTERNAL, "no")
+    # WIRE.md §3.2, Kitex over gRPC: `biz-status: 5`, `biz-extra: {"echo-count":"-5"}`.
+    assert e.trailers == (("biz-status", "5"), ("biz-extra", '{"echo-count":"-5"}'))
+    assert str(e) == "biz status 5: no"
+    # An RpcError whose trailers say nothing of a biz status stays one.
+    plain = rillrpc._native.status_error(13, "x", None, (("biz-status", "five"),))
+    assert type(plain) is RpcError
+
+
 def test_protocol_names_and_bad_values() -> None:
     assert [str(p) for p in Protocol] == ["grpc", "grpc-web", "connect", "ttheader"]
     assert Protocol.GRPC_WEB == "grpc-web"

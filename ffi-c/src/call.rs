@@ -12,6 +12,7 @@ use crate::metadata::{hand_out, rill_metadata, take_in};
 use crate::notify::Notify;
 use crate::registry::{lock, Registry};
 use crate::result::*;
+use crate::versioned;
 use crate::{attempt, block, idempotency_from, rill_idempotency, rill_slice, shape_from, Waitable};
 
 /// A client call. 0 is never a valid handle.
@@ -40,7 +41,18 @@ pub struct rill_call_options {
     /// `wait_for_ready`, so `sizeof` did not change: options filled by
     /// `rill_call_options_init`, as they must be, have it 0 (UNKNOWN).
     pub idempotency: u32,
+    /// The codec's name the content type carries, `application/grpc+<content_subtype>`
+    /// (NUL-terminated; NULL, the default, is plain `application/grpc`, protobuf): "thrift"
+    /// for Kitex's Thrift over gRPC. Copied during `rill_call_open`. A channel over
+    /// RILL_PROTOCOL_TTHEADER carries Thrift whatever this says.
+    pub content_subtype: *const c_char,
 }
+
+/// The struct as each earlier header declared it (`versioned::earlier`).
+const EARLIER: [(usize, usize); 1] = [versioned::earlier(
+    std::mem::offset_of!(rill_call_options, content_subtype),
+    std::mem::align_of::<rill_call_options>(),
+)];
 
 pub(crate) struct CallObj {
     call: Call,
@@ -172,18 +184,23 @@ pub extern "C" fn rill_call_options_init(opts: *mut rill_call_options) -> rill_r
                 max_recv_message_size: 0,
                 wait_for_ready: d.wait_for_ready,
                 idempotency: rill_idempotency::of(d.idempotency) as u32,
+                content_subtype: std::ptr::null(),
             },
         );
         Ok(RILL_OK)
     })
 }
 
-fn call_options(o: &rill_call_options) -> R<CallOptions> {
-    if o.size != std::mem::size_of::<rill_call_options>() {
-        return Err(Fail::invalid(
-            "opts.size is wrong: fill the options with rill_call_options_init",
-        ));
-    }
+/// # Safety
+/// `o` was filled by `rill_call_options_init` of this header or an earlier one; its
+/// `content_subtype` is NULL or NUL-terminated.
+unsafe fn call_options(o: *const rill_call_options) -> R<CallOptions> {
+    let mut defaults = std::mem::MaybeUninit::<rill_call_options>::uninit();
+    rill_call_options_init(defaults.as_mut_ptr());
+    // SAFETY: `rill_call_options_init` wrote every field.
+    let defaults = unsafe { defaults.assume_init() };
+    // SAFETY: the contract above; `read` reads no further than the struct it was.
+    let o = &unsafe { versioned::read(o, defaults, &EARLIER, "call_options") }?;
     let mut c = CallOptions::new()
         .wait_for_ready(o.wait_for_ready)
         .idempotency(idempotency_from(o.idempotency, "opts.idempotency")?);
@@ -204,6 +221,10 @@ fn call_options(o: &rill_call_options) -> R<CallOptions> {
     }
     if o.max_recv_message_size > 0 {
         c = c.max_recv_message_size(o.max_recv_message_size as usize);
+    }
+    // SAFETY: NULL or NUL-terminated, the contract above.
+    if let Some(sub) = unsafe { opt_text(o.content_subtype, "opts.content_subtype") }? {
+        c = c.content_subtype(sub);
     }
     Ok(c)
 }
@@ -279,7 +300,7 @@ unsafe fn open(
         CallOptions::new()
     } else {
         // SAFETY: non-NULL, initialized per the caller's contract.
-        call_options(unsafe { &*opts })?
+        unsafe { call_options(opts) }?
     };
     let ch = lock(&*CHANNELS.get(channel)?).clone();
     let opened = match request {

@@ -9,14 +9,15 @@
 from . import _native
 from ._client import Call, Channel, StreamStream, StreamUnary, UnaryCall, UnaryStream, UnaryUnary
 from ._server import Server, ServerCall, Shape
-from ._status import Protocol, RpcError, StatusCode
+from ._status import BizStatusError, Protocol, RpcError, StatusCode
 from ._stub import Stub
 
-_native.init(RpcError)
+_native.init(RpcError, BizStatusError)
 
 __version__ = _native.VERSION
 
 __all__ = [
+    "BizStatusError",
     "Call",
     "Channel",
     "Protocol",

@@ -19,6 +19,7 @@ from typing import (
     Union,
 )
 
+from . import _native
 from ._loop import park, reactor
 from ._native import NativeCall, NativeChannel, NativeUnary
 from ._status import Metadata, MetadataValue, Protocol, RpcError, Shape, StatusCode
@@ -262,7 +263,7 @@ class UnaryCall(Call):
         # The call was read to its end through the streaming API (trailers() first).
         st = self._n.status()
         if st is not None and st[0] != 0:
-            raise RpcError(*st)
+            raise _native.status_error(*st)
         if len(self._buf) != 1:
             raise RpcError(
                 StatusCode.INTERNAL if self._buf else StatusCode.UNIMPLEMENTED,
@@ -349,7 +350,7 @@ class _Unary(UnaryCall):
 
 
 class _Method:
-    __slots__ = ("_chan", "_path", "_ser", "_de", "_idempotency")
+    __slots__ = ("_chan", "_path", "_ser", "_de", "_idempotency", "_content_subtype")
     _shape = Shape.BIDI
 
     def __init__(
@@ -359,6 +360,7 @@ class _Method:
         ser: Serializer,
         de: Deserializer,
         idempotency: Optional[str] = None,
+        content_subtype: Optional[str] = None,
     ) -> None:
         self._chan = chan
         self._path = path
@@ -366,6 +368,9 @@ class _Method:
         self._de = de
         # The method's level (a `Stub` reads it from the descriptor), for calls that name none.
         self._idempotency = idempotency
+        # The codec the messages are in ("thrift" for `rillrpc.thrift` stubs), for calls
+        # that name none: the content type `application/grpc+<subtype>` says it.
+        self._content_subtype = content_subtype
 
     def _open(
         self,
@@ -376,6 +381,7 @@ class _Method:
         max_recv: Optional[int],
         max_send: Optional[int],
         idempotency: Optional[str],
+        content_subtype: Optional[str],
     ) -> NativeCall:
         return self._chan._native.open(
             self._path,
@@ -387,6 +393,7 @@ class _Method:
             max_recv_message_size=max_recv,
             max_send_message_size=max_send,
             idempotency=self._idempotency if idempotency is None else idempotency,
+            content_subtype=self._content_subtype if content_subtype is None else content_subtype,
         )
 
     def _first(self, n: NativeCall, request: Any) -> None:
@@ -415,6 +422,7 @@ class UnaryUnary(_Method):
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
         idempotency: Optional[str] = None,
+        content_subtype: Optional[str] = None,
     ) -> UnaryCall:
         data = self._ser(request) if self._ser is not None else request
         loop, r = reactor()
@@ -431,6 +439,7 @@ class UnaryUnary(_Method):
             max_recv_message_size,
             max_send_message_size,
             self._idempotency if idempotency is None else idempotency,
+            self._content_subtype if content_subtype is None else content_subtype,
         )
         return _Unary(n, self._de, fut)
 
@@ -450,6 +459,7 @@ class UnaryStream(_Method):
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
         idempotency: Optional[str] = None,
+        content_subtype: Optional[str] = None,
     ) -> Call:
         n = self._open(
             timeout,
@@ -459,6 +469,7 @@ class UnaryStream(_Method):
             max_recv_message_size,
             max_send_message_size,
             idempotency,
+            content_subtype,
         )
         self._first(n, request)
         return Call(n, self._ser, self._de)
@@ -479,6 +490,7 @@ class StreamUnary(_Method):
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
         idempotency: Optional[str] = None,
+        content_subtype: Optional[str] = None,
     ) -> UnaryCall:
         n = self._open(
             timeout,
@@ -488,6 +500,7 @@ class StreamUnary(_Method):
             max_recv_message_size,
             max_send_message_size,
             idempotency,
+            content_subtype,
         )
         return UnaryCall(n, self._ser, self._de, requests)
 
@@ -507,6 +520,7 @@ class StreamStream(_Method):
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
         idempotency: Optional[str] = None,
+        content_subtype: Optional[str] = None,
     ) -> Call:
         n = self._open(
             timeout,
@@ -516,6 +530,7 @@ class StreamStream(_Method):
             max_recv_message_size,
             max_send_message_size,
             idempotency,
+            content_subtype,
         )
         c = Call(n, self._ser, self._de)
         if requests is not None:
@@ -595,8 +610,9 @@ class Channel:
         response_deserializer: Deserializer = None,
         *,
         idempotency: Optional[str] = None,
+        content_subtype: Optional[str] = None,
     ) -> UnaryUnary:
-        return UnaryUnary(self, method, request_serializer, response_deserializer, idempotency)
+        return UnaryUnary(self, method, request_serializer, response_deserializer, idempotency, content_subtype)
 
     def unary_stream(
         self,
@@ -605,8 +621,9 @@ class Channel:
         response_deserializer: Deserializer = None,
         *,
         idempotency: Optional[str] = None,
+        content_subtype: Optional[str] = None,
     ) -> UnaryStream:
-        return UnaryStream(self, method, request_serializer, response_deserializer, idempotency)
+        return UnaryStream(self, method, request_serializer, response_deserializer, idempotency, content_subtype)
 
     def stream_unary(
         self,
@@ -615,8 +632,9 @@ class Channel:
         response_deserializer: Deserializer = None,
         *,
         idempotency: Optional[str] = None,
+        content_subtype: Optional[str] = None,
     ) -> StreamUnary:
-        return StreamUnary(self, method, request_serializer, response_deserializer, idempotency)
+        return StreamUnary(self, method, request_serializer, response_deserializer, idempotency, content_subtype)
 
     def stream_stream(
         self,
@@ -625,13 +643,15 @@ class Channel:
         response_deserializer: Deserializer = None,
         *,
         idempotency: Optional[str] = None,
+        content_subtype: Optional[str] = None,
     ) -> StreamStream:
-        return StreamStream(self, method, request_serializer, response_deserializer, idempotency)
+        return StreamStream(self, method, request_serializer, response_deserializer, idempotency, content_subtype)
 
     # Byte-level conveniences, one per shape. Each takes the keyword arguments of the
-    # multi-callables: timeout, metadata, ..., and idempotency ("unknown",
+    # multi-callables: timeout, metadata, ..., idempotency ("unknown",
     # "no-side-effects", "idempotent": a unary call marked "no-side-effects" goes as
-    # Connect's GET on a channel with http_get).
+    # Connect's GET on a channel with http_get), and content_subtype ("thrift": the
+    # content type becomes application/grpc+thrift; "proto" when none is named).
     def unary(self, method: str, request: bytes, **kw: Any) -> UnaryCall:
         return UnaryUnary(self, method, None, None)(request, **kw)
 

@@ -8,7 +8,9 @@ __all__ = [
     "NativeUnary",
     "Reactor",
     "VERSION",
+    "biz_status",
     "init",
+    "status_error",
 ]
 
 VERSION: str
@@ -16,7 +18,9 @@ VERSION: str
 _Metadata = Tuple[Tuple[str, Union[str, bytes]], ...]
 _MetadataIn = Optional[Sequence[Tuple[str, Union[str, bytes]]]]
 
-def init(error_class: Any) -> None: ...
+def init(error_class: Any, biz_error_class: Any) -> None: ...
+def biz_status(code: int, message: str, extra: Sequence[Tuple[str, str]]) -> Tuple[int, str, bytes, _Metadata]: ...
+def status_error(code: int, message: str, details: Optional[bytes] = None, trailers: _MetadataIn = None) -> Any: ...
 
 @final
 class Reactor:
@@ -59,6 +63,8 @@ class NativeChannel:
         max_send_message_size: Optional[int] = None,
         # "unknown", "no-side-effects" or "idempotent" (the core's names).
         idempotency: Optional[str] = None,
+        # "proto", "thrift", ...: the content type becomes application/grpc+<subtype>.
+        content_subtype: Optional[str] = None,
     ) -> NativeCall: ...
     def unary(
         self,
@@ -73,6 +79,7 @@ class NativeChannel:
         max_recv_message_size: Optional[int] = None,
         max_send_message_size: Optional[int] = None,
         idempotency: Optional[str] = None,
+        content_subtype: Optional[str] = None,
     ) -> NativeUnary: ...
     def close(self) -> None: ...
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
-from typing import Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+
+from . import _native
 
 MetadataValue = Union[str, bytes]
 Metadata = Tuple[Tuple[str, MetadataValue], ...]
@@ -58,6 +60,52 @@ class RpcError(Exception):
 
     def __repr__(self) -> str:
         return f"RpcError({self.code.name}, {self.message!r})"
+
+
+class BizStatusError(RpcError):
+    """A Kitex business status: an error that is part of a service's API (Kitex's
+    `kerrors.BizStatusError`), with a code, a message and an extra map of its own. A client
+    raises it when a call ends with one, on every protocol; a handler raises it to end its
+    call with one. Its `code` is INTERNAL and its `trailers` hold the biz status, as Kitex
+    sends it over gRPC."""
+
+    biz_code: int
+    biz_message: str
+    biz_extra: Dict[str, str]
+
+    def __init__(
+        self, biz_code: int, biz_message: str = "", biz_extra: Optional[Mapping[str, str]] = None
+    ) -> None:
+        extra = {str(k): str(v) for k, v in (biz_extra or {}).items()}
+        # The core writes the status (its code and trailers), so that every binding sends
+        # the same bytes.
+        code, message, details, trailers = _native.biz_status(int(biz_code), biz_message, tuple(extra.items()))
+        super().__init__(code, message, details, trailers)
+        self.biz_code = int(biz_code)
+        self.biz_message = biz_message
+        self.biz_extra = extra
+
+    @classmethod
+    def _received(
+        cls,
+        status: Tuple[int, str, bytes, Metadata],
+        biz_code: int,
+        biz_message: str,
+        biz_extra: Sequence[Tuple[str, str]],
+    ) -> "BizStatusError":
+        # A peer's status, read by the core: kept as it came, trailers and all.
+        e = cls.__new__(cls)
+        RpcError.__init__(e, *status)
+        e.biz_code = biz_code
+        e.biz_message = biz_message
+        e.biz_extra = dict(biz_extra)
+        return e
+
+    def __str__(self) -> str:
+        return f"biz status {self.biz_code}: {self.biz_message}" if self.biz_message else f"biz status {self.biz_code}"
+
+    def __repr__(self) -> str:
+        return f"BizStatusError({self.biz_code}, {self.biz_message!r}, {self.biz_extra!r})"
 
 
 class Shape(enum.IntEnum):

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE /* strcasestr: header names are case-insensitive */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -380,6 +381,53 @@ static void biz_status_both_ways(void) {
     OK(rill_server_free(srv));
 }
 
+/* rill_call_options.content_subtype: the content type a server sees (`ctx.codec`), and
+ * the struct of the header before it (its sizeof, 40 bytes) still accepted. */
+static void content_subtype_reaches_the_server(void) {
+    rill_server srv;
+    OK(rill_server_new(NULL, &srv));
+    OK(rill_server_add_method(srv, PING, RILL_UNARY));
+    OK(rill_server_listen(srv, "127.0.0.1:0", NULL, NULL));
+    OK(rill_server_start(srv));
+    uint16_t port;
+    OK(rill_server_port(srv, &port));
+    char target[64];
+    snprintf(target, sizeof target, "http://127.0.0.1:%u", port);
+    rill_channel ch = channel_for(target, RILL_PROTOCOL_GRPC);
+    const char *want[] = {"thrift", "proto"};
+    for (int k = 0; k < 2; k++) {
+        rill_call_options o;
+        OK(rill_call_options_init(&o));
+        if (k == 0) {
+            o.content_subtype = "thrift";
+        } else {
+            CHECK(offsetof(rill_call_options, content_subtype) == 40);
+            o.size = 40; /* an earlier header's struct: no content_subtype, the default */
+        }
+        rill_call c;
+        OK(rill_call_open_with_request(ch, PING, RILL_UNARY, &o, (const uint8_t *)"x", 1, &c));
+        rill_server_call sc;
+        OK(rill_server_accept(srv, &sc, T));
+        const char *codec = NULL;
+        OK(rill_server_call_codec(sc, &codec));
+        CHECK(strcmp(codec, want[k]) == 0);
+        OK(rill_server_call_finish(sc, RILL_STATUS_OK, NULL, NULL, 0, 0));
+        OK(rill_server_call_free(sc));
+        uint32_t code = 99;
+        OK(rill_call_finish(c, &code, T));
+        OK(rill_call_free(c));
+    }
+    rill_call_options bad;
+    OK(rill_call_options_init(&bad));
+    bad.size = 44; /* no header's */
+    rill_call c;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_call_open(ch, PING, RILL_UNARY, &bad, &c));
+    OK(rill_channel_free(ch));
+    OK(rill_server_shutdown(srv, 1000));
+    OK(rill_server_free(srv));
+    printf("content_subtype: ok\n");
+}
+
 /* ---- Connect's GET ---- */
 
 #define GET_M "/rill.test.Lookup/Get"  /* registered RILL_IDEMPOTENCY_NO_SIDE_EFFECTS */
@@ -686,6 +734,7 @@ int main(int argc, char **argv) {
     client_over_http1(argv[1], RILL_PROTOCOL_GRPC_WEB);
     server_reports_protocol();
     biz_status_both_ways();
+    content_subtype_reaches_the_server();
     server_cors();
     connect_get_client_and_server();
     connect_get_request_line();
