@@ -977,3 +977,59 @@ async fn connections_past_max_connection_age_finish_their_calls_and_close() {
         "closed between requests"
     );
 }
+
+// ---- the echo programs' server: echo.thrift beside echo.proto on one port ----
+
+/// `echo-server --impl rill` serves echo.thrift's TestService on its port as Kitex does:
+/// Thrift over gRPC (`application/grpc+thrift`), TTHeader Streaming and PingPong (the
+/// args and result wrappers), and still echo.proto's over gRPC.
+#[tokio::test]
+async fn the_echo_server_answers_thrift_in_thrift_on_every_transport() {
+    use rill_testkit::echo_thrift as thrift;
+    use rill_testkit::rill_echo::{self, ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
+    use rillrpc::CallOptions;
+    let server = std::sync::Arc::new(
+        rill_echo::builder(ServerOptions::default())
+            .bind("127.0.0.1:0")
+            .unwrap(),
+    );
+    tokio::spawn(rill_echo::serve_with_thrift(server.clone()));
+    let addr = server.local_addr();
+    let grpc = rillrpc::Channel::new(&format!("http://{addr}")).unwrap();
+    for (ch, opts) in [
+        (&grpc, CallOptions::new().content_subtype("thrift")),
+        (&ttheader_channel(addr), CallOptions::default()),
+    ] {
+        let r = ch.unary(PING_PONG, thrift::args(&thrift::request(b"pp", 0)), opts.clone());
+        let got = thrift::result(&r.await.unwrap()).unwrap();
+        assert_eq!(thrift::response(&got).unwrap(), b"pp");
+
+        let mut s = ch
+            .server_streaming(ECHO_SERVER, thrift::request(b"s", 7), opts.clone())
+            .await
+            .unwrap();
+        let mut n = 0;
+        while let Some(m) = s.recv().await.unwrap() {
+            assert_eq!(thrift::response(&m).unwrap(), b"s");
+            n += 1;
+        }
+        assert_eq!(n, 7);
+
+        let reqs = (0..4).map(|_| thrift::request(b"abc", 0));
+        let total = ch.client_streaming(ECHO_CLIENT, reqs, opts.clone());
+        assert_eq!(thrift::response(&total.await.unwrap()).unwrap(), b"12");
+
+        let mut b = ch.bidi(ECHO, opts.clone()).unwrap();
+        b.send(thrift::request(b"b", 0)).await.unwrap();
+        assert_eq!(thrift::response(&b.recv().await.unwrap().unwrap()).unwrap(), b"b");
+        b.close_send();
+        assert!(b.recv().await.unwrap().is_none());
+
+        // Protobuf bytes where Thrift is due: INVALID_ARGUMENT, read as Thrift.
+        let bad = ch.unary(PING_PONG, req(b"proto", 0), opts);
+        assert_ne!(bad.await.unwrap_err().code(), rillrpc::Code::Ok);
+    }
+    // echo.proto's callers on the same port see no change.
+    let got = grpc.unary(PING_PONG, req(b"proto", 0), CallOptions::default());
+    assert_eq!(resp_payload(&got.await.unwrap()), b"proto");
+}

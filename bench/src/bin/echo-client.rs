@@ -409,75 +409,7 @@ fn call_opts() -> rillrpc::CallOptions {
     }
 }
 
-/// echo.thrift's messages in Thrift Binary, written and read field by field.
-mod thrift {
-    use rillrpc::Bytes;
-
-    const T_STOP: u8 = 0;
-    const T_I32: u8 = 8;
-    const T_STRING: u8 = 11;
-    const T_STRUCT: u8 = 12;
-
-    /// `Request {1: payload, 2: count}` (fields left out when empty or zero).
-    pub fn request(payload: &[u8], count: i32) -> Bytes {
-        let mut b = Vec::with_capacity(16 + payload.len());
-        if !payload.is_empty() {
-            b.extend([T_STRING, 0, 1]);
-            b.extend((payload.len() as u32).to_be_bytes());
-            b.extend(payload);
-        }
-        if count != 0 {
-            b.extend([T_I32, 0, 2]);
-            b.extend(count.to_be_bytes());
-        }
-        b.push(T_STOP);
-        Bytes::from(b)
-    }
-
-    /// `TestServicePingPongArgs {1: req}`.
-    pub fn args(req: &[u8]) -> Bytes {
-        let mut b = vec![T_STRUCT, 0, 1];
-        b.extend(req);
-        b.push(T_STOP);
-        Bytes::from(b)
-    }
-
-    /// `Response`'s payload (field 1); empty when absent.
-    pub fn response(m: &[u8]) -> Result<Vec<u8>, String> {
-        let mut payload = Vec::new();
-        let mut i = 0;
-        loop {
-            let t = *m.get(i).ok_or("a Thrift Response cut short")?;
-            if t == T_STOP {
-                return Ok(payload);
-            }
-            let id = i16::from_be_bytes([m[i + 1], m[i + 2]]);
-            i += 3;
-            match (t, id) {
-                (T_STRING, _) => {
-                    let n = u32::from_be_bytes(m[i..i + 4].try_into().unwrap()) as usize;
-                    let v = m.get(i + 4..i + 4 + n).ok_or("a Thrift string cut short")?;
-                    if id == 1 {
-                        payload = v.to_vec();
-                    }
-                    i += 4 + n;
-                }
-                (T_I32, _) => i += 4,
-                _ => return Err(format!("a Thrift Response field of type {t}")),
-            }
-        }
-    }
-
-    /// The `Response` struct in `TestServicePingPongResult {0: success}`.
-    pub fn result(m: &[u8]) -> Result<Bytes, String> {
-        match m {
-            [T_STRUCT, 0, 0, rest @ ..] if rest.len() >= 2 => {
-                Ok(Bytes::copy_from_slice(&rest[..rest.len() - 1]))
-            }
-            _ => Err("a PingPong result without success".into()),
-        }
-    }
-}
+use rill_testkit::echo_thrift as thrift;
 
 /// How often a sending loop looks at the clock or the stop flag (messages).
 const CHECK_EVERY: u64 = 256;

@@ -5,7 +5,9 @@
 //!                 [--max-streams N] [--threads N] [--count-frames] [--cors ORIGIN]...
 //!
 //! The rill server answers gRPC, gRPC-Web and Connect on its one port, over HTTP/1.1 and
-//! HTTP/2. `--cors ORIGIN` (repeatable; `*` for any) lets browser pages from that origin
+//! HTTP/2, and also serves `shared/idl/echo.thrift`'s TestService there, as Kitex's server
+//! does: Thrift payloads over gRPC (`application/grpc+thrift`), TTHeader Streaming and
+//! Thrift PingPong (the messages in Thrift Binary whenever a call's codec is Thrift). `--cors ORIGIN` (repeatable; `*` for any) lets browser pages from that origin
 //! call it. The connectrpc server (`rill_bench::connectrpc_echo`) answers the same three
 //! protocols over both HTTP versions on its one port.
 //!
@@ -75,7 +77,7 @@ fn main() {
                         .unwrap_or_else(|e| fail(&e.to_string())),
                 );
                 announce(server.local_addr());
-                rill_testkit::rill_echo::serve(server).await;
+                rill_testkit::rill_echo::serve_with_thrift(server).await;
             }
             "tonic" => {
                 let listener = tokio::net::TcpListener::bind(&addr)

@@ -6,6 +6,7 @@
 pub mod echo {
     tonic::include_proto!("echo");
 }
+pub mod echo_thrift;
 pub mod frames;
 pub mod rill_echo;
 pub mod tls;

@@ -1,6 +1,11 @@
 //! The echo service of `shared/idl/echo.proto` on the rillrpc core, with the same
 //! conventions as `TonicEcho`: `count < 0` asks for status code `-count` with the payload as
 //! message, and metadata keys starting with `echo-` come back in headers and trailers.
+//! Served with `serve_with_thrift`, the same methods answer `shared/idl/echo.thrift`'s
+//! messages when a call says its codec is Thrift (`application/grpc+thrift`, TTHeader
+//! Streaming, Thrift PingPong, whose unary messages are the args and result wrappers), as
+//! Kitex's server does on its one port; `serve` reads every call as protobuf (the tests of
+//! the transports send echo.proto's messages over TTHeader too).
 
 use prost::Message;
 use rillrpc::{
@@ -9,6 +14,7 @@ use rillrpc::{
 use std::sync::Arc;
 
 use crate::echo::{Request, Response};
+use crate::echo_thrift;
 
 pub const PING_PONG: &str = "/echo.TestService/PingPong";
 pub const ECHO: &str = "/echo.TestService/Echo";
@@ -35,6 +41,17 @@ pub async fn serve(server: Arc<Server>) {
         .expect("the echo service is this server's only handler");
 }
 
+/// As `serve`, answering Thrift in Thrift (the codec a call's content type names).
+pub async fn serve_with_thrift(server: Arc<Server>) {
+    server
+        .serve(|call| {
+            let codec = Codec::of(&call);
+            handle_as(call, codec)
+        })
+        .await
+        .expect("the echo service is this server's only handler");
+}
+
 fn echo_md(call: &ServerCall) -> Metadata {
     let mut md = Metadata::new();
     for (k, v) in call.metadata().iter() {
@@ -45,9 +62,66 @@ fn echo_md(call: &ServerCall) -> Metadata {
     md
 }
 
-fn decode(msg: &[u8]) -> Result<Request, Status> {
-    Request::decode(msg)
-        .map_err(|e| Status::new(Code::InvalidArgument, format!("bad echo.Request: {e}")))
+/// The messages' codec, as the call's content type says.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    Proto,
+    Thrift,
+}
+
+impl Codec {
+    fn of(call: &ServerCall) -> Codec {
+        match call.codec() {
+            "thrift" => Codec::Thrift,
+            _ => Codec::Proto,
+        }
+    }
+
+    fn decode(self, msg: &[u8]) -> Result<Request, Status> {
+        match self {
+            Codec::Proto => Request::decode(msg)
+                .map_err(|e| Status::new(Code::InvalidArgument, format!("bad echo.Request: {e}"))),
+            Codec::Thrift => echo_thrift::read_request(msg)
+                .map(|(payload, count)| Request { payload, count })
+                .map_err(|e| Status::new(Code::InvalidArgument, e)),
+        }
+    }
+
+    /// A unary call's request: Thrift's is wrapped in PingPong's args struct.
+    fn decode_unary(self, msg: &[u8]) -> Result<Request, Status> {
+        match self {
+            Codec::Proto => self.decode(msg),
+            Codec::Thrift => self.decode(
+                echo_thrift::unwrap_args(msg).map_err(|e| Status::new(Code::InvalidArgument, e))?,
+            ),
+        }
+    }
+
+    /// Encodes a response into `buf` (reused across messages, as a real handler would).
+    fn response_into(self, buf: &mut Vec<u8>, payload: Vec<u8>) -> &[u8] {
+        match self {
+            Codec::Proto => {
+                buf.clear();
+                Response { payload }.encode(buf).expect("a Vec grows");
+            }
+            Codec::Thrift => echo_thrift::response_into(buf, &payload),
+        }
+        buf
+    }
+
+    fn response(self, payload: Vec<u8>) -> Bytes {
+        let mut buf = Vec::with_capacity(payload.len() + 8);
+        self.response_into(&mut buf, payload);
+        Bytes::from(buf)
+    }
+
+    /// A unary call's response: Thrift's is wrapped in PingPong's result struct.
+    fn unary_response(self, payload: Vec<u8>) -> Bytes {
+        match self {
+            Codec::Proto => self.response(payload),
+            Codec::Thrift => echo_thrift::result_of(&self.response(payload)),
+        }
+    }
 }
 
 fn requested_error(r: &Request) -> Option<Status> {
@@ -59,28 +133,21 @@ fn requested_error(r: &Request) -> Option<Status> {
     })
 }
 
-/// Encodes a response into `buf` (reused across messages, as a real handler would).
-fn response_into(buf: &mut Vec<u8>, payload: Vec<u8>) -> &[u8] {
-    buf.clear();
-    Response { payload }.encode(buf).expect("a Vec grows");
-    buf
-}
-
-fn response(payload: Vec<u8>) -> Bytes {
-    Bytes::from(Response { payload }.encode_to_vec())
-}
-
 /// Serves one call of the echo service.
-pub async fn handle(mut call: ServerCall) {
+pub async fn handle(call: ServerCall) {
+    handle_as(call, Codec::Proto).await
+}
+
+async fn handle_as(mut call: ServerCall, codec: Codec) {
     let md = echo_md(&call);
-    let status = match run(&mut call, &md).await {
+    let status = match run(&mut call, &md, codec).await {
         Ok(()) => Status::ok(),
         Err(s) => s,
     };
     let _ = call.finish(status.with_trailers(md));
 }
 
-async fn run(call: &mut ServerCall, md: &Metadata) -> Result<(), Status> {
+async fn run(call: &mut ServerCall, md: &Metadata, codec: Codec) -> Result<(), Status> {
     if !md.is_empty() {
         // The matrix's clients check that the call came in on the protocol they spoke.
         let mut headers = md.clone();
@@ -92,42 +159,44 @@ async fn run(call: &mut ServerCall, md: &Metadata) -> Result<(), Status> {
     }
     match call.method() {
         PING_PONG => {
-            let req = decode(&call.recv_single().await?)?;
+            let req = codec.decode_unary(&call.recv_single().await?)?;
             if let Some(s) = requested_error(&req) {
                 return Err(s);
             }
-            call.send(response(req.payload)).await
+            call.send(codec.unary_response(req.payload)).await
         }
         ECHO => {
             let mut buf = Vec::new();
             while let Some(m) = call.recv().await? {
-                let req = decode(&m)?;
+                let req = codec.decode(&m)?;
                 if let Some(s) = requested_error(&req) {
                     return Err(s);
                 }
-                call.send_ref(response_into(&mut buf, req.payload)).await?;
+                call.send_ref(codec.response_into(&mut buf, req.payload))
+                    .await?;
             }
             Ok(())
         }
         ECHO_CLIENT => {
             let mut total = 0usize;
             while let Some(m) = call.recv().await? {
-                let req = decode(&m)?;
+                let req = codec.decode(&m)?;
                 if let Some(s) = requested_error(&req) {
                     return Err(s);
                 }
                 total += req.payload.len();
             }
-            call.send(response(total.to_string().into_bytes())).await
+            call.send(codec.response(total.to_string().into_bytes()))
+                .await
         }
         ECHO_SERVER => {
-            let req = decode(&call.recv_single().await?)?;
+            let req = codec.decode(&call.recv_single().await?)?;
             if let Some(s) = requested_error(&req) {
                 return Err(s);
             }
             let mut buf = Vec::with_capacity(req.payload.len() + 8);
             for _ in 0..req.count {
-                call.send_ref(response_into(&mut buf, req.payload.clone()))
+                call.send_ref(codec.response_into(&mut buf, req.payload.clone()))
                     .await?;
             }
             Ok(())
