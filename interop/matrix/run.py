@@ -10,17 +10,25 @@ connect-node's are servers only; connect-go is also a client, a row per protocol
 gRPC-Web, gRPC) over h2c, and two rows over HTTP/1.1 (Connect, gRPC-Web). Then the shape
 rules: every rillrpc gRPC client against the grpc-go server's matrix.Rules (zero and two
 responses to a unary call) and every rillrpc server (two requests on a unary method), each
-reporting the same code, 12 (UNIMPLEMENTED).
+reporting the same code, 12 (UNIMPLEMENTED). Then the thrift table: shared/idl/echo.thrift
+with real Kitex (v0.16.3) as a peer, every Thrift client (Kitex's kitex-client, and the
+rillrpc ones: rust, python, node, c) in each of Kitex's transports (`grpc`: Thrift over
+HTTP/2, application/grpc+thrift; `ttheader`: TTHeader Streaming for the streams,
+TTHeader-framed PingPong for PingPong), a row each (`kitex/grpc`, `c/ttheader`, ...),
+against every server of it with kitex-server's semantics (kitex-server, and the rillrpc
+ones: rust, python, node), on kitex-client's seven checks.
 
-    run.py --target-dir DIR --python PY [--node NODE] [--clients a,b] [--servers a,b]
-           [--shape-rules on|off|only] [--peer-pairs]
+    run.py --target-dir DIR --python PY [--node NODE] [--kitex-dir DIR] [--clients a,b]
+           [--servers a,b] [--shape-rules on|off|only] [--thrift on|off|only] [--peer-pairs]
 
---clients and --servers take names or shell patterns (`'*/connect'`, `'rust*'`).
+--clients and --servers take names or shell patterns (`'*/connect'`, `'rust*'`); in the
+thrift table a name also matches a row by its client part (`--clients c` is `c/grpc` and
+`c/ttheader` there), and `kitex` names Kitex's client and server, which only that table has.
 
 Builds nothing (`make matrix` does): it starts each server once, runs the clients against
-it one after the other, prints the two tables (rows = clients, columns = servers), then the
-output of every failing cell, kills every server it started, and exits 1 if any required
-cell failed. Python 3 standard library only."""
+it one after the other, prints the three tables (rows = clients, columns = servers), then
+the output of every failing cell, kills every server it started, and exits 1 if any
+required cell failed. Python 3 standard library only."""
 
 from __future__ import annotations
 
@@ -78,6 +86,19 @@ CHECKS = ("unary", "server_streaming", "client_streaming", "bidi", "error_status
 RULES = ("zero", "two", "two-requests")
 RULES_SERVER = "grpc-go"
 UNIMPLEMENTED = 12
+# The thrift table (shared/idl/echo.thrift, Kitex v0.16.3): a row per Thrift client and
+# Kitex transport, a column per server with kitex-server's semantics; kitex-client's seven
+# checks (interop/kitex/README.md). Every cell is required, Kitex's client against Kitex's
+# server too: that reference cell is what the others are held to, and a failure there
+# means the peer programs themselves are broken.
+THRIFT_IMPLS = ("kitex", "rust", "python", "node", "c")
+THRIFT_TRANSPORTS = ("grpc", "ttheader")
+THRIFT_CLIENTS = tuple(f"{c}/{t}" for c in THRIFT_IMPLS for t in THRIFT_TRANSPORTS)
+THRIFT_SERVERS = ("kitex", "rust", "python", "node")
+THRIFT_CHECKS = CHECKS + ("cancel",)
+# Checks a thrift row cannot run and must say so (`SKIP <check>: <why>`), as SKIPPED for the
+# main table: none today (the C client runs all seven).
+THRIFT_SKIPPED: Dict[str, Tuple[str, ...]] = {}
 START_TIMEOUT = 90.0  # a cold start on 2 busy cores (node loads a large addon)
 CLIENT_TIMEOUT = 180.0  # each check has its own 20 s deadline; this only catches a hang
 
@@ -114,6 +135,33 @@ def commands(a: argparse.Namespace) -> Tuple[Dict[str, List[str]], Dict[str, Lis
     for c in CONNECT_GO + CONNECT_GO_HTTP1:
         clients[c] = ([str(b / "connect-go-client"), "--protocol", protocol_of(c)]
                       + (["--http1"] if c in CONNECT_GO_HTTP1 else []))
+    return servers, clients
+
+
+def thrift_commands(a: argparse.Namespace) -> Tuple[Dict[str, List[str]], Dict[str, List[str]]]:
+    """The thrift table's servers (argv without --port) and clients (without --target)."""
+    t = Path(a.target_dir)
+    k = Path(a.kitex_dir) if a.kitex_dir else t / "kitex"
+    repo = HERE.parents[1]
+    servers = {
+        "kitex": [str(k / "kitex-server")],
+        "rust": [str(t / "debug" / "kitex-echo-rill-server")],
+        "python": [a.python, str(repo / "bindings-python" / "tests" / "kitex_echo_server.py")],
+        "node": [a.node, str(repo / "bindings-node" / "test" / "fixtures" / "kitex_echo_server.js")],
+    }
+    base = {
+        "kitex": [str(k / "kitex-client")],
+        "rust": [str(t / "debug" / "kitex-echo-rill-client")],
+        "python": [a.python, str(HERE / "python" / "thrift_client.py")],
+        "node": [a.node, str(HERE / "node" / "thrift_client.js")],
+        "c": [str(t / "matrix-bin" / "matrix-thrift-client-c")],
+    }
+    clients = {}
+    for row in THRIFT_CLIENTS:
+        impl, transport = row.split("/", 1)
+        # The checks named: a check kitex-client gains later joins the table when every
+        # client and server here has it, not before.
+        clients[row] = base[impl] + ["--transport", transport, "--check", ",".join(THRIFT_CHECKS)]
     return servers, clients
 
 
@@ -228,14 +276,15 @@ def run_program(argv: List[str], env: Dict[str, str]) -> Tuple[Optional[int], st
 
 
 def run_client(argv: List[str], addr: str, env: Dict[str, str],
-               skipped: Sequence[str] = ()) -> Tuple[bool, str]:
-    """`skipped`: checks the client cannot run; it must say so (`SKIP <check>: <why>`)."""
+               skipped: Sequence[str] = (), checks: Sequence[str] = CHECKS) -> Tuple[bool, str]:
+    """`skipped`: checks the client cannot run; it must say so (`SKIP <check>: <why>`).
+    `checks`: the ones it must pass (or skip so)."""
     code, out = run_program(argv + ["--target", addr], env)
     passed = {m.group(1) for m in re.finditer(r"^PASS (\S+)$", out, re.M)}
     passed |= {m.group(1) for m in re.finditer(r"^SKIP (\S+):", out, re.M)} & set(skipped)
-    ok = code == 0 and passed >= set(CHECKS)
+    ok = code == 0 and passed >= set(checks)
     if code == 0 and not ok:
-        out += f"\n(exit 0, but no PASS line for: {', '.join(sorted(set(CHECKS) - passed))})"
+        out += f"\n(exit 0, but no PASS line for: {', '.join(sorted(set(checks) - passed))})"
     elif code is not None and code != 0:
         out += f"\n(exit status {code})"
     return ok, out
@@ -264,16 +313,60 @@ def table(rows: List[str], keys: Sequence[Any], heads: List[List[str]],
     return "\n".join(lines)
 
 
-def names(arg: Optional[str], known: Tuple[str, ...]) -> List[str]:
+def thrift_match(row: str, pat: str) -> bool:
+    """A thrift row matches a pattern by its name (`c/ttheader`) or its client part (`c`)."""
+    return fnmatch.fnmatchcase(row, pat) or fnmatch.fnmatchcase(row.split("/", 1)[0], pat)
+
+
+def names(arg: Optional[str], known: Tuple[str, ...],
+          thrift: Tuple[str, ...] = ()) -> Tuple[List[str], List[str]]:
     """The names `arg` lists (comma-separated names or shell patterns), in the order of
-    `known`."""
+    `known`, and the thrift table's (`thrift_match`). A pattern must match some name in
+    one of the two."""
     if not arg:
-        return list(known)
+        return list(known), list(thrift)
     pats = [n.strip() for n in arg.split(",") if n.strip()]
-    bad = [p for p in pats if not any(fnmatch.fnmatchcase(k, p) for k in known)]
+    bad = [p for p in pats if not any(fnmatch.fnmatchcase(k, p) for k in known)
+           and not any(thrift_match(k, p) for k in thrift)]
     if bad:
-        sys.exit(f"run.py: unknown name(s) {', '.join(bad)}; known: {', '.join(known)}")
-    return [k for k in known if any(fnmatch.fnmatchcase(k, p) for p in pats)]
+        sys.exit(f"run.py: unknown name(s) {', '.join(bad)}; known: {', '.join(known)}"
+                 + (f"; thrift table: {', '.join(thrift)}" if thrift else ""))
+    return ([k for k in known if any(fnmatch.fnmatchcase(k, p) for p in pats)],
+            [k for k in thrift if any(thrift_match(k, p) for p in pats)])
+
+
+def run_thrift(rows: List[str], cols: List[str], server_cmds: Dict[str, List[str]],
+               client_cmds: Dict[str, List[str]], env: Dict[str, str], w: int,
+               started: Dict[str, "Server"]) -> Tuple[Dict[Tuple[str, Any], str], List[str]]:
+    """The thrift table's cells ("pass" or "FAIL") and the output of its failing cells. Its
+    servers are started together (and recorded in `started`, for the caller to kill on the
+    way out); each is killed once its column has run. Every client run is a process of its
+    own: Kitex's TTHeader Streaming client keeps a lock after one failed connect to an
+    address, so one run must not inherit another's."""
+    cells: Dict[Tuple[str, Any], str] = {}
+    failures: List[str] = []
+    for s in cols:
+        started[f"thrift/{s}"] = Server(s, server_cmds[s], env)
+    deadline = time.monotonic() + START_TIMEOUT
+    for s in cols:
+        srv = started[f"thrift/{s}"]
+        ready = srv.wait_ready(deadline)
+        for c in rows:
+            if not ready or not srv.alive():
+                cells[(c, s)] = "FAIL"
+                why = f"the server did not start: {srv.error}" if not ready else "the server exited"
+                failures.append(f"--- thrift: {c} client × {s} server: {why}\n{srv.log_tail()}".rstrip())
+                continue
+            assert srv.addr is not None  # ready
+            ok, out = run_client(client_cmds[c], srv.addr, env, THRIFT_SKIPPED.get(c, ()), THRIFT_CHECKS)
+            cells[(c, s)] = "pass" if ok else "FAIL"
+            print(f"{c:>{w}} -> {s:<8} thrift {'pass' if ok else 'FAIL'}", flush=True)
+            if not ok:
+                log = srv.log_tail()
+                failures.append(f"--- thrift: {c} client × {s} server ({srv.addr})\n{out.rstrip()}"
+                                + (f"\n[{s} server output]\n{log}" if log.strip() else ""))
+        srv.kill()
+    return cells, failures
 
 
 def main() -> int:
@@ -290,14 +383,22 @@ def main() -> int:
                          "never required: a failure shows as `(FAIL)`)")
     ap.add_argument("--shape-rules", choices=("on", "off", "only"), default="on",
                     help="the shape rules table after the main one (on), not at all (off), or alone (only)")
+    ap.add_argument("--thrift", choices=("on", "off", "only"),
+                    help="the thrift table (echo.thrift, Kitex as a peer) after the others (on, the "
+                         "default; off with --shape-rules=only), not at all (off), or alone (only)")
+    ap.add_argument("--kitex-dir", help="kitex-server and kitex-client (default: TARGET_DIR/kitex)")
     a = ap.parse_args()
-    rows, cols = names(a.clients, KNOWN_CLIENTS), names(a.servers, ALL_SERVERS)
-    if not a.clients:
-        rows = list(ALL_CLIENTS)
+    rows, thrift_rows = names(a.clients, KNOWN_CLIENTS, THRIFT_CLIENTS)
+    cols, thrift_cols = names(a.servers, ALL_SERVERS, THRIFT_SERVERS)
+    thrift = a.thrift or ("off" if a.shape_rules == "only" else "on")
+    if thrift == "off":
+        thrift_rows, thrift_cols = [], []
     # The shape-rules table's rows: the clients that run its sub-checks.
     rule_rows = [c for c in rows if c not in NO_RULES]
-    w = max(8, *(len(c) for c in rows))  # the progress lines' client column
+    # the progress lines' client column
+    w = max([8] + [len(c) for c in rows] + [len(c) for c in thrift_rows])
     server_cmds, client_cmds = commands(a)
+    thrift_server_cmds, thrift_client_cmds = thrift_commands(a)
     env = dict(os.environ)
     env.setdefault("RILL_SHARED", str(HERE.parents[2] / "shared"))
     env["PYTHONUNBUFFERED"] = "1"
@@ -308,7 +409,9 @@ def main() -> int:
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_signal)
-    main_on, rules_on = a.shape_rules != "only", a.shape_rules != "off"
+    main_on = a.shape_rules != "only" and thrift != "only" and bool(rows) and bool(cols)
+    rules_on = (a.shape_rules == "only" or (a.shape_rules == "on" and thrift != "only")) and bool(cols)
+    thrift_on = bool(thrift_rows) and bool(thrift_cols)
 
     def wanted(c: str, s: str) -> bool:
         return main_on and speaks(c, s) and (a.peer_pairs or required(c, s))
@@ -390,6 +493,11 @@ def main() -> int:
                                     + (f"\n[{s} server output]\n{log}" if log.strip() else ""))
             if srv is not None:
                 srv.kill()
+        tcells: Dict[Tuple[str, Any], str] = {}
+        if thrift_on:
+            tcells, tfailures = run_thrift(thrift_rows, thrift_cols, thrift_server_cmds,
+                                           thrift_client_cmds, env, w, servers)
+            failures += tfailures
     finally:
         for srv in servers.values():
             srv.kill()
@@ -422,6 +530,19 @@ def main() -> int:
             print(f"  {text}")
             print(textwrap.fill(", ".join(where), width=100, initial_indent=" " * 6,
                                 subsequent_indent=" " * 6, break_on_hyphens=False))
+    if thrift_on:
+        t_fail = sum(1 for v in tcells.values() if v == "FAIL")
+        n_fail += t_fail
+        print("\nThrift (shared/idl/echo.thrift, Kitex v0.16.3 as a peer): rows = client/transport "
+              "(grpc: Thrift over HTTP/2, application/grpc+thrift; ttheader: TTHeader Streaming, "
+              "PingPong over TTHeader), columns = servers")
+        print(table(thrift_rows, list(thrift_cols), [list(thrift_cols)], tcells))
+        print(f"\n{len(tcells) - t_fail}/{len(tcells)} required thrift cells pass ({len(THRIFT_CHECKS)} "
+              f"checks each: {', '.join(THRIFT_CHECKS)}; kitex/* × kitex is the reference cell)")
+        skipping = [c for c in thrift_rows if c in THRIFT_SKIPPED]
+        if skipping:
+            print(f"{', '.join(skipping)}: a `pass` skipped "
+                  f"{', '.join(sorted({x for c in skipping for x in THRIFT_SKIPPED[c]}))} and passed the others")
     print(f"\n{time.monotonic() - started:.0f} s")
     if failures:
         print("\nFailing cells:\n")
