@@ -1000,7 +1000,11 @@ async fn the_echo_server_answers_thrift_in_thrift_on_every_transport() {
         (&grpc, CallOptions::new().content_subtype("thrift")),
         (&ttheader_channel(addr), CallOptions::default()),
     ] {
-        let r = ch.unary(PING_PONG, thrift::args(&thrift::request(b"pp", 0)), opts.clone());
+        let r = ch.unary(
+            PING_PONG,
+            thrift::args(&thrift::request(b"pp", 0)),
+            opts.clone(),
+        );
         let got = thrift::result(&r.await.unwrap()).unwrap();
         assert_eq!(thrift::response(&got).unwrap(), b"pp");
 
@@ -1021,7 +1025,10 @@ async fn the_echo_server_answers_thrift_in_thrift_on_every_transport() {
 
         let mut b = ch.bidi(ECHO, opts.clone()).unwrap();
         b.send(thrift::request(b"b", 0)).await.unwrap();
-        assert_eq!(thrift::response(&b.recv().await.unwrap().unwrap()).unwrap(), b"b");
+        assert_eq!(
+            thrift::response(&b.recv().await.unwrap().unwrap()).unwrap(),
+            b"b"
+        );
         b.close_send();
         assert!(b.recv().await.unwrap().is_none());
 
@@ -1032,4 +1039,53 @@ async fn the_echo_server_answers_thrift_in_thrift_on_every_transport() {
     // echo.proto's callers on the same port see no change.
     let got = grpc.unary(PING_PONG, req(b"proto", 0), CallOptions::default());
     assert_eq!(resp_payload(&got.await.unwrap()), b"proto");
+}
+
+/// Regression: over TTHeader a call did not end at its deadline while its server said
+/// nothing: the deadline reset the stream, but nothing woke the call's receive side (h2
+/// wakes it over HTTP/2), so PingPong calls and streams waited for the server's bytes,
+/// forever against a server that never answers.
+#[tokio::test]
+async fn regression_a_ttheader_call_ends_at_its_deadline_when_the_server_is_silent() {
+    use rill_testkit::rill_echo::{ECHO, ECHO_SERVER, PING_PONG};
+    use rillrpc::{CallOptions, Code};
+    // Takes connections and reads what comes, answering nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let ch = ttheader_channel(addr);
+    let opts = || CallOptions::new().timeout(Duration::from_millis(200));
+    let got = unhung(ch.unary(PING_PONG, req(b"x", 0), opts())).await;
+    assert_eq!(got.unwrap_err().code(), Code::DeadlineExceeded);
+
+    let mut s = ch
+        .server_streaming(ECHO_SERVER, req(b"x", 3), opts())
+        .await
+        .unwrap();
+    let got = unhung(s.recv()).await;
+    assert_eq!(got.unwrap_err().code(), Code::DeadlineExceeded);
+
+    let mut b = ch.bidi(ECHO, opts()).unwrap();
+    b.send(req(b"x", 0)).await.unwrap();
+    let got = unhung(b.recv()).await;
+    assert_eq!(got.unwrap_err().code(), Code::DeadlineExceeded);
+}
+
+/// `f`'s output, or a panic if it is still pending after 10 s: the bound is a hang's, not
+/// a speed's. The timer is looked at first, so that its wake cannot be what ends `f`
+/// (`tokio::time::timeout` polls the future first, which would hide a receive side that
+/// nothing else wakes).
+async fn unhung<F: std::future::Future>(f: F) -> F::Output {
+    tokio::select! {
+        biased;
+        _ = tokio::time::sleep(Duration::from_secs(10)) => panic!("the call outlived its deadline"),
+        out = f => out,
+    }
 }

@@ -192,6 +192,7 @@ impl Call {
             if self.headers.is_none() && !matches!(self.state, RecvState::Done) {
                 match self.poll_head(cx) {
                     Poll::Ready(()) => continue,
+                    Poll::Pending if self.aborted_meanwhile(cx) => continue,
                     Poll::Pending => return Poll::Pending,
                 }
             }
@@ -220,15 +221,26 @@ impl Call {
                         let s = self.local_or(s);
                         self.end(s);
                     }
+                    Poll::Pending if self.aborted_meanwhile(cx) => continue,
                     Poll::Pending => return Poll::Pending,
                 },
                 Poll::Ready(Err(s)) => {
                     let s = self.local_or(s);
                     self.fail_locally(s);
                 }
+                Poll::Pending if self.aborted_meanwhile(cx) => continue,
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+
+    /// Whether the call was ended on this side (its deadline, a cancel from another
+    /// thread) while the receive side waits for the peer; if not, the wait is woken when
+    /// it is. Not every transport wakes its receiver for a reset of its own (h2 does; a
+    /// TTHeader stream or PingPong answer waits for the peer's bytes): a call must not
+    /// outlive its deadline waiting on a server that does not answer.
+    fn aborted_meanwhile(&self, cx: &mut Context<'_>) -> bool {
+        self.send.queue.poll_aborted(cx).is_ready()
     }
 
     /// Ready once the response head (or the call's end) is known: `headers` or `status`
@@ -309,7 +321,11 @@ impl Call {
             self.end(s);
         }
         if self.poll_head(cx).is_pending() {
-            return Poll::Pending;
+            if !self.aborted_meanwhile(cx) {
+                return Poll::Pending;
+            }
+            let s = self.send.queue.local_status();
+            self.end(s.expect("an aborted call has its status"));
         }
         match (&self.headers, &self.status) {
             (Some(h), _) => Poll::Ready(Ok(h.clone())),

@@ -745,13 +745,14 @@ impl SendQueue {
         st.head_decided
     }
 
-    /// For a handler: ready once the call was aborted.
+    /// Ready once the call was aborted: for a handler watching for a cancel, and for a
+    /// client call waiting on its peer.
     pub(crate) fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut st = self.lock();
         if matches!(st.phase, Phase::Aborted(_)) {
             return Poll::Ready(());
         }
-        st.watcher = Some(cx.waker().clone());
+        register(&mut st.watcher, cx);
         Poll::Pending
     }
 

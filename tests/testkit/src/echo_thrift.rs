@@ -97,9 +97,12 @@ fn struct_field<'a>(m: &'a [u8], id: i16, what: &str) -> Result<&'a [u8], String
         .ok_or_else(|| format!("a {what} without its field {id}"))
 }
 
-/// The fields of the struct `m` (which must end where `m` does): id, type and value bytes
-/// (a string's without its length; a struct's with its STOP).
-fn fields<'a>(m: &'a [u8], what: &str) -> Result<Vec<(i16, u8, &'a [u8])>, String> {
+/// A field of a struct: its id, its type, and its value's bytes (a string's without its
+/// length; a struct's with its STOP).
+type Field<'a> = (i16, u8, &'a [u8]);
+
+/// The fields of the struct `m`, which must end where `m` does.
+fn fields<'a>(m: &'a [u8], what: &str) -> Result<Vec<Field<'a>>, String> {
     let mut out = Vec::new();
     let end = skip_struct(m, 0, 0, &mut |id, t, v| out.push((id, t, v)))
         .ok_or_else(|| format!("a Thrift {what} cut short or of an unexpected type"))?;
