@@ -63,10 +63,13 @@ func hasHeader() bool { return pingpongProtocols[pingpongName]&transport.TTHeade
 // The checks, in order. `cancel` is ours (not the matrix's): it opens Echo, cancels it
 // after one round (an RST frame in ttstream, RST_STREAM in HTTP/2), then checks that a new
 // call on the same client still works.
-var allChecks = []string{"unary", "server_streaming", "client_streaming", "bidi", "error_status", "metadata", "cancel"}
+// `deadline` is ours too (faults.go). The `killed_*` checks (faults.go) run only when
+// named, under a script that kills the server.
+var allChecks = []string{"unary", "server_streaming", "client_streaming", "bidi", "error_status", "metadata", "cancel", "deadline"}
 
 // streamChecks need a streaming transport.
-var streamChecks = map[string]bool{"server_streaming": true, "client_streaming": true, "bidi": true, "cancel": true}
+var streamChecks = map[string]bool{"server_streaming": true, "client_streaming": true, "bidi": true, "cancel": true,
+	"killed_server_streaming": true, "killed_bidi": true}
 
 const errorMessage = "matrix error: 100% ünïcødé ✓"
 
@@ -162,6 +165,10 @@ func main() {
 		"error_status":     checkErrorStatus,
 		"metadata":         checkMetadata,
 		"cancel":           checkCancel,
+		"deadline":         checkDeadline,
+		// Under a script that kills the server on `READY kill` (scripts/rill.sh).
+		"killed_server_streaming": checkKilledServerStreaming,
+		"killed_bidi":             checkKilledBidi,
 	}
 	failed := false
 	for _, name := range checks {

@@ -15,6 +15,10 @@
 //   - EchoServer sends `count` responses, each carrying the request's payload.
 //   - A request with count < 0 ends the call with a biz status error: code -count, message
 //     the payload, extra {"echo-count": "<count>"} (kerrors.NewBizStatusErrorWithExtra).
+//   - The slow path, for deadline checks: a request whose payload starts with "sleep:<ms>"
+//     (e.g. "sleep:3000") makes the handler wait that long before it answers (whatever its
+//     context says, see slow): PingPong before its answer, EchoServer before its first
+//     response, Echo before the answer to that request.
 //
 // Metadata: the metainfo values received (RPC_TRANSIT_* and RPC_PERSIST_* on TTHeader and
 // ttstream, rpc-transit-* and rpc-persist-* headers on gRPC) are sent back:
@@ -37,6 +41,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bytedance/gopkg/cloud/metainfo"
 	"github.com/cloudwego/kitex/pkg/kerrors"
@@ -78,6 +83,24 @@ func received(ctx context.Context) (ttheader, http map[string]string) {
 	return ttheader, http
 }
 
+// sleepPrefix starts the payload of a request the handler answers slowly.
+const sleepPrefix = "sleep:"
+
+// slow waits for the time a "sleep:<ms>" payload asks, whatever the call's context says:
+// were it to return when the server's copy of the deadline passes, Kitex would answer the
+// handler's error (gRPC: INTERNAL "context deadline exceeded [biz error]") at the same
+// moment as the client's own deadline fires, and which one the client reports would be a
+// race. A deadline check wants the client's deadline to end the call.
+func slow(req *echo.Request) {
+	p := string(req.Payload)
+	if !strings.HasPrefix(p, sleepPrefix) {
+		return
+	}
+	if ms, err := strconv.Atoi(strings.TrimPrefix(p, sleepPrefix)); err == nil && ms > 0 {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
+}
+
 func (handler) PingPong(ctx context.Context, req *echo.Request) (*echo.Response, error) {
 	// Both, whatever the transport: a backward value is a no-op on gRPC, and nphttp2's
 	// SetHeader/SetTrailer fail (ignored) on a call that is not an HTTP/2 stream.
@@ -93,6 +116,7 @@ func (handler) PingPong(ctx context.Context, req *echo.Request) (*echo.Response,
 	if err := bizError(req); err != nil {
 		return nil, err
 	}
+	slow(req)
 	return &echo.Response{Payload: req.Payload}, nil
 }
 
@@ -119,6 +143,7 @@ func (handler) Echo(ctx context.Context, stream echo.TestService_EchoServer) err
 		if err := bizError(req); err != nil {
 			return err
 		}
+		slow(req)
 		if err := stream.Send(ctx, &echo.Response{Payload: req.Payload}); err != nil {
 			return err
 		}
@@ -149,6 +174,7 @@ func (handler) EchoServer(ctx context.Context, req *echo.Request, stream echo.Te
 	if err := bizError(req); err != nil {
 		return err
 	}
+	slow(req)
 	for i := int32(0); i < req.GetCount(); i++ {
 		if err := stream.Send(ctx, &echo.Response{Payload: req.Payload}); err != nil {
 			return err

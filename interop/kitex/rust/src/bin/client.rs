@@ -8,12 +8,26 @@
 //!
 //!     kitex-echo-rill-client --target HOST:PORT [--transport grpc|ttheader] [--check NAME[,NAME]]
 //!
-//! Prints `PASS <check>` or `FAIL <check>: <why>` per check; exits 1 if any failed.
+//! Prints `PASS <check>` or `FAIL <check>: <why>` per check (and `NOTE <check>: ...` lines
+//! with the statuses it saw); exits 1 if any failed.
+//!
+//! Besides kitex-client's seven checks and `deadline` (all run by default), two fault
+//! checks run only when named, under a script that kills and restarts the server
+//! (scripts/rill.sh):
+//! - `killed_server_streaming`, `killed_bidi`: a long EchoServer call (or an Echo call
+//!   waiting for an answer) is under way when the client prints `READY kill`; the script
+//!   SIGKILLs the server. The call must end within 3 s with UNAVAILABLE or INTERNAL (never
+//!   OK, never a hang to the deadline). New calls on the same channel (PingPong, EchoServer)
+//!   must then fail fast with UNAVAILABLE, as grpc-go's do while the server is down. The
+//!   client prints `READY restart` and waits for a line on stdin: by then the script has
+//!   started the server again on the same port, and new calls (PingPong waiting for ready,
+//!   then EchoServer) must succeed on the same channel, as a grpc-go channel reconnects.
 //!
 //! The destination service is named `echo`, as kitex-client names it (`ChannelOptions::
 //! authority`: `:authority` over gRPC, ToService over TTHeader).
 
-use std::time::Duration;
+use std::io::BufRead;
+use std::time::{Duration, Instant};
 
 use rill_kitex::echo::{decode, encode, PingPongArgs, PingPongResult, Request, Response};
 use rill_kitex::{ECHO, ECHO_CLIENT, ECHO_SERVER, EXTRA_COUNT_KEY, PING_PONG, THRIFT};
@@ -33,7 +47,8 @@ const METAINFO: [(&str, &str); 2] = [
 
 type CheckFn = fn(&Channel) -> Check;
 
-const CHECKS: [(&str, CheckFn); 7] = [
+/// The checks a run does when given no `--check`.
+const CHECKS: [(&str, CheckFn); 8] = [
     ("unary", unary),
     ("server_streaming", server_streaming),
     ("client_streaming", client_streaming),
@@ -41,6 +56,13 @@ const CHECKS: [(&str, CheckFn); 7] = [
     ("error_status", error_status),
     ("metadata", metadata),
     ("cancel", cancel),
+    ("deadline", deadline),
+];
+
+/// The checks that need a script killing the server (only run when named).
+const FAULT_CHECKS: [(&str, CheckFn); 2] = [
+    ("killed_server_streaming", killed_server_streaming),
+    ("killed_bidi", killed_bidi),
 ];
 
 fn main() {
@@ -73,7 +95,7 @@ fn main() {
     };
     let mut failed = false;
     for name in names {
-        let result = match CHECKS.iter().find(|(n, _)| *n == name) {
+        let result = match CHECKS.iter().chain(&FAULT_CHECKS).find(|(n, _)| *n == name) {
             Some((_, check)) => check(&chan),
             None => Err("no such check".into()),
         };
@@ -89,7 +111,11 @@ fn main() {
 }
 
 fn usage(msg: &str) -> ! {
-    let names: Vec<&str> = CHECKS.iter().map(|(n, _)| *n).collect();
+    let names: Vec<&str> = CHECKS
+        .iter()
+        .chain(&FAULT_CHECKS)
+        .map(|(n, _)| *n)
+        .collect();
     eprintln!(
         "kitex-echo-rill-client: {msg}\nusage: kitex-echo-rill-client --target HOST:PORT [--transport grpc|ttheader] [--check {}]",
         names.join(",")
@@ -369,4 +395,302 @@ fn cancel(chan: &Channel) -> Check {
         }
         Ok(())
     })
+}
+
+/// How long a call may take to fail when it should fail at once (the server was killed, or
+/// is down): a hang, or a retry until the deadline, takes longer.
+const PROMPT: Duration = Duration::from_secs(3);
+
+/// The deadline of the `deadline` check's calls, and how long the server is asked to wait
+/// (kitex-server's slow path: a payload `sleep:<ms>`).
+const SHORT_DEADLINE: Duration = Duration::from_millis(300);
+const SLOW_PAYLOAD: &[u8] = b"sleep:3000";
+
+/// A call given `SHORT_DEADLINE` must end DEADLINE_EXCEEDED, well before the server answers.
+fn want_deadline(what: &str, started: Instant, r: Result<usize, Status>) -> Check {
+    let took = started.elapsed();
+    match r {
+        Err(s) if s.code() == Code::DeadlineExceeded && took < SHORT_DEADLINE * 3 => {
+            println!("NOTE deadline: {what}: {} after {took:?}", st(&s));
+            Ok(())
+        }
+        Err(s) => Err(format!(
+            "{what}: {} after {took:?}, want DEADLINE_EXCEEDED after about {SHORT_DEADLINE:?}",
+            st(&s)
+        )),
+        Ok(n) => Err(format!(
+            "{what}: OK with {n} responses after {took:?}, want DEADLINE_EXCEEDED"
+        )),
+    }
+}
+
+/// How long a `deadline` call may run before it counts as a hang (it is left behind on its
+/// thread, and the next one starts).
+const HANG: Duration = Duration::from_secs(5);
+
+/// The result of `f` run on a thread of its own, or None if it takes longer than `limit`.
+fn bounded<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+type SlowCall = fn(Channel, CallOptions) -> Result<usize, Status>;
+
+fn slow_ping_pong(chan: Channel, o: CallOptions) -> Result<usize, Status> {
+    rillrpc::runtime::block_on(chan.unary(PING_PONG, ping_args(SLOW_PAYLOAD, None), o)).map(|_| 1)
+}
+
+fn slow_echo_server(chan: Channel, o: CallOptions) -> Result<usize, Status> {
+    rillrpc::runtime::block_on(async {
+        let req = request(SLOW_PAYLOAD, Some(1));
+        let mut call = chan.server_streaming(ECHO_SERVER, req, o).await?;
+        let (got, s) = recv_all(&mut call)
+            .await
+            .map_err(|e| Status::new(Code::Internal, e))?;
+        if s.is_ok() {
+            Ok(got.len())
+        } else {
+            Err(s)
+        }
+    })
+}
+
+fn slow_echo(chan: Channel, o: CallOptions) -> Result<usize, Status> {
+    rillrpc::runtime::block_on(async {
+        let mut call = chan.bidi(ECHO, o)?;
+        call.send(request(SLOW_PAYLOAD, None)).await?;
+        call.recv().await.map(|m| usize::from(m.is_some()))
+    })
+}
+
+/// `SHORT_DEADLINE` on calls the server answers slowly (PingPong: gRPC's `grpc-timeout`, or
+/// Kitex's RPCTimeout in TTHeader; EchoServer before its first response; Echo before its
+/// answer): each ends DEADLINE_EXCEEDED. All three are tried, each on a thread of its own
+/// given `HANG` (a call that never ends is reported, and does not stop the others); the
+/// failures are reported together. Then the channel still works.
+fn deadline(chan: &Channel) -> Check {
+    let calls: [(&str, SlowCall); 3] = [
+        ("PingPong", slow_ping_pong),
+        ("EchoServer", slow_echo_server),
+        ("Echo", slow_echo),
+    ];
+    let mut failures = Vec::new();
+    for (what, call) in calls {
+        let (c, t) = (chan.clone(), Instant::now());
+        let o = opts().timeout(SHORT_DEADLINE);
+        match bounded(HANG, move || call(c, o)) {
+            Some(r) => failures.extend(want_deadline(what, t, r).err()),
+            None => failures.push(format!(
+                "{what}: no end {HANG:?} after its {SHORT_DEADLINE:?} deadline (a hang)"
+            )),
+        }
+    }
+    let after = bounded(HANG, {
+        let c = chan.clone();
+        move || {
+            rillrpc::runtime::block_on(c.unary(
+                PING_PONG,
+                ping_args(b"after-deadline", None),
+                opts(),
+            ))
+        }
+    });
+    match after.map(|r| r.map_err(|s| st(&s)).and_then(|m| ping_payload(&m))) {
+        Some(Ok(p)) if p == b"after-deadline" => {}
+        Some(Ok(p)) => failures.push(format!("PingPong after the deadlines: {p:?}")),
+        Some(Err(e)) => failures.push(format!("PingPong after the deadlines: {e}")),
+        None => failures.push(format!(
+            "PingPong after the deadlines: no answer in {HANG:?}"
+        )),
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+/// EchoServer's count in `killed_server_streaming`: more than it can send before the kill.
+const KILLED_COUNT: i32 = 10_000_000;
+/// Responses received before the client asks for the kill.
+const KILL_AFTER: usize = 100;
+
+/// Asks the script for `what` (`kill`, `restart`), on stdout.
+fn ready(what: &str) {
+    println!("READY {what}");
+}
+
+/// Waits for the script's line on stdin, saying it did what `ready` asked.
+fn wait_script(what: &str) -> Check {
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(n) if n > 0 => Ok(()),
+        other => Err(format!(
+            "no word from the script after READY {what}: {other:?}"
+        )),
+    }
+}
+
+/// The status ending a call whose server was killed `since` ago (after `got` responses).
+fn want_killed(name: &str, what: &str, got: usize, since: Instant, s: &Status) -> Check {
+    let took = since.elapsed();
+    if took > PROMPT {
+        return Err(format!(
+            "{what}: {} only after {took:?} (after {got} responses)",
+            st(s)
+        ));
+    }
+    match s.code() {
+        Code::Unavailable | Code::Internal => {
+            println!(
+                "NOTE {name}: {what} ended {} {took:?} after READY kill, {got} responses",
+                st(s)
+            );
+            Ok(())
+        }
+        _ => Err(format!(
+            "{what} after the kill: {} (after {got} responses), want UNAVAILABLE or INTERNAL",
+            st(s)
+        )),
+    }
+}
+
+/// A PingPong call and an EchoServer call (one response): its outcome, and how long it took.
+async fn probe(
+    chan: &Channel,
+    o: CallOptions,
+) -> Vec<(&'static str, Result<(), Status>, Duration)> {
+    let mut out = Vec::new();
+    let t = Instant::now();
+    let r = chan
+        .unary(PING_PONG, ping_args(b"probe", None), o.clone())
+        .await
+        .map(|_| ());
+    out.push(("PingPong", r, t.elapsed()));
+    let t = Instant::now();
+    let r = async {
+        let mut call = chan
+            .server_streaming(ECHO_SERVER, request(b"probe", Some(1)), o)
+            .await?;
+        let (got, s) = recv_all(&mut call)
+            .await
+            .map_err(|e| Status::new(Code::Internal, e))?;
+        match (s.is_ok(), got.len()) {
+            (true, 1) => Ok(()),
+            (true, n) => Err(Status::new(
+                Code::Internal,
+                format!("{n} responses, want 1"),
+            )),
+            _ => Err(s),
+        }
+    }
+    .await;
+    out.push(("EchoServer", r, t.elapsed()));
+    out
+}
+
+/// After the kill: new calls fail fast while the server is down; once the script has
+/// restarted it on the same port, new calls on the same channel succeed.
+fn after_kill(chan: &Channel, name: &str) -> Check {
+    let probes = rillrpc::runtime::block_on(probe(chan, opts().timeout(Duration::from_secs(10))));
+    for (what, r, took) in probes {
+        match r {
+            Err(s) if s.code() == Code::Unavailable && took < PROMPT => {
+                println!(
+                    "NOTE {name}: new {what} with the server down: {} after {took:?}",
+                    st(&s)
+                )
+            }
+            Err(s) => {
+                return Err(format!(
+                    "new {what} with the server down: {} after {took:?}, want UNAVAILABLE at once",
+                    st(&s)
+                ))
+            }
+            Ok(()) => return Err(format!("new {what} with the server down: OK")),
+        }
+    }
+    ready("restart");
+    wait_script("restart")?;
+    // As a grpc-go user would: a call that waits for the channel to be ready (the HTTP/2
+    // channel is backing off after the refused connection), then an ordinary one.
+    let o = opts().timeout(Duration::from_secs(5)).wait_for_ready(true);
+    let probes = rillrpc::runtime::block_on(probe(chan, o));
+    for (what, r, took) in probes {
+        match r {
+            Ok(()) => println!("NOTE {name}: new {what} after the restart: OK after {took:?}"),
+            Err(s) => {
+                return Err(format!(
+                    "new {what} after the restart: {} after {took:?}",
+                    st(&s)
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// EchoServer with a count it cannot finish; the server is killed after `KILL_AFTER`
+/// responses, while the client keeps reading.
+fn killed_server_streaming(chan: &Channel) -> Check {
+    let name = "killed_server_streaming";
+    rillrpc::runtime::block_on(async {
+        let mut call = chan
+            .server_streaming(ECHO_SERVER, request(b"killed", Some(KILLED_COUNT)), opts())
+            .await
+            .map_err(|s| format!("EchoServer: {}", st(&s)))?;
+        let (mut got, mut since) = (0, None);
+        let s = loop {
+            match call.recv().await {
+                Ok(Some(_)) => {
+                    got += 1;
+                    if got == KILL_AFTER {
+                        ready("kill");
+                        since = Some(Instant::now());
+                    }
+                }
+                Ok(None) => break call.finish().await,
+                Err(s) => break s,
+            }
+        };
+        let since =
+            since.ok_or_else(|| format!("EchoServer ended after {got} responses: {}", st(&s)))?;
+        if s.is_ok() {
+            return Err(format!(
+                "EchoServer ended OK after {got} responses: the server was killed"
+            ));
+        }
+        want_killed(name, "EchoServer", got, since, &s)
+    })?;
+    after_kill(chan, name)
+}
+
+/// Echo, three rounds; the server is killed while the client waits for an answer it will
+/// not get.
+fn killed_bidi(chan: &Channel) -> Check {
+    let name = "killed_bidi";
+    rillrpc::runtime::block_on(async {
+        let mut call = chan.bidi(ECHO, opts()).map_err(|s| st(&s))?;
+        for i in 0..3 {
+            round(&mut call, &format!("killed-{i}")).await?;
+        }
+        ready("kill");
+        let since = Instant::now();
+        let s = match call.recv().await {
+            Ok(Some(m)) => return Err(format!("Echo after the kill: a message {m:?}")),
+            Ok(None) => call.finish().await,
+            Err(s) => s,
+        };
+        if s.is_ok() {
+            return Err("Echo ended OK: the server was killed".into());
+        }
+        want_killed(name, "Echo", 3, since, &s)
+    })?;
+    after_kill(chan, name)
 }

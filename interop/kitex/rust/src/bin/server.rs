@@ -8,11 +8,19 @@
 //!   - `count < 0` ends the call with Kitex's biz status error: grpc-status 13, grpc-message
 //!     the payload, trailers `biz-status: <-count>` and `biz-extra: {"echo-count":"<count>"}`;
 //!   - metainfo headers (`rpc-transit-*`, `rpc-persist-*`) come back in the response
-//!     headers and trailers.
+//!     headers and trailers;
+//!   - the slow path, for deadline checks, as kitex-server's: a request whose payload starts
+//!     with `sleep:<ms>` makes the handler wait that long (or until the call ends: client
+//!     cancel, deadline, broken connection) before it answers: PingPong before its answer,
+//!     EchoServer before its first response, Echo before the answer to that request.
 //!
 //!     kitex-echo-rill-server [--port N] [--host 127.0.0.1]   prints `listening on HOST:PORT`
 
+use std::future::{poll_fn, Future};
 use std::io::Write;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
 
 use rill_kitex::echo::{decode, encode, PingPongArgs, PingPongResult, Request, Response};
 use rill_kitex::{biz_error, metainfo, ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG, THRIFT};
@@ -107,6 +115,33 @@ fn checked(req: Request) -> Result<Request, Status> {
     }
 }
 
+/// The payload prefix of a request answered slowly: `sleep:<ms>`.
+const SLEEP_PREFIX: &[u8] = b"sleep:";
+
+/// kitex-server's slow path: waits for the time a `sleep:<ms>` payload asks, or until the
+/// call ends on its own (then that status).
+async fn slow(call: &ServerCall, req: &Request) -> Result<(), Status> {
+    let ms = req
+        .payload
+        .as_deref()
+        .and_then(|p| p.strip_prefix(SLEEP_PREFIX))
+        .and_then(|ms| std::str::from_utf8(ms).ok()?.parse::<u64>().ok())
+        .filter(|&ms| ms > 0);
+    let Some(ms) = ms else { return Ok(()) };
+    // A blocking-pool thread does the sleeping: the crate has no timer of its own (the
+    // core's runtime is tokio, reached through its handle only).
+    let handle = rillrpc::runtime::handle();
+    let mut timer =
+        pin!(handle.spawn_blocking(move || std::thread::sleep(Duration::from_millis(ms))));
+    poll_fn(|cx| {
+        if let Poll::Ready(s) = call.poll_cancelled(cx) {
+            return Poll::Ready(Err(s));
+        }
+        timer.as_mut().poll(cx).map(|_| Ok(()))
+    })
+    .await
+}
+
 async fn serve(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
     if call.codec() != THRIFT {
         return Err(Status::new(
@@ -134,6 +169,7 @@ async fn ping_pong(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
     let args: PingPongArgs = decode(&msg).map_err(|e| bad_message("TestServicePingPongArgs", e))?;
     // Kitex hands its handler a nil request for an absent field; an empty one is ours.
     let req = checked(args.req.unwrap_or_default())?;
+    slow(call, &req).await?;
     let result = PingPongResult {
         success: Some(Response {
             payload: req.payload,
@@ -145,6 +181,7 @@ async fn ping_pong(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
 async fn echo(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
     while let Some(msg) = call.recv().await? {
         let req = request(&msg)?;
+        slow(call, &req).await?;
         let resp = Response {
             payload: req.payload,
         };
@@ -166,6 +203,7 @@ async fn echo_client(call: &mut ServerCall, out: &mut Out) -> Result<(), Status>
 
 async fn echo_server(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
     let req = request(&call.recv_single().await?)?;
+    slow(call, &req).await?;
     let resp = Response {
         payload: req.payload,
     };
