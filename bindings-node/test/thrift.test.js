@@ -398,12 +398,13 @@ describe('Kitex client, rillrpc server', () => {
   before(() => { echo = fixture.start() })
   after(() => echo.server.close())
 
-  const ALL = ['unary', 'server_streaming', 'client_streaming', 'bidi', 'error_status', 'metadata', 'cancel']
+  // deadline: a 300 ms deadline on calls the server answers after `sleep:<ms>`.
+  const ALL = ['unary', 'server_streaming', 'client_streaming', 'bidi', 'error_status', 'metadata', 'cancel', 'deadline']
   const runs = [
     [['--transport', 'grpc'], ALL],
     [['--transport', 'grpc', '--api', 'classic'], ALL],
     [['--transport', 'ttheader'], ALL],
-    [['--transport', 'pingpong', '--pingpong', 'ttheader'], ['unary', 'error_status', 'metadata']]
+    [['--transport', 'pingpong', '--pingpong', 'ttheader'], ['unary', 'error_status', 'metadata', 'deadline']]
   ]
   for (const [args, want] of runs) {
     test(`kitex-client ${args.join(' ')}`, async () => {

@@ -9,6 +9,8 @@ at run time: the peer kitex-client's checks run against (tests/test_thrift.py).
 - `count < 0` ends the call with Kitex's biz status error: code -count, message the
   payload, extra {"echo-count": "<count>"} (`kerrors.NewBizStatusErrorWithExtra`); on Echo
   when that request arrives, the earlier ones answered;
+- a payload `sleep:<ms>` makes the handler wait that long before it answers (the slow
+  path of kitex-server's deadline checks; a cancelled call's handler stops waiting);
 - Kitex's metainfo (`rpc-transit-*`, `rpc-persist-*`, as the core names TTHeader's
   `RPC_TRANSIT_*` too) comes back in the response headers, with the first message, and in
   the trailers; on a TTHeader PingPong the core turns them into backward values.
@@ -53,6 +55,18 @@ def checked(req: Any) -> Any:
     return req
 
 
+async def slow(req: Any) -> None:
+    """kitex-server's slow path: waits as long as a `sleep:<ms>` payload asks."""
+    p = req.payload or b""
+    if p.startswith(b"sleep:"):
+        try:
+            ms = int(p[6:])
+        except ValueError:
+            return
+        if ms > 0:
+            await asyncio.sleep(ms / 1000)
+
+
 class _Meta:
     """kitex-server's SetHeader/SetTrailer: the metainfo goes in the trailers, and in the
     headers once the first message leaves (a call that fails first sends them with its
@@ -76,6 +90,7 @@ class KitexEcho:
     async def PingPong(self, req: Any, ctx: rillrpc.ServerCall) -> Any:
         meta = _Meta(ctx)
         req = checked(req or echo.Request())
+        await slow(req)
         meta.before_message()
         return echo.Response(payload=req.payload)
 
@@ -83,6 +98,7 @@ class KitexEcho:
         meta = _Meta(ctx)
         async for r in reqs:
             checked(r)
+            await slow(r)
             meta.before_message()
             yield echo.Response(payload=r.payload)
 
@@ -97,6 +113,7 @@ class KitexEcho:
     async def EchoServer(self, req: Any, ctx: rillrpc.ServerCall) -> AsyncIterator[Any]:
         meta = _Meta(ctx)
         checked(req)
+        await slow(req)
         resp = echo.Response(payload=req.payload)
         for _ in range(req.count or 0):
             meta.before_message()

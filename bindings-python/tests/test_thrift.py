@@ -428,7 +428,8 @@ async def run_kitex_client(addr: str, *args: str) -> Tuple[int, str]:
     return proc.returncode, out.decode(errors="replace")
 
 
-ALL_KITEX_CHECKS = {"unary", "server_streaming", "client_streaming", "bidi", "error_status", "metadata", "cancel"}
+# `deadline`: a 300 ms deadline on calls our server answers after `sleep:<ms>`.
+ALL_KITEX_CHECKS = {"unary", "server_streaming", "client_streaming", "bidi", "error_status", "metadata", "cancel", "deadline"}
 
 
 @pytest.mark.parametrize(
@@ -437,9 +438,9 @@ ALL_KITEX_CHECKS = {"unary", "server_streaming", "client_streaming", "bidi", "er
         (["--transport", "grpc"], ALL_KITEX_CHECKS),
         (["--transport", "grpc", "--api", "classic"], ALL_KITEX_CHECKS),
         (["--transport", "ttheader"], ALL_KITEX_CHECKS),
-        (["--transport", "pingpong", "--pingpong", "ttheader"], {"unary", "error_status", "metadata"}),
-        (["--transport", "pingpong", "--pingpong", "ttheader-framed"], {"unary", "error_status", "metadata"}),
-        (["--transport", "pingpong", "--pingpong", "framed"], {"unary"}),
+        (["--transport", "pingpong", "--pingpong", "ttheader"], {"unary", "error_status", "metadata", "deadline"}),
+        (["--transport", "pingpong", "--pingpong", "ttheader-framed"], {"unary", "error_status", "metadata", "deadline"}),
+        (["--transport", "pingpong", "--pingpong", "framed"], {"unary", "deadline"}),
     ],
     ids=["grpc", "grpc-classic", "ttheader", "pingpong-ttheader", "pingpong-ttheader-framed", "pingpong-framed"],
 )
