@@ -259,18 +259,27 @@ static void server_sees_json(rill_server srv, uint16_t port) {
     printf("server saw codec json: ok\n");
 }
 
-/* A C server answers each call with the name of the protocol it was made in. */
-static void server_reports_protocol(void) {
+/* A C server of PING (and ECHO, with `echo`) started on a free port; its URL in
+ * `target`, its port in `*port` (may be NULL). */
+static rill_server started_server(int echo, char target[64], uint16_t *port) {
     rill_server srv;
     OK(rill_server_new(NULL, &srv));
     OK(rill_server_add_method(srv, PING, RILL_UNARY));
-    OK(rill_server_add_method(srv, ECHO, RILL_BIDI));
+    if (echo) OK(rill_server_add_method(srv, ECHO, RILL_BIDI));
     OK(rill_server_listen(srv, "127.0.0.1:0", NULL, NULL));
     OK(rill_server_start(srv));
-    uint16_t port;
-    OK(rill_server_port(srv, &port));
+    uint16_t p;
+    OK(rill_server_port(srv, &p));
+    snprintf(target, 64, "http://127.0.0.1:%u", p);
+    if (port) *port = p;
+    return srv;
+}
+
+/* A C server answers each call with the name of the protocol it was made in. */
+static void server_reports_protocol(void) {
     char target[64];
-    snprintf(target, sizeof target, "http://127.0.0.1:%u", port);
+    uint16_t port;
+    rill_server srv = started_server(1, target, &port);
 
     for (size_t i = 0; i < sizeof PROTOCOLS / sizeof PROTOCOLS[0]; i++) {
         const char *name = rill_protocol_name(PROTOCOLS[i]);
@@ -317,15 +326,8 @@ static void server_reports_protocol(void) {
 /* A Kitex biz status: a C server ends a call with one (rill_server_call_finish_biz), a C
  * client reads it back (rill_call_biz_status, rill_call_biz_extra), over every protocol. */
 static void biz_status_both_ways(void) {
-    rill_server srv;
-    OK(rill_server_new(NULL, &srv));
-    OK(rill_server_add_method(srv, PING, RILL_UNARY));
-    OK(rill_server_listen(srv, "127.0.0.1:0", NULL, NULL));
-    OK(rill_server_start(srv));
-    uint16_t port;
-    OK(rill_server_port(srv, &port));
     char target[64];
-    snprintf(target, sizeof target, "http://127.0.0.1:%u", port);
+    rill_server srv = started_server(0, target, NULL);
     /* In key order: the order a biz status's extra map is read back in. */
     const char *keys[] = {"note", "sku"};
     const char *values[] = {"\xc3\xb1 \xe2\x9c\x93", "a-1"}; /* "ñ ✓" */
@@ -384,15 +386,8 @@ static void biz_status_both_ways(void) {
 /* rill_call_options.content_subtype: the content type a server sees (`ctx.codec`), and
  * the struct of the header before it (its sizeof, 40 bytes) still accepted. */
 static void content_subtype_reaches_the_server(void) {
-    rill_server srv;
-    OK(rill_server_new(NULL, &srv));
-    OK(rill_server_add_method(srv, PING, RILL_UNARY));
-    OK(rill_server_listen(srv, "127.0.0.1:0", NULL, NULL));
-    OK(rill_server_start(srv));
-    uint16_t port;
-    OK(rill_server_port(srv, &port));
     char target[64];
-    snprintf(target, sizeof target, "http://127.0.0.1:%u", port);
+    rill_server srv = started_server(0, target, NULL);
     rill_channel ch = channel_for(target, RILL_PROTOCOL_GRPC);
     const char *want[] = {"thrift", "proto"};
     for (int k = 0; k < 2; k++) {

@@ -12,6 +12,7 @@
 #include <time.h>
 #include "echo_pb.h"
 #include "rillrpc.h"
+#include "check_fail.h"
 
 #define PING_PONG "/echo.TestService/PingPong"
 #define ECHO "/echo.TestService/Echo"
@@ -48,29 +49,6 @@ static const char ERROR_MESSAGE[] = "matrix error: 100% ünïcødé ✓";
 static rill_channel chan;
 /* The protocol every call of `chan` speaks, as --protocol named it. */
 static const char *protocol = "grpc";
-static char why[512];
-
-/* Records why a check failed; returns 1 so a check can `return fail(...)`. */
-static int fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    return 1;
-}
-
-/* A failed library function: its result name and the library's message. */
-static int lib_fail(const char *what, rill_result r) {
-    return fail("%s: %s (%s)", what, rill_result_name(r), rill_last_error_message());
-}
-
-/* recv returned RILL_ERR_STATUS (or finish a non-OK code): the call's status. */
-static int status_fail(const char *what, rill_call call) {
-    uint32_t code = 0;
-    const char *msg = "";
-    rill_call_status(call, &code, &msg, NULL, NULL);
-    return fail("%s: status %u \"%s\"", what, code, msg);
-}
 
 static rill_result open_call_within(const char *method, uint32_t shape, rill_metadata md,
                                     int64_t timeout_ms, rill_call *call) {

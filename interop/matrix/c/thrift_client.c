@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include "rillrpc.h"
+#include "check_fail.h"
 
 #define PING_PONG "/echo.TestService/PingPong"
 #define ECHO "/echo.TestService/Echo"
@@ -42,7 +43,6 @@ static const char *const META_VALUES[] = {"value", "persist value"};
 #define META_N 2
 
 static rill_channel chan;
-static char why[1024];
 
 /* ------------------------------------------------------------------ Thrift Binary */
 
@@ -224,28 +224,6 @@ static int decode_response(int result, const uint8_t *msg, size_t n, const uint8
 }
 
 /* ------------------------------------------------------------------ calls */
-
-/* Records why a check failed; returns 1 so a check can `return fail(...)`. */
-static int fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    return 1;
-}
-
-/* A failed library function: its result name and the library's message. */
-static int lib_fail(const char *what, rill_result r) {
-    return fail("%s: %s (%s)", what, rill_result_name(r), rill_last_error_message());
-}
-
-/* recv returned RILL_ERR_STATUS (or finish a non-OK code): the call's status. */
-static int status_fail(const char *what, rill_call call) {
-    uint32_t code = 0;
-    const char *msg = "";
-    rill_call_status(call, &code, &msg, NULL, NULL);
-    return fail("%s: status %u \"%s\"", what, code, msg);
-}
 
 static rill_result open_call(const char *method, uint32_t shape, rill_metadata md,
                              rill_call *call) {
