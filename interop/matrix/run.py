@@ -16,7 +16,7 @@ rillrpc ones: rust, python, node, c) in each of Kitex's transports (`grpc`: Thri
 HTTP/2, application/grpc+thrift; `ttheader`: TTHeader Streaming for the streams,
 TTHeader-framed PingPong for PingPong), a row each (`kitex/grpc`, `c/ttheader`, ...),
 against every server of it with kitex-server's semantics (kitex-server, and the rillrpc
-ones: rust, python, node), on kitex-client's seven checks.
+ones: rust, python, node), on kitex-client's eight checks.
 
     run.py --target-dir DIR --python PY [--node NODE] [--kitex-dir DIR] [--clients a,b]
            [--servers a,b] [--shape-rules on|off|only] [--thrift on|off|only] [--peer-pairs]
@@ -87,17 +87,18 @@ RULES = ("zero", "two", "two-requests")
 RULES_SERVER = "grpc-go"
 UNIMPLEMENTED = 12
 # The thrift table (shared/idl/echo.thrift, Kitex v0.16.3): a row per Thrift client and
-# Kitex transport, a column per server with kitex-server's semantics; kitex-client's seven
-# checks (interop/kitex/README.md). Every cell is required, Kitex's client against Kitex's
-# server too: that reference cell is what the others are held to, and a failure there
-# means the peer programs themselves are broken.
+# Kitex transport, a column per server with kitex-server's semantics; kitex-client's eight
+# checks (interop/kitex/README.md): the main table's six, cancel, and deadline (a 300 ms
+# deadline on calls every server answers only after 3 s: payload `sleep:3000`). Every cell
+# is required, Kitex's client against Kitex's server too: that reference cell is what the
+# others are held to, and a failure there means the peer programs themselves are broken.
 THRIFT_IMPLS = ("kitex", "rust", "python", "node", "c")
 THRIFT_TRANSPORTS = ("grpc", "ttheader")
 THRIFT_CLIENTS = tuple(f"{c}/{t}" for c in THRIFT_IMPLS for t in THRIFT_TRANSPORTS)
 THRIFT_SERVERS = ("kitex", "rust", "python", "node")
-THRIFT_CHECKS = CHECKS + ("cancel",)
+THRIFT_CHECKS = CHECKS + ("cancel", "deadline")
 # Checks a thrift row cannot run and must say so (`SKIP <check>: <why>`), as SKIPPED for the
-# main table: none today (the C client runs all seven).
+# main table: none today (the C client runs all eight).
 THRIFT_SKIPPED: Dict[str, Tuple[str, ...]] = {}
 START_TIMEOUT = 90.0  # a cold start on 2 busy cores (node loads a large addon)
 CLIENT_TIMEOUT = 180.0  # each check has its own 20 s deadline; this only catches a hang

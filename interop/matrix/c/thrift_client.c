@@ -1,7 +1,7 @@
 /* The C client of the matrix's thrift table, on librillrpc's blocking API:
  *   matrix-thrift-client-c --target HOST:PORT [--transport grpc|ttheader] [--check NAME[,NAME]]
- * runs kitex-client's seven checks (interop/kitex/README.md: unary, server_streaming,
- * client_streaming, bidi, error_status, metadata, cancel) against a server of
+ * runs kitex-client's eight checks (interop/kitex/README.md: unary, server_streaming,
+ * client_streaming, bidi, error_status, metadata, cancel, deadline) against a server of
  * shared/idl/echo.thrift with kitex-server's semantics, prints "PASS <check>" /
  * "FAIL <check>: <why>" lines and exits 1 if any failed.
  *
@@ -30,6 +30,12 @@
 #define ECHO_CLIENT "/echo.TestService/EchoClient"
 #define ECHO_SERVER "/echo.TestService/EchoServer"
 #define WAIT_MS 20000 /* every call's deadline, as kitex-client's */
+/* The `deadline` check: a 300 ms deadline on calls the server is asked (payload
+ * `sleep:3000`, every server's slow path) to answer only after 3 s. */
+#define SHORT_DEADLINE_MS 300
+#define DEADLINE_LIMIT_MS 2000 /* a deadline error later than this is a failure */
+#define HANG_MS 5000           /* how long each wait of the check may take at all */
+static const char SLOW_PAYLOAD[] = "sleep:3000";
 
 static const uint8_t UNARY_PAYLOAD[] = "matrix\x00\xffping";
 #define UNARY_LEN (sizeof UNARY_PAYLOAD - 1)
@@ -225,14 +231,19 @@ static int decode_response(int result, const uint8_t *msg, size_t n, const uint8
 
 /* ------------------------------------------------------------------ calls */
 
-static rill_result open_call(const char *method, uint32_t shape, rill_metadata md,
-                             rill_call *call) {
+static rill_result open_call_within(const char *method, uint32_t shape, rill_metadata md,
+                                    int64_t timeout_ms, rill_call *call) {
     rill_call_options o;
     rill_call_options_init(&o);
-    o.timeout_ms = WAIT_MS;
+    o.timeout_ms = timeout_ms;
     o.metadata = md;
     o.content_subtype = "thrift"; /* application/grpc+thrift; TTHeader carries Thrift anyway */
     return rill_call_open(chan, method, shape, &o, call);
+}
+
+static rill_result open_call(const char *method, uint32_t shape, rill_metadata md,
+                             rill_call *call) {
+    return open_call_within(method, shape, md, WAIT_MS, call);
 }
 
 /* Sends a Request (a PingPong args struct when `method` is PingPong). */
@@ -509,6 +520,87 @@ static int cancel(void) {
     return bad;
 }
 
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* `method` given SHORT_DEADLINE_MS, one slow request (a PingPong args struct when `args`; a
+ * count of 1 on EchoServer), not half-closed on Echo: its first recv must end the call
+ * DEADLINE_EXCEEDED within DEADLINE_LIMIT_MS. Every wait is bounded by HANG_MS; freeing the
+ * call cancels it. */
+static int slow_call(const char *method, uint32_t shape, int args, int has_count) {
+    const char *what = strrchr(method, '/') + 1;
+    const uint8_t *msg;
+    size_t len, n;
+    uint32_t code = 99;
+    const char *text = "";
+    rill_call call;
+    int64_t t = now_ms();
+    rill_result r = open_call_within(method, shape, 0, SHORT_DEADLINE_MS, &call);
+    if (r != RILL_OK) return lib_fail(what, r);
+    int bad = 0;
+    uint8_t *buf = encode_request(args, SLOW_PAYLOAD, strlen(SLOW_PAYLOAD), has_count, 1, &n);
+    if (buf == NULL) {
+        bad = fail("%s: out of memory", what);
+    } else {
+        r = rill_call_send(call, buf, n, HANG_MS);
+        free(buf);
+        /* A send refused because the call already ended leaves the status to recv. */
+        if (r != RILL_OK && r != RILL_ERR_STATUS && r != RILL_ERR_CLOSED) bad = lib_fail(what, r);
+    }
+    if (!bad) {
+        r = rill_call_recv(call, &msg, &len, HANG_MS);
+        int64_t took = now_ms() - t;
+        if (r == RILL_OK)
+            bad = fail("%s: a response (%zu bytes) after %lld ms, want DEADLINE_EXCEEDED", what,
+                       len, (long long)took);
+        else if (r == RILL_TIMEOUT)
+            bad = fail("%s: no end %d ms after its %d ms deadline (a hang)", what, HANG_MS,
+                       SHORT_DEADLINE_MS);
+        else if (r != RILL_ERR_STATUS)
+            bad = fail("%s: recv gave %s after %lld ms, want DEADLINE_EXCEEDED", what,
+                       rill_result_name(r), (long long)took);
+        else if ((r = rill_call_status(call, &code, &text, NULL, NULL)) != RILL_OK)
+            bad = lib_fail(what, r);
+        else if (code != RILL_STATUS_DEADLINE_EXCEEDED || took > DEADLINE_LIMIT_MS)
+            bad = fail("%s: status %u \"%s\" after %lld ms, want DEADLINE_EXCEEDED after about "
+                       "%d ms", what, code, text, (long long)took, SHORT_DEADLINE_MS);
+        else
+            printf("NOTE deadline: %s: status %u \"%s\" after %lld ms\n", what, code, text,
+                   (long long)took);
+    }
+    rill_call_free(call);
+    return bad;
+}
+
+/* As kitex-client's: PingPong (gRPC's grpc-timeout, TTHeader's RPCTimeout), EchoServer
+ * before its first response and Echo before its answer, each given SHORT_DEADLINE_MS, end
+ * DEADLINE_EXCEEDED well before the server answers; all three are tried and their failures
+ * reported together. Then a PingPong on the same channel works. */
+static int deadline(void) {
+    char all[sizeof why] = "";
+    const struct {
+        const char *method;
+        uint32_t shape;
+        int args, has_count;
+    } calls[] = {{PING_PONG, RILL_UNARY, 1, 0},
+                 {ECHO_SERVER, RILL_SERVER_STREAMING, 0, 1},
+                 {ECHO, RILL_BIDI, 0, 0}};
+    for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
+        why[0] = 0;
+        if (slow_call(calls[i].method, calls[i].shape, calls[i].args, calls[i].has_count))
+            snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", all[0] ? "; " : "", why);
+    }
+    fflush(stdout);
+    why[0] = 0;
+    if (unary_with("after-deadline", 14))
+        snprintf(all + strlen(all), sizeof all - strlen(all), "%sPingPong after the deadlines: %s",
+                 all[0] ? "; " : "", why);
+    return all[0] ? fail("%s", all) : 0;
+}
+
 static const struct {
     const char *name;
     int (*run)(void);
@@ -518,7 +610,8 @@ static const struct {
               {"bidi", bidi},
               {"error_status", error_status},
               {"metadata", metadata},
-              {"cancel", cancel}};
+              {"cancel", cancel},
+              {"deadline", deadline}};
 #define N_CHECKS (sizeof CHECKS / sizeof *CHECKS)
 
 static int usage(void) {

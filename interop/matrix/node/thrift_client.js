@@ -2,8 +2,8 @@
 // The Node client of the matrix's thrift table, on rillrpc/thrift (thriftrw, the IDL loaded
 // at run time from $RILL_SHARED/idl/echo.thrift):
 //   node thrift_client.js --target HOST:PORT [--transport grpc|ttheader] [--check NAME[,NAME]]
-// runs kitex-client's seven checks (interop/kitex/README.md: unary, server_streaming,
-// client_streaming, bidi, error_status, metadata, cancel) against a server of echo.thrift with
+// runs kitex-client's eight checks (interop/kitex/README.md: unary, server_streaming,
+// client_streaming, bidi, error_status, metadata, cancel, deadline) against a server of echo.thrift with
 // kitex-server's semantics, prints "PASS <check>" / "FAIL <check>: <why>" lines and exits 1
 // if any failed. --transport is the Channel's protocol: `grpc` (Thrift over HTTP/2,
 // application/grpc+thrift) or `ttheader` (TTHeader Streaming for the streams,
@@ -37,6 +37,13 @@ const ERROR_REQUEST = { payload: Buffer.from(ERROR_MESSAGE), count: -5 }
 // WithPersistentValue(ctx, "ECHO_PERSIST_KEY", "persist value"), in their gRPC form (the
 // core writes them as RPC_TRANSIT_ECHO_KEY / RPC_PERSIST_ECHO_PERSIST_KEY over TTHeader).
 const METAINFO = { 'rpc-transit-echo-key': 'value', 'rpc-persist-echo-persist-key': 'persist value' }
+
+// The `deadline` check: a 300 ms deadline on calls the server is asked (payload
+// `sleep:3000`, every server's slow path) to answer only after 3 s.
+const SHORT_DEADLINE_MS = 300
+const SLOW_REQUEST = { payload: Buffer.from('sleep:3000'), count: 1 }
+const DEADLINE_LIMIT_MS = 2000 // a deadline error later than this is a failure: well before the 3 s
+const HANG_MS = 5000 // how long each call of the check may run at all
 
 const args = process.argv.slice(2)
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d }
@@ -184,14 +191,81 @@ const checks = {
     if (serr) throw serr
     const ps = got.map((m) => payload(m).toString())
     assert.deepEqual(ps, ['after-cancel'], `EchoServer after cancel: ${JSON.stringify(ps)}`)
+  },
+
+  // As kitex-client's: PingPong (gRPC's grpc-timeout, TTHeader's RPCTimeout), EchoServer
+  // before its first response and Echo before its answer, each with SHORT_DEADLINE_MS, must
+  // end DEADLINE_EXCEEDED well before the server answers; all three are tried, each bounded
+  // by HANG_MS (then cancelled), and their failures reported together. Then the same
+  // channel still works.
+  async deadline (client) {
+    const o = { timeout: SHORT_DEADLINE_MS }
+    const calls = [
+      ['PingPong', () => {
+        const p = client.PingPong(SLOW_REQUEST, o)
+        return { done: p.then(() => 1), cancel: () => p.cancel && p.cancel() }
+      }],
+      ['EchoServer', () => {
+        const s = client.EchoServer(SLOW_REQUEST, o)
+        return {
+          done: drain(s).then(({ got, err }) => { if (err) throw err; return got.length }),
+          cancel: () => s.cancel()
+        }
+      }],
+      ['Echo', () => {
+        const call = client.Echo(o)
+        call.write(SLOW_REQUEST)
+        return {
+          done: call[Symbol.asyncIterator]().next().then((r) => (r.done ? 0 : 1)),
+          cancel: () => call.cancel()
+        }
+      }]
+    ]
+    const failures = []
+    for (const [what, start] of calls) {
+      const t = Date.now()
+      let c = null
+      try {
+        c = start()
+        const n = await withinTime(c.done, HANG_MS)
+        failures.push(`${what}: OK with ${n} responses after ${Date.now() - t} ms, want DEADLINE_EXCEEDED`)
+      } catch (e) {
+        const took = Date.now() - t
+        if (e instanceof Hang) {
+          c.done.catch(() => {})
+          try { c.cancel() } catch (_) {}
+          failures.push(`${what}: no end ${HANG_MS} ms after its ${SHORT_DEADLINE_MS} ms deadline (a hang)`)
+        } else if (e.code !== status.DEADLINE_EXCEEDED || took > DEADLINE_LIMIT_MS) {
+          failures.push(`${what}: ${e.constructor.name} code ${e.code}: ${e.message} after ${took} ms, ` +
+            `want DEADLINE_EXCEEDED after about ${SHORT_DEADLINE_MS} ms`)
+        } else {
+          console.log(`NOTE deadline: ${what}: code ${e.code} (${e.message}) after ${took} ms`)
+        }
+      }
+    }
+    const p = client.PingPong({ payload: Buffer.from('after-deadline') })
+    try {
+      const r = await withinTime(p, HANG_MS)
+      if (payload(r).toString() !== 'after-deadline') failures.push(`PingPong after the deadlines: ${show(payload(r))}`)
+    } catch (e) {
+      if (e instanceof Hang) {
+        p.catch(() => {})
+        failures.push(`PingPong after the deadlines: no answer in ${HANG_MS} ms`)
+      } else {
+        failures.push(`PingPong after the deadlines: ${e.constructor.name}: ${e.message}`)
+      }
+    }
+    assert.ok(failures.length === 0, failures.join('; '))
   }
 }
+
+class Hang extends Error {}
 
 /** The calls have their own deadlines; this only catches a hang. */
 function withinTime (p, ms) {
   let t
   return Promise.race([p, new Promise((_resolve, reject) => {
-    t = setTimeout(() => reject(new Error(`no end within ${ms / 1000} s`)), ms)
+    t = setTimeout(() => reject(new Hang(`no end within ${ms / 1000} s`)), ms)
   })]).finally(() => clearTimeout(t))
 }
 

@@ -1,8 +1,8 @@
 """The Python client of the matrix's thrift table, on rillrpc.thrift (thriftpy2, the IDL
 loaded at run time from $RILL_SHARED/idl/echo.thrift):
     thrift_client.py --target HOST:PORT [--transport grpc|ttheader] [--check NAME[,NAME]]
-runs kitex-client's seven checks (interop/kitex/README.md: unary, server_streaming,
-client_streaming, bidi, error_status, metadata, cancel) against a server of echo.thrift with
+runs kitex-client's eight checks (interop/kitex/README.md: unary, server_streaming,
+client_streaming, bidi, error_status, metadata, cancel, deadline) against a server of echo.thrift with
 kitex-server's semantics, prints "PASS <check>" / "FAIL <check>: <why>" lines and exits 1 if
 any failed. --transport is the channel's protocol: `grpc` (Thrift over HTTP/2,
 application/grpc+thrift) or `ttheader` (TTHeader Streaming for the streams, TTHeader-framed
@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Sequence, Tuple
 
@@ -162,6 +163,61 @@ async def check_cancel(stub: Any) -> None:
     expect(got2 == [b"after-cancel"], f"EchoServer after cancel: {got2!r}")
 
 
+# The `deadline` check: a 300 ms deadline on calls the server is asked (payload
+# `sleep:3000`, every server's slow path) to answer only after 3 s.
+SHORT_DEADLINE = 0.3
+SLOW_REQUEST = echo.Request(payload=b"sleep:3000", count=1)
+DEADLINE_LIMIT = 2.0  # a deadline error later than this is a failure: well before the 3 s
+HANG = 5.0  # how long each call of the check may run at all
+
+
+async def slow_ping_pong(stub: Any) -> int:
+    await stub.PingPong(SLOW_REQUEST, timeout=SHORT_DEADLINE)
+    return 1
+
+
+async def slow_echo_server(stub: Any) -> int:
+    return len([r async for r in stub.EchoServer(SLOW_REQUEST, timeout=SHORT_DEADLINE)])
+
+
+async def slow_echo(stub: Any) -> int:
+    call = stub.Echo(timeout=SHORT_DEADLINE)
+    await call.send(SLOW_REQUEST)
+    return int(await call.recv() is not None)
+
+
+async def check_deadline(stub: Any) -> None:
+    """As kitex-client's: PingPong (gRPC's grpc-timeout, TTHeader's RPCTimeout), EchoServer
+    before its first response and Echo before its answer, each with SHORT_DEADLINE, must end
+    DEADLINE_EXCEEDED well before the server answers; all three are tried, each bounded by
+    HANG, and their failures reported together. Then the same channel still works."""
+    failures: List[str] = []
+    for what, call in (("PingPong", slow_ping_pong), ("EchoServer", slow_echo_server), ("Echo", slow_echo)):
+        t = time.monotonic()
+        try:
+            n = await asyncio.wait_for(call(stub), HANG)
+            failures.append(f"{what}: OK with {n} responses after {time.monotonic() - t:.3f} s, "
+                            "want DEADLINE_EXCEEDED")
+        except asyncio.TimeoutError:
+            failures.append(f"{what}: no end {HANG:.0f} s after its {SHORT_DEADLINE} s deadline (a hang)")
+        except RpcError as e:
+            took = time.monotonic() - t
+            if e.code != StatusCode.DEADLINE_EXCEEDED or took > DEADLINE_LIMIT:
+                failures.append(f"{what}: {e!r} after {took:.3f} s, want DEADLINE_EXCEEDED "
+                                f"after about {SHORT_DEADLINE} s")
+            else:
+                print(f"NOTE deadline: {what}: {e.code!r} after {took:.3f} s", flush=True)
+    try:
+        r = await asyncio.wait_for(stub.PingPong(echo.Request(payload=b"after-deadline"), timeout=TIMEOUT), HANG)
+        if payload(r) != b"after-deadline":
+            failures.append(f"PingPong after the deadlines: {payload(r)!r}")
+    except asyncio.TimeoutError:
+        failures.append(f"PingPong after the deadlines: no answer in {HANG:.0f} s")
+    except Exception as e:
+        failures.append(f"PingPong after the deadlines: {type(e).__name__}: {e}")
+    expect(not failures, "; ".join(failures))
+
+
 CHECKS: Dict[str, Callable[[Any], Awaitable[None]]] = {
     "unary": check_unary,
     "server_streaming": check_server_streaming,
@@ -170,6 +226,7 @@ CHECKS: Dict[str, Callable[[Any], Awaitable[None]]] = {
     "error_status": check_error_status,
     "metadata": check_metadata,
     "cancel": check_cancel,
+    "deadline": check_deadline,
 }
 
 
