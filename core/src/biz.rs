@@ -20,7 +20,7 @@ pub(crate) const BIZ_MESSAGE: &str = "biz-message";
 pub(crate) const BIZ_EXTRA: &str = "biz-extra";
 
 /// The gRPC code a biz status travels under, as Kitex sends and expects it.
-const BIZ_CODE: Code = Code::Internal;
+pub(crate) const BIZ_CODE: Code = Code::Internal;
 
 /// A business status: Kitex's `kerrors.BizStatusError` (`BizStatusCode`, `BizMessage`,
 /// `BizExtra`).

@@ -167,26 +167,28 @@ impl crate::messages::Messages for CallObj {
     }
 }
 
+/// The options' defaults, as this header declares them.
+fn defaults() -> rill_call_options {
+    let d = CallOptions::default();
+    rill_call_options {
+        size: std::mem::size_of::<rill_call_options>(),
+        timeout_ms: 0,
+        metadata: 0,
+        compression: 0,
+        max_recv_message_size: 0,
+        wait_for_ready: d.wait_for_ready,
+        idempotency: rill_idempotency::of(d.idempotency) as u32,
+        content_subtype: std::ptr::null(),
+    }
+}
+
 /// Fills `opts` with the defaults (no deadline, no metadata, no compression, idempotency
 /// unknown).
 #[no_mangle]
 pub extern "C" fn rill_call_options_init(opts: *mut rill_call_options) -> rill_result {
     guard(|| {
         let o = out(opts, "opts")?;
-        let d = CallOptions::default();
-        put(
-            o,
-            rill_call_options {
-                size: std::mem::size_of::<rill_call_options>(),
-                timeout_ms: 0,
-                metadata: 0,
-                compression: 0,
-                max_recv_message_size: 0,
-                wait_for_ready: d.wait_for_ready,
-                idempotency: rill_idempotency::of(d.idempotency) as u32,
-                content_subtype: std::ptr::null(),
-            },
-        );
+        put(o, defaults());
         Ok(RILL_OK)
     })
 }
@@ -195,12 +197,8 @@ pub extern "C" fn rill_call_options_init(opts: *mut rill_call_options) -> rill_r
 /// `o` was filled by `rill_call_options_init` of this header or an earlier one; its
 /// `content_subtype` is NULL or NUL-terminated.
 unsafe fn call_options(o: *const rill_call_options) -> R<CallOptions> {
-    let mut defaults = std::mem::MaybeUninit::<rill_call_options>::uninit();
-    rill_call_options_init(defaults.as_mut_ptr());
-    // SAFETY: `rill_call_options_init` wrote every field.
-    let defaults = unsafe { defaults.assume_init() };
     // SAFETY: the contract above; `read` reads no further than the struct it was.
-    let o = &unsafe { versioned::read(o, defaults, &EARLIER, "call_options") }?;
+    let o = &unsafe { versioned::read(o, defaults(), &EARLIER, "call_options") }?;
     let mut c = CallOptions::new()
         .wait_for_ready(o.wait_for_ready)
         .idempotency(idempotency_from(o.idempotency, "opts.idempotency")?);

@@ -45,23 +45,23 @@ pub fn result_of(resp: &[u8]) -> Bytes {
 /// A `Request`'s payload and count (empty and 0 when absent).
 pub fn read_request(m: &[u8]) -> Result<(Vec<u8>, i32), String> {
     let mut r = (Vec::new(), 0);
-    for (id, t, v) in fields(m, "Request")? {
-        match (id, t) {
-            (1, T_STRING) => r.0 = v.to_vec(),
-            (2, T_I32) => r.1 = i32::from_be_bytes(v.try_into().expect("an i32 is 4 bytes")),
-            _ => {}
-        }
-    }
+    fields(m, "Request", |id, t, v| match (id, t) {
+        (1, T_STRING) => r.0 = v.to_vec(),
+        (2, T_I32) => r.1 = i32::from_be_bytes(v.try_into().expect("an i32 is 4 bytes")),
+        _ => {}
+    })?;
     Ok(r)
 }
 
 /// `Response`'s payload (field 1); empty when absent.
 pub fn response(m: &[u8]) -> Result<Vec<u8>, String> {
-    Ok(fields(m, "Response")?
-        .into_iter()
-        .find(|&(id, t, _)| id == 1 && t == T_STRING)
-        .map(|(_, _, v)| v.to_vec())
-        .unwrap_or_default())
+    let mut payload = Vec::new();
+    fields(m, "Response", |id, t, v| {
+        if (id, t) == (1, T_STRING) {
+            payload = v.to_vec();
+        }
+    })?;
+    Ok(payload)
 }
 
 /// The `Request` struct in `TestServicePingPongArgs {1: req}`.
@@ -90,26 +90,29 @@ fn wrap(id: u8, inner: &[u8]) -> Vec<u8> {
 
 /// The struct (its bytes, STOP included) in field `id` of the struct `m`.
 fn struct_field<'a>(m: &'a [u8], id: i16, what: &str) -> Result<&'a [u8], String> {
-    fields(m, what)?
-        .into_iter()
-        .find(|&(i, t, _)| i == id && t == T_STRUCT)
-        .map(|(_, _, v)| v)
-        .ok_or_else(|| format!("a {what} without its field {id}"))
+    let mut found = None;
+    fields(m, what, |i, t, v| {
+        if (i, t) == (id, T_STRUCT) {
+            found = Some(v);
+        }
+    })?;
+    found.ok_or_else(|| format!("a {what} without its field {id}"))
 }
 
-/// A field of a struct: its id, its type, and its value's bytes (a string's without its
-/// length; a struct's with its STOP).
-type Field<'a> = (i16, u8, &'a [u8]);
-
-/// The fields of the struct `m`, which must end where `m` does.
-fn fields<'a>(m: &'a [u8], what: &str) -> Result<Vec<Field<'a>>, String> {
-    let mut out = Vec::new();
-    let end = skip_struct(m, 0, 0, &mut |id, t, v| out.push((id, t, v)))
+/// Calls `on` with each field of the struct `m` (which must end where `m` does): its id,
+/// its type and its value's bytes (a string's without its length; a struct's with its
+/// STOP).
+fn fields<'a>(
+    m: &'a [u8],
+    what: &str,
+    mut on: impl FnMut(i16, u8, &'a [u8]),
+) -> Result<(), String> {
+    let end = skip_struct(m, 0, 0, &mut on)
         .ok_or_else(|| format!("a Thrift {what} cut short or of an unexpected type"))?;
     if end != m.len() {
         return Err(format!("{} bytes after a Thrift {what}", m.len() - end));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Walks the struct at `m[i..]`, calling `on` for each of its own fields; the index past

@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 
-use crate::biz::{BIZ_MESSAGE, BIZ_STATUS};
+use crate::biz::{BIZ_CODE, BIZ_MESSAGE, BIZ_STATUS};
 use crate::metadata::{Metadata, MetadataValue};
-use crate::status::{Code, Status};
+use crate::status::Status;
 
 /// The string key of the service a Kitex client calls ("isn", beside the metainfo of its
 /// HEADER frame).
@@ -33,8 +33,8 @@ pub(crate) fn push_biz_message(strs: &mut Vec<(Bytes, Bytes)>, md: &Metadata, st
     }
 }
 
-/// The status a biz status in a peer's pairs ends a client's call with: INTERNAL with its
-/// message (as a Kitex server's biz error reads over gRPC), its pairs becoming the
+/// The status a biz status in a peer's pairs ends a client's call with: a biz status's code
+/// with its message (as a Kitex server's biz error reads over gRPC), its pairs becoming the
 /// trailers; `None` without one.
 pub(crate) fn biz_status(strs: &[(Bytes, Bytes)]) -> Option<Status> {
     let text = |k: &str| {
@@ -43,7 +43,7 @@ pub(crate) fn biz_status(strs: &[(Bytes, Bytes)]) -> Option<Status> {
     };
     text(BIZ_STATUS)?;
     let message = text(BIZ_MESSAGE).unwrap_or_default();
-    Some(Status::new(Code::Internal, message).with_trailers(metadata(strs)))
+    Some(Status::new(BIZ_CODE, message).with_trailers(metadata(strs)))
 }
 
 /// Metadata as string pairs: keys as they are, binary values raw.
