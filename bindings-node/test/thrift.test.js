@@ -404,7 +404,10 @@ describe('Kitex client, rillrpc server', () => {
     [['--transport', 'grpc'], ALL],
     [['--transport', 'grpc', '--api', 'classic'], ALL],
     [['--transport', 'ttheader'], ALL],
-    [['--transport', 'pingpong', '--pingpong', 'ttheader'], ['unary', 'error_status', 'metadata', 'deadline']]
+    [['--transport', 'pingpong', '--pingpong', 'ttheader'], ['unary', 'error_status', 'metadata', 'deadline']],
+    // Framed and Buffered (a bare TMessage) carry no TTHeader: no metainfo, no biz status.
+    [['--transport', 'pingpong', '--pingpong', 'framed'], ['unary', 'deadline']],
+    [['--transport', 'pingpong', '--pingpong', 'buffered'], ['unary', 'deadline']]
   ]
   for (const [args, want] of runs) {
     test(`kitex-client ${args.join(' ')}`, async () => {

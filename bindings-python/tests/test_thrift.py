@@ -5,8 +5,9 @@ Thrift PingPong), against our own server and against real Kitex (interop/kitex):
 - the rillrpc client against the rillrpc server (tests/kitex_echo_server.py: kitex-server's
   semantics) and against kitex-server, over both channel protocols: the four shapes,
   PingPong, metadata (Kitex's metainfo), biz status errors, cancel;
-- kitex-client (`--transport grpc`, `ttheader`, `pingpong --pingpong ttheader`) against the
-  rillrpc server: every check it has must pass;
+- kitex-client (`--transport grpc`, `ttheader`, `pingpong --pingpong ttheader|framed|buffered`)
+  against the rillrpc server: every check it has must pass;
+- thriftpy2's own RPC client (Apache Thrift's default Buffered framing) against it;
 - on our own server: declared exceptions, several arguments, void, unknown methods, a
   message in the wrong codec or not Thrift at all.
 
@@ -441,8 +442,9 @@ ALL_KITEX_CHECKS = {"unary", "server_streaming", "client_streaming", "bidi", "er
         (["--transport", "pingpong", "--pingpong", "ttheader"], {"unary", "error_status", "metadata", "deadline"}),
         (["--transport", "pingpong", "--pingpong", "ttheader-framed"], {"unary", "error_status", "metadata", "deadline"}),
         (["--transport", "pingpong", "--pingpong", "framed"], {"unary", "deadline"}),
+        (["--transport", "pingpong", "--pingpong", "buffered"], {"unary", "deadline"}),
     ],
-    ids=["grpc", "grpc-classic", "ttheader", "pingpong-ttheader", "pingpong-ttheader-framed", "pingpong-framed"],
+    ids=["grpc", "grpc-classic", "ttheader", "pingpong-ttheader", "pingpong-ttheader-framed", "pingpong-framed", "pingpong-buffered"],
 )
 async def test_kitex_client_against_our_server(py_server: rillrpc.Server, args: List[str], want: set) -> None:
     """Real Kitex's client, every check it has, against the rillrpc server of the IDL."""
@@ -451,6 +453,36 @@ async def test_kitex_client_against_our_server(py_server: rillrpc.Server, args: 
     passed = {line.split()[1] for line in out.splitlines() if line.startswith("PASS ")}
     assert rc == 0 and "FAIL" not in out, out
     assert passed == want, out
+
+
+async def test_an_apache_thrift_client_calls_our_server(py_server: rillrpc.Server, extra: Any) -> None:
+    """thriftpy2's own RPC client, with Apache Thrift's default framing (TBufferedTransport and
+    TBinaryProtocol: bare TMessages, no length, no TTHeader), on the server's one port."""
+    from thriftpy2.rpc import make_client
+    from thriftpy2.thrift import TApplicationException
+
+    def calls() -> None:
+        c = make_client(echo.TestService, "127.0.0.1", py_server.port, timeout=int(TIMEOUT * 1000))
+        x = make_client(extra.Extra, "127.0.0.1", py_server.port, timeout=int(TIMEOUT * 1000))
+        try:
+            for payload in UNARY_PAYLOADS + [b"x" * 70_000]:
+                assert c.PingPong(echo.Request(payload=payload)).payload == payload
+            assert x.Hello("ab", 2) == "abab"
+            with pytest.raises(extra.Oops) as e:
+                x.Hello("oops", -2)
+            assert (e.value.why, e.value.code) == ("oops", -2)
+            assert x.Nothing(7) is None
+            assert x.Zero() == 0
+            # A streaming method is refused as Kitex's server refuses it: an exception.
+            with pytest.raises(TApplicationException) as e2:
+                c.Echo(echo.Request(payload=b"?"))
+            assert "streaming" in str(e2.value)
+        finally:
+            c.close()
+            x.close()
+
+    await asyncio.to_thread(calls)
+    assert py_server.extra_handler.nothing == [7]  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- our server's edges

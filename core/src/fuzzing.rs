@@ -96,9 +96,36 @@ pub fn ttheader(data: &[u8]) {
 
 fn pingpong(data: &[u8]) {
     use crate::protocol::ttheader::pingpong::Call;
-    use crate::transport::ttheader::pingpong::next;
+    use crate::transport::ttheader::pingpong::Reader;
     let mut buf = bytes::BytesMut::from(data);
-    while let Ok(Some(req)) = next(&mut buf, 64 * 1024) {
+    let mut reader = Reader::default();
+    while let Ok(Some(req)) = reader.next(&mut buf, 64 * 1024) {
         let _ = Call::parse(req.message);
     }
+    // The same bytes a few at a time read as the same requests: a walk through a Buffered
+    // request resumes where it stopped.
+    let whole = requests(data, data.len().max(1));
+    for piece in [1, 3, 7] {
+        assert_eq!(requests(data, piece), whole, "read {piece} bytes at a time");
+    }
+}
+
+/// The requests (their framing and message) read from `data` fed `piece` bytes at a time,
+/// and whether the rest failed.
+fn requests(data: &[u8], piece: usize) -> (Vec<Vec<u8>>, bool) {
+    use crate::transport::ttheader::pingpong::Reader;
+    let mut buf = bytes::BytesMut::new();
+    let mut reader = Reader::default();
+    let mut out = Vec::new();
+    for chunk in data.chunks(piece) {
+        buf.extend_from_slice(chunk);
+        loop {
+            match reader.next(&mut buf, 64 * 1024) {
+                Ok(Some(req)) => out.push(req.message.to_vec()),
+                Ok(None) => break,
+                Err(_) => return (out, true),
+            }
+        }
+    }
+    (out, false)
 }

@@ -595,6 +595,44 @@ async fn kitexs_pingpong_request_is_answered_in_its_own_framing() {
     assert_eq!(back, framed);
 }
 
+/// Kitex's Buffered PingPong request (`transport.PurePayload`, WIRE.md §1.5): the bare
+/// TMessage, its end found by walking it; answered bare. Sent a few bytes at a time, so the
+/// walk resumes across reads, then two at once.
+#[tokio::test]
+async fn a_buffered_pingpong_request_is_answered_bare() {
+    let server = pingpong_server(ServerOptions::default());
+    let mut tcp = connect(server.local_addr()).await;
+    let request = hex(&format!(
+        "80 01 00 01  00 00 00 08 50 69 6e 67 50 6f 6e 67  00 00 00 01  {ARGS}"
+    ));
+    for piece in request.chunks(5) {
+        tcp.write_all(piece).await.unwrap();
+        tcp.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let answer = hex(&format!(
+        "80 01 00 02  00 00 00 08 50 69 6e 67 50 6f 6e 67  00 00 00 01  {ARGS}"
+    ));
+    let mut back = vec![0u8; answer.len()];
+    tcp.read_exact(&mut back).await.unwrap();
+    assert_eq!(back, answer);
+    let args = hex(ARGS);
+    let two = [
+        tmessage(1, "PingPong", 2, &args),
+        tmessage(1, "PingPong", 3, &args),
+    ]
+    .concat();
+    tcp.write_all(&two).await.unwrap();
+    let want = [
+        tmessage(2, "PingPong", 2, &args),
+        tmessage(2, "PingPong", 3, &args),
+    ]
+    .concat();
+    let mut back = vec![0u8; want.len()];
+    tcp.read_exact(&mut back).await.unwrap();
+    assert_eq!(back, want);
+}
+
 fn tcp_framed(msg: &[u8]) -> Vec<u8> {
     let mut f = (msg.len() as u32).to_be_bytes().to_vec();
     f.extend(msg);
@@ -671,6 +709,7 @@ async fn bytes_that_are_no_pingpong_request_close_only_their_connection() {
     wrong_inner[at - 1] += 1;
     // A TTHeader Streaming frame on a PingPong connection.
     let streaming = frame(HEADER, 9, "Echo", &[isn()], b"");
+    let buffered_ok = tmessage(1, "PingPong", 1, &hex("0b 00 01 00 00 00 02 6f 6b 00"));
     for (name, first, bad) in [
         ("not a CALL", good.clone(), not_a_call),
         ("wrong Framed length", good.clone(), wrong_inner),
@@ -680,6 +719,24 @@ async fn bytes_that_are_no_pingpong_request_close_only_their_connection() {
             "Framed too long",
             tcp_framed(&tmessage(1, "PingPong", 1, b"ok")),
             hex("01 00 00 00 80 01 00 01"),
+        ),
+        // Buffered: a field of type 1, which Thrift Binary does not have.
+        (
+            "Buffered, an unknown type",
+            buffered_ok.clone(),
+            tmessage(1, "PingPong", 2, &hex("01 00 01 00")),
+        ),
+        // Buffered: a string of 1 MiB, over the limit.
+        (
+            "Buffered too long",
+            buffered_ok.clone(),
+            tmessage(1, "PingPong", 2, &hex("0b 00 01 00 10 00 00")),
+        ),
+        // Buffered: a negative string length.
+        (
+            "Buffered, a negative length",
+            buffered_ok.clone(),
+            tmessage(1, "PingPong", 2, &hex("0b 00 01 ff ff ff ff")),
         ),
     ] {
         let mut tcp = connect(server.local_addr()).await;

@@ -350,9 +350,20 @@ fn request(payload: &Vec<u8>, count: i32) -> rillrpc::Bytes {
     if codec() == Codec::Thrift {
         return thrift::request(payload, count);
     }
-    use prost::encoding::{bytes, encoded_len_varint, int32};
-    let mut buf =
-        Vec::with_capacity(2 + encoded_len_varint(payload.len() as u64) + payload.len() + 6);
+    use prost::encoding::{bytes, int32};
+    // Exactly the encoded length, as prost's `encode_to_vec` allocates: `Bytes::from` then
+    // takes the Vec as it is, where spare capacity costs a second allocation and a shared,
+    // atomically counted drop.
+    let len = if payload.is_empty() {
+        0
+    } else {
+        bytes::encoded_len(1, payload)
+    } + if count != 0 {
+        int32::encoded_len(2, &count)
+    } else {
+        0
+    };
+    let mut buf = Vec::with_capacity(len);
     if !payload.is_empty() {
         bytes::encode(1, payload, &mut buf);
     }

@@ -3,8 +3,8 @@
 //! with a request line, and a Kitex one with a TTHeader packet, streaming if flagged so (as
 //! Kitex's own server tells them apart, `ttheader.IsStreaming`: bytes 4..6 the magic
 //! `10 00`, bytes 6..8 flags with bit `0x0002`) and Thrift PingPong otherwise, or with a
-//! Framed Thrift message (PingPong too). The bytes read to decide are replayed to whichever
-//! serves it.
+//! Framed Thrift message or a bare (Buffered) one, `80 01` first (PingPong too). The bytes
+//! read to decide are replayed to whichever serves it.
 
 use bytes::{Buf, BytesMut};
 use std::io;
@@ -21,7 +21,8 @@ pub(crate) enum Version {
     Http1,
     /// TTHeader Streaming (Kitex's StreamX).
     Ttheader,
-    /// Thrift PingPong: TTHeader packets without the streaming flag, or Framed messages.
+    /// Thrift PingPong: TTHeader packets without the streaming flag, Framed messages or
+    /// Buffered ones.
     PingPong,
 }
 
@@ -62,10 +63,15 @@ pub(crate) async fn sniff<T: AsyncRead + Unpin>(mut io: T) -> io::Result<(Versio
     Ok((version, Rewind { seen, io }))
 }
 
-/// Whether the first bytes may still begin a TTHeader packet: its LENGTH's first byte is
-/// zero for any packet under 16 MiB, which neither a preface nor a request line begins with.
+/// Whether the first bytes may still begin a TTHeader packet (its LENGTH's first byte is
+/// zero for any packet under 16 MiB) or a Buffered Thrift message (`80 01`), which neither
+/// a preface nor a request line begins with.
 fn maybe_ttheader(seen: &[u8]) -> bool {
-    seen.len() < TTHEADER_SNIFF && seen.first() == Some(&0)
+    match seen.first() {
+        Some(0) => seen.len() < TTHEADER_SNIFF,
+        Some(0x80) => seen.len() < 2,
+        _ => false,
+    }
 }
 
 /// What the first bytes say once they can be Kitex's: TTHeader Streaming when the magic
@@ -73,6 +79,10 @@ fn maybe_ttheader(seen: &[u8]) -> bool {
 /// length, then a strict Thrift Binary TMessage's `80 01`).
 fn ttheader(seen: &[u8]) -> Option<Version> {
     use super::ttheader::{FLAG_STREAMING, MAGIC};
+    if seen.starts_with(&[0x80, 0x01]) {
+        // A Buffered message: a strict Thrift Binary TMessage's version.
+        return Some(Version::PingPong);
+    }
     if seen.len() < TTHEADER_SNIFF || seen[0] != 0 {
         return None;
     }
@@ -207,6 +217,16 @@ mod tests {
         assert_eq!(sniffed(pingpong).await.0, Version::PingPong);
         let framed = b"\x00\x00\x00\x2c\x80\x01\x00\x01\x00\x00\x00\x08PingPong";
         assert_eq!(sniffed(framed).await.0, Version::PingPong);
+        // A Buffered message (WIRE.md §1.5): a TMessage from its first byte.
+        let buffered = b"\x80\x01\x00\x01\x00\x00\x00\x08PingPong";
+        assert_eq!(
+            sniffed(buffered).await,
+            (Version::PingPong, buffered.to_vec())
+        );
+        assert_eq!(sniffed(b"\x80\x01").await.0, Version::PingPong);
+        // `80` then anything else, or `80` alone before the connection ends, is neither.
+        assert_eq!(sniffed(b"\x80\x02\x00\x01").await.0, Version::Http2);
+        assert_eq!(sniffed(b"\x80").await.0, Version::Http2);
         // A zero first byte that is no TTHeader.
         assert_eq!(
             sniffed(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.0,

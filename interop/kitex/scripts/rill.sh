@@ -5,7 +5,8 @@
 #   kitex-client --transport grpc (StreamX and --api classic)  ->  kitex-echo-rill-server
 #   kitex-client --transport ttheader (streams over TTHeader
 #     Streaming, PingPong over TTHeader-framed Thrift)          ->  kitex-echo-rill-server
-#   kitex-client --transport pingpong --pingpong ttheader|framed  ->  kitex-echo-rill-server
+#   kitex-client --transport pingpong --pingpong ttheader|framed|buffered
+#                                                               ->  kitex-echo-rill-server
 #   kitex-echo-rill-client --transport grpc|ttheader            ->  kitex-server
 # The default checks include `deadline` (a short deadline on calls the server answers
 # slowly: the servers' "sleep:<ms>" payloads). Then the fault runs, each with a server
@@ -69,6 +70,8 @@ run "kitex-client --transport pingpong --pingpong ttheader" kitex-echo-rill-serv
   "$kitex/kitex-client" --target "$rill_server" --transport pingpong --pingpong ttheader
 run "kitex-client --transport pingpong --pingpong framed" kitex-echo-rill-server \
   "$kitex/kitex-client" --target "$rill_server" --transport pingpong --pingpong framed
+run "kitex-client --transport pingpong --pingpong buffered" kitex-echo-rill-server \
+  "$kitex/kitex-client" --target "$rill_server" --transport pingpong --pingpong buffered
 run "kitex-echo-rill-client --transport grpc" kitex-server \
   "$rust/kitex-echo-rill-client" --target "$kitex_server" --transport grpc
 run "kitex-echo-rill-client --transport ttheader" kitex-server \

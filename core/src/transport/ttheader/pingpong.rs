@@ -1,7 +1,8 @@
 //! Thrift PingPong connections (Kitex's default, non-streaming transport): one Thrift
 //! message per request, in a TTHeader packet without the streaming flag (`TTHeader`, and
-//! with a Framed length inside it: `TTHeaderFramed`) or in a bare Framed frame, each
-//! answered in the framing it came in (WIRE.md §1). A Kitex client sends one request at
+//! with a Framed length inside it: `TTHeaderFramed`), in a bare Framed frame, or bare
+//! (Buffered: Kitex's `PurePayload`, Apache Thrift's `TBufferedTransport`), each answered
+//! in the framing it came in (WIRE.md §1). A Kitex client sends one request at
 //! a time on a connection; requests are served in turn, so answers keep their order for a
 //! client that sends more.
 
@@ -9,6 +10,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
+use super::buffered::{self, Walk};
 use super::frame::key;
 use super::packet::{self, Malformed, Packet, ProtocolId, MAGIC};
 
@@ -25,6 +27,8 @@ pub(crate) enum Framing {
     Ttheader { framed: bool },
     /// A u32 length, then the message.
     Framed,
+    /// The message alone: its end is found by walking it (`buffered`).
+    Buffered,
 }
 
 /// One request: its framing, its TTHeader packet (metainfo, service name; empty when
@@ -60,6 +64,7 @@ where
 {
     tokio::pin!(drained);
     let mut buf = BytesMut::with_capacity(4096);
+    let mut reader = Reader::default();
     loop {
         let quiet = async {
             match idle {
@@ -69,7 +74,7 @@ where
         };
         tokio::pin!(quiet);
         let req = loop {
-            match next(&mut buf, max).map_err(|e| e.to_string())? {
+            match reader.next(&mut buf, max).map_err(|e| e.to_string())? {
                 Some(r) => break r,
                 None => {
                     buf.reserve(4096);
@@ -112,6 +117,8 @@ pub(crate) enum Bad {
     },
     /// A TTHeader payload said to be Framed whose length disagrees with it.
     FramedLength,
+    /// Bytes that begin as a Buffered message and are not one.
+    Buffered(buffered::Bad),
 }
 
 impl std::fmt::Display for Bad {
@@ -131,13 +138,36 @@ impl std::fmt::Display for Bad {
                 )
             }
             Bad::FramedLength => f.write_str("a TTHeader payload whose Framed length is wrong"),
+            Bad::Buffered(b) => b.fmt(f),
         }
     }
 }
 
-/// Takes the next whole request off the front of `buf`; `Ok(None)` until it is all in.
-pub(crate) fn next(buf: &mut BytesMut, max: usize) -> Result<Option<Request>, Bad> {
-    next_framed(buf, max, false)
+/// Takes a connection's requests off the front of its bytes, as they come.
+#[derive(Default)]
+pub(crate) struct Reader {
+    /// The walk through a Buffered request whose end has not come yet.
+    walk: Option<Walk>,
+}
+
+impl Reader {
+    /// Takes the next whole request off the front of `buf`; `Ok(None)` until it is all in.
+    pub(crate) fn next(&mut self, buf: &mut BytesMut, max: usize) -> Result<Option<Request>, Bad> {
+        // A Framed length (under 2 GiB) and a TTHeader LENGTH never begin `80 01`.
+        if self.walk.is_none() && !buffered::begins(buf) {
+            return next_framed(buf, max, false);
+        }
+        let walk = self.walk.get_or_insert_with(Walk::default);
+        let Some(n) = walk.resume(buf, max).map_err(Bad::Buffered)? else {
+            return Ok(None);
+        };
+        self.walk = None;
+        Ok(Some(Request {
+            framing: Framing::Buffered,
+            packet: Packet::default(),
+            message: buf.split_to(n).freeze(),
+        }))
+    }
 }
 
 /// Takes the answer to a TTHeaderFramed request off the front of `buf`: framed as its
@@ -197,6 +227,7 @@ pub(crate) fn encode(framing: Framing, seq_id: i32, reply: Reply) -> Result<Byte
             out.put_slice(&framed_len());
             out.put_slice(&reply.message);
         }
+        Framing::Buffered => out.put_slice(&reply.message),
         Framing::Ttheader { framed } => {
             let payload = match framed {
                 true => Bytes::from([&framed_len()[..], &reply.message].concat()),
