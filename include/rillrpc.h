@@ -510,8 +510,9 @@ typedef struct rill_server_options {
    */
   int64_t handshake_timeout_ms;
   /**
-   * At most this many connections at once (0, the default: no limit); new ones wait in
-   * the listen backlog until one ends.
+   * At most this many connections at once (0, the default: no limit). At the limit a
+   * new connection takes the place of the oldest one still in its handshake; with none
+   * such, new ones wait until one ends.
    */
   uint32_t max_connections;
   /**

@@ -242,19 +242,24 @@ async fn many_small_data_frames_to_a_slow_reader() {
 }
 
 /// At `max_connections` the server accepts no more until a connection ends: a peer that
-/// holds the only place (connected, silent) keeps a second client waiting, and the second
-/// is served once the first goes.
+/// holds the only place past its handshake (its preface sent, then silent) keeps a second
+/// client waiting, and the second is served once the first goes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_at_its_connection_limit_accepts_once_a_connection_ends() {
+    use tokio::io::AsyncWriteExt;
     let server = rill_server(ServerOptions {
         max_connections: Some(1),
         handshake_timeout: Duration::from_secs(60),
         ..Default::default()
     });
     let addr = server.local_addr();
-    let holder = tokio::net::TcpStream::connect(addr).await.unwrap();
-    // Give the server the time to accept the holder (a second client that came first
-    // would hold the place instead).
+    let mut holder = tokio::net::TcpStream::connect(addr).await.unwrap();
+    holder
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    // Give the server the time to accept the holder and read its preface (a second client
+    // that came first would hold the place instead).
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let ch = Channel::new(&format!("http://{addr}")).unwrap();
@@ -275,6 +280,45 @@ async fn a_server_at_its_connection_limit_accepts_once_a_connection_ends() {
         )
         .await;
     assert!(served.is_ok(), "{served:?}");
+}
+
+/// Regression (the attack suite's half-preface and fd-exhaustion floods): connections that
+/// never finish their handshake held every place until their handshake timeout, and a
+/// normal client timed out behind them. At the limit, the oldest connection still in its
+/// handshake (no call in flight, nothing lost) now gives its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_still_in_its_handshake_gives_its_place_at_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = rill_server(ServerOptions {
+        max_connections: Some(4),
+        handshake_timeout: Duration::from_secs(60),
+        ..Default::default()
+    });
+    let addr = server.local_addr();
+    // Four connections, each half a preface, then silent: every place taken.
+    let mut holders = Vec::new();
+    for _ in 0..4 {
+        let mut t = tokio::net::TcpStream::connect(addr).await.unwrap();
+        t.write_all(b"PRI * HTTP").await.unwrap();
+        holders.push(t);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ch = Channel::new(&format!("http://{addr}")).unwrap();
+    let served = ch
+        .unary(
+            PING_PONG,
+            req(b"a", 0),
+            CallOptions::new().timeout(Duration::from_secs(5)),
+        )
+        .await;
+    assert!(served.is_ok(), "{served:?}");
+    // The oldest holder was closed for it; the youngest still waits in its handshake.
+    let mut byte = [0u8; 1];
+    let oldest = tokio::time::timeout(Duration::from_secs(5), holders[0].read(&mut byte));
+    assert_eq!(oldest.await.expect("closed in time").unwrap(), 0);
+    let youngest = tokio::time::timeout(Duration::from_millis(100), holders[3].read(&mut byte));
+    assert!(youngest.await.is_err(), "the youngest is still open");
 }
 
 /// A server that answers every request with an error whose message is the authority it

@@ -41,8 +41,9 @@ pub struct rill_server_options {
     /// program built against the header before them passes the smaller `size` and gets
     /// their defaults.
     pub handshake_timeout_ms: i64,
-    /// At most this many connections at once (0, the default: no limit); new ones wait in
-    /// the listen backlog until one ends.
+    /// At most this many connections at once (0, the default: no limit). At the limit a
+    /// new connection takes the place of the oldest one still in its handshake; with none
+    /// such, new ones wait until one ends.
     pub max_connections: u32,
     /// Past this age, ms (±10%), a connection is told to go (GOAWAY; its calls run on, the
     /// client opens a new connection for new ones), as grpc-go's `MaxConnectionAge`. 0

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::dispatch::{dispatch, dispatch_pingpong, dispatch_ttheader};
+use super::handshakes::{Handshake, Handshakes};
 use super::shared::{Phase, Shared};
 use crate::transport::driver::Driver;
 use crate::transport::h2_server;
@@ -43,24 +44,35 @@ pub(super) async fn serve(
         .opts
         .max_connections
         .map(|n| Arc::new(Semaphore::new(n)));
+    let handshakes = Arc::new(Handshakes::default());
     loop {
-        // At the connection limit, wait for a connection to end before accepting.
-        let permit = match &room {
-            None => None,
-            Some(room) => tokio::select! {
-                p = room.clone().acquire_owned() => p.ok(),
-                Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-                _ = phase.changed() => {
-                    if *phase.borrow() != Phase::Serving {
-                        break;
-                    }
-                    continue;
-                }
-            },
-        };
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((tcp, peer)) => start(&shared, tcp, peer, permit, &mut conns, &hosted_alive),
+                Ok((tcp, peer)) => {
+                    let permit = match &room {
+                        None => None,
+                        Some(room) => match room.clone().try_acquire_owned() {
+                            Ok(p) => Some(p),
+                            // At the limit, the newcomer takes the place of the oldest
+                            // connection still in its handshake, or else waits for one to
+                            // end (and those after it in the listen backlog).
+                            Err(_) => {
+                                handshakes.evict_oldest(1);
+                                tokio::select! {
+                                    p = room.clone().acquire_owned() => p.ok(),
+                                    _ = phase.wait_for(|p| *p != Phase::Serving) => break,
+                                }
+                            }
+                        },
+                    };
+                    let handshake = handshakes.enter();
+                    start(&shared, tcp, peer, permit, handshake, &mut conns, &hosted_alive)
+                }
+                Err(e) if out_of_files(&e) && handshakes.evict_oldest(EVICT) > 0 => {
+                    // Their descriptors are freed as their tasks end, within a moment.
+                    tracing::debug!("accept failed: {e}; closed connections still in their handshake");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!("accept failed: {e}");
@@ -82,17 +94,30 @@ pub(super) async fn serve(
     let _ = done.send(true);
 }
 
+/// How many connections still in their handshake close when accept runs out of file
+/// descriptors: a few at a time, so that a backlog of a flood's connections drains at
+/// more than one per turn of the accept loop.
+const EVICT: usize = 8;
+
+/// Whether accept failed for want of file descriptors (EMFILE: this process's limit;
+/// ENFILE: the system's).
+fn out_of_files(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
 /// Starts an accepted connection: on a task of the runtime, or handed to the host's loop.
 fn start(
     shared: &Arc<Shared>,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     permit: Option<OwnedSemaphorePermit>,
+    handshake: Handshake,
     conns: &mut JoinSet<()>,
     hosted_alive: &mpsc::Sender<()>,
 ) {
     let Some(to_host) = &shared.hosted else {
-        let driver = connection(shared.clone(), Socket::new(tcp), peer, None, permit);
+        let sock = Socket::new(tcp);
+        let driver = connection(shared.clone(), sock, peer, None, permit, handshake);
         conns.spawn(async move {
             // Aborted with the server, the task takes the connection down with it.
             let _closer = driver.closer();
@@ -110,20 +135,21 @@ fn start(
     let (sock, ready) = Socket::hosted(tcp);
     let fd = sock.fd();
     let alive = Some(hosted_alive.clone());
-    let driver = connection(shared.clone(), sock, peer, alive, permit);
+    let driver = connection(shared.clone(), sock, peer, alive, permit, handshake);
     // Refused only when the server is gone; the connection then closes.
     let _ = to_host.send(HostedConnection::new(driver, ready, fd));
 }
 
 /// The driver of one accepted connection: TLS (if configured), HTTP/2, then its calls.
 /// `alive` and `permit` (its place under `max_connections`) are held until the connection
-/// ends.
+/// ends; `handshake` until its protocol is known (the server may close it before).
 fn connection(
     shared: Arc<Shared>,
     sock: Socket,
     peer: SocketAddr,
     alive: Option<mpsc::Sender<()>>,
     permit: Option<OwnedSemaphorePermit>,
+    handshake: Handshake,
 ) -> Arc<Driver> {
     let rt = tokio::runtime::Handle::current();
     let handshake_by = tokio::time::Instant::now() + shared.opts.handshake_timeout;
@@ -135,16 +161,23 @@ fn connection(
             let _alive = alive;
             let _permit = permit;
             match shared.tls.clone() {
-                None => serve_http(shared, sock, peer, me, handshake_by, None).await,
+                None => serve_http(shared, sock, peer, me, handshake_by, None, handshake).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout_at(handshake_by, acceptor.accept(sock)).await {
+                    let accepted = tokio::select! {
+                        r = tokio::time::timeout_at(handshake_by, acceptor.accept(sock)) => r,
+                        _ = handshake.evicted() => {
+                            tracing::debug!("{peer} closed in its TLS handshake: the server needs its place");
+                            return;
+                        }
+                    };
+                    match accepted {
                         Ok(Ok(tls)) => {
                             let alpn = match tls.get_ref().1.alpn_protocol() {
                                 Some(b"h2") => Some(Version::Http2),
                                 Some(b"http/1.1") => Some(Version::Http1),
                                 _ => None,
                             };
-                            serve_http(shared, tls, peer, me, handshake_by, alpn).await
+                            serve_http(shared, tls, peer, me, handshake_by, alpn, handshake).await
                         }
                         Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
                         Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
@@ -165,10 +198,19 @@ async fn serve_http<T>(
     me: std::sync::Weak<Driver>,
     handshake_by: tokio::time::Instant,
     alpn: Option<Version>,
+    handshake: Handshake,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (version, io) = match tokio::time::timeout_at(handshake_by, sniff(io)).await {
+    let sniffed = tokio::select! {
+        r = tokio::time::timeout_at(handshake_by, sniff(io)) => r,
+        _ = handshake.evicted() => {
+            tracing::debug!("{peer} closed before its first bytes: the server needs its place");
+            return;
+        }
+    };
+    drop(handshake);
+    let (version, io) = match sniffed {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::debug!("connection from {peer} failed before its first request: {e}");

