@@ -25,8 +25,8 @@ use crate::status::{Code, Status};
 /// How much a call may hold for sending, queued or in the writer's hands, before `send`
 /// waits. The writer hands the stream no more than the peer's window, so a stream holds
 /// this much beyond what the peer can take: a peer that grants no window holds a
-/// handler's sends to this, and a thousand such streams to 64 MiB.
-pub(crate) const SEND_QUEUE_BYTES: usize = 64 * 1024;
+/// handler's sends to this, and a thousand such streams to 16 MiB.
+pub(crate) const SEND_QUEUE_BYTES: usize = 16 * 1024;
 
 /// While the stream takes batches near the bound, the bound doubles, up to this many times
 /// `SEND_QUEUE_BYTES`: bigger batches, fewer turns of the writer and fuller writes to the
@@ -34,7 +34,7 @@ pub(crate) const SEND_QUEUE_BYTES: usize = 64 * 1024;
 /// that stops reading later at most this many times it. A batch that waited for room on
 /// the way does not bring the bound back: h2 gives a stream room as it writes the
 /// connection's buffered frames to the socket, so a fast stream waits too.
-const FLOWING_GROWTH: usize = 4;
+const FLOWING_GROWTH: usize = 16;
 
 /// Messages up to this size are copied into the shared buffer; larger ones travel as
 /// their own chunk without a copy.
@@ -1167,20 +1167,22 @@ mod tests {
         assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
         out.handed(F, false);
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
-        // The rest, and the batch is written: room, and a doubled bound.
+        // The rest, and the batch is written: room, and a doubled bound, each time.
         out.handed(2 * F, true);
-        fill(8);
-        assert_eq!(take(), 8);
-        out.handed(8 * F, true);
-        fill(16);
-        assert_eq!(take(), 16);
-        // At most four times the floor.
-        out.handed(16 * F, true);
-        fill(16);
-        assert_eq!(take(), 16);
+        let max = 4 * FLOWING_GROWTH;
+        let mut n = 8;
+        while n <= max {
+            fill(n);
+            assert_eq!(take(), n);
+            out.handed(n * F, true);
+            n *= 2;
+        }
+        // At most FLOWING_GROWTH times the floor.
+        fill(max);
+        assert_eq!(take(), max);
         // What the writer still holds counts.
-        out.handed(12 * F, false);
-        fill(12);
+        out.handed((max - 4) * F, false);
+        fill(max - 4);
     }
 
     #[test]
