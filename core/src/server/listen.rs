@@ -102,7 +102,7 @@ const EVICT: usize = 8;
 /// Whether accept failed for want of file descriptors (EMFILE: this process's limit;
 /// ENFILE: the system's).
 fn out_of_files(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(23 | 24))
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// Starts an accepted connection: on a task of the runtime, or handed to the host's loop.

@@ -78,9 +78,8 @@ fn maybe_ttheader(seen: &[u8]) -> bool {
 /// and the streaming flag are there, PingPong for the magic alone or a Framed message (a
 /// length, then a strict Thrift Binary TMessage's `80 01`).
 fn ttheader(seen: &[u8]) -> Option<Version> {
-    use super::ttheader::{FLAG_STREAMING, MAGIC};
-    if seen.starts_with(&[0x80, 0x01]) {
-        // A Buffered message: a strict Thrift Binary TMessage's version.
+    use super::ttheader::{buffered, FLAG_STREAMING, MAGIC};
+    if buffered::begins(seen) {
         return Some(Version::PingPong);
     }
     if seen.len() < TTHEADER_SNIFF || seen[0] != 0 {

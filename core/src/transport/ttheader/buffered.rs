@@ -8,6 +8,10 @@
 //! length once, never once per read. It checks what it can without the IDL: known types,
 //! lengths within the limit, nesting at most `MAX_DEPTH` deep.
 
+/// The strict Thrift Binary version that begins a TMessage (a Buffered message's first
+/// bytes, a Framed one's bytes 4..6).
+pub(crate) const VERSION_1: [u8; 2] = [0x80, 0x01];
+
 /// Thrift Binary's type ids (Thrift's `TType`).
 mod ttype {
     pub(super) const STOP: u8 = 0;
@@ -31,7 +35,7 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// Whether bytes begin a Buffered message: a strict Thrift Binary TMessage's version,
 /// `80 01` (Kitex's `isBufferedBinary` looks at the same two bytes).
 pub(crate) fn begins(buf: &[u8]) -> bool {
-    buf.starts_with(&[0x80, 0x01])
+    buf.starts_with(&VERSION_1)
 }
 
 /// Why bytes are not a Buffered Thrift message.
@@ -135,7 +139,7 @@ impl Walk {
         match step {
             Step::Head => {
                 let w = fixed::<4>(rest, 0)?;
-                if w[0..2] != [0x80, 0x01] || w[2] != 0 || !(1..=4).contains(&w[3]) {
+                if !begins(&w) || w[2] != 0 || !(1..=4).contains(&w[3]) {
                     return Err(Failed(Bad::Version(w)));
                 }
                 let name = len(rest, 4, "TMessage name length")?;

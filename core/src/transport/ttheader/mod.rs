@@ -5,7 +5,7 @@
 //! [`conn`] runs such a connection, [`pingpong`] a PingPong one (TTHeader or Framed). `interop/kitex/WIRE.md` shows both on the wire as Kitex
 //! v0.16.3 sends them.
 
-mod buffered;
+pub(crate) mod buffered;
 mod conn;
 mod frame;
 mod packet;

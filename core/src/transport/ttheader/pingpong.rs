@@ -10,15 +10,12 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-use super::buffered::{self, Walk};
+use super::buffered::{self, Walk, VERSION_1};
 use super::frame::key;
 use super::packet::{self, Malformed, Packet, ProtocolId, MAGIC};
 
 /// TTHeader's int key 1, TransportType: `framed` when the payload is a Framed message.
 const TRANSPORT_TYPE: u16 = 1;
-
-/// The strict Thrift Binary version that begins a TMessage: a Framed frame's bytes 4..6.
-const VERSION_1: [u8; 2] = [0x80, 0x01];
 
 /// How a request came, and so how its answer goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
