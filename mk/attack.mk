@@ -9,5 +9,5 @@ ATTACK_BOUND ?= 10
 TEST_TARGETS += test-attack
 
 test-attack:
-	cargo build -p rill-bench --bin echo-server -p rill-attack
+	cargo build -p rill-bench --bin echo-server -p rill-attack --bin attack
 	$(CARGO_TARGET_DIR)/debug/attack --bound $(ATTACK_BOUND)
