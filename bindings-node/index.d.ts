@@ -298,6 +298,16 @@ export interface ServerOptions {
    * MaxConnectionIdle). Default: idle connections stay.
    */
   maxConnectionIdle?: number
+  /** ms a request's headers may take to arrive once begun (default 30000). */
+  headerReadTimeout?: number
+  /**
+   * Keepalive enforcement (grpc-go's EnforcementPolicy.MinTime): a client that pings more
+   * often than this, ms, while the server sends it nothing gets GOAWAY ENHANCE_YOUR_CALM
+   * after two strikes. Default 300000.
+   */
+  permitKeepaliveTime?: number
+  /** Clients may ping that often on connections without calls too (default false). */
+  permitKeepaliveWithoutCalls?: boolean
   maxConcurrentStreams?: number
   maxReceiveMessageSize?: number
   /**

@@ -533,6 +533,26 @@ typedef struct rill_server_options {
    * before it passes the smaller `size` and gets the default.
    */
   int64_t max_connection_idle_ms;
+  /**
+   * How long a request's head (HTTP/2 HEADERS and CONTINUATIONs, an HTTP/1.1 request
+   * line and headers) may take to arrive once begun, ms (> 0); past it the server closes
+   * the connection. Default 30000. Appended after `max_connection_idle_ms` with the two
+   * below: a program built against the header before them passes the smaller `size` and
+   * gets their defaults.
+   */
+  int64_t header_read_timeout_ms;
+  /**
+   * Keepalive enforcement, as grpc-go's `EnforcementPolicy.MinTime`: a client that
+   * pings more often than this, ms (>= 0), while the server sends it nothing, gets
+   * GOAWAY ENHANCE_YOUR_CALM after two strikes. Default 300000 (five minutes).
+   */
+  int64_t permit_keepalive_time_ms;
+  /**
+   * Whether clients may ping that often without calls too (grpc-go's
+   * `PermitWithoutStream`); otherwise such pings must be two hours apart. Default false.
+   * With `permit_keepalive_time_ms` 0, any rate is permitted.
+   */
+  bool permit_keepalive_without_calls;
 } rill_server_options;
 
 #ifdef __cplusplus

@@ -337,8 +337,9 @@ class Server extends EventEmitter {
    * @param opts { cert, key, ca, maxConcurrentStreams, maxReceiveMessageSize, cors, corsMaxAge }
    *   ca: mutual TLS, the CAs (PEM) a client's certificate must chain to
    *   handshakeTimeout, maxConnections, maxConnectionAge, maxConnectionAgeGrace,
-   *   maxConnectionIdle:
+   *   maxConnectionIdle, headerReadTimeout:
    *     connection limits (ms), as the core's ServerOptions
+   *   permitKeepaliveTime (ms), permitKeepaliveWithoutCalls: keepalive enforcement
    *   cors: the origins whose browser pages may call ('*' for any), one or an array;
    *   corsMaxAge: ms a browser may cache a preflight's answer
    */
@@ -353,6 +354,9 @@ class Server extends EventEmitter {
       maxConnectionAgeMs: opts.maxConnectionAge,
       maxConnectionAgeGraceMs: opts.maxConnectionAgeGrace,
       maxConnectionIdleMs: opts.maxConnectionIdle,
+      headerReadTimeoutMs: opts.headerReadTimeout,
+      permitKeepaliveTimeMs: opts.permitKeepaliveTime,
+      permitKeepaliveWithoutCalls: opts.permitKeepaliveWithoutCalls,
       maxConcurrentStreams: opts.maxConcurrentStreams,
       maxRecvMessageSize: opts.maxReceiveMessageSize,
       hostConnections: !offloadIo(opts),

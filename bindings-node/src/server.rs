@@ -34,6 +34,10 @@ pub struct ServerOpts {
     pub max_connection_age_ms: Option<f64>,
     pub max_connection_age_grace_ms: Option<f64>,
     pub max_connection_idle_ms: Option<f64>,
+    pub header_read_timeout_ms: Option<f64>,
+    /// Keepalive enforcement (`ServerOptions::permit_keepalive_time`).
+    pub permit_keepalive_time_ms: Option<f64>,
+    pub permit_keepalive_without_calls: Option<bool>,
 }
 
 /// A duration option in ms, checked.
@@ -104,6 +108,15 @@ impl NativeServer {
             so.max_connection_age_grace =
                 ms(o.max_connection_age_grace_ms, "maxConnectionAgeGrace")?;
             so.max_connection_idle = ms(o.max_connection_idle_ms, "maxConnectionIdle")?;
+            if let Some(t) = ms(o.header_read_timeout_ms, "headerReadTimeout")? {
+                so.header_read_timeout = t;
+            }
+            if let Some(t) = ms(o.permit_keepalive_time_ms, "permitKeepaliveTime")? {
+                so.permit_keepalive_time = t;
+            }
+            if let Some(p) = o.permit_keepalive_without_calls {
+                so.permit_keepalive_without_calls = p;
+            }
         }
         let mut builder = ServerBuilder::new(so);
         if host {

@@ -398,15 +398,15 @@ async function waitFor (f, ms = 5000) {
   }
 }
 
-/** grpc-js's client pings a server made with `opts`, waiting `pauses[i]` ms after ping i:
- * the peer address each ping came from. */
-async function peersOfPings(opts, pauses) {
+/** grpc-js's client (with channel options `clientOpts`) pings a server made with `opts`,
+ * waiting `pauses[i]` ms after ping i: the peer address each ping came from. */
+async function peersOfPings(opts, pauses, clientOpts = {}) {
   const peers = []
   const s = new rill.Server(opts)
   s.unary(M.PingPong, (call) => { peers.push(call.peer); return call.request })
   const p = s.listen()
   const Client = grpc.makeGenericClientConstructor(service, 'TestService')
-  const c = new Client(`127.0.0.1:${p}`, grpc.credentials.createInsecure())
+  const c = new Client(`127.0.0.1:${p}`, grpc.credentials.createInsecure(), clientOpts)
   const ping = (payload) => new Promise((resolve, reject) =>
     c.PingPong({ payload: Buffer.from(payload) }, { deadline: Date.now() + 10000 }, (e, v) => e ? reject(e) : resolve(v)))
   for (const [i, pause] of pauses.entries()) {
@@ -430,8 +430,24 @@ test('maxConnectionIdle closes a grpc-js client\'s idle connection', async () =>
   assert.equal(new Set(peers).size, 2, peers.join(' '))
 })
 
+// grpc-js pinging every 100 ms, with or without calls.
+const EAGER_KEEPALIVE = { 'grpc.keepalive_time_ms': 100, 'grpc.keepalive_permit_without_calls': 1 }
+
+test('keepalive enforcement closes a grpc-js client that pings too often', async () => {
+  const lenient = { permitKeepaliveTime: 50, permitKeepaliveWithoutCalls: true }
+  const [strict, permitted] = await Promise.all([
+    peersOfPings({}, [2000, 0], EAGER_KEEPALIVE),
+    peersOfPings(lenient, [2000, 0], EAGER_KEEPALIVE)
+  ])
+  // By default the fourth PING too soon got GOAWAY ENHANCE_YOUR_CALM, and grpc-js made a
+  // second connection; the server that permits such pings kept the first.
+  assert.equal(new Set(strict).size, 2, strict.join(' '))
+  assert.equal(new Set(permitted).size, 1, permitted.join(' '))
+})
+
 test('connection limits are checked', () => {
-  for (const k of ['handshakeTimeout', 'maxConnectionAge', 'maxConnectionAgeGrace', 'maxConnectionIdle']) {
+  for (const k of ['handshakeTimeout', 'maxConnectionAge', 'maxConnectionAgeGrace', 'maxConnectionIdle',
+    'headerReadTimeout', 'permitKeepaliveTime']) {
     assert.throws(() => new rill.Server({ [k]: -1 }), new RegExp(`invalid ${k} -1 ms`))
   }
 })

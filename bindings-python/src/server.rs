@@ -31,7 +31,7 @@ impl NativeServer {
     /// effects answers Connect's GET too.
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None, client_ca_pem=None, handshake_timeout=None, max_connections=None, max_connection_age=None, max_connection_age_grace=None, max_connection_idle=None))]
+    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None, client_ca_pem=None, handshake_timeout=None, max_connections=None, max_connection_age=None, max_connection_age_grace=None, max_connection_idle=None, header_read_timeout=None, permit_keepalive_time=None, permit_keepalive_without_calls=None))]
     fn new(
         address: &str,
         methods: Vec<(String, u32, String)>,
@@ -47,6 +47,9 @@ impl NativeServer {
         max_connection_age: Option<f64>,
         max_connection_age_grace: Option<f64>,
         max_connection_idle: Option<f64>,
+        header_read_timeout: Option<f64>,
+        permit_keepalive_time: Option<f64>,
+        permit_keepalive_without_calls: Option<bool>,
     ) -> PyResult<NativeServer> {
         let mut opts = ServerOptions::default();
         let seconds = |t: Option<f64>, what| t.map(|t| seconds_from_py(t, what)).transpose();
@@ -58,6 +61,15 @@ impl NativeServer {
         opts.max_connection_age_grace =
             seconds(max_connection_age_grace, "max_connection_age_grace")?;
         opts.max_connection_idle = seconds(max_connection_idle, "max_connection_idle")?;
+        if let Some(t) = seconds(header_read_timeout, "header_read_timeout")? {
+            opts.header_read_timeout = t;
+        }
+        if let Some(t) = seconds(permit_keepalive_time, "permit_keepalive_time")? {
+            opts.permit_keepalive_time = t;
+        }
+        if let Some(p) = permit_keepalive_without_calls {
+            opts.permit_keepalive_without_calls = p;
+        }
         if let Some(n) = max_concurrent_streams {
             opts.max_concurrent_streams = n;
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any, AsyncIterator, Tuple
+from typing import Any, AsyncIterator, Sequence, Tuple
 
 import grpc
 import grpc.aio
@@ -177,9 +177,11 @@ async def test_mutual_tls_server_takes_signed_clients_only(certs: Tuple[bytes, b
         rillrpc.Server(client_root_certificates=ca).bind("127.0.0.1:0")
 
 
-async def peers_of_pings(server: rillrpc.Server, pauses: list[float]) -> list[str]:
-    """grpcio's client pings `server`, waiting `pauses[i]` seconds after ping i: the peer
-    address each ping came from."""
+async def peers_of_pings(
+    server: rillrpc.Server, pauses: list[float], options: Sequence[Tuple[str, Any]] = ()
+) -> list[str]:
+    """grpcio's client (with channel `options`) pings `server`, waiting `pauses[i]` seconds
+    after ping i: the peer address each ping came from."""
     peers: list[str] = []
 
     async def ping(req: Any, ctx: ServerCall) -> Any:
@@ -189,7 +191,7 @@ async def peers_of_pings(server: rillrpc.Server, pauses: list[float]) -> list[st
     server.add_method(PING, Shape.UNARY, ping, request_deserializer=Req.FromString,
                       response_serializer=Resp.SerializeToString)
     async with server:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=options) as ch:
             stub = echo_pb2_grpc.TestServiceStub(ch)
             for i, pause in enumerate(pauses):
                 assert (await stub.PingPong(Req(payload=b"%d" % i))).payload == b"%d" % i
@@ -211,8 +213,31 @@ async def test_connection_idle_closes_grpcios_idle_connection() -> None:
     assert len(set(peers)) == 2, peers
 
 
+# grpcio pinging as often as it will (it asks for every 100 ms and sends about one a
+# second), with or without calls.
+EAGER_KEEPALIVE = [
+    ("grpc.keepalive_time_ms", 100),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+
+async def test_keepalive_enforcement_closes_grpcios_eager_pings() -> None:
+    default = rillrpc.Server()
+    lenient = rillrpc.Server(permit_keepalive_time=0.05, permit_keepalive_without_calls=True)
+    strict_peers, lenient_peers = await asyncio.gather(
+        peers_of_pings(default, [5.0, 0], EAGER_KEEPALIVE),
+        peers_of_pings(lenient, [5.0, 0], EAGER_KEEPALIVE),
+    )
+    # By default the fourth PING too soon got GOAWAY ENHANCE_YOUR_CALM, and grpcio made a
+    # second connection; the server that permits such pings kept the first.
+    assert len(set(strict_peers)) == 2, strict_peers
+    assert len(set(lenient_peers)) == 1, lenient_peers
+
+
 def test_connection_limits_are_checked() -> None:
-    for kw in ("handshake_timeout", "max_connection_age", "max_connection_age_grace", "max_connection_idle"):
+    for kw in ("handshake_timeout", "max_connection_age", "max_connection_age_grace", "max_connection_idle",
+               "header_read_timeout", "permit_keepalive_time"):
         with pytest.raises(ValueError, match=f"{kw} must be a non-negative number of seconds"):
             rillrpc.Server(**{kw: -1.0}).bind("127.0.0.1:0")
 

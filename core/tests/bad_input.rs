@@ -572,3 +572,203 @@ async fn server_closes_a_connection_whose_preface_never_comes() {
     let again = ch.unary(PING_PONG, req(b"b", 0), CallOptions::new()).await;
     assert!(again.is_ok(), "{again:?}");
 }
+
+// ---- peers that ping too often, or send a request's head too slowly ----
+
+/// Every frame in `bytes` (a server's side of a connection): type, flags, payload.
+fn frames_in(mut bytes: &[u8]) -> Vec<(u8, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        let end = (9 + len).min(bytes.len());
+        out.push((bytes[3], bytes[4], bytes[9..end].to_vec()));
+        bytes = &bytes[end..];
+    }
+    out
+}
+
+/// Connects, writes `first`, and reads what the server sends until it closes (a bound far
+/// beyond every timeout here: a server that never closes fails the test).
+async fn write_and_read_to_close(addr: SocketAddr, first: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(first).await.unwrap();
+    let mut got = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(20), sock.read_to_end(&mut got)).await;
+    assert!(r.is_ok(), "the server kept the connection open");
+    got
+}
+
+/// The client's preface and an empty SETTINGS frame.
+fn hello() -> Vec<u8> {
+    let mut b = rill_testkit::frames::PREFACE.to_vec();
+    b.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    b
+}
+
+/// A client pinging on a connection without calls, four PINGs at once, gets GOAWAY
+/// ENHANCE_YOUR_CALM and the connection closes, as grpc-go's server does with its
+/// default policy (gRPC A8: "the server MUST send a GOAWAY with error code
+/// ENHANCE_YOUR_CALM").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_closes_a_connection_that_pings_too_often() {
+    let server = rill_server(ServerOptions::default());
+    let mut bytes = hello();
+    for i in 0..4u8 {
+        // PING, 8 bytes, no flags, stream 0; opaque data 1..=8 plus the PING's number.
+        bytes.extend([0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8 + i]);
+    }
+    let got = frames_in(&write_and_read_to_close(server.local_addr(), &bytes).await);
+    let acks = got.iter().filter(|f| f.0 == 6 && f.1 == 1).count();
+    assert!(acks >= 3, "PING ACKs: {acks} in {got:?}");
+    let goaway = got.iter().find(|f| f.0 == 7).expect("a GOAWAY");
+    // GOAWAY payload: last stream id (4 bytes), error code ENHANCE_YOUR_CALM (0xb).
+    assert_eq!(goaway.2[4..8], [0, 0, 0, 0xb], "{goaway:?}");
+
+    // The policy is the connection's: the next client calls.
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    let r = ch.unary(PING_PONG, req(b"a", 0), CallOptions::new()).await;
+    assert!(r.is_ok(), "{r:?}");
+}
+
+/// The same PINGs are welcome when the server permits pings that often, or at any rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_the_server_permits_are_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for (permit, without_calls) in [(Duration::ZERO, true), (Duration::from_millis(1), true)] {
+        let server = rill_server(ServerOptions {
+            permit_keepalive_time: permit,
+            permit_keepalive_without_calls: without_calls,
+            ..Default::default()
+        });
+        let mut sock = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        sock.write_all(&hello()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        for i in 0..6u8 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            sock.write_all(&[0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, i])
+                .await
+                .unwrap();
+            // Read until this PING's ACK is in.
+            while !frames_in(&got)
+                .iter()
+                .any(|f| f == &(6, 1, vec![1, 2, 3, 4, 5, 6, 7, i]))
+            {
+                let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf))
+                    .await
+                    .expect("the ACK comes")
+                    .unwrap();
+                assert!(
+                    n > 0,
+                    "closed after {i} PINGs ({permit:?}): {:?}",
+                    frames_in(&got)
+                );
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert!(!frames_in(&got).iter().any(|f| f.0 == 7), "{got:?}");
+    }
+}
+
+/// A client that pings while the server sends on its call is forgiven (grpc-go resets the
+/// strikes whenever it sends HEADERS or DATA): an h2 client pinging after every echo of a
+/// bidi call, ten times, keeps its connection; the same client pinging ten times on a call
+/// that sends nothing in between is closed with ENHANCE_YOUR_CALM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_between_the_servers_messages_are_forgiven() {
+    let server = rill_server(ServerOptions::default());
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let (mut sr, mut conn) = h2::client::handshake(tcp).await.unwrap();
+    let mut pp = conn.ping_pong().unwrap();
+    let conn = tokio::spawn(conn);
+    let request = Request::post(format!(
+        "http://{}{}",
+        server.local_addr(),
+        rill_testkit::rill_echo::ECHO
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (resp, mut send) = sr.send_request(request, false).unwrap();
+    // The server answers with its HEADERS once there is something to answer.
+    send.send_data(Bytes::from(frame(0, &req(&[0], 0))), false)
+        .unwrap();
+    let mut body = resp.await.unwrap().into_body();
+    for i in 0..10u8 {
+        if i > 0 {
+            send.send_data(Bytes::from(frame(0, &req(&[i], 0))), false)
+                .unwrap();
+        }
+        let echo = body.data().await.unwrap().unwrap();
+        let _ = body.flow_control().release_capacity(echo.len());
+        pp.ping(h2::Ping::opaque()).await.unwrap();
+    }
+    let mut closed = None;
+    for i in 0..10 {
+        if let Err(e) = pp.ping(h2::Ping::opaque()).await {
+            closed = Some((i, e));
+            break;
+        }
+    }
+    let (i, e) = closed.expect("pings without the server sending close the connection");
+    // The third PING strikes three times; its ACK may still come before the GOAWAY.
+    assert!(i == 2 || i == 3, "closed at PING {i}: {e}");
+    let e = conn.await.unwrap().unwrap_err();
+    assert_eq!(e.reason(), Some(h2::Reason::ENHANCE_YOUR_CALM), "{e}");
+}
+
+/// A request's HEADERS that never end (no END_HEADERS, and the frame's payload cut short)
+/// close the connection once the header read timeout passes; a normal call on the same
+/// server, whose head comes at once, is untouched by the short timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_closes_a_connection_whose_request_head_never_ends() {
+    let server = rill_server(ServerOptions {
+        header_read_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let addr = server.local_addr();
+    let ch = Channel::new(&format!("http://{addr}")).unwrap();
+    // HEADERS on stream 1, flags END_STREAM only, 5 bytes long: `:method: POST`
+    // (indexed, 0x83) and 1 of 4 more bytes.
+    let mut cut = hello();
+    cut.extend([0, 0, 5, 1, 1, 0, 0, 0, 1, 0x83]);
+    // The same HEADERS whole, 1 byte: `:method: POST`, but no END_HEADERS and no
+    // CONTINUATION after it.
+    let mut no_end = hello();
+    no_end.extend([0, 0, 1, 1, 1, 0, 0, 0, 1, 0x83]);
+    let (a, b) = tokio::join!(
+        write_and_read_to_close(addr, &cut),
+        write_and_read_to_close(addr, &no_end),
+    );
+    for got in [a, b] {
+        let got = frames_in(&got);
+        // The server's SETTINGS and WINDOW_UPDATE, then nothing for the request: no
+        // HEADERS, no RST_STREAM.
+        assert!(got.iter().all(|f| f.0 != 1 && f.0 != 3), "{got:?}");
+    }
+    let r = ch.unary(PING_PONG, req(b"a", 0), CallOptions::new()).await;
+    assert!(r.is_ok(), "{r:?}");
+}
+
+/// The same over HTTP/1.1: a request line and part of its headers, then nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_closes_an_http1_connection_whose_request_head_never_ends() {
+    let server = rill_server(ServerOptions {
+        header_read_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let head = b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: a\r\n";
+    let got = write_and_read_to_close(server.local_addr(), head).await;
+    // hyper answers a head that timed out with nothing, or a 408.
+    assert!(
+        got.is_empty() || got.starts_with(b"HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+}

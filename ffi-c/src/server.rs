@@ -57,16 +57,34 @@ pub struct rill_server_options {
     /// Appended after `max_connection_age_grace_ms`: a program built against the header
     /// before it passes the smaller `size` and gets the default.
     pub max_connection_idle_ms: i64,
+    /// How long a request's head (HTTP/2 HEADERS and CONTINUATIONs, an HTTP/1.1 request
+    /// line and headers) may take to arrive once begun, ms (> 0); past it the server closes
+    /// the connection. Default 30000. Appended after `max_connection_idle_ms` with the two
+    /// below: a program built against the header before them passes the smaller `size` and
+    /// gets their defaults.
+    pub header_read_timeout_ms: i64,
+    /// Keepalive enforcement, as grpc-go's `EnforcementPolicy.MinTime`: a client that
+    /// pings more often than this, ms (>= 0), while the server sends it nothing, gets
+    /// GOAWAY ENHANCE_YOUR_CALM after two strikes. Default 300000 (five minutes).
+    pub permit_keepalive_time_ms: i64,
+    /// Whether clients may ping that often without calls too (grpc-go's
+    /// `PermitWithoutStream`); otherwise such pings must be two hours apart. Default false.
+    /// With `permit_keepalive_time_ms` 0, any rate is permitted.
+    pub permit_keepalive_without_calls: bool,
 }
 
 /// The struct as each earlier header declared it (`versioned::earlier`).
-const EARLIER: [(usize, usize); 2] = [
+const EARLIER: [(usize, usize); 3] = [
     versioned::earlier(
         std::mem::offset_of!(rill_server_options, handshake_timeout_ms),
         std::mem::align_of::<rill_server_options>(),
     ),
     versioned::earlier(
         std::mem::offset_of!(rill_server_options, max_connection_idle_ms),
+        std::mem::align_of::<rill_server_options>(),
+    ),
+    versioned::earlier(
+        std::mem::offset_of!(rill_server_options, header_read_timeout_ms),
         std::mem::align_of::<rill_server_options>(),
     ),
 ];
@@ -87,6 +105,9 @@ fn defaults() -> rill_server_options {
         max_connection_age_ms: ms(d.max_connection_age),
         max_connection_age_grace_ms: ms(d.max_connection_age_grace),
         max_connection_idle_ms: ms(d.max_connection_idle),
+        header_read_timeout_ms: d.header_read_timeout.as_millis() as i64,
+        permit_keepalive_time_ms: d.permit_keepalive_time.as_millis() as i64,
+        permit_keepalive_without_calls: d.permit_keepalive_without_calls,
     }
 }
 
@@ -204,6 +225,18 @@ unsafe fn options(c: &rill_server_options) -> R<ServerOptions> {
             c.handshake_timeout_ms
         )));
     }
+    if c.header_read_timeout_ms <= 0 {
+        return Err(Fail::invalid(format!(
+            "opts.header_read_timeout_ms must be > 0, got {}",
+            c.header_read_timeout_ms
+        )));
+    }
+    if c.permit_keepalive_time_ms < 0 {
+        return Err(Fail::invalid(format!(
+            "opts.permit_keepalive_time_ms must be >= 0, got {}",
+            c.permit_keepalive_time_ms
+        )));
+    }
     let optional_ms = |v: i64, what: &str| -> R<Option<Duration>> {
         match v {
             0 => Ok(None),
@@ -224,6 +257,9 @@ unsafe fn options(c: &rill_server_options) -> R<ServerOptions> {
             "max_connection_age_grace_ms",
         )?,
         max_connection_idle: optional_ms(c.max_connection_idle_ms, "max_connection_idle_ms")?,
+        header_read_timeout: Duration::from_millis(c.header_read_timeout_ms as u64),
+        permit_keepalive_time: Duration::from_millis(c.permit_keepalive_time_ms as u64),
+        permit_keepalive_without_calls: c.permit_keepalive_without_calls,
         // SAFETY: the caller's contract.
         cors: unsafe { cors(c) }?,
         ..ServerOptions::default()

@@ -102,3 +102,58 @@ fn a_connection_idle_past_max_connection_idle_is_closed() {
     assert!(idle_connection_closed(200, Duration::from_secs(5)));
     assert!(!idle_connection_closed(0, Duration::from_millis(800)));
 }
+
+/// Four PINGs at once on a connection without calls (the preface, an empty SETTINGS, then
+/// PING frames of 8 bytes on stream 0): what the server sent back until it closed, or
+/// until it had been quiet for half a second.
+fn answer_to_four_pings(port: u16) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut b = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    b.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    for i in 0..4u8 {
+        b.extend([0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, i]);
+    }
+    s.write_all(&b).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+/// The GOAWAY frame's error code in `bytes`, if one is there.
+fn goaway_code(mut bytes: &[u8]) -> Option<u32> {
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        if bytes[3] == 7 && bytes.len() >= 17 {
+            return Some(u32::from_be_bytes([
+                bytes[13], bytes[14], bytes[15], bytes[16],
+            ]));
+        }
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    None
+}
+
+#[test]
+fn keepalive_enforcement_is_the_options() {
+    let (strict, strict_port) = started(|_| {});
+    // ENHANCE_YOUR_CALM (0xb) by default, as grpc-go's server.
+    assert_eq!(goaway_code(&answer_to_four_pings(strict_port)), Some(0xb));
+    let (lenient, lenient_port) = started(|o| {
+        o.permit_keepalive_time_ms = 0;
+        o.permit_keepalive_without_calls = true;
+    });
+    assert_eq!(goaway_code(&answer_to_four_pings(lenient_port)), None);
+    for s in [strict, lenient] {
+        assert_eq!(rill_server_shutdown(s, 100), rill_result::RILL_OK);
+        assert_eq!(rill_server_free(s), rill_result::RILL_OK);
+    }
+}

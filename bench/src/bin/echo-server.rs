@@ -28,6 +28,7 @@ fn main() {
     let mut threads = 0usize;
     let mut count_frames = false;
     let mut cors = Vec::new();
+    let mut header_read_timeout = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -44,6 +45,12 @@ fn main() {
             "--threads" => threads = val().parse().unwrap_or_else(|_| usage("bad --threads")),
             "--count-frames" => count_frames = true,
             "--cors" => cors.push(val()),
+            "--header-read-timeout-ms" => {
+                let ms = val()
+                    .parse()
+                    .unwrap_or_else(|_| usage("bad --header-read-timeout-ms"));
+                header_read_timeout = Some(std::time::Duration::from_millis(ms));
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -55,21 +62,24 @@ fn main() {
     if count_frames && imp != "tonic" {
         usage("--count-frames needs --impl tonic");
     }
-    if !cors.is_empty() && imp != "rill" {
-        usage("--cors needs --impl rill");
+    if (!cors.is_empty() || header_read_timeout.is_some()) && imp != "rill" {
+        usage("--cors and --header-read-timeout-ms need --impl rill");
     }
     let rt = rt.enable_all().build().expect("runtime");
     rt.block_on(async move {
         let addr = format!("{host}:{port}");
         match imp.as_str() {
             "rill" => {
+                let defaults = rillrpc::ServerOptions::default();
                 let opts = rillrpc::ServerOptions {
                     max_concurrent_streams: max_streams,
+                    header_read_timeout: header_read_timeout
+                        .unwrap_or(defaults.header_read_timeout),
                     cors: (!cors.is_empty()).then(|| rillrpc::Cors {
                         allowed_origins: cors,
                         ..rillrpc::Cors::any_origin()
                     }),
-                    ..Default::default()
+                    ..defaults
                 };
                 let server = Arc::new(
                     rill_testkit::rill_echo::builder(opts)
@@ -133,7 +143,8 @@ fn usage(msg: &str) -> ! {
         "usage: echo-server --impl rill|tonic|connectrpc [--port N] [--host H] [--max-streams N]\n\
          \x20      [--threads N]\n\
          \x20      [--count-frames]   (tonic: a line of HTTP/2 frame counts per closed connection)\n\
-         \x20      [--cors ORIGIN]... (rill: browser pages from ORIGIN, or * for any, may call)"
+         \x20      [--cors ORIGIN]... (rill: browser pages from ORIGIN, or * for any, may call)\n\
+         \x20      [--header-read-timeout-ms N] (rill: a request's head must be in N ms after it began)"
     );
     std::process::exit(2)
 }

@@ -132,6 +132,9 @@ class NativeServer:
         max_connection_age: Optional[float] = None,
         max_connection_age_grace: Optional[float] = None,
         max_connection_idle: Optional[float] = None,
+        header_read_timeout: Optional[float] = None,
+        permit_keepalive_time: Optional[float] = None,
+        permit_keepalive_without_calls: Optional[bool] = None,
     ) -> NativeServer: ...
     def local_addr(self) -> Tuple[str, int]: ...
     def accept(self) -> Union[NativeServerCall, None, int]: ...

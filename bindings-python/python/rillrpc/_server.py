@@ -305,7 +305,13 @@ class Server:
     as grpc-go's MaxConnectionAge), `max_connection_age_grace` (seconds those calls may
     run on before the connection closes) and `max_connection_idle` (seconds without a call
     after which an HTTP/2 connection is told to go and closes, as grpc-go's
-    MaxConnectionIdle; idle connections stay by default)."""
+    MaxConnectionIdle; idle connections stay by default) and `header_read_timeout`
+    (seconds a request's headers may take to arrive once begun; 30 by default).
+
+    Keepalive enforcement, as grpc-go's EnforcementPolicy: a client that pings more often
+    than every `permit_keepalive_time` seconds (five minutes by default) while the server
+    sends it nothing gets GOAWAY ENHANCE_YOUR_CALM after two strikes; without calls it may
+    ping that often only with `permit_keepalive_without_calls`."""
 
     def __init__(
         self,
@@ -322,6 +328,9 @@ class Server:
         max_connection_age: Optional[float] = None,
         max_connection_age_grace: Optional[float] = None,
         max_connection_idle: Optional[float] = None,
+        header_read_timeout: Optional[float] = None,
+        permit_keepalive_time: Optional[float] = None,
+        permit_keepalive_without_calls: Optional[bool] = None,
     ) -> None:
         origins = None if cors is None else [cors] if isinstance(cors, str) else list(cors)
         self._opts = (
@@ -337,6 +346,9 @@ class Server:
             max_connection_age,
             max_connection_age_grace,
             max_connection_idle,
+            header_read_timeout,
+            permit_keepalive_time,
+            permit_keepalive_without_calls,
         )
         self._methods: Dict[str, _Method] = {}
         self._n: Optional[NativeServer] = None

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::dispatch::{dispatch, dispatch_pingpong, dispatch_ttheader};
 use super::handshakes::{Handshake, Handshakes};
+use super::keepalive::PingPolicy;
 use super::shared::{Phase, Shared};
 use crate::transport::driver::Driver;
 use crate::transport::h2_server;
@@ -22,6 +23,7 @@ use crate::transport::http1;
 use crate::transport::sniff::{sniff, Version};
 use crate::transport::socket::Socket;
 use crate::transport::ttheader;
+use crate::transport::watch::{Seen, Watched};
 
 pub(super) async fn serve(
     shared: Arc<Shared>,
@@ -475,7 +477,7 @@ where
         grace_over(told_at.await.ok(), grace).await
     };
     tokio::select! {
-        r = http1::serve(io, on_request, draining) => {
+        r = http1::serve(io, shared.opts.header_read_timeout, on_request, draining) => {
             if let Err(e) = r {
                 tracing::debug!("HTTP/1.1 connection from {peer}: {e}");
             }
@@ -495,13 +497,14 @@ async fn serve_h2<T>(
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let o = &shared.opts;
+    let (io, seen) = Watched::new(io, o.header_read_timeout);
     let conn = h2_server(
         o.max_concurrent_streams,
         o.max_header_list_size,
         o.initial_stream_window,
         o.initial_connection_window,
     )
-    .handshake::<T, Bytes>(io);
+    .handshake::<Watched<T>, Bytes>(io);
     // h2's handshake ends once the client's connection preface has arrived.
     let conn = match tokio::time::timeout_at(handshake_by, conn).await {
         Ok(Ok(c)) => c,
@@ -514,7 +517,7 @@ async fn serve_h2<T>(
             return;
         }
     };
-    run_h2(conn, shared, peer, me).await
+    run_h2(conn, seen, shared, peer, me).await
 }
 
 /// Hands each request of an HTTP/2 connection to dispatch, until the client goes, the
@@ -522,6 +525,7 @@ async fn serve_h2<T>(
 /// connection's age) is over.
 async fn run_h2<T>(
     mut conn: h2::server::Connection<T, Bytes>,
+    seen: Arc<Seen>,
     shared: Arc<Shared>,
     peer: SocketAddr,
     me: std::sync::Weak<Driver>,
@@ -538,6 +542,8 @@ async fn run_h2<T>(
     }
     let mut aged = false;
     let mut idle = Idle::of(&shared);
+    let o = &shared.opts;
+    let mut pings = PingPolicy::new(o.permit_keepalive_time, o.permit_keepalive_without_calls);
     loop {
         tokio::select! {
             r = conn.accept() => match r {
@@ -569,14 +575,23 @@ async fn run_h2<T>(
                     told = Some(Instant::now());
                 }
             }
+            (n, sent_since) = seen.pings() => {
+                let (now, calls) = (Instant::now(), conn.has_streams());
+                let too_many = (0..n).any(|i| pings.ping(now, calls, sent_since && i == 0));
+                if too_many {
+                    tracing::debug!("{peer} pinged too often: GOAWAY ENHANCE_YOUR_CALM");
+                    close_now(&mut conn, h2::Reason::ENHANCE_YOUR_CALM).await;
+                    break;
+                }
+            }
             _ = grace_over(told, age.grace), if aged => {
-                close_now(&mut conn).await;
+                close_now(&mut conn, h2::Reason::NO_ERROR).await;
                 break;
             }
             _ = phase.changed() => {
                 let p = *phase.borrow();
                 if p == Phase::Stopped {
-                    close_now(&mut conn).await;
+                    close_now(&mut conn, h2::Reason::NO_ERROR).await;
                     break;
                 }
                 if p == Phase::Draining && told.is_none() {
@@ -588,13 +603,13 @@ async fn run_h2<T>(
     }
 }
 
-/// GOAWAY NO_ERROR, a moment for h2 to write it, then the connection is dropped (and its
-/// streams with it).
-async fn close_now<T>(conn: &mut h2::server::Connection<T, Bytes>)
+/// GOAWAY with `reason`, a moment for h2 to write it, then the connection is dropped (and
+/// its streams with it).
+async fn close_now<T>(conn: &mut h2::server::Connection<T, Bytes>, reason: h2::Reason)
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+    conn.abrupt_shutdown(reason);
     let closed = std::future::poll_fn(|cx| conn.poll_closed(cx));
     let _ = tokio::time::timeout(Duration::from_millis(100), closed).await;
 }

@@ -5,6 +5,7 @@
 mod arriving;
 mod dispatch;
 mod handshakes;
+mod keepalive;
 mod listen;
 mod options;
 mod shared;

@@ -12,6 +12,13 @@ use crate::transport::tls::ServerTls;
 /// 60 s.)
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// hyper's default for HTTP/1.1, taken for HTTP/2 too: a request's head is a few hundred
+/// bytes, so a client still sending one after 30 s is either gone or stalling on purpose.
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// grpc-go's and grpc-java's default `MinTime` / `permitKeepAliveTime`.
+const DEFAULT_PERMIT_KEEPALIVE_TIME: Duration = Duration::from_secs(5 * 60);
+
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -29,6 +36,21 @@ pub struct ServerOptions {
     /// opens connections and sends nothing (or half a preface) would otherwise hold a file
     /// descriptor each for as long as it likes.
     pub handshake_timeout: Duration,
+    /// How long a request's head may take to arrive once it has begun: an HTTP/2 header
+    /// block (HEADERS and its CONTINUATIONs), an HTTP/1.1 request line and headers. Past it
+    /// the server closes the connection, so that a client sending headers a byte at a time
+    /// cannot hold one for as long as it likes. Default 30 s.
+    pub header_read_timeout: Duration,
+    /// Keepalive enforcement (grpc-go's `EnforcementPolicy.MinTime`, grpc-java's
+    /// `permitKeepAliveTime`): an HTTP/2 client that pings more often than this, while the
+    /// server sends it nothing, gets two strikes forgiven, then GOAWAY ENHANCE_YOUR_CALM and
+    /// the connection closes; gRPC clients then ping less often. Default 5 minutes, as
+    /// grpc-go and grpc-java; zero, with `permit_keepalive_without_calls`, permits any
+    /// rate.
+    pub permit_keepalive_time: Duration,
+    /// Whether clients may ping at that rate on connections without calls too (grpc-go's
+    /// `PermitWithoutStream`); otherwise such pings must be two hours apart. Default false.
+    pub permit_keepalive_without_calls: bool,
     /// At most this many connections at once (`None`: no limit). At the limit a new
     /// connection takes the place of the oldest one still in its handshake (TLS, or its
     /// first bytes: no call in flight), so that a flood of connections that never finish
@@ -70,6 +92,9 @@ impl Default for ServerOptions {
             initial_connection_window: 4 << 20,
             tls: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            permit_keepalive_time: DEFAULT_PERMIT_KEEPALIVE_TIME,
+            permit_keepalive_without_calls: false,
             max_connections: None,
             max_connection_age: None,
             max_connection_age_grace: None,

@@ -25,9 +25,6 @@ use tokio::sync::oneshot;
 /// What a response body may hold that hyper has not written yet.
 pub(crate) const BODY_BUFFER: usize = 64 * 1024;
 
-/// How long a client may take to send a request's head (hyper's header read timeout).
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The largest request head taken (hyper's read buffer bounds it).
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -45,9 +42,11 @@ impl fmt::Display for Aborted {
 impl std::error::Error for Aborted {}
 
 /// Serves HTTP/1.1 requests on `io` until the connection closes or `shutdown` resolves
-/// (then the request in progress, if any, finishes first). `on_request` starts each call.
+/// (then the request in progress, if any, finishes first). `on_request` starts each call;
+/// a request's head that takes longer than `head_timeout` closes the connection.
 pub(crate) async fn serve<T, F>(
     io: T,
+    head_timeout: Duration,
     on_request: F,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), hyper::Error>
@@ -63,7 +62,7 @@ where
     });
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
+        .header_read_timeout(head_timeout)
         .max_buf_size(MAX_HEAD);
     let conn = b.serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(conn);

@@ -11,6 +11,7 @@ pub(crate) mod sniff;
 pub(crate) mod socket;
 pub(crate) mod tls;
 pub(crate) mod ttheader;
+pub(crate) mod watch;
 
 pub use hosted::{HostedConnection, Interest};
 pub use tls::{ClientTls, ServerTls};

@@ -218,6 +218,21 @@ int main(void) {
     so.max_connection_age_grace_ms = -1;
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_new(&so, &s));
     CHECK(strstr(rill_last_error_message(), "opts.max_connection_age_grace_ms must be >= 0") != NULL);
+    so.max_connection_age_grace_ms = 0;
+    CHECK(so.header_read_timeout_ms == 30000 && so.permit_keepalive_time_ms == 300000);
+    CHECK(!so.permit_keepalive_without_calls);
+    so.header_read_timeout_ms = -5;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_new(&so, &s));
+    CHECK(strstr(rill_last_error_message(), "opts.header_read_timeout_ms must be > 0, got -5") != NULL);
+    so.header_read_timeout_ms = 30000;
+    so.permit_keepalive_time_ms = -1;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_new(&so, &s));
+    CHECK(strstr(rill_last_error_message(), "opts.permit_keepalive_time_ms must be >= 0, got -1") != NULL);
+    /* The header before the keepalive fields: the bad value past its size is not read. */
+    so.size = offsetof(rill_server_options, header_read_timeout_ms);
+    OK(rill_server_new(&so, &s));
+    OK(rill_server_free(s));
+    so.max_connection_age_grace_ms = -1;
     so.size = offsetof(rill_server_options, handshake_timeout_ms);
     OK(rill_server_new(&so, &s));
     OK(rill_server_free(s));

@@ -3,8 +3,8 @@
 //! count and time; then, with whatever the attack holds still open, a normal client makes
 //! a unary call that must succeed within `--bound`. Prints what each server did, how long
 //! the normal call took and the server's peak memory; exits 1 if the rillrpc server died,
-//! hung the attack, or failed the normal call after any attack (tonic's row is there for
-//! comparison and fails nothing).
+//! hung the attack, failed the normal call after any attack, or did not answer an attack
+//! as `attacks::rill_must` says (tonic's row is there for comparison and fails nothing).
 //!
 //!     attack [--echo-server PATH] [--only NAME[,NAME]] [--impls rill,tonic]
 //!            [--max-streams N] [--bound SECS]
@@ -94,7 +94,12 @@ struct Row {
 
 impl Row {
     fn failed(&self) -> bool {
-        self.died || self.normal.is_err()
+        self.died || self.normal.is_err() || !self.did_what_rill_must()
+    }
+
+    /// Whether the rillrpc server answered the attack as it must (`attacks::rill_must`).
+    fn did_what_rill_must(&self) -> bool {
+        self.imp != "rill" || attacks::rill_must(self.attack).is_none_or(|m| self.did.contains(m))
     }
 }
 
@@ -111,7 +116,9 @@ async fn one(a: &Args, attack: &'static str, imp: &str) -> Row {
         died: false,
     };
     let nofile = attacks::nofile(attack);
-    let mut server = match server::Server::start(&a.echo_server, imp, a.max_streams, nofile).await {
+    let extra = attacks::server_args(attack, imp);
+    let started = server::Server::start(&a.echo_server, imp, a.max_streams, nofile, extra);
+    let mut server = match started.await {
         Ok(s) => s,
         Err(e) => {
             row.did = format!("could not start: {e}");
@@ -173,8 +180,12 @@ fn main() {
     println!("|---|---|---|---|---:|");
     for r in &rows {
         let died = if r.died { " (server died)" } else { "" };
+        let must = match attacks::rill_must(r.attack) {
+            Some(m) if !r.did_what_rill_must() => format!(" (FAILED: not {m:?})"),
+            _ => String::new(),
+        };
         println!(
-            "| {} | {} | {}{died} | {} | {} |",
+            "| {} | {} | {}{died}{must} | {} | {} |",
             r.attack,
             r.imp,
             r.did,
@@ -188,7 +199,10 @@ fn main() {
         .map(|r| r.attack)
         .collect();
     if failed.is_empty() {
-        println!("\nattack: the rillrpc server answered a normal client after every attack");
+        println!(
+            "\nattack: the rillrpc server answered a normal client after every attack, \
+             and each attack as it must"
+        );
     } else {
         println!("\nattack: FAILED after {}", failed.join(", "));
         std::process::exit(1);

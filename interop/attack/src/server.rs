@@ -16,12 +16,13 @@ impl Server {
     /// Starts `echo-server --impl <imp>` on a free loopback port, with `max_streams`
     /// concurrent streams per connection (the rillrpc library's default for both, so that
     /// the two face the same limit) and, with `nofile`, that many open files at most (the
-    /// common default limit is 1,024).
+    /// common default limit is 1,024), and `extra` arguments.
     pub async fn start(
         bin: &str,
         imp: &str,
         max_streams: u32,
         nofile: Option<u32>,
+        extra: &[&str],
     ) -> Result<Server, String> {
         let mut cmd = match nofile {
             // `exec` keeps the pid: the memory read is the server's.
@@ -35,6 +36,7 @@ impl Server {
         let mut child = cmd
             .args(["--impl", imp, "--port", "0", "--max-streams"])
             .arg(max_streams.to_string())
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
