@@ -206,3 +206,34 @@ async fn no_call_fails_while_connections_keep_aging() {
     );
     assert!(n > 2, "the connections aged: {n}");
 }
+
+/// A channel whose keepalive pings are too frequent for the server backs off, as gRPC's
+/// keepalive design (A8) asks: each GOAWAY ENHANCE_YOUR_CALM doubles the interval of its
+/// next connections. Pinging every 50 ms against a server that permits 300 ms, with a
+/// call every 500 ms (whose answer forgives the strikes before it), the channel's first
+/// connection is closed at 200 ms and its second (100 ms) at 400 ms; its third (200 ms)
+/// lasts. Without the back-off every call would need a new connection: 8.
+#[tokio::test]
+async fn our_client_pings_less_often_when_the_server_says_calm_down() {
+    let (server, peers) = server(ServerOptions {
+        permit_keepalive_time: Duration::from_millis(300),
+        permit_keepalive_without_calls: true,
+        ..Default::default()
+    });
+    let opts = ChannelOptions {
+        keepalive_interval: Some(Duration::from_millis(50)),
+        ..Default::default()
+    };
+    let ch = Channel::with_options(&format!("http://{}", server.local_addr()), opts).unwrap();
+    let mut last = None;
+    for i in 0..8u8 {
+        last = Some(
+            ch.unary(PING_PONG, req(&[i], 0), CallOptions::default())
+                .await,
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(matches!(last, Some(Ok(_))), "{last:?}");
+    let n = connections(&peers);
+    assert!((2..=4).contains(&n), "{n} connections");
+}

@@ -73,6 +73,9 @@ pub(crate) struct Endpoint {
     state: Mutex<ConnState>,
     backoff: Mutex<Duration>,
     generation: std::sync::atomic::AtomicU64,
+    /// The keepalive interval of new connections: the channel's, doubled each time a server
+    /// answered our pings with GOAWAY ENHANCE_YOUR_CALM.
+    keepalive: Mutex<Option<Duration>>,
     /// Where connections go when the caller hosts them (`host_connections`).
     pub(crate) hosted: Option<(mpsc::UnboundedSender<HostedConnection>, Handout)>,
 }
@@ -88,6 +91,7 @@ impl Endpoint {
         runtime: Handle,
     ) -> Endpoint {
         let backoff = Mutex::new(opts.initial_backoff);
+        let keepalive = Mutex::new(opts.keepalive_interval);
         let hosted = (opts.host_connections && tls.is_none()).then(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             (tx, Mutex::new(rx))
@@ -103,6 +107,7 @@ impl Endpoint {
             state: Mutex::new(ConnState::Idle),
             backoff,
             generation: std::sync::atomic::AtomicU64::new(0),
+            keepalive,
             hosted,
         }
     }
@@ -387,6 +392,23 @@ impl Endpoint {
     }
 
     /// The connection of `generation` is gone: the next call reconnects.
+    /// A server closed a connection of ours with GOAWAY ENHANCE_YOUR_CALM. With keepalive
+    /// on, our pings are the likely cause: gRPC's keepalive design (A8) has the client
+    /// "double the configured KEEPALIVE_TIME used for new connections on that channel" when
+    /// the GOAWAY's debug data says "too_many_pings". h2 does not hand us the debug data,
+    /// so any ENHANCE_YOUR_CALM counts; the worst a wrong guess costs is fewer pings.
+    fn calm_down(&self) {
+        let mut k = self.keepalive.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = k.as_mut() {
+            *i = i.saturating_mul(2);
+            tracing::warn!(
+                "{}: the server closed the connection with ENHANCE_YOUR_CALM; keepalive pings every {:?} from now on",
+                self.authority,
+                *i
+            );
+        }
+    }
+
     fn connection_lost(&self, generation: u64) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let ConnState::Ready(conn) = &*st {
@@ -408,40 +430,49 @@ async fn run<T>(
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let keepalive = me.upgrade().and_then(|c| {
-        let o = &c.opts;
-        o.keepalive_interval.map(|i| (i, o.keepalive_timeout))
+        let interval = *c.keepalive.lock().unwrap_or_else(|p| p.into_inner());
+        interval.map(|i| (i, c.opts.keepalive_timeout))
     });
-    match (keepalive, conn.ping_pong()) {
+    let ended = match (keepalive, conn.ping_pong()) {
         (Some((interval, timeout)), Some(pp)) => keep_alive(&mut conn, pp, interval, timeout).await,
-        _ => {
-            let _ = (&mut conn).await;
-        }
-    }
+        _ => (&mut conn).await,
+    };
     if let Some(me) = me.upgrade() {
+        if let Err(e) = ended {
+            if e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM)
+            {
+                me.calm_down();
+            }
+        }
         me.connection_lost(generation);
     }
 }
 
-/// Runs a connection with keepalive pings: ends when the connection does, or when a ping
-/// goes unanswered for `timeout` (the connection is dead even if TCP has not noticed).
+/// Runs a connection with keepalive pings: ends when the connection does (with how it
+/// ended), or when a ping goes unanswered for `timeout` (the connection is dead even if TCP
+/// has not noticed).
 async fn keep_alive<T>(
     conn: &mut h2::client::Connection<T, Bytes>,
     mut pp: h2::PingPong,
     interval: Duration,
     timeout: Duration,
-) where
+) -> Result<(), h2::Error>
+where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
         tokio::select! {
-            _ = &mut *conn => return,
+            r = &mut *conn => return r,
             _ = tokio::time::sleep(interval) => {}
         }
         let ping = tokio::time::timeout(timeout, pp.ping(h2::Ping::opaque()));
         tokio::select! {
-            _ = &mut *conn => return,
-            r = ping => if !matches!(r, Ok(Ok(_))) {
-                return;
+            r = &mut *conn => return r,
+            r = ping => match r {
+                Ok(Ok(_)) => {}
+                // The connection failed: how, from the connection itself.
+                Ok(Err(_)) => return tokio::time::timeout(timeout, &mut *conn).await.unwrap_or(Ok(())),
+                Err(_) => return Ok(()),
             },
         }
     }
