@@ -43,6 +43,10 @@ pub const ALL: &[(&str, &str)] = &[
         "SETTINGS_INITIAL_WINDOW_SIZE=0, 2,000 server streams of 100,000 x 64 B, held",
     ),
     (
+        "slow-read",
+        "the largest windows, 1,000 server streams of 100,000 x 1 KiB, the socket never read",
+    ),
+    (
         "stream-flood",
         "5,000 bidi streams opened on one connection and held",
     ),
@@ -98,6 +102,7 @@ pub async fn run(name: &str, addr: &str) -> Outcome {
         "empty-data-flood" => empty_data_flood(addr).await,
         "window-overflow" => window_overflow(addr).await,
         "zero-window-streams" => zero_window_streams(addr).await,
+        "slow-read" => slow_read(addr).await,
         "stream-flood" => stream_flood(addr).await,
         "half-preface" => half_preface(addr).await,
         "slow-headers" => slow_headers(addr).await,
@@ -239,6 +244,48 @@ async fn zero_window_streams(addr: &str) -> Outcome {
     // The handlers run until their sends wait for a window that never opens.
     tokio::time::sleep(Duration::from_secs(2)).await;
     Ok((format!("{n} opened; {}", c.outcome()), held(c)))
+}
+
+/// A client that grants every window it can, asks for much, and never reads: what the
+/// server buffers is bounded only by its own limits (the kernel's socket buffers, kept
+/// small here, hold a little).
+async fn slow_read(addr: &str) -> Outcome {
+    use tokio::io::AsyncReadExt;
+    let sock = tokio::net::TcpSocket::new_v4().map_err(io)?;
+    sock.set_recv_buffer_size(4096).map_err(io)?;
+    let mut t = sock
+        .connect(addr.parse().map_err(|e| format!("{addr}: {e}"))?)
+        .await
+        .map_err(io)?;
+    let mut first = PREFACE.to_vec();
+    first.extend(settings(&[(SETTINGS_INITIAL_WINDOW_SIZE, i32::MAX as u32)]));
+    first.extend(window_update(0, i32::MAX as u32 - 65_535));
+    t.write_all(&first).await.map_err(io)?;
+    // The server's SETTINGS, acknowledged; nothing is read after it.
+    let mut b = [0u8; 9];
+    t.read_exact(&mut b).await.map_err(io)?;
+    let len = u32::from_be_bytes([0, b[0], b[1], b[2]]) as usize;
+    let mut rest = vec![0u8; len];
+    t.read_exact(&mut rest).await.map_err(io)?;
+    t.write_all(&frame(SETTINGS, ACK, 0, &[])).await.map_err(io)?;
+    let body = envelope(&echo_request(&[7; 1024], 100_000));
+    let mut n = 0;
+    for batch in 0..20u32 {
+        let mut f = Vec::new();
+        for i in 0..50 {
+            let id = 1 + 2 * (batch * 50 + i);
+            f.extend(open_call(id, ECHO_SERVER));
+            f.extend(frame(DATA, END_STREAM, id, &body));
+        }
+        match tokio::time::timeout(Duration::from_secs(2), t.write_all(&f)).await {
+            Ok(Ok(())) => n += 50,
+            _ => break,
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The handlers run until their sends wait.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok((format!("{n} opened"), Box::new(t)))
 }
 
 async fn stream_flood(addr: &str) -> Outcome {
