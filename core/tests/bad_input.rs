@@ -772,3 +772,29 @@ async fn server_closes_an_http1_connection_whose_request_head_never_ends() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// An HTTP/1.1 connection idle after its request is waiting for the next request's head:
+/// it closes once the header read timeout passes (hyper starts that clock when it waits
+/// for a head, idle or not), so idle HTTP/1.1 clients hold no file descriptor for long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_closes_an_idle_http1_connection_after_the_header_read_timeout() {
+    let server = rill_server(ServerOptions {
+        header_read_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    // A Connect unary call: the message bare in the body.
+    let msg = req(b"a", 0);
+    let mut request = format!(
+        "POST {PING_PONG} HTTP/1.1\r\nHost: a\r\nContent-Type: application/proto\r\n\
+         Connect-Protocol-Version: 1\r\nContent-Length: {}\r\n\r\n",
+        msg.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&msg);
+    let got = write_and_read_to_close(server.local_addr(), &request).await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+}

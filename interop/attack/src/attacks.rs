@@ -267,7 +267,9 @@ async fn slow_read(addr: &str) -> Outcome {
     let len = u32::from_be_bytes([0, b[0], b[1], b[2]]) as usize;
     let mut rest = vec![0u8; len];
     t.read_exact(&mut rest).await.map_err(io)?;
-    t.write_all(&frame(SETTINGS, ACK, 0, &[])).await.map_err(io)?;
+    t.write_all(&frame(SETTINGS, ACK, 0, &[]))
+        .await
+        .map_err(io)?;
     let body = envelope(&echo_request(&[7; 1024], 100_000));
     let mut n = 0;
     for batch in 0..20u32 {
