@@ -51,6 +51,156 @@ CONNECT_ERROR = (
     b'"metadata":{"k":["v"]}}'
 )
 
+
+# The c_abi target's input (fuzz_targets/c_abi.rs): operations, each an opcode byte and its
+# arguments, in the order the target reads them.
+OP = {
+    name: i
+    for i, name in enumerate(
+        "channel_new channel_free call_open call_open_req call_send call_try_send "
+        "call_send_batch call_close_send call_recv call_headers call_finish call_status "
+        "call_cancel call_free server_new server_add_method server_listen server_start "
+        "server_accept server_port server_shutdown server_free scall_info scall_recv "
+        "scall_send scall_send_headers scall_finish scall_finish_biz scall_cancel "
+        "scall_status scall_free md_new md_append md_read md_free poller_new poller_free "
+        "set_poller poller_next misc".split()
+    )
+}
+STATIC = 0xE0  # the process-wide server; for channels, + the protocol (0 gRPC .. 3 TTHeader)
+ZERO = 0xF0  # handle 0
+NULL = 0xFF  # a NULL string or payload
+
+
+def op(name, *args):
+    out = bytes([OP[name]])
+    for a in args:
+        out += a if isinstance(a, bytes) else bytes([a])
+    return out
+
+
+def ms(n):
+    """A timeout byte: n ms (1..6)."""
+    return n + 3
+
+
+def pl(b):
+    """A payload of up to 127 bytes."""
+    return bytes([len(b)]) + b
+
+
+def cs(b):
+    """A C string of up to 127 bytes."""
+    return bytes([len(b)]) + b
+
+
+def other(kind_step, slot):
+    """A slot of another kind's table: kind_step 0..4 picks which."""
+    return bytes([0xE8 + kind_step, slot])
+
+
+def rand_handle(v):
+    return bytes([0xF8]) + struct.pack("<Q", v)
+
+
+UNARY_M, CLIENT_M, SERVER_M, BIDI_M, GET_M = range(5)  # the static server's methods
+
+C_ABI = {
+    # A channel of its own to the static server, a unary call: send (which half-closes),
+    # close_send again, accept, receive, answer, finish; the client receives and finishes;
+    # the call freed, then used again.
+    "unary-roundtrip": op("channel_new", 0, 0, 0)
+    + op("call_open", 0, UNARY_M, 0, 0, 0)
+    + op("call_send", 0, pl(b"\x0a\x02hi"), ms(6))
+    + op("call_close_send", 0)
+    + op("server_accept", STATIC, 1, 0, ms(6))
+    + op("scall_info", 0, 0)
+    + op("scall_recv", 0, 1, ms(6))
+    + op("scall_recv", 0, 1, ms(4))
+    + op("scall_send", 0, 0, pl(b"\x0a\x02ok"), ms(4))
+    + op("scall_finish", 0, 0, NULL, pl(b""), ZERO)
+    + op("call_recv", 0, 1, ms(6))
+    + op("call_recv", 0, 1, ms(6))
+    + op("call_status", 0, 0)
+    + op("call_finish", 0, 1, ms(4))
+    + op("call_free", 0)
+    + op("call_recv", 0, 0),
+    # Bidi on the static Connect channel: a batch of messages, echoed back in a batch.
+    "bidi-connect-batches": op("call_open", STATIC + 2, BIDI_M, 3, 0, 1)
+    + op("call_send_batch", 1, 3, pl(b"a"), pl(b"bb"), bytes([0x84, 0x00, 0x78]))
+    + op("server_accept", STATIC, 1, 2, ms(6))
+    + op("scall_recv", 2, 0x43, ms(6))
+    + op("scall_send", 2, 2, 2, pl(b"x"), pl(b"yy"))
+    + op("call_recv", 1, 0x83, ms(6))
+    + op("call_close_send", 1)
+    + op("scall_recv", 2, 1, ms(4))
+    + op("scall_finish", 2, 0, cs(b"done"), pl(b""), ZERO)
+    + op("call_recv", 1, 1, ms(6))
+    + op("call_headers", 1, 0, 3)
+    + op("md_read", 3, 0),
+    # Server streaming over gRPC-Web, opened with its request; the server ends it with a biz
+    # status, which the client reads.
+    "server-stream-biz-grpc-web": op("call_open_req", STATIC + 1, SERVER_M, 2, 0, pl(b"q"), 2)
+    + op("server_accept", STATIC, 1, 1, ms(6))
+    + op("scall_recv", 1, 1, ms(4))
+    + op("scall_send", 1, 1, pl(b"r1"))
+    + op("scall_finish_biz", 1, struct.pack("<i", 7), cs(b"no"), 1, cs(b"k"), cs(b"v"))
+    + op("call_recv", 2, 1, ms(6))
+    + op("call_recv", 2, 1, ms(6))
+    + op("call_status", 2, 0x02)
+    + op("call_status", 2, 0x03, 0),
+    # Stale, zero, random and wrong-kind handles; RILL_FOREVER on a freed call.
+    "stale-handles": op("md_new", 0)
+    + op("md_free", 0)
+    + op("md_append", 0, 0, pl(b"v"))
+    + op("md_free", 0)
+    + op("call_free", ZERO)
+    + op("channel_free", rand_handle(0x0200000100000001))
+    + op("scall_finish", other(0, 0), 0, NULL, pl(b""), ZERO)
+    + op("call_open", STATIC, UNARY_M, 0, 0, 5)
+    + op("call_free", 5)
+    + op("call_send", 5, pl(b"x"), ms(1))
+    + op("call_finish", 5, 1, 3)
+    + op("server_accept", ZERO, 0, 0),
+    # A server of its own: the wrong order first, then listen, start, a call to it, its
+    # metadata, shutdown and accept after it.
+    "server-lifecycle": op("server_new", 0, 0)
+    + op("server_start", 0)
+    + op("server_add_method", 0, UNARY_M, 0, 0)
+    + op("server_listen", 0, 0, 0)
+    + op("server_listen", 0, 0, 0)
+    + op("server_start", 0)
+    + op("server_add_method", 0, BIDI_M, 3, 0)
+    + op("server_port", 0, 0)
+    + op("channel_new", 1, 1, 0)
+    + op("md_new", 0)
+    + op("md_append", 0, 0, pl(b"hello"))
+    + op("md_append", 0, 2, pl(b"\x00\xff"))
+    # Call options: two changes, the metadata list in slot 0 and a 1 s deadline.
+    + op("call_open_req", 1, UNARY_M, 0, bytes([0x05, 2, 0, 0, 1, 5]), pl(b"z"), 0)
+    + op("server_accept", 0, 1, 4, ms(6))
+    + op("scall_info", 4, 4, 1)
+    + op("md_read", 1, 0)
+    + op("md_read", 1, 2, 0)
+    + op("scall_finish", 4, 5, cs(b"missing"), pl(b"\x08\x05"), 0)
+    + op("call_recv", 0, 1, ms(6))
+    + op("server_shutdown", 0, 2)
+    + op("server_accept", 0, 0, 6)
+    + op("server_free", 0),
+    # Options: bad sizes, timeouts and enums refused; a poller told about a call.
+    "options-and-poller": op("channel_new", 2, 0, 0x05, 0, 4, 1, 0)
+    + op("channel_new", 2, 2, 0x03, 1, 2)
+    + op("server_new", 1, 0x05, 1, 0, 5, 1)
+    + op("call_open", STATIC, UNARY_M, 0, bytes([0x03, 3, 2]), 0)
+    + op("misc", 3, struct.pack("<I", 0))
+    + op("misc", 4, struct.pack("<I", 1))
+    + op("poller_new", 0)
+    + op("call_open", STATIC, BIDI_M, 3, 0, 0)
+    + op("set_poller", 0, 0, 0, 9)
+    + op("poller_next", 0, 0, 4)
+    + op("call_send", 0, pl(b"p"), ms(4))
+    + op("poller_next", 0, 1, 4, ms(6)),
+}
+
 SEEDS = {
     "envelope": {
         # gRPC: one message, pushed a byte at a time.
@@ -132,6 +282,7 @@ SEEDS = {
             "00".replace(" ", "")
         ),
     },
+    "c_abi": C_ABI,
 }
 
 for target, seeds in SEEDS.items():

@@ -27,6 +27,23 @@ async fn refused_connection_fails_fast_as_unavailable() {
     assert!(err.message().contains("127.0.0.1:1"), "{err}");
 }
 
+/// Regression (found by the c_abi fuzzer, fuzz/regressions/c_abi/
+/// open-with-request-to-a-dead-server): opening a call with its request on a channel whose
+/// connection fails gave the connection's error from the open itself, now and then (when
+/// the writer had failed the call before the request was queued), and no call. The open
+/// hands back a call every time; receiving says UNAVAILABLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_with_request_to_a_dead_server_gives_a_call_that_fails() {
+    let ch = Channel::new("http://127.0.0.1:1").unwrap();
+    for _ in 0..50 {
+        let mut call = ch
+            .open_with_request(PING_PONG, rillrpc::Shape::Unary, CallOptions::new(), b"x")
+            .expect("a call, whatever the connection does");
+        let err = call.recv().await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{err}");
+    }
+}
+
 #[tokio::test]
 async fn invalid_targets_are_refused() {
     assert!(Channel::new("ftp://x:1").is_err());

@@ -149,7 +149,13 @@ impl Call {
             deadline: start.deadline,
         };
         if let Some(msg) = first {
-            call.try_send_ref(msg)?;
+            call.send.check_len(msg.len())?;
+            // The writer may have ended the call already (its connection failed before the
+            // request was queued): the call is still handed back, and receiving reports how
+            // it ended, as after any other open. Returning the error instead made a C
+            // program's `rill_call_open_with_request` to a dead server fail now and then
+            // with INVALID_ARGUMENT, and yield no call (found by the c_abi fuzzer).
+            let _ = call.try_send_ref(msg);
             call.close_send();
         }
         Ok(call)

@@ -38,7 +38,7 @@ impl SendHalf {
         }
     }
 
-    fn check_len(&self, len: usize) -> Result<(), Status> {
+    pub(super) fn check_len(&self, len: usize) -> Result<(), Status> {
         if len > self.max_send {
             return Err(Status::new(
                 Code::ResourceExhausted,

@@ -205,13 +205,15 @@ impl Server {
         let Ok(mut rx) = self.incoming.try_lock() else {
             return Ok(None);
         };
+        let closed = || Error::new(crate::error::ErrorKind::Closed, "server is shut down");
         match rx.try_recv() {
             Ok(c) => Ok(Some(c)),
+            // Once the server is done, the queue's sender may outlive it for a moment in
+            // a connection's task that is still ending: no call can come any more, and a
+            // caller that saw `shutdown` return must hear so (found by the c_abi fuzzer).
+            Err(mpsc::error::TryRecvError::Empty) if *self.done.borrow() => Err(closed()),
             Err(mpsc::error::TryRecvError::Empty) => Ok(None),
-            Err(mpsc::error::TryRecvError::Disconnected) => Err(Error::new(
-                crate::error::ErrorKind::Closed,
-                "server is shut down",
-            )),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(closed()),
         }
     }
 
@@ -221,7 +223,11 @@ impl Server {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<ServerCall>> {
         match self.incoming.try_lock() {
-            Ok(mut rx) => rx.poll_recv(cx),
+            Ok(mut rx) => match rx.poll_recv(cx) {
+                // As in `try_accept`: a server that is done takes no call any more.
+                std::task::Poll::Pending if *self.done.borrow() => std::task::Poll::Ready(None),
+                p => p,
+            },
             Err(_) => {
                 cx.waker().wake_by_ref();
                 std::task::Poll::Pending
