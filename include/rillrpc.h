@@ -839,8 +839,9 @@ rill_result rill_channel_free(rill_channel channel);
 rill_result rill_metadata_new(rill_metadata *md_out);
 
 /**
- * Appends an entry. `key` is NUL-terminated (lower-case letters, digits, `_ - .`). A key
- * ending in `-bin` takes any bytes; any other key takes printable ASCII (0x20..0x7E).
+ * Appends an entry. `key` is NUL-terminated (letters, digits, `_ - .`), case-insensitive:
+ * it is kept lower-cased, as HTTP/2 sends it. A key ending in `-bin` (any case) takes any
+ * bytes; any other key takes printable ASCII (0x20..0x7E).
  * `value` (`value_len` bytes, NULL if 0) is copied. RILL_ERR_INVALID_ARGUMENT for a bad
  * key or value.
  *

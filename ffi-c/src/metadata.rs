@@ -59,8 +59,9 @@ pub extern "C" fn rill_metadata_new(md_out: *mut rill_metadata) -> rill_result {
     })
 }
 
-/// Appends an entry. `key` is NUL-terminated (lower-case letters, digits, `_ - .`). A key
-/// ending in `-bin` takes any bytes; any other key takes printable ASCII (0x20..0x7E).
+/// Appends an entry. `key` is NUL-terminated (letters, digits, `_ - .`), case-insensitive:
+/// it is kept lower-cased, as HTTP/2 sends it. A key ending in `-bin` (any case) takes any
+/// bytes; any other key takes printable ASCII (0x20..0x7E).
 /// `value` (`value_len` bytes, NULL if 0) is copied. RILL_ERR_INVALID_ARGUMENT for a bad
 /// key or value.
 ///
@@ -74,22 +75,23 @@ pub unsafe extern "C" fn rill_metadata_append(
     value_len: usize,
 ) -> rill_result {
     guard(|| {
+        // Lower-cased before the `-bin` test: the core keeps keys lower-cased, and "x-BIN"
+        // was refused as text and as binary (found by the c_abi fuzzer).
         // SAFETY: the caller's contract above.
-        let key = unsafe { text(key, "key") }?;
+        let key = unsafe { text(key, "key") }?.to_ascii_lowercase();
         // SAFETY: the caller's contract above.
         let value = unsafe { data(value, value_len, "value") }?;
         let obj = METADATA.get(md)?;
         let mut m = lock(&obj);
         let r = if key.ends_with("-bin") {
-            m.md.append_bin(key, value)
+            m.md.append_bin(&key, value)
         } else {
             let v = std::str::from_utf8(value)
                 .map_err(|_| Fail::invalid(format!("value for {key:?} is not ASCII")))?;
-            m.md.append_ascii(key, v)
+            m.md.append_ascii(&key, v)
         };
         r.map_err(|e| Fail::invalid(e.0))?;
-        let k = CString::new(key.to_ascii_lowercase())
-            .map_err(|_| Fail::invalid("key has a NUL byte"))?;
+        let k = CString::new(key).map_err(|_| Fail::invalid("key has a NUL byte"))?;
         m.entries.push((k, Bytes::copy_from_slice(value)));
         Ok(RILL_OK)
     })

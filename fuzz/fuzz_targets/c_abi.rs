@@ -2490,8 +2490,9 @@ impl S<'_> {
             9 => (Some(c"content-type".to_owned()), Some(true)),
             10 => (Some(c"connection".to_owned()), Some(true)),
             11 => (Some(c"te".to_owned()), Some(true)),
-            12 => (Some(c"X-Upper".to_owned()), None),
-            13 => (Some(c"x-BIN".to_owned()), None),
+            // Keys are case-insensitive; "-BIN" is binary too.
+            12 => (Some(c"X-Upper".to_owned()), Some(true)),
+            13 => (Some(c"x-BIN".to_owned()), Some(true)),
             14 => (self.cstring(), None),
             _ => (None, None),
         };
@@ -2504,7 +2505,8 @@ impl S<'_> {
         let (key, kvalid) = self.md_key();
         let v = self.payload();
         let value_ok = |k: &CStr| {
-            k.to_bytes().ends_with(b"-bin") || v.data.iter().all(|b| (0x20..=0x7E).contains(b))
+            k.to_bytes().to_ascii_lowercase().ends_with(b"-bin")
+                || v.data.iter().all(|b| (0x20..=0x7E).contains(b))
         };
         let valid = match (&key, kvalid) {
             (Some(k), Some(true)) => Some(value_ok(k)),

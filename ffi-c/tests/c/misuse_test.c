@@ -186,6 +186,13 @@ int main(void) {
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_metadata_append(md, "k", (const uint8_t *)"\x01\x02", 2));
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_metadata_append(md, "k\xc3", (const uint8_t *)"v", 1));
     OK(rill_metadata_append(md, "k-bin", (const uint8_t *)"\x01\x02", 2));
+    /* Keys are case-insensitive, kept lower-cased; "-BIN" is binary too. */
+    OK(rill_metadata_append(md, "X-Trace-BIN", (const uint8_t *)"\x00\xff", 2));
+    const char *mk;
+    const uint8_t *mv;
+    size_t mlen;
+    OK(rill_metadata_at(md, 1, &mk, &mv, &mlen));
+    CHECK(strcmp(mk, "x-trace-bin") == 0 && mlen == 2 && mv[1] == 0xff);
     OK(rill_metadata_free(md));
     EXPECT_RC(RILL_ERR_STALE_HANDLE, rill_metadata_free(md));
 
