@@ -391,7 +391,6 @@ impl Endpoint {
             + 1
     }
 
-    /// The connection of `generation` is gone: the next call reconnects.
     /// A server closed a connection of ours with GOAWAY ENHANCE_YOUR_CALM. With keepalive
     /// on, our pings are the likely cause: gRPC's keepalive design (A8) has the client
     /// "double the configured KEEPALIVE_TIME used for new connections on that channel" when
@@ -409,6 +408,7 @@ impl Endpoint {
         }
     }
 
+    /// The connection of `generation` is gone: the next call reconnects.
     fn connection_lost(&self, generation: u64) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let ConnState::Ready(conn) = &*st {
@@ -438,11 +438,11 @@ async fn run<T>(
         _ => (&mut conn).await,
     };
     if let Some(me) = me.upgrade() {
-        if let Err(e) = ended {
-            if e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM)
-            {
-                me.calm_down();
-            }
+        let calm = |e: &h2::Error| {
+            e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM)
+        };
+        if ended.as_ref().is_err_and(calm) {
+            me.calm_down();
         }
         me.connection_lost(generation);
     }

@@ -88,7 +88,7 @@ impl Frames {
             let n = bytes.len().min(self.left as usize);
             *bytes = &bytes[n..];
             self.left -= n as u32;
-            return (self.left == 0 && self.got == 0 && n > 0).then_some(Step::End);
+            return (self.left == 0 && n > 0).then_some(Step::End);
         }
         let n = bytes.len().min(HEAD - self.got);
         self.head[self.got..self.got + n].copy_from_slice(&bytes[..n]);
@@ -160,9 +160,8 @@ pub(crate) struct Watched<T> {
     seen: Arc<Seen>,
     /// How long a header block may take, from the first read that left it unfinished.
     head_timeout: Duration,
-    /// When the unfinished header block must be in; allocated at the first such block.
+    /// When the unfinished header block must be in (`None`: no block is unfinished).
     head_by: Option<Pin<Box<Sleep>>>,
-    head_armed: bool,
 }
 
 impl<T> Watched<T> {
@@ -179,7 +178,6 @@ impl<T> Watched<T> {
             seen: seen.clone(),
             head_timeout,
             head_by: None,
-            head_armed: false,
         };
         (w, seen)
     }
@@ -188,19 +186,17 @@ impl<T> Watched<T> {
     /// stops it when none is; whether the block's time is up.
     fn head_late(&mut self) -> bool {
         if !self.inbound.in_block {
-            self.head_armed = false;
+            self.head_by = None;
             return false;
         }
-        if self.head_armed {
-            return self.head_by.as_ref().is_some_and(|s| s.is_elapsed());
+        match &self.head_by {
+            Some(s) => s.is_elapsed(),
+            None => {
+                let by = Instant::now() + self.head_timeout;
+                self.head_by = Some(Box::pin(tokio::time::sleep_until(by)));
+                false
+            }
         }
-        let by = Instant::now() + self.head_timeout;
-        match &mut self.head_by {
-            Some(s) => s.as_mut().reset(by),
-            None => self.head_by = Some(Box::pin(tokio::time::sleep_until(by))),
-        }
-        self.head_armed = true;
-        false
     }
 }
 
@@ -232,12 +228,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                if me.head_armed {
-                    if let Some(s) = &mut me.head_by {
-                        if s.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(Err(head_timed_out()));
-                        }
-                    }
+                let late = me
+                    .head_by
+                    .as_mut()
+                    .is_some_and(|s| s.as_mut().poll(cx).is_ready());
+                if late {
+                    return Poll::Ready(Err(head_timed_out()));
                 }
                 Poll::Pending
             }
