@@ -308,6 +308,14 @@ export interface ServerOptions {
   permitKeepaliveTime?: number
   /** Clients may ping that often on connections without calls too (default false). */
   permitKeepaliveWithoutCalls?: boolean
+  /**
+   * The server's own keepalive (grpc-go's ServerParameters.Time): a connection from which
+   * nothing has arrived for this long, ms, gets a PING, and closes, ending its calls, if
+   * the answer does not come within keepaliveTimeout. Default 7200000; 0 turns it off.
+   */
+  keepaliveTime?: number
+  /** ms a keepalive PING may go unanswered (default 20000). */
+  keepaliveTimeout?: number
   maxConcurrentStreams?: number
   maxReceiveMessageSize?: number
   /**

@@ -553,6 +553,20 @@ typedef struct rill_server_options {
    * With `permit_keepalive_time_ms` 0, any rate is permitted.
    */
   bool permit_keepalive_without_calls;
+  /**
+   * The server's own keepalive, as grpc-go's `ServerParameters.Time`: an HTTP/2
+   * connection from which nothing has arrived for this long, ms, gets a PING, and
+   * closes (its calls end) if the answer does not come within `keepalive_timeout_ms`.
+   * Finds clients that froze or vanished without closing their socket. 0 turns the
+   * pings off. Default 7200000 (two hours). Appended after
+   * `permit_keepalive_without_calls` with the one below: a program built against the
+   * header before them passes the smaller `size` and gets their defaults.
+   */
+  int64_t keepalive_time_ms;
+  /**
+   * How long a keepalive PING may go unanswered, ms (> 0). Default 20000.
+   */
+  int64_t keepalive_timeout_ms;
 } rill_server_options;
 
 #ifdef __cplusplus

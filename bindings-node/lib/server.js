@@ -340,6 +340,7 @@ class Server extends EventEmitter {
    *   maxConnectionIdle, headerReadTimeout:
    *     connection limits (ms), as the core's ServerOptions
    *   permitKeepaliveTime (ms), permitKeepaliveWithoutCalls: keepalive enforcement
+   *   keepaliveTime, keepaliveTimeout (ms): the server's own pings (0: off)
    *   cors: the origins whose browser pages may call ('*' for any), one or an array;
    *   corsMaxAge: ms a browser may cache a preflight's answer
    */
@@ -357,6 +358,8 @@ class Server extends EventEmitter {
       headerReadTimeoutMs: opts.headerReadTimeout,
       permitKeepaliveTimeMs: opts.permitKeepaliveTime,
       permitKeepaliveWithoutCalls: opts.permitKeepaliveWithoutCalls,
+      keepaliveTimeMs: opts.keepaliveTime,
+      keepaliveTimeoutMs: opts.keepaliveTimeout,
       maxConcurrentStreams: opts.maxConcurrentStreams,
       maxRecvMessageSize: opts.maxReceiveMessageSize,
       hostConnections: !offloadIo(opts),

@@ -38,6 +38,9 @@ pub struct ServerOpts {
     /// Keepalive enforcement (`ServerOptions::permit_keepalive_time`).
     pub permit_keepalive_time_ms: Option<f64>,
     pub permit_keepalive_without_calls: Option<bool>,
+    /// The server's own keepalive (`ServerOptions::keepalive_time`; 0 turns it off).
+    pub keepalive_time_ms: Option<f64>,
+    pub keepalive_timeout_ms: Option<f64>,
 }
 
 /// A duration option in ms, checked.
@@ -116,6 +119,12 @@ impl NativeServer {
             }
             if let Some(p) = o.permit_keepalive_without_calls {
                 so.permit_keepalive_without_calls = p;
+            }
+            if let Some(t) = ms(o.keepalive_time_ms, "keepaliveTime")? {
+                so.keepalive_time = (!t.is_zero()).then_some(t);
+            }
+            if let Some(t) = ms(o.keepalive_timeout_ms, "keepaliveTimeout")? {
+                so.keepalive_timeout = t;
             }
         }
         let mut builder = ServerBuilder::new(so);

@@ -445,9 +445,38 @@ test('keepalive enforcement closes a grpc-js client that pings too often', async
   assert.equal(new Set(permitted).size, 1, permitted.join(' '))
 })
 
+test('the server\'s keepalive PING goes to a quiet client, which is closed when it does not answer', async () => {
+  const s = new rill.Server({ keepaliveTime: 100, keepaliveTimeout: 200 })
+  s.unary(M.PingPong, (call) => call.request)
+  const port = s.listen()
+  // The preface and an empty SETTINGS frame, then nothing sent and nothing answered.
+  const sock = require('node:net').connect(port, '127.0.0.1')
+  sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]))
+  const chunks = []
+  sock.on('data', (b) => chunks.push(b))
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('the server kept the connection open')), 20000)
+    sock.on('close', () => { clearTimeout(t); resolve() })
+  })
+  let frames = Buffer.concat(chunks)
+  let pings = 0
+  while (frames.length >= 9) {
+    // PING (type 6) without the ACK flag: the server's own.
+    if (frames[3] === 6 && frames[4] === 0) pings++
+    frames = frames.subarray(9 + frames.readUIntBE(0, 3))
+  }
+  assert.equal(pings, 1)
+  await s.shutdown(0)
+})
+
+test('grpc-js answers the server\'s keepalive PINGs and keeps its connection', async () => {
+  const peers = await peersOfPings({ keepaliveTime: 50, keepaliveTimeout: 500 }, [500, 500, 0])
+  assert.equal(new Set(peers).size, 1, peers.join(' '))
+})
+
 test('connection limits are checked', () => {
   for (const k of ['handshakeTimeout', 'maxConnectionAge', 'maxConnectionAgeGrace', 'maxConnectionIdle',
-    'headerReadTimeout', 'permitKeepaliveTime']) {
+    'headerReadTimeout', 'permitKeepaliveTime', 'keepaliveTime', 'keepaliveTimeout']) {
     assert.throws(() => new rill.Server({ [k]: -1 }), new RegExp(`invalid ${k} -1 ms`))
   }
 })

@@ -31,7 +31,7 @@ impl NativeServer {
     /// effects answers Connect's GET too.
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None, client_ca_pem=None, handshake_timeout=None, max_connections=None, max_connection_age=None, max_connection_age_grace=None, max_connection_idle=None, header_read_timeout=None, permit_keepalive_time=None, permit_keepalive_without_calls=None))]
+    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None, client_ca_pem=None, handshake_timeout=None, max_connections=None, max_connection_age=None, max_connection_age_grace=None, max_connection_idle=None, header_read_timeout=None, permit_keepalive_time=None, permit_keepalive_without_calls=None, keepalive_time=None, keepalive_timeout=None))]
     fn new(
         address: &str,
         methods: Vec<(String, u32, String)>,
@@ -50,6 +50,8 @@ impl NativeServer {
         header_read_timeout: Option<f64>,
         permit_keepalive_time: Option<f64>,
         permit_keepalive_without_calls: Option<bool>,
+        keepalive_time: Option<f64>,
+        keepalive_timeout: Option<f64>,
     ) -> PyResult<NativeServer> {
         let mut opts = ServerOptions::default();
         let seconds = |t: Option<f64>, what| t.map(|t| seconds_from_py(t, what)).transpose();
@@ -69,6 +71,12 @@ impl NativeServer {
         }
         if let Some(p) = permit_keepalive_without_calls {
             opts.permit_keepalive_without_calls = p;
+        }
+        if let Some(t) = seconds(keepalive_time, "keepalive_time")? {
+            opts.keepalive_time = (!t.is_zero()).then_some(t);
+        }
+        if let Some(t) = seconds(keepalive_timeout, "keepalive_timeout")? {
+            opts.keepalive_timeout = t;
         }
         if let Some(n) = max_concurrent_streams {
             opts.max_concurrent_streams = n;

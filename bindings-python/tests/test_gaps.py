@@ -236,9 +236,42 @@ async def test_keepalive_enforcement_closes_grpcios_eager_pings() -> None:
     assert len(set(lenient_peers)) == 1, lenient_peers
 
 
+async def quiet_client(port: int) -> bytes:
+    """A client that says hello over HTTP/2 (the preface, an empty SETTINGS frame) and
+    then neither sends nor answers anything: what the server sent until it closed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+    got = await asyncio.wait_for(reader.read(-1), 20)
+    writer.close()
+    return got
+
+
+def pings_in(frames: bytes) -> int:
+    """How many PINGs without the ACK flag (type 6, flags 0) `frames` hold."""
+    n = 0
+    while len(frames) >= 9:
+        length = int.from_bytes(frames[:3], "big")
+        n += frames[3] == 6 and frames[4] == 0
+        frames = frames[9 + length:]
+    return n
+
+
+async def test_server_keepalive_pings_and_closes_a_client_that_does_not_answer() -> None:
+    async with rillrpc.Server(keepalive_time=0.1, keepalive_timeout=0.2) as server:
+        # The server's PING came, went unanswered, and the connection closed (read ends).
+        assert pings_in(await quiet_client(server.port)) == 1
+
+
+async def test_server_keepalive_pings_are_answered_by_grpcio() -> None:
+    # grpcio answers the server's PINGs: one connection for every ping, across pauses
+    # that each hold several of the server's PINGs.
+    peers = await peers_of_pings(rillrpc.Server(keepalive_time=0.05, keepalive_timeout=0.5), [0.5, 0.5, 0])
+    assert len(set(peers)) == 1, peers
+
+
 def test_connection_limits_are_checked() -> None:
     for kw in ("handshake_timeout", "max_connection_age", "max_connection_age_grace", "max_connection_idle",
-               "header_read_timeout", "permit_keepalive_time"):
+               "header_read_timeout", "permit_keepalive_time", "keepalive_time", "keepalive_timeout"):
         with pytest.raises(ValueError, match=f"{kw} must be a non-negative number of seconds"):
             rillrpc.Server(**{kw: -1.0}).bind("127.0.0.1:0")
 

@@ -798,3 +798,67 @@ async fn server_closes_an_idle_http1_connection_after_the_header_read_timeout() 
         String::from_utf8_lossy(&got)
     );
 }
+
+// ---- a client that goes quiet: the server's keepalive pings ----
+
+/// A client that finished its handshake and then neither sends nor answers anything (a
+/// frozen process, a host gone without a FIN) gets the server's PING after
+/// `keepalive_time` of quiet, and the connection closes once `keepalive_timeout` passes
+/// without the ACK (grpc-go's `ServerParameters.Time`/`.Timeout`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_closes_a_connection_whose_client_does_not_answer_its_ping() {
+    let server = rill_server(ServerOptions {
+        keepalive_time: Some(Duration::from_millis(200)),
+        keepalive_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let got = frames_in(&write_and_read_to_close(server.local_addr(), &hello()).await);
+    // A PING (type 6) without the ACK flag: the server's own, 8 bytes.
+    assert!(
+        got.iter().any(|f| f.0 == 6 && f.1 == 0 && f.2.len() == 8),
+        "no PING from the server in {got:?}"
+    );
+}
+
+/// A client that answers the server's PINGs keeps its connection, however quiet it is
+/// otherwise: three of the server's PINGs answered in a row, and no GOAWAY or close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_answers_the_servers_pings_keeps_its_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = rill_server(ServerOptions {
+        keepalive_time: Some(Duration::from_millis(100)),
+        keepalive_timeout: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let mut sock = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    sock.write_all(&hello()).await.unwrap();
+    // SETTINGS ACK for the server's SETTINGS.
+    sock.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).await.unwrap();
+    let (mut got, mut answered) = (Vec::new(), 0);
+    let mut buf = [0u8; 1024];
+    while answered < 3 {
+        let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf))
+            .await
+            .expect("the server pings a quiet client")
+            .unwrap();
+        assert!(n > 0, "closed after {answered} answered PINGs");
+        got.extend_from_slice(&buf[..n]);
+        // Answer each whole PING frame: the same 8 bytes with the ACK flag.
+        while got.len() >= 9 {
+            let len = u32::from_be_bytes([0, got[0], got[1], got[2]]) as usize;
+            if got.len() < 9 + len {
+                break;
+            }
+            let frame: Vec<u8> = got.drain(..9 + len).collect();
+            assert_ne!(frame[3], 7, "GOAWAY: {frame:?}");
+            if frame[3] == 6 && frame[4] == 0 {
+                let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+                ack.extend_from_slice(&frame[9..]);
+                sock.write_all(&ack).await.unwrap();
+                answered += 1;
+            }
+        }
+    }
+}

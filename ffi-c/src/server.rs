@@ -71,10 +71,20 @@ pub struct rill_server_options {
     /// `PermitWithoutStream`); otherwise such pings must be two hours apart. Default false.
     /// With `permit_keepalive_time_ms` 0, any rate is permitted.
     pub permit_keepalive_without_calls: bool,
+    /// The server's own keepalive, as grpc-go's `ServerParameters.Time`: an HTTP/2
+    /// connection from which nothing has arrived for this long, ms, gets a PING, and
+    /// closes (its calls end) if the answer does not come within `keepalive_timeout_ms`.
+    /// Finds clients that froze or vanished without closing their socket. 0 turns the
+    /// pings off. Default 7200000 (two hours). Appended after
+    /// `permit_keepalive_without_calls` with the one below: a program built against the
+    /// header before them passes the smaller `size` and gets their defaults.
+    pub keepalive_time_ms: i64,
+    /// How long a keepalive PING may go unanswered, ms (> 0). Default 20000.
+    pub keepalive_timeout_ms: i64,
 }
 
 /// The struct as each earlier header declared it (`versioned::earlier`).
-const EARLIER: [(usize, usize); 3] = [
+const EARLIER: [(usize, usize); 4] = [
     versioned::earlier(
         std::mem::offset_of!(rill_server_options, handshake_timeout_ms),
         std::mem::align_of::<rill_server_options>(),
@@ -85,6 +95,10 @@ const EARLIER: [(usize, usize); 3] = [
     ),
     versioned::earlier(
         std::mem::offset_of!(rill_server_options, header_read_timeout_ms),
+        std::mem::align_of::<rill_server_options>(),
+    ),
+    versioned::earlier(
+        std::mem::offset_of!(rill_server_options, keepalive_time_ms),
         std::mem::align_of::<rill_server_options>(),
     ),
 ];
@@ -108,6 +122,8 @@ fn defaults() -> rill_server_options {
         header_read_timeout_ms: d.header_read_timeout.as_millis() as i64,
         permit_keepalive_time_ms: d.permit_keepalive_time.as_millis() as i64,
         permit_keepalive_without_calls: d.permit_keepalive_without_calls,
+        keepalive_time_ms: ms(d.keepalive_time),
+        keepalive_timeout_ms: d.keepalive_timeout.as_millis() as i64,
     }
 }
 
@@ -237,6 +253,12 @@ unsafe fn options(c: &rill_server_options) -> R<ServerOptions> {
             c.permit_keepalive_time_ms
         )));
     }
+    if c.keepalive_timeout_ms <= 0 {
+        return Err(Fail::invalid(format!(
+            "opts.keepalive_timeout_ms must be > 0, got {}",
+            c.keepalive_timeout_ms
+        )));
+    }
     let optional_ms = |v: i64, what: &str| -> R<Option<Duration>> {
         match v {
             0 => Ok(None),
@@ -260,6 +282,8 @@ unsafe fn options(c: &rill_server_options) -> R<ServerOptions> {
         header_read_timeout: Duration::from_millis(c.header_read_timeout_ms as u64),
         permit_keepalive_time: Duration::from_millis(c.permit_keepalive_time_ms as u64),
         permit_keepalive_without_calls: c.permit_keepalive_without_calls,
+        keepalive_time: optional_ms(c.keepalive_time_ms, "keepalive_time_ms")?,
+        keepalive_timeout: Duration::from_millis(c.keepalive_timeout_ms as u64),
         // SAFETY: the caller's contract.
         cors: unsafe { cors(c) }?,
         ..ServerOptions::default()

@@ -157,3 +157,54 @@ fn keepalive_enforcement_is_the_options() {
         assert_eq!(rill_server_free(s), rill_result::RILL_OK);
     }
 }
+
+/// What the server sends a client that says hello (the preface, an empty SETTINGS) and
+/// then nothing, answering nothing: read until the server closes or `quiet` passes with
+/// nothing new. Whether the connection closed, and whether a PING of the server's came.
+fn quiet_client(port: u16, quiet: Duration) -> (bool, bool) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut b = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    b.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    s.write_all(&b).unwrap();
+    s.set_read_timeout(Some(quiet)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    let mut bytes = &got[..];
+    let mut pinged = false;
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        // PING (6) without the ACK flag: the server's own.
+        pinged |= bytes[3] == 6 && bytes[4] == 0;
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    (closed, pinged)
+}
+
+#[test]
+fn the_servers_keepalive_is_the_options() {
+    let (pinging, pinging_port) = started(|o| {
+        o.keepalive_time_ms = 100;
+        o.keepalive_timeout_ms = 200;
+    });
+    assert_eq!(
+        quiet_client(pinging_port, Duration::from_secs(10)),
+        (true, true)
+    );
+    let (silent, silent_port) = started(|o| o.keepalive_time_ms = 0);
+    assert_eq!(
+        quiet_client(silent_port, Duration::from_millis(800)),
+        (false, false)
+    );
+    for s in [pinging, silent] {
+        assert_eq!(rill_server_shutdown(s, 100), rill_result::RILL_OK);
+        assert_eq!(rill_server_free(s), rill_result::RILL_OK);
+    }
+}

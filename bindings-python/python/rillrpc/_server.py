@@ -311,7 +311,13 @@ class Server:
     Keepalive enforcement, as grpc-go's EnforcementPolicy: a client that pings more often
     than every `permit_keepalive_time` seconds (five minutes by default) while the server
     sends it nothing gets GOAWAY ENHANCE_YOUR_CALM after two strikes; without calls it may
-    ping that often only with `permit_keepalive_without_calls`."""
+    ping that often only with `permit_keepalive_without_calls`.
+
+    The server's own keepalive, as grpc-go's ServerParameters: a connection from which
+    nothing has arrived for `keepalive_time` seconds (two hours by default; 0 turns it off)
+    gets a PING, and closes, ending its calls, if the answer does not come within
+    `keepalive_timeout` seconds (20 by default). It finds clients that froze or vanished
+    without closing their socket."""
 
     def __init__(
         self,
@@ -331,6 +337,8 @@ class Server:
         header_read_timeout: Optional[float] = None,
         permit_keepalive_time: Optional[float] = None,
         permit_keepalive_without_calls: Optional[bool] = None,
+        keepalive_time: Optional[float] = None,
+        keepalive_timeout: Optional[float] = None,
     ) -> None:
         origins = None if cors is None else [cors] if isinstance(cors, str) else list(cors)
         self._opts = (
@@ -349,6 +357,8 @@ class Server:
             header_read_timeout,
             permit_keepalive_time,
             permit_keepalive_without_calls,
+            keepalive_time,
+            keepalive_timeout,
         )
         self._methods: Dict[str, _Method] = {}
         self._n: Optional[NativeServer] = None

@@ -1,6 +1,9 @@
-//! How often a client may ping: the server's keepalive enforcement, as grpc-go's
-//! `keepalive.EnforcementPolicy` and grpc-java's `permitKeepAliveTime` define it, so that
-//! clients configured for those servers behave the same against ours.
+//! Keepalive on the server's side, both halves as grpc-go has them: how often a client may
+//! ping (`PingPolicy`, grpc-go's `keepalive.EnforcementPolicy`, grpc-java's
+//! `permitKeepAliveTime`, so that clients configured for those servers behave the same
+//! against ours), and the server's own pings, which find a client that froze or vanished
+//! without closing its socket (`Pinger`, grpc-go's `keepalive.ServerParameters.Time` and
+//! `.Timeout`).
 //!
 //! A PING that comes sooner than the policy permits after the previous one is a strike;
 //! past two strikes the connection is closed with GOAWAY ENHANCE_YOUR_CALM (gRPC's
@@ -11,6 +14,8 @@
 
 use std::time::Duration;
 use tokio::time::Instant;
+
+use crate::transport::watch::Seen;
 
 /// Strikes forgiven before the connection goes (grpc-go's `maxPingStrikes`).
 const MAX_STRIKES: u32 = 2;
@@ -56,6 +61,86 @@ impl PingPolicy {
         }
         self.last = Some(now);
         self.strikes > MAX_STRIKES
+    }
+}
+
+/// The server's keepalive pings on one HTTP/2 connection: after `time` with nothing from
+/// the client, a PING; no answer within `timeout` and the client is taken for gone.
+pub(crate) struct Pinger {
+    pong: Option<h2::PingPong>,
+    time: Duration,
+    timeout: Duration,
+    state: Pinging,
+}
+
+enum Pinging {
+    /// Nothing asked of the client; it was last heard from at `since` (or the
+    /// connection began then).
+    Listening { since: Instant },
+    /// A PING is out, unanswered; its answer is due by then.
+    Asked { by: Instant },
+}
+
+impl Pinger {
+    /// `pong`: the connection's `ping_pong()`; `None` (h2 hands it out once) or a `time`
+    /// of `None` turns the pings off.
+    pub(crate) fn new(
+        pong: Option<h2::PingPong>,
+        time: Option<Duration>,
+        timeout: Duration,
+    ) -> Pinger {
+        let (pong, time) = match (pong, time) {
+            (Some(p), Some(t)) => (Some(p), t),
+            _ => (None, Duration::ZERO),
+        };
+        Pinger {
+            pong,
+            time,
+            timeout,
+            state: Pinging::Listening {
+                since: Instant::now(),
+            },
+        }
+    }
+
+    /// Ends when the client has not answered a PING in time. Cancel-safe: every change of
+    /// state happens between awaits, so `select!` may drop this and call it again.
+    pub(crate) async fn client_gone(&mut self, seen: &Seen) {
+        let Some(pong) = self.pong.as_mut() else {
+            return std::future::pending().await;
+        };
+        loop {
+            match self.state {
+                Pinging::Listening { since } => {
+                    tokio::time::sleep_until(since + self.time).await;
+                    let now = Instant::now();
+                    if seen.heard_since() {
+                        self.state = Pinging::Listening { since: now };
+                    } else if pong.send_ping(h2::Ping::opaque()).is_ok() {
+                        self.state = Pinging::Asked {
+                            by: now + self.timeout,
+                        };
+                    } else {
+                        // A PING of ours (or the user's) is still out, or the connection
+                        // is closing: the connection itself says which.
+                        return std::future::pending().await;
+                    }
+                }
+                Pinging::Asked { by } => {
+                    tokio::select! {
+                        r = std::future::poll_fn(|cx| pong.poll_pong(cx)) => {
+                            if r.is_err() {
+                                return std::future::pending().await;
+                            }
+                            // The answer itself was something heard: start afresh.
+                            seen.heard_since();
+                            self.state = Pinging::Listening { since: Instant::now() };
+                        }
+                        _ = tokio::time::sleep_until(by) => return,
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::dispatch::{dispatch, dispatch_pingpong, dispatch_ttheader};
 use super::handshakes::{Handshake, Handshakes};
-use super::keepalive::PingPolicy;
+use super::keepalive::{PingPolicy, Pinger};
 use super::shared::{Phase, Shared};
 use crate::transport::driver::Driver;
 use crate::transport::h2_server;
@@ -544,6 +544,7 @@ async fn run_h2<T>(
     let mut idle = Idle::of(&shared);
     let o = &shared.opts;
     let mut pings = PingPolicy::new(o.permit_keepalive_time, o.permit_keepalive_without_calls);
+    let mut pinger = Pinger::new(conn.ping_pong(), o.keepalive_time, o.keepalive_timeout);
     loop {
         tokio::select! {
             r = conn.accept() => match r {
@@ -583,6 +584,10 @@ async fn run_h2<T>(
                     close_now(&mut conn, h2::Reason::ENHANCE_YOUR_CALM).await;
                     break;
                 }
+            }
+            _ = pinger.client_gone(&seen) => {
+                tracing::debug!("{peer} did not answer a keepalive PING: closing");
+                break;
             }
             _ = grace_over(told, age.grace), if aged => {
                 close_now(&mut conn, h2::Reason::NO_ERROR).await;

@@ -19,6 +19,11 @@ const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// grpc-go's and grpc-java's default `MinTime` / `permitKeepAliveTime`.
 const DEFAULT_PERMIT_KEEPALIVE_TIME: Duration = Duration::from_secs(5 * 60);
 
+/// grpc-go's `ServerParameters.Time` and `.Timeout` defaults: a client that vanished without
+/// a FIN (its host down, a NAT that forgot the flow) is found within about two hours.
+const DEFAULT_KEEPALIVE_TIME: Duration = Duration::from_secs(2 * 60 * 60);
+const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -51,6 +56,16 @@ pub struct ServerOptions {
     /// Whether clients may ping at that rate on connections without calls too (grpc-go's
     /// `PermitWithoutStream`); otherwise such pings must be two hours apart. Default false.
     pub permit_keepalive_without_calls: bool,
+    /// An HTTP/2 connection from which nothing has arrived for this long gets a PING; if
+    /// its answer does not come within `keepalive_timeout`, the connection closes and its
+    /// calls end (CANCELLED to their handlers). Without it a client that froze or vanished
+    /// without closing its socket holds its calls, and whatever they buffer, until TCP
+    /// gives up, which can take hours. Default 2 hours, as grpc-go's
+    /// `ServerParameters.Time`; `None` turns the pings off. Clients ping on their own too
+    /// (`ChannelOptions::keepalive_interval`); this is the server's half.
+    pub keepalive_time: Option<Duration>,
+    /// How long a keepalive PING may go unanswered (default 20 s, as grpc-go).
+    pub keepalive_timeout: Duration,
     /// At most this many connections at once (`None`: no limit). At the limit a new
     /// connection takes the place of the oldest one still in its handshake (TLS, or its
     /// first bytes: no call in flight), so that a flood of connections that never finish
@@ -95,6 +110,8 @@ impl Default for ServerOptions {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             permit_keepalive_time: DEFAULT_PERMIT_KEEPALIVE_TIME,
             permit_keepalive_without_calls: false,
+            keepalive_time: Some(DEFAULT_KEEPALIVE_TIME),
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             max_connections: None,
             max_connection_age: None,
             max_connection_age_grace: None,

@@ -32,12 +32,14 @@ const END_HEADERS: u8 = 0x4;
 /// PING's ACK flag: a PING with it answers one of ours.
 const ACK: u8 = 0x1;
 
-/// What the watcher saw that the connection's owner acts on: the client's PINGs and the
-/// server's HEADERS and DATA since the last of them.
+/// What the watcher saw that the connection's owner acts on: the client's PINGs, the
+/// server's HEADERS and DATA since the last of them, and whether the client sent anything
+/// since the owner last asked (keepalive pings only a connection that has gone quiet).
 #[derive(Default)]
 pub(crate) struct Seen {
     pings: AtomicU32,
     sent_since: AtomicBool,
+    read_since: AtomicBool,
     pinged: Notify,
 }
 
@@ -52,6 +54,11 @@ impl Seen {
             }
             self.pinged.notified().await;
         }
+    }
+
+    /// Whether the client sent anything since the last time this was asked.
+    pub(crate) fn heard_since(&self) -> bool {
+        self.read_since.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -217,6 +224,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         let before = buf.filled().len();
         match Pin::new(&mut me.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    me.seen.read_since.store(true, Ordering::Relaxed);
+                }
                 let pings = me.inbound.follow(&buf.filled()[before..]);
                 if pings > 0 {
                     me.seen.pings.fetch_add(pings, Ordering::Relaxed);

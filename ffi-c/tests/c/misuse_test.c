@@ -235,6 +235,22 @@ int main(void) {
     so.permit_keepalive_time_ms = -1;
     EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_new(&so, &s));
     CHECK(strstr(rill_last_error_message(), "opts.permit_keepalive_time_ms must be >= 0, got -1") != NULL);
+    so.permit_keepalive_time_ms = 300000;
+    CHECK(so.keepalive_time_ms == 7200000 && so.keepalive_timeout_ms == 20000);
+    so.keepalive_time_ms = -1;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_new(&so, &s));
+    CHECK(strstr(rill_last_error_message(), "opts.keepalive_time_ms must be >= 0 (0: none), got -1") != NULL);
+    so.keepalive_time_ms = 0;
+    so.keepalive_timeout_ms = 0;
+    EXPECT_RC(RILL_ERR_INVALID_ARGUMENT, rill_server_new(&so, &s));
+    CHECK(strstr(rill_last_error_message(), "opts.keepalive_timeout_ms must be > 0, got 0") != NULL);
+    /* The header before the server's own keepalive: the bad timeout past its size is not
+     * read. */
+    so.size = offsetof(rill_server_options, keepalive_time_ms);
+    OK(rill_server_new(&so, &s));
+    OK(rill_server_free(s));
+    so.size = sizeof so;
+    so.permit_keepalive_time_ms = -1;
     /* The header before the keepalive fields: the bad value past its size is not read. */
     so.size = offsetof(rill_server_options, header_read_timeout_ms);
     OK(rill_server_new(&so, &s));
