@@ -42,6 +42,13 @@ impl PingPolicy {
         }
     }
 
+    /// `n` PINGs arrived just now (`sent_since`: the server sent HEADERS or DATA since the
+    /// ones before): whether they were too many.
+    pub(crate) fn pinged(&mut self, n: u32, calls: bool, sent_since: bool) -> bool {
+        let now = Instant::now();
+        (0..n).any(|i| self.ping(now, calls, sent_since && i == 0))
+    }
+
     /// A PING arrived at `now`; `calls`: the connection has calls open; `sent_since`:
     /// the server sent HEADERS or DATA since the previous PING. Whether this PING was one
     /// too many.

@@ -537,8 +537,7 @@ async fn run_h2<T>(
     // When our GOAWAY went out: the server draining, or the connection's age.
     let mut told: Option<Instant> = None;
     if *phase.borrow() != Phase::Serving {
-        conn.graceful_shutdown();
-        told = Some(Instant::now());
+        tell_to_go(&mut conn, &mut told);
     }
     let mut aged = false;
     let mut idle = Idle::of(&shared);
@@ -564,22 +563,16 @@ async fn run_h2<T>(
             },
             _ = age.reached(), if !aged => {
                 aged = true;
-                if told.is_none() {
-                    conn.graceful_shutdown();
-                    told = Some(Instant::now());
-                }
+                tell_to_go(&mut conn, &mut told);
             }
             _ = sleep_until(idle.look_at()), if told.is_none() => {
                 if idle.idle_for_long(conn.has_streams()) {
                     tracing::debug!("connection from {peer} idle for {:?}: GOAWAY", idle.limit);
-                    conn.graceful_shutdown();
-                    told = Some(Instant::now());
+                    tell_to_go(&mut conn, &mut told);
                 }
             }
             (n, sent_since) = seen.pings() => {
-                let (now, calls) = (Instant::now(), conn.has_streams());
-                let too_many = (0..n).any(|i| pings.ping(now, calls, sent_since && i == 0));
-                if too_many {
+                if pings.pinged(n, conn.has_streams(), sent_since) {
                     tracing::debug!("{peer} pinged too often: GOAWAY ENHANCE_YOUR_CALM");
                     close_now(&mut conn, h2::Reason::ENHANCE_YOUR_CALM).await;
                     break;
@@ -599,12 +592,22 @@ async fn run_h2<T>(
                     close_now(&mut conn, h2::Reason::NO_ERROR).await;
                     break;
                 }
-                if p == Phase::Draining && told.is_none() {
-                    conn.graceful_shutdown();
-                    told = Some(Instant::now());
+                if p == Phase::Draining {
+                    tell_to_go(&mut conn, &mut told);
                 }
             }
         }
+    }
+}
+
+/// A graceful GOAWAY, unless one went out already (`told`: when).
+fn tell_to_go<T>(conn: &mut h2::server::Connection<T, Bytes>, told: &mut Option<Instant>)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    if told.is_none() {
+        conn.graceful_shutdown();
+        *told = Some(Instant::now());
     }
 }
 
