@@ -449,3 +449,50 @@ async fn a_channel_calls_by_the_authority_it_is_given() {
         assert!(err.to_string().contains("authority"), "{bad:?}: {err}");
     }
 }
+
+/// Regression: a connection counted as ready once TCP connected and our own HTTP/2 preface
+/// was written, so calls went to a peer that accepted the connection and said nothing (a
+/// proxy whose backend is down, a frozen server's listen backlog) and hung there until
+/// their deadline. Found by the faults suite's link-down case. The server's preface must
+/// come first (RFC 9113 §3.4), as grpc-go waits for it: until then the channel is
+/// connecting, a fail-fast call fails UNAVAILABLE once the attempt times out, and a peer
+/// that closes without a word fails the attempt at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_accepts_and_says_nothing_is_not_a_ready_connection() {
+    use tokio::io::AsyncReadExt;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    // Accepts, reads whatever comes (our preface), answers nothing; closes the second.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut sock, _)) = silent.accept().await {
+            if held.len() == 1 {
+                drop(sock);
+                continue;
+            }
+            let mut buf = [0u8; 256];
+            let _ = sock.read(&mut buf).await;
+            held.push(sock);
+        }
+    });
+    let opts = ChannelOptions {
+        connect_timeout: Duration::from_millis(300),
+        initial_backoff: Duration::from_millis(10),
+        ..Default::default()
+    };
+    let ch = Channel::with_options(&format!("http://{addr}"), opts).unwrap();
+    let deadline = CallOptions::new().timeout(Duration::from_secs(10));
+    let err = ch
+        .unary(PING_PONG, req(b"", 0), deadline.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("timed out"), "{err:?}");
+    // The next attempt meets a peer that closes without a word.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let err = ch
+        .unary(PING_PONG, req(b"", 0), deadline)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+}

@@ -343,12 +343,17 @@ impl Endpoint {
             .send(HostedConnection::new(driver.clone(), ready, fd))
             .map_err(|_| Status::unavailable("channel is closed"))?;
         match rx.await {
-            Ok(Ok(sender)) => Ok(Conn {
-                sender,
-                generation,
-                driver,
-                goaway,
-            }),
+            Ok(Ok(sender)) => {
+                if !goaway.heard().await {
+                    return Err(silent_server());
+                }
+                Ok(Conn {
+                    sender,
+                    generation,
+                    driver,
+                    goaway,
+                })
+            }
             Ok(Err(s)) => Err(s),
             Err(_) => Err(Status::unavailable(
                 "the connection was closed before its HTTP/2 handshake",
@@ -377,6 +382,11 @@ impl Endpoint {
             let _closer = d.closer();
             std::future::poll_fn(|cx| d.poll_task(cx)).await;
         });
+        // Ready once the server has spoken (see `goaway`); `connect_timeout` bounds the
+        // wait, and the connection is dropped with the attempt.
+        if !goaway.heard().await {
+            return Err(silent_server());
+        }
         Ok(Conn {
             sender,
             generation,
@@ -478,13 +488,18 @@ where
     }
 }
 
-/// ±20% jitter, as the gRPC connection-backoff spec asks, so that clients do not reconnect
-/// in lockstep.
+#[cold]
+fn silent_server() -> Status {
+    Status::unavailable("the server closed the connection before its HTTP/2 preface")
+}
+
 #[cold]
 fn chose_http1(e: &Endpoint) -> String {
     format!("{} chose HTTP/1.1 by ALPN", e.authority)
 }
 
+/// ±20% jitter, as the gRPC connection-backoff spec asks, so that clients do not reconnect
+/// in lockstep.
 fn jitter(d: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

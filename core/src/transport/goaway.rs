@@ -1,4 +1,12 @@
-//! Notices the server's GOAWAY on a client connection as its bytes arrive.
+//! Notices what the server says on a client connection as its bytes arrive: that it has
+//! spoken at all (its connection preface), and its GOAWAY.
+//!
+//! RFC 9113 §3.4: "The server connection preface consists of a potentially empty SETTINGS
+//! frame that MUST be the first frame the server sends in the HTTP/2 connection." h2's
+//! handshake returns once our own preface is written; a connection is ready only once the
+//! server's has come (as grpc-go has it), or calls would wait on a peer that accepted the
+//! TCP connection and says nothing (a proxy whose backend is down, a frozen server's
+//! listen backlog).
 //!
 //! h2 tells its user nothing of a GOAWAY until streams fail: new streams would still be
 //! opened on a connection the server is draining (and that it ignores), and a call cut by
@@ -13,10 +21,11 @@
 use bytes::Bytes;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 
 use crate::status::Status;
 
@@ -38,9 +47,39 @@ pub(crate) struct Said {
 pub(crate) struct GoAway {
     seen: AtomicBool,
     said: Mutex<Option<Said>>,
+    /// Whether the server has sent anything yet (its preface comes first), or closed
+    /// without a word.
+    heard: AtomicU8,
+    first_words: Notify,
 }
 
+const SILENT: u8 = 0;
+const SPOKE: u8 = 1;
+const CLOSED: u8 = 2;
+
 impl GoAway {
+    /// Waits for the server's first bytes, its connection preface: false if the
+    /// connection closed (or failed) before any came.
+    pub(crate) async fn heard(&self) -> bool {
+        loop {
+            match self.heard.load(Ordering::Acquire) {
+                SILENT => self.first_words.notified().await,
+                h => return h == SPOKE,
+            }
+        }
+    }
+
+    fn first_read(&self, state: u8) {
+        let was = self
+            .heard
+            .compare_exchange(SILENT, state, Ordering::AcqRel, Ordering::Acquire);
+        if was.is_ok() {
+            // One waiter at most (the handshake); the permit keeps for it if it comes
+            // later.
+            self.first_words.notify_one();
+        }
+    }
+
     /// True once the server sent GOAWAY: no new stream may start on this connection.
     pub(crate) fn seen(&self) -> bool {
         self.seen.load(Ordering::Acquire)
@@ -161,6 +200,7 @@ impl<T> Watched<T> {
 
     fn observe(&mut self, bytes: &[u8]) {
         let goaway = &self.goaway;
+        goaway.first_read(if bytes.is_empty() { CLOSED } else { SPOKE });
         self.scanner.feed(bytes, &mut |said| goaway.record(said));
     }
 }
@@ -202,8 +242,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         let me = self.get_mut();
         let before = buf.filled().len();
         let r = Pin::new(&mut me.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r {
-            me.observe(&buf.filled()[before..]);
+        match &r {
+            Poll::Ready(Ok(())) => me.observe(&buf.filled()[before..]),
+            Poll::Ready(Err(_)) => me.goaway.first_read(CLOSED),
+            Poll::Pending => {}
         }
         r
     }
