@@ -84,8 +84,9 @@ export declare class RpcError extends Error {
 /**
  * A Kitex business status: an error that is part of a service's API (Kitex's
  * `kerrors.BizStatusError`). A call that ends with one fails with it on every protocol; a
- * handler throws it to end its call with one. `code` is INTERNAL; `metadata` holds the biz
- * status as Kitex sends it over gRPC (`biz-status`, `biz-extra`).
+ * handler throws it to end its call with one. `code` is INTERNAL (a peer's: never OK, and
+ * another code where a Kitex error carries one of its own); `metadata` holds the biz status
+ * as Kitex sends it over gRPC (`biz-status`, `biz-extra`).
  */
 export declare class BizStatusError extends RpcError {
   constructor(bizCode: number, bizMessage?: string, bizExtra?: Record<string, string>)

@@ -582,7 +582,8 @@ extern "C" {
 const char *rill_protocol_name(uint32_t protocol);
 
 /**
- * The Kitex biz status an ended call's status carries (its gRPC code is then INTERNAL):
+ * The Kitex biz status an ended call's status carries (a status that is not OK; its gRPC
+ * code is INTERNAL, or the one a Kitex error carries of its own):
  * its code, message and the number of entries of its extra map (read them with
  * `rill_call_biz_extra`). Any out-pointer may be NULL. RILL_NOT_FOUND when the status
  * carries none; RILL_ERR_WRONG_STATE while the call runs.

@@ -44,8 +44,9 @@ class RpcError extends Error {
  * A Kitex business status: an error that is part of a service's API (Kitex's
  * `kerrors.BizStatusError`), with a code, a message and an extra map of its own. A call that
  * ends with one rejects (or emits 'error') with it, on every protocol; a handler throws it
- * to end its call with one. Its `code` is INTERNAL and its `metadata` holds the biz status
- * as Kitex sends it over gRPC.
+ * to end its call with one. Its `code` is INTERNAL (a peer's: never OK, and another code
+ * where a Kitex error carries one of its own) and its `metadata` holds the biz status as
+ * Kitex sends it over gRPC.
  */
 class BizStatusError extends RpcError {
   constructor (bizCode, bizMessage = '', bizExtra = {}) {

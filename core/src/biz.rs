@@ -83,10 +83,16 @@ impl Status {
     }
 
     /// The biz status this status carries: `None` unless its trailers hold a `biz-status`
-    /// that is a 32-bit decimal number. The message is `biz-message` where the peer sent
+    /// that is a 32-bit decimal number and the status is not OK, as Kitex's client reads
+    /// it (`nphttp2/client_conn.go`, `Read`: the biz error stands in for a status that is
+    /// not OK). Its code is INTERNAL as Kitex and this crate send it, or the gRPC status a
+    /// Kitex error carries of its own (`status.Iface`), kept as it came. The message is `biz-message` where the peer sent
     /// one (TTHeader), the status's message otherwise (gRPC); an extra map that is not a
     /// JSON object of strings is left out (its raw text stays in the trailers).
     pub fn biz_status(&self) -> Option<BizStatus> {
+        if self.code() == Code::Ok {
+            return None;
+        }
         let md = self.trailers();
         let code = text(md, BIZ_STATUS)?.trim().parse::<i32>().ok()?;
         let message = text(md, BIZ_MESSAGE).unwrap_or_else(|| self.message().to_owned());
@@ -192,6 +198,21 @@ mod tests {
         assert_eq!(b.biz_status().unwrap().extra(), []);
         let b = with(&[(BIZ_STATUS, "1"), (BIZ_EXTRA, r#"{"a":"x","n":1}"#)]);
         assert_eq!(b.biz_status().unwrap().extra(), [("a".into(), "x".into())]);
+    }
+
+    /// Regression: the C ABI fuzzer found a biz status read from an OK status, though the
+    /// C header said its code is then INTERNAL; Kitex's client reads one only where the
+    /// status is not OK, and keeps a code other than INTERNAL as it came.
+    #[test]
+    fn a_biz_status_rides_on_a_status_that_is_not_ok_whatever_its_code() {
+        let biz = |code| {
+            let mut md = Metadata::new();
+            md.append_ascii(BIZ_STATUS, "3").unwrap();
+            Status::new(code, "m").with_trailers(md).biz_status()
+        };
+        assert_eq!(biz(Code::Ok), None);
+        assert_eq!(biz(Code::NotFound).unwrap().code(), 3);
+        assert_eq!(biz(Code::Internal).unwrap().code(), 3);
     }
 
     #[test]

@@ -1818,6 +1818,14 @@ impl S<'_> {
                     rill_call_biz_status(c.h, p1, p2, p3)
                 });
                 if r == RILL_OK {
+                    // A biz status rides only on a status that is not OK (the header; as
+                    // Kitex's client reads it).
+                    let mut code = u32::MAX;
+                    let st = rill_call_status(c.h, &mut code, null_mut(), null_mut(), null_mut());
+                    assert!(
+                        st == RILL_OK && code != 0,
+                        "a biz status on status {code} ({st:?})"
+                    );
                     if !p2.is_null() {
                         cstr(msg, "rill_call_biz_status message", true);
                     }

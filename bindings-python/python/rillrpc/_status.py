@@ -66,7 +66,8 @@ class BizStatusError(RpcError):
     """A Kitex business status: an error that is part of a service's API (Kitex's
     `kerrors.BizStatusError`), with a code, a message and an extra map of its own. A client
     raises it when a call ends with one, on every protocol; a handler raises it to end its
-    call with one. Its `code` is INTERNAL and its `trailers` hold the biz status, as Kitex
+    call with one. Its `code` is INTERNAL (a peer's: never OK, and another code where a
+    Kitex error carries one of its own) and its `trailers` hold the biz status, as Kitex
     sends it over gRPC."""
 
     biz_code: int
