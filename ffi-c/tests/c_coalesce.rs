@@ -14,6 +14,10 @@
 //! program some 50 times slower, and 200,000 messages a burst (the size the issue needs to
 //! trip the guard) would take minutes. The C functions they call are the ones
 //! c_client.rs, c_batch and c_server.rs run under valgrind.
+//!
+//! Under RILL_SANITIZE=address they are skipped (with a line saying so): they measure how
+//! the library coalesces a burst, which depends on how fast the C side produces it, and the
+//! C functions they call are the ones the other C tests already run under ASan.
 
 mod support;
 
@@ -68,8 +72,25 @@ fn assert_coalesced(what: &str, round: usize, d: &FrameStats) {
     );
 }
 
+/// Whether this test is skipped under a sanitizer (see the top of the file).
+fn skipped_under_asan(test: &str) -> bool {
+    let skipped = sanitize();
+    if skipped {
+        skip(
+            test,
+            "a measure of coalescing, not of memory safety; its C calls run under ASan elsewhere",
+        );
+    }
+    skipped
+}
+
 /// The C client, `shape` (client|bidi) with `mode` (single|batch) sends, once per round.
 fn c_client_rounds(shape: &str, mode: &str) {
+    if skipped_under_asan(&format!(
+        "c_coalesce: C client, {shape} streaming, {mode} sends"
+    )) {
+        return;
+    }
     let (port, log) = counted_tonic_echo();
     let prog = client_program();
     let what = format!("C client, {shape} streaming, {mode} sends");
@@ -167,6 +188,9 @@ fn request() -> EchoRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_server_stream_to_tonic_is_coalesced() {
+    if skipped_under_asan("c_coalesce::c_server_stream_to_tonic_is_coalesced") {
+        return;
+    }
     let (child, mut c, log) = c_server().await;
     for round in 0..ROUNDS {
         let before = log.only().snapshot();
@@ -193,6 +217,9 @@ async fn c_server_stream_to_tonic_is_coalesced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_server_bidi_echoes_to_tonic_are_coalesced() {
+    if skipped_under_asan("c_coalesce::c_server_bidi_echoes_to_tonic_are_coalesced") {
+        return;
+    }
     let (child, mut c, log) = c_server().await;
     for round in 0..ROUNDS {
         let before = log.only().snapshot();

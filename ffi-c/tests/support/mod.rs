@@ -1,6 +1,13 @@
 //! What the C-program tests share: building the library's C face (librillrpc.so next to
 //! the test binary's target dir), compiling C programs with the system `cc`, running them
 //! (under valgrind when RILL_VALGRIND=1), and an in-process tonic echo server.
+//!
+//! RILL_SANITIZE=address (`make test-sanitize`) compiles the programs with clang's
+//! AddressSanitizer instead and runs them without valgrind; an ASan or LeakSanitizer report
+//! fails the test. The Rust library is not instrumented, but its allocations go through the
+//! malloc and free that ASan replaces for the whole process, so heap misuse across the
+//! boundary is still caught: a buffer the library returned freed twice or used after the
+//! library freed it, and anything the library hands to C that is never given back.
 
 #![allow(dead_code)]
 
@@ -43,9 +50,18 @@ pub fn build(src: &str) -> PathBuf {
     let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let lib = lib_dir();
     let src = repo().join(src);
-    let out = lib.join(src.file_stem().unwrap());
-    let r = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+    let stem = src.file_stem().unwrap().to_string_lossy();
+    // A name of its own, so the two builds never overwrite each other's programs.
+    let (out, cc, extra): (_, _, &[&str]) = if sanitize() {
+        let flags = &["-fsanitize=address", "-fno-omit-frame-pointer"];
+        (lib.join(format!("{stem}-asan")), "clang".to_string(), flags)
+    } else {
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        (lib.join(&*stem), cc, &[])
+    };
+    let r = Command::new(&cc)
         .args(["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror"])
+        .args(extra)
         .arg("-I")
         .arg(repo().join("include"))
         .arg("-I")
@@ -60,10 +76,10 @@ pub fn build(src: &str) -> PathBuf {
         .arg("-lrillrpc")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .output()
-        .expect("running cc");
+        .unwrap_or_else(|e| panic!("running {cc}: {e}"));
     assert!(
         r.status.success(),
-        "cc {} failed:\n{}",
+        "{cc} {} failed:\n{}",
         src.display(),
         String::from_utf8_lossy(&r.stderr)
     );
@@ -74,9 +90,38 @@ pub fn valgrind() -> bool {
     std::env::var("RILL_VALGRIND").is_ok_and(|v| v == "1")
 }
 
-/// The command that runs `prog`: under valgrind (leaks and errors fail it) when asked.
+/// Whether the C programs are built with AddressSanitizer (RILL_SANITIZE=address).
+pub fn sanitize() -> bool {
+    match std::env::var("RILL_SANITIZE").as_deref() {
+        Ok("address") => true,
+        Ok("") | Err(_) => false,
+        Ok(other) => panic!("RILL_SANITIZE={other}: only `address` is supported"),
+    }
+}
+
+/// Skips the rest of a test, saying why where the test's captured output would hide it.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+/// The command that runs `prog`: under valgrind (leaks and errors fail it) when asked, or
+/// with ASan's options when it was built with ASan.
 pub fn command(prog: &Path) -> Command {
-    if valgrind() {
+    if sanitize() {
+        let mut c = Command::new(prog);
+        // A report of either sanitizer ends the program with 99, which fails the test:
+        // halt_on_error stops at ASan's first error, detect_leaks runs LSan at exit. The
+        // library's Rust code keeps no frame pointers, so the fast unwinder would stop a
+        // leak's stack at its first Rust frame: the slow one names the function that
+        // allocated. No suppressions: the runtime's threads live to exit, but what they
+        // hold is reachable from the library's statics and their stacks, so LSan is quiet.
+        c.env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:halt_on_error=1:exitcode=99:detect_stack_use_after_return=1:fast_unwind_on_malloc=0",
+        );
+        c
+    } else if valgrind() {
         let mut c = Command::new("valgrind");
         c.args([
             "--quiet",
