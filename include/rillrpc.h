@@ -567,6 +567,19 @@ typedef struct rill_server_options {
    * How long a keepalive PING may go unanswered, ms (> 0). Default 20000.
    */
   int64_t keepalive_timeout_ms;
+  /**
+   * At most this many bytes held for clients to read over all HTTP/2 connections (what
+   * calls have queued and what waits for the socket); past it new streams are refused
+   * and the streams whose clients stopped reading are cut, those holding the most
+   * first (their calls end RESOURCE_EXHAUSTED). 0: no limit. Default 536870912 (512
+   * MiB). Appended after `keepalive_timeout_ms` with the one below: a program built
+   * against the header before them passes the smaller `size` and gets their defaults.
+   */
+  uint64_t send_budget;
+  /**
+   * The same for each connection. 0: no limit. Default 67108864 (64 MiB).
+   */
+  uint64_t connection_send_budget;
 } rill_server_options;
 
 #ifdef __cplusplus

@@ -341,6 +341,7 @@ class Server extends EventEmitter {
    *     connection limits (ms), as the core's ServerOptions
    *   permitKeepaliveTime (ms), permitKeepaliveWithoutCalls: keepalive enforcement
    *   keepaliveTime, keepaliveTimeout (ms): the server's own pings (0: off)
+   *   sendBudget, connectionSendBudget (bytes): what the server holds for clients to read
    *   cors: the origins whose browser pages may call ('*' for any), one or an array;
    *   corsMaxAge: ms a browser may cache a preflight's answer
    */
@@ -360,6 +361,8 @@ class Server extends EventEmitter {
       permitKeepaliveWithoutCalls: opts.permitKeepaliveWithoutCalls,
       keepaliveTimeMs: opts.keepaliveTime,
       keepaliveTimeoutMs: opts.keepaliveTimeout,
+      sendBudget: opts.sendBudget,
+      connectionSendBudget: opts.connectionSendBudget,
       maxConcurrentStreams: opts.maxConcurrentStreams,
       maxRecvMessageSize: opts.maxReceiveMessageSize,
       hostConnections: !offloadIo(opts),

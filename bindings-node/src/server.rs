@@ -41,6 +41,18 @@ pub struct ServerOpts {
     /// The server's own keepalive (`ServerOptions::keepalive_time`; 0 turns it off).
     pub keepalive_time_ms: Option<f64>,
     pub keepalive_timeout_ms: Option<f64>,
+    /// The send budget (`ServerOptions::send_budget`), bytes; 0: no limit.
+    pub send_budget: Option<f64>,
+    pub connection_send_budget: Option<f64>,
+}
+
+/// A count of bytes, checked: a whole number, not negative.
+fn byte_count(v: Option<f64>, what: &str) -> Result<Option<usize>> {
+    match v {
+        Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 => Ok(Some(n as usize)),
+        Some(n) => Err(meta::invalid(&format!("invalid {what} {n}"))),
+        None => Ok(None),
+    }
 }
 
 /// A duration option in ms, checked.
@@ -125,6 +137,12 @@ impl NativeServer {
             }
             if let Some(t) = ms(o.keepalive_timeout_ms, "keepaliveTimeout")? {
                 so.keepalive_timeout = t;
+            }
+            if let Some(n) = byte_count(o.send_budget, "sendBudget")? {
+                so.send_budget = (n > 0).then_some(n);
+            }
+            if let Some(n) = byte_count(o.connection_send_budget, "connectionSendBudget")? {
+                so.connection_send_budget = (n > 0).then_some(n);
             }
         }
         let mut builder = ServerBuilder::new(so);

@@ -474,7 +474,28 @@ test('grpc-js answers the server\'s keepalive PINGs and keeps its connection', a
   assert.equal(new Set(peers).size, 1, peers.join(' '))
 })
 
+test('the send budget cuts a grpc-js stream whose reader stopped reading', async () => {
+  // A budget of one byte: any stalled stream holding more is cut at the next sweep.
+  const s = new rill.Server({ connectionSendBudget: 1 })
+  s.addService(service, echoImpl())
+  const c = grpcJsClient(s.listen('127.0.0.1:0'))
+  const stream = c.EchoServer({ payload: Buffer.alloc(1024), count: 1e6 })
+  const failed = new Promise((resolve) => stream.on('error', resolve))
+  let got = 0
+  stream.on('data', () => {
+    // Two messages, then nothing read: the windows close and the server's queue fills.
+    if (++got === 2) stream.pause()
+  })
+  const e = await failed
+  // RST_STREAM ENHANCE_YOUR_CALM, which grpc-js reports as RESOURCE_EXHAUSTED.
+  assert.equal(e.code, grpc.status.RESOURCE_EXHAUSTED, e.message)
+  c.close()
+  await s.shutdown(0)
+})
+
 test('connection limits are checked', () => {
+  assert.throws(() => new rill.Server({ sendBudget: -1 }), /invalid sendBudget -1/)
+  assert.throws(() => new rill.Server({ connectionSendBudget: 1.5 }), /invalid connectionSendBudget 1.5/)
   for (const k of ['handshakeTimeout', 'maxConnectionAge', 'maxConnectionAgeGrace', 'maxConnectionIdle',
     'headerReadTimeout', 'permitKeepaliveTime', 'keepaliveTime', 'keepaliveTimeout']) {
     assert.throws(() => new rill.Server({ [k]: -1 }), new RegExp(`invalid ${k} -1 ms`))

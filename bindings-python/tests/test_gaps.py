@@ -269,11 +269,40 @@ async def test_server_keepalive_pings_are_answered_by_grpcio() -> None:
     assert len(set(peers)) == 1, peers
 
 
+async def test_send_budget_cuts_a_grpcio_stream_whose_reader_stopped_reading() -> None:
+    async def stream(req: Any, ctx: ServerCall) -> AsyncIterator[Any]:
+        for _ in range(req.count):
+            yield Resp(payload=req.payload)
+
+    # A budget of one byte: any stalled stream holding more is cut at the next sweep.
+    server = rillrpc.Server(connection_send_budget=1)
+    server.add_method(ECHO_SERVER, Shape.SERVER_STREAMING, stream, request_deserializer=Req.FromString,
+                      response_serializer=Resp.SerializeToString)
+    async with server:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+            call = echo_pb2_grpc.TestServiceStub(ch).EchoServer(Req(payload=b"b" * 1024, count=10**6))
+            got = 0
+            with pytest.raises(grpc.aio.AioRpcError) as e:
+                async for _ in call:
+                    got += 1
+                    if got == 2:
+                        # Nothing read for a while: grpcio's windows close once its buffers
+                        # are full, and the server's queue fills.
+                        await asyncio.sleep(3)
+            # RST_STREAM ENHANCE_YOUR_CALM, which grpcio reports as RESOURCE_EXHAUSTED, after
+            # what grpcio had buffered.
+            assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value
+            assert got < 10**6
+
+
 def test_connection_limits_are_checked() -> None:
     for kw in ("handshake_timeout", "max_connection_age", "max_connection_age_grace", "max_connection_idle",
                "header_read_timeout", "permit_keepalive_time", "keepalive_time", "keepalive_timeout"):
         with pytest.raises(ValueError, match=f"{kw} must be a non-negative number of seconds"):
             rillrpc.Server(**{kw: -1.0}).bind("127.0.0.1:0")
+    for kw in ("send_budget", "connection_send_budget"):
+        with pytest.raises(OverflowError):
+            rillrpc.Server(**{kw: -1}).bind("127.0.0.1:0")
 
 
 # ----------------------------------------------------------------------- compression

@@ -862,3 +862,103 @@ async fn a_client_that_answers_the_servers_pings_keeps_its_connection() {
         }
     }
 }
+
+// ---- a client that opens streams and never reads: the send budget ----
+
+/// An HPACK literal header field without indexing, name and value as they are (RFC 7541
+/// §6.2.2: 0x00, then each string's length, no Huffman, and its bytes).
+fn literal(block: &mut Vec<u8>, name: &str, value: &str) {
+    block.push(0);
+    for s in [name, value] {
+        assert!(s.len() < 127);
+        block.push(s.len() as u8);
+        block.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// A frame: length, type, flags, stream id, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend([kind, flags]);
+    f.extend(stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A client that grants the largest windows and never reads its socket, opening server
+/// streams that each want 100 MB: its streams stall once the socket buffers are full.
+/// Over the connection's send budget the server resets the stalled streams holding the
+/// most with ENHANCE_YOUR_CALM (what they held is freed with them), and refuses streams
+/// opened while it is over with REFUSED_STREAM; without a budget it would hold about half
+/// a MiB for each, as many as the client opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_budget() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = rill_server(ServerOptions {
+        connection_send_budget: Some(1 << 20),
+        ..Default::default()
+    });
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut t = sock.connect(server.local_addr()).await.unwrap();
+    let mut out = rill_testkit::frames::PREFACE.to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE (4) = 2^31-1; the connection's window to match.
+    out.extend(h2_frame(4, 0, 0, &[0, 4, 0x7f, 0xff, 0xff, 0xff]));
+    out.extend(h2_frame(8, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes()));
+    // SETTINGS ACK, blind: the server's SETTINGS is not read before it.
+    out.extend(h2_frame(4, 1, 0, &[]));
+    let body = frame(0, &req(&[7; 1024], 100_000));
+    let mut block = vec![0x83, 0x86]; // :method POST, :scheme http (indexed)
+    literal(&mut block, ":path", rill_testkit::rill_echo::ECHO_SERVER);
+    literal(&mut block, ":authority", "rill");
+    literal(&mut block, "content-type", "application/grpc");
+    literal(&mut block, "te", "trailers");
+    const STREAMS: u32 = 16;
+    for i in 0..STREAMS {
+        let id = 1 + 2 * i;
+        // HEADERS with END_HEADERS (0x4), then the request with END_STREAM (0x1).
+        out.extend(h2_frame(1, 4, id, &block));
+        out.extend(h2_frame(0, 1, id, &body));
+    }
+    t.write_all(&out).await.unwrap();
+    // The streams fill what the server buffers while nothing is read.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (mut got, mut buf) = (Vec::new(), vec![0u8; 1 << 16]);
+    let mut parsed = 0;
+    let (mut cut, mut refused) = (Vec::new(), Vec::new());
+    // Read until a stream's reset comes (behind the DATA the socket holds), within a
+    // bound far beyond what reading it takes.
+    let t0 = std::time::Instant::now();
+    while cut.is_empty() && t0.elapsed() < Duration::from_secs(30) {
+        let n = tokio::time::timeout(Duration::from_secs(10), t.read(&mut buf))
+            .await
+            .expect("the server keeps sending")
+            .unwrap();
+        assert!(n > 0, "the connection closed");
+        got.extend_from_slice(&buf[..n]);
+        // Frames whole so far; a RST_STREAM (3) carries its error code, 4 bytes.
+        while got.len() >= parsed + 9 {
+            let len = u32::from_be_bytes([0, got[parsed], got[parsed + 1], got[parsed + 2]]);
+            let end = parsed + 9 + len as usize;
+            if got.len() < end {
+                break;
+            }
+            let (kind, id) = (got[parsed + 3], &got[parsed + 5..parsed + 9]);
+            let id = u32::from_be_bytes(id.try_into().unwrap());
+            match (kind, &got[parsed + 9..end]) {
+                (3, [0, 0, 0, 0xb]) => cut.push(id),
+                (3, [0, 0, 0, 7]) => refused.push(id),
+                (3, code) => panic!("stream {id} reset with {code:?}"),
+                _ => {}
+            }
+            parsed = end;
+        }
+        got.drain(..parsed);
+        parsed = 0;
+    }
+    assert!(!cut.is_empty(), "no stream was cut (refused: {refused:?})");
+    assert!(
+        cut.len() + refused.len() < STREAMS as usize,
+        "every stream was cut ({cut:?}) or refused ({refused:?})"
+    );
+}

@@ -81,10 +81,19 @@ pub struct rill_server_options {
     pub keepalive_time_ms: i64,
     /// How long a keepalive PING may go unanswered, ms (> 0). Default 20000.
     pub keepalive_timeout_ms: i64,
+    /// At most this many bytes held for clients to read over all HTTP/2 connections (what
+    /// calls have queued and what waits for the socket); past it new streams are refused
+    /// and the streams whose clients stopped reading are cut, those holding the most
+    /// first (their calls end RESOURCE_EXHAUSTED). 0: no limit. Default 536870912 (512
+    /// MiB). Appended after `keepalive_timeout_ms` with the one below: a program built
+    /// against the header before them passes the smaller `size` and gets their defaults.
+    pub send_budget: u64,
+    /// The same for each connection. 0: no limit. Default 67108864 (64 MiB).
+    pub connection_send_budget: u64,
 }
 
 /// The struct as each earlier header declared it (`versioned::earlier`).
-const EARLIER: [(usize, usize); 4] = [
+const EARLIER: [(usize, usize); 5] = [
     versioned::earlier(
         std::mem::offset_of!(rill_server_options, handshake_timeout_ms),
         std::mem::align_of::<rill_server_options>(),
@@ -99,6 +108,10 @@ const EARLIER: [(usize, usize); 4] = [
     ),
     versioned::earlier(
         std::mem::offset_of!(rill_server_options, keepalive_time_ms),
+        std::mem::align_of::<rill_server_options>(),
+    ),
+    versioned::earlier(
+        std::mem::offset_of!(rill_server_options, send_budget),
         std::mem::align_of::<rill_server_options>(),
     ),
 ];
@@ -124,6 +137,8 @@ fn defaults() -> rill_server_options {
         permit_keepalive_without_calls: d.permit_keepalive_without_calls,
         keepalive_time_ms: ms(d.keepalive_time),
         keepalive_timeout_ms: d.keepalive_timeout.as_millis() as i64,
+        send_budget: d.send_budget.map_or(0, |n| n as u64),
+        connection_send_budget: d.connection_send_budget.map_or(0, |n| n as u64),
     }
 }
 
@@ -284,10 +299,17 @@ unsafe fn options(c: &rill_server_options) -> R<ServerOptions> {
         permit_keepalive_without_calls: c.permit_keepalive_without_calls,
         keepalive_time: optional_ms(c.keepalive_time_ms, "keepalive_time_ms")?,
         keepalive_timeout: Duration::from_millis(c.keepalive_timeout_ms as u64),
+        send_budget: bytes(c.send_budget),
+        connection_send_budget: bytes(c.connection_send_budget),
         // SAFETY: the caller's contract.
         cors: unsafe { cors(c) }?,
         ..ServerOptions::default()
     })
+}
+
+/// A byte budget: 0 is none; one past what the address space holds is as good as none.
+fn bytes(n: u64) -> Option<usize> {
+    (n > 0).then(|| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 fn not_started(s: &ServerObj, op: &str) -> R<()> {

@@ -317,7 +317,12 @@ class Server:
     nothing has arrived for `keepalive_time` seconds (two hours by default; 0 turns it off)
     gets a PING, and closes, ending its calls, if the answer does not come within
     `keepalive_timeout` seconds (20 by default). It finds clients that froze or vanished
-    without closing their socket."""
+    without closing their socket.
+
+    The send budget: at most `send_budget` bytes (512 MiB by default) held for clients to
+    read over all HTTP/2 connections, and `connection_send_budget` (64 MiB) on each; past
+    it new streams are refused and the streams whose clients stopped reading are cut, those
+    holding the most first (their calls end RESOURCE_EXHAUSTED). 0: no limit."""
 
     def __init__(
         self,
@@ -339,6 +344,8 @@ class Server:
         permit_keepalive_without_calls: Optional[bool] = None,
         keepalive_time: Optional[float] = None,
         keepalive_timeout: Optional[float] = None,
+        send_budget: Optional[int] = None,
+        connection_send_budget: Optional[int] = None,
     ) -> None:
         origins = None if cors is None else [cors] if isinstance(cors, str) else list(cors)
         self._opts = (
@@ -359,6 +366,8 @@ class Server:
             permit_keepalive_without_calls,
             keepalive_time,
             keepalive_timeout,
+            send_budget,
+            connection_send_budget,
         )
         self._methods: Dict[str, _Method] = {}
         self._n: Optional[NativeServer] = None

@@ -206,6 +206,15 @@ enum Push {
     Closed(Status),
 }
 
+/// What the send budget counts of a call (`transport::budget`): its bytes not yet handed
+/// to the stream.
+impl crate::transport::budget::Backlog for SendQueue {
+    fn backlog(&self) -> usize {
+        let st = self.lock();
+        st.queued + st.held
+    }
+}
+
 impl SendQueue {
     pub(crate) fn new(
         limit: usize,
@@ -1268,7 +1277,7 @@ mod tests {
         let (_req, respond) = srv.await.unwrap();
         let ct = http::HeaderValue::from_static("application/grpc");
         let respond = crate::transport::http::Respond::H2(respond);
-        let mut sender = Sender::server(Wire::Grpc, respond, ct, None);
+        let mut sender = Sender::server(Wire::Grpc, respond, ct, None, None);
         sender.send_head(None, Encoding::Identity).unwrap();
         let mut resp = resp.await.unwrap().into_body();
 

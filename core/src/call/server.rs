@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -20,6 +20,7 @@ use crate::protocol::envelope::{Accepts, Encoding};
 use crate::protocol::{Abort, End, Protocol, Receiver, Sender};
 use crate::runtime;
 use crate::status::{Code, Status};
+use crate::transport::budget::Backlog;
 
 /// What the server hands a call when it accepts one.
 pub(crate) struct Accepted {
@@ -86,6 +87,11 @@ impl ServerCall {
             a.sender.framing(),
             only_one,
         ));
+        if let Some(m) = a.sender.meter() {
+            let backlog: Weak<SendQueue> = Arc::downgrade(&queue);
+            let backlog: Weak<dyn Backlog> = backlog;
+            m.backlog_of(backlog);
+        }
         let writer = Writer {
             queue: queue.clone(),
             role: Role::Server,

@@ -64,8 +64,23 @@ impl Sender {
         respond: crate::transport::http::Respond,
         content_type: HeaderValue,
         driver: Option<std::sync::Arc<crate::transport::driver::Driver>>,
+        meter: Option<std::sync::Arc<crate::transport::budget::Meter>>,
     ) -> Sender {
-        Sender::Http(stream::Sender::server(wire, respond, content_type, driver))
+        Sender::Http(stream::Sender::server(
+            wire,
+            respond,
+            content_type,
+            driver,
+            meter,
+        ))
+    }
+
+    /// The stream's count in its connection's send budget, if it has one.
+    pub(crate) fn meter(&self) -> Option<&std::sync::Arc<crate::transport::budget::Meter>> {
+        match self {
+            Sender::Http(s) => s.meter(),
+            Sender::Ttheader(_) | Sender::PingPong(_) => None,
+        }
     }
 
     pub(crate) fn framing(&self) -> Framing {

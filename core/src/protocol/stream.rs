@@ -22,6 +22,7 @@ use crate::metadata::Metadata;
 use crate::protocol::envelope::{Decoder, Encoding};
 use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
 use crate::status::{Code, Status};
+use crate::transport::budget::Meter;
 use crate::transport::driver::{Driver, Kick};
 use crate::transport::goaway::{explain, GoAway};
 use crate::transport::http::{self as wire_http, RecvBody, Respond, ResponseHead, SendBody};
@@ -47,6 +48,8 @@ pub(crate) struct Sender {
     goaway: Option<Arc<GoAway>>,
     /// The widest window this stream has had: what the peer is willing to grant.
     widest: usize,
+    /// A server stream's count in its connection's send budget.
+    meter: Option<Arc<Meter>>,
 }
 
 enum Half {
@@ -77,6 +80,7 @@ impl Sender {
             driver,
             goaway,
             widest: 0,
+            meter: None,
         }
     }
 
@@ -85,6 +89,7 @@ impl Sender {
         respond: Respond,
         content_type: HeaderValue,
         driver: Option<Arc<Driver>>,
+        meter: Option<Arc<Meter>>,
     ) -> Sender {
         Sender {
             wire,
@@ -94,11 +99,40 @@ impl Sender {
             driver,
             goaway: None,
             widest: 0,
+            meter,
         }
     }
 
     pub(crate) fn framing(&self) -> Framing {
         self.wire.framing()
+    }
+
+    pub(crate) fn meter(&self) -> Option<&Arc<Meter>> {
+        self.meter.as_ref()
+    }
+
+    fn count(&self, handed: usize) {
+        if let Some(m) = &self.meter {
+            m.handed(handed);
+        }
+    }
+
+    /// The status of a stream the send budget cut, which is reset here (see
+    /// `transport::budget`); the writer is woken when one is.
+    fn cut(&mut self, cx: &mut Context<'_>) -> Option<Status> {
+        if !self.meter.as_ref()?.poll_cut(cx) {
+            return None;
+        }
+        let reason = h2::Reason::ENHANCE_YOUR_CALM;
+        match &mut self.half {
+            Half::Request(s) | Half::Response(s) => s.send_reset(reason),
+            Half::Respond(r, _) => r.send_reset(reason),
+            Half::Ended => {}
+        }
+        Some(Status::new(
+            Code::ResourceExhausted,
+            "the server's send budget is spent and this call's client is not reading",
+        ))
     }
 
     /// What the stream carries for `data`: gRPC-Web's text mode sends it base64-encoded.
@@ -145,6 +179,9 @@ impl Sender {
         want: usize,
     ) -> Poll<Result<usize, Status>> {
         let widest = self.widest;
+        if let Some(cut) = self.cut(cx) {
+            return Poll::Ready(Err(cut));
+        }
         let Some(s) = self.stream() else {
             return Poll::Ready(Ok(want));
         };
@@ -226,11 +263,15 @@ impl Sender {
             return Ok(());
         }
         let data = self.on_wire(data);
+        let n = data.len();
         let Some(s) = self.stream() else {
             return Err(Status::internal("data on a stream without its head"));
         };
         match s.send_data(data, false) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.count(n);
+                Ok(())
+            }
             Err(e) => Err(self.fail(&e)),
         }
     }
@@ -244,14 +285,17 @@ impl Sender {
                 r
             }
             (Half::Response(mut s), End::Status(status)) => {
-                let r = match self.wire {
-                    Wire::Grpc => s.send_trailers(trailers(&status)),
-                    Wire::GrpcWeb => s.send_data(grpc::web_trailers(&status), true),
-                    Wire::GrpcWebText => {
-                        s.send_data(web_text::encode(&grpc::web_trailers(&status)), true)
-                    }
-                    Wire::ConnectStream | Wire::ConnectUnary => {
-                        s.send_data(connect::end_stream(&status), true)
+                let last = match self.wire {
+                    Wire::Grpc => None,
+                    Wire::GrpcWeb => Some(grpc::web_trailers(&status)),
+                    Wire::GrpcWebText => Some(web_text::encode(&grpc::web_trailers(&status))),
+                    Wire::ConnectStream | Wire::ConnectUnary => Some(connect::end_stream(&status)),
+                };
+                let r = match last {
+                    None => s.send_trailers(trailers(&status)),
+                    Some(data) => {
+                        self.count(data.len());
+                        s.send_data(data, true)
                     }
                 };
                 self.half = Half::Response(s);
@@ -280,6 +324,7 @@ impl Sender {
         if let Some(origin) = &self.origin {
             cors::expose(head.headers_mut(), origin);
         }
+        self.count(first.len());
         respond.send_response(head, first, end)
     }
 
@@ -347,6 +392,9 @@ impl Sender {
     }
 
     pub(crate) fn poll_peer_end(&mut self, cx: &mut Context<'_>) -> Poll<PeerEnd> {
+        if let Some(cut) = self.cut(cx) {
+            return Poll::Ready(PeerEnd::Failed(cut));
+        }
         let client = matches!(self.half, Half::Request(_));
         let r = match &mut self.half {
             Half::Request(s) | Half::Response(s) => s.poll_reset(cx),
@@ -422,9 +470,19 @@ impl Sender {
             }
         }
         let kick = driver.map(Driver::announce);
+        let n = data.len();
         // A failure means the stream is gone; the writer finds out why when it looks.
         let _ = s.send_data(data, end);
+        self.count(n);
         Ok(kick)
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if let Some(m) = &self.meter {
+            m.end();
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use crate::protocol::envelope::{Accepts, Encoding};
 use crate::protocol::ttheader::{metainfo, pingpong, stream as tts};
 use crate::protocol::{connect, cors, grpc, NotACall, Protocol, Receiver, Sender, Wire};
 use crate::status::{Code, Status};
+use crate::transport::budget::Meter;
 use crate::transport::driver::Driver;
 use crate::transport::http::{RecvBody, Respond};
 use crate::transport::ttheader::{self, key, Packet};
@@ -33,6 +34,7 @@ pub(super) fn dispatch(
     respond: Respond,
     peer: SocketAddr,
     driver: Option<Arc<Driver>>,
+    meter: Option<Arc<Meter>>,
 ) {
     let cors = shared.opts.cors.as_ref();
     if let Some(cors) = cors.filter(|_| cors::is_preflight(&parts.method, &parts.headers)) {
@@ -46,7 +48,7 @@ pub(super) fn dispatch(
         Err(n) => return refuse_http(respond, body, n, origin),
     };
     let sender = |respond, content_type| {
-        let mut s = Sender::server(wire, respond, content_type, driver);
+        let mut s = Sender::server(wire, respond, content_type, driver, meter);
         if let Some(o) = origin.clone() {
             s.allow_origin(o);
         }

@@ -15,6 +15,7 @@ use super::dispatch::{dispatch, dispatch_pingpong, dispatch_ttheader};
 use super::handshakes::{Handshake, Handshakes};
 use super::keepalive::{PingPolicy, Pinger};
 use super::shared::{Phase, Shared};
+use crate::transport::budget::{Ledger, SendBudget};
 use crate::transport::driver::Driver;
 use crate::transport::h2_server;
 use crate::transport::hosted::HostedConnection;
@@ -47,6 +48,9 @@ pub(super) async fn serve(
         .max_connections
         .map(|n| Arc::new(Semaphore::new(n)));
     let handshakes = Arc::new(Handshakes::default());
+    if let Some(b) = &shared.budget {
+        tokio::spawn(SendBudget::run(Arc::downgrade(b)));
+    }
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -470,7 +474,7 @@ where
     let on_request = move |req: http::Request<hyper::body::Incoming>, r: http1::Responder| {
         let (parts, body) = req.into_parts();
         let body = RecvBody::H1(Box::new(http1::RecvBody::new(body)));
-        dispatch(&s, parts, body, Respond::H1(r), peer, None);
+        dispatch(&s, parts, body, Respond::H1(r), peer, None, None);
     };
     let aged_out = async {
         // No time when the server's draining ended `draining` instead: no grace to keep.
@@ -497,7 +501,8 @@ async fn serve_h2<T>(
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let o = &shared.opts;
-    let (io, seen) = Watched::new(io, o.header_read_timeout);
+    let ledger = shared.budget.as_ref().map(|b| b.ledger());
+    let (io, seen) = Watched::new(io, o.header_read_timeout, ledger.clone());
     let conn = h2_server(
         o.max_concurrent_streams,
         o.max_header_list_size,
@@ -517,7 +522,7 @@ async fn serve_h2<T>(
             return;
         }
     };
-    run_h2(conn, seen, shared, peer, me).await
+    run_h2(conn, seen, ledger, shared, peer, me).await
 }
 
 /// Hands each request of an HTTP/2 connection to dispatch, until the client goes, the
@@ -526,6 +531,7 @@ async fn serve_h2<T>(
 async fn run_h2<T>(
     mut conn: h2::server::Connection<T, Bytes>,
     seen: Arc<Seen>,
+    ledger: Option<Arc<Ledger>>,
     shared: Arc<Shared>,
     peer: SocketAddr,
     me: std::sync::Weak<Driver>,
@@ -549,9 +555,7 @@ async fn run_h2<T>(
             r = conn.accept() => match r {
                 Some(Ok((req, respond))) => {
                     idle.busy();
-                    let (parts, body) = req.into_parts();
-                    let (body, respond) = (RecvBody::H2(body), Respond::H2(respond));
-                    dispatch(&shared, parts, body, respond, peer, me.upgrade())
+                    take_request(&shared, ledger.as_deref(), req, respond, peer, &me);
                 }
                 Some(Err(e)) => {
                     tracing::debug!("connection from {peer}: {e}");
@@ -598,6 +602,30 @@ async fn run_h2<T>(
             }
         }
     }
+}
+
+/// Hands a request to dispatch, counted in the connection's send budget; refused with
+/// REFUSED_STREAM while the server or the connection is over it (RFC 9113 §8.7: the
+/// request was not processed, and a client may retry it).
+fn take_request(
+    shared: &Shared,
+    ledger: Option<&Ledger>,
+    req: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    peer: SocketAddr,
+    me: &std::sync::Weak<Driver>,
+) {
+    let meter = match (&shared.budget, ledger) {
+        (Some(b), Some(l)) if b.refuses(l) => {
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+            return;
+        }
+        (_, Some(l)) => Some(l.open(respond.stream_id().into())),
+        _ => None,
+    };
+    let (parts, body) = req.into_parts();
+    let (body, respond) = (RecvBody::H2(body), Respond::H2(respond));
+    dispatch(shared, parts, body, respond, peer, me.upgrade(), meter)
 }
 
 /// A graceful GOAWAY, unless one went out already (`told`: when).

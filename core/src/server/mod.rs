@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch, Mutex};
 use crate::call::{Idempotency, ServerCall, Shape};
 use crate::error::Error;
 use crate::runtime;
+use crate::transport::budget::SendBudget;
 use crate::transport::hosted::{self, Handout, HostedConnection};
 use crate::transport::tls;
 
@@ -115,6 +116,7 @@ impl ServerBuilder {
             }
             false => (None, None),
         };
+        let budget = SendBudget::new(self.opts.send_budget, self.opts.connection_send_budget);
         let shared = Arc::new(Shared {
             opts: self.opts,
             methods: self.methods,
@@ -123,6 +125,7 @@ impl ServerBuilder {
             handler: handler.clone(),
             hosted: hosted_tx,
             phase: shutdown_rx,
+            budget,
         });
         let rt = runtime::handle();
         let (done_tx, done_rx) = watch::channel(false);

@@ -24,6 +24,12 @@ const DEFAULT_PERMIT_KEEPALIVE_TIME: Duration = Duration::from_secs(5 * 60);
 const DEFAULT_KEEPALIVE_TIME: Duration = Duration::from_secs(2 * 60 * 60);
 const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// What the server may hold for clients that do not read, over all its connections and
+/// per connection (see `send_budget`). A server with 4,096 such streams on one
+/// connection would otherwise hold about 2 GiB.
+const DEFAULT_SEND_BUDGET: usize = 512 << 20;
+const DEFAULT_CONNECTION_SEND_BUDGET: usize = 64 << 20;
+
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -66,6 +72,17 @@ pub struct ServerOptions {
     pub keepalive_time: Option<Duration>,
     /// How long a keepalive PING may go unanswered (default 20 s, as grpc-go).
     pub keepalive_timeout: Duration,
+    /// At most this many bytes held for clients to read, over all HTTP/2 connections:
+    /// what calls have queued and what is waiting for the socket. Past it the server
+    /// refuses new streams (REFUSED_STREAM, which gRPC clients retry) and cuts the streams
+    /// whose clients have stopped reading, those holding the most first, until it is back
+    /// under (RST_STREAM ENHANCE_YOUR_CALM; the handler's call ends RESOURCE_EXHAUSTED).
+    /// A stream whose client keeps reading is never cut. Bounds what clients that open
+    /// streams and read nothing (or grant no window) can make the server hold. Default
+    /// 512 MiB; `None`: no limit.
+    pub send_budget: Option<usize>,
+    /// The same for each connection. Default 64 MiB; `None`: no limit.
+    pub connection_send_budget: Option<usize>,
     /// At most this many connections at once (`None`: no limit). At the limit a new
     /// connection takes the place of the oldest one still in its handshake (TLS, or its
     /// first bytes: no call in flight), so that a flood of connections that never finish
@@ -112,6 +129,8 @@ impl Default for ServerOptions {
             permit_keepalive_without_calls: false,
             keepalive_time: Some(DEFAULT_KEEPALIVE_TIME),
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            send_budget: Some(DEFAULT_SEND_BUDGET),
+            connection_send_budget: Some(DEFAULT_CONNECTION_SEND_BUDGET),
             max_connections: None,
             max_connection_age: None,
             max_connection_age_grace: None,

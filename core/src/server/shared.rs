@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, watch};
 use super::arriving::Arriving;
 use super::options::ServerOptions;
 use crate::call::{Idempotency, ServerCall, Shape};
+use crate::transport::budget::SendBudget;
 use crate::transport::hosted::HostedConnection;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub(super) struct Shared {
     /// Where accepted connections go when the caller hosts them.
     pub(super) hosted: Option<mpsc::UnboundedSender<HostedConnection>>,
     pub(super) phase: watch::Receiver<Phase>,
+    /// What HTTP/2 streams hold for clients to read (`None`: no budget).
+    pub(super) budget: Option<Arc<SendBudget>>,
 }
 
 /// A method the server serves.

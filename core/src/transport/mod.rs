@@ -2,6 +2,7 @@
 //! loop), TLS, HTTP/2 (h2), HTTP/1.1 (hyper) and TTHeader Streaming (ours), and a
 //! connection's future that any thread may poll.
 
+pub(crate) mod budget;
 pub(crate) mod driver;
 pub(crate) mod goaway;
 pub(crate) mod hosted;

@@ -12,6 +12,8 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use super::budget::Ledger;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -109,6 +111,11 @@ impl Frames {
         self.left = u32::from_be_bytes([0, h[0], h[1], h[2]]);
         Some(Step::Head(h[3], h[4]))
     }
+
+    /// The stream of the frame whose head was taken last.
+    fn stream(&self) -> u32 {
+        u32::from_be_bytes([self.head[5], self.head[6], self.head[7], self.head[8]]) & 0x7fff_ffff
+    }
 }
 
 /// The client's direction: its PINGs, and whether a header block is still arriving.
@@ -148,12 +155,21 @@ impl Inbound {
     }
 }
 
-/// Follows the server's direction: whether HEADERS or DATA went out in `bytes`.
-fn sent_call_frames(frames: &mut Frames, mut bytes: &[u8]) -> bool {
+/// Follows the server's direction: whether HEADERS or DATA went out in `bytes`; each DATA
+/// frame's payload is written to its stream's count in `ledger` (whole as its head goes:
+/// h2 has taken it from the stream's buffer by then).
+fn sent_call_frames(frames: &mut Frames, mut bytes: &[u8], ledger: Option<&Ledger>) -> bool {
     let mut sent = false;
     while !bytes.is_empty() {
-        if let Some(Step::Head(DATA | HEADERS, _)) = frames.step(&mut bytes) {
-            sent = true;
+        match frames.step(&mut bytes) {
+            Some(Step::Head(DATA, _)) => {
+                sent = true;
+                if let Some(l) = ledger {
+                    l.written(frames.stream(), frames.left.into());
+                }
+            }
+            Some(Step::Head(HEADERS, _)) => sent = true,
+            _ => {}
         }
     }
     sent
@@ -164,6 +180,8 @@ pub(crate) struct Watched<T> {
     io: T,
     inbound: Inbound,
     outbound: Frames,
+    /// The connection's send budget, told what each stream's DATA wrote.
+    ledger: Option<Arc<Ledger>>,
     seen: Arc<Seen>,
     /// How long a header block may take, from the first read that left it unfinished.
     head_timeout: Duration,
@@ -172,7 +190,11 @@ pub(crate) struct Watched<T> {
 }
 
 impl<T> Watched<T> {
-    pub(crate) fn new(io: T, head_timeout: Duration) -> (Watched<T>, Arc<Seen>) {
+    pub(crate) fn new(
+        io: T,
+        head_timeout: Duration,
+        ledger: Option<Arc<Ledger>>,
+    ) -> (Watched<T>, Arc<Seen>) {
         let seen = Arc::new(Seen::default());
         let w = Watched {
             io,
@@ -182,6 +204,7 @@ impl<T> Watched<T> {
                 last_of_block: false,
             },
             outbound: Frames::after(0),
+            ledger,
             seen: seen.clone(),
             head_timeout,
             head_by: None,
@@ -269,7 +292,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         let me = &mut *self;
         let r = Pin::new(&mut me.io).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
-            let sent = sent_call_frames(&mut me.outbound, &buf[..n]);
+            let sent = sent_call_frames(&mut me.outbound, &buf[..n], me.ledger.as_deref());
             me.wrote(sent);
         }
         r
@@ -289,7 +312,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
                     break;
                 }
                 let k = left.min(b.len());
-                sent |= sent_call_frames(&mut me.outbound, &b[..k]);
+                sent |= sent_call_frames(&mut me.outbound, &b[..k], me.ledger.as_deref());
                 left -= k;
             }
             me.wrote(sent);
@@ -398,20 +421,24 @@ mod tests {
             let mut f = Frames::after(0);
             let sent: Vec<bool> = all
                 .chunks(piece)
-                .map(|p| sent_call_frames(&mut f, p))
+                .map(|p| sent_call_frames(&mut f, p, None))
                 .collect();
             assert!(sent.iter().any(|s| *s), "pieces of {piece}");
             let first = (SETTINGS.len() + PING_ACK.len() + 9).div_ceil(piece) - 1;
             assert!(!sent[..first].iter().any(|s| *s), "pieces of {piece}");
         }
         let mut f = Frames::after(0);
-        assert!(!sent_call_frames(&mut f, &[SETTINGS, PING_ACK].concat()));
+        assert!(!sent_call_frames(
+            &mut f,
+            &[SETTINGS, PING_ACK].concat(),
+            None
+        ));
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_unfinished_header_block_fails_the_read_after_the_timeout() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let (mut w, _) = Watched::new(server, Duration::from_secs(1));
+        let (mut w, _) = Watched::new(server, Duration::from_secs(1), None);
         client
             .write_all(&[PRI, SETTINGS, &HEADERS_OPEN[..10]].concat())
             .await
@@ -430,7 +457,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_finished_header_block_stops_the_clock() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let (mut w, seen) = Watched::new(server, Duration::from_secs(1));
+        let (mut w, seen) = Watched::new(server, Duration::from_secs(1), None);
         client
             .write_all(&[PRI, SETTINGS, HEADERS_OPEN].concat())
             .await

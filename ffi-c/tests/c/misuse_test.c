@@ -250,6 +250,13 @@ int main(void) {
     OK(rill_server_new(&so, &s));
     OK(rill_server_free(s));
     so.size = sizeof so;
+    so.keepalive_timeout_ms = 20000;
+    CHECK(so.send_budget == 512u << 20 && so.connection_send_budget == 64u << 20);
+    /* 0: no budget; any other count of bytes is one. */
+    so.send_budget = 0;
+    so.connection_send_budget = 1;
+    OK(rill_server_new(&so, &s));
+    OK(rill_server_free(s));
     so.permit_keepalive_time_ms = -1;
     /* The header before the keepalive fields: the bad value past its size is not read. */
     so.size = offsetof(rill_server_options, header_read_timeout_ms);

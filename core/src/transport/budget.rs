@@ -1,0 +1,391 @@
+//! The server's send budget: what its HTTP/2 streams hold for clients that have not read
+//! it, per connection and over the whole server, bounded by the operator's numbers rather
+//! than by how many streams a client opens and leaves unread.
+//!
+//! A stream holds what its call has queued and not yet handed to h2 (its backlog, which
+//! the call's queue bounds per stream) and what h2 was handed and has not yet written to
+//! the socket (up to h2's send buffer per stream). A client that grants windows and never
+//! reads its socket, or grants none, makes every stream it opens hold up to those bounds,
+//! and it may open thousands of streams on each of many connections.
+//!
+//! What h2 wrote is read from the connection's own bytes (`watch`: the DATA frames going
+//! out, by stream), what it was handed is counted as it is handed, and a sweep every
+//! `SWEEP` adds them up. Over a budget, the server refuses new streams there (REFUSED_STREAM,
+//! which gRPC clients retry elsewhere or later) and cuts the stalled streams holding the
+//! most, largest first, until the total is back under it: each is reset with
+//! ENHANCE_YOUR_CALM (RFC 9113 §7: "the peer is exhibiting a behavior that might be
+//! generating excessive load"; gRPC clients see RESOURCE_EXHAUSTED) and its call ends with
+//! RESOURCE_EXHAUSTED, which frees what it held. A stream whose client keeps reading is
+//! never cut: it gives back what it holds as it goes. (Envoy's overload manager resets the
+//! streams holding the most buffered data the same way.)
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
+
+/// How often what the streams hold is added up while nothing else happens.
+pub(crate) const SWEEP: Duration = Duration::from_millis(100);
+
+/// How soon after a sweep a new stream sweeps again: streams opened at full speed fill
+/// in a few milliseconds, and a budget they would overrun between two sweeps of `SWEEP`
+/// would hold little.
+const SWEEP_ON_OPEN: Duration = Duration::from_millis(5);
+
+/// A stream holding less than this is never cut: about what a stream whose client keeps
+/// up holds between two writes.
+const CUT_FLOOR: u64 = 32 * 1024;
+
+/// A stream whose client read less than this since the last sweep is stalled (about
+/// 40 KB/s): a client reading slowly on purpose would have to read faster than that on
+/// every stream it holds.
+const STALL: u64 = 4 * 1024;
+
+/// Cuts bring the total down to this share of the budget (7/8), so that a total at the
+/// budget is not cut a stream per sweep.
+fn after_cuts(limit: u64) -> u64 {
+    limit - limit / 8
+}
+
+/// What a stream's call has queued and not yet handed to its stream: told by the call
+/// layer, which owns the queue.
+pub(crate) trait Backlog: Send + Sync {
+    fn backlog(&self) -> usize;
+}
+
+/// The server's budget and the ledgers of its connections.
+pub(crate) struct SendBudget {
+    limit: u64,
+    per_connection: u64,
+    ledgers: Mutex<Vec<Weak<Ledger>>>,
+    over: AtomicBool,
+    /// When the last sweep began, in ms since `born`.
+    swept: AtomicU64,
+    born: Instant,
+}
+
+/// One connection's streams, by stream id.
+pub(crate) struct Ledger {
+    streams: Mutex<HashMap<u32, Arc<Meter>>>,
+    over: AtomicBool,
+}
+
+const LIVE: u8 = 0;
+const CUT: u8 = 1;
+const ENDED: u8 = 2;
+
+/// One stream's count: what was handed to h2 and what h2 wrote.
+pub(crate) struct Meter {
+    handed: AtomicU64,
+    written: AtomicU64,
+    /// `written` at the last sweep: how far the client read since.
+    swept: AtomicU64,
+    state: AtomicU8,
+    /// The stream's writer, to wake when the stream is cut.
+    waker: Mutex<Option<Waker>>,
+    backlog: OnceLock<Weak<dyn Backlog>>,
+}
+
+impl SendBudget {
+    pub(crate) fn new(limit: Option<usize>, per_connection: Option<usize>) -> Option<Arc<Self>> {
+        if limit.is_none() && per_connection.is_none() {
+            return None;
+        }
+        Some(Arc::new(SendBudget {
+            limit: limit.map_or(u64::MAX, |n| n as u64),
+            per_connection: per_connection.map_or(u64::MAX, |n| n as u64),
+            ledgers: Mutex::new(Vec::new()),
+            swept: AtomicU64::new(0),
+            born: Instant::now(),
+            over: AtomicBool::new(false),
+        }))
+    }
+
+    /// The ledger of a new connection.
+    pub(crate) fn ledger(&self) -> Arc<Ledger> {
+        let l = Arc::new(Ledger {
+            streams: Mutex::new(HashMap::new()),
+            over: AtomicBool::new(false),
+        });
+        lock(&self.ledgers).push(Arc::downgrade(&l));
+        l
+    }
+
+    /// Whether a new stream on `conn` is refused: the server or the connection is over
+    /// its budget, as a sweep found it (this one's, if the last was `SWEEP_ON_OPEN` ago).
+    pub(crate) fn refuses(&self, conn: &Ledger) -> bool {
+        let now = self.born.elapsed().as_millis() as u64;
+        let last = self.swept.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= SWEEP_ON_OPEN.as_millis() as u64;
+        if due
+            && self
+                .swept
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.sweep();
+        }
+        self.over.load(Ordering::Relaxed) || conn.over.load(Ordering::Relaxed)
+    }
+
+    /// Sweeps every `SWEEP` for as long as the server lasts.
+    pub(crate) async fn run(me: Weak<SendBudget>) {
+        loop {
+            tokio::time::sleep(SWEEP).await;
+            let Some(budget) = me.upgrade() else { return };
+            let now = budget.born.elapsed().as_millis() as u64;
+            budget.swept.store(now, Ordering::Relaxed);
+            budget.sweep();
+        }
+    }
+
+    /// Adds up what every stream holds; over a budget, cuts the stalled streams holding
+    /// the most and refuses new streams while cuts do not suffice.
+    pub(crate) fn sweep(&self) {
+        let ledgers: Vec<Arc<Ledger>> = {
+            let mut all = lock(&self.ledgers);
+            all.retain(|l| l.strong_count() > 0);
+            all.iter().filter_map(Weak::upgrade).collect()
+        };
+        let (mut total, mut stalled) = (0, Vec::new());
+        for l in ledgers {
+            let (mut held, mut mine) = l.survey();
+            if held > self.per_connection {
+                held -= cut(&mut mine, held - after_cuts(self.per_connection));
+            }
+            l.over.store(held > self.per_connection, Ordering::Relaxed);
+            total += held;
+            stalled.append(&mut mine);
+        }
+        if total > self.limit {
+            total -= cut(&mut stalled, total - after_cuts(self.limit));
+        }
+        self.over.store(total > self.limit, Ordering::Relaxed);
+    }
+}
+
+/// Cuts the streams holding the most until `need` bytes are freed: what they freed.
+fn cut(stalled: &mut Vec<(u64, Arc<Meter>)>, need: u64) -> u64 {
+    stalled.sort_unstable_by_key(|(held, _)| std::cmp::Reverse(*held));
+    let mut freed = 0;
+    let mut n = 0;
+    for (held, m) in stalled.iter() {
+        if freed >= need {
+            break;
+        }
+        m.cut();
+        freed += held;
+        n += 1;
+    }
+    stalled.drain(..n);
+    freed
+}
+
+impl Ledger {
+    /// Counts a new stream.
+    pub(crate) fn open(&self, id: u32) -> Arc<Meter> {
+        let m = Arc::new(Meter {
+            handed: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            swept: AtomicU64::new(0),
+            state: AtomicU8::new(LIVE),
+            waker: Mutex::new(None),
+            backlog: OnceLock::new(),
+        });
+        lock(&self.streams).insert(id, m.clone());
+        m
+    }
+
+    /// h2 wrote a DATA frame of `n` bytes on stream `id` (a stream already ended is gone
+    /// from the ledger, and so is what it held).
+    pub(crate) fn written(&self, id: u32, n: u64) {
+        if let Some(m) = lock(&self.streams).get(&id) {
+            m.written.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// What the connection's streams hold, and those of them stalled and holding enough to
+    /// be cut. Forgets the streams that ended.
+    fn survey(&self) -> (u64, Vec<(u64, Arc<Meter>)>) {
+        // A backlog is read under its queue's lock, which a thread writing to the
+        // connection may hold while the connection's bytes come here: not under ours.
+        let meters: Vec<Arc<Meter>> = {
+            let mut streams = lock(&self.streams);
+            streams.retain(|_, m| m.state.load(Ordering::Relaxed) != ENDED);
+            streams.values().cloned().collect()
+        };
+        let (mut total, mut stalled) = (0, Vec::new());
+        for m in &meters {
+            let written = m.written.load(Ordering::Relaxed);
+            let read = written.saturating_sub(m.swept.swap(written, Ordering::Relaxed));
+            let held = m.held();
+            total += held;
+            let live = m.state.load(Ordering::Relaxed) == LIVE;
+            if live && held >= CUT_FLOOR && read < STALL {
+                stalled.push((held, m.clone()));
+            }
+        }
+        (total, stalled)
+    }
+}
+
+impl Meter {
+    /// The call's queue, whose backlog the stream holds too.
+    pub(crate) fn backlog_of(&self, b: Weak<dyn Backlog>) {
+        let _ = self.backlog.set(b);
+    }
+
+    /// `n` more bytes handed to h2.
+    pub(crate) fn handed(&self, n: usize) {
+        self.handed.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// What the stream holds: its call's backlog, and what h2 has not written.
+    fn held(&self) -> u64 {
+        let in_h2 = self
+            .handed
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.written.load(Ordering::Relaxed));
+        let queued = self
+            .backlog
+            .get()
+            .and_then(Weak::upgrade)
+            .map_or(0, |b| b.backlog() as u64);
+        in_h2 + queued
+    }
+
+    /// Whether the stream was cut; if not, the writer polling is woken when it is. (Never
+    /// reads the backlog: the writer may poll this under its queue's lock.)
+    pub(crate) fn poll_cut(&self, cx: &mut Context<'_>) -> bool {
+        match self.state.load(Ordering::SeqCst) {
+            CUT => return true,
+            ENDED => return false,
+            _ => {}
+        }
+        {
+            let mut w = lock(&self.waker);
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+        }
+        self.state.load(Ordering::SeqCst) == CUT
+    }
+
+    fn cut(&self) {
+        if self
+            .state
+            .compare_exchange(LIVE, CUT, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            if let Some(w) = lock(&self.waker).take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// The stream is gone: what it held went with it.
+    pub(crate) fn end(&self) {
+        self.state.store(ENDED, Ordering::SeqCst);
+    }
+}
+
+/// Locks, ignoring poisoning: the data behind these locks is consistent between
+/// statements.
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: u64 = 1024;
+
+    fn cx() -> Context<'static> {
+        Context::from_waker(Waker::noop())
+    }
+
+    /// A stream that was handed `handed` KiB, of which the client read `written` KiB.
+    fn stream(l: &Ledger, id: u32, handed: u64, written: u64) -> Arc<Meter> {
+        let m = l.open(id);
+        m.handed((handed * K) as usize);
+        l.written(id, written * K);
+        m
+    }
+
+    #[test]
+    fn over_a_connections_budget_the_stalled_streams_holding_most_are_cut() {
+        let b = SendBudget::new(None, Some(100 * K as usize)).unwrap();
+        let l = b.ledger();
+        let (big, mid) = (stream(&l, 1, 80, 0), stream(&l, 3, 60, 0));
+        // Read 10 KiB since the stream began: not stalled, and never cut.
+        let reading = stream(&l, 5, 50, 10);
+        // Too little to be worth a cut.
+        let small = stream(&l, 7, 20, 0);
+        b.sweep();
+        // 80 + 60 + 40 + 20 = 200 KiB over 100: down to 87.5 takes the two largest.
+        assert!(big.poll_cut(&mut cx()) && mid.poll_cut(&mut cx()));
+        assert!(!reading.poll_cut(&mut cx()) && !small.poll_cut(&mut cx()));
+        assert!(!b.refuses(&l), "the cuts brought it back under");
+    }
+
+    #[test]
+    fn over_a_budget_that_cuts_cannot_meet_new_streams_are_refused() {
+        let b = SendBudget::new(None, Some(100 * K as usize)).unwrap();
+        let l = b.ledger();
+        let reading: Vec<_> = (0..3).map(|i| stream(&l, 1 + 2 * i, 60, 10)).collect();
+        b.sweep();
+        assert!(b.refuses(&l));
+        assert!(reading.iter().all(|m| !m.poll_cut(&mut cx())));
+        // The clients read on: back under, streams welcome again.
+        for i in 0..3 {
+            l.written(1 + 2 * i, 40 * K);
+        }
+        b.sweep();
+        assert!(!b.refuses(&l));
+    }
+
+    #[test]
+    fn the_servers_budget_spans_its_connections() {
+        let b = SendBudget::new(Some(100 * K as usize), None).unwrap();
+        let (a, c) = (b.ledger(), b.ledger());
+        let on_a = stream(&a, 1, 70, 0);
+        let on_c = stream(&c, 1, 50, 0);
+        b.sweep();
+        // 120 KiB over 100: the larger of the two, on another connection than the smaller.
+        assert!(on_a.poll_cut(&mut cx()) && !on_c.poll_cut(&mut cx()));
+        assert!(!b.refuses(&a) && !b.refuses(&c));
+    }
+
+    /// A call's queued bytes count as held, as what h2 holds does.
+    #[test]
+    fn a_calls_backlog_counts() {
+        struct Queued(usize);
+        impl Backlog for Queued {
+            fn backlog(&self) -> usize {
+                self.0
+            }
+        }
+        let b = SendBudget::new(None, Some(100 * K as usize)).unwrap();
+        let l = b.ledger();
+        let q: Arc<dyn Backlog> = Arc::new(Queued(150 * K as usize));
+        let m = stream(&l, 1, 0, 0);
+        m.backlog_of(Arc::downgrade(&q));
+        b.sweep();
+        assert!(m.poll_cut(&mut cx()));
+    }
+
+    /// An ended stream is forgotten with what it held, and what h2 writes for it later
+    /// counts nowhere.
+    #[test]
+    fn an_ended_stream_holds_nothing() {
+        let b = SendBudget::new(None, Some(100 * K as usize)).unwrap();
+        let l = b.ledger();
+        stream(&l, 1, 150, 0).end();
+        l.written(1, 150 * K);
+        let m = stream(&l, 3, 90, 0);
+        b.sweep();
+        assert!(!b.refuses(&l) && !m.poll_cut(&mut cx()));
+    }
+}
