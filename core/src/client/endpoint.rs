@@ -34,6 +34,27 @@ pub(crate) struct Conn {
     pub(crate) goaway: Arc<GoAway>,
 }
 
+impl Conn {
+    /// The connection, once the server has spoken (see `goaway`): until then it is not
+    /// ready for calls. `connect_timeout` bounds the wait; a failed attempt drops it.
+    async fn once_heard(
+        sender: SendRequest<Bytes>,
+        generation: u64,
+        driver: Arc<Driver>,
+        goaway: Arc<GoAway>,
+    ) -> Result<Conn, Status> {
+        if !goaway.heard().await {
+            return Err(silent_server());
+        }
+        Ok(Conn {
+            sender,
+            generation,
+            driver,
+            goaway,
+        })
+    }
+}
+
 /// What a connection attempt set up.
 enum Established {
     Http2(Conn),
@@ -343,17 +364,7 @@ impl Endpoint {
             .send(HostedConnection::new(driver.clone(), ready, fd))
             .map_err(|_| Status::unavailable("channel is closed"))?;
         match rx.await {
-            Ok(Ok(sender)) => {
-                if !goaway.heard().await {
-                    return Err(silent_server());
-                }
-                Ok(Conn {
-                    sender,
-                    generation,
-                    driver,
-                    goaway,
-                })
-            }
+            Ok(Ok(sender)) => Conn::once_heard(sender, generation, driver, goaway).await,
             Ok(Err(s)) => Err(s),
             Err(_) => Err(Status::unavailable(
                 "the connection was closed before its HTTP/2 handshake",
@@ -382,17 +393,7 @@ impl Endpoint {
             let _closer = d.closer();
             std::future::poll_fn(|cx| d.poll_task(cx)).await;
         });
-        // Ready once the server has spoken (see `goaway`); `connect_timeout` bounds the
-        // wait, and the connection is dropped with the attempt.
-        if !goaway.heard().await {
-            return Err(silent_server());
-        }
-        Ok(Conn {
-            sender,
-            generation,
-            driver,
-            goaway,
-        })
+        Conn::once_heard(sender, generation, driver, goaway).await
     }
 
     fn next_generation(&self) -> u64 {

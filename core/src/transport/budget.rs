@@ -263,7 +263,8 @@ impl Meter {
             ENDED => return false,
             _ => {}
         }
-        {
+        // A look with the no-op waker (at a stream found broken) keeps the writer's.
+        if !cx.waker().will_wake(Waker::noop()) {
             let mut w = lock(&self.waker);
             if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 *w = Some(cx.waker().clone());

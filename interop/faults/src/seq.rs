@@ -251,14 +251,8 @@ pub async fn run(ch: &Channel, shape: Shape, n: u64, ms: u32, opts: CallOptions)
                 Err(s) => return r.ended(&s, t0),
             };
             let s = loop {
-                match call.recv().await {
-                    Ok(Some(m)) if r.take(&m) => {}
-                    Ok(Some(_)) => {
-                        call.cancel();
-                        break call.finish().await;
-                    }
-                    Ok(None) => break Status::ok(),
-                    Err(s) => break s,
+                if let Some(end) = next(&mut call, &mut r).await {
+                    break end;
                 }
             };
             r.ended(&s, t0).short_if_ok(n)
@@ -299,6 +293,20 @@ pub async fn run(ch: &Channel, shape: Shape, n: u64, ms: u32, opts: CallOptions)
     }
 }
 
+/// Takes the call's next message: `None` while the stream goes on, or how it ended (a
+/// message out of sequence cancels it).
+async fn next(call: &mut Call, r: &mut Run) -> Option<Status> {
+    match call.recv().await {
+        Ok(Some(m)) if r.take(&m) => None,
+        Ok(Some(_)) => {
+            call.cancel();
+            Some(call.finish().await)
+        }
+        Ok(None) => Some(Status::ok()),
+        Err(s) => Some(s),
+    }
+}
+
 /// Bidi in windows of eight: sends run ahead of the echoes, and the window bounds them.
 async fn bidi(call: &mut Call, r: &mut Run, n: u64, ms: u32) -> Status {
     const WINDOW: u64 = 8;
@@ -315,14 +323,8 @@ async fn bidi(call: &mut Call, r: &mut Run, n: u64, ms: u32) -> Status {
         }
         sent += burst;
         while r.got < sent {
-            match call.recv().await {
-                Ok(Some(m)) if r.take(&m) => {}
-                Ok(Some(_)) => {
-                    call.cancel();
-                    return call.finish().await;
-                }
-                Ok(None) => return Status::ok(),
-                Err(s) => return s,
+            if let Some(end) = next(call, r).await {
+                return end;
             }
         }
     }
