@@ -4,7 +4,8 @@
 //! a unary call that must succeed within `--bound`. Prints what each server did, how long
 //! the normal call took and the server's peak memory; exits 1 if the rillrpc server died,
 //! hung the attack, failed the normal call after any attack, or did not answer an attack
-//! as `attacks::rill_must` says (tonic's row is there for comparison and fails nothing).
+//! as `attacks::rill_must` says, or held more than `attacks::rill_peak_bound` (tonic's row
+//! is there for comparison and fails nothing).
 //!
 //!     attack [--echo-server PATH] [--only NAME[,NAME]] [--impls rill,tonic]
 //!            [--max-streams N] [--bound SECS]
@@ -99,7 +100,13 @@ impl Row {
 
     /// Whether the rillrpc server answered the attack as it must (`attacks::rill_must`).
     fn did_what_rill_must(&self) -> bool {
-        self.imp != "rill" || attacks::rill_must(self.attack).is_none_or(|m| self.did.contains(m))
+        let did = attacks::rill_must(self.attack).is_none_or(|m| self.did.contains(m));
+        let held = match (attacks::rill_peak_bound(self.attack), self.peak) {
+            (Some(bound), Some(peak)) => peak <= bound,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        self.imp != "rill" || (did && held)
     }
 }
 
@@ -180,9 +187,10 @@ fn main() {
     println!("|---|---|---|---|---:|");
     for r in &rows {
         let died = if r.died { " (server died)" } else { "" };
-        let must = match attacks::rill_must(r.attack) {
-            Some(m) if !r.did_what_rill_must() => format!(" (FAILED: not {m:?})"),
-            _ => String::new(),
+        let must = match (attacks::rill_must(r.attack), r.did_what_rill_must()) {
+            (_, true) => String::new(),
+            (Some(m), false) => format!(" (FAILED: not {m:?}, or over {})", peak_bound(r)),
+            (None, false) => format!(" (FAILED: peak over {})", peak_bound(r)),
         };
         println!(
             "| {} | {} | {}{died}{must} | {} | {} |",
@@ -214,6 +222,10 @@ fn normal(r: &Row) -> String {
         Ok(d) => format!("ok in {:.1} ms", d.as_secs_f64() * 1e3),
         Err(e) => format!("FAILED: {e}"),
     }
+}
+
+fn peak_bound(r: &Row) -> String {
+    mib(attacks::rill_peak_bound(r.attack))
 }
 
 fn mib(b: Option<u64>) -> String {
