@@ -962,3 +962,60 @@ async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_bu
         "every stream was cut ({cut:?}) or refused ({refused:?})"
     );
 }
+
+// ---- a deadline that passes mid-message ----
+
+/// Regression: a server whose deadline passed while the client's window had taken only
+/// part of a message sent its DEADLINE_EXCEEDED trailers after the half message, which the
+/// client read as a truncated message (INTERNAL); the soak run found it. The rest of the
+/// message must go first, as grpc-go's server finishes a message before its trailers.
+/// The client here grants h2's default 64 KiB window and reads nothing until the deadline
+/// has passed; the first answer is 100 KiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_mid_message_finishes_the_message_before_the_status() {
+    let server = rill_server(ServerOptions::default());
+    let sr = raw_client(server.local_addr()).await;
+    let head = Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://localhost{}",
+            rill_testkit::rill_echo::ECHO_SERVER
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", "300m")
+        .body(())
+        .unwrap();
+    let mut sr = sr.ready().await.unwrap();
+    let (resp, mut send) = sr.send_request(head, false).unwrap();
+    send.send_data(Bytes::from(frame(0, &req(&[5; 100 * 1024], 10))), true)
+        .unwrap();
+    let (_, mut body) = resp.await.unwrap().into_parts();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut got = Vec::new();
+    while let Some(d) = tokio::time::timeout(Duration::from_secs(10), body.data())
+        .await
+        .expect("the rest of the response comes")
+    {
+        let d = d.unwrap();
+        let _ = body.flow_control().release_capacity(d.len());
+        got.extend_from_slice(&d);
+    }
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    assert_eq!(trailers["grpc-status"], "4", "{trailers:?}");
+    // Whole envelopes only: 5 bytes of prefix, then the length it says.
+    let mut at = 0;
+    let mut messages = 0;
+    while at < got.len() {
+        assert!(at + 5 <= got.len(), "a cut prefix at {at} of {}", got.len());
+        let len = u32::from_be_bytes(got[at + 1..at + 5].try_into().unwrap()) as usize;
+        assert!(
+            at + 5 + len <= got.len(),
+            "a cut message at {at} of {}",
+            got.len()
+        );
+        at += 5 + len;
+        messages += 1;
+    }
+    assert!(messages >= 1);
+}

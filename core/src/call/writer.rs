@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::flow::Linger;
 use super::queue::{Batch, SendQueue, Stop};
-use crate::protocol::{Abort, End, PeerEnd, Receiver, Sender};
+use crate::protocol::{Abort, End, Framing, PeerEnd, Receiver, Sender};
 use crate::status::{Code, Status};
 
 /// Which side of the call the writer serves: it decides what a deadline and a broken
@@ -55,6 +55,13 @@ enum Step {
     Deadline,
     Done,
 }
+
+/// A chunk the stream took part of when its write was cut short (by the deadline, or by
+/// an abort that ends the call with a status): the chunk whole and how much of it went.
+/// The rest of the message it cut goes before anything else on the stream: a status after
+/// half a message is a truncated message to the peer (grpc-go's server, too, finishes a
+/// message before its trailers).
+type Torn = Option<(Bytes, usize)>;
 
 impl Writer {
     /// Runs the writer for a stream already open, its sender lent to the queue.
@@ -124,6 +131,7 @@ impl Writer {
 
     async fn serve(&self, mut sender: Sender, mut sleep: Pin<&mut tokio::time::Sleep>) {
         let mut linger = Linger::default();
+        let mut torn: Torn = None;
         loop {
             // While waiting, the stream is lent to the call: an answer to a received
             // message is written by its sender directly (see `queue`).
@@ -145,7 +153,10 @@ impl Writer {
                     Step::Done
                 }
                 Idle::Work(None) => Step::Done,
-                Idle::Work(Some(batch)) => self.write(&mut sender, batch, sleep.as_mut()).await,
+                Idle::Work(Some(batch)) => {
+                    self.write(&mut sender, batch, sleep.as_mut(), &mut torn)
+                        .await
+                }
             };
             match step {
                 Step::Continue => {}
@@ -161,12 +172,18 @@ impl Writer {
     async fn write(
         &self,
         sender: &mut Sender,
-        batch: Batch,
+        mut batch: Batch,
         sleep: Pin<&mut tokio::time::Sleep>,
+        torn: &mut Torn,
     ) -> Step {
         if let Some(a) = batch.abort {
             sender.abort(a);
             return Step::Done;
+        }
+        if let Some((whole, sent)) = torn.take() {
+            batch
+                .chunks
+                .push_front(rest_of_message(&whole, sent, sender.framing()));
         }
         let enc = self.queue.encoding();
         if batch.head.is_some() || !batch.chunks.is_empty() {
@@ -180,7 +197,7 @@ impl Writer {
             _ = sleep => return Step::Deadline,
             // An abort or the end of the call: the next take has it.
             _ = poll_fn(|cx| self.queue.poll_interrupt(cx)) => return Step::Continue,
-            r = self.write_chunks(sender, batch.chunks) => r,
+            r = self.write_chunks(sender, batch.chunks, torn) => r,
         };
         if let Err(s) = r {
             self.broken(sender, s);
@@ -234,13 +251,16 @@ impl Writer {
     /// Writes chunks as the window takes them: h2 is handed no more than the window, so
     /// what waits for a slow reader is bounded by the call's queue. What went to the
     /// stream is reported to the queue before each wait for the window and at the end.
+    /// `torn` holds the chunk being written while the stream has taken only part of it.
     async fn write_chunks(
         &self,
         sender: &mut Sender,
         chunks: VecDeque<Bytes>,
+        torn: &mut Torn,
     ) -> Result<(), Status> {
         let mut handed = 0;
         for mut chunk in chunks {
+            let whole = chunk.clone();
             while !chunk.is_empty() {
                 let room = poll_fn(|cx| {
                     let r = sender.poll_capacity(cx, chunk.len());
@@ -253,11 +273,30 @@ impl Writer {
                 let piece = chunk.split_to(room.min(chunk.len()));
                 handed += piece.len();
                 sender.send_data(piece)?;
+                *torn = (!chunk.is_empty()).then(|| (whole.clone(), whole.len() - chunk.len()));
             }
         }
         self.queue.handed(handed, true);
         Ok(())
     }
+}
+
+/// What is left of the message that `sent` bytes of `whole` (a chunk of whole messages)
+/// cut: up to the end of that message's envelope, or the rest of a bare message.
+fn rest_of_message(whole: &Bytes, sent: usize, framing: Framing) -> Bytes {
+    if framing != Framing::Envelope {
+        return whole.slice(sent..);
+    }
+    let mut at = 0;
+    while at + 5 <= whole.len() {
+        let len = u32::from_be_bytes([whole[at + 1], whole[at + 2], whole[at + 3], whole[at + 4]]);
+        let end = (at + 5).saturating_add(len as usize).min(whole.len());
+        if end > sent {
+            return whole.slice(sent..end);
+        }
+        at = end;
+    }
+    whole.slice(sent.min(whole.len())..)
 }
 
 /// A server that resets with CANCEL once the deadline has passed does so because of it
@@ -284,4 +323,24 @@ fn disarm(sleep: Pin<&mut tokio::time::Sleep>) {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rest_of_a_cut_message_ends_with_its_envelope() {
+        // Two envelopes: flag 0, length 2, "ab"; flag 0, length 3, "cde".
+        let whole =
+            Bytes::from_static(&[0, 0, 0, 0, 2, b'a', b'b', 0, 0, 0, 0, 3, b'c', b'd', b'e']);
+        let rest = |sent| rest_of_message(&whole, sent, Framing::Envelope);
+        assert_eq!(rest(3), whole.slice(3..7));
+        assert_eq!(rest(6), whole.slice(6..7));
+        // Cut inside the second envelope's prefix, and inside its message.
+        assert_eq!(rest(9), whole.slice(9..15));
+        assert_eq!(rest(13), whole.slice(13..15));
+        // A bare message is one: all of its rest.
+        assert_eq!(rest_of_message(&whole, 4, Framing::Bare), whole.slice(4..));
+    }
 }
