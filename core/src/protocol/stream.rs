@@ -119,8 +119,8 @@ impl Sender {
 
     /// The status of a stream the send budget cut, which is reset here (see
     /// `transport::budget`); the writer is woken when one is.
-    fn cut(&mut self, cx: &mut Context<'_>) -> Option<Status> {
-        if !self.meter.as_ref()?.poll_cut(cx) {
+    fn cut(&mut self, cx: &mut Context<'_>, waiting: bool) -> Option<Status> {
+        if !self.meter.as_ref()?.poll_cut(cx, waiting) {
             return None;
         }
         let reason = h2::Reason::ENHANCE_YOUR_CALM;
@@ -179,7 +179,7 @@ impl Sender {
         want: usize,
     ) -> Poll<Result<usize, Status>> {
         let widest = self.widest;
-        if let Some(cut) = self.cut(cx) {
+        if let Some(cut) = self.cut(cx, true) {
             return Poll::Ready(Err(cut));
         }
         let Some(s) = self.stream() else {
@@ -392,7 +392,7 @@ impl Sender {
     }
 
     pub(crate) fn poll_peer_end(&mut self, cx: &mut Context<'_>) -> Poll<PeerEnd> {
-        if let Some(cut) = self.cut(cx) {
+        if let Some(cut) = self.cut(cx, false) {
             return Poll::Ready(PeerEnd::Failed(cut));
         }
         let client = matches!(self.half, Half::Request(_));

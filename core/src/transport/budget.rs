@@ -255,13 +255,24 @@ impl Meter {
         in_h2 + queued
     }
 
-    /// Whether the stream was cut; if not, the writer polling is woken when it is. (Never
-    /// reads the backlog: the writer may poll this under its queue's lock.)
-    pub(crate) fn poll_cut(&self, cx: &mut Context<'_>) -> bool {
+    /// Whether the stream was cut; if not, the writer polling is woken when it is.
+    /// `waiting`: the writer waits for the window, as a stream cut for its backlog does;
+    /// else it watches for the peer's end between writes, when the stream can be cut only
+    /// for what h2 holds, and a waker is kept only once that is enough (this is polled for
+    /// every message received, and a lock there would cost every stream). Never reads the
+    /// backlog: the writer may poll this under its queue's lock.
+    pub(crate) fn poll_cut(&self, cx: &mut Context<'_>, waiting: bool) -> bool {
         match self.state.load(Ordering::SeqCst) {
             CUT => return true,
             ENDED => return false,
             _ => {}
+        }
+        let in_h2 = self
+            .handed
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.written.load(Ordering::Relaxed));
+        if !waiting && in_h2 < CUT_FLOOR {
+            return false;
         }
         // A look with the no-op waker (at a stream found broken) keeps the writer's.
         if !cx.waker().will_wake(Waker::noop()) {
@@ -326,8 +337,8 @@ mod tests {
         let small = stream(&l, 7, 20, 0);
         b.sweep();
         // 80 + 60 + 40 + 20 = 200 KiB over 100: down to 87.5 takes the two largest.
-        assert!(big.poll_cut(&mut cx()) && mid.poll_cut(&mut cx()));
-        assert!(!reading.poll_cut(&mut cx()) && !small.poll_cut(&mut cx()));
+        assert!(big.poll_cut(&mut cx(), true) && mid.poll_cut(&mut cx(), true));
+        assert!(!reading.poll_cut(&mut cx(), true) && !small.poll_cut(&mut cx(), true));
         assert!(!b.refuses(&l), "the cuts brought it back under");
     }
 
@@ -338,7 +349,7 @@ mod tests {
         let reading: Vec<_> = (0..3).map(|i| stream(&l, 1 + 2 * i, 60, 10)).collect();
         b.sweep();
         assert!(b.refuses(&l));
-        assert!(reading.iter().all(|m| !m.poll_cut(&mut cx())));
+        assert!(reading.iter().all(|m| !m.poll_cut(&mut cx(), true)));
         // The clients read on: back under, streams welcome again.
         for i in 0..3 {
             l.written(1 + 2 * i, 40 * K);
@@ -355,7 +366,7 @@ mod tests {
         let on_c = stream(&c, 1, 50, 0);
         b.sweep();
         // 120 KiB over 100: the larger of the two, on another connection than the smaller.
-        assert!(on_a.poll_cut(&mut cx()) && !on_c.poll_cut(&mut cx()));
+        assert!(on_a.poll_cut(&mut cx(), true) && !on_c.poll_cut(&mut cx(), true));
         assert!(!b.refuses(&a) && !b.refuses(&c));
     }
 
@@ -374,7 +385,7 @@ mod tests {
         let m = stream(&l, 1, 0, 0);
         m.backlog_of(Arc::downgrade(&q));
         b.sweep();
-        assert!(m.poll_cut(&mut cx()));
+        assert!(m.poll_cut(&mut cx(), true));
     }
 
     /// An ended stream is forgotten with what it held, and what h2 writes for it later
@@ -387,6 +398,6 @@ mod tests {
         l.written(1, 150 * K);
         let m = stream(&l, 3, 90, 0);
         b.sweep();
-        assert!(!b.refuses(&l) && !m.poll_cut(&mut cx()));
+        assert!(!b.refuses(&l) && !m.poll_cut(&mut cx(), true));
     }
 }
