@@ -18,6 +18,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 const readline = require('node:readline')
+const { encodeRequest } = require('../../bench/node/codec')
 
 const args = process.argv.slice(2)
 const opt = (k, d) => { const i = args.indexOf(k); return i >= 0 ? args[i + 1] : d }
@@ -38,25 +39,9 @@ const MIB = 1024 * 1024
 const RSS_SLACK = 0.2
 const RSS_SLACK_BYTES = 16 * MIB
 
-// echo.proto by hand (Request{payload=1, count=2}, Response{payload=1}): the soak measures
-// the binding, not a protobuf library.
-function varint (n) {
-  const out = []
-  let v = BigInt.asUintN(64, BigInt(n))
-  do {
-    let b = Number(v & 0x7fn)
-    v >>= 7n
-    if (v) b |= 0x80
-    out.push(b)
-  } while (v)
-  return Buffer.from(out)
-}
-
-function request (payload, count = 0) {
-  const parts = [Buffer.from([0x0a]), varint(payload.length), payload]
-  if (count) parts.push(Buffer.from([0x10]), varint(count))
-  return Buffer.concat(parts)
-}
+// echo.proto by hand, as the bench's Node clients encode it: the soak measures the
+// binding, not a protobuf library.
+const request = encodeRequest
 
 function payloadOf (resp) {
   if (resp.length === 0) return Buffer.alloc(0)

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::flow::Linger;
 use super::queue::{Batch, SendQueue, Stop};
+use crate::protocol::envelope::PREFIX_LEN;
 use crate::protocol::{Abort, End, Framing, PeerEnd, Receiver, Sender};
 use crate::status::{Code, Status};
 
@@ -288,9 +289,11 @@ fn rest_of_message(whole: &Bytes, sent: usize, framing: Framing) -> Bytes {
         return whole.slice(sent..);
     }
     let mut at = 0;
-    while at + 5 <= whole.len() {
+    while at + PREFIX_LEN <= whole.len() {
         let len = u32::from_be_bytes([whole[at + 1], whole[at + 2], whole[at + 3], whole[at + 4]]);
-        let end = (at + 5).saturating_add(len as usize).min(whole.len());
+        let end = (at + PREFIX_LEN)
+            .saturating_add(len as usize)
+            .min(whole.len());
         if end > sent {
             return whole.slice(sent..end);
         }

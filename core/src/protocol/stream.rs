@@ -179,7 +179,7 @@ impl Sender {
         want: usize,
     ) -> Poll<Result<usize, Status>> {
         let widest = self.widest;
-        if let Some(cut) = self.cut(cx, true) {
+        if let Some(cut) = self.cut(cx, false) {
             return Poll::Ready(Err(cut));
         }
         let Some(s) = self.stream() else {
@@ -203,9 +203,15 @@ impl Sender {
                         Status::unavailable("stream closed while waiting for flow control");
                     return Poll::Ready(Err(self.reset_status().unwrap_or(closed)));
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => break,
             }
         }
+        // Waiting for the window, as a stream cut for its backlog waits: the cut must wake
+        // it (a writer that has its window takes no lock here).
+        if let Some(cut) = self.cut(cx, true) {
+            return Poll::Ready(Err(cut));
+        }
+        Poll::Pending
     }
 
     pub(crate) fn send_head(

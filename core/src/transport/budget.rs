@@ -241,18 +241,21 @@ impl Meter {
         self.handed.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// What h2 was handed and has not written.
+    fn in_h2(&self) -> u64 {
+        self.handed
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.written.load(Ordering::Relaxed))
+    }
+
     /// What the stream holds: its call's backlog, and what h2 has not written.
     fn held(&self) -> u64 {
-        let in_h2 = self
-            .handed
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.written.load(Ordering::Relaxed));
         let queued = self
             .backlog
             .get()
             .and_then(Weak::upgrade)
             .map_or(0, |b| b.backlog() as u64);
-        in_h2 + queued
+        self.in_h2() + queued
     }
 
     /// Whether the stream was cut; if not, the writer polling is woken when it is.
@@ -267,11 +270,7 @@ impl Meter {
             ENDED => return false,
             _ => {}
         }
-        let in_h2 = self
-            .handed
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.written.load(Ordering::Relaxed));
-        if !waiting && in_h2 < CUT_FLOOR {
+        if !waiting && self.in_h2() < CUT_FLOOR {
             return false;
         }
         // A look with the no-op waker (at a stream found broken) keeps the writer's.

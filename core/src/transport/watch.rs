@@ -12,14 +12,14 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-
-use super::budget::Ledger;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
+
+use super::budget::Ledger;
 
 /// "All frames begin with a fixed 9-octet header" (RFC 9113 §4.1).
 const HEAD: usize = 9;

@@ -392,14 +392,8 @@ pub async fn hold(
             Ok(_) => call.finish().await,
         },
         Shape::ServerStreaming => loop {
-            match call.recv().await {
-                Ok(Some(m)) if r.take(&m) => {}
-                Ok(Some(_)) => {
-                    call.cancel();
-                    break call.finish().await;
-                }
-                Ok(None) => break Status::ok(),
-                Err(s) => break s,
+            if let Some(end) = next(&mut call, &mut r).await {
+                break end;
             }
         },
         Shape::ClientStreaming => {
@@ -414,22 +408,16 @@ pub async fn hold(
         }
         Shape::Bidi => {
             r.got = 0;
-            let mut next = 1;
+            let mut sent = 1;
             match call.recv().await {
                 Ok(Some(m)) if r.take(&m) => loop {
                     pace().await;
-                    if call.send(msg(next, 0)).await.is_err() {
+                    if call.send(msg(sent, 0)).await.is_err() {
                         break call.finish().await;
                     }
-                    next += 1;
-                    match call.recv().await {
-                        Ok(Some(m)) if r.take(&m) => {}
-                        Ok(Some(_)) => {
-                            call.cancel();
-                            break call.finish().await;
-                        }
-                        Ok(None) => break Status::ok(),
-                        Err(s) => break s,
+                    sent += 1;
+                    if let Some(end) = next(&mut call, &mut r).await {
+                        break end;
                     }
                 },
                 Ok(_) => {
