@@ -18,8 +18,35 @@ all: test
 demo:
 	cargo run --quiet --release -p rill-bench --bin demo
 
-test: $(TEST_TARGETS)
-	@echo "make test: every suite passed ($(TEST_TARGETS))"
+# `make test` first makes what the suites need besides the workspace's cargo build (peers
+# built with Go, npm and pip packages, toolchains, apt packages, the fuzz targets' build in
+# their own target dir) beside test-rust, so that downloads and Go builds fill the time cargo
+# leaves idle instead of following it; then it runs the other suites one after another (they
+# time things and share cores), printing how long each took. apt-get takes one lock, so the
+# TEST_APT installs run one at a time.
+TEST_APT := c-valgrind sanitize-clang browser-chromium
+TEST_PREPARE := go-interop go-h2spec $(CONFORMANCE_RUNNER) $(KITEX_SERVER) matrix-go \
+  matrix-connect-node $(BROWSER_DIR)/node_modules/.installed python-venv \
+  fuzz-build sanitize-miri-install
+.PHONY: test-apt test-prepare
+
+test-apt:
+	@for t in $(TEST_APT); do $(MAKE) --no-print-directory $$t || exit 1; done
+
+test-prepare:
+	$(MAKE) --no-print-directory $(TEST_PREPARE)
+
+test:
+	@$(MAKE) --no-print-directory go-check
+	@set -e; all=$$SECONDS; s=$$SECONDS; \
+	$(MAKE) --no-print-directory test-apt & apt=$$!; \
+	$(MAKE) --no-print-directory test-prepare & prepare=$$!; \
+	rc=0; $(MAKE) --no-print-directory test-rust || rc=1; \
+	wait $$apt || rc=1; wait $$prepare || rc=1; [ $$rc -eq 0 ]; \
+	echo "make test: test-rust passed, and the peers and tools were ready, in $$((SECONDS-s)) s"; \
+	for t in $(filter-out test-rust,$(TEST_TARGETS)); do s=$$SECONDS; \
+	  $(MAKE) --no-print-directory $$t; echo "make test: $$t passed in $$((SECONDS-s)) s"; done; \
+	echo "make test: every suite passed ($(TEST_TARGETS)) in $$((SECONDS-all)) s"
 
 test-rust:
 	cargo test --workspace --exclude rill-bench
