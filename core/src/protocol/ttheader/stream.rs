@@ -42,6 +42,9 @@ struct Reframe {
     have: usize,
     /// Bytes of the current message still to come.
     body_left: usize,
+    /// The bytes of a frame whose message has not all come yet, held back: only whole
+    /// frames go to the connection, whose queue the other streams' frames share.
+    pending: Vec<Bytes>,
 }
 
 impl Sender {
@@ -227,10 +230,14 @@ impl Sender {
 }
 
 impl Reframe {
-    /// The DATA frames of the envelopes in `data` (and of one begun before it).
+    /// The DATA frames of the envelopes in `data` (and of one begun before it), whole: the
+    /// frame of a message whose end is still to come is held until it comes.
     fn frames(&mut self, mut data: Bytes, head: &Bytes) -> Result<Vec<Bytes>, Status> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.pending);
         let mut buf = BytesMut::new();
+        // Where the last frame begun begins: an index into `out`, and an offset into the
+        // buffer that goes there next.
+        let mut begun = (0, 0);
         while !data.is_empty() {
             if self.body_left > 0 {
                 let k = self.body_left.min(data.len());
@@ -266,11 +273,19 @@ impl Reframe {
             let total = u32::try_from(head.len() - 4 + len)
                 .map_err(|_| Status::internal("a message too large for a TTHeader frame"))?;
             buf.reserve(head.len() + len.min(COPY_MAX));
+            begun = (out.len(), buf.len());
             buf.put_u32(total);
             buf.put_slice(&head[4..]);
             self.body_left = len;
         }
         flush(&mut buf, &mut out);
+        if self.body_left > 0 {
+            let mut rest = out.split_off(begun.0);
+            if begun.1 > 0 {
+                out.push(rest[0].split_to(begun.1));
+            }
+            self.pending = rest;
+        }
         Ok(out)
     }
 }
@@ -458,5 +473,47 @@ fn status_of(g: &Gone) -> Status {
         }
         Gone::Broken(why) => Status::internal(format!("TTHeader Streaming: {why}")),
         Gone::Closed(why) => Status::unavailable(why.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a message handed over in parts (as much as the stream's room took) went
+    /// to the connection's queue part by part, and another stream's frames came between
+    /// the parts when its room was short too: a client reading slowly from many streams
+    /// read garbage where a frame should have begun. A frame now leaves whole, once its
+    /// message has all come, whatever the parts.
+    #[test]
+    fn regression_a_message_handed_in_parts_leaves_as_whole_frames() {
+        // A DATA frame's encoding without its payload: LENGTH (rewritten), then the rest.
+        let head = Bytes::from_static(&[0, 0, 0, 0, 0xaa, 0xbb]);
+        let bodies = [vec![1u8; 10], vec![2u8; 6000], vec![3u8; 3], vec![]];
+        let (mut data, mut want, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+        for b in &bodies {
+            data.push(0);
+            data.extend((b.len() as u32).to_be_bytes());
+            data.extend(b);
+            want.extend((2 + b.len() as u32).to_be_bytes());
+            want.extend([0xaa, 0xbb]);
+            want.extend(b);
+            ends.push(want.len());
+        }
+        for part in [1, 3, 5, 7, 100, 1029, 4096, 5000, data.len()] {
+            let mut r = Reframe::default();
+            let mut got = Vec::new();
+            for chunk in data.chunks(part) {
+                for f in r.frames(Bytes::copy_from_slice(chunk), &head).unwrap() {
+                    got.extend_from_slice(&f);
+                }
+                assert!(
+                    got.is_empty() || ends.contains(&got.len()),
+                    "parts of {part}: {} bytes out, not on a frame's end",
+                    got.len()
+                );
+            }
+            assert_eq!(got, want, "parts of {part}");
+        }
     }
 }
