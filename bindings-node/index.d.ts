@@ -318,8 +318,8 @@ export interface ServerOptions {
   /** ms a keepalive PING may go unanswered (default 20000). */
   keepaliveTimeout?: number
   /**
-   * The send budget: at most this many bytes held for clients to read over all HTTP/2
-   * connections (default 512 MiB; 0: no limit). Past it new streams are refused and the
+   * The send budget: at most this many bytes held for clients to read over all
+   * connections, whatever the protocol (default 512 MiB; 0: no limit). Past it new streams are refused and the
    * streams whose clients stopped reading are cut, those holding the most first (their
    * calls end RESOURCE_EXHAUSTED).
    */

@@ -568,10 +568,10 @@ typedef struct rill_server_options {
    */
   int64_t keepalive_timeout_ms;
   /**
-   * At most this many bytes held for clients to read over all HTTP/2 connections (what
-   * calls have queued and what waits for the socket); past it new streams are refused
-   * and the streams whose clients stopped reading are cut, those holding the most
-   * first (their calls end RESOURCE_EXHAUSTED). 0: no limit. Default 536870912 (512
+   * At most this many bytes held for clients to read over all connections, whatever
+   * their protocol (what calls have queued and what waits for the socket); past it new
+   * streams are refused and the streams whose clients stopped reading are cut, those
+   * holding the most first (their calls end RESOURCE_EXHAUSTED). 0: no limit. Default 536870912 (512
    * MiB). Appended after `keepalive_timeout_ms` with the one below: a program built
    * against the header before them passes the smaller `size` and gets their defaults.
    */

@@ -888,19 +888,11 @@ fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-/// A client that grants the largest windows and never reads its socket, opening server
-/// streams that each want 100 MB: its streams stall once the socket buffers are full.
-/// Over the connection's send budget the server resets the stalled streams holding the
-/// most with ENHANCE_YOUR_CALM (what they held is freed with them), and refuses streams
-/// opened while it is over with REFUSED_STREAM; without a budget it would hold about half
-/// a MiB for each, as many as the client opens.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_budget() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = rill_server(ServerOptions {
-        connection_send_budget: Some(1 << 20),
-        ..Default::default()
-    });
+/// A client that grants the largest windows, with a receive buffer of 4 KiB, that reads
+/// nothing until the test says: the server's streams to it stall once the socket's
+/// buffers are full.
+async fn unread_client(server: &rillrpc::Server) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let mut t = sock.connect(server.local_addr()).await.unwrap();
@@ -910,60 +902,296 @@ async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_bu
     out.extend(h2_frame(8, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes()));
     // SETTINGS ACK, blind: the server's SETTINGS is not read before it.
     out.extend(h2_frame(4, 1, 0, &[]));
-    let body = frame(0, &req(&[7; 1024], 100_000));
+    t.write_all(&out).await.unwrap();
+    t
+}
+
+/// Server-streaming calls on streams `ids`, each asking for `count` answers of 1 KiB:
+/// HEADERS with END_HEADERS (0x4), then the request with END_STREAM (0x1).
+fn server_streams(ids: impl Iterator<Item = u32>, count: i32) -> Vec<u8> {
+    let body = frame(0, &req(&[7; 1024], count));
     let mut block = vec![0x83, 0x86]; // :method POST, :scheme http (indexed)
     literal(&mut block, ":path", rill_testkit::rill_echo::ECHO_SERVER);
     literal(&mut block, ":authority", "rill");
     literal(&mut block, "content-type", "application/grpc");
     literal(&mut block, "te", "trailers");
-    const STREAMS: u32 = 16;
-    for i in 0..STREAMS {
-        let id = 1 + 2 * i;
-        // HEADERS with END_HEADERS (0x4), then the request with END_STREAM (0x1).
+    let mut out = Vec::new();
+    for id in ids {
         out.extend(h2_frame(1, 4, id, &block));
         out.extend(h2_frame(0, 1, id, &body));
     }
-    t.write_all(&out).await.unwrap();
-    // The streams fill what the server buffers while nothing is read.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (mut got, mut buf) = (Vec::new(), vec![0u8; 1 << 16]);
-    let mut parsed = 0;
-    let (mut cut, mut refused) = (Vec::new(), Vec::new());
-    // Read until a stream's reset comes (behind the DATA the socket holds), within a
-    // bound far beyond what reading it takes.
+    out
+}
+
+/// What the server sent, read frame by frame until `done` says so (within a bound far
+/// beyond what reading it takes): each stream's resets (RST_STREAM, type 3, with its
+/// error code) and the streams that ended (END_STREAM on HEADERS or DATA).
+#[derive(Default, Debug)]
+struct Seen {
+    resets: Vec<(u32, u32)>,
+    ended: Vec<u32>,
+}
+
+async fn read_until(t: &mut tokio::net::TcpStream, done: impl Fn(&Seen) -> bool) -> Seen {
+    use tokio::io::AsyncReadExt;
+    let (mut seen, mut got, mut buf) = (Seen::default(), Vec::new(), vec![0u8; 1 << 16]);
     let t0 = std::time::Instant::now();
-    while cut.is_empty() && t0.elapsed() < Duration::from_secs(30) {
+    while !done(&seen) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "not done in 30 s: {seen:?}"
+        );
         let n = tokio::time::timeout(Duration::from_secs(10), t.read(&mut buf))
             .await
             .expect("the server keeps sending")
             .unwrap();
-        assert!(n > 0, "the connection closed");
+        assert!(n > 0, "the connection closed: {seen:?}");
         got.extend_from_slice(&buf[..n]);
-        // Frames whole so far; a RST_STREAM (3) carries its error code, 4 bytes.
+        let mut parsed = 0;
         while got.len() >= parsed + 9 {
             let len = u32::from_be_bytes([0, got[parsed], got[parsed + 1], got[parsed + 2]]);
             let end = parsed + 9 + len as usize;
             if got.len() < end {
                 break;
             }
-            let (kind, id) = (got[parsed + 3], &got[parsed + 5..parsed + 9]);
-            let id = u32::from_be_bytes(id.try_into().unwrap());
-            match (kind, &got[parsed + 9..end]) {
-                (3, [0, 0, 0, 0xb]) => cut.push(id),
-                (3, [0, 0, 0, 7]) => refused.push(id),
-                (3, code) => panic!("stream {id} reset with {code:?}"),
+            let (kind, flags) = (got[parsed + 3], got[parsed + 4]);
+            let id = u32::from_be_bytes(got[parsed + 5..parsed + 9].try_into().unwrap());
+            match kind {
+                3 => {
+                    let code = u32::from_be_bytes(got[parsed + 9..end].try_into().unwrap());
+                    seen.resets.push((id, code));
+                }
+                0 | 1 if flags & 1 != 0 => seen.ended.push(id),
                 _ => {}
             }
             parsed = end;
         }
         got.drain(..parsed);
-        parsed = 0;
     }
-    assert!(!cut.is_empty(), "no stream was cut (refused: {refused:?})");
+    seen
+}
+
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+const REFUSED_STREAM: u32 = 0x7;
+
+/// A client that grants the largest windows and never reads its socket, opening server
+/// streams that each want 100 MB: its streams stall once the socket buffers are full.
+/// Over the connection's send budget the server resets the stalled streams holding the
+/// most with ENHANCE_YOUR_CALM (what they held is freed with them), and refuses streams
+/// opened while it is over with REFUSED_STREAM; without a budget it would hold about half
+/// a MiB for each, as many as the client opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_budget() {
+    use tokio::io::AsyncWriteExt;
+    let server = rill_server(ServerOptions {
+        connection_send_budget: Some(1 << 20),
+        ..Default::default()
+    });
+    let mut t = unread_client(&server).await;
+    const STREAMS: u32 = 16;
+    t.write_all(&server_streams((0..STREAMS).map(|i| 1 + 2 * i), 100_000))
+        .await
+        .unwrap();
+    // The streams fill what the server buffers while nothing is read.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Until a stream's reset comes (behind the DATA the socket holds).
+    let seen = read_until(&mut t, |s| {
+        s.resets.iter().any(|(_, c)| *c == ENHANCE_YOUR_CALM)
+    })
+    .await;
+    for (id, code) in &seen.resets {
+        assert!(
+            [ENHANCE_YOUR_CALM, REFUSED_STREAM].contains(code),
+            "stream {id} reset with {code}"
+        );
+    }
     assert!(
-        cut.len() + refused.len() < STREAMS as usize,
-        "every stream was cut ({cut:?}) or refused ({refused:?})"
+        seen.resets.len() < STREAMS as usize,
+        "every stream was cut or refused: {seen:?}"
     );
+}
+
+/// Regression: a call that ended had its stream's count dropped from the send budget at
+/// once, though h2 keeps a finished stream's data until it is written. A client that opened
+/// short calls one after another and read none of their answers made the server hold all
+/// of them, unseen by the budget, which refused none: here up to 48 answers of 200 KiB
+/// (each within h2's send buffer of 256 KiB for a stream, so each call ends within
+/// milliseconds)
+/// against a connection budget of 1 MiB. Now the finished streams stay counted until their
+/// data goes out (beyond what the socket's buffers take): streams opened while they hold
+/// it are refused, and once the client has read it all a new stream is taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_finished_calls_stay_in_the_send_budget_until_their_data_is_written() {
+    use tokio::io::AsyncWriteExt;
+    let server = rill_server(ServerOptions {
+        connection_send_budget: Some(1 << 20),
+        ..Default::default()
+    });
+    let mut t = unread_client(&server).await;
+    const CALLS: u32 = 48;
+    for i in 0..CALLS {
+        t.write_all(&server_streams(std::iter::once(1 + 2 * i), 200))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = read_until(&mut t, |s| s.ended.len() + s.resets.len() == CALLS as usize).await;
+    assert!(
+        seen.resets.iter().any(|(_, c)| *c == REFUSED_STREAM),
+        "no stream refused: {seen:?}"
+    );
+    // All read: nothing is held, and the budget's next sweep (every 100 ms) finds so.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let next = 1 + 2 * CALLS;
+    t.write_all(&server_streams(std::iter::once(next), 1))
+        .await
+        .unwrap();
+    let seen = read_until(&mut t, |s| !s.ended.is_empty() || !s.resets.is_empty()).await;
+    assert_eq!((seen.ended, seen.resets), (vec![next], vec![]));
+}
+
+/// Writes `request` on a new connection and reads what comes until `done` holds of it, the
+/// server closes the connection, or five seconds pass.
+async fn exchange(addr: SocketAddr, request: &[u8], done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut t = tokio::net::TcpStream::connect(addr).await.unwrap();
+    t.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = t.read(&mut buf).await {
+            out.extend_from_slice(&buf[..n]);
+            if done(&out) {
+                break;
+            }
+        }
+    })
+    .await;
+    out
+}
+
+fn has(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// The server's send budget is one for every protocol it speaks: while an HTTP/2 client's
+/// unread answers hold more than the server's budget, a new call is refused over HTTP/1.1
+/// (Connect: 429, `resource_exhausted`) and over TTHeader Streaming (a TRAILER whose
+/// exception says why), as over HTTP/2 (REFUSED_STREAM); once the client has read them,
+/// calls are taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_servers_send_budget_every_protocol_refuses_new_calls() {
+    use tokio::io::AsyncWriteExt;
+    let server = rill_server(ServerOptions {
+        send_budget: Some(1 << 20),
+        connection_send_budget: None,
+        ..Default::default()
+    });
+    let addr = server.local_addr();
+    let mut t = unread_client(&server).await;
+    // Short calls, one after another, whose answers stay unread (as in the regression test
+    // above): the finished ones cannot be cut, so the server stays over its budget.
+    const CALLS: u32 = 48;
+    for i in 0..CALLS {
+        t.write_all(&server_streams(std::iter::once(1 + 2 * i), 200))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Connect unary over HTTP/1.1: PingPong { payload: "hi" }.
+    let unary = b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/proto\r\nContent-Length: 4\r\nConnection: close\r\n\r\n\
+          \x0a\x02hi";
+    let resp = exchange(addr, unary, |r| has(r, "}")).await;
+    assert!(
+        resp.starts_with(b"HTTP/1.1 429 "),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    assert!(
+        has(&resp, r#""code":"resource_exhausted""#),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    // TTHeader Streaming: the HEADER frame Kitex's client opens EchoServer with
+    // (interop/kitex/WIRE.md §2.1).
+    let header = [
+        &[0, 0, 0, 0x3a, 0x10, 0, 0, 2, 0, 0, 0, 1, 0, 0x0c, 0x10, 0][..],
+        &[1, 0, 1, 0, 3][..],
+        b"isn",
+        &[0, 0x0b][..],
+        b"TestService",
+        &[0x10, 0, 2, 0, 0x1b, 0, 1, b'2', 0, 9, 0, 0x0a][..],
+        b"EchoServer",
+        &[0, 0, 0][..],
+    ]
+    .concat();
+    let spent = "the server's send budget is spent";
+    let resp = exchange(addr, &header, |r| has(r, spent)).await;
+    assert!(has(&resp, spent), "{:?}", String::from_utf8_lossy(&resp));
+    // All read, and swept: taken again.
+    read_until(&mut t, |s| s.ended.len() + s.resets.len() == CALLS as usize).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = exchange(addr, unary, |r| has(r, "hi")).await;
+    assert!(
+        resp.starts_with(b"HTTP/1.1 200 "),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+}
+
+/// HTTP/1.1 meets the send budget too: connections whose Connect server streams want
+/// 100 MB each, with clients that read nothing, hold what their calls queued (16 KiB) and
+/// their bodies hold for hyper (64 KiB); over the server's budget the server cuts the
+/// calls holding the most, closing their connections (HTTP/1.1's only way to end a
+/// response early), and the others go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_calls_whose_clients_read_nothing_are_cut_past_the_servers_send_budget() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = rill_server(ServerOptions {
+        send_budget: Some(1 << 20),
+        ..Default::default()
+    });
+    // EchoServer { payload: 1 KiB, count: 100,000 } in a Connect envelope.
+    let message = frame(0, &req(&[7; 1024], 100_000));
+    let mut request = format!(
+        "POST /echo.TestService/EchoServer HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/connect+proto\r\nContent-Length: {}\r\n\r\n",
+        message.len()
+    )
+    .into_bytes();
+    request.extend(message);
+    const CONNECTIONS: usize = 16;
+    let mut conns = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut t = sock.connect(server.local_addr()).await.unwrap();
+        t.write_all(&request).await.unwrap();
+        conns.push(t);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A cut connection ends after what the socket's buffers held (a few MB); one that was
+    // not goes on past 16 MB.
+    let mut cut = 0;
+    for t in &mut conns {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut read = 0;
+        while read < 16 << 20 {
+            match tokio::time::timeout(Duration::from_secs(10), t.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    cut += 1;
+                    break;
+                }
+                Ok(Ok(n)) => read += n,
+                Err(_) => panic!("a connection neither sent nor closed for 10 s"),
+            }
+        }
+    }
+    assert!(cut > 0, "no call was cut");
+    assert!(cut < CONNECTIONS, "every call was cut");
 }
 
 // ---- a deadline that passes mid-message ----

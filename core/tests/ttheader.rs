@@ -406,6 +406,102 @@ async fn a_client_reset_cancels_the_call_and_the_connection_goes_on() {
     server_stream_works(&mut tcp, 3).await;
 }
 
+/// A client with a receive buffer of 4 KiB that reads nothing until the test says so: the
+/// server's frames to it wait once the socket's buffers are full.
+async fn unread_client(addr: SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp
+}
+
+/// EchoServer calls on streams `ids`, each asking for `count` answers of 1 KiB: opened,
+/// sent and half-closed.
+fn server_streams(ids: impl IntoIterator<Item = u32>, count: i32) -> Vec<Vec<u8>> {
+    ids.into_iter()
+        .flat_map(|id| {
+            [
+                frame(HEADER, id, "EchoServer", &[isn()], b""),
+                frame(DATA, id, "EchoServer", &[], &req(&[7; 1024], count)),
+                frame(TRAILER, id, "EchoServer", &[], b""),
+            ]
+        })
+        .collect()
+}
+
+/// TTHeader Streaming meets the send budget as HTTP/2 does: a client that opens server
+/// streams wanting 100 MB each and never reads makes them stall; over the connection's
+/// budget the server cuts the stalled streams holding the most, each with an RST frame
+/// whose exception says why, and drops what they had waiting. Without the budget the
+/// server would hold about 128 KiB for each, as many as the client opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_budget() {
+    let server = rill_server(ServerOptions {
+        connection_send_budget: Some(1 << 20),
+        ..Default::default()
+    });
+    let mut tcp = unread_client(server.local_addr()).await;
+    send(&mut tcp, &server_streams(1..=16, 100_000)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Until an RST comes, behind the frames the socket's buffers hold (a few MB): a
+    // server that cuts nothing sends 16 × 100 MB.
+    let mut frames = 0;
+    let rst = loop {
+        let f = read_frame(&mut tcp)
+            .await
+            .expect("the server keeps sending");
+        assert_ne!(f.kind, TRAILER, "stream {} ended but by a cut", f.id);
+        if f.kind == RST {
+            break f;
+        }
+        frames += 1;
+        assert!(frames < 50_000, "no stream was cut in 50 MB");
+    };
+    let why = String::from_utf8_lossy(&rst.payload);
+    assert!(
+        why.contains("the server's send budget is spent"),
+        "stream {} reset: {why}",
+        rst.id
+    );
+}
+
+/// Regression: the frames a stream still had waiting to be written when its call ended
+/// were credited, as they went out, to whatever stream the peer opened next with the same
+/// id, taking that stream's count of bytes waiting below zero: the connection's task
+/// panicked (debug builds) or the stream waited for room for ever. Each stream's frames
+/// are now its own: here stream 3 ends with its answers waiting behind stream 1's, which
+/// fill the socket, and opens again for more answers than its room takes, so that it is
+/// still sending when the first one's go out; both stream 3s and stream 1 finish, and the
+/// connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_stream_opened_again_while_its_frames_wait_is_a_stream_of_its_own() {
+    let server = rill_server(ServerOptions::default());
+    let mut tcp = unread_client(server.local_addr()).await;
+    send(&mut tcp, &server_streams([1], 8_000)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    send(&mut tcp, &server_streams([3], 10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    send(&mut tcp, &server_streams([3], 100)).await;
+    let mut seen = std::collections::HashMap::<u32, Vec<u8>>::new();
+    let mut trailers = 0;
+    let by = tokio::time::Instant::now() + Duration::from_secs(30);
+    while trailers < 3 {
+        let f = tokio::time::timeout_at(by, read_frame(&mut tcp)).await;
+        let counts: Vec<(u32, usize)> = seen.iter().map(|(id, k)| (*id, k.len())).collect();
+        let f = f
+            .unwrap_or_else(|_| panic!("stuck after frames {counts:?}"))
+            .unwrap_or_else(|| panic!("the connection closed after frames {counts:?}"));
+        trailers += usize::from(f.kind == TRAILER);
+        seen.entry(f.id).or_default().push(f.kind);
+    }
+    let first = [vec![HEADER], vec![DATA; 10], vec![TRAILER]].concat();
+    let again = [vec![HEADER], vec![DATA; 100], vec![TRAILER]].concat();
+    assert_eq!(seen[&3], [first, again].concat());
+    assert_eq!(seen[&1].len(), 8_002);
+    server_stream_works(&mut tcp, 5).await;
+}
+
 /// Each of these breaks the framing: the server closes that connection (nothing can be
 /// skipped in TTHeader), and a new connection works.
 #[tokio::test]

@@ -320,7 +320,8 @@ class Server:
     without closing their socket.
 
     The send budget: at most `send_budget` bytes (512 MiB by default) held for clients to
-    read over all HTTP/2 connections, and `connection_send_budget` (64 MiB) on each; past
+    read over all connections, whatever the protocol, and `connection_send_budget` (64 MiB)
+    on each; past
     it new streams are refused and the streams whose clients stopped reading are cut, those
     holding the most first (their calls end RESOURCE_EXHAUSTED). 0: no limit."""
 

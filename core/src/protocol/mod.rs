@@ -79,7 +79,8 @@ impl Sender {
     pub(crate) fn meter(&self) -> Option<&std::sync::Arc<crate::transport::budget::Meter>> {
         match self {
             Sender::Http(s) => s.meter(),
-            Sender::Ttheader(_) | Sender::PingPong(_) => None,
+            Sender::Ttheader(s) => s.meter(),
+            Sender::PingPong(_) => None,
         }
     }
 

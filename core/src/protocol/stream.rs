@@ -129,10 +129,7 @@ impl Sender {
             Half::Respond(r, _) => r.send_reset(reason),
             Half::Ended => {}
         }
-        Some(Status::new(
-            Code::ResourceExhausted,
-            "the server's send budget is spent and this call's client is not reading",
-        ))
+        Some(crate::transport::budget::cut_status())
     }
 
     /// What the stream carries for `data`: gRPC-Web's text mode sends it base64-encoded.
@@ -300,8 +297,12 @@ impl Sender {
                 let r = match last {
                     None => s.send_trailers(trailers(&status)),
                     Some(data) => {
-                        self.count(data.len());
-                        s.send_data(data, true)
+                        let n = data.len();
+                        let sent = s.send_data(data, true);
+                        if sent.is_ok() {
+                            self.count(n);
+                        }
+                        sent
                     }
                 };
                 self.half = Half::Response(s);
@@ -330,8 +331,10 @@ impl Sender {
         if let Some(origin) = &self.origin {
             cors::expose(head.headers_mut(), origin);
         }
-        self.count(first.len());
-        respond.send_response(head, first, end)
+        let n = first.len();
+        let body = respond.send_response(head, first, end)?;
+        self.count(n);
+        Ok(body)
     }
 
     /// Ends a call that has sent no head: the whole response, in one go.
@@ -478,8 +481,9 @@ impl Sender {
         let kick = driver.map(Driver::announce);
         let n = data.len();
         // A failure means the stream is gone; the writer finds out why when it looks.
-        let _ = s.send_data(data, end);
-        self.count(n);
+        if s.send_data(data, end).is_ok() {
+            self.count(n);
+        }
         Ok(kick)
     }
 }

@@ -20,13 +20,33 @@ use crate::protocol::envelope::{Accepts, Encoding};
 use crate::protocol::ttheader::{metainfo, pingpong, stream as tts};
 use crate::protocol::{connect, cors, grpc, NotACall, Protocol, Receiver, Sender, Wire};
 use crate::status::{Code, Status};
-use crate::transport::budget::Meter;
+use crate::transport::budget::{Ledger, Meter};
 use crate::transport::driver::Driver;
 use crate::transport::http::{RecvBody, Respond};
 use crate::transport::ttheader::{self, key, Packet};
 
+/// A request's place in its connection's send budget (`transport::budget`).
+pub(super) enum Budgeted {
+    /// The server has no budget.
+    Free,
+    Counted(Arc<Meter>),
+    /// The server or the connection is over its budget: the call is refused.
+    Over,
+}
+
+impl Budgeted {
+    /// The call's count, and whether it is refused.
+    fn split(self) -> (Option<Arc<Meter>>, bool) {
+        match self {
+            Budgeted::Free => (None, false),
+            Budgeted::Counted(m) => (Some(m), false),
+            Budgeted::Over => (None, true),
+        }
+    }
+}
+
 /// Hands the call a request makes to its handler, or answers the request on the spot (a
-/// CORS preflight, not a call, an unknown method, a bad header).
+/// CORS preflight, not a call, an unknown method, a bad header, a spent send budget).
 pub(super) fn dispatch(
     shared: &Shared,
     parts: http::request::Parts,
@@ -34,7 +54,7 @@ pub(super) fn dispatch(
     respond: Respond,
     peer: SocketAddr,
     driver: Option<Arc<Driver>>,
-    meter: Option<Arc<Meter>>,
+    budgeted: Budgeted,
 ) {
     let cors = shared.opts.cors.as_ref();
     if let Some(cors) = cors.filter(|_| cors::is_preflight(&parts.method, &parts.headers)) {
@@ -47,6 +67,7 @@ pub(super) fn dispatch(
         Ok(w) => w,
         Err(n) => return refuse_http(respond, body, n, origin),
     };
+    let (meter, over) = budgeted.split();
     let sender = |respond, content_type| {
         let mut s = Sender::server(wire, respond, content_type, driver, meter);
         if let Some(o) = origin.clone() {
@@ -63,6 +84,9 @@ pub(super) fn dispatch(
         Ok(i) => i,
         Err(r) => return sender(respond, r.content_type).refuse(&r.status, r.accept),
     };
+    if over {
+        return sender(respond, incoming.content_type).refuse(&spent(), None);
+    }
     let Some(&method) = shared.methods.get(&incoming.path) else {
         let s = Status::new(
             Code::Unimplemented,
@@ -109,6 +133,7 @@ pub(super) fn dispatch(
 pub(super) fn dispatch_ttheader(
     shared: &Shared,
     conn: &ttheader::Conn,
+    ledger: Option<&Ledger>,
     stream: ttheader::Stream,
     header: Packet,
     peer: SocketAddr,
@@ -132,6 +157,12 @@ pub(super) fn dispatch_ttheader(
             format!("over the server's limit of {max} streams on a connection"),
         );
         return sender.refuse(&s, None);
+    }
+    if let (Some(b), Some(l)) = (&shared.budget, ledger) {
+        if b.refuses(l) {
+            return sender.refuse(&spent(), None);
+        }
+        stream.metered(l);
     }
     let call = ServerCall::new(Accepted {
         shape: found.shape,
@@ -207,6 +238,14 @@ pub(super) fn dispatch_pingpong(
 }
 
 /// The status of a Thrift call to a method the server does not have.
+/// Why a call is refused while the server or its connection is over its send budget.
+fn spent() -> Status {
+    Status::new(
+        Code::ResourceExhausted,
+        "the server's send budget is spent: it holds too much its clients have not read",
+    )
+}
+
 fn unknown_thrift_method(method: &str, service: Option<&str>) -> Status {
     let service = service.unwrap_or("(none named)");
     Status::new(

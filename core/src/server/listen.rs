@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::dispatch::{dispatch, dispatch_pingpong, dispatch_ttheader};
+use super::dispatch::{dispatch, dispatch_pingpong, dispatch_ttheader, Budgeted};
 use super::handshakes::{Handshake, Handshakes};
 use super::keepalive::{PingPolicy, Pinger};
 use super::shared::{Phase, Shared};
@@ -305,7 +305,9 @@ where
     let max_packet = max_packet(&shared);
     let s = shared.clone();
     let c = conn.clone();
-    let on_header = move |stream, header| dispatch_ttheader(&s, &c, stream, header, peer);
+    let ledger = shared.budget.as_ref().map(|b| b.ledger());
+    let on_header =
+        move |stream, header| dispatch_ttheader(&s, &c, ledger.as_deref(), stream, header, peer);
     let run = ttheader::run(io, conn.clone(), max_packet, on_header);
     tokio::pin!(run);
     // `max_connection_idle`: TTHeader has no GOAWAY; an idle connection is closed, as
@@ -471,10 +473,22 @@ where
         }
     };
     let s = shared.clone();
-    let on_request = move |req: http::Request<hyper::body::Incoming>, r: http1::Responder| {
+    let ledger = shared.budget.as_ref().map(|b| b.ledger());
+    let requests = std::sync::atomic::AtomicU32::new(0);
+    let on_request = move |req: http::Request<hyper::body::Incoming>, mut r: http1::Responder| {
         let (parts, body) = req.into_parts();
         let body = RecvBody::H1(Box::new(http1::RecvBody::new(body)));
-        dispatch(&s, parts, body, Respond::H1(r), peer, None, None);
+        let n = requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let budgeted = match (&s.budget, &ledger) {
+            (Some(b), Some(l)) if b.refuses(l) => Budgeted::Over,
+            (_, Some(l)) => {
+                let m = l.open(n);
+                r.metered(m.clone());
+                Budgeted::Counted(m)
+            }
+            _ => Budgeted::Free,
+        };
+        dispatch(&s, parts, body, Respond::H1(r), peer, None, budgeted);
     };
     let aged_out = async {
         // No time when the server's draining ended `draining` instead: no grace to keep.
@@ -615,17 +629,17 @@ fn take_request(
     peer: SocketAddr,
     me: &std::sync::Weak<Driver>,
 ) {
-    let meter = match (&shared.budget, ledger) {
+    let budgeted = match (&shared.budget, ledger) {
         (Some(b), Some(l)) if b.refuses(l) => {
             respond.send_reset(h2::Reason::REFUSED_STREAM);
             return;
         }
-        (_, Some(l)) => Some(l.open(respond.stream_id().into())),
-        _ => None,
+        (_, Some(l)) => Budgeted::Counted(l.open(respond.stream_id().into())),
+        _ => Budgeted::Free,
     };
     let (parts, body) = req.into_parts();
     let (body, respond) = (RecvBody::H2(body), Respond::H2(respond));
-    dispatch(shared, parts, body, respond, peer, me.upgrade(), meter)
+    dispatch(shared, parts, body, respond, peer, me.upgrade(), budgeted)
 }
 
 /// A graceful GOAWAY, unless one went out already (`told`: when).

@@ -72,11 +72,14 @@ pub struct ServerOptions {
     pub keepalive_time: Option<Duration>,
     /// How long a keepalive PING may go unanswered (default 20 s, as grpc-go).
     pub keepalive_timeout: Duration,
-    /// At most this many bytes held for clients to read, over all HTTP/2 connections:
-    /// what calls have queued and what is waiting for the socket. Past it the server
-    /// refuses new streams (REFUSED_STREAM, which gRPC clients retry) and cuts the streams
-    /// whose clients have stopped reading, those holding the most first, until it is back
-    /// under (RST_STREAM ENHANCE_YOUR_CALM; the handler's call ends RESOURCE_EXHAUSTED).
+    /// At most this many bytes held for clients to read, over all connections whatever
+    /// their protocol: what calls have queued and what is waiting for the socket,
+    /// including what finished calls left unwritten. Past it the server refuses new
+    /// streams (over HTTP/2 with REFUSED_STREAM, which gRPC clients retry; over HTTP/1.1
+    /// and TTHeader with RESOURCE_EXHAUSTED) and cuts the streams whose clients have
+    /// stopped reading, those holding the most first, until it is back under (over HTTP/2
+    /// RST_STREAM ENHANCE_YOUR_CALM, over TTHeader an RST frame, over HTTP/1.1 the
+    /// connection closes; the handler's call ends RESOURCE_EXHAUSTED).
     /// A stream whose client keeps reading is never cut. Bounds what clients that open
     /// streams and read nothing (or grant no window) can make the server hold. Default
     /// 512 MiB; `None`: no limit.

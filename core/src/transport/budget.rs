@@ -1,29 +1,46 @@
-//! The server's send budget: what its HTTP/2 streams hold for clients that have not read
-//! it, per connection and over the whole server, bounded by the operator's numbers rather
-//! than by how many streams a client opens and leaves unread.
+//! The server's send budget: what its streams hold for clients that have not read it, per
+//! connection and over the whole server, bounded by the operator's numbers rather than by
+//! how many streams a client opens and leaves unread. Every transport the server speaks
+//! counts its streams here: HTTP/2, TTHeader Streaming and HTTP/1.1.
 //!
-//! A stream holds what its call has queued and not yet handed to h2 (its backlog, which
-//! the call's queue bounds per stream) and what h2 was handed and has not yet written to
-//! the socket (up to h2's send buffer per stream). A client that grants windows and never
-//! reads its socket, or grants none, makes every stream it opens hold up to those bounds,
-//! and it may open thousands of streams on each of many connections.
+//! A stream holds what its call has queued and not yet handed to its transport (its
+//! backlog, which the call's queue bounds per stream) and what the transport was handed and
+//! has not yet written to the socket (up to h2's send buffer per HTTP/2 stream). A client
+//! that grants windows and never reads its socket, or grants none, makes every stream it
+//! opens hold up to those bounds, and it may open thousands of streams on each of many
+//! connections. A stream whose call has ended still holds what its transport has not
+//! written (h2 keeps a finished stream's data until it goes out): a client that opens
+//! short calls and reads none of them holds that, so it stays counted until it is written,
+//! the stream is reset or its connection ends.
 //!
 //! What h2 wrote is read from the connection's own bytes (`watch`: the DATA frames going
-//! out, by stream), what it was handed is counted as it is handed, and a sweep every
-//! `SWEEP` adds them up. Over a budget, the server refuses new streams there (REFUSED_STREAM,
-//! which gRPC clients retry elsewhere or later) and cuts the stalled streams holding the
-//! most, largest first, until the total is back under it: each is reset with
-//! ENHANCE_YOUR_CALM (RFC 9113 §7: "the peer is exhibiting a behavior that might be
-//! generating excessive load"; gRPC clients see RESOURCE_EXHAUSTED) and its call ends with
-//! RESOURCE_EXHAUSTED, which frees what it held. A stream whose client keeps reading is
-//! never cut: it gives back what it holds as it goes. (Envoy's overload manager resets the
-//! streams holding the most buffered data the same way.)
+//! out, by stream, and the resets either way, after which h2 holds nothing of a stream);
+//! TTHeader's and HTTP/1.1's writers count their own. What a transport was handed is
+//! counted as it is handed, and a sweep every `SWEEP` adds them up. Over a budget, the
+//! server refuses new streams there (REFUSED_STREAM over HTTP/2, which gRPC clients retry
+//! elsewhere or later; RESOURCE_EXHAUSTED over the others) and cuts the stalled streams
+//! holding the most, largest first, until the total is back under it: each is reset (over
+//! HTTP/2 with ENHANCE_YOUR_CALM, RFC 9113 §7: "the peer is exhibiting a behavior that
+//! might be generating excessive load"; gRPC clients see RESOURCE_EXHAUSTED) and its call
+//! ends with RESOURCE_EXHAUSTED, which frees what it held. A stream whose client keeps
+//! reading is never cut: it gives back what it holds as it goes. (Envoy's overload manager
+//! resets the streams holding the most buffered data the same way.)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
+
+use crate::status::{Code, Status};
+
+/// How a call the budget cut ends, whatever its protocol.
+pub(crate) fn cut_status() -> Status {
+    Status::new(
+        Code::ResourceExhausted,
+        "the server's send budget is spent and this call's client is not reading",
+    )
+}
 
 /// How often what the streams hold is added up while nothing else happens.
 pub(crate) const SWEEP: Duration = Duration::from_millis(100);
@@ -71,11 +88,14 @@ pub(crate) struct Ledger {
     over: AtomicBool,
 }
 
+/// A stream's call is running.
 const LIVE: u8 = 0;
+/// The budget cut the stream: its transport dropped what it held.
 const CUT: u8 = 1;
+/// The stream's call ended: it holds what its transport has not written yet.
 const ENDED: u8 = 2;
 
-/// One stream's count: what was handed to h2 and what h2 wrote.
+/// One stream's count: what was handed to its transport and what the transport wrote.
 pub(crate) struct Meter {
     handed: AtomicU64,
     written: AtomicU64,
@@ -197,22 +217,27 @@ impl Ledger {
         m
     }
 
-    /// h2 wrote a DATA frame of `n` bytes on stream `id` (a stream already ended is gone
-    /// from the ledger, and so is what it held).
+    /// h2 wrote a DATA frame of `n` bytes on stream `id`.
     pub(crate) fn written(&self, id: u32, n: u64) {
         if let Some(m) = lock(&self.streams).get(&id) {
-            m.written.fetch_add(n, Ordering::Relaxed);
+            m.wrote(n as usize);
         }
     }
 
+    /// Stream `id` was reset: its transport holds nothing of it any more.
+    pub(crate) fn reset(&self, id: u32) {
+        lock(&self.streams).remove(&id);
+    }
+
     /// What the connection's streams hold, and those of them stalled and holding enough to
-    /// be cut. Forgets the streams that ended.
+    /// be cut. Forgets the streams that hold nothing and never will again: those cut, and
+    /// those ended with all they were handed written.
     fn survey(&self) -> (u64, Vec<(u64, Arc<Meter>)>) {
         // A backlog is read under its queue's lock, which a thread writing to the
         // connection may hold while the connection's bytes come here: not under ours.
         let meters: Vec<Arc<Meter>> = {
             let mut streams = lock(&self.streams);
-            streams.retain(|_, m| m.state.load(Ordering::Relaxed) != ENDED);
+            streams.retain(|_, m| !m.is_spent());
             streams.values().cloned().collect()
         };
         let (mut total, mut stalled) = (0, Vec::new());
@@ -236,32 +261,46 @@ impl Meter {
         let _ = self.backlog.set(b);
     }
 
-    /// `n` more bytes handed to h2.
+    /// `n` more bytes handed to the transport.
     pub(crate) fn handed(&self, n: usize) {
         self.handed.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// What h2 was handed and has not written.
-    fn in_h2(&self) -> u64 {
+    /// `n` more bytes written by the transport (or dropped by it with a stream it reset).
+    pub(crate) fn wrote(&self, n: usize) {
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// What the transport was handed and has not written.
+    fn in_transport(&self) -> u64 {
         self.handed
             .load(Ordering::Relaxed)
             .saturating_sub(self.written.load(Ordering::Relaxed))
     }
 
-    /// What the stream holds: its call's backlog, and what h2 has not written.
+    /// Holds nothing and never will again: cut, or ended with everything written.
+    fn is_spent(&self) -> bool {
+        match self.state.load(Ordering::Relaxed) {
+            CUT => true,
+            ENDED => self.in_transport() == 0,
+            _ => false,
+        }
+    }
+
+    /// What the stream holds: its call's backlog, and what its transport has not written.
     fn held(&self) -> u64 {
         let queued = self
             .backlog
             .get()
             .and_then(Weak::upgrade)
             .map_or(0, |b| b.backlog() as u64);
-        self.in_h2() + queued
+        self.in_transport() + queued
     }
 
     /// Whether the stream was cut; if not, the writer polling is woken when it is.
     /// `waiting`: the writer waits for the window, as a stream cut for its backlog does;
     /// else it watches for the peer's end between writes, when the stream can be cut only
-    /// for what h2 holds, and a waker is kept only once that is enough (this is polled for
+    /// for what its transport holds, and a waker is kept only once that is enough (this is polled for
     /// every message received, and a lock there would cost every stream). Never reads the
     /// backlog: the writer may poll this under its queue's lock.
     pub(crate) fn poll_cut(&self, cx: &mut Context<'_>, waiting: bool) -> bool {
@@ -270,7 +309,7 @@ impl Meter {
             ENDED => return false,
             _ => {}
         }
-        if !waiting && self.in_h2() < CUT_FLOOR {
+        if !waiting && self.in_transport() < CUT_FLOOR {
             return false;
         }
         // A look with the no-op waker (at a stream found broken) keeps the writer's.
@@ -295,9 +334,12 @@ impl Meter {
         }
     }
 
-    /// The stream is gone: what it held went with it.
+    /// The stream's call ended: it holds what its transport has not written, until that
+    /// is written (or the stream is reset, or its connection ends). A cut stream stays cut.
     pub(crate) fn end(&self) {
-        self.state.store(ENDED, Ordering::SeqCst);
+        let _ = self
+            .state
+            .compare_exchange(LIVE, ENDED, Ordering::SeqCst, Ordering::SeqCst);
     }
 }
 

@@ -22,6 +22,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 
+use super::budget::Meter;
+
 /// What a response body may hold that hyper has not written yet.
 pub(crate) const BODY_BUFFER: usize = 64 * 1024;
 
@@ -57,7 +59,7 @@ where
     let on_request = Arc::new(on_request);
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (tx, rx) = oneshot::channel();
-        on_request(req, Responder { tx });
+        on_request(req, Responder { tx, meter: None });
         async move { rx.await.map_err(|_| Aborted) }
     });
     let mut b = hyper::server::conn::http1::Builder::new();
@@ -82,6 +84,9 @@ where
 /// Where a call's response head goes: hyper is waiting for it.
 pub(crate) struct Responder {
     tx: oneshot::Sender<Response<Body>>,
+    /// The response's count in the connection's send budget: what hyper takes of the body
+    /// is written.
+    meter: Option<Arc<Meter>>,
 }
 
 impl Responder {
@@ -94,11 +99,17 @@ impl Responder {
         end: bool,
     ) -> Result<BodyTx, Aborted> {
         let (tx, body) = body(first, end);
+        tx.chan.lock().meter = self.meter;
         let (parts, ()) = head.into_parts();
         self.tx
             .send(Response::from_parts(parts, body))
             .map_err(|_| Aborted)?;
         Ok(tx)
+    }
+
+    /// Counts the response in its connection's send budget.
+    pub(crate) fn metered(&mut self, m: Arc<Meter>) {
+        self.meter = Some(m);
     }
 
     /// Ready once the client has gone (its connection closed).
@@ -220,6 +231,8 @@ struct State {
     queued: usize,
     /// The last frame is queued.
     ended: bool,
+    /// A server's response counted in its connection's send budget.
+    meter: Option<Arc<Meter>>,
     /// This side abandoned the response.
     aborted: bool,
     /// hyper dropped the body: the connection is gone, unless it had read it whole.
@@ -373,6 +386,9 @@ impl http_body::Body for Body {
         if let Some(f) = st.frames.pop_front() {
             if let Some(d) = f.data_ref() {
                 st.queued -= d.len();
+                if let Some(m) = &st.meter {
+                    m.wrote(d.len());
+                }
             }
             let w = st.writer.take();
             drop(st);
@@ -409,6 +425,9 @@ impl Drop for Body {
         let mut st = self.chan.lock();
         st.gone = true;
         st.complete = st.ended && st.queued == 0;
+        if let Some(m) = &st.meter {
+            m.wrote(st.queued);
+        }
         st.frames.clear();
         let (w, g) = (st.writer.take(), st.gone_watch.take());
         drop(st);

@@ -28,6 +28,7 @@ const PREFACE: u32 = 24;
 
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
 const PING: u8 = 0x6;
 const CONTINUATION: u8 = 0x9;
 const END_HEADERS: u8 = 0x4;
@@ -128,14 +129,20 @@ struct Inbound {
 }
 
 impl Inbound {
-    /// Follows `bytes`: the PINGs among them.
-    fn follow(&mut self, mut bytes: &[u8]) -> u32 {
+    /// Follows `bytes`: the PINGs among them. A stream the client resets is gone from
+    /// `ledger` with what h2 held of it (h2 drops a reset stream's queue).
+    fn follow(&mut self, mut bytes: &[u8], ledger: Option<&Ledger>) -> u32 {
         let mut pings = 0;
         while !bytes.is_empty() {
             let mut step = self.frames.step(&mut bytes);
             if let Some(Step::Head(kind, flags)) = step {
                 match kind {
                     PING if flags & ACK == 0 => pings += 1,
+                    RST_STREAM => {
+                        if let Some(l) = ledger {
+                            l.reset(self.frames.stream());
+                        }
+                    }
                     HEADERS | CONTINUATION => {
                         self.in_block = true;
                         self.last_of_block = flags & END_HEADERS != 0;
@@ -157,7 +164,8 @@ impl Inbound {
 
 /// Follows the server's direction: whether HEADERS or DATA went out in `bytes`; each DATA
 /// frame's payload is written to its stream's count in `ledger` (whole as its head goes:
-/// h2 has taken it from the stream's buffer by then).
+/// h2 has taken it from the stream's buffer by then), and a stream the server resets is
+/// gone from it (h2 dropped its queue when the reset was sent).
 fn sent_call_frames(frames: &mut Frames, mut bytes: &[u8], ledger: Option<&Ledger>) -> bool {
     let mut sent = false;
     while !bytes.is_empty() {
@@ -169,6 +177,11 @@ fn sent_call_frames(frames: &mut Frames, mut bytes: &[u8], ledger: Option<&Ledge
                 }
             }
             Some(Step::Head(HEADERS, _)) => sent = true,
+            Some(Step::Head(RST_STREAM, _)) => {
+                if let Some(l) = ledger {
+                    l.reset(frames.stream());
+                }
+            }
             _ => {}
         }
     }
@@ -250,7 +263,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
                 if buf.filled().len() > before {
                     me.seen.read_since.store(true, Ordering::Relaxed);
                 }
-                let pings = me.inbound.follow(&buf.filled()[before..]);
+                let pings = me
+                    .inbound
+                    .follow(&buf.filled()[before..], me.ledger.as_deref());
                 if pings > 0 {
                     me.seen.pings.fetch_add(pings, Ordering::Relaxed);
                     me.seen.pinged.notify_one();
@@ -369,7 +384,7 @@ mod tests {
         let mut pings = 0;
         let mut open = Vec::new();
         for p in bytes.chunks(piece) {
-            pings += i.follow(p);
+            pings += i.follow(p, None);
             open.push(i.in_block);
         }
         (pings, open)
@@ -410,7 +425,7 @@ mod tests {
         assert_eq!(f.step(&mut b), None);
         let mut i = inbound();
         i.frames = Frames::after(0);
-        i.follow(&[0, 0, 0, 1, 4, 0, 0, 0, 1]);
+        i.follow(&[0, 0, 0, 1, 4, 0, 0, 0, 1], None);
         assert!(!i.in_block);
     }
 

@@ -126,9 +126,39 @@ impl Sender {
         cx: &mut Context<'_>,
         want: usize,
     ) -> Poll<Result<usize, Status>> {
-        self.stream
-            .poll_room(cx)
-            .map(|r| r.map(|room| room.min(want)).map_err(|g| status_of(&g)))
+        if let Some(cut) = self.cut(cx, false) {
+            return Poll::Ready(Err(cut));
+        }
+        let room = self.stream.poll_room(cx);
+        if room.is_pending() {
+            // Waiting for room, as a stream cut for its backlog waits: the cut must wake it.
+            if let Some(cut) = self.cut(cx, true) {
+                return Poll::Ready(Err(cut));
+            }
+        }
+        room.map(|r| r.map(|room| room.min(want)).map_err(|g| status_of(&g)))
+    }
+
+    /// The status of a stream the send budget cut, whose frames not yet written give way
+    /// to an RST frame here (see `transport::budget`); the writer is woken when one is.
+    fn cut(&mut self, cx: &mut Context<'_>, waiting: bool) -> Option<Status> {
+        if !self.stream.meter()?.poll_cut(cx, waiting) {
+            return None;
+        }
+        let status = crate::transport::budget::cut_status();
+        let rst = self.packet(
+            FrameType::Rst,
+            Exception::of(&status).encode(&self.method, self.stream.id()),
+        );
+        if let Ok(b) = Self::encoded(&rst) {
+            self.stream.cut(b);
+        }
+        Some(status)
+    }
+
+    /// The stream's count in its connection's send budget, if it has one.
+    pub(crate) fn meter(&self) -> Option<&std::sync::Arc<crate::transport::budget::Meter>> {
+        self.stream.meter()
     }
 
     /// The HEADER frame, unless it went out already: `metadata` is the handler's.
@@ -204,6 +234,9 @@ impl Sender {
     }
 
     pub(crate) fn poll_peer_end(&mut self, cx: &mut Context<'_>) -> Poll<PeerEnd> {
+        if let Some(cut) = self.cut(cx, false) {
+            return Poll::Ready(PeerEnd::Failed(cut));
+        }
         self.stream
             .poll_gone(cx)
             .map(|g| PeerEnd::Failed(status_of(&g)))

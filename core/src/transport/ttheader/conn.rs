@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::frame::FrameType;
 use super::packet::{self, Malformed, Packet};
+use crate::transport::budget::{Ledger, Meter};
 
 /// The frames one stream may have waiting to be written: what its sender may get ahead of
 /// the socket, as an HTTP/2 stream's window lets it.
@@ -85,8 +86,14 @@ type Streams = HashMap<i32, Slot, std::hash::BuildHasherDefault<IdHasher>>;
 
 struct State {
     streams: Streams,
+    /// Streams gone from `streams` whose frames are still to be written, by serial: their
+    /// bytes, and their count in the send budget. (The peer may open a stream of the same
+    /// id meanwhile: the serial tells their frames apart.)
+    leaving: HashMap<u64, Leaving, std::hash::BuildHasherDefault<IdHasher>>,
+    /// Streams the send budget cut: the writer drops their frames it has taken.
+    cut: Vec<Tag>,
     /// Frames to write, each with the stream whose room it takes.
-    out: VecDeque<(i32, Bytes)>,
+    out: VecDeque<(Tag, Bytes)>,
     /// The connection's task, waiting to read, write or end.
     task: Option<Waker>,
     /// Received payload bytes the streams hold unread.
@@ -99,8 +106,17 @@ struct State {
     opened: u64,
 }
 
+/// Whose a frame to write is: its stream's id, and the stream's serial on the connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Tag {
+    id: i32,
+    serial: u64,
+}
+
 #[derive(Default)]
 struct Slot {
+    /// The stream's serial: the connection's count of streams opened before it.
+    serial: u64,
     inbox: VecDeque<Inbound>,
     recv: Option<Waker>,
     send: Option<Waker>,
@@ -114,6 +130,41 @@ struct Slot {
     headed: bool,
     /// Payload bytes of the DATA frames in `inbox`.
     unread: usize,
+    /// The stream's count in the connection's send budget (a server's).
+    meter: Option<Arc<Meter>>,
+}
+
+/// What a stream gone from the connection's streams still has to write.
+struct Leaving {
+    waiting: usize,
+    meter: Option<Arc<Meter>>,
+}
+
+impl State {
+    /// `n` bytes of a stream's frames were written (or dropped): its room back, and its
+    /// count in the send budget.
+    fn settle(&mut self, tag: Tag, n: usize) {
+        match self.streams.get_mut(&tag.id) {
+            Some(slot) if slot.serial == tag.serial => {
+                slot.waiting -= n;
+                if let Some(m) = &slot.meter {
+                    m.wrote(n);
+                }
+                wake(&mut slot.send);
+            }
+            _ => {
+                if let Some(l) = self.leaving.get_mut(&tag.serial) {
+                    l.waiting -= n;
+                    if let Some(m) = &l.meter {
+                        m.wrote(n);
+                    }
+                    if l.waiting == 0 {
+                        self.leaving.remove(&tag.serial);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Conn {
@@ -132,6 +183,8 @@ impl Conn {
             client,
             st: Mutex::new(State {
                 streams: Streams::default(),
+                leaving: HashMap::default(),
+                cut: Vec::new(),
                 out: VecDeque::new(),
                 task: None,
                 unread: 0,
@@ -194,11 +247,20 @@ impl Conn {
         if st.streams.contains_key(&id) || st.closed.is_some() {
             return None;
         }
-        st.streams.insert(id, Slot::default());
+        let serial = st.opened;
+        st.streams.insert(
+            id,
+            Slot {
+                serial,
+                ..Slot::default()
+            },
+        );
         st.opened += 1;
         Some(Stream(Arc::new(Inner {
             conn: self.clone(),
             id,
+            serial,
+            meter: std::sync::OnceLock::new(),
         })))
     }
 
@@ -293,6 +355,8 @@ pub(crate) struct Stream(Arc<Inner>);
 struct Inner {
     conn: Arc<Conn>,
     id: i32,
+    serial: u64,
+    meter: std::sync::OnceLock<Arc<Meter>>,
 }
 
 impl Drop for Inner {
@@ -300,6 +364,13 @@ impl Drop for Inner {
         let mut st = self.conn.lock();
         if let Some(slot) = st.streams.remove(&self.id) {
             st.unread -= slot.unread;
+            if let Some(m) = &slot.meter {
+                m.end();
+            }
+            if slot.waiting > 0 {
+                let (waiting, meter) = (slot.waiting, slot.meter);
+                st.leaving.insert(self.serial, Leaving { waiting, meter });
+            }
             if let Some(w) = st.task.take() {
                 w.wake();
             }
@@ -310,6 +381,56 @@ impl Drop for Inner {
 impl Stream {
     pub(crate) fn id(&self) -> i32 {
         self.0.id
+    }
+
+    fn tag(&self) -> Tag {
+        Tag {
+            id: self.0.id,
+            serial: self.0.serial,
+        }
+    }
+
+    /// Counts the stream in its connection's send budget: what it queues is handed, what
+    /// the connection writes of it written. (Its serial names it there: the peer may reuse
+    /// an id while the stream that had it still has frames to write.)
+    pub(crate) fn metered(&self, ledger: &Ledger) {
+        let m = ledger.open(self.0.serial as u32);
+        let _ = self.0.meter.set(m.clone());
+        if let Some(slot) = self.0.conn.lock().streams.get_mut(&self.0.id) {
+            slot.meter = Some(m);
+        }
+    }
+
+    /// The stream's count in the send budget, if it has one.
+    pub(crate) fn meter(&self) -> Option<&Arc<Meter>> {
+        self.0.meter.get()
+    }
+
+    /// The send budget cut the stream: its frames not yet written are dropped, and `rst`
+    /// goes out in their place, the last of the stream.
+    pub(crate) fn cut(&self, rst: Bytes) {
+        let mut st = self.0.conn.lock();
+        let st = &mut *st;
+        let tag = self.tag();
+        let mut dropped = 0;
+        st.out.retain(|(t, f)| {
+            let keep = *t != tag;
+            if !keep {
+                dropped += f.len();
+            }
+            keep
+        });
+        st.settle(tag, dropped);
+        st.cut.push(tag);
+        if let Some(slot) = st.streams.get_mut(&tag.id) {
+            slot.ended_out = true;
+            slot.waiting += rst.len();
+            if let Some(m) = &slot.meter {
+                m.handed(rst.len());
+            }
+            st.out.push_back((tag, rst));
+        }
+        wake(&mut st.task);
     }
 
     /// Every frame the peer sent on this stream since the last call, moved into `into`
@@ -433,9 +554,13 @@ impl Stream {
             return false;
         }
         slot.ended_out = last;
+        let before = slot.waiting;
         for f in frames {
             slot.waiting += f.len();
-            st.out.push_back((self.0.id, f));
+            st.out.push_back((self.tag(), f));
+        }
+        if let Some(m) = &slot.meter {
+            m.handed(slot.waiting - before);
         }
         wake(&mut st.task);
         true
@@ -483,7 +608,7 @@ struct Io<T> {
     io: T,
     rbuf: BytesMut,
     /// Frames taken off the shared queue, being written.
-    writing: VecDeque<(i32, Bytes)>,
+    writing: VecDeque<(Tag, Bytes)>,
     /// The peer closed its side: nothing more to read.
     eof: bool,
 }
@@ -521,9 +646,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
 
     /// Writes what the streams queued; true if it wrote anything.
     fn poll_write(&mut self, cx: &mut Context<'_>, conn: &Conn) -> Result<bool, String> {
-        if self.writing.is_empty() {
+        {
             let mut st = conn.lock();
-            std::mem::swap(&mut self.writing, &mut st.out);
+            if !st.cut.is_empty() {
+                self.drop_cut(&mut st);
+            }
+            if self.writing.is_empty() {
+                std::mem::swap(&mut self.writing, &mut st.out);
+            }
         }
         let mut any = false;
         while !self.writing.is_empty() {
@@ -554,21 +684,33 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
     fn written(&mut self, conn: &Conn, mut n: usize) {
         let mut st = conn.lock();
         while n > 0 {
-            let Some((id, front)) = self.writing.front_mut() else {
+            let Some((tag, front)) = self.writing.front_mut() else {
                 break;
             };
             let k = n.min(front.len());
             front.advance(k);
             n -= k;
-            let id = *id;
+            let tag = *tag;
             if front.is_empty() {
                 self.writing.pop_front();
             }
-            if let Some(slot) = st.streams.get_mut(&id) {
-                slot.waiting -= k;
-                wake(&mut slot.send);
-            }
+            st.settle(tag, k);
         }
+    }
+
+    /// Drops the frames of the streams the send budget cut from those taken to write, but
+    /// for the first, which may be part written (their RST frames were queued after them,
+    /// in the shared queue, and are not here).
+    fn drop_cut(&mut self, st: &mut State) {
+        let cut = std::mem::take(&mut st.cut);
+        let mut first = true;
+        self.writing.retain(|(tag, f)| {
+            let keep = std::mem::replace(&mut first, false) || !cut.contains(tag);
+            if !keep {
+                st.settle(*tag, f.len());
+            }
+            keep
+        });
     }
 
     /// Reads and hands out whole packets while the streams have room to hold them: whether
