@@ -599,6 +599,19 @@ async fn write_and_read_to_close(addr: SocketAddr, first: &[u8]) -> Vec<u8> {
     got
 }
 
+/// An HTTP/1.1 POST of `body` to `path` (a Connect call: unary with `application/proto`,
+/// streaming with `application/connect+proto` and the messages enveloped).
+fn h1_post(path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: a\r\nContent-Type: {content_type}\r\n\
+         Connect-Protocol-Version: 1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
 /// The client's preface and an empty SETTINGS frame.
 fn hello() -> Vec<u8> {
     let mut b = rill_testkit::frames::PREFACE.to_vec();
@@ -786,14 +799,7 @@ async fn server_closes_an_idle_http1_connection_after_the_header_read_timeout() 
         ..Default::default()
     });
     // A Connect unary call: the message bare in the body.
-    let msg = req(b"a", 0);
-    let mut request = format!(
-        "POST {PING_PONG} HTTP/1.1\r\nHost: a\r\nContent-Type: application/proto\r\n\
-         Connect-Protocol-Version: 1\r\nContent-Length: {}\r\n\r\n",
-        msg.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&msg);
+    let request = h1_post(PING_PONG, "application/proto", &req(b"a", 0));
     let got = write_and_read_to_close(server.local_addr(), &request).await;
     assert!(
         got.starts_with(b"HTTP/1.1 200"),
@@ -1156,13 +1162,11 @@ async fn http1_calls_whose_clients_read_nothing_are_cut_past_the_servers_send_bu
     });
     // EchoServer { payload: 1 KiB, count: 100,000 } in a Connect envelope.
     let message = frame(0, &req(&[7; 1024], 100_000));
-    let mut request = format!(
-        "POST /echo.TestService/EchoServer HTTP/1.1\r\nHost: x\r\n\
-         Content-Type: application/connect+proto\r\nContent-Length: {}\r\n\r\n",
-        message.len()
-    )
-    .into_bytes();
-    request.extend(message);
+    let request = h1_post(
+        rill_testkit::rill_echo::ECHO_SERVER,
+        "application/connect+proto",
+        &message,
+    );
     const CONNECTIONS: usize = 16;
     let mut conns = Vec::new();
     for _ in 0..CONNECTIONS {
