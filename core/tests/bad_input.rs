@@ -1084,9 +1084,9 @@ fn has(haystack: &[u8], needle: &str) -> bool {
 
 /// The server's send budget is one for every protocol it speaks: while an HTTP/2 client's
 /// unread answers hold more than the server's budget, a new call is refused over HTTP/1.1
-/// (Connect: 429, `resource_exhausted`) and over TTHeader Streaming (a TRAILER whose
-/// exception says why), as over HTTP/2 (REFUSED_STREAM); once the client has read them,
-/// calls are taken again.
+/// (Connect: 429, `resource_exhausted`), over TTHeader Streaming (a TRAILER whose exception
+/// says why) and as a Thrift PingPong call (an EXCEPTION reply saying why), as over HTTP/2
+/// (REFUSED_STREAM); once the client has read them, calls are taken again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_servers_send_budget_every_protocol_refuses_new_calls() {
     use tokio::io::AsyncWriteExt;
@@ -1136,6 +1136,15 @@ async fn past_the_servers_send_budget_every_protocol_refuses_new_calls() {
     .concat();
     let spent = "the server's send budget is spent";
     let resp = exchange(addr, &header, |r| has(r, spent)).await;
+    assert!(has(&resp, spent), "{:?}", String::from_utf8_lossy(&resp));
+    // Thrift PingPong, Framed: a CALL (80 01 00 01) of PingPong, seq id 3, empty args.
+    let call = [
+        &[0, 0, 0, 0x15, 0x80, 1, 0, 1, 0, 0, 0, 8][..],
+        b"PingPong",
+        &[0, 0, 0, 3, 0][..],
+    ]
+    .concat();
+    let resp = exchange(addr, &call, |r| has(r, spent)).await;
     assert!(has(&resp, spent), "{:?}", String::from_utf8_lossy(&resp));
     // All read, and swept: taken again.
     read_until(&mut t, |s| s.ended.len() + s.resets.len() == CALLS as usize).await;

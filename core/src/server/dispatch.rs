@@ -220,6 +220,10 @@ pub(super) fn dispatch_pingpong(
         sender.refuse(&s, None);
         return rx;
     }
+    if shared.budget.as_ref().is_some_and(|b| b.is_over()) {
+        sender.refuse(&spent(), None);
+        return rx;
+    }
     let call = ServerCall::new(Accepted {
         shape: Shape::Unary,
         protocol: Protocol::Ttheader,

@@ -76,7 +76,7 @@ pub struct ServerOptions {
     /// their protocol: what calls have queued and what is waiting for the socket,
     /// including what finished calls left unwritten. Past it the server refuses new
     /// streams (over HTTP/2 with REFUSED_STREAM, which gRPC clients retry; over HTTP/1.1
-    /// and TTHeader with RESOURCE_EXHAUSTED) and cuts the streams whose clients have
+    /// and TTHeader, and Thrift PingPong calls, with RESOURCE_EXHAUSTED) and cuts the streams whose clients have
     /// stopped reading, those holding the most first, until it is back under (over HTTP/2
     /// RST_STREAM ENHANCE_YOUR_CALM, over TTHeader an RST frame, over HTTP/1.1 the
     /// connection closes; the handler's call ends RESOURCE_EXHAUSTED).

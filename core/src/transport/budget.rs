@@ -135,6 +135,13 @@ impl SendBudget {
     /// Whether a new stream on `conn` is refused: the server or the connection is over
     /// its budget, as a sweep found it (this one's, if the last was `SWEEP_ON_OPEN` ago).
     pub(crate) fn refuses(&self, conn: &Ledger) -> bool {
+        self.is_over() || conn.over.load(Ordering::Relaxed)
+    }
+
+    /// Whether the server is over its budget, as a sweep found it (this one's, if the last
+    /// was `SWEEP_ON_OPEN` ago): a call on a connection without a ledger of its own (a
+    /// PingPong one, which answers a request at a time) is refused then.
+    pub(crate) fn is_over(&self) -> bool {
         let now = self.born.elapsed().as_millis() as u64;
         let last = self.swept.load(Ordering::Relaxed);
         let due = now.saturating_sub(last) >= SWEEP_ON_OPEN.as_millis() as u64;
@@ -146,7 +153,7 @@ impl SendBudget {
         {
             self.sweep();
         }
-        self.over.load(Ordering::Relaxed) || conn.over.load(Ordering::Relaxed)
+        self.over.load(Ordering::Relaxed)
     }
 
     /// Sweeps every `SWEEP` for as long as the server lasts.
