@@ -1056,26 +1056,6 @@ async fn regression_finished_calls_stay_in_the_send_budget_until_their_data_is_w
     assert_eq!((seen.ended, seen.resets), (vec![next], vec![]));
 }
 
-/// Writes `request` on a new connection and reads what comes until `done` holds of it, the
-/// server closes the connection, or five seconds pass.
-async fn exchange(addr: SocketAddr, request: &[u8], done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut t = tokio::net::TcpStream::connect(addr).await.unwrap();
-    t.write_all(request).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = t.read(&mut buf).await {
-            out.extend_from_slice(&buf[..n]);
-            if done(&out) {
-                break;
-            }
-        }
-    })
-    .await;
-    out
-}
-
 fn has(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -1110,7 +1090,7 @@ async fn past_the_servers_send_budget_every_protocol_refuses_new_calls() {
     let unary = b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\n\
           Content-Type: application/proto\r\nContent-Length: 4\r\nConnection: close\r\n\r\n\
           \x0a\x02hi";
-    let resp = exchange(addr, unary, |r| has(r, "}")).await;
+    let resp = exchange(addr, unary, |r| has(r, "}"), Duration::from_secs(5)).await;
     assert!(
         resp.starts_with(b"HTTP/1.1 429 "),
         "{}",
@@ -1135,7 +1115,7 @@ async fn past_the_servers_send_budget_every_protocol_refuses_new_calls() {
     ]
     .concat();
     let spent = "the server's send budget is spent";
-    let resp = exchange(addr, &header, |r| has(r, spent)).await;
+    let resp = exchange(addr, &header, |r| has(r, spent), Duration::from_secs(5)).await;
     assert!(has(&resp, spent), "{:?}", String::from_utf8_lossy(&resp));
     // Thrift PingPong, Framed: a CALL (80 01 00 01) of PingPong, seq id 3, empty args.
     let call = [
@@ -1144,12 +1124,12 @@ async fn past_the_servers_send_budget_every_protocol_refuses_new_calls() {
         &[0, 0, 0, 3, 0][..],
     ]
     .concat();
-    let resp = exchange(addr, &call, |r| has(r, spent)).await;
+    let resp = exchange(addr, &call, |r| has(r, spent), Duration::from_secs(5)).await;
     assert!(has(&resp, spent), "{:?}", String::from_utf8_lossy(&resp));
     // All read, and swept: taken again.
     read_until(&mut t, |s| s.ended.len() + s.resets.len() == CALLS as usize).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let resp = exchange(addr, unary, |r| has(r, "hi")).await;
+    let resp = exchange(addr, unary, |r| has(r, "hi"), Duration::from_secs(5)).await;
     assert!(
         resp.starts_with(b"HTTP/1.1 200 "),
         "{}",

@@ -185,3 +185,28 @@ pub async fn tonic_tls_client(
         .unwrap();
     rill_testkit::TestServiceClient::new(ch)
 }
+
+/// Writes `request` on a new connection and reads what comes until `done` holds of it, the
+/// server closes the connection, or `within` passes.
+pub async fn exchange(
+    addr: SocketAddr,
+    request: &[u8],
+    done: impl Fn(&[u8]) -> bool,
+    within: Duration,
+) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut t = tokio::net::TcpStream::connect(addr).await.unwrap();
+    t.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = t.read(&mut buf).await {
+            out.extend_from_slice(&buf[..n]);
+            if done(&out) {
+                break;
+            }
+        }
+    })
+    .await;
+    out
+}

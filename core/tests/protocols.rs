@@ -466,21 +466,8 @@ async fn connect_gzip_unary_request_is_decompressed() {
 /// Writes `request` on a fresh connection and reads until the server closes it (the
 /// requests say `Connection: close`), a chunked body ends, or two seconds pass.
 async fn h1(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(request).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = tcp.read(&mut buf).await {
-            out.extend_from_slice(&buf[..n]);
-            if out.ends_with(b"\r\n0\r\n\r\n") || whole(&out) {
-                break;
-            }
-        }
-    })
-    .await;
-    out
+    let done = |out: &[u8]| out.ends_with(b"\r\n0\r\n\r\n") || whole(out);
+    exchange(addr, request, done, Duration::from_secs(2)).await
 }
 
 /// Whether `resp` is a response with a `Content-Length` and all of its body.
