@@ -20,7 +20,7 @@ use crate::protocol::envelope::{Accepts, Encoding};
 use crate::protocol::ttheader::{metainfo, pingpong, stream as tts};
 use crate::protocol::{connect, cors, grpc, NotACall, Protocol, Receiver, Sender, Wire};
 use crate::status::{Code, Status};
-use crate::transport::budget::{Ledger, Meter};
+use crate::transport::budget::{Ledger, Meter, SendBudget};
 use crate::transport::driver::Driver;
 use crate::transport::http::{RecvBody, Respond};
 use crate::transport::ttheader::{self, key, Packet};
@@ -35,6 +35,16 @@ pub(super) enum Budgeted {
 }
 
 impl Budgeted {
+    /// A new stream's place under the server's `budget`, counted in its connection's
+    /// `ledger` by `key` (its name there).
+    pub(super) fn of(budget: Option<&SendBudget>, ledger: Option<&Ledger>, key: u32) -> Budgeted {
+        match (budget, ledger) {
+            (Some(b), Some(l)) if b.refuses(l) => Budgeted::Over,
+            (_, Some(l)) => Budgeted::Counted(l.open(key)),
+            _ => Budgeted::Free,
+        }
+    }
+
     /// The call's count, and whether it is refused.
     fn split(self) -> (Option<Arc<Meter>>, bool) {
         match self {
@@ -158,11 +168,10 @@ pub(super) fn dispatch_ttheader(
         );
         return sender.refuse(&s, None);
     }
-    if let (Some(b), Some(l)) = (&shared.budget, ledger) {
-        if b.refuses(l) {
-            return sender.refuse(&spent(), None);
-        }
-        stream.metered(l);
+    match Budgeted::of(shared.budget.as_deref(), ledger, stream.serial() as u32) {
+        Budgeted::Over => return sender.refuse(&spent(), None),
+        Budgeted::Counted(m) => stream.metered(m),
+        Budgeted::Free => {}
     }
     let call = ServerCall::new(Accepted {
         shape: found.shape,

@@ -479,15 +479,10 @@ where
         let (parts, body) = req.into_parts();
         let body = RecvBody::H1(Box::new(http1::RecvBody::new(body)));
         let n = requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let budgeted = match (&s.budget, &ledger) {
-            (Some(b), Some(l)) if b.refuses(l) => Budgeted::Over,
-            (_, Some(l)) => {
-                let m = l.open(n);
-                r.metered(m.clone());
-                Budgeted::Counted(m)
-            }
-            _ => Budgeted::Free,
-        };
+        let budgeted = Budgeted::of(s.budget.as_deref(), ledger.as_deref(), n);
+        if let Budgeted::Counted(m) = &budgeted {
+            r.metered(m.clone());
+        }
         dispatch(&s, parts, body, Respond::H1(r), peer, None, budgeted);
     };
     let aged_out = async {
@@ -629,14 +624,12 @@ fn take_request(
     peer: SocketAddr,
     me: &std::sync::Weak<Driver>,
 ) {
-    let budgeted = match (&shared.budget, ledger) {
-        (Some(b), Some(l)) if b.refuses(l) => {
-            respond.send_reset(h2::Reason::REFUSED_STREAM);
-            return;
-        }
-        (_, Some(l)) => Budgeted::Counted(l.open(respond.stream_id().into())),
-        _ => Budgeted::Free,
-    };
+    let id = respond.stream_id().into();
+    let budgeted = Budgeted::of(shared.budget.as_deref(), ledger, id);
+    if let Budgeted::Over = budgeted {
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return;
+    }
     let (parts, body) = req.into_parts();
     let (body, respond) = (RecvBody::H2(body), Respond::H2(respond));
     dispatch(shared, parts, body, respond, peer, me.upgrade(), budgeted)

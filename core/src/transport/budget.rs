@@ -307,9 +307,9 @@ impl Meter {
     /// Whether the stream was cut; if not, the writer polling is woken when it is.
     /// `waiting`: the writer waits for the window, as a stream cut for its backlog does;
     /// else it watches for the peer's end between writes, when the stream can be cut only
-    /// for what its transport holds, and a waker is kept only once that is enough (this is polled for
-    /// every message received, and a lock there would cost every stream). Never reads the
-    /// backlog: the writer may poll this under its queue's lock.
+    /// for what its transport holds, and a waker is kept only once that is enough (this is
+    /// polled for every message received, and a lock there would cost every stream).
+    /// Never reads the backlog: the writer may poll this under its queue's lock.
     pub(crate) fn poll_cut(&self, cx: &mut Context<'_>, waiting: bool) -> bool {
         match self.state.load(Ordering::SeqCst) {
             CUT => return true,

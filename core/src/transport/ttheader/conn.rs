@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::frame::FrameType;
 use super::packet::{self, Malformed, Packet};
-use crate::transport::budget::{Ledger, Meter};
+use crate::transport::budget::Meter;
 
 /// The frames one stream may have waiting to be written: what its sender may get ahead of
 /// the socket, as an HTTP/2 stream's window lets it.
@@ -144,24 +144,20 @@ impl State {
     /// `n` bytes of a stream's frames were written (or dropped): its room back, and its
     /// count in the send budget.
     fn settle(&mut self, tag: Tag, n: usize) {
-        match self.streams.get_mut(&tag.id) {
-            Some(slot) if slot.serial == tag.serial => {
-                slot.waiting -= n;
-                if let Some(m) = &slot.meter {
-                    m.wrote(n);
-                }
-                wake(&mut slot.send);
+        let slot = self.streams.get_mut(&tag.id);
+        if let Some(slot) = slot.filter(|s| s.serial == tag.serial) {
+            slot.waiting -= n;
+            if let Some(m) = &slot.meter {
+                m.wrote(n);
             }
-            _ => {
-                if let Some(l) = self.leaving.get_mut(&tag.serial) {
-                    l.waiting -= n;
-                    if let Some(m) = &l.meter {
-                        m.wrote(n);
-                    }
-                    if l.waiting == 0 {
-                        self.leaving.remove(&tag.serial);
-                    }
-                }
+            wake(&mut slot.send);
+        } else if let Some(l) = self.leaving.get_mut(&tag.serial) {
+            l.waiting -= n;
+            if let Some(m) = &l.meter {
+                m.wrote(n);
+            }
+            if l.waiting == 0 {
+                self.leaving.remove(&tag.serial);
             }
         }
     }
@@ -390,11 +386,15 @@ impl Stream {
         }
     }
 
+    /// The stream's serial on its connection: what names it in the send budget, since the
+    /// peer may reuse an id while the stream that had it still has frames to write.
+    pub(crate) fn serial(&self) -> u64 {
+        self.0.serial
+    }
+
     /// Counts the stream in its connection's send budget: what it queues is handed, what
-    /// the connection writes of it written. (Its serial names it there: the peer may reuse
-    /// an id while the stream that had it still has frames to write.)
-    pub(crate) fn metered(&self, ledger: &Ledger) {
-        let m = ledger.open(self.0.serial as u32);
+    /// the connection writes of it written.
+    pub(crate) fn metered(&self, m: Arc<Meter>) {
         let _ = self.0.meter.set(m.clone());
         if let Some(slot) = self.0.conn.lock().streams.get_mut(&self.0.id) {
             slot.meter = Some(m);
@@ -407,11 +407,15 @@ impl Stream {
     }
 
     /// The send budget cut the stream: its frames not yet written are dropped, and `rst`
-    /// goes out in their place, the last of the stream.
+    /// goes out in their place, the last of the stream (once: a stream whose last frame is
+    /// queued already is left as it is).
     pub(crate) fn cut(&self, rst: Bytes) {
         let mut st = self.0.conn.lock();
         let st = &mut *st;
         let tag = self.tag();
+        if st.streams.get(&tag.id).is_none_or(|s| s.ended_out) {
+            return;
+        }
         let mut dropped = 0;
         st.out.retain(|(t, f)| {
             let keep = *t != tag;
@@ -627,6 +631,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
             let wrote = self.poll_write(cx, conn)?;
             let (read, paused) = self.poll_read(cx, conn, max_packet, on_header)?;
             let mut st = conn.lock();
+            if !st.cut.is_empty() {
+                self.drop_cut(&mut st);
+            }
             if paused && st.unread < CONN_RECV_BYTES {
                 continue; // a stream read since: there is room to read again
             }
@@ -646,14 +653,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
 
     /// Writes what the streams queued; true if it wrote anything.
     fn poll_write(&mut self, cx: &mut Context<'_>, conn: &Conn) -> Result<bool, String> {
-        {
+        if self.writing.is_empty() {
             let mut st = conn.lock();
-            if !st.cut.is_empty() {
-                self.drop_cut(&mut st);
-            }
-            if self.writing.is_empty() {
-                std::mem::swap(&mut self.writing, &mut st.out);
-            }
+            // Cut streams' frames were taken out of the shared queue by the cut itself.
+            st.cut.clear();
+            std::mem::swap(&mut self.writing, &mut st.out);
         }
         let mut any = false;
         while !self.writing.is_empty() {
@@ -698,9 +702,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
         }
     }
 
-    /// Drops the frames of the streams the send budget cut from those taken to write, but
-    /// for the first, which may be part written (their RST frames were queued after them,
-    /// in the shared queue, and are not here).
+    /// Drops the frames of the streams the send budget cut since they were taken to write,
+    /// but for the first, which may be part written (their RST frames were queued after
+    /// them, in the shared queue, and are not here).
     fn drop_cut(&mut self, st: &mut State) {
         let cut = std::mem::take(&mut st.cut);
         let mut first = true;
