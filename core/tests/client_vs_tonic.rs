@@ -23,6 +23,13 @@ async fn unary() {
     assert_eq!(resp_payload(&r), b"hello");
 }
 
+/// Server streams from tonic's server that our client has not read yet leave room on the
+/// connection for other calls (see `unread_server_streams_do_not_stall_the_clients_other_calls`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_server_streams_do_not_stall_other_calls() {
+    unary_past_unread_server_streams(&channel().await).await;
+}
+
 #[tokio::test]
 async fn server_streaming() {
     let ch = channel().await;

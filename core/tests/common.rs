@@ -210,3 +210,57 @@ pub async fn exchange(
     .await;
     out
 }
+
+/// A unary call on `ch` answers within `bound`.
+pub async fn unary_within(ch: &rillrpc::Channel, bound: std::time::Duration) -> bool {
+    let call = ch.unary(
+        rill_testkit::rill_echo::PING_PONG,
+        req(b"through", 0),
+        rillrpc::CallOptions::new(),
+    );
+    match tokio::time::timeout(bound, call).await {
+        Ok(r) => {
+            r.expect("the unary call");
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Opens eight server streams of 2 MiB each on `ch` and reads none of them: a unary call
+/// on the same channel must still answer (the streams' unread data must not spend the
+/// connection's receive window), and then the streams are read whole.
+pub async fn unary_past_unread_server_streams(ch: &rillrpc::Channel) {
+    use rill_testkit::rill_echo::ECHO_SERVER;
+    let bound = std::time::Duration::from_secs(10);
+    assert!(unary_within(ch, bound).await);
+    // Bytes that do not compress: a server that compresses its answers (tonic's, here)
+    // must still send 2 MiB on each stream.
+    let mut x = 0x2545_f491_u32;
+    let payload: Vec<u8> = (0..32 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let mut unread = Vec::new();
+    for _ in 0..8 {
+        let r = req(&payload, 64);
+        let opts = rillrpc::CallOptions::new();
+        unread.push(ch.server_streaming(ECHO_SERVER, r, opts).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        unary_within(ch, bound).await,
+        "a unary call stalled behind 8 unread streams"
+    );
+    for mut call in unread {
+        let mut n = 0;
+        while call.recv().await.unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 64);
+    }
+}

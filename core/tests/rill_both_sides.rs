@@ -621,3 +621,65 @@ async fn open_server_stream(ch: &Channel) -> rillrpc::Call {
     call.close_send();
     call
 }
+
+/// Regression: server streams a client opened and did not read yet held the connection's
+/// receive window with their unread data (h2 gives it back only as a stream is read), and
+/// four of them (1 MiB stream windows in a 4 MiB connection window) stalled every other
+/// call on the connection: a unary call timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_server_streams_do_not_stall_the_clients_other_calls() {
+    let server = rill_server(ServerOptions::default());
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    unary_past_unread_server_streams(&ch).await;
+}
+
+/// Regression: the same on the server, for request streams its handlers do not read
+/// yet: four of them stalled every other call their client made on the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_streams_a_handler_has_not_read_do_not_stall_the_connection() {
+    let (go, gone) = tokio::sync::watch::channel(false);
+    let server = server_with(move |mut call| {
+        let mut gone = gone.clone();
+        async move {
+            if call.method() == rill_testkit::rill_echo::PING_PONG {
+                let m = call.recv_single().await.unwrap();
+                let _ = call.send(m).await;
+                let _ = call.finish(rillrpc::Status::ok());
+                return;
+            }
+            // Reads nothing until told to, then counts what came.
+            let _ = gone.wait_for(|g| *g).await;
+            let mut n = 0u32;
+            while let Ok(Some(_)) = call.recv().await {
+                n += 1;
+            }
+            let _ = call
+                .send(rillrpc::Bytes::from(n.to_be_bytes().to_vec()))
+                .await;
+            let _ = call.finish(rillrpc::Status::ok());
+        }
+    });
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    assert!(unary_within(&ch, Duration::from_secs(10)).await);
+    let mut senders = Vec::new();
+    for _ in 0..8 {
+        let ch = ch.clone();
+        senders.push(tokio::spawn(async move {
+            let chunk = rillrpc::Bytes::from(vec![5u8; 32 * 1024]);
+            let reqs = std::iter::repeat_n(chunk, 64);
+            let opts = CallOptions::new();
+            let answer = ch.client_streaming(rill_testkit::rill_echo::ECHO_CLIENT, reqs, opts);
+            answer.await.unwrap()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let through = unary_within(&ch, Duration::from_secs(10)).await;
+    assert!(
+        through,
+        "a unary call stalled behind 8 unread request streams"
+    );
+    go.send(true).unwrap();
+    for s in senders {
+        assert_eq!(&s.await.unwrap()[..], &64u32.to_be_bytes());
+    }
+}

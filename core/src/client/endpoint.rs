@@ -23,6 +23,7 @@ use crate::transport::driver::Driver;
 use crate::transport::goaway::{GoAway, Watched};
 use crate::transport::hosted::{Handout, HostedConnection};
 use crate::transport::socket::Socket;
+use crate::transport::window::{Counter, RecvWindow};
 use crate::transport::{h2_client, tls};
 
 /// An established connection: where new streams are opened.
@@ -30,6 +31,8 @@ use crate::transport::{h2_client, tls};
 pub(crate) struct Conn {
     sender: SendRequest<Bytes>,
     generation: u64,
+    /// Counts the streams opened here into the connection's receive window.
+    pub(crate) window: Counter,
     pub(crate) driver: Arc<Driver>,
     pub(crate) goaway: Arc<GoAway>,
 }
@@ -40,6 +43,7 @@ impl Conn {
     async fn once_heard(
         sender: SendRequest<Bytes>,
         generation: u64,
+        window: Counter,
         driver: Arc<Driver>,
         goaway: Arc<GoAway>,
     ) -> Result<Conn, Status> {
@@ -49,6 +53,7 @@ impl Conn {
         Ok(Conn {
             sender,
             generation,
+            window,
             driver,
             goaway,
         })
@@ -338,6 +343,8 @@ impl Endpoint {
         let fd = sock.fd();
         let generation = self.next_generation();
         let builder = self.h2_builder();
+        let window = self.recv_window();
+        let counter = window.counter();
         let me = Arc::downgrade(self);
         let (tx, rx) = oneshot::channel();
         let goaway = Arc::new(GoAway::default());
@@ -356,7 +363,7 @@ impl Endpoint {
                 if tx.send(Ok(sender)).is_err() {
                     return; // the attempt timed out meanwhile
                 }
-                run(conn, me, generation).await
+                run(conn, window, me, generation).await
             },
             self.runtime.clone(),
         );
@@ -364,7 +371,7 @@ impl Endpoint {
             .send(HostedConnection::new(driver.clone(), ready, fd))
             .map_err(|_| Status::unavailable("channel is closed"))?;
         match rx.await {
-            Ok(Ok(sender)) => Conn::once_heard(sender, generation, driver, goaway).await,
+            Ok(Ok(sender)) => Conn::once_heard(sender, generation, counter, driver, goaway).await,
             Ok(Err(s)) => Err(s),
             Err(_) => Err(Status::unavailable(
                 "the connection was closed before its HTTP/2 handshake",
@@ -383,8 +390,10 @@ impl Endpoint {
             .await
             .map_err(|e| Status::unavailable(format!("HTTP/2 handshake failed: {e}")))?;
         let generation = self.next_generation();
+        let window = self.recv_window();
+        let counter = window.counter();
         let driver = Driver::new(
-            run(conn, Arc::downgrade(self), generation),
+            run(conn, window, Arc::downgrade(self), generation),
             self.runtime.clone(),
         );
         let d = driver.clone();
@@ -393,7 +402,14 @@ impl Endpoint {
             let _closer = d.closer();
             std::future::poll_fn(|cx| d.poll_task(cx)).await;
         });
-        Conn::once_heard(sender, generation, driver, goaway).await
+        Conn::once_heard(sender, generation, counter, driver, goaway).await
+    }
+
+    /// A new connection's receive window: it grows with the streams open on it, up to a
+    /// cap per connection (a client's unread streams are its own application's).
+    fn recv_window(&self) -> RecvWindow {
+        let o = &self.opts;
+        RecvWindow::new(o.initial_stream_window, o.initial_connection_window, None)
     }
 
     fn next_generation(&self) -> u64 {
@@ -435,6 +451,7 @@ impl Endpoint {
 /// drops the connection, which fails its calls with UNAVAILABLE.
 async fn run<T>(
     mut conn: h2::client::Connection<T, Bytes>,
+    mut window: RecvWindow,
     me: std::sync::Weak<Endpoint>,
     generation: u64,
 ) where
@@ -445,8 +462,10 @@ async fn run<T>(
         interval.map(|i| (i, c.opts.keepalive_timeout))
     });
     let ended = match (keepalive, conn.ping_pong()) {
-        (Some((interval, timeout)), Some(pp)) => keep_alive(&mut conn, pp, interval, timeout).await,
-        _ => (&mut conn).await,
+        (Some((interval, timeout)), Some(pp)) => {
+            keep_alive(&mut conn, &mut window, pp, interval, timeout).await
+        }
+        _ => std::future::poll_fn(|cx| poll_conn(&mut conn, &mut window, cx)).await,
     };
     if let Some(me) = me.upgrade() {
         let calm = |e: &h2::Error| {
@@ -464,6 +483,7 @@ async fn run<T>(
 /// has not noticed).
 async fn keep_alive<T>(
     conn: &mut h2::client::Connection<T, Bytes>,
+    window: &mut RecvWindow,
     mut pp: h2::PingPong,
     interval: Duration,
     timeout: Duration,
@@ -473,12 +493,12 @@ where
 {
     loop {
         tokio::select! {
-            r = &mut *conn => return r,
+            r = std::future::poll_fn(|cx| poll_conn(conn, window, cx)) => return r,
             _ = tokio::time::sleep(interval) => {}
         }
         let ping = tokio::time::timeout(timeout, pp.ping(h2::Ping::opaque()));
         tokio::select! {
-            r = &mut *conn => return r,
+            r = std::future::poll_fn(|cx| poll_conn(conn, window, cx)) => return r,
             r = ping => match r {
                 Ok(Ok(_)) => {}
                 // The connection failed: how, from the connection itself.
@@ -487,6 +507,22 @@ where
             },
         }
     }
+}
+
+/// Polls the connection, its receive window first fitted to the streams open now (a
+/// stream opened from another thread polls the connection to send its HEADERS).
+fn poll_conn<T>(
+    conn: &mut h2::client::Connection<T, Bytes>,
+    window: &mut RecvWindow,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), h2::Error>>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Some(target) = window.retarget() {
+        conn.set_target_window_size(target);
+    }
+    std::future::Future::poll(std::pin::Pin::new(conn), cx)
 }
 
 #[cold]

@@ -452,7 +452,7 @@ fn halves(
 ) -> (Sender, Receiver) {
     let goaway = conn.goaway.clone();
     let body = SendBody::H2(stream);
-    let head = ResponseHead::H2(response);
+    let head = ResponseHead::H2(response, conn.window.count());
     let sender = stream::Sender::client(wire, body, Some(conn.driver), Some(goaway.clone()));
     let mut receiver = stream::Receiver::client(wire, head, max_recv, Some(goaway));
     if let Some(reopen) = reopen {
@@ -469,7 +469,10 @@ fn reopen(endpoint: Arc<Endpoint>, req: http::Request<()>) -> Reopen {
             let (response, mut stream, conn) = endpoint.open_stream(req, false).await?;
             let sent = stream.send_data(request, true);
             sent.map_err(|e| conn.goaway.explain(status_from_h2(&e)))?;
-            Ok((ResponseHead::H2(response), Some(conn.goaway)))
+            Ok((
+                ResponseHead::H2(response, conn.window.count()),
+                Some(conn.goaway),
+            ))
         })
     })
 }

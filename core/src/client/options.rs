@@ -17,7 +17,10 @@ pub struct ChannelOptions {
     pub keepalive_timeout: Duration,
     /// TLS settings for `https://` targets (system roots when `None`).
     pub tls: Option<ClientTls>,
-    /// HTTP/2 flow-control windows we grant the server.
+    /// HTTP/2 flow-control windows we grant the server: each stream's (default 1 MiB),
+    /// and the connection's to begin with (default 4 MiB). The connection's window grows
+    /// with the streams open on it, a stream window ahead of what they can hold unread (up
+    /// to 64 MiB), so that streams the application has not read yet never stall the others.
     pub initial_stream_window: u32,
     pub initial_connection_window: u32,
     /// Largest header block accepted from the server.

@@ -40,7 +40,7 @@ pub(crate) fn unprocessed(
     e: &wire_http::Error,
     goaway: Option<&GoAway>,
 ) -> bool {
-    let (ResponseHead::H2(f), wire_http::Error::H2(e)) = (head, e) else {
+    let (ResponseHead::H2(f, _), wire_http::Error::H2(e)) = (head, e) else {
         return false;
     };
     if !(e.is_go_away() && e.is_remote()) {

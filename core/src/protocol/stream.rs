@@ -928,6 +928,7 @@ pub(crate) fn accept_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::window::Receiving;
 
     fn framed(msgs: &[&[u8]]) -> Bytes {
         let mut b = bytes::BytesMut::new();
@@ -958,7 +959,7 @@ mod tests {
         let req = http::Request::post("http://x/p").body(()).unwrap();
         let (_resp, mut out) = client.send_request(req, false).unwrap();
         let (req, _respond) = srv.await.unwrap();
-        let body = RecvBody::H2(req.into_body());
+        let body = RecvBody::H2(req.into_body(), Receiving::uncounted());
         let mut inb = Receiver::server(Wire::Grpc, body, 1 << 20, Encoding::Identity, None);
 
         // Three messages in one DATA frame: a burst.

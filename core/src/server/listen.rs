@@ -25,6 +25,7 @@ use crate::transport::sniff::{sniff, Version};
 use crate::transport::socket::Socket;
 use crate::transport::ttheader;
 use crate::transport::watch::{Seen, Watched};
+use crate::transport::window::{Receiving, RecvWindow};
 
 pub(super) async fn serve(
     shared: Arc<Shared>,
@@ -531,7 +532,12 @@ async fn serve_h2<T>(
             return;
         }
     };
-    run_h2(conn, seen, ledger, shared, peer, me).await
+    let window = RecvWindow::new(
+        o.initial_stream_window,
+        o.initial_connection_window,
+        Some(shared.window_pool.clone()),
+    );
+    run_h2(conn, seen, ledger, window, shared, peer, me).await
 }
 
 /// Hands each request of an HTTP/2 connection to dispatch, until the client goes, the
@@ -541,6 +547,7 @@ async fn run_h2<T>(
     mut conn: h2::server::Connection<T, Bytes>,
     seen: Arc<Seen>,
     ledger: Option<Arc<Ledger>>,
+    mut window: RecvWindow,
     shared: Arc<Shared>,
     peer: SocketAddr,
     me: std::sync::Weak<Driver>,
@@ -564,7 +571,8 @@ async fn run_h2<T>(
             r = conn.accept() => match r {
                 Some(Ok((req, respond))) => {
                     idle.busy();
-                    take_request(&shared, ledger.as_deref(), req, respond, peer, &me);
+                    let receiving = counted_in(&mut conn, &mut window);
+                    take_request(&shared, ledger.as_deref(), req, receiving, respond, peer, &me);
                 }
                 Some(Err(e)) => {
                     tracing::debug!("connection from {peer}: {e}");
@@ -620,6 +628,7 @@ fn take_request(
     shared: &Shared,
     ledger: Option<&Ledger>,
     req: http::Request<h2::RecvStream>,
+    receiving: Receiving,
     mut respond: h2::server::SendResponse<Bytes>,
     peer: SocketAddr,
     me: &std::sync::Weak<Driver>,
@@ -631,8 +640,20 @@ fn take_request(
         return;
     }
     let (parts, body) = req.into_parts();
-    let (body, respond) = (RecvBody::H2(body), Respond::H2(respond));
+    let (body, respond) = (RecvBody::H2(body, receiving), Respond::H2(respond));
     dispatch(shared, parts, body, respond, peer, me.upgrade(), budgeted)
+}
+
+/// A new stream's place in the connection's receive window, the window grown for it.
+fn counted_in<T>(conn: &mut h2::server::Connection<T, Bytes>, window: &mut RecvWindow) -> Receiving
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let receiving = window.count();
+    if let Some(target) = window.retarget() {
+        conn.set_target_window_size(target);
+    }
+    receiving
 }
 
 /// A graceful GOAWAY, unless one went out already (`told`: when).

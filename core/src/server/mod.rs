@@ -26,6 +26,7 @@ use crate::runtime;
 use crate::transport::budget::SendBudget;
 use crate::transport::hosted::{self, Handout, HostedConnection};
 use crate::transport::tls;
+use crate::transport::window::{self, Pool};
 
 /// Builds a server: options, then the methods it serves, then `bind`.
 pub struct ServerBuilder {
@@ -126,6 +127,7 @@ impl ServerBuilder {
             hosted: hosted_tx,
             phase: shutdown_rx,
             budget,
+            window_pool: Pool::new(window::SERVER_POOL),
         });
         let rt = runtime::handle();
         let (done_tx, done_rx) = watch::channel(false);

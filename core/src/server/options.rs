@@ -39,6 +39,12 @@ pub struct ServerOptions {
     pub max_recv_message_size: usize,
     /// Largest header block accepted.
     pub max_header_list_size: u32,
+    /// HTTP/2 flow-control windows granted to clients: each stream's (default 1 MiB), and
+    /// each connection's to begin with (default 4 MiB). A connection's window grows with
+    /// the streams open on it, a stream window ahead of what they can hold unread (up to
+    /// 64 MiB per connection, and 512 MiB over all of the server's connections), so that
+    /// request streams handlers have not read yet do not stall the connection's other
+    /// calls; what the growth allows is memory the server may hold for unread requests.
     pub initial_stream_window: u32,
     pub initial_connection_window: u32,
     pub tls: Option<ServerTls>,

@@ -10,6 +10,7 @@ use super::options::ServerOptions;
 use crate::call::{Idempotency, ServerCall, Shape};
 use crate::transport::budget::SendBudget;
 use crate::transport::hosted::HostedConnection;
+use crate::transport::window::Pool;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -33,6 +34,8 @@ pub(super) struct Shared {
     pub(super) phase: watch::Receiver<Phase>,
     /// What HTTP/2 streams hold for clients to read (`None`: no budget).
     pub(super) budget: Option<Arc<SendBudget>>,
+    /// What HTTP/2 connections may grow their receive windows by, together.
+    pub(super) window_pool: Arc<Pool>,
 }
 
 /// A method the server serves.

@@ -11,6 +11,7 @@ use std::fmt;
 use std::task::{Context, Poll};
 
 use super::http1;
+use super::window::Receiving;
 
 /// Why an operation on a stream failed.
 #[derive(Debug)]
@@ -57,7 +58,8 @@ impl From<http1::Aborted> for Error {
 
 /// A client's response on its way.
 pub(crate) enum ResponseHead {
-    H2(h2::client::ResponseFuture),
+    /// With the stream's place in its connection's receive window, which its body keeps.
+    H2(h2::client::ResponseFuture, Receiving),
     H1(http1::ResponseFuture),
 }
 
@@ -69,9 +71,9 @@ impl ResponseHead {
     ) -> Poll<Result<(http::response::Parts, RecvBody), Error>> {
         use std::future::Future;
         match self {
-            ResponseHead::H2(f) => std::pin::Pin::new(f).poll(cx).map(|r| {
+            ResponseHead::H2(f, counted) => std::pin::Pin::new(f).poll(cx).map(|r| {
                 let (parts, body) = r.map_err(Error::H2)?.into_parts();
-                Ok((parts, RecvBody::H2(body)))
+                Ok((parts, RecvBody::H2(body, counted.take())))
             }),
             ResponseHead::H1(f) => f.poll(cx).map(|r| {
                 let (parts, body) = r?;
@@ -200,7 +202,9 @@ impl SendBody {
 
 /// A request's body as the server reads it (or a response's, on a client).
 pub(crate) enum RecvBody {
-    H2(RecvStream),
+    /// With the stream's place in its connection's receive window (see `window`), held
+    /// for its drop, which gives the place back.
+    H2(RecvStream, #[allow(dead_code)] Receiving),
     /// Boxed: it holds what an h2 stream keeps in h2's own state.
     H1(Box<http1::RecvBody>),
 }
@@ -208,7 +212,7 @@ pub(crate) enum RecvBody {
 impl RecvBody {
     pub(crate) fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
         match self {
-            RecvBody::H2(b) => b.poll_data(cx).map(|o| o.map(|r| r.map_err(Error::H2))),
+            RecvBody::H2(b, _) => b.poll_data(cx).map(|o| o.map(|r| r.map_err(Error::H2))),
             RecvBody::H1(b) => b.poll_data(cx).map(|o| o.map(|r| r.map_err(Error::from))),
         }
     }
@@ -216,14 +220,14 @@ impl RecvBody {
     /// Whether the body has ended already (an HTTP/2 HEADERS frame that ended the stream).
     pub(crate) fn is_end_stream(&self) -> bool {
         match self {
-            RecvBody::H2(b) => b.is_end_stream(),
+            RecvBody::H2(b, _) => b.is_end_stream(),
             RecvBody::H1(b) => b.is_end_stream(),
         }
     }
 
     /// Gives `n` bytes of window back to the peer (HTTP/2; HTTP/1.1 reads as we read).
     pub(crate) fn release(&mut self, n: usize) {
-        if let RecvBody::H2(b) = self {
+        if let RecvBody::H2(b, _) = self {
             let _ = b.flow_control().release_capacity(n);
         }
     }
@@ -233,7 +237,7 @@ impl RecvBody {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<HeaderMap>, Error>> {
         match self {
-            RecvBody::H2(b) => b.poll_trailers(cx).map_err(Error::H2),
+            RecvBody::H2(b, _) => b.poll_trailers(cx).map_err(Error::H2),
             RecvBody::H1(b) => b.poll_trailers(cx).map_err(Error::from),
         }
     }

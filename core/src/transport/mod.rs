@@ -13,6 +13,7 @@ pub(crate) mod socket;
 pub(crate) mod tls;
 pub(crate) mod ttheader;
 pub(crate) mod watch;
+pub(crate) mod window;
 
 pub use hosted::{HostedConnection, Interest};
 pub use tls::{ClientTls, ServerTls};
