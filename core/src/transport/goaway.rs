@@ -27,6 +27,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
+use super::merge::{self, Merger};
 use crate::status::Status;
 
 const FRAME_HEADER: usize = 9;
@@ -186,6 +187,8 @@ impl Scanner {
 pub(crate) struct Watched<T> {
     io: T,
     scanner: Scanner,
+    /// Merges the server's small DATA frames before h2 reads them (see `merge`).
+    merger: Merger,
     goaway: Arc<GoAway>,
 }
 
@@ -194,6 +197,7 @@ impl<T> Watched<T> {
         Watched {
             io,
             scanner: Scanner::default(),
+            merger: Merger::default(),
             goaway,
         }
     }
@@ -243,7 +247,16 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         let before = buf.filled().len();
         let r = Pin::new(&mut me.io).poll_read(cx, buf);
         match &r {
-            Poll::Ready(Ok(())) => me.observe(&buf.filled()[before..]),
+            Poll::Ready(Ok(())) => {
+                let s = &me.scanner;
+                let next = merge::next_head(&s.head, s.have, s.left, &buf.filled()[before..]);
+                if let Some(at) = next {
+                    let first = before + at;
+                    let kept = me.merger.merge(&mut buf.filled_mut()[first..]);
+                    buf.set_filled(first + kept);
+                }
+                me.observe(&buf.filled()[before..])
+            }
             Poll::Ready(Err(_)) => me.goaway.first_read(CLOSED),
             Poll::Pending => {}
         }

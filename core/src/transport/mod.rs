@@ -8,6 +8,7 @@ pub(crate) mod goaway;
 pub(crate) mod hosted;
 pub(crate) mod http;
 pub(crate) mod http1;
+pub(crate) mod merge;
 pub(crate) mod sniff;
 pub(crate) mod socket;
 pub(crate) mod tls;
@@ -20,10 +21,11 @@ pub use tls::{ClientTls, ServerTls};
 
 /// The memory h2 may spend on buffered small DATA frames per connection (see its
 /// `data_frame_budget`): room for tens of thousands of one-message frames. Peers such as
-/// grpcio send one DATA frame per message; h2's default budget for buffered small frames
-/// (half the connection window) is spent by a few thousand of them waiting for a slow
-/// reader, and the connection is closed with ENHANCE_YOUR_CALM. Flow control already
-/// bounds the payload.
+/// grpcio and grpc-go send one DATA frame per message; h2's default budget for buffered
+/// small frames (half the connection window) is spent by a few thousand of them waiting
+/// for a slow reader, and the connection is closed with ENHANCE_YOUR_CALM. Flow control
+/// already bounds the payload, and the frames of each read are merged before h2 sees
+/// them (`merge`), so only a peer that sends tiny frames a read at a time spends it.
 pub(crate) const DATA_FRAME_BUDGET: usize = 16 << 20;
 
 /// How many streams we reset ourselves h2 remembers (for its `reset_stream_duration`, 30 s),

@@ -6,7 +6,8 @@
 //! a client sending HEADERS a byte at a time would hold its connection for ever).
 //!
 //! Only the 9-byte frame heads are read; payloads are skipped by their length, so the cost
-//! is a few comparisons per frame whatever its size.
+//! is a few comparisons per frame whatever its size. On the way in, runs of small DATA
+//! frames are merged, a frame per stream (`merge`).
 
 use std::future::Future;
 use std::io;
@@ -20,6 +21,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use super::budget::Ledger;
+use super::merge::{self, Merger};
 
 /// "All frames begin with a fixed 9-octet header" (RFC 9113 §4.1).
 const HEAD: usize = 9;
@@ -113,6 +115,19 @@ impl Frames {
         Some(Step::Head(h[3], h[4]))
     }
 
+    #[cfg(test)]
+    fn step_all(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            self.step(&mut bytes);
+        }
+    }
+
+    /// Where the first frame to begin in `bytes` (the bytes that come next) begins, if
+    /// its head does.
+    fn next_head(&self, bytes: &[u8]) -> Option<usize> {
+        merge::next_head(&self.head, self.got, self.left as usize, bytes)
+    }
+
     /// The stream of the frame whose head was taken last.
     fn stream(&self) -> u32 {
         u32::from_be_bytes([self.head[5], self.head[6], self.head[7], self.head[8]]) & 0x7fff_ffff
@@ -192,6 +207,8 @@ fn sent_call_frames(frames: &mut Frames, mut bytes: &[u8], ledger: Option<&Ledge
 pub(crate) struct Watched<T> {
     io: T,
     inbound: Inbound,
+    /// Merges the client's small DATA frames before h2 reads them (see `merge`).
+    merger: Merger,
     outbound: Frames,
     /// The connection's send budget, told what each stream's DATA wrote.
     ledger: Option<Arc<Ledger>>,
@@ -216,6 +233,7 @@ impl<T> Watched<T> {
                 in_block: false,
                 last_of_block: false,
             },
+            merger: Merger::default(),
             outbound: Frames::after(0),
             ledger,
             seen: seen.clone(),
@@ -262,6 +280,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     me.seen.read_since.store(true, Ordering::Relaxed);
+                    if let Some(at) = me.inbound.frames.next_head(&buf.filled()[before..]) {
+                        let first = before + at;
+                        let kept = me.merger.merge(&mut buf.filled_mut()[first..]);
+                        buf.set_filled(first + kept);
+                    }
                 }
                 let pings = me
                     .inbound
@@ -354,6 +377,31 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const PRI: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    /// Where the next frame begins in the bytes of the next read, whatever cut the last
+    /// read made: mid-preface, mid-head, mid-payload or between frames.
+    #[test]
+    fn the_next_frame_is_found_after_any_cut() {
+        // DATA on stream 1, 4 bytes, then the head of the next frame.
+        let data: &[u8] = &[0, 0, 4, 0, 0, 0, 0, 0, 1, b'a', b'b', b'c', b'd'];
+        let bytes = [PRI, data, SETTINGS].concat();
+        for cut in 0..bytes.len() {
+            let mut f = Frames::after(PREFACE);
+            f.step_all(&bytes[..cut]);
+            let rest = &bytes[cut..];
+            let want = [PRI.len(), PRI.len() + data.len(), bytes.len()]
+                .into_iter()
+                .find(|&at| at >= cut)
+                .map(|at| at - cut);
+            assert_eq!(f.next_head(rest), want, "cut at {cut}");
+        }
+        // A head cut off again: no frame is known to begin.
+        let mut f = Frames::after(0);
+        f.step_all(&data[..3]);
+        assert_eq!(f.next_head(&data[3..6]), None);
+        // A payload longer than the read.
+        assert_eq!(f.next_head(&data[3..12]), None);
+    }
     /// PING, 8 bytes of payload, no flags, stream 0.
     const PING_FRAME: &[u8] = &[0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
     /// The same PING with ACK.
