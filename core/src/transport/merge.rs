@@ -14,8 +14,8 @@
 //! a block of DATA frames may be regrouped by stream; no frame crosses another kind of
 //! frame (HEADERS that open a stream, RST_STREAM that ends one, WINDOW_UPDATE).
 //!
-//! Only whole frames in one read are merged, never a frame after its stream's end, never
-//! a padded frame (its padding counts in flow control and must not become data), an
+//! Only small frames (under 256 bytes) are merged, and only whole frames in one read; never
+//! a frame after its stream's end, never a padded frame (its padding counts in flow control and must not become data), an
 //! empty one (h2 counts those against floods of them) or one on stream 0 (a connection
 //! error that h2 must see as sent).
 
@@ -24,6 +24,10 @@ pub(crate) const HEAD: usize = 9;
 const DATA: u8 = 0x0;
 const END_STREAM: u8 = 0x1;
 const PADDED: u8 = 0x8;
+/// Frames this small are merged: h2 charges each such frame it keeps to its budget (its
+/// `DEFAULT_DATA_FRAME_OVERHEAD_THRESHOLD`); larger ones cost it nothing and pass as they
+/// are, uncopied.
+const SMALL: usize = 256;
 /// The largest frame every peer accepts before SETTINGS say otherwise (§4.2): merged
 /// frames stay within it, whatever our own settings allow.
 const MOST: usize = 16_384;
@@ -63,9 +67,10 @@ impl Frame {
         &bytes[self.at + HEAD..self.end()]
     }
 
-    /// DATA that may be merged with others of its stream.
+    /// Small DATA that may be merged with others of its stream.
     fn mergeable(&self) -> bool {
-        self.kind == DATA && self.flags & PADDED == 0 && self.len > 0 && self.stream != 0
+        let small = self.len > 0 && self.len < SMALL;
+        self.kind == DATA && self.flags & PADDED == 0 && small && self.stream != 0
     }
 }
 
@@ -242,14 +247,18 @@ mod tests {
         assert_eq!(merged(b), want);
     }
 
-    /// Frames larger than a merged frame may be (our settings allow 1 MiB) pass as they are.
+    /// Frames of 256 bytes and more cost h2's budget nothing: they pass uncopied, and a
+    /// small frame between two of them stays alone.
     #[test]
-    fn large_frames_pass_as_they_are() {
-        let big = vec![3u8; MOST + 1];
-        let mut b = frame(DATA, 0, 1, &big);
-        b.extend(frame(DATA, 0, 1, b"x"));
-        b.extend(frame(DATA, 0, 1, &big));
-        assert_eq!(merged(b.clone()), b);
+    fn frames_that_are_not_small_pass_as_they_are() {
+        for len in [SMALL, 1000, MOST + 1] {
+            let big = vec![3u8; len];
+            let mut b = frame(DATA, 0, 1, &big);
+            b.extend(frame(DATA, 0, 1, &big));
+            b.extend(frame(DATA, 0, 1, b"x"));
+            b.extend(frame(DATA, 0, 1, &big));
+            assert_eq!(merged(b.clone()), b, "{len}");
+        }
     }
 
     #[test]
@@ -289,12 +298,11 @@ mod tests {
 
     #[test]
     fn a_merged_frame_stays_within_the_smallest_frame_size() {
-        let big = vec![7u8; MOST - 10];
-        let mut b = frame(DATA, 0, 1, &big);
-        b.extend(frame(DATA, 0, 1, b"0123456789"));
-        b.extend(frame(DATA, 0, 1, b"z"));
-        let mut want = frame(DATA, 0, 1, &[&big[..], b"0123456789"].concat());
-        want.extend(frame(DATA, 0, 1, b"z"));
+        // 65 frames of 255 bytes: 64 of them fill 16,320 bytes, the 65th would not fit.
+        let small = [5u8; 255];
+        let b: Vec<u8> = (0..65).flat_map(|_| frame(DATA, 0, 1, &small)).collect();
+        let mut want = frame(DATA, 0, 1, &small.repeat(64));
+        want.extend(frame(DATA, 0, 1, &small));
         assert_eq!(merged(b), want);
     }
 
