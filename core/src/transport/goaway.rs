@@ -249,12 +249,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         match &r {
             Poll::Ready(Ok(())) => {
                 let s = &me.scanner;
-                let next = merge::next_head(&s.head, s.have, s.left, &buf.filled()[before..]);
-                if let Some(at) = next {
-                    let first = before + at;
-                    let kept = me.merger.merge(&mut buf.filled_mut()[first..]);
-                    buf.set_filled(first + kept);
-                }
+                let at = merge::next_head(&s.head, s.have, s.left, &buf.filled()[before..]);
+                me.merger.merge_read(buf, before, at);
                 me.observe(&buf.filled()[before..])
             }
             Poll::Ready(Err(_)) => me.goaway.first_read(CLOSED),

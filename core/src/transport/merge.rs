@@ -19,6 +19,8 @@
 //! empty one (h2 counts those against floods of them) or one on stream 0 (a connection
 //! error that h2 must see as sent).
 
+use tokio::io::ReadBuf;
+
 /// "All frames begin with a fixed 9-octet header" (RFC 9113 §4.1).
 pub(crate) const HEAD: usize = 9;
 const DATA: u8 = 0x0;
@@ -103,6 +105,16 @@ pub(crate) struct Merger {
 }
 
 impl Merger {
+    /// Merges the frames a read just put in `buf` after its first `before` bytes, the
+    /// first of them beginning `at` bytes in (`None`: none begins in them).
+    pub(crate) fn merge_read(&mut self, buf: &mut ReadBuf<'_>, before: usize, at: Option<usize>) {
+        if let Some(at) = at {
+            let first = before + at;
+            let kept = self.merge(&mut buf.filled_mut()[first..]);
+            buf.set_filled(first + kept);
+        }
+    }
+
     /// Merges the blocks of DATA frames in `bytes`, whose first frame starts at its first
     /// byte: how many bytes are left (the rest of `bytes` is to be ignored). A frame cut
     /// off at the end is left as it is.

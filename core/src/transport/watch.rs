@@ -21,10 +21,8 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use super::budget::Ledger;
-use super::merge::{self, Merger};
+use super::merge::{self, Merger, HEAD};
 
-/// "All frames begin with a fixed 9-octet header" (RFC 9113 §4.1).
-const HEAD: usize = 9;
 /// The client's connection preface, which comes before its first frame (§3.4).
 const PREFACE: u32 = 24;
 
@@ -280,11 +278,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     me.seen.read_since.store(true, Ordering::Relaxed);
-                    if let Some(at) = me.inbound.frames.next_head(&buf.filled()[before..]) {
-                        let first = before + at;
-                        let kept = me.merger.merge(&mut buf.filled_mut()[first..]);
-                        buf.set_filled(first + kept);
-                    }
+                    let at = me.inbound.frames.next_head(&buf.filled()[before..]);
+                    me.merger.merge_read(buf, before, at);
                 }
                 let pings = me
                     .inbound
