@@ -930,6 +930,12 @@ impl SendQueue {
         }
     }
 
+    /// The stream's connection holds what the send budget lets its transport hold: the
+    /// bound falls back to its least, and grows again as the stream takes whole batches.
+    pub(crate) fn throttle(&self) {
+        self.lock().limit = self.floor;
+    }
+
     /// The batch's bytes move from the queue into the writer's hands: they still count
     /// against the bound until `handed`.
     fn take(&self, mut st: MutexGuard<'_, State>) -> Batch {
@@ -1192,6 +1198,35 @@ mod tests {
         // What the writer still holds counts.
         out.handed((max - 4) * F, false);
         fill(max - 4);
+    }
+
+    /// A stream that grew its bound while it flowed falls back to the floor when its
+    /// connection's transport holds its share of the send budget: a thousand such streams
+    /// waiting there held 256 KiB each (issue 16).
+    #[test]
+    fn a_throttled_stream_falls_back_to_the_floor() {
+        const F: usize = PREFIX_LEN + FRAME;
+        let out = queue(4 * F);
+        let msg = Bytes::from(vec![7u8; FRAME]);
+        let fill = || {
+            let mut k = 0;
+            while out.try_send(msg.clone(), None).is_ok() {
+                k += 1;
+            }
+            k
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        for n in [4, 8] {
+            assert_eq!(fill(), n);
+            assert!(out.poll_take(&mut cx, &mut Linger::default()).is_ready());
+            out.handed(n * F, true);
+        }
+        out.throttle();
+        assert_eq!(
+            fill(),
+            4,
+            "the floor's worth, not the 16 messages the stream grew to"
+        );
     }
 
     #[test]

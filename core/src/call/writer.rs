@@ -267,6 +267,9 @@ impl Writer {
                     let r = sender.poll_capacity(cx, chunk.len());
                     if r.is_pending() {
                         self.queue.handed(std::mem::take(&mut handed), false);
+                        if sender.throttled() {
+                            self.queue.throttle();
+                        }
                     }
                     r
                 })

@@ -84,6 +84,12 @@ impl Sender {
         }
     }
 
+    /// Whether the stream's connection holds the share of the send budget its transport
+    /// may hold (see `transport::budget`): its call should queue no more than its least.
+    pub(crate) fn throttled(&self) -> bool {
+        self.meter().is_some_and(|m| m.gated())
+    }
+
     pub(crate) fn framing(&self) -> Framing {
         match self {
             Sender::Http(s) => s.framing(),

@@ -179,6 +179,13 @@ impl Sender {
         if let Some(cut) = self.cut(cx, false) {
             return Poll::Ready(Err(cut));
         }
+        if self.stream().is_some() && self.meter.as_ref().is_some_and(|m| !m.poll_gate(cx)) {
+            // As waiting for the window: a cut must wake it.
+            return match self.cut(cx, true) {
+                Some(cut) => Poll::Ready(Err(cut)),
+                None => Poll::Pending,
+            };
+        }
         let Some(s) = self.stream() else {
             return Poll::Ready(Ok(want));
         };

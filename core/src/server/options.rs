@@ -90,7 +90,9 @@ pub struct ServerOptions {
     /// streams and read nothing (or grant no window) can make the server hold. Default
     /// 512 MiB; `None`: no limit.
     pub send_budget: Option<usize>,
-    /// The same for each connection. Default 64 MiB; `None`: no limit.
+    /// The same for each connection. Besides, once half of it waits unwritten in a
+    /// connection's transport (its socket not taking more), that connection's streams hand
+    /// the transport nothing more until the client reads. Default 64 MiB; `None`: no limit.
     pub connection_send_budget: Option<usize>,
     /// At most this many connections at once (`None`: no limit). At the limit a new
     /// connection takes the place of the oldest one still in its handshake (TLS, or its

@@ -16,7 +16,9 @@
 //! What h2 wrote is read from the connection's own bytes (`watch`: the DATA frames going
 //! out, by stream, and the resets either way, after which h2 holds nothing of a stream);
 //! TTHeader's and HTTP/1.1's writers count their own. What a transport was handed is
-//! counted as it is handed, and a sweep every `SWEEP` adds them up. Over a budget, the
+//! counted as it is handed, and a sweep every `SWEEP` adds them up. Between sweeps, a
+//! connection's streams hand its transport more only while it holds less than half the
+//! connection's budget (`Gate`). Over a budget, the
 //! server refuses new streams there (REFUSED_STREAM over HTTP/2, which gRPC clients retry
 //! elsewhere or later; RESOURCE_EXHAUSTED over the others) and cuts the stalled streams
 //! holding the most, largest first, until the total is back under it: each is reset (over
@@ -86,6 +88,24 @@ pub(crate) struct SendBudget {
 pub(crate) struct Ledger {
     streams: Mutex<HashMap<u32, Arc<Meter>>>,
     over: AtomicBool,
+    gate: Arc<Gate>,
+}
+
+/// What a connection's transport holds unwritten, kept as it changes, and the writers
+/// waiting for it to fall. A sweep finds a budget overrun only every `SWEEP`; streams
+/// hand their transport data between two sweeps faster than cuts could follow (a few
+/// hundred MiB a second on a client that reads nothing), so a stream hands more only
+/// while its connection's transport holds less than half the connection's budget. The
+/// rest of the budget is for what calls queue while they wait here, which their queues
+/// bound (`Meter::gated` tells them to shrink it). The sum is corrected at each sweep, so
+/// the races between a count and a reset cannot make it drift.
+struct Gate {
+    unwritten: AtomicU64,
+    /// Past this, streams wait (half the connection's budget).
+    limit: u64,
+    /// A writer waits: whoever brings `unwritten` under `limit` wakes them.
+    closed: AtomicBool,
+    waiting: Mutex<Vec<Waker>>,
 }
 
 /// A stream's call is running.
@@ -105,6 +125,8 @@ pub(crate) struct Meter {
     /// The stream's writer, to wake when the stream is cut.
     waker: Mutex<Option<Waker>>,
     backlog: OnceLock<Weak<dyn Backlog>>,
+    /// Its connection's.
+    gate: Arc<Gate>,
 }
 
 impl SendBudget {
@@ -127,6 +149,12 @@ impl SendBudget {
         let l = Arc::new(Ledger {
             streams: Mutex::new(HashMap::new()),
             over: AtomicBool::new(false),
+            gate: Arc::new(Gate {
+                unwritten: AtomicU64::new(0),
+                limit: self.per_connection / 2,
+                closed: AtomicBool::new(false),
+                waiting: Mutex::new(Vec::new()),
+            }),
         });
         lock(&self.ledgers).push(Arc::downgrade(&l));
         l
@@ -219,6 +247,7 @@ impl Ledger {
             state: AtomicU8::new(LIVE),
             waker: Mutex::new(None),
             backlog: OnceLock::new(),
+            gate: self.gate.clone(),
         });
         lock(&self.streams).insert(id, m.clone());
         m
@@ -233,7 +262,10 @@ impl Ledger {
 
     /// Stream `id` was reset: its transport holds nothing of it any more.
     pub(crate) fn reset(&self, id: u32) {
-        lock(&self.streams).remove(&id);
+        let gone = lock(&self.streams).remove(&id);
+        if let Some(m) = gone {
+            self.gate.wrote(m.in_transport());
+        }
     }
 
     /// What the connection's streams hold, and those of them stalled and holding enough to
@@ -247,8 +279,9 @@ impl Ledger {
             streams.retain(|_, m| !m.is_spent());
             streams.values().cloned().collect()
         };
-        let (mut total, mut stalled) = (0, Vec::new());
+        let (mut total, mut stalled, mut unwritten) = (0, Vec::new(), 0);
         for m in &meters {
+            unwritten += m.in_transport();
             let written = m.written.load(Ordering::Relaxed);
             let read = written.saturating_sub(m.swept.swap(written, Ordering::Relaxed));
             let held = m.held();
@@ -258,6 +291,8 @@ impl Ledger {
                 stalled.push((held, m.clone()));
             }
         }
+        self.gate.unwritten.store(unwritten, Ordering::Relaxed);
+        self.gate.opened();
         (total, stalled)
     }
 }
@@ -271,11 +306,25 @@ impl Meter {
     /// `n` more bytes handed to the transport.
     pub(crate) fn handed(&self, n: usize) {
         self.handed.fetch_add(n as u64, Ordering::Relaxed);
+        self.gate.unwritten.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// `n` more bytes written by the transport (or dropped by it with a stream it reset).
     pub(crate) fn wrote(&self, n: usize) {
         self.written.fetch_add(n as u64, Ordering::Relaxed);
+        self.gate.wrote(n as u64);
+    }
+
+    /// Whether the stream may hand its transport more; if not, the writer polling is
+    /// woken when it may (see `Gate`).
+    pub(crate) fn poll_gate(&self, cx: &mut Context<'_>) -> bool {
+        self.gate.poll_open(cx)
+    }
+
+    /// Whether the stream's connection holds its transport's share of the budget: the
+    /// stream's queue should hold no more than its least.
+    pub(crate) fn gated(&self) -> bool {
+        self.gate.is_closed()
     }
 
     /// What the transport was handed and has not written.
@@ -347,6 +396,50 @@ impl Meter {
         let _ = self
             .state
             .compare_exchange(LIVE, ENDED, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+impl Gate {
+    fn is_closed(&self) -> bool {
+        self.unwritten.load(Ordering::SeqCst) >= self.limit
+    }
+
+    fn poll_open(&self, cx: &mut Context<'_>) -> bool {
+        if !self.is_closed() {
+            return true;
+        }
+        let mut waiting = lock(&self.waiting);
+        self.closed.store(true, Ordering::SeqCst);
+        // Written in between: the writer of those bytes may have found no one waiting.
+        if !self.is_closed() {
+            return true;
+        }
+        if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+            waiting.push(cx.waker().clone());
+        }
+        false
+    }
+
+    /// `n` bytes the transport held are gone (written, or dropped with their stream).
+    fn wrote(&self, n: u64) {
+        let _ = self
+            .unwritten
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                Some(u.saturating_sub(n))
+            });
+        self.opened();
+    }
+
+    /// Wakes the waiting writers once the connection's transport is under its share.
+    fn opened(&self) {
+        if self.closed.load(Ordering::SeqCst) && !self.is_closed() {
+            let waiting = {
+                let mut w = lock(&self.waiting);
+                self.closed.store(false, Ordering::SeqCst);
+                std::mem::take(&mut *w)
+            };
+            waiting.into_iter().for_each(Waker::wake);
+        }
     }
 }
 
@@ -434,6 +527,47 @@ mod tests {
         m.backlog_of(Arc::downgrade(&q));
         b.sweep();
         assert!(m.poll_cut(&mut cx(), true));
+    }
+
+    /// A waker that counts its wakes.
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Streams hand their transport no more once it holds half the connection's budget,
+    /// whatever a sweep last found: they wait until the client reads, or a reset drops
+    /// what a stream held.
+    #[test]
+    fn a_connections_transport_holds_half_its_budget_between_sweeps() {
+        let b = SendBudget::new(None, Some(100 * K as usize)).unwrap();
+        let l = b.ledger();
+        let (first, second) = (stream(&l, 1, 30, 0), l.open(3));
+        let wakes = Arc::new(Wakes(Default::default()));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(second.poll_gate(&mut cx) && !second.gated());
+        second.handed(20 * K as usize);
+        // 50 KiB unwritten: the gate is shut, and no sweep has run.
+        assert!(!second.poll_gate(&mut cx) && first.gated());
+        l.written(1, K);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the write reopened it");
+        assert!(second.poll_gate(&mut cx));
+        second.handed(2 * K as usize);
+        assert!(!first.poll_gate(&mut cx));
+        // A reset stream's bytes are dropped with it.
+        l.reset(3);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
+        assert!(first.poll_gate(&mut cx));
+        // A reset stream's writer may hand a last piece after the reset: counted, it
+        // shuts the gate until a sweep counts afresh what the ledger's streams hold.
+        second.handed(30 * K as usize);
+        assert!(first.gated());
+        b.sweep();
+        assert!(!first.gated());
     }
 
     /// An ended stream is forgotten with what it held, and what h2 writes for it later

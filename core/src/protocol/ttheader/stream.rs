@@ -129,6 +129,13 @@ impl Sender {
         if let Some(cut) = self.cut(cx, false) {
             return Poll::Ready(Err(cut));
         }
+        if self.stream.meter().is_some_and(|m| !m.poll_gate(cx)) {
+            // As waiting for room: the cut must wake it.
+            return match self.cut(cx, true) {
+                Some(cut) => Poll::Ready(Err(cut)),
+                None => Poll::Pending,
+            };
+        }
         let room = self.stream.poll_room(cx);
         if room.is_pending() {
             // Waiting for room, as a stream cut for its backlog waits: the cut must wake it.
