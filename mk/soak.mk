@@ -5,7 +5,8 @@
 #           connections for SOAK_SECONDS, with churn (streams end and start, some
 #           cancelled, some past their deadline, connections closed and reopened); the
 #           server's RSS, fds and threads sampled every second; fails if RSS grows after
-#           the warm-up, or on any status the call did not ask for.
+#           the warm-up, if the server (on jemalloc) keeps memory once every connection is
+#           closed, or on any status the call did not ask for.
 #   python  soak/python/soak.py: SOAK_CALLS calls through the Python binding (release, in a
 #           venv of its own: the shared one holds the tests' debug build).
 #   node    soak/node/soak.js: SOAK_CALLS calls through the Node binding (release, in a
@@ -23,8 +24,16 @@ SOAK_OUT := $(CARGO_TARGET_DIR)/soak
 SOAK_SERVER := $(CARGO_TARGET_DIR)/release/echo-server
 SOAK_PY_VENV := $(SOAK_OUT)/venv
 SOAK_NODE_PKG := $(SOAK_OUT)/node/rillrpc
+# The Rust part's server runs on jemalloc (Debian's libjemalloc2), which gives freed pages
+# back: what it holds after the run is then a leak, not what glibc's allocator keeps.
+SOAK_JEMALLOC := /usr/lib/$(shell uname -m)-linux-gnu/libjemalloc.so.2
 
-.PHONY: soak soak-build soak-python-install soak-node-install
+.PHONY: soak soak-build soak-python-install soak-node-install soak-jemalloc
+
+soak-jemalloc:
+	@test -e $(SOAK_JEMALLOC) || { \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq libjemalloc2; }
 
 $(SOAK_PY_VENV)/bin/python:
 	$(PYTHON) -m venv $(SOAK_PY_VENV) || { \
@@ -43,8 +52,9 @@ soak-node-install:
 	RILLRPC_BUILD=release node $(NODE_PKG)/scripts/build.js --out $(SOAK_NODE_PKG)/native
 
 soak-build: $(if $(filter python,$(SOAK_PARTS)),soak-python-install) \
-            $(if $(filter node,$(SOAK_PARTS)),soak-node-install)
-	cargo build --release -p rill-bench --bin echo-server -p rill-soak
+            $(if $(filter node,$(SOAK_PARTS)),soak-node-install) \
+            $(if $(filter rust,$(SOAK_PARTS)),soak-jemalloc)
+	cargo build --release -p rill-bench --bin echo-server -p rill-soak --bin rill-soak
 
 # Every part runs even when one before it failed; the summary table comes last, and the
 # run fails if any part did. The open-file limit is raised for SOAK_CONNECTIONS far past
@@ -55,7 +65,7 @@ soak: soak-build
 	for p in $(SOAK_PARTS); do \
 	  echo "=== soak $$p"; \
 	  case $$p in \
-	    rust) $(CARGO_TARGET_DIR)/release/rill-soak --server $(SOAK_SERVER) \
+	    rust) $(CARGO_TARGET_DIR)/release/rill-soak --server $(SOAK_SERVER) --preload $(SOAK_JEMALLOC) \
 	            --seconds $(SOAK_SECONDS) --streams $(SOAK_STREAMS) \
 	            --connections $(SOAK_CONNECTIONS) --summary $(SOAK_OUT)/summary.txt ;; \
 	    python) $(SOAK_PY_VENV)/bin/python soak/python/soak.py --server $(SOAK_SERVER) \
