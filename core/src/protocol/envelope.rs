@@ -201,12 +201,22 @@ fn frame_len(len: usize) -> Result<u32, Status> {
 /// moving between the two costs more per small message than a copy.
 const COPY_MAX: usize = 128;
 
+/// The most a buffer of copied messages holds: the small messages of a chunk holding
+/// several are copied into one buffer of the decoder's own, sized to the chunk up to this,
+/// and handed out as slices of it. One allocation serves a run of messages (a burst of
+/// 16-byte messages has about 190 to a buffer) instead of one each, and its reference
+/// count stays with the thread that reads the messages.
+const COPIES_MAX: usize = 4 * 1024;
+
 /// Splits a received byte stream into messages. Whole messages inside one received chunk
 /// are handed out as slices of it (no copy) unless they are small (`COPY_MAX`); only a
 /// message that straddles chunks is gathered into an accumulator.
 pub(crate) struct Decoder {
     cur: Bytes,
     acc: BytesMut,
+    /// Where the current chunk's small messages are copied (`COPIES_MAX`); let go when
+    /// the chunk is done, so that an idle stream holds none.
+    copies: BytesMut,
     /// The header of the message being gathered into `acc`: (flags, length). A length
     /// on the wire is a u32, and a stream holds one decoder, so the narrow type counts.
     pending: Option<(u8, u32)>,
@@ -229,6 +239,7 @@ impl Decoder {
         Decoder {
             cur: Bytes::new(),
             acc: BytesMut::new(),
+            copies: BytesMut::new(),
             pending: None,
             max_message,
             encoding: Encoding::Identity,
@@ -265,6 +276,7 @@ impl Decoder {
 
     pub(crate) fn push(&mut self, chunk: Bytes) {
         self.chunk_messages = 0;
+        self.copies = BytesMut::new();
         if self.cur.is_empty() {
             self.cur = chunk;
         } else {
@@ -356,8 +368,21 @@ impl Decoder {
         if len > COPY_MAX {
             return self.cur.split_to(len);
         }
-        let msg = Bytes::copy_from_slice(&self.cur[..len]);
+        let msg = if self.cur.len() - len < PREFIX_LEN {
+            // The chunk's last message: a buffer of its own is one allocation, where
+            // slicing a shared one would take two.
+            Bytes::copy_from_slice(&self.cur[..len])
+        } else {
+            if self.copies.capacity() < len {
+                self.copies = BytesMut::with_capacity(self.cur.len().min(COPIES_MAX));
+            }
+            self.copies.extend_from_slice(&self.cur[..len]);
+            self.copies.split().freeze()
+        };
         self.cur.advance(len);
+        if self.cur.is_empty() {
+            self.copies = BytesMut::new();
+        }
         msg
     }
 
@@ -499,6 +524,33 @@ mod tests {
         assert_eq!(&d.next().unwrap().unwrap()[..], b"");
         assert!(d.next().unwrap().is_none());
         assert!(!d.has_partial());
+    }
+
+    /// A chunk's small messages are copied side by side into one buffer, and the decoder
+    /// lets it go with the chunk; the chunk's last message gets one of its own.
+    #[test]
+    fn a_chunks_small_messages_share_one_copy_the_decoder_then_lets_go() {
+        let big = vec![7u8; COPY_MAX + 1];
+        let chunk = framed(&[b"ab", b"cde", &big, b"f", b"gh"]);
+        let mut d = Decoder::new(1000);
+        d.push(chunk.clone());
+        let got: Vec<Bytes> = std::iter::from_fn(|| d.next().unwrap()).collect();
+        let want: [&[u8]; 5] = [b"ab", b"cde", &big, b"f", b"gh"];
+        assert_eq!(got, want);
+        let at = |m: &Bytes| m.as_ptr() as usize;
+        assert_eq!(at(&got[1]), at(&got[0]) + 2, "side by side in one copy");
+        assert_eq!(
+            at(&got[3]),
+            at(&got[1]) + 3,
+            "past a large message (sliced)"
+        );
+        let in_chunk = |m: &Bytes| (at(&chunk)..at(&chunk) + chunk.len()).contains(&at(m));
+        assert!(in_chunk(&got[2]) && !in_chunk(&got[0]) && !in_chunk(&got[4]));
+        assert_eq!(
+            d.copies.capacity(),
+            0,
+            "nothing held once the chunk is read"
+        );
     }
 
     #[test]
