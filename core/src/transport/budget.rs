@@ -56,6 +56,11 @@ const SWEEP_ON_OPEN: Duration = Duration::from_millis(5);
 /// up holds between two writes.
 const CUT_FLOOR: u64 = 32 * 1024;
 
+/// The least a connection's transport may hold unwritten before its streams wait (see
+/// `Gate`), however small the connection's budget: enough for a stalled stream to hold
+/// `CUT_FLOOR` and be cut, instead of waiting on a closed gate with too little to cut.
+const GATE_FLOOR: u64 = 2 * CUT_FLOOR;
+
 /// A stream whose client read less than this since the last sweep is stalled (about
 /// 40 KB/s): a client reading slowly on purpose would have to read faster than that on
 /// every stream it holds.
@@ -101,7 +106,7 @@ pub(crate) struct Ledger {
 /// the races between a count and a reset cannot make it drift.
 struct Gate {
     unwritten: AtomicU64,
-    /// Past this, streams wait (half the connection's budget).
+    /// Past this, streams wait (half the connection's budget, at least `GATE_FLOOR`).
     limit: u64,
     /// A writer waits: whoever brings `unwritten` under `limit` wakes them.
     closed: AtomicBool,
@@ -151,7 +156,7 @@ impl SendBudget {
             over: AtomicBool::new(false),
             gate: Arc::new(Gate {
                 unwritten: AtomicU64::new(0),
-                limit: self.per_connection / 2,
+                limit: (self.per_connection / 2).max(GATE_FLOOR),
                 closed: AtomicBool::new(false),
                 waiting: Mutex::new(Vec::new()),
             }),
@@ -543,20 +548,20 @@ mod tests {
     /// what a stream held.
     #[test]
     fn a_connections_transport_holds_half_its_budget_between_sweeps() {
-        let b = SendBudget::new(None, Some(100 * K as usize)).unwrap();
+        let b = SendBudget::new(None, Some(200 * K as usize)).unwrap();
         let l = b.ledger();
-        let (first, second) = (stream(&l, 1, 30, 0), l.open(3));
+        let (first, second) = (stream(&l, 1, 60, 0), l.open(3));
         let wakes = Arc::new(Wakes(Default::default()));
         let waker = Waker::from(wakes.clone());
         let mut cx = Context::from_waker(&waker);
         assert!(second.poll_gate(&mut cx) && !second.gated());
-        second.handed(20 * K as usize);
-        // 50 KiB unwritten: the gate is shut, and no sweep has run.
+        second.handed(40 * K as usize);
+        // 100 KiB unwritten: the gate is shut, and no sweep has run.
         assert!(!second.poll_gate(&mut cx) && first.gated());
-        l.written(1, K);
+        l.written(1, 2 * K);
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the write reopened it");
         assert!(second.poll_gate(&mut cx));
-        second.handed(2 * K as usize);
+        second.handed(4 * K as usize);
         assert!(!first.poll_gate(&mut cx));
         // A reset stream's bytes are dropped with it.
         l.reset(3);
@@ -564,10 +569,30 @@ mod tests {
         assert!(first.poll_gate(&mut cx));
         // A reset stream's writer may hand a last piece after the reset: counted, it
         // shuts the gate until a sweep counts afresh what the ledger's streams hold.
-        second.handed(30 * K as usize);
+        second.handed(60 * K as usize);
         assert!(first.gated());
         b.sweep();
         assert!(!first.gated());
+    }
+
+    /// Regression: with a budget of one byte the gate's limit was 0, shut with nothing
+    /// unwritten: a stream waited on it for ever, holding too little to be cut (Node's
+    /// "the send budget cuts a grpc-js stream whose reader stopped reading" hung).
+    #[test]
+    fn under_a_tiny_budget_a_stream_may_still_hold_enough_to_be_cut() {
+        let b = SendBudget::new(None, Some(1)).unwrap();
+        let l = b.ledger();
+        let m = l.open(1);
+        assert!(m.poll_gate(&mut cx()));
+        m.handed((CUT_FLOOR + K) as usize);
+        assert!(m.poll_gate(&mut cx()), "shut before the stream can be cut");
+        m.handed(GATE_FLOOR as usize);
+        assert!(!m.poll_gate(&mut cx()));
+        b.sweep();
+        assert!(
+            m.poll_cut(&mut cx(), true),
+            "a stalled stream over the budget"
+        );
     }
 
     /// An ended stream is forgotten with what it held, and what h2 writes for it later
