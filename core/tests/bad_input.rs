@@ -1020,13 +1020,16 @@ async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_bu
 /// Regression: a call that ended had its stream's count dropped from the send budget at
 /// once, though h2 keeps a finished stream's data until it is written. A client that opened
 /// short calls one after another and read none of their answers made the server hold all
-/// of them, unseen by the budget, which refused and cut none: here up to 48 answers of 200
+/// of them, unseen by the budget, which refused and cut none: here up to 96 answers of 200
 /// KiB (each within h2's send buffer of 256 KiB for a stream, so each call ends within
 /// milliseconds) against a connection budget of 1 MiB. Now the finished streams stay
 /// counted until their data goes out (beyond what the socket's buffers take): the calls
-/// after them wait for the transport's share of the budget, streams opened or waiting
-/// while the budget is spent are refused or cut, and once the client has read it all a new
-/// stream is taken again.
+/// after them wait for the transport's share of the budget (half of it) holding their
+/// queues' floor (16 KiB) and the batch their writer took, so that once the socket's
+/// buffers are full, the waiting calls spend the rest of the budget and streams opened or
+/// waiting then are refused or cut; once the client has read it all a new stream is taken
+/// again. (With 48 calls, on a loaded machine the socket's buffers took so much that the
+/// calls left waiting held less than the rest.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_finished_calls_stay_in_the_send_budget_until_their_data_is_written() {
     use tokio::io::AsyncWriteExt;
@@ -1035,7 +1038,7 @@ async fn regression_finished_calls_stay_in_the_send_budget_until_their_data_is_w
         ..Default::default()
     });
     let mut t = unread_client(&server).await;
-    const CALLS: u32 = 48;
+    const CALLS: u32 = 96;
     for i in 0..CALLS {
         t.write_all(&server_streams(std::iter::once(1 + 2 * i), 200))
             .await
