@@ -213,10 +213,11 @@ const COPIES_MAX: usize = 4 * 1024;
 /// message that straddles chunks is gathered into an accumulator.
 pub(crate) struct Decoder {
     cur: Bytes,
+    /// A message that straddles chunks, gathered; between such messages, where the
+    /// current chunk's small messages are copied (`COPIES_MAX`). Let go when the chunk is
+    /// done, so that an idle stream holds none. (One buffer for both: a stream holds a
+    /// decoder, and a handler's future holds its stream more than once.)
     acc: BytesMut,
-    /// Where the current chunk's small messages are copied (`COPIES_MAX`); let go when
-    /// the chunk is done, so that an idle stream holds none.
-    copies: BytesMut,
     /// The header of the message being gathered into `acc`: (flags, length). A length
     /// on the wire is a u32, and a stream holds one decoder, so the narrow type counts.
     pending: Option<(u8, u32)>,
@@ -239,7 +240,6 @@ impl Decoder {
         Decoder {
             cur: Bytes::new(),
             acc: BytesMut::new(),
-            copies: BytesMut::new(),
             pending: None,
             max_message,
             encoding: Encoding::Identity,
@@ -276,7 +276,11 @@ impl Decoder {
 
     pub(crate) fn push(&mut self, chunk: Bytes) {
         self.chunk_messages = 0;
-        self.copies = BytesMut::new();
+        if self.acc.is_empty() && self.pending.is_none() {
+            // Spare room after the last chunk's copies, not room reserved for a message
+            // whose prefix came at the end of that chunk.
+            self.acc = BytesMut::new();
+        }
         if self.cur.is_empty() {
             self.cur = chunk;
         } else {
@@ -373,15 +377,16 @@ impl Decoder {
             // slicing a shared one would take two.
             Bytes::copy_from_slice(&self.cur[..len])
         } else {
-            if self.copies.capacity() < len {
-                self.copies = BytesMut::with_capacity(self.cur.len().min(COPIES_MAX));
+            // The accumulator is empty: no message straddles chunks now.
+            if self.acc.capacity() < len {
+                self.acc = BytesMut::with_capacity(self.cur.len().min(COPIES_MAX));
             }
-            self.copies.extend_from_slice(&self.cur[..len]);
-            self.copies.split().freeze()
+            self.acc.extend_from_slice(&self.cur[..len]);
+            self.acc.split().freeze()
         };
         self.cur.advance(len);
         if self.cur.is_empty() {
-            self.copies = BytesMut::new();
+            self.acc = BytesMut::new();
         }
         msg
     }
@@ -546,11 +551,7 @@ mod tests {
         );
         let in_chunk = |m: &Bytes| (at(&chunk)..at(&chunk) + chunk.len()).contains(&at(m));
         assert!(in_chunk(&got[2]) && !in_chunk(&got[0]) && !in_chunk(&got[4]));
-        assert_eq!(
-            d.copies.capacity(),
-            0,
-            "nothing held once the chunk is read"
-        );
+        assert_eq!(d.acc.capacity(), 0, "nothing held once the chunk is read");
     }
 
     #[test]
