@@ -276,11 +276,6 @@ impl Decoder {
 
     pub(crate) fn push(&mut self, chunk: Bytes) {
         self.chunk_messages = 0;
-        if self.acc.is_empty() && self.pending.is_none() {
-            // Spare room after the last chunk's copies, not room reserved for a message
-            // whose prefix came at the end of that chunk.
-            self.acc = BytesMut::new();
-        }
         if self.cur.is_empty() {
             self.cur = chunk;
         } else {
@@ -369,26 +364,33 @@ impl Decoder {
     /// The next `len` bytes of the current chunk as a message of its own.
     #[inline]
     fn take(&mut self, len: usize) -> Bytes {
-        if len > COPY_MAX {
-            return self.cur.split_to(len);
-        }
-        let msg = if self.cur.len() - len < PREFIX_LEN {
-            // The chunk's last message: a buffer of its own is one allocation, where
-            // slicing a shared one would take two.
-            Bytes::copy_from_slice(&self.cur[..len])
+        let msg = if len > COPY_MAX {
+            self.cur.split_to(len)
         } else {
-            // The accumulator is empty: no message straddles chunks now.
-            if self.acc.capacity() < len {
-                self.acc = BytesMut::with_capacity(self.cur.len().min(COPIES_MAX));
-            }
-            self.acc.extend_from_slice(&self.cur[..len]);
-            self.acc.split().freeze()
+            let msg = self.copy(len);
+            self.cur.advance(len);
+            msg
         };
-        self.cur.advance(len);
+        // Whatever ends the chunk, its copies' spare room goes with it.
         if self.cur.is_empty() {
             self.acc = BytesMut::new();
         }
         msg
+    }
+
+    /// A copy of the next `len` bytes of the current chunk, a small message's.
+    fn copy(&mut self, len: usize) -> Bytes {
+        if self.cur.len() - len < PREFIX_LEN {
+            // The chunk's last message: a buffer of its own is one allocation, where
+            // slicing a shared one would take two.
+            return Bytes::copy_from_slice(&self.cur[..len]);
+        }
+        // The accumulator is empty: no message straddles chunks now.
+        if self.acc.capacity() < len {
+            self.acc = BytesMut::with_capacity(self.cur.len().min(COPIES_MAX));
+        }
+        self.acc.extend_from_slice(&self.cur[..len]);
+        self.acc.split().freeze()
     }
 
     /// Moves the next `n` bytes of the current chunk into the accumulator.

@@ -18,7 +18,7 @@
 //! TTHeader's and HTTP/1.1's writers count their own. What a transport was handed is
 //! counted as it is handed, and a sweep every `SWEEP` adds them up. Between sweeps, a
 //! connection's streams hand its transport more only while it holds less than half the
-//! connection's budget (`Gate`). Over a budget, the
+//! connection's budget, and at least `GATE_FLOOR` (`Gate`). Over a budget, the
 //! server refuses new streams there (REFUSED_STREAM over HTTP/2, which gRPC clients retry
 //! elsewhere or later; RESOURCE_EXHAUSTED over the others) and cuts the stalled streams
 //! holding the most, largest first, until the total is back under it: each is reset (over
