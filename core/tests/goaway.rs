@@ -163,13 +163,16 @@ async fn after_a_graceful_goaway_new_calls_go_to_a_new_connection() {
         .open(ECHO_CLIENT, rillrpc::Shape::ClientStreaming, opts())
         .unwrap();
     draining.send(req(b"first", 0)).await.unwrap();
-    // The GOAWAY came before these headers.
+    // The GOAWAY came before these headers: the draining connection takes no new calls,
+    // and the channel says it has none that does.
     draining.headers().await.unwrap();
+    assert!(!ch.is_connected());
     for i in 0..20u8 {
         let r = ch.unary(PING_PONG, req(&[i], 0), opts()).await.unwrap();
         assert_eq!(resp_payload(&r), [i]);
     }
     assert_eq!(connections.load(Ordering::SeqCst), 2);
+    assert!(ch.is_connected());
     // The call in flight on the old connection finishes there.
     draining.send(req(b"second", 0)).await.unwrap();
     draining.close_send();

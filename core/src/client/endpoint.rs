@@ -143,11 +143,12 @@ impl Endpoint {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = ConnState::Closed;
     }
 
-    /// True while a connection is established.
+    /// True while a connection is established that takes new calls: not once its server
+    /// said GOAWAY (the calls in flight on it run on; the next call connects anew).
     pub(crate) fn is_connected(&self) -> bool {
         matches!(
-            *self.state.lock().unwrap_or_else(|p| p.into_inner()),
-            ConnState::Ready(_)
+            &*self.state.lock().unwrap_or_else(|p| p.into_inner()),
+            ConnState::Ready(conn) if !conn.goaway.seen()
         )
     }
 }

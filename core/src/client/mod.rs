@@ -285,7 +285,8 @@ impl Channel {
         self.inner.endpoint.close();
     }
 
-    /// True while a connection is established.
+    /// True while a connection is established that takes new calls: not once its server
+    /// said GOAWAY.
     pub fn is_connected(&self) -> bool {
         self.inner.endpoint.is_connected()
     }

@@ -60,8 +60,13 @@ async fn drain(grace: Duration, all_must_finish: bool) -> Line {
         let server = server.clone();
         tokio::spawn(async move { server.shutdown(grace).await })
     };
-    // Give the GOAWAY a moment out, then call again: on this channel and a new one.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once the GOAWAY has reached the channel, call again: on this channel and a new one.
+    // (After a fixed 200 ms, on a loaded machine the GOAWAY had not always come, and the
+    // same channel's call went out on the draining connection before it, and was served.)
+    let heard = Instant::now();
+    while ch.is_connected() && heard.elapsed() < SLACK {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let opts = || CallOptions::new().timeout(SLACK);
     let same = seq::run(&ch, Shape::Unary, 1, 0, opts()).await;
     let fresh = Channel::new(&format!("http://{addr}")).expect("channel");
