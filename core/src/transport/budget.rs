@@ -341,7 +341,7 @@ impl Ledger {
             let held = m.held();
             total += held;
             let live = m.state.load(Ordering::Relaxed) == LIVE;
-            if live && held >= self.gate.cut_floor() && read < STALL {
+            if live && held >= CUT_FLOOR && read < STALL {
                 stalled.push((held, m.clone()));
             }
         }
@@ -462,7 +462,7 @@ impl Meter {
             ENDED => return false,
             _ => {}
         }
-        if !waiting && self.in_transport() < self.gate.cut_floor() {
+        if !waiting && self.in_transport() < CUT_FLOOR {
             return false;
         }
         // A look with the no-op waker (at a stream found broken) keeps the writer's.
@@ -499,16 +499,6 @@ impl Meter {
 }
 
 impl Gate {
-    /// What a stream must hold to be cut: `CUT_FLOOR`, or under a budget so small that its
-    /// gate's limit is less than four times that, a quarter of the limit. A stream waiting
-    /// for its client's window holds its queue's least (16 KiB) and nothing in the
-    /// transport, and the room its queue took counts in the gate: under a connection budget
-    /// of one byte (a gate of `GATE_FLOOR`) such a stream held less than `CUT_FLOOR`, and
-    /// was never cut.
-    fn cut_floor(&self) -> u64 {
-        CUT_FLOOR.min(self.limit / 4)
-    }
-
     fn is_closed(&self) -> bool {
         let mine = self.unwritten.load(Ordering::SeqCst);
         mine >= self.limit || (mine >= self.pool.share() && self.pool.is_closed())
@@ -730,26 +720,6 @@ mod tests {
         assert!(first.gated());
         b.sweep();
         assert!(!first.gated());
-    }
-
-    /// Regression: under a connection budget of one byte, a stream waiting for its
-    /// client's window held its queue's least (16 KiB) and nothing in its transport, less
-    /// than `CUT_FLOOR`, and was never cut (Node's budget test hung).
-    #[test]
-    fn under_a_tiny_budget_a_stream_holding_its_queues_least_is_cut() {
-        struct Queued(usize);
-        impl Backlog for Queued {
-            fn backlog(&self) -> usize {
-                self.0
-            }
-        }
-        let b = SendBudget::new(None, Some(1)).unwrap();
-        let l = b.ledger();
-        let q: Arc<dyn Backlog> = Arc::new(Queued(16 * K as usize));
-        let m = stream(&l, 1, 0, 0);
-        m.backlog_of(Arc::downgrade(&q));
-        b.sweep();
-        assert!(m.poll_cut(&mut cx(), true));
     }
 
     /// Past half the server's budget, a connection holding more than its share of that
