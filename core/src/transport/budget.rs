@@ -559,8 +559,6 @@ impl Pool {
     fn wait(&self, gate: &Arc<Gate>) {
         let mut waiting = lock(&self.waiting);
         self.closed.store(true, Ordering::SeqCst);
-        // Connections that ended while the pool stayed closed leave no trace.
-        waiting.retain(|g| g.strong_count() > 0);
         if !waiting
             .iter()
             .any(|g| std::ptr::eq(g.as_ptr(), Arc::as_ptr(gate)))
