@@ -24,8 +24,7 @@ const MESSAGES = 200000
 // now and then passes one round by luck.
 const ROUNDS = 10
 // Not 100: on a loaded machine (another suite's build beside it) the Node server's bidi
-// echoes took up to one frame per 70 messages, before and after the same change to the
-// core; quiet, one per 130 to 240.
+// echoes took up to one frame per 70 messages; quiet, one per 130 to 240.
 const MESSAGES_PER_FRAME = 25
 // 16 bytes: an 18-byte echo.Request, 23 bytes framed, as in the issue.
 const PAYLOAD = Buffer.from('0123456789abcdef')
