@@ -4,7 +4,12 @@
 # `make install PREFIX=/usr/local` installs an optimized build there (DESTDIR honoured).
 C_PROFILE ?= debug
 C_PREFIX ?= $(CARGO_TARGET_DIR)/c-$(C_PROFILE)
-C_CARGO_FLAGS := $(if $(filter release,$(C_PROFILE)),--release,)
+# The debug library selects rill-workspace-hack too: its dependencies then have the features the
+# other builds of `make test` use (workspace-hack/Cargo.toml), and it is the library that
+# `cargo test -p rillrpc-ffi` builds and its C tests load, built once. A release library (`make
+# install`, the one shipped; C_PROFILE=release, which the C bench measures) is built alone, with
+# the features it ships with.
+C_CARGO_FLAGS := $(if $(filter release,$(C_PROFILE)),--release,-p rill-workspace-hack)
 C_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 PREFIX ?= /usr/local

@@ -57,7 +57,13 @@ if (manifest === packed && !env.CARGO_TARGET_DIR) {
   env.CARGO_TARGET_DIR = scratch
 }
 const cargoArgs = ['build', '--lib', '--manifest-path', manifest, '--message-format=json-render-diagnostics']
-if ((env.RILLRPC_BUILD || 'release') !== 'debug') cargoArgs.push('--release')
+const debug = (env.RILLRPC_BUILD || 'release') === 'debug'
+if (!debug) cargoArgs.push('--release')
+// A debug build in the repository (the tests' addon) selects the workspace-hack crate too: its
+// dependencies then have the features the other builds of `make test` use, and are built once
+// (workspace-hack/Cargo.toml). A release build, and any build of an installed package, builds
+// the addon alone, with the features it ships with.
+if (debug && manifest !== packed) cargoArgs.push('-p', 'rillrpc-node', '-p', 'rill-workspace-hack')
 
 // stdout carries cargo's JSON messages (where the library landed); progress goes to stderr.
 const r = spawnSync('cargo', cargoArgs, { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 28 })
