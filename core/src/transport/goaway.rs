@@ -209,6 +209,16 @@ impl<T> Watched<T> {
     }
 }
 
+impl<T> Drop for Watched<T> {
+    /// The connection is gone: a handshake still waiting for the server's first words
+    /// hears that none will come. (A connection that failed on its first write, the server
+    /// having closed it before our preface, was never read again, and the handshake waited
+    /// for the connect timeout: a client without the certificate a server asks for hung.)
+    fn drop(&mut self) {
+        self.goaway.first_read(CLOSED);
+    }
+}
+
 impl<T: AsyncRead + Unpin> Watched<T> {
     /// After a failed write: reads what the server sent before it closed (its GOAWAY, if
     /// any), which h2, failing on the write, would never read.
@@ -314,6 +324,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
 
     fn found(scanner: &mut Scanner, parts: &[&[u8]]) -> Vec<Said> {
         let mut out = Vec::new();
@@ -381,5 +392,51 @@ mod tests {
         assert_eq!(said.len(), 2);
         assert_eq!(said[0].debug.len(), DEBUG_KEPT);
         assert_eq!((said[1].last_stream_id, said[1].code), (1, 2));
+    }
+
+    /// A socket the server has already reset: every write fails, and nothing comes to read.
+    struct Reset;
+
+    impl AsyncRead for Reset {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Reset {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Regression: a server that closed the connection before our preface (one rejecting a
+    /// client without the certificate it asks for, on a loaded machine) failed h2 on its
+    /// first write; nothing read again, and the handshake waited for the server's first
+    /// words until the connect timeout. The C TLS test's call timed out 1 run in 40.
+    #[tokio::test]
+    async fn a_connection_that_failed_before_the_server_spoke_is_not_waited_for() {
+        let goaway = Arc::new(GoAway::default());
+        if let Ok((_, conn)) = h2::client::handshake(Watched::new(Reset, goaway.clone())).await {
+            assert!(conn.await.is_err(), "every write fails");
+        }
+        let mut heard = std::pin::pin!(goaway.heard());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert_eq!(heard.as_mut().poll(&mut cx), Poll::Ready(false));
     }
 }
