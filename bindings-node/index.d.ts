@@ -326,6 +326,16 @@ export interface ServerOptions {
   sendBudget?: number
   /** The same for each connection (default 64 MiB; 0: no limit). */
   connectionSendBudget?: number
+  /**
+   * The receive budget: how far the HTTP/2 connection windows granted to clients may grow
+   * together beyond each connection's first 4 MiB (default 512 MiB; 0: no limit), so that
+   * request streams handlers have not read yet do not stall a connection's other calls.
+   * What clients can make the server hold of unread requests; past it, unread request
+   * streams stall their connection until they are read.
+   */
+  receiveBudget?: number
+  /** The most one connection's window grows to (default 64 MiB; 0: as far as HTTP/2 allows). */
+  connectionReceiveBudget?: number
   maxConcurrentStreams?: number
   maxReceiveMessageSize?: number
   /**

@@ -580,6 +580,21 @@ typedef struct rill_server_options {
    * The same for each connection. 0: no limit. Default 67108864 (64 MiB).
    */
   uint64_t connection_send_budget;
+  /**
+   * How far the HTTP/2 connection windows granted to clients may grow together, in
+   * bytes, beyond each connection's first 4 MiB: what clients can make the server hold
+   * of requests its handlers have not read yet. Past it, request streams that are not
+   * read stall their connection's other calls until they are. 0: no limit. Default
+   * 536870912 (512 MiB). Appended after `connection_send_budget` with the one below: a
+   * program built against the header before them passes the smaller `size` and gets
+   * their defaults.
+   */
+  uint64_t receive_budget;
+  /**
+   * The most one HTTP/2 connection's window grows to (never less than its first
+   * 4 MiB). 0: as far as HTTP/2 allows (2^31-1). Default 67108864 (64 MiB).
+   */
+  uint64_t connection_receive_budget;
 } rill_server_options;
 
 #ifdef __cplusplus

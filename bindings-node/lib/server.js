@@ -342,6 +342,8 @@ class Server extends EventEmitter {
    *   permitKeepaliveTime (ms), permitKeepaliveWithoutCalls: keepalive enforcement
    *   keepaliveTime, keepaliveTimeout (ms): the server's own pings (0: off)
    *   sendBudget, connectionSendBudget (bytes): what the server holds for clients to read
+   *   receiveBudget, connectionReceiveBudget (bytes): what clients may send ahead of the
+   *     handlers' reading
    *   cors: the origins whose browser pages may call ('*' for any), one or an array;
    *   corsMaxAge: ms a browser may cache a preflight's answer
    */
@@ -363,6 +365,8 @@ class Server extends EventEmitter {
       keepaliveTimeoutMs: opts.keepaliveTimeout,
       sendBudget: opts.sendBudget,
       connectionSendBudget: opts.connectionSendBudget,
+      receiveBudget: opts.receiveBudget,
+      connectionReceiveBudget: opts.connectionReceiveBudget,
       maxConcurrentStreams: opts.maxConcurrentStreams,
       maxRecvMessageSize: opts.maxReceiveMessageSize,
       hostConnections: !offloadIo(opts),

@@ -44,6 +44,9 @@ pub struct ServerOpts {
     /// The send budget (`ServerOptions::send_budget`), bytes; 0: no limit.
     pub send_budget: Option<f64>,
     pub connection_send_budget: Option<f64>,
+    /// The receive budget (`ServerOptions::receive_budget`), bytes; 0: no limit.
+    pub receive_budget: Option<f64>,
+    pub connection_receive_budget: Option<f64>,
 }
 
 /// A count of bytes, checked: a whole number, not negative.
@@ -143,6 +146,12 @@ impl NativeServer {
             }
             if let Some(n) = byte_count(o.connection_send_budget, "connectionSendBudget")? {
                 so.connection_send_budget = (n > 0).then_some(n);
+            }
+            if let Some(n) = byte_count(o.receive_budget, "receiveBudget")? {
+                so.receive_budget = (n > 0).then_some(n);
+            }
+            if let Some(n) = byte_count(o.connection_receive_budget, "connectionReceiveBudget")? {
+                so.connection_receive_budget = (n > 0).then_some(n);
             }
         }
         let mut builder = ServerBuilder::new(so);

@@ -493,9 +493,63 @@ test('the send budget cuts a grpc-js stream whose reader stopped reading', async
   await s.shutdown(0)
 })
 
+/**
+ * Eight grpc-js client streams of 2 MiB whose handlers read nothing yet, then a unary call
+ * on the same connection: whether it got through within 2 s. Then every stream is read.
+ */
+async function unaryPastUnreadRequestStreams (opts) {
+  let go
+  const gone = new Promise((resolve) => { go = resolve })
+  const s = new rill.Server(opts)
+  s.addService(service, {
+    ...echoImpl(),
+    async EchoClient (call) {
+      await gone
+      let total = 0
+      for await (const r of call) total += r.payload.length
+      return { payload: Buffer.from(String(total)) }
+    }
+  })
+  const c = grpcJsClient(s.listen('127.0.0.1:0'))
+  const chunk = { payload: Buffer.alloc(32 * 1024, 'r') }
+  const streams = []
+  for (let i = 0; i < 8; i++) {
+    streams.push(new Promise((resolve, reject) => {
+      const w = c.EchoClient((err, resp) => err ? reject(err) : resolve(resp))
+      for (let j = 0; j < 64; j++) w.write(chunk)
+      w.end()
+    }))
+  }
+  await sleep(500)
+  const through = await new Promise((resolve) => {
+    c.PingPong({ payload: Buffer.from('through') }, { deadline: Date.now() + 2000 }, (err) => {
+      if (err) assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED, err.message)
+      resolve(!err)
+    })
+  })
+  go()
+  for (const r of await Promise.all(streams)) assert.equal(r.payload.toString(), String(64 * 32 * 1024))
+  c.close()
+  await s.shutdown(0)
+  return through
+}
+
+test('request streams a handler has not read do not stall a grpc-js client\'s other calls', async () => {
+  assert.ok(await unaryPastUnreadRequestStreams({}))
+})
+
+test('the receive budgets bound what unread request streams hold', async () => {
+  // Under the connection's first 4 MiB: the window stays there, and 8 unread streams of
+  // 1 MiB windows spend it.
+  assert.ok(!await unaryPastUnreadRequestStreams({ connectionReceiveBudget: 1 }))
+  assert.ok(!await unaryPastUnreadRequestStreams({ receiveBudget: 1 }))
+})
+
 test('connection limits are checked', () => {
   assert.throws(() => new rill.Server({ sendBudget: -1 }), /invalid sendBudget -1/)
   assert.throws(() => new rill.Server({ connectionSendBudget: 1.5 }), /invalid connectionSendBudget 1.5/)
+  assert.throws(() => new rill.Server({ receiveBudget: -1 }), /invalid receiveBudget -1/)
+  assert.throws(() => new rill.Server({ connectionReceiveBudget: 1.5 }), /invalid connectionReceiveBudget 1.5/)
   for (const k of ['handshakeTimeout', 'maxConnectionAge', 'maxConnectionAgeGrace', 'maxConnectionIdle',
     'headerReadTimeout', 'permitKeepaliveTime', 'keepaliveTime', 'keepaliveTimeout']) {
     assert.throws(() => new rill.Server({ [k]: -1 }), new RegExp(`invalid ${k} -1 ms`))

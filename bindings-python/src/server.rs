@@ -31,7 +31,7 @@ impl NativeServer {
     /// effects answers Connect's GET too.
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None, client_ca_pem=None, handshake_timeout=None, max_connections=None, max_connection_age=None, max_connection_age_grace=None, max_connection_idle=None, header_read_timeout=None, permit_keepalive_time=None, permit_keepalive_without_calls=None, keepalive_time=None, keepalive_timeout=None, send_budget=None, connection_send_budget=None))]
+    #[pyo3(signature = (address, methods, max_concurrent_streams=None, max_recv_message_size=None, cert_pem=None, key_pem=None, cors=None, cors_max_age=None, client_ca_pem=None, handshake_timeout=None, max_connections=None, max_connection_age=None, max_connection_age_grace=None, max_connection_idle=None, header_read_timeout=None, permit_keepalive_time=None, permit_keepalive_without_calls=None, keepalive_time=None, keepalive_timeout=None, send_budget=None, connection_send_budget=None, receive_budget=None, connection_receive_budget=None))]
     fn new(
         address: &str,
         methods: Vec<(String, u32, String)>,
@@ -54,6 +54,8 @@ impl NativeServer {
         keepalive_timeout: Option<f64>,
         send_budget: Option<usize>,
         connection_send_budget: Option<usize>,
+        receive_budget: Option<usize>,
+        connection_receive_budget: Option<usize>,
     ) -> PyResult<NativeServer> {
         let mut opts = ServerOptions::default();
         let seconds = |t: Option<f64>, what| t.map(|t| seconds_from_py(t, what)).transpose();
@@ -86,6 +88,12 @@ impl NativeServer {
         }
         if let Some(n) = connection_send_budget {
             opts.connection_send_budget = (n > 0).then_some(n);
+        }
+        if let Some(n) = receive_budget {
+            opts.receive_budget = (n > 0).then_some(n);
+        }
+        if let Some(n) = connection_receive_budget {
+            opts.connection_receive_budget = (n > 0).then_some(n);
         }
         if let Some(n) = max_concurrent_streams {
             opts.max_concurrent_streams = n;

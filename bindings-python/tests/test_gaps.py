@@ -295,12 +295,52 @@ async def test_send_budget_cuts_a_grpcio_stream_whose_reader_stopped_reading() -
             assert got < 10**6
 
 
+async def _unary_past_unread_request_streams(server: rillrpc.Server) -> bool:
+    """Eight grpcio client streams of 2 MiB whose handlers read nothing yet, then a unary call
+    on the same connection: whether it got through within 2 s. Then every stream is read."""
+    go = asyncio.Event()
+
+    class Waiting(RillEcho):
+        async def EchoClient(self, reqs: AsyncIterator[Any], ctx: ServerCall) -> Any:
+            await go.wait()
+            return await super().EchoClient(reqs, ctx)
+
+    server.add_service(SERVICE, Waiting())
+    async with server:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+            stub = echo_pb2_grpc.TestServiceStub(ch)
+            chunk = Req(payload=b"r" * 32 * 1024)
+            streams = [asyncio.ensure_future(stub.EchoClient(iter([chunk] * 64))) for _ in range(8)]
+            await asyncio.sleep(0.5)
+            try:
+                await stub.PingPong(Req(payload=b"through"), timeout=2)
+                through = True
+            except grpc.aio.AioRpcError as e:
+                assert e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e
+                through = False
+            go.set()
+            for s in streams:
+                assert (await s).payload == str(64 * 32 * 1024).encode()
+            return through
+
+
+async def test_unread_request_streams_do_not_stall_a_grpcio_clients_other_calls() -> None:
+    assert await _unary_past_unread_request_streams(rillrpc.Server())
+
+
+async def test_receive_budgets_bound_what_unread_request_streams_hold() -> None:
+    # Under the connection's first 4 MiB: the window stays there, and 8 unread streams of 1 MiB
+    # windows spend it.
+    assert not await _unary_past_unread_request_streams(rillrpc.Server(connection_receive_budget=1))
+    assert not await _unary_past_unread_request_streams(rillrpc.Server(receive_budget=1))
+
+
 def test_connection_limits_are_checked() -> None:
     for kw in ("handshake_timeout", "max_connection_age", "max_connection_age_grace", "max_connection_idle",
                "header_read_timeout", "permit_keepalive_time", "keepalive_time", "keepalive_timeout"):
         with pytest.raises(ValueError, match=f"{kw} must be a non-negative number of seconds"):
             rillrpc.Server(**{kw: -1.0}).bind("127.0.0.1:0")
-    for kw in ("send_budget", "connection_send_budget"):
+    for kw in ("send_budget", "connection_send_budget", "receive_budget", "connection_receive_budget"):
         with pytest.raises(OverflowError):
             rillrpc.Server(**{kw: -1}).bind("127.0.0.1:0")
 

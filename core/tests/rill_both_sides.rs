@@ -36,8 +36,16 @@ where
     F: Fn(rillrpc::ServerCall) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    server_with_options(ServerOptions::default(), f)
+}
+
+fn server_with_options<F, Fut>(opts: ServerOptions, f: F) -> std::sync::Arc<rillrpc::Server>
+where
+    F: Fn(rillrpc::ServerCall) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let server = std::sync::Arc::new(
-        rill_testkit::rill_echo::builder(ServerOptions::default())
+        rill_testkit::rill_echo::builder(opts)
             .bind("127.0.0.1:0")
             .unwrap(),
     );
@@ -637,8 +645,43 @@ async fn unread_server_streams_do_not_stall_the_clients_other_calls() {
 /// yet: four of them stalled every other call their client made on the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_streams_a_handler_has_not_read_do_not_stall_the_connection() {
+    let through =
+        unary_past_unread_request_streams(ServerOptions::default(), Duration::from_secs(10)).await;
+    assert!(
+        through,
+        "a unary call stalled behind 8 unread request streams"
+    );
+}
+
+/// The growth that lets calls pass unread request streams is the operator's to bound: with
+/// none allowed, per connection or over the server, the connection's configured 4 MiB is
+/// all 8 unread streams get (1 MiB windows), and a unary call waits until they are read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receive_budgets_bound_what_unread_request_streams_hold() {
+    let connection = ServerOptions {
+        connection_receive_budget: Some(0),
+        ..ServerOptions::default()
+    };
+    assert!(
+        !unary_past_unread_request_streams(connection, Duration::from_secs(2)).await,
+        "connection_receive_budget 0: the window stayed at 4 MiB"
+    );
+    let server = ServerOptions {
+        receive_budget: Some(0),
+        ..ServerOptions::default()
+    };
+    assert!(
+        !unary_past_unread_request_streams(server, Duration::from_secs(2)).await,
+        "receive_budget 0: no connection's window grew"
+    );
+}
+
+/// Opens 8 client streams of 2 MiB each whose handlers read nothing yet, and tries a
+/// unary call on the same connection for up to `bound`: whether it got through. Then lets
+/// the handlers read, and checks that every stream arrived whole.
+async fn unary_past_unread_request_streams(opts: ServerOptions, bound: Duration) -> bool {
     let (go, gone) = tokio::sync::watch::channel(false);
-    let server = server_with(move |mut call| {
+    let server = server_with_options(opts, move |mut call| {
         let mut gone = gone.clone();
         async move {
             if call.method() == rill_testkit::rill_echo::PING_PONG {
@@ -673,13 +716,10 @@ async fn request_streams_a_handler_has_not_read_do_not_stall_the_connection() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let through = unary_within(&ch, Duration::from_secs(10)).await;
-    assert!(
-        through,
-        "a unary call stalled behind 8 unread request streams"
-    );
+    let through = unary_within(&ch, bound).await;
     go.send(true).unwrap();
     for s in senders {
         assert_eq!(&s.await.unwrap()[..], &64u32.to_be_bytes());
     }
+    through
 }

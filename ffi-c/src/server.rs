@@ -90,10 +90,21 @@ pub struct rill_server_options {
     pub send_budget: u64,
     /// The same for each connection. 0: no limit. Default 67108864 (64 MiB).
     pub connection_send_budget: u64,
+    /// How far the HTTP/2 connection windows granted to clients may grow together, in
+    /// bytes, beyond each connection's first 4 MiB: what clients can make the server hold
+    /// of requests its handlers have not read yet. Past it, request streams that are not
+    /// read stall their connection's other calls until they are. 0: no limit. Default
+    /// 536870912 (512 MiB). Appended after `connection_send_budget` with the one below: a
+    /// program built against the header before them passes the smaller `size` and gets
+    /// their defaults.
+    pub receive_budget: u64,
+    /// The most one HTTP/2 connection's window grows to (never less than its first
+    /// 4 MiB). 0: as far as HTTP/2 allows (2^31-1). Default 67108864 (64 MiB).
+    pub connection_receive_budget: u64,
 }
 
 /// The struct as each earlier header declared it (`versioned::earlier`).
-const EARLIER: [(usize, usize); 5] = [
+const EARLIER: [(usize, usize); 6] = [
     versioned::earlier(
         std::mem::offset_of!(rill_server_options, handshake_timeout_ms),
         std::mem::align_of::<rill_server_options>(),
@@ -112,6 +123,10 @@ const EARLIER: [(usize, usize); 5] = [
     ),
     versioned::earlier(
         std::mem::offset_of!(rill_server_options, send_budget),
+        std::mem::align_of::<rill_server_options>(),
+    ),
+    versioned::earlier(
+        std::mem::offset_of!(rill_server_options, receive_budget),
         std::mem::align_of::<rill_server_options>(),
     ),
 ];
@@ -139,6 +154,8 @@ fn defaults() -> rill_server_options {
         keepalive_timeout_ms: d.keepalive_timeout.as_millis() as i64,
         send_budget: d.send_budget.map_or(0, |n| n as u64),
         connection_send_budget: d.connection_send_budget.map_or(0, |n| n as u64),
+        receive_budget: d.receive_budget.map_or(0, |n| n as u64),
+        connection_receive_budget: d.connection_receive_budget.map_or(0, |n| n as u64),
     }
 }
 
@@ -301,6 +318,8 @@ unsafe fn options(c: &rill_server_options) -> R<ServerOptions> {
         keepalive_timeout: Duration::from_millis(c.keepalive_timeout_ms as u64),
         send_budget: bytes(c.send_budget),
         connection_send_budget: bytes(c.connection_send_budget),
+        receive_budget: bytes(c.receive_budget),
+        connection_receive_budget: bytes(c.connection_receive_budget),
         // SAFETY: the caller's contract.
         cors: unsafe { cors(c) }?,
         ..ServerOptions::default()

@@ -323,7 +323,14 @@ class Server:
     read over all connections, whatever the protocol, and `connection_send_budget` (64 MiB)
     on each; past
     it new streams are refused and the streams whose clients stopped reading are cut, those
-    holding the most first (their calls end RESOURCE_EXHAUSTED). 0: no limit."""
+    holding the most first (their calls end RESOURCE_EXHAUSTED). 0: no limit.
+
+    The receive budget: what clients can make the server hold of requests its handlers have
+    not read yet. An HTTP/2 connection's window grows with the request streams open on it, so
+    that streams nobody reads yet do not stall its other calls, up to
+    `connection_receive_budget` bytes (64 MiB by default) on each connection and
+    `receive_budget` (512 MiB) of growth over all of them; past it, unread request streams
+    stall their connection until they are read. 0: no limit."""
 
     def __init__(
         self,
@@ -347,6 +354,8 @@ class Server:
         keepalive_timeout: Optional[float] = None,
         send_budget: Optional[int] = None,
         connection_send_budget: Optional[int] = None,
+        receive_budget: Optional[int] = None,
+        connection_receive_budget: Optional[int] = None,
     ) -> None:
         origins = None if cors is None else [cors] if isinstance(cors, str) else list(cors)
         self._opts = (
@@ -369,6 +378,8 @@ class Server:
             keepalive_timeout,
             send_budget,
             connection_send_budget,
+            receive_budget,
+            connection_receive_budget,
         )
         self._methods: Dict[str, _Method] = {}
         self._n: Optional[NativeServer] = None

@@ -23,7 +23,7 @@ use crate::transport::driver::Driver;
 use crate::transport::goaway::{GoAway, Watched};
 use crate::transport::hosted::{Handout, HostedConnection};
 use crate::transport::socket::Socket;
-use crate::transport::window::{Counter, RecvWindow};
+use crate::transport::window::{Counter, RecvWindow, CONNECTION_MOST};
 use crate::transport::{h2_client, tls};
 
 /// An established connection: where new streams are opened.
@@ -410,7 +410,12 @@ impl Endpoint {
     /// cap per connection (a client's unread streams are its own application's).
     fn recv_window(&self) -> RecvWindow {
         let o = &self.opts;
-        RecvWindow::new(o.initial_stream_window, o.initial_connection_window, None)
+        RecvWindow::new(
+            o.initial_stream_window,
+            o.initial_connection_window,
+            CONNECTION_MOST,
+            None,
+        )
     }
 
     fn next_generation(&self) -> u64 {

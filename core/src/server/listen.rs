@@ -25,7 +25,7 @@ use crate::transport::sniff::{sniff, Version};
 use crate::transport::socket::Socket;
 use crate::transport::ttheader;
 use crate::transport::watch::{Seen, Watched};
-use crate::transport::window::{Receiving, RecvWindow};
+use crate::transport::window::{self, Receiving, RecvWindow};
 
 pub(super) async fn serve(
     shared: Arc<Shared>,
@@ -535,6 +535,7 @@ async fn serve_h2<T>(
     let window = RecvWindow::new(
         o.initial_stream_window,
         o.initial_connection_window,
+        window::cap(o.connection_receive_budget),
         Some(shared.window_pool.clone()),
     );
     run_h2(conn, seen, ledger, window, shared, peer, me).await

@@ -26,7 +26,7 @@ use crate::runtime;
 use crate::transport::budget::SendBudget;
 use crate::transport::hosted::{self, Handout, HostedConnection};
 use crate::transport::tls;
-use crate::transport::window::{self, Pool};
+use crate::transport::window::Pool;
 
 /// Builds a server: options, then the methods it serves, then `bind`.
 pub struct ServerBuilder {
@@ -118,6 +118,7 @@ impl ServerBuilder {
             false => (None, None),
         };
         let budget = SendBudget::new(self.opts.send_budget, self.opts.connection_send_budget);
+        let window_pool = Pool::new(self.opts.receive_budget);
         let shared = Arc::new(Shared {
             opts: self.opts,
             methods: self.methods,
@@ -127,7 +128,7 @@ impl ServerBuilder {
             hosted: hosted_tx,
             phase: shutdown_rx,
             budget,
-            window_pool: Pool::new(window::SERVER_POOL),
+            window_pool,
         });
         let rt = runtime::handle();
         let (done_tx, done_rx) = watch::channel(false);

@@ -30,6 +30,12 @@ const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 const DEFAULT_SEND_BUDGET: usize = 512 << 20;
 const DEFAULT_CONNECTION_SEND_BUDGET: usize = 64 << 20;
 
+/// What clients may send ahead of the handlers' reading: with 1 MiB stream windows a
+/// connection's window keeps up with 63 request streams that handlers have not read yet,
+/// and eight such connections at full growth fill the server's part.
+const DEFAULT_RECEIVE_BUDGET: usize = 512 << 20;
+const DEFAULT_CONNECTION_RECEIVE_BUDGET: usize = 64 << 20;
+
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -42,9 +48,9 @@ pub struct ServerOptions {
     /// HTTP/2 flow-control windows granted to clients: each stream's (default 1 MiB), and
     /// each connection's to begin with (default 4 MiB). A connection's window grows with
     /// the streams open on it, a stream window ahead of what they can hold unread (up to
-    /// 64 MiB per connection, and 512 MiB over all of the server's connections), so that
-    /// request streams handlers have not read yet do not stall the connection's other
-    /// calls; what the growth allows is memory the server may hold for unread requests.
+    /// `connection_receive_budget`, and `receive_budget` over all of the server's
+    /// connections), so that request streams handlers have not read yet do not stall the
+    /// connection's other calls.
     pub initial_stream_window: u32,
     pub initial_connection_window: u32,
     pub tls: Option<ServerTls>,
@@ -96,6 +102,18 @@ pub struct ServerOptions {
     /// connection's transport (its socket not taking more), that connection's streams hand
     /// the transport nothing more until the client reads. Default 64 MiB; `None`: no limit.
     pub connection_send_budget: Option<usize>,
+    /// How far the HTTP/2 connection windows granted to clients may grow together, in
+    /// bytes, beyond each connection's `initial_connection_window`: what clients can make
+    /// the server hold of requests its handlers have not read yet, however many
+    /// connections and streams they open. Past it, request streams that are not read
+    /// stall their connection's other calls until they are. Default 512 MiB; `None`: no
+    /// limit.
+    pub receive_budget: Option<usize>,
+    /// The most one HTTP/2 connection's window grows to (never less than
+    /// `initial_connection_window`; HTTP/2 allows at most 2^31-1). Default 64 MiB: a
+    /// connection keeps up with 63 unread request streams of 1 MiB windows. `None`: as
+    /// far as HTTP/2 allows.
+    pub connection_receive_budget: Option<usize>,
     /// At most this many connections at once (`None`: no limit). At the limit a new
     /// connection takes the place of the oldest one still in its handshake (TLS, or its
     /// first bytes: no call in flight), so that a flood of connections that never finish
@@ -144,6 +162,8 @@ impl Default for ServerOptions {
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             send_budget: Some(DEFAULT_SEND_BUDGET),
             connection_send_budget: Some(DEFAULT_CONNECTION_SEND_BUDGET),
+            receive_budget: Some(DEFAULT_RECEIVE_BUDGET),
+            connection_receive_budget: Some(DEFAULT_CONNECTION_RECEIVE_BUDGET),
             max_connections: None,
             max_connection_age: None,
             max_connection_age_grace: None,

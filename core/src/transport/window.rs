@@ -15,16 +15,23 @@
 //! connection (past it, unread streams stall the connection again, as they did before)
 //! and, on a server, at a pool its connections share: a client cannot make the server
 //! hold more than the pool plus each connection's configured window, however many
-//! connections and streams it opens.
+//! connections and streams it opens. A server's operator sets both
+//! (`ServerOptions::connection_receive_budget`, `receive_budget`).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// The most a connection's window grows to, unless its configured window is larger.
+/// The most a client connection's window grows to, unless its configured window is larger.
 pub(crate) const CONNECTION_MOST: u32 = 64 << 20;
 
-/// What a server's connections may grow their windows by, together.
-pub(crate) const SERVER_POOL: u64 = 512 << 20;
+/// RFC 9113 §6.9.1: "A sender MUST NOT allow a flow-control window to exceed 2^31-1
+/// octets." A cap past it is no cap.
+const LARGEST: u32 = (1 << 31) - 1;
+
+/// A window cap of `budget` bytes (`None`: none).
+pub(crate) fn cap(budget: Option<usize>) -> u32 {
+    budget.map_or(LARGEST, |n| n.min(LARGEST as usize) as u32)
+}
 
 /// Growth a server's connections share (see the module doc).
 pub(crate) struct Pool {
@@ -32,9 +39,10 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    pub(crate) fn new(size: u64) -> Arc<Pool> {
+    /// A pool of `size` bytes (`None`: without end).
+    pub(crate) fn new(size: Option<usize>) -> Arc<Pool> {
         Arc::new(Pool {
-            left: AtomicU64::new(size),
+            left: AtomicU64::new(size.map_or(u64::MAX, |n| n as u64)),
         })
     }
 
@@ -107,13 +115,19 @@ impl Receiving {
 
 impl RecvWindow {
     /// The window of a connection whose streams start with `stream` bytes of window and
-    /// which itself starts with `connection`; `pool`: where its growth comes from.
-    pub(crate) fn new(stream: u32, connection: u32, pool: Option<Arc<Pool>>) -> RecvWindow {
+    /// which itself starts with `connection`, growing to `most` at most (never less than
+    /// `connection`); `pool`: where its growth comes from.
+    pub(crate) fn new(
+        stream: u32,
+        connection: u32,
+        most: u32,
+        pool: Option<Arc<Pool>>,
+    ) -> RecvWindow {
         RecvWindow {
             open: Arc::new(AtomicUsize::new(0)),
             stream: stream.into(),
             floor: connection.into(),
-            most: CONNECTION_MOST.max(connection).into(),
+            most: most.max(connection).into(),
             set: connection.into(),
             pool,
         }
@@ -152,7 +166,7 @@ impl RecvWindow {
             return None;
         }
         self.set = set;
-        // `most` is a u32's at most.
+        // `most` is a u32.
         Some(set as u32)
     }
 }
@@ -183,7 +197,7 @@ mod tests {
 
     #[test]
     fn the_window_stays_a_stream_window_ahead_of_the_open_streams() {
-        let mut w = RecvWindow::new(M, 4 * M, None);
+        let mut w = RecvWindow::new(M, 4 * M, CONNECTION_MOST, None);
         let c = w.counter();
         let mut open: Vec<Receiving> = (0..3).map(|_| c.count()).collect();
         // Three streams hold at most 3 MiB: the configured 4 MiB is enough.
@@ -203,7 +217,7 @@ mod tests {
 
     #[test]
     fn growth_stops_at_the_cap() {
-        let mut w = RecvWindow::new(M, 4 * M, None);
+        let mut w = RecvWindow::new(M, 4 * M, CONNECTION_MOST, None);
         let c = w.counter();
         let _open: Vec<Receiving> = (0..1000).map(|_| c.count()).collect();
         assert_eq!(w.retarget(), Some(CONNECTION_MOST));
@@ -211,9 +225,9 @@ mod tests {
 
     #[test]
     fn a_servers_connections_grow_out_of_one_pool_and_give_it_back() {
-        let pool = Pool::new(10 * M as u64);
-        let mut a = RecvWindow::new(M, 4 * M, Some(pool.clone()));
-        let mut b = RecvWindow::new(M, 4 * M, Some(pool.clone()));
+        let pool = Pool::new(Some(10 * M as usize));
+        let mut a = RecvWindow::new(M, 4 * M, CONNECTION_MOST, Some(pool.clone()));
+        let mut b = RecvWindow::new(M, 4 * M, CONNECTION_MOST, Some(pool.clone()));
         let (ca, cb) = (a.counter(), b.counter());
         let _on_a: Vec<Receiving> = (0..11).map(|_| ca.count()).collect();
         let _on_b: Vec<Receiving> = (0..11).map(|_| cb.count()).collect();
@@ -222,5 +236,24 @@ mod tests {
         drop(a);
         // A's growth is back in the pool: B takes what it still wants.
         assert_eq!(b.retarget(), Some(12 * M));
+    }
+
+    #[test]
+    fn a_cap_under_the_configured_window_leaves_it_as_it_is() {
+        let mut w = RecvWindow::new(M, 4 * M, 0, None);
+        let c = w.counter();
+        let _open: Vec<Receiving> = (0..10).map(|_| c.count()).collect();
+        assert_eq!(w.retarget(), None, "no growth: the configured 4 MiB stays");
+    }
+
+    #[test]
+    fn no_cap_is_the_largest_window_http2_allows() {
+        assert_eq!(cap(None), LARGEST);
+        assert_eq!(cap(Some(usize::MAX)), LARGEST);
+        assert_eq!(cap(Some(5 * M as usize)), 5 * M);
+        let mut w = RecvWindow::new(M, 4 * M, cap(None), Some(Pool::new(None)));
+        let c = w.counter();
+        let _open: Vec<Receiving> = (0..4096).map(|_| c.count()).collect();
+        assert_eq!(w.retarget(), Some(LARGEST));
     }
 }

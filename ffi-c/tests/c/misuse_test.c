@@ -257,6 +257,17 @@ int main(void) {
     so.connection_send_budget = 1;
     OK(rill_server_new(&so, &s));
     OK(rill_server_free(s));
+    CHECK(so.receive_budget == 512u << 20 && so.connection_receive_budget == 64u << 20);
+    /* 0: no limit; under the connection's first window, no growth. */
+    so.receive_budget = 0;
+    so.connection_receive_budget = 1;
+    OK(rill_server_new(&so, &s));
+    OK(rill_server_free(s));
+    /* The header before the receive budgets. */
+    so.size = offsetof(rill_server_options, receive_budget);
+    OK(rill_server_new(&so, &s));
+    OK(rill_server_free(s));
+    so.size = sizeof so;
     so.permit_keepalive_time_ms = -1;
     /* The header before the keepalive fields: the bad value past its size is not read. */
     so.size = offsetof(rill_server_options, header_read_timeout_ms);
