@@ -1154,7 +1154,11 @@ async fn past_the_servers_send_budget_every_protocol_refuses_new_calls() {
 /// 100 MB each, with clients that read nothing, hold what their calls queued (16 KiB) and
 /// their bodies hold for hyper (64 KiB); over the server's budget the server cuts the
 /// calls holding the most, closing their connections (HTTP/1.1's only way to end a
-/// response early), and the others go on.
+/// response early), and the others go on. A request that arrives while the server is
+/// still over is refused: answered RESOURCE_EXHAUSTED whole, its connection kept for the
+/// next request. (Regression: on a loaded machine the later of the 16 requests came after
+/// a sweep had found the server over, and the test took the refused connection, which
+/// sends nothing more and stays open, for one that had stalled.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_calls_whose_clients_read_nothing_are_cut_past_the_servers_send_budget() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1180,24 +1184,44 @@ async fn http1_calls_whose_clients_read_nothing_are_cut_past_the_servers_send_bu
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     // A cut connection ends after what the socket's buffers held (a few MB); one that was
-    // not goes on past 16 MB.
-    let mut cut = 0;
+    // not goes on past 16 MB; a refused call's answer is all its connection sends.
+    let (mut cut, mut refused, mut flowed) = (0, 0, 0);
     for t in &mut conns {
         let mut buf = vec![0u8; 1 << 16];
+        let mut first = Vec::new();
         let mut read = 0;
         while read < 16 << 20 {
-            match tokio::time::timeout(Duration::from_secs(10), t.read(&mut buf)).await {
+            let was_refused = contains(&first, b"resource_exhausted");
+            let wait = Duration::from_secs(if was_refused { 2 } else { 10 });
+            match tokio::time::timeout(wait, t.read(&mut buf)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => {
                     cut += 1;
                     break;
                 }
-                Ok(Ok(n)) => read += n,
+                Ok(Ok(n)) => {
+                    read += n;
+                    if first.len() < 4096 {
+                        first.extend_from_slice(&buf[..n.min(4096)]);
+                    }
+                }
+                Err(_) if was_refused => {
+                    refused += 1;
+                    break;
+                }
                 Err(_) => panic!("a connection neither sent nor closed for 10 s"),
             }
         }
+        if read >= 16 << 20 {
+            flowed += 1;
+        }
     }
+    println!("{cut} cut, {refused} refused, {flowed} flowed");
     assert!(cut > 0, "no call was cut");
-    assert!(cut < CONNECTIONS, "every call was cut");
+    assert!(flowed > 0, "no call went on");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 // ---- a deadline that passes mid-message ----
