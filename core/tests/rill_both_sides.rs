@@ -658,22 +658,26 @@ async fn request_streams_a_handler_has_not_read_do_not_stall_the_connection() {
 /// all 8 unread streams get (1 MiB windows), and a unary call waits until they are read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_receive_budgets_bound_what_unread_request_streams_hold() {
-    let connection = ServerOptions {
-        connection_receive_budget: Some(0),
-        ..ServerOptions::default()
-    };
-    assert!(
-        !unary_past_unread_request_streams(connection, Duration::from_secs(2)).await,
-        "connection_receive_budget 0: the window stayed at 4 MiB"
-    );
-    let server = ServerOptions {
-        receive_budget: Some(0),
-        ..ServerOptions::default()
-    };
-    assert!(
-        !unary_past_unread_request_streams(server, Duration::from_secs(2)).await,
-        "receive_budget 0: no connection's window grew"
-    );
+    let defaults = ServerOptions::default;
+    for (opts, what) in [
+        (
+            ServerOptions {
+                connection_receive_budget: Some(0),
+                ..defaults()
+            },
+            "connection_receive_budget 0: the window stayed at 4 MiB",
+        ),
+        (
+            ServerOptions {
+                receive_budget: Some(0),
+                ..defaults()
+            },
+            "receive_budget 0: no connection's window grew",
+        ),
+    ] {
+        let through = unary_past_unread_request_streams(opts, Duration::from_secs(2)).await;
+        assert!(!through, "{what}");
+    }
 }
 
 /// Opens 8 client streams of 2 MiB each whose handlers read nothing yet, and tries a

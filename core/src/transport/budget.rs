@@ -636,6 +636,19 @@ mod tests {
 
     const K: u64 = 1024;
 
+    /// A call queue holding this many bytes, whose bound has not grown.
+    struct Queued(usize);
+
+    impl Backlog for Queued {
+        fn backlog(&self) -> usize {
+            self.0
+        }
+
+        fn fall_back(&self) -> bool {
+            false
+        }
+    }
+
     fn cx() -> Context<'static> {
         Context::from_waker(Waker::noop())
     }
@@ -695,16 +708,6 @@ mod tests {
     /// A call's queued bytes count as held, as what h2 holds does.
     #[test]
     fn a_calls_backlog_counts() {
-        struct Queued(usize);
-        impl Backlog for Queued {
-            fn backlog(&self) -> usize {
-                self.0
-            }
-
-            fn fall_back(&self) -> bool {
-                false
-            }
-        }
         let b = SendBudget::new(None, Some(100 * K as usize)).unwrap();
         let l = b.ledger();
         let q: Arc<dyn Backlog> = Arc::new(Queued(150 * K as usize));
@@ -760,16 +763,6 @@ mod tests {
     /// than `CUT_FLOOR`, and was never cut (Node's budget test hung).
     #[test]
     fn under_a_tiny_budget_a_stream_holding_its_queues_least_is_cut() {
-        struct Queued(usize);
-        impl Backlog for Queued {
-            fn backlog(&self) -> usize {
-                self.0
-            }
-
-            fn fall_back(&self) -> bool {
-                false
-            }
-        }
         let b = SendBudget::new(None, Some(1)).unwrap();
         let l = b.ledger();
         let q: Arc<dyn Backlog> = Arc::new(Queued(16 * K as usize));
