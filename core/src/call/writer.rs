@@ -266,11 +266,9 @@ impl Writer {
                 let room = poll_fn(|cx| {
                     let r = sender.poll_capacity(cx, chunk.len());
                     if r.is_pending() {
-                        self.queue
-                            .handed(std::mem::take(&mut handed), false, |_| false);
+                        self.queue.handed(std::mem::take(&mut handed), false);
                         if sender.throttled() {
                             self.queue.throttle();
-                            sender.release();
                         }
                     }
                     r
@@ -282,7 +280,7 @@ impl Writer {
                 *torn = (!chunk.is_empty()).then(|| (whole.clone(), whole.len() - chunk.len()));
             }
         }
-        self.queue.handed(handed, true, |by| sender.reserve(by));
+        self.queue.handed(handed, true);
         Ok(())
     }
 }
