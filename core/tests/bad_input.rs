@@ -939,19 +939,35 @@ struct Seen {
 }
 
 async fn read_until(t: &mut tokio::net::TcpStream, done: impl Fn(&Seen) -> bool) -> Seen {
+    read_in_bursts(t, usize::MAX, done).await
+}
+
+/// As `read_until`, but reading nothing for a second after each `burst` bytes: a client
+/// that stops reading, whose streams the server finds stalled however late it fills them.
+async fn read_in_bursts(
+    t: &mut tokio::net::TcpStream,
+    burst: usize,
+    done: impl Fn(&Seen) -> bool,
+) -> Seen {
     use tokio::io::AsyncReadExt;
     let (mut seen, mut got, mut buf) = (Seen::default(), Vec::new(), vec![0u8; 1 << 16]);
     let t0 = std::time::Instant::now();
+    let mut since_pause = 0;
     while !done(&seen) {
         assert!(
             t0.elapsed() < Duration::from_secs(30),
             "not done in 30 s: {seen:?}"
         );
+        if since_pause >= burst {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            since_pause = 0;
+        }
         let n = tokio::time::timeout(Duration::from_secs(10), t.read(&mut buf))
             .await
             .expect("the server keeps sending")
             .unwrap();
         assert!(n > 0, "the connection closed: {seen:?}");
+        since_pause += n;
         got.extend_from_slice(&buf[..n]);
         let mut parsed = 0;
         while got.len() >= parsed + 9 {
@@ -1000,8 +1016,10 @@ async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_bu
         .unwrap();
     // The streams fill what the server buffers while nothing is read.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Until a stream's reset comes (behind the DATA the socket holds).
-    let seen = read_until(&mut t, |s| {
+    // Until a stream's reset comes (behind the DATA the socket holds, a few MB). A
+    // loaded server may not have filled its buffers in those 2 s, and then keeps up with a
+    // client reading at full speed, which it must not cut: the client pauses again.
+    let seen = read_in_bursts(&mut t, 8 << 20, |s| {
         s.resets.iter().any(|(_, c)| *c == ENHANCE_YOUR_CALM)
     })
     .await;
