@@ -1001,7 +1001,9 @@ const REFUSED_STREAM: u32 = 0x7;
 /// Over the connection's send budget the server resets the stalled streams holding the
 /// most with ENHANCE_YOUR_CALM (what they held is freed with them), and refuses streams
 /// opened while it is over with REFUSED_STREAM; without a budget it would hold about half
-/// a MiB for each, as many as the client opens.
+/// a MiB for each, as many as the client opens. The streams' transport holds at most half
+/// the budget and each stream's queue its least (16 KiB) once they stall: 48 streams are
+/// over the budget (with 16, the server held less than it and cut none).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_budget() {
     use tokio::io::AsyncWriteExt;
@@ -1010,7 +1012,7 @@ async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_bu
         ..Default::default()
     });
     let mut t = unread_client(&server).await;
-    const STREAMS: u32 = 16;
+    const STREAMS: u32 = 48;
     t.write_all(&server_streams((0..STREAMS).map(|i| 1 + 2 * i), 100_000))
         .await
         .unwrap();
@@ -1101,15 +1103,22 @@ async fn past_the_servers_send_budget_every_protocol_refuses_new_calls() {
     });
     let addr = server.local_addr();
     let mut t = unread_client(&server).await;
-    // Short calls, one after another, whose answers stay unread (as in the regression test
-    // above): the finished ones cannot be cut, so the server stays over its budget.
-    const CALLS: u32 = 48;
-    for i in 0..CALLS {
-        t.write_all(&server_streams(std::iter::once(1 + 2 * i), 200))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // Calls of 15 answers of 1 KiB whose client reads nothing, at once. The first end as
+    // the socket's buffers and the transport's share of the budget (half of it) take their
+    // answers; the rest wait for that share, each holding its answers queued: too little to
+    // be cut (32 KiB), and within the queue's least (16 KiB), so that their handlers wait
+    // for nothing (a stalled stream whose handler waits is cut whatever it holds). The
+    // server stays over its budget. The socket's buffers took up to 7 MB here: 1,400 calls
+    // are 21 MB. They go 50 at a time, within the 64 KiB that the connection's window
+    // holds until the server's first WINDOW_UPDATE (at once they broke it:
+    // FLOW_CONTROL_ERROR).
+    const CALLS: u32 = 1400;
+    for batch in 0..CALLS / 50 {
+        let ids = (0..50).map(|i| 1 + 2 * (batch * 50 + i));
+        t.write_all(&server_streams(ids, 15)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // Connect unary over HTTP/1.1: PingPong { payload: "hi" }.
     let unary = b"POST /echo.TestService/PingPong HTTP/1.1\r\nHost: x\r\n\
           Content-Type: application/proto\r\nContent-Length: 4\r\nConnection: close\r\n\r\n\

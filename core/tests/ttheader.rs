@@ -434,7 +434,10 @@ fn server_streams(ids: impl IntoIterator<Item = u32>, count: i32) -> Vec<Vec<u8>
 /// streams wanting 100 MB each and never reads makes them stall; over the connection's
 /// budget the server cuts the stalled streams holding the most, each with an RST frame
 /// whose exception says why, and drops what they had waiting. Without the budget the
-/// server would hold about 128 KiB for each, as many as the client opens.
+/// server would hold about 128 KiB for each, as many as the client opens. The streams'
+/// transport holds at most half the budget and each stream's queue its least (16 KiB)
+/// once they stall: 48 streams are over the budget (with 16, the server held less than it
+/// and cut none).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_budget() {
     let server = rill_server(ServerOptions {
@@ -442,10 +445,10 @@ async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_bu
         ..Default::default()
     });
     let mut tcp = unread_client(server.local_addr()).await;
-    send(&mut tcp, &server_streams(1..=16, 100_000)).await;
+    send(&mut tcp, &server_streams(1..=48, 100_000)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Until an RST comes, behind the frames the socket's buffers hold (a few MB): a
-    // server that cuts nothing sends 16 × 100 MB. A loaded server may not have filled its
+    // server that cuts nothing sends 48 × 100 MB. A loaded server may not have filled its
     // buffers in those 2 s, and then keeps up with a client reading at full speed, which
     // it must not cut: the client stops reading for a second after each 8 MB.
     let mut frames = 0;

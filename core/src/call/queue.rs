@@ -209,9 +209,16 @@ enum Push {
 /// What the send budget counts of a call (`transport::budget`): its bytes not yet handed
 /// to the stream.
 impl crate::transport::budget::Backlog for SendQueue {
-    fn backlog(&self) -> usize {
+    fn backlog(&self) -> crate::transport::budget::Queued {
         let st = self.lock();
-        st.queued + st.held
+        crate::transport::budget::Queued {
+            bytes: st.queued + st.held,
+            sender_waits: st.sender.is_some(),
+        }
+    }
+
+    fn fall_back(&self) -> bool {
+        SendQueue::fall_back(self)
     }
 }
 
@@ -908,14 +915,18 @@ impl SendQueue {
     }
 
     /// The writer handed `n` more bytes of its batch to the stream; `whole`: the batch is
-    /// written.
-    pub(crate) fn handed(&self, n: usize, whole: bool) {
+    /// written. `grow` asks for room to raise the bound by so many bytes (the send budget
+    /// has it or not: `Sender::reserve`).
+    pub(crate) fn handed(&self, n: usize, whole: bool, grow: impl FnOnce(usize) -> bool) {
         let mut st = self.lock();
         st.held = st.held.saturating_sub(n);
         if whole && n >= st.limit / 2 {
             // The stream took a batch near the bound: the bound, not the peer, is what
             // paces this stream.
-            st.limit = (st.limit * 2).min(self.floor * FLOWING_GROWTH);
+            let to = (st.limit * 2).min(self.floor * FLOWING_GROWTH);
+            if to > st.limit && grow(to - st.limit) {
+                st.limit = to;
+            }
         }
         // A sender waiting for room is woken once half the bound is free, not at every
         // piece handed.
@@ -931,9 +942,22 @@ impl SendQueue {
     }
 
     /// The stream's connection holds what the send budget lets its transport hold: the
-    /// bound falls back to its least, and grows again as the stream takes whole batches.
+    /// bound falls back to its least, and grows again as the stream takes whole batches
+    /// (the writer gives the room it had back to the budget).
     pub(crate) fn throttle(&self) {
         self.lock().limit = self.floor;
+    }
+
+    /// Nothing is queued or being written: the bound is not what paces the stream now. A
+    /// grown bound falls back to its least; true if it had grown (the send budget takes
+    /// the room back, see `transport::budget`).
+    pub(crate) fn fall_back(&self) -> bool {
+        let mut st = self.lock();
+        if st.queued > 0 || st.held > 0 || st.limit == self.floor {
+            return false;
+        }
+        st.limit = self.floor;
+        true
     }
 
     /// The batch's bytes move from the queue into the writer's hands: they still count
@@ -949,9 +973,7 @@ impl SendQueue {
         };
         b.chunks = std::mem::take(&mut st.chunks);
         if !st.tail.is_empty() {
-            // Take the whole buffer: a split would leave the spare capacity behind,
-            // keeping the allocation alive on an idle stream.
-            b.chunks.push_back(std::mem::take(&mut st.tail).freeze());
+            b.chunks.push_back(seal(&mut st.tail));
         }
         st.held += st.queued;
         st.queued = 0;
@@ -1029,7 +1051,7 @@ fn enqueue(
     if enc == Encoding::Identity && msg.len() > COALESCE_MAX {
         if let Some(prefix) = st.framing.prefix(msg.len()).map_err(Push::Closed)? {
             if !st.tail.is_empty() {
-                let t = st.tail.split().freeze();
+                let t = seal(&mut st.tail);
                 st.chunks.push_back(t);
             }
             st.chunks.push_back(Bytes::copy_from_slice(&prefix));
@@ -1049,7 +1071,7 @@ fn enqueue(
         // queued so far, and at millions of small messages a second those copies
         // dominated the profile.
         if !st.tail.is_empty() {
-            let t = st.tail.split().freeze();
+            let t = seal(&mut st.tail);
             st.chunks.push_back(t);
         }
         // A lone message (the queue was empty) gets a buffer of its own size, so an
@@ -1070,6 +1092,24 @@ fn enqueue(
     st.queued += st.tail.len() - before;
     st.flow.queued_one();
     Ok(())
+}
+
+/// The messages framed into `tail`, as a chunk for the stream; the stream keeps no buffer.
+/// A chunk keeps its whole buffer alive for as long as the transport holds it, which for
+/// a client that reads nothing is for good: a buffer less than half full goes out as a
+/// copy of its own size, so that what a stream's chunks keep alive is at most twice what
+/// they hold. (Handed over whole, each batch a writer took as its messages came kept 32
+/// KiB alive: 8,000 streams of clients that read nothing held 1 GiB of buffers for 0.5
+/// GiB of messages.) A fuller buffer goes whole, without a copy. The buffer is not kept
+/// for the next messages: a stream waiting for its peer's window would hold it empty
+/// beside the batch it cannot write.
+fn seal(tail: &mut BytesMut) -> Bytes {
+    let t = std::mem::take(tail);
+    if t.len() < t.capacity() / 2 {
+        Bytes::copy_from_slice(&t)
+    } else {
+        t.freeze()
+    }
 }
 
 /// Whether the queue and the writer's batch hold the bound's worth.
@@ -1139,7 +1179,7 @@ mod tests {
         assert_eq!(b.chunks[1].len(), 2 * 35);
         // Taken is not yet written: the writer's batch still counts.
         assert!(out.poll_ready(&mut cx).is_pending());
-        out.handed(105, true);
+        out.handed(105, true, |_| true);
         assert!(out.poll_ready(&mut cx).is_ready());
     }
 
@@ -1170,7 +1210,7 @@ mod tests {
         fill(4);
         assert_eq!(take(), 4);
         // The window took nothing yet: no room for the handler.
-        out.handed(0, false);
+        out.handed(0, false, |_| true);
         let wakes = Arc::new(Count::default());
         let sender = Waker::from(wakes.clone());
         assert!(out
@@ -1178,26 +1218,48 @@ mod tests {
             .is_pending());
         // A quarter went: room for a message, but the waiting sender sleeps on until half
         // the bound is free.
-        out.handed(F, false);
+        out.handed(F, false, |_| true);
         assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
-        out.handed(F, false);
+        out.handed(F, false, |_| true);
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
         // The rest, and the batch is written: room, and a doubled bound, each time.
-        out.handed(2 * F, true);
+        out.handed(2 * F, true, |_| true);
         let max = 4 * FLOWING_GROWTH;
         let mut n = 8;
         while n <= max {
             fill(n);
             assert_eq!(take(), n);
-            out.handed(n * F, true);
+            out.handed(n * F, true, |_| true);
             n *= 2;
         }
         // At most FLOWING_GROWTH times the floor.
         fill(max);
         assert_eq!(take(), max);
         // What the writer still holds counts.
-        out.handed((max - 4) * F, false);
+        out.handed((max - 4) * F, false, |_| true);
         fill(max - 4);
+    }
+
+    /// Regression: the writer took the queue's buffer whole however little of it was
+    /// filled, and the chunk kept all of it alive for as long as the transport held the
+    /// chunk: a client that read nothing made each of its streams keep a 32 KiB buffer per
+    /// batch, twice what the send budget counted (1 GiB for 8,000 streams).
+    #[test]
+    fn a_small_batch_keeps_no_large_buffer_alive() {
+        let mut tail = BytesMut::with_capacity(TAIL_CHUNK);
+        tail.extend_from_slice(&[1; 1024]);
+        let start = tail.as_ptr();
+        let chunk = seal(&mut tail);
+        assert_eq!(&chunk[..], &[1; 1024][..]);
+        assert_ne!(chunk.as_ptr(), start, "a copy of its own");
+        assert_eq!(tail.capacity(), 0);
+        // Filled past half, the buffer goes whole.
+        let mut tail = BytesMut::with_capacity(TAIL_CHUNK);
+        tail.extend_from_slice(&[2; TAIL_CHUNK / 2]);
+        let start = tail.as_ptr();
+        let chunk = seal(&mut tail);
+        assert_eq!((chunk.as_ptr(), chunk.len()), (start, TAIL_CHUNK / 2));
+        assert_eq!(tail.capacity(), 0);
     }
 
     /// A stream that grew its bound while it flowed falls back to the floor when its
@@ -1219,7 +1281,7 @@ mod tests {
         for n in [4, 8] {
             assert_eq!(fill(), n);
             assert!(out.poll_take(&mut cx, &mut Linger::default()).is_ready());
-            out.handed(n * F, true);
+            out.handed(n * F, true, |_| true);
         }
         out.throttle();
         assert_eq!(
@@ -1227,6 +1289,35 @@ mod tests {
             4,
             "the floor's worth, not the 16 messages the stream grew to"
         );
+    }
+
+    /// A stream that grew its bound and then found nothing to send gives the growth back;
+    /// one with messages waiting keeps it. (Its room in the send budget went with it only
+    /// at a throttle or the stream's end, so quiet streams kept their connection's gate
+    /// shut.)
+    #[test]
+    fn a_quiet_stream_falls_back_to_the_floor() {
+        const F: usize = PREFIX_LEN + FRAME;
+        let out = queue(4 * F);
+        let msg = Bytes::from(vec![7u8; FRAME]);
+        let fill = |most: usize| {
+            let mut k = 0;
+            while k < most && out.try_send(msg.clone(), None).is_ok() {
+                k += 1;
+            }
+            k
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(!out.fall_back(), "nothing grown");
+        assert_eq!(fill(4), 4);
+        assert!(out.poll_take(&mut cx, &mut Linger::default()).is_ready());
+        out.handed(4 * F, true, |_| true);
+        fill(1);
+        assert!(!out.fall_back(), "a message waits");
+        assert!(out.poll_take(&mut cx, &mut Linger::default()).is_ready());
+        out.handed(F, true, |_| true);
+        assert!(out.fall_back());
+        assert_eq!(fill(usize::MAX), 4, "the floor's worth");
     }
 
     #[test]

@@ -266,9 +266,11 @@ impl Writer {
                 let room = poll_fn(|cx| {
                     let r = sender.poll_capacity(cx, chunk.len());
                     if r.is_pending() {
-                        self.queue.handed(std::mem::take(&mut handed), false);
+                        self.queue
+                            .handed(std::mem::take(&mut handed), false, |_| false);
                         if sender.throttled() {
                             self.queue.throttle();
+                            sender.release();
                         }
                     }
                     r
@@ -280,7 +282,7 @@ impl Writer {
                 *torn = (!chunk.is_empty()).then(|| (whole.clone(), whole.len() - chunk.len()));
             }
         }
-        self.queue.handed(handed, true);
+        self.queue.handed(handed, true, |by| sender.reserve(by));
         Ok(())
     }
 }

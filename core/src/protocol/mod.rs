@@ -90,6 +90,19 @@ impl Sender {
         self.meter().is_some_and(|m| m.gated())
     }
 
+    /// Room in the send budget for the call's queue to hold `n` bytes more than its least:
+    /// whether it was given (always, without a budget).
+    pub(crate) fn reserve(&self, n: usize) -> bool {
+        self.meter().is_none_or(|m| m.reserve(n))
+    }
+
+    /// The call's queue is back to its least: the room it had goes back to the budget.
+    pub(crate) fn release(&self) {
+        if let Some(m) = self.meter() {
+            m.release();
+        }
+    }
+
     pub(crate) fn framing(&self) -> Framing {
         match self {
             Sender::Http(s) => s.framing(),

@@ -93,8 +93,10 @@ pub struct ServerOptions {
     /// RST_STREAM ENHANCE_YOUR_CALM, over TTHeader an RST frame, over HTTP/1.1 the
     /// connection closes; the handler's call ends RESOURCE_EXHAUSTED).
     /// A stream whose client keeps reading is never cut. Bounds what clients that open
-    /// streams and read nothing (or grant no window) can make the server hold. Default
-    /// 512 MiB; `None`: no limit.
+    /// streams and read nothing (or grant no window) can make the server hold. Besides,
+    /// once half of it waits unwritten in the server's transports, a connection holding
+    /// more than its share of that half hands its transport nothing more until its client
+    /// reads. Default 512 MiB; `None`: no limit.
     pub send_budget: Option<usize>,
     /// The same for each connection. Besides, once half of it waits unwritten in a
     /// connection's transport (its socket not taking more), that connection's streams hand

@@ -18,7 +18,9 @@
 //! TTHeader's and HTTP/1.1's writers count their own. What a transport was handed is
 //! counted as it is handed, and a sweep every `SWEEP` adds them up. Between sweeps, a
 //! connection's streams hand its transport more only while it holds less than half the
-//! connection's budget, and at least `GATE_FLOOR` (`Gate`). Over a budget, the
+//! connection's budget, and at least `GATE_FLOOR` (`Gate`); and while the server's
+//! transports together hold half the server's budget, only while it holds less than its
+//! share of that half (`Pool`). Over a budget, the
 //! server refuses new streams there (REFUSED_STREAM over HTTP/2, which gRPC clients retry
 //! elsewhere or later; RESOURCE_EXHAUSTED over the others) and cuts the stalled streams
 //! holding the most, largest first, until the total is back under it: each is reset (over
@@ -34,6 +36,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 use crate::status::{Code, Status};
 
 /// How a call the budget cut ends, whatever its protocol.
@@ -47,10 +51,17 @@ pub(crate) fn cut_status() -> Status {
 /// How often what the streams hold is added up while nothing else happens.
 pub(crate) const SWEEP: Duration = Duration::from_millis(100);
 
-/// How soon after a sweep a new stream sweeps again: streams opened at full speed fill
+/// How soon after a sweep a new stream brings the next: streams opened at full speed fill
 /// in a few milliseconds, and a budget they would overrun between two sweeps of `SWEEP`
 /// would hold little.
 const SWEEP_ON_OPEN: Duration = Duration::from_millis(5);
+
+/// A sweep walks every stream of the server: the next one waits at least this many times
+/// as long as the last one took, so that sweeping takes at most this share of a thread
+/// however many streams there are. (Sweeping on every new stream, 5 ms apart, a debug
+/// build of the server with 8,000 streams spent all of a thread on it, a sweep taking 20
+/// ms, and a normal call waited seconds behind it.)
+const SWEEP_COST: u32 = 20;
 
 /// A stream holding less than this is never cut: about what a stream whose client keeps
 /// up holds between two writes.
@@ -72,10 +83,23 @@ fn after_cuts(limit: u64) -> u64 {
     limit - limit / 8
 }
 
+/// What a stream's call has queued and not yet handed to its stream.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Queued {
+    pub(crate) bytes: usize,
+    /// The call's handler waits for room in its queue: the stream goes on only as its
+    /// client reads.
+    pub(crate) sender_waits: bool,
+}
+
 /// What a stream's call has queued and not yet handed to its stream: told by the call
 /// layer, which owns the queue.
 pub(crate) trait Backlog: Send + Sync {
-    fn backlog(&self) -> usize;
+    fn backlog(&self) -> Queued;
+
+    /// Nothing is queued or being written: a bound grown beyond the queue's least falls
+    /// back to it. True if it had grown.
+    fn fall_back(&self) -> bool;
 }
 
 /// The server's budget and the ledgers of its connections.
@@ -83,10 +107,10 @@ pub(crate) struct SendBudget {
     limit: u64,
     per_connection: u64,
     ledgers: Mutex<Vec<Weak<Ledger>>>,
+    pool: Arc<Pool>,
     over: AtomicBool,
-    /// When the last sweep began, in ms since `born`.
-    swept: AtomicU64,
-    born: Instant,
+    /// A stream opened: the sweeper sweeps as soon as its rest allows.
+    opened: Arc<Notify>,
 }
 
 /// One connection's streams, by stream id.
@@ -96,8 +120,9 @@ pub(crate) struct Ledger {
     gate: Arc<Gate>,
 }
 
-/// What a connection's transport holds unwritten, kept as it changes, and the writers
-/// waiting for it to fall. A sweep finds a budget overrun only every `SWEEP`; streams
+/// What a connection's transport holds unwritten (and the room its streams' queues took
+/// beyond their least: `Meter::reserve`), kept as it changes, and the writers waiting for
+/// it to fall. A sweep finds a budget overrun only every `SWEEP`; streams
 /// hand their transport data between two sweeps faster than cuts could follow (a few
 /// hundred MiB a second on a client that reads nothing), so a stream hands more only
 /// while its connection's transport holds less than half the connection's budget. The
@@ -108,9 +133,30 @@ struct Gate {
     unwritten: AtomicU64,
     /// Past this, streams wait (half the connection's budget, at least `GATE_FLOOR`).
     limit: u64,
-    /// A writer waits: whoever brings `unwritten` under `limit` wakes them.
+    /// A writer waits: whoever brings `unwritten` under `limit` (or the pool under its
+    /// own) wakes them.
     closed: AtomicBool,
     waiting: Mutex<Vec<Waker>>,
+    pool: Arc<Pool>,
+}
+
+/// What all the server's transports hold unwritten (with the room their queues took).
+/// Each connection's gate bounds its own, but a client with many connections would hold
+/// half a connection's budget on each between two sweeps, however small the server's
+/// budget (with the defaults, 32 connections would hold 1 GiB against the server's 512
+/// MiB). So past half the server's budget, a connection holding more than its share of
+/// that half waits too. Its share, not nothing: a gate shared by every connection would
+/// let a client that reads nothing stall the others, while with shares a connection whose
+/// client reads keeps its share flowing whatever the others hold.
+struct Pool {
+    unwritten: AtomicU64,
+    /// Half the server's budget, at least `GATE_FLOOR`.
+    limit: u64,
+    /// The server's connections, as last counted: `limit` split between them is a share.
+    connections: AtomicU64,
+    /// A gate waits on the pool: whoever brings `unwritten` under `limit` opens them.
+    closed: AtomicBool,
+    waiting: Mutex<Vec<Weak<Gate>>>,
 }
 
 /// A stream's call is running.
@@ -124,6 +170,8 @@ const ENDED: u8 = 2;
 pub(crate) struct Meter {
     handed: AtomicU64,
     written: AtomicU64,
+    /// The room the stream's call queue took beyond its least (`reserve`).
+    reserved: AtomicU64,
     /// `written` at the last sweep: how far the client read since.
     swept: AtomicU64,
     state: AtomicU8,
@@ -139,13 +187,20 @@ impl SendBudget {
         if limit.is_none() && per_connection.is_none() {
             return None;
         }
+        let limit = limit.map_or(u64::MAX, |n| n as u64);
         Some(Arc::new(SendBudget {
-            limit: limit.map_or(u64::MAX, |n| n as u64),
+            limit,
             per_connection: per_connection.map_or(u64::MAX, |n| n as u64),
             ledgers: Mutex::new(Vec::new()),
-            swept: AtomicU64::new(0),
-            born: Instant::now(),
+            pool: Arc::new(Pool {
+                unwritten: AtomicU64::new(0),
+                limit: (limit / 2).max(GATE_FLOOR),
+                connections: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+                waiting: Mutex::new(Vec::new()),
+            }),
             over: AtomicBool::new(false),
+            opened: Arc::new(Notify::new()),
         }))
     }
 
@@ -159,44 +214,45 @@ impl SendBudget {
                 limit: (self.per_connection / 2).max(GATE_FLOOR),
                 closed: AtomicBool::new(false),
                 waiting: Mutex::new(Vec::new()),
+                pool: self.pool.clone(),
             }),
         });
         lock(&self.ledgers).push(Arc::downgrade(&l));
+        self.pool.connections.fetch_add(1, Ordering::Relaxed);
         l
     }
 
     /// Whether a new stream on `conn` is refused: the server or the connection is over
-    /// its budget, as a sweep found it (this one's, if the last was `SWEEP_ON_OPEN` ago).
+    /// its budget, as the last sweep found it.
     pub(crate) fn refuses(&self, conn: &Ledger) -> bool {
         self.is_over() || conn.over.load(Ordering::Relaxed)
     }
 
-    /// Whether the server is over its budget, as a sweep found it (this one's, if the last
-    /// was `SWEEP_ON_OPEN` ago): a call on a connection without a ledger of its own (a
-    /// PingPong one, which answers a request at a time) is refused then.
+    /// Whether the server is over its budget, as the last sweep found it: a call on a
+    /// connection without a ledger of its own (a PingPong one, which answers a request at
+    /// a time) is refused then. Asked as a stream opens, it brings the next sweep forward.
     pub(crate) fn is_over(&self) -> bool {
-        let now = self.born.elapsed().as_millis() as u64;
-        let last = self.swept.load(Ordering::Relaxed);
-        let due = now.saturating_sub(last) >= SWEEP_ON_OPEN.as_millis() as u64;
-        if due
-            && self
-                .swept
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.sweep();
-        }
+        self.opened.notify_one();
         self.over.load(Ordering::Relaxed)
     }
 
-    /// Sweeps every `SWEEP` for as long as the server lasts.
+    /// Sweeps for as long as the server lasts: every `SWEEP`, or `SWEEP_ON_OPEN` after
+    /// the last once a stream opens, and never more often than `SWEEP_COST` allows. The
+    /// sweeper is a task of its own, so that no connection waits for a sweep.
     pub(crate) async fn run(me: Weak<SendBudget>) {
+        let Some(opened) = me.upgrade().map(|b| b.opened.clone()) else {
+            return;
+        };
         loop {
-            tokio::time::sleep(SWEEP).await;
-            let Some(budget) = me.upgrade() else { return };
-            let now = budget.born.elapsed().as_millis() as u64;
-            budget.swept.store(now, Ordering::Relaxed);
-            budget.sweep();
+            let began = Instant::now();
+            match me.upgrade() {
+                Some(budget) => budget.sweep(),
+                None => return,
+            }
+            tokio::time::sleep(SWEEP_ON_OPEN.max(began.elapsed() * SWEEP_COST)).await;
+            if let Some(left) = SWEEP.checked_sub(began.elapsed()) {
+                let _ = tokio::time::timeout(left, opened.notified()).await;
+            }
         }
     }
 
@@ -208,9 +264,11 @@ impl SendBudget {
             all.retain(|l| l.strong_count() > 0);
             all.iter().filter_map(Weak::upgrade).collect()
         };
-        let (mut total, mut stalled) = (0, Vec::new());
+        let (mut total, mut stalled, mut unwritten) = (0, Vec::new(), 0);
+        let connections = ledgers.len() as u64;
         for l in ledgers {
             let (mut held, mut mine) = l.survey();
+            unwritten += l.gate.unwritten.load(Ordering::Relaxed);
             if held > self.per_connection {
                 held -= cut(&mut mine, held - after_cuts(self.per_connection));
             }
@@ -222,6 +280,9 @@ impl SendBudget {
             total -= cut(&mut stalled, total - after_cuts(self.limit));
         }
         self.over.store(total > self.limit, Ordering::Relaxed);
+        self.pool.unwritten.store(unwritten, Ordering::Relaxed);
+        self.pool.connections.store(connections, Ordering::Relaxed);
+        self.pool.opened();
     }
 }
 
@@ -248,6 +309,7 @@ impl Ledger {
         let m = Arc::new(Meter {
             handed: AtomicU64::new(0),
             written: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
             swept: AtomicU64::new(0),
             state: AtomicU8::new(LIVE),
             waker: Mutex::new(None),
@@ -286,19 +348,39 @@ impl Ledger {
         };
         let (mut total, mut stalled, mut unwritten) = (0, Vec::new(), 0);
         for m in &meters {
-            unwritten += m.in_transport();
+            m.reclaim();
+            unwritten += m.in_transport() + m.reserved.load(Ordering::Relaxed);
             let written = m.written.load(Ordering::Relaxed);
             let read = written.saturating_sub(m.swept.swap(written, Ordering::Relaxed));
-            let held = m.held();
+            let queued = m.queued();
+            let held = m.in_transport() + queued.bytes as u64;
             total += held;
             let live = m.state.load(Ordering::Relaxed) == LIVE;
-            if live && held >= CUT_FLOOR && read < STALL {
+            // A stream whose handler waits for room holds what its queue's bound let in
+            // before the window closed, which may be less than the floor: it is cut all
+            // the same, or a connection over its budget holding only such streams would
+            // wait for ever.
+            let enough = held >= self.gate.cut_floor() || (queued.sender_waits && held > 0);
+            if live && enough && read < STALL {
                 stalled.push((held, m.clone()));
             }
         }
         self.gate.unwritten.store(unwritten, Ordering::Relaxed);
         self.gate.opened();
         (total, stalled)
+    }
+}
+
+impl Drop for Ledger {
+    /// The connection ended: its transport holds nothing any more.
+    fn drop(&mut self) {
+        let pool = &self.gate.pool;
+        sub(
+            &pool.unwritten,
+            self.gate.unwritten.swap(0, Ordering::SeqCst),
+        );
+        sub(&pool.connections, 1);
+        pool.opened();
     }
 }
 
@@ -311,7 +393,7 @@ impl Meter {
     /// `n` more bytes handed to the transport.
     pub(crate) fn handed(&self, n: usize) {
         self.handed.fetch_add(n as u64, Ordering::Relaxed);
-        self.gate.unwritten.fetch_add(n as u64, Ordering::Relaxed);
+        self.gate.took(n as u64);
     }
 
     /// `n` more bytes written by the transport (or dropped by it with a stream it reset).
@@ -320,10 +402,48 @@ impl Meter {
         self.gate.wrote(n as u64);
     }
 
+    /// Room for the stream's call queue to hold `n` bytes more than its least, out of its
+    /// connection's count: given while the gate is open. A queue grows its bound while its
+    /// stream flows, to 16 times its least; thousands of streams that flowed and then
+    /// stopped (their clients stopped reading) would otherwise hold that many times more
+    /// between two sweeps than the gate lets their transport hold.
+    pub(crate) fn reserve(&self, n: usize) -> bool {
+        if self.gate.is_closed() || self.state.load(Ordering::SeqCst) != LIVE {
+            return false;
+        }
+        self.reserved.fetch_add(n as u64, Ordering::SeqCst);
+        self.gate.took(n as u64);
+        true
+    }
+
+    /// The stream's call queue is back to its least (or gone): its room goes back.
+    pub(crate) fn release(&self) {
+        let n = self.reserved.swap(0, Ordering::SeqCst);
+        if n > 0 {
+            self.gate.wrote(n);
+        }
+    }
+
+    /// A sum found the stream quiet (nothing queued, nothing in its transport): the room its
+    /// queue took goes back. Returned only at a throttle or the stream's end, it stayed
+    /// with streams that flowed and then went quiet for as long as they lived, and enough
+    /// of them kept their connection's gate shut for streams with something to send. (A
+    /// writer giving it back whenever it caught up with its handler threw away the growth
+    /// that streams of 1 KiB messages live on: 0.38 of their speed.)
+    fn reclaim(&self) {
+        if self.reserved.load(Ordering::Relaxed) == 0 || self.in_transport() > 0 {
+            return;
+        }
+        let queue = self.backlog.get().and_then(Weak::upgrade);
+        if queue.is_some_and(|q| q.fall_back()) {
+            self.release();
+        }
+    }
+
     /// Whether the stream may hand its transport more; if not, the writer polling is
     /// woken when it may (see `Gate`).
     pub(crate) fn poll_gate(&self, cx: &mut Context<'_>) -> bool {
-        self.gate.poll_open(cx)
+        Gate::poll_open(&self.gate, cx)
     }
 
     /// Whether the stream's connection holds its transport's share of the budget: the
@@ -348,14 +468,12 @@ impl Meter {
         }
     }
 
-    /// What the stream holds: its call's backlog, and what its transport has not written.
-    fn held(&self) -> u64 {
-        let queued = self
-            .backlog
+    /// What its call's queue holds.
+    fn queued(&self) -> Queued {
+        self.backlog
             .get()
             .and_then(Weak::upgrade)
-            .map_or(0, |b| b.backlog() as u64);
-        self.in_transport() + queued
+            .map_or(Queued::default(), |b| b.backlog())
     }
 
     /// Whether the stream was cut; if not, the writer polling is woken when it is.
@@ -370,7 +488,7 @@ impl Meter {
             ENDED => return false,
             _ => {}
         }
-        if !waiting && self.in_transport() < CUT_FLOOR {
+        if !waiting && self.in_transport() < self.gate.cut_floor() {
             return false;
         }
         // A look with the no-op waker (at a stream found broken) keeps the writer's.
@@ -389,6 +507,7 @@ impl Meter {
             .compare_exchange(LIVE, CUT, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
         {
+            self.release();
             if let Some(w) = lock(&self.waker).take() {
                 w.wake();
             }
@@ -401,22 +520,37 @@ impl Meter {
         let _ = self
             .state
             .compare_exchange(LIVE, ENDED, Ordering::SeqCst, Ordering::SeqCst);
+        self.release();
     }
 }
 
 impl Gate {
-    fn is_closed(&self) -> bool {
-        self.unwritten.load(Ordering::SeqCst) >= self.limit
+    /// What a stream must hold to be cut: `CUT_FLOOR`, or under a budget so small that its
+    /// gate's limit is less than four times that, a quarter of the limit. A stream waiting
+    /// for its client's window holds its queue's least (16 KiB) and nothing in the
+    /// transport, and the room its queue took counts in the gate: under a connection budget
+    /// of one byte (a gate of `GATE_FLOOR`) such a stream held less than `CUT_FLOOR`, and
+    /// was never cut.
+    fn cut_floor(&self) -> u64 {
+        CUT_FLOOR.min(self.limit / 4)
     }
 
-    fn poll_open(&self, cx: &mut Context<'_>) -> bool {
-        if !self.is_closed() {
+    fn is_closed(&self) -> bool {
+        let mine = self.unwritten.load(Ordering::SeqCst);
+        mine >= self.limit || (mine >= self.pool.share() && self.pool.is_closed())
+    }
+
+    fn poll_open(me: &Arc<Gate>, cx: &mut Context<'_>) -> bool {
+        if !me.is_closed() {
             return true;
         }
-        let mut waiting = lock(&self.waiting);
-        self.closed.store(true, Ordering::SeqCst);
+        let mut waiting = lock(&me.waiting);
+        me.closed.store(true, Ordering::SeqCst);
+        if me.pool.is_closed() {
+            me.pool.wait(me);
+        }
         // Written in between: the writer of those bytes may have found no one waiting.
-        if !self.is_closed() {
+        if !me.is_closed() {
             return true;
         }
         if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
@@ -425,14 +559,19 @@ impl Gate {
         false
     }
 
+    /// The connection's transport holds `n` more bytes (or its queues took that much room).
+    fn took(&self, n: u64) {
+        self.unwritten.fetch_add(n, Ordering::Relaxed);
+        self.pool.unwritten.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// `n` bytes the transport held are gone (written, or dropped with their stream).
     fn wrote(&self, n: u64) {
-        let _ = self
-            .unwritten
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
-                Some(u.saturating_sub(n))
-            });
+        let before = sub(&self.unwritten, n);
+        // What a sweep's recount had already taken off is not the pool's to lose again.
+        sub(&self.pool.unwritten, before.min(n));
         self.opened();
+        self.pool.opened();
     }
 
     /// Wakes the waiting writers once the connection's transport is under its share.
@@ -448,6 +587,56 @@ impl Gate {
     }
 }
 
+impl Pool {
+    /// What a connection's transport may hold while the pool is closed.
+    fn share(&self) -> u64 {
+        (self.limit / self.connections.load(Ordering::Relaxed).max(1)).max(GATE_FLOOR)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.unwritten.load(Ordering::SeqCst) >= self.limit
+    }
+
+    /// `gate` waits for the pool to fall under its limit.
+    fn wait(&self, gate: &Arc<Gate>) {
+        let mut waiting = lock(&self.waiting);
+        self.closed.store(true, Ordering::SeqCst);
+        // Connections that ended while the pool stayed closed leave no trace.
+        waiting.retain(|g| g.strong_count() > 0);
+        if !waiting
+            .iter()
+            .any(|g| std::ptr::eq(g.as_ptr(), Arc::as_ptr(gate)))
+        {
+            waiting.push(Arc::downgrade(gate));
+        }
+    }
+
+    /// Opens the gates waiting on the pool once it is under its limit: each wakes its
+    /// writers if its own count lets them go.
+    fn opened(&self) {
+        if self.closed.load(Ordering::SeqCst) && !self.is_closed() {
+            let waiting = {
+                let mut w = lock(&self.waiting);
+                self.closed.store(false, Ordering::SeqCst);
+                std::mem::take(&mut *w)
+            };
+            waiting
+                .iter()
+                .filter_map(Weak::upgrade)
+                .for_each(|g| g.opened());
+        }
+    }
+}
+
+/// Takes `n` from `count`, stopping at zero: what it held before.
+fn sub(count: &AtomicU64, n: u64) -> u64 {
+    count
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+            Some(u.saturating_sub(n))
+        })
+        .unwrap_or_else(|u| u)
+}
+
 /// Locks, ignoring poisoning: the data behind these locks is consistent between
 /// statements.
 fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -459,6 +648,25 @@ mod tests {
     use super::*;
 
     const K: u64 = 1024;
+
+    /// A call queue whose bound has not grown.
+    impl Backlog for Queued {
+        fn backlog(&self) -> Queued {
+            *self
+        }
+
+        fn fall_back(&self) -> bool {
+            false
+        }
+    }
+
+    /// A call queue holding this many bytes, its handler not waiting.
+    fn queued(bytes: u64) -> Arc<dyn Backlog> {
+        Arc::new(Queued {
+            bytes: bytes as usize,
+            sender_waits: false,
+        })
+    }
 
     fn cx() -> Context<'static> {
         Context::from_waker(Waker::noop())
@@ -519,15 +727,9 @@ mod tests {
     /// A call's queued bytes count as held, as what h2 holds does.
     #[test]
     fn a_calls_backlog_counts() {
-        struct Queued(usize);
-        impl Backlog for Queued {
-            fn backlog(&self) -> usize {
-                self.0
-            }
-        }
         let b = SendBudget::new(None, Some(100 * K as usize)).unwrap();
         let l = b.ledger();
-        let q: Arc<dyn Backlog> = Arc::new(Queued(150 * K as usize));
+        let q = queued(150 * K);
         let m = stream(&l, 1, 0, 0);
         m.backlog_of(Arc::downgrade(&q));
         b.sweep();
@@ -575,6 +777,89 @@ mod tests {
         assert!(!first.gated());
     }
 
+    /// Regression: under a connection budget of one byte, a stream waiting for its
+    /// client's window held its queue's least (16 KiB) and nothing in its transport, less
+    /// than `CUT_FLOOR`, and was never cut (Node's budget test hung).
+    #[test]
+    fn under_a_tiny_budget_a_stream_holding_its_queues_least_is_cut() {
+        let b = SendBudget::new(None, Some(1)).unwrap();
+        let l = b.ledger();
+        let q = queued(16 * K);
+        let m = stream(&l, 1, 0, 0);
+        m.backlog_of(Arc::downgrade(&q));
+        b.sweep();
+        assert!(m.poll_cut(&mut cx(), true));
+    }
+
+    /// Regression: a stream whose client's window closed right after its queue's bound
+    /// fell back to its least held what the bound let in before, here 12 KiB of it: its
+    /// handler waited for room (it is woken only once half the bound is free) and its
+    /// writer for the window, and as it held less than the cut floor it was never cut
+    /// (Node's "the send budget cuts a grpc-js stream whose reader stopped reading" hung
+    /// in 7 of 24 runs of its file, four at a time). A stream whose handler waits is cut
+    /// whatever it holds; one holding as little whose handler does not wait is not.
+    #[test]
+    fn a_stalled_stream_whose_handler_waits_is_cut_whatever_it_holds() {
+        let b = SendBudget::new(None, Some(1)).unwrap();
+        let l = b.ledger();
+        let waits: Arc<dyn Backlog> = Arc::new(Queued {
+            bytes: 12 * K as usize,
+            sender_waits: true,
+        });
+        let idle = queued(12 * K);
+        let (m, n) = (stream(&l, 1, 0, 0), stream(&l, 3, 0, 0));
+        m.backlog_of(Arc::downgrade(&waits));
+        n.backlog_of(Arc::downgrade(&idle));
+        b.sweep();
+        assert!(m.poll_cut(&mut cx(), true));
+        assert!(!n.poll_cut(&mut cx(), true));
+    }
+
+    /// Past half the server's budget, a connection holding more than its share of that
+    /// half waits, whatever its own budget; one holding less goes on.
+    #[test]
+    fn past_half_the_servers_budget_a_connection_over_its_share_waits() {
+        let b = SendBudget::new(Some(1024 * K as usize), Some(1024 * K as usize)).unwrap();
+        let (busy, other) = (b.ledger(), b.ledger());
+        // Two connections: a share is 256 KiB of the pool's 512.
+        let filling = stream(&busy, 1, 400, 0);
+        let wakes = Arc::new(Wakes(Default::default()));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(
+            filling.poll_gate(&mut cx),
+            "under its own limit, and the pool open"
+        );
+        let reading = stream(&other, 1, 120, 0);
+        // 520 KiB: the pool is closed; 400 is over a share, 120 is not.
+        assert!(!filling.poll_gate(&mut cx) && filling.gated());
+        assert!(reading.poll_gate(&mut cx) && !reading.gated());
+        // Written on the other connection: the pool opens, and so does the first's gate.
+        other.written(1, 20 * K);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert!(filling.poll_gate(&mut cx));
+    }
+
+    /// A stream's queue gets room beyond its least only while its gate is open; the room
+    /// counts as its transport's bytes do, and comes back when the queue gives it up or
+    /// the stream ends.
+    #[test]
+    fn a_queues_room_counts_in_its_connections_gate() {
+        let b = SendBudget::new(None, Some(200 * K as usize)).unwrap();
+        let l = b.ledger();
+        let (a, c) = (l.open(1), l.open(3));
+        assert!(a.reserve(64 * K as usize) && c.reserve(32 * K as usize));
+        // 96 KiB of the gate's 100: one more and it is shut, for room and for writes.
+        assert!(a.reserve(8 * K as usize));
+        assert!(!c.reserve(K as usize) && !c.poll_gate(&mut cx()));
+        a.release();
+        assert!(c.poll_gate(&mut cx()) && c.reserve(K as usize));
+        c.end();
+        assert!(!c.reserve(K as usize), "an ended stream takes no room");
+        b.sweep();
+        assert_eq!(l.gate.unwritten.load(Ordering::SeqCst), 0, "nothing held");
+    }
+
     /// Regression: with a budget of one byte the gate's limit was 0, shut with nothing
     /// unwritten: a stream waited on it for ever, holding too little to be cut (Node's
     /// "the send budget cuts a grpc-js stream whose reader stopped reading" hung).
@@ -593,6 +878,36 @@ mod tests {
             m.poll_cut(&mut cx(), true),
             "a stalled stream over the budget"
         );
+    }
+
+    /// A stream whose queue took room and then went quiet gives the room back at the next
+    /// sum; one with bytes still in its transport keeps it.
+    #[test]
+    fn a_quiet_streams_room_goes_back_at_a_sum() {
+        struct Quiet(AtomicBool);
+        impl Backlog for Quiet {
+            fn backlog(&self) -> Queued {
+                Queued::default()
+            }
+
+            fn fall_back(&self) -> bool {
+                !self.0.swap(true, Ordering::SeqCst)
+            }
+        }
+        let b = SendBudget::new(None, Some(200 * K as usize)).unwrap();
+        let l = b.ledger();
+        let q: Arc<dyn Backlog> = Arc::new(Quiet(AtomicBool::new(false)));
+        let (quiet, busy) = (l.open(1), l.open(3));
+        quiet.backlog_of(Arc::downgrade(&q));
+        busy.backlog_of(Arc::downgrade(&q));
+        assert!(quiet.reserve(90 * K as usize) && busy.reserve(10 * K as usize));
+        busy.handed(K as usize);
+        assert!(quiet.gated(), "101 KiB of the gate's 100");
+        b.sweep();
+        assert_eq!(quiet.reserved.load(Ordering::SeqCst), 0);
+        assert_eq!(busy.reserved.load(Ordering::SeqCst), 10 * K);
+        assert!(!quiet.gated());
+        assert_eq!(l.gate.unwritten.load(Ordering::SeqCst), 11 * K);
     }
 
     /// An ended stream is forgotten with what it held, and what h2 writes for it later
