@@ -133,10 +133,9 @@ struct Gate {
     unwritten: AtomicU64,
     /// Past this, streams wait (half the connection's budget, at least `GATE_FLOOR`).
     limit: u64,
-    /// A writer waits: whoever brings `unwritten` under `limit` (or the pool under its
-    /// own) wakes them.
-    closed: AtomicBool,
-    waiting: Mutex<Vec<Waker>>,
+    /// The writers waiting: whoever brings `unwritten` under `limit` (or the pool under
+    /// its own) wakes them.
+    waiting: Waiters<Waker>,
     pool: Arc<Pool>,
 }
 
@@ -154,9 +153,16 @@ struct Pool {
     limit: u64,
     /// The server's connections, as last counted: `limit` split between them is a share.
     connections: AtomicU64,
-    /// A gate waits on the pool: whoever brings `unwritten` under `limit` opens them.
+    /// The gates waiting on the pool: whoever brings `unwritten` under `limit` opens them.
+    waiting: Waiters<Weak<Gate>>,
+}
+
+/// Those waiting for a count to fall under its limit. `closed` is set, under the list's
+/// lock, by whoever finds the count at its limit and joins the list, and read without
+/// the lock by whoever lowers the count, who takes the list only when it is set.
+struct Waiters<T> {
     closed: AtomicBool,
-    waiting: Mutex<Vec<Weak<Gate>>>,
+    list: Mutex<Vec<T>>,
 }
 
 /// A stream's call is running.
@@ -196,8 +202,7 @@ impl SendBudget {
                 unwritten: AtomicU64::new(0),
                 limit: (limit / 2).max(GATE_FLOOR),
                 connections: AtomicU64::new(0),
-                closed: AtomicBool::new(false),
-                waiting: Mutex::new(Vec::new()),
+                waiting: Waiters::default(),
             }),
             over: AtomicBool::new(false),
             opened: Arc::new(Notify::new()),
@@ -212,8 +217,7 @@ impl SendBudget {
             gate: Arc::new(Gate {
                 unwritten: AtomicU64::new(0),
                 limit: (self.per_connection / 2).max(GATE_FLOOR),
-                closed: AtomicBool::new(false),
-                waiting: Mutex::new(Vec::new()),
+                waiting: Waiters::default(),
                 pool: self.pool.clone(),
             }),
         });
@@ -544,8 +548,7 @@ impl Gate {
         if !me.is_closed() {
             return true;
         }
-        let mut waiting = lock(&me.waiting);
-        me.closed.store(true, Ordering::SeqCst);
+        let mut waiting = me.waiting.close();
         if me.pool.is_closed() {
             me.pool.wait(me);
         }
@@ -576,14 +579,8 @@ impl Gate {
 
     /// Wakes the waiting writers once the connection's transport is under its share.
     fn opened(&self) {
-        if self.closed.load(Ordering::SeqCst) && !self.is_closed() {
-            let waiting = {
-                let mut w = lock(&self.waiting);
-                self.closed.store(false, Ordering::SeqCst);
-                std::mem::take(&mut *w)
-            };
-            waiting.into_iter().for_each(Waker::wake);
-        }
+        let waiting = self.waiting.open_if(|| !self.is_closed());
+        waiting.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -599,8 +596,7 @@ impl Pool {
 
     /// `gate` waits for the pool to fall under its limit.
     fn wait(&self, gate: &Arc<Gate>) {
-        let mut waiting = lock(&self.waiting);
-        self.closed.store(true, Ordering::SeqCst);
+        let mut waiting = self.waiting.close();
         // Connections that ended while the pool stayed closed leave no trace.
         waiting.retain(|g| g.strong_count() > 0);
         if !waiting
@@ -614,17 +610,39 @@ impl Pool {
     /// Opens the gates waiting on the pool once it is under its limit: each wakes its
     /// writers if its own count lets them go.
     fn opened(&self) {
-        if self.closed.load(Ordering::SeqCst) && !self.is_closed() {
-            let waiting = {
-                let mut w = lock(&self.waiting);
-                self.closed.store(false, Ordering::SeqCst);
-                std::mem::take(&mut *w)
-            };
-            waiting
-                .iter()
-                .filter_map(Weak::upgrade)
-                .for_each(|g| g.opened());
+        let waiting = self.waiting.open_if(|| !self.is_closed());
+        waiting
+            .iter()
+            .filter_map(Weak::upgrade)
+            .for_each(|g| g.opened());
+    }
+}
+
+impl<T> Default for Waiters<T> {
+    fn default() -> Self {
+        Waiters {
+            closed: AtomicBool::new(false),
+            list: Mutex::new(Vec::new()),
         }
+    }
+}
+
+impl<T> Waiters<T> {
+    /// Marks the count closed: the list, to join under its lock.
+    fn close(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
+        let list = lock(&self.list);
+        self.closed.store(true, Ordering::SeqCst);
+        list
+    }
+
+    /// Everyone waiting, if the count was closed and `open` says it no longer is.
+    fn open_if(&self, open: impl FnOnce() -> bool) -> Vec<T> {
+        if !self.closed.load(Ordering::SeqCst) || !open() {
+            return Vec::new();
+        }
+        let mut list = lock(&self.list);
+        self.closed.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *list)
     }
 }
 
