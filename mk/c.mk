@@ -18,10 +18,13 @@ TEST_TARGETS += test-c
 .PHONY: c-lib test-c c-valgrind install
 
 # Copies a build's library, header and pkg-config files (rillrpc: shared; rillrpc-static:
-# the archive) into a prefix: $(call c-install,PROFILE,PREFIX,DEST).
+# the archive) into a prefix: $(call c-install,PROFILE,PREFIX,DEST). The libraries are
+# replaced by a rename, never rewritten in place: a program running from the prefix (a
+# matrix server, a test of another suite) would die of SIGBUS.
 define c-install
 	mkdir -p $(3)$(2)/lib/pkgconfig $(3)$(2)/include
-	cp $(CARGO_TARGET_DIR)/$(1)/librillrpc_c.so $(3)$(2)/lib/librillrpc.so
+	cp $(CARGO_TARGET_DIR)/$(1)/librillrpc_c.so $(3)$(2)/lib/librillrpc.so.new
+	mv -f $(3)$(2)/lib/librillrpc.so.new $(3)$(2)/lib/librillrpc.so
 	cp $(CARGO_TARGET_DIR)/$(1)/librillrpc_c.a $(3)$(2)/lib/librillrpc.a
 	cp include/rillrpc.h $(3)$(2)/include/rillrpc.h
 	for pc in rillrpc rillrpc-static; do \

@@ -38,7 +38,13 @@ pub fn lib_dir() -> PathBuf {
         // test binary) but only `cargo build` copies them up: take the fresh one.
         let so = profile_dir().join("deps/librillrpc_c.so");
         assert!(so.exists(), "{} is missing", so.display());
-        std::fs::copy(&so, dir.join("librillrpc.so")).expect("copy librillrpc.so");
+        // Replaced by a rename, never rewritten in place: a C program of another test
+        // binary, or of another suite sharing the target directory, may have it mapped,
+        // and a library rewritten under a running program kills it with SIGBUS (the C
+        // coalesce client did, while test-rust ran beside test-c).
+        let tmp = dir.join(format!("librillrpc.so.{}", std::process::id()));
+        std::fs::copy(&so, &tmp).expect("copy librillrpc.so");
+        std::fs::rename(&tmp, dir.join("librillrpc.so")).expect("rename librillrpc.so");
         dir
     })
     .clone()
