@@ -678,14 +678,6 @@ mod tests {
         }
     }
 
-    /// A call queue holding this many bytes, its handler not waiting.
-    fn queued(bytes: u64) -> Arc<dyn Backlog> {
-        Arc::new(Queued {
-            bytes: bytes as usize,
-            sender_waits: false,
-        })
-    }
-
     fn cx() -> Context<'static> {
         Context::from_waker(Waker::noop())
     }
@@ -742,16 +734,26 @@ mod tests {
         assert!(!b.refuses(&a) && !b.refuses(&c));
     }
 
-    /// A call's queued bytes count as held, as what h2 holds does.
-    #[test]
-    fn a_calls_backlog_counts() {
-        let b = SendBudget::new(None, Some(100 * K as usize)).unwrap();
+    /// Whether a sweep under a connection budget of `budget` bytes cuts a stalled stream
+    /// that holds nothing in its transport and `backlog` in its call's queue.
+    fn cut_for_its_backlog(budget: u64, backlog: Queued) -> bool {
+        let b = SendBudget::new(None, Some(budget as usize)).unwrap();
         let l = b.ledger();
-        let q = queued(150 * K);
+        let q: Arc<dyn Backlog> = Arc::new(backlog);
         let m = stream(&l, 1, 0, 0);
         m.backlog_of(Arc::downgrade(&q));
         b.sweep();
-        assert!(m.poll_cut(&mut cx(), true));
+        m.poll_cut(&mut cx(), true)
+    }
+
+    /// A call's queued bytes count as held, as what h2 holds does.
+    #[test]
+    fn a_calls_backlog_counts() {
+        let backlog = Queued {
+            bytes: 150 * K as usize,
+            sender_waits: false,
+        };
+        assert!(cut_for_its_backlog(100 * K, backlog));
     }
 
     /// A waker that counts its wakes.
@@ -800,13 +802,11 @@ mod tests {
     /// than `CUT_FLOOR`, and was never cut (Node's budget test hung).
     #[test]
     fn under_a_tiny_budget_a_stream_holding_its_queues_least_is_cut() {
-        let b = SendBudget::new(None, Some(1)).unwrap();
-        let l = b.ledger();
-        let q = queued(16 * K);
-        let m = stream(&l, 1, 0, 0);
-        m.backlog_of(Arc::downgrade(&q));
-        b.sweep();
-        assert!(m.poll_cut(&mut cx(), true));
+        let backlog = Queued {
+            bytes: 16 * K as usize,
+            sender_waits: false,
+        };
+        assert!(cut_for_its_backlog(1, backlog));
     }
 
     /// Regression: a stream whose client's window closed right after its queue's bound
@@ -818,19 +818,16 @@ mod tests {
     /// whatever it holds; one holding as little whose handler does not wait is not.
     #[test]
     fn a_stalled_stream_whose_handler_waits_is_cut_whatever_it_holds() {
-        let b = SendBudget::new(None, Some(1)).unwrap();
-        let l = b.ledger();
-        let waits: Arc<dyn Backlog> = Arc::new(Queued {
+        let waits = Queued {
             bytes: 12 * K as usize,
             sender_waits: true,
-        });
-        let idle = queued(12 * K);
-        let (m, n) = (stream(&l, 1, 0, 0), stream(&l, 3, 0, 0));
-        m.backlog_of(Arc::downgrade(&waits));
-        n.backlog_of(Arc::downgrade(&idle));
-        b.sweep();
-        assert!(m.poll_cut(&mut cx(), true));
-        assert!(!n.poll_cut(&mut cx(), true));
+        };
+        assert!(cut_for_its_backlog(1, waits));
+        let idle = Queued {
+            sender_waits: false,
+            ..waits
+        };
+        assert!(!cut_for_its_backlog(1, idle));
     }
 
     /// Past half the server's budget, a connection holding more than its share of that
