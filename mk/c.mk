@@ -18,7 +18,7 @@ TEST_TARGETS += test-c
 .PHONY: c-lib test-c c-valgrind install
 
 # Copies a build's library, header and pkg-config files (rillrpc: shared; rillrpc-static:
-# the archive) into a prefix: $(call c-install,PROFILE,PREFIX,DEST). The libraries are
+# the archive) into a prefix: $(call c-install,PROFILE,PREFIX,DEST). The shared library is
 # replaced by a rename, never rewritten in place: a program running from the prefix (a
 # matrix server, a test of another suite) would die of SIGBUS.
 define c-install

@@ -83,9 +83,10 @@ fn after_cuts(limit: u64) -> u64 {
     limit - limit / 8
 }
 
-/// What a stream's call has queued and not yet handed to its stream.
+/// A call queue as a sweep reads it (`Backlog::backlog`).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Queued {
+    /// Queued and not yet handed to the stream, the writer's batch included.
     pub(crate) bytes: usize,
     /// The call's handler waits for room in its queue: the stream goes on only as its
     /// client reads.
@@ -353,11 +354,12 @@ impl Ledger {
         let (mut total, mut stalled, mut unwritten) = (0, Vec::new(), 0);
         for m in &meters {
             m.reclaim();
-            unwritten += m.in_transport() + m.reserved.load(Ordering::Relaxed);
+            let in_transport = m.in_transport();
+            unwritten += in_transport + m.reserved.load(Ordering::Relaxed);
             let written = m.written.load(Ordering::Relaxed);
             let read = written.saturating_sub(m.swept.swap(written, Ordering::Relaxed));
             let queued = m.queued();
-            let held = m.in_transport() + queued.bytes as u64;
+            let held = in_transport + queued.bytes as u64;
             total += held;
             let live = m.state.load(Ordering::Relaxed) == LIVE;
             // A stream whose handler waits for room holds what its queue's bound let in
