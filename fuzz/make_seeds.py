@@ -269,6 +269,15 @@ SEEDS = {
             "0000002c80010002000000085069 6e67506f6e6700000001"
             "0c00000b0001000000 0c6d6174726978 00ff70696e670000".replace(" ", "")
         ),
+        # Kitex's Protobuf PingPong request (WIRE.md §1.6): protocol id 00, a Framed
+        # KitexProtobuf message (`90 01`) inside. No chunk-size byte: the PingPong reader
+        # takes the input whole.
+        "pingpong-protobuf": bytes.fromhex(
+            "00000084100000000000000100150000010001000369736e000b546573745365727669636510"
+            "000600140000000600046563686f0009000850696e67506f6e670016000131000100066672616d"
+            "65640003000c6b697465782d636c69656e7400000000000022900100010000000850696e67506f"
+            "6e67000000010a0c6d617472697800ff70696e67"
+        ),
         # Buffered PingPong (WIRE.md §1.5): Kitex's request, then one holding every Thrift
         # type; both bare TMessages (the first byte, 0x80, is also the frame reader's cut).
         "pingpong-buffered": bytes.fromhex(

@@ -34,9 +34,15 @@ KITEX_MODULE := rillrpc.dev/interop/kitex
 KITEX_SOURCES = $(shell find $(KITEX_DIR) -name '*.go') $(KITEX_DIR)/go.mod $(KITEX_DIR)/go.sum
 
 # The generation commands, run in $(KITEX_DIR) (README.md records them): the classic code
-# (gRPC streaming interfaces) and the StreamX code (`-streamx`), side by side.
+# (gRPC streaming interfaces) and the StreamX code (`-streamx`), side by side; and the
+# protobuf code of shared/idl/echo.proto. The kitex tool wants a `go_package` option, which
+# echo.proto (shared by every language) does not have: it reads a copy with one added.
 KITEX_GEN_CLASSIC = $(KITEX_TOOL) -module $(KITEX_MODULE) -gen-path kitex_gen/classic $(KITEX_IDL)
 KITEX_GEN_STREAMX = $(KITEX_TOOL) -module $(KITEX_MODULE) -streamx -gen-path kitex_gen/streamx $(KITEX_IDL)
+KITEX_PROTO_COPY = $(KITEX_OUT)/idl/echo.proto
+KITEX_GEN_PROTOBUF = $(KITEX_TOOL) -module $(KITEX_MODULE) -type protobuf -gen-path kitex_gen/protobuf \
+  -I $(dir $(KITEX_PROTO_COPY)) $(KITEX_PROTO_COPY)
+KITEX_GEN = $(KITEX_GEN_CLASSIC) && $(KITEX_GEN_STREAMX) && $(KITEX_GEN_PROTOBUF)
 
 .PHONY: kitex-build kitex-selftest kitex-generate kitex-generate-check kitex-wire kitex-tool \
   kitex-rill-build test-kitex bench-kitex
@@ -60,15 +66,19 @@ $(KITEX_TOOL): $(KITEX_DIR)/go.mod $(KITEX_DIR)/go.sum | go-check
 
 kitex-tool: $(KITEX_TOOL)
 
-kitex-generate: $(KITEX_TOOL)
+$(KITEX_PROTO_COPY): $(SHARED)/idl/echo.proto
+	mkdir -p $(dir $@)
+	{ cat $<; echo 'option go_package = "$(KITEX_MODULE)/kitex_gen/protobuf/echo";'; } > $@
+
+kitex-generate: $(KITEX_TOOL) $(KITEX_PROTO_COPY)
 	rm -rf $(KITEX_DIR)/kitex_gen
-	cd $(KITEX_DIR) && $(KITEX_GEN_CLASSIC) && $(KITEX_GEN_STREAMX)
+	cd $(KITEX_DIR) && $(KITEX_GEN)
 
 # Generates into a scratch copy of the module (its go.mod alone) and compares.
-kitex-generate-check: $(KITEX_TOOL)
+kitex-generate-check: $(KITEX_TOOL) $(KITEX_PROTO_COPY)
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	cp $(KITEX_DIR)/go.mod $$tmp/; \
-	(cd $$tmp && $(KITEX_GEN_CLASSIC) && $(KITEX_GEN_STREAMX)) >/dev/null; \
+	(cd $$tmp && $(KITEX_GEN)) >/dev/null; \
 	if diff -r $$tmp/kitex_gen $(KITEX_DIR)/kitex_gen; then \
 	  echo "kitex-generate-check: interop/kitex/kitex_gen is up to date"; \
 	else \

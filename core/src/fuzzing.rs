@@ -65,7 +65,8 @@ pub fn connect(data: &[u8]) {
 
 /// TTHeader: packets read from chunks cut where the input's first byte says, each one's
 /// streaming frame type, and each written back and read again unchanged; then the same
-/// bytes as PingPong requests (TTHeader or Framed) and each request's TMessage.
+/// bytes as PingPong requests (TTHeader, Framed or Buffered) and each request's message
+/// (Thrift or KitexProtobuf).
 pub fn ttheader(data: &[u8]) {
     pingpong(data);
     use crate::transport::ttheader::{decode, encode, FrameType};

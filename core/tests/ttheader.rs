@@ -566,7 +566,8 @@ async fn bytes_that_break_the_framing_close_only_their_connection() {
 
 /// A server whose PingPong answers with the args struct it got, as its result struct (the
 /// core passes Thrift structs through as bytes), or ends the call as the args ask: bytes
-/// `biz` a biz status, `err` NOT_FOUND. Echo (bidi) is registered to be refused.
+/// `biz` a biz status, `err` NOT_FOUND. Its headers are the call's metadata and, for a
+/// call not in Thrift, `codec`: the call's codec. Echo (bidi) is registered to be refused.
 fn pingpong_server(opts: ServerOptions) -> std::sync::Arc<rillrpc::Server> {
     use rillrpc::{Code, Metadata, ServerBuilder, Shape, Status};
     let server = std::sync::Arc::new(
@@ -586,6 +587,9 @@ fn pingpong_server(opts: ServerOptions) -> std::sync::Arc<rillrpc::Server> {
             let mut headers = Metadata::new();
             for (k, v) in call.metadata().iter() {
                 let _ = headers.append(k, v);
+            }
+            if call.codec() != "thrift" {
+                headers.append_ascii("codec", call.codec()).unwrap();
             }
             let status = match &args[..] {
                 b"biz" => {
@@ -737,6 +741,82 @@ async fn a_buffered_pingpong_request_is_answered_bare() {
     assert_eq!(back, want);
 }
 
+/// A KitexProtobuf message of `kind` (1 CALL, 2 REPLY, 3 EXCEPTION): Kitex's
+/// `ProtobufV1Magic` (`90 01`) and the type, the method name, the sequence id, the body.
+fn pbmessage(kind: u8, method: &str, seq: u32, body: &[u8]) -> Vec<u8> {
+    let mut m = tmessage(kind, method, seq, body);
+    m[0] = 0x90;
+    m
+}
+
+/// `pingpong`'s request as a Kitex client of a protobuf service sends it by default
+/// (TTHeaderFramed, `client.initTransportProtocol`; WIRE.md §1.6): protocol id 00, as for
+/// Thrift, and a Framed KitexProtobuf message.
+fn pb_pingpong(seq: u32, method: &str, strs: &[(&str, &[u8])], body: &[u8]) -> Vec<u8> {
+    let mut f = pingpong(seq, method, strs, body, true);
+    assert_eq!(f[14], 0x00, "protocol id ThriftBinary, Kitex's default");
+    let at = f.len() - body.len() - tmessage(1, method, seq, b"").len();
+    assert_eq!(f[at..at + 2], [0x80, 0x01]);
+    f[at] = 0x90;
+    f
+}
+
+/// A Kitex client of a protobuf service (its methods unary) sends KitexProtobuf in
+/// TTHeaderFramed: the handler gets the request message as a `proto` call, and the answer
+/// goes back in kind, as Kitex's server writes it (WIRE.md §1.6).
+#[tokio::test]
+async fn a_kitex_protobuf_pingpong_request_is_answered_in_kind() {
+    let server = pingpong_server(ServerOptions::default());
+    let mut tcp = connect(server.local_addr()).await;
+    // echo.Request {payload: "hi"}.
+    let msg = hex("0a 02 68 69");
+    let md: &[(&str, &[u8])] = &[("RPC_TRANSIT_ECHO_KEY", b"value")];
+    send(&mut tcp, &[pb_pingpong(1, "PingPong", md, &msg)]).await;
+    let got = read_frame(&mut tcp).await.expect("an answer");
+    assert_eq!(got.bytes[14], 0x00, "the request's protocol id");
+    assert_eq!(got.str("codec"), Some(&b"proto"[..]));
+    assert_eq!(got.str("RPC_TRANSIT_ECHO_KEY"), Some(&b"value"[..]));
+    // Framed inside the TTHeader, then the REPLY with the handler's message.
+    let reply = pbmessage(2, "PingPong", 1, &msg);
+    assert_eq!(got.payload[..4], (reply.len() as u32).to_be_bytes());
+    assert_eq!(got.payload[4..], reply);
+
+    // A biz status: its pairs beside a REPLY with an empty message.
+    send(&mut tcp, &[pb_pingpong(2, "PingPong", &[], b"biz")]).await;
+    let got = read_frame(&mut tcp).await.unwrap();
+    assert_eq!(got.str("biz-status"), Some(&b"5"[..]));
+    assert_eq!(got.payload[4..], pbmessage(2, "PingPong", 2, b""));
+    // Any other error: an EXCEPTION, Kitex's ErrorProto {TypeID: 6, Message: "not here"}.
+    send(&mut tcp, &[pb_pingpong(3, "PingPong", &[], b"err")]).await;
+    let got = read_frame(&mut tcp).await.unwrap();
+    let mut error = hex("08 06 12 08");
+    error.extend(b"not here");
+    assert_eq!(got.payload[4..], pbmessage(3, "PingPong", 3, &error));
+    // Protocol id 04 (gopkg's ProtocolIDKitexProtobuf, which Kitex does not send) is taken
+    // too, and answered with the same.
+    let mut with_04 = pb_pingpong(6, "PingPong", &[], &msg);
+    with_04[14] = 0x04;
+    send(&mut tcp, &[with_04]).await;
+    let got = read_frame(&mut tcp).await.unwrap();
+    assert_eq!(got.bytes[14], 0x04);
+    assert_eq!(got.payload[4..], pbmessage(2, "PingPong", 6, &msg));
+    // An unknown method: TypeID 1, UNKNOWN_METHOD.
+    send(&mut tcp, &[pb_pingpong(4, "Nope", &[], &msg)]).await;
+    let got = read_frame(&mut tcp).await.unwrap();
+    let body = &got.payload[4 + pbmessage(3, "Nope", 4, b"").len()..];
+    assert_eq!(body[..2], [0x08, 0x01], "{body:?}");
+
+    // Framed alone (transport.Framed): answered Framed.
+    let mut tcp = connect(server.local_addr()).await;
+    tcp.write_all(&tcp_framed(&pbmessage(1, "PingPong", 5, &msg)))
+        .await
+        .unwrap();
+    let want = tcp_framed(&pbmessage(2, "PingPong", 5, &msg));
+    let mut back = vec![0u8; want.len()];
+    tcp.read_exact(&mut back).await.unwrap();
+    assert_eq!(back, want);
+}
+
 fn tcp_framed(msg: &[u8]) -> Vec<u8> {
     let mut f = (msg.len() as u32).to_be_bytes().to_vec();
     f.extend(msg);
@@ -813,11 +893,29 @@ async fn bytes_that_are_no_pingpong_request_close_only_their_connection() {
     wrong_inner[at - 1] += 1;
     // A TTHeader Streaming frame on a PingPong connection.
     let streaming = frame(HEADER, 9, "Echo", &[isn()], b"");
+    // A PingPong packet of protocol id 10, ThriftStruct: TTHeader Streaming's payload.
+    let mut thrift_struct = pingpong(9, "PingPong", &[], b"x", true);
+    thrift_struct[14] = 0x10;
+    // KitexProtobuf in a TTHeader with no Framed length inside (Kitex always sends one):
+    // its bytes 4..6 are no magic, and it does not begin `80 01`.
+    let mut pb_unframed = pingpong(9, "PingPong", &[], b"x", false);
+    pb_unframed[14] = 0x04;
+    let at = pb_unframed.len() - tmessage(1, "PingPong", 9, b"x").len();
+    pb_unframed[at] = 0x90;
     let buffered_ok = tmessage(1, "PingPong", 1, &hex("0b 00 01 00 00 00 02 6f 6b 00"));
     for (name, first, bad) in [
         ("not a CALL", good.clone(), not_a_call),
         ("wrong Framed length", good.clone(), wrong_inner),
         ("a streaming frame", good.clone(), streaming),
+        ("a ThriftStruct packet", good.clone(), thrift_struct),
+        ("KitexProtobuf unframed", good.clone(), pb_unframed),
+        // Framed KitexProtobuf whose name runs past the message: the connection closes
+        // unanswered.
+        (
+            "KitexProtobuf, its name past the message",
+            good.clone(),
+            tcp_framed(&hex("90 01 00 01 00 00 00 63 78 00 00 00")),
+        ),
         // Framed, a length of 16 MiB: over the limit.
         (
             "Framed too long",
@@ -974,6 +1072,43 @@ async fn our_channel_over_ttheader_carries_metadata_and_errors_both_ways() {
         c.headers().await.unwrap().get_ascii("echo-key"),
         Some("value")
     );
+}
+
+/// Unary calls whose content subtype is `proto` go as KitexProtobuf PingPong requests,
+/// answered in kind (the handler sees codec `proto` and answers protobuf); a protobuf
+/// streaming call is refused: Kitex's TTHeader Streaming carries Thrift only.
+#[tokio::test]
+async fn our_channel_calls_protobuf_pingpong_over_ttheader() {
+    use rill_testkit::rill_echo::{self, ECHO_SERVER, PING_PONG};
+    use rillrpc::{CallOptions, Code};
+    let server = std::sync::Arc::new(
+        rill_echo::builder(ServerOptions::default())
+            .bind("127.0.0.1:0")
+            .unwrap(),
+    );
+    tokio::spawn(rill_echo::serve_with_thrift(server.clone()));
+    let ch = ttheader_channel(server.local_addr());
+    let opts = CallOptions::new().content_subtype("proto");
+    for i in 0..3 {
+        let p = format!("pb {i}");
+        let got = ch.unary(PING_PONG, req(p.as_bytes(), 0), opts.clone());
+        assert_eq!(resp_payload(&got.await.unwrap()), p.as_bytes());
+    }
+    // The echo service's status 5 comes back as an exception: INTERNAL, its message.
+    let e = ch.unary(PING_PONG, req(b"bang", -5), opts.clone());
+    let e = e.await.unwrap_err();
+    assert_eq!((e.code(), e.message()), (Code::Internal, "bang"));
+    let e = ch.unary("/echo.TestService/Nope", req(b"x", 0), opts.clone());
+    assert_eq!(e.await.unwrap_err().code(), Code::Unimplemented);
+    // Without the subtype the same bytes go as Thrift, which the handler cannot read.
+    let e = ch.unary(PING_PONG, req(b"pb", 0), CallOptions::default());
+    assert_ne!(e.await.unwrap_err().code(), Code::Ok);
+    let e = match ch.server_streaming(ECHO_SERVER, req(b"s", 1), opts).await {
+        Err(e) => e,
+        Ok(mut s) => s.recv().await.unwrap_err(),
+    };
+    assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
+    assert!(e.message().contains("Thrift only"), "{e:?}");
 }
 
 /// Regression: a unary call over TTHeader hung about once in a hundred. Its half-close,

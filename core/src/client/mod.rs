@@ -207,7 +207,15 @@ impl Channel {
         let max_recv = opts
             .max_recv_message_size
             .unwrap_or(DEFAULT_MAX_RECV_MESSAGE);
-        let open = t.open(method, shape, opts.metadata, opts.timeout, max_recv);
+        let subtype = opts.content_subtype.as_deref();
+        let open = t.open(
+            method,
+            shape,
+            subtype,
+            opts.metadata,
+            opts.timeout,
+            max_recv,
+        );
         Call::opening(start, open, first)
     }
 

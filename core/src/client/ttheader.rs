@@ -1,7 +1,7 @@
 //! A channel's calls over Kitex's TTHeader transports: streaming calls as streams of one
-//! TTHeader Streaming connection, unary calls as Thrift PingPong requests (TTHeader-framed,
-//! what a Kitex client sends by default) on connections of their own, one call at a time
-//! each, kept for the next call.
+//! TTHeader Streaming connection, unary calls as PingPong requests (TTHeader-framed, what a
+//! Kitex client sends by default; Thrift, or Kitex's Protobuf for the content subtype
+//! `proto`) on connections of their own, one call at a time each, kept for the next call.
 
 use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -15,12 +15,13 @@ use crate::call::{Open, Shape};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::DEFAULT_MAX_RECV_MESSAGE;
 use crate::protocol::ttheader::metainfo::{wire_pairs, ISN};
-use crate::protocol::ttheader::{pingpong, stream};
+use crate::protocol::ttheader::pingpong::{self, Payload};
+use crate::protocol::ttheader::stream;
 use crate::protocol::{Receiver, Sender};
 use crate::runtime;
-use crate::status::Status;
+use crate::status::{Code, Status};
 use crate::transport::ttheader::pingpong::{self as framing, Framing, Reply};
-use crate::transport::ttheader::{self, key, Conn};
+use crate::transport::ttheader::{self, key, Conn, ProtocolId};
 
 /// TTHeader's int keys a PingPong request carries beside ToMethod and MsgType
 /// (WIRE.md §1.1).
@@ -82,20 +83,30 @@ impl Ttheader {
     }
 
     /// Opens a call of `shape` to `path`: a stream for the streaming shapes, a PingPong
-    /// request for unary calls.
+    /// request for unary calls, in the payload `subtype` asks for.
     pub(crate) fn open(
         self: &Arc<Self>,
         path: &str,
         shape: Shape,
+        subtype: Option<&str>,
         metadata: Metadata,
         timeout: Option<Duration>,
         max_recv: usize,
     ) -> Open {
         let (me, path) = (self.clone(), path.to_owned());
+        let payload = Payload::of_subtype(subtype);
         Box::pin(async move {
             let (svc, method) = names(&path)?;
             if shape == Shape::Unary {
-                return Ok(me.pingpong(svc, method, metadata, timeout, max_recv));
+                return Ok(me.pingpong(payload, svc, method, metadata, timeout, max_recv));
+            }
+            if payload != Payload::Thrift {
+                // Kitex's ttstream frames carry Thrift structs only (protocol id 0x10).
+                return Err(Status::new(
+                    Code::Unimplemented,
+                    "TTHeader Streaming carries Thrift only: call a protobuf streaming method \
+                     over gRPC",
+                ));
             }
             me.open_stream(svc, method, metadata, max_recv).await
         })
@@ -153,6 +164,7 @@ impl Ttheader {
     /// A PingPong call's two ends: the request leaves when the call half-closes.
     fn pingpong(
         self: Arc<Self>,
+        payload: Payload,
         svc: String,
         method: String,
         metadata: Metadata,
@@ -177,14 +189,20 @@ impl Ttheader {
             let request = Reply {
                 strs,
                 ints,
-                message: pingpong::call_message(&name, seq_id, &args),
+                message: pingpong::call_message(payload, &name, seq_id, &args),
             };
             runtime::handle().spawn(async move {
-                let _ = tx.send(self.exchange(seq_id, request, max_recv).await);
+                // Protocol id 00 whatever the payload, as Kitex sends it (the payload's
+                // first bytes say which it is).
+                let framing = Framing::Ttheader {
+                    framed: true,
+                    protocol: ProtocolId::ThriftBinary,
+                };
+                let _ = tx.send(self.exchange(framing, seq_id, request, max_recv).await);
             });
         };
         let sender = pingpong::Sender::Ask(pingpong::Ask::new(Box::new(send)));
-        let receiver = pingpong::Receiver::reply(method, rx);
+        let receiver = pingpong::Receiver::reply(payload, method, rx);
         (
             Sender::PingPong(Box::new(sender)),
             Receiver::PingPong(Box::new(receiver)),
@@ -193,8 +211,14 @@ impl Ttheader {
 
     /// Sends a PingPong request and reads its answer, on a kept connection if there is one
     /// (and again on a new one if the kept one turns out closed before any answer).
-    async fn exchange(&self, seq_id: i32, request: Reply, max: usize) -> Result<Reply, Status> {
-        let bytes = framing::encode(Framing::Ttheader { framed: true }, seq_id, request)
+    async fn exchange(
+        &self,
+        framing: Framing,
+        seq_id: i32,
+        request: Reply,
+        max: usize,
+    ) -> Result<Reply, Status> {
+        let bytes = framing::encode(framing, seq_id, request)
             .map_err(|e| Status::internal(e.to_string()))?;
         let max = max.saturating_add(ttheader::HEADER_ROOM);
         let kept = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();

@@ -192,10 +192,10 @@ pub(super) fn dispatch_ttheader(
     hand_over(shared, Arriving(call));
 }
 
-/// Hands a Thrift PingPong request to its handler as a unary call, or answers it on the
-/// spot (a message that is no CALL, an unknown or streaming method); returns where the
-/// answer comes. The TMessage names the method, the TTHeader's `isn` its service (a Framed
-/// request names none).
+/// Hands a PingPong request (Thrift, or Kitex's Protobuf) to its handler as a unary call
+/// of codec `thrift` or `proto`, or answers it on the spot (a message that is no CALL, an
+/// unknown or streaming method); returns where the answer comes. The message names the
+/// method, the TTHeader's `isn` its service (a Framed request names none).
 pub(super) fn dispatch_pingpong(
     shared: &Shared,
     req: ttheader::pingpong::Request,
@@ -236,7 +236,7 @@ pub(super) fn dispatch_pingpong(
     let call = ServerCall::new(Accepted {
         shape: Shape::Unary,
         protocol: Protocol::Ttheader,
-        codec: Cow::Borrowed("thrift"),
+        codec: Cow::Borrowed(call.payload.codec()),
         metadata: metainfo::metadata(&req.packet.strs),
         timeout: None,
         peer,

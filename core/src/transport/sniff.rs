@@ -3,8 +3,8 @@
 //! with a request line, and a Kitex one with a TTHeader packet, streaming if flagged so (as
 //! Kitex's own server tells them apart, `ttheader.IsStreaming`: bytes 4..6 the magic
 //! `10 00`, bytes 6..8 flags with bit `0x0002`) and Thrift PingPong otherwise, or with a
-//! Framed Thrift message or a bare (Buffered) one, `80 01` first (PingPong too). The bytes
-//! read to decide are replayed to whichever serves it.
+//! Framed Thrift (or KitexProtobuf) message or a bare (Buffered) one, `80 01` first
+//! (PingPong too). The bytes read to decide are replayed to whichever serves it.
 
 use bytes::{Buf, BytesMut};
 use std::io;
@@ -76,16 +76,17 @@ fn maybe_ttheader(seen: &[u8]) -> bool {
 
 /// What the first bytes say once they can be Kitex's: TTHeader Streaming when the magic
 /// and the streaming flag are there, PingPong for the magic alone or a Framed message (a
-/// length, then a strict Thrift Binary TMessage's `80 01`).
+/// length, then a strict Thrift Binary TMessage's `80 01` or a KitexProtobuf message's
+/// `90 01`).
 fn ttheader(seen: &[u8]) -> Option<Version> {
-    use super::ttheader::{buffered, FLAG_STREAMING, MAGIC};
+    use super::ttheader::{buffered, pingpong, FLAG_STREAMING, MAGIC};
     if buffered::begins(seen) {
         return Some(Version::PingPong);
     }
     if seen.len() < TTHEADER_SNIFF || seen[0] != 0 {
         return None;
     }
-    if seen[4..6] == [0x80, 0x01] {
+    if seen[4..6] == buffered::VERSION_1 || seen[4..6] == pingpong::KITEX_PROTOBUF {
         return Some(Version::PingPong);
     }
     if seen[4..6] != MAGIC.to_be_bytes() {
@@ -216,6 +217,9 @@ mod tests {
         assert_eq!(sniffed(pingpong).await.0, Version::PingPong);
         let framed = b"\x00\x00\x00\x2c\x80\x01\x00\x01\x00\x00\x00\x08PingPong";
         assert_eq!(sniffed(framed).await.0, Version::PingPong);
+        // A Framed KitexProtobuf message: a length, then Kitex's `90 01` magic, CALL.
+        let protobuf = b"\x00\x00\x00\x16\x90\x01\x00\x01\x00\x00\x00\x08PingPong";
+        assert_eq!(sniffed(protobuf).await.0, Version::PingPong);
         // A Buffered message (WIRE.md §1.5): a TMessage from its first byte.
         let buffered = b"\x80\x01\x00\x01\x00\x00\x00\x08PingPong";
         assert_eq!(

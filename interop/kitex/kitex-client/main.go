@@ -2,7 +2,7 @@
 // shared/idl/echo.thrift, in one of Kitex's Thrift transports.
 //
 //	kitex-client --target host:port --transport grpc|ttheader|pingpong [--check NAME[,NAME]]
-//	             [--api streamx|classic] [--timeout 20s]
+//	             [--api streamx|classic|protobuf] [--timeout 20s]
 //
 // Prints `PASS <check>`, `FAIL <check>: <why>` or `SKIP <check>: <why>` per check, exits 1
 // if any failed. The transports (client.WithTransportProtocol):
@@ -15,7 +15,8 @@
 //
 // --api picks the generated code: streamx (kitex_gen/streamx, default) or classic
 // (kitex_gen/classic, whose StreamClient is gRPC only, so --api classic takes --transport
-// grpc or pingpong).
+// grpc or pingpong), or protobuf (kitex_gen/protobuf, of shared/idl/echo.proto: PingPong
+// as KitexProtobuf, so --api protobuf takes --transport pingpong; protobuf.go).
 package main
 
 import (
@@ -77,7 +78,7 @@ func main() {
 	target := flag.String("target", "", "host:port of the server")
 	flag.StringVar(&transName, "transport", "ttheader", "grpc | ttheader | pingpong")
 	checkList := flag.String("check", "", "checks to run, comma separated (default: all): "+strings.Join(allChecks, ","))
-	apiName := flag.String("api", "streamx", "generated code: streamx | classic")
+	apiName := flag.String("api", "streamx", "generated code: streamx | classic | protobuf")
 	flag.StringVar(&pingpongName, "pingpong", "ttheader-framed",
 		"PingPong's framing (transports ttheader, pingpong): ttheader-framed | ttheader | framed | buffered")
 	flag.DurationVar(&timeout, "timeout", 20*time.Second, "deadline of every call")
@@ -130,6 +131,12 @@ func main() {
 	switch *apiName {
 	case "streamx":
 		c, err = newStreamxAPI(opts)
+	case "protobuf":
+		if transName != "pingpong" || pingpongName != "ttheader-framed" {
+			fmt.Fprintln(os.Stderr, "kitex-client: --api protobuf takes --transport pingpong --pingpong ttheader-framed (Kitex sends KitexProtobuf in TTHeaderFramed only)")
+			os.Exit(2)
+		}
+		c, err = newProtobufAPI(opts)
 	case "classic":
 		if transName == "ttheader" {
 			fmt.Fprintln(os.Stderr, "kitex-client: --api classic streams over gRPC only (NewStreamClient sets transport.GRPC)")

@@ -5,6 +5,7 @@
 // otherwise the netpoll PingPong codec (TTHeader, Framed or Buffered Thrift Binary).
 //
 //	kitex-server --port N     prints "listening on HOST:PORT" and serves until killed
+//	             [--idl protobuf]   echo.proto's service instead (PingPong only, protobuf.go)
 //
 // The handlers are those of the StreamX code (kitex_gen/streamx, `kitex -streamx`): one
 // service registration answers PingPong and the three streaming methods in every transport.
@@ -55,6 +56,7 @@ import (
 
 	echo "rillrpc.dev/interop/kitex/kitex_gen/streamx/echo"
 	"rillrpc.dev/interop/kitex/kitex_gen/streamx/echo/testservice"
+	pbsvc "rillrpc.dev/interop/kitex/kitex_gen/protobuf/echo/testservice"
 )
 
 type handler struct{}
@@ -91,8 +93,7 @@ const sleepPrefix = "sleep:"
 // handler's error (gRPC: INTERNAL "context deadline exceeded [biz error]") at the same
 // moment as the client's own deadline fires, and which one the client reports would be a
 // race. A deadline check wants the client's deadline to end the call.
-func slow(req *echo.Request) {
-	p := string(req.Payload)
+func slow(p string) {
 	if !strings.HasPrefix(p, sleepPrefix) {
 		return
 	}
@@ -116,7 +117,7 @@ func (handler) PingPong(ctx context.Context, req *echo.Request) (*echo.Response,
 	if err := bizError(req); err != nil {
 		return nil, err
 	}
-	slow(req)
+	slow(string(req.Payload))
 	return &echo.Response{Payload: req.Payload}, nil
 }
 
@@ -143,7 +144,7 @@ func (handler) Echo(ctx context.Context, stream echo.TestService_EchoServer) err
 		if err := bizError(req); err != nil {
 			return err
 		}
-		slow(req)
+		slow(string(req.Payload))
 		if err := stream.Send(ctx, &echo.Response{Payload: req.Payload}); err != nil {
 			return err
 		}
@@ -174,7 +175,7 @@ func (handler) EchoServer(ctx context.Context, req *echo.Request, stream echo.Te
 	if err := bizError(req); err != nil {
 		return err
 	}
-	slow(req)
+	slow(string(req.Payload))
 	for i := int32(0); i < req.GetCount(); i++ {
 		if err := stream.Send(ctx, &echo.Response{Payload: req.Payload}); err != nil {
 			return err
@@ -187,6 +188,7 @@ func main() {
 	host := flag.String("host", "127.0.0.1", "address to listen on")
 	port := flag.Int("port", 0, "port to listen on (0: any free port)")
 	verbose := flag.Bool("v", false, "Kitex's info logs")
+	idl := flag.String("idl", "thrift", "the service's IDL: thrift (echo.thrift) | protobuf (echo.proto, PingPong only: protobuf.go)")
 	flag.Parse()
 	if !*verbose {
 		klog.SetLevel(klog.LevelWarn)
@@ -196,14 +198,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "kitex-server:", err)
 		os.Exit(1)
 	}
-	svr := testservice.NewServer(&handler{},
+	opts := []server.Option{
 		server.WithListener(ln),
 		// Biz status errors and the TTHeader int keys of a PingPong response: Kitex only
 		// writes "biz-status"/"biz-message"/"biz-extra" into a TTHeader response with this
 		// handler (pkg/transmeta/ttheader.go); ttstream and gRPC carry them without it.
 		server.WithMetaHandler(transmeta.ServerTTHeaderHandler),
 		server.WithServerBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: "kitex-server"}),
-	)
+	}
+	var svr server.Server
+	switch *idl {
+	case "thrift":
+		svr = testservice.NewServer(&handler{}, opts...)
+	case "protobuf":
+		svr = pbsvc.NewServer(&pbHandler{}, opts...)
+	default:
+		fmt.Fprintf(os.Stderr, "kitex-server: unknown --idl %q\n", *idl)
+		os.Exit(2)
+	}
 	addr := ln.Addr().String()
 	fmt.Printf("listening on %s\n", strings.TrimPrefix(addr, "[::]"))
 	os.Stdout.Sync()

@@ -54,5 +54,19 @@ for framing in ttheader framed buffered; do
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null; unset 'pids[-1]'
   sed -i "1i # kitex-client --transport pingpong --pingpong $framing --check unary  =>  $result" "$file"
 done
+# PingPong in Kitex's Protobuf (kitex-client --api protobuf), against kitex-server --idl
+# protobuf.
+start server-protobuf "$bin/kitex-server" --port 0 --idl protobuf
+pb_server=$addr
+for check in unary error_status; do
+  file="$out/pingpong-protobuf-$check.txt"
+  start "tap-pingpong-protobuf-$check" "$bin/kitex-wiretap" --target "$pb_server" --out "$file"
+  tap=$addr
+  result=$(timeout 60 "$bin/kitex-client" --target "$tap" --transport pingpong --api protobuf --check $check 2>&1) || rc=1
+  echo "pingpong --api protobuf: $result"
+  sleep 0.3
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null; unset 'pids[-1]'
+  sed -i "1i # kitex-client --transport pingpong --api protobuf --check $check  =>  $result" "$file"
+done
 rm -f "$out"/.*.stdout "$out"/.*.stderr
 exit $rc

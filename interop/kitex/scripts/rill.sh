@@ -8,6 +8,10 @@
 #   kitex-client --transport pingpong --pingpong ttheader|framed|buffered
 #                                                               ->  kitex-echo-rill-server
 #   kitex-echo-rill-client --transport grpc|ttheader            ->  kitex-server
+# and PingPong in Kitex's Protobuf (KitexProtobuf in TTHeaderFramed), echo.proto's service:
+#   kitex-client --transport pingpong --api protobuf            ->  kitex-echo-rill-server
+#   kitex-echo-rill-client --transport ttheader --codec protobuf
+#                                                               ->  kitex-server --idl protobuf
 # The default checks include `deadline` (a short deadline on calls the server answers
 # slowly: the servers' "sleep:<ms>" payloads). Then the fault runs, each with a server
 # started for it alone, which the script SIGKILLs mid-stream when the client prints
@@ -32,6 +36,8 @@ start kitex-echo-rill-server "$rust/kitex-echo-rill-server" --port 0
 rill_server=$addr
 start kitex-server "$kitex/kitex-server" --port 0
 kitex_server=$addr
+start kitex-server-protobuf "$kitex/kitex-server" --port 0 --idl protobuf
+kitex_pb_server=$addr
 
 rows=()
 failed=0
@@ -76,6 +82,10 @@ run "kitex-echo-rill-client --transport grpc" kitex-server \
   "$rust/kitex-echo-rill-client" --target "$kitex_server" --transport grpc
 run "kitex-echo-rill-client --transport ttheader" kitex-server \
   "$rust/kitex-echo-rill-client" --target "$kitex_server" --transport ttheader
+run "kitex-client --transport pingpong --api protobuf" kitex-echo-rill-server \
+  "$kitex/kitex-client" --target "$rill_server" --transport pingpong --api protobuf
+run "kitex-echo-rill-client --transport ttheader --codec protobuf" "kitex-server --idl protobuf" \
+  "$rust/kitex-echo-rill-client" --target "$kitex_pb_server" --transport ttheader --codec protobuf
 
 # A fault run's bound: its client is killed past it, and the run fails.
 FAULT_SECS=30
@@ -142,7 +152,7 @@ printf '%-66s %-31s %4s %4s  %s\n' client server pass fail result
 printf '%s\n' "${rows[@]}"
 echo "test-kitex: $passes passed, $fails failed"
 if [ $failed -ne 0 ]; then
-  for name in kitex-echo-rill-server kitex-server kitex-echo-rill-server-killed kitex-server-killed; do
+  for name in kitex-echo-rill-server kitex-server kitex-server-protobuf kitex-echo-rill-server-killed kitex-server-killed; do
     echo "--- $name stderr:"; cat "$logs/$name.stderr"
   done
   echo "test-kitex: FAILED"

@@ -1,6 +1,8 @@
 //! Thrift's `TApplicationException` in a TMessage of type EXCEPTION, Binary protocol: how
 //! TTHeader Streaming says an error that is not a biz status (the payload of a TRAILER or
-//! RST frame, WIRE.md §2.2 and §2.3).
+//! RST frame, WIRE.md §2.2 and §2.3), and PingPong over Thrift. PingPong over Kitex's
+//! Protobuf says it with the same type and message in a protobuf message of its own
+//! (Kitex's `ErrorProto`, `pkg/remote/codec/protobuf/error.proto`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -107,6 +109,88 @@ impl Exception {
     }
 }
 
+/// `ErrorProto`'s fields: `int32 TypeID = 1; string Message = 2;`, as protobuf keys (the
+/// field number, then the wire type: 0 a varint, 2 a length and its bytes).
+const PB_TYPE_ID: u64 = 1 << 3;
+const PB_MESSAGE: u64 = (2 << 3) | 2;
+
+impl Exception {
+    /// The `ErrorProto` message of a KitexProtobuf EXCEPTION (its body, after the head).
+    pub(crate) fn protobuf(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(16 + self.message.len());
+        if self.kind != 0 {
+            put_varint(&mut b, PB_TYPE_ID);
+            // An int32 goes as its sign extension to 64 bits.
+            put_varint(&mut b, i64::from(self.kind) as u64);
+        }
+        if !self.message.is_empty() {
+            put_varint(&mut b, PB_MESSAGE);
+            put_varint(&mut b, self.message.len() as u64);
+            b.put_slice(self.message.as_bytes());
+        }
+        b.freeze()
+    }
+
+    /// Reads an `ErrorProto`; `None` if the bytes are not a protobuf message. Other fields
+    /// are skipped, as protobuf readers do.
+    pub(crate) fn from_protobuf(mut b: &[u8]) -> Option<Exception> {
+        let mut e = Exception {
+            kind: 0,
+            message: String::new(),
+        };
+        while b.has_remaining() {
+            let key = varint(&mut b)?;
+            match (key, key & 7) {
+                (PB_TYPE_ID, _) => e.kind = varint(&mut b)? as i32,
+                (_, 0) => {
+                    varint(&mut b)?;
+                }
+                (_, 1 | 5) => {
+                    let n = if key & 7 == 1 { 8 } else { 4 };
+                    if b.remaining() < n {
+                        return None;
+                    }
+                    b.advance(n);
+                }
+                (_, 2) => {
+                    let n = usize::try_from(varint(&mut b)?).ok()?;
+                    if b.remaining() < n {
+                        return None;
+                    }
+                    if key == PB_MESSAGE {
+                        e.message = String::from_utf8_lossy(&b[..n]).into();
+                    }
+                    b.advance(n);
+                }
+                _ => return None,
+            }
+        }
+        Some(e)
+    }
+}
+
+fn put_varint(b: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        b.put_u8(v as u8 | 0x80);
+        v >>= 7;
+    }
+    b.put_u8(v as u8);
+}
+
+/// A base-128 varint of at most ten bytes.
+fn varint(b: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let byte = *b.first()?;
+        b.advance(1);
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
 fn put_string(b: &mut BytesMut, s: &[u8]) {
     b.put_u32(s.len() as u32);
     b.put_slice(s);
@@ -153,6 +237,48 @@ mod tests {
         assert_eq!(e.status().code(), Code::Internal);
         let back = Exception::of(&Status::new(Code::Unimplemented, "no")).status();
         assert_eq!(back.code(), Code::Unimplemented);
+    }
+
+    /// Kitex's pbError for a handler's error (`NewPbError(remote.InternalError, ...)`):
+    /// field 1 the type 6, field 2 "gone"; and a negative type as protobuf writes an int32.
+    #[test]
+    fn a_protobuf_exception_is_kitexs_error_proto() {
+        let e = Exception {
+            kind: kind::INTERNAL_ERROR,
+            message: "gone".into(),
+        };
+        let bytes = [0x08, 0x06, 0x12, 0x04, b'g', b'o', b'n', b'e'];
+        assert_eq!(&e.protobuf()[..], &bytes[..]);
+        assert_eq!(Exception::from_protobuf(&bytes), Some(e));
+        let negative = Exception {
+            kind: -1,
+            message: String::new(),
+        };
+        let bytes = [
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
+        assert_eq!(&negative.protobuf()[..], &bytes[..]);
+        assert_eq!(Exception::from_protobuf(&bytes), Some(negative));
+        // An unknown field of each wire type is skipped: 3 a varint, 4 bytes, 5 a fixed32,
+        // 6 a fixed64.
+        let skipped = [
+            0x18, 0x01, 0x22, 0x01, b'x', 0x2d, 0, 0, 0, 0, 0x31, 0, 0, 0, 0, 0, 0, 0, 0, //
+            0x08, 0x01,
+        ];
+        assert_eq!(Exception::from_protobuf(&skipped).unwrap().kind, 1);
+    }
+
+    #[test]
+    fn bytes_that_are_not_an_error_proto_are_refused() {
+        // A message whose length runs past the bytes.
+        assert_eq!(Exception::from_protobuf(&[0x12, 0x05, b'x']), None);
+        // A varint that never ends.
+        assert_eq!(Exception::from_protobuf(&[0x08, 0xff]), None);
+        assert_eq!(Exception::from_protobuf(&[0x08; 1]), None);
+        // Wire type 3 (a group start), which ErrorProto does not have.
+        assert_eq!(Exception::from_protobuf(&[0x0b]), None);
+        // A fixed32 cut short.
+        assert_eq!(Exception::from_protobuf(&[0x2d, 0, 0]), None);
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! A Thrift PingPong call's two ends (WIRE.md §1): the request is a TMessage CALL whose
-//! args struct is the call's one message; the answer is a TMessage REPLY whose result
-//! struct is the handler's one message, with metadata as the packet's string pairs (Kitex's
-//! backward values), a biz status in them beside an empty result, or a TMessage EXCEPTION
-//! for any other error.
+//! A PingPong call's two ends (WIRE.md §1): the request is a message of type CALL whose
+//! args are the call's one message; the answer is a REPLY whose result is the handler's one
+//! message, with metadata as the packet's string pairs (Kitex's backward values), a biz
+//! status in them beside an empty result, or an EXCEPTION for any other error. The message
+//! is Thrift Binary (a strict TMessage, then the args or result struct) or Kitex's Protobuf
+//! (`KitexProtobuf`: the same head under its own magic, then the request or response
+//! message alone), as [`Payload`] tells.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::future::Future;
@@ -17,67 +19,130 @@ use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
 use crate::status::{Code, Status};
 use crate::transport::ttheader::pingpong::{msg_type, Reply};
 
-const VERSION_1: u32 = 0x8001_0000;
 const CALL: u8 = 1;
 const REPLY: u8 = 2;
 const EXCEPTION: u8 = 3;
 
-/// A request's TMessage head: the method's name and the sequence id, and the args struct
-/// after them.
+/// What a PingPong message is encoded in, told by its first word: a strict Thrift Binary
+/// TMessage (`80 01`, then the message type) or a KitexProtobuf message (`90 01`, Kitex's
+/// `ProtobufV1Magic`, `pkg/remote/codec/protobuf`). Both go on with the method name (a u32
+/// length and its bytes) and the sequence id (a u32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Payload {
+    Thrift,
+    Protobuf,
+}
+
+impl Payload {
+    fn magic(self) -> u32 {
+        match self {
+            Payload::Thrift => 0x8001_0000,
+            Payload::Protobuf => 0x9001_0000,
+        }
+    }
+
+    fn of(word: u32) -> Option<Payload> {
+        [Payload::Thrift, Payload::Protobuf]
+            .into_iter()
+            .find(|p| word & 0xffff_0000 == p.magic())
+    }
+
+    /// The codec a handler sees the call in: the content subtypes of gRPC's `thrift` and
+    /// `proto`.
+    pub(crate) fn codec(self) -> &'static str {
+        match self {
+            Payload::Thrift => "thrift",
+            Payload::Protobuf => "proto",
+        }
+    }
+
+    /// What a client's call sends for its content subtype: KitexProtobuf for `proto`,
+    /// Thrift otherwise (Kitex's TTHeader transports carry Thrift unless told protobuf).
+    pub(crate) fn of_subtype(subtype: Option<&str>) -> Payload {
+        match subtype {
+            Some("proto") => Payload::Protobuf,
+            _ => Payload::Thrift,
+        }
+    }
+}
+
+/// A message's head: its payload, type, method name and sequence id.
+struct Head {
+    payload: Payload,
+    kind: u8,
+    name: Bytes,
+    seq_id: i32,
+}
+
+/// Reads a message's head off the front of `m`, leaving its body.
+fn read_head(m: &mut Bytes) -> Result<Head, String> {
+    if m.len() < 8 {
+        return Err(format!(
+            "a PingPong message of {} bytes is too short",
+            m.len()
+        ));
+    }
+    let word = m.get_u32();
+    let payload = Payload::of(word).ok_or_else(|| {
+        format!(
+            "neither a strict Thrift Binary nor a KitexProtobuf message (first word {word:#010x})"
+        )
+    })?;
+    let n = m.get_u32() as usize;
+    if m.len() < n + 4 {
+        return Err("a PingPong message's method name runs past the message".into());
+    }
+    let name = m.split_to(n);
+    let seq_id = m.get_i32();
+    Ok(Head {
+        payload,
+        kind: (word & 0xff) as u8,
+        name,
+        seq_id,
+    })
+}
+
+/// A request's head: the method's name and the sequence id, and its args after them (the
+/// args struct, or the request message).
 #[derive(Debug)]
 pub(crate) struct Call {
+    pub(crate) payload: Payload,
     pub(crate) name: String,
     pub(crate) seq_id: i32,
     pub(crate) args: Bytes,
 }
 
 impl Call {
-    /// Reads a TMessage CALL (strict Thrift Binary, as Kitex writes it).
+    /// Reads a CALL, Thrift (strict Binary, as Kitex writes it) or KitexProtobuf.
     pub(crate) fn parse(mut m: Bytes) -> Result<Call, String> {
-        if m.len() < 8 {
-            return Err(format!(
-                "a Thrift message of {} bytes is too short",
-                m.len()
-            ));
+        let head = read_head(&mut m)?;
+        if head.kind != CALL {
+            return Err(format!("PingPong message type {}, not a CALL", head.kind));
         }
-        let word = m.get_u32();
-        if word & 0xffff_0000 != VERSION_1 {
-            return Err(format!(
-                "not a strict Thrift Binary message (version word {word:#010x})"
-            ));
-        }
-        let kind = (word & 0xff) as u8;
-        if kind != CALL {
-            return Err(format!("Thrift message type {kind}, not a CALL"));
-        }
-        let n = m.get_u32() as usize;
-        if m.len() < n + 4 {
-            return Err("a Thrift message name runs past the message".into());
-        }
-        let name = String::from_utf8(m.split_to(n).to_vec())
-            .map_err(|_| "a Thrift message name that is not UTF-8".to_owned())?;
-        let seq_id = m.get_i32();
+        let name = String::from_utf8(head.name.to_vec())
+            .map_err(|_| "a PingPong method name that is not UTF-8".to_owned())?;
         Ok(Call {
+            payload: head.payload,
             name,
-            seq_id,
+            seq_id: head.seq_id,
             args: m,
         })
     }
 }
 
-/// A client's request: the TMessage CALL of `name`, `seq_id`, and the args struct.
-pub(crate) fn call_message(name: &str, seq_id: i32, args: &[u8]) -> Bytes {
-    let mut m = head(CALL, name, seq_id, args.len());
+/// A client's request: the CALL of `name`, `seq_id`, and its args.
+pub(crate) fn call_message(payload: Payload, name: &str, seq_id: i32, args: &[u8]) -> Bytes {
+    let mut m = head(payload, CALL, name.as_bytes(), seq_id, args.len());
     m.put_slice(args);
     m.freeze()
 }
 
-/// A TMessage head of `kind`.
-fn head(kind: u8, name: &str, seq_id: i32, body: usize) -> BytesMut {
+/// A message head of `kind`, with room for a body of `body` bytes.
+fn head(payload: Payload, kind: u8, name: &[u8], seq_id: i32, body: usize) -> BytesMut {
     let mut b = BytesMut::with_capacity(12 + name.len() + body);
-    b.put_u32(VERSION_1 | u32::from(kind));
+    b.put_u32(payload.magic() | u32::from(kind));
     b.put_u32(name.len() as u32);
-    b.put_slice(name.as_bytes());
+    b.put_slice(name);
     b.put_i32(seq_id);
     b
 }
@@ -91,6 +156,7 @@ pub(crate) enum Sender {
 /// A server's sending end: gathers the answer and hands it to the connection whole as the
 /// call ends.
 pub(crate) struct Answer {
+    payload: Payload,
     name: String,
     seq_id: i32,
     headers: Option<Metadata>,
@@ -180,6 +246,7 @@ impl Ask {
 impl Answer {
     pub(crate) fn new(call: &Call, reply: oneshot::Sender<Reply>) -> Answer {
         Answer {
+            payload: call.payload,
             name: call.name.clone(),
             seq_id: call.seq_id,
             headers: None,
@@ -206,18 +273,35 @@ impl Answer {
         let mut strs = wire_pairs(&md);
         let (kind, message) = if status.code() == Code::Ok || is_biz(&md) {
             push_biz_message(&mut strs, &md, status);
-            // A biz status's result is empty: Kitex's client ignores it.
-            let result: &[u8] = if status.code() == Code::Ok {
-                &self.result
-            } else {
-                b"\0"
+            // A biz status's result is empty (Kitex's client ignores it): a Thrift struct
+            // of no fields, a protobuf message of none.
+            let result: &[u8] = match (status.code(), self.payload) {
+                (Code::Ok, _) => &self.result,
+                (_, Payload::Thrift) => b"\0",
+                (_, Payload::Protobuf) => b"",
             };
-            let mut m = head(REPLY, &self.name, self.seq_id, result.len());
+            let mut m = head(
+                self.payload,
+                REPLY,
+                self.name.as_bytes(),
+                self.seq_id,
+                result.len(),
+            );
             m.put_slice(result);
             (REPLY, m.freeze())
         } else {
-            let e = Exception::of(status).encode(self.name.as_bytes(), self.seq_id);
-            (EXCEPTION, e)
+            let e = Exception::of(status);
+            let (name, seq_id) = (self.name.as_bytes(), self.seq_id);
+            let m = match self.payload {
+                Payload::Thrift => e.encode(name, seq_id),
+                Payload::Protobuf => {
+                    let body = e.protobuf();
+                    let mut m = head(Payload::Protobuf, EXCEPTION, name, seq_id, body.len());
+                    m.put_slice(&body);
+                    m.freeze()
+                }
+            };
+            (EXCEPTION, m)
         };
         let _ = tx.send(Reply {
             strs,
@@ -236,6 +320,7 @@ pub(crate) enum Receiver {
 
 /// A client's answer: on its way, then read.
 pub(crate) struct Waiting {
+    payload: Payload,
     name: String,
     rx: oneshot::Receiver<Result<Reply, Status>>,
     result: Option<Bytes>,
@@ -249,9 +334,14 @@ impl Receiver {
         Receiver::Request(Some(args))
     }
 
-    /// A client's answer to the call of `name`, coming on `rx`.
-    pub(crate) fn reply(name: String, rx: oneshot::Receiver<Result<Reply, Status>>) -> Receiver {
+    /// A client's answer to the call of `name` in `payload`, coming on `rx`.
+    pub(crate) fn reply(
+        payload: Payload,
+        name: String,
+        rx: oneshot::Receiver<Result<Reply, Status>>,
+    ) -> Receiver {
         Receiver::Reply(Waiting {
+            payload,
             name,
             rx,
             result: None,
@@ -294,7 +384,7 @@ impl Receiver {
         if let Some(biz) = biz_status(&reply.strs) {
             return Poll::Ready(Err(NoHead::Ended(biz, Some(md))));
         }
-        Poll::Ready(match read_reply(reply.message, &w.name) {
+        Poll::Ready(match read_reply(reply.message, w.payload, &w.name) {
             Ok(result) => {
                 w.result = Some(result);
                 w.pairs = md.clone();
@@ -305,28 +395,29 @@ impl Receiver {
     }
 }
 
-/// The result struct of a REPLY to `name`, or the status its EXCEPTION (or a malformed
-/// answer) says.
-fn read_reply(mut m: Bytes, name: &str) -> Result<Bytes, Status> {
-    if let Some(e) = Exception::decode(&m) {
-        return Err(e.status());
+/// The result of a REPLY to `name` in `payload`, or the status its EXCEPTION (or a
+/// malformed answer) says.
+fn read_reply(mut m: Bytes, payload: Payload, name: &str) -> Result<Bytes, Status> {
+    if payload == Payload::Thrift {
+        if let Some(e) = Exception::decode(&m) {
+            return Err(e.status());
+        }
     }
     let bad = |why: &str| Status::internal(format!("a PingPong answer that is {why}"));
-    if m.len() < 8 {
-        return Err(bad("too short"));
+    let head = read_head(&mut m).map_err(|e| bad(&e))?;
+    if head.payload != payload {
+        return Err(bad("in another encoding than its request"));
     }
-    let word = m.get_u32();
-    if word != VERSION_1 | u32::from(REPLY) {
+    if head.kind == EXCEPTION && payload == Payload::Protobuf {
+        let e = Exception::from_protobuf(&m).ok_or_else(|| bad("an unreadable exception"))?;
+        return Err(e.status());
+    }
+    if head.kind != REPLY {
         return Err(bad("no REPLY"));
     }
-    let n = m.get_u32() as usize;
-    if m.len() < n + 4 {
-        return Err(bad("cut short"));
-    }
-    if m.split_to(n) != name.as_bytes() {
+    if head.name != name.as_bytes() {
         return Err(bad("for another method"));
     }
-    m.advance(4);
     Ok(m)
 }
 
@@ -343,6 +434,7 @@ mod tests {
         ]);
         let c = Call::parse(call).unwrap();
         assert_eq!((c.name.as_str(), c.seq_id), ("PingPong", 1));
+        assert_eq!(c.payload, Payload::Thrift);
         assert_eq!(&c.args[..], [0x0c, 0x00, 0x01, 0x00, 0x00]);
         // A REPLY, not a CALL.
         let reply = Bytes::from_static(&[0x80, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 1]);
@@ -353,11 +445,42 @@ mod tests {
         // A name that runs past the message.
         let long = Bytes::from_static(&[0x80, 0x01, 0x00, 0x01, 0, 0, 0, 99, b'x', 0, 0, 0]);
         assert!(Call::parse(long).unwrap_err().contains("runs past"));
+        // Too short for a head.
+        let short = Bytes::from_static(&[0x80, 0x01, 0x00, 0x01, 0, 0, 0]);
+        assert!(Call::parse(short).unwrap_err().contains("too short"));
     }
 
-    fn answered(status: Status, headers: Option<Metadata>) -> Reply {
+    /// WIRE.md §1.6: Kitex's KitexProtobuf call (`ProtobufV1Magic` 0x9001 and CALL, name
+    /// "PingPong", seq id 1), then the request message alone: field 1 `payload` "hi", field
+    /// 2 `count` 3.
+    #[test]
+    fn reads_kitexs_protobuf_call() {
+        let call = Bytes::from_static(&[
+            0x90, 0x01, 0x00, 0x01, 0, 0, 0, 8, b'P', b'i', b'n', b'g', b'P', b'o', b'n', b'g', 0,
+            0, 0, 1, 0x0a, 0x02, b'h', b'i', 0x10, 0x03,
+        ]);
+        let c = Call::parse(call).unwrap();
+        assert_eq!((c.name.as_str(), c.seq_id), ("PingPong", 1));
+        assert_eq!((c.payload, c.payload.codec()), (Payload::Protobuf, "proto"));
+        assert_eq!(&c.args[..], [0x0a, 0x02, b'h', b'i', 0x10, 0x03]);
+        // An empty request message (every field its default) is an empty body.
+        let empty = Bytes::from_static(&[0x90, 0x01, 0x00, 0x01, 0, 0, 0, 1, b'E', 0, 0, 0, 2]);
+        assert!(Call::parse(empty).unwrap().args.is_empty());
+        // A KitexProtobuf REPLY, not a CALL.
+        let reply = Bytes::from_static(&[0x90, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert!(Call::parse(reply).unwrap_err().contains("not a CALL"));
+        // `90 02`: neither magic.
+        let other = Bytes::from_static(&[0x90, 0x02, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert!(Call::parse(other).unwrap_err().contains("0x90020001"));
+        // The client's own request is the same bytes.
+        let mine = call_message(Payload::Protobuf, "PingPong", 1, b"\x0a\x02hi\x10\x03");
+        assert_eq!(Call::parse(mine).unwrap().args, b"\x0a\x02hi\x10\x03"[..]);
+    }
+
+    fn answered(payload: Payload, status: Status, headers: Option<Metadata>) -> Reply {
         let (tx, rx) = oneshot::channel();
         let call = Call {
+            payload,
             name: "PingPong".into(),
             seq_id: 7,
             args: Bytes::new(),
@@ -369,11 +492,17 @@ mod tests {
         rx.blocking_recv().unwrap()
     }
 
+    fn biz_error() -> Status {
+        let mut trailers = Metadata::new();
+        trailers.append_ascii("biz-status", "5").unwrap();
+        Status::new(Code::Internal, "no").with_trailers(trailers)
+    }
+
     #[test]
     fn an_answer_is_a_reply_a_biz_status_beside_an_empty_result_or_an_exception() {
         let mut md = Metadata::new();
         md.append_ascii("rpc-transit-echo-key", "value").unwrap();
-        let ok = answered(Status::ok(), Some(md));
+        let ok = answered(Payload::Thrift, Status::ok(), Some(md));
         // REPLY "PingPong" seq 7, then the result struct as the handler sent it.
         let mut want = vec![0x80, 0x01, 0x00, 0x02, 0, 0, 0, 8];
         want.extend(b"PingPong");
@@ -382,12 +511,7 @@ mod tests {
         assert_eq!(ok.ints, [msg_type(2)]);
         assert_eq!(ok.strs[0].0, "RPC_TRANSIT_ECHO_KEY");
 
-        let mut trailers = Metadata::new();
-        trailers.append_ascii("biz-status", "5").unwrap();
-        let biz = answered(
-            Status::new(Code::Internal, "no").with_trailers(trailers),
-            None,
-        );
+        let biz = answered(Payload::Thrift, biz_error(), None);
         assert_eq!(
             biz.message[biz.message.len() - 1..],
             [0x00],
@@ -395,8 +519,58 @@ mod tests {
         );
         assert!(biz.strs.contains(&("biz-message".into(), "no".into())));
 
-        let err = answered(Status::new(Code::NotFound, "gone"), None);
+        let err = answered(Payload::Thrift, Status::new(Code::NotFound, "gone"), None);
         assert_eq!(err.ints, [msg_type(3)]);
         assert_eq!(err.message[..4], [0x80, 0x01, 0x00, 0x03]);
+    }
+
+    /// A KitexProtobuf answer: the REPLY head under `90 01`, then the response message; a
+    /// biz status beside an empty message; an exception as Kitex's `ErrorProto`.
+    #[test]
+    fn a_protobuf_answer_is_kitexs() {
+        let head = |kind: u8| {
+            let mut h = vec![0x90, 0x01, 0x00, kind, 0, 0, 0, 8];
+            h.extend(b"PingPong");
+            h.extend([0, 0, 0, 7]);
+            h
+        };
+        let ok = answered(Payload::Protobuf, Status::ok(), None);
+        let mut want = head(REPLY);
+        want.extend([0x0c, 0x00, 0x00, 0x00, 0x00]);
+        assert_eq!(ok.message, want);
+
+        let biz = answered(Payload::Protobuf, biz_error(), None);
+        assert_eq!(biz.message, head(REPLY), "an empty message");
+        assert!(biz.strs.contains(&("biz-status".into(), "5".into())));
+
+        // Type 6 (INTERNAL_ERROR), message "gone".
+        let err = answered(Payload::Protobuf, Status::new(Code::NotFound, "gone"), None);
+        let mut want = head(EXCEPTION);
+        want.extend([0x08, 0x06, 0x12, 0x04, b'g', b'o', b'n', b'e']);
+        assert_eq!((err.message, err.ints), (want.into(), vec![msg_type(3)]));
+    }
+
+    /// A client reads a KitexProtobuf REPLY's message, and an EXCEPTION as its status: an
+    /// unknown method (type 1) as UNIMPLEMENTED.
+    #[test]
+    fn a_client_reads_a_protobuf_reply_or_exception() {
+        let mut reply = head(Payload::Protobuf, REPLY, b"PingPong", 1, 2);
+        reply.put_slice(&[0x0a, 0x00]);
+        let got = read_reply(reply.clone().freeze(), Payload::Protobuf, "PingPong");
+        assert_eq!(got.unwrap(), [0x0a, 0x00][..]);
+        let bad = read_reply(reply.clone().freeze(), Payload::Protobuf, "Echo").unwrap_err();
+        assert!(bad.message().contains("for another method"), "{bad:?}");
+        let bad = read_reply(reply.freeze(), Payload::Thrift, "PingPong").unwrap_err();
+        assert!(bad.message().contains("another encoding"), "{bad:?}");
+
+        let mut exc = head(Payload::Protobuf, EXCEPTION, b"PingPong", 1, 0);
+        exc.put_slice(&[0x08, 0x01, 0x12, 0x02, b'n', b'o']);
+        let s = read_reply(exc.freeze(), Payload::Protobuf, "PingPong").unwrap_err();
+        assert_eq!((s.code(), s.message()), (Code::Unimplemented, "no"));
+        // An ErrorProto cut short.
+        let mut cut = head(Payload::Protobuf, EXCEPTION, b"PingPong", 1, 0);
+        cut.put_slice(&[0x12, 0x09, b'n']);
+        let s = read_reply(cut.freeze(), Payload::Protobuf, "PingPong").unwrap_err();
+        assert!(s.message().contains("unreadable exception"), "{s:?}");
     }
 }

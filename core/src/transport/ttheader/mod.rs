@@ -2,8 +2,8 @@
 //! ([`packet`], sans I/O) carries both: Thrift PingPong, one TMessage per packet, and
 //! TTHeader Streaming (Kitex's StreamX), the frames of many streams on one connection
 //! ([`frame`]), each packet flagged streaming and naming its stream by its sequence id;
-//! [`conn`] runs such a connection, [`pingpong`] a PingPong one (TTHeader or Framed). `interop/kitex/WIRE.md` shows both on the wire as Kitex
-//! v0.16.3 sends them.
+//! [`conn`] runs such a connection, [`pingpong`] a PingPong one (TTHeader, Framed or
+//! Buffered). `interop/kitex/WIRE.md` shows both on the wire as Kitex v0.16.3 sends them.
 
 pub(crate) mod buffered;
 mod conn;
@@ -17,6 +17,6 @@ pub(crate) use conn::{run, Conn, Gone, Inbound, Stream, HEADER_ROOM};
 pub(crate) use frame::{frame, key, FrameType};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use packet::decode;
-pub(crate) use packet::{encode, Packet, FLAG_STREAMING, MAGIC};
 #[cfg(test)]
-pub(crate) use packet::{Malformed, ProtocolId};
+pub(crate) use packet::Malformed;
+pub(crate) use packet::{encode, Packet, ProtocolId, FLAG_STREAMING, MAGIC};

@@ -33,7 +33,8 @@ const INFO_ACL_TOKEN: u8 = 0x11;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum ProtocolId {
-    /// PingPong: a Thrift Binary TMessage (a Framed one inside, for Kitex's default).
+    /// PingPong: a Thrift Binary TMessage (a Framed one inside, for Kitex's default). Also
+    /// gopkg's `ProtocolIDDefault`, which Kitex writes for a KitexProtobuf payload too.
     #[default]
     ThriftBinary = 0x00,
     ThriftCompactV2 = 0x03,

@@ -1,10 +1,12 @@
-//! Thrift PingPong connections (Kitex's default, non-streaming transport): one Thrift
-//! message per request, in a TTHeader packet without the streaming flag (`TTHeader`, and
-//! with a Framed length inside it: `TTHeaderFramed`), in a bare Framed frame, or bare
-//! (Buffered: Kitex's `PurePayload`, Apache Thrift's `TBufferedTransport`), each answered
-//! in the framing it came in (WIRE.md §1). A Kitex client sends one request at
-//! a time on a connection; requests are served in turn, so answers keep their order for a
-//! client that sends more.
+//! PingPong connections (Kitex's default, non-streaming transport): one Thrift message per
+//! request, in a TTHeader packet without the streaming flag (`TTHeader`, and with a Framed
+//! length inside it: `TTHeaderFramed`), in a bare Framed frame, or bare (Buffered: Kitex's
+//! `PurePayload`, Apache Thrift's `TBufferedTransport`), each answered in the framing it
+//! came in (WIRE.md §1). Kitex's Protobuf messages (`KitexProtobuf`, what a Kitex client of
+//! a protobuf service sends by default, WIRE.md §1.6) come in a TTHeader packet, always
+//! with a Framed length inside, or Framed alone; never Buffered. A Kitex client sends one
+//! request at a time on a connection; requests are served in turn, so answers keep their
+//! order for a client that sends more.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -14,15 +16,17 @@ use super::buffered::{self, Walk, VERSION_1};
 use super::frame::key;
 use super::packet::{self, Malformed, Packet, ProtocolId, MAGIC};
 
-/// TTHeader's int key 1, TransportType: `framed` when the payload is a Framed message.
-const TRANSPORT_TYPE: u16 = 1;
+/// The first two bytes of a KitexProtobuf message (Kitex's `ProtobufV1Magic`, 0x90010000,
+/// whose low half is the message type), where a Thrift one has `80 01`.
+pub(crate) const KITEX_PROTOBUF: [u8; 2] = [0x90, 0x01];
 
 /// How a request came, and so how its answer goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Framing {
-    /// A TTHeader packet; `framed`: its payload is a Framed message (a u32 length first).
-    Ttheader { framed: bool },
-    /// A u32 length, then the message.
+    /// A TTHeader packet of protocol id `protocol` (answered with the same); `framed`: its
+    /// payload is a Framed message (a u32 length first).
+    Ttheader { framed: bool, protocol: ProtocolId },
+    /// A u32 length, then the message (Thrift or KitexProtobuf, as its first bytes say).
     Framed,
     /// The message alone: its end is found by walking it (`buffered`).
     Buffered,
@@ -105,14 +109,18 @@ pub(crate) enum Bad {
     Packet(Malformed),
     /// A TTHeader Streaming frame on a PingPong connection.
     Streaming,
-    /// Neither a TTHeader packet nor a Framed Thrift message.
+    /// Neither a TTHeader packet nor a Framed Thrift or KitexProtobuf message.
     Unknown([u8; 2]),
+    /// A TTHeader packet whose payload is neither Thrift Binary nor KitexProtobuf.
+    Protocol(ProtocolId),
     /// A Framed length over the limit.
     TooLarge {
         len: usize,
         max: usize,
     },
-    /// A TTHeader payload said to be Framed whose length disagrees with it.
+    /// A TTHeader payload that is neither a Thrift message nor a Framed message.
+    Payload,
+    /// A TTHeader payload whose Framed length disagrees with it.
     FramedLength,
     /// Bytes that begin as a Buffered message and are not one.
     Buffered(buffered::Bad),
@@ -125,15 +133,18 @@ impl std::fmt::Display for Bad {
             Bad::Streaming => f.write_str("a TTHeader Streaming frame on a PingPong connection"),
             Bad::Unknown(b) => write!(
                 f,
-                "neither TTHeader nor Framed Thrift: bytes 4..6 are {:02x} {:02x}",
+                "neither TTHeader nor a Framed Thrift or KitexProtobuf message: bytes 4..6 \
+                 are {:02x} {:02x}",
                 b[0], b[1]
             ),
+            Bad::Protocol(p) => write!(f, "a PingPong request in TTHeader protocol {p:?}"),
             Bad::TooLarge { len, max } => {
                 write!(
                     f,
                     "a Framed message of {len} bytes is over the limit of {max}"
                 )
             }
+            Bad::Payload => f.write_str("a TTHeader payload that is no Thrift or Framed message"),
             Bad::FramedLength => f.write_str("a TTHeader payload whose Framed length is wrong"),
             Bad::Buffered(b) => b.fmt(f),
         }
@@ -152,7 +163,7 @@ impl Reader {
     pub(crate) fn next(&mut self, buf: &mut BytesMut, max: usize) -> Result<Option<Request>, Bad> {
         // A Framed length (under 2 GiB) and a TTHeader LENGTH never begin `80 01`.
         if self.walk.is_none() && !buffered::begins(buf) {
-            return next_framed(buf, max, false);
+            return next_framed(buf, max);
         }
         let walk = self.walk.get_or_insert_with(Walk::default);
         let Some(n) = walk.resume(buf, max).map_err(Bad::Buffered)? else {
@@ -167,15 +178,14 @@ impl Reader {
     }
 }
 
-/// Takes the answer to a TTHeaderFramed request off the front of `buf`: framed as its
-/// request went, a Framed length inside the TTHeader, which the answer's header does not
-/// say (it carries no TransportType).
+/// Takes the answer to a request in a TTHeader packet off the front of `buf`: a packet or
+/// a Framed message, never a Buffered one (Reader's walk).
 pub(crate) fn next_answer(buf: &mut BytesMut, max: usize) -> Result<Option<Request>, Bad> {
-    next_framed(buf, max, true)
+    next_framed(buf, max)
 }
 
-/// `next`; `framed`: a TTHeader payload is Framed whatever its TransportType says.
-fn next_framed(buf: &mut BytesMut, max: usize, framed: bool) -> Result<Option<Request>, Bad> {
+/// `next`, for what is not Buffered: a TTHeader packet or a Framed message.
+fn next_framed(buf: &mut BytesMut, max: usize) -> Result<Option<Request>, Bad> {
     if buf.len() < 6 {
         return Ok(None);
     }
@@ -186,18 +196,29 @@ fn next_framed(buf: &mut BytesMut, max: usize, framed: bool) -> Result<Option<Re
         if p.is_streaming() {
             return Err(Bad::Streaming);
         }
-        let framed = framed || p.int(TRANSPORT_TYPE).is_some_and(|t| &t[..] == b"framed");
+        // Kitex writes protocol id 00 whatever the payload (`getProtocolID`: 04 would fail
+        // older Kitex's check) and tells the payload by its first bytes.
+        if !matches!(
+            p.protocol,
+            ProtocolId::ThriftBinary | ProtocolId::KitexProtobuf
+        ) {
+            return Err(Bad::Protocol(p.protocol));
+        }
         let mut message = p.payload.clone();
-        if framed && (message.len() < 4 || message.get_u32() as usize != message.len()) {
+        let framed = is_framed(&message).ok_or(Bad::Payload)?;
+        if framed && message.get_u32() as usize != message.len() {
             return Err(Bad::FramedLength);
         }
         return Ok(Some(Request {
-            framing: Framing::Ttheader { framed },
+            framing: Framing::Ttheader {
+                framed,
+                protocol: p.protocol,
+            },
             packet: p,
             message,
         }));
     }
-    if buf[4..6] != VERSION_1 {
+    if buf[4..6] != VERSION_1 && buf[4..6] != KITEX_PROTOBUF {
         return Err(Bad::Unknown([buf[4], buf[5]]));
     }
     let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
@@ -215,6 +236,18 @@ fn next_framed(buf: &mut BytesMut, max: usize, framed: bool) -> Result<Option<Re
     }))
 }
 
+/// Whether a TTHeader payload is a Framed message (a length, then `80 01` or `90 01`) or
+/// a bare Thrift one (`80 01` first), as Kitex's `checkPayload` tells them by their bytes
+/// (its TransportType key is not read); `None` if it is neither. A length never begins
+/// `80 01`: that would be 2 GiB.
+fn is_framed(payload: &[u8]) -> Option<bool> {
+    if buffered::begins(payload) {
+        return Some(false);
+    }
+    let magic = payload.get(4..6)?;
+    (magic == VERSION_1 || magic == KITEX_PROTOBUF).then_some(true)
+}
+
 /// The answer to a request of `framing` and sequence id `seq_id`.
 pub(crate) fn encode(framing: Framing, seq_id: i32, reply: Reply) -> Result<Bytes, Malformed> {
     let mut out = BytesMut::new();
@@ -225,14 +258,14 @@ pub(crate) fn encode(framing: Framing, seq_id: i32, reply: Reply) -> Result<Byte
             out.put_slice(&reply.message);
         }
         Framing::Buffered => out.put_slice(&reply.message),
-        Framing::Ttheader { framed } => {
+        Framing::Ttheader { framed, protocol } => {
             let payload = match framed {
                 true => Bytes::from([&framed_len()[..], &reply.message].concat()),
                 false => reply.message.clone(),
             };
             let p = Packet {
                 seq_id,
-                protocol: ProtocolId::ThriftBinary,
+                protocol,
                 strs: reply.strs,
                 ints: reply.ints,
                 payload,

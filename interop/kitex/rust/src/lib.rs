@@ -16,6 +16,8 @@ pub const ECHO_SERVER: &str = "/echo.TestService/EchoServer";
 
 /// The content subtype: `application/grpc+thrift`.
 pub const THRIFT: &str = "thrift";
+/// The codec of echo.proto's messages: a KitexProtobuf PingPong call's.
+pub const PROTO: &str = "proto";
 
 /// The extra map key kitex-server puts the request's count under.
 pub const EXTRA_COUNT_KEY: &str = "echo-count";

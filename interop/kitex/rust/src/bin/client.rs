@@ -6,7 +6,15 @@
 //!   Thrift PingPong request (`Protocol::Ttheader`), as kitex-client's `--transport
 //!   ttheader` calls them.
 //!
-//!     kitex-echo-rill-client --target HOST:PORT [--transport grpc|ttheader] [--check NAME[,NAME]]
+//! - `--codec protobuf` (with `--transport ttheader`): PingPong alone, in echo.proto's
+//!   messages (`content_subtype("proto")`), which go as Kitex's Protobuf (KitexProtobuf in
+//!   TTHeaderFramed), against `kitex-server --idl protobuf`: the checks `unary`,
+//!   `error_status`, `metadata` and `deadline` on PingPong.
+//!
+//! ```text
+//! kitex-echo-rill-client --target HOST:PORT [--transport grpc|ttheader]
+//!                        [--codec thrift|protobuf] [--check NAME[,NAME]]
+//! ```
 //!
 //! Prints `PASS <check>` or `FAIL <check>: <why>` per check (and `NOTE <check>: ...` lines
 //! with the statuses it saw); exits 1 if any failed.
@@ -29,8 +37,10 @@
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
+use prost::Message;
 use rill_kitex::echo::{decode, encode, PingPongArgs, PingPongResult, Request, Response};
-use rill_kitex::{ECHO, ECHO_CLIENT, ECHO_SERVER, EXTRA_COUNT_KEY, PING_PONG, THRIFT};
+use rill_kitex::{ECHO, ECHO_CLIENT, ECHO_SERVER, EXTRA_COUNT_KEY, PING_PONG, PROTO, THRIFT};
+use rill_testkit::echo as pb;
 use rillrpc::{Bytes, Call, CallOptions, Channel, Code, Metadata, MetadataValue, Shape, Status};
 
 type Check = Result<(), String>;
@@ -59,6 +69,14 @@ const CHECKS: [(&str, CheckFn); 8] = [
     ("deadline", deadline),
 ];
 
+/// `--codec protobuf`'s checks: PingPong only.
+const PROTOBUF_CHECKS: [(&str, CheckFn); 4] = [
+    ("unary", pb_unary),
+    ("error_status", pb_error_status),
+    ("metadata", pb_metadata),
+    ("deadline", pb_deadline),
+];
+
 /// The checks that need a script killing the server (only run when named).
 const FAULT_CHECKS: [(&str, CheckFn); 2] = [
     ("killed_server_streaming", killed_server_streaming),
@@ -68,6 +86,7 @@ const FAULT_CHECKS: [(&str, CheckFn); 2] = [
 fn main() {
     let (mut target, mut only) = (None, None);
     let mut protocol = rillrpc::Protocol::Grpc;
+    let mut protobuf = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match (a.as_str(), args.next()) {
@@ -75,10 +94,16 @@ fn main() {
             ("--check", Some(v)) => only = Some(v),
             ("--transport", Some(v)) if v == "grpc" => protocol = rillrpc::Protocol::Grpc,
             ("--transport", Some(v)) if v == "ttheader" => protocol = rillrpc::Protocol::Ttheader,
+            ("--codec", Some(v)) if v == "thrift" => protobuf = false,
+            ("--codec", Some(v)) if v == "protobuf" => protobuf = true,
             _ => usage(&format!("bad argument {a}")),
         }
     }
     let target = target.unwrap_or_else(|| usage("--target is required"));
+    if protobuf && protocol != rillrpc::Protocol::Ttheader {
+        usage("--codec protobuf takes --transport ttheader (Kitex's Protobuf PingPong)");
+    }
+    let checks: &[(&str, CheckFn)] = if protobuf { &PROTOBUF_CHECKS } else { &CHECKS };
     // As Kitex's client does, name the destination service ("echo") in `:authority`.
     let opts = rillrpc::ChannelOptions {
         authority: Some("echo".into()),
@@ -91,11 +116,11 @@ fn main() {
     });
     let names: Vec<String> = match only {
         Some(list) => list.split(',').map(str::to_owned).collect(),
-        None => CHECKS.iter().map(|(n, _)| n.to_string()).collect(),
+        None => checks.iter().map(|(n, _)| n.to_string()).collect(),
     };
     let mut failed = false;
     for name in names {
-        let result = match CHECKS.iter().chain(&FAULT_CHECKS).find(|(n, _)| *n == name) {
+        let result = match checks.iter().chain(&FAULT_CHECKS).find(|(n, _)| *n == name) {
             Some((_, check)) => check(&chan),
             None => Err("no such check".into()),
         };
@@ -117,7 +142,7 @@ fn usage(msg: &str) -> ! {
         .map(|(n, _)| *n)
         .collect();
     eprintln!(
-        "kitex-echo-rill-client: {msg}\nusage: kitex-echo-rill-client --target HOST:PORT [--transport grpc|ttheader] [--check {}]",
+        "kitex-echo-rill-client: {msg}\nusage: kitex-echo-rill-client --target HOST:PORT [--transport grpc|ttheader] [--codec thrift|protobuf] [--check {}]",
         names.join(",")
     );
     std::process::exit(2)
@@ -513,6 +538,104 @@ fn deadline(chan: &Channel) -> Check {
         Ok(())
     } else {
         Err(failures.join("; "))
+    }
+}
+
+// ---- `--codec protobuf`: PingPong in echo.proto's messages ----
+
+fn pb_opts() -> CallOptions {
+    CallOptions::new()
+        .timeout(Duration::from_secs(20))
+        .content_subtype(PROTO)
+}
+
+fn pb_request(payload: &[u8], count: i32) -> Bytes {
+    let req = pb::Request {
+        payload: payload.to_vec(),
+        count,
+    };
+    Bytes::from(req.encode_to_vec())
+}
+
+fn pb_payload(msg: Bytes) -> Result<Vec<u8>, String> {
+    let r = pb::Response::decode(msg).map_err(|e| format!("bad echo.Response: {e}"))?;
+    Ok(r.payload)
+}
+
+fn pb_unary(chan: &Channel) -> Check {
+    rillrpc::runtime::block_on(async {
+        for want in [UNARY_PAYLOAD, b""] {
+            let got = chan
+                .unary(PING_PONG, pb_request(want, 0), pb_opts())
+                .await
+                .map_err(|s| format!("PingPong({want:?}): {}", st(&s)))?;
+            let p = pb_payload(got)?;
+            if p != want {
+                return Err(format!("PingPong({want:?}) = {p:?}"));
+            }
+        }
+        Ok(())
+    })
+}
+
+fn pb_error_status(chan: &Channel) -> Check {
+    let call = chan.unary(
+        PING_PONG,
+        pb_request(ERROR_MESSAGE.as_bytes(), -5),
+        pb_opts(),
+    );
+    match rillrpc::runtime::block_on(call) {
+        Ok(m) => Err(format!("PingPong: no error, response {m:?}")),
+        Err(s) => want_biz("PingPong", &s),
+    }
+}
+
+/// kitex-server's backward values come back as the answer's headers and trailers both.
+fn pb_metadata(chan: &Channel) -> Check {
+    rillrpc::runtime::block_on(async {
+        let o = pb_opts().metadata(metainfo_request());
+        let req = pb_request(b"meta", 0);
+        let mut call = chan
+            .open_with_request(PING_PONG, Shape::Unary, o, &req)
+            .map_err(|s| st(&s))?;
+        let headers = call.headers().await.map_err(|s| st(&s))?;
+        has_metainfo("PingPong headers", &headers)?;
+        let m = call.recv_single().await.map_err(|s| st(&s))?;
+        if pb_payload(m)? != b"meta" {
+            return Err("PingPong: not the payload sent".into());
+        }
+        let s = call.finish().await;
+        if !s.is_ok() {
+            return Err(format!("PingPong: {}", st(&s)));
+        }
+        has_metainfo(
+            "PingPong trailers",
+            call.trailers().unwrap_or(&Metadata::new()),
+        )
+    })
+}
+
+fn pb_deadline(chan: &Channel) -> Check {
+    let (c, t) = (chan.clone(), Instant::now());
+    let o = pb_opts().timeout(SHORT_DEADLINE);
+    let slow = move || {
+        rillrpc::runtime::block_on(c.unary(PING_PONG, pb_request(SLOW_PAYLOAD, 0), o)).map(|_| 1)
+    };
+    match bounded(HANG, slow) {
+        Some(r) => want_deadline("PingPong", t, r)?,
+        None => {
+            return Err(format!(
+                "PingPong: no end {HANG:?} after its deadline (a hang)"
+            ))
+        }
+    }
+    let c = chan.clone();
+    let after = bounded(HANG, move || {
+        rillrpc::runtime::block_on(c.unary(PING_PONG, pb_request(b"after", 0), pb_opts()))
+    });
+    match after.map(|r| r.map_err(|s| st(&s)).and_then(pb_payload)) {
+        Some(Ok(p)) if p == b"after" => Ok(()),
+        other => Err(format!("PingPong after the deadline: {other:?}")),
     }
 }
 

@@ -1,6 +1,7 @@
 //! kitex-echo-rill-server: TestService of `shared/idl/echo.thrift` on the rillrpc core, for
-//! Kitex's gRPC transport (`application/grpc+thrift`), with kitex-server's semantics
-//! (interop/kitex/kitex-server/main.go):
+//! Kitex's gRPC transport (`application/grpc+thrift`), TTHeader Streaming and PingPong,
+//! and PingPong in echo.proto's messages too (Kitex's KitexProtobuf), with kitex-server's
+//! semantics (interop/kitex/kitex-server/main.go):
 //!   - PingPong echoes the payload (Kitex's args/result wrapper structs over gRPC);
 //!   - Echo answers every request with its payload;
 //!   - EchoClient answers the total payload bytes received, as decimal text;
@@ -23,7 +24,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use rill_kitex::echo::{decode, encode, PingPongArgs, PingPongResult, Request, Response};
-use rill_kitex::{biz_error, metainfo, ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG, THRIFT};
+use rill_kitex::{biz_error, metainfo, ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG, PROTO, THRIFT};
 use rillrpc::{Bytes, Code, Metadata, ServerBuilder, ServerCall, ServerOptions, Shape, Status};
 use thrift::protocol::TSerializable;
 
@@ -92,10 +93,14 @@ impl Out {
         call: &mut ServerCall,
         msg: &T,
     ) -> Result<(), Status> {
+        self.send_bytes(call, Bytes::from(encode(msg))).await
+    }
+
+    async fn send_bytes(&mut self, call: &mut ServerCall, msg: Bytes) -> Result<(), Status> {
         if let Some(h) = self.headers.take() {
             call.send_headers(&h)?;
         }
-        call.send(Bytes::from(encode(msg))).await
+        call.send(msg).await
     }
 }
 
@@ -143,11 +148,15 @@ async fn slow(call: &ServerCall, req: &Request) -> Result<(), Status> {
 }
 
 async fn serve(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
+    if call.codec() == PROTO && call.method() == PING_PONG {
+        return ping_pong_proto(call, out).await;
+    }
     if call.codec() != THRIFT {
         return Err(Status::new(
             Code::InvalidArgument,
             format!(
-                "TestService speaks Thrift (application/grpc+thrift), not {:?}",
+                "TestService speaks Thrift (application/grpc+thrift), and protobuf on \
+                 PingPong only, not {:?}",
                 call.codec()
             ),
         ));
@@ -176,6 +185,26 @@ async fn ping_pong(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
         }),
     };
     out.send(call, &result).await
+}
+
+/// PingPong in echo.proto's messages (Kitex's KitexProtobuf, a call of codec `proto`):
+/// the same semantics, the request and response messages bare.
+async fn ping_pong_proto(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
+    use prost::Message;
+    use rill_testkit::echo as pb;
+    let msg = call.recv_single().await?;
+    let req = pb::Request::decode(msg)
+        .map_err(|e| Status::new(Code::InvalidArgument, format!("bad echo.Request: {e}")))?;
+    let req = checked(Request {
+        payload: Some(req.payload),
+        count: Some(req.count),
+    })?;
+    slow(call, &req).await?;
+    let resp = pb::Response {
+        payload: req.payload.unwrap_or_default(),
+    };
+    out.send_bytes(call, Bytes::from(resp.encode_to_vec()))
+        .await
 }
 
 async fn echo(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
