@@ -197,6 +197,13 @@ export interface ChannelOptions {
    * the destination service's name there. The TLS server name is not changed by it.
    */
   authority?: string
+  /**
+   * What a server can make the channel hold of answers not read yet, in bytes. A
+   * connection's window grows with the streams open on it, so that streams nobody reads
+   * yet do not stall its other calls, up to this (64 MiB by default); past it, unread
+   * streams stall their connection until they are read. 0: as far as HTTP/2 allows.
+   */
+  connectionReceiveBudget?: number
 }
 
 /** A client channel. Idle, it does not keep the process alive. */

@@ -456,6 +456,13 @@ typedef struct rill_channel_options {
    * Appended after `tls_key_pem`, as above.
    */
   const char *authority;
+  /**
+   * The most one connection's receive window grows to with the streams open on it
+   * (never less than its first 4 MiB): what a server can make the channel hold of
+   * answers not read yet. 0: as far as HTTP/2 allows (2^31-1). Default 67108864
+   * (64 MiB). Appended after `authority`, as above.
+   */
+  uint64_t connection_receive_budget;
 } rill_channel_options;
 
 /**

@@ -388,7 +388,7 @@ class Channel {
   /**
    * @param target "http://host:port", "https://host:port" or "host:port" (h2c)
    * @param opts { ca, serverName, cert, key, connectTimeout, keepalive, userAgent, protocol,
-   *   httpVersion, httpGet, authority }
+   *   httpVersion, httpGet, authority, connectionReceiveBudget }
    *   protocol: what every call speaks, 'grpc' (the default), 'grpc-web' or 'connect'
    *   httpVersion: what the calls travel over, 'http2' (the default), 'http1' or 'auto'
    *     (a TLS server's choice by ALPN)
@@ -397,6 +397,11 @@ class Channel {
    *   authority: the :authority (HTTP/2) and Host (HTTP/1.1) of every call in place of the
    *     target's host:port, as grpc-js's 'grpc.default_authority' (Kitex's gRPC clients
    *     send the destination service's name there); the TLS server name is not changed
+   *   connectionReceiveBudget (bytes): what a server can make the channel hold of answers
+   *     not read yet. A connection's window grows with the streams open on it, so that
+   *     streams nobody reads yet do not stall its other calls, up to this (64 MiB by
+   *     default); past it, unread streams stall their connection until read. 0: as far as
+   *     HTTP/2 allows
    */
   constructor (target, opts = {}) {
     if (typeof target !== 'string') throw new TypeError('target must be a string like "http://127.0.0.1:50051"')
@@ -413,7 +418,8 @@ class Channel {
       protocol: opts.protocol,
       httpVersion: opts.httpVersion,
       httpGet: opts.httpGet == null ? undefined : Boolean(opts.httpGet),
-      authority: opts.authority == null ? undefined : String(opts.authority)
+      authority: opts.authority == null ? undefined : String(opts.authority),
+      connectionReceiveBudget: opts.connectionReceiveBudget
     })
     this._defaults = opts.callDefaults || {}
   }

@@ -34,6 +34,9 @@ pub struct ChannelOpts {
     pub http_get: Option<bool>,
     /// The `:authority` / `Host` of every call in place of the target's host:port.
     pub authority: Option<String>,
+    /// The most a connection's receive window grows to
+    /// (`ChannelOptions::connection_receive_budget`), bytes; 0: as far as HTTP/2 allows.
+    pub connection_receive_budget: Option<f64>,
 }
 
 #[napi(object)]
@@ -107,6 +110,11 @@ impl NativeChannel {
                 co.http_get = on;
             }
             co.authority = o.authority;
+            if let Some(n) =
+                meta::byte_count(o.connection_receive_budget, "connectionReceiveBudget")?
+            {
+                co.connection_receive_budget = (n > 0).then_some(n);
+            }
         }
         let (protocol, http_version, http_get) = (co.protocol, co.http_version, co.http_get);
         let host = co.host_connections;

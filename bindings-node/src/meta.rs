@@ -48,6 +48,15 @@ pub(crate) fn invalid(msg: &str) -> Error {
     Error::new(napi::Status::InvalidArg, msg.to_owned())
 }
 
+/// A count of bytes, checked: a whole number, not negative.
+pub(crate) fn byte_count(v: Option<f64>, what: &str) -> Result<Option<usize>> {
+    match v {
+        Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 => Ok(Some(n as usize)),
+        Some(n) => Err(invalid(&format!("invalid {what} {n}"))),
+        None => Ok(None),
+    }
+}
+
 /// The core's value called `name` (a protocol, an HTTP version, an idempotency level); an
 /// invalid-argument error with the core's list of names otherwise.
 pub(crate) fn named<T: Named>(what: &str, name: &str) -> Result<T> {

@@ -49,15 +49,6 @@ pub struct ServerOpts {
     pub connection_receive_budget: Option<f64>,
 }
 
-/// A count of bytes, checked: a whole number, not negative.
-fn byte_count(v: Option<f64>, what: &str) -> Result<Option<usize>> {
-    match v {
-        Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 => Ok(Some(n as usize)),
-        Some(n) => Err(meta::invalid(&format!("invalid {what} {n}"))),
-        None => Ok(None),
-    }
-}
-
 /// A duration option in ms, checked.
 fn ms(v: Option<f64>, what: &str) -> Result<Option<Duration>> {
     match v {
@@ -141,16 +132,18 @@ impl NativeServer {
             if let Some(t) = ms(o.keepalive_timeout_ms, "keepaliveTimeout")? {
                 so.keepalive_timeout = t;
             }
-            if let Some(n) = byte_count(o.send_budget, "sendBudget")? {
+            if let Some(n) = meta::byte_count(o.send_budget, "sendBudget")? {
                 so.send_budget = (n > 0).then_some(n);
             }
-            if let Some(n) = byte_count(o.connection_send_budget, "connectionSendBudget")? {
+            if let Some(n) = meta::byte_count(o.connection_send_budget, "connectionSendBudget")? {
                 so.connection_send_budget = (n > 0).then_some(n);
             }
-            if let Some(n) = byte_count(o.receive_budget, "receiveBudget")? {
+            if let Some(n) = meta::byte_count(o.receive_budget, "receiveBudget")? {
                 so.receive_budget = (n > 0).then_some(n);
             }
-            if let Some(n) = byte_count(o.connection_receive_budget, "connectionReceiveBudget")? {
+            if let Some(n) =
+                meta::byte_count(o.connection_receive_budget, "connectionReceiveBudget")?
+            {
                 so.connection_receive_budget = (n > 0).then_some(n);
             }
         }

@@ -84,6 +84,52 @@ test('status codes come back as RpcError with code, details and metadata', async
   await assert.rejects(async () => { for await (const _ of s) ; }, (e) => e.code === 9 && e.details === 'nope')
 })
 
+// Eight grpc-js server streams of 2 MiB each that the application reads nothing of yet
+// (past what a stream's buffer takes), then a unary call on the same channel: whether it
+// got through within 2 s. Then every stream is read whole.
+async function unaryPastUnreadServerStreams (opts) {
+  const c = new rill.Channel(`http://127.0.0.1:${peer.port}`, opts)
+  try {
+    await c.unary(M.PingPong, { payload: Buffer.alloc(0) }, codec)
+    const payload = Buffer.alloc(32 * 1024, 7)
+    const calls = []
+    for (let i = 0; i < 8; i++) calls.push(c.serverStreaming(M.EchoServer, { payload, count: 64 }, codec))
+    await sleep(500)
+    let through = true
+    try {
+      await c.unary(M.PingPong, { payload: Buffer.from('through') }, { ...codec, timeout: 2000 })
+    } catch (e) {
+      assert.equal(e.code, rill.status.DEADLINE_EXCEEDED, String(e))
+      through = false
+    }
+    // All at once: read one at a time, the others could take the window it frees and hold
+    // it unread (the connection's first 4 MiB when it cannot grow).
+    const counts = await Promise.all(calls.map(async (s) => {
+      let n = 0
+      for await (const m of s) {
+        assert.equal(m.payload.length, 32 * 1024)
+        n++
+      }
+      return n
+    }))
+    assert.deepEqual(counts, Array(8).fill(64))
+    return through
+  } finally {
+    c.close()
+  }
+}
+
+test('unread server streams do not stall the channel\'s other calls', async () => {
+  assert.ok(await unaryPastUnreadServerStreams({}))
+})
+
+test('connectionReceiveBudget bounds what unread server streams hold', async () => {
+  // Under the connection's first 4 MiB: the window stays there, and 8 unread streams of
+  // 1 MiB windows spend it.
+  assert.ok(!await unaryPastUnreadServerStreams({ connectionReceiveBudget: 1 }))
+  assert.throws(() => new rill.Channel('http://127.0.0.1:1', { connectionReceiveBudget: -1 }), /invalid connectionReceiveBudget -1/)
+})
+
 test('unknown method is UNIMPLEMENTED', async () => {
   await assert.rejects(ch.unary('/echo.TestService/Nope', Buffer.alloc(0)), (e) => e.code === rill.status.UNIMPLEMENTED)
 })

@@ -31,7 +31,7 @@ pub struct NativeChannel {
 impl NativeChannel {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (target, ca_pem=None, server_name=None, cert_pem=None, key_pem=None, protocol=None, http_version=None, http_get=false, authority=None))]
+    #[pyo3(signature = (target, ca_pem=None, server_name=None, cert_pem=None, key_pem=None, protocol=None, http_version=None, http_get=false, authority=None, connection_receive_budget=None))]
     fn new(
         target: &str,
         ca_pem: Option<Vec<u8>>,
@@ -42,6 +42,7 @@ impl NativeChannel {
         http_version: Option<&str>,
         http_get: bool,
         authority: Option<String>,
+        connection_receive_budget: Option<usize>,
     ) -> PyResult<NativeChannel> {
         let identity = match (cert_pem, key_pem) {
             (Some(c), Some(k)) => Some((c, k)),
@@ -73,6 +74,10 @@ impl NativeChannel {
         }
         opts.http_get = http_get;
         opts.authority = authority;
+        // 0: no budget.
+        if let Some(n) = connection_receive_budget {
+            opts.connection_receive_budget = (n > 0).then_some(n);
+        }
         let (protocol, http_version) = (opts.protocol, opts.http_version);
         let chan = Channel::with_options(target, opts)
             .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;

@@ -311,6 +311,47 @@ async def test_peer_dies_mid_stream() -> None:
         p.wait()
 
 
+async def _unary_past_unread_server_streams(port: int, **channel: Any) -> bool:
+    """Eight grpcio server streams of 2 MiB each that the application reads nothing of yet,
+    then a unary call on the same channel: whether it got through within 2 s. Then every
+    stream is read whole."""
+    async with rillrpc.Channel(f"http://127.0.0.1:{port}", **channel) as ch:
+        await ch.unary(PING, b"")
+        req = Req(payload=bytes(range(256)) * 128, count=64).SerializeToString()
+        calls = [ch.server_streaming(ECHO_SERVER, req) for _ in range(8)]
+        for c in calls:
+            await c.headers()
+        await asyncio.sleep(0.5)
+        try:
+            await ch.unary(PING, b"", timeout=2)
+            through = True
+        except RpcError as e:
+            assert e.code == StatusCode.DEADLINE_EXCEEDED, e
+            through = False
+        # All at once: read one at a time, the others could take the window it frees and
+        # hold it unread (the connection's first 4 MiB when it cannot grow).
+        async def count(c: Any) -> int:
+            n = 0
+            while await c.recv() is not None:
+                n += 1
+            return n
+
+        assert await asyncio.gather(*map(count, calls)) == [64] * 8
+        return through
+
+
+async def test_unread_server_streams_do_not_stall_the_channels_other_calls(grpc_server: Any) -> None:
+    assert await _unary_past_unread_server_streams(grpc_server.port)
+
+
+async def test_connection_receive_budget_bounds_what_unread_server_streams_hold(grpc_server: Any) -> None:
+    # Under the connection's first 4 MiB: the window stays there, and 8 unread streams of 1 MiB
+    # windows spend it.
+    assert not await _unary_past_unread_server_streams(grpc_server.port, connection_receive_budget=1)
+    with pytest.raises(OverflowError):
+        rillrpc.Channel("http://127.0.0.1:1", connection_receive_budget=-1)
+
+
 async def test_authority_names_the_server_in_host() -> None:
     """`authority=` replaces the target's host:port in `Host` (and `:authority`), as
     grpcio's `grpc.default_authority`: a bare HTTP/1.1 listener records what it got."""

@@ -231,9 +231,22 @@ pub async fn unary_within(ch: &rillrpc::Channel, bound: std::time::Duration) -> 
 /// on the same channel must still answer (the streams' unread data must not spend the
 /// connection's receive window), and then the streams are read whole.
 pub async fn unary_past_unread_server_streams(ch: &rillrpc::Channel) {
+    let through = unary_past_unread_server_streams_within(ch, std::time::Duration::from_secs(10));
+    assert!(
+        through.await,
+        "a unary call stalled behind 8 unread streams"
+    );
+}
+
+/// Opens eight server streams of 2 MiB each on `ch`, reads none of them yet, and tries a
+/// unary call on the same channel for up to `bound`: whether it got through. Then reads
+/// the streams, each whole.
+pub async fn unary_past_unread_server_streams_within(
+    ch: &rillrpc::Channel,
+    bound: std::time::Duration,
+) -> bool {
     use rill_testkit::rill_echo::ECHO_SERVER;
-    let bound = std::time::Duration::from_secs(10);
-    assert!(unary_within(ch, bound).await);
+    assert!(unary_within(ch, std::time::Duration::from_secs(10)).await);
     // Bytes that do not compress: a server that compresses its answers (tonic's, here)
     // must still send 2 MiB on each stream.
     let mut x = 0x2545_f491_u32;
@@ -252,15 +265,20 @@ pub async fn unary_past_unread_server_streams(ch: &rillrpc::Channel) {
         unread.push(ch.server_streaming(ECHO_SERVER, r, opts).await.unwrap());
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(
-        unary_within(ch, bound).await,
-        "a unary call stalled behind 8 unread streams"
-    );
-    for mut call in unread {
-        let mut n = 0;
-        while call.recv().await.unwrap().is_some() {
-            n += 1;
-        }
-        assert_eq!(n, 64);
+    let through = unary_within(ch, bound).await;
+    // All at once: read one at a time, the others could take the window it frees and
+    // hold it unread, the connection's first 4 MiB when it cannot grow.
+    let reading = unread.into_iter().map(|mut call| {
+        tokio::spawn(async move {
+            let mut n = 0;
+            while call.recv().await.unwrap().is_some() {
+                n += 1;
+            }
+            n
+        })
+    });
+    for r in reading.collect::<Vec<_>>() {
+        assert_eq!(r.await.unwrap(), 64);
     }
+    through
 }

@@ -641,6 +641,24 @@ async fn unread_server_streams_do_not_stall_the_clients_other_calls() {
     unary_past_unread_server_streams(&ch).await;
 }
 
+/// The growth that lets calls pass unread server streams is the application's to bound:
+/// with none allowed, the connection's configured 4 MiB is all 8 unread streams get (1 MiB
+/// windows), and a unary call waits until they are read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channels_receive_budget_bounds_what_unread_server_streams_hold() {
+    let server = rill_server(ServerOptions::default());
+    let opts = rillrpc::ChannelOptions {
+        connection_receive_budget: Some(0),
+        ..Default::default()
+    };
+    let ch = Channel::with_options(&format!("http://{}", server.local_addr()), opts).unwrap();
+    let through = unary_past_unread_server_streams_within(&ch, Duration::from_secs(2)).await;
+    assert!(
+        !through,
+        "connection_receive_budget 0: the window stayed at 4 MiB"
+    );
+}
+
 /// Regression: the same on the server, for request streams its handlers do not read
 /// yet: four of them stalled every other call their client made on the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

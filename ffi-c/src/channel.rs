@@ -57,6 +57,11 @@ pub struct rill_channel_options {
     /// destination service's name there. The TLS server name is not changed by it.
     /// Appended after `tls_key_pem`, as above.
     pub authority: *const c_char,
+    /// The most one connection's receive window grows to with the streams open on it
+    /// (never less than its first 4 MiB): what a server can make the channel hold of
+    /// answers not read yet. 0: as far as HTTP/2 allows (2^31-1). Default 67108864
+    /// (64 MiB). Appended after `authority`, as above.
+    pub connection_receive_budget: u64,
 }
 
 pub(crate) static CHANNELS: Registry<Channel> = Registry::new(2, "channel");
@@ -78,6 +83,7 @@ fn defaults() -> rill_channel_options {
         tls_cert_pem: std::ptr::null(),
         tls_key_pem: std::ptr::null(),
         authority: std::ptr::null(),
+        connection_receive_budget: d.connection_receive_budget.map_or(0, |n| n as u64),
     }
 }
 
@@ -92,12 +98,22 @@ pub extern "C" fn rill_channel_options_init(opts: *mut rill_channel_options) -> 
 }
 
 /// The struct as each earlier header declared it, oldest first (`versioned::earlier`).
-const EARLIER: [(usize, usize); 3] = [
+const EARLIER: [(usize, usize); 4] = [
     versioned::earlier(offset_of!(rill_channel_options, http_get), ALIGN),
     versioned::earlier(offset_of!(rill_channel_options, tls_cert_pem), ALIGN),
     versioned::earlier(offset_of!(rill_channel_options, authority), ALIGN),
+    versioned::earlier(
+        offset_of!(rill_channel_options, connection_receive_budget),
+        ALIGN,
+    ),
 ];
 const ALIGN: usize = std::mem::align_of::<rill_channel_options>();
+
+/// A budget in bytes as the option structs give it: 0 for none (as far as the protocol
+/// allows).
+pub(crate) fn bytes(n: u64) -> Option<usize> {
+    (n > 0).then(|| usize::try_from(n).unwrap_or(usize::MAX))
+}
 
 pub(crate) fn error_code(kind: ErrorKind) -> rill_result {
     match kind {
@@ -123,6 +139,7 @@ unsafe fn options(o: &rill_channel_options) -> R<ChannelOptions> {
         protocol: protocol_from(o.protocol, "opts.protocol")?,
         http_version: http_version_from(o.http_version, "opts.http_version")?,
         http_get: o.http_get,
+        connection_receive_budget: bytes(o.connection_receive_budget),
         ..Default::default()
     };
     if o.keepalive_interval_ms < 0 {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::channel::error_code;
+use crate::channel::{bytes, error_code};
 use crate::notify::Notify;
 use crate::registry::{lock, Registry};
 use crate::result::*;
@@ -327,10 +327,6 @@ unsafe fn options(c: &rill_server_options) -> R<ServerOptions> {
 }
 
 /// A byte budget: 0 is none; one past what the address space holds is as good as none.
-fn bytes(n: u64) -> Option<usize> {
-    (n > 0).then(|| usize::try_from(n).unwrap_or(usize::MAX))
-}
-
 fn not_started(s: &ServerObj, op: &str) -> R<()> {
     if s.server.is_some() {
         return Err(Fail::state(format!("{op} after rill_server_start")));

@@ -560,7 +560,13 @@ class Channel:
     `authority`: the `:authority` (HTTP/2) and `Host` (HTTP/1.1) of every call in place of
     the target's host:port, as grpcio's `grpc.default_authority` option: Kitex's gRPC
     clients send the destination service's name there. The TLS server name stays the
-    target's host (or `server_name`)."""
+    target's host (or `server_name`).
+
+    `connection_receive_budget`: what a server can make the channel hold of answers not
+    read yet. A connection's window grows with the streams open on it, so that streams
+    nobody reads yet do not stall its other calls, up to this many bytes (64 MiB by
+    default); past it, unread streams stall their connection until they are read. 0: as
+    far as HTTP/2 allows."""
 
     def __init__(
         self,
@@ -574,6 +580,7 @@ class Channel:
         http_version: Optional[str] = None,
         http_get: bool = False,
         authority: Optional[str] = None,
+        connection_receive_budget: Optional[int] = None,
     ) -> None:
         self._native = NativeChannel(
             target,
@@ -585,6 +592,7 @@ class Channel:
             http_version,
             bool(http_get),
             authority,
+            connection_receive_budget,
         )
         self.target = target
 

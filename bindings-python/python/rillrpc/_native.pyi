@@ -41,6 +41,7 @@ class NativeChannel:
         http_version: Optional[str] = None,
         http_get: bool = False,
         authority: Optional[str] = None,
+        connection_receive_budget: Optional[int] = None,
     ) -> NativeChannel: ...
     # "grpc", "grpc-web", "connect" or "ttheader". `Channel.protocol`.
     @property

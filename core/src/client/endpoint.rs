@@ -23,7 +23,7 @@ use crate::transport::driver::Driver;
 use crate::transport::goaway::{GoAway, Watched};
 use crate::transport::hosted::{Handout, HostedConnection};
 use crate::transport::socket::Socket;
-use crate::transport::window::{Counter, RecvWindow, CONNECTION_MOST};
+use crate::transport::window::{self, Counter, RecvWindow};
 use crate::transport::{h2_client, tls};
 
 /// An established connection: where new streams are opened.
@@ -406,14 +406,15 @@ impl Endpoint {
         Conn::once_heard(sender, generation, counter, driver, goaway).await
     }
 
-    /// A new connection's receive window: it grows with the streams open on it, up to a
-    /// cap per connection (a client's unread streams are its own application's).
+    /// A new connection's receive window: it grows with the streams open on it, up to
+    /// the channel's cap per connection (a client's unread streams are its own
+    /// application's: no pool is shared between connections).
     fn recv_window(&self) -> RecvWindow {
         let o = &self.opts;
         RecvWindow::new(
             o.initial_stream_window,
             o.initial_connection_window,
-            CONNECTION_MOST,
+            window::cap(o.connection_receive_budget),
             None,
         )
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::named::Named;
 use crate::protocol::Protocol;
 use crate::transport::tls::ClientTls;
+use crate::transport::window::DEFAULT_CONNECTION_RECEIVE_BUDGET;
 
 /// Channel settings.
 #[derive(Clone, Debug)]
@@ -20,9 +21,16 @@ pub struct ChannelOptions {
     /// HTTP/2 flow-control windows we grant the server: each stream's (default 1 MiB),
     /// and the connection's to begin with (default 4 MiB). The connection's window grows
     /// with the streams open on it, a stream window ahead of what they can hold unread (up
-    /// to 64 MiB), so that streams the application has not read yet never stall the others.
+    /// to `connection_receive_budget`), so that streams the application has not read yet
+    /// do not stall the others.
     pub initial_stream_window: u32,
     pub initial_connection_window: u32,
+    /// The most a connection's receive window grows to (never less than
+    /// `initial_connection_window`; HTTP/2 allows at most 2^31-1): what a server can make
+    /// the channel hold of answers the application has not read. Default 64 MiB: a
+    /// connection keeps up with 63 unread streams of 1 MiB windows. `None`: as far as
+    /// HTTP/2 allows.
+    pub connection_receive_budget: Option<usize>,
     /// Largest header block accepted from the server.
     pub max_header_list_size: u32,
     /// First wait after a failed connection attempt; grows by 1.6 up to `max_backoff`.
@@ -95,6 +103,7 @@ impl Default for ChannelOptions {
             tls: None,
             initial_stream_window: 1 << 20,
             initial_connection_window: 4 << 20,
+            connection_receive_budget: Some(DEFAULT_CONNECTION_RECEIVE_BUDGET),
             max_header_list_size: 16 << 20,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(120),

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::protocol::cors::Cors;
 use crate::protocol::envelope::DEFAULT_MAX_RECV_MESSAGE;
 use crate::transport::tls::ServerTls;
+use crate::transport::window::DEFAULT_CONNECTION_RECEIVE_BUDGET;
 
 /// A client on a slow mobile network finishes a TLS handshake and its preface within a few
 /// round trips; ten seconds leaves room for that and little for a peer that stalls on
@@ -31,10 +32,10 @@ const DEFAULT_SEND_BUDGET: usize = 512 << 20;
 const DEFAULT_CONNECTION_SEND_BUDGET: usize = 64 << 20;
 
 /// What clients may send ahead of the handlers' reading: with 1 MiB stream windows a
-/// connection's window keeps up with 63 request streams that handlers have not read yet,
-/// and eight such connections at full growth fill the server's part.
+/// connection's window keeps up with 63 request streams that handlers have not read yet
+/// (`DEFAULT_CONNECTION_RECEIVE_BUDGET`), and eight such connections at full growth fill
+/// the server's part.
 const DEFAULT_RECEIVE_BUDGET: usize = 512 << 20;
-const DEFAULT_CONNECTION_RECEIVE_BUDGET: usize = 64 << 20;
 
 /// Server settings.
 #[derive(Clone, Debug)]

@@ -16,13 +16,15 @@
 //! and, on a server, at a pool its connections share: a client cannot make the server
 //! hold more than the pool plus each connection's configured window, however many
 //! connections and streams it opens. A server's operator sets both
-//! (`ServerOptions::connection_receive_budget`, `receive_budget`).
+//! (`ServerOptions::connection_receive_budget`, `receive_budget`), a client's the cap
+//! (`ChannelOptions::connection_receive_budget`).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// The most a client connection's window grows to, unless its configured window is larger.
-pub(crate) const CONNECTION_MOST: u32 = 64 << 20;
+/// The most a connection's window grows to by default, on either side, unless its
+/// configured window is larger: 63 unread streams of 1 MiB windows, and one more.
+pub(crate) const DEFAULT_CONNECTION_RECEIVE_BUDGET: usize = 64 << 20;
 
 /// RFC 9113 §6.9.1: "A sender MUST NOT allow a flow-control window to exceed 2^31-1
 /// octets." A cap past it is no cap.
@@ -197,7 +199,7 @@ mod tests {
 
     #[test]
     fn the_window_stays_a_stream_window_ahead_of_the_open_streams() {
-        let mut w = RecvWindow::new(M, 4 * M, CONNECTION_MOST, None);
+        let mut w = RecvWindow::new(M, 4 * M, cap(Some(DEFAULT_CONNECTION_RECEIVE_BUDGET)), None);
         let c = w.counter();
         let mut open: Vec<Receiving> = (0..3).map(|_| c.count()).collect();
         // Three streams hold at most 3 MiB: the configured 4 MiB is enough.
@@ -217,17 +219,30 @@ mod tests {
 
     #[test]
     fn growth_stops_at_the_cap() {
-        let mut w = RecvWindow::new(M, 4 * M, CONNECTION_MOST, None);
+        let mut w = RecvWindow::new(M, 4 * M, cap(Some(DEFAULT_CONNECTION_RECEIVE_BUDGET)), None);
         let c = w.counter();
         let _open: Vec<Receiving> = (0..1000).map(|_| c.count()).collect();
-        assert_eq!(w.retarget(), Some(CONNECTION_MOST));
+        assert_eq!(
+            w.retarget(),
+            Some(cap(Some(DEFAULT_CONNECTION_RECEIVE_BUDGET)))
+        );
     }
 
     #[test]
     fn a_servers_connections_grow_out_of_one_pool_and_give_it_back() {
         let pool = Pool::new(Some(10 * M as usize));
-        let mut a = RecvWindow::new(M, 4 * M, CONNECTION_MOST, Some(pool.clone()));
-        let mut b = RecvWindow::new(M, 4 * M, CONNECTION_MOST, Some(pool.clone()));
+        let mut a = RecvWindow::new(
+            M,
+            4 * M,
+            cap(Some(DEFAULT_CONNECTION_RECEIVE_BUDGET)),
+            Some(pool.clone()),
+        );
+        let mut b = RecvWindow::new(
+            M,
+            4 * M,
+            cap(Some(DEFAULT_CONNECTION_RECEIVE_BUDGET)),
+            Some(pool.clone()),
+        );
         let (ca, cb) = (a.counter(), b.counter());
         let _on_a: Vec<Receiving> = (0..11).map(|_| ca.count()).collect();
         let _on_b: Vec<Receiving> = (0..11).map(|_| cb.count()).collect();

@@ -92,6 +92,17 @@ int main(void) {
     co.authority = "echo";
     OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
     OK(rill_channel_free(ch));
+    /* The receive budget: 64 MiB by default, 0 for as far as HTTP/2 allows; the header
+     * before it passes the smaller size and keeps the default. */
+    OK(rill_channel_options_init(&co));
+    CHECK(co.connection_receive_budget == 64u << 20);
+    co.connection_receive_budget = 0;
+    OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    OK(rill_channel_free(ch));
+    co.size = offsetof(rill_channel_options, connection_receive_budget);
+    co.connection_receive_budget = 1;
+    OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
+    OK(rill_channel_free(ch));
     OK(rill_channel_options_init(&co));
     co.size = sizeof co;
     OK(rill_channel_new("http://127.0.0.1:1", &co, &ch));
