@@ -14,7 +14,9 @@
 //! `--protocol` (rill only; default grpc) is the protocol every call speaks
 //! (`ChannelOptions::protocol`), over HTTP/2, or over HTTP/1.1 with `--http1`
 //! (`ChannelOptions::http_version`; gRPC-Web and Connect only, and no bidi calls: the
-//! pingpong workload then fails, as the channel refuses them).
+//! pingpong workload then fails, as the channel refuses them). Over `ttheader` the unary
+//! workload's calls are PingPong requests, in Kitex's Protobuf with the default `--codec
+//! proto`; the streaming workloads need `--codec thrift` (Kitex streams Thrift only there).
 //!
 //! `--messages N` makes the run one burst instead of a timed rate: each stream makes one
 //! call of N messages (server-stream: `count = N`; client-stream: N requests, then the
@@ -406,15 +408,21 @@ enum Codec {
 }
 
 static CODEC: std::sync::OnceLock<Codec> = std::sync::OnceLock::new();
+/// Set for `--protocol ttheader`, whose calls carry Thrift unless told protobuf.
+static TTHEADER: std::sync::OnceLock<()> = std::sync::OnceLock::new();
 
 fn codec() -> Codec {
     CODEC.get().copied().unwrap_or(Codec::Proto)
 }
 
 /// Every call's options: Thrift over gRPC says so in its content type
-/// (`application/grpc+thrift`); TTHeader carries Thrift anyway.
+/// (`application/grpc+thrift`); TTHeader carries Thrift unless a call says `proto` (unary
+/// calls then go as Kitex's Protobuf; TTHeader Streaming refuses protobuf streams).
 fn call_opts() -> rillrpc::CallOptions {
     match codec() {
+        Codec::Proto if TTHEADER.get().is_some() => {
+            rillrpc::CallOptions::new().content_subtype("proto")
+        }
         Codec::Proto => rillrpc::CallOptions::default(),
         Codec::Thrift => rillrpc::CallOptions::new().content_subtype("thrift"),
     }
@@ -1096,6 +1104,9 @@ fn parse_args() -> Args {
         usage("tonic speaks gRPC over HTTP/2 only; --protocol and --http1 are for --impl rill");
     }
     let protocol = protocol.unwrap_or(rillrpc::Protocol::Grpc);
+    if protocol == rillrpc::Protocol::Ttheader {
+        let _ = TTHEADER.set(());
+    }
     if http1 && protocol == rillrpc::Protocol::Grpc {
         usage("gRPC needs HTTP/2; --http1 is for --protocol connect and grpc-web");
     }
