@@ -1074,19 +1074,27 @@ async fn our_channel_over_ttheader_carries_metadata_and_errors_both_ways() {
     );
 }
 
-/// Unary calls whose content subtype is `proto` go as KitexProtobuf PingPong requests,
-/// answered in kind (the handler sees codec `proto` and answers protobuf); a protobuf
-/// streaming call is refused: Kitex's TTHeader Streaming carries Thrift only.
-#[tokio::test]
-async fn our_channel_calls_protobuf_pingpong_over_ttheader() {
-    use rill_testkit::rill_echo::{self, ECHO_SERVER, PING_PONG};
-    use rillrpc::{CallOptions, Code};
+/// The echo server answering each call in its codec, as `echo-server --impl rill` does
+/// (`rill_echo::serve_with_thrift`).
+fn echo_server_with_thrift() -> std::sync::Arc<rillrpc::Server> {
+    use rill_testkit::rill_echo;
     let server = std::sync::Arc::new(
         rill_echo::builder(ServerOptions::default())
             .bind("127.0.0.1:0")
             .unwrap(),
     );
     tokio::spawn(rill_echo::serve_with_thrift(server.clone()));
+    server
+}
+
+/// Unary calls whose content subtype is `proto` go as KitexProtobuf PingPong requests,
+/// answered in kind (the handler sees codec `proto` and answers protobuf); a protobuf
+/// streaming call is refused: Kitex's TTHeader Streaming carries Thrift only.
+#[tokio::test]
+async fn our_channel_calls_protobuf_pingpong_over_ttheader() {
+    use rill_testkit::rill_echo::{ECHO_SERVER, PING_PONG};
+    use rillrpc::{CallOptions, Code};
+    let server = echo_server_with_thrift();
     let ch = ttheader_channel(server.local_addr());
     let opts = CallOptions::new().content_subtype("proto");
     for i in 0..3 {
@@ -1282,14 +1290,9 @@ async fn connections_past_max_connection_age_finish_their_calls_and_close() {
 #[tokio::test]
 async fn the_echo_server_answers_thrift_in_thrift_on_every_transport() {
     use rill_testkit::echo_thrift as thrift;
-    use rill_testkit::rill_echo::{self, ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
+    use rill_testkit::rill_echo::{ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG};
     use rillrpc::CallOptions;
-    let server = std::sync::Arc::new(
-        rill_echo::builder(ServerOptions::default())
-            .bind("127.0.0.1:0")
-            .unwrap(),
-    );
-    tokio::spawn(rill_echo::serve_with_thrift(server.clone()));
+    let server = echo_server_with_thrift();
     let addr = server.local_addr();
     let grpc = rillrpc::Channel::new(&format!("http://{addr}")).unwrap();
     for (ch, opts) in [
