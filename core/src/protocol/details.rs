@@ -5,9 +5,11 @@
 //! the `Any` list out of them and writes one back.
 //!
 //! Only these two messages are read and written, so a few lines of protobuf wire format
-//! do it (`protobuf/encoding`: tag = field << 3 | wire type; varint 0, length-delimited 2).
+//! do it ([`super::pb`]).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+
+use super::pb::{field, varint_field, Reader};
 
 use crate::status::Code;
 
@@ -23,7 +25,7 @@ pub(crate) struct Any {
 pub(crate) fn read(status: &[u8]) -> Option<Vec<Any>> {
     let mut out = Vec::new();
     let mut r = Reader(status);
-    while !r.0.is_empty() {
+    while !r.is_empty() {
         let (field, wire) = r.tag()?;
         match (field, wire) {
             (3, 2) => out.push(read_any(r.bytes()?)?),
@@ -39,7 +41,7 @@ fn read_any(b: &[u8]) -> Option<Any> {
         type_url: String::new(),
         value: Bytes::new(),
     };
-    while !r.0.is_empty() {
+    while !r.is_empty() {
         match r.tag()? {
             (1, 2) => any.type_url = String::from_utf8(r.bytes()?.to_vec()).ok()?,
             (2, 2) => any.value = Bytes::copy_from_slice(r.bytes()?),
@@ -53,8 +55,7 @@ fn read_any(b: &[u8]) -> Option<Any> {
 pub(crate) fn write(code: Code, message: &str, details: &[Any]) -> Bytes {
     let mut b = BytesMut::new();
     if code != Code::Ok {
-        b.put_u8(1 << 3);
-        varint(&mut b, code as u64);
+        varint_field(&mut b, 1, code as u64);
     }
     if !message.is_empty() {
         field(&mut b, 2, message.as_bytes());
@@ -66,64 +67,6 @@ pub(crate) fn write(code: Code, message: &str, details: &[Any]) -> Bytes {
         field(&mut b, 3, &any);
     }
     b.freeze()
-}
-
-fn field(b: &mut BytesMut, number: u8, bytes: &[u8]) {
-    b.put_u8(number << 3 | 2);
-    varint(b, bytes.len() as u64);
-    b.extend_from_slice(bytes);
-}
-
-fn varint(b: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        b.put_u8(v as u8 | 0x80);
-        v >>= 7;
-    }
-    b.put_u8(v as u8);
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn varint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let (&byte, rest) = self.0.split_first()?;
-            self.0 = rest;
-            v |= u64::from(byte & 0x7f) << (7 * i);
-            if byte < 0x80 {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    fn tag(&mut self) -> Option<(u64, u8)> {
-        let t = self.varint()?;
-        Some((t >> 3, (t & 7) as u8))
-    }
-
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = usize::try_from(self.varint()?).ok()?;
-        if n > self.0.len() {
-            return None;
-        }
-        let (b, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(b)
-    }
-
-    fn skip(&mut self, wire: u8) -> Option<()> {
-        let n = match wire {
-            0 => return self.varint().map(drop),
-            1 => 8,
-            2 => return self.bytes().map(drop),
-            5 => 4,
-            _ => return None,
-        };
-        self.0 = self.0.get(n..)?;
-        Some(())
-    }
 }
 
 #[cfg(test)]

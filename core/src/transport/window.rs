@@ -197,9 +197,14 @@ mod tests {
 
     const M: u32 = 1 << 20;
 
+    /// The default cap.
+    fn most() -> u32 {
+        cap(Some(DEFAULT_CONNECTION_RECEIVE_BUDGET))
+    }
+
     #[test]
     fn the_window_stays_a_stream_window_ahead_of_the_open_streams() {
-        let mut w = RecvWindow::new(M, 4 * M, cap(Some(DEFAULT_CONNECTION_RECEIVE_BUDGET)), None);
+        let mut w = RecvWindow::new(M, 4 * M, most(), None);
         let c = w.counter();
         let mut open: Vec<Receiving> = (0..3).map(|_| c.count()).collect();
         // Three streams hold at most 3 MiB: the configured 4 MiB is enough.
@@ -219,30 +224,17 @@ mod tests {
 
     #[test]
     fn growth_stops_at_the_cap() {
-        let mut w = RecvWindow::new(M, 4 * M, cap(Some(DEFAULT_CONNECTION_RECEIVE_BUDGET)), None);
+        let mut w = RecvWindow::new(M, 4 * M, most(), None);
         let c = w.counter();
         let _open: Vec<Receiving> = (0..1000).map(|_| c.count()).collect();
-        assert_eq!(
-            w.retarget(),
-            Some(cap(Some(DEFAULT_CONNECTION_RECEIVE_BUDGET)))
-        );
+        assert_eq!(w.retarget(), Some(most()));
     }
 
     #[test]
     fn a_servers_connections_grow_out_of_one_pool_and_give_it_back() {
         let pool = Pool::new(Some(10 * M as usize));
-        let mut a = RecvWindow::new(
-            M,
-            4 * M,
-            cap(Some(DEFAULT_CONNECTION_RECEIVE_BUDGET)),
-            Some(pool.clone()),
-        );
-        let mut b = RecvWindow::new(
-            M,
-            4 * M,
-            cap(Some(DEFAULT_CONNECTION_RECEIVE_BUDGET)),
-            Some(pool.clone()),
-        );
+        let mut a = RecvWindow::new(M, 4 * M, most(), Some(pool.clone()));
+        let mut b = RecvWindow::new(M, 4 * M, most(), Some(pool.clone()));
         let (ca, cb) = (a.counter(), b.counter());
         let _on_a: Vec<Receiving> = (0..11).map(|_| ca.count()).collect();
         let _on_b: Vec<Receiving> = (0..11).map(|_| cb.count()).collect();

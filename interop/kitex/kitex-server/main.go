@@ -54,20 +54,29 @@ import (
 	"github.com/cloudwego/kitex/pkg/transmeta"
 	"github.com/cloudwego/kitex/server"
 
+	pbsvc "rillrpc.dev/interop/kitex/kitex_gen/protobuf/echo/testservice"
 	echo "rillrpc.dev/interop/kitex/kitex_gen/streamx/echo"
 	"rillrpc.dev/interop/kitex/kitex_gen/streamx/echo/testservice"
-	pbsvc "rillrpc.dev/interop/kitex/kitex_gen/protobuf/echo/testservice"
 )
 
 type handler struct{}
 
-// bizError is the answer to a request with a negative count.
-func bizError(req *echo.Request) error {
-	if req.Count == nil || *req.Count >= 0 {
+// bizError is the answer to a request with a negative count (echo.thrift's count is
+// optional: nil for none; echo.proto's is 0 then).
+func bizError(count int32, payload []byte) error {
+	if count >= 0 {
 		return nil
 	}
-	return kerrors.NewBizStatusErrorWithExtra(-*req.Count, string(req.Payload),
-		map[string]string{"echo-count": strconv.Itoa(int(*req.Count))})
+	return kerrors.NewBizStatusErrorWithExtra(-count, string(payload),
+		map[string]string{"echo-count": strconv.Itoa(int(count))})
+}
+
+// countOf is a Thrift request's count, 0 when unset.
+func countOf(req *echo.Request) int32 {
+	if req.Count == nil {
+		return 0
+	}
+	return *req.Count
 }
 
 // received returns the metainfo the call carried, by the wire key of a TTHeader or ttstream
@@ -114,7 +123,7 @@ func (handler) PingPong(ctx context.Context, req *echo.Request) (*echo.Response,
 		_ = nphttp2.SetHeader(ctx, md)
 		_ = nphttp2.SetTrailer(ctx, md)
 	}
-	if err := bizError(req); err != nil {
+	if err := bizError(countOf(req), req.Payload); err != nil {
 		return nil, err
 	}
 	slow(string(req.Payload))
@@ -141,7 +150,7 @@ func (handler) Echo(ctx context.Context, stream echo.TestService_EchoServer) err
 		if err != nil {
 			return err
 		}
-		if err := bizError(req); err != nil {
+		if err := bizError(countOf(req), req.Payload); err != nil {
 			return err
 		}
 		slow(string(req.Payload))
@@ -162,7 +171,7 @@ func (handler) EchoClient(ctx context.Context, stream echo.TestService_EchoClien
 		if err != nil {
 			return err
 		}
-		if err := bizError(req); err != nil {
+		if err := bizError(countOf(req), req.Payload); err != nil {
 			return err
 		}
 		total += len(req.Payload)
@@ -172,7 +181,7 @@ func (handler) EchoClient(ctx context.Context, stream echo.TestService_EchoClien
 
 func (handler) EchoServer(ctx context.Context, req *echo.Request, stream echo.TestService_EchoServerServer) error {
 	echoStreamMeta(ctx, stream)
-	if err := bizError(req); err != nil {
+	if err := bizError(countOf(req), req.Payload); err != nil {
 		return err
 	}
 	slow(string(req.Payload))

@@ -10,10 +10,8 @@ package main
 import (
 	"context"
 	"errors"
-	"strconv"
 
 	"github.com/bytedance/gopkg/cloud/metainfo"
-	"github.com/cloudwego/kitex/pkg/kerrors"
 
 	pb "rillrpc.dev/interop/kitex/kitex_gen/protobuf/echo"
 )
@@ -25,9 +23,8 @@ func (pbHandler) PingPong(ctx context.Context, req *pb.Request) (*pb.Response, e
 	for k, v := range tt {
 		metainfo.SendBackwardValue(ctx, k, v)
 	}
-	if req.Count < 0 {
-		return nil, kerrors.NewBizStatusErrorWithExtra(-req.Count, string(req.Payload),
-			map[string]string{"echo-count": strconv.Itoa(int(req.Count))})
+	if err := bizError(req.Count, req.Payload); err != nil {
+		return nil, err
 	}
 	slow(string(req.Payload))
 	return &pb.Response{Payload: req.Payload}, nil

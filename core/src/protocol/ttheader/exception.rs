@@ -6,6 +6,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::protocol::pb;
 use crate::status::{Code, Status};
 
 /// `TApplicationException` types (Apache Thrift's `TApplicationException.h`; Kitex adds
@@ -109,86 +110,37 @@ impl Exception {
     }
 }
 
-/// `ErrorProto`'s fields: `int32 TypeID = 1; string Message = 2;`, as protobuf keys (the
-/// field number, then the wire type: 0 a varint, 2 a length and its bytes).
-const PB_TYPE_ID: u64 = 1 << 3;
-const PB_MESSAGE: u64 = (2 << 3) | 2;
-
 impl Exception {
-    /// The `ErrorProto` message of a KitexProtobuf EXCEPTION (its body, after the head).
+    /// The `ErrorProto` message of a KitexProtobuf EXCEPTION (its body, after the head):
+    /// `int32 TypeID = 1; string Message = 2;`.
     pub(crate) fn protobuf(&self) -> Bytes {
         let mut b = BytesMut::with_capacity(16 + self.message.len());
         if self.kind != 0 {
-            put_varint(&mut b, PB_TYPE_ID);
-            // An int32 goes as its sign extension to 64 bits.
-            put_varint(&mut b, i64::from(self.kind) as u64);
+            pb::varint_field(&mut b, 1, i64::from(self.kind) as u64);
         }
         if !self.message.is_empty() {
-            put_varint(&mut b, PB_MESSAGE);
-            put_varint(&mut b, self.message.len() as u64);
-            b.put_slice(self.message.as_bytes());
+            pb::field(&mut b, 2, self.message.as_bytes());
         }
         b.freeze()
     }
 
     /// Reads an `ErrorProto`; `None` if the bytes are not a protobuf message. Other fields
     /// are skipped, as protobuf readers do.
-    pub(crate) fn from_protobuf(mut b: &[u8]) -> Option<Exception> {
+    pub(crate) fn from_protobuf(b: &[u8]) -> Option<Exception> {
         let mut e = Exception {
             kind: 0,
             message: String::new(),
         };
-        while b.has_remaining() {
-            let key = varint(&mut b)?;
-            match (key, key & 7) {
-                (PB_TYPE_ID, _) => e.kind = varint(&mut b)? as i32,
-                (_, 0) => {
-                    varint(&mut b)?;
-                }
-                (_, 1 | 5) => {
-                    let n = if key & 7 == 1 { 8 } else { 4 };
-                    if b.remaining() < n {
-                        return None;
-                    }
-                    b.advance(n);
-                }
-                (_, 2) => {
-                    let n = usize::try_from(varint(&mut b)?).ok()?;
-                    if b.remaining() < n {
-                        return None;
-                    }
-                    if key == PB_MESSAGE {
-                        e.message = String::from_utf8_lossy(&b[..n]).into();
-                    }
-                    b.advance(n);
-                }
-                _ => return None,
+        let mut r = pb::Reader(b);
+        while !r.is_empty() {
+            match r.tag()? {
+                (1, 0) => e.kind = r.varint()? as i32,
+                (2, 2) => e.message = String::from_utf8_lossy(r.bytes()?).into(),
+                (_, wire) => r.skip(wire)?,
             }
         }
         Some(e)
     }
-}
-
-fn put_varint(b: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        b.put_u8(v as u8 | 0x80);
-        v >>= 7;
-    }
-    b.put_u8(v as u8);
-}
-
-/// A base-128 varint of at most ten bytes.
-fn varint(b: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for i in 0..10 {
-        let byte = *b.first()?;
-        b.advance(1);
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 fn put_string(b: &mut BytesMut, s: &[u8]) {

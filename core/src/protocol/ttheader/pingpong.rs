@@ -17,7 +17,8 @@ use crate::metadata::Metadata;
 use crate::protocol::envelope::Encoding;
 use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
 use crate::status::{Code, Status};
-use crate::transport::ttheader::pingpong::{msg_type, Reply};
+use crate::transport::ttheader::buffered;
+use crate::transport::ttheader::pingpong::{msg_type, Reply, KITEX_PROTOBUF};
 
 const CALL: u8 = 1;
 const REPLY: u8 = 2;
@@ -34,11 +35,14 @@ pub(crate) enum Payload {
 }
 
 impl Payload {
+    /// The first word's high half (the low half is the message type), as the transport
+    /// tells a message's start by it.
     fn magic(self) -> u32 {
-        match self {
-            Payload::Thrift => 0x8001_0000,
-            Payload::Protobuf => 0x9001_0000,
-        }
+        let [a, b] = match self {
+            Payload::Thrift => buffered::VERSION_1,
+            Payload::Protobuf => KITEX_PROTOBUF,
+        };
+        u32::from_be_bytes([a, b, 0, 0])
     }
 
     fn of(word: u32) -> Option<Payload> {
