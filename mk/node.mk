@@ -15,7 +15,7 @@ NODE_PKG := $(CURDIR)/bindings-node
 test-node: $(KITEX_SERVER) $(KITEX_CLIENT)
 	cd $(NODE_PKG) && RILLRPC_BUILD=debug npm install --no-audit --no-fund
 	cargo build -p rill-bench --bin echo-server --bin echo-client
-	cd $(NODE_PKG) && RILL_KITEX_OUT=$(KITEX_OUT) node --test --test-timeout=180000 test/client.test.js test/server.test.js test/tls.test.js test/protocol.test.js test/http_get.test.js test/coalesce.test.js test/thrift.test.js
+	cd $(NODE_PKG) && RILL_KITEX_OUT=$(KITEX_OUT) node --test --test-timeout=180000 test/client.test.js test/server.test.js test/tls.test.js test/protocol.test.js test/http_get.test.js test/coalesce.test.js test/thrift.test.js test/kitex_protobuf.test.js
 
 # The Node rows of the bench: grpc-js and rillrpc clients against the tonic echo server,
 # grpc-js and rillrpc servers driven by echo-client. NODE_BASELINE=DIR: another checkout's

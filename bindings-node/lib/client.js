@@ -487,7 +487,9 @@ class Channel {
  * their original (lowerCamel) name: `client.EchoServer(req)`, `client.echoServer(req)`.
  * A method whose definition says `option idempotency_level = NO_SIDE_EFFECTS;` is called
  * with `idempotency: 'no-side-effects'` (a call's own options may say otherwise): on a
- * channel with `httpGet`, a Connect GET.
+ * channel with `httpGet`, a Connect GET. Calls say their messages are protobuf
+ * (`contentSubtype: 'proto'`), so each protocol labels them so: `application/grpc+proto`
+ * on gRPC, Kitex's Protobuf on a `ttheader` channel (which carries Thrift unless told).
  */
 function makeClient (channel, service, defaults = {}) {
   if (typeof channel === 'string') channel = new Channel(channel)
@@ -496,7 +498,8 @@ function makeClient (channel, service, defaults = {}) {
     const m = service[name]
     const codec = {
       serialize: m.requestSerialize,
-      deserialize: m.responseDeserialize
+      deserialize: m.responseDeserialize,
+      contentSubtype: 'proto'
     }
     const idempotency = idempotencyOf(m)
     if (idempotency !== undefined) codec.idempotency = idempotency

@@ -12,12 +12,11 @@
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawn, spawnSync } = require('node:child_process')
-const fs = require('node:fs')
 const path = require('node:path')
-const readline = require('node:readline')
 const rill = require('..')
 const thrift = require('../thrift')
 const fixture = require('./fixtures/kitex_echo_server')
+const { kitexBin, startListening } = require('./fixtures/kitex')
 
 const { status } = rill
 const ECHO_THRIFT = fixture.thriftIdlPath()
@@ -25,15 +24,6 @@ const idl = thrift.load(ECHO_THRIFT)
 const TestService = idl.services.TestService
 const PROTOCOLS = ['grpc', 'ttheader']
 const ERROR_MESSAGE = 'matrix error: 100% ünïcødé ✓'
-
-function kitexBin (name) {
-  const repo = path.join(__dirname, '..', '..')
-  const out = process.env.RILL_KITEX_OUT ||
-    path.join(process.env.CARGO_TARGET_DIR || path.join(repo, 'target'), 'kitex')
-  const p = path.join(out, name)
-  if (!fs.existsSync(p)) throw new Error(`${p} is missing: make kitex-build (make test-node builds it), or set RILL_KITEX_OUT`)
-  return p
-}
 
 /** Every message of a Readable, and the error that ended it (null at its end). */
 async function drain (stream) {
@@ -355,18 +345,6 @@ describe('rillrpc/thrift PingPong semantics', () => {
 // --------------------------------------------------------- rillrpc client, Kitex server
 
 /** Spawns a program that prints "listening on HOST:PORT"; resolves to { proc, address }. */
-function startListening (file, args) {
-  const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] })
-  const lines = readline.createInterface({ input: proc.stdout })
-  return new Promise((resolve, reject) => {
-    proc.once('error', reject)
-    proc.once('exit', (c) => reject(new Error(`${path.basename(file)} exited (${c}) before listening`)))
-    lines.on('line', (l) => {
-      if (l.startsWith('listening on ')) resolve({ proc, address: l.slice('listening on '.length).trim() })
-    })
-  })
-}
-
 describe('rillrpc client, Kitex server', () => {
   let kitex
   before(async () => { kitex = await startListening(kitexBin('kitex-server'), ['--port', '0']) })

@@ -9,12 +9,16 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, List
+from contextlib import contextmanager
+from typing import Any, AsyncIterator, Dict, Iterator, List
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 IDL = Path(os.environ.get("RILL_SHARED", HERE.parents[2] / "shared")) / "idl"
+# The Kitex programs of interop/kitex, from `make kitex-build` (`make test-python` builds
+# them); a missing one fails the tests that need it.
+KITEX_OUT = Path(os.environ.get("RILL_KITEX_OUT") or HERE.parents[1] / "target" / "kitex")
 
 
 def _gen_dir() -> Path:
@@ -245,3 +249,32 @@ async def rill_server() -> AsyncIterator[rillrpc.Server]:
 async def grpc_to_rill(rill_server: rillrpc.Server) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{rill_server.port}") as ch:
         yield ch
+
+
+def kitex_bin(name: str) -> str:
+    p = KITEX_OUT / name
+    if not p.exists():
+        pytest.fail(f"{p} is missing: make kitex-build (make test-python builds it), or set RILL_KITEX_OUT")
+    return str(p)
+
+
+@contextmanager
+def kitex_server_at(*args: str) -> Iterator[str]:
+    """kitex-server (with `args`) on a free port: its address."""
+    p = subprocess.Popen(
+        [kitex_bin("kitex-server"), "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        if not line.startswith("listening on "):
+            p.kill()
+            _, err = p.communicate(timeout=5)
+            pytest.fail(f"kitex-server did not start: {line!r} {err}")
+        yield line.split()[-1]
+    finally:
+        p.kill()
+        p.wait()

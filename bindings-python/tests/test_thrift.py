@@ -26,15 +26,13 @@ from typing import Any, AsyncIterator, Iterator, List, Tuple
 
 import pytest
 import thriftpy2
+from conftest import kitex_bin, kitex_server_at
 from kitex_echo_server import IDL, echo
 from kitex_echo_server import server as echo_server
 
 import rillrpc
 import rillrpc.thrift as rt
 from rillrpc import RpcError, Shape, StatusCode
-
-REPO = Path(__file__).resolve().parents[2]
-KITEX_OUT = Path(os.environ.get("RILL_KITEX_OUT") or REPO / "target" / "kitex")
 
 PROTOCOLS = ["grpc", "ttheader"]
 UNARY_PAYLOADS = [b"matrix\x00\xffping", b""]
@@ -141,33 +139,11 @@ async def py_server(extra: Any) -> AsyncIterator[rillrpc.Server]:
     await s.stop(0)
 
 
-def kitex_bin(name: str) -> str:
-    p = KITEX_OUT / name
-    if not p.exists():
-        pytest.fail(f"{p} is missing: make kitex-build (make test-python builds it), or set RILL_KITEX_OUT")
-    return str(p)
-
-
 @pytest.fixture(scope="module")
 def kitex_server() -> Iterator[str]:
     """kitex-server on a free port: its address."""
-    p = subprocess.Popen(
-        [kitex_bin("kitex-server"), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert p.stdout is not None
-        line = p.stdout.readline()
-        if not line.startswith("listening on "):
-            p.kill()
-            _, err = p.communicate(timeout=5)
-            pytest.fail(f"kitex-server did not start: {line!r} {err}")
-        yield line.split()[-1]
-    finally:
-        p.kill()
-        p.wait()
+    with kitex_server_at() as addr:
+        yield addr
 
 
 @pytest.fixture(params=["rillrpc", "kitex"])

@@ -51,7 +51,9 @@ class Stub:
     """One attribute per method of the service: `stub.EchoServer(req)` and so on, each a
     multi-callable of the method's shape with protobuf messages in and out. A method whose
     descriptor says `option idempotency_level = NO_SIDE_EFFECTS;` goes as Connect's GET on
-    a channel with `http_get`."""
+    a channel with `http_get`. Its calls say their messages are protobuf
+    (`content_subtype="proto"`), so each protocol labels them so: `application/grpc+proto`
+    on gRPC, Kitex's Protobuf on a `ttheader` channel (which carries Thrift unless told)."""
 
     def __init__(self, channel: Channel, service: Any) -> None:
         self._service = service
@@ -60,15 +62,15 @@ class Stub:
             de = message_class(m.output_type).FromString
             ser = message_class(m.input_type).SerializeToString
             shape = method_shape(m)
-            idem = method_idempotency(m)
+            opts: Any = {"idempotency": method_idempotency(m), "content_subtype": "proto"}
             if shape == Shape.UNARY:
-                mc: Any = channel.unary_unary(path, ser, de, idempotency=idem)
+                mc: Any = channel.unary_unary(path, ser, de, **opts)
             elif shape == Shape.SERVER_STREAMING:
-                mc = channel.unary_stream(path, ser, de, idempotency=idem)
+                mc = channel.unary_stream(path, ser, de, **opts)
             elif shape == Shape.CLIENT_STREAMING:
-                mc = channel.stream_unary(path, ser, de, idempotency=idem)
+                mc = channel.stream_unary(path, ser, de, **opts)
             else:
-                mc = channel.stream_stream(path, ser, de, idempotency=idem)
+                mc = channel.stream_stream(path, ser, de, **opts)
             setattr(self, m.name, mc)
 
     def __getattr__(self, name: str) -> Any:
