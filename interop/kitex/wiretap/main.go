@@ -202,7 +202,7 @@ func detect(b []byte) string {
 		return "h2"
 	case binary.BigEndian.Uint16(b[4:]) == 0x1000:
 		return "ttheader"
-	case binary.BigEndian.Uint16(b[4:]) == 0x8001:
+	case binary.BigEndian.Uint16(b[4:]) == 0x8001, binary.BigEndian.Uint16(b[4:]) == 0x9001:
 		return "framed"
 	case binary.BigEndian.Uint16(b[0:]) == 0x8001:
 		return "buffered"

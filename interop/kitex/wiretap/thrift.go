@@ -33,7 +33,8 @@ var appExceptionTypes = map[int32]string{
 	4: "BAD_SEQUENCE_ID", 5: "MISSING_RESULT", 6: "INTERNAL_ERROR", 7: "PROTOCOL_ERROR",
 }
 
-// decodeThrift prints b (at stream offset off) as a Thrift Binary message or struct.
+// decodeThrift prints b (at stream offset off) as a Thrift Binary message or struct, or
+// as Kitex's Protobuf message when it starts with 0x9001.
 func decodeThrift(off int, b []byte, schema string) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -42,12 +43,16 @@ func decodeThrift(off int, b []byte, schema string) {
 		}
 	}()
 	p := 0
-	if len(b) >= 8 && int(binary.BigEndian.Uint32(b)) == len(b)-4 && b[4] == 0x80 && b[5] == 0x01 {
+	if len(b) >= 8 && int(binary.BigEndian.Uint32(b)) == len(b)-4 && (b[4] == 0x80 || b[4] == 0x90) && b[5] == 0x01 {
 		// TTHeader with TransportType "framed" (transport.TTHeaderFramed): the payload is
 		// itself a Framed message, a length before the TMessage.
 		field(off, b[0:4], "FRAMED LENGTH %d (TransportType framed: a Framed message inside)", len(b)-4)
 		off += 4
 		b = b[4:]
+	}
+	if len(b) >= 8 && b[0] == 0x90 && b[1] == 0x01 {
+		decodeKitexProtobuf(off, b)
+		return
 	}
 	if len(b) >= 8 && b[0] == 0x80 && b[1] == 0x01 {
 		vt := binary.BigEndian.Uint32(b)

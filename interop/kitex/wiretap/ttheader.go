@@ -28,7 +28,7 @@ var intKeyNames = []string{
 var frameTypeNames = map[string]string{"1": "META", "2": "HEADER", "3": "DATA", "4": "TRAILER", "5": "RST"}
 
 var protocolIDNames = map[byte]string{
-	0x00: "ThriftBinary (payload: a TMessage)",
+	0x00: "ThriftBinary (payload: a TMessage; Kitex writes it for KitexProtobuf too)",
 	0x02: "ThriftCompact",
 	0x03: "ThriftCompactV2",
 	0x04: "KitexProtobuf",
