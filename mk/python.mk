@@ -24,9 +24,23 @@ $(PY_BIN)/python:
 python-venv: $(PY_BIN)/python
 	$(PY_BIN)/pip install --quiet $(PY_DEPS)
 
-python-install: python-venv
+# The package is reinstalled only when what it is built from changed, or the profile did:
+# a reinstall replaces its files one by one, and a suite that needs the package
+# (test-python, test-matrix, test-interop-python) could import it half-replaced while
+# another one beside it reinstalled it (the flake campaign runs two suites at once).
+# (Directories too: a file added or deleted changes its directory's time.)
+PY_SOURCES = $(shell find $(PY_DIR)/src $(PY_DIR)/python $(CURDIR)/core \
+  -path '$(CURDIR)/core/tests' -prune -o -print) $(PY_DIR)/Cargo.toml $(PY_DIR)/Cargo.lock \
+  $(PY_DIR)/pyproject.toml $(CURDIR)/Cargo.toml
+PY_INSTALLED = $(PY_VENV)/.rillrpc-installed-$(PY_PROFILE)
+
+python-install: $(PY_INSTALLED)
+
+$(PY_INSTALLED): $(PY_SOURCES) | python-venv
+	rm -f $(PY_VENV)/.rillrpc-installed-*
 	PATH="$(PY_BIN):$$PATH" MATURIN_PEP517_ARGS="--profile $(PY_PROFILE)" \
 	  $(PY_BIN)/pip install --quiet --no-build-isolation --force-reinstall --no-deps ./bindings-python
+	touch $@
 
 python-gen: python-venv
 	mkdir -p $(PY_GEN)
@@ -37,6 +51,8 @@ python-gen: python-venv
 # tests/test_thrift.py runs Kitex's kitex-server and kitex-client (mk/kitex.mk, read before
 # this file: `mk/*.mk` is included in name order), found through RILL_KITEX_OUT.
 test-python: python-install python-gen $(KITEX_SERVER) $(KITEX_CLIENT)
+	@if $(MAKE) --no-print-directory -n python-install | grep -q -- --force-reinstall; then \
+	  echo "test-python: python-install would reinstall the package it just installed"; exit 1; fi
 	cargo build -p rill-bench --bin echo-server --bin echo-client
 	cd $(PY_DIR) && RILL_PY_GEN=$(PY_GEN) RILL_KITEX_OUT=$(KITEX_OUT) $(PY_BIN)/python -m pytest -q -p no:cacheprovider tests
 	cd $(CARGO_TARGET_DIR)/rillrpc-python && $(PY_BIN)/python -m mypy.stubtest rillrpc
