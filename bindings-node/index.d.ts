@@ -113,7 +113,11 @@ export interface CallOptions<Req = Buffer, Res = Buffer> extends Codec<Req, Res>
   compression?: 'gzip' | 'identity'
   /** Largest response message accepted (default 4 MiB). */
   maxReceiveMessageSize?: number
-  /** `proto`, `json`, ...: the content type becomes application/grpc+<subtype>. */
+  /**
+   * `proto`, `json`, ...: the content type becomes application/grpc+<subtype>; on a
+   * `ttheader` channel, `proto` is Kitex's Protobuf and anything else Thrift. A
+   * `makeClient` method says `proto` unless its call names another ('' names none).
+   */
   contentSubtype?: string
   waitForReady?: boolean
   /**
