@@ -1388,3 +1388,80 @@ async fn unhung<F: std::future::Future>(f: F) -> F::Output {
         out = f => out,
     }
 }
+
+/// Regression (flake campaign, test-kitex: a Kitex server killed and restarted on its port
+/// under a `ttheader` channel, whose next call, told to wait for ready, failed at once with
+/// "Connection refused"): the TTHeader transports kept no backoff and ignored
+/// `wait_for_ready`. They now keep the HTTP/2 endpoint's rule (`client/backoff.rs`): after
+/// a failed attempt a call fails at once within the backoff, or waits for the next attempt
+/// with `wait_for_ready`, bounded by its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttheader_channel_waits_for_ready_through_its_backoff() {
+    use rill_testkit::rill_echo::{self, ECHO_SERVER, PING_PONG};
+    use rillrpc::{CallOptions, Code};
+    use std::time::Instant;
+    // A port with nothing listening on it yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let opts = rillrpc::ChannelOptions {
+        protocol: rillrpc::Protocol::Ttheader,
+        initial_backoff: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let ch = rillrpc::Channel::with_options(&format!("http://{addr}"), opts).unwrap();
+    // Not told to wait: UNAVAILABLE at once, for a PingPong and for a stream.
+    let t = Instant::now();
+    let e = ch.unary(PING_PONG, req(b"x", 0), CallOptions::default());
+    assert_eq!(e.await.unwrap_err().code(), Code::Unavailable);
+    let e = match ch
+        .server_streaming(ECHO_SERVER, req(b"s", 1), CallOptions::default())
+        .await
+    {
+        Err(e) => e,
+        Ok(mut s) => s.recv().await.unwrap_err(),
+    };
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+
+    // Told to wait: both calls wait for the server, which starts 400 ms later.
+    let wait = CallOptions::new()
+        .wait_for_ready(true)
+        .timeout(Duration::from_secs(20));
+    let unary = tokio::spawn({
+        let (ch, wait) = (ch.clone(), wait.clone());
+        async move { ch.unary(PING_PONG, req(b"waited", 0), wait).await }
+    });
+    let stream = tokio::spawn({
+        let ch = ch.clone();
+        async move {
+            let mut s = ch.server_streaming(ECHO_SERVER, req(b"s", 3), wait).await?;
+            let mut n = 0;
+            while s.recv().await?.is_some() {
+                n += 1;
+            }
+            Ok::<_, rillrpc::Status>(n)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !unary.is_finished() && !stream.is_finished(),
+        "the calls wait"
+    );
+    let server = std::sync::Arc::new(
+        rill_echo::builder(ServerOptions::default())
+            .bind(&addr.to_string())
+            .unwrap(),
+    );
+    tokio::spawn(rill_echo::serve(server.clone()));
+    let got = unary
+        .await
+        .unwrap()
+        .expect("the PingPong waited for the server");
+    assert_eq!(resp_payload(&got), b"waited");
+    assert_eq!(stream.await.unwrap().expect("the stream waited"), 3);
+    // Past a success the backoff starts over: a call not told to wait goes through.
+    let got = ch.unary(PING_PONG, req(b"after", 0), CallOptions::default());
+    assert_eq!(resp_payload(&got.await.unwrap()), b"after");
+}

@@ -15,6 +15,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use super::backoff::{Backoff, Turn};
 use super::http1::Http1;
 use super::options::ChannelOptions;
 use crate::protocol::grpc::status_from_h2;
@@ -75,11 +76,6 @@ enum ConnState {
     Idle,
     Connecting(watch::Receiver<()>),
     Ready(Conn),
-    /// The last attempt failed; calls fail fast (or wait, with wait_for_ready) until `until`.
-    Failed {
-        until: Instant,
-        error: Status,
-    },
     /// The server picked HTTP/1.1 by ALPN: the channel's calls go to `http1` now.
     Http1,
     Closed,
@@ -97,7 +93,8 @@ pub(crate) struct Endpoint {
     http1: Option<Arc<Http1>>,
     runtime: Handle,
     state: Mutex<ConnState>,
-    backoff: Mutex<Duration>,
+    /// After a failed attempt: calls fail fast, or wait with wait_for_ready (`backoff`).
+    backoff: Backoff,
     generation: std::sync::atomic::AtomicU64,
     /// The keepalive interval of new connections: the channel's, doubled each time a server
     /// answered our pings with GOAWAY ENHANCE_YOUR_CALM.
@@ -116,7 +113,7 @@ impl Endpoint {
         http1: Option<Arc<Http1>>,
         runtime: Handle,
     ) -> Endpoint {
-        let backoff = Mutex::new(opts.initial_backoff);
+        let backoff = Backoff::new(opts.initial_backoff, opts.max_backoff);
         let keepalive = Mutex::new(opts.keepalive_interval);
         let hosted = (opts.host_connections && tls.is_none()).then(|| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -229,19 +226,17 @@ impl Endpoint {
                     ConnState::Closed => return Err(Status::unavailable("channel is closed")),
                     ConnState::Http1 => return Err(Status::unavailable(chose_http1(self))),
                     ConnState::Connecting(rx) => Next::Wait(rx.clone()),
-                    ConnState::Failed { until, error } if Instant::now() < *until => {
-                        if !wait_for_ready {
-                            return Err(error.clone());
+                    ConnState::Idle => match self.backoff.turn(wait_for_ready) {
+                        Turn::Fail(error) => return Err(error),
+                        Turn::Wait(until) => Next::Sleep(until),
+                        Turn::Now => {
+                            let (tx, rx) = watch::channel(());
+                            *st = ConnState::Connecting(rx.clone());
+                            let me = self.clone();
+                            self.runtime.spawn(async move { me.connect(tx).await });
+                            Next::Wait(rx)
                         }
-                        Next::Sleep(*until)
-                    }
-                    ConnState::Idle | ConnState::Failed { .. } => {
-                        let (tx, rx) = watch::channel(());
-                        *st = ConnState::Connecting(rx.clone());
-                        let me = self.clone();
-                        self.runtime.spawn(async move { me.connect(tx).await });
-                        Next::Wait(rx)
-                    }
+                    },
                 }
             };
             match next {
@@ -269,22 +264,17 @@ impl Endpoint {
         }
         match r {
             Ok(Established::Http2(conn)) => {
-                *self.backoff.lock().unwrap_or_else(|p| p.into_inner()) = self.opts.initial_backoff;
+                self.backoff.succeeded();
                 *st = ConnState::Ready(conn);
             }
             Ok(Established::Http1) => *st = ConnState::Http1,
             Err(error) => {
-                let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
-                let wait = jitter(*b);
-                *b = (*b).mul_f64(1.6).min(self.opts.max_backoff);
+                let wait = self.backoff.failed(error.clone());
                 tracing::debug!(
                     "connect to {} failed: {error}; next attempt in {wait:?}",
                     self.authority
                 );
-                *st = ConnState::Failed {
-                    until: Instant::now() + wait,
-                    error,
-                };
+                *st = ConnState::Idle;
             }
         }
         drop(st);
@@ -540,15 +530,4 @@ fn silent_server() -> Status {
 #[cold]
 fn chose_http1(e: &Endpoint) -> String {
     format!("{} chose HTTP/1.1 by ALPN", e.authority)
-}
-
-/// ±20% jitter, as the gRPC connection-backoff spec asks, so that clients do not reconnect
-/// in lockstep.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    let f = 0.8 + 0.4 * (nanos % 1000) as f64 / 1000.0;
-    d.mul_f64(f)
 }

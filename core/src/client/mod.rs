@@ -1,5 +1,6 @@
 //! The client: a channel to one server, and the calls opened on it.
 
+mod backoff;
 mod endpoint;
 mod http1;
 mod options;
@@ -24,6 +25,7 @@ use crate::status::Status;
 use crate::transport::hosted::{self, HostedConnection};
 use crate::transport::http::{ResponseHead, SendBody};
 use crate::transport::tls;
+use backoff::Backoff;
 use endpoint::{Endpoint, Opened};
 use http1::Http1;
 
@@ -213,8 +215,11 @@ impl Channel {
             shape,
             subtype,
             opts.metadata,
-            opts.timeout,
-            max_recv,
+            ttheader::Asking {
+                timeout: opts.timeout,
+                wait_for_ready: opts.wait_for_ready,
+                max_recv,
+            },
         );
         Call::opening(start, open, first)
     }
@@ -381,7 +386,9 @@ impl Target {
             let authority = opts.authority.as_deref().unwrap_or(&self.authority);
             let service = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
             let addr = format!("{}:{}", self.host, self.port);
-            let t = ttheader::Ttheader::new(addr, service.to_owned(), opts.connect_timeout);
+            let backoff = Backoff::new(opts.initial_backoff, opts.max_backoff);
+            let t =
+                ttheader::Ttheader::new(addr, service.to_owned(), opts.connect_timeout, backoff);
             return Ok((Route::Ttheader(Arc::new(t)), None));
         }
         let version = match opts.http_version {

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use super::backoff::{Backoff, Turn};
 use crate::call::{Open, Shape};
 use crate::metadata::Metadata;
 use crate::protocol::envelope::DEFAULT_MAX_RECV_MESSAGE;
@@ -38,6 +39,8 @@ pub(crate) struct Ttheader {
     /// The service the calls go to, as Kitex names its destination (ToService).
     service: Bytes,
     connect_timeout: Duration,
+    /// After a failed connection attempt: calls fail fast, or wait with wait_for_ready.
+    backoff: Backoff,
     /// The TTHeader Streaming connection, once made (and until it ends).
     streaming: tokio::sync::Mutex<Option<Arc<Conn>>>,
     /// Stream ids, and PingPong sequence ids: 1, 2, 3... as Kitex counts them.
@@ -61,11 +64,17 @@ fn unavailable(e: std::io::Error) -> Status {
 }
 
 impl Ttheader {
-    pub(crate) fn new(addr: String, service: String, connect_timeout: Duration) -> Ttheader {
+    pub(crate) fn new(
+        addr: String,
+        service: String,
+        connect_timeout: Duration,
+        backoff: Backoff,
+    ) -> Ttheader {
         Ttheader {
             addr,
             service: Bytes::from(service),
             connect_timeout,
+            backoff,
             streaming: tokio::sync::Mutex::new(None),
             next_id: AtomicI32::new(1),
             idle: Mutex::new(Vec::new()),
@@ -90,15 +99,14 @@ impl Ttheader {
         shape: Shape,
         subtype: Option<&str>,
         metadata: Metadata,
-        timeout: Option<Duration>,
-        max_recv: usize,
+        asked: Asking,
     ) -> Open {
         let (me, path) = (self.clone(), path.to_owned());
         let payload = Payload::of_subtype(subtype);
         Box::pin(async move {
             let (svc, method) = names(&path)?;
             if shape == Shape::Unary {
-                return Ok(me.pingpong(payload, svc, method, metadata, timeout, max_recv));
+                return Ok(me.pingpong(payload, svc, method, metadata, asked));
             }
             if payload != Payload::Thrift {
                 // Kitex's ttstream frames carry Thrift structs only (protocol id 0x10).
@@ -108,26 +116,66 @@ impl Ttheader {
                      over gRPC",
                 ));
             }
-            me.open_stream(svc, method, metadata, max_recv).await
+            me.open_stream(svc, method, metadata, asked.wait_for_ready, asked.max_recv)
+                .await
         })
     }
 
-    async fn connect(&self) -> Result<TcpStream, Status> {
-        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
+    /// A new connection, as the channel's backoff allows (`backoff`): within it a call
+    /// fails at once with the last attempt's error, or waits for the next attempt.
+    async fn connect(&self, wait_for_ready: bool) -> Result<TcpStream, Status> {
+        loop {
+            match self.backoff.turn(wait_for_ready) {
+                Turn::Fail(error) => return Err(error),
+                Turn::Wait(until) => tokio::time::sleep_until(until).await,
+                Turn::Now => match self.attempt().await {
+                    Err(_) if wait_for_ready => {}
+                    r => return r,
+                },
+            }
+        }
+    }
+
+    /// One connection attempt, its outcome told to the backoff.
+    async fn attempt(&self) -> Result<TcpStream, Status> {
+        let r = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
             .await
-            .map_err(|_| Status::unavailable(format!("connecting to {} timed out", self.addr)))?
-            .map_err(unavailable)?;
-        let _ = tcp.set_nodelay(true);
-        Ok(tcp)
+            .map_err(|_| Status::unavailable(format!("connecting to {} timed out", self.addr)))
+            .and_then(|r| r.map_err(unavailable));
+        match &r {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                self.backoff.succeeded();
+            }
+            Err(e) => {
+                self.backoff.failed(e.clone());
+            }
+        }
+        r
     }
 
     /// The TTHeader Streaming connection: the one there is, or a new one if it ended.
-    async fn conn(&self) -> Result<Arc<Conn>, Status> {
-        let mut slot = self.streaming.lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(c.clone());
-        }
-        let tcp = self.connect().await?;
+    /// Calls that find it gone wait for one attempt to make it, as for the HTTP/2
+    /// connection; the backoff is waited out without holding them up.
+    async fn conn(&self, wait_for_ready: bool) -> Result<Arc<Conn>, Status> {
+        let (mut slot, tcp) = loop {
+            let slot = self.streaming.lock().await;
+            if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+                return Ok(c.clone());
+            }
+            match self.backoff.turn(wait_for_ready) {
+                Turn::Fail(error) => return Err(error),
+                Turn::Wait(until) => {
+                    drop(slot);
+                    tokio::time::sleep_until(until).await;
+                }
+                Turn::Now => match self.attempt().await {
+                    Ok(tcp) => break (slot, tcp),
+                    Err(_) if wait_for_ready => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        };
         let conn = Conn::new_client();
         let max = DEFAULT_MAX_RECV_MESSAGE.saturating_add(ttheader::HEADER_ROOM);
         let run = ttheader::run(tcp, conn.clone(), max, |_, _| {});
@@ -145,9 +193,10 @@ impl Ttheader {
         svc: String,
         method: String,
         metadata: Metadata,
+        wait_for_ready: bool,
         max_recv: usize,
     ) -> Result<(Sender, Receiver), Status> {
-        let conn = self.conn().await?;
+        let conn = self.conn(wait_for_ready).await?;
         let stream = conn
             .open(self.next_id())
             .ok_or_else(|| Status::unavailable("the TTHeader connection ended"))?;
@@ -168,10 +217,15 @@ impl Ttheader {
         svc: String,
         method: String,
         metadata: Metadata,
-        timeout: Option<Duration>,
-        max_recv: usize,
+        asked: Asking,
     ) -> (Sender, Receiver) {
-        let (tx, rx) = oneshot::channel();
+        let Asking {
+            timeout,
+            wait_for_ready,
+            max_recv,
+        } = asked;
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let (mut tx, rx) = oneshot::channel();
         let seq_id = self.next_id();
         let mut strs = wire_pairs(&metadata);
         strs.push((Bytes::from_static(ISN.as_bytes()), Bytes::from(svc)));
@@ -198,7 +252,14 @@ impl Ttheader {
                     framed: true,
                     protocol: ProtocolId::ThriftBinary,
                 };
-                let _ = tx.send(self.exchange(framing, seq_id, request, max_recv).await);
+                let exchange = self.exchange(framing, seq_id, request, wait_for_ready, max_recv);
+                // Bounded by the call: its deadline, or its end (the receiver dropped).
+                let answer = tokio::select! {
+                    a = exchange => a,
+                    () = tx.closed() => return,
+                    () = sleep_until_some(deadline) => return,
+                };
+                let _ = tx.send(answer);
             });
         };
         let sender = pingpong::Sender::Ask(pingpong::Ask::new(Box::new(send)));
@@ -216,6 +277,7 @@ impl Ttheader {
         framing: Framing,
         seq_id: i32,
         request: Reply,
+        wait_for_ready: bool,
         max: usize,
     ) -> Result<Reply, Status> {
         let bytes = framing::encode(framing, seq_id, request)
@@ -228,7 +290,7 @@ impl Ttheader {
                 other => return other.map_err(Asked::status),
             }
         }
-        let tcp = self.connect().await?;
+        let tcp = self.connect(wait_for_ready).await?;
         self.ask(tcp, &bytes, max).await.map_err(Asked::status)
     }
 
@@ -265,6 +327,21 @@ impl Ttheader {
                 Err(e) => return Err(failed(e)),
             }
         }
+    }
+}
+
+/// What a call asked for beyond its method and metadata (`CallOptions`).
+pub(crate) struct Asking {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) wait_for_ready: bool,
+    pub(crate) max_recv: usize,
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 
