@@ -13,6 +13,10 @@ trap cleanup EXIT
 # "listening on" line (not in a $(...) subshell, so that pids keeps the process).
 start() {
   local name=$1; shift
+  # Emptied here, not by the background job's redirection: a server started again under
+  # the same name must not be found listening by its predecessor's line before the job
+  # has run (test-kitex's killed_* runs, which restart a server on its port).
+  : >"$logs/$name.stdout"
   "$@" >"$logs/$name.stdout" 2>"$logs/$name.stderr" &
   pids+=($!)
   addr=
