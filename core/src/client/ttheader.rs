@@ -224,7 +224,6 @@ impl Ttheader {
             wait_for_ready,
             max_recv,
         } = asked;
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let (mut tx, rx) = oneshot::channel();
         let seq_id = self.next_id();
         let mut strs = wire_pairs(&metadata);
@@ -253,11 +252,11 @@ impl Ttheader {
                     protocol: ProtocolId::ThriftBinary,
                 };
                 let exchange = self.exchange(framing, seq_id, request, wait_for_ready, max_recv);
-                // Bounded by the call: its deadline, or its end (the receiver dropped).
+                // Bounded by the call: it drops the receiver when it ends (its deadline,
+                // a cancel) or is dropped.
                 let answer = tokio::select! {
                     a = exchange => a,
                     () = tx.closed() => return,
-                    () = sleep_until_some(deadline) => return,
                 };
                 let _ = tx.send(answer);
             });
@@ -335,14 +334,6 @@ pub(crate) struct Asking {
     pub(crate) timeout: Option<Duration>,
     pub(crate) wait_for_ready: bool,
     pub(crate) max_recv: usize,
-}
-
-/// Sleeps until `deadline`; forever without one.
-async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// How a PingPong request failed.
