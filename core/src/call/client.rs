@@ -191,6 +191,19 @@ impl Call {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
+        // A stream's next message, whole in the chunk in hand, goes out ahead of the loop
+        // below (see `ServerCall::poll_next`).
+        if self.expect.streaming() && self.headers.is_some() {
+            if let RecvState::Open(r) = &mut self.state {
+                if self.send.queue.local_status().is_none() {
+                    if let Some(m) = r.next_whole() {
+                        let _ = self.expect.message();
+                        self.send.queue.received(r.answerable());
+                        return Poll::Ready(Ok(Some(m)));
+                    }
+                }
+            }
+        }
         loop {
             if let Some(s) = self.send.queue.local_status() {
                 self.end(s);

@@ -559,6 +559,7 @@ impl SendQueue {
     /// (a request-response rhythm: the peer waited for the last answer). When it came in a
     /// burst, or while this side's last answer still waits, the peer is streaming: what
     /// this side sends flows too, and is framed together (see `flow`).
+    #[inline]
     pub(crate) fn received(&self, alone: bool) {
         if !alone {
             // A message of a burst: streaming, whatever waits here (and no lock per message
@@ -566,6 +567,10 @@ impl SendQueue {
             self.burst.store(true, Ordering::Relaxed);
             return;
         }
+        self.received_alone();
+    }
+
+    fn received_alone(&self) {
         let waiting = {
             let st = self.lock();
             st.queued > 0 || matches!(st.writer, Writer::Writing)
@@ -679,10 +684,16 @@ impl SendQueue {
     }
 
     /// The outcome decided on this side, if any.
+    #[inline]
     pub(crate) fn local_status(&self) -> Option<Status> {
         if !self.aborted.load(Ordering::Acquire) {
             return None;
         }
+        self.aborted_status()
+    }
+
+    #[cold]
+    fn aborted_status(&self) -> Option<Status> {
         match &self.lock().phase {
             Phase::Aborted(s) => Some(s.clone()),
             _ => None,

@@ -34,6 +34,12 @@ impl Expect {
         }
     }
 
+    /// Whether the side counted may send any number of messages: none can break the rule.
+    #[inline]
+    pub(crate) fn streaming(&self) -> bool {
+        !self.single
+    }
+
     /// A message arrived: an error when it is one too many.
     pub(crate) fn message(&mut self) -> Result<(), Status> {
         self.seen += 1;

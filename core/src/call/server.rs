@@ -203,6 +203,15 @@ impl ServerCall {
         if let Some(s) = self.send.queue.local_status() {
             return Poll::Ready(Err(s));
         }
+        // A stream's next message, whole in the chunk in hand, goes out ahead of the loop
+        // below: there, every layer's `Poll<Result<..>>` around it cost a copy per message.
+        if self.expect.streaming() {
+            if let Some(m) = self.receiver.next_whole() {
+                let _ = self.expect.message();
+                self.send.queue.received(self.receiver.answerable());
+                return Poll::Ready(Ok(Some(m)));
+            }
+        }
         loop {
             if self.eof {
                 return Poll::Ready(Ok(self.held.take()));

@@ -201,22 +201,24 @@ fn frame_len(len: usize) -> Result<u32, Status> {
 /// moving between the two costs more per small message than a copy.
 const COPY_MAX: usize = 128;
 
-/// The most a buffer of copied messages holds: the small messages of a chunk holding
-/// several are copied into one buffer of the decoder's own, sized to the chunk up to this,
-/// and handed out as slices of it. One allocation serves a run of messages (a burst of
-/// 16-byte messages has about 190 to a buffer) instead of one each, and its reference
-/// count stays with the thread that reads the messages.
+/// The most of a chunk one copy takes: small messages are sliced from a copy of the
+/// chunk's next bytes (prefixes and all), up to this many, taken in one `memcpy`. One
+/// allocation serves a run of messages (a burst of 16-byte messages has about 195 to a
+/// copy) instead of one each, its reference count stays with the thread that reads the
+/// messages, and a small message kept long keeps at most this much alive.
 const COPIES_MAX: usize = 4 * 1024;
 
 /// Splits a received byte stream into messages. Whole messages inside one received chunk
-/// are handed out as slices of it (no copy) unless they are small (`COPY_MAX`); only a
-/// message that straddles chunks is gathered into an accumulator.
+/// are handed out as slices of it (no copy) unless they are small (`COPY_MAX`), which are
+/// sliced from a copy of it; only a message that straddles chunks is gathered into an
+/// accumulator.
 pub(crate) struct Decoder {
     cur: Bytes,
-    /// A message that straddles chunks, gathered; between such messages, where the
-    /// current chunk's small messages are copied (`COPIES_MAX`). Let go when the chunk is
-    /// done, so that an idle stream holds none. (One buffer for both: a stream holds a
-    /// decoder, and a handler's future holds its stream more than once.)
+    /// A copy of the start of `cur` (never longer), which small messages are sliced from:
+    /// empty once the chunk is read, so that an idle stream holds none.
+    copies: Bytes,
+    /// A message that straddles chunks (or its prefix), gathered. The message takes the
+    /// buffer along when it is whole.
     acc: BytesMut,
     /// The header of the message being gathered into `acc`: (flags, length). A length
     /// on the wire is a u32, and a stream holds one decoder, so the narrow type counts.
@@ -239,6 +241,7 @@ impl Decoder {
     pub(crate) fn new(max_message: usize) -> Decoder {
         Decoder {
             cur: Bytes::new(),
+            copies: Bytes::new(),
             acc: BytesMut::new(),
             pending: None,
             max_message,
@@ -284,6 +287,7 @@ impl Decoder {
             joined.extend_from_slice(&self.cur);
             joined.extend_from_slice(&chunk);
             self.cur = joined.freeze();
+            self.copies = Bytes::new();
         }
     }
 
@@ -303,6 +307,26 @@ impl Decoder {
         !self.cur.is_empty() || !self.acc.is_empty() || self.pending.is_some()
     }
 
+    /// The next message when it is the common case, whole in the current chunk,
+    /// uncompressed and within the size limit; `None` leaves every other case to `next`.
+    /// Nothing here can fail, so the message is returned bare: each `Result` layer it
+    /// would pass through on the way to the handler costs a stalled copy of it.
+    #[inline]
+    pub(crate) fn next_whole(&mut self) -> Option<Bytes> {
+        if self.pending.is_some() || !self.acc.is_empty() || self.end.is_some() {
+            return None;
+        }
+        let p = self.cur.get(..PREFIX_LEN)?;
+        let len = u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize;
+        if p[0] != 0 || len > self.max_message || self.cur.len() - PREFIX_LEN < len {
+            return None;
+        }
+        self.skip(PREFIX_LEN);
+        self.chunk_messages += 1;
+        self.last_compressed = false;
+        Some(self.take(len))
+    }
+
     /// The next whole message, if one is buffered.
     pub(crate) fn next(&mut self) -> Result<Option<Bytes>, Status> {
         if self.end.is_some() {
@@ -319,16 +343,17 @@ impl Decoder {
                 if !self.cur.is_empty() {
                     self.acc.extend_from_slice(&self.cur);
                     self.cur = Bytes::new();
+                    self.copies = Bytes::new();
                 }
                 return Ok(None);
             }
             let (flags, len) = self.header(&self.cur[..PREFIX_LEN])?;
             if self.cur.len() >= PREFIX_LEN + len {
-                self.cur.advance(PREFIX_LEN);
+                self.skip(PREFIX_LEN);
                 let msg = self.take(len);
                 return self.finish_message(flags, msg);
             }
-            self.cur.advance(PREFIX_LEN);
+            self.skip(PREFIX_LEN);
             self.pending = Some((flags, len as u32));
             self.acc.reserve(len);
         }
@@ -357,46 +382,52 @@ impl Decoder {
             return Ok(None);
         }
         self.pending = None;
-        let msg = self.acc.split().freeze();
+        // The whole buffer goes with the message: an idle stream holds none.
+        let msg = std::mem::take(&mut self.acc).freeze();
         self.finish_message(flags, msg)
     }
 
     /// The next `len` bytes of the current chunk as a message of its own.
     #[inline]
     fn take(&mut self, len: usize) -> Bytes {
-        let msg = if len > COPY_MAX {
-            self.cur.split_to(len)
-        } else {
-            let msg = self.copy(len);
-            self.cur.advance(len);
-            msg
-        };
-        // Whatever ends the chunk, its copies' spare room goes with it.
-        if self.cur.is_empty() {
-            self.acc = BytesMut::new();
+        if len > COPY_MAX {
+            let msg = self.cur.split_to(len);
+            let copied = len.min(self.copies.len());
+            self.copies.advance(copied);
+            return msg;
         }
-        msg
+        if self.copies.len() < len {
+            self.copies = self.copy(len);
+        }
+        self.cur.advance(len);
+        self.copies.split_to(len)
     }
 
-    /// A copy of the next `len` bytes of the current chunk, a small message's.
-    fn copy(&mut self, len: usize) -> Bytes {
-        if self.cur.len() - len < PREFIX_LEN {
-            // The chunk's last message: a buffer of its own is one allocation, where
-            // slicing a shared one would take two.
-            return Bytes::copy_from_slice(&self.cur[..len]);
-        }
-        // The accumulator is empty: no message straddles chunks now.
-        if self.acc.capacity() < len {
-            self.acc = BytesMut::with_capacity(self.cur.len().min(COPIES_MAX));
-        }
-        self.acc.extend_from_slice(&self.cur[..len]);
-        self.acc.split().freeze()
+    /// A copy of the start of the current chunk, for a small message of `len` and the
+    /// ones after it.
+    #[cold]
+    fn copy(&self, len: usize) -> Bytes {
+        let n = if self.cur.len() - len < PREFIX_LEN {
+            // The chunk's last message: a buffer of its own, one allocation.
+            len
+        } else {
+            self.cur.len().min(COPIES_MAX).max(len)
+        };
+        Bytes::copy_from_slice(&self.cur[..n])
+    }
+
+    /// Passes over the next `n` bytes of the current chunk.
+    #[inline]
+    fn skip(&mut self, n: usize) {
+        self.cur.advance(n);
+        let copied = n.min(self.copies.len());
+        self.copies.advance(copied);
     }
 
     /// Moves the next `n` bytes of the current chunk into the accumulator.
     fn gather(&mut self, n: usize) {
         self.acc.extend_from_slice(&self.cur[..n]);
-        self.cur.advance(n);
+        self.skip(n);
     }
 
     #[inline]
@@ -414,6 +445,17 @@ impl Decoder {
 
     #[inline]
     fn finish_message(&mut self, flags: u8, msg: Bytes) -> Result<Option<Bytes>, Status> {
+        if flags == 0 {
+            // Every message of an uncompressed stream.
+            self.chunk_messages += 1;
+            self.last_compressed = false;
+            return Ok(Some(msg));
+        }
+        self.finish_flagged(flags, msg)
+    }
+
+    #[cold]
+    fn finish_flagged(&mut self, flags: u8, msg: Bytes) -> Result<Option<Bytes>, Status> {
         let compressed = flags & 1 != 0;
         let msg =
             if !compressed {
@@ -533,8 +575,8 @@ mod tests {
         assert!(!d.has_partial());
     }
 
-    /// A chunk's small messages are copied side by side into one buffer, and the decoder
-    /// lets it go with the chunk; the chunk's last message gets one of its own.
+    /// A chunk's small messages are sliced from one copy of it, taken once (prefixes
+    /// and all), and the decoder lets the copy go with the chunk.
     #[test]
     fn a_chunks_small_messages_share_one_copy_the_decoder_then_lets_go() {
         let big = vec![7u8; COPY_MAX + 1];
@@ -545,15 +587,102 @@ mod tests {
         let want: [&[u8]; 5] = [b"ab", b"cde", &big, b"f", b"gh"];
         assert_eq!(got, want);
         let at = |m: &Bytes| m.as_ptr() as usize;
-        assert_eq!(at(&got[1]), at(&got[0]) + 2, "side by side in one copy");
-        assert_eq!(
-            at(&got[3]),
-            at(&got[1]) + 3,
-            "past a large message (sliced)"
-        );
         let in_chunk = |m: &Bytes| (at(&chunk)..at(&chunk) + chunk.len()).contains(&at(m));
-        assert!(in_chunk(&got[2]) && !in_chunk(&got[0]) && !in_chunk(&got[4]));
-        assert_eq!(d.acc.capacity(), 0, "nothing held once the chunk is read");
+        assert!(
+            in_chunk(&got[2]),
+            "a large message is sliced from the chunk"
+        );
+        // Where each message's bytes start in the chunk, past the first's prefix.
+        let offsets = [
+            0,
+            7,
+            15,
+            15 + PREFIX_LEN + big.len(),
+            15 + 2 * PREFIX_LEN + big.len() + 1,
+        ];
+        for i in [0, 1, 3, 4] {
+            assert!(!in_chunk(&got[i]), "message {i} is a copy");
+            assert_eq!(
+                at(&got[i]) - at(&got[0]),
+                offsets[i],
+                "message {i} sits in the copy where it sat in the chunk"
+            );
+        }
+        assert!(d.copies.is_empty(), "nothing held once the chunk is read");
+        assert_eq!(d.acc.capacity(), 0);
+    }
+
+    /// Regression guard for what the copy is for: a small message kept by its reader
+    /// keeps alive a copy of at most `COPIES_MAX` bytes, never the peer's whole chunk.
+    #[test]
+    fn a_kept_small_message_pins_a_few_kilobytes_not_the_chunk() {
+        let msgs: Vec<Vec<u8>> = (0..2000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+        let chunk = framed(&refs);
+        assert!(chunk.len() > 4 * COPIES_MAX);
+        let mut d = Decoder::new(1000);
+        d.push(chunk.clone());
+        let got: Vec<Bytes> = std::iter::from_fn(|| d.next().unwrap()).collect();
+        assert_eq!(got, msgs);
+        // Messages of one copy sit 9 bytes apart (4 of message, 5 of prefix); a copy
+        // ends where that spacing breaks.
+        let mut first = got[0].as_ptr() as usize;
+        let mut copies = 1;
+        for w in got.windows(2) {
+            let (a, b) = (w[0].as_ptr() as usize, w[1].as_ptr() as usize);
+            if b != a + 9 {
+                copies += 1;
+                first = b;
+            }
+            assert!(
+                b + 4 - first <= COPIES_MAX,
+                "a copy holds at most COPIES_MAX"
+            );
+        }
+        assert!(copies >= chunk.len() / COPIES_MAX, "{copies} copies");
+    }
+
+    /// A message that straddles chunks is gathered into a buffer the message then owns
+    /// whole: the decoder keeps no spare room of it.
+    #[test]
+    fn a_message_gathered_across_chunks_takes_its_buffer_along() {
+        let all = framed(&[b"straddling", b"x"]);
+        let mut d = Decoder::new(100);
+        d.push(all.slice(..8));
+        assert!(d.next().unwrap().is_none());
+        d.push(all.slice(8..));
+        assert_eq!(&d.next().unwrap().unwrap()[..], b"straddling");
+        assert_eq!(d.acc.capacity(), 0);
+        assert_eq!(&d.next().unwrap().unwrap()[..], b"x");
+        assert!(d.next().unwrap().is_none());
+        assert!(!d.has_partial());
+    }
+
+    /// The fast path takes only an uncompressed whole message within the limit; every
+    /// other case stays for `next`, which reports it.
+    #[test]
+    fn next_whole_takes_only_the_plain_case_and_leaves_the_rest_to_next() {
+        let mut d = Decoder::new(4);
+        d.push(Bytes::from_static(&[
+            0, 0, 0, 0, 2, b'h', b'i', // plain
+            1, 0, 0, 0, 1, b'z', // compressed, with no grpc-encoding declared
+        ]));
+        assert_eq!(d.next_whole().unwrap(), "hi");
+        assert!(d.next_whole().is_none());
+        assert_eq!(d.next().unwrap_err().code(), Code::Internal);
+
+        let mut d = Decoder::new(4);
+        d.push(Bytes::from_static(&[0, 0, 0, 0, 5, 1, 2, 3, 4, 5]));
+        assert!(d.next_whole().is_none(), "over the limit");
+        assert_eq!(d.next().unwrap_err().code(), Code::ResourceExhausted);
+
+        let mut d = Decoder::new(4);
+        d.push(Bytes::from_static(&[0, 0, 0, 0, 3, b'a']));
+        assert!(d.next_whole().is_none(), "not whole yet");
+        assert!(d.next().unwrap().is_none());
+        d.push(Bytes::from_static(b"bc"));
+        assert!(d.next_whole().is_none(), "gathered by next");
+        assert_eq!(d.next().unwrap().unwrap(), "abc");
     }
 
     #[test]

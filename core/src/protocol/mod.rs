@@ -297,7 +297,18 @@ impl Receiver {
         }
     }
 
+    /// The next message if it waits whole and needs nothing but handing out: the fast
+    /// path of `poll_message`.
+    #[inline]
+    pub(crate) fn next_whole(&mut self) -> Option<Bytes> {
+        match self {
+            Receiver::Http(r) => r.next_whole(),
+            Receiver::Ttheader(_) | Receiver::PingPong(_) => None,
+        }
+    }
+
     /// The next message; `Ok(None)` once the peer's messages ended.
+    #[inline]
     pub(crate) fn poll_message(
         &mut self,
         cx: &mut Context<'_>,
@@ -320,6 +331,7 @@ impl Receiver {
     }
 
     /// Whether a send now answers the message just handed out (see `envelope::Decoder`).
+    #[inline]
     pub(crate) fn answerable(&mut self) -> bool {
         match self {
             Receiver::Http(r) => r.answerable(),

@@ -744,6 +744,17 @@ impl Receiver {
         }))
     }
 
+    /// The next message if it waits whole and the general path would hand it out as it
+    /// is (see `envelope::Decoder::next_whole`).
+    #[inline]
+    pub(crate) fn next_whole(&mut self) -> Option<Bytes> {
+        match self.rare.as_deref() {
+            Some(r) if r.failed.is_some() || r.whole.is_some() => None,
+            _ => self.dec.next_whole(),
+        }
+    }
+
+    #[inline]
     pub(crate) fn poll_message(
         &mut self,
         cx: &mut Context<'_>,
@@ -877,6 +888,7 @@ impl Receiver {
     /// in a request-response rhythm. Bytes still in the decoder, DATA that h2 already
     /// holds, or several messages in one frame are a burst in progress: its answers are
     /// queued and framed together rather than written one frame each.
+    #[inline]
     pub(crate) fn answerable(&mut self) -> bool {
         if self.whole().is_some() {
             return true;
