@@ -214,15 +214,7 @@ const COPIES_MAX: usize = 4 * 1024;
 /// accumulator.
 pub(crate) struct Decoder {
     cur: Bytes,
-    /// A copy of the start of `cur` (never longer), which small messages are sliced from:
-    /// empty once the chunk is read, so that an idle stream holds none.
-    copies: Bytes,
-    /// A message that straddles chunks (or its prefix), gathered. The message takes the
-    /// buffer along when it is whole.
-    acc: BytesMut,
-    /// The header of the message being gathered into `acc`: (flags, length). A length
-    /// on the wire is a u32, and a stream holds one decoder, so the narrow type counts.
-    pending: Option<(u8, u32)>,
+    held: Held,
     max_message: usize,
     encoding: Encoding,
     /// Whether the last message handed out arrived with the compressed flag set.
@@ -237,13 +229,25 @@ pub(crate) struct Decoder {
     end: Option<Box<Bytes>>,
 }
 
+/// What a decoder holds besides the current chunk. (One field for the three: a stream
+/// holds a decoder, and a handler's future holds its stream more than once.)
+enum Held {
+    /// A copy of the start of the current chunk (never longer), which small messages are
+    /// sliced from; empty, and holding no buffer, once it is used up, so that an idle
+    /// stream holds none.
+    Copies(Bytes),
+    /// The first bytes of a prefix that straddles chunks.
+    Prefix(BytesMut),
+    /// The first bytes of a message that straddles chunks, and its prefix's flags and
+    /// length (a u32 on the wire). The message takes the buffer along when it is whole.
+    Message(BytesMut, u8, u32),
+}
+
 impl Decoder {
     pub(crate) fn new(max_message: usize) -> Decoder {
         Decoder {
             cur: Bytes::new(),
-            copies: Bytes::new(),
-            acc: BytesMut::new(),
-            pending: None,
+            held: Held::Copies(Bytes::new()),
             max_message,
             encoding: Encoding::Identity,
             last_compressed: false,
@@ -286,8 +290,8 @@ impl Decoder {
             let mut joined = BytesMut::with_capacity(self.cur.len() + chunk.len());
             joined.extend_from_slice(&self.cur);
             joined.extend_from_slice(&chunk);
+            // A copy of the old start is one of the new start still.
             self.cur = joined.freeze();
-            self.copies = Bytes::new();
         }
     }
 
@@ -304,7 +308,7 @@ impl Decoder {
     /// True when bytes of an unfinished message are held: at end of stream that is a
     /// truncated message.
     pub(crate) fn has_partial(&self) -> bool {
-        !self.cur.is_empty() || !self.acc.is_empty() || self.pending.is_some()
+        !self.cur.is_empty() || !matches!(self.held, Held::Copies(_))
     }
 
     /// The next message when it is the common case, whole in the current chunk,
@@ -313,7 +317,7 @@ impl Decoder {
     /// would pass through on the way to the handler costs a stalled copy of it.
     #[inline]
     pub(crate) fn next_whole(&mut self) -> Option<Bytes> {
-        if self.pending.is_some() || !self.acc.is_empty() || self.end.is_some() {
+        if !matches!(self.held, Held::Copies(_)) || self.end.is_some() {
             return None;
         }
         let p = self.cur.get(..PREFIX_LEN)?;
@@ -337,70 +341,78 @@ impl Decoder {
             }
             return Ok(None);
         }
-        if self.pending.is_none() && self.acc.is_empty() {
-            // Fast path: parse straight out of the current chunk.
+        if let Held::Copies(_) = self.held {
+            // Parse straight out of the current chunk.
             if self.cur.len() < PREFIX_LEN {
                 if !self.cur.is_empty() {
-                    self.acc.extend_from_slice(&self.cur);
+                    self.held = Held::Prefix(BytesMut::from(&self.cur[..]));
                     self.cur = Bytes::new();
-                    self.copies = Bytes::new();
                 }
                 return Ok(None);
             }
             let (flags, len) = self.header(&self.cur[..PREFIX_LEN])?;
-            if self.cur.len() >= PREFIX_LEN + len {
-                self.skip(PREFIX_LEN);
+            self.skip(PREFIX_LEN);
+            if self.cur.len() >= len {
                 let msg = self.take(len);
                 return self.finish_message(flags, msg);
             }
-            self.skip(PREFIX_LEN);
-            self.pending = Some((flags, len as u32));
-            self.acc.reserve(len);
+            self.held = Held::Message(BytesMut::new(), flags, len as u32);
         }
-        if self.pending.is_none() {
-            // The accumulator holds a partial prefix.
-            let take = (PREFIX_LEN - self.acc.len()).min(self.cur.len());
-            self.gather(take);
-            if self.acc.len() < PREFIX_LEN {
+        if let Held::Prefix(acc) = &mut self.held {
+            let n = (PREFIX_LEN - acc.len()).min(self.cur.len());
+            acc.extend_from_slice(&self.cur[..n]);
+            self.cur.advance(n);
+            if acc.len() < PREFIX_LEN {
                 return Ok(None);
             }
-            let (flags, len) = self.header(&self.acc[..PREFIX_LEN])?;
-            self.acc.clear();
-            self.acc.reserve(len);
-            self.pending = Some((flags, len as u32));
+            let prefix: [u8; PREFIX_LEN] = acc[..].try_into().expect("a whole prefix");
+            let (flags, len) = self.header(&prefix)?;
+            self.held = Held::Message(BytesMut::new(), flags, len as u32);
         }
-        let (flags, len) = self.pending.expect("pending set above");
-        let len = len as usize;
-        let take = (len - self.acc.len()).min(self.cur.len());
-        if self.acc.is_empty() && take == len {
-            self.pending = None;
-            let msg = self.take(len);
-            return self.finish_message(flags, msg);
+        let Held::Message(acc, flags, len) = &mut self.held else {
+            unreachable!("a copy and a prefix end above");
+        };
+        let (flags, len) = (*flags, *len as usize);
+        let n = (len - acc.len()).min(self.cur.len());
+        if acc.is_empty() {
+            if n == len {
+                // Only its prefix came before: the message is whole in this chunk.
+                self.held = Held::Copies(Bytes::new());
+                let msg = self.take(len);
+                return self.finish_message(flags, msg);
+            }
+            acc.reserve(len);
         }
-        self.gather(take);
-        if self.acc.len() < len {
+        acc.extend_from_slice(&self.cur[..n]);
+        self.cur.advance(n);
+        if acc.len() < len {
             return Ok(None);
         }
-        self.pending = None;
         // The whole buffer goes with the message: an idle stream holds none.
-        let msg = std::mem::take(&mut self.acc).freeze();
+        let msg = std::mem::take(acc).freeze();
+        self.held = Held::Copies(Bytes::new());
         self.finish_message(flags, msg)
     }
 
-    /// The next `len` bytes of the current chunk as a message of its own.
+    /// The next `len` bytes of the current chunk as a message of its own: sliced from
+    /// the chunk when large, else from its copy (taken now if it falls short).
     #[inline]
     fn take(&mut self, len: usize) -> Bytes {
         if len > COPY_MAX {
-            let msg = self.cur.split_to(len);
-            let copied = len.min(self.copies.len());
-            self.copies.advance(copied);
-            return msg;
+            self.uncopy(len);
+            return self.cur.split_to(len);
         }
-        if self.copies.len() < len {
-            self.copies = self.copy(len);
-        }
+        let msg = match &mut self.held {
+            Held::Copies(copies) if copies.len() >= len => copies.split_to(len),
+            _ => {
+                let mut copies = self.copy(len);
+                let msg = copies.split_to(len);
+                self.held = Held::Copies(copies);
+                msg
+            }
+        };
         self.cur.advance(len);
-        self.copies.split_to(len)
+        msg
     }
 
     /// A copy of the start of the current chunk, for a small message of `len` and the
@@ -416,18 +428,24 @@ impl Decoder {
         Bytes::copy_from_slice(&self.cur[..n])
     }
 
-    /// Passes over the next `n` bytes of the current chunk.
+    /// Passes over the next `n` bytes of the current chunk (and of its copy).
     #[inline]
     fn skip(&mut self, n: usize) {
         self.cur.advance(n);
-        let copied = n.min(self.copies.len());
-        self.copies.advance(copied);
+        self.uncopy(n);
     }
 
-    /// Moves the next `n` bytes of the current chunk into the accumulator.
-    fn gather(&mut self, n: usize) {
-        self.acc.extend_from_slice(&self.cur[..n]);
-        self.skip(n);
+    /// Drops the first `n` bytes of the chunk's copy, and the copy once none of it is
+    /// left: an emptied `Bytes` still holds its buffer.
+    #[inline]
+    fn uncopy(&mut self, n: usize) {
+        if let Held::Copies(copies) = &mut self.held {
+            if n < copies.len() {
+                copies.advance(n);
+            } else {
+                *copies = Bytes::new();
+            }
+        }
     }
 
     #[inline]
@@ -583,7 +601,7 @@ mod tests {
         let chunk = framed(&[b"ab", b"cde", &big, b"f", b"gh"]);
         let mut d = Decoder::new(1000);
         d.push(chunk.clone());
-        let got: Vec<Bytes> = std::iter::from_fn(|| d.next().unwrap()).collect();
+        let mut got: Vec<Bytes> = std::iter::from_fn(|| d.next().unwrap()).collect();
         let want: [&[u8]; 5] = [b"ab", b"cde", &big, b"f", b"gh"];
         assert_eq!(got, want);
         let at = |m: &Bytes| m.as_ptr() as usize;
@@ -608,8 +626,11 @@ mod tests {
                 "message {i} sits in the copy where it sat in the chunk"
             );
         }
-        assert!(d.copies.is_empty(), "nothing held once the chunk is read");
-        assert_eq!(d.acc.capacity(), 0);
+        drop(got.drain(1..));
+        assert!(
+            got[0].is_unique(),
+            "the decoder let the copy go with the chunk"
+        );
     }
 
     /// Regression guard for what the copy is for: a small message kept by its reader
@@ -642,6 +663,28 @@ mod tests {
         assert!(copies >= chunk.len() / COPIES_MAX, "{copies} copies");
     }
 
+    /// Regression: a chunk whose copy ran out on a large message (sliced from the chunk,
+    /// not the copy) left the decoder holding an empty handle on the copy, and an idle
+    /// stream kept its 4 KiB alive.
+    #[test]
+    fn a_copy_used_up_by_a_large_message_is_let_go() {
+        let big = vec![7u8; COPY_MAX + 1];
+        let mut d = Decoder::new(1000);
+        d.push(framed(&[b"ab", &big]));
+        let small = d.next().unwrap().unwrap();
+        assert_eq!(d.next().unwrap().unwrap(), big);
+        assert!(d.next().unwrap().is_none());
+        assert!(small.is_unique(), "the decoder let the copy go");
+    }
+
+    /// Regression: the chunk's copy as a field beside the accumulator made every stream
+    /// larger (an idle server stream by 129 bytes, as a handler's future holds its
+    /// stream's decoder more than once).
+    #[test]
+    fn what_the_decoder_holds_besides_its_chunk_is_one_buffer_and_a_prefix() {
+        assert!(std::mem::size_of::<Held>() <= std::mem::size_of::<BytesMut>() + 8);
+    }
+
     /// A message that straddles chunks is gathered into a buffer the message then owns
     /// whole: the decoder keeps no spare room of it.
     #[test]
@@ -652,7 +695,7 @@ mod tests {
         assert!(d.next().unwrap().is_none());
         d.push(all.slice(8..));
         assert_eq!(&d.next().unwrap().unwrap()[..], b"straddling");
-        assert_eq!(d.acc.capacity(), 0);
+        assert!(matches!(&d.held, Held::Copies(c) if c.is_empty()));
         assert_eq!(&d.next().unwrap().unwrap()[..], b"x");
         assert!(d.next().unwrap().is_none());
         assert!(!d.has_partial());
