@@ -191,18 +191,8 @@ impl Call {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
-        // A stream's next message, whole in the chunk in hand, goes out ahead of the loop
-        // below (see `ServerCall::poll_next`).
-        if self.expect.streaming() && self.headers.is_some() {
-            if let RecvState::Open(r) = &mut self.state {
-                if self.send.queue.local_status().is_none() {
-                    if let Some(m) = r.next_whole() {
-                        let _ = self.expect.message();
-                        self.send.queue.received(r.answerable());
-                        return Poll::Ready(Ok(Some(m)));
-                    }
-                }
-            }
+        if let Some(m) = self.next_whole() {
+            return Poll::Ready(Ok(Some(m)));
         }
         loop {
             if let Some(s) = self.send.queue.local_status() {
@@ -251,6 +241,24 @@ impl Call {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+
+    /// A stream's next message, whole in the chunk in hand, ahead of `poll_next`'s loop
+    /// (see `ServerCall::poll_next`).
+    fn next_whole(&mut self) -> Option<Bytes> {
+        if !self.expect.streaming()
+            || self.headers.is_none()
+            || self.send.queue.local_status().is_some()
+        {
+            return None;
+        }
+        let RecvState::Open(r) = &mut self.state else {
+            return None;
+        };
+        let m = r.next_whole()?;
+        let _ = self.expect.message();
+        self.send.queue.received(r.answerable());
+        Some(m)
     }
 
     /// Whether the call was ended on this side (its deadline, a cancel from another

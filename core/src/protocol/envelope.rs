@@ -321,13 +321,12 @@ impl Decoder {
             return None;
         }
         let p = self.cur.get(..PREFIX_LEN)?;
-        let len = u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize;
+        let len = length(p);
         if p[0] != 0 || len > self.max_message || self.cur.len() - PREFIX_LEN < len {
             return None;
         }
         self.skip(PREFIX_LEN);
-        self.chunk_messages += 1;
-        self.last_compressed = false;
+        self.handed_out(false);
         Some(self.take(len))
     }
 
@@ -454,7 +453,7 @@ impl Decoder {
         if flags & !(1 | self.end_flag) != 0 {
             return Err(bad_flags(flags));
         }
-        let len = u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize;
+        let len = length(p);
         if len > self.max_message {
             return Err(too_large(len, self.max_message));
         }
@@ -465,8 +464,7 @@ impl Decoder {
     fn finish_message(&mut self, flags: u8, msg: Bytes) -> Result<Option<Bytes>, Status> {
         if flags == 0 {
             // Every message of an uncompressed stream.
-            self.chunk_messages += 1;
-            self.last_compressed = false;
+            self.handed_out(false);
             return Ok(Some(msg));
         }
         self.finish_flagged(flags, msg)
@@ -494,10 +492,22 @@ impl Decoder {
             self.end = Some(Box::new(msg));
             return Ok(None);
         }
-        self.chunk_messages += 1;
-        self.last_compressed = compressed;
+        self.handed_out(compressed);
         Ok(Some(msg))
     }
+
+    /// A message goes out: counted against its chunk, its compression noted.
+    #[inline]
+    fn handed_out(&mut self, compressed: bool) {
+        self.chunk_messages += 1;
+        self.last_compressed = compressed;
+    }
+}
+
+/// The message length a prefix gives (big-endian, after the flags byte).
+#[inline]
+fn length(prefix: &[u8]) -> usize {
+    u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize
 }
 
 #[cold]
