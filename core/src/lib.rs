@@ -25,7 +25,7 @@ mod transport;
 pub use biz::BizStatus;
 pub use bytes::Bytes;
 pub use call::{
-    Batched, Call, CallOptions, Idempotency, Inbox, Receive, SendHalf, ServerCall, Shape,
+    Batched, Call, CallOptions, Idempotency, Inbox, Receive, SendHalf, Sending, ServerCall, Shape,
     TrySendError,
 };
 pub use client::{Channel, ChannelOptions, HttpVersion};

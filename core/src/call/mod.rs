@@ -22,7 +22,7 @@ pub use idempotency::Idempotency;
 pub use options::CallOptions;
 pub use queue::{Batched, TrySendError};
 pub use receive::{Inbox, Receive};
-pub use send::SendHalf;
+pub use send::{SendHalf, Sending};
 pub use server::ServerCall;
 pub use shape::Shape;
 

@@ -306,7 +306,8 @@ impl SendQueue {
     fn nudge(&self, st: MutexGuard<'_, State>) {
         let due = match st.writer {
             Writer::Deferred { hold, .. } => !hold,
-            Writer::Waiting { want } => st.queued >= want,
+            // Without its waker the writer was woken already and has yet to take.
+            Writer::Waiting { want } => st.queued >= want && st.writer_waker.is_some(),
             Writer::Writing | Writer::Away => false,
         };
         if due {

@@ -103,8 +103,7 @@ pub(crate) fn encode(buf: &mut BytesMut, msg: &[u8], compress: Encoding) -> Resu
     match compress {
         Encoding::Identity => {
             buf.reserve(PREFIX_LEN + msg.len());
-            buf.put_u8(0);
-            buf.put_u32(frame_len(msg.len())?);
+            buf.extend_from_slice(&prefix(msg.len())?);
             buf.extend_from_slice(msg);
             Ok(())
         }
