@@ -73,20 +73,22 @@ impl SendHalf {
 
     /// Queues one message if there is room now.
     pub fn try_send(&self, msg: Bytes) -> Result<(), TrySendError> {
-        if let Err(s) = self.check_len(msg.len()) {
-            return Err(TrySendError::Closed(s));
-        }
-        self.queue.try_send(msg, None)?;
-        self.sent();
-        Ok(())
+        self.try_queue(msg, None)
     }
 
     /// `try_send`, choosing for this message whether to compress it.
     pub fn try_send_with(&self, msg: Bytes, compress: bool) -> Result<(), TrySendError> {
+        self.try_queue(msg, Some(compress))
+    }
+
+    /// The one place an owned message is checked and queued: `try_send`, `try_send_with`
+    /// and `Sending` each come here. `compress`: `None` for the call's choice.
+    #[inline]
+    fn try_queue(&self, msg: Bytes, compress: Option<bool>) -> Result<(), TrySendError> {
         if let Err(s) = self.check_len(msg.len()) {
             return Err(TrySendError::Closed(s));
         }
-        self.queue.try_send(msg, Some(compress))?;
+        self.queue.try_send(msg, compress)?;
         self.sent();
         Ok(())
     }
@@ -172,12 +174,8 @@ impl Future for Sending<'_> {
         let half = this.half;
         loop {
             let msg = this.msg.take().expect("`Sending` polled after it finished");
-            half.check_len(msg.len())?;
-            match half.queue.try_send(msg, this.compress) {
-                Ok(()) => {
-                    half.sent();
-                    return Poll::Ready(Ok(()));
-                }
+            match half.try_queue(msg, this.compress) {
+                Ok(()) => return Poll::Ready(Ok(())),
                 Err(TrySendError::Closed(s)) => return Poll::Ready(Err(s)),
                 Err(TrySendError::Full(m)) => {
                     this.msg = Some(m);
