@@ -127,7 +127,11 @@ impl Metadata {
     }
 
     pub fn remove(&mut self, key: &str) {
-        self.map.remove(key.to_ascii_lowercase().as_str());
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.map.remove(key.to_ascii_lowercase().as_str());
+        } else {
+            self.map.remove(key);
+        }
     }
 
     /// Copies the entries into a header block being built for the wire.
@@ -141,9 +145,20 @@ impl Metadata {
     /// ones (pseudo-headers are not in a `HeaderMap`; `grpc-*`, `content-type`, `te` and the
     /// connection-level ones belong to the protocol).
     pub(crate) fn from_headers(headers: &HeaderMap) -> Metadata {
+        Metadata::from_headers_but(headers, |_| false)
+    }
+
+    /// `from_headers`, leaving out the names `protocol` says are its own as well.
+    pub(crate) fn from_headers_but(
+        headers: &HeaderMap,
+        protocol: impl Fn(&str) -> bool,
+    ) -> Metadata {
         let mut map = HeaderMap::with_capacity(headers.len());
         for (k, v) in headers.iter() {
             let n = k.as_str();
+            if protocol(n) {
+                continue;
+            }
             if n.starts_with("grpc-") && n != "grpc-previous-rpc-attempts" {
                 continue;
             }

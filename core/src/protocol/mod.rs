@@ -21,6 +21,7 @@ pub(crate) mod cors;
 pub(crate) mod details;
 pub(crate) mod envelope;
 pub(crate) mod grpc;
+pub(crate) mod names;
 mod pb;
 pub(crate) mod replay;
 pub(crate) mod stream;

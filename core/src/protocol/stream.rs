@@ -715,7 +715,7 @@ impl Receiver {
         let checked = match self.wire {
             Wire::Grpc => check_response(&parts, false, body.is_end_stream()),
             Wire::GrpcWeb | Wire::GrpcWebText => {
-                if parts.headers.contains_key("grpc-status") {
+                if parts.headers.contains_key(&super::names::GRPC_STATUS) {
                     let s = grpc::status_from_trailers(&parts.headers);
                     self.rare().head_status = Some(s);
                 }

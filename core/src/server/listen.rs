@@ -555,18 +555,20 @@ async fn run_h2<T>(
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut phase = shared.phase.clone();
     let age = Age::of(&shared);
     // When our GOAWAY went out: the server draining, or the connection's age.
     let mut told: Option<Instant> = None;
-    if *phase.borrow() != Phase::Serving {
+    if *shared.phase.borrow() != Phase::Serving {
         tell_to_go(&mut conn, &mut told);
     }
     let mut aged = false;
     let mut idle = Idle::of(&shared);
-    let o = &shared.opts;
-    let mut pings = PingPolicy::new(o.permit_keepalive_time, o.permit_keepalive_without_calls);
-    let mut pinger = Pinger::new(conn.ping_pong(), o.keepalive_time, o.keepalive_timeout);
+    let (mut pings, mut pinger) = keepalive(&shared, &mut conn);
+    // Kept across requests: each registers a waiter or a timer when first polled.
+    let pinged = seen.pings();
+    let gone = pinger.client_gone(&seen);
+    let changed = next_phase(shared.phase.clone());
+    tokio::pin!(pinged, gone, changed);
     loop {
         tokio::select! {
             r = conn.accept() => match r {
@@ -593,14 +595,15 @@ async fn run_h2<T>(
                     tell_to_go(&mut conn, &mut told);
                 }
             }
-            (n, sent_since) = seen.pings() => {
+            (n, sent_since) = &mut pinged => {
+                pinged.set(seen.pings());
                 if pings.pinged(n, conn.has_streams(), sent_since) {
                     tracing::debug!("{peer} pinged too often: GOAWAY ENHANCE_YOUR_CALM");
                     close_now(&mut conn, h2::Reason::ENHANCE_YOUR_CALM).await;
                     break;
                 }
             }
-            _ = pinger.client_gone(&seen) => {
+            _ = &mut gone => {
                 tracing::debug!("{peer} did not answer a keepalive PING: closing");
                 break;
             }
@@ -608,8 +611,8 @@ async fn run_h2<T>(
                 close_now(&mut conn, h2::Reason::NO_ERROR).await;
                 break;
             }
-            _ = phase.changed() => {
-                let p = *phase.borrow();
+            (p, rx) = &mut changed => {
+                changed.set(next_phase(rx));
                 if p == Phase::Stopped {
                     close_now(&mut conn, h2::Reason::NO_ERROR).await;
                     break;
@@ -620,6 +623,29 @@ async fn run_h2<T>(
             }
         }
     }
+}
+
+/// What a connection allows of the client's PINGs, and its own PINGs to a client gone quiet.
+fn keepalive<T, B>(shared: &Shared, conn: &mut h2::server::Connection<T, B>) -> (PingPolicy, Pinger)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    B: bytes::Buf,
+{
+    let o = &shared.opts;
+    (
+        PingPolicy::new(o.permit_keepalive_time, o.permit_keepalive_without_calls),
+        Pinger::new(conn.ping_pong(), o.keepalive_time, o.keepalive_timeout),
+    )
+}
+
+/// The server's next phase, and the receiver to wait on for the one after it; `Stopped`
+/// once the server is gone.
+async fn next_phase(mut rx: watch::Receiver<Phase>) -> (Phase, watch::Receiver<Phase>) {
+    let p = match rx.changed().await {
+        Ok(()) => *rx.borrow_and_update(),
+        Err(_) => Phase::Stopped,
+    };
+    (p, rx)
 }
 
 /// Hands a request to dispatch, counted in the connection's send budget; refused with

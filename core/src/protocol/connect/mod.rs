@@ -19,6 +19,9 @@ pub(crate) mod get;
 use super::details::{self, Any};
 use super::envelope::{self, Accepts, Encoding};
 use super::grpc::{self, code_for_http, RequestHead};
+use super::names::{
+    CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS,
+};
 use super::terms::{Incoming, NoHead, Refusal};
 use crate::metadata::Metadata;
 use crate::status::{Code, Status};
@@ -73,7 +76,7 @@ pub(crate) fn accept(
     };
     // The spec: "Connect-Protocol-Version → "connect-protocol-version" "1"": optional, but
     // when sent it must name the version this side speaks.
-    if let Some(v) = h.get("connect-protocol-version") {
+    if let Some(v) = h.get(&CONNECT_PROTOCOL_VERSION) {
         if v.as_bytes() != b"1" {
             return refuse(Status::new(
                 Code::InvalidArgument,
@@ -81,7 +84,7 @@ pub(crate) fn accept(
             ));
         }
     }
-    let timeout = match h.get("connect-timeout-ms") {
+    let timeout = match h.get(&CONNECT_TIMEOUT_MS) {
         None => None,
         Some(v) => match parse_timeout(v.as_bytes()) {
             Some(t) => Some(t),
@@ -105,7 +108,7 @@ pub(crate) fn accept(
     let compressed = match &get {
         Some(q) => Ok((
             q.compression,
-            Accepts::parse(h.get_all("accept-encoding").iter()),
+            Accepts::parse(h.get_all(http::header::ACCEPT_ENCODING).iter()),
         )),
         None => compression(h, unary),
     };
@@ -113,18 +116,18 @@ pub(crate) fn accept(
         Ok(c) => c,
         Err(s) => return refuse(s),
     };
-    let mut metadata = Metadata::from_headers(h);
-    for k in [
-        "connect-protocol-version",
-        "connect-timeout-ms",
-        "connect-content-encoding",
-        "connect-accept-encoding",
-        "content-encoding",
-        "accept-encoding",
-        "content-length",
-    ] {
-        metadata.remove(k);
-    }
+    let metadata = Metadata::from_headers_but(h, |k| {
+        matches!(
+            k,
+            "connect-protocol-version"
+                | "connect-timeout-ms"
+                | "connect-content-encoding"
+                | "connect-accept-encoding"
+                | "content-encoding"
+                | "accept-encoding"
+                | "content-length"
+        )
+    });
     Ok(Incoming {
         path: parts.uri.path().to_owned(),
         metadata,
@@ -140,9 +143,12 @@ pub(crate) fn accept(
 /// and `accept-encoding` in the unary form, `connect-`-prefixed in the streaming one.
 fn compression(h: &HeaderMap, unary: bool) -> Result<(Encoding, Accepts), Status> {
     let (enc_header, accept_header) = if unary {
-        ("content-encoding", "accept-encoding")
+        (
+            &http::header::CONTENT_ENCODING,
+            &http::header::ACCEPT_ENCODING,
+        )
     } else {
-        ("connect-content-encoding", "connect-accept-encoding")
+        (&CONNECT_CONTENT_ENCODING, &CONNECT_ACCEPT_ENCODING)
     };
     let encoding = match h.get(enc_header).map(|v| v.to_str().unwrap_or("?")) {
         None => Encoding::Identity,
@@ -172,12 +178,12 @@ pub(crate) fn streaming_head(
     h.insert(http::header::CONTENT_TYPE, ct.clone());
     if enc != Encoding::Identity {
         h.insert(
-            "connect-content-encoding",
+            CONNECT_CONTENT_ENCODING.clone(),
             HeaderValue::from_static(enc.name()),
         );
     }
     h.insert(
-        "connect-accept-encoding",
+        CONNECT_ACCEPT_ENCODING.clone(),
         HeaderValue::from_static(ACCEPT_ENCODING),
     );
     if let Some(md) = md {
@@ -349,12 +355,15 @@ pub(crate) fn request(head: &RequestHead<'_>, unary: bool) -> Result<Request<()>
         HeaderValue::from_str(&ct)
             .map_err(|_| Status::new(Code::InvalidArgument, "invalid content subtype"))?,
     );
-    h.insert("connect-protocol-version", HeaderValue::from_static("1"));
+    h.insert(
+        CONNECT_PROTOCOL_VERSION.clone(),
+        HeaderValue::from_static("1"),
+    );
     if head.encoding != Encoding::Identity {
         let enc_header = if unary {
-            "content-encoding"
+            http::header::CONTENT_ENCODING
         } else {
-            "connect-content-encoding"
+            CONNECT_CONTENT_ENCODING.clone()
         };
         h.insert(enc_header, HeaderValue::from_static(head.encoding.name()));
     }
@@ -382,12 +391,12 @@ fn common_headers(h: &mut HeaderMap, head: &RequestHead<'_>, unary: bool) {
     if let Some(t) = head.timeout {
         // At most ten digits; a longer deadline is no deadline a peer could tell apart.
         let ms = t.as_millis().clamp(1, 9_999_999_999);
-        h.insert("connect-timeout-ms", HeaderValue::from(ms as u64));
+        h.insert(CONNECT_TIMEOUT_MS.clone(), HeaderValue::from(ms as u64));
     }
     let accept_header = if unary {
-        "accept-encoding"
+        http::header::ACCEPT_ENCODING
     } else {
-        "connect-accept-encoding"
+        CONNECT_ACCEPT_ENCODING.clone()
     };
     h.insert(accept_header, HeaderValue::from_static(ACCEPT_ENCODING));
     head.metadata.write_to(h);
@@ -421,7 +430,7 @@ pub(crate) fn check_streaming_response(
         return Err(NoHead::Refused(s, md));
     }
     let enc =
-        encoding_of(h, "connect-content-encoding").map_err(|s| NoHead::Refused(s, md.clone()))?;
+        encoding_of(h, &CONNECT_CONTENT_ENCODING).map_err(|s| NoHead::Refused(s, md.clone()))?;
     Ok((md, enc))
 }
 
@@ -443,7 +452,7 @@ pub(crate) fn check_unary_response(
             format!("invalid content-type {ct:?} in a Connect unary response"),
         ));
     }
-    let enc = encoding_of(h, "content-encoding")?;
+    let enc = encoding_of(h, &http::header::CONTENT_ENCODING)?;
     Ok((response_metadata(h), unary_trailers(h), enc))
 }
 
@@ -456,7 +465,7 @@ pub(crate) fn unary_error(parts: &http::response::Parts, body: &[u8]) -> (Status
     let h = &parts.headers;
     let trailers = unary_trailers(h);
     // An error body may be compressed like a message.
-    let body = match encoding_of(h, "content-encoding") {
+    let body = match encoding_of(h, &http::header::CONTENT_ENCODING) {
         Ok(Encoding::Identity) | Err(_) => Bytes::copy_from_slice(body),
         Ok(enc) => envelope::decompress(enc, body, MAX_ERROR_JSON).unwrap_or_default(),
     };
@@ -526,13 +535,9 @@ fn status_from_error_json(e: &Value, fallback: Code) -> Status {
 
 /// A response's metadata: its headers but the protocol's own and the trailers.
 fn response_metadata(h: &HeaderMap) -> Metadata {
-    let mut md = Metadata::from_headers(h);
-    for k in h.keys().map(HeaderName::as_str) {
-        if k.starts_with("trailer-") || k.starts_with("connect-") || is_plumbing(k) {
-            md.remove(k);
-        }
-    }
-    md
+    Metadata::from_headers_but(h, |k| {
+        k.starts_with("trailer-") || k.starts_with("connect-") || is_plumbing(k)
+    })
 }
 
 fn is_plumbing(k: &str) -> bool {
@@ -555,7 +560,7 @@ fn unary_trailers(h: &HeaderMap) -> Metadata {
     Metadata::from_headers(&t)
 }
 
-fn encoding_of(h: &HeaderMap, header: &str) -> Result<Encoding, Status> {
+fn encoding_of(h: &HeaderMap, header: &HeaderName) -> Result<Encoding, Status> {
     match h.get(header).map(|v| v.to_str().unwrap_or("?")) {
         None => Ok(Encoding::Identity),
         Some(name) => Encoding::from_name(name).ok_or_else(|| {

@@ -15,6 +15,10 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::envelope::{self, Accepts, Encoding};
+use super::names::{
+    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN,
+    GRPC_TIMEOUT, X_GRPC_WEB,
+};
 use super::terms::NoHead;
 use super::terms::{Incoming, Refusal};
 use crate::metadata::{decode_bin, Metadata};
@@ -146,7 +150,7 @@ pub(crate) fn request(head: &RequestHead<'_>, web: bool) -> Result<Request<()>, 
             http::header::CONTENT_TYPE,
             web_content_type(head.content_subtype)?,
         );
-        h.insert("x-grpc-web", HeaderValue::from_static("1"));
+        h.insert(X_GRPC_WEB.clone(), HeaderValue::from_static("1"));
     } else {
         h.insert(
             http::header::CONTENT_TYPE,
@@ -157,18 +161,18 @@ pub(crate) fn request(head: &RequestHead<'_>, web: bool) -> Result<Request<()>, 
     h.insert(http::header::USER_AGENT, head.user_agent.clone());
     if let Some(t) = head.timeout {
         h.insert(
-            "grpc-timeout",
+            GRPC_TIMEOUT.clone(),
             HeaderValue::from_str(&timeout::encode(t)).expect("ascii"),
         );
     }
     if head.encoding != Encoding::Identity {
         h.insert(
-            "grpc-encoding",
+            GRPC_ENCODING.clone(),
             HeaderValue::from_static(head.encoding.name()),
         );
     }
     h.insert(
-        "grpc-accept-encoding",
+        GRPC_ACCEPT_ENCODING.clone(),
         HeaderValue::from_static(ACCEPT_ENCODING),
     );
     head.metadata.write_to(h);
@@ -181,7 +185,7 @@ pub(crate) fn accept(parts: &http::request::Parts, base: &str) -> Result<Incomin
     let h = &parts.headers;
     let content_type = HeaderValue::from_str(base)
         .unwrap_or_else(|_| HeaderValue::from_static("application/grpc"));
-    let encoding = match h.get("grpc-encoding").map(|v| v.to_str().unwrap_or("?")) {
+    let encoding = match h.get(&GRPC_ENCODING).map(|v| v.to_str().unwrap_or("?")) {
         None => Encoding::Identity,
         Some(name) => match Encoding::from_name(name) {
             Some(e) => e,
@@ -198,7 +202,7 @@ pub(crate) fn accept(parts: &http::request::Parts, base: &str) -> Result<Incomin
             }
         },
     };
-    let timeout = match h.get("grpc-timeout") {
+    let timeout = match h.get(&GRPC_TIMEOUT) {
         None => None,
         Some(v) => match timeout::parse(v.as_bytes()) {
             Some(t) => Some(t),
@@ -212,7 +216,7 @@ pub(crate) fn accept(parts: &http::request::Parts, base: &str) -> Result<Incomin
             }
         },
     };
-    let accepts = Accepts::parse(h.get_all("grpc-accept-encoding").iter());
+    let accepts = Accepts::parse(h.get_all(&GRPC_ACCEPT_ENCODING).iter());
     Ok(Incoming {
         path: parts.uri.path().to_owned(),
         metadata: Metadata::from_headers(h),
@@ -231,10 +235,10 @@ pub(crate) fn response(ct: &HeaderValue, enc: Encoding, extra: Option<HeaderMap>
     let h = r.headers_mut();
     h.insert(http::header::CONTENT_TYPE, ct.clone());
     if enc != Encoding::Identity {
-        h.insert("grpc-encoding", HeaderValue::from_static(enc.name()));
+        h.insert(GRPC_ENCODING.clone(), HeaderValue::from_static(enc.name()));
     }
     h.insert(
-        "grpc-accept-encoding",
+        GRPC_ACCEPT_ENCODING.clone(),
         HeaderValue::from_static(ACCEPT_ENCODING),
     );
     if let Some(extra) = extra {
@@ -256,7 +260,7 @@ pub(crate) fn trailers_only(
     let h = r.headers_mut();
     h.insert(http::header::CONTENT_TYPE, ct.clone());
     if let Some(a) = accept {
-        h.insert("grpc-accept-encoding", HeaderValue::from_static(a));
+        h.insert(GRPC_ACCEPT_ENCODING.clone(), HeaderValue::from_static(a));
     }
     for (k, v) in trailers(status).iter() {
         h.append(k.clone(), v.clone());
@@ -268,15 +272,15 @@ pub(crate) fn trailers_only(
 /// `grpc-status-details-bin`, then the status's trailer metadata.
 pub(crate) fn trailers(status: &Status) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(2 + status.trailers().len());
-    h.insert("grpc-status", HeaderValue::from(status.code() as u32));
+    h.insert(GRPC_STATUS.clone(), HeaderValue::from(status.code() as u32));
     if !status.message().is_empty() {
         if let Ok(v) = HeaderValue::from_str(&percent_encode(status.message())) {
-            h.insert("grpc-message", v);
+            h.insert(GRPC_MESSAGE.clone(), v);
         }
     }
     if !status.details().is_empty() {
         if let Ok(v) = HeaderValue::from_str(&STANDARD_NO_PAD.encode(status.details())) {
-            h.insert("grpc-status-details-bin", v);
+            h.insert(GRPC_STATUS_DETAILS_BIN.clone(), v);
         }
     }
     status.trailers().write_to(&mut h);
@@ -285,7 +289,7 @@ pub(crate) fn trailers(status: &Status) -> HeaderMap {
 
 /// The status a trailer block (or a Trailers-Only header block) carries.
 pub(crate) fn status_from_trailers(t: &HeaderMap) -> Status {
-    let code = match t.get("grpc-status") {
+    let code = match t.get(&GRPC_STATUS) {
         None => {
             return Status::internal("server sent trailers without grpc-status")
                 .with_trailers(Metadata::from_headers(t))
@@ -296,11 +300,11 @@ pub(crate) fn status_from_trailers(t: &HeaderMap) -> Status {
         },
     };
     let message = t
-        .get("grpc-message")
+        .get(&GRPC_MESSAGE)
         .map(|v| percent_decode(v.as_bytes()))
         .unwrap_or_default();
     let details = t
-        .get("grpc-status-details-bin")
+        .get(&GRPC_STATUS_DETAILS_BIN)
         .and_then(|v| decode_bin(v.as_bytes()))
         .unwrap_or_default();
     Status::new(code, message)
@@ -319,7 +323,7 @@ pub(crate) fn check_response(
     let h = &parts.headers;
     // Trailers-Only: the status came in the only header block. A `grpc-status` in a head
     // that a body or trailers follow is not the status: those say it (or its absence).
-    if ended && h.contains_key("grpc-status") {
+    if ended && h.contains_key(&GRPC_STATUS) {
         return Err(NoHead::Ended(status_from_trailers(h), None));
     }
     let md = Metadata::from_headers(h);
@@ -347,7 +351,7 @@ pub(crate) fn check_response(
         );
         return Err(NoHead::Refused(s, md));
     }
-    let enc = match h.get("grpc-encoding").map(|v| v.to_str().unwrap_or("?")) {
+    let enc = match h.get(&GRPC_ENCODING).map(|v| v.to_str().unwrap_or("?")) {
         None => Encoding::Identity,
         Some(name) => match Encoding::from_name(name) {
             Some(e) => e,
