@@ -1002,13 +1002,13 @@ const REFUSED_STREAM: u32 = 0x7;
 /// most with ENHANCE_YOUR_CALM (what they held is freed with them), and refuses streams
 /// opened while it is over with REFUSED_STREAM; without a budget it would hold about half
 /// a MiB for each, as many as the client opens. The streams' transport holds at most half
-/// the budget and each stream's queue its least (16 KiB) once they stall: 48 streams are
-/// over the budget (with 16, the server held less than it and cut none).
+/// the budget and each stream's queue its least (2 KiB) once they stall: 48 streams are
+/// over a budget of 128 KiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_budget() {
     use tokio::io::AsyncWriteExt;
     let server = rill_server(ServerOptions {
-        connection_send_budget: Some(1 << 20),
+        connection_send_budget: Some(128 << 10),
         ..Default::default()
     });
     let mut t = unread_client(&server).await;
@@ -1042,10 +1042,10 @@ async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_bu
 /// short calls one after another and read none of their answers made the server hold all
 /// of them, unseen by the budget, which refused and cut none: here up to 96 answers of 200
 /// KiB (each within h2's send buffer of 256 KiB for a stream, so each call ends within
-/// milliseconds) against a connection budget of 1 MiB. Now the finished streams stay
+/// milliseconds) against a connection budget of 256 KiB. Now the finished streams stay
 /// counted until their data goes out (beyond what the socket's buffers take): the calls
 /// after them wait for the transport's share of the budget (half of it) holding their
-/// queues' floor (16 KiB) and the batch their writer took, so that once the socket's
+/// queues' floor (2 KiB) and the batch their writer took, so that once the socket's
 /// buffers are full, the waiting calls spend the rest of the budget and streams opened or
 /// waiting then are refused or cut; once the client has read it all a new stream is taken
 /// again. (With 48 calls, on a loaded machine the socket's buffers took so much that the
@@ -1054,7 +1054,7 @@ async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_bu
 async fn regression_finished_calls_stay_in_the_send_budget_until_their_data_is_written() {
     use tokio::io::AsyncWriteExt;
     let server = rill_server(ServerOptions {
-        connection_send_budget: Some(1 << 20),
+        connection_send_budget: Some(256 << 10),
         ..Default::default()
     });
     let mut t = unread_client(&server).await;
@@ -1103,19 +1103,21 @@ async fn past_the_servers_send_budget_every_protocol_refuses_new_calls() {
     });
     let addr = server.local_addr();
     let mut t = unread_client(&server).await;
-    // Calls of 15 answers of 1 KiB whose client reads nothing, at once. The first end as
-    // the socket's buffers and the transport's share of the budget (half of it) take their
-    // answers; the rest wait for that share, each holding its answers queued: too little to
-    // be cut (32 KiB), and within the queue's least (16 KiB), so that their handlers wait
-    // for nothing (a stalled stream whose handler waits is cut whatever it holds). The
-    // server stays over its budget. The socket's buffers took up to 7 MB here: 1,400 calls
-    // are 21 MB. They go 50 at a time, within the 64 KiB that the connection's window
-    // holds until the server's first WINDOW_UPDATE (at once they broke it:
-    // FLOW_CONTROL_ERROR).
-    const CALLS: u32 = 1400;
+    // Calls whose client reads nothing, at once. First 600 of 15 answers of 1 KiB, to fill
+    // the socket's buffers (they took up to 7 MB here): they end as the buffers and the
+    // transport's share of the budget (half of it) take their answers, or wait for room,
+    // to be cut. Then 1,400 of one answer each, waiting for that share with their answer
+    // queued: too little to be cut (32 KiB), and within the queue's least (2 KiB), so that
+    // their handlers wait for nothing (a stalled stream whose handler waits is cut
+    // whatever it holds). They hold more than the budget: the server stays over it. They
+    // go 50 at a time, within the 64 KiB that the connection's window holds until the
+    // server's first WINDOW_UPDATE (at once they broke it: FLOW_CONTROL_ERROR).
+    const FILLING: u32 = 600;
+    const CALLS: u32 = 2000;
     for batch in 0..CALLS / 50 {
         let ids = (0..50).map(|i| 1 + 2 * (batch * 50 + i));
-        t.write_all(&server_streams(ids, 15)).await.unwrap();
+        let answers = if batch * 50 < FILLING { 15 } else { 1 };
+        t.write_all(&server_streams(ids, answers)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1171,7 +1173,7 @@ async fn past_the_servers_send_budget_every_protocol_refuses_new_calls() {
 }
 
 /// HTTP/1.1 meets the send budget too: connections whose Connect server streams want
-/// 100 MB each, with clients that read nothing, hold what their calls queued (16 KiB) and
+/// 100 MB each, with clients that read nothing, hold what their calls queued (2 KiB) and
 /// their bodies hold for hyper (64 KiB); over the server's budget the server cuts the
 /// calls holding the most, closing their connections (HTTP/1.1's only way to end a
 /// response early), and the others go on. A request that arrives while the server is

@@ -180,6 +180,56 @@ async fn a_slow_reader_bounds_the_writer() {
     drop(call);
 }
 
+/// Issue 12: a stream whose client grants no window (SETTINGS_INITIAL_WINDOW_SIZE 0, as h2's
+/// client sends it) holds the queue's least and no more: a handler sending 64-byte messages
+/// waits after about 2 KiB of them. Its bound grew from 16 KiB (237 such messages, 22 KB
+/// a stream for 2,000 stalled streams; tonic's server holds one message, 6 KB a stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_client_grants_no_window_holds_the_queues_least() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = server_with(move |mut call| {
+        let tx = tx.clone();
+        async move {
+            let _ = call.recv().await;
+            let msg = rillrpc::Bytes::from(vec![7u8; 64]);
+            let mut sent = 0usize;
+            while tokio::time::timeout(Duration::from_millis(300), call.send(msg.clone()))
+                .await
+                .is_ok_and(|r| r.is_ok())
+            {
+                sent += 1;
+            }
+            let _ = tx.send(sent);
+        }
+    });
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let (mut client, conn) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, rillrpc::Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let head = http::Request::post(format!("http://rill{ECHO_SERVER}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut body) = client.send_request(head, false).unwrap();
+    body.send_data(frame(0, &req(b"", 0)).into(), true).unwrap();
+    let sent = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // 2 KiB of 69-byte frames, and the one that found room under the bound.
+    assert!(
+        (1..=31).contains(&sent),
+        "the handler queued {sent} messages for a client that grants no window"
+    );
+    drop(response);
+}
+
 /// Regression: a client cancel that arrived while the server was writing failed the
 /// handler's later sends but never reached `poll_cancelled`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

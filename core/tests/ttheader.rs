@@ -435,13 +435,12 @@ fn server_streams(ids: impl IntoIterator<Item = u32>, count: i32) -> Vec<Vec<u8>
 /// budget the server cuts the stalled streams holding the most, each with an RST frame
 /// whose exception says why, and drops what they had waiting. Without the budget the
 /// server would hold about 128 KiB for each, as many as the client opens. The streams'
-/// transport holds at most half the budget and each stream's queue its least (16 KiB)
-/// once they stall: 48 streams are over the budget (with 16, the server held less than it
-/// and cut none).
+/// transport holds at most half the budget and each stream's queue its least (2 KiB)
+/// once they stall: 48 streams are over a budget of 128 KiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_whose_client_reads_nothing_are_cut_past_the_connections_send_budget() {
     let server = rill_server(ServerOptions {
-        connection_send_budget: Some(1 << 20),
+        connection_send_budget: Some(128 << 10),
         ..Default::default()
     });
     let mut tcp = unread_client(server.local_addr()).await;

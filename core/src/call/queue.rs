@@ -23,18 +23,21 @@ use crate::protocol::{Abort, End, Framing, PeerEnd, Sender};
 use crate::status::{Code, Status};
 
 /// How much a call may hold for sending, queued or in the writer's hands, before `send`
-/// waits. The writer hands the stream no more than the peer's window, so a stream holds
-/// this much beyond what the peer can take: a peer that grants no window holds a
-/// handler's sends to this, and a thousand such streams to 16 MiB.
-pub(crate) const SEND_QUEUE_BYTES: usize = 16 * 1024;
+/// waits, until its stream shows it takes more. The writer hands the stream no more than
+/// the peer's window, so a stream holds this much beyond what the peer can take: a peer
+/// that grants no window holds a handler's sends to this, and a thousand such streams to
+/// 2 MiB. Small, because a client may open thousands of streams and read none; a stream
+/// that flows grows its bound within a few batches (`FLOWING_GROWTH`).
+pub(crate) const SEND_QUEUE_BYTES: usize = 2 * 1024;
 
 /// While the stream takes batches near the bound, the bound doubles, up to this many times
-/// `SEND_QUEUE_BYTES`: bigger batches, fewer turns of the writer and fuller writes to the
-/// socket. A peer that grants no window from the start holds `SEND_QUEUE_BYTES`, and one
-/// that stops reading later at most this many times it. A batch that waited for room on
-/// the way does not bring the bound back: h2 gives a stream room as it writes the
-/// connection's buffered frames to the socket, so a fast stream waits too.
-const FLOWING_GROWTH: usize = 16;
+/// `SEND_QUEUE_BYTES` (256 KiB): bigger batches, fewer turns of the writer and fuller
+/// writes to the socket. A peer that grants no window from the start holds
+/// `SEND_QUEUE_BYTES`, and one that stops reading later at most this many times it. A
+/// batch that waited for room on the way does not bring the bound back: h2 gives a stream
+/// room as it writes the connection's buffered frames to the socket, so a fast stream
+/// waits too.
+const FLOWING_GROWTH: usize = 128;
 
 /// Messages up to this size are copied into the shared buffer; larger ones travel as
 /// their own chunk without a copy.
@@ -307,7 +310,11 @@ impl SendQueue {
         let due = match st.writer {
             Writer::Deferred { hold, .. } => !hold,
             // Without its waker the writer was woken already and has yet to take.
-            Writer::Waiting { want } => st.queued >= want && st.writer_waker.is_some(),
+            // A full queue is all the writer will get: a bound under the `want` of a
+            // lingering writer must not leave it waiting for more.
+            Writer::Waiting { want } => {
+                (st.queued >= want || full(&st)) && st.writer_waker.is_some()
+            }
             Writer::Writing | Writer::Away => false,
         };
         if due {
@@ -894,6 +901,7 @@ impl SendQueue {
         if !must
             && st.queued > 0
             && st.queued < FRAME
+            && !full(&st)
             && st.flow.flowing()
             && !linger.expired(cx, st.queued)
         {
@@ -1088,10 +1096,12 @@ fn enqueue(
         }
         // A lone message (the queue was empty) gets a buffer of its own size, so an
         // idle or ping-pong stream holds no 32 KiB buffer; a burst gets big ones.
+        // Never more than the bound lets fill: a stream held to its least holds no
+        // 32 KiB buffer either.
         let cap = if st.queued == 0 && !burst {
             need
         } else {
-            need.max(TAIL_CHUNK)
+            need.max(TAIL_CHUNK.min(st.limit))
         };
         st.tail = BytesMut::with_capacity(cap);
     }
@@ -1573,6 +1583,32 @@ mod tests {
             Some(23),
             "a tick without more ends the wait"
         );
+    }
+
+    /// Regression: with a bound under a frame's worth (a stream's least, SEND_QUEUE_BYTES),
+    /// a flowing stream's writer lingered for a frame that the bound never let in, while
+    /// its sender waited for room: a tick lost for every batch until the bound grew.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_under_a_frame_goes_at_once() {
+        const { assert!(SEND_QUEUE_BYTES < FRAME) };
+        let out = queue(SEND_QUEUE_BYTES);
+        let mut linger = Linger::default();
+        let msg = [7u8; 18];
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        assert_eq!(taken(&out, &mut linger), Some(23));
+        // Queued while the writer wrote: the stream flows, and its writer lingers.
+        assert_eq!(out.try_send_ref(&msg, None), Ok(true));
+        out.handed(23, true, |_| true);
+        let wakes = Arc::new(Count::default());
+        let writer = Waker::from(wakes.clone());
+        assert!(out
+            .poll_take(&mut Context::from_waker(&writer), &mut linger)
+            .is_pending());
+        // The send that fills the bound wakes it, and it takes everything at once.
+        while out.try_send_ref(&msg, None) == Ok(true) {}
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        let n = taken(&out, &mut linger).expect("a full queue does not linger");
+        assert!(n >= SEND_QUEUE_BYTES, "took {n}");
     }
 
     #[test]

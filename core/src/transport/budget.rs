@@ -533,7 +533,7 @@ impl Meter {
 impl Gate {
     /// What a stream must hold to be cut: `CUT_FLOOR`, or under a budget so small that its
     /// gate's limit is less than four times that, a quarter of the limit. A stream waiting
-    /// for its client's window holds its queue's least (16 KiB) and nothing in the
+    /// for its client's window holds its queue's least (2 KiB) and nothing in the
     /// transport, and the room its queue took counts in the gate: under a connection budget
     /// of one byte (a gate of `GATE_FLOOR`) such a stream held less than `CUT_FLOOR`, and
     /// was never cut.

@@ -95,7 +95,7 @@ pub fn rill_must(attack: &str) -> Option<&'static str> {
 /// The most the rillrpc server's peak memory may reach under an attack, in bytes: a client
 /// that never reads meets the send budget (64 MiB per connection by default), which keeps
 /// what its streams hold near it: at most half of it in the transport, where streams wait
-/// for room, and about 16 KiB queued per stream, plus each stream's own state (about 70
+/// for room, and about 2 KiB queued per stream, plus each stream's own state (about 70
 /// MiB for the slow read's 1,000 streams, 135 MiB for the 4,000 short calls of its second
 /// form, measured). Without the transport's share the server reached 270-330 MiB; without
 /// a budget 534 MiB (tonic's: 675 MiB), and the short calls would hold 800 MiB if finished
