@@ -24,7 +24,7 @@ demo:
 # leaves idle instead of following it; then it runs the other suites one after another (they
 # time things and share cores), printing how long each took. apt-get takes one lock, so the
 # TEST_APT installs run one at a time.
-TEST_APT := c-valgrind sanitize-clang browser-chromium
+TEST_APT := c-valgrind sanitize-clang browser-chromium faults-nginx
 TEST_PREPARE := go-interop go-h2spec $(CONFORMANCE_RUNNER) $(KITEX_SERVER) matrix-go \
   matrix-connect-node $(BROWSER_DIR)/node_modules/.installed python-venv \
   fuzz-build sanitize-miri-install

@@ -45,7 +45,7 @@ fn spawn_streams(ch: &Channel, n: u64, ms: u32) -> Vec<JoinHandle<Run>> {
 
 /// What a round saw: its codes, messages and defects; whether every call ended intact
 /// (OK with all its messages, or another status) and, with `all_ok`, OK.
-fn judge(runs: &[Run], hung: usize, all_ok: bool, ledger: &Ledger) -> (bool, String) {
+pub(crate) fn judge(runs: &[Run], hung: usize, all_ok: bool, ledger: &Ledger) -> (bool, String) {
     let broken: Vec<String> = runs
         .iter()
         .filter_map(|r| r.broken.as_ref().map(|b| format!("{}: {b}", r.shape)))
@@ -75,14 +75,14 @@ fn judge(runs: &[Run], hung: usize, all_ok: bool, ledger: &Ledger) -> (bool, Str
     (ok, saw)
 }
 
-struct Bed {
-    server: Arc<rillrpc::Server>,
-    ledger: Arc<Ledger>,
+pub(crate) struct Bed {
+    pub(crate) server: Arc<rillrpc::Server>,
+    pub(crate) ledger: Arc<Ledger>,
     serving: JoinHandle<()>,
 }
 
 impl Bed {
-    fn new(addr: &str) -> Bed {
+    pub(crate) fn new(addr: &str) -> Bed {
         let server = Arc::new(seq::bind(addr, permissive()).expect("bind"));
         let ledger = Arc::new(Ledger::default());
         let serving = tokio::spawn(seq::serve(server.clone(), ledger.clone()));

@@ -4,7 +4,7 @@
 //! reorder a message, and the channel must serve calls again once its peer is back.
 //! Prints a line per case (PASS, FAIL or SKIP with what it saw); exits 1 on any FAIL.
 //!
-//!     faults [--only crash,freeze,orphan,netem,proxy,drain]
+//!     faults [--only crash,freeze,orphan,netem,proxy,nginx,drain]
 //!     faults serve --port N      (a sequence server in a process to kill; prints its address)
 //!     faults hold --addr A       (a client holding a call of every shape open on A)
 //!     faults netem               (inside `unshare -n`: the netem case)
@@ -12,6 +12,7 @@
 mod crash;
 mod drain;
 mod link;
+mod nginx;
 mod orphan;
 mod peer;
 mod proxy;
@@ -68,7 +69,9 @@ impl Line {
 }
 
 /// The cases, in the order they run.
-const CASES: [&str; 6] = ["crash", "freeze", "orphan", "netem", "proxy", "drain"];
+const CASES: [&str; 7] = [
+    "crash", "freeze", "orphan", "netem", "proxy", "nginx", "drain",
+];
 
 fn usage(why: &str) -> ! {
     eprintln!("faults: {why}");
@@ -121,6 +124,7 @@ async fn suite(only: &[String]) -> bool {
             "orphan" => orphan::run().await,
             "netem" => link::netem().await,
             "proxy" => link::proxy().await,
+            "nginx" => nginx::run().await,
             "drain" => drain::run().await,
             _ => unreachable!(),
         };
