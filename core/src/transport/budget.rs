@@ -430,10 +430,11 @@ impl Meter {
         }
     }
 
-    /// A sum found the stream quiet (nothing queued, nothing in its transport): the room its
-    /// queue took goes back. Returned only at a throttle or the stream's end, it stayed
-    /// with streams that flowed and then went quiet for as long as they lived, and enough
-    /// of them kept their connection's gate shut for streams with something to send. (A
+    /// A sum found the stream quiet (nothing queued, nothing in its transport, nothing sent
+    /// since the last sum that looked): the room its queue took goes back. Returned only
+    /// at a throttle or the stream's end, it stayed with streams that flowed and then went
+    /// quiet for as long as they lived, and enough of them kept their connection's gate
+    /// shut for streams with something to send. (A
     /// writer giving it back whenever it caught up with its handler threw away the growth
     /// that streams of 1 KiB messages live on: 0.38 of their speed.)
     fn reclaim(&self) {
