@@ -434,9 +434,9 @@ impl Meter {
     /// since the last sum that looked): the room its queue took goes back. Returned only
     /// at a throttle or the stream's end, it stayed with streams that flowed and then went
     /// quiet for as long as they lived, and enough of them kept their connection's gate
-    /// shut for streams with something to send. (A
-    /// writer giving it back whenever it caught up with its handler threw away the growth
-    /// that streams of 1 KiB messages live on: 0.38 of their speed.)
+    /// shut for streams with something to send. (A writer giving it back whenever it
+    /// caught up with its handler threw away the growth that streams of 1 KiB messages
+    /// live on: 0.38 of their speed.)
     fn reclaim(&self) {
         if self.reserved.load(Ordering::Relaxed) == 0 || self.in_transport() > 0 {
             return;

@@ -64,9 +64,8 @@ pub async fn run() -> Vec<Line> {
 async fn unary_calls(ch: &Channel) -> Run {
     let mut last = None;
     for i in 0..CALLS {
-        let r = seq::run(ch, Shape::Unary, 1, 0, CallOptions::new()).await;
+        let mut r = seq::run(ch, Shape::Unary, 1, 0, CallOptions::new()).await;
         if r.code != rillrpc::Code::Ok || r.broken.is_some() {
-            let mut r = r;
             r.message = format!("call {i}: {}", r.message);
             return r;
         }
