@@ -373,6 +373,63 @@ async fn a_second_header_a_stray_frame_and_an_oversized_message_end_only_their_s
     server_stream_works(&mut tcp, 5).await;
 }
 
+/// The DATA frames of one read reach their streams as runs, one per stream and stretch of
+/// consecutive frames, whose messages the call takes out one by one: here the frames of
+/// two streams interleave, one frame carries string pairs of its own (info blocks unlike
+/// the other DATA frames', by which the reader knows them), and a message over the limit
+/// ends its stream before the message after it in the same run is handed out.
+#[tokio::test]
+async fn the_data_frames_of_one_read_are_handed_out_in_order_up_to_an_oversized_message() {
+    let server = rill_server(ServerOptions {
+        max_recv_message_size: 64,
+        ..Default::default()
+    });
+    let mut tcp = connect(server.local_addr()).await;
+    send(
+        &mut tcp,
+        &[
+            frame(HEADER, 1, "Echo", &[isn()], b""),
+            frame(HEADER, 3, "Echo", &[isn()], b""),
+            frame(DATA, 1, "Echo", &[], &req(b"a", 0)),
+            frame(DATA, 1, "Echo", &[("k", b"v")], &req(b"b", 0)),
+            frame(DATA, 3, "Echo", &[], &req(b"one", 0)),
+            frame(DATA, 1, "Echo", &[], &req(b"c", 0)),
+            frame(DATA, 3, "Echo", &[], &req(&[b'x'; 100], 0)),
+            frame(DATA, 3, "Echo", &[], &req(b"two", 0)),
+            frame(DATA, 1, "Echo", &[], &req(b"d", 0)),
+            frame(TRAILER, 1, "Echo", &[], b""),
+        ],
+    )
+    .await;
+    let (mut one, mut three) = (Vec::new(), Vec::new());
+    let ended = |fs: &[Got]| {
+        fs.last()
+            .is_some_and(|f| f.kind == TRAILER || f.kind == RST)
+    };
+    while !ended(&one) || !ended(&three) {
+        let f = read_frame(&mut tcp).await.expect("a frame");
+        match f.id {
+            1 => one.push(f),
+            3 => three.push(f),
+            other => panic!("a frame on stream {other}"),
+        }
+    }
+    let payloads = |fs: &[Got]| -> Vec<Vec<u8>> {
+        fs.iter()
+            .filter(|f| f.kind == DATA)
+            .map(|f| resp_payload(&f.payload))
+            .collect()
+    };
+    let want: Vec<Vec<u8>> = [b"a", b"b", b"c", b"d"].map(|p| p.to_vec()).into();
+    assert_eq!(payloads(&one), want, "{one:?}");
+    // The call ends with the status in place of what its handler queued (`abort_with`):
+    // "one" may or may not have gone out first; "two" never is.
+    assert!(payloads(&three).iter().all(|p| p == b"one"), "{three:?}");
+    let text = String::from_utf8_lossy(&three.last().unwrap().payload).into_owned();
+    assert!(text.contains("over the limit of 64 bytes"), "{three:?}");
+    server_stream_works(&mut tcp, 5).await;
+}
+
 #[tokio::test]
 async fn a_client_reset_cancels_the_call_and_the_connection_goes_on() {
     let server = rill_server(ServerOptions::default());
@@ -535,11 +592,22 @@ async fn bytes_that_break_the_framing_close_only_their_connection() {
     unknown_kind[at + 4] = b'9';
     // Info id 0x42.
     let unknown_info = hex("00 00 00 0e  10 00  00 02  00 00 00 03  00 01  10 00 42 00");
+    // The info blocks of the DATA frame before it, which the reader knows a DATA frame
+    // by, but no streaming flag.
+    let not_streaming_after_data = [
+        frame(DATA, 1, "Echo", &[], &req(b"x", 0)),
+        not_streaming.clone(),
+    ]
+    .concat();
     for (name, bad) in [
         ("bad magic", bad_magic),
         ("length past the limit", too_long),
         ("header size past the frame", header_past_frame),
         ("no streaming flag", not_streaming),
+        (
+            "no streaming flag after a DATA frame",
+            not_streaming_after_data,
+        ),
         ("unknown frame type", unknown_kind),
         ("unknown info id", unknown_info),
     ] {

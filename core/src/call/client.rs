@@ -16,7 +16,7 @@ use super::send::SendHalf;
 use super::shape::Shape;
 use super::writer::{past_deadline, Open, Opening, Role, Writer};
 use crate::metadata::Metadata;
-use crate::protocol::envelope::{Encoding, PREFIX_LEN};
+use crate::protocol::envelope::Encoding;
 use crate::protocol::{Abort, End, Framing, NoHead, Receiver, Sender};
 use crate::status::Status;
 
@@ -69,7 +69,7 @@ fn queue_for(start: &Start) -> Arc<SendQueue> {
     Arc::new(SendQueue::new(
         SEND_QUEUE_BYTES,
         start.compression,
-        start.framing,
+        start.framing.clone(),
         only_one,
     ))
 }
@@ -89,7 +89,7 @@ impl Call {
         let mut first = first;
         if let Some(msg) = first.filter(|m| m.len() <= COALESCE_MAX) {
             // A large request goes through the writer, fed to h2 as the window opens.
-            let mut frame = BytesMut::with_capacity(PREFIX_LEN + msg.len());
+            let mut frame = BytesMut::with_capacity(start.framing.overhead() + msg.len());
             start.framing.frame(&mut frame, msg, start.compression)?;
             let frame = frame.freeze();
             let kept = receiver.may_replay().then(|| frame.clone());

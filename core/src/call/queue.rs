@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::flow::{Flow, Linger, FRAME};
 use crate::metadata::Metadata;
-use crate::protocol::envelope::{Encoding, PREFIX_LEN};
+use crate::protocol::envelope::Encoding;
 use crate::protocol::{Abort, End, Framing, PeerEnd, Sender};
 use crate::status::{Code, Status};
 
@@ -355,7 +355,7 @@ impl SendQueue {
         let enc = encoding(&st, compress);
         st.sent += 1;
         if st.queued == 0 && msg.len() <= COALESCE_MAX && self.may_write_direct(&mut st) {
-            let mut frame = BytesMut::with_capacity(PREFIX_LEN + msg.len());
+            let mut frame = BytesMut::with_capacity(st.framing.overhead() + msg.len());
             st.framing
                 .frame(&mut frame, msg, enc)
                 .map_err(Push::Closed)?;
@@ -1082,8 +1082,8 @@ fn enqueue(
                 let t = seal(&mut st.tail);
                 st.chunks.push_back(t);
             }
-            st.chunks.push_back(Bytes::copy_from_slice(&prefix));
             st.queued += prefix.len() + msg.len();
+            st.chunks.push_back(prefix);
             st.chunks.push_back(match owned {
                 Some(b) => b.clone(),
                 None => Bytes::copy_from_slice(msg),
@@ -1093,7 +1093,7 @@ fn enqueue(
             return Ok(());
         }
     }
-    let need = PREFIX_LEN + msg.len();
+    let need = st.framing.overhead() + msg.len();
     if st.tail.capacity() - st.tail.len() < need {
         // Start a fresh buffer rather than grow this one: growing copies everything
         // queued so far, and at millions of small messages a second those copies
@@ -1115,10 +1115,8 @@ fn enqueue(
     }
     st.head_decided = true;
     let before = st.tail.len();
-    let framing = st.framing;
-    framing
-        .frame(&mut st.tail, msg, enc)
-        .map_err(Push::Closed)?;
+    let State { framing, tail, .. } = st;
+    framing.frame(tail, msg, enc).map_err(Push::Closed)?;
     st.queued += st.tail.len() - before;
     st.flow.queued_one();
     Ok(())
@@ -1169,6 +1167,7 @@ fn discard(mut st: MutexGuard<'_, State>) {
 mod tests {
     use super::*;
     use crate::call::flow::{FLOWING, LINGER_MAX, LINGER_TICK, TRICKLE};
+    use crate::protocol::envelope::PREFIX_LEN;
     use crate::protocol::Wire;
     use std::sync::Arc;
     use std::time::Duration;

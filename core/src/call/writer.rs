@@ -17,7 +17,6 @@ use tokio::time::Instant;
 
 use super::flow::Linger;
 use super::queue::{Batch, SendQueue, Stop};
-use crate::protocol::envelope::PREFIX_LEN;
 use crate::protocol::{Abort, End, Framing, PeerEnd, Receiver, Sender};
 use crate::status::{Code, Status};
 
@@ -184,7 +183,7 @@ impl Writer {
         if let Some((whole, sent)) = torn.take() {
             batch
                 .chunks
-                .push_front(rest_of_message(&whole, sent, sender.framing()));
+                .push_front(rest_of_message(&whole, sent, &sender.framing()));
         }
         let enc = self.queue.encoding();
         if batch.head.is_some() || !batch.chunks.is_empty() {
@@ -288,23 +287,10 @@ impl Writer {
 }
 
 /// What is left of the message that `sent` bytes of `whole` (a chunk of whole messages)
-/// cut: up to the end of that message's envelope, or the rest of a bare message.
-fn rest_of_message(whole: &Bytes, sent: usize, framing: Framing) -> Bytes {
-    if framing != Framing::Envelope {
-        return whole.slice(sent..);
-    }
-    let mut at = 0;
-    while at + PREFIX_LEN <= whole.len() {
-        let len = u32::from_be_bytes([whole[at + 1], whole[at + 2], whole[at + 3], whole[at + 4]]);
-        let end = (at + PREFIX_LEN)
-            .saturating_add(len as usize)
-            .min(whole.len());
-        if end > sent {
-            return whole.slice(sent..end);
-        }
-        at = end;
-    }
-    whole.slice(sent.min(whole.len())..)
+/// cut: up to the end of that message's frame, or the rest of a bare message.
+fn rest_of_message(whole: &Bytes, sent: usize, framing: &Framing) -> Bytes {
+    let sent = sent.min(whole.len());
+    whole.slice(sent..framing.end_of_message(whole, sent))
 }
 
 /// A server that resets with CANCEL once the deadline has passed does so because of it
@@ -342,13 +328,23 @@ mod tests {
         // Two envelopes: flag 0, length 2, "ab"; flag 0, length 3, "cde".
         let whole =
             Bytes::from_static(&[0, 0, 0, 0, 2, b'a', b'b', 0, 0, 0, 0, 3, b'c', b'd', b'e']);
-        let rest = |sent| rest_of_message(&whole, sent, Framing::Envelope);
+        let rest = |sent| rest_of_message(&whole, sent, &Framing::Envelope);
         assert_eq!(rest(3), whole.slice(3..7));
         assert_eq!(rest(6), whole.slice(6..7));
         // Cut inside the second envelope's prefix, and inside its message.
         assert_eq!(rest(9), whole.slice(9..15));
         assert_eq!(rest(13), whole.slice(13..15));
         // A bare message is one: all of its rest.
-        assert_eq!(rest_of_message(&whole, 4, Framing::Bare), whole.slice(4..));
+        assert_eq!(rest_of_message(&whole, 4, &Framing::Bare), whole.slice(4..));
+        // Two TTHeader DATA frames, whose LENGTH counts what follows it: head aa bb, "ab";
+        // head aa bb, "c".
+        let framed = Bytes::from_static(&[
+            0, 0, 0, 4, 0xaa, 0xbb, b'a', b'b', 0, 0, 0, 3, 0xaa, 0xbb, b'c',
+        ]);
+        let ttheader = Framing::Ttheader(Bytes::from_static(&[0, 0, 0, 0, 0xaa, 0xbb]));
+        let rest = |sent| rest_of_message(&framed, sent, &ttheader);
+        assert_eq!(rest(2), framed.slice(2..8));
+        assert_eq!(rest(7), framed.slice(7..8));
+        assert_eq!(rest(10), framed.slice(10..15));
     }
 }

@@ -1,14 +1,14 @@
 //! The terms a call and a protocol share: how a call ends, how the peer ended it, and how
 //! messages are framed. Every protocol says them in its own wire form.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderValue, StatusCode};
 use std::time::Duration;
 
 use super::envelope::{self, Accepts, Encoding};
 use crate::metadata::Metadata;
 use crate::named::Named;
-use crate::status::Status;
+use crate::status::{Code, Status};
 
 /// The protocol a call speaks, as a handler may ask.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,7 +127,7 @@ pub(crate) enum NoHead {
 }
 
 /// How messages are framed into the send queue's shared buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Framing {
     /// The length-prefixed envelope of gRPC, gRPC-Web and Connect streaming.
     Envelope,
@@ -137,24 +137,107 @@ pub(crate) enum Framing {
     /// Nothing: the message travels in the request's head (Connect's GET, its URL), and
     /// the body is empty.
     InHead,
+    /// A TTHeader Streaming DATA frame of a stream already open (a server's): this head,
+    /// whose first four bytes (LENGTH) are rewritten to count what follows them, then the
+    /// message. The connection writes the frames as the queue built them.
+    Ttheader(Bytes),
 }
 
 impl Framing {
     /// Appends one framed message to `buf`.
-    pub(crate) fn frame(self, buf: &mut BytesMut, msg: &[u8], enc: Encoding) -> Result<(), Status> {
+    #[inline]
+    pub(crate) fn frame(
+        &self,
+        buf: &mut BytesMut,
+        msg: &[u8],
+        enc: Encoding,
+    ) -> Result<(), Status> {
         match self {
             Framing::Envelope => envelope::encode(buf, msg, enc),
             Framing::Bare => envelope::compress(buf, msg, enc),
             Framing::InHead => Ok(()),
+            Framing::Ttheader(head) => {
+                let len = ttheader_len(head, msg.len(), enc)?;
+                buf.reserve(head.len() + msg.len());
+                let at = buf.len();
+                buf.extend_from_slice(head);
+                buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                buf.extend_from_slice(msg);
+                Ok(())
+            }
         }
     }
 
     /// The bytes framing adds before a message that travels as its own chunk (a large one,
     /// sent without a copy); `None` when the message must be copied into the buffer.
-    pub(crate) fn prefix(self, len: usize) -> Result<Option<[u8; envelope::PREFIX_LEN]>, Status> {
+    pub(crate) fn prefix(&self, len: usize) -> Result<Option<Bytes>, Status> {
         match self {
-            Framing::Envelope => envelope::prefix(len).map(Some),
+            Framing::Envelope => Ok(Some(Bytes::copy_from_slice(&envelope::prefix(len)?))),
             Framing::Bare | Framing::InHead => Ok(None),
+            Framing::Ttheader(head) => {
+                let mut b = BytesMut::with_capacity(head.len());
+                b.put_u32(ttheader_len(head, len, Encoding::Identity)?);
+                b.put_slice(&head[4..]);
+                Ok(Some(b.freeze()))
+            }
         }
     }
+
+    /// The most bytes framing adds to a message copied into the buffer (a compressed
+    /// message's own size aside).
+    pub(crate) fn overhead(&self) -> usize {
+        match self {
+            Framing::Envelope => envelope::PREFIX_LEN,
+            Framing::Bare | Framing::InHead => 0,
+            Framing::Ttheader(head) => head.len(),
+        }
+    }
+
+    /// Where the message that `sent` bytes of `whole` (a chunk of whole framed messages)
+    /// cut ends: the end of its frame, or of `whole` for a bare message.
+    pub(crate) fn end_of_message(&self, whole: &[u8], sent: usize) -> usize {
+        // Each frame's length, read at `at`: the bytes of the frame.
+        let frame_len = |at: usize| -> Option<usize> {
+            match self {
+                Framing::Envelope => {
+                    let b = whole.get(at + 1..at + envelope::PREFIX_LEN)?;
+                    let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+                    Some(envelope::PREFIX_LEN.saturating_add(len))
+                }
+                Framing::Ttheader(_) => {
+                    let b = whole.get(at..at + 4)?;
+                    Some(
+                        4usize
+                            .saturating_add(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize),
+                    )
+                }
+                Framing::Bare | Framing::InHead => None,
+            }
+        };
+        let mut at = 0;
+        while let Some(n) = frame_len(at) {
+            let end = at.saturating_add(n).min(whole.len());
+            if end > sent {
+                return end;
+            }
+            at = end;
+        }
+        whole.len()
+    }
+}
+
+/// A TTHeader DATA frame's LENGTH for a message of `len` bytes after `head`. TTHeader
+/// Streaming carries no compressed messages.
+fn ttheader_len(head: &[u8], len: usize, enc: Encoding) -> Result<u32, Status> {
+    if enc != Encoding::Identity {
+        return Err(Status::internal(
+            "TTHeader Streaming carries no compressed messages",
+        ));
+    }
+    u32::try_from(head.len() - 4 + len).map_err(|_| {
+        Status::new(
+            Code::ResourceExhausted,
+            format!("message of {len} bytes does not fit a TTHeader frame"),
+        )
+    })
 }

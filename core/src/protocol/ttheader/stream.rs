@@ -2,11 +2,13 @@
 //! HEADER frame, each message as a DATA frame, its end as a TRAILER frame (a status's
 //! trailers, a biz status, or an exception) and cancellation as an RST frame (WIRE.md §2).
 //!
-//! The send queue frames messages as gRPC envelopes (5-byte prefix) for every protocol;
-//! the sender here turns each envelope into a DATA frame, copying small messages into one
-//! buffer and passing large ones on as they are.
+//! A server's send queue frames each message as its DATA frame (`Framing::Ttheader`), and
+//! the sender here passes the frames on whole. A client's queue frames messages as gRPC
+//! envelopes (5-byte prefix), since its stream id is not known until the stream opens; the
+//! sender turns each envelope into a DATA frame, copying small messages into one buffer
+//! and passing large ones on as they are.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::task::{Context, Poll};
 
@@ -16,7 +18,9 @@ use crate::metadata::Metadata;
 use crate::protocol::envelope::{Encoding, PREFIX_LEN};
 use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
 use crate::status::{Code, Status};
-use crate::transport::ttheader::{encode, frame, FrameType, Gone, Inbound, Packet, Stream};
+use crate::transport::ttheader::{
+    encode, frame, split_payload, FrameType, Gone, Inbound, Packet, Stream,
+};
 
 /// Messages up to this size are copied into the frame after their header; larger ones
 /// travel as their own slice.
@@ -31,7 +35,30 @@ pub(crate) struct Sender {
     /// A DATA frame's encoding with no payload: every DATA frame of the stream but for its
     /// LENGTH.
     data_head: Bytes,
-    reframe: Reframe,
+    out: Out,
+}
+
+/// How the messages handed to the sender become DATA frames.
+enum Out {
+    /// They are DATA frames already (a server's queue frames them).
+    Whole(Whole),
+    /// They are gRPC envelopes (a client's queue), made into DATA frames here.
+    Reframe(Reframe),
+}
+
+/// Where the frames handed over stand, across calls of `send_data`, when the queue built
+/// them: only whole frames go to the connection, whose queue the other streams' frames
+/// share, so a piece of a chunk that ends inside a frame keeps that frame back until the
+/// rest of it comes.
+#[derive(Default)]
+struct Whole {
+    /// A LENGTH cut short by the end of a piece: its bytes so far, and how many.
+    len: [u8; 4],
+    have: usize,
+    /// Bytes of the frame begun that are still to come, after its LENGTH.
+    left: usize,
+    /// The begun frame's bytes held back.
+    pending: Vec<Bytes>,
 }
 
 /// Where the envelopes handed over stand, across calls of `send_data`.
@@ -57,7 +84,7 @@ impl Sender {
             method,
             head_sent: false,
             data_head: head.freeze(),
-            reframe: Reframe::default(),
+            out: Out::Whole(Whole::default()),
         }
     }
 
@@ -69,6 +96,7 @@ impl Sender {
         strs: Vec<(Bytes, Bytes)>,
     ) -> Result<Sender, Status> {
         let mut s = Sender::new(stream, method);
+        s.out = Out::Reframe(Reframe::default());
         let mut p = s.packet(FrameType::Header, Bytes::new());
         p.strs = strs;
         s.send([Self::encoded(&p)?], false)?;
@@ -77,13 +105,24 @@ impl Sender {
     }
 
     pub(crate) fn framing(&self) -> Framing {
-        Framing::Envelope
+        match self.out {
+            Out::Whole(_) => Framing::Ttheader(self.data_head.clone()),
+            Out::Reframe(_) => Framing::Envelope,
+        }
+    }
+
+    /// The whole DATA frames that `data` (framed as `framing` says) completes.
+    fn frames(&mut self, data: Bytes) -> Result<Vec<Bytes>, Status> {
+        match &mut self.out {
+            Out::Whole(w) => Ok(w.frames(data)),
+            Out::Reframe(r) => r.frames(data, &self.data_head),
+        }
     }
 
     /// A client's whole request (enveloped) and its TRAILER, whatever the room: for small
     /// requests only.
     pub(crate) fn send_request_now(&mut self, data: Bytes) -> Result<(), Bytes> {
-        let Ok(mut frames) = self.reframe.frames(data.clone(), &self.data_head) else {
+        let Ok(mut frames) = self.frames(data.clone()) else {
             return Err(data);
         };
         let Ok(trailer) = Self::encoded(&self.packet(FrameType::Trailer, Bytes::new())) else {
@@ -188,7 +227,7 @@ impl Sender {
     /// Enveloped messages, each sent as its own DATA frame.
     pub(crate) fn send_data(&mut self, data: Bytes) -> Result<(), Status> {
         self.send_head(None, Encoding::Identity)?;
-        let frames = self.reframe.frames(data, &self.data_head)?;
+        let frames = self.frames(data)?;
         self.send(frames, false)
     }
 
@@ -255,7 +294,7 @@ impl Sender {
             Ok(room) if self.head_sent && room >= data.len() => {}
             _ => return Err(data),
         }
-        let Ok(mut frames) = self.reframe.frames(data, &self.data_head) else {
+        let Ok(mut frames) = self.frames(data) else {
             return Ok(()); // a malformed envelope of ours cannot be: dropped, not resent
         };
         if end {
@@ -269,47 +308,99 @@ impl Sender {
     }
 }
 
+impl Whole {
+    /// The whole frames that `data` (whole frames, or a piece of them) completes.
+    fn frames(&mut self, data: Bytes) -> Vec<Bytes> {
+        if data.is_empty() {
+            return Vec::new();
+        }
+        // `end`: where the last frame that `data` completes ends in it.
+        let (mut at, mut end) = (0, 0);
+        loop {
+            // Between two frames with a whole LENGTH to read (mostly, a chunk of frames
+            // handed whole): from frame to frame.
+            while self.have == 0 && self.left == 0 && at + 4 <= data.len() {
+                let l = &data[at..at + 4];
+                let next = at + 4 + u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
+                if next > data.len() {
+                    (at, self.left) = (data.len(), next - data.len());
+                    break;
+                }
+                (at, end) = (next, next);
+            }
+            if self.have == 0 && self.left == 0 {
+                // Between two frames.
+                end = at;
+                if at == data.len() {
+                    break;
+                }
+            }
+            if self.left > 0 {
+                let k = self.left.min(data.len() - at);
+                (at, self.left) = (at + k, self.left - k);
+                if self.left > 0 {
+                    break;
+                }
+                continue;
+            }
+            let k = (4 - self.have).min(data.len() - at);
+            self.len[self.have..self.have + k].copy_from_slice(&data[at..at + k]);
+            (at, self.have) = (at + k, self.have + k);
+            if self.have < 4 {
+                break;
+            }
+            self.have = 0;
+            self.left = u32::from_be_bytes(self.len) as usize;
+        }
+        if end == 0 {
+            self.pending.push(data);
+            return Vec::new();
+        }
+        let mut out = std::mem::take(&mut self.pending);
+        if end == data.len() {
+            out.push(data);
+        } else {
+            out.push(data.slice(..end));
+            self.pending.push(data.slice(end..));
+        }
+        out
+    }
+}
+
 impl Reframe {
     /// The DATA frames of the envelopes in `data` (and of one begun before it), whole: the
     /// frame of a message whose end is still to come is held until it comes.
     fn frames(&mut self, mut data: Bytes, head: &Bytes) -> Result<Vec<Bytes>, Status> {
         let mut out = std::mem::take(&mut self.pending);
-        let mut buf = BytesMut::new();
+        // Sized once: grown message by message, the buffer was copied again at each doubling.
+        let mut buf = BytesMut::with_capacity(self.copied_len(&data, head.len()));
         // Where the last frame begun begins: an index into `out`, and an offset into the
         // buffer that goes there next.
         let mut begun = (0, 0);
         while !data.is_empty() {
             if self.body_left > 0 {
                 let k = self.body_left.min(data.len());
-                let part = data.split_to(k);
                 self.body_left -= k;
                 if k <= COPY_MAX {
-                    buf.put_slice(&part);
+                    // Copied from the batch, not sliced off it: a slice is a count taken
+                    // and given back on the batch's shared buffer, per message.
+                    buf.put_slice(&data[..k]);
+                    data.advance(k);
                 } else {
                     flush(&mut buf, &mut out);
-                    out.push(part);
+                    out.push(data.split_to(k));
                 }
                 continue;
             }
             let k = (PREFIX_LEN - self.have).min(data.len());
             self.prefix[self.have..self.have + k].copy_from_slice(&data[..k]);
             self.have += k;
-            let _ = data.split_to(k);
+            data.advance(k);
             if self.have < PREFIX_LEN {
                 break;
             }
             self.have = 0;
-            if self.prefix[0] != 0 {
-                return Err(Status::internal(
-                    "TTHeader Streaming carries no compressed messages",
-                ));
-            }
-            let len = u32::from_be_bytes([
-                self.prefix[1],
-                self.prefix[2],
-                self.prefix[3],
-                self.prefix[4],
-            ]) as usize;
+            let len = self.prefixed_len()?;
             let total = u32::try_from(head.len() - 4 + len)
                 .map_err(|_| Status::internal("a message too large for a TTHeader frame"))?;
             buf.reserve(head.len() + len.min(COPY_MAX));
@@ -327,6 +418,43 @@ impl Reframe {
             self.pending = rest;
         }
         Ok(out)
+    }
+
+    /// The length the prefix just read gives its message.
+    fn prefixed_len(&self) -> Result<usize, Status> {
+        if self.prefix[0] != 0 {
+            return Err(Status::internal(
+                "TTHeader Streaming carries no compressed messages",
+            ));
+        }
+        let p = &self.prefix;
+        Ok(u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize)
+    }
+
+    /// The bytes `frames` copies into its buffer for `data`: each frame's head, and the
+    /// messages of up to `COPY_MAX`, read off the envelopes' prefixes alone (the last may
+    /// be cut, and continue a prefix begun before).
+    fn copied_len(&self, data: &[u8], head_len: usize) -> usize {
+        let copied = |k: usize| if k <= COPY_MAX { k } else { 0 };
+        let mut at = self.body_left.min(data.len());
+        let mut n = copied(at);
+        let mut prefix = self.prefix;
+        let mut have = self.have;
+        while at < data.len() {
+            let k = (PREFIX_LEN - have).min(data.len() - at);
+            prefix[have..have + k].copy_from_slice(&data[at..at + k]);
+            (at, have) = (at + k, have + k);
+            if have < PREFIX_LEN {
+                break;
+            }
+            have = 0;
+            n += head_len;
+            let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+            let k = len.min(data.len() - at);
+            n += copied(k);
+            at += k;
+        }
+        n
     }
 }
 
@@ -347,6 +475,8 @@ pub(crate) struct Receiver {
     client: bool,
     /// Frames taken from the stream at once, to hand out one by one.
     frames: VecDeque<Inbound>,
+    /// The DATA frames of a run (`Inbound::Data`) whose messages are still to hand out.
+    run: Bytes,
 }
 
 impl Receiver {
@@ -358,6 +488,7 @@ impl Receiver {
             status: None,
             client: false,
             frames: VecDeque::new(),
+            run: Bytes::new(),
         }
     }
 
@@ -432,6 +563,24 @@ impl Receiver {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, Status>> {
         loop {
+            if self.ended.is_none() && !self.run.is_empty() {
+                self.ended = match split_payload(&mut self.run) {
+                    Some(payload) if payload.len() <= self.max_message => {
+                        return Poll::Ready(Ok(Some(payload)))
+                    }
+                    Some(payload) => Some(Err(Status::new(
+                        Code::ResourceExhausted,
+                        format!(
+                            "message of {} bytes is over the limit of {} bytes",
+                            payload.len(),
+                            self.max_message
+                        ),
+                    ))),
+                    None => Some(Err(Status::internal(
+                        "a TTHeader DATA run that is not whole frames",
+                    ))),
+                };
+            }
             match &self.ended {
                 Some(Ok(())) => return Poll::Ready(Ok(None)),
                 Some(Err(s)) => return Poll::Ready(Err(s.clone())),
@@ -446,20 +595,7 @@ impl Receiver {
                 Poll::Ready(Ok(f)) => f,
             };
             match f {
-                Inbound::Data(payload) => {
-                    let n = payload.len();
-                    if n > self.max_message {
-                        self.ended = Some(Err(Status::new(
-                            Code::ResourceExhausted,
-                            format!(
-                                "message of {n} bytes is over the limit of {} bytes",
-                                self.max_message
-                            ),
-                        )));
-                        continue;
-                    }
-                    return Poll::Ready(Ok(Some(payload)));
-                }
+                Inbound::Data(run) => self.run = run,
                 Inbound::Frame(FrameType::Trailer, packet) => {
                     if self.client {
                         self.status = Some(trailer_status(&packet));
@@ -478,7 +614,7 @@ impl Receiver {
 
     /// Whether a send now answers the message just handed out: nothing is behind it.
     pub(crate) fn answerable(&mut self) -> bool {
-        self.frames.is_empty() && !self.stream.has_frame()
+        self.run.is_empty() && self.frames.is_empty() && !self.stream.has_frame()
     }
 }
 
@@ -554,6 +690,75 @@ mod tests {
                 );
             }
             assert_eq!(got, want, "parts of {part}");
+        }
+    }
+
+    /// Frames the queue built go to the connection as they are, but only whole: a piece of
+    /// a chunk (as much as the stream's room took) that ends inside a frame, even inside its
+    /// LENGTH, holds that frame back until its rest comes.
+    #[test]
+    fn frames_the_queue_built_leave_whole_whatever_the_pieces() {
+        let framing = Framing::Ttheader(Bytes::from_static(&[0, 0, 0, 0, 0xaa, 0xbb]));
+        let mut data = BytesMut::new();
+        let mut ends = vec![0];
+        for n in [10, 6000, 3, 0, 1] {
+            framing
+                .frame(&mut data, &vec![n as u8; n], Encoding::Identity)
+                .unwrap();
+            ends.push(data.len());
+        }
+        assert_eq!(
+            &data[..6],
+            [0, 0, 0, 12, 0xaa, 0xbb],
+            "LENGTH counts what follows it"
+        );
+        let data = data.freeze();
+        for part in [1, 2, 3, 4, 5, 7, 100, 1029, 4096, 6013, data.len()] {
+            let mut w = Whole::default();
+            let mut got = Vec::new();
+            for at in (0..data.len()).step_by(part) {
+                let piece = data.slice(at..(at + part).min(data.len()));
+                for f in w.frames(piece) {
+                    got.extend_from_slice(&f);
+                }
+                assert!(
+                    ends.contains(&got.len()),
+                    "parts of {part}: {} bytes out",
+                    got.len()
+                );
+            }
+            assert_eq!(got, data, "parts of {part}");
+        }
+    }
+
+    /// A batch of small messages is copied into one buffer sized before the first copy
+    /// (grown message by message, it was copied again at each doubling): the size read off
+    /// the prefixes is what the frames copy, to the byte, wherever a batch begins and ends.
+    #[test]
+    fn a_batch_is_copied_into_a_buffer_sized_at_once() {
+        let head = Bytes::from_static(&[0, 0, 0, 0, 0xaa, 0xbb, 0xcc]);
+        let envelopes = |sizes: &[usize]| {
+            let mut data = Vec::new();
+            for &n in sizes {
+                data.push(0);
+                data.extend((n as u32).to_be_bytes());
+                data.extend(std::iter::repeat_n(n as u8, n));
+            }
+            data
+        };
+        // A message over COPY_MAX travels as its own slice, uncopied.
+        let big = envelopes(&[16, 0, 4097, 7]);
+        assert_eq!(Reframe::default().copied_len(&big, 7), 4 * 7 + 16 + 7);
+        let small = envelopes(&[16, 0, 300, 4096, 7, 1]);
+        let framed = 6 * 7 + 16 + 300 + 4096 + 7 + 1;
+        for part in [1, 2, 4, 5, 6, 9, 100, 4095, 5000, small.len()] {
+            let (mut r, mut sized, mut out) = (Reframe::default(), 0, 0);
+            for chunk in small.chunks(part) {
+                sized += r.copied_len(chunk, head.len());
+                let frames = r.frames(Bytes::copy_from_slice(chunk), &head).unwrap();
+                out += frames.iter().map(|f| f.len()).sum::<usize>();
+            }
+            assert_eq!((sized, out), (framed, framed), "parts of {part}");
         }
     }
 }

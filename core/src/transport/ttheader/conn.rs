@@ -36,10 +36,14 @@ pub(crate) const HEADER_ROOM: usize = 4 * 0xffff + 14;
 const READ_CHUNK: usize = 16 * 1024;
 /// Slices handed to one vectored write.
 const MAX_IOV: usize = 64;
+/// The longest info blocks of a DATA frame that are kept to know the next one by.
+const DATA_INFO_MAX: usize = 256;
 
-/// A frame the peer sent on a stream after its HEADER: a DATA frame's payload alone (the
-/// many), any other frame whole (boxed: the few).
+/// What the peer sent on a stream after its HEADER: a run of its DATA frames (the many),
+/// or any other frame (boxed: the few).
 pub(crate) enum Inbound {
+    /// Consecutive DATA frames, whole packets, their heads checked: `split_payload` takes
+    /// their messages out one by one.
     Data(Bytes),
     Frame(FrameType, Box<Packet>),
 }
@@ -96,7 +100,7 @@ struct State {
     out: VecDeque<(Tag, Bytes)>,
     /// The connection's task, waiting to read, write or end.
     task: Option<Waker>,
-    /// Received payload bytes the streams hold unread.
+    /// Received DATA frames' bytes the streams hold unread.
     unread: usize,
     /// Why the connection ended, once it has: every stream's calls fail with it.
     closed: Option<String>,
@@ -128,7 +132,7 @@ struct Slot {
     ended_out: bool,
     /// The peer's HEADER came (a client's stream: the server's answer began).
     headed: bool,
-    /// Payload bytes of the DATA frames in `inbox`.
+    /// Bytes of the DATA frames in `inbox`.
     unread: usize,
     /// The stream's count in the connection's send budget (a server's).
     meter: Option<Arc<Meter>>,
@@ -293,9 +297,9 @@ impl Conn {
                 continue;
             };
             match &f {
-                Inbound::Data(payload) => {
-                    *unread += payload.len();
-                    slot.unread += payload.len();
+                Inbound::Data(run) => {
+                    *unread += run.len();
+                    slot.unread += run.len();
                 }
                 Inbound::Frame(FrameType::Rst, packet) => {
                     slot.gone = Some(Gone::Reset((**packet).clone()));
@@ -599,6 +603,8 @@ where
         rbuf: BytesMut::new(),
         writing: VecDeque::new(),
         eof: false,
+        read: Vec::new(),
+        data_info: Vec::new(),
     };
     let r = poll_fn(|cx| io.poll(cx, &conn, max_packet, &mut on_header)).await;
     conn.close(match &r {
@@ -615,6 +621,10 @@ struct Io<T> {
     writing: VecDeque<(Tag, Bytes)>,
     /// The peer closed its side: nothing more to read.
     eof: bool,
+    /// The frames of one read, on their way to their streams (kept for its capacity).
+    read: Vec<(i32, Inbound)>,
+    /// The info blocks of the last DATA frame read (`kind_of`).
+    data_info: Vec<u8>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
@@ -758,18 +768,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
         Ok((any, false))
     }
 
-    /// Hands each whole packet in the read buffer to its stream.
-    /// A DATA frame is handed over as its payload alone, its pairs unread (Kitex's carry
-    /// only the frame type and method); frames go to their streams a read's worth at once.
+    /// Hands each whole packet in the read buffer to its stream, a read's worth at once.
+    /// DATA frames go as runs: the consecutive DATA frames of one stream, whole and
+    /// checked, in one slice of the read buffer that the stream's call takes the messages
+    /// out of (Kitex's DATA frames carry only the frame type and method, which nobody
+    /// reads); any other frame goes as its packet.
     fn packets(
         &mut self,
         conn: &Arc<Conn>,
         max_packet: usize,
         on_header: &mut impl FnMut(Stream, Packet),
     ) -> Result<(), Malformed> {
-        let mut batch = Vec::new();
+        let mut batch = std::mem::take(&mut self.read);
         let r = self.packets_into(conn, max_packet, on_header, &mut batch);
         conn.deliver_all(&mut batch);
+        self.read = batch;
         r
     }
 
@@ -780,14 +793,29 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
         on_header: &mut impl FnMut(Stream, Packet),
         batch: &mut Vec<(i32, Inbound)>,
     ) -> Result<(), Malformed> {
-        while let Some(raw) = packet::decode_raw(&mut self.rbuf, max_packet)? {
-            let kind = FrameType::of_raw(&raw)?;
-            let id = raw.seq_id;
+        // The run of DATA frames at the front of the read buffer: its stream, its bytes.
+        let mut run = (0, 0);
+        let ended = loop {
+            let at = run.1;
+            let Some(h) = packet::head(&self.rbuf[at..], max_packet)? else {
+                break None;
+            };
+            if self.rbuf.len() - at < h.total {
+                break Some(h.total);
+            }
+            let bytes = &self.rbuf[at..at + h.total];
+            let protocol = h.check(bytes)?;
+            let kind = kind_of(&mut self.data_info, h.flags, h.info(bytes))?;
             if kind == FrameType::Data {
-                batch.push((id, Inbound::Data(raw.into_payload())));
+                if run.1 > 0 && run.0 != h.seq_id {
+                    self.end_run(&mut run, batch);
+                }
+                run = (h.seq_id, run.1 + h.total);
                 continue;
             }
-            let p = raw.into_packet()?;
+            self.end_run(&mut run, batch);
+            let id = h.seq_id;
+            let p = h.split(&mut self.rbuf, protocol).into_packet()?;
             // What came before a HEADER reaches its streams before the HEADER's stream opens.
             conn.deliver_all(batch);
             match kind {
@@ -800,7 +828,37 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
                 FrameType::Meta => {}
                 _ => batch.push((id, Inbound::Frame(kind, Box::new(p)))),
             }
+        };
+        self.end_run(&mut run, batch);
+        if let Some(total) = ended {
+            // A packet not all in yet: room for all of it at once.
+            self.rbuf.reserve(total.saturating_sub(self.rbuf.len()));
         }
         Ok(())
     }
+
+    /// Hands the run of DATA frames at the front of the read buffer to its stream.
+    fn end_run(&mut self, run: &mut (i32, usize), batch: &mut Vec<(i32, Inbound)>) {
+        if run.1 > 0 {
+            batch.push((run.0, Inbound::Data(self.rbuf.split_to(run.1).freeze())));
+        }
+        *run = (0, 0);
+    }
+}
+
+/// The kind of frame a packet of `flags` and info blocks `info` is. `data_info`: the info
+/// blocks of the last DATA frame read, byte for byte; a stream's DATA frames all carry the
+/// same (FrameType and ToMethod), so a frame whose blocks are these is a DATA frame
+/// without walking them again.
+fn kind_of(data_info: &mut Vec<u8>, flags: u16, info: &[u8]) -> Result<FrameType, Malformed> {
+    let streaming = flags & packet::FLAG_STREAMING != 0;
+    if streaming && !data_info.is_empty() && info == &data_info[..] {
+        return Ok(FrameType::Data);
+    }
+    let kind = FrameType::of_info(flags, info)?;
+    if kind == FrameType::Data && info.len() <= DATA_INFO_MAX {
+        data_info.clear();
+        data_info.extend_from_slice(info);
+    }
+    Ok(kind)
 }

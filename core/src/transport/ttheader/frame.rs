@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::packet::{Malformed, Packet, ProtocolId, Raw, FLAG_STREAMING};
+use super::packet::{int_in, Malformed, Packet, ProtocolId, FLAG_STREAMING};
 
 /// The int keys of the INFO_INTKEYVALUE block that the frames here carry (gopkg
 /// `metakey.go` lists the rest).
@@ -51,12 +51,12 @@ impl FrameType {
         FrameType::named(p.int(key::FRAME_TYPE).map(|t| &t[..]))
     }
 
-    /// The kind of streaming frame `p` is, read without taking its pairs apart.
-    pub(crate) fn of_raw(p: &Raw) -> Result<FrameType, Malformed> {
-        if !p.is_streaming() {
+    /// The kind of streaming frame a packet of `flags` and info blocks `info` is.
+    pub(crate) fn of_info(flags: u16, info: &[u8]) -> Result<FrameType, Malformed> {
+        if flags & FLAG_STREAMING == 0 {
             return Err(Malformed::NotStreaming);
         }
-        FrameType::named(p.int(key::FRAME_TYPE)?)
+        FrameType::named(int_in(info, key::FRAME_TYPE)?)
     }
 
     fn named(t: Option<&[u8]>) -> Result<FrameType, Malformed> {

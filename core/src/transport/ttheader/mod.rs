@@ -19,4 +19,4 @@ pub(crate) use frame::{frame, key, FrameType};
 pub(crate) use packet::decode;
 #[cfg(test)]
 pub(crate) use packet::Malformed;
-pub(crate) use packet::{encode, Packet, ProtocolId, FLAG_STREAMING, MAGIC};
+pub(crate) use packet::{encode, split_payload, Packet, ProtocolId, FLAG_STREAMING, MAGIC};

@@ -163,8 +163,7 @@ impl fmt::Display for Malformed {
 
 impl std::error::Error for Malformed {}
 
-/// A whole packet whose fixed fields are read and checked, its info blocks not yet: what
-/// a reader needs to route a frame without taking its pairs apart.
+/// A whole packet whose fixed fields are read and checked, its info blocks not yet.
 pub(crate) struct Raw {
     pub(crate) flags: u16,
     pub(crate) seq_id: i32,
@@ -185,9 +184,34 @@ pub(crate) fn decode(buf: &mut BytesMut, max: usize) -> Result<Option<Packet>, M
     }
 }
 
-/// `decode`, but for the info blocks: they are read when asked for (`Raw::int`,
-/// `Raw::into_packet`).
+/// `decode`, but for the info blocks: they are read when asked for (`Raw::into_packet`).
 pub(crate) fn decode_raw(buf: &mut BytesMut, max: usize) -> Result<Option<Raw>, Malformed> {
+    let Some(h) = head(buf, max)? else {
+        return Ok(None);
+    };
+    if buf.len() < h.total {
+        buf.reserve(h.total - buf.len());
+        return Ok(None);
+    }
+    let protocol = h.check(buf)?;
+    Ok(Some(h.split(buf, protocol)))
+}
+
+/// The fixed fields of the packet at the front of a buffer, read in place and checked
+/// (`head`, then `check` once the packet is all in).
+pub(crate) struct Head {
+    /// The packet's bytes, LENGTH's own included.
+    pub(crate) total: usize,
+    pub(crate) flags: u16,
+    pub(crate) seq_id: i32,
+    /// HEADER SIZE in bytes: the protocol id, the transforms, the info blocks, padding.
+    header_len: usize,
+}
+
+/// The fixed fields of the packet `buf` begins with: `Ok(None)` until they are all in. A
+/// LENGTH over `max` is refused as soon as it is read, before its bytes are waited for,
+/// so a peer cannot make the reader buffer more than `max`.
+pub(crate) fn head(buf: &[u8], max: usize) -> Result<Option<Head>, Malformed> {
     if buf.len() >= 6 && buf[4..6] != MAGIC.to_be_bytes() {
         return Err(Malformed::NotTtheader([buf[4], buf[5]]));
     }
@@ -206,55 +230,63 @@ pub(crate) fn decode_raw(buf: &mut BytesMut, max: usize) -> Result<Option<Raw>, 
     if header_len < 2 || FIXED_LEN + header_len > total {
         return Err(Malformed::HeaderSize(header_len));
     }
-    if buf.len() < total {
-        buf.reserve(total - buf.len());
-        return Ok(None);
-    }
-    let protocol = ProtocolId::from_byte(buf[14]).ok_or(Malformed::Protocol(buf[14]))?;
-    if buf[15] > 0 {
-        return Err(match header_len {
-            2 => Malformed::Truncated("transform list"),
-            _ => Malformed::Transform(buf[16]),
-        });
-    }
-    let flags = u16::from_be_bytes([buf[6], buf[7]]);
-    let seq_id = i32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-    let mut rest = buf.split_to(total);
-    rest.advance(FIXED_LEN + 2);
-    Ok(Some(Raw {
-        flags,
-        seq_id,
-        protocol,
-        rest,
-        info_len: header_len - 2,
+    Ok(Some(Head {
+        total,
+        flags: u16::from_be_bytes([buf[6], buf[7]]),
+        seq_id: i32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
+        header_len,
     }))
 }
 
+impl Head {
+    /// Checks the header's first bytes of `packet` (all `total` of its bytes): a protocol
+    /// we take, and no transforms.
+    pub(crate) fn check(&self, packet: &[u8]) -> Result<ProtocolId, Malformed> {
+        let protocol = ProtocolId::from_byte(packet[14]).ok_or(Malformed::Protocol(packet[14]))?;
+        if packet[15] > 0 {
+            return Err(match self.header_len {
+                2 => Malformed::Truncated("transform list"),
+                _ => Malformed::Transform(packet[16]),
+            });
+        }
+        Ok(protocol)
+    }
+
+    /// The info blocks of `packet` (all `total` of its bytes).
+    pub(crate) fn info<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
+        &packet[FIXED_LEN + 2..FIXED_LEN + self.header_len]
+    }
+
+    /// Takes the packet, checked (its `protocol`), off the front of `buf`.
+    pub(crate) fn split(self, buf: &mut BytesMut, protocol: ProtocolId) -> Raw {
+        let mut rest = buf.split_to(self.total);
+        rest.advance(FIXED_LEN + 2);
+        Raw {
+            flags: self.flags,
+            seq_id: self.seq_id,
+            protocol,
+            rest,
+            info_len: self.header_len - 2,
+        }
+    }
+}
+
+/// Takes the first packet off `run`, whole packets one after another whose heads were
+/// read and checked already (`head`, `Head::check`), and gives its payload: `None` once
+/// `run` is empty, or if it does not hold whole packets after all.
+pub(crate) fn split_payload(run: &mut Bytes) -> Option<Bytes> {
+    let b = run.get(..FIXED_LEN)?;
+    let total = 4 + u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    let start = FIXED_LEN + 4 * usize::from(u16::from_be_bytes([b[12], b[13]]));
+    if total > run.len() || start > total {
+        return None;
+    }
+    let mut p = run.split_to(total);
+    p.advance(start);
+    Some(p)
+}
+
 impl Raw {
-    pub(crate) fn is_streaming(&self) -> bool {
-        self.flags & FLAG_STREAMING != 0
-    }
-
-    /// The value of int key `key` (the last one, as `Packet::int`), the info blocks
-    /// checked on the way.
-    pub(crate) fn int(&self, key: u16) -> Result<Option<&[u8]>, Malformed> {
-        let mut found = None;
-        walk(&self.rest[..self.info_len], |i| {
-            if let Info::Int(k, v) = i {
-                if k == key {
-                    found = Some(v);
-                }
-            }
-        })?;
-        Ok(found)
-    }
-
-    /// The payload alone (the info blocks checked already, or not wanted).
-    pub(crate) fn into_payload(mut self) -> Bytes {
-        self.rest.advance(self.info_len);
-        self.rest.freeze()
-    }
-
     /// The whole packet, its pairs slices of the bytes read.
     pub(crate) fn into_packet(mut self) -> Result<Packet, Malformed> {
         let h = self.rest.split_to(self.info_len).freeze();
@@ -272,6 +304,20 @@ impl Raw {
         })?;
         Ok(p)
     }
+}
+
+/// The value of int key `key` in info blocks `info` (the last one, as `Packet::int`), the
+/// blocks checked on the way.
+pub(crate) fn int_in(info: &[u8], key: u16) -> Result<Option<&[u8]>, Malformed> {
+    let mut found = None;
+    walk(info, |i| {
+        if let Info::Int(k, v) = i {
+            if k == key {
+                found = Some(v);
+            }
+        }
+    })?;
+    Ok(found)
 }
 
 /// One pair of an info block.
