@@ -23,7 +23,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use rill_kitex::echo::{decode, encode, PingPongArgs, PingPongResult, Request, Response};
+use rill_kitex::echo::{decode, encode_into, PingPongArgs, PingPongResult, Request, Response};
 use rill_kitex::{biz_error, metainfo, ECHO, ECHO_CLIENT, ECHO_SERVER, PING_PONG, PROTO, THRIFT};
 use rillrpc::{Bytes, Code, Metadata, ServerBuilder, ServerCall, ServerOptions, Shape, Status};
 use thrift::protocol::TSerializable;
@@ -68,6 +68,7 @@ async fn handle(mut call: ServerCall) {
     let md = metainfo(call.metadata());
     let mut out = Out {
         headers: Some(md.clone()).filter(|m| !m.is_empty()),
+        buf: Vec::new(),
     };
     let mut status = match serve(&mut call, &mut out).await {
         Ok(()) => Status::ok(),
@@ -83,8 +84,11 @@ async fn handle(mut call: ServerCall) {
 /// The response side of a call. kitex-server's SetHeader pairs leave with the first
 /// message, or with the status (a Trailers-Only response when no message went out): so the
 /// headers wait here for the first message instead of going out when the call starts.
+/// Its answers are encoded into one buffer and sent from it, as the proto echo server's
+/// (`rill_echo`) are.
 struct Out {
     headers: Option<Metadata>,
+    buf: Vec<u8>,
 }
 
 impl Out {
@@ -93,7 +97,11 @@ impl Out {
         call: &mut ServerCall,
         msg: &T,
     ) -> Result<(), Status> {
-        self.send_bytes(call, Bytes::from(encode(msg))).await
+        if let Some(h) = self.headers.take() {
+            call.send_headers(&h)?;
+        }
+        encode_into(msg, &mut self.buf);
+        call.send_ref(&self.buf).await
     }
 
     async fn send_bytes(&mut self, call: &mut ServerCall, msg: Bytes) -> Result<(), Status> {
