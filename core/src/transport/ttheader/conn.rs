@@ -795,25 +795,45 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
     ) -> Result<(), Malformed> {
         // The run of DATA frames at the front of the read buffer: its stream, its bytes.
         let mut run = (0, 0);
-        let ended = loop {
+        let ended = self.packets_run(conn, max_packet, on_header, batch, &mut run);
+        // Frames read before bytes that break the framing still reach their streams.
+        self.end_run(&mut run, batch);
+        if let Ok(Some(total)) = ended {
+            // A packet not all in yet: room for all of it at once.
+            self.rbuf.reserve(total.saturating_sub(self.rbuf.len()));
+        }
+        ended.map(|_| ())
+    }
+
+    /// `packets_into`'s loop: `Ok(Some(n))` when it stopped at a packet of `n` bytes not all
+    /// in yet, `Ok(None)` at one whose fixed fields are not.
+    fn packets_run(
+        &mut self,
+        conn: &Arc<Conn>,
+        max_packet: usize,
+        on_header: &mut impl FnMut(Stream, Packet),
+        batch: &mut Vec<(i32, Inbound)>,
+        run: &mut (i32, usize),
+    ) -> Result<Option<usize>, Malformed> {
+        loop {
             let at = run.1;
             let Some(h) = packet::head(&self.rbuf[at..], max_packet)? else {
-                break None;
+                return Ok(None);
             };
             if self.rbuf.len() - at < h.total {
-                break Some(h.total);
+                return Ok(Some(h.total));
             }
             let bytes = &self.rbuf[at..at + h.total];
             let protocol = h.check(bytes)?;
             let kind = kind_of(&mut self.data_info, h.flags, h.info(bytes))?;
             if kind == FrameType::Data {
                 if run.1 > 0 && run.0 != h.seq_id {
-                    self.end_run(&mut run, batch);
+                    self.end_run(run, batch);
                 }
-                run = (h.seq_id, run.1 + h.total);
+                *run = (h.seq_id, run.1 + h.total);
                 continue;
             }
-            self.end_run(&mut run, batch);
+            self.end_run(run, batch);
             let id = h.seq_id;
             let p = h.split(&mut self.rbuf, protocol).into_packet()?;
             // What came before a HEADER reaches its streams before the HEADER's stream opens.
@@ -828,13 +848,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
                 FrameType::Meta => {}
                 _ => batch.push((id, Inbound::Frame(kind, Box::new(p)))),
             }
-        };
-        self.end_run(&mut run, batch);
-        if let Some(total) = ended {
-            // A packet not all in yet: room for all of it at once.
-            self.rbuf.reserve(total.saturating_sub(self.rbuf.len()));
         }
-        Ok(())
     }
 
     /// Hands the run of DATA frames at the front of the read buffer to its stream.
