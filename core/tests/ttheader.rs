@@ -157,6 +157,41 @@ async fn stream_frames(tcp: &mut TcpStream, id: u32) -> Vec<Got> {
     out
 }
 
+/// The frames of two streams until each one's TRAILER or RST, read as they interleave.
+async fn two_streams(tcp: &mut TcpStream, ids: [u32; 2]) -> [Vec<Got>; 2] {
+    let mut got = [Vec::new(), Vec::new()];
+    let ended = |fs: &[Got]| {
+        fs.last()
+            .is_some_and(|f| f.kind == TRAILER || f.kind == RST)
+    };
+    while !ended(&got[0]) || !ended(&got[1]) {
+        let f = read_frame(tcp).await.expect("a frame");
+        match ids.iter().position(|&id| id == f.id) {
+            Some(i) => got[i].push(f),
+            None => panic!("a frame on stream {}", f.id),
+        }
+    }
+    got
+}
+
+/// A server that takes messages of up to 64 bytes, and a connection to it.
+async fn limited_to_64_bytes() -> (std::sync::Arc<rillrpc::Server>, TcpStream) {
+    let server = rill_server(ServerOptions {
+        max_recv_message_size: 64,
+        ..Default::default()
+    });
+    let tcp = connect(server.local_addr()).await;
+    (server, tcp)
+}
+
+/// The echoed payloads of a stream's DATA frames.
+fn payloads(fs: &[Got]) -> Vec<Vec<u8>> {
+    fs.iter()
+        .filter(|f| f.kind == DATA)
+        .map(|f| resp_payload(&f.payload))
+        .collect()
+}
+
 fn isn() -> (&'static str, &'static [u8]) {
     ("isn", b"TestService")
 }
@@ -232,23 +267,7 @@ async fn streams_of_every_shape_share_one_connection() {
         ],
     )
     .await;
-    let (mut echo, mut client) = (Vec::new(), Vec::new());
-    while echo.last().is_none_or(|f: &Got| f.kind != TRAILER)
-        || client.last().is_none_or(|f: &Got| f.kind != TRAILER)
-    {
-        let f = read_frame(&mut tcp).await.expect("a frame");
-        match f.id {
-            1 => echo.push(f),
-            2 => client.push(f),
-            other => panic!("a frame on stream {other}"),
-        }
-    }
-    let payloads = |fs: &[Got]| -> Vec<Vec<u8>> {
-        fs.iter()
-            .filter(|f| f.kind == DATA)
-            .map(|f| resp_payload(&f.payload))
-            .collect()
-    };
+    let [echo, client] = two_streams(&mut tcp, [1, 2]).await;
     assert_eq!(payloads(&echo), [b"one".to_vec(), b"two".to_vec()]);
     assert_eq!(payloads(&client), [b"5".to_vec()]);
     // Unary too, over TTHeader Streaming (a Kitex method with streaming.mode="unary").
@@ -328,11 +347,7 @@ async fn an_error_ends_the_stream_with_an_exception_and_an_unknown_method_with_u
 
 #[tokio::test]
 async fn a_second_header_a_stray_frame_and_an_oversized_message_end_only_their_stream() {
-    let server = rill_server(ServerOptions {
-        max_recv_message_size: 64,
-        ..Default::default()
-    });
-    let mut tcp = connect(server.local_addr()).await;
+    let (_server, mut tcp) = limited_to_64_bytes().await;
     // A second HEADER on open stream 1: the stream is broken, and ends.
     send(
         &mut tcp,
@@ -380,11 +395,7 @@ async fn a_second_header_a_stray_frame_and_an_oversized_message_end_only_their_s
 /// ends its stream before the message after it in the same run is handed out.
 #[tokio::test]
 async fn the_data_frames_of_one_read_are_handed_out_in_order_up_to_an_oversized_message() {
-    let server = rill_server(ServerOptions {
-        max_recv_message_size: 64,
-        ..Default::default()
-    });
-    let mut tcp = connect(server.local_addr()).await;
+    let (_server, mut tcp) = limited_to_64_bytes().await;
     send(
         &mut tcp,
         &[
@@ -401,25 +412,7 @@ async fn the_data_frames_of_one_read_are_handed_out_in_order_up_to_an_oversized_
         ],
     )
     .await;
-    let (mut one, mut three) = (Vec::new(), Vec::new());
-    let ended = |fs: &[Got]| {
-        fs.last()
-            .is_some_and(|f| f.kind == TRAILER || f.kind == RST)
-    };
-    while !ended(&one) || !ended(&three) {
-        let f = read_frame(&mut tcp).await.expect("a frame");
-        match f.id {
-            1 => one.push(f),
-            3 => three.push(f),
-            other => panic!("a frame on stream {other}"),
-        }
-    }
-    let payloads = |fs: &[Got]| -> Vec<Vec<u8>> {
-        fs.iter()
-            .filter(|f| f.kind == DATA)
-            .map(|f| resp_payload(&f.payload))
-            .collect()
-    };
+    let [one, three] = two_streams(&mut tcp, [1, 3]).await;
     let want: Vec<Vec<u8>> = [b"a", b"b", b"c", b"d"].map(|p| p.to_vec()).into();
     assert_eq!(payloads(&one), want, "{one:?}");
     // The call ends with the status in place of what its handler queued (`abort_with`):

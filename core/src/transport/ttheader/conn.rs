@@ -780,24 +780,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
         on_header: &mut impl FnMut(Stream, Packet),
     ) -> Result<(), Malformed> {
         let mut batch = std::mem::take(&mut self.read);
-        let r = self.packets_into(conn, max_packet, on_header, &mut batch);
-        conn.deliver_all(&mut batch);
-        self.read = batch;
-        r
-    }
-
-    fn packets_into(
-        &mut self,
-        conn: &Arc<Conn>,
-        max_packet: usize,
-        on_header: &mut impl FnMut(Stream, Packet),
-        batch: &mut Vec<(i32, Inbound)>,
-    ) -> Result<(), Malformed> {
         // The run of DATA frames at the front of the read buffer: its stream, its bytes.
         let mut run = (0, 0);
-        let ended = self.packets_run(conn, max_packet, on_header, batch, &mut run);
+        let ended = self.packets_into(conn, max_packet, on_header, &mut batch, &mut run);
         // Frames read before bytes that break the framing still reach their streams.
-        self.end_run(&mut run, batch);
+        self.end_run(&mut run, &mut batch);
+        conn.deliver_all(&mut batch);
+        self.read = batch;
         if let Ok(Some(total)) = ended {
             // A packet not all in yet: room for all of it at once.
             self.rbuf.reserve(total.saturating_sub(self.rbuf.len()));
@@ -805,9 +794,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
         ended.map(|_| ())
     }
 
-    /// `packets_into`'s loop: `Ok(Some(n))` when it stopped at a packet of `n` bytes not all
-    /// in yet, `Ok(None)` at one whose fixed fields are not.
-    fn packets_run(
+    /// `packets`' loop: `Ok(Some(n))` when it stopped at a packet of `n` bytes not all in
+    /// yet, `Ok(None)` at one whose fixed fields are not.
+    fn packets_into(
         &mut self,
         conn: &Arc<Conn>,
         max_packet: usize,
