@@ -224,7 +224,7 @@ impl Sender {
         self.send([Self::encoded(&p)?], false)
     }
 
-    /// Enveloped messages, each sent as its own DATA frame.
+    /// Messages framed as `framing` says, sent as whole DATA frames.
     pub(crate) fn send_data(&mut self, data: Bytes) -> Result<(), Status> {
         self.send_head(None, Encoding::Identity)?;
         let frames = self.frames(data)?;
@@ -295,7 +295,7 @@ impl Sender {
             _ => return Err(data),
         }
         let Ok(mut frames) = self.frames(data) else {
-            return Ok(()); // a malformed envelope of ours cannot be: dropped, not resent
+            return Ok(()); // a malformed frame of ours cannot be: dropped, not resent
         };
         if end {
             if let Ok(t) = Self::encoded(&self.packet(FrameType::Trailer, Bytes::new())) {
