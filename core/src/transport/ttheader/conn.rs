@@ -824,7 +824,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
             }
             self.end_run(run, batch);
             let id = h.seq_id;
-            let p = h.split(&mut self.rbuf, protocol).into_packet()?;
+            let p = h.packet(&mut self.rbuf, protocol)?;
             // What came before a HEADER reaches its streams before the HEADER's stream opens.
             conn.deliver_all(batch);
             match kind {

@@ -163,29 +163,10 @@ impl fmt::Display for Malformed {
 
 impl std::error::Error for Malformed {}
 
-/// A whole packet whose fixed fields are read and checked, its info blocks not yet.
-pub(crate) struct Raw {
-    pub(crate) flags: u16,
-    pub(crate) seq_id: i32,
-    protocol: ProtocolId,
-    /// The info blocks, then the payload.
-    rest: BytesMut,
-    /// Bytes of `rest` that are info blocks.
-    info_len: usize,
-}
-
 /// Takes the next whole packet off the front of `buf`; `Ok(None)` until all its bytes are
 /// in. A LENGTH over `max` is refused as soon as it is read, before its bytes are waited
 /// for, so a peer cannot make the reader buffer more than `max`.
 pub(crate) fn decode(buf: &mut BytesMut, max: usize) -> Result<Option<Packet>, Malformed> {
-    match decode_raw(buf, max)? {
-        Some(raw) => raw.into_packet().map(Some),
-        None => Ok(None),
-    }
-}
-
-/// `decode`, but for the info blocks: they are read when asked for (`Raw::into_packet`).
-pub(crate) fn decode_raw(buf: &mut BytesMut, max: usize) -> Result<Option<Raw>, Malformed> {
     let Some(h) = head(buf, max)? else {
         return Ok(None);
     };
@@ -194,7 +175,7 @@ pub(crate) fn decode_raw(buf: &mut BytesMut, max: usize) -> Result<Option<Raw>, 
         return Ok(None);
     }
     let protocol = h.check(buf)?;
-    Ok(Some(h.split(buf, protocol)))
+    h.packet(buf, protocol).map(Some)
 }
 
 /// The fixed fields of the packet at the front of a buffer, read in place and checked
@@ -257,17 +238,29 @@ impl Head {
         &packet[FIXED_LEN + 2..FIXED_LEN + self.header_len]
     }
 
-    /// Takes the packet, checked (its `protocol`), off the front of `buf`.
-    pub(crate) fn split(self, buf: &mut BytesMut, protocol: ProtocolId) -> Raw {
+    /// Takes the packet, checked (its `protocol`), off the front of `buf`, its pairs
+    /// slices of the bytes read.
+    pub(crate) fn packet(
+        self,
+        buf: &mut BytesMut,
+        protocol: ProtocolId,
+    ) -> Result<Packet, Malformed> {
         let mut rest = buf.split_to(self.total);
         rest.advance(FIXED_LEN + 2);
-        Raw {
+        let h = rest.split_to(self.header_len - 2).freeze();
+        let mut p = Packet {
             flags: self.flags,
             seq_id: self.seq_id,
             protocol,
-            rest,
-            info_len: self.header_len - 2,
-        }
+            payload: rest.freeze(),
+            ..Packet::default()
+        };
+        walk(&h, |i| match i {
+            Info::Str(k, v) => p.strs.push((h.slice_ref(k), h.slice_ref(v))),
+            Info::Int(k, v) => p.ints.push((k, h.slice_ref(v))),
+            Info::Acl(t) => p.acl_token = Some(h.slice_ref(t)),
+        })?;
+        Ok(p)
     }
 }
 
@@ -284,26 +277,6 @@ pub(crate) fn split_payload(run: &mut Bytes) -> Option<Bytes> {
     let mut p = run.split_to(total);
     p.advance(start);
     Some(p)
-}
-
-impl Raw {
-    /// The whole packet, its pairs slices of the bytes read.
-    pub(crate) fn into_packet(mut self) -> Result<Packet, Malformed> {
-        let h = self.rest.split_to(self.info_len).freeze();
-        let mut p = Packet {
-            flags: self.flags,
-            seq_id: self.seq_id,
-            protocol: self.protocol,
-            payload: self.rest.freeze(),
-            ..Packet::default()
-        };
-        walk(&h, |i| match i {
-            Info::Str(k, v) => p.strs.push((h.slice_ref(k), h.slice_ref(v))),
-            Info::Int(k, v) => p.ints.push((k, h.slice_ref(v))),
-            Info::Acl(t) => p.acl_token = Some(h.slice_ref(t)),
-        })?;
-        Ok(p)
-    }
 }
 
 /// The value of int key `key` in info blocks `info` (the last one, as `Packet::int`), the
