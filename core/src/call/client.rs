@@ -51,6 +51,8 @@ pub struct Call {
     /// Kept from the receive side when the call ends.
     last_compressed: bool,
     deadline: Option<Instant>,
+    /// The message `recv_ref` last handed out when it came as `Bytes`.
+    lent: Option<Bytes>,
 }
 
 impl Deref for Call {
@@ -147,6 +149,7 @@ impl Call {
             expect: Expect::new(start.shape.single_response(), From::Server),
             last_compressed: false,
             deadline: start.deadline,
+            lent: None,
         };
         if let Some(msg) = first {
             call.send.check_len(msg.len())?;
@@ -179,6 +182,15 @@ impl Call {
     /// status when it failed.
     pub async fn recv(&mut self) -> Result<Option<Bytes>, Status> {
         poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// `recv`, lending the message until the next receive (see `ServerCall::recv_ref`).
+    pub async fn recv_ref(&mut self) -> Result<Option<&[u8]>, Status> {
+        if self.lend_whole() {
+            return Ok(Some(self.lent_message()));
+        }
+        self.lent = self.recv().await?;
+        Ok(self.lent.as_deref())
     }
 
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
@@ -259,6 +271,35 @@ impl Call {
         let _ = self.expect.message();
         self.send.queue.received(r.answerable());
         Some(m)
+    }
+
+    /// `next_whole`, lending the message in place: true when the receive side holds it.
+    fn lend_whole(&mut self) -> bool {
+        if !self.expect.streaming()
+            || self.headers.is_none()
+            || self.send.queue.local_status().is_some()
+        {
+            return false;
+        }
+        let RecvState::Open(r) = &mut self.state else {
+            return false;
+        };
+        if !r.lend_whole() {
+            return false;
+        }
+        let _ = self.expect.message();
+        self.lent = None;
+        // More of the burst follows the lent message in its chunk: not one to answer at
+        // once (see `SendQueue::received`).
+        self.send.queue.received(false);
+        true
+    }
+
+    fn lent_message(&self) -> &[u8] {
+        match &self.state {
+            RecvState::Open(r) => r.lent_message(),
+            _ => unreachable!("a message is lent only by an open receive side"),
+        }
     }
 
     /// Whether the call was ended on this side (its deadline, a cancel from another

@@ -56,6 +56,8 @@ pub struct ServerCall {
     /// A single-request call's request, held until the client's half-close shows it is the
     /// only one.
     held: Option<Bytes>,
+    /// The message `recv_ref` last handed out when it came as `Bytes`.
+    lent: Option<Bytes>,
     accepts: Accepts,
     eof: bool,
     finished: bool,
@@ -118,6 +120,7 @@ impl ServerCall {
             receiver: a.receiver,
             expect: Expect::new(a.shape.single_request(), From::Client),
             held: None,
+            lent: None,
             accepts: a.accepts,
             eof: false,
             finished: false,
@@ -169,6 +172,27 @@ impl ServerCall {
     /// The next request message; `Ok(None)` when the client half-closed.
     pub async fn recv(&mut self) -> Result<Option<Bytes>, Status> {
         poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// `recv`, lending the message until the next receive: for a handler that decodes each
+    /// message where it lies and keeps no `Bytes` of it, as `send_ref` is for one that
+    /// encodes into a buffer of its own. A message handed out as `Bytes` takes a reference
+    /// on the buffer it was read into, counted atomically, and gives it back when dropped;
+    /// a lent one costs neither.
+    pub async fn recv_ref(&mut self) -> Result<Option<&[u8]>, Status> {
+        if self.send.queue.local_status().is_none()
+            && self.expect.streaming()
+            && self.receiver.lend_whole()
+        {
+            let _ = self.expect.message();
+            self.lent = None;
+            // More of the burst follows the lent message in its chunk: not one to answer
+            // at once (see `SendQueue::received`).
+            self.send.queue.received(false);
+            return Ok(Some(self.receiver.lent_message()));
+        }
+        self.lent = self.recv().await?;
+        Ok(self.lent.as_deref())
     }
 
     /// The request of a single-request call (unary, server streaming): exactly one

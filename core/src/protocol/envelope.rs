@@ -226,6 +226,10 @@ pub(crate) struct Decoder {
     /// That frame, once read: nothing may follow it. Boxed: only gRPC-Web and Connect
     /// streams have one, once per call.
     end: Option<Box<Bytes>>,
+    /// The bytes at the start of `cur` (prefix and message) of the message last lent out
+    /// in place (`lend_whole`), passed over by the next call that reads `cur`, once the
+    /// borrow has ended.
+    lent: usize,
 }
 
 /// What a decoder holds besides the current chunk. (One field for the three: a stream
@@ -253,6 +257,7 @@ impl Decoder {
             chunk_messages: 0,
             end_flag: 0,
             end: None,
+            lent: 0,
         }
     }
 
@@ -281,6 +286,7 @@ impl Decoder {
     }
 
     pub(crate) fn push(&mut self, chunk: Bytes) {
+        self.settle();
         self.chunk_messages = 0;
         if self.cur.is_empty() {
             self.cur = chunk;
@@ -307,7 +313,7 @@ impl Decoder {
     /// True when bytes of an unfinished message are held: at end of stream that is a
     /// truncated message.
     pub(crate) fn has_partial(&self) -> bool {
-        !self.cur.is_empty() || !matches!(self.held, Held::Copies(_))
+        self.cur.len() > self.lent || !matches!(self.held, Held::Copies(_))
     }
 
     /// The next message when it is the common case, whole in the current chunk,
@@ -316,6 +322,43 @@ impl Decoder {
     /// would pass through on the way to the handler costs a stalled copy of it.
     #[inline]
     pub(crate) fn next_whole(&mut self) -> Option<Bytes> {
+        self.settle();
+        let len = self.whole_len()?;
+        self.skip(PREFIX_LEN);
+        self.handed_out(false);
+        Some(self.take(len))
+    }
+
+    /// `next_whole` without a `Bytes` of its own: true when the next message is whole in
+    /// the current chunk and more bytes follow it there, and is now lent (`lent_message`)
+    /// until the next call that reads the chunk. A message handed out as `Bytes` takes a
+    /// reference on its buffer, counted atomically, and gives it back when dropped; a
+    /// handler that decodes each message and lets it go pays for neither. The chunk's last
+    /// message is left to `next_whole`: what follows it decides whether it was sent alone
+    /// (see the stream's `answerable`), and finding out may bring the next chunk.
+    #[inline]
+    pub(crate) fn lend_whole(&mut self) -> bool {
+        self.settle();
+        match self.whole_len() {
+            Some(len) if self.cur.len() > PREFIX_LEN + len => {
+                self.handed_out(false);
+                self.lent = PREFIX_LEN + len;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The message `lend_whole` lent.
+    #[inline]
+    pub(crate) fn lent_message(&self) -> &[u8] {
+        &self.cur[PREFIX_LEN..self.lent]
+    }
+
+    /// The length of the next message when it is the common case: whole in the current
+    /// chunk, uncompressed and within the size limit.
+    #[inline]
+    fn whole_len(&self) -> Option<usize> {
         if !matches!(self.held, Held::Copies(_)) || self.end.is_some() {
             return None;
         }
@@ -324,13 +367,21 @@ impl Decoder {
         if p[0] != 0 || len > self.max_message || self.cur.len() - PREFIX_LEN < len {
             return None;
         }
-        self.skip(PREFIX_LEN);
-        self.handed_out(false);
-        Some(self.take(len))
+        Some(len)
+    }
+
+    /// Passes over the message lent last, if any: its borrow has ended.
+    #[inline]
+    fn settle(&mut self) {
+        if self.lent != 0 {
+            let n = std::mem::take(&mut self.lent);
+            self.skip(n);
+        }
     }
 
     /// The next whole message, if one is buffered.
     pub(crate) fn next(&mut self) -> Result<Option<Bytes>, Status> {
+        self.settle();
         if self.end.is_some() {
             if self.has_partial() {
                 return Err(Status::internal(
@@ -735,6 +786,71 @@ mod tests {
         d.push(Bytes::from_static(b"bc"));
         assert!(d.next_whole().is_none(), "gathered by next");
         assert_eq!(d.next().unwrap().unwrap(), "abc");
+    }
+
+    /// A lent message is passed over by whatever reads next, never read twice; the last
+    /// message of a chunk is not lent (what follows it decides whether it came alone), and
+    /// the bytes a lent message leaves are no partial message.
+    #[test]
+    fn lent_messages_are_passed_over_by_the_next_read_and_the_chunks_last_is_not_lent() {
+        let mut d = Decoder::new(1 << 10);
+        d.push(Bytes::from_static(&[
+            0, 0, 0, 0, 2, b'h', b'i', // lent
+            0, 0, 0, 0, 3, b'y', b'o', b'u', // lent
+            0, 0, 0, 0, 1, b'!', // the chunk's last
+        ]));
+        assert!(d.lend_whole());
+        assert_eq!(d.lent_message(), b"hi");
+        assert!(d.has_partial(), "two messages wait behind the lent one");
+        assert!(d.lend_whole());
+        assert_eq!(d.lent_message(), b"you");
+        assert!(
+            !d.lend_whole(),
+            "the chunk's last message is left to next_whole"
+        );
+        assert_eq!(d.next_whole().unwrap(), "!");
+        assert!(!d.has_partial());
+        assert_eq!(d.chunk_messages(), 3);
+
+        // `next` and `push` pass over a lent message too.
+        let mut d = Decoder::new(1 << 10);
+        d.push(framed(&[b"a", b"bc"]));
+        assert!(d.lend_whole());
+        assert_eq!(d.next().unwrap().unwrap(), "bc");
+        assert!(!d.has_partial());
+        d.push(framed(&[b"d", b"e"]));
+        assert!(d.lend_whole());
+        assert_eq!(d.lent_message(), b"d");
+        // A prefix cut short after a lent message: the rest comes in the next chunk.
+        d.push(Bytes::from_static(&[0, 0]));
+        assert_eq!(d.next().unwrap().unwrap(), "e");
+        assert!(d.next().unwrap().is_none());
+        assert!(d.has_partial(), "two bytes of a prefix");
+        d.push(Bytes::from_static(&[0, 0, 1, b'f']));
+        assert_eq!(d.next().unwrap().unwrap(), "f");
+    }
+
+    /// Only what `next_whole` would hand out as it is gets lent: a compressed message, one
+    /// over the limit or one not yet whole is left to `next`, which reports it.
+    #[test]
+    fn only_plain_whole_messages_within_the_limit_are_lent() {
+        let mut d = Decoder::new(4);
+        d.push(Bytes::from_static(&[
+            1, 0, 0, 0, 1, b'z', // compressed, with no grpc-encoding declared
+            0, 0, 0, 0, 1, b'a',
+        ]));
+        assert!(!d.lend_whole());
+        assert_eq!(d.next().unwrap_err().code(), Code::Internal);
+
+        let mut d = Decoder::new(4);
+        d.push(Bytes::from_static(&[0, 0, 0, 0, 5, 1, 2, 3, 4, 5, 0]));
+        assert!(!d.lend_whole(), "over the limit");
+        assert_eq!(d.next().unwrap_err().code(), Code::ResourceExhausted);
+
+        let mut d = Decoder::new(4);
+        d.push(Bytes::from_static(&[0, 0, 0, 0, 3, b'a', b'b']));
+        assert!(!d.lend_whole(), "not whole yet");
+        assert!(d.next().unwrap().is_none());
     }
 
     #[test]

@@ -308,6 +308,28 @@ impl Receiver {
         }
     }
 
+    /// `next_whole`, lending the message in place: true when `lent_message` now holds it,
+    /// until the next call that receives. Messages of a burst are lent; the rest come as
+    /// `Bytes`.
+    #[inline]
+    pub(crate) fn lend_whole(&mut self) -> bool {
+        match self {
+            Receiver::Http(r) => r.lend_whole(),
+            Receiver::Ttheader(r) => r.lend_whole(),
+            Receiver::PingPong(_) => false,
+        }
+    }
+
+    /// The message `lend_whole` lent.
+    #[inline]
+    pub(crate) fn lent_message(&self) -> &[u8] {
+        match self {
+            Receiver::Http(r) => r.lent_message(),
+            Receiver::Ttheader(r) => r.lent_message(),
+            Receiver::PingPong(_) => &[],
+        }
+    }
+
     /// The next message; `Ok(None)` once the peer's messages ended.
     #[inline]
     pub(crate) fn poll_message(

@@ -754,6 +754,21 @@ impl Receiver {
         }
     }
 
+    /// `next_whole`, lending the message in place (see `envelope::Decoder::lend_whole`):
+    /// true when `lent_message` now holds it.
+    #[inline]
+    pub(crate) fn lend_whole(&mut self) -> bool {
+        match self.rare.as_deref() {
+            Some(r) if r.failed.is_some() || r.whole.is_some() => false,
+            _ => self.dec.lend_whole(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn lent_message(&self) -> &[u8] {
+        self.dec.lent_message()
+    }
+
     #[inline]
     pub(crate) fn poll_message(
         &mut self,

@@ -77,28 +77,25 @@ impl Codec {
         }
     }
 
-    /// Decodes a message as a Rust user would, from the `Bytes` it came in (prost copies
-    /// its bytes fields into the `Vec`s of echo.proto's generated types, as it does for
-    /// tonic's server).
-    fn decode(self, msg: Bytes) -> Result<Request, Status> {
+    /// Decodes a message as a Rust user would, where it lies (`recv_ref` lends it): prost
+    /// copies its bytes fields into the `Vec`s of echo.proto's generated types, as it does
+    /// for tonic's server.
+    fn decode(self, msg: &[u8]) -> Result<Request, Status> {
         match self {
             Codec::Proto => Request::decode(msg)
                 .map_err(|e| Status::new(Code::InvalidArgument, format!("bad echo.Request: {e}"))),
-            Codec::Thrift => echo_thrift::read_request(&msg)
+            Codec::Thrift => echo_thrift::read_request(msg)
                 .map(|(payload, count)| Request { payload, count })
                 .map_err(|e| Status::new(Code::InvalidArgument, e)),
         }
     }
 
     /// A unary call's request: Thrift's is wrapped in PingPong's args struct.
-    fn decode_unary(self, msg: Bytes) -> Result<Request, Status> {
+    fn decode_unary(self, msg: &[u8]) -> Result<Request, Status> {
         match self {
             Codec::Proto => self.decode(msg),
             Codec::Thrift => self.decode(
-                msg.slice_ref(
-                    echo_thrift::unwrap_args(&msg)
-                        .map_err(|e| Status::new(Code::InvalidArgument, e))?,
-                ),
+                echo_thrift::unwrap_args(msg).map_err(|e| Status::new(Code::InvalidArgument, e))?,
             ),
         }
     }
@@ -165,7 +162,7 @@ async fn run(call: &mut ServerCall, md: &Metadata, codec: Codec) -> Result<(), S
     }
     match call.method() {
         PING_PONG => {
-            let req = codec.decode_unary(call.recv_single().await?)?;
+            let req = codec.decode_unary(&call.recv_single().await?)?;
             if let Some(s) = requested_error(&req) {
                 return Err(s);
             }
@@ -173,7 +170,7 @@ async fn run(call: &mut ServerCall, md: &Metadata, codec: Codec) -> Result<(), S
         }
         ECHO => {
             let mut buf = Vec::new();
-            while let Some(m) = call.recv().await? {
+            while let Some(m) = call.recv_ref().await? {
                 let req = codec.decode(m)?;
                 if let Some(s) = requested_error(&req) {
                     return Err(s);
@@ -185,7 +182,7 @@ async fn run(call: &mut ServerCall, md: &Metadata, codec: Codec) -> Result<(), S
         }
         ECHO_CLIENT => {
             let mut total = 0usize;
-            while let Some(m) = call.recv().await? {
+            while let Some(m) = call.recv_ref().await? {
                 let req = codec.decode(m)?;
                 if let Some(s) = requested_error(&req) {
                     return Err(s);
@@ -196,7 +193,7 @@ async fn run(call: &mut ServerCall, md: &Metadata, codec: Codec) -> Result<(), S
                 .await
         }
         ECHO_SERVER => {
-            let req = codec.decode(call.recv_single().await?)?;
+            let req = codec.decode(&call.recv_single().await?)?;
             if let Some(s) = requested_error(&req) {
                 return Err(s);
             }

@@ -19,7 +19,7 @@ use crate::protocol::envelope::{Encoding, PREFIX_LEN};
 use crate::protocol::terms::{Abort, End, Framing, NoHead, PeerEnd};
 use crate::status::{Code, Status};
 use crate::transport::ttheader::{
-    encode, frame, split_payload, FrameType, Gone, Inbound, Packet, Stream,
+    encode, first_payload, frame, split_payload, FrameType, Gone, Inbound, Packet, Stream,
 };
 
 /// Messages up to this size are copied into the frame after their header; larger ones
@@ -477,6 +477,10 @@ pub(crate) struct Receiver {
     frames: VecDeque<Inbound>,
     /// The DATA frames of a run (`Inbound::Data`) whose messages are still to hand out.
     run: Bytes,
+    /// Where the payload of the frame at the start of `run` that was last lent out
+    /// (`lend_whole`) starts and where that frame ends; the frame is passed over by the
+    /// next call that reads `run`, once the borrow has ended. `(0, 0)`: none is lent.
+    lent: (usize, usize),
 }
 
 impl Receiver {
@@ -489,6 +493,7 @@ impl Receiver {
             client: false,
             frames: VecDeque::new(),
             run: Bytes::new(),
+            lent: (0, 0),
         }
     }
 
@@ -562,6 +567,7 @@ impl Receiver {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, Status>> {
+        self.settle();
         loop {
             if self.ended.is_none() && !self.run.is_empty() {
                 self.ended = match split_payload(&mut self.run) {
@@ -609,6 +615,39 @@ impl Receiver {
                 // call's.
                 Inbound::Frame(..) => {}
             }
+        }
+    }
+
+    /// The next message lent in place when it is whole in the run and more of the run
+    /// follows it (see `envelope::Decoder::lend_whole`): true when `lent_message` now holds
+    /// it, until the next call that reads the run.
+    #[inline]
+    pub(crate) fn lend_whole(&mut self) -> bool {
+        self.settle();
+        if self.ended.is_some() {
+            return false;
+        }
+        match first_payload(&self.run) {
+            Some((start, end)) if end < self.run.len() && end - start <= self.max_message => {
+                self.lent = (start, end);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The message `lend_whole` lent.
+    #[inline]
+    pub(crate) fn lent_message(&self) -> &[u8] {
+        &self.run[self.lent.0..self.lent.1]
+    }
+
+    /// Passes over the frame lent last, if any: its borrow has ended.
+    #[inline]
+    fn settle(&mut self) {
+        if self.lent.1 != 0 {
+            self.run.advance(self.lent.1);
+            self.lent = (0, 0);
         }
     }
 

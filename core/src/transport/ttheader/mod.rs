@@ -19,4 +19,6 @@ pub(crate) use frame::{frame, key, FrameType};
 pub(crate) use packet::decode;
 #[cfg(test)]
 pub(crate) use packet::Malformed;
-pub(crate) use packet::{encode, split_payload, Packet, ProtocolId, FLAG_STREAMING, MAGIC};
+pub(crate) use packet::{
+    encode, first_payload, split_payload, Packet, ProtocolId, FLAG_STREAMING, MAGIC,
+};

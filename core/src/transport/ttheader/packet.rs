@@ -268,15 +268,23 @@ impl Head {
 /// read and checked already (`head`, `Head::check`), and gives its payload: `None` once
 /// `run` is empty, or if it does not hold whole packets after all.
 pub(crate) fn split_payload(run: &mut Bytes) -> Option<Bytes> {
+    let (start, total) = first_payload(run)?;
+    let mut p = run.split_to(total);
+    p.advance(start);
+    Some(p)
+}
+
+/// Where the payload of `run`'s first packet starts, and where the packet ends (see
+/// `split_payload`).
+#[inline]
+pub(crate) fn first_payload(run: &[u8]) -> Option<(usize, usize)> {
     let b = run.get(..FIXED_LEN)?;
     let total = 4 + u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
     let start = FIXED_LEN + 4 * usize::from(u16::from_be_bytes([b[12], b[13]]));
     if total > run.len() || start > total {
         return None;
     }
-    let mut p = run.split_to(total);
-    p.advance(start);
-    Some(p)
+    Some((start, total))
 }
 
 /// The value of int key `key` in info blocks `info` (the last one, as `Packet::int`), the

@@ -216,8 +216,8 @@ async fn ping_pong_proto(call: &mut ServerCall, out: &mut Out) -> Result<(), Sta
 }
 
 async fn echo(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
-    while let Some(msg) = call.recv().await? {
-        let req = request(&msg)?;
+    while let Some(msg) = call.recv_ref().await? {
+        let req = request(msg)?;
         slow(call, &req).await?;
         let resp = Response {
             payload: req.payload,
@@ -229,8 +229,8 @@ async fn echo(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
 
 async fn echo_client(call: &mut ServerCall, out: &mut Out) -> Result<(), Status> {
     let mut total = 0usize;
-    while let Some(msg) = call.recv().await? {
-        total += request(&msg)?.payload.map_or(0, |p| p.len());
+    while let Some(msg) = call.recv_ref().await? {
+        total += request(msg)?.payload.map_or(0, |p| p.len());
     }
     let resp = Response {
         payload: Some(total.to_string().into_bytes()),
