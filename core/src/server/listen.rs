@@ -21,6 +21,7 @@ use crate::transport::h2_server;
 use crate::transport::hosted::HostedConnection;
 use crate::transport::http::{RecvBody, Respond};
 use crate::transport::http1;
+use crate::transport::late_ack::LateAck;
 use crate::transport::sniff::{sniff, Version};
 use crate::transport::socket::Socket;
 use crate::transport::ttheader;
@@ -512,14 +513,14 @@ async fn serve_h2<T>(
 {
     let o = &shared.opts;
     let ledger = shared.budget.as_ref().map(|b| b.ledger());
-    let (io, seen) = Watched::new(io, o.header_read_timeout, ledger.clone());
+    let (io, seen) = Watched::new(LateAck::new(io), o.header_read_timeout, ledger.clone());
     let conn = h2_server(
         o.max_concurrent_streams,
         o.max_header_list_size,
         o.initial_stream_window,
         o.initial_connection_window,
     )
-    .handshake::<Watched<T>, Bytes>(io);
+    .handshake::<Watched<LateAck<T>>, Bytes>(io);
     // h2's handshake ends once the client's connection preface has arrived.
     let conn = match tokio::time::timeout_at(handshake_by, conn).await {
         Ok(Ok(c)) => c,

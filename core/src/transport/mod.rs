@@ -8,6 +8,7 @@ pub(crate) mod goaway;
 pub(crate) mod hosted;
 pub(crate) mod http;
 pub(crate) mod http1;
+pub(crate) mod late_ack;
 pub(crate) mod merge;
 pub(crate) mod sniff;
 pub(crate) mod socket;
