@@ -30,6 +30,17 @@ async fn long_server_stream_of_small_messages_completes() {
     assert_eq!(got, n);
 }
 
+/// A bidi call to `server`'s echo method that compresses what it sends with gzip.
+fn gzip_echo(server: &rillrpc::Server) -> rillrpc::Call {
+    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
+    ch.open(
+        rill_testkit::rill_echo::ECHO,
+        rillrpc::Shape::Bidi,
+        CallOptions::new().compression(rillrpc::Encoding::Gzip),
+    )
+    .unwrap()
+}
+
 /// A server whose handler does `f` with each call.
 fn server_with<F, Fut>(f: F) -> std::sync::Arc<rillrpc::Server>
 where
@@ -302,14 +313,7 @@ async fn last_recv_compressed_reports_the_wire_flag_of_each_message() {
         }
         call.finish(rillrpc::Status::ok()).unwrap();
     });
-    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
-    let mut call = ch
-        .open(
-            rill_testkit::rill_echo::ECHO,
-            rillrpc::Shape::Bidi,
-            CallOptions::new().compression(rillrpc::Encoding::Gzip),
-        )
-        .unwrap();
+    let mut call = gzip_echo(&server);
     // The client compresses every message it sends with an encoding set; an empty one
     // too, so both requests arrive flagged.
     call.send(rillrpc::Bytes::from_static(b"first"))
@@ -389,14 +393,7 @@ async fn client_send_with_chooses_compression_per_message() {
         call.send(rillrpc::Bytes::from(flags)).await.unwrap();
         call.finish(rillrpc::Status::ok()).unwrap();
     });
-    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
-    let mut call = ch
-        .open(
-            rill_testkit::rill_echo::ECHO,
-            rillrpc::Shape::Bidi,
-            CallOptions::new().compression(rillrpc::Encoding::Gzip),
-        )
-        .unwrap();
+    let mut call = gzip_echo(&server);
     let m = || rillrpc::Bytes::from_static(b"payload");
     call.send_with(m(), true).await.unwrap();
     call.send_with(m(), false).await.unwrap();
@@ -814,14 +811,7 @@ async fn recv_ref_reads_what_recv_would_on_both_sides() {
         }
         call.finish(rillrpc::Status::ok()).unwrap();
     });
-    let ch = Channel::new(&format!("http://{}", server.local_addr())).unwrap();
-    let mut call = ch
-        .open(
-            rill_testkit::rill_echo::ECHO,
-            rillrpc::Shape::Bidi,
-            CallOptions::new().compression(rillrpc::Encoding::Gzip),
-        )
-        .unwrap();
+    let mut call = gzip_echo(&server);
     for (i, m) in sent.iter().enumerate() {
         // Every fifth message compressed: those come as `Bytes`, between lent ones.
         call.send_with(rillrpc::Bytes::from(m.clone()), i % 5 == 0)

@@ -258,33 +258,17 @@ impl Call {
     /// A stream's next message, whole in the chunk in hand, ahead of `poll_next`'s loop
     /// (see `ServerCall::poll_next`).
     fn next_whole(&mut self) -> Option<Bytes> {
-        if !self.expect.streaming()
-            || self.headers.is_none()
-            || self.send.queue.local_status().is_some()
-        {
-            return None;
-        }
-        let RecvState::Open(r) = &mut self.state else {
-            return None;
-        };
+        let r = self.streaming_receiver()?;
         let m = r.next_whole()?;
+        let answerable = r.answerable();
         let _ = self.expect.message();
-        self.send.queue.received(r.answerable());
+        self.send.queue.received(answerable);
         Some(m)
     }
 
     /// `next_whole`, lending the message in place: true when the receive side holds it.
     fn lend_whole(&mut self) -> bool {
-        if !self.expect.streaming()
-            || self.headers.is_none()
-            || self.send.queue.local_status().is_some()
-        {
-            return false;
-        }
-        let RecvState::Open(r) = &mut self.state else {
-            return false;
-        };
-        if !r.lend_whole() {
+        if !self.streaming_receiver().is_some_and(|r| r.lend_whole()) {
             return false;
         }
         let _ = self.expect.message();
@@ -293,6 +277,21 @@ impl Call {
         // once (see `SendQueue::received`).
         self.send.queue.received(false);
         true
+    }
+
+    /// The receive side of a stream whose head is in and whose call goes on: where its
+    /// next message may be taken ahead of `poll_next`'s loop.
+    fn streaming_receiver(&mut self) -> Option<&mut Receiver> {
+        if !self.expect.streaming()
+            || self.headers.is_none()
+            || self.send.queue.local_status().is_some()
+        {
+            return None;
+        }
+        match &mut self.state {
+            RecvState::Open(r) => Some(r),
+            _ => None,
+        }
     }
 
     fn lent_message(&self) -> &[u8] {
