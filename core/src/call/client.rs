@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::queue::{SendQueue, Stop, COALESCE_MAX, SEND_QUEUE_BYTES};
-use super::receive::{Expect, From, Receive};
+use super::receive::{Expect, From, Kept, Receive};
 use super::send::SendHalf;
 use super::shape::Shape;
 use super::writer::{past_deadline, Open, Opening, Role, Writer};
@@ -51,8 +51,8 @@ pub struct Call {
     /// Kept from the receive side when the call ends.
     last_compressed: bool,
     deadline: Option<Instant>,
-    /// The message `recv_ref` last handed out when it came as `Bytes`.
-    lent: Option<Bytes>,
+    /// The message `recv_ref` handed out last when it could not lend it in place.
+    kept: Kept,
 }
 
 impl Deref for Call {
@@ -149,7 +149,7 @@ impl Call {
             expect: Expect::new(start.shape.single_response(), From::Server),
             last_compressed: false,
             deadline: start.deadline,
-            lent: None,
+            kept: Kept::default(),
         };
         if let Some(msg) = first {
             call.send.check_len(msg.len())?;
@@ -189,8 +189,8 @@ impl Call {
         if self.lend_whole() {
             return Ok(Some(self.lent_message()));
         }
-        self.lent = self.recv().await?;
-        Ok(self.lent.as_deref())
+        let m = self.recv().await?;
+        Ok(self.kept.keep(m))
     }
 
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
@@ -272,7 +272,7 @@ impl Call {
             return false;
         }
         let _ = self.expect.message();
-        self.lent = None;
+        self.kept.release();
         // More of the burst follows the lent message in its chunk: not one to answer at
         // once (see `SendQueue::received`).
         self.send.queue.received(false);

@@ -113,6 +113,43 @@ pub trait Receive {
     }
 }
 
+/// Messages this small that `recv_ref` cannot lend in place are copied into the call's own
+/// buffer rather than held as they came.
+const KEPT_COPY_MAX: usize = 256;
+
+/// What `recv_ref` hands out when the receive side cannot lend a message in place (a
+/// chunk's last message, one gathered across chunks, a decompressed one): kept by the call
+/// until its next receive. A small message is copied into a buffer the call reuses, so that
+/// the buffer it was read into is the connection's again for its next read: held, it would
+/// make the connection allocate a new one (a TTHeader connection reads many streams' frames
+/// into one). A large one is held as it came.
+#[derive(Default)]
+pub(crate) struct Kept {
+    small: Vec<u8>,
+    large: Option<Bytes>,
+}
+
+impl Kept {
+    /// Keeps `m`, handing out its bytes.
+    pub(crate) fn keep(&mut self, m: Option<Bytes>) -> Option<&[u8]> {
+        self.large = None;
+        match m {
+            None => None,
+            Some(m) if m.len() <= KEPT_COPY_MAX => {
+                self.small.clear();
+                self.small.extend_from_slice(&m);
+                Some(&self.small)
+            }
+            Some(m) => Some(&self.large.insert(m)[..]),
+        }
+    }
+
+    /// Lets go of a large message kept: a message lent in place replaces it.
+    pub(crate) fn release(&mut self) {
+        self.large = None;
+    }
+}
+
 /// Received messages a binding hands out one by one or a batch at a time: it refills with
 /// every ready message in one poll (one wake-up per batch), and holds what it handed out
 /// until the next refill, so that a C caller can borrow their bytes meanwhile.
@@ -180,5 +217,37 @@ impl Inbox {
         self.batch.clear();
         self.next = 0;
         self.current = Bytes::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small message kept for `recv_ref` holds nothing of the buffer it was read into; a
+    /// large one holds it until the next receive, or until a message lent in place.
+    #[test]
+    fn a_kept_small_message_frees_its_read_buffer_a_large_one_until_the_next() {
+        let read = Bytes::from(vec![7u8; 4096]);
+        let mut kept = Kept::default();
+        let small = read.slice(..KEPT_COPY_MAX);
+        assert_eq!(kept.keep(Some(small)), Some(&[7u8; KEPT_COPY_MAX][..]));
+        assert!(read.is_unique(), "the small message was copied");
+
+        let large = read.slice(..KEPT_COPY_MAX + 1);
+        assert_eq!(
+            kept.keep(Some(large)).map(<[u8]>::len),
+            Some(KEPT_COPY_MAX + 1)
+        );
+        assert!(!read.is_unique(), "the large message is held as it came");
+        kept.release();
+        assert!(read.is_unique());
+
+        assert_eq!(
+            kept.keep(Some(read.slice(1000..))).map(<[u8]>::len),
+            Some(3096)
+        );
+        assert_eq!(kept.keep(None), None);
+        assert!(read.is_unique(), "the end lets go of what was kept");
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::queue::{SendQueue, Stop, SEND_QUEUE_BYTES};
-use super::receive::{Expect, From, Receive};
+use super::receive::{Expect, From, Kept, Receive};
 use super::send::SendHalf;
 use super::shape::Shape;
 use super::writer::{Role, Writer};
@@ -56,8 +56,8 @@ pub struct ServerCall {
     /// A single-request call's request, held until the client's half-close shows it is the
     /// only one.
     held: Option<Bytes>,
-    /// The message `recv_ref` last handed out when it came as `Bytes`.
-    lent: Option<Bytes>,
+    /// The message `recv_ref` handed out last when it could not lend it in place.
+    kept: Kept,
     accepts: Accepts,
     eof: bool,
     finished: bool,
@@ -120,7 +120,7 @@ impl ServerCall {
             receiver: a.receiver,
             expect: Expect::new(a.shape.single_request(), From::Client),
             held: None,
-            lent: None,
+            kept: Kept::default(),
             accepts: a.accepts,
             eof: false,
             finished: false,
@@ -185,14 +185,14 @@ impl ServerCall {
             && self.receiver.lend_whole()
         {
             let _ = self.expect.message();
-            self.lent = None;
+            self.kept.release();
             // More of the burst follows the lent message in its chunk: not one to answer
             // at once (see `SendQueue::received`).
             self.send.queue.received(false);
             return Ok(Some(self.receiver.lent_message()));
         }
-        self.lent = self.recv().await?;
-        Ok(self.lent.as_deref())
+        let m = self.recv().await?;
+        Ok(self.kept.keep(m))
     }
 
     /// The request of a single-request call (unary, server streaming): exactly one
