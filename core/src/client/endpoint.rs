@@ -23,6 +23,7 @@ use crate::status::Status;
 use crate::transport::driver::Driver;
 use crate::transport::goaway::{GoAway, Watched};
 use crate::transport::hosted::{Handout, HostedConnection};
+use crate::transport::late_ack::LateAck;
 use crate::transport::socket::Socket;
 use crate::transport::window::{self, Counter, RecvWindow};
 use crate::transport::{h2_client, tls};
@@ -375,9 +376,11 @@ impl Endpoint {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let goaway = Arc::new(GoAway::default());
+        // A PING ACK waits for the request written next (`late_ack`). Not on a hosted
+        // connection: its host polls it outside the runtime, where no timer can hold one.
         let (sender, conn) = self
             .h2_builder()
-            .handshake::<_, Bytes>(Watched::new(io, goaway.clone()))
+            .handshake::<_, Bytes>(Watched::new(LateAck::new(io), goaway.clone()))
             .await
             .map_err(|e| Status::unavailable(format!("HTTP/2 handshake failed: {e}")))?;
         let generation = self.next_generation();

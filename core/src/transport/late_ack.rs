@@ -2,7 +2,8 @@
 //! connection writes again, so that it leaves with those frames: at most a millisecond.
 //!
 //! grpc-go's client sends a PING (its bandwidth estimate) in front of the DATA of a request
-//! whenever none is outstanding: in a request-response rhythm, in front of every request.
+//! whenever none is outstanding: in a request-response rhythm, in front of every request
+//! (and its server, in front of every response, to a client).
 //! h2 answers the PING as soon as it has read the frames, before the handler it woke has
 //! answered the request: two writes, two segments, and a peer woken twice where once would
 //! do (grpc-go's own server writes the two together: its writer yields before it flushes).
