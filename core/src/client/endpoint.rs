@@ -376,8 +376,9 @@ impl Endpoint {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let goaway = Arc::new(GoAway::default());
-        // A PING ACK waits for the request written next (`late_ack`). Not on a hosted
-        // connection: its host polls it outside the runtime, where no timer can hold one.
+        // A PING ACK waits for the request written next (`late_ack`). Hosted connections
+        // (`hand_out`) send theirs at once: a binding's loop polls them, and the hold has
+        // not been measured there.
         let (sender, conn) = self
             .h2_builder()
             .handshake::<_, Bytes>(Watched::new(LateAck::new(io), goaway.clone()))
