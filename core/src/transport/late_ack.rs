@@ -133,9 +133,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for LateAck<T> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let me = &mut *self;
-        // The timer needs the runtime: a poll from outside it (none is known) sends at once.
-        if me.held.is_none() && tokio::runtime::Handle::try_current().is_ok() {
-            if let Some(bytes) = lone_ack(bufs) {
+        if me.held.is_none() {
+            // The timer needs the runtime: a poll from outside it (none is known) sends at
+            // once. Asked only of an ACK: finding the runtime clones its handle.
+            let ack = lone_ack(bufs).filter(|_| tokio::runtime::Handle::try_current().is_ok());
+            if let Some(bytes) = ack {
                 me.held = Some(Held { bytes, sent: 0 });
                 let by = Instant::now() + HOLD;
                 match &mut me.timer {
