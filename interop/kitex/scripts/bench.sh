@@ -8,11 +8,15 @@
 # in Kitex's Protobuf over TTHeader (kitex-server --idl protobuf for Kitex's side). Prints a
 # markdown table of the rates, and the ratios of rillrpc's server and rillrpc's client
 # against Kitex's under the same peer; the machine is shared and noisy, nothing is asserted.
-#   scripts/bench.sh KITEX_BIN_DIR RUST_RELEASE_DIR [SECONDS]
+# Each cell is the best of ROUNDS runs (a loaded machine only ever slows a run down), the
+# four cells of a row taking turns within each round, as bench/'s tables do.
+#   scripts/bench.sh KITEX_BIN_DIR RUST_RELEASE_DIR [SECONDS [ROUNDS]]
 set -uo pipefail
-kitex=${1:?usage: bench.sh KITEX_BIN_DIR RUST_RELEASE_DIR [SECONDS]}
-rust=${2:?usage: bench.sh KITEX_BIN_DIR RUST_RELEASE_DIR [SECONDS]}
+usage="usage: bench.sh KITEX_BIN_DIR RUST_RELEASE_DIR [SECONDS [ROUNDS]]"
+kitex=${1:?$usage}
+rust=${2:?$usage}
 secs=${3:-3}
+rounds=${4:-3}
 what=bench-kitex
 # shellcheck source=servers.sh
 source "$(dirname "$0")/servers.sh"
@@ -40,24 +44,37 @@ rill_rate() {
   sed -n 's/.* value=\([0-9]*\) .*/\1/p' <<<"$out" | head -1
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+max() { if [ "${1:-0}" -ge "${2:-0}" ]; then echo "${1:-0}"; else echo "${2:-0}"; fi; }
+
+# row LABEL TRANSPORT KK KR RK RR: each of the four cells is a command (a kitex_rate or
+# rill_rate call, quoted), run ROUNDS times in turn; prints the row with the best rates.
+row() {
+  local label=$1 transport=$2 best=(0 0 0 0) r i
+  shift 2
+  for ((r = 0; r < rounds; r++)); do
+    for i in 0 1 2 3; do
+      best[i]=$(max "${best[i]}" "$(eval "${@:i+1:1}")")
+    done
+  done
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$transport" "${best[@]}" \
+    "$(ratio "${best[1]}" "${best[0]}")" "$(ratio "${best[2]}" "${best[0]}")"
+}
 
 echo "| workload, 16 B | transport | Kitex → Kitex | Kitex → rill | rill → Kitex | rill → rill | rill server / Kitex server (Kitex's client) | rill client / Kitex client (Kitex's server) |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|"
 for w in server-stream pingpong unary; do
   for t in grpc ttheader; do
-    kk=$(kitex_rate "$kitex_server" "$t" "$w")
-    kr=$(kitex_rate "$rill_server" "$t" "$w")
-    rk=$(rill_rate "$kitex_server" "$t" "$w")
-    rr=$(rill_rate "$rill_server" "$t" "$w")
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$w" "$t" "$kk" "$kr" "$rk" "$rr" \
-      "$(ratio "$kr" "$kk")" "$(ratio "$rk" "$kk")"
+    row "$w" "$t" \
+      "kitex_rate $kitex_server $t $w" "kitex_rate $rill_server $t $w" \
+      "rill_rate $kitex_server $t $w" "rill_rate $rill_server $t $w"
   done
 done
 # PingPong in Kitex's Protobuf (echo.proto's service): Kitex's client of kitex_gen/protobuf,
 # ours with the proto codec; Kitex's server is kitex-server --idl protobuf.
-kk=$(kitex_rate "$kitex_pb_server" pingpong unary --api protobuf)
-kr=$(kitex_rate "$rill_server" pingpong unary --api protobuf)
-rk=$(rill_rate "$kitex_pb_server" ttheader unary --codec proto)
-rr=$(rill_rate "$rill_server" ttheader unary --codec proto)
-printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' unary "ttheader, protobuf" "$kk" "$kr" "$rk" "$rr" \
-  "$(ratio "$kr" "$kk")" "$(ratio "$rk" "$kk")"
+row unary "ttheader, protobuf" \
+  "kitex_rate $kitex_pb_server pingpong unary --api protobuf" \
+  "kitex_rate $rill_server pingpong unary --api protobuf" \
+  "rill_rate $kitex_pb_server ttheader unary --codec proto" \
+  "rill_rate $rill_server ttheader unary --codec proto"
+echo
+echo "Each cell: the best of $rounds runs of $secs s, the four cells of a row in turn within each round."
