@@ -267,6 +267,7 @@ impl Head {
 /// Takes the first packet off `run`, whole packets one after another whose heads were
 /// read and checked already (`head`, `Head::check`), and gives its payload: `None` once
 /// `run` is empty, or if it does not hold whole packets after all.
+#[inline]
 pub(crate) fn split_payload(run: &mut Bytes) -> Option<Bytes> {
     let (start, total) = first_payload(run)?;
     let mut p = run.split_to(total);
