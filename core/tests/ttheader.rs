@@ -1236,6 +1236,38 @@ async fn regression_a_half_close_that_cannot_go_out_directly_wakes_the_writer() 
     }
 }
 
+/// A unary call over TTHeader opens on its caller's thread and hands its request on at
+/// once. The requests that cannot go so still go, through the call's writer: one too large
+/// to go directly, one sent after the open, one under a deadline. A method path that names
+/// no Thrift method fails its call, not its open, as it did when the writer opened calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unary_call_over_ttheader_goes_whichever_way_its_request_comes() {
+    use rill_testkit::rill_echo::PING_PONG;
+    use rillrpc::{CallOptions, Code, Shape};
+    let server = rill_server(ServerOptions::default());
+    let ch = ttheader_channel(server.local_addr());
+    let big = vec![b'x'; 64 * 1024];
+    let got = ch.unary(PING_PONG, req(&big, 0), CallOptions::default());
+    assert_eq!(resp_payload(&got.await.unwrap()), big);
+    let timed = CallOptions::new().timeout(Duration::from_secs(10));
+    let got = ch.unary(PING_PONG, req(b"timed", 0), timed);
+    assert_eq!(resp_payload(&got.await.unwrap()), b"timed");
+    let mut call = ch
+        .open(PING_PONG, Shape::Unary, CallOptions::default())
+        .unwrap();
+    call.send(req(b"later", 0)).await.unwrap();
+    call.close_send();
+    let m = call.recv().await.unwrap().unwrap();
+    assert_eq!(resp_payload(&m), b"later");
+    assert_eq!(call.recv().await.unwrap(), None);
+    let mut call = ch
+        .open_with_request("nope", Shape::Unary, CallOptions::default(), &req(b"", 0))
+        .unwrap();
+    let e = call.recv().await.unwrap_err();
+    assert_eq!(e.code(), Code::Internal, "{e:?}");
+    assert!(e.message().contains("malformed method name"), "{e:?}");
+}
+
 /// A draining server answers the PingPong request in progress, then closes the
 /// connection (PingPong has no other way to say "go"); TTHeader Streaming connections end
 /// once their streams have.

@@ -210,17 +210,20 @@ impl Channel {
             .max_recv_message_size
             .unwrap_or(DEFAULT_MAX_RECV_MESSAGE);
         let subtype = opts.content_subtype.as_deref();
-        let open = t.open(
-            method,
-            shape,
-            subtype,
-            opts.metadata,
-            ttheader::Asking {
-                timeout: opts.timeout,
-                wait_for_ready: opts.wait_for_ready,
-                max_recv,
-            },
-        );
+        let asked = ttheader::Asking {
+            timeout: opts.timeout,
+            wait_for_ready: opts.wait_for_ready,
+            max_recv,
+        };
+        if shape == Shape::Unary {
+            // Opened here, its request handed on at once: no writer task to spawn first.
+            return match t.open_pingpong(method, subtype, opts.metadata, asked) {
+                Ok((sender, receiver)) => Call::opened(start, sender, receiver, first),
+                // Reported by the call, as any other failure to open.
+                Err(e) => Call::opening(start, Box::pin(async move { Err(e) }), first),
+            };
+        }
+        let open = t.open_streaming(method, subtype, opts.metadata, asked);
         Call::opening(start, open, first)
     }
 

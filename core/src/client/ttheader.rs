@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use super::backoff::{Backoff, Turn};
-use crate::call::{Open, Shape};
+use crate::call::Open;
 use crate::metadata::Metadata;
 use crate::protocol::envelope::DEFAULT_MAX_RECV_MESSAGE;
 use crate::protocol::ttheader::metainfo::{wire_pairs, ISN};
@@ -91,12 +91,11 @@ impl Ttheader {
         id
     }
 
-    /// Opens a call of `shape` to `path`: a stream for the streaming shapes, a PingPong
-    /// request for unary calls, in the payload `subtype` asks for.
-    pub(crate) fn open(
+    /// Opens a streaming call to `path`: a stream of the TTHeader Streaming connection,
+    /// once there is one (unary calls are PingPong requests: `open_pingpong`).
+    pub(crate) fn open_streaming(
         self: &Arc<Self>,
         path: &str,
-        shape: Shape,
         subtype: Option<&str>,
         metadata: Metadata,
         asked: Asking,
@@ -105,9 +104,6 @@ impl Ttheader {
         let payload = Payload::of_subtype(subtype);
         Box::pin(async move {
             let (svc, method) = names(&path)?;
-            if shape == Shape::Unary {
-                return Ok(me.pingpong(payload, svc, method, metadata, asked));
-            }
             if payload != Payload::Thrift {
                 // Kitex's ttstream frames carry Thrift structs only (protocol id 0x10).
                 return Err(Status::new(
@@ -119,6 +115,20 @@ impl Ttheader {
             me.open_stream(svc, method, metadata, asked.wait_for_ready, asked.max_recv)
                 .await
         })
+    }
+
+    /// A unary call's two ends, made on the caller's thread: a PingPong call needs no
+    /// connection to begin (its request takes one as it leaves).
+    pub(crate) fn open_pingpong(
+        self: &Arc<Self>,
+        path: &str,
+        subtype: Option<&str>,
+        metadata: Metadata,
+        asked: Asking,
+    ) -> Result<(Sender, Receiver), Status> {
+        let (svc, method) = names(path)?;
+        let payload = Payload::of_subtype(subtype);
+        Ok(self.clone().pingpong(payload, svc, method, metadata, asked))
     }
 
     /// A new connection, as the channel's backoff allows (`backoff`): within it a call

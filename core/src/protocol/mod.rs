@@ -241,7 +241,7 @@ impl Sender {
         match self {
             Sender::Http(s) => s.send_request_now(data),
             Sender::Ttheader(s) => s.send_request_now(data).map(|()| None),
-            Sender::PingPong(_) => Err(data),
+            Sender::PingPong(s) => s.send_request_now(data).map(|()| None),
         }
     }
 }

@@ -205,6 +205,24 @@ impl Sender {
         Ok(())
     }
 
+    /// A client's whole request (its args struct, bare) and its half-close, handed on at
+    /// once; the bytes back from any other end, or one whose request went already.
+    pub(crate) fn send_request_now(&mut self, data: Bytes) -> Result<(), Bytes> {
+        match self {
+            Sender::Ask(Ask {
+                args,
+                send: send @ Some(_),
+            }) => {
+                args.extend_from_slice(&data);
+                if let Some(send) = send.take() {
+                    send(args.split().freeze());
+                }
+                Ok(())
+            }
+            _ => Err(data),
+        }
+    }
+
     /// Ends a call refused before it began with its status alone.
     pub(crate) fn refuse(self, status: &Status) {
         if let Sender::Answer(mut a) = self {
