@@ -23,8 +23,10 @@ use super::packet::{self, Malformed, Packet};
 use crate::transport::budget::Meter;
 
 /// The frames one stream may have waiting to be written: what its sender may get ahead of
-/// the socket, as an HTTP/2 stream's window lets it.
-pub(crate) const STREAM_SEND_BYTES: usize = 64 * 1024;
+/// the socket, as an HTTP/2 stream's window lets it. Four default HTTP/2 windows: with one,
+/// a streaming call's writer and the connection's task handed each other its bytes in
+/// many small turns, each turn a wake of the other's thread.
+pub(crate) const STREAM_SEND_BYTES: usize = 256 * 1024;
 
 /// The received bytes a connection's streams may hold unread before it stops reading.
 pub(crate) const CONN_RECV_BYTES: usize = 4 << 20;
@@ -146,15 +148,17 @@ struct Leaving {
 
 impl State {
     /// `n` bytes of a stream's frames were written (or dropped): its room back, and its
-    /// count in the send budget.
-    fn settle(&mut self, tag: Tag, n: usize) {
+    /// count in the send budget. Gives the stream's waiting sender, to wake once the lock
+    /// is let go.
+    #[must_use]
+    fn settle(&mut self, tag: Tag, n: usize) -> Option<Waker> {
         let slot = self.streams.get_mut(&tag.id);
         if let Some(slot) = slot.filter(|s| s.serial == tag.serial) {
             slot.waiting -= n;
             if let Some(m) = &slot.meter {
                 m.wrote(n);
             }
-            wake(&mut slot.send);
+            return slot.send.take();
         } else if let Some(l) = self.leaving.get_mut(&tag.serial) {
             l.waiting -= n;
             if let Some(m) = &l.meter {
@@ -164,6 +168,7 @@ impl State {
                 self.leaving.remove(&tag.serial);
             }
         }
+        None
     }
 }
 
@@ -266,13 +271,14 @@ impl Conn {
 
     /// Hands a frame to its stream.
     fn deliver(&self, id: i32, frame: Inbound) {
-        self.deliver_all(&mut vec![(id, frame)]);
+        self.deliver_all(&mut vec![(id, frame)], &mut Vec::new());
     }
 
     /// Hands frames to their streams, in order, under one lock. A frame on a stream we do
     /// not have (ended already, or never opened) is dropped: the peer may send its TRAILER
-    /// after our RST crossed it.
-    fn deliver_all(&self, frames: &mut Vec<(i32, Inbound)>) {
+    /// after our RST crossed it. The streams' calls are woken once the lock is let go
+    /// (`woken`, empty, lends its room for their wakers).
+    fn deliver_all(&self, frames: &mut Vec<(i32, Inbound)>, woken: &mut Vec<Waker>) {
         if frames.is_empty() {
             return;
         }
@@ -285,7 +291,7 @@ impl Conn {
         for (id, f) in frames.drain(..) {
             if cur.as_ref().is_none_or(|(c, _)| *c != id) {
                 if let Some((_, slot)) = cur.take() {
-                    wake(&mut slot.recv);
+                    woken.extend(slot.recv.take());
                 }
                 cur = streams.get_mut(&id).map(|slot| (id, slot));
             }
@@ -303,15 +309,17 @@ impl Conn {
                 }
                 Inbound::Frame(FrameType::Rst, packet) => {
                     slot.gone = Some(Gone::Reset((**packet).clone()));
-                    wake(&mut slot.send);
+                    woken.extend(slot.send.take());
                 }
                 Inbound::Frame(..) => {}
             }
             slot.inbox.push_back(f);
         }
         if let Some((_, slot)) = cur {
-            wake(&mut slot.recv);
+            woken.extend(slot.recv.take());
         }
+        drop(st);
+        wake_all(woken);
     }
 }
 
@@ -342,6 +350,14 @@ impl Conn {
 
 fn wake(w: &mut Option<Waker>) {
     if let Some(w) = w.take() {
+        w.wake();
+    }
+}
+
+/// Wakes what a lock's holder took to wake: a wake may switch threads, which a holder must
+/// not do (the other side of the connection then finds the lock taken and sleeps on it).
+fn wake_all(woken: &mut Vec<Waker>) {
+    for w in woken.drain(..) {
         w.wake();
     }
 }
@@ -414,8 +430,8 @@ impl Stream {
     /// goes out in their place, the last of the stream (once: a stream whose last frame is
     /// queued already is left as it is).
     pub(crate) fn cut(&self, rst: Bytes) {
-        let mut st = self.0.conn.lock();
-        let st = &mut *st;
+        let mut guard = self.0.conn.lock();
+        let st = &mut *guard;
         let tag = self.tag();
         if st.streams.get(&tag.id).is_none_or(|s| s.ended_out) {
             return;
@@ -428,7 +444,7 @@ impl Stream {
             }
             keep
         });
-        st.settle(tag, dropped);
+        let sender = st.settle(tag, dropped);
         st.cut.push(tag);
         if let Some(slot) = st.streams.get_mut(&tag.id) {
             slot.ended_out = true;
@@ -438,7 +454,11 @@ impl Stream {
             }
             st.out.push_back((tag, rst));
         }
-        wake(&mut st.task);
+        let task = st.task.take();
+        drop(guard);
+        for w in [sender, task].into_iter().flatten() {
+            w.wake();
+        }
     }
 
     /// Every frame the peer sent on this stream since the last call, moved into `into`
@@ -449,8 +469,8 @@ impl Stream {
         cx: &mut Context<'_>,
         into: &mut VecDeque<Inbound>,
     ) -> Poll<Result<(), Gone>> {
-        let mut st = self.0.conn.lock();
-        let st = &mut *st;
+        let mut guard = self.0.conn.lock();
+        let st = &mut *guard;
         let Some(slot) = st.streams.get_mut(&self.0.id) else {
             return Poll::Ready(Err(Gone::Closed("the stream is gone".into())));
         };
@@ -461,8 +481,13 @@ impl Stream {
             std::mem::swap(&mut slot.inbox, into);
             let was_full = st.unread >= CONN_RECV_BYTES;
             st.unread -= std::mem::take(&mut slot.unread);
-            if was_full && st.unread < CONN_RECV_BYTES {
-                wake(&mut st.task);
+            let task = match was_full && st.unread < CONN_RECV_BYTES {
+                true => st.task.take(),
+                false => None,
+            };
+            drop(guard);
+            if let Some(t) = task {
+                t.wake();
             }
             return Poll::Ready(Ok(()));
         }
@@ -550,8 +575,8 @@ impl Stream {
     /// side of the stream (a TRAILER or RST), and nothing may follow. False if the stream
     /// can take nothing more.
     pub(crate) fn send(&self, frames: impl IntoIterator<Item = Bytes>, last: bool) -> bool {
-        let mut st = self.0.conn.lock();
-        let st = &mut *st;
+        let mut guard = self.0.conn.lock();
+        let st = &mut *guard;
         if st.closed.is_some() {
             return false;
         }
@@ -570,7 +595,11 @@ impl Stream {
         if let Some(m) = &slot.meter {
             m.handed(slot.waiting - before);
         }
-        wake(&mut st.task);
+        let task = st.task.take();
+        drop(guard);
+        if let Some(t) = task {
+            t.wake();
+        }
         true
     }
 }
@@ -605,6 +634,7 @@ where
         eof: false,
         read: Vec::new(),
         data_info: Vec::new(),
+        woken: Vec::new(),
     };
     let r = poll_fn(|cx| io.poll(cx, &conn, max_packet, &mut on_header)).await;
     conn.close(match &r {
@@ -625,6 +655,8 @@ struct Io<T> {
     read: Vec<(i32, Inbound)>,
     /// The info blocks of the last DATA frame read (`kind_of`).
     data_info: Vec<u8>,
+    /// Streams' tasks to wake once the connection's lock is let go (kept for its capacity).
+    woken: Vec<Waker>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
@@ -643,6 +675,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
             let mut st = conn.lock();
             if !st.cut.is_empty() {
                 self.drop_cut(&mut st);
+                drop(st);
+                wake_all(&mut self.woken);
+                st = conn.lock();
             }
             if paused && st.unread < CONN_RECV_BYTES {
                 continue; // a stream read since: there is room to read again
@@ -708,20 +743,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
             if front.is_empty() {
                 self.writing.pop_front();
             }
-            st.settle(tag, k);
+            self.woken.extend(st.settle(tag, k));
         }
+        drop(st);
+        wake_all(&mut self.woken);
     }
 
     /// Drops the frames of the streams the send budget cut since they were taken to write,
     /// but for the first, which may be part written (their RST frames were queued after
-    /// them, in the shared queue, and are not here).
+    /// them, in the shared queue, and are not here). Their senders go to `woken`.
     fn drop_cut(&mut self, st: &mut State) {
         let cut = std::mem::take(&mut st.cut);
         let mut first = true;
+        let woken = &mut self.woken;
         self.writing.retain(|(tag, f)| {
             let keep = std::mem::replace(&mut first, false) || !cut.contains(tag);
             if !keep {
-                st.settle(*tag, f.len());
+                woken.extend(st.settle(*tag, f.len()));
             }
             keep
         });
@@ -785,7 +823,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
         let ended = self.packets_into(conn, max_packet, on_header, &mut batch, &mut run);
         // Frames read before bytes that break the framing still reach their streams.
         self.end_run(&mut run, &mut batch);
-        conn.deliver_all(&mut batch);
+        conn.deliver_all(&mut batch, &mut self.woken);
         self.read = batch;
         if let Ok(Some(total)) = ended {
             // A packet not all in yet: room for all of it at once.
@@ -826,7 +864,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
             let id = h.seq_id;
             let p = h.packet(&mut self.rbuf, protocol)?;
             // What came before a HEADER reaches its streams before the HEADER's stream opens.
-            conn.deliver_all(batch);
+            conn.deliver_all(batch, &mut self.woken);
             match kind {
                 FrameType::Header if conn.client => conn.headed(id, p),
                 FrameType::Header => match conn.open(id) {
