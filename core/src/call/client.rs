@@ -10,6 +10,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::deadline::{watch as watch_deadline, Watch};
 use super::queue::{SendQueue, Stop, COALESCE_MAX, SEND_QUEUE_BYTES};
 use super::receive::{Expect, From, Kept, Receive};
 use super::send::SendHalf;
@@ -53,6 +54,8 @@ pub struct Call {
     deadline: Option<Instant>,
     /// The message `recv_ref` handed out last when it could not lend it in place.
     kept: Kept,
+    /// The deadline's watch, when no writer task watches it.
+    _watch: Option<Watch>,
 }
 
 impl Deref for Call {
@@ -113,13 +116,15 @@ impl Call {
             role: Role::Client,
             deadline: start.deadline,
         };
-        if start.deadline.is_some() {
-            queue.lend(sender);
-            writer.spawn(&start.runtime);
-        } else {
-            writer.defer(sender, start.runtime.clone(), false);
-        }
-        Call::with_request(start, queue, RecvState::Open(receiver), first)
+        // The deadline is watched beside other calls' (`deadline`), not by a task of the
+        // call's own: a call written at once still costs no hand-off.
+        let watch = start
+            .deadline
+            .map(|d| watch_deadline(d, &queue, Role::Client));
+        writer.defer(sender, start.runtime.clone(), false);
+        let mut call = Call::with_request(start, queue, RecvState::Open(receiver), first)?;
+        call._watch = watch;
+        Ok(call)
     }
 
     /// A call whose writer opens its stream (connecting first, when the channel must).
@@ -150,6 +155,7 @@ impl Call {
             last_compressed: false,
             deadline: start.deadline,
             kept: Kept::default(),
+            _watch: None,
         };
         if let Some(msg) = first {
             call.send.check_len(msg.len())?;

@@ -7,6 +7,7 @@
 //! headers, h2's types or a protocol's header names.
 
 mod client;
+mod deadline;
 mod flow;
 mod idempotency;
 mod options;

@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::time::Instant;
 
+use super::deadline::{watch as watch_deadline, Watch};
 use super::queue::{SendQueue, Stop, SEND_QUEUE_BYTES};
 use super::receive::{Expect, From, Kept, Receive};
 use super::send::SendHalf;
@@ -61,6 +62,8 @@ pub struct ServerCall {
     accepts: Accepts,
     eof: bool,
     finished: bool,
+    /// The deadline's watch, when no writer task watches it.
+    _watch: Option<Watch>,
 }
 
 impl Deref for ServerCall {
@@ -99,15 +102,18 @@ impl ServerCall {
             role: Role::Server,
             deadline,
         };
-        // A single-response call without a deadline ends with one message and its status,
-        // all known when the handler finishes: the handler's own thread then writes them,
-        // and no writer task is started (one task hand-off fewer per call).
-        if a.shape.single_response() && deadline.is_none() {
+        // A single-response call ends with one message and its status, all known when the
+        // handler finishes: the handler's own thread then writes them, and no writer task
+        // is started (one task hand-off fewer per call). Its deadline is watched beside
+        // other calls' (`deadline`).
+        let watch = if a.shape.single_response() {
             writer.defer(a.sender, runtime::handle(), true);
+            deadline.map(|d| watch_deadline(d, &queue, Role::Server))
         } else {
             queue.lend(a.sender);
             writer.spawn(&runtime::handle());
-        }
+            None
+        };
         ServerCall {
             send: SendHalf::new(queue, None, false),
             method: a.method,
@@ -124,6 +130,7 @@ impl ServerCall {
             accepts: a.accepts,
             eof: false,
             finished: false,
+            _watch: watch,
         }
     }
 

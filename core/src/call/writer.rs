@@ -222,11 +222,7 @@ impl Writer {
     /// the call fails with DEADLINE_EXCEEDED; a server ends the call with that status in
     /// its trailers, as grpc-go and grpcio servers do.
     fn deadline_passed(&self) {
-        let stop = match self.role {
-            Role::Client => Stop::Reset(Abort::Cancel),
-            Role::Server => Stop::Status,
-        };
-        self.queue.abort(Status::deadline_exceeded(), stop);
+        deadline_passed(&self.queue, self.role);
     }
 
     fn peer_ended(&self, end: PeerEnd) {
@@ -291,6 +287,16 @@ impl Writer {
 fn rest_of_message(whole: &Bytes, sent: usize, framing: &Framing) -> Bytes {
     let sent = sent.min(whole.len());
     whole.slice(sent..framing.end_of_message(whole, sent))
+}
+
+/// Ends a call whose deadline passed, on the side `role` says (see
+/// `Writer::deadline_passed`).
+pub(crate) fn deadline_passed(queue: &SendQueue, role: Role) {
+    let stop = match role {
+        Role::Client => Stop::Reset(Abort::Cancel),
+        Role::Server => Stop::Status,
+    };
+    queue.abort(Status::deadline_exceeded(), stop);
 }
 
 /// A server that resets with CANCEL once the deadline has passed does so because of it
