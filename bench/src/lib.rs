@@ -7,6 +7,9 @@ use std::fmt;
 
 pub mod connectrpc_echo;
 
+/// The deadline of each call of `Workload::UnaryDeadline`: never reached, only set.
+pub const UNARY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The echo workloads of the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -18,6 +21,9 @@ pub enum Workload {
     PingPong,
     /// Sequential unary calls on one connection (calls/s).
     Unary,
+    /// `Unary`, each call with a deadline (`UNARY_DEADLINE`), as most callers set one:
+    /// what a deadline costs a call (calls/s).
+    UnaryDeadline,
     /// Server streams cancelled by the client after their first response, one after the
     /// other: what a cancel costs when the handler has much more to send (calls/s).
     Cancel,
@@ -30,11 +36,12 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::ServerStream,
         Workload::ClientStream,
         Workload::PingPong,
         Workload::Unary,
+        Workload::UnaryDeadline,
         Workload::Cancel,
         Workload::IdleStreams,
         Workload::StalledStreams,
@@ -46,6 +53,7 @@ impl Workload {
             Workload::ClientStream => "client-stream",
             Workload::PingPong => "pingpong",
             Workload::Unary => "unary",
+            Workload::UnaryDeadline => "unary-deadline",
             Workload::Cancel => "cancel",
             Workload::IdleStreams => "idle-streams",
             Workload::StalledStreams => "stalled-streams",
@@ -66,7 +74,7 @@ impl Workload {
         match self {
             Workload::ServerStream | Workload::ClientStream => "msg/s",
             Workload::PingPong => "roundtrips/s",
-            Workload::Unary | Workload::Cancel => "calls/s",
+            Workload::Unary | Workload::UnaryDeadline | Workload::Cancel => "calls/s",
             Workload::IdleStreams | Workload::StalledStreams => "B/stream",
         }
     }

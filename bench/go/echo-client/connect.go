@@ -127,9 +127,15 @@ func (cc *connectConn) worker(workload string, payload []byte, c *counter) error
 			c.n.Add(1)
 		}
 		return nil
-	case "unary":
+	case "unary", "unary-deadline":
 		for !c.stop.Load() {
-			if _, err := cc.pingPong.CallUnary(ctx, connect.NewRequest(&echo.Request{Payload: payload})); err != nil {
+			callCtx, cancel := ctx, context.CancelFunc(func() {})
+			if workload == "unary-deadline" {
+				callCtx, cancel = context.WithTimeout(ctx, unaryDeadline)
+			}
+			_, err := cc.pingPong.CallUnary(callCtx, connect.NewRequest(&echo.Request{Payload: payload}))
+			cancel()
+			if err != nil {
 				return err
 			}
 			c.n.Add(1)

@@ -190,6 +190,10 @@ func grpcDial(a args) ([]conn, error) {
 	return conns, nil
 }
 
+// unaryDeadline is the deadline of each call of the unary-deadline workload: never
+// reached, only set, as most callers set one (the Rust programs' UNARY_DEADLINE).
+const unaryDeadline = 10 * time.Second
+
 func worker(conn *grpc.ClientConn, workload string, payload []byte, c *counter) error {
 	ctx := context.Background()
 	switch workload {
@@ -259,9 +263,15 @@ func worker(conn *grpc.ClientConn, workload string, payload []byte, c *counter) 
 			c.n.Add(1)
 		}
 		return nil
-	case "unary":
+	case "unary", "unary-deadline":
 		for !c.stop.Load() {
-			if err := conn.Invoke(ctx, echo.PingPong, &echo.Request{Payload: payload}, new(echo.Response)); err != nil {
+			callCtx, cancel := ctx, context.CancelFunc(func() {})
+			if workload == "unary-deadline" {
+				callCtx, cancel = context.WithTimeout(ctx, unaryDeadline)
+			}
+			err := conn.Invoke(callCtx, echo.PingPong, &echo.Request{Payload: payload}, new(echo.Response))
+			cancel()
+			if err != nil {
 				return err
 			}
 			c.n.Add(1)
@@ -334,7 +344,7 @@ func unit(workload string) string {
 	switch workload {
 	case "pingpong":
 		return "roundtrips/s"
-	case "unary", "cancel":
+	case "unary", "unary-deadline", "cancel":
 		return "calls/s"
 	}
 	return "msg/s"
@@ -457,7 +467,7 @@ func parseArgs() args {
 		usage("--addr and --workload are required")
 	}
 	switch *workload {
-	case "server-stream", "client-stream", "pingpong", "unary", "cancel":
+	case "server-stream", "client-stream", "pingpong", "unary", "unary-deadline", "cancel":
 	default:
 		usage("unknown workload " + *workload + " (the Go clients run the rate workloads only)")
 	}

@@ -156,7 +156,7 @@ type Outcome = Result<Report, String>;
 /// A row of a table: its label, workload and message size.
 type Row = (&'static str, Workload, usize);
 
-const RATE_ROWS: [Row; 6] = [
+const RATE_ROWS: [Row; 7] = [
     ("server-stream 16 B (msg/s)", Workload::ServerStream, 16),
     ("server-stream 1 KiB (msg/s)", Workload::ServerStream, 1024),
     ("client-stream 16 B (msg/s)", Workload::ClientStream, 16),
@@ -166,6 +166,11 @@ const RATE_ROWS: [Row; 6] = [
         16,
     ),
     ("sequential unary 16 B (calls/s)", Workload::Unary, 16),
+    (
+        "sequential unary 16 B, 10 s deadline (calls/s)",
+        Workload::UnaryDeadline,
+        16,
+    ),
     (
         "cancelled server streams 16 B (calls/s)",
         Workload::Cancel,

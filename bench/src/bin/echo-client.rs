@@ -578,10 +578,14 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
             }
             Ok(())
         }
-        (Conn::Rill(ch), Workload::Unary) => {
+        (Conn::Rill(ch), w @ (Workload::Unary | Workload::UnaryDeadline)) => {
             while !c.stopped() {
+                let opts = match w {
+                    Workload::UnaryDeadline => call_opts().timeout(rill_bench::UNARY_DEADLINE),
+                    _ => call_opts(),
+                };
                 let m = ch
-                    .unary(PING_PONG, unary_request(&payload, 0), call_opts())
+                    .unary(PING_PONG, unary_request(&payload, 0), opts)
                     .await
                     .map_err(|e| e.to_string())?;
                 decode_unary(&m)?;
@@ -589,14 +593,16 @@ async fn worker(conn: Conn, w: Workload, size: usize, c: Arc<Counter>) -> Res<()
             }
             Ok(())
         }
-        (Conn::Tonic(mut cl), Workload::Unary) => {
+        (Conn::Tonic(mut cl), w @ (Workload::Unary | Workload::UnaryDeadline)) => {
             while !c.stopped() {
-                cl.ping_pong(Request {
+                let mut r = tonic::Request::new(Request {
                     payload: payload.clone(),
                     count: 0,
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+                });
+                if w == Workload::UnaryDeadline {
+                    r.set_timeout(rill_bench::UNARY_DEADLINE);
+                }
+                cl.ping_pong(r).await.map_err(|e| e.to_string())?;
                 c.add(1);
             }
             Ok(())
