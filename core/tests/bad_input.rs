@@ -13,15 +13,6 @@ use std::time::Duration;
 
 // ---- a raw HTTP/2 client against our server ----
 
-async fn raw_client(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (sr, conn) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    sr
-}
-
 /// Sends one request with `body` and returns (HTTP status, grpc-status, grpc-message, all
 /// response headers).
 async fn raw_call(
@@ -1254,17 +1245,7 @@ async fn http1_calls_whose_clients_read_nothing_are_cut_past_the_servers_send_bu
 async fn a_deadline_mid_message_finishes_the_message_before_the_status() {
     let server = rill_server(ServerOptions::default());
     let sr = raw_client(server.local_addr()).await;
-    let head = Request::builder()
-        .method("POST")
-        .uri(format!(
-            "http://localhost{}",
-            rill_testkit::rill_echo::ECHO_SERVER
-        ))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("grpc-timeout", "300m")
-        .body(())
-        .unwrap();
+    let head = grpc_head(rill_testkit::rill_echo::ECHO_SERVER, Some("300m"));
     let mut sr = sr.ready().await.unwrap();
     let (resp, mut send) = sr.send_request(head, false).unwrap();
     send.send_data(Bytes::from(frame(0, &req(&[5; 100 * 1024], 10))), true)

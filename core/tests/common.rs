@@ -60,6 +60,53 @@ pub async fn counted_tonic_server() -> (SocketAddr, rill_testkit::frames::FrameL
     (addr, log)
 }
 
+/// A raw HTTP/2 client connected to `addr`: the frames are the test's to spell out.
+pub async fn raw_client(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sr, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sr
+}
+
+/// The head of a gRPC request to `path`, with `grpc-timeout` when given.
+pub fn grpc_head(path: &str, timeout: Option<&str>) -> http::Request<()> {
+    let mut b = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(t) = timeout {
+        b = b.header("grpc-timeout", t);
+    }
+    b.body(()).unwrap()
+}
+
+/// A rillrpc server of the echo service's methods whose handler does `f` with each call.
+pub fn server_with<F, Fut>(f: F) -> Arc<Server>
+where
+    F: Fn(rillrpc::ServerCall) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    server_with_options(ServerOptions::default(), f)
+}
+
+pub fn server_with_options<F, Fut>(opts: ServerOptions, f: F) -> Arc<Server>
+where
+    F: Fn(rillrpc::ServerCall) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let server = Arc::new(rill_echo::builder(opts).bind("127.0.0.1:0").unwrap());
+    let s = server.clone();
+    tokio::spawn(async move {
+        while let Some(call) = s.accept().await {
+            tokio::spawn(f(call));
+        }
+    });
+    server
+}
+
 /// A rillrpc echo server on a free port.
 pub fn rill_server(opts: ServerOptions) -> Arc<Server> {
     let server = Arc::new(rill_echo::builder(opts).bind("127.0.0.1:0").unwrap());

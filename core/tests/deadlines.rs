@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use rill_testkit::rill_echo::PING_PONG;
-use rillrpc::{CallOptions, Channel, Code, Server, ServerOptions, Shape, Status};
+use rillrpc::{CallOptions, Channel, Code, Server, Shape, Status};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -14,25 +14,17 @@ use tokio::sync::mpsc;
 /// unanswered, reporting how the call ended on its side.
 fn silent_server() -> (Arc<Server>, mpsc::UnboundedReceiver<Status>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let server = Arc::new(
-        rill_testkit::rill_echo::builder(ServerOptions::default())
-            .bind("127.0.0.1:0")
-            .unwrap(),
-    );
-    let s = server.clone();
-    tokio::spawn(async move {
-        while let Some(mut call) = s.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let m = call.recv().await.unwrap().unwrap();
-                if m == req(b"ping", 0) {
-                    call.send(m).await.unwrap();
-                    let _ = call.finish(Status::ok());
-                    return;
-                }
-                let s = std::future::poll_fn(|cx| call.poll_cancelled(cx)).await;
-                let _ = tx.send(s);
-            });
+    let server = server_with(move |mut call| {
+        let tx = tx.clone();
+        async move {
+            let m = call.recv().await.unwrap().unwrap();
+            if m == req(b"ping", 0) {
+                call.send(m).await.unwrap();
+                let _ = call.finish(Status::ok());
+                return;
+            }
+            let s = std::future::poll_fn(|cx| call.poll_cancelled(cx)).await;
+            let _ = tx.send(s);
         }
     });
     (server, rx)
@@ -152,21 +144,8 @@ async fn calls_written_at_once_end_at_their_own_deadlines() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_ends_an_unanswered_unary_call_at_its_deadline() {
     let (server, mut ended) = silent_server();
-    let tcp = tokio::net::TcpStream::connect(server.local_addr())
-        .await
-        .unwrap();
-    let (sr, conn) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let head = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://localhost{PING_PONG}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("grpc-timeout", "300m")
-        .body(())
-        .unwrap();
+    let sr = raw_client(server.local_addr()).await;
+    let head = grpc_head(PING_PONG, Some("300m"));
     let mut sr = sr.ready().await.unwrap();
     let (resp, mut send) = sr.send_request(head, false).unwrap();
     send.send_data(frame(0, &req(b"silence", 0)).into(), true)

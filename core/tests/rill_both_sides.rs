@@ -41,34 +41,6 @@ fn gzip_echo(server: &rillrpc::Server) -> rillrpc::Call {
     .unwrap()
 }
 
-/// A server whose handler does `f` with each call.
-fn server_with<F, Fut>(f: F) -> std::sync::Arc<rillrpc::Server>
-where
-    F: Fn(rillrpc::ServerCall) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    server_with_options(ServerOptions::default(), f)
-}
-
-fn server_with_options<F, Fut>(opts: ServerOptions, f: F) -> std::sync::Arc<rillrpc::Server>
-where
-    F: Fn(rillrpc::ServerCall) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let server = std::sync::Arc::new(
-        rill_testkit::rill_echo::builder(opts)
-            .bind("127.0.0.1:0")
-            .unwrap(),
-    );
-    let s = server.clone();
-    tokio::spawn(async move {
-        while let Some(call) = s.accept().await {
-            tokio::spawn(f(call));
-        }
-    });
-    server
-}
-
 #[tokio::test]
 async fn a_handler_that_drops_the_call_ends_it_as_unknown() {
     let server = server_with(|call| async move { drop(call) });
