@@ -79,9 +79,6 @@ pub(crate) fn watch(deadline: Instant, queue: &Arc<SendQueue>, role: Role) -> Wa
     st.next += 1;
     st.calls.insert(key, (Arc::downgrade(queue), role));
     let start = !std::mem::replace(&mut st.running, true);
-    if start {
-        st.armed = None;
-    }
     let earlier = st.armed.is_none_or(|a| deadline < a);
     drop(st);
     if start {
@@ -110,7 +107,9 @@ struct Running(Arc<Deadlines>);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.lock().running = false;
+        let mut st = self.0.lock();
+        st.running = false;
+        st.armed = None;
     }
 }
 

@@ -161,7 +161,7 @@ impl Writer {
             match step {
                 Step::Continue => {}
                 Step::Deadline => {
-                    self.deadline_passed();
+                    deadline_passed(&self.queue, self.role);
                     disarm(sleep.as_mut());
                 }
                 Step::Done => return,
@@ -216,13 +216,6 @@ impl Writer {
             return Step::Done;
         }
         Step::Continue
-    }
-
-    /// The spec: "If the deadline expires, the client ... sends a RST_STREAM(CANCEL)" and
-    /// the call fails with DEADLINE_EXCEEDED; a server ends the call with that status in
-    /// its trailers, as grpc-go and grpcio servers do.
-    fn deadline_passed(&self) {
-        deadline_passed(&self.queue, self.role);
     }
 
     fn peer_ended(&self, end: PeerEnd) {
@@ -289,8 +282,10 @@ fn rest_of_message(whole: &Bytes, sent: usize, framing: &Framing) -> Bytes {
     whole.slice(sent..framing.end_of_message(whole, sent))
 }
 
-/// Ends a call whose deadline passed, on the side `role` says (see
-/// `Writer::deadline_passed`).
+/// Ends a call whose deadline passed, on the side `role` says. The spec: "If the deadline
+/// expires, the client ... sends a RST_STREAM(CANCEL)" and the call fails with
+/// DEADLINE_EXCEEDED; a server ends the call with that status in its trailers, as grpc-go
+/// and grpcio servers do.
 pub(crate) fn deadline_passed(queue: &SendQueue, role: Role) {
     let stop = match role {
         Role::Client => Stop::Reset(Abort::Cancel),

@@ -206,20 +206,20 @@ impl Sender {
     }
 
     /// A client's whole request (its args struct, bare) and its half-close, handed on at
-    /// once; the bytes back from any other end, or one whose request went already.
+    /// once as it is; the bytes back from any other end, or one whose request went already.
     pub(crate) fn send_request_now(&mut self, data: Bytes) -> Result<(), Bytes> {
-        match self {
-            Sender::Ask(Ask {
-                args,
-                send: send @ Some(_),
-            }) => {
-                args.extend_from_slice(&data);
-                if let Some(send) = send.take() {
-                    send(args.split().freeze());
-                }
+        let Sender::Ask(a) = self else {
+            return Err(data);
+        };
+        match a.send.take() {
+            Some(send) if a.args.is_empty() => {
+                send(data);
                 Ok(())
             }
-            _ => Err(data),
+            taken => {
+                a.send = taken;
+                Err(data)
+            }
         }
     }
 
