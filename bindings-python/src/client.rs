@@ -5,6 +5,7 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
+use rillrpc::fork::ProcessLocal;
 use rillrpc::{
     Batched, Bytes, Call, CallOptions, Channel, ChannelOptions, ClientTls, Code, Encoding,
     HttpVersion, Protocol, Receive, Shape, Status,
@@ -21,7 +22,8 @@ use crate::unary::{self, NativeUnary, Unary};
 
 #[pyclass(module = "rillrpc._native", frozen)]
 pub struct NativeChannel {
-    chan: Channel,
+    /// Neither used nor dropped in a forked child (`rillrpc::fork`).
+    chan: ProcessLocal<Channel>,
     protocol: Protocol,
     http_version: HttpVersion,
     http_get: bool,
@@ -82,7 +84,7 @@ impl NativeChannel {
         let chan = Channel::with_options(target, opts)
             .map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
         Ok(NativeChannel {
-            chan,
+            chan: ProcessLocal::new(chan),
             protocol,
             http_version,
             http_get,
@@ -137,15 +139,15 @@ impl NativeChannel {
         let shape =
             Shape::try_from(shape).map_err(|e| PyValueError::new_err(e.message().to_owned()))?;
         let call = self
-            .chan
+            .chan(py)?
             .open(method, shape, opts)
             .map_err(|s| status_err(py, &s))?;
         let (notify, waker) = Notify::new();
         Ok(NativeCall {
-            inner: Arc::new(Inner {
+            inner: ProcessLocal::new(Arc::new(Inner {
                 call: Mutex::new(call),
                 stash: Mutex::new(None),
-            }),
+            })),
             notify,
             waker,
         })
@@ -196,7 +198,7 @@ impl NativeChannel {
         // the task only waits for the response. Opened with its request, the call can go
         // as Connect's GET (a channel with http_get, a call marked "no-side-effects").
         let opened = self
-            .chan
+            .chan(py)?
             .open_with_request(method, Shape::Unary, opts, request);
         let task = unary::run(opened, unary.clone());
         let core = reactor.core.clone();
@@ -204,11 +206,21 @@ impl NativeChannel {
             task.await;
             core.push(fut);
         });
-        Ok(NativeUnary { unary })
+        Ok(NativeUnary::new(unary))
     }
 
+    /// Closing a channel inherited from a parent process does nothing: it is not this
+    /// process's to close.
     fn close(&self) {
-        self.chan.close();
+        if let Ok(c) = self.chan.get() {
+            c.close();
+        }
+    }
+}
+
+impl NativeChannel {
+    fn chan(&self, py: Python<'_>) -> PyResult<&Channel> {
+        self.chan.get().map_err(|s| status_err(py, &s))
     }
 }
 
@@ -255,7 +267,8 @@ fn call_options(
 
 #[pyclass(module = "rillrpc._native", frozen)]
 pub struct NativeCall {
-    inner: Arc<Inner>,
+    /// Neither used nor dropped in a forked child (`rillrpc::fork`).
+    inner: ProcessLocal<Arc<Inner>>,
     notify: Arc<Notify>,
     waker: Waker,
 }
@@ -271,8 +284,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl NativeCall {
-    fn lock(&self) -> MutexGuard<'_, Call> {
-        lock(&self.inner.call)
+    fn inner(&self, py: Python<'_>) -> PyResult<&Arc<Inner>> {
+        self.inner.get().map_err(|s| status_err(py, &s))
+    }
+
+    fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, Call>> {
+        Ok(lock(&self.inner(py)?.call))
     }
 }
 
@@ -291,7 +308,8 @@ impl Drop for NativeCall {
     fn drop(&mut self) {
         // A `drive` task may still hold the call: garbage collection cancels it
         // here instead of when that task lets go.
-        let mut c = self.lock();
+        let Ok(inner) = self.inner.get() else { return };
+        let mut c = lock(&inner.call);
         if c.status().is_none() {
             c.cancel();
         }
@@ -304,7 +322,7 @@ impl NativeCall {
     /// `send_ready`, then retry); raises `RpcError` when the call cannot send any more.
     fn try_send(&self, py: Python<'_>, data: &[u8]) -> PyResult<bool> {
         // Copied once, straight into the call's send buffer.
-        self.lock()
+        self.lock(py)?
             .try_send_ref(data)
             .map_err(|s| status_err(py, &s))
     }
@@ -314,7 +332,7 @@ impl NativeCall {
     /// joined the open one, 0 when the queue is full; raises `RpcError` when the call
     /// cannot send any more.
     fn try_send_batched(&self, py: Python<'_>, data: &[u8]) -> PyResult<u8> {
-        match self.lock().try_send_batched(data) {
+        match self.lock(py)?.try_send_batched(data) {
             Ok(Batched::Full) => Ok(0),
             Ok(Batched::Opened) => Ok(1),
             Ok(Batched::Joined) => Ok(2),
@@ -323,26 +341,31 @@ impl NativeCall {
     }
 
     /// Sends what the open batch holds.
-    fn flush(&self) {
-        self.lock().flush();
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        self.lock(py)?.flush();
+        Ok(())
     }
 
     /// None when `try_send` may succeed; the epoch (int) when not yet.
     fn send_ready(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
-        match self.lock().poll_send_ready(&mut cx) {
+        match self.lock(py)?.poll_send_ready(&mut cx) {
             Poll::Ready(()) => Ok(py.None()),
             Poll::Pending => pending(py, e),
         }
     }
 
-    fn close_send(&self) {
-        self.lock().close_send();
+    fn close_send(&self, py: Python<'_>) -> PyResult<()> {
+        self.lock(py)?.close_send();
+        Ok(())
     }
 
+    /// Cancelling a call inherited from a parent process does nothing: it is the parent's.
     fn cancel(&self) {
-        self.lock().cancel();
+        if let Ok(inner) = self.inner.get() {
+            lock(&inner.call).cancel();
+        }
     }
 
     /// Every ready message (a list; empty = ended OK), or the epoch (int) when none is
@@ -352,7 +375,7 @@ impl NativeCall {
         let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
         let mut out = Vec::new();
-        let r = self.lock().poll_recv_batch(&mut cx, &mut out, max);
+        let r = self.lock(py)?.poll_recv_batch(&mut cx, &mut out, max);
         match r {
             Poll::Ready(Ok(_)) => Ok(messages(py, &out)?.into_any().unbind()),
             Poll::Ready(Err(s)) => Err(status_err(py, &s)),
@@ -364,7 +387,7 @@ impl NativeCall {
     fn headers(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
-        let r = self.lock().poll_headers(&mut cx);
+        let r = self.lock(py)?.poll_headers(&mut cx);
         match r {
             Poll::Ready(Ok(md)) => Ok(metadata_to_py(py, &md)?.into_any().unbind()),
             Poll::Ready(Err(s)) => Err(status_err(py, &s)),
@@ -373,13 +396,13 @@ impl NativeCall {
     }
 
     /// Whether the last response message arrived compressed on the wire.
-    fn last_recv_compressed(&self) -> bool {
-        self.lock().last_recv_compressed()
+    fn last_recv_compressed(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.lock(py)?.last_recv_compressed())
     }
 
     /// `(code, message, details, trailers)` once the call ended, else None.
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        match self.lock().status() {
+        match self.lock(py)?.status() {
             Some(s) => Ok(Some(status_tuple(py, s)?)),
             None => Ok(None),
         }
@@ -388,8 +411,8 @@ impl NativeCall {
     /// Runs a single-response call to its end on the core's runtime (response, headers and
     /// status all in hand), then resolves `fut`: one wake-up of the loop per unary call.
     /// `unary_result` then gives the response. Do not poll the call meanwhile.
-    fn drive(&self, fut: Py<PyAny>, reactor: &Reactor) {
-        let inner = self.inner.clone();
+    fn drive(&self, py: Python<'_>, fut: Py<PyAny>, reactor: &Reactor) -> PyResult<()> {
+        let inner = self.inner(py)?.clone();
         let core = reactor.core.clone();
         reactor.core.runtime().spawn(async move {
             let mut msgs = Vec::new();
@@ -405,12 +428,13 @@ impl NativeCall {
             *lock(&inner.stash) = Some(r.and_then(|()| single(msgs)));
             core.push(fut);
         });
+        Ok(())
     }
 
     /// The response of a call `drive` ran to its end (raises its `RpcError`); None while
     /// it runs.
     fn unary_result(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
-        match &*lock(&self.inner.stash) {
+        match &*lock(&self.inner(py)?.stash) {
             None => Ok(None),
             Some(Ok(b)) => Ok(Some(PyBytes::new(py, b).unbind())),
             Some(Err(s)) => Err(status_err(py, s)),

@@ -4,6 +4,7 @@
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
+use rillrpc::fork::ProcessLocal;
 use rillrpc::{
     Cors, Encoding, Receive, Server, ServerBuilder, ServerCall, ServerOptions, ServerTls, Shape,
 };
@@ -19,7 +20,8 @@ use crate::reactor::{Notify, Reactor};
 
 #[pyclass(module = "rillrpc._native", frozen)]
 pub struct NativeServer {
-    server: Arc<Server>,
+    /// Neither used nor dropped in a forked child (`rillrpc::fork`).
+    server: ProcessLocal<Arc<Server>>,
     notify: Arc<Notify>,
     waker: Waker,
 }
@@ -151,23 +153,23 @@ impl NativeServer {
         })?;
         let (notify, waker) = Notify::new();
         Ok(NativeServer {
-            server: Arc::new(server),
+            server: ProcessLocal::new(Arc::new(server)),
             notify,
             waker,
         })
     }
 
     /// `(host, port)` actually bound.
-    fn local_addr(&self) -> (String, u16) {
-        let a = self.server.local_addr();
-        (a.ip().to_string(), a.port())
+    fn local_addr(&self, py: Python<'_>) -> PyResult<(String, u16)> {
+        let a = self.server(py)?.local_addr();
+        Ok((a.ip().to_string(), a.port()))
     }
 
     /// The next call; None once the server is shut down; the epoch (int) when none waits.
     fn accept(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
-        match self.server.poll_accept(&mut cx) {
+        match self.server(py)?.poll_accept(&mut cx) {
             Poll::Ready(Some(call)) => Ok(Py::new(py, NativeServerCall::new(call))?.into_any()),
             Poll::Ready(None) => Ok(py.None()),
             Poll::Pending => pending(py, e),
@@ -180,11 +182,17 @@ impl NativeServer {
 
     /// Graceful shutdown (GOAWAY, calls in flight get `grace` seconds); `fut` is resolved
     /// through `reactor` once it is over.
-    fn shutdown(&self, fut: Py<PyAny>, reactor: &Reactor, grace: f64) -> PyResult<()> {
+    fn shutdown(
+        &self,
+        py: Python<'_>,
+        fut: Py<PyAny>,
+        reactor: &Reactor,
+        grace: f64,
+    ) -> PyResult<()> {
         if !grace.is_finite() || grace < 0.0 {
             return Err(PyValueError::new_err("grace must be a non-negative number"));
         }
-        let server = self.server.clone();
+        let server = self.server(py)?.clone();
         let core = reactor.core.clone();
         let grace = Duration::from_secs_f64(grace);
         // The waker is woken so a parked `accept` sees the end.
@@ -197,14 +205,24 @@ impl NativeServer {
         Ok(())
     }
 
+    /// Does nothing to a server inherited from a parent process: it is the parent's.
     fn begin_shutdown(&self) {
-        self.server.begin_shutdown();
+        if let Ok(s) = self.server.get() {
+            s.begin_shutdown();
+        }
+    }
+}
+
+impl NativeServer {
+    fn server(&self, py: Python<'_>) -> PyResult<&Arc<Server>> {
+        self.server.get().map_err(|s| status_err(py, &s))
     }
 }
 
 #[pyclass(module = "rillrpc._native", frozen)]
 pub struct NativeServerCall {
-    call: Mutex<ServerCall>,
+    /// Neither used nor dropped in a forked child (`rillrpc::fork`).
+    call: ProcessLocal<Mutex<ServerCall>>,
     method: String,
     shape: u32,
     notify: Arc<Notify>,
@@ -221,7 +239,7 @@ impl NativeServerCall {
         NativeServerCall {
             method: call.method().to_owned(),
             shape: call.shape() as u32,
-            call: Mutex::new(call),
+            call: ProcessLocal::new(Mutex::new(call)),
             notify,
             waker,
             cancel_parker,
@@ -229,8 +247,11 @@ impl NativeServerCall {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ServerCall> {
-        self.call.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, ServerCall>> {
+        match self.call.get() {
+            Ok(c) => Ok(c.lock().unwrap_or_else(|p| p.into_inner())),
+            Err(s) => Err(status_err(py, &s)),
+        }
     }
 }
 
@@ -248,27 +269,27 @@ impl NativeServerCall {
 
     /// The protocol's name: "grpc", "grpc-web", "connect" or "ttheader".
     #[getter]
-    fn protocol(&self) -> &'static str {
-        self.lock().protocol().name()
+    fn protocol(&self, py: Python<'_>) -> PyResult<&'static str> {
+        Ok(self.lock(py)?.protocol().name())
     }
 
     /// The codec the request's content type names: "proto", "json", or another.
     #[getter]
-    fn codec(&self) -> String {
-        self.lock().codec().to_owned()
+    fn codec(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.lock(py)?.codec().to_owned())
     }
 
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        metadata_to_py(py, self.lock().metadata())
+        metadata_to_py(py, self.lock(py)?.metadata())
     }
 
     /// Seconds left before the client's deadline, None without one.
-    fn time_remaining(&self) -> Option<f64> {
-        self.lock().time_remaining().map(|d| d.as_secs_f64())
+    fn time_remaining(&self, py: Python<'_>) -> PyResult<Option<f64>> {
+        Ok(self.lock(py)?.time_remaining().map(|d| d.as_secs_f64()))
     }
 
-    fn peer(&self) -> String {
-        self.lock().peer_addr().to_string()
+    fn peer(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.lock(py)?.peer_addr().to_string())
     }
 
     #[pyo3(signature = (max=4096))]
@@ -276,7 +297,7 @@ impl NativeServerCall {
         let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
         let mut out = Vec::new();
-        let r = self.lock().poll_recv_batch(&mut cx, &mut out, max);
+        let r = self.lock(py)?.poll_recv_batch(&mut cx, &mut out, max);
         match r {
             Poll::Ready(Ok(_)) => Ok(messages(py, &out)?.into_any().unbind()),
             Poll::Ready(Err(s)) => Err(status_err(py, &s)),
@@ -286,7 +307,7 @@ impl NativeServerCall {
 
     fn try_send(&self, py: Python<'_>, data: &[u8]) -> PyResult<bool> {
         // Copied once, straight into the call's send buffer.
-        self.lock()
+        self.lock(py)?
             .try_send_ref(data)
             .map_err(|s| status_err(py, &s))
     }
@@ -309,7 +330,7 @@ impl NativeServerCall {
                 Err(_) => m.extract::<&[u8]>().map_err(PyErr::from),
             })
             .collect::<PyResult<Vec<&[u8]>>>()?;
-        let (n, failed) = self.lock().try_send_batch(slices.iter().copied());
+        let (n, failed) = self.lock(py)?.try_send_batch(slices.iter().copied());
         match failed {
             Some(s) => Err(status_err(py, &s)),
             None => Ok(n),
@@ -319,7 +340,7 @@ impl NativeServerCall {
     fn send_ready(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let e = self.notify.epoch();
         let mut cx = Context::from_waker(&self.waker);
-        match self.lock().poll_send_ready(&mut cx) {
+        match self.lock(py)?.poll_send_ready(&mut cx) {
             Poll::Ready(()) => Ok(py.None()),
             Poll::Pending => pending(py, e),
         }
@@ -327,16 +348,16 @@ impl NativeServerCall {
 
     fn send_headers(&self, py: Python<'_>, metadata: &Bound<'_, PyAny>) -> PyResult<()> {
         let md = metadata_from_py(Some(metadata))?;
-        self.lock()
+        self.lock(py)?
             .send_headers(&md)
             .map_err(|s| status_err(py, &s))
     }
 
     /// Compresses responses with gzip when the client accepts it; returns whether it will.
-    fn set_compression(&self, name: &str) -> PyResult<bool> {
+    fn set_compression(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
         let enc = Encoding::from_name(name)
             .ok_or_else(|| PyValueError::new_err(format!("unknown compression {name:?}")))?;
-        Ok(self.lock().set_compression(enc))
+        Ok(self.lock(py)?.set_compression(enc))
     }
 
     /// Ends the call; raises `RpcError` if it had already ended.
@@ -350,20 +371,23 @@ impl NativeServerCall {
         trailers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let s = status_from_py(code, message, details, trailers)?;
-        self.lock().finish(s).map_err(|s| status_err(py, &s))
+        self.lock(py)?.finish(s).map_err(|s| status_err(py, &s))
     }
 
     /// Whether the last request message arrived compressed on the wire.
-    fn last_recv_compressed(&self) -> bool {
-        self.lock().last_recv_compressed()
+    fn last_recv_compressed(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.lock(py)?.last_recv_compressed())
     }
 
+    /// Does nothing to a call inherited from a parent process: it is the parent's.
     fn cancel(&self) {
-        self.lock().cancel();
+        if let Ok(c) = self.call.get() {
+            c.lock().unwrap_or_else(|p| p.into_inner()).cancel();
+        }
     }
 
-    fn is_cancelled(&self) -> bool {
-        self.lock().is_cancelled()
+    fn is_cancelled(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.lock(py)?.is_cancelled())
     }
 
     fn park(&self, fut: Py<PyAny>, reactor: &Reactor, epoch: u64) -> bool {
@@ -372,15 +396,15 @@ impl NativeServerCall {
 
     /// Resolves `fut` when the call ends for a reason other than this side's `finish`
     /// (client cancel, deadline, broken connection). Returns True if that already happened.
-    fn watch_cancel(&self, py: Python<'_>, fut: Py<PyAny>, reactor: &Reactor) -> bool {
+    fn watch_cancel(&self, py: Python<'_>, fut: Py<PyAny>, reactor: &Reactor) -> PyResult<bool> {
         loop {
             let e = self.cancel_parker.epoch();
             let mut cx = Context::from_waker(&self.cancel_waker);
-            if self.lock().poll_cancelled(&mut cx).is_ready() {
-                return true;
+            if self.lock(py)?.poll_cancelled(&mut cx).is_ready() {
+                return Ok(true);
             }
             if self.cancel_parker.park(fut.clone_ref(py), reactor, e) {
-                return false;
+                return Ok(false);
             }
         }
     }

@@ -7,6 +7,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
+use rillrpc::fork::ProcessLocal;
 use rillrpc::{Bytes, Call, Metadata, Receive, Status};
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -67,13 +68,31 @@ async fn drive(mut call: Call, slot: &Mutex<Unary>) -> Result<Bytes, Status> {
 /// A unary call started by `NativeChannel.unary`.
 #[pyclass(module = "rillrpc._native", frozen)]
 pub struct NativeUnary {
-    pub unary: Arc<Mutex<Unary>>,
+    /// Neither used nor dropped in a forked child (`rillrpc::fork`).
+    unary: ProcessLocal<Arc<Mutex<Unary>>>,
+}
+
+impl NativeUnary {
+    pub fn new(unary: Arc<Mutex<Unary>>) -> NativeUnary {
+        NativeUnary {
+            unary: ProcessLocal::new(unary),
+        }
+    }
+
+    fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, Unary>> {
+        match self.unary.get() {
+            Ok(u) => Ok(lock(u)),
+            Err(s) => Err(status_err(py, &s)),
+        }
+    }
 }
 
 impl Drop for NativeUnary {
     fn drop(&mut self) {
         // Garbage collected before its end: cancel it (the server sees CANCELLED).
-        cancel(&self.unary);
+        if let Ok(u) = self.unary.get() {
+            cancel(u);
+        }
     }
 }
 
@@ -93,24 +112,27 @@ impl NativeUnary {
     /// The response once the call is over (raises its `RpcError` if it failed); None
     /// while it runs.
     fn result(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
-        match &lock(&self.unary).result {
+        match &self.lock(py)?.result {
             None => Ok(None),
             Some(Ok(b)) => Ok(Some(PyBytes::new(py, b).unbind())),
             Some(Err(s)) => Err(status_err(py, s)),
         }
     }
 
-    fn done(&self) -> bool {
-        lock(&self.unary).result.is_some()
+    fn done(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.lock(py)?.result.is_some())
     }
 
+    /// Cancelling a call inherited from a parent process does nothing: it is the parent's.
     fn cancel(&self) {
-        cancel(&self.unary);
+        if let Ok(u) = self.unary.get() {
+            cancel(u);
+        }
     }
 
     /// The response headers once the call is over (empty if none came); None while it runs.
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let mut u = lock(&self.unary);
+        let mut u = self.lock(py)?;
         if u.result.is_none() {
             return Ok(None);
         }
@@ -129,7 +151,7 @@ impl NativeUnary {
 
     /// `(code, message, details, trailers)` once the call is over, else None.
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let u = lock(&self.unary);
+        let u = self.lock(py)?;
         let Some(r) = &u.result else { return Ok(None) };
         // An error is the call's own status, or the broken one-message rule.
         let ok = Status::ok();
@@ -141,10 +163,11 @@ impl NativeUnary {
     }
 
     /// Whether the response arrived compressed on the wire.
-    fn last_recv_compressed(&self) -> bool {
-        lock(&self.unary)
+    fn last_recv_compressed(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self
+            .lock(py)?
             .call
             .as_ref()
-            .is_some_and(|c| c.last_recv_compressed())
+            .is_some_and(|c| c.last_recv_compressed()))
     }
 }

@@ -4,6 +4,7 @@ on rillrpc, the generated protobuf modules, and a channel to each."""
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
 import subprocess
 import sys
@@ -19,6 +20,19 @@ IDL = Path(os.environ.get("RILL_SHARED", HERE.parents[2] / "shared")) / "idl"
 # The Kitex programs of interop/kitex, from `make kitex-build` (`make test-python` builds
 # them); a missing one fails the tests that need it.
 KITEX_OUT = Path(os.environ.get("RILL_KITEX_OUT") or HERE.parents[1] / "target" / "kitex")
+
+
+# No test here takes a minute; one that hangs (a deadlock in native code holds the GIL, so
+# no Python timeout can fire) prints every thread's stack and ends the run at once, rather
+# than leaving `make test` to the CI's own limit with nothing to say where it stopped.
+HANG_SECONDS = 300
+
+
+@pytest.fixture(autouse=True)
+def _hang_watchdog() -> Iterator[None]:
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 def _gen_dir() -> Path:

@@ -11,6 +11,7 @@ mod biz;
 mod call;
 mod client;
 mod error;
+pub mod fork;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

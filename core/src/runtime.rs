@@ -2,16 +2,22 @@
 //! after `fork()` (a forked child inherits the runtime's memory but none of its threads).
 
 use once_cell::sync::OnceCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use tokio::runtime::{Handle, Runtime};
 
 struct Private {
-    pid: u32,
-    runtime: &'static Runtime,
+    /// `fork::generation` when it started: another count is a forked child's.
+    forks: u64,
+    runtime: Runtime,
 }
 
-static PRIVATE: Mutex<Option<Private>> = Mutex::new(None);
+/// The running private runtime: a leaked `Private`, or null before the first one starts.
+/// Read without a lock at every call from outside a runtime; a lock held by a parent's
+/// thread at the instant of a `fork()` would stay held in the child.
+static CURRENT: AtomicPtr<Private> = AtomicPtr::new(std::ptr::null_mut());
+/// Taken only to start a runtime.
+static STARTING: Mutex<()> = Mutex::new(());
 static WORKERS: AtomicUsize = AtomicUsize::new(0);
 static STARTED: OnceCell<()> = OnceCell::new();
 
@@ -36,33 +42,43 @@ pub fn handle() -> Handle {
 
 /// The private runtime's handle, whatever the caller's context.
 pub fn private_handle() -> Handle {
-    let pid = std::process::id();
-    let mut slot = PRIVATE.lock().unwrap_or_else(|p| p.into_inner());
-    match slot.as_ref() {
-        Some(p) if p.pid == pid => p.runtime.handle().clone(),
-        _ => {
-            // After fork the parent's runtime is unusable here: its threads do not exist in
-            // the child. It is leaked rather than dropped, since dropping would try to join
-            // threads that are not there.
-            let _ = STARTED.set(());
-            let workers = match WORKERS.load(Ordering::SeqCst) {
-                0 => std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-                    .min(4),
-                n => n,
-            };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(workers)
-                .thread_name("rillrpc")
-                .enable_all()
-                .build()
-                .expect("rillrpc: cannot start the tokio runtime");
-            let runtime: &'static Runtime = Box::leak(Box::new(rt));
-            *slot = Some(Private { pid, runtime });
-            runtime.handle().clone()
+    let forks = crate::fork::generation();
+    // SAFETY: CURRENT is null or a `Private` leaked by `start`, never freed.
+    match unsafe { CURRENT.load(Ordering::Acquire).as_ref() } {
+        Some(p) if p.forks == forks => p.runtime.handle().clone(),
+        _ => start(forks),
+    }
+}
+
+#[cold]
+fn start(forks: u64) -> Handle {
+    let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+    // SAFETY: as in `private_handle`.
+    if let Some(p) = unsafe { CURRENT.load(Ordering::Acquire).as_ref() } {
+        if p.forks == forks {
+            return p.runtime.handle().clone();
         }
     }
+    // After fork the parent's runtime is unusable here: its threads do not exist in the
+    // child. It is leaked rather than dropped, since dropping would try to join threads
+    // that are not there.
+    let _ = STARTED.set(());
+    let workers = match WORKERS.load(Ordering::SeqCst) {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(4),
+        n => n,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("rillrpc")
+        .enable_all()
+        .build()
+        .expect("rillrpc: cannot start the tokio runtime");
+    let p: &'static Private = Box::leak(Box::new(Private { forks, runtime }));
+    CURRENT.store(std::ptr::from_ref(p).cast_mut(), Ordering::Release);
+    p.runtime.handle().clone()
 }
 
 /// Runs a future to completion on the private runtime, blocking the calling thread. Must

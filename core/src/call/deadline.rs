@@ -27,8 +27,8 @@ struct Deadlines {
     st: Mutex<Watched>,
     /// A deadline earlier than the one the watcher sleeps until, or the watcher gone.
     earlier: Notify,
-    /// The process the watcher was spawned in: after `fork()` a child has no watcher task.
-    pid: u32,
+    /// `fork::generation` when the watcher was spawned: a forked child has no watcher task.
+    forks: u64,
 }
 
 #[derive(Default)]
@@ -60,14 +60,14 @@ pub(crate) fn watch(deadline: Instant, queue: &Arc<SendQueue>, role: Role) -> Wa
     let inside = usize::from(tokio::runtime::Handle::try_current().is_ok());
     let of = LOCAL.with(|l| {
         let l = &mut l.borrow_mut()[inside];
-        let pid = std::process::id();
+        let forks = crate::fork::generation();
         match l.as_ref() {
-            Some(d) if d.pid == pid => d.clone(),
+            Some(d) if d.forks == forks => d.clone(),
             _ => {
                 let d = Arc::new(Deadlines {
                     st: Mutex::new(Watched::default()),
                     earlier: Notify::new(),
-                    pid,
+                    forks,
                 });
                 *l = Some(d.clone());
                 d
