@@ -10,6 +10,10 @@
  * get is yours: free it once with its rill_*_free function. Handles may be used from any
  * thread; operations on one handle are serialized.
  *
+ * FORK. A child process forked after a handle was made does not share it: the threads
+ * that serve it stayed in the parent. There every function on it, rill_*_free included,
+ * returns RILL_ERR_WRONG_STATE and leaves it be; the child makes its own handles.
+ *
  * RESULTS. Every function returns a rill_result. Errors (RILL_ERR_*) leave a readable
  * message for the calling thread in rill_last_error_message(). A call that ends with a
  * non-OK gRPC status makes recv return RILL_ERR_STATUS; its code (0..16, unchanged from

@@ -23,7 +23,7 @@ extern "C" fn forked() {
 
 /// The count of forks that led to this process, with the counter armed: a value made with
 /// one count belongs to another process if the count has changed since.
-pub(crate) fn generation() -> u64 {
+pub fn generation() -> u64 {
     static ARMED: Once = Once::new();
     ARMED.call_once(|| {
         // SAFETY: `forked` is a plain function that only touches an atomic, which is
@@ -32,6 +32,15 @@ pub(crate) fn generation() -> u64 {
         assert_eq!(r, 0, "rillrpc: pthread_atfork failed");
     });
     FORKS.load(Ordering::Relaxed)
+}
+
+/// The error of a value used in a child forked after the value was made.
+pub fn made_before_fork() -> Status {
+    Status::new(
+        Code::FailedPrecondition,
+        "made before this process was forked from its parent: the threads that ran it are \
+         not in this process; make a new one here",
+    )
 }
 
 /// A value that belongs to the process that made it (see the module's text).
@@ -51,11 +60,7 @@ impl<T> ProcessLocal<T> {
     /// The value, unless this process is a child forked after it was made.
     pub fn get(&self) -> Result<&T, Status> {
         if self.inherited() {
-            return Err(Status::new(
-                Code::FailedPrecondition,
-                "made before this process was forked from its parent: the threads that ran \
-                 it are not in this process; make a new one here",
-            ));
+            return Err(made_before_fork());
         }
         Ok(&self.value)
     }

@@ -7,12 +7,18 @@
 //! go away; a lookup announces itself in the slot's reader count, and `remove` waits for
 //! the readers of the slot it emptied before it lets the object go, so a lookup never
 //! touches a freed object. Only insert and remove (open, accept, free) take the table lock.
+//!
+//! A forked child inherits the tables with its parent's objects in them (`rillrpc::fork`):
+//! their handles fail there with RILL_ERR_WRONG_STATE, `free` included, and the objects are
+//! left be. Such a `free` takes no lock: one its parent's thread held at the fork stays
+//! held in the child.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::result::{Fail, R, RILL_ERR_NULL, RILL_ERR_STALE_HANDLE};
+use crate::result::{Fail, R, RILL_ERR_NULL, RILL_ERR_STALE_HANDLE, RILL_ERR_WRONG_STATE};
+use crate::runtime::{forks, made_before_fork};
 
 const GEN_MASK: u32 = 0x00FF_FFFF;
 /// Segment k holds `FIRST << k` slots: 2^32 slots in all, with few segments.
@@ -41,6 +47,8 @@ struct Slot<T> {
     readers: AtomicU32,
     /// `Arc::into_raw` of the object, or null.
     obj: AtomicPtr<Mutex<T>>,
+    /// `fork::generation` when the object was put here: another count is a forked child's.
+    forks: AtomicU64,
 }
 
 /// Locks, ignoring poisoning: a panic was already turned into RILL_ERR_PANIC, and the data
@@ -96,6 +104,7 @@ impl<T> Registry<T> {
                             gen: AtomicU32::new(1),
                             readers: AtomicU32::new(0),
                             obj: AtomicPtr::new(std::ptr::null_mut()),
+                            forks: AtomicU64::new(0),
                         })
                         .collect();
                     // Leaked on purpose: lookups may hold a reference at any time.
@@ -107,6 +116,7 @@ impl<T> Registry<T> {
             }
         };
         let slot = self.slot(idx).expect("the segment was just made");
+        slot.forks.store(forks(), SeqCst);
         slot.obj.store(obj, SeqCst);
         let gen = slot.gen.load(SeqCst);
         ((self.kind as u64) << 56) | ((gen as u64) << 32) | (idx as u64 + 1)
@@ -127,6 +137,13 @@ impl<T> Registry<T> {
             return Err(self.stale(h, "malformed"));
         }
         Ok((idx - 1, ((h >> 32) as u32) & GEN_MASK))
+    }
+
+    fn inherited(&self, h: u64) -> Fail {
+        Fail::new(
+            RILL_ERR_WRONG_STATE,
+            format!("{} handle {h:#x}: {}", self.name, made_before_fork()),
+        )
     }
 
     fn stale(&self, h: u64, why: &str) -> Fail {
@@ -150,6 +167,10 @@ impl<T> Registry<T> {
         } else {
             std::ptr::null_mut()
         };
+        if !p.is_null() && slot.forks.load(SeqCst) != forks() {
+            slot.readers.fetch_sub(1, SeqCst);
+            return Err(self.inherited(h));
+        }
         let found = (!p.is_null()).then(|| {
             // SAFETY: `p` came from `Arc::into_raw` and the slot still owns that reference
             // (remove waits for us before dropping it), so the count is at least 1.
@@ -165,6 +186,12 @@ impl<T> Registry<T> {
     /// Frees the slot; the object goes when its last in-flight user lets go of it.
     pub fn remove(&self, h: u64) -> R<Arc<Mutex<T>>> {
         let (idx, gen) = self.index(h)?;
+        if let Some(slot) = self.slot(idx) {
+            let live = slot.gen.load(SeqCst) == gen && !slot.obj.load(SeqCst).is_null();
+            if live && slot.forks.load(SeqCst) != forks() {
+                return Err(self.inherited(h));
+            }
+        }
         let mut t = lock(&self.table);
         let Some(slot) = self.slot(idx) else {
             return Err(self.stale(h, "freed or stale (double free?)"));

@@ -1,7 +1,7 @@
 //! The library's runtime and version.
 
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Mutex;
 
 use crate::result::{guard, rill_result, Fail, RILL_OK};
@@ -24,6 +24,16 @@ pub extern "C" fn rill_runtime_configure(worker_threads: u32) -> rill_result {
     })
 }
 
+/// `rillrpc::fork::generation`: what the handle registry tells its parent's objects by.
+pub(crate) fn forks() -> u64 {
+    rillrpc::fork::generation()
+}
+
+/// Why a handle made before a fork fails in the child.
+pub(crate) fn made_before_fork() -> String {
+    rillrpc::fork::made_before_fork().message().to_owned()
+}
+
 /// The library version, e.g. "0.1.0". A static string: never free it.
 #[no_mangle]
 pub extern "C" fn rill_version() -> *const c_char {
@@ -37,14 +47,15 @@ pub extern "C" fn rill_version() -> *const c_char {
 /// thread that starts them) leaves the host program's own signal handling alone: the write
 /// fails with EPIPE and the call ends as UNAVAILABLE.
 pub(crate) fn start() {
-    static STARTED_IN: AtomicU32 = AtomicU32::new(0);
+    // `fork::generation` + 1 of the process the runtime started in (0: none yet).
+    static STARTED_IN: AtomicU64 = AtomicU64::new(0);
     static LOCK: Mutex<()> = Mutex::new(());
-    let pid = std::process::id();
-    if STARTED_IN.load(SeqCst) == pid {
+    let this = forks() + 1;
+    if STARTED_IN.load(SeqCst) == this {
         return;
     }
     let _g = crate::registry::lock(&LOCK);
-    if STARTED_IN.load(SeqCst) == pid {
+    if STARTED_IN.load(SeqCst) == this {
         return;
     }
     // SAFETY: sigset_t values are plain data initialized by sigemptyset/pthread_sigmask;
@@ -58,5 +69,5 @@ pub(crate) fn start() {
         let _ = rillrpc::runtime::private_handle();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
-    STARTED_IN.store(pid, SeqCst);
+    STARTED_IN.store(this, SeqCst);
 }

@@ -36,6 +36,18 @@ fn c_misuse() {
 }
 
 #[test]
+fn c_a_forked_child_leaves_its_parents_handles_alone() {
+    let port = tonic_echo();
+    let prog = build("ffi-c/tests/c/fork_test.c");
+    let out = run(&prog, &[&format!("http://127.0.0.1:{port}")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("fork_test: child passed") && stdout.contains("fork_test: all passed"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn c_examples() {
     use std::io::BufRead;
     // The example client against the example server (which serves until killed, so it runs

@@ -9,3 +9,14 @@ mod result;
 
 #[path = "../../../src/registry.rs"]
 mod registry;
+
+/// What the registry takes from runtime.rs, which needs the core. No test here forks.
+mod runtime {
+    pub(crate) fn forks() -> u64 {
+        0
+    }
+
+    pub(crate) fn made_before_fork() -> String {
+        String::new()
+    }
+}
