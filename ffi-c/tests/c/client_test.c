@@ -2,7 +2,7 @@
  * call shapes, metadata, status, deadline, cancel, zero-copy large messages. */
 #include <string.h>
 #include "check.h"
-#include "echo_pb.h"
+#include "echo_calls.h"
 
 #define PING "/echo.TestService/PingPong"
 #define ECHO "/echo.TestService/Echo"
@@ -20,21 +20,6 @@ static rill_call open_call(const char *method, uint32_t shape, rill_metadata md,
     rill_call c;
     OK(rill_call_open(ch, method, shape, &o, &c));
     return c;
-}
-
-static void send_req(rill_call c, const char *payload, int32_t count) {
-    uint8_t buf[256];
-    size_t n = echo_encode(buf, payload, strlen(payload), count);
-    OK(rill_call_send(c, buf, n, T));
-}
-
-/* Receives one Response and checks its payload. */
-static void recv_expect(rill_call c, const char *want) {
-    const uint8_t *d, *p;
-    size_t l, pl;
-    OK(rill_call_recv(c, &d, &l, T));
-    CHECK(echo_decode(d, l, &p, &pl, NULL) == 0);
-    CHECK(pl == strlen(want) && memcmp(p, want, pl) == 0);
 }
 
 static void finish_ok(rill_call c) {

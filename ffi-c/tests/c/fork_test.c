@@ -8,25 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
-#include "echo_pb.h"
+#include "echo_calls.h"
 
 #define PING "/echo.TestService/PingPong"
 #define ECHO "/echo.TestService/Echo"
 #define T 10000
-
-static void send_req(rill_call c, const char *payload) {
-    uint8_t buf[256];
-    size_t n = echo_encode(buf, payload, strlen(payload), 0);
-    OK(rill_call_send(c, buf, n, T));
-}
-
-static void recv_expect(rill_call c, const char *want) {
-    const uint8_t *d, *p;
-    size_t l, pl;
-    OK(rill_call_recv(c, &d, &l, T));
-    CHECK(echo_decode(d, l, &p, &pl, NULL) == 0);
-    CHECK(pl == strlen(want) && memcmp(p, want, pl) == 0);
-}
 
 static rill_call open_call(rill_channel ch, const char *method, uint32_t shape) {
     rill_call_options o;
@@ -54,7 +40,7 @@ static void in_child(const char *target, rill_channel parents_ch, rill_call pare
     rill_channel mine;
     OK(rill_channel_new(target, NULL, &mine));
     c = open_call(mine, PING, RILL_UNARY);
-    send_req(c, "child");
+    send_req(c, "child", 0);
     OK(rill_call_close_send(c));
     recv_expect(c, "child");
     uint32_t code = 99;
@@ -69,7 +55,7 @@ int main(int argc, char **argv) {
     rill_channel ch;
     OK(rill_channel_new(argv[1], NULL, &ch));
     rill_call c = open_call(ch, ECHO, RILL_BIDI);
-    send_req(c, "open");
+    send_req(c, "open", 0);
     recv_expect(c, "open");
 
     fflush(stdout);
@@ -88,7 +74,7 @@ int main(int argc, char **argv) {
     CHECK(waitpid(pid, &status, 0) == pid);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
-    send_req(c, "still");
+    send_req(c, "still", 0);
     recv_expect(c, "still");
     OK(rill_call_close_send(c));
     uint32_t code = 99;

@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "check.h"
-#include "echo_pb.h"
+#include "echo_calls.h"
 
 #define PING "/echo.TestService/PingPong"
 #define ECHO "/echo.TestService/Echo"
@@ -46,20 +46,6 @@ static rill_channel channel_over(const char *target, uint32_t protocol, uint32_t
 
 static rill_channel channel_for(const char *target, uint32_t protocol) {
     return channel_over(target, protocol, RILL_HTTP_VERSION_2);
-}
-
-static void send_req(rill_call c, const char *payload, int32_t count) {
-    uint8_t buf[256];
-    size_t n = echo_encode(buf, payload, strlen(payload), count);
-    OK(rill_call_send(c, buf, n, T));
-}
-
-static void recv_expect(rill_call c, const char *want) {
-    const uint8_t *d, *p;
-    size_t l, pl;
-    OK(rill_call_recv(c, &d, &l, T));
-    CHECK(echo_decode(d, l, &p, &pl, NULL) == 0);
-    CHECK(pl == strlen(want) && memcmp(p, want, pl) == 0);
 }
 
 static void expect_eof_ok(rill_call c) {
