@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::convert::{
     messages, metadata_from_py, metadata_to_py, named, pending, seconds_from_py, status_err,
-    status_tuple,
+    status_tuple, this_process,
 };
 use crate::reactor::{Notify, Reactor};
 use crate::unary::{self, NativeUnary, Unary};
@@ -220,7 +220,7 @@ impl NativeChannel {
 
 impl NativeChannel {
     fn chan(&self, py: Python<'_>) -> PyResult<&Channel> {
-        self.chan.get().map_err(|s| status_err(py, &s))
+        this_process(py, &self.chan)
     }
 }
 
@@ -285,7 +285,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl NativeCall {
     fn inner(&self, py: Python<'_>) -> PyResult<&Arc<Inner>> {
-        self.inner.get().map_err(|s| status_err(py, &s))
+        this_process(py, &self.inner)
     }
 
     fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, Call>> {

@@ -5,6 +5,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use rillrpc::fork::ProcessLocal;
 use rillrpc::{BizStatus, Bytes, Code, Metadata, MetadataValue, Named, Status};
 use std::time::Duration;
 
@@ -90,6 +91,11 @@ pub fn metadata_from_py(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Metadata> {
         r.map_err(|e| PyValueError::new_err(format!("invalid metadata: {e}")))?;
     }
     Ok(md)
+}
+
+/// `value`, unless this process is a child forked after it was made (`RpcError`).
+pub fn this_process<'a, T>(py: Python<'_>, value: &'a ProcessLocal<T>) -> PyResult<&'a T> {
+    value.get().map_err(|s| status_err(py, &s))
 }
 
 /// The error for a status: a `BizStatusError` when it carries a biz status, an

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::convert::{
     messages, named, metadata_from_py, metadata_to_py, pending, seconds_from_py,
-    status_err, status_from_py,
+    status_err, status_from_py, this_process,
 };
 use crate::reactor::{Notify, Reactor};
 
@@ -215,8 +215,12 @@ impl NativeServer {
 
 impl NativeServer {
     fn server(&self, py: Python<'_>) -> PyResult<&Arc<Server>> {
-        self.server.get().map_err(|s| status_err(py, &s))
+        this_process(py, &self.server)
     }
+}
+
+fn lock(m: &Mutex<ServerCall>) -> MutexGuard<'_, ServerCall> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[pyclass(module = "rillrpc._native", frozen)]
@@ -248,10 +252,7 @@ impl NativeServerCall {
     }
 
     fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, ServerCall>> {
-        match self.call.get() {
-            Ok(c) => Ok(c.lock().unwrap_or_else(|p| p.into_inner())),
-            Err(s) => Err(status_err(py, &s)),
-        }
+        Ok(lock(this_process(py, &self.call)?))
     }
 }
 
@@ -382,7 +383,7 @@ impl NativeServerCall {
     /// Does nothing to a call inherited from a parent process: it is the parent's.
     fn cancel(&self) {
         if let Ok(c) = self.call.get() {
-            c.lock().unwrap_or_else(|p| p.into_inner()).cancel();
+            lock(c).cancel();
         }
     }
 

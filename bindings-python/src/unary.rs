@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::client::single;
-use crate::convert::{metadata_to_py, status_err, status_tuple};
+use crate::convert::{metadata_to_py, status_err, status_tuple, this_process};
 
 #[derive(Default)]
 pub struct Unary {
@@ -80,10 +80,7 @@ impl NativeUnary {
     }
 
     fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, Unary>> {
-        match self.unary.get() {
-            Ok(u) => Ok(lock(u)),
-            Err(s) => Err(status_err(py, &s)),
-        }
+        Ok(lock(this_process(py, &self.unary)?))
     }
 }
 
