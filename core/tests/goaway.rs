@@ -95,8 +95,13 @@ async fn a_call_cut_by_goaway_says_why_and_the_next_call_reconnects() {
     let mut cut = ch
         .open(ECHO_CLIENT, rillrpc::Shape::ClientStreaming, opts())
         .unwrap();
-    cut.send(req(b"first", 0)).await.unwrap();
+    // The GOAWAY can end the call before its message is queued: then the send fails with
+    // the call's status, and finish reports the same one.
+    let sent = cut.send(req(b"first", 0)).await;
     let status = cut.finish().await;
+    if let Err(refused) = sent {
+        assert_eq!(refused, status, "the send and the call's end agree");
+    }
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(
         status.message().contains("GOAWAY ENHANCE_YOUR_CALM")
