@@ -195,3 +195,29 @@ fn deadlines_are_watched_again_once_the_watchers_runtime_is_gone() {
         });
     }
 }
+
+/// A thread that runs two runtimes by turns (a `block_on` of one, then of the other, both
+/// alive) has a watcher on each. Before, the watcher spawned on the first runtime watched
+/// the second's calls too, and while the first was not driven their deadlines never fired.
+#[test]
+fn a_thread_running_two_runtimes_by_turns_has_a_watcher_on_each() {
+    let server_rt = tokio::runtime::Runtime::new().unwrap();
+    let (addr, _reset) = server_rt.block_on(holding_server());
+    let runtimes = [(); 2].map(|()| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    });
+    for round in 0..4 {
+        runtimes[round % 2].block_on(async {
+            let ch = connected(addr).await;
+            let opts = CallOptions::new().timeout(Duration::from_millis(200));
+            let call = ch.unary(PING_PONG, req(b"held", 0), opts);
+            let r = tokio::time::timeout(Duration::from_secs(10), call)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: the deadline never fired"));
+            assert_eq!(r.unwrap_err().code(), Code::DeadlineExceeded);
+        });
+    }
+}

@@ -8,13 +8,15 @@
 //! dropped; the watcher wakes only for the earliest deadline, and a call whose deadline
 //! passes is aborted as its writer would have aborted it (`writer::deadline_passed`).
 //!
-//! Each thread that starts calls has its own watcher, spawned on the runtime that thread
-//! runs (or on the private runtime, for a thread outside any): a watcher never depends on
-//! a runtime other than the one its calls would have spawned their writers on.
+//! Each thread that starts calls has its own watcher for each runtime it starts them on,
+//! spawned on that runtime (or on the private runtime, for calls made outside any): a
+//! watcher never depends on a runtime other than the one its calls would have spawned
+//! their writers on, even on a thread that drives two runtimes by turns.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use tokio::runtime::Id;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -49,30 +51,31 @@ pub(crate) struct Watch {
 }
 
 thread_local! {
-    /// This thread's watchers: of its calls made outside any runtime (on the private
-    /// runtime), and of those made inside one (on that runtime).
-    static LOCAL: RefCell<[Option<Arc<Deadlines>>; 2]> = const { RefCell::new([None, None]) };
+    /// This thread's watchers, by the runtime their calls were made in (`None`: outside
+    /// any, on the private runtime). Nearly always one.
+    static LOCAL: RefCell<Vec<(Option<Id>, Arc<Deadlines>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Watches `queue`'s deadline: once it passes, the call is aborted as its writer would
 /// abort it for `role`.
 pub(crate) fn watch(deadline: Instant, queue: &Arc<SendQueue>, role: Role) -> Watch {
-    let inside = usize::from(tokio::runtime::Handle::try_current().is_ok());
+    let inside = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+    let forks = crate::fork::generation();
     let of = LOCAL.with(|l| {
-        let l = &mut l.borrow_mut()[inside];
-        let forks = crate::fork::generation();
-        match l.as_ref() {
-            Some(d) if d.forks == forks => d.clone(),
-            _ => {
-                let d = Arc::new(Deadlines {
-                    st: Mutex::new(Watched::default()),
-                    earlier: Notify::new(),
-                    forks,
-                });
-                *l = Some(d.clone());
-                d
-            }
+        let mut l = l.borrow_mut();
+        if let Some((_, d)) = l.iter().find(|(r, d)| *r == inside && d.forks == forks) {
+            return d.clone();
         }
+        // A watcher whose runtime is gone (or of the parent, before a fork) watches
+        // nothing more: its place goes.
+        l.retain(|(_, d)| d.forks == forks && d.lock().running);
+        let d = Arc::new(Deadlines {
+            st: Mutex::new(Watched::default()),
+            earlier: Notify::new(),
+            forks,
+        });
+        l.push((inside, d.clone()));
+        d
     });
     let mut st = of.lock();
     let key = (deadline, st.next);
