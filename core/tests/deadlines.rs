@@ -184,15 +184,7 @@ fn deadlines_are_watched_again_once_the_watchers_runtime_is_gone() {
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async {
-            let ch = connected(addr).await;
-            let opts = CallOptions::new().timeout(Duration::from_millis(200));
-            let call = ch.unary(PING_PONG, req(b"held", 0), opts);
-            let r = tokio::time::timeout(Duration::from_secs(10), call)
-                .await
-                .unwrap_or_else(|_| panic!("round {round}: the deadline never fired"));
-            assert_eq!(r.unwrap_err().code(), Code::DeadlineExceeded);
-        });
+        held_call_times_out(&rt, addr, round);
     }
 }
 
@@ -210,14 +202,20 @@ fn a_thread_running_two_runtimes_by_turns_has_a_watcher_on_each() {
             .unwrap()
     });
     for round in 0..4 {
-        runtimes[round % 2].block_on(async {
-            let ch = connected(addr).await;
-            let opts = CallOptions::new().timeout(Duration::from_millis(200));
-            let call = ch.unary(PING_PONG, req(b"held", 0), opts);
-            let r = tokio::time::timeout(Duration::from_secs(10), call)
-                .await
-                .unwrap_or_else(|_| panic!("round {round}: the deadline never fired"));
-            assert_eq!(r.unwrap_err().code(), Code::DeadlineExceeded);
-        });
+        held_call_times_out(&runtimes[round % 2], addr, round);
     }
+}
+
+/// On `rt`, a unary call with a 200 ms deadline that `holding_server` at `addr` holds
+/// ends with DEADLINE_EXCEEDED.
+fn held_call_times_out(rt: &tokio::runtime::Runtime, addr: std::net::SocketAddr, round: usize) {
+    rt.block_on(async {
+        let ch = connected(addr).await;
+        let opts = CallOptions::new().timeout(Duration::from_millis(200));
+        let call = ch.unary(PING_PONG, req(b"held", 0), opts);
+        let r = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the deadline never fired"));
+        assert_eq!(r.unwrap_err().code(), Code::DeadlineExceeded);
+    });
 }
