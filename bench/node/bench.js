@@ -42,7 +42,7 @@ const bin = (name) => {
   if (!fs.existsSync(p)) throw new Error(`${p} not found: cargo build --release -p rill-bench --bin ${name}`)
   return p
 }
-const workloads = ['server-stream', 'pingpong', 'unary']
+const workloads = ['server-stream', 'pingpong', 'unary', 'unary-deadline']
 
 function start (cmd, argv) {
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] })

@@ -1,6 +1,6 @@
 'use strict'
 // An echo client on @grpc/grpc-js or on rillrpc, for the bench:
-//   node client.js --impl grpc-js|rill --addr HOST:PORT --workload server-stream|pingpong|unary
+//   node client.js --impl grpc-js|rill --addr HOST:PORT --workload server-stream|pingpong|unary|unary-deadline
 //                  [--duration S] [--warmup S] [--size N] [--pkg BINDINGS_NODE_DIR]
 // prints one line: RESULT workload=W impl=I value=RATE unit=msg/s
 // Both send pre-encoded Buffers and count replies without decoding them.
@@ -69,15 +69,23 @@ function pingpong (tick) {
   s.write(req)
 }
 
-function unary (tick) {
+// `deadlineMs`: each call's deadline, that many milliseconds on (never reached, only set).
+function unary (tick, deadlineMs) {
   const req = encodeRequest(payload)
+  const grpcJsOptions = () => deadlineMs ? { deadline: Date.now() + deadlineMs } : {}
+  const rillOptions = deadlineMs ? { timeout: deadlineMs } : undefined
   const one = impl === 'grpc-js'
-    ? () => new Promise((resolve, reject) => client.makeUnaryRequest(M + 'PingPong', id, id, req, (e, r) => e ? reject(e) : resolve(r)))
-    : () => ch.unary(M + 'PingPong', req)
+    ? () => new Promise((resolve, reject) => client.makeUnaryRequest(M + 'PingPong', id, id, req, grpcJsOptions(), (e, r) => e ? reject(e) : resolve(r)))
+    : () => ch.unary(M + 'PingPong', req, rillOptions)
   ;(async () => { for (;;) { await one(); tick() } })()
 }
 
-const run = { 'server-stream': serverStream, pingpong, unary }[workload]
+const run = {
+  'server-stream': serverStream,
+  pingpong,
+  unary,
+  'unary-deadline': (tick) => unary(tick, 10000)
+}[workload]
 if (!run) throw new Error(`unknown workload ${workload}`)
 measure(run).then((rate) => {
   console.log(`RESULT workload=${workload} impl=${impl} value=${rate.toFixed(0)} unit=msg/s size=${size}`)

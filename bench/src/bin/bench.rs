@@ -985,7 +985,7 @@ fn usage(msg: &str) -> ! {
         "usage: bench [--duration-secs S] [--repeat N] [--only WORKLOAD] [--idle-streams N]\n\
          \x20            [--tables main,cross,protocols] [--no-cross] [--no-main] [--no-build]\n\
          \x20            [--baseline DIR] [--go-dir DIR]\n\
-         workloads: server-stream client-stream pingpong unary cancel idle-streams stalled-streams\n\
+         workloads: server-stream client-stream pingpong unary unary-deadline cancel idle-streams stalled-streams\n\
          --baseline DIR: echo-server and echo-client built from an older commit, run as\n\
          \x20 \"rill before\" in the same rounds (main table and the peers' clients' pairs)\n\
          --tables: which tables run (default main,cross; protocols: gRPC, Connect over HTTP/2\n\

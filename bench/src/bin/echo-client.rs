@@ -1148,7 +1148,7 @@ fn usage(msg: &str) -> ! {
          \x20      [--protocol grpc|grpc-web|connect|ttheader] [--http1] [--codec proto|thrift]   (rill)\n\
          \x20      [--duration-secs S] [--warmup-secs S] [--size N] [--streams N]\n\
          \x20      [--connections N] [--server-pid PID] [--messages N] [--count-frames]\n\
-         workloads: server-stream client-stream pingpong unary cancel idle-streams;\n\
+         workloads: server-stream client-stream pingpong unary unary-deadline cancel idle-streams;\n\
          with --messages N (one burst per stream): server-stream client-stream bidi"
     );
     std::process::exit(2)
