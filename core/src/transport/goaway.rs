@@ -237,15 +237,21 @@ impl<T> Drop for Watched<T> {
 }
 
 impl<T: AsyncRead + Unpin> Watched<T> {
-    /// What a write gives h2: a write that found the connection closed waits to give its
-    /// error until what the server sent before it closed (its GOAWAY, if any) is read,
-    /// since h2, failing on the write, would never read it.
-    fn written<R>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
-        match r {
+    /// A write to the connection, `write` on `io`. One that finds the connection closed
+    /// gives h2 its error only once what the server sent before it closed (its GOAWAY, if
+    /// any) is read, since h2, failing on the write, would never read it.
+    fn write_with<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if let Some(closing) = self.closing.take() {
+            return self.poll_last_words(cx, closing).map(Err);
+        }
+        match write(Pin::new(&mut self.io), cx) {
             Poll::Ready(Err(error)) if is_closed(&error) => {
                 let until = Box::pin(tokio::time::sleep(LAST_WORDS_WAIT));
-                self.closing = Some(Closing { error, until });
-                self.poll_last_words(cx).map(Err)
+                self.poll_last_words(cx, Closing { error, until }).map(Err)
             }
             r => r,
         }
@@ -254,10 +260,7 @@ impl<T: AsyncRead + Unpin> Watched<T> {
     /// Reads the server's last bytes; then the failed write's error. A reader polled with
     /// no waker would see only what the reactor has seen, which, with the bytes in the
     /// socket already, may be nothing yet.
-    fn poll_last_words(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let Some(mut closing) = self.closing.take() else {
-            return Poll::Ready(io::ErrorKind::BrokenPipe.into());
-        };
+    fn poll_last_words(&mut self, cx: &mut Context<'_>, mut closing: Closing) -> Poll<io::Error> {
         let mut space = [0u8; 4096];
         for _ in 0..16 {
             let mut buf = ReadBuf::new(&mut space);
@@ -315,12 +318,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
-        if me.closing.is_some() {
-            return me.poll_last_words(cx).map(Err);
-        }
-        let r = Pin::new(&mut me.io).poll_write(cx, buf);
-        me.written(cx, r)
+        self.get_mut()
+            .write_with(cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -328,12 +327,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
-        if me.closing.is_some() {
-            return me.poll_last_words(cx).map(Err);
-        }
-        let r = Pin::new(&mut me.io).poll_write_vectored(cx, bufs);
-        me.written(cx, r)
+        self.get_mut()
+            .write_with(cx, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -341,12 +336,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        if me.closing.is_some() {
-            return me.poll_last_words(cx).map(Err);
-        }
-        let r = Pin::new(&mut me.io).poll_flush(cx);
-        me.written(cx, r)
+        self.get_mut().write_with(cx, |io, cx| io.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

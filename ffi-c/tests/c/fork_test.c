@@ -22,7 +22,7 @@ static rill_call open_call(rill_channel ch, const char *method, uint32_t shape) 
     return c;
 }
 
-static void in_child(const char *target, rill_channel parents_ch, rill_call parents_call) {
+static void in_child(rill_channel parents_ch, rill_call parents_call) {
     const uint8_t *d;
     size_t l;
     uint8_t buf[64];
@@ -42,7 +42,6 @@ static void in_child(const char *target, rill_channel parents_ch, rill_call pare
      * of parked threads for the whole process, which a child inherits as the parent's
      * threads left it, and a child's new runtime crashed in it, about 1 run in 20. The
      * Python suite runs a child's own channel, on a library built alone. */
-    (void)target;
 }
 
 int main(int argc, char **argv) {
@@ -58,7 +57,7 @@ int main(int argc, char **argv) {
     CHECK(pid >= 0);
     if (pid == 0) {
         alarm(60); /* a child stuck in a lock ends instead of hanging the test */
-        in_child(argv[1], ch, c);
+        in_child(ch, c);
         printf("fork_test: child passed\n");
         fflush(stdout);
         /* Killed, not exited: under valgrind an exit would check the child for leaks, and
