@@ -608,7 +608,8 @@ impl SendQueue {
         Poll::Pending
     }
 
-    /// Queues the response head (server side), ahead of any message.
+    /// Queues the response head (server side), ahead of any message; a writer not started
+    /// yet has it written now, from this thread.
     pub(crate) fn send_head(&self, metadata: Metadata) -> Result<(), Status> {
         let mut st = self.lock();
         match &st.phase {
@@ -621,8 +622,28 @@ impl SendQueue {
             }
             _ => {}
         }
-        st.head = Some(metadata);
         st.head_decided = true;
+        let State {
+            writer,
+            lent,
+            compress,
+            ..
+        } = &mut *st;
+        if let (Writer::Deferred { .. }, Some(lent)) = (writer, lent.as_mut()) {
+            // A writer not started has nothing queued ahead of the head: the head goes out
+            // from this thread, as the call's answer and end will. Starting the writer for
+            // it would hand the rest of the call to a runtime thread.
+            let enc = *compress;
+            let kick = lent.sender.announce();
+            let sent = lent.sender.send_head(Some(metadata), enc);
+            lent.rewatch();
+            drop(st);
+            if let Some(k) = kick {
+                k.finish();
+            }
+            return sent;
+        }
+        st.head = Some(metadata);
         self.wake_writer(st);
         Ok(())
     }
