@@ -1,6 +1,7 @@
 /* The echo workloads from C, for bench/c/run.sh:
  *   bench_client TARGET WORKLOAD SECONDS     prints "WORKLOAD <ops/s>"
  * unary1   one unary call at a time (blocking API)
+ * unary1dl unary1, each call with a 10 s deadline it never reaches
  * unary64  64 unary calls in flight, one thread, waiting on a rill_poller
  * bidi     one bidi stream, 256 messages in flight, non-blocking batch send/recv
  * stream   server streaming, blocking batch recv of 64-byte messages
@@ -26,7 +27,8 @@ static rill_channel ch;
 static uint8_t req[128];
 static size_t req_len;
 
-static double unary1(double secs) {
+/* opts: NULL, or each call's options (unary1dl's deadline). */
+static double unary1_with(double secs, const rill_call_options *opts) {
     long n = 0;
     double end = now() + secs, t0 = now();
     while (now() < end) {
@@ -35,7 +37,7 @@ static double unary1(double secs) {
             const uint8_t *d;
             size_t l;
             uint32_t code;
-            OK(rill_call_open(ch, "/echo.TestService/PingPong", RILL_UNARY, NULL, &c));
+            OK(rill_call_open(ch, "/echo.TestService/PingPong", RILL_UNARY, opts, &c));
             OK(rill_call_send(c, req, req_len, 10000));
             OK(rill_call_recv(c, &d, &l, 10000));
             OK(rill_call_finish(c, &code, 10000));
@@ -44,6 +46,15 @@ static double unary1(double secs) {
         }
     }
     return n / (now() - t0);
+}
+
+static double unary1(double secs) { return unary1_with(secs, NULL); }
+
+static double unary1dl(double secs) {
+    rill_call_options o;
+    rill_call_options_init(&o);
+    o.timeout_ms = 10000;
+    return unary1_with(secs, &o);
 }
 
 static double unary64(double secs) {
@@ -158,7 +169,7 @@ static double stream(double secs) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 4) { fprintf(stderr, "usage: bench_client TARGET unary1|unary64|bidi|stream SECONDS\n"); return 2; }
+    if (argc < 4) { fprintf(stderr, "usage: bench_client TARGET unary1|unary1dl|unary64|bidi|stream SECONDS\n"); return 2; }
     double secs = atof(argv[3]);
     req_len = echo_encode(req, PAYLOAD, sizeof PAYLOAD, 0);
     OK(rill_channel_new(argv[1], NULL, &ch));
@@ -166,6 +177,7 @@ int main(int argc, char **argv) {
     /* Warm up the connection. */
     unary1(0.2);
     if (!strcmp(argv[2], "unary1")) rate = unary1(secs);
+    else if (!strcmp(argv[2], "unary1dl")) rate = unary1dl(secs);
     else if (!strcmp(argv[2], "unary64")) rate = unary64(secs);
     else if (!strcmp(argv[2], "bidi")) rate = bidi(secs);
     else if (!strcmp(argv[2], "stream")) rate = stream(secs);

@@ -29,12 +29,12 @@ fn request(count: i32) -> Bytes {
 }
 
 async fn unary_once(ch: &Channel, req: &Bytes) {
+    unary_once_with(ch, req, CallOptions::new()).await
+}
+
+async fn unary_once_with(ch: &Channel, req: &Bytes, opts: CallOptions) {
     let mut call = ch
-        .open(
-            "/echo.TestService/PingPong",
-            rillrpc::Shape::Unary,
-            CallOptions::new(),
-        )
+        .open("/echo.TestService/PingPong", rillrpc::Shape::Unary, opts)
         .unwrap();
     call.send(req.clone()).await.unwrap();
     call.close_send();
@@ -44,13 +44,25 @@ async fn unary_once(ch: &Channel, req: &Bytes) {
 }
 
 async fn unary1(ch: &Channel, secs: f64) -> f64 {
+    unary1_with(ch, secs, CallOptions::new).await
+}
+
+/// unary1, each call with a 10 s deadline it never reaches.
+async fn unary1dl(ch: &Channel, secs: f64) -> f64 {
+    unary1_with(ch, secs, || {
+        CallOptions::new().timeout(Duration::from_secs(10))
+    })
+    .await
+}
+
+async fn unary1_with(ch: &Channel, secs: f64, opts: impl Fn() -> CallOptions) -> f64 {
     let req = request(0);
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs_f64(secs);
     let mut n = 0u64;
     while Instant::now() < end {
         for _ in 0..100 {
-            unary_once(ch, &req).await;
+            unary_once_with(ch, &req, opts()).await;
             n += 1;
         }
     }
@@ -188,7 +200,7 @@ async fn stream(ch: &Channel, secs: f64) -> f64 {
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     if a.len() < 4 {
-        eprintln!("usage: bench_rust TARGET unary1|unary64|bidi|stream SECONDS");
+        eprintln!("usage: bench_rust TARGET unary1|unary1dl|unary64|bidi|stream SECONDS");
         std::process::exit(2);
     }
     let secs: f64 = a[3].parse().expect("SECONDS");
@@ -197,6 +209,7 @@ fn main() {
         unary1(&ch, 0.2).await;
         let r = match a[2].as_str() {
             "unary1" => unary1(&ch, secs).await,
+            "unary1dl" => unary1dl(&ch, secs).await,
             "unary64" => unary64(&ch, secs).await,
             "unary64_outside" => unary64_outside(&ch, secs).await,
             "bidi" => bidi(&ch, secs).await,
