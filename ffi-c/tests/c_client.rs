@@ -47,6 +47,22 @@ fn c_a_forked_child_leaves_its_parents_handles_alone() {
     );
 }
 
+/// The fork test's child makes a runtime of its own, in the library these tests link. That
+/// library must be the one users link: built beside every other member of the workspace,
+/// it takes the union of their tokio features, and with `parking_lot` among them a child's
+/// new runtime crashed in the parked-thread table it inherited (about 1 run in 20). No
+/// member may ask for it (tokio's `full` has it): the workspace's lock file names every
+/// package any member can build with.
+#[test]
+fn no_workspace_member_builds_tokio_with_parking_lot() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
+        .expect("the workspace's Cargo.lock");
+    assert!(
+        !lock.contains("name = \"parking_lot\""),
+        "a workspace member pulls in parking_lot (`cargo tree -i parking_lot --workspace -e features` says which)"
+    );
+}
+
 #[test]
 fn c_examples() {
     use std::io::BufRead;

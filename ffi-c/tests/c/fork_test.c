@@ -1,8 +1,8 @@
 /* A child forked while its parent has a channel and a call open (argv[1] = a tonic echo
  * server): the parent's handles are the parent's. In the child they fail with
  * RILL_ERR_WRONG_STATE, and freeing them leaves them be (their runtime's threads are not
- * in the child, and locks those threads held at the fork stay held there). The parent's
- * call goes on. */
+ * in the child, and locks those threads held at the fork stay held there); the child's own
+ * channel works. The parent's call goes on. */
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -22,7 +22,7 @@ static rill_call open_call(rill_channel ch, const char *method, uint32_t shape) 
     return c;
 }
 
-static void in_child(rill_channel parents_ch, rill_call parents_call) {
+static void in_child(const char *target, rill_channel parents_ch, rill_call parents_call) {
     const uint8_t *d;
     size_t l;
     uint8_t buf[64];
@@ -36,12 +36,18 @@ static void in_child(rill_channel parents_ch, rill_call parents_call) {
     EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_open(parents_ch, PING, RILL_UNARY, &o, &c));
     EXPECT_RC(RILL_ERR_WRONG_STATE, rill_call_free(parents_call));
     EXPECT_RC(RILL_ERR_WRONG_STATE, rill_channel_free(parents_ch));
-    /* The child's own channel is not tried here. `cargo test --workspace` builds this
-     * library with tokio's `parking_lot` feature, unified from the tests' dependencies
-     * (the library built alone, as users link it, has none). parking_lot keeps one table
-     * of parked threads for the whole process, which a child inherits as the parent's
-     * threads left it, and a child's new runtime crashed in it, about 1 run in 20. The
-     * Python suite runs a child's own channel, on a library built alone. */
+
+    rill_channel mine;
+    OK(rill_channel_new(target, NULL, &mine));
+    c = open_call(mine, PING, RILL_UNARY);
+    send_req(c, "child", 0);
+    OK(rill_call_close_send(c));
+    recv_expect(c, "child");
+    uint32_t code = 99;
+    OK(rill_call_finish(c, &code, T));
+    CHECK(code == RILL_STATUS_OK);
+    OK(rill_call_free(c));
+    OK(rill_channel_free(mine));
 }
 
 int main(int argc, char **argv) {
@@ -57,7 +63,7 @@ int main(int argc, char **argv) {
     CHECK(pid >= 0);
     if (pid == 0) {
         alarm(60); /* a child stuck in a lock ends instead of hanging the test */
-        in_child(ch, c);
+        in_child(argv[1], ch, c);
         printf("fork_test: child passed\n");
         fflush(stdout);
         /* Killed, not exited: under valgrind an exit would check the child for leaks, and
