@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Request};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
@@ -77,7 +77,13 @@ impl Http1 {
 
     /// Sends a call's request head on a free connection (a new one if none is free): the
     /// call writes the body into the returned end, and reads the response from the future.
-    pub(crate) async fn send(&self, req: Request<()>) -> Result<(BodyTx, ResponseFuture), Status> {
+    /// `whole`: the call sends its one message and its end at once (unary, server
+    /// streaming), and the head waits for them, to give the body's length.
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        req: Request<()>,
+        whole: bool,
+    ) -> Result<(BodyTx, ResponseFuture), Status> {
         let mut sender = match self.free() {
             Some(s) => s,
             None => self.connect().await?,
@@ -106,10 +112,15 @@ impl Http1 {
         let bodiless = req.method() == http::Method::GET;
         let (tx, body) = http1::body(Bytes::new(), bodiless);
         let (parts, ()) = req.into_parts();
-        let response = sender.send_request(Request::from_parts(parts, body));
+        let req = Request::from_parts(parts, body);
+        if whole && !bodiless {
+            let me = self.clone();
+            let response = ResponseFuture::send_whole(sender, req, &tx, move |s| me.keep(s));
+            return Ok((tx, response));
+        }
+        let response = ResponseFuture::send(&mut sender, req, &tx);
         self.keep(sender);
-        let watch = tx.watch();
-        Ok((tx, ResponseFuture::new(response, watch)))
+        Ok((tx, response))
     }
 
     /// A kept connection that can take a call now.

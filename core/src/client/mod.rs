@@ -445,7 +445,8 @@ async fn over_http1(
     if shape == Shape::Bidi {
         return Err(bidi_over_http1());
     }
-    let (body, head) = h1.send(req).await?;
+    let whole = matches!(shape, Shape::Unary | Shape::ServerStreaming);
+    let (body, head) = h1.send(req, whole).await?;
     let sender = stream::Sender::client(wire, SendBody::H1(body), None, None);
     let receiver = stream::Receiver::client(wire, ResponseHead::H1(head), max_recv, None);
     Ok((Sender::client(sender), Receiver::client(receiver)))

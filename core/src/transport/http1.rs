@@ -139,7 +139,7 @@ pub(crate) type SendRequest = hyper::client::conn::http1::SendRequest<Body>;
 /// A client's response on its way. A call that gives up (its deadline, a cancel) aborts
 /// its request body; HTTP/1.1 has no reset, so the response learns of it here.
 pub(crate) struct ResponseFuture {
-    response: Pin<Box<dyn Future<Output = Result<Response<Incoming>, hyper::Error>> + Send>>,
+    response: Pin<Box<dyn Future<Output = Result<Response<Incoming>, ResponseError>> + Send>>,
     watch: AbortWatch,
 }
 
@@ -174,13 +174,53 @@ impl AbortWatch {
 unsafe impl Sync for ResponseFuture {}
 
 impl ResponseFuture {
-    pub(crate) fn new(
-        f: impl Future<Output = Result<Response<Incoming>, hyper::Error>> + Send + 'static,
-        watch: AbortWatch,
+    /// Sends `req` on `sender` now; its body is filled through `tx`.
+    pub(crate) fn send(
+        sender: &mut SendRequest,
+        req: Request<Body>,
+        tx: &BodyTx,
     ) -> ResponseFuture {
+        let response = sender.send_request(req);
         ResponseFuture {
-            response: Box::pin(f),
-            watch,
+            response: Box::pin(async move { response.await.map_err(ResponseError::Hyper) }),
+            watch: tx.watch(),
+        }
+    }
+
+    /// Sends `req` on `sender` once its body, filled through `tx`, is whole, with the
+    /// body's length in `Content-Length`; `sent` then gets the sender back. A head sent
+    /// before its body is known says nothing of its length: hyper chunks the body, unless
+    /// the body happened to be whole first, and an empty one then goes with no length at
+    /// all. connect-go's client and browsers give a unary request's length, and some
+    /// servers and proxies refuse a request body that has none (411 Length Required).
+    /// A body whose sender must wait for room cannot be whole first: its head then goes
+    /// at once, and its body chunked.
+    pub(crate) fn send_whole(
+        mut sender: SendRequest,
+        mut req: Request<Body>,
+        tx: &BodyTx,
+        sent: impl FnOnce(SendRequest) + Send + 'static,
+    ) -> ResponseFuture {
+        let (to_call, response) = oneshot::channel();
+        let send: OnWhole = Box::new(move |len| {
+            if let Some(len) = len {
+                req.headers_mut()
+                    .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+            }
+            let response = sender.send_request(req);
+            sent(sender);
+            let _ = to_call.send(response);
+        });
+        tx.chan.lock().on_whole = Some(send);
+        ResponseFuture {
+            response: Box::pin(async move {
+                match response.await {
+                    Ok(r) => r.await.map_err(ResponseError::Hyper),
+                    // The body went before it was whole: the call was dropped.
+                    Err(_) => Err(ResponseError::Aborted),
+                }
+            }),
+            watch: tx.watch(),
         }
     }
 
@@ -193,7 +233,7 @@ impl ResponseFuture {
             return Poll::Ready(Err(ResponseError::Aborted));
         }
         self.response.as_mut().poll(cx).map(|r| {
-            let (parts, body) = r.map_err(ResponseError::Hyper)?.into_parts();
+            let (parts, body) = r?.into_parts();
             let mut body = RecvBody::new(body);
             body.watch = Some(self.watch.clone());
             Ok((parts, body))
@@ -250,7 +290,13 @@ struct State {
     gone_watch: Option<Waker>,
     /// A client call's response, watching for the call's abort.
     watcher: Option<Waker>,
+    /// Sends a client's request head, held back until its body is whole
+    /// (`ResponseFuture::send_whole`).
+    on_whole: Option<OnWhole>,
 }
+
+/// Sends a request whose head waited for its body, with the body's length if it is known.
+type OnWhole = Box<dyn FnOnce(Option<u64>) + Send>;
 
 impl Chan {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -297,6 +343,12 @@ impl BodyTx {
             return Poll::Ready(Ok(room));
         }
         st.writer = Some(cx.waker().clone());
+        // Only hyper makes room, and it has nothing of the body before it has the head.
+        let send = st.on_whole.take();
+        drop(st);
+        if let Some(send) = send {
+            send(None);
+        }
         Poll::Pending
     }
 
@@ -331,8 +383,16 @@ impl BodyTx {
         }
         st.ended |= end;
         let r = st.reader.take();
+        let send = st.ended.then(|| st.on_whole.take()).flatten();
+        let len = match send {
+            Some(_) if st.frames.iter().all(Frame::is_data) => Some(st.queued as u64),
+            _ => None,
+        };
         drop(st);
         wake(r);
+        if let Some(send) = send {
+            send(len);
+        }
         Ok(())
     }
 
@@ -342,7 +402,10 @@ impl BodyTx {
         let mut st = self.chan.lock();
         st.aborted = true;
         let (r, w) = (st.reader.take(), st.watcher.take());
+        // Dropped unsent: hyper closes the connection it was to go on.
+        let unsent = st.on_whole.take();
         drop(st);
+        drop(unsent);
         wake(r);
         wake(w);
     }
@@ -363,6 +426,15 @@ impl BodyTx {
         }
         st.gone_watch = Some(cx.waker().clone());
         Poll::Pending
+    }
+}
+
+impl Drop for BodyTx {
+    fn drop(&mut self) {
+        // A request held for its body holds that body, whose channel holds the request: a
+        // call dropped before its body was whole would keep both for ever.
+        let unsent = self.chan.lock().on_whole.take();
+        drop(unsent);
     }
 }
 
