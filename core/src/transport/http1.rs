@@ -298,6 +298,13 @@ struct State {
 /// Sends a request whose head waited for its body, with the body's length if it is known.
 type OnWhole = Box<dyn FnOnce(Option<u64>) + Send>;
 
+impl State {
+    /// The body's length once it is whole: ended, and data alone (no trailers).
+    fn whole_len(&self) -> Option<u64> {
+        (self.ended && self.frames.iter().all(Frame::is_data)).then_some(self.queued as u64)
+    }
+}
+
 impl Chan {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -384,10 +391,7 @@ impl BodyTx {
         st.ended |= end;
         let r = st.reader.take();
         let send = st.ended.then(|| st.on_whole.take()).flatten();
-        let len = match send {
-            Some(_) if st.frames.iter().all(Frame::is_data) => Some(st.queued as u64),
-            _ => None,
-        };
+        let len = send.as_ref().and_then(|_| st.whole_len());
         drop(st);
         wake(r);
         if let Some(send) = send {
@@ -482,12 +486,9 @@ impl http_body::Body for Body {
     /// A response written whole has its exact length: hyper then sends `Content-Length`
     /// instead of chunked encoding.
     fn size_hint(&self) -> http_body::SizeHint {
-        let st = self.chan.lock();
-        let whole = st.ended && st.frames.iter().all(Frame::is_data);
-        if whole {
-            http_body::SizeHint::with_exact(st.queued as u64)
-        } else {
-            http_body::SizeHint::default()
+        match self.chan.lock().whole_len() {
+            Some(n) => http_body::SizeHint::with_exact(n),
+            None => http_body::SizeHint::default(),
         }
     }
 }
