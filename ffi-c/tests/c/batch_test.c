@@ -235,15 +235,29 @@ static void test_poller_wait_then_fd(void) {
         CHECK(n >= 1 && tags[0] == 42);
     }
     CHECK(got == 5);
-    /* A tag queued before the fd was asked for. */
+    /* A tag queued before the fd was asked for. Tag 42 may be queued too: a wake-up of the
+     * call that came after the loop's last try queues it again, as the poller allows (a tag
+     * may come when there is nothing left to do). Expecting 7 alone failed 1 run in 3 of
+     * test-sanitize on a loaded machine (make flakes). */
     OK(rill_call_set_poller(c, p, 7));
     int fd;
     OK(rill_poller_fd(p, &fd));
     struct pollfd pf = {.fd = fd, .events = POLLIN};
     CHECK(poll(&pf, 1, 1000) == 1);
+    int sevens = 0;
     OK(rill_poller_next(p, tags, 8, &n));
-    CHECK(n == 1 && tags[0] == 7);
-    CHECK(poll(&pf, 1, 0) == 0);
+    do {
+        for (size_t i = 0; i < n; i++) {
+            CHECK(tags[i] == 7 || tags[i] == 42);
+            sevens += tags[i] == 7;
+        }
+    } while (rill_poller_next(p, tags, 8, &n) == RILL_OK);
+    CHECK(sevens >= 1);
+    /* Drained, the fd is not readable; or it is again for a late wake-up's tag. */
+    if (poll(&pf, 1, 0) != 0) {
+        OK(rill_poller_next(p, tags, 8, &n));
+        for (size_t i = 0; i < n; i++) CHECK(tags[i] == 7 || tags[i] == 42);
+    }
     uint32_t code;
     OK(rill_call_finish(c, &code, T));
     CHECK(code == RILL_STATUS_OK);
