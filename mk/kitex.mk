@@ -15,7 +15,8 @@
 #                               against kitex-server (crate rill-kitex, interop/kitex/rust)
 #   make bench-kitex            Kitex's client and ours (echo-client --codec thrift) against
 #                               kitex-server and kitex-echo-rill-server (release), each
-#                               transport and workload, in one run: rates and ratios
+#                               transport and workload, in one run: rates and ratios, and
+#                               the cores each side used
 #
 # The kitex tool is built from the module itself (go build .../tool/cmd/kitex, the same
 # v0.16.3, with thriftgo v0.4.5 as a library: no thriftgo binary): `go install ...@v0.16.3`
