@@ -18,18 +18,21 @@ TEST_TARGETS += test-c
 .PHONY: c-lib test-c c-valgrind install
 
 # Copies a build's library, header and pkg-config files (rillrpc: shared; rillrpc-static:
-# the archive) into a prefix: $(call c-install,PROFILE,PREFIX,DEST). The shared library is
-# replaced by a rename, never rewritten in place: a program running from the prefix (a
-# matrix server, a test of another suite) would die of SIGBUS.
+# the archive) into a prefix: $(call c-install,PROFILE,PREFIX,DEST). Every file is written
+# under a name of this shell's own and renamed into place, never rewritten in place: a
+# program running from the prefix (a matrix server, a test of another suite) would die of
+# SIGBUS, and two suites installing at once (make flakes runs two side by side) took each
+# other's temporary file (test-sanitize failed on "cannot stat librillrpc.so.new").
 define c-install
 	mkdir -p $(3)$(2)/lib/pkgconfig $(3)$(2)/include
-	cp $(CARGO_TARGET_DIR)/$(1)/librillrpc_c.so $(3)$(2)/lib/librillrpc.so.new
-	mv -f $(3)$(2)/lib/librillrpc.so.new $(3)$(2)/lib/librillrpc.so
-	cp $(CARGO_TARGET_DIR)/$(1)/librillrpc_c.a $(3)$(2)/lib/librillrpc.a
-	cp include/rillrpc.h $(3)$(2)/include/rillrpc.h
+	set -e; put() { cp "$$1" "$$2.new.$$$$"; mv -f "$$2.new.$$$$" "$$2"; }; \
+	put $(CARGO_TARGET_DIR)/$(1)/librillrpc_c.so $(3)$(2)/lib/librillrpc.so; \
+	put $(CARGO_TARGET_DIR)/$(1)/librillrpc_c.a $(3)$(2)/lib/librillrpc.a; \
+	put include/rillrpc.h $(3)$(2)/include/rillrpc.h; \
 	for pc in rillrpc rillrpc-static; do \
 	  sed -e 's|@PREFIX@|$(2)|' -e 's|@VERSION@|$(C_VERSION)|' ffi-c/$$pc.pc.in \
-	    > $(3)$(2)/lib/pkgconfig/$$pc.pc || exit 1; done
+	    > $(3)$(2)/lib/pkgconfig/$$pc.pc.new.$$$$; \
+	  mv -f $(3)$(2)/lib/pkgconfig/$$pc.pc.new.$$$$ $(3)$(2)/lib/pkgconfig/$$pc.pc; done
 endef
 
 c-lib:
