@@ -25,7 +25,7 @@ use crate::transport::goaway::{GoAway, Watched};
 use crate::transport::hosted::{Handout, HostedConnection};
 use crate::transport::late_ack::LateAck;
 use crate::transport::socket::Socket;
-use crate::transport::window::{self, Counter, RecvWindow};
+use crate::transport::window::{Counter, RecvWindow};
 use crate::transport::{h2_client, tls};
 
 /// An established connection: where new streams are opened.
@@ -335,7 +335,7 @@ impl Endpoint {
         let fd = sock.fd();
         let generation = self.next_generation();
         let builder = self.h2_builder();
-        let window = self.recv_window();
+        let window = self.opts.recv_window();
         let counter = window.counter();
         let me = Arc::downgrade(self);
         let (tx, rx) = oneshot::channel();
@@ -385,7 +385,7 @@ impl Endpoint {
             .await
             .map_err(|e| Status::unavailable(format!("HTTP/2 handshake failed: {e}")))?;
         let generation = self.next_generation();
-        let window = self.recv_window();
+        let window = self.opts.recv_window();
         let counter = window.counter();
         let driver = Driver::new(
             run(conn, window, Arc::downgrade(self), generation),
@@ -398,19 +398,6 @@ impl Endpoint {
             std::future::poll_fn(|cx| d.poll_task(cx)).await;
         });
         Conn::once_heard(sender, generation, counter, driver, goaway).await
-    }
-
-    /// A new connection's receive window: it grows with the streams open on it, up to
-    /// the channel's cap per connection (a client's unread streams are its own
-    /// application's: no pool is shared between connections).
-    fn recv_window(&self) -> RecvWindow {
-        let o = &self.opts;
-        RecvWindow::new(
-            o.initial_stream_window,
-            o.initial_connection_window,
-            window::cap(o.connection_receive_budget),
-            None,
-        )
     }
 
     fn next_generation(&self) -> u64 {

@@ -25,7 +25,6 @@ use crate::status::Status;
 use crate::transport::hosted::{self, HostedConnection};
 use crate::transport::http::{ResponseHead, SendBody};
 use crate::transport::tls;
-use backoff::Backoff;
 use endpoint::{Endpoint, Opened};
 use http1::Http1;
 
@@ -389,9 +388,7 @@ impl Target {
             let authority = opts.authority.as_deref().unwrap_or(&self.authority);
             let service = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
             let addr = format!("{}:{}", self.host, self.port);
-            let backoff = Backoff::new(opts.initial_backoff, opts.max_backoff);
-            let t =
-                ttheader::Ttheader::new(addr, service.to_owned(), opts.connect_timeout, backoff);
+            let t = ttheader::Ttheader::new(addr, service.to_owned(), opts);
             return Ok((Route::Ttheader(Arc::new(t)), None));
         }
         let version = match opts.http_version {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::named::Named;
 use crate::protocol::Protocol;
 use crate::transport::tls::ClientTls;
-use crate::transport::window::DEFAULT_CONNECTION_RECEIVE_BUDGET;
+use crate::transport::window::{self, RecvWindow, DEFAULT_CONNECTION_RECEIVE_BUDGET};
 
 /// Channel settings.
 #[derive(Clone, Debug)]
@@ -22,7 +22,8 @@ pub struct ChannelOptions {
     /// and the connection's to begin with (default 4 MiB). The connection's window grows
     /// with the streams open on it, a stream window ahead of what they can hold unread (up
     /// to `connection_receive_budget`), so that streams the application has not read yet
-    /// do not stall the others.
+    /// do not stall the others. A TTHeader Streaming connection, which has no window,
+    /// stops reading while its streams hold unread what such a window would let them.
     pub initial_stream_window: u32,
     pub initial_connection_window: u32,
     /// The most a connection's receive window grows to (never less than
@@ -91,6 +92,20 @@ impl Named for HttpVersion {
 
     fn name(self) -> &'static str {
         HttpVersion::name(self)
+    }
+}
+
+impl ChannelOptions {
+    /// A new connection's receive window: it grows with the streams open on it, up to
+    /// the channel's cap per connection (a client's unread streams are its own
+    /// application's: no pool is shared between connections).
+    pub(crate) fn recv_window(&self) -> RecvWindow {
+        RecvWindow::new(
+            self.initial_stream_window,
+            self.initial_connection_window,
+            window::cap(self.connection_receive_budget),
+            None,
+        )
     }
 }
 

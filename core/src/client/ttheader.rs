@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use super::backoff::{Backoff, Turn};
+use super::options::ChannelOptions;
 use crate::call::Open;
 use crate::metadata::Metadata;
 use crate::protocol::envelope::DEFAULT_MAX_RECV_MESSAGE;
@@ -38,7 +39,8 @@ pub(crate) struct Ttheader {
     addr: String,
     /// The service the calls go to, as Kitex names its destination (ToService).
     service: Bytes,
-    connect_timeout: Duration,
+    /// Its connections' connect timeout and receive windows.
+    opts: ChannelOptions,
     /// After a failed connection attempt: calls fail fast, or wait with wait_for_ready.
     backoff: Backoff,
     /// The TTHeader Streaming connection, once made (and until it ends).
@@ -64,17 +66,12 @@ fn unavailable(e: std::io::Error) -> Status {
 }
 
 impl Ttheader {
-    pub(crate) fn new(
-        addr: String,
-        service: String,
-        connect_timeout: Duration,
-        backoff: Backoff,
-    ) -> Ttheader {
+    pub(crate) fn new(addr: String, service: String, opts: &ChannelOptions) -> Ttheader {
         Ttheader {
             addr,
             service: Bytes::from(service),
-            connect_timeout,
-            backoff,
+            opts: opts.clone(),
+            backoff: Backoff::new(opts.initial_backoff, opts.max_backoff),
             streaming: tokio::sync::Mutex::new(None),
             next_id: AtomicI32::new(1),
             idle: Mutex::new(Vec::new()),
@@ -148,7 +145,7 @@ impl Ttheader {
 
     /// One connection attempt, its outcome told to the backoff.
     async fn attempt(&self) -> Result<TcpStream, Status> {
-        let r = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
+        let r = tokio::time::timeout(self.opts.connect_timeout, TcpStream::connect(&self.addr))
             .await
             .map_err(|_| Status::unavailable(format!("connecting to {} timed out", self.addr)))
             .and_then(|r| r.map_err(unavailable));
@@ -186,7 +183,7 @@ impl Ttheader {
                 },
             }
         };
-        let conn = Conn::new_client();
+        let conn = Conn::new_client(self.opts.recv_window());
         let max = DEFAULT_MAX_RECV_MESSAGE.saturating_add(ttheader::HEADER_ROOM);
         let run = ttheader::run(tcp, conn.clone(), max, |_, _| {});
         runtime::handle().spawn(async move {

@@ -303,7 +303,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut phase = shared.phase.clone();
-    let conn = ttheader::Conn::new();
+    let conn = ttheader::Conn::new(recv_window(&shared));
     let max_packet = max_packet(&shared);
     let s = shared.clone();
     let c = conn.clone();
@@ -533,13 +533,20 @@ async fn serve_h2<T>(
             return;
         }
     };
-    let window = RecvWindow::new(
+    let window = recv_window(&shared);
+    run_h2(conn, seen, ledger, window, shared, peer, me).await
+}
+
+/// A new connection's receive window: it grows with the streams open on it, up to the
+/// cap per connection, out of the pool the server's connections share.
+fn recv_window(shared: &Shared) -> RecvWindow {
+    let o = &shared.opts;
+    RecvWindow::new(
         o.initial_stream_window,
         o.initial_connection_window,
         window::cap(o.connection_receive_budget),
         Some(shared.window_pool.clone()),
-    );
-    run_h2(conn, seen, ledger, window, shared, peer, me).await
+    )
 }
 
 /// Hands each request of an HTTP/2 connection to dispatch, until the client goes, the

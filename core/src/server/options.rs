@@ -51,7 +51,8 @@ pub struct ServerOptions {
     /// the streams open on it, a stream window ahead of what they can hold unread (up to
     /// `connection_receive_budget`, and `receive_budget` over all of the server's
     /// connections), so that request streams handlers have not read yet do not stall the
-    /// connection's other calls.
+    /// connection's other calls. A TTHeader Streaming connection, which has no window,
+    /// stops reading while its streams hold unread what such a window would let them.
     pub initial_stream_window: u32,
     pub initial_connection_window: u32,
     pub tls: Option<ServerTls>,

@@ -1,4 +1,6 @@
-//! An HTTP/2 connection's receive window, grown with the streams open on it.
+//! An HTTP/2 connection's receive window, grown with the streams open on it. A TTHeader
+//! Streaming connection, which has no window of its own, stops reading at the same bound
+//! (`transport::ttheader::conn`).
 //!
 //! h2 gives a connection's window back only as each stream's data is read: its
 //! `release_capacity` releases a stream's window and the connection's together. A stream
@@ -138,6 +140,12 @@ impl RecvWindow {
     /// Where a stream the connection opens is counted from (by another thread).
     pub(crate) fn counter(&self) -> Counter {
         Counter(self.open.clone())
+    }
+
+    /// The target window now (the configured connection window until a stream grows it).
+    pub(crate) fn target(&self) -> u32 {
+        // `set` never passes `most`, a u32.
+        self.set as u32
     }
 
     /// Counts a stream the connection accepted.

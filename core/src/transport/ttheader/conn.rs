@@ -6,8 +6,13 @@
 //! TTHeader has no flow control of its own. What stands in for it: a stream may have at
 //! most [`STREAM_SEND_BYTES`] of frames waiting to be written (its sender waits for room as
 //! it waits for an HTTP/2 window), and the connection stops reading while its streams hold
-//! [`CONN_RECV_BYTES`] that their calls have not read (TCP's window then pushes back on the
-//! peer, for every stream of the connection at once: TTHeader cannot do better).
+//! as much that their calls have not read as an HTTP/2 connection's window would let them
+//! (TCP's window then pushes back on the peer, for every stream of the connection at once:
+//! TTHeader cannot do better). That bound is the side's receive window
+//! (`transport::window`): the configured connection window, grown by a stream window for
+//! each stream open, up to the connection's cap and, on a server, out of the pool its
+//! connections share, so that the options that bound what peers make us hold unread over
+//! HTTP/2 bound it over TTHeader too.
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
@@ -21,15 +26,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::frame::FrameType;
 use super::packet::{self, Malformed, Packet};
 use crate::transport::budget::Meter;
+use crate::transport::window::{Receiving, RecvWindow};
 
 /// The frames one stream may have waiting to be written: what its sender may get ahead of
 /// the socket, as an HTTP/2 stream's window lets it. Four default HTTP/2 windows: with one,
 /// a streaming call's writer and the connection's task handed each other its bytes in
 /// many small turns, each turn a wake of the other's thread.
 pub(crate) const STREAM_SEND_BYTES: usize = 256 * 1024;
-
-/// The received bytes a connection's streams may hold unread before it stops reading.
-pub(crate) const CONN_RECV_BYTES: usize = 4 << 20;
 
 /// The bytes a packet's header may add to its payload (TTHeader's HEADER SIZE is 16 bits
 /// of 4-byte words), so that a message of the receive limit still fits a frame.
@@ -104,6 +107,9 @@ struct State {
     task: Option<Waker>,
     /// Received DATA frames' bytes the streams hold unread.
     unread: usize,
+    /// Past its target of `unread`, the connection reads no more. Grown and shrunk as
+    /// streams open.
+    window: RecvWindow,
     /// Why the connection ended, once it has: every stream's calls fail with it.
     closed: Option<String>,
     /// The server is draining: no new streams; the connection ends once its streams have.
@@ -138,6 +144,8 @@ struct Slot {
     unread: usize,
     /// The stream's count in the connection's send budget (a server's).
     meter: Option<Arc<Meter>>,
+    /// The stream's count in the connection's receive window, until the slot goes.
+    _counted: Option<Receiving>,
 }
 
 /// What a stream gone from the connection's streams still has to write.
@@ -147,6 +155,12 @@ struct Leaving {
 }
 
 impl State {
+    /// Whether the streams hold all they may unread: the connection reads no more until
+    /// they read.
+    fn full(&self) -> bool {
+        self.unread >= self.window.target() as usize
+    }
+
     /// `n` bytes of a stream's frames were written (or dropped): its room back, and its
     /// count in the send budget. Gives the stream's waiting sender, to wake once the lock
     /// is let go.
@@ -173,17 +187,18 @@ impl State {
 }
 
 impl Conn {
-    /// A server's connection: the peer opens the streams.
-    pub(crate) fn new() -> Arc<Conn> {
-        Conn::with_role(false)
+    /// A server's connection: the peer opens the streams. `window` bounds what they hold
+    /// unread.
+    pub(crate) fn new(window: RecvWindow) -> Arc<Conn> {
+        Conn::with_role(false, window)
     }
 
     /// A client's connection: this side opens the streams (`open`).
-    pub(crate) fn new_client() -> Arc<Conn> {
-        Conn::with_role(true)
+    pub(crate) fn new_client(window: RecvWindow) -> Arc<Conn> {
+        Conn::with_role(true, window)
     }
 
-    fn with_role(client: bool) -> Arc<Conn> {
+    fn with_role(client: bool, window: RecvWindow) -> Arc<Conn> {
         Arc::new(Conn {
             client,
             st: Mutex::new(State {
@@ -193,6 +208,7 @@ impl Conn {
                 out: VecDeque::new(),
                 task: None,
                 unread: 0,
+                window,
                 closed: None,
                 draining: false,
                 opened: 0,
@@ -253,14 +269,23 @@ impl Conn {
             return None;
         }
         let serial = st.opened;
+        let counted = Some(st.window.count());
         st.streams.insert(
             id,
             Slot {
                 serial,
+                _counted: counted,
                 ..Slot::default()
             },
         );
         st.opened += 1;
+        let was_full = st.full();
+        // A client's stream opens off the connection's task, which may wait for room.
+        if st.window.retarget().is_some() && was_full && !st.full() {
+            if let Some(w) = st.task.take() {
+                w.wake();
+            }
+        }
         Some(Stream(Arc::new(Inner {
             conn: self.clone(),
             id,
@@ -479,9 +504,10 @@ impl Stream {
         }
         if !slot.inbox.is_empty() {
             std::mem::swap(&mut slot.inbox, into);
-            let was_full = st.unread >= CONN_RECV_BYTES;
-            st.unread -= std::mem::take(&mut slot.unread);
-            let task = match was_full && st.unread < CONN_RECV_BYTES {
+            let read = std::mem::take(&mut slot.unread);
+            let was_full = st.full();
+            st.unread -= read;
+            let task = match was_full && !st.full() {
                 true => st.task.take(),
                 false => None,
             };
@@ -679,7 +705,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
                 wake_all(&mut self.woken);
                 st = conn.lock();
             }
-            if paused && st.unread < CONN_RECV_BYTES {
+            if paused && !st.full() {
                 continue; // a stream read since: there is room to read again
             }
             if self.eof {
@@ -776,7 +802,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
     ) -> Result<(bool, bool), String> {
         let mut any = false;
         while !self.eof {
-            if conn.lock().unread >= CONN_RECV_BYTES {
+            if conn.lock().full() {
                 // Woken when a stream reads (or goes).
                 return Ok((any, true));
             }

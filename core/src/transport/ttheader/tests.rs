@@ -5,6 +5,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::packet::FIXED_LEN;
 use super::*;
+use crate::transport::window::RecvWindow;
 
 fn hex(s: &str) -> Vec<u8> {
     s.split_whitespace()
@@ -255,7 +256,7 @@ async fn regression_frames_read_before_bytes_that_break_the_framing_reach_their_
 
     let (mut peer, io) = tokio::io::duplex(1 << 16);
     let (tx, rx) = std::sync::mpsc::channel();
-    let conn = Conn::new();
+    let conn = Conn::new(RecvWindow::new(1 << 20, 4 << 20, 64 << 20, None));
     let task = tokio::spawn(run(io, conn, 1 << 20, move |s, _| tx.send(s).unwrap()));
     let bad_magic = hex("00 00 00 0e  20 00  00 02  00 00 00 01  00 01  10 00 00 00");
     let bytes = [
@@ -282,4 +283,89 @@ async fn regression_frames_read_before_bytes_that_break_the_framing_reach_their_
     assert!(run.is_empty() && frames.is_empty());
     let gone = std::future::poll_fn(|cx| stream.poll_frames(cx, &mut frames)).await;
     assert!(matches!(gone, Err(Gone::Closed(_))));
+}
+
+/// What the peer has sent once its writes stop for want of room, having sent at least
+/// `at_least`: the connection stopped reading (or the test fails after 10 s).
+async fn sent_when_stalled(sent: &std::sync::atomic::AtomicUsize, at_least: usize) -> usize {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    let by = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (mut last, mut same) = (usize::MAX, 0);
+    loop {
+        let now = sent.load(Ordering::Relaxed);
+        assert!(
+            tokio::time::Instant::now() < by,
+            "the peer's writes went on, or stopped short: {now} bytes sent, at least {at_least} wanted"
+        );
+        (same, last) = if now == last {
+            (same + 1, now)
+        } else {
+            (0, now)
+        };
+        if now >= at_least && same >= 5 {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A connection reads no further while its streams hold its receive window's worth unread
+/// (the configured connection window, grown by a stream window for each stream opened),
+/// as HTTP/2 connections are bound by the same options. It read up to a fixed 4 MiB,
+/// whatever `initial_connection_window` and `connection_receive_budget` said.
+#[tokio::test]
+async fn regression_a_connection_holds_unread_what_its_receive_window_allows() {
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+
+    const K: usize = 1024;
+    const FRAMES: usize = 2000;
+    // Streams of 4 KiB windows, a connection of 8 KiB growing to 64 KiB.
+    let window = RecvWindow::new(4 * K as u32, 8 * K as u32, 64 * K as u32, None);
+    let conn = Conn::new_client(window);
+    // A pipe that holds 1 KiB: the peer's writes wait once the connection stops reading.
+    let (mut peer, io) = tokio::io::duplex(K);
+    let task = tokio::spawn(run(io, conn.clone(), 1 << 20, |_, _| {}));
+    let stream = conn.open(1).expect("stream 1");
+    let sent = std::sync::Arc::new(AtomicUsize::new(0));
+    let s = sent.clone();
+    let writer = tokio::spawn(async move {
+        let frame = kitex_data_frame();
+        for _ in 0..FRAMES {
+            peer.write_all(&frame).await.unwrap();
+            s.fetch_add(frame.len(), Ordering::Relaxed);
+        }
+        peer
+    });
+    // One stream open: the configured 8 KiB, past which the connection's last read (at
+    // most the pipe's 1 KiB) and the pipe itself hold the rest of what was sent.
+    let held = sent_when_stalled(&sent, 8 * K).await;
+    assert!(held < 11 * K, "{held} bytes went in with 8 KiB to hold");
+    // A second stream: a stream window more.
+    let _other = conn.open(3).expect("stream 3");
+    let held = sent_when_stalled(&sent, 12 * K).await;
+    assert!(held < 15 * K, "{held} bytes went in with 12 KiB to hold");
+    // Reading makes room again, and every message arrives.
+    let payload = &kitex_data_frame()[FIXED_LEN + 4 * 6..];
+    let (mut got, mut frames) = (0, VecDeque::new());
+    while got < FRAMES {
+        std::future::poll_fn(|cx| stream.poll_frames(cx, &mut frames))
+            .await
+            .expect("stream 1's frames");
+        for f in frames.drain(..) {
+            let Inbound::Data(mut run) = f else {
+                panic!("DATA frames only");
+            };
+            while let Some(m) = split_payload(&mut run) {
+                assert_eq!(&m[..], payload);
+                got += 1;
+            }
+        }
+    }
+    assert_eq!(got, FRAMES);
+    drop(writer.await.unwrap());
+    assert!(task.await.unwrap().is_ok(), "the peer closed: a clean end");
 }
