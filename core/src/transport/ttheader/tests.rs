@@ -369,3 +369,54 @@ async fn regression_a_connection_holds_unread_what_its_receive_window_allows() {
     drop(writer.await.unwrap());
     assert!(task.await.unwrap().is_ok(), "the peer closed: a clean end");
 }
+
+/// What a peer gets a server's connection to read of stream 1's DATA frames, with streams
+/// 1 and 3 open and the connection window growing out of a pool of `pool` bytes: 8 KiB,
+/// and 4 KiB for each stream past the first.
+async fn read_by_a_server_connection(pool: Option<usize>, at_least: usize) -> usize {
+    use crate::transport::window::Pool;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+
+    const K: u32 = 1024;
+    let window = RecvWindow::new(4 * K, 8 * K, 64 * K, Some(Pool::new(pool)));
+    let (mut peer, io) = tokio::io::duplex(K as usize);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let task = tokio::spawn(run(io, Conn::new(window), 1 << 20, move |s, _| {
+        tx.send(s).unwrap()
+    }));
+    let mut header_3 = kitex_header_frame();
+    header_3[8..12].copy_from_slice(&3i32.to_be_bytes());
+    peer.write_all(&[kitex_header_frame(), header_3].concat())
+        .await
+        .unwrap();
+    let sent = std::sync::Arc::new(AtomicUsize::new(0));
+    let s = sent.clone();
+    let writer = tokio::spawn(async move {
+        let frame = kitex_data_frame();
+        for _ in 0..2000 {
+            if peer.write_all(&frame).await.is_err() {
+                return;
+            }
+            s.fetch_add(frame.len(), Ordering::Relaxed);
+        }
+    });
+    let held = sent_when_stalled(&sent, at_least).await;
+    let streams: Vec<Stream> = rx.try_iter().collect();
+    assert_eq!(streams.len(), 2, "streams 1 and 3 opened");
+    task.abort();
+    writer.abort();
+    held
+}
+
+/// A server's TTHeader connections grow their windows out of the pool all its connections
+/// share (`receive_budget`), as its HTTP/2 connections do: with the pool spent, two open
+/// streams hold no more than the configured connection window.
+#[tokio::test]
+async fn a_server_connection_grows_its_window_out_of_the_shared_pool() {
+    const K: usize = 1024;
+    let held = read_by_a_server_connection(None, 12 * K).await;
+    assert!(held < 15 * K, "{held} bytes went in with 12 KiB to hold");
+    let held = read_by_a_server_connection(Some(0), 8 * K).await;
+    assert!(held < 11 * K, "{held} bytes went in with the pool spent");
+}
