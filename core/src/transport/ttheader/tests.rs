@@ -311,6 +311,32 @@ async fn sent_when_stalled(sent: &std::sync::atomic::AtomicUsize, at_least: usiz
     }
 }
 
+/// Writes `frames` of Kitex's DATA frame (stream 1) to `peer` one at a time, counting the
+/// bytes of each write that got in, until a write fails; the task gives the pipe back.
+fn write_data_frames(
+    mut peer: tokio::io::DuplexStream,
+    frames: usize,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<tokio::io::DuplexStream>,
+) {
+    use tokio::io::AsyncWriteExt;
+
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = sent.clone();
+    let writer = tokio::spawn(async move {
+        let frame = kitex_data_frame();
+        for _ in 0..frames {
+            if peer.write_all(&frame).await.is_err() {
+                break;
+            }
+            s.fetch_add(frame.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        peer
+    });
+    (sent, writer)
+}
+
 /// A connection reads no further while its streams hold its receive window's worth unread
 /// (the configured connection window, grown by a stream window for each stream opened),
 /// as HTTP/2 connections are bound by the same options. It read up to a fixed 4 MiB,
@@ -318,8 +344,6 @@ async fn sent_when_stalled(sent: &std::sync::atomic::AtomicUsize, at_least: usiz
 #[tokio::test]
 async fn regression_a_connection_holds_unread_what_its_receive_window_allows() {
     use std::collections::VecDeque;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::AsyncWriteExt;
 
     const K: usize = 1024;
     const FRAMES: usize = 2000;
@@ -327,19 +351,10 @@ async fn regression_a_connection_holds_unread_what_its_receive_window_allows() {
     let window = RecvWindow::new(4 * K as u32, 8 * K as u32, 64 * K as u32, None);
     let conn = Conn::new_client(window);
     // A pipe that holds 1 KiB: the peer's writes wait once the connection stops reading.
-    let (mut peer, io) = tokio::io::duplex(K);
+    let (peer, io) = tokio::io::duplex(K);
     let task = tokio::spawn(run(io, conn.clone(), 1 << 20, |_, _| {}));
     let stream = conn.open(1).expect("stream 1");
-    let sent = std::sync::Arc::new(AtomicUsize::new(0));
-    let s = sent.clone();
-    let writer = tokio::spawn(async move {
-        let frame = kitex_data_frame();
-        for _ in 0..FRAMES {
-            peer.write_all(&frame).await.unwrap();
-            s.fetch_add(frame.len(), Ordering::Relaxed);
-        }
-        peer
-    });
+    let (sent, writer) = write_data_frames(peer, FRAMES);
     // One stream open: the configured 8 KiB, past which the connection's last read (at
     // most the pipe's 1 KiB) and the pipe itself hold the rest of what was sent.
     let held = sent_when_stalled(&sent, 8 * K).await;
@@ -375,7 +390,6 @@ async fn regression_a_connection_holds_unread_what_its_receive_window_allows() {
 /// and 4 KiB for each stream past the first.
 async fn read_by_a_server_connection(pool: Option<usize>, at_least: usize) -> usize {
     use crate::transport::window::Pool;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::AsyncWriteExt;
 
     const K: u32 = 1024;
@@ -390,17 +404,7 @@ async fn read_by_a_server_connection(pool: Option<usize>, at_least: usize) -> us
     peer.write_all(&[kitex_header_frame(), header_3].concat())
         .await
         .unwrap();
-    let sent = std::sync::Arc::new(AtomicUsize::new(0));
-    let s = sent.clone();
-    let writer = tokio::spawn(async move {
-        let frame = kitex_data_frame();
-        for _ in 0..2000 {
-            if peer.write_all(&frame).await.is_err() {
-                return;
-            }
-            s.fetch_add(frame.len(), Ordering::Relaxed);
-        }
-    });
+    let (sent, writer) = write_data_frames(peer, 2000);
     let held = sent_when_stalled(&sent, at_least).await;
     let streams: Vec<Stream> = rx.try_iter().collect();
     assert_eq!(streams.len(), 2, "streams 1 and 3 opened");
