@@ -1070,6 +1070,142 @@ async fn our_channel_calls_every_shape_over_ttheader() {
     assert!(b.finish().await.is_ok());
 }
 
+/// Regression: a stream opened while another stream of the channel held its connection's
+/// receive window unread waited for ever. TTHeader has no flow control: the connection had
+/// stopped reading for all of its streams, and the new stream's answer lay in the socket
+/// behind the unread stream's messages. A caller that reads a server stream and makes a
+/// call per message (here, reading none of it while it calls) hung. The new streams go on
+/// another connection, and the unread stream still delivers every message once read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_stream_opened_beside_an_unread_one_does_not_wait_behind_it() {
+    use rill_testkit::rill_echo::{ECHO, ECHO_SERVER};
+    use rillrpc::{CallOptions, Code};
+    let server = rill_server(ServerOptions::default());
+    // A 64 KiB window, far less than the 2 MB the unread stream is sent.
+    let opts = rillrpc::ChannelOptions {
+        protocol: rillrpc::Protocol::Ttheader,
+        initial_stream_window: 16 << 10,
+        initial_connection_window: 64 << 10,
+        ..Default::default()
+    };
+    let addr = format!("http://{}", server.local_addr());
+    let ch = rillrpc::Channel::with_options(&addr, opts).unwrap();
+    let one_k = [b'u'; 1024];
+    let mut unread = ch
+        .server_streaming(ECHO_SERVER, req(&one_k, 2_000), CallOptions::default())
+        .await
+        .unwrap();
+    let first = unread.recv().await.unwrap().unwrap();
+    assert_eq!(resp_payload(&first), one_k);
+    // Time for the window to fill (a machine too slow to fill it only weakens the test).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..3 {
+        let mut call = ch.bidi(ECHO, CallOptions::default()).unwrap();
+        let p = format!("call {i}");
+        call.send(req(p.as_bytes(), 0)).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(10), call.recv())
+            .await
+            .unwrap_or_else(|_| panic!("call {i} waited behind the unread stream"));
+        assert_eq!(resp_payload(&echoed.unwrap().unwrap()), p.as_bytes());
+        call.close_send();
+        assert_eq!(call.recv().await.unwrap(), None);
+        assert!(call.finish().await.is_ok());
+    }
+    let mut n = 1;
+    while let Some(m) = unread.recv().await.unwrap() {
+        assert_eq!(resp_payload(&m), one_k, "message {n}");
+        n += 1;
+    }
+    assert_eq!(
+        (n, unread.status().map(|s| s.code())),
+        (2_000, Some(Code::Ok))
+    );
+}
+
+/// The connection made beside a held-up one takes the streams that follow, rather than a
+/// connection made per stream; once the unread stream is read and gone, the first
+/// connection takes them again (each Echo answers with the client port it came from).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beside_an_unread_one_share_one_more_connection_then_come_back() {
+    use rill_testkit::rill_echo::{ECHO, ECHO_SERVER};
+    use rillrpc::{Bytes, CallOptions, ServerBuilder, Shape, Status};
+    let server = std::sync::Arc::new(
+        ServerBuilder::new(ServerOptions::default())
+            .register(ECHO_SERVER, Shape::ServerStreaming)
+            .register(ECHO, Shape::Bidi)
+            .bind("127.0.0.1:0")
+            .unwrap(),
+    );
+    let s = server.clone();
+    tokio::spawn(async move {
+        s.serve(|mut call| async move {
+            if call.method() == ECHO_SERVER {
+                let _ = call.recv().await;
+                for _ in 0..2_000 {
+                    if call.send(Bytes::from(vec![7u8; 1024])).await.is_err() {
+                        return;
+                    }
+                }
+            } else {
+                let port = call.peer_addr().port().to_be_bytes();
+                while let Ok(Some(_)) = call.recv().await {
+                    let _ = call.send(Bytes::copy_from_slice(&port)).await;
+                }
+            }
+            let _ = call.finish(Status::ok());
+        })
+        .await
+        .unwrap();
+    });
+    let opts = rillrpc::ChannelOptions {
+        protocol: rillrpc::Protocol::Ttheader,
+        initial_stream_window: 16 << 10,
+        initial_connection_window: 64 << 10,
+        ..Default::default()
+    };
+    let addr = format!("http://{}", server.local_addr());
+    let ch = rillrpc::Channel::with_options(&addr, opts).unwrap();
+    let port_of_a_call = || async {
+        let mut call = ch.bidi(ECHO, CallOptions::default()).unwrap();
+        call.send(Bytes::from_static(b"?")).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), call.recv())
+            .await
+            .expect("an answer, not behind the unread stream")
+            .unwrap()
+            .unwrap();
+        call.close_send();
+        assert!(call.finish().await.is_ok());
+        u16::from_be_bytes([got[0], got[1]])
+    };
+    let first = port_of_a_call().await;
+    let mut unread = ch
+        .server_streaming(ECHO_SERVER, Bytes::new(), CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(unread.recv().await.unwrap().unwrap().len(), 1024);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut beside = Vec::new();
+    for _ in 0..5 {
+        beside.push(port_of_a_call().await);
+    }
+    assert!(
+        beside.iter().all(|p| *p == beside[0] && *p != first),
+        "first connection {first}, calls beside the unread stream {beside:?}"
+    );
+    let mut n = 1;
+    while let Some(m) = unread.recv().await.unwrap() {
+        assert_eq!(m.len(), 1024);
+        n += 1;
+    }
+    assert_eq!(n, 2_000);
+    drop(unread);
+    assert_eq!(
+        port_of_a_call().await,
+        first,
+        "back on the first connection"
+    );
+}
+
 /// `recv_ref` lends the DATA frames of a run where they lie, on both sides, and each side
 /// reads exactly what the other sent, in order: empty and large messages, runs cut short by
 /// a read, the last frame of a run (handed out as `Bytes`).

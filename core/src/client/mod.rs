@@ -55,7 +55,7 @@ enum Route {
     /// The endpoint's connection until its ALPN says HTTP/1.1: then, and from then on,
     /// the HTTP/1.1 connections, the first of them the one that said so.
     Negotiated(Arc<Http1>),
-    /// Kitex's TTHeader transports: streams of one TTHeader Streaming connection, and
+    /// Kitex's TTHeader transports: streams of TTHeader Streaming connections, and
     /// PingPong requests for unary calls.
     Ttheader(Arc<ttheader::Ttheader>),
 }

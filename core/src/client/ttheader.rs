@@ -1,7 +1,15 @@
-//! A channel's calls over Kitex's TTHeader transports: streaming calls as streams of one
+//! A channel's calls over Kitex's TTHeader transports: streaming calls as streams of a
 //! TTHeader Streaming connection, unary calls as PingPong requests (TTHeader-framed, what a
 //! Kitex client sends by default; Thrift, or Kitex's Protobuf for the content subtype
 //! `proto`) on connections of their own, one call at a time each, kept for the next call.
+//!
+//! TTHeader has no flow control: a connection whose calls leave a stream's messages unread
+//! stops reading, for all of its streams, once they hold its receive window. A stream opened
+//! then would wait behind them, and a caller that reads one stream only after another
+//! answers (a call per message of a server stream) would wait for ever. So a new stream goes
+//! on a connection none of whose streams is behind (holds more unread than an HTTP/2 stream
+//! window would let it), made if need be, as Kitex's client spreads its streams over a pool
+//! of connections; connections no stream uses end, but for one kept for the next stream.
 
 use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -23,7 +31,7 @@ use crate::protocol::{Receiver, Sender};
 use crate::runtime;
 use crate::status::{Code, Status};
 use crate::transport::ttheader::pingpong::{self as framing, Framing, Reply};
-use crate::transport::ttheader::{self, key, Conn, ProtocolId};
+use crate::transport::ttheader::{self, key, Conn, ProtocolId, Stream};
 
 /// TTHeader's int keys a PingPong request carries beside ToMethod and MsgType
 /// (WIRE.md §1.1).
@@ -34,6 +42,10 @@ const RPC_TIMEOUT: u16 = 12;
 /// Idle PingPong connections kept for the next calls.
 const IDLE_KEPT: usize = 8;
 
+/// The most TTHeader Streaming connections a channel makes for streams that would wait
+/// behind unread ones: past it a new stream takes the newest, and may wait.
+const STREAMING_CONNECTIONS: usize = 16;
+
 pub(crate) struct Ttheader {
     /// `host:port` to connect to.
     addr: String,
@@ -43,8 +55,9 @@ pub(crate) struct Ttheader {
     opts: ChannelOptions,
     /// After a failed connection attempt: calls fail fast, or wait with wait_for_ready.
     backoff: Backoff,
-    /// The TTHeader Streaming connection, once made (and until it ends).
-    streaming: tokio::sync::Mutex<Option<Arc<Conn>>>,
+    /// The TTHeader Streaming connections, once made (and until they end): more than one
+    /// only while a stream is behind on each of the others (see the module doc).
+    streaming: tokio::sync::Mutex<Vec<Arc<Conn>>>,
     /// Stream ids, and PingPong sequence ids: 1, 2, 3... as Kitex counts them.
     next_id: AtomicI32,
     idle: Mutex<Vec<TcpStream>>,
@@ -72,7 +85,7 @@ impl Ttheader {
             service: Bytes::from(service),
             opts: opts.clone(),
             backoff: Backoff::new(opts.initial_backoff, opts.max_backoff),
-            streaming: tokio::sync::Mutex::new(None),
+            streaming: tokio::sync::Mutex::new(Vec::new()),
             next_id: AtomicI32::new(1),
             idle: Mutex::new(Vec::new()),
         }
@@ -161,25 +174,50 @@ impl Ttheader {
         r
     }
 
-    /// The TTHeader Streaming connection: the one there is, or a new one if it ended.
-    /// Calls that find it gone wait for one attempt to make it, as for the HTTP/2
-    /// connection; the backoff is waited out without holding them up.
-    async fn conn(&self, wait_for_ready: bool) -> Result<Arc<Conn>, Status> {
-        let (mut slot, tcp) = loop {
-            let slot = self.streaming.lock().await;
-            if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
-                return Ok(c.clone());
+    /// A new stream `id`, on the first TTHeader Streaming connection no unread stream holds
+    /// up, or on a new one. Calls that find no connection wait for one attempt to make it,
+    /// as for the HTTP/2 connection; the backoff is waited out without holding them up.
+    async fn open_on(&self, id: i32, wait_for_ready: bool) -> Result<Stream, Status> {
+        let ended = || Status::unavailable("the TTHeader connection ended");
+        let (mut conns, tcp) = loop {
+            let mut conns = self.streaming.lock().await;
+            let mut free = None;
+            conns.retain(|c| {
+                let load = c.load();
+                // One connection no stream uses is kept for the next; others end.
+                if load.closed || (load.streams == 0 && free.is_some()) {
+                    c.drain();
+                    return false;
+                }
+                if !load.held_up && free.is_none() {
+                    free = Some(c.clone());
+                }
+                true
+            });
+            if let Some(c) = free.or_else(|| match conns.len() {
+                n if n >= STREAMING_CONNECTIONS => conns.last().cloned(),
+                _ => None,
+            }) {
+                // Under the lock: a connection made for this stream is not idle to others.
+                return c.open(id).ok_or_else(ended);
             }
-            match self.backoff.turn(wait_for_ready) {
-                Turn::Fail(error) => return Err(error),
+            // Held up is better than refused: a connection that cannot be made now leaves
+            // the stream on the newest there is.
+            let fallback = conns.last().cloned();
+            let failed = |error| match &fallback {
+                Some(c) => c.open(id).ok_or_else(ended),
+                None => Err(error),
+            };
+            match self.backoff.turn(wait_for_ready && fallback.is_none()) {
+                Turn::Fail(error) => return failed(error),
                 Turn::Wait(until) => {
-                    drop(slot);
+                    drop(conns);
                     tokio::time::sleep_until(until).await;
                 }
                 Turn::Now => match self.attempt().await {
-                    Ok(tcp) => break (slot, tcp),
-                    Err(_) if wait_for_ready => {}
-                    Err(e) => return Err(e),
+                    Ok(tcp) => break (conns, tcp),
+                    Err(_) if wait_for_ready && fallback.is_none() => {}
+                    Err(e) => return failed(e),
                 },
             }
         };
@@ -191,8 +229,8 @@ impl Ttheader {
                 tracing::debug!("TTHeader Streaming connection: {e}");
             }
         });
-        *slot = Some(conn.clone());
-        Ok(conn)
+        conns.push(conn.clone());
+        conn.open(id).ok_or_else(ended)
     }
 
     async fn open_stream(
@@ -203,10 +241,7 @@ impl Ttheader {
         wait_for_ready: bool,
         max_recv: usize,
     ) -> Result<(Sender, Receiver), Status> {
-        let conn = self.conn(wait_for_ready).await?;
-        let stream = conn
-            .open(self.next_id())
-            .ok_or_else(|| Status::unavailable("the TTHeader connection ended"))?;
+        let stream = self.open_on(self.next_id(), wait_for_ready).await?;
         let mut strs = wire_pairs(&metadata);
         strs.push((Bytes::from_static(ISN.as_bytes()), Bytes::from(svc)));
         let sender = stream::Sender::client(stream.clone(), Bytes::from(method), strs)?;

@@ -148,6 +148,11 @@ impl RecvWindow {
         self.set as u32
     }
 
+    /// A stream's own window: what it may hold unread over HTTP/2.
+    pub(crate) fn stream_window(&self) -> u64 {
+        self.stream
+    }
+
     /// Counts a stream the connection accepted.
     pub(crate) fn count(&self) -> Receiving {
         Receiving::on(&self.open)

@@ -12,7 +12,8 @@
 //! (`transport::window`): the configured connection window, grown by a stream window for
 //! each stream open, up to the connection's cap and, on a server, out of the pool its
 //! connections share, so that the options that bound what peers make us hold unread over
-//! HTTP/2 bound it over TTHeader too.
+//! HTTP/2 bound it over TTHeader too. A client keeps new streams off a connection that a
+//! stream holding more than its stream window unread may come to stop (`Conn::load`).
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
@@ -60,6 +61,17 @@ impl Inbound {
             Inbound::Frame(k, _) => *k,
         }
     }
+}
+
+/// A connection, as a client choosing one for a new stream sees it (`Conn::load`).
+pub(crate) struct Load {
+    /// It has ended.
+    pub(crate) closed: bool,
+    /// Its open streams.
+    pub(crate) streams: usize,
+    /// A stream holds more unread than its window, or the connection reads no more: the
+    /// frames of a stream opened on it may wait behind those its calls have not read.
+    pub(crate) held_up: bool,
 }
 
 /// What both ends of a connection see of it.
@@ -110,6 +122,10 @@ struct State {
     /// Past its target of `unread`, the connection reads no more. Grown and shrunk as
     /// streams open.
     window: RecvWindow,
+    /// Streams holding more unread than a stream window: more than an HTTP/2 peer could
+    /// have sent them, and a share of `window` that may come to stop the connection's
+    /// reading for its other streams too.
+    behind: usize,
     /// Why the connection ended, once it has: every stream's calls fail with it.
     closed: Option<String>,
     /// The server is draining: no new streams; the connection ends once its streams have.
@@ -209,6 +225,7 @@ impl Conn {
                 task: None,
                 unread: 0,
                 window,
+                behind: 0,
                 closed: None,
                 draining: false,
                 opened: 0,
@@ -239,6 +256,16 @@ impl Conn {
         self.lock().streams.len()
     }
 
+    /// What a client choosing a connection for a new stream looks at.
+    pub(crate) fn load(&self) -> Load {
+        let st = self.lock();
+        Load {
+            closed: st.closed.is_some(),
+            streams: st.streams.len(),
+            held_up: st.behind > 0 || st.full(),
+        }
+    }
+
     /// How many streams were ever opened.
     pub(crate) fn opened(&self) -> u64 {
         self.lock().opened
@@ -254,11 +281,6 @@ impl Conn {
             wake(&mut slot.recv);
             wake(&mut slot.send);
         }
-    }
-
-    /// Whether the connection has ended.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed.is_some()
     }
 
     /// Registers stream `id` (opened by the peer's HEADER on a server; by us on a client):
@@ -309,8 +331,13 @@ impl Conn {
         }
         let mut st = self.lock();
         let State {
-            streams, unread, ..
+            streams,
+            unread,
+            window,
+            behind,
+            ..
         } = &mut *st;
+        let stream_window = window.stream_window() as usize;
         // Runs of frames of one stream (a stream's burst) look their slot up once.
         let mut cur: Option<(i32, &mut Slot)> = None;
         for (id, f) in frames.drain(..) {
@@ -330,7 +357,11 @@ impl Conn {
             match &f {
                 Inbound::Data(run) => {
                     *unread += run.len();
+                    let was = slot.unread;
                     slot.unread += run.len();
+                    if was <= stream_window && slot.unread > stream_window {
+                        *behind += 1;
+                    }
                 }
                 Inbound::Frame(FrameType::Rst, packet) => {
                     slot.gone = Some(Gone::Reset((**packet).clone()));
@@ -405,6 +436,9 @@ impl Drop for Inner {
         let mut st = self.conn.lock();
         if let Some(slot) = st.streams.remove(&self.id) {
             st.unread -= slot.unread;
+            if slot.unread > st.window.stream_window() as usize {
+                st.behind -= 1;
+            }
             if let Some(m) = &slot.meter {
                 m.end();
             }
@@ -507,6 +541,9 @@ impl Stream {
             let read = std::mem::take(&mut slot.unread);
             let was_full = st.full();
             st.unread -= read;
+            if read > st.window.stream_window() as usize {
+                st.behind -= 1;
+            }
             let task = match was_full && !st.full() {
                 true => st.task.take(),
                 false => None,

@@ -58,7 +58,7 @@ const METAINFO: [(&str, &str); 2] = [
 type CheckFn = fn(&Channel) -> Check;
 
 /// The checks a run does when given no `--check`.
-const CHECKS: [(&str, CheckFn); 8] = [
+const CHECKS: [(&str, CheckFn); 9] = [
     ("unary", unary),
     ("server_streaming", server_streaming),
     ("client_streaming", client_streaming),
@@ -67,6 +67,7 @@ const CHECKS: [(&str, CheckFn); 8] = [
     ("metadata", metadata),
     ("cancel", cancel),
     ("deadline", deadline),
+    ("unread_stream", unread_stream),
 ];
 
 /// `--codec protobuf`'s checks: PingPong only.
@@ -420,6 +421,59 @@ fn cancel(chan: &Channel) -> Check {
         }
         Ok(())
     })
+}
+
+/// The messages of 1 KiB the `unread_stream` check leaves unread a while: 20 MB, past
+/// any receive window of the channel's connection.
+const UNREAD_COUNT: usize = 20_000;
+
+/// A stream opened while another is left unread does not wait behind it (TTHeader has no
+/// flow control: a connection holding its window unread reads nothing more), and the
+/// unread stream then delivers every message.
+fn unread_stream(chan: &Channel) -> Check {
+    let big = vec![b'u'; 1024];
+    let count = Some(UNREAD_COUNT as i32);
+    let mut unread = rillrpc::runtime::block_on(async {
+        let mut call = chan
+            .server_streaming(ECHO_SERVER, request(&big, count), opts())
+            .await
+            .map_err(|s| format!("EchoServer: {}", st(&s)))?;
+        match call.recv().await {
+            Ok(Some(m)) if payload(&m)? == big => Ok(call),
+            other => Err(format!("EchoServer's first message: {other:?}")),
+        }
+    })?;
+    // Time for the unread messages to fill the window (if they do not, the check is weaker).
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..3 {
+        let chan = chan.clone();
+        let beside = bounded(HANG, move || {
+            rillrpc::runtime::block_on(async move {
+                let mut call = chan.bidi(ECHO, opts()).map_err(|s| st(&s))?;
+                round(&mut call, &format!("beside-{i}")).await?;
+                call.close_send();
+                match recv_all(&mut call).await? {
+                    (got, s) if got.is_empty() && s.is_ok() => Ok(()),
+                    (got, s) => Err(format!("Echo's end: {got:?}, {}", st(&s))),
+                }
+            })
+        });
+        beside.unwrap_or_else(|| {
+            Err(format!(
+                "Echo beside the unread stream: no answer in {HANG:?}"
+            ))
+        })?;
+    }
+    let (got, s) = rillrpc::runtime::block_on(recv_all(&mut unread))?;
+    if !s.is_ok() || got.len() != UNREAD_COUNT - 1 || got.iter().any(|p| *p != big) {
+        return Err(format!(
+            "EchoServer, read at last: {} more messages, {}; want {} of 1 KiB and OK",
+            got.len(),
+            st(&s),
+            UNREAD_COUNT - 1
+        ));
+    }
+    Ok(())
 }
 
 /// How long a call may take to fail when it should fail at once (the server was killed, or
