@@ -1076,7 +1076,7 @@ async fn our_channel_calls_every_shape_over_ttheader() {
 /// behind the unread stream's messages. A caller that reads a server stream and makes a
 /// call per message (here, reading none of it while it calls) hung. The calls now go on one
 /// more connection, rather than one made per call; the unread stream still delivers every
-/// message once read; once it is gone the first connection takes the calls again (each
+/// message once read; once it is read the first connection takes the calls again (each
 /// Echo answers with the client port it came from).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_a_stream_opened_beside_an_unread_one_does_not_wait_behind_it() {
@@ -1173,11 +1173,17 @@ async fn regression_a_stream_opened_beside_an_unread_one_does_not_wait_behind_it
         n += 1;
     }
     assert_eq!(n, 2_000);
+    // Read, the stream holds nothing up; gone, it holds nothing either.
+    assert_eq!(
+        port_of_a_call().await,
+        first,
+        "back once the stream is read"
+    );
     drop(unread);
     assert_eq!(
         port_of_a_call().await,
         first,
-        "back on the first connection"
+        "back once the stream is gone"
     );
 }
 
