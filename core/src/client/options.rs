@@ -23,7 +23,9 @@ pub struct ChannelOptions {
     /// with the streams open on it, a stream window ahead of what they can hold unread (up
     /// to `connection_receive_budget`), so that streams the application has not read yet
     /// do not stall the others. A TTHeader Streaming connection, which has no window,
-    /// stops reading while its streams hold unread what such a window would let them.
+    /// stops reading while its streams hold unread what such a window would let them, and
+    /// a new stream goes on a connection none of whose streams holds more unread than
+    /// `initial_stream_window`.
     pub initial_stream_window: u32,
     pub initial_connection_window: u32,
     /// The most a connection's receive window grows to (never less than
