@@ -194,16 +194,14 @@ impl Ttheader {
                 }
                 true
             });
-            if let Some(c) = free.or_else(|| match conns.len() {
-                n if n >= STREAMING_CONNECTIONS => conns.last().cloned(),
-                _ => None,
-            }) {
+            // Held up is better than refused: past the most connections, or when one cannot
+            // be made now, the stream goes on the newest there is.
+            let fallback = conns.last().cloned();
+            let made_all = conns.len() >= STREAMING_CONNECTIONS;
+            if let Some(c) = free.or_else(|| fallback.clone().filter(|_| made_all)) {
                 // Under the lock: a connection made for this stream is not idle to others.
                 return c.open(id).ok_or_else(ended);
             }
-            // Held up is better than refused: a connection that cannot be made now leaves
-            // the stream on the newest there is.
-            let fallback = conns.last().cloned();
             let failed = |error| match &fallback {
                 Some(c) => c.open(id).ok_or_else(ended),
                 None => Err(error),

@@ -149,8 +149,9 @@ impl RecvWindow {
     }
 
     /// A stream's own window: what it may hold unread over HTTP/2.
-    pub(crate) fn stream_window(&self) -> u64 {
-        self.stream
+    pub(crate) fn stream_window(&self) -> usize {
+        // The configured stream window, a u32.
+        self.stream as usize
     }
 
     /// Counts a stream the connection accepted.

@@ -337,7 +337,7 @@ impl Conn {
             behind,
             ..
         } = &mut *st;
-        let stream_window = window.stream_window() as usize;
+        let stream_window = window.stream_window();
         // Runs of frames of one stream (a stream's burst) look their slot up once.
         let mut cur: Option<(i32, &mut Slot)> = None;
         for (id, f) in frames.drain(..) {
@@ -436,7 +436,7 @@ impl Drop for Inner {
         let mut st = self.conn.lock();
         if let Some(slot) = st.streams.remove(&self.id) {
             st.unread -= slot.unread;
-            if slot.unread > st.window.stream_window() as usize {
+            if slot.unread > st.window.stream_window() {
                 st.behind -= 1;
             }
             if let Some(m) = &slot.meter {
@@ -541,7 +541,7 @@ impl Stream {
             let read = std::mem::take(&mut slot.unread);
             let was_full = st.full();
             st.unread -= read;
-            if read > st.window.stream_window() as usize {
+            if read > st.window.stream_window() {
                 st.behind -= 1;
             }
             let task = match was_full && !st.full() {
