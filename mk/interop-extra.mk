@@ -6,7 +6,8 @@
 TEST_TARGETS += test-h2spec test-interop-python
 IX_OUT := $(CARGO_TARGET_DIR)/interop-extra
 INTEROP_PY_GEN := $(IX_OUT)/gen
-INTEROP_PROTO := $(CURDIR)/interop/proto
+# The grpc.testing descriptors, from grpc-go's module (interop/grpc-testing, as interop/build.rs).
+INTEROP_FDS := $(abspath $(IX_OUT))/grpc_testing.fds
 
 .PHONY: test-h2spec test-interop-python interop-python-gen
 
@@ -18,10 +19,12 @@ test-h2spec: go-h2spec
 
 # The grpc.testing modules; the empty __init__.py files make this `grpc` package win over
 # grpcio's on the client's sys.path (the client does not use grpcio).
-interop-python-gen: python-venv
+interop-python-gen: python-venv | go-check
 	rm -rf $(INTEROP_PY_GEN) && mkdir -p $(INTEROP_PY_GEN)
-	$(PY_BIN)/python -m grpc_tools.protoc -I$(INTEROP_PROTO) --python_out=$(INTEROP_PY_GEN) \
-	  $(INTEROP_PROTO)/grpc/testing/*.proto
+	cd interop/grpc-testing && $(GO) run . $(INTEROP_FDS)
+	$(PY_BIN)/python -m grpc_tools.protoc --descriptor_set_in=$(INTEROP_FDS) \
+	  --python_out=$(INTEROP_PY_GEN) grpc/testing/empty.proto grpc/testing/messages.proto \
+	  grpc/testing/test.proto
 	touch $(INTEROP_PY_GEN)/grpc/__init__.py $(INTEROP_PY_GEN)/grpc/testing/__init__.py
 
 test-interop-python: python-install python-gen go-interop interop-python-gen

@@ -5,7 +5,8 @@
 
 Flags are grpc-go's (booleans as `--use_tls`, `--use_tls=true` or `--use_tls true`). The cases
 and their assertions follow gRPC's doc/interop-test-descriptions.md. The protobuf classes of
-interop/proto are generated at test time (grpc_tools.protoc) into a directory given by
+grpc.testing (its descriptors taken from grpc-go's module by interop/grpc-testing) are generated
+at test time (grpc_tools.protoc) into a directory given by
 `--gen_dir` or $RILL_INTEROP_GEN, which must come first on sys.path (its `grpc.testing` package
 shadows grpcio's `grpc`, which this client does not use).
 

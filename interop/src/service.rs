@@ -154,6 +154,7 @@ async fn respond(
         }
         let resp = pb::StreamingOutputCallResponse {
             payload: Some(payload(req.response_type, p.size)?),
+            ..Default::default()
         };
         call.send_with(Bytes::from(resp.encode_to_vec()), compress)
             .await?;
