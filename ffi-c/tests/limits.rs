@@ -13,7 +13,7 @@ const BIDI: u32 = rill_shape::RILL_BIDI as u32;
 fn started(set: impl FnOnce(&mut rill_server_options)) -> (rill_server, u16) {
     let mut srv = 0;
     let mut port = 0u16;
-    // SAFETY (all calls below): every pointer is a static C string or a local out-variable.
+    // SAFETY: for all calls below, every pointer is a static C string or a local out-variable.
     unsafe {
         let mut o = std::mem::zeroed();
         assert_eq!(rill_server_options_init(&mut o), rill_result::RILL_OK);

@@ -15,7 +15,7 @@ fn tls_server_and_channel() {
         CString::new(cert.key_pem.clone()).unwrap(),
     );
     let mut srv = 0;
-    // SAFETY (all calls below): every pointer is a live CString or a local out-variable.
+    // SAFETY: for all calls below, every pointer is a live CString or a local out-variable.
     unsafe {
         assert_eq!(rill_server_new(null(), &mut srv), rill_result::RILL_OK);
         assert_eq!(
@@ -176,7 +176,7 @@ fn mutual_tls_takes_the_clients_a_ca_signed() {
     let stranger = rill_testkit::tls::client_pki().client;
     let (other_cert, other_key) = (c(&stranger.cert_pem), c(&stranger.key_pem));
     let mut srv = 0;
-    // SAFETY (all calls below): every pointer is a live CString or a local out-variable.
+    // SAFETY: for all calls below, every pointer is a live CString or a local out-variable.
     unsafe {
         assert_eq!(rill_server_new(null(), &mut srv), rill_result::RILL_OK);
         assert_eq!(

@@ -411,7 +411,7 @@ fn statics() -> &'static Statics {
         };
         let (mut server, mut port) = (0u64, 0u16);
         let mut channels = [0u64; 4];
-        // SAFETY (all calls below): static C strings and local out-variables.
+        // SAFETY: for all calls below, static C strings and local out-variables.
         unsafe {
             must(rill_server_new(null(), &mut server), "rill_server_new");
             for (path, shape, idem) in METHODS {
