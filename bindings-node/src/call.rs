@@ -81,11 +81,15 @@ impl NativeChannel {
         };
         if let Some(o) = opts {
             co.host_connections &= o.host_connections.unwrap_or(true);
-            if o.ca_pem.is_some() || o.server_name.is_some() || o.cert_pem.is_some() {
+            if o.ca_pem.is_some()
+                || o.server_name.is_some()
+                || o.cert_pem.is_some()
+                || o.key_pem.is_some()
+            {
                 let identity = match (o.cert_pem, o.key_pem) {
                     (Some(c), Some(k)) => Some((c.to_vec(), k.to_vec())),
                     (None, None) => None,
-                    _ => return Err(meta::invalid("certPem and keyPem go together")),
+                    _ => return Err(meta::invalid("cert and key go together")),
                 };
                 co.tls = Some(ClientTls {
                     ca_pem: o.ca_pem.map(|b| b.to_vec()),

@@ -100,7 +100,7 @@ impl NativeServer {
                 (None, None, Some(_)) => {
                     return Err(meta::invalid("ca (client certificates) needs cert and key"))
                 }
-                _ => return Err(meta::invalid("certPem and keyPem go together")),
+                _ => return Err(meta::invalid("cert and key go together")),
             }
             if let Some(n) = o.max_concurrent_streams {
                 so.max_concurrent_streams = n;

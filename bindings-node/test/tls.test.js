@@ -89,4 +89,9 @@ test('mutual TLS: the server takes clients whose certificate its CA signed, and 
   }
   await s.shutdown(0)
   assert.throws(() => new rill.Server({ ca: pki.ca }), /needs cert and key/)
+  // Half an identity is refused, in the options' own names; a key alone is not ignored.
+  for (const half of [{ cert: pem.cert }, { key: pem.key }]) {
+    assert.throws(() => new rill.Server(half), { message: 'cert and key go together' })
+    assert.throws(() => new rill.Channel('https://localhost:1', half), { message: 'cert and key go together' })
+  }
 })

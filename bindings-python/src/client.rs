@@ -51,7 +51,7 @@ impl NativeChannel {
             (None, None) => None,
             _ => {
                 return Err(PyValueError::new_err(
-                    "a client identity needs both cert_pem and key_pem",
+                    "a client identity needs both certificate_chain and private_key",
                 ))
             }
         };

@@ -13,8 +13,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::convert::{
-    messages, named, metadata_from_py, metadata_to_py, pending, seconds_from_py,
-    status_err, status_from_py, this_process,
+    messages, metadata_from_py, metadata_to_py, named, pending, seconds_from_py, status_err,
+    status_from_py, this_process,
 };
 use crate::reactor::{Notify, Reactor};
 
@@ -103,6 +103,9 @@ impl NativeServer {
         if let Some(n) = max_recv_message_size {
             opts.max_recv_message_size = n;
         }
+        const CA_WITHOUT_TLS: &str =
+            "client_root_certificates needs TLS: give certificate_chain and private_key";
+        const HALF_TLS: &str = "server TLS needs both certificate_chain and private_key";
         opts.tls = match (cert_pem, key_pem, client_ca_pem) {
             (Some(cert_pem), Some(key_pem), client_ca_pem) => Some(ServerTls {
                 cert_pem,
@@ -110,16 +113,8 @@ impl NativeServer {
                 client_ca_pem,
             }),
             (None, None, None) => None,
-            (None, None, Some(_)) => {
-                return Err(PyValueError::new_err(
-                    "client_root_certificates needs TLS: give certificate_chain and private_key",
-                ))
-            }
-            _ => {
-                return Err(PyValueError::new_err(
-                    "server TLS needs both cert_pem and key_pem",
-                ))
-            }
+            (None, None, Some(_)) => return Err(PyValueError::new_err(CA_WITHOUT_TLS)),
+            _ => return Err(PyValueError::new_err(HALF_TLS)),
         };
         opts.cors = match (cors, cors_max_age) {
             (Some(origins), _) if origins.is_empty() => None,

@@ -175,6 +175,12 @@ async def test_mutual_tls_server_takes_signed_clients_only(certs: Tuple[bytes, b
                 assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     with pytest.raises(ValueError, match="client_root_certificates needs TLS"):
         rillrpc.Server(client_root_certificates=ca).bind("127.0.0.1:0")
+    # The error names the parameters the caller passed, not the native layer's.
+    for half in [{"certificate_chain": chain}, {"private_key": key}]:
+        with pytest.raises(ValueError, match="^server TLS needs both certificate_chain and private_key$"):
+            rillrpc.Server(**half).bind("127.0.0.1:0")
+        with pytest.raises(ValueError, match="^a client identity needs both certificate_chain and private_key$"):
+            rillrpc.Channel("https://127.0.0.1:1", root_certificates=ca, **half)
 
 
 async def peers_of_pings(
