@@ -7,10 +7,10 @@ export CARGO_TERM_COLOR ?= never
 SHARED ?= $(abspath $(CURDIR)/../shared)
 export RILL_SHARED := $(SHARED)
 
-TEST_TARGETS := test-rust
+TEST_TARGETS := test-rust test-lint
 DEMO_TARGETS :=
 
-.PHONY: all demo test test-rust lint bench
+.PHONY: all demo test test-rust test-lint lint bench
 all: test
 
 -include mk/*.mk
@@ -53,9 +53,16 @@ test:
 test-rust:
 	cargo test --workspace
 
+# The style's checks, in `make test` too (test-lint): formatting and clippy (the workspace's
+# lints, undocumented unsafe blocks among them) for the workspace and the Python binding,
+# which is a workspace of its own.
 lint:
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path bindings-python/Cargo.toml -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --manifest-path bindings-python/Cargo.toml --all-targets -- -D warnings
+
+test-lint: lint
 
 bench:
 	cargo run --release -p rill-bench --bin bench

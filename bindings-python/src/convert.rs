@@ -32,7 +32,9 @@ pub fn biz_status<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let biz = extra
         .into_iter()
-        .fold(BizStatus::new(code, message), |b, (k, v)| b.with_extra(k, v));
+        .fold(BizStatus::new(code, message), |b, (k, v)| {
+            b.with_extra(k, v)
+        });
     status_tuple(py, &Status::biz(biz))
 }
 
