@@ -10,7 +10,7 @@ export RILL_SHARED := $(SHARED)
 TEST_TARGETS := test-rust test-lint
 DEMO_TARGETS :=
 
-.PHONY: all demo test test-rust test-lint lint bench
+.PHONY: all demo test test-rust test-lint lint lint-tools bench
 all: test
 
 -include mk/*.mk
@@ -56,13 +56,18 @@ test-rust:
 # The style's checks, in `make test` too (test-lint): formatting and clippy (the workspace's
 # lints, undocumented unsafe blocks among them) for the workspace and the Python binding,
 # which is a workspace of its own.
-lint:
+lint: lint-tools
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path bindings-python/Cargo.toml -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --manifest-path bindings-python/Cargo.toml --all-targets -- -D warnings
 
 test-lint: lint
+
+# rustfmt and clippy are in rustup's default profile; a minimal one lacks them.
+lint-tools:
+	@command -v rustup >/dev/null || exit 0; have=$$(rustup component list --installed); \
+	for c in rustfmt clippy; do echo "$$have" | grep -q "^$$c-" || rustup component add $$c; done
 
 bench:
 	cargo run --release -p rill-bench --bin bench
