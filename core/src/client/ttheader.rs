@@ -194,12 +194,17 @@ impl Ttheader {
                 }
                 true
             });
+            // Under the lock: a connection made for this stream is not idle to others.
+            if let Some(c) = free {
+                return c.open(id).ok_or_else(ended);
+            }
             // Held up is better than refused: past the most connections, or when one cannot
             // be made now, the stream goes on the newest there is.
             let fallback = conns.last().cloned();
-            let made_all = conns.len() >= STREAMING_CONNECTIONS;
-            if let Some(c) = free.or_else(|| fallback.clone().filter(|_| made_all)) {
-                // Under the lock: a connection made for this stream is not idle to others.
+            if let Some(c) = fallback
+                .as_ref()
+                .filter(|_| conns.len() >= STREAMING_CONNECTIONS)
+            {
                 return c.open(id).ok_or_else(ended);
             }
             let failed = |error| match &fallback {
