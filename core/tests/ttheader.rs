@@ -676,17 +676,32 @@ fn pingpong_server(opts: ServerOptions) -> std::sync::Arc<rillrpc::Server> {
 /// Kitex's TTHeaderFramed sends it): isn TestService, MsgType 1, ToMethod, then a TMessage
 /// CALL of `method`, `seq`, and `args`.
 fn pingpong(seq: u32, method: &str, strs: &[(&str, &[u8])], args: &[u8], framed: bool) -> Vec<u8> {
+    let mut all = strs.to_vec();
+    all.push(isn());
     let msg = tmessage(1, method, seq, args);
+    pingpong_packet(b'1', seq, method, &all, &msg, framed)
+}
+
+/// A TTHeader PingPong packet of message type `kind` (`1` CALL, `2` REPLY) holding `msg`,
+/// Framed inside or not, with the string pairs `strs`.
+fn pingpong_packet(
+    kind: u8,
+    seq: u32,
+    method: &str,
+    strs: &[(&str, &[u8])],
+    msg: &[u8],
+    framed: bool,
+) -> Vec<u8> {
     let mut h = vec![0x00, 0x00, 0x01];
-    h.extend((strs.len() as u16 + 1).to_be_bytes());
-    for (k, v) in strs.iter().chain(&[isn()]) {
+    h.extend((strs.len() as u16).to_be_bytes());
+    for (k, v) in strs {
         h.extend((k.len() as u16).to_be_bytes());
         h.extend(k.as_bytes());
         h.extend((v.len() as u16).to_be_bytes());
         h.extend(*v);
     }
     let transport: &[u8] = if framed { b"framed" } else { b"unframed" };
-    h.extend([0x10, 0x00, 0x03, 0x00, 0x16, 0x00, 0x01, b'1', 0x00, 0x01]);
+    h.extend([0x10, 0x00, 0x03, 0x00, 0x16, 0x00, 0x01, kind, 0x00, 0x01]);
     h.extend((transport.len() as u16).to_be_bytes());
     h.extend(transport);
     h.extend([0x00, 0x09]);
@@ -1019,6 +1034,81 @@ async fn bytes_that_are_no_pingpong_request_close_only_their_connection() {
             "{name}"
         );
     }
+}
+
+// ---- our channel over TTHeader, against a Kitex server's bytes ----
+
+/// Regression: our channel ended a call with a biz status whenever a Kitex server's answer
+/// had a `biz-status` pair, where Kitex's client (`transmeta.ParseBizStatusErr`) takes only
+/// a 32-bit decimal other than 0 and reads `biz-status: 0` as no error at all; and a
+/// TRAILER with both an exception and a biz status ended the stream with the biz status,
+/// where Kitex's client reads the exception first (found by the client fuzz target's
+/// seeds). Each answer's bytes are spelled out here, on a raw TCP server.
+#[tokio::test]
+async fn regression_our_channel_reads_a_biz_status_as_kitexs_client_does() {
+    use rill_testkit::rill_echo::{ECHO, PING_PONG};
+    use rillrpc::{CallOptions, Code};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ch = ttheader_channel(listener.local_addr().unwrap());
+    let kitex = tokio::spawn(async move {
+        // PingPong: REPLY "PingPong", its result struct {0: ""}, beside `biz-status: 0`.
+        let (mut pp, _) = listener.accept().await.unwrap();
+        let call = read_frame(&mut pp).await.expect("a PingPong request");
+        let result = hex("0c 00 00  0b 00 01 00 00 00 00  00  00");
+        let reply = tmessage(2, "PingPong", call.id, &result);
+        let answer = pingpong_packet(
+            b'2',
+            call.id,
+            "PingPong",
+            &[("biz-status", b"0")],
+            &reply,
+            true,
+        );
+        send(&mut pp, &[answer]).await;
+        // Two streams: a TRAILER with `biz-status: 0` and none of its own, then one with an
+        // exception (TApplicationException {1: "boom", 2: 6}) beside `biz-status: 7`.
+        let (mut st, _) = listener.accept().await.unwrap();
+        let exception = hex("80 01 00 03  00 00 00 04 45 63 68 6f  00 00 00 03
+             0b 00 01 00 00 00 04 62 6f 6f 6d  08 00 02 00 00 00 06  00");
+        for (strs, payload) in [
+            (&[("biz-status", &b"0"[..])][..], &[][..]),
+            (
+                &[("biz-status", &b"7"[..]), ("biz-message", b"biz")],
+                &exception[..],
+            ),
+        ] {
+            // The stream's HEADER, past the TRAILER that ended the previous one's requests.
+            let id = loop {
+                let f = read_frame(&mut st).await.expect("a HEADER");
+                if f.kind == HEADER {
+                    break f.id;
+                }
+            };
+            let answer = [
+                frame(HEADER, id, "Echo", &[], b""),
+                frame(TRAILER, id, "Echo", strs, payload),
+            ];
+            send(&mut st, &answer).await;
+        }
+        (pp, st)
+    });
+    let got = ch.unary(PING_PONG, req(b"p", 0), CallOptions::default());
+    assert_eq!(
+        got.await.expect("biz-status 0 is no error"),
+        hex("0c 00 00  0b 00 01 00 00 00 00  00  00")[..]
+    );
+    let mut ok = ch.bidi(ECHO, CallOptions::default()).unwrap();
+    ok.close_send();
+    assert_eq!(ok.recv().await.expect("biz-status 0 is no error"), None);
+    let status = ok.finish().await;
+    assert_eq!(status.code(), Code::Ok);
+    assert_eq!(status.trailers().get_ascii("biz-status"), Some("0"));
+    let mut err = ch.bidi(ECHO, CallOptions::default()).unwrap();
+    err.close_send();
+    let status = err.recv().await.expect_err("the exception ends the stream");
+    // The exception's message, not the biz status's ("biz"); the pairs stay the trailers.
+    assert_eq!((status.code(), status.message()), (Code::Internal, "boom"));
+    let _conns = kitex.await.unwrap();
 }
 
 // ---- our channel over TTHeader, against our server ----

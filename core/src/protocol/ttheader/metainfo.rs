@@ -17,9 +17,21 @@ const METAINFO: [(&str, &str); 2] = [
     ("RPC_PERSIST_", "rpc-persist-"),
 ];
 
-/// Whether a status's metadata carries a biz status.
+/// Whether a status's metadata carries a biz status: a `biz-status` Kitex's client reads
+/// as one (`biz_code`).
 pub(crate) fn is_biz(md: &Metadata) -> bool {
-    md.get_ascii(BIZ_STATUS).is_some()
+    md.get_ascii(BIZ_STATUS)
+        .and_then(|v| biz_code(v.as_bytes()))
+        .is_some()
+}
+
+/// The code a `biz-status` value gives a biz status, read as Kitex's client reads it over
+/// TTHeader (`transmeta.ParseBizStatusErr`: `strconv.ParseInt(v, 10, 32)`, and `code !=
+/// 0`): a 32-bit decimal other than 0. Any other value, 0 included, is no biz status, and
+/// Kitex's client takes the answer as if the pair were not there.
+fn biz_code(value: &[u8]) -> Option<i32> {
+    let code = std::str::from_utf8(value).ok()?.parse::<i32>().ok()?;
+    (code != 0).then_some(code)
 }
 
 /// Adds a biz status's message to the pairs of `md` (a biz status's trailers), unless they
@@ -35,13 +47,11 @@ pub(crate) fn push_biz_message(strs: &mut Vec<(Bytes, Bytes)>, md: &Metadata, st
 
 /// The status a biz status in a peer's pairs ends a client's call with: a biz status's code
 /// with its message (as a Kitex server's biz error reads over gRPC), its pairs becoming the
-/// trailers; `None` without one.
+/// trailers; `None` without one (`biz_code`).
 pub(crate) fn biz_status(strs: &[(Bytes, Bytes)]) -> Option<Status> {
-    let text = |k: &str| {
-        let v = strs.iter().rev().find(|(key, _)| key == k.as_bytes())?;
-        Some(String::from_utf8_lossy(&v.1).into_owned())
-    };
-    text(BIZ_STATUS)?;
+    let value = |k: &str| strs.iter().rev().find(|(key, _)| key == k.as_bytes());
+    let text = |k: &str| Some(String::from_utf8_lossy(&value(k)?.1).into_owned());
+    biz_code(&value(BIZ_STATUS)?.1)?;
     let message = text(BIZ_MESSAGE).unwrap_or_default();
     Some(Status::new(BIZ_CODE, message).with_trailers(metadata(strs)))
 }
@@ -150,5 +160,45 @@ mod tests {
         let back = wire_pairs(&md);
         assert_eq!(back[0].0, "RPC_TRANSIT_ECHO_KEY");
         assert_eq!(pairs(&md)[0].0, "rpc-transit-echo-key");
+    }
+
+    /// Regression: any `biz-status` pair ended a call with a biz status, where Kitex's
+    /// client (`transmeta.ParseBizStatusErr`) takes only a 32-bit decimal other than 0, and
+    /// reads the answer of a Kitex server that sends `biz-status: 0` as a success (found by
+    /// the client fuzz target's seeds).
+    #[test]
+    fn regression_a_biz_status_is_a_nonzero_32_bit_decimal_as_kitex_reads_it() {
+        let strs = |v: &'static str| {
+            [
+                (
+                    Bytes::from_static(b"biz-status"),
+                    Bytes::from_static(v.as_bytes()),
+                ),
+                (
+                    Bytes::from_static(b"biz-message"),
+                    Bytes::from_static(b"no"),
+                ),
+            ]
+        };
+        for v in ["7", "-7", "+7", "007", "2147483647", "-2147483648"] {
+            let s = biz_status(&strs(v)).unwrap_or_else(|| panic!("{v:?} is a biz status"));
+            assert_eq!((s.code(), s.message()), (BIZ_CODE, "no"), "{v:?}");
+        }
+        for v in [
+            "0",
+            "-0",
+            "",
+            " 7",
+            "7 ",
+            "seven",
+            "0x7",
+            "2147483648",
+            "7.0",
+        ] {
+            assert!(biz_status(&strs(v)).is_none(), "{v:?} is no biz status");
+            let mut md = Metadata::new();
+            md.append_ascii("biz-status", v).unwrap();
+            assert!(!is_biz(&md), "{v:?} is no biz status to send either");
+        }
     }
 }

@@ -657,23 +657,21 @@ impl Receiver {
     }
 }
 
-/// The status a server's TRAILER ends a client's call with: a biz status (INTERNAL, its
-/// message, the pairs as trailers, as a Kitex server's biz error reads over gRPC), the
-/// exception it carries, or OK; its pairs are the trailers.
+/// The status a server's TRAILER ends a client's call with, in the order Kitex's client
+/// reads it (`clientStream.onReadTrailerFrame`): the exception its payload carries, or else
+/// a biz status (INTERNAL, its message, the pairs as trailers, as a Kitex server's biz
+/// error reads over gRPC), or else OK; its pairs are the trailers.
 fn trailer_status(p: &Packet) -> Status {
-    if let Some(biz) = biz_status(&p.strs) {
-        return biz;
-    }
     let trailers = metadata(&p.strs);
-    if p.payload.is_empty() {
-        return Status::ok().with_trailers(trailers);
+    if !p.payload.is_empty() {
+        return match Exception::decode(&p.payload) {
+            Some(e) => e.status().with_trailers(trailers),
+            None => {
+                Status::internal("a TTHeader Streaming TRAILER with a payload that is no exception")
+            }
+        };
     }
-    match Exception::decode(&p.payload) {
-        Some(e) => e.status().with_trailers(trailers),
-        None => {
-            Status::internal("a TTHeader Streaming TRAILER with a payload that is no exception")
-        }
-    }
+    biz_status(&p.strs).unwrap_or_else(|| Status::ok().with_trailers(trailers))
 }
 
 /// The status a stream that can go on no more ends its call with.
