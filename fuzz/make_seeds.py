@@ -52,6 +52,155 @@ CONNECT_ERROR = (
 )
 
 
+# The server target's input (fuzz_targets/server.rs): what one client connection sends.
+def u16(n):
+    return struct.pack(">H", n)
+
+
+def u32(n):
+    return struct.pack(">I", n)
+
+
+def h2frame(kind, flags, stream, payload=b""):
+    """An HTTP/2 frame: 24-bit length, type, flags, stream id."""
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + u32(stream) + payload
+
+
+def hpack(*pairs):
+    """Header fields as HPACK literals without indexing, new names, no Huffman."""
+    out = b""
+    for name, value in pairs:
+        assert len(name) < 127 and len(value) < 127
+        out += b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+    return out
+
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2frame(4, 0, 0)
+
+
+def h2_headers(stream, path, ctype, *extra, end=False):
+    fields = hpack(
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", b"/echo.TestService/" + path),
+        (b":authority", b"localhost"),
+        (b"content-type", ctype),
+        *extra,
+    )
+    return h2frame(1, 0x4 | (0x1 if end else 0), stream, fields)
+
+
+def h2_call(path, ctype, *bodies, extra=()):
+    """A connection's preface, then one call on stream 1: HEADERS, DATA frames, the last
+    one ending the stream."""
+    out = PREFACE + h2_headers(1, path, ctype, *extra)
+    for i, b in enumerate(bodies):
+        out += h2frame(0, 0x1 if i == len(bodies) - 1 else 0, 1, b)
+    return out
+
+
+def http1(method, target, headers, body=b""):
+    head = method + b" " + target + b" HTTP/1.1\r\nHost: localhost\r\n"
+    for k, v in headers:
+        head += k + b": " + v + b"\r\n"
+    return head + b"\r\n" + body
+
+
+def post(path, ctype, body, *headers):
+    return http1(
+        b"POST",
+        b"/echo.TestService/" + path,
+        [(b"Content-Type", ctype), (b"Content-Length", str(len(body)).encode()), *headers],
+        body,
+    )
+
+
+def tth(seq, kind, method=b"EchoServer", strs=(), payload=b"", flags=2, proto=0x10):
+    """A TTHeader packet as Kitex's StreamX writes a frame (WIRE.md §2): string pairs, then
+    the int keys FrameType (0x1b) and ToMethod (9); `kind=None` leaves the int keys out (a
+    PingPong request's)."""
+    info = b""
+    if strs:
+        info += b"\x01" + u16(len(strs))
+        for k, v in strs:
+            info += u16(len(k)) + k + u16(len(v)) + v
+    if kind is not None:
+        ints = [(0x1B, kind), (9, method)]
+        info += b"\x10" + u16(len(ints))
+        for k, v in ints:
+            info += u16(k) + u16(len(v)) + v
+    header = bytes([proto, 0]) + info
+    header += b"\x00" * (-len(header) % 4)
+    rest = u16(0x1000) + u16(flags) + struct.pack(">i", seq) + u16(len(header) // 4)
+    rest += header + payload
+    return u32(len(rest)) + rest
+
+
+ISN = [(b"isn", b"TestService")]
+# echo.thrift's Request{payload: "hi", count: 2} as Thrift Binary.
+T_REQ = b"\x0b\x00\x01" + u32(2) + b"hi" + b"\x08\x00\x02" + u32(2) + b"\x00"
+
+
+def t_call(name, seq=1):
+    """A Thrift Binary CALL of `name` whose args struct holds T_REQ as field 1."""
+    return u32(0x80010001) + u32(len(name)) + name + u32(seq) + b"\x0c\x00\x01" + T_REQ + b"\x00"
+
+
+def stream(seq, method, *payloads, end=b"4"):
+    out = tth(seq, b"2", method, ISN)
+    for p in payloads:
+        out += tth(seq, b"3", method, payload=p)
+    return out + (tth(seq, end, method) if end else b"")
+
+
+# The client target's input (fuzz_targets/client.rs): a protocol byte (0 gRPC, 1 gRPC-Web
+# over HTTP/1.1, 2 over HTTP/2, 3 Connect over HTTP/1.1, 4 over HTTP/2, 5 TTHeader), a
+# shape byte (0 unary, 1 client streaming, 2 server streaming, 3 bidi), then what the
+# server sends.
+def rounds(first, rest=b""):
+    """The server's bytes in two rounds (the first `n` bytes, then the rest), after the
+    protocol and shape bytes; `rest` empty: one round."""
+    if not rest:
+        return u16(0) + first
+    return u16(len(first)) + first + rest
+
+
+H2_SETTINGS = h2frame(4, 0, 0) + h2frame(4, 0x1, 0)
+
+
+def h2_answer(ctype, *data, trailers=(), extra=()):
+    """A server's side of stream 1 in two rounds: SETTINGS (with the ack of the
+    client's), then the response's HEADERS, DATA frames and trailers (or END_STREAM on
+    the last DATA frame if there are none)."""
+    out = h2frame(1, 0x4, 1, hpack((b":status", b"200"), (b"content-type", ctype), *extra))
+    for i, d in enumerate(data):
+        last = i == len(data) - 1 and not trailers
+        out += h2frame(0, 0x1 if last else 0, 1, d)
+    if trailers:
+        out += h2frame(1, 0x5, 1, hpack(*trailers))
+    return rounds(H2_SETTINGS, out)
+
+
+def http1_answer(status, headers, body=b"", chunked=False):
+    head = b"HTTP/1.1 " + status + b"\r\n"
+    for k, v in headers:
+        head += k + b": " + v + b"\r\n"
+    if chunked:
+        head += b"Transfer-Encoding: chunked\r\n"
+        body = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n" if body else b"0\r\n\r\n"
+    else:
+        head += b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+    return head + b"\r\n" + body
+
+
+def t_reply(name, seq=1):
+    """A Thrift Binary REPLY whose result struct holds echo.thrift's Response as field 0."""
+    resp = b"\x0b\x00\x01" + u32(2) + b"hi" + b"\x00"
+    return u32(0x80010002) + u32(len(name)) + name + u32(seq) + b"\x0c\x00\x00" + resp + b"\x00"
+
+CONNECT_UNARY_ERROR = b'{"code":"not_found","message":"x","details":[{"type":"a.B","value":"CgN3aHk"}]}'
+
+
 # The c_abi target's input (fuzz_targets/c_abi.rs): operations, each an opcode byte and its
 # arguments, in the order the target reads them.
 OP = {
@@ -247,7 +396,7 @@ SEEDS = {
         "end-stream-error": CONNECT_ERROR,
         "end-stream-ok": b'{"metadata":{"k":["v","w"]}}',
         "end-stream-empty": b"{}",
-        "unary-error": b'{"code":"not_found","message":"x","details":[{"type":"a.B","value":"CgN3aHk"}]}',
+        "unary-error": CONNECT_UNARY_ERROR,
         "unary-error-unknown-code": b'{"code":"nope"}',
         "status-proto": STATUS,
         # Connect GET queries: base64 with compression, and percent-encoding with a bad escape.
@@ -291,8 +440,160 @@ SEEDS = {
             "00".replace(" ", "")
         ),
     },
+    "server": {
+        # HTTP/2 prior knowledge: each protocol's call.
+        "h2-grpc-unary": h2_call(b"PingPong", b"application/grpc", frame(0, HI), extra=[(b"te", b"trailers")]),
+        "h2-grpc-unary-timeout-gzip": h2_call(
+            b"PingPong",
+            b"application/grpc+proto",
+            frame(1, gz(HI)),
+            extra=[(b"grpc-encoding", b"gzip"), (b"grpc-timeout", b"1S")],
+        ),
+        "h2-grpc-bidi": h2_call(b"Echo", b"application/grpc", frame(0, HI), frame(0, b"err")),
+        "h2-grpc-client-stream": h2_call(b"EchoClient", b"application/grpc", frame(0, HI) + frame(0, HI), b""),
+        "h2-grpc-server-stream-error": h2_call(b"EchoServer", b"application/grpc", frame(0, b"\x03biz")),
+        "h2-grpc-unknown-method": h2_call(b"Nope", b"application/grpc", frame(0, HI)),
+        "h2-grpc-web": h2_call(b"PingPong", b"application/grpc-web+proto", frame(0, HI)),
+        "h2-connect-stream": h2_call(b"EchoServer", b"application/connect+proto", frame(0, b"\x02hi")),
+        "h2-connect-unary": h2_call(
+            b"PingPong", b"application/proto", HI, extra=[(b"connect-protocol-version", b"1")]
+        ),
+        # Two streams, and the connection-level frames: PING, WINDOW_UPDATE, SETTINGS ack,
+        # RST_STREAM.
+        "h2-two-streams-control": PREFACE
+        + h2frame(4, 0x1, 0)
+        + h2frame(6, 0, 0, b"12345678")
+        + h2frame(8, 0, 0, u32(1 << 20))
+        + h2_headers(1, b"Echo", b"application/grpc")
+        + h2_headers(3, b"PingPong", b"application/grpc")
+        + h2frame(0, 0, 1, frame(0, HI))
+        + h2frame(0, 0x1, 3, frame(0, HI))
+        + h2frame(3, 0, 1, u32(8)),
+        # HTTP/1.1: Connect unary (POST and GET), gRPC-Web and its text mode, Connect
+        # streaming, a chunked body, a preflight, two requests on one connection.
+        "http1-connect-unary": post(b"PingPong", b"application/proto", HI, (b"Connect-Protocol-Version", b"1")),
+        "http1-connect-unary-gzip": post(b"PingPong", b"application/proto", gz(HI), (b"Content-Encoding", b"gzip")),
+        "http1-connect-json-error": post(b"PingPong", b"application/json", b'"err"'),
+        "http1-connect-get": http1(
+            b"GET", b"/echo.TestService/Get?connect=v1&encoding=proto&base64=1&message=CgJoaQ", []
+        ),
+        "http1-grpc-web": post(b"PingPong", b"application/grpc-web+proto", frame(0, HI)),
+        "http1-grpc-web-text": post(b"EchoServer", b"application/grpc-web-text", base64.b64encode(frame(0, b"\x02hi"))),
+        "http1-connect-stream": post(
+            b"EchoClient",
+            b"application/connect+proto",
+            frame(1, gz(HI)) + frame(0, HI),
+            (b"Connect-Content-Encoding", b"gzip"),
+        ),
+        "http1-chunked": http1(
+            b"POST",
+            b"/echo.TestService/PingPong",
+            [(b"Content-Type", b"application/proto"), (b"Transfer-Encoding", b"chunked")],
+            b"4\r\n" + HI + b"\r\n0\r\n\r\n",
+        ),
+        "http1-preflight": http1(
+            b"OPTIONS",
+            b"/echo.TestService/PingPong",
+            [
+                (b"Origin", b"http://a.example"),
+                (b"Access-Control-Request-Method", b"POST"),
+                (b"Access-Control-Request-Headers", b"content-type,connect-protocol-version"),
+            ],
+        ),
+        "http1-two-requests": post(b"PingPong", b"application/proto", HI)
+        + post(b"PingPong", b"application/proto", b"biz"),
+        # TTHeader Streaming (Kitex's StreamX): each shape, a reset, two streams at once.
+        "ttheader-server-stream": stream(1, b"EchoServer", T_REQ),
+        "ttheader-bidi": stream(1, b"Echo", T_REQ, T_REQ),
+        "ttheader-client-stream": stream(1, b"EchoClient", T_REQ, T_REQ),
+        "ttheader-reset": stream(1, b"Echo", T_REQ, end=b"5"),
+        "ttheader-two-streams": tth(1, b"2", b"Echo", ISN)
+        + tth(3, b"2", b"EchoServer", ISN)
+        + tth(1, b"3", b"Echo", payload=T_REQ)
+        + tth(3, b"3", b"EchoServer", payload=T_REQ)
+        + tth(3, b"4", b"EchoServer")
+        + tth(1, b"4", b"Echo"),
+        # Thrift PingPong: TTHeader, Framed and Buffered, and Kitex's Protobuf.
+        "pingpong-ttheader": tth(1, None, strs=ISN, payload=t_call(b"PingPong"), flags=0, proto=0),
+        "pingpong-framed-two": u32(len(t_call(b"PingPong"))) + t_call(b"PingPong")
+        + u32(len(t_call(b"Nope", 2))) + t_call(b"Nope", 2),
+        "pingpong-buffered": t_call(b"PingPong") + t_call(b"PingPong", 2),
+    },
+    "client": {
+        "grpc-unary": b"\x00\x00"
+        + h2_answer(b"application/grpc", frame(0, HI), trailers=[(b"grpc-status", b"0")]),
+        "grpc-server-stream-error": b"\x00\x02"
+        + h2_answer(
+            b"application/grpc+proto",
+            frame(0, HI),
+            frame(1, gz(HI)),
+            extra=[(b"grpc-encoding", b"gzip")],
+            trailers=[
+                (b"grpc-status", b"5"),
+                (b"grpc-message", b"not%20found"),
+                (b"grpc-status-details-bin", base64.b64encode(STATUS).rstrip(b"=")),
+            ],
+        ),
+        # A trailers-only answer, and a GOAWAY.
+        "grpc-bidi-trailers-only-goaway": b"\x00\x03"
+        + rounds(
+            H2_SETTINGS,
+            h2frame(1, 0x5, 1, hpack((b":status", b"200"), (b"content-type", b"application/grpc"), (b"grpc-status", b"14")))
+            + h2frame(7, 0, 0, u32(1) + u32(0)),
+        ),
+        "grpc-web-http1": b"\x01\x00"
+        + u16(0)
+        + http1_answer(
+            b"200 OK",
+            [(b"Content-Type", b"application/grpc-web+proto")],
+            frame(0, HI) + frame(0x80, WEB_TRAILERS),
+        ),
+        "grpc-web-http1-chunked-error": b"\x01\x02"
+        + u16(0)
+        + http1_answer(
+            b"200 OK",
+            [(b"Content-Type", b"application/grpc-web+proto")],
+            frame(0, HI) + frame(0x80, WEB_ERROR),
+            chunked=True,
+        ),
+        "grpc-web-h2": b"\x02\x00"
+        + h2_answer(b"application/grpc-web+proto", frame(0, HI) + frame(0x80, WEB_TRAILERS)),
+        "connect-unary-http1": b"\x03\x00"
+        + u16(0)
+        + http1_answer(b"200 OK", [(b"Content-Type", b"application/proto")], HI),
+        "connect-unary-http1-error": b"\x03\x00"
+        + u16(0)
+        + http1_answer(b"404 Not Found", [(b"Content-Type", b"application/json")], CONNECT_UNARY_ERROR),
+        "connect-stream-http1": b"\x03\x02"
+        + u16(0)
+        + http1_answer(
+            b"200 OK",
+            [(b"Content-Type", b"application/connect+proto")],
+            frame(0, HI) + frame(2, CONNECT_ERROR),
+            chunked=True,
+        ),
+        "connect-unary-h2-gzip": b"\x04\x00"
+        + h2_answer(b"application/proto", gz(HI), extra=[(b"content-encoding", b"gzip")]),
+        "connect-bidi-h2": b"\x04\x03"
+        + h2_answer(b"application/connect+proto", frame(0, HI) + frame(2, b'{"metadata":{"k":["v"]}}')),
+        # TTHeader: a stream's HEADER, DATA and TRAILER frames; a PingPong reply.
+        "ttheader-server-stream": b"\x05\x02"
+        + u16(0)
+        + tth(1, b"2", b"EchoServer")
+        + tth(1, b"3", b"EchoServer", payload=T_REQ)
+        + tth(1, b"4", b"EchoServer"),
+        "ttheader-bidi-biz-error": b"\x05\x03"
+        + u16(0)
+        + tth(1, b"2", b"Echo")
+        + tth(1, b"4", b"Echo", strs=[(b"biz-status", b"7"), (b"biz-message", b"no"), (b"biz-extra", b'{"k":"v"}')]),
+        "ttheader-pingpong": b"\x05\x00"
+        + u16(0)
+        + tth(1, None, strs=[(b"biz-status", b"0")], payload=t_reply(b"PingPong"), flags=0, proto=0),
+    },
     "c_abi": C_ABI,
 }
+# Kitex's Protobuf PingPong request is a whole connection's bytes as it is.
+SEEDS["server"]["pingpong-protobuf"] = SEEDS["ttheader"]["pingpong-protobuf"]
 
 for target, seeds in SEEDS.items():
     d = os.path.join(HERE, "corpus", target)

@@ -10,7 +10,7 @@
 # installed once into $(FUZZ_TOOLS). The build (nightly, ASan, debug assertions) has a target
 # dir of its own so that it leaves the main stable build alone.
 FUZZ_DIR := $(CURDIR)/fuzz
-FUZZ_TARGETS ?= envelope grpc_headers grpc_web connect ttheader c_abi
+FUZZ_TARGETS ?= envelope grpc_headers grpc_web connect ttheader server client c_abi
 FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 10
 FUZZ_TOOLCHAIN ?= nightly
