@@ -1,12 +1,12 @@
 //! A channel fed what one server connection sends: the server's side of the `server`
 //! target. A process-wide listener on 127.0.0.1 answers each connection with the input's
-//! bytes, in one or two rounds each written once the client pauses (3 ms), whatever it
-//! asked, then shuts its write side; the client makes one call
-//! over a new channel, of the protocol and shape the input's first two bytes pick, and
-//! reads it to its end. This goes the way a server's bytes go in the client: HTTP/2
-//! responses and trailers (h2's glue), HTTP/1.1 responses (hyper's), gRPC-Web trailers in
-//! the body, Connect's end-stream message and unary error bodies, a TTHeader Streaming
-//! connection's frames and a PingPong reply.
+//! bytes, whatever the client asked, in one or two rounds, each written once the client
+//! pauses (3 ms), then shuts its write side. The client makes one call over a new
+//! channel, of the protocol and shape the input's first two bytes pick, and reads it to its
+//! end. This goes the way a server's bytes go in the client: HTTP/2 responses and trailers
+//! (h2's glue), HTTP/1.1 responses (hyper's), gRPC-Web trailers in the body, Connect's
+//! end-stream message and unary error bodies, a TTHeader Streaming connection's frames and
+//! a PingPong reply.
 //!
 //! Input: a protocol byte (modulo 6: gRPC; gRPC-Web and Connect over HTTP/1.1 and over
 //! HTTP/2; TTHeader), a shape byte (modulo 4: unary, client streaming, server streaming,
@@ -22,8 +22,7 @@ use libfuzzer_sys::fuzz_target;
 use rillrpc::{Bytes, CallOptions, Channel, ChannelOptions, HttpVersion, Protocol, Shape, Status};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(2);
@@ -36,10 +35,14 @@ const WAIT: Duration = Duration::from_millis(50);
 /// loaded machine does not fail the run.
 const ENDS_WITHIN: Duration = Duration::from_secs(8);
 
+/// The rounds of bytes for the next connection the listener accepts: set for each input,
+/// taken by its connection (so a connection made again gets none, and an input whose call
+/// made no connection leaves nothing behind for the next).
+type Next = Arc<Mutex<Option<Vec<Vec<u8>>>>>;
+
 struct Target {
     addr: SocketAddr,
-    /// The rounds of bytes for the next connection the listener accepts.
-    next: Mutex<Sender<Vec<Vec<u8>>>>,
+    next: Next,
 }
 
 fn target() -> &'static Target {
@@ -47,21 +50,22 @@ fn target() -> &'static Target {
     T.get_or_init(|| {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let addr = listener.local_addr().expect("its address");
-        let (tx, rx) = mpsc::channel::<Vec<Vec<u8>>>();
-        std::thread::spawn(move || listen(listener, rx));
-        Target {
-            addr,
-            next: Mutex::new(tx),
-        }
+        let next = Next::default();
+        let rounds = next.clone();
+        std::thread::spawn(move || listen(listener, rounds));
+        Target { addr, next }
     })
 }
 
-/// Answers each connection with the rounds queued for it (none for a connection the client
-/// makes again after the first one ended), on a thread of its own.
-fn listen(listener: TcpListener, next: Receiver<Vec<Vec<u8>>>) {
+/// Answers each connection with the rounds set for it, on a thread of its own.
+fn listen(listener: TcpListener, next: Next) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
-        let rounds = next.try_recv().unwrap_or_default();
+        let rounds = next
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .unwrap_or_default();
         std::thread::spawn(move || answer(conn, &rounds));
     }
 }
@@ -155,11 +159,7 @@ fuzz_target!(|data: &[u8]| {
         _ => Shape::Bidi,
     };
     let t = target();
-    t.next
-        .lock()
-        .expect("not poisoned")
-        .send(rounds)
-        .expect("the listener runs");
+    *t.next.lock().expect("not poisoned") = Some(rounds);
     let ch = channel(t.addr, *protocol);
     let ended = rillrpc::runtime::block_on(async {
         tokio::time::timeout(DEADLINE + ENDS_WITHIN, call(&ch, shape)).await
