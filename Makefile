@@ -54,13 +54,17 @@ test-rust:
 	cargo test --workspace
 
 # The style's checks, in `make test` too (test-lint): formatting and clippy (the workspace's
-# lints, undocumented unsafe blocks among them) for the workspace and the Python binding,
-# which is a workspace of its own.
+# lints, undocumented unsafe blocks among them) for the workspace, the Python binding and the
+# fuzz targets, which are workspaces of their own. The fuzz targets are checked on stable, in
+# a target dir of their own (their lock file is their own).
 lint: lint-tools
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path bindings-python/Cargo.toml -- --check
+	cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --manifest-path bindings-python/Cargo.toml --all-targets -- -D warnings
+	cargo clippy --manifest-path fuzz/Cargo.toml --target-dir $(CARGO_TARGET_DIR)/fuzz-lint \
+	  --bins -- -D warnings
 
 test-lint: lint
 

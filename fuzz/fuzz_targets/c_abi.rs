@@ -1158,6 +1158,8 @@ impl S<'_> {
         let f = self.inp.u8();
         let null_out = f & 0x80 != 0;
         let mut keep: Vec<CString> = Vec::new();
+        // SAFETY: a C options struct of integers and nullable pointers, for which all zeroes
+        // is a valid value (the header's defaults).
         let mut o: rill_channel_options = unsafe { std::mem::zeroed() };
         let mut use_opts = f & 1 == 1;
         let mut v = Verdict::default();
@@ -1406,6 +1408,8 @@ impl S<'_> {
         let (method, mvalid) = self.method();
         let shape = self.shape();
         let mut keep = Vec::new();
+        // SAFETY: a C options struct of integers and nullable pointers, for which all zeroes
+        // is a valid value (the header's defaults).
         let mut o: rill_call_options = unsafe { std::mem::zeroed() };
         let (use_opts, v, null_out) = self.call_opts(&mut o, &mut keep);
         let req = with_request.then(|| self.payload());
@@ -1431,11 +1435,12 @@ impl S<'_> {
         let out = if null_out { null_mut() } else { &mut h };
         let opts = if use_opts { &o as *const _ } else { null() };
         let mp = ptr(&method);
-        // SAFETY: strings live in `method` and `keep`, the request in `req`.
         let r = match &req {
+            // SAFETY: strings live in `method` and `keep`.
             None => self.run("rill_call_open", exp, || unsafe {
                 rill_call_open(ch.h, mp, shape, opts, out)
             }),
+            // SAFETY: strings live in `method` and `keep`, the request in `req`.
             Some(p) => self.run("rill_call_open_with_request", exp, || unsafe {
                 rill_call_open_with_request(ch.h, mp, shape, opts, p.ptr(), p.len, out)
             }),
@@ -1888,6 +1893,8 @@ impl S<'_> {
         let null_out = f & 0x80 != 0;
         let mut keep: Vec<CString> = Vec::new();
         let mut cors: Vec<*const c_char> = Vec::new();
+        // SAFETY: a C options struct of integers and nullable pointers, for which all zeroes
+        // is a valid value (the header's defaults).
         let mut o: rill_server_options = unsafe { std::mem::zeroed() };
         let use_opts = f & 1 == 1;
         let mut v = Verdict::default();
@@ -2041,13 +2048,14 @@ impl S<'_> {
             .bad(shape > 3, RILL_ERR_INVALID_ARGUMENT)
             .bad(idem == 4, RILL_ERR_INVALID_ARGUMENT);
         let mp = ptr(&method);
-        // SAFETY: the path lives in `method`.
         let r = match idem {
+            // SAFETY: the path lives in `method`.
             3 => self.run("rill_server_add_method", exp, || unsafe {
                 rill_server_add_method(s.h, mp, shape)
             }),
             i => {
                 let idem = if i == 4 { 3 } else { i as u32 };
+                // SAFETY: the path lives in `method`.
                 self.run("rill_server_add_method_with", exp, || unsafe {
                     rill_server_add_method_with(s.h, mp, shape, idem)
                 })

@@ -191,7 +191,7 @@ fuzz_target!(|data: &[u8]| {
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let t = target();
     let reset = exchange(t.addr, data);
-    if reset || RUNS.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
+    if reset || RUNS.fetch_add(1, Ordering::Relaxed).is_multiple_of(64) {
         still_serves(t);
     }
 });
