@@ -182,6 +182,7 @@ def h2_answer(ctype, *data, trailers=(), extra=()):
 
 
 def http1_answer(status, headers, body=b"", chunked=False):
+    """An HTTP/1.1 response, in one round."""
     head = b"HTTP/1.1 " + status + b"\r\n"
     for k, v in headers:
         head += k + b": " + v + b"\r\n"
@@ -190,7 +191,7 @@ def http1_answer(status, headers, body=b"", chunked=False):
         body = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n" if body else b"0\r\n\r\n"
     else:
         head += b"Content-Length: " + str(len(body)).encode() + b"\r\n"
-    return head + b"\r\n" + body
+    return rounds(head + b"\r\n" + body)
 
 
 def t_reply(name, seq=1):
@@ -542,14 +543,12 @@ SEEDS = {
             + h2frame(7, 0, 0, u32(1) + u32(0)),
         ),
         "grpc-web-http1": b"\x01\x00"
-        + u16(0)
         + http1_answer(
             b"200 OK",
             [(b"Content-Type", b"application/grpc-web+proto")],
             frame(0, HI) + frame(0x80, WEB_TRAILERS),
         ),
         "grpc-web-http1-chunked-error": b"\x01\x02"
-        + u16(0)
         + http1_answer(
             b"200 OK",
             [(b"Content-Type", b"application/grpc-web+proto")],
@@ -559,13 +558,10 @@ SEEDS = {
         "grpc-web-h2": b"\x02\x00"
         + h2_answer(b"application/grpc-web+proto", frame(0, HI) + frame(0x80, WEB_TRAILERS)),
         "connect-unary-http1": b"\x03\x00"
-        + u16(0)
         + http1_answer(b"200 OK", [(b"Content-Type", b"application/proto")], HI),
         "connect-unary-http1-error": b"\x03\x00"
-        + u16(0)
         + http1_answer(b"404 Not Found", [(b"Content-Type", b"application/json")], CONNECT_UNARY_ERROR),
         "connect-stream-http1": b"\x03\x02"
-        + u16(0)
         + http1_answer(
             b"200 OK",
             [(b"Content-Type", b"application/connect+proto")],
@@ -578,17 +574,18 @@ SEEDS = {
         + h2_answer(b"application/connect+proto", frame(0, HI) + frame(2, b'{"metadata":{"k":["v"]}}')),
         # TTHeader: a stream's HEADER, DATA and TRAILER frames; a PingPong reply.
         "ttheader-server-stream": b"\x05\x02"
-        + u16(0)
-        + tth(1, b"2", b"EchoServer")
-        + tth(1, b"3", b"EchoServer", payload=T_REQ)
-        + tth(1, b"4", b"EchoServer"),
+        + rounds(
+            tth(1, b"2", b"EchoServer")
+            + tth(1, b"3", b"EchoServer", payload=T_REQ)
+            + tth(1, b"4", b"EchoServer")
+        ),
         "ttheader-bidi-biz-error": b"\x05\x03"
-        + u16(0)
-        + tth(1, b"2", b"Echo")
-        + tth(1, b"4", b"Echo", strs=[(b"biz-status", b"7"), (b"biz-message", b"no"), (b"biz-extra", b'{"k":"v"}')]),
+        + rounds(
+            tth(1, b"2", b"Echo")
+            + tth(1, b"4", b"Echo", strs=[(b"biz-status", b"7"), (b"biz-message", b"no"), (b"biz-extra", b'{"k":"v"}')])
+        ),
         "ttheader-pingpong": b"\x05\x00"
-        + u16(0)
-        + tth(1, None, strs=[(b"biz-status", b"0")], payload=t_reply(b"PingPong"), flags=0, proto=0),
+        + rounds(tth(1, None, strs=[(b"biz-status", b"0")], payload=t_reply(b"PingPong"), flags=0, proto=0)),
     },
     "c_abi": C_ABI,
 }

@@ -1048,14 +1048,15 @@ async fn bytes_that_are_no_pingpong_request_close_only_their_connection() {
 async fn regression_our_channel_reads_a_biz_status_as_kitexs_client_does() {
     use rill_testkit::rill_echo::{ECHO, PING_PONG};
     use rillrpc::{CallOptions, Code};
+    // PingPong's result struct {0: ""}.
+    const RESULT: &str = "0c 00 00  0b 00 01 00 00 00 00  00  00";
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ch = ttheader_channel(listener.local_addr().unwrap());
     let kitex = tokio::spawn(async move {
-        // PingPong: REPLY "PingPong", its result struct {0: ""}, beside `biz-status: 0`.
+        // PingPong: REPLY "PingPong", its result struct, beside `biz-status: 0`.
         let (mut pp, _) = listener.accept().await.unwrap();
         let call = read_frame(&mut pp).await.expect("a PingPong request");
-        let result = hex("0c 00 00  0b 00 01 00 00 00 00  00  00");
-        let reply = tmessage(2, "PingPong", call.id, &result);
+        let reply = tmessage(2, "PingPong", call.id, &hex(RESULT));
         let answer = pingpong_packet(
             b'2',
             call.id,
@@ -1095,7 +1096,7 @@ async fn regression_our_channel_reads_a_biz_status_as_kitexs_client_does() {
     let got = ch.unary(PING_PONG, req(b"p", 0), CallOptions::default());
     assert_eq!(
         got.await.expect("biz-status 0 is no error"),
-        hex("0c 00 00  0b 00 01 00 00 00 00  00  00")[..]
+        hex(RESULT)[..]
     );
     let mut ok = ch.bidi(ECHO, CallOptions::default()).unwrap();
     ok.close_send();

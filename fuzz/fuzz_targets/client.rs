@@ -22,7 +22,7 @@ use libfuzzer_sys::fuzz_target;
 use rillrpc::{Bytes, CallOptions, Channel, ChannelOptions, HttpVersion, Protocol, Shape, Status};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(2);
@@ -38,30 +38,24 @@ const ENDS_WITHIN: Duration = Duration::from_secs(8);
 /// The rounds of bytes for the next connection the listener accepts: set for each input,
 /// taken by its connection (so a connection made again gets none, and an input whose call
 /// made no connection leaves nothing behind for the next).
-type Next = Arc<Mutex<Option<Vec<Vec<u8>>>>>;
+static NEXT: Mutex<Option<Vec<Vec<u8>>>> = Mutex::new(None);
 
-struct Target {
-    addr: SocketAddr,
-    next: Next,
-}
-
-fn target() -> &'static Target {
-    static T: OnceLock<Target> = OnceLock::new();
-    T.get_or_init(|| {
+/// The listener's address, once it listens.
+fn target() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let addr = listener.local_addr().expect("its address");
-        let next = Next::default();
-        let rounds = next.clone();
-        std::thread::spawn(move || listen(listener, rounds));
-        Target { addr, next }
+        std::thread::spawn(move || listen(listener));
+        addr
     })
 }
 
 /// Answers each connection with the rounds set for it, on a thread of its own.
-fn listen(listener: TcpListener, next: Next) {
+fn listen(listener: TcpListener) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
-        let rounds = next
+        let rounds = NEXT
             .lock()
             .expect("not poisoned")
             .take()
@@ -158,9 +152,9 @@ fuzz_target!(|data: &[u8]| {
         2 => Shape::ServerStreaming,
         _ => Shape::Bidi,
     };
-    let t = target();
-    *t.next.lock().expect("not poisoned") = Some(rounds);
-    let ch = channel(t.addr, *protocol);
+    let addr = target();
+    *NEXT.lock().expect("not poisoned") = Some(rounds);
+    let ch = channel(addr, *protocol);
     let ended = rillrpc::runtime::block_on(async {
         tokio::time::timeout(DEADLINE + ENDS_WITHIN, call(&ch, shape)).await
     });

@@ -140,31 +140,27 @@ fn exchange(addr: SocketAddr, data: &[u8]) -> bool {
     let _ = s.write_all(data);
     let mut buf = [0u8; 16 * 1024];
     s.set_read_timeout(Some(PAUSE)).expect("a timeout");
+    // When the write side was shut: `None` until the server pauses.
+    let mut shut: Option<Instant> = None;
     loop {
         match s.read(&mut buf) {
             Ok(0) => return false,
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => break, // the pause
-        }
-    }
-    let _ = s.shutdown(Shutdown::Write);
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("a timeout");
-    let since = Instant::now();
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return false,
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+            Err(_) if shut.is_none() => {
+                // The pause.
+                let _ = s.shutdown(Shutdown::Write);
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .expect("a timeout");
+                shut = Some(Instant::now());
+            }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 assert!(
-                    since.elapsed() < CLOSE_WITHIN,
+                    shut.is_some_and(|since| since.elapsed() < CLOSE_WITHIN),
                     "the server kept the connection open {CLOSE_WITHIN:?} after its peer's end"
                 );
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => panic!("reading the server's answer: {e}"),
         }
     }
